@@ -1,0 +1,98 @@
+//! `l2x`: the one command-line binary. Thin by design: each subcommand parses its flags and
+//! calls a library crate.
+
+#![allow(clippy::print_stdout, clippy::print_stderr, reason = "a command-line program talks on stdout and stderr")]
+
+use std::fs::File;
+use std::io::{self, BufReader, BufWriter, Write};
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use anyhow::{Context, Result};
+use clap::{Parser, Subcommand};
+use l2x_engine::scenario::Runner;
+
+/// l2x: a deterministic perpetual-futures exchange core.
+#[derive(Debug, Parser)]
+#[command(name = "l2x", version, about)]
+struct Cli {
+    #[command(subcommand)]
+    command: Cmd,
+}
+
+#[derive(Debug, Subcommand)]
+enum Cmd {
+    /// Run a scenario: commands as JSON lines in, events as JSON lines out (docs/SCENARIOS.md).
+    Match {
+        /// Scenario file, or `-` for standard input.
+        #[arg(long)]
+        input: PathBuf,
+    },
+    /// Run a short built-in scenario through the engine and show what happened.
+    Demo,
+}
+
+fn main() -> ExitCode {
+    match run(Cli::parse()) {
+        Ok(code) => code,
+        Err(e) => {
+            eprintln!("l2x: {e:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn run(cli: Cli) -> Result<ExitCode> {
+    match cli.command {
+        Cmd::Match { input } => run_match(&input),
+        Cmd::Demo => demo(),
+    }
+}
+
+/// `l2x match`: exit 0, or 2 when any line was reported and skipped.
+fn run_match(input: &PathBuf) -> Result<ExitCode> {
+    let stdout = io::stdout();
+    let mut out = BufWriter::new(stdout.lock());
+    let mut err = io::stderr();
+    let mut runner = Runner::new();
+    let summary = if input.as_os_str() == "-" {
+        runner.run(io::stdin().lock(), &mut out, &mut err)?
+    } else {
+        let file = File::open(input).with_context(|| format!("cannot open {}", input.display()))?;
+        runner.run(BufReader::new(file), &mut out, &mut err)?
+    };
+    out.flush()?;
+    Ok(if summary.errors > 0 { ExitCode::from(2) } else { ExitCode::SUCCESS })
+}
+
+/// The built-in scenario of `l2x demo` (a golden scenario of the engine's tests).
+const DEMO_SCENARIO: &str = include_str!("../../engine/tests/scenarios/basic_matching.jsonl");
+
+fn demo() -> Result<ExitCode> {
+    let mut runner = Runner::new();
+    let mut events = Vec::new();
+    let mut err = Vec::new();
+    let summary = runner.run(DEMO_SCENARIO.as_bytes(), &mut events, &mut err)?;
+    let stdout = io::stdout();
+    let mut out = stdout.lock();
+    writeln!(out, "l2x demo: the built-in matching scenario, command by command\n")?;
+    let events = String::from_utf8_lossy(&events);
+    for (n, line) in DEMO_SCENARIO.lines().enumerate() {
+        let seq = n + 1;
+        writeln!(out, "> {line}")?;
+        let tag = format!("\"seq\":{seq},");
+        for ev in events.lines().filter(|e| e.contains(&tag)) {
+            writeln!(out, "    {ev}")?;
+        }
+    }
+    let state = runner.state();
+    writeln!(
+        out,
+        "\n{} commands applied, {} orders resting, state hash {}",
+        summary.applied,
+        state.resting_count(),
+        state.canonical().hash()
+    )?;
+    out.write_all(&err)?;
+    Ok(ExitCode::SUCCESS)
+}

@@ -1,0 +1,674 @@
+//! The order books of every instrument: resting orders, price levels, ladders, and the
+//! net-change tracking behind `book` events.
+//!
+//! # Layout
+//!
+//! ```text
+//!  ladders[instrument][side]: Vec<(Price, LevelHandle)>   sorted worst → best (best at the end)
+//!                                   │
+//!  levels: slab of Level { price, qty, count, head ─┐, tail ─┐ }      pooled, u32 handles
+//!                                                   ▼        ▼
+//!  orders: slab of Order { .., prev, next (FIFO in its level), acct_prev, acct_next, level }
+//!  cids:   DetMap<(account, cid), OrderHandle>       acct_heads[slot] → one list per account
+//! ```
+//!
+//! All resting orders of all instruments live in one slab addressed by `u32` handles; freed
+//! slots go on a free list and are reused, so the steady state allocates nothing. A level is
+//! an intrusive doubly linked FIFO of orders; levels are pooled the same way. Each side of
+//! each book is a `Vec` of `(price, level)` sorted so that the best price is the **last**
+//! element: the best level is `last()`, a level consumed by matching is `pop()`, and a new
+//! level near the touch is inserted with a short `memmove`.
+//!
+//! # Invariants (checked by [`Books::check_invariants`] after every command in tests)
+//!
+//! 1. Ladders are strictly sorted by price (bids ascending, asks descending: best last).
+//! 2. Every level has at least one order; its `qty` is the sum of its orders' open
+//!    quantities and its `count` their number; its list links are consistent.
+//! 3. Every resting order has positive open quantity and sits in the level of its price,
+//!    side and instrument, in arrival order (FIFO).
+//! 4. The book is never crossed at rest: best bid < best ask.
+//! 5. `cids` has exactly one entry per resting order; every account list holds exactly
+//!    that account's resting orders.
+//!
+//! # Complexity
+//!
+//! | operation | cost |
+//! |---|---|
+//! | best price | O(1) |
+//! | add to an existing level | O(log L) to find it, O(1) to append |
+//! | add a new level | O(log L + d), d = levels better than it (memmove) |
+//! | cancel (order leaves a level with others) | O(1) |
+//! | cancel (the level empties) | O(log L + d) |
+//! | match against one resting order | O(1) |
+//! | look up by (account, cid) | O(1) expected |
+//!
+//! L is the number of levels on that side.
+//!
+//! # Known limitations
+//!
+//! - A new or emptied level far from the touch costs a `memmove` of the levels better than
+//!   it. Realistic books concentrate activity near the touch, where this is a few cache
+//!   lines; a deep, uniformly active book would want a tree or a bitmap ladder.
+//! - Handles are `u32`: at most about 4 billion resting orders and levels.
+//!
+//! # Book events
+//!
+//! A command may touch a level many times (a sweep, a decrement, an amend that leaves and
+//! re-enters). The first touch of a level in a command records its quantity and count
+//! before; at the end of the command [`Books::flush_book_events`] emits one `book` event
+//! for each level whose (quantity, count) differs from its first-recorded value, ordered by
+//! instrument, bids before asks, best price first.
+
+use l2x_types::{
+    AccountId, ClientOrderId, DetMap, Event, InstrumentId, OrderId, Price, Qty, Side, StpMode, TimeInForce, Timestamp,
+};
+
+/// A handle into a slab.
+pub(crate) type Handle = u32;
+/// "No handle" inside intrusive lists only.
+pub(crate) const NIL: Handle = u32::MAX;
+
+/// A resting order.
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct Order {
+    pub(crate) id: OrderId,
+    pub(crate) account: AccountId,
+    pub(crate) cid: ClientOrderId,
+    pub(crate) instrument: InstrumentId,
+    pub(crate) side: Side,
+    pub(crate) price: Price,
+    pub(crate) leaves: Qty,
+    pub(crate) filled: Qty,
+    pub(crate) tif: TimeInForce,
+    pub(crate) expire_ts: Option<Timestamp>,
+    pub(crate) post_only: bool,
+    pub(crate) reduce_only: bool,
+    pub(crate) stp: StpMode,
+    /// Owning account's slot (per-account list).
+    pub(crate) acct_slot: u32,
+    level: Handle,
+    prev: Handle,
+    next: Handle,
+    acct_prev: Handle,
+    acct_next: Handle,
+}
+
+impl Order {
+    /// A new order not yet linked anywhere.
+    #[allow(clippy::too_many_arguments, reason = "a plain constructor of a plain record")]
+    pub(crate) fn new(
+        id: OrderId,
+        account: AccountId,
+        acct_slot: u32,
+        cid: ClientOrderId,
+        instrument: InstrumentId,
+        side: Side,
+        price: Price,
+        leaves: Qty,
+        tif: TimeInForce,
+        expire_ts: Option<Timestamp>,
+        post_only: bool,
+        reduce_only: bool,
+        stp: StpMode,
+    ) -> Order {
+        Order {
+            id,
+            account,
+            cid,
+            instrument,
+            side,
+            price,
+            leaves,
+            filled: Qty::ZERO,
+            tif,
+            expire_ts,
+            post_only,
+            reduce_only,
+            stp,
+            acct_slot,
+            level: NIL,
+            prev: NIL,
+            next: NIL,
+            acct_prev: NIL,
+            acct_next: NIL,
+        }
+    }
+
+    /// The next order in its level (FIFO), or [`NIL`].
+    #[inline]
+    pub(crate) fn next_in_level(&self) -> Handle {
+        self.next
+    }
+}
+
+#[derive(Clone, Copy, Debug)]
+struct Level {
+    price: Price,
+    qty: i64,
+    count: u32,
+    head: Handle,
+    tail: Handle,
+    /// Command stamp of the last touch (see module doc, "Book events").
+    stamp: u64,
+}
+
+/// First touch of a level within the current command.
+#[derive(Clone, Copy, Debug)]
+struct Touch {
+    instrument: InstrumentId,
+    side: Side,
+    price: Price,
+    qty_before: i64,
+    count_before: u32,
+    order: u32,
+}
+
+/// Position of a price in a ladder: ascending rank, best last.
+#[inline]
+fn rank(side: Side, price: Price) -> i64 {
+    match side {
+        Side::Buy => price.0,
+        Side::Sell => -price.0,
+    }
+}
+
+/// `true` if a taker on `side` with limit `limit` may trade at `level_price`.
+#[inline]
+pub(crate) fn crosses(side: Side, limit: Price, level_price: Price) -> bool {
+    match side {
+        Side::Buy => level_price <= limit,
+        Side::Sell => level_price >= limit,
+    }
+}
+
+/// A resting order as seen from outside, in canonical order (see [`Books::resting_orders`]).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct RestingOrder {
+    /// Instrument.
+    pub instrument: InstrumentId,
+    /// Side.
+    pub side: Side,
+    /// Limit price.
+    pub price: Price,
+    /// Order id.
+    pub order_id: OrderId,
+    /// Owner.
+    pub account: AccountId,
+    /// Client id.
+    pub cid: ClientOrderId,
+    /// Open quantity.
+    pub leaves: Qty,
+    /// Executed quantity so far.
+    pub filled: Qty,
+    /// Time in force (GTC or GTD).
+    pub tif: TimeInForce,
+    /// Expiry, for GTD.
+    pub expire_ts: Option<Timestamp>,
+    /// Post-only flag.
+    pub post_only: bool,
+    /// Reduce-only flag.
+    pub reduce_only: bool,
+    /// Self-trade prevention mode.
+    pub stp: StpMode,
+}
+
+/// Every book: orders, levels, ladders, indexes.
+#[derive(Clone, Debug, Default)]
+pub(crate) struct Books {
+    orders: Vec<Order>,
+    free_orders: Vec<Handle>,
+    levels: Vec<Level>,
+    free_levels: Vec<Handle>,
+    /// `[bids, asks]` per instrument.
+    ladders: Vec<[Vec<(Price, Handle)>; 2]>,
+    cids: DetMap<(AccountId, ClientOrderId), Handle>,
+    acct_heads: Vec<Handle>,
+    live: usize,
+    stamp: u64,
+    touches: Vec<Touch>,
+}
+
+impl Books {
+    /// Adds the (empty) book of a newly listed instrument.
+    pub(crate) fn add_instrument(&mut self) {
+        self.ladders.push([Vec::new(), Vec::new()]);
+    }
+
+    /// Starts a new command: level touches are recorded afresh.
+    #[inline]
+    pub(crate) fn begin_command(&mut self) {
+        self.stamp += 1;
+        self.touches.clear();
+    }
+
+    /// Number of resting orders.
+    pub(crate) fn len(&self) -> usize {
+        self.live
+    }
+
+    #[inline]
+    fn ladder(&self, instrument: InstrumentId, side: Side) -> &Vec<(Price, Handle)> {
+        &self.ladders[instrument.0 as usize][side as usize]
+    }
+
+    #[inline]
+    fn ladder_mut(&mut self, instrument: InstrumentId, side: Side) -> &mut Vec<(Price, Handle)> {
+        &mut self.ladders[instrument.0 as usize][side as usize]
+    }
+
+    /// The best level of one side: its price and handle.
+    #[inline]
+    pub(crate) fn best(&self, instrument: InstrumentId, side: Side) -> Option<(Price, Handle)> {
+        self.ladder(instrument, side).last().copied()
+    }
+
+    /// Levels of one side from best to worst: (price, level handle).
+    pub(crate) fn levels_best_first(
+        &self,
+        instrument: InstrumentId,
+        side: Side,
+    ) -> impl Iterator<Item = (Price, Handle)> + '_ {
+        self.ladder(instrument, side).iter().rev().copied()
+    }
+
+    /// First order (oldest) of a level.
+    #[inline]
+    pub(crate) fn level_head(&self, level: Handle) -> Handle {
+        self.levels[level as usize].head
+    }
+
+    /// The order behind a handle.
+    #[inline]
+    pub(crate) fn order(&self, h: Handle) -> &Order {
+        &self.orders[h as usize]
+    }
+
+    /// The live order with this (account, cid).
+    #[inline]
+    pub(crate) fn find(&self, account: AccountId, cid: ClientOrderId) -> Option<Handle> {
+        self.cids.get(&(account, cid)).copied()
+    }
+
+    /// `true` if `h` still holds the live order `id` (handles are reused after free).
+    #[inline]
+    pub(crate) fn is_live(&self, h: Handle, id: OrderId) -> bool {
+        self.orders.get(h as usize).is_some_and(|o| o.id == id && o.level != NIL)
+    }
+
+    /// Total open quantity and order count at a price (zeros if no level).
+    pub(crate) fn level_at(&self, instrument: InstrumentId, side: Side, price: Price) -> (i64, u32) {
+        match self.find_level(instrument, side, price) {
+            Ok(pos) => {
+                let lv = &self.levels[self.ladder(instrument, side)[pos].1 as usize];
+                (lv.qty, lv.count)
+            }
+            Err(_) => (0, 0),
+        }
+    }
+
+    fn find_level(&self, instrument: InstrumentId, side: Side, price: Price) -> Result<usize, usize> {
+        let key = rank(side, price);
+        self.ladder(instrument, side).binary_search_by_key(&key, |&(p, _)| rank(side, p))
+    }
+
+    fn touch(&mut self, level: Handle, instrument: InstrumentId, side: Side) {
+        let lv = &mut self.levels[level as usize];
+        if lv.stamp != self.stamp {
+            lv.stamp = self.stamp;
+            #[allow(clippy::cast_possible_truncation, reason = "touches per command fit in u32")]
+            let order = self.touches.len() as u32;
+            self.touches.push(Touch {
+                instrument,
+                side,
+                price: lv.price,
+                qty_before: lv.qty,
+                count_before: lv.count,
+                order,
+            });
+        }
+    }
+
+    /// Puts an order at the back of its level (creating the level), and indexes it.
+    pub(crate) fn rest(&mut self, order: Order) -> Handle {
+        let (instrument, side, price) = (order.instrument, order.side, order.price);
+        let level = match self.find_level(instrument, side, price) {
+            Ok(pos) => {
+                let lv = self.ladder(instrument, side)[pos].1;
+                self.touch(lv, instrument, side);
+                lv
+            }
+            Err(pos) => {
+                let lv = self.alloc_level(price);
+                self.touch(lv, instrument, side);
+                self.ladder_mut(instrument, side).insert(pos, (price, lv));
+                lv
+            }
+        };
+        let h = self.alloc_order(order);
+        self.append_to_level(h, level);
+        self.cids.insert((order.account, order.cid), h);
+        self.link_account(h);
+        self.live += 1;
+        h
+    }
+
+    /// Takes an order out of its level (removing the level if it empties) but keeps it
+    /// allocated and indexed by cid: used by amends that lose priority.
+    pub(crate) fn unlink_from_level(&mut self, h: Handle) {
+        let o = self.orders[h as usize];
+        let level = o.level;
+        self.touch(level, o.instrument, o.side);
+        if o.prev != NIL {
+            self.orders[o.prev as usize].next = o.next;
+        } else {
+            self.levels[level as usize].head = o.next;
+        }
+        if o.next != NIL {
+            self.orders[o.next as usize].prev = o.prev;
+        } else {
+            self.levels[level as usize].tail = o.prev;
+        }
+        let lv = &mut self.levels[level as usize];
+        lv.qty -= o.leaves.0;
+        lv.count -= 1;
+        let empty = lv.count == 0;
+        let node = &mut self.orders[h as usize];
+        node.level = NIL;
+        node.prev = NIL;
+        node.next = NIL;
+        if empty {
+            self.remove_level(o.instrument, o.side, o.price, level);
+        }
+    }
+
+    /// Re-inserts an order taken out by [`Books::unlink_from_level`] at the back of the
+    /// level of its (possibly new) price and open quantity, adding what it executed while
+    /// out of the book to its `filled`.
+    pub(crate) fn relink(&mut self, h: Handle, price: Price, leaves: Qty, filled: Qty) {
+        let (instrument, side) = {
+            let o = &mut self.orders[h as usize];
+            o.price = price;
+            o.leaves = leaves;
+            o.filled.0 += filled.0;
+            (o.instrument, o.side)
+        };
+        let level = match self.find_level(instrument, side, price) {
+            Ok(pos) => self.ladder(instrument, side)[pos].1,
+            Err(pos) => {
+                let lv = self.alloc_level(price);
+                self.ladder_mut(instrument, side).insert(pos, (price, lv));
+                lv
+            }
+        };
+        self.touch(level, instrument, side);
+        self.append_to_level(h, level);
+    }
+
+    /// Removes an order entirely: level, cid index, account list, slab.
+    pub(crate) fn remove(&mut self, h: Handle) {
+        if self.orders[h as usize].level != NIL {
+            self.unlink_from_level(h);
+        }
+        self.forget(h);
+    }
+
+    /// Frees an order already unlinked from its level (see [`Books::unlink_from_level`]).
+    pub(crate) fn forget(&mut self, h: Handle) {
+        let o = self.orders[h as usize];
+        self.cids.remove(&(o.account, o.cid));
+        self.unlink_account(h);
+        let node = &mut self.orders[h as usize];
+        node.id = OrderId(0);
+        node.level = NIL;
+        self.free_orders.push(h);
+        self.live -= 1;
+    }
+
+    /// Reduces a resting order's open quantity by `by` (a fill or a decrement), recording
+    /// `filled` for fills. The caller removes the order when it reaches zero.
+    #[inline]
+    pub(crate) fn reduce(&mut self, h: Handle, by: Qty, fill: bool) -> Qty {
+        let o = &mut self.orders[h as usize];
+        o.leaves.0 -= by.0;
+        if fill {
+            o.filled.0 += by.0;
+        }
+        let (level, instrument, side, leaves) = (o.level, o.instrument, o.side, o.leaves);
+        self.touch(level, instrument, side);
+        self.levels[level as usize].qty -= by.0;
+        leaves
+    }
+
+    /// Sets a resting order's open quantity in place, keeping its queue position.
+    pub(crate) fn resize_in_place(&mut self, h: Handle, leaves: Qty) {
+        let o = self.orders[h as usize];
+        self.touch(o.level, o.instrument, o.side);
+        self.levels[o.level as usize].qty += leaves.0 - o.leaves.0;
+        self.orders[h as usize].leaves = leaves;
+    }
+
+    /// The resting orders of an account, by handle, in no particular order.
+    pub(crate) fn account_orders(&self, acct_slot: u32, into: &mut Vec<Handle>) {
+        into.clear();
+        let mut h = self.acct_heads.get(acct_slot as usize).copied().unwrap_or(NIL);
+        while h != NIL {
+            into.push(h);
+            h = self.orders[h as usize].acct_next;
+        }
+    }
+
+    /// Emits one `book` event per level whose (qty, count) changed over this command.
+    pub(crate) fn flush_book_events(&mut self, out: &mut Vec<Event>) {
+        if self.touches.is_empty() {
+            return;
+        }
+        let mut touches = core::mem::take(&mut self.touches);
+        touches.sort_unstable_by_key(|t| (t.instrument, t.side, -rank(t.side, t.price), t.order));
+        touches.dedup_by_key(|t| (t.instrument, t.side, t.price));
+        for t in &touches {
+            let (qty, count) = self.level_at(t.instrument, t.side, t.price);
+            if (qty, count) != (t.qty_before, t.count_before) {
+                out.push(Event::Book {
+                    instrument: t.instrument,
+                    side: t.side,
+                    price: t.price,
+                    qty: Qty(qty),
+                    orders: count,
+                });
+            }
+        }
+        touches.clear();
+        self.touches = touches;
+    }
+
+    /// Every resting order in canonical order: instrument, bids then asks, best price
+    /// first, then time priority.
+    pub(crate) fn resting_orders(&self) -> Vec<RestingOrder> {
+        let mut all = Vec::with_capacity(self.live);
+        for (i, sides) in self.ladders.iter().enumerate() {
+            for side in Side::ALL {
+                for &(_, lv) in sides[*side as usize].iter().rev() {
+                    let mut h = self.levels[lv as usize].head;
+                    while h != NIL {
+                        let o = &self.orders[h as usize];
+                        #[allow(clippy::cast_possible_truncation, reason = "instrument count fits u32")]
+                        all.push(RestingOrder {
+                            instrument: InstrumentId(i as u32),
+                            side: o.side,
+                            price: o.price,
+                            order_id: o.id,
+                            account: o.account,
+                            cid: o.cid,
+                            leaves: o.leaves,
+                            filled: o.filled,
+                            tif: o.tif,
+                            expire_ts: o.expire_ts,
+                            post_only: o.post_only,
+                            reduce_only: o.reduce_only,
+                            stp: o.stp,
+                        });
+                        h = o.next;
+                    }
+                }
+            }
+        }
+        all
+    }
+
+    fn alloc_order(&mut self, order: Order) -> Handle {
+        match self.free_orders.pop() {
+            Some(h) => {
+                self.orders[h as usize] = order;
+                h
+            }
+            None => {
+                let h = Handle::try_from(self.orders.len()).expect("fewer than 2^32 - 1 orders");
+                self.orders.push(order);
+                h
+            }
+        }
+    }
+
+    fn alloc_level(&mut self, price: Price) -> Handle {
+        let level = Level { price, qty: 0, count: 0, head: NIL, tail: NIL, stamp: 0 };
+        match self.free_levels.pop() {
+            Some(h) => {
+                self.levels[h as usize] = level;
+                h
+            }
+            None => {
+                let h = Handle::try_from(self.levels.len()).expect("fewer than 2^32 - 1 levels");
+                self.levels.push(level);
+                h
+            }
+        }
+    }
+
+    fn remove_level(&mut self, instrument: InstrumentId, side: Side, price: Price, level: Handle) {
+        let ladder = self.ladder_mut(instrument, side);
+        if ladder.last().is_some_and(|&(_, lv)| lv == level) {
+            ladder.pop();
+        } else if let Ok(pos) = self.find_level(instrument, side, price) {
+            self.ladder_mut(instrument, side).remove(pos);
+        }
+        self.free_levels.push(level);
+    }
+
+    fn append_to_level(&mut self, h: Handle, level: Handle) {
+        let lv = &mut self.levels[level as usize];
+        let tail = lv.tail;
+        lv.tail = h;
+        if tail == NIL {
+            lv.head = h;
+        }
+        lv.qty += self.orders[h as usize].leaves.0;
+        lv.count += 1;
+        if tail != NIL {
+            self.orders[tail as usize].next = h;
+        }
+        let o = &mut self.orders[h as usize];
+        o.level = level;
+        o.prev = tail;
+        o.next = NIL;
+    }
+
+    fn link_account(&mut self, h: Handle) {
+        let slot = self.orders[h as usize].acct_slot as usize;
+        if self.acct_heads.len() <= slot {
+            self.acct_heads.resize(slot + 1, NIL);
+        }
+        let head = self.acct_heads[slot];
+        if head != NIL {
+            self.orders[head as usize].acct_prev = h;
+        }
+        let o = &mut self.orders[h as usize];
+        o.acct_prev = NIL;
+        o.acct_next = head;
+        self.acct_heads[slot] = h;
+    }
+
+    fn unlink_account(&mut self, h: Handle) {
+        let o = self.orders[h as usize];
+        if o.acct_prev != NIL {
+            self.orders[o.acct_prev as usize].acct_next = o.acct_next;
+        } else {
+            self.acct_heads[o.acct_slot as usize] = o.acct_next;
+        }
+        if o.acct_next != NIL {
+            self.orders[o.acct_next as usize].acct_prev = o.acct_prev;
+        }
+    }
+
+    /// Checks every invariant of the module doc.
+    ///
+    /// # Errors
+    /// A description of the first broken invariant.
+    pub(crate) fn check_invariants(&self) -> Result<(), String> {
+        let mut seen = 0usize;
+        for (i, sides) in self.ladders.iter().enumerate() {
+            for side in Side::ALL {
+                let ladder = &sides[*side as usize];
+                for w in ladder.windows(2) {
+                    if rank(*side, w[0].0) >= rank(*side, w[1].0) {
+                        return Err(format!("instrument {i} {side}: ladder not strictly sorted at {:?}", w));
+                    }
+                }
+                for &(price, lv) in ladder {
+                    let level = &self.levels[lv as usize];
+                    if level.price != price || level.count == 0 {
+                        return Err(format!("instrument {i} {side} {price:?}: bad level {level:?}"));
+                    }
+                    let (mut qty, mut count, mut prev, mut h) = (0i64, 0u32, NIL, level.head);
+                    while h != NIL {
+                        let o = &self.orders[h as usize];
+                        if o.level != lv || o.prev != prev || o.price != price || o.side != *side {
+                            return Err(format!("order {:?}: links or placement wrong", o.id));
+                        }
+                        if o.instrument.0 as usize != i || o.leaves.0 <= 0 || o.id == OrderId(0) {
+                            return Err(format!("order {:?}: bad instrument or leaves", o.id));
+                        }
+                        if self.cids.get(&(o.account, o.cid)) != Some(&h) {
+                            return Err(format!("order {:?}: cid index does not point to it", o.id));
+                        }
+                        qty += o.leaves.0;
+                        count += 1;
+                        prev = h;
+                        h = o.next;
+                    }
+                    if prev != level.tail || qty != level.qty || count != level.count {
+                        return Err(format!(
+                            "instrument {i} {side} {price:?}: level totals {}/{} but orders sum {qty}/{count}",
+                            level.qty, level.count
+                        ));
+                    }
+                    seen += count as usize;
+                }
+            }
+            if let (Some(&(bid, _)), Some(&(ask, _))) = (sides[0].last(), sides[1].last())
+                && bid >= ask
+            {
+                return Err(format!("instrument {i}: crossed at rest, bid {bid:?} >= ask {ask:?}"));
+            }
+        }
+        if seen != self.live || self.cids.len() != self.live {
+            return Err(format!("live {} but {seen} in levels and {} cids", self.live, self.cids.len()));
+        }
+        let mut in_accounts = 0usize;
+        for (slot, &head) in self.acct_heads.iter().enumerate() {
+            let (mut prev, mut h) = (NIL, head);
+            while h != NIL {
+                let o = &self.orders[h as usize];
+                if o.acct_slot as usize != slot || o.acct_prev != prev || o.level == NIL {
+                    return Err(format!("order {:?}: account list broken", o.id));
+                }
+                in_accounts += 1;
+                prev = h;
+                h = o.acct_next;
+            }
+        }
+        if in_accounts != self.live {
+            return Err(format!("{in_accounts} orders in account lists, {} live", self.live));
+        }
+        Ok(())
+    }
+}

@@ -1,0 +1,29 @@
+//! The l2x matching engine: order books, price-time matching and the deterministic state
+//! machine that applies sequenced commands.
+//!
+//! ```text
+//!  Sequenced command ──▶ StateMachine::apply ──▶ events (accepted, trade, cancelled, book, …)
+//!                          │  instruments, marks
+//!                          │  books (book.rs: slab orders, pooled levels, ladders)
+//!                          │  ledger (l2x-risk)
+//!                          ▼
+//!                     CanonicalState ──▶ StateHash (SHA-256)
+//! ```
+//!
+//! - [`StateMachine`] owns all state and is the only code that changes it; one thread calls
+//!   [`StateMachine::apply`] with commands in sequence order. Same commands, same events,
+//!   same [`StateHash`]: no clock, no randomness, no floats, no hash-order iteration.
+//! - The matching rules (the contract market makers trade against) are written out in
+//!   `docs/MATCHING.md`; the book's layout, invariants and complexity in the `book` module.
+//! - [`scenario`] is the human edge: JSON lines in, JSON lines out (`l2x match`).
+
+#![deny(clippy::float_arithmetic)]
+
+mod book;
+mod hash;
+pub mod scenario;
+mod state;
+
+pub use book::RestingOrder;
+pub use hash::{CanonicalState, StateHash};
+pub use state::StateMachine;

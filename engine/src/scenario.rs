@@ -1,0 +1,598 @@
+//! The scenario format: commands as JSON lines in, events as JSON lines out (`l2x match`).
+//! The format is specified in `docs/SCENARIOS.md`; this module is its only implementation.
+//!
+//! # Edge and engine
+//!
+//! A line is handled in three steps:
+//!
+//! 1. **Syntax** ([`parse_line`]) — valid JSON, an object with a known `cmd`, every
+//!    required field present with the right type, decimals as strings that parse, enum
+//!    names that exist, no unknown field, a non-decreasing `ts`. A failure is a
+//!    [`LineError`] naming what was wrong: the runner reports it with the line number and
+//!    skips the line; nothing is applied.
+//! 2. **Edge conversion** — symbols to instrument ids, decimal strings to ticks, lots and
+//!    quote micro-units, exactly. A well-formed command that cannot be converted (an
+//!    unknown symbol, an off-tick price, an off-lot quantity, an amend of an order that is
+//!    not live) is refused here with the engine's reason code, as a `rejected` event; it
+//!    does not reach the state machine (nor, later, the journal).
+//! 3. **Engine** — the [`Sequenced`] command is applied by the [`StateMachine`] and its
+//!    events are printed, each carrying the command's `seq`.
+//!
+//! The line number is the command's sequence number, so a skipped line leaves a gap.
+
+use std::io::{self, BufRead, Write};
+
+use l2x_types::{
+    AccountId, Amend, Amount, Cancel, ClientOrderId, Command, CommandKind, Decimal, Event, InstrumentSpec, MassCancel,
+    NewOrder, OrderType, RejectReason, Seq, Sequenced, Side, StpMode, Symbol, TimeInForce, Timestamp,
+};
+use serde_json::{Map, Value};
+
+use crate::state::StateMachine;
+
+/// A line that is not a well-formed command. The message names what was wrong.
+#[derive(Debug, thiserror::Error)]
+pub enum LineError {
+    /// Not valid JSON.
+    #[error("invalid JSON: {0}")]
+    Json(serde_json::Error),
+    /// Valid JSON but not an object with a string `cmd`.
+    #[error("expected a JSON object with a string field \"cmd\"")]
+    NotACommand,
+    /// `cmd` names no known command.
+    #[error("unknown command {0:?}")]
+    UnknownCommand(String),
+    /// A required field is absent.
+    #[error("{cmd}: missing field {field:?}")]
+    Missing {
+        /// The command.
+        cmd: &'static str,
+        /// The field.
+        field: &'static str,
+    },
+    /// A field the command does not have.
+    #[error("{cmd}: unknown field {field:?}")]
+    UnknownField {
+        /// The command.
+        cmd: &'static str,
+        /// The field as written.
+        field: String,
+    },
+    /// A field with a value of the wrong type or an invalid value.
+    #[error("{cmd}: field {field:?}: {problem}")]
+    BadValue {
+        /// The command.
+        cmd: &'static str,
+        /// The field.
+        field: &'static str,
+        /// What was wrong with it.
+        problem: String,
+    },
+    /// `ts` smaller than the previous command's.
+    #[error("ts {ts} is before the previous command's ts {previous}")]
+    TimeWentBack {
+        /// The line's ts.
+        ts: u64,
+        /// The previous ts.
+        previous: u64,
+    },
+}
+
+/// A well-formed line's outcome.
+#[derive(Debug, PartialEq, Eq)]
+pub enum Applied {
+    /// The command reached the state machine (these are what a journal records).
+    Command(Sequenced),
+    /// The edge refused it with a `rejected` event; the state did not change.
+    EdgeReject,
+}
+
+/// Runs scenario lines against a [`StateMachine`] and writes event lines.
+#[derive(Debug, Default)]
+pub struct Runner {
+    state: StateMachine,
+    last_ts: u64,
+    events: Vec<Event>,
+    text: String,
+}
+
+/// Counts of a whole run.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Summary {
+    /// Lines read (blank ones included).
+    pub lines: u64,
+    /// Commands applied by the state machine.
+    pub applied: u64,
+    /// Lines reported as errors and skipped.
+    pub errors: u64,
+}
+
+impl Runner {
+    /// A runner over an empty exchange.
+    pub fn new() -> Runner {
+        Runner { state: StateMachine::new(), ..Runner::default() }
+    }
+
+    /// The state reached so far.
+    pub fn state(&self) -> &StateMachine {
+        &self.state
+    }
+
+    /// Handles one line (`seq` is its 1-based line number), writing its events to `out`.
+    ///
+    /// # Errors
+    /// The outer error is a [`LineError`]: nothing was applied or written. The inner one
+    /// is an I/O error of `out`.
+    pub fn run_line(&mut self, seq: u64, line: &str, out: &mut impl Write) -> Result<io::Result<Applied>, LineError> {
+        let (parsed, ts) = parse_line(line, self.last_ts)?;
+        self.last_ts = ts;
+        let seq = Seq(seq);
+        self.events.clear();
+        let applied = match convert(&self.state, parsed) {
+            Ok(cmd) => {
+                let sequenced = Sequenced { seq, ts: Timestamp(ts), cmd };
+                self.state.apply(&sequenced, &mut self.events);
+                Applied::Command(sequenced)
+            }
+            Err(rejected) => {
+                self.events.push(rejected);
+                Applied::EdgeReject
+            }
+        };
+        self.text.clear();
+        for ev in &self.events {
+            format_event(&self.state, seq, ev, &mut self.text);
+        }
+        Ok(out.write_all(self.text.as_bytes()).map(|()| applied))
+    }
+
+    /// Runs every line of `input`, writing events to `out` and `line N: …` to `err` for
+    /// each bad line. Blank lines are skipped silently (they still count for `seq`).
+    ///
+    /// # Errors
+    /// Only I/O errors; bad lines are counted in [`Summary::errors`].
+    pub fn run(&mut self, input: impl BufRead, out: &mut impl Write, err: &mut impl Write) -> io::Result<Summary> {
+        let mut summary = Summary::default();
+        for (seq, line) in (1u64..).zip(input.lines()) {
+            let line = line?;
+            summary.lines = seq;
+            if line.trim().is_empty() {
+                continue;
+            }
+            match self.run_line(seq, &line, out) {
+                Ok(result) => {
+                    if let Applied::Command(_) = result? {
+                        summary.applied += 1;
+                    }
+                }
+                Err(e) => {
+                    summary.errors += 1;
+                    writeln!(err, "line {seq}: {e}")?;
+                }
+            }
+        }
+        out.flush()?;
+        Ok(summary)
+    }
+}
+
+// ----- step 1: syntax ------------------------------------------------------------------
+
+/// A well-formed command, typed but not yet converted to the instrument's units.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Parsed {
+    /// `instrument`.
+    Instrument {
+        /// Symbol as written.
+        symbol: String,
+        /// Decimal fields in the order of [`InstrumentSpec`].
+        values: [Decimal; 7],
+    },
+    /// `deposit`.
+    Deposit {
+        /// Account.
+        account: u64,
+        /// Amount.
+        amount: Decimal,
+    },
+    /// `oracle`.
+    Oracle {
+        /// Symbol.
+        symbol: String,
+        /// Price.
+        price: Decimal,
+    },
+    /// `new`.
+    New {
+        /// Account.
+        account: u64,
+        /// Client order id.
+        cid: u64,
+        /// Symbol.
+        symbol: String,
+        /// Side.
+        side: Side,
+        /// Type.
+        order_type: OrderType,
+        /// Price, if given.
+        price: Option<Decimal>,
+        /// Quantity.
+        qty: Decimal,
+        /// Time in force.
+        tif: TimeInForce,
+        /// Expiry, if given.
+        expire_ts: Option<u64>,
+        /// Post-only.
+        post_only: bool,
+        /// Reduce-only.
+        reduce_only: bool,
+        /// Self-trade prevention.
+        stp: StpMode,
+    },
+    /// `amend`.
+    Amend {
+        /// Account.
+        account: u64,
+        /// Client order id.
+        cid: u64,
+        /// New price.
+        price: Option<Decimal>,
+        /// New open quantity.
+        qty: Option<Decimal>,
+    },
+    /// `cancel`.
+    Cancel {
+        /// Account.
+        account: u64,
+        /// Client order id.
+        cid: u64,
+    },
+    /// `mass_cancel`.
+    MassCancel {
+        /// Account.
+        account: u64,
+        /// Narrow to this symbol.
+        symbol: Option<String>,
+        /// Narrow to this side.
+        side: Option<Side>,
+    },
+}
+
+/// Reads typed fields out of a command object, naming the field in every error.
+struct Fields {
+    cmd: &'static str,
+    map: Map<String, Value>,
+}
+
+impl Fields {
+    fn bad(&self, field: &'static str, problem: String) -> LineError {
+        LineError::BadValue { cmd: self.cmd, field, problem }
+    }
+
+    fn required(&mut self, field: &'static str) -> Result<Value, LineError> {
+        self.map.remove(field).ok_or(LineError::Missing { cmd: self.cmd, field })
+    }
+
+    fn optional(&mut self, field: &'static str) -> Option<Value> {
+        self.map.remove(field).filter(|v| !v.is_null())
+    }
+
+    fn to_u64(&self, field: &'static str, v: &Value) -> Result<u64, LineError> {
+        v.as_u64().ok_or_else(|| self.bad(field, format!("{v} is not a non-negative integer")))
+    }
+
+    fn to_string(&self, field: &'static str, v: Value) -> Result<String, LineError> {
+        match v {
+            Value::String(s) => Ok(s),
+            other => Err(self.bad(field, format!("{other} is not a string"))),
+        }
+    }
+
+    fn to_decimal(&self, field: &'static str, v: Value) -> Result<Decimal, LineError> {
+        let text = self.to_string(field, v)?;
+        text.parse::<Decimal>().map_err(|e| self.bad(field, format!("{text:?} is not a decimal ({e})")))
+    }
+
+    fn to_name<T>(&self, field: &'static str, v: Value, parse: fn(&str) -> Option<T>, all: &[T]) -> Result<T, LineError>
+    where
+        T: core::fmt::Display,
+    {
+        let text = self.to_string(field, v)?;
+        parse(&text).ok_or_else(|| {
+            let names: Vec<String> = all.iter().map(|t| t.to_string()).collect();
+            self.bad(field, format!("{text:?} is not one of {}", names.join(", ")))
+        })
+    }
+
+    fn u64(&mut self, field: &'static str) -> Result<u64, LineError> {
+        let v = self.required(field)?;
+        self.to_u64(field, &v)
+    }
+
+    fn opt_u64(&mut self, field: &'static str) -> Result<Option<u64>, LineError> {
+        self.optional(field).map(|v| self.to_u64(field, &v)).transpose()
+    }
+
+    fn string(&mut self, field: &'static str) -> Result<String, LineError> {
+        let v = self.required(field)?;
+        self.to_string(field, v)
+    }
+
+    fn opt_string(&mut self, field: &'static str) -> Result<Option<String>, LineError> {
+        self.optional(field).map(|v| self.to_string(field, v)).transpose()
+    }
+
+    fn decimal(&mut self, field: &'static str) -> Result<Decimal, LineError> {
+        let v = self.required(field)?;
+        self.to_decimal(field, v)
+    }
+
+    fn opt_decimal(&mut self, field: &'static str) -> Result<Option<Decimal>, LineError> {
+        self.optional(field).map(|v| self.to_decimal(field, v)).transpose()
+    }
+
+    fn flag(&mut self, field: &'static str) -> Result<bool, LineError> {
+        match self.optional(field) {
+            None => Ok(false),
+            Some(Value::Bool(b)) => Ok(b),
+            Some(other) => Err(self.bad(field, format!("{other} is not true or false"))),
+        }
+    }
+
+    fn opt_name<T: core::fmt::Display>(
+        &mut self,
+        field: &'static str,
+        parse: fn(&str) -> Option<T>,
+        all: &[T],
+    ) -> Result<Option<T>, LineError> {
+        self.optional(field).map(|v| self.to_name(field, v, parse, all)).transpose()
+    }
+
+    /// Fails on the first field nobody asked for.
+    fn finish(self) -> Result<(), LineError> {
+        match self.map.into_iter().next() {
+            Some((field, _)) => Err(LineError::UnknownField { cmd: self.cmd, field }),
+            None => Ok(()),
+        }
+    }
+}
+
+/// Parses one line into a typed command and its timestamp (`last_ts` when absent).
+///
+/// # Errors
+/// [`LineError`] naming what is wrong with the line.
+pub fn parse_line(line: &str, last_ts: u64) -> Result<(Parsed, u64), LineError> {
+    let value: Value = serde_json::from_str(line).map_err(LineError::Json)?;
+    let Value::Object(mut map) = value else { return Err(LineError::NotACommand) };
+    let Some(Value::String(cmd)) = map.remove("cmd") else { return Err(LineError::NotACommand) };
+    let cmd: &'static str = match cmd.as_str() {
+        "instrument" => "instrument",
+        "deposit" => "deposit",
+        "oracle" => "oracle",
+        "new" => "new",
+        "amend" => "amend",
+        "cancel" => "cancel",
+        "mass_cancel" => "mass_cancel",
+        _ => return Err(LineError::UnknownCommand(cmd)),
+    };
+    let mut f = Fields { cmd, map };
+    let ts = f.opt_u64("ts")?.unwrap_or(last_ts);
+    if ts < last_ts {
+        return Err(LineError::TimeWentBack { ts, previous: last_ts });
+    }
+    let parsed = match cmd {
+        "instrument" => Parsed::Instrument {
+            symbol: f.string("symbol")?,
+            values: [
+                f.decimal("tick_size")?,
+                f.decimal("lot_size")?,
+                f.decimal("initial_margin")?,
+                f.decimal("maintenance_margin")?,
+                f.decimal("max_order_qty")?,
+                f.decimal("max_position_qty")?,
+                f.decimal("price_band")?,
+            ],
+        },
+        "deposit" => Parsed::Deposit { account: f.u64("account")?, amount: f.decimal("amount")? },
+        "oracle" => Parsed::Oracle { symbol: f.string("symbol")?, price: f.decimal("price")? },
+        "new" => Parsed::New {
+            account: f.u64("account")?,
+            cid: f.u64("cid")?,
+            symbol: f.string("symbol")?,
+            side: {
+                let v = f.required("side")?;
+                f.to_name("side", v, Side::from_name, Side::ALL)?
+            },
+            order_type: f.opt_name("type", OrderType::from_name, OrderType::ALL)?.unwrap_or(OrderType::Limit),
+            price: f.opt_decimal("price")?,
+            qty: f.decimal("qty")?,
+            tif: f.opt_name("tif", TimeInForce::from_name, TimeInForce::ALL)?.unwrap_or(TimeInForce::Gtc),
+            expire_ts: f.opt_u64("expire_ts")?,
+            post_only: f.flag("post_only")?,
+            reduce_only: f.flag("reduce_only")?,
+            stp: f.opt_name("stp", StpMode::from_name, StpMode::ALL)?.unwrap_or(StpMode::CancelTaker),
+        },
+        "amend" => Parsed::Amend {
+            account: f.u64("account")?,
+            cid: f.u64("cid")?,
+            price: f.opt_decimal("price")?,
+            qty: f.opt_decimal("qty")?,
+        },
+        "cancel" => Parsed::Cancel { account: f.u64("account")?, cid: f.u64("cid")? },
+        _ => Parsed::MassCancel {
+            account: f.u64("account")?,
+            symbol: f.opt_string("symbol")?,
+            side: f.opt_name("side", Side::from_name, Side::ALL)?,
+        },
+    };
+    f.finish()?;
+    Ok((parsed, ts))
+}
+
+// ----- step 2: edge conversion -----------------------------------------------------------------
+
+fn rejected(kind: CommandKind, account: Option<u64>, cid: Option<u64>, reason: RejectReason) -> Event {
+    Event::Rejected { kind, account: account.map(AccountId), cid: cid.map(ClientOrderId), reason }
+}
+
+/// Converts a parsed command with the state's instruments. `Err` is the `rejected` event
+/// the edge answers with.
+///
+/// # Errors
+/// The `rejected` event for a command that cannot be converted exactly.
+pub fn convert(state: &StateMachine, parsed: Parsed) -> Result<Command, Event> {
+    Ok(match parsed {
+        Parsed::Instrument { symbol, values: [tick, lot, imf, mmf, max_order, max_position, band] } => {
+            let reject = || rejected(CommandKind::Instrument, None, None, RejectReason::BadInstrument);
+            Command::ListInstrument(Box::new(InstrumentSpec {
+                symbol: Symbol::try_new(&symbol).map_err(|_| reject())?,
+                tick_size: tick,
+                lot_size: lot,
+                initial_margin: imf,
+                maintenance_margin: mmf,
+                max_order_qty: max_order,
+                max_position_qty: max_position,
+                price_band: band,
+            }))
+        }
+        Parsed::Deposit { account, amount } => {
+            let reject = || rejected(CommandKind::Deposit, Some(account), None, RejectReason::BadAmount);
+            Command::Deposit {
+                account: AccountId(account),
+                amount: Amount::from_decimal(amount).map_err(|_| reject())?,
+            }
+        }
+        Parsed::Oracle { symbol, price } => {
+            let reject = |r| rejected(CommandKind::Oracle, None, None, r);
+            let inst = state.instrument_by_symbol(&symbol).ok_or_else(|| reject(RejectReason::UnknownSymbol))?;
+            let price = inst.price_from_decimal(price).map_err(|_| reject(RejectReason::BadOraclePrice))?;
+            Command::Oracle { instrument: inst.id, price }
+        }
+        Parsed::New {
+            account,
+            cid,
+            symbol,
+            side,
+            order_type,
+            price,
+            qty,
+            tif,
+            expire_ts,
+            post_only,
+            reduce_only,
+            stp,
+        } => {
+            let reject = |r| rejected(CommandKind::New, Some(account), Some(cid), r);
+            let inst = state.instrument_by_symbol(&symbol).ok_or_else(|| reject(RejectReason::UnknownSymbol))?;
+            let price =
+                price.map(|p| inst.price_from_decimal(p).map_err(|_| reject(RejectReason::BadPrice))).transpose()?;
+            let qty = inst.qty_from_decimal(qty).map_err(|_| reject(RejectReason::BadQty))?;
+            Command::NewOrder(NewOrder {
+                account: AccountId(account),
+                cid: ClientOrderId(cid),
+                instrument: inst.id,
+                side,
+                order_type,
+                price,
+                qty,
+                tif,
+                expire_ts: expire_ts.map(Timestamp),
+                post_only,
+                reduce_only,
+                stp,
+            })
+        }
+        Parsed::Amend { account, cid, price, qty } => {
+            let reject = |r| rejected(CommandKind::Amend, Some(account), Some(cid), r);
+            let (account, cid) = (AccountId(account), ClientOrderId(cid));
+            let inst = state
+                .live_order_instrument(account, cid)
+                .and_then(|id| state.instrument(id))
+                .ok_or_else(|| reject(RejectReason::UnknownOrder))?;
+            let price =
+                price.map(|p| inst.price_from_decimal(p).map_err(|_| reject(RejectReason::BadPrice))).transpose()?;
+            let qty = qty.map(|q| inst.qty_from_decimal(q).map_err(|_| reject(RejectReason::BadQty))).transpose()?;
+            Command::Amend(Amend { account, cid, price, qty })
+        }
+        Parsed::Cancel { account, cid } => {
+            Command::Cancel(Cancel { account: AccountId(account), cid: ClientOrderId(cid) })
+        }
+        Parsed::MassCancel { account, symbol, side } => {
+            let instrument = match symbol {
+                Some(s) => Some(
+                    state
+                        .instrument_by_symbol(&s)
+                        .ok_or_else(|| {
+                            rejected(CommandKind::MassCancel, Some(account), None, RejectReason::UnknownSymbol)
+                        })?
+                        .id,
+                ),
+                None => None,
+            };
+            Command::MassCancel(MassCancel { account: AccountId(account), instrument, side })
+        }
+    })
+}
+
+// ----- step 3: output --------------------------------------------------------------------------
+
+/// Appends one event as a JSON line (fields in the documented order). Events with no
+/// scenario form (an instrument listing) write nothing.
+pub fn format_event(state: &StateMachine, seq: Seq, ev: &Event, out: &mut String) {
+    use core::fmt::Write as _;
+    let symbol = |id| state.instrument(id).map_or("?", |i| i.symbol.as_str());
+    let price = |id, p: l2x_types::Price| state.instrument(id).map_or_else(|| p.0.to_string(), |i| i.format_price(p));
+    let qty = |id, q: l2x_types::Qty| state.instrument(id).map_or_else(|| q.0.to_string(), |i| i.format_qty(q));
+    // Writing to a String cannot fail.
+    let _ = match *ev {
+        Event::InstrumentListed { .. } => return,
+        Event::Accepted { account, cid, order_id, .. } => {
+            write!(out, r#"{{"ev":"accepted","seq":{seq},"account":{account},"cid":{cid},"order_id":{order_id}}}"#)
+        }
+        Event::Rejected { kind, account, cid, reason } => {
+            let _ = write!(out, r#"{{"ev":"rejected","seq":{seq}"#);
+            if !kind.is_order() {
+                let _ = write!(out, r#","cmd":"{}""#, kind.as_str());
+            }
+            if let Some(a) = account {
+                let _ = write!(out, r#","account":{a}"#);
+            }
+            if let Some(c) = cid {
+                let _ = write!(out, r#","cid":{c}"#);
+            }
+            write!(out, r#","reason":"{reason}"}}"#)
+        }
+        Event::Amended { account, cid, instrument, price: p, qty: q, priority_kept, .. } => write!(
+            out,
+            r#"{{"ev":"amended","seq":{seq},"account":{account},"cid":{cid},"price":"{}","qty":"{}","priority_kept":{priority_kept}}}"#,
+            price(instrument, p),
+            qty(instrument, q)
+        ),
+        Event::Trade(t) => write!(
+            out,
+            r#"{{"ev":"trade","seq":{seq},"symbol":"{}","price":"{}","qty":"{}","maker_account":{},"maker_cid":{},"taker_account":{},"taker_cid":{},"taker_side":"{}"}}"#,
+            symbol(t.instrument),
+            price(t.instrument, t.price),
+            qty(t.instrument, t.qty),
+            t.maker_account,
+            t.maker_cid,
+            t.taker_account,
+            t.taker_cid,
+            t.taker_side
+        ),
+        Event::Cancelled { account, cid, instrument, qty: q, leaves, reason, .. } => write!(
+            out,
+            r#"{{"ev":"cancelled","seq":{seq},"account":{account},"cid":{cid},"qty":"{}","leaves":"{}","reason":"{reason}"}}"#,
+            qty(instrument, q),
+            qty(instrument, leaves)
+        ),
+        Event::Book { instrument, side, price: p, qty: q, orders } => write!(
+            out,
+            r#"{{"ev":"book","seq":{seq},"symbol":"{}","side":"{side}","price":"{}","qty":"{}","orders":{orders}}}"#,
+            symbol(instrument),
+            price(instrument, p),
+            qty(instrument, q)
+        ),
+    };
+    out.push('\n');
+}

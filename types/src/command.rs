@@ -1,0 +1,166 @@
+//! Commands: every input that changes state, in the form the sequencer orders, the journal
+//! stores and the state machine applies. The state after sequence N is a pure function of
+//! commands 1..N.
+
+use crate::ids::{AccountId, ClientOrderId, InstrumentId, Seq, Timestamp};
+use crate::instrument::InstrumentSpec;
+use crate::num::{Amount, Price, Qty};
+use crate::reason::{OrderType, Side, StpMode, TimeInForce};
+
+/// A command with the sequence number and time the sequencer gave it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Sequenced {
+    /// Strictly increasing along the journal (gaps allowed: a scenario line that does not
+    /// parse keeps its number).
+    pub seq: Seq,
+    /// Sequenced time, non-decreasing.
+    pub ts: Timestamp,
+    /// The command.
+    pub cmd: Command,
+}
+
+/// An input that changes state.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Command {
+    /// List a new instrument (boxed: rare and large).
+    ListInstrument(Box<InstrumentSpec>),
+    /// Credit collateral to an account (creating the account).
+    Deposit {
+        /// The account credited.
+        account: AccountId,
+        /// The amount, positive.
+        amount: Amount,
+    },
+    /// A new oracle (index) price for an instrument.
+    Oracle {
+        /// The instrument.
+        instrument: InstrumentId,
+        /// The price, positive, on the tick grid.
+        price: Price,
+    },
+    /// Enter an order.
+    NewOrder(NewOrder),
+    /// Change a live order's price and/or open quantity.
+    Amend(Amend),
+    /// Cancel a live order.
+    Cancel(Cancel),
+    /// Cancel many of an account's live orders.
+    MassCancel(MassCancel),
+}
+
+/// A new order.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct NewOrder {
+    /// The account entering it.
+    pub account: AccountId,
+    /// The client's id, unique among the account's live orders.
+    pub cid: ClientOrderId,
+    /// The instrument.
+    pub instrument: InstrumentId,
+    /// Buy or sell.
+    pub side: Side,
+    /// Limit or market.
+    pub order_type: OrderType,
+    /// The limit price; required for limit orders, absent for market orders.
+    pub price: Option<Price>,
+    /// The quantity, positive.
+    pub qty: Qty,
+    /// Time in force.
+    pub tif: TimeInForce,
+    /// Expiry (sequenced time) for GTD orders only.
+    pub expire_ts: Option<Timestamp>,
+    /// Reject instead of taking liquidity.
+    pub post_only: bool,
+    /// May only shrink the account's position.
+    pub reduce_only: bool,
+    /// Self-trade prevention mode (governs when this order is the taker).
+    pub stp: StpMode,
+}
+
+/// An amend: new price and/or new open quantity; the order keeps its id.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Amend {
+    /// The owning account.
+    pub account: AccountId,
+    /// The order's client id.
+    pub cid: ClientOrderId,
+    /// The new limit price, if it changes.
+    pub price: Option<Price>,
+    /// The new open quantity, if it changes.
+    pub qty: Option<Qty>,
+}
+
+/// A cancel of one order.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Cancel {
+    /// The owning account.
+    pub account: AccountId,
+    /// The order's client id.
+    pub cid: ClientOrderId,
+}
+
+/// A mass cancel: every live order of the account, optionally narrowed.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct MassCancel {
+    /// The account.
+    pub account: AccountId,
+    /// Only this instrument, if given.
+    pub instrument: Option<InstrumentId>,
+    /// Only this side, if given.
+    pub side: Option<Side>,
+}
+
+/// Which kind of command a reject answers (for rejects of commands that are not orders).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+#[repr(u8)]
+pub enum CommandKind {
+    /// [`Command::ListInstrument`].
+    Instrument = 1,
+    /// [`Command::Deposit`].
+    Deposit = 2,
+    /// [`Command::Oracle`].
+    Oracle = 3,
+    /// [`Command::NewOrder`].
+    New = 4,
+    /// [`Command::Amend`].
+    Amend = 5,
+    /// [`Command::Cancel`].
+    Cancel = 6,
+    /// [`Command::MassCancel`].
+    MassCancel = 7,
+}
+
+impl CommandKind {
+    /// The `cmd` name in the scenario format.
+    pub const fn as_str(self) -> &'static str {
+        match self {
+            CommandKind::Instrument => "instrument",
+            CommandKind::Deposit => "deposit",
+            CommandKind::Oracle => "oracle",
+            CommandKind::New => "new",
+            CommandKind::Amend => "amend",
+            CommandKind::Cancel => "cancel",
+            CommandKind::MassCancel => "mass_cancel",
+        }
+    }
+
+    /// `true` for commands about orders (their rejects carry account and client id).
+    pub const fn is_order(self) -> bool {
+        matches!(self, CommandKind::New | CommandKind::Amend | CommandKind::Cancel | CommandKind::MassCancel)
+    }
+}
+
+impl Command {
+    /// Its kind.
+    pub const fn kind(&self) -> CommandKind {
+        match self {
+            Command::ListInstrument(_) => CommandKind::Instrument,
+            Command::Deposit { .. } => CommandKind::Deposit,
+            Command::Oracle { .. } => CommandKind::Oracle,
+            Command::NewOrder(_) => CommandKind::New,
+            Command::Amend(_) => CommandKind::Amend,
+            Command::Cancel(_) => CommandKind::Cancel,
+            Command::MassCancel(_) => CommandKind::MassCancel,
+        }
+    }
+}

@@ -1,0 +1,128 @@
+//! Events: what applying a command did, in the order it happened. Execution reports,
+//! market data, settlement deltas and the scenario runner's output are all views of these.
+
+use crate::command::CommandKind;
+use crate::ids::{AccountId, ClientOrderId, InstrumentId, OrderId, TradeId};
+use crate::num::{Price, Qty};
+use crate::reason::{CancelReason, RejectReason, Side};
+
+/// One effect of a command. `Copy` and fixed-size: the state machine writes these into a
+/// reused buffer, never allocating.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Event {
+    /// An instrument was listed.
+    InstrumentListed {
+        /// Its id.
+        instrument: InstrumentId,
+    },
+    /// A valid new order entered the engine (it then trades, rests or is cancelled).
+    Accepted {
+        /// Owner.
+        account: AccountId,
+        /// Client id.
+        cid: ClientOrderId,
+        /// Assigned order id.
+        order_id: OrderId,
+        /// Instrument.
+        instrument: InstrumentId,
+        /// Side.
+        side: Side,
+        /// Effective limit price (a market order's protection price).
+        price: Price,
+        /// Quantity.
+        qty: Qty,
+    },
+    /// A command was refused; nothing changed.
+    Rejected {
+        /// What kind of command.
+        kind: CommandKind,
+        /// The account, for commands that have one.
+        account: Option<AccountId>,
+        /// The client order id, for commands that have one.
+        cid: Option<ClientOrderId>,
+        /// Why.
+        reason: RejectReason,
+    },
+    /// An amend took effect (always before any trade it causes).
+    Amended {
+        /// Owner.
+        account: AccountId,
+        /// Client id.
+        cid: ClientOrderId,
+        /// Order id (unchanged).
+        order_id: OrderId,
+        /// Instrument.
+        instrument: InstrumentId,
+        /// New limit price.
+        price: Price,
+        /// New open quantity.
+        qty: Qty,
+        /// `true` if the order kept its place in the queue.
+        priority_kept: bool,
+    },
+    /// A match between a resting maker and an incoming taker.
+    Trade(Trade),
+    /// (Part of) an order was cancelled.
+    Cancelled {
+        /// Owner.
+        account: AccountId,
+        /// Client id.
+        cid: ClientOrderId,
+        /// Order id.
+        order_id: OrderId,
+        /// Instrument.
+        instrument: InstrumentId,
+        /// Side.
+        side: Side,
+        /// Quantity cancelled.
+        qty: Qty,
+        /// Open quantity left afterwards (non-zero only after a self-trade decrement).
+        leaves: Qty,
+        /// Why.
+        reason: CancelReason,
+    },
+    /// A price level's net change over one command (`qty` zero: the level is gone).
+    Book {
+        /// Instrument.
+        instrument: InstrumentId,
+        /// Side of the level.
+        side: Side,
+        /// Level price.
+        price: Price,
+        /// Total open quantity at the level now.
+        qty: Qty,
+        /// Orders at the level now.
+        orders: u32,
+    },
+}
+
+/// A match. Both sides share `trade_id`; the price is always the maker's.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Trade {
+    /// Shared match id.
+    pub trade_id: TradeId,
+    /// Instrument.
+    pub instrument: InstrumentId,
+    /// Execution price (the resting order's).
+    pub price: Price,
+    /// Executed quantity.
+    pub qty: Qty,
+    /// Resting side's account.
+    pub maker_account: AccountId,
+    /// Resting side's client id.
+    pub maker_cid: ClientOrderId,
+    /// Resting side's order id.
+    pub maker_order_id: OrderId,
+    /// Resting side's open quantity after the match.
+    pub maker_leaves: Qty,
+    /// Incoming side's account.
+    pub taker_account: AccountId,
+    /// Incoming side's client id.
+    pub taker_cid: ClientOrderId,
+    /// Incoming side's order id.
+    pub taker_order_id: OrderId,
+    /// Incoming side's open quantity after the match.
+    pub taker_leaves: Qty,
+    /// The taker's side.
+    pub taker_side: Side,
+}

@@ -1,0 +1,120 @@
+//! Integer identifiers and the fixed-size instrument symbol.
+
+use core::fmt;
+
+use serde::{Deserialize, Serialize};
+
+macro_rules! id_type {
+    ($(#[$doc:meta])* $name:ident($raw:ty)) => {
+        $(#[$doc])*
+        #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+        #[repr(transparent)]
+        pub struct $name(pub $raw);
+
+        impl fmt::Display for $name {
+            fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                fmt::Display::fmt(&self.0, f)
+            }
+        }
+    };
+}
+
+id_type!(
+    /// A trading account. Chosen by the operator (the scenario, the accounts file).
+    AccountId(u64)
+);
+id_type!(
+    /// An order, assigned by the state machine in acceptance order, starting at 1.
+    OrderId(u64)
+);
+id_type!(
+    /// The client's own order id, unique among an account's live orders.
+    ClientOrderId(u64)
+);
+id_type!(
+    /// A listed instrument: its index in listing order, starting at 0.
+    InstrumentId(u32)
+);
+id_type!(
+    /// A trade (match), assigned in execution order, starting at 1; both sides share it.
+    TradeId(u64)
+);
+id_type!(
+    /// The sequence number the sequencer gave a command.
+    Seq(u64)
+);
+id_type!(
+    /// Sequenced time in nanoseconds; non-decreasing along the sequence.
+    Timestamp(u64)
+);
+
+/// An instrument symbol: 1 to 16 bytes of `A-Z a-z 0-9 - _ . /`, stored inline so that
+/// commands and events stay fixed-size.
+#[derive(Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+pub struct Symbol {
+    len: u8,
+    bytes: [u8; Symbol::MAX_LEN],
+}
+
+/// A string that is not a valid [`Symbol`].
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+#[error("symbol {0:?} must be 1 to 16 characters of A-Z a-z 0-9 - _ . /")]
+pub struct SymbolError(pub String);
+
+impl Symbol {
+    /// Longest symbol, in bytes.
+    pub const MAX_LEN: usize = 16;
+
+    /// Validates and stores a symbol.
+    ///
+    /// # Errors
+    /// [`SymbolError`] if `text` is empty, longer than 16 bytes or has another character.
+    pub fn try_new(text: &str) -> Result<Symbol, SymbolError> {
+        let ok_char = |b: u8| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.' | b'/');
+        if text.is_empty() || text.len() > Self::MAX_LEN || !text.bytes().all(ok_char) {
+            return Err(SymbolError(text.to_string()));
+        }
+        let mut bytes = [0u8; Self::MAX_LEN];
+        bytes[..text.len()].copy_from_slice(text.as_bytes());
+        #[allow(clippy::cast_possible_truncation, reason = "len <= 16 checked above")]
+        Ok(Symbol { len: text.len() as u8, bytes })
+    }
+
+    /// The symbol text.
+    pub fn as_str(&self) -> &str {
+        // Always ASCII by construction; the fallback is unreachable but keeps this total.
+        core::str::from_utf8(&self.bytes[..usize::from(self.len)]).unwrap_or("?")
+    }
+
+    /// The 16 stored bytes, zero-padded (the journal and wire form).
+    pub fn to_bytes(&self) -> [u8; Self::MAX_LEN] {
+        self.bytes
+    }
+}
+
+impl fmt::Debug for Symbol {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "Symbol({:?})", self.as_str())
+    }
+}
+
+impl fmt::Display for Symbol {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn symbols_validate() {
+        assert_eq!(Symbol::try_new("BTC-PERP").unwrap().as_str(), "BTC-PERP");
+        assert_eq!(Symbol::try_new("ABCDEFGHIJKLMNOP").unwrap().as_str().len(), 16);
+        assert!(Symbol::try_new("").is_err());
+        assert!(Symbol::try_new("ABCDEFGHIJKLMNOPQ").is_err());
+        assert!(Symbol::try_new("BTC PERP").is_err());
+        assert!(Symbol::try_new("BTC\u{e9}").is_err());
+    }
+}

@@ -1,0 +1,301 @@
+//! Instruments: the decimal specification an operator lists, and the validated
+//! [`Instrument`] the state machine trades, with its exact conversions.
+
+use rust_decimal::Decimal;
+use rust_decimal::prelude::ToPrimitive;
+
+use crate::ids::{InstrumentId, Symbol};
+use crate::num::{Amount, Fraction, Price, Qty, ValueError, exact_units, format_units};
+
+/// An instrument as listed: every value a decimal, exactly as the operator wrote it.
+/// [`Instrument::try_new`] validates it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct InstrumentSpec {
+    /// The symbol, e.g. `BTC-PERP`.
+    pub symbol: Symbol,
+    /// Price increment, in quote per base (e.g. `0.5`).
+    pub tick_size: Decimal,
+    /// Quantity increment, in base (e.g. `0.001`).
+    pub lot_size: Decimal,
+    /// Initial margin fraction (IMF), e.g. `0.05`.
+    pub initial_margin: Decimal,
+    /// Maintenance margin fraction (MMF), below the IMF, e.g. `0.03`.
+    pub maintenance_margin: Decimal,
+    /// Largest quantity of one order, in base.
+    pub max_order_qty: Decimal,
+    /// Largest absolute position, in base.
+    pub max_position_qty: Decimal,
+    /// Price band as a fraction of the mark price, e.g. `0.1`.
+    pub price_band: Decimal,
+}
+
+/// Why an [`InstrumentSpec`] is invalid; the message names the field.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+pub enum SpecError {
+    /// A field outside its allowed range.
+    #[error("{field}: {value} {rule}")]
+    Range {
+        /// The field.
+        field: &'static str,
+        /// The value given.
+        value: Decimal,
+        /// The rule it breaks.
+        rule: &'static str,
+    },
+    /// A field that does not convert exactly to its unit.
+    #[error("{field}: {source}")]
+    Inexact {
+        /// The field.
+        field: &'static str,
+        /// What was wrong.
+        source: ValueError,
+    },
+}
+
+/// A validated, listed instrument. Scale lives here, not in the values.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Instrument {
+    /// Its id (listing order).
+    pub id: InstrumentId,
+    /// Its symbol.
+    pub symbol: Symbol,
+    /// Price increment, quote per base.
+    pub tick_size: Decimal,
+    /// Quantity increment, base.
+    pub lot_size: Decimal,
+    /// Micro-units of quote that one lot is worth per tick of price:
+    /// `tick_size · lot_size · 10⁶`, a whole number ≥ 1 by validation.
+    pub quote_per_tick_lot: i64,
+    /// Initial margin fraction.
+    pub initial_margin: Fraction,
+    /// Maintenance margin fraction.
+    pub maintenance_margin: Fraction,
+    /// Largest order quantity.
+    pub max_order_qty: Qty,
+    /// Largest absolute position.
+    pub max_position_qty: Qty,
+    /// Price band fraction.
+    pub price_band: Fraction,
+}
+
+/// Largest tick or lot size accepted, and most decimal places.
+const MAX_INCREMENT: i64 = 1_000_000_000;
+const MAX_INCREMENT_SCALE: u32 = 12;
+/// Largest value of one tick-lot, in quote micro-units (keeps notionals far from i128 limits).
+const MAX_QUOTE_PER_TICK_LOT: i64 = 1_000_000_000_000;
+
+impl Instrument {
+    /// Validates a specification.
+    ///
+    /// Rules: tick and lot sizes positive, at most 10⁹ and 12 decimals, and
+    /// `tick · lot · 10⁶` a whole number (so every notional is exact in USDC micro-units);
+    /// `0 < maintenance < initial ≤ 1`; `0 < band < 1`; maximum order and position
+    /// quantities positive multiples of the lot, with max order ≤ max position.
+    ///
+    /// # Errors
+    /// [`SpecError`] naming the first field that breaks a rule.
+    pub fn try_new(id: InstrumentId, spec: &InstrumentSpec) -> Result<Instrument, SpecError> {
+        let range = |field, value, rule| SpecError::Range { field, value, rule };
+        let increment = |field, value: Decimal| {
+            if value <= Decimal::ZERO
+                || value > Decimal::from(MAX_INCREMENT)
+                || value.normalize().scale() > MAX_INCREMENT_SCALE
+            {
+                Err(range(field, value, "must be positive, at most 1e9, with at most 12 decimals"))
+            } else {
+                Ok(value.normalize())
+            }
+        };
+        let tick_size = increment("tick_size", spec.tick_size)?;
+        let lot_size = increment("lot_size", spec.lot_size)?;
+        let per_tick_lot = tick_size * lot_size * Decimal::from(Amount::ONE);
+        let quote_per_tick_lot = match per_tick_lot.fract().is_zero() {
+            true => per_tick_lot.to_i64().filter(|&q| (1..=MAX_QUOTE_PER_TICK_LOT).contains(&q)),
+            false => None,
+        }
+        .ok_or(range(
+            "tick_size",
+            spec.tick_size,
+            "times lot_size must be a whole number of quote micro-units (0.000001)",
+        ))?;
+
+        let fraction =
+            |field, value| Fraction::from_decimal(value).map_err(|source| SpecError::Inexact { field, source });
+        let initial_margin = fraction("initial_margin", spec.initial_margin)?;
+        let maintenance_margin = fraction("maintenance_margin", spec.maintenance_margin)?;
+        let price_band = fraction("price_band", spec.price_band)?;
+        if maintenance_margin.0 <= 0 {
+            return Err(range("maintenance_margin", spec.maintenance_margin, "must be positive"));
+        }
+        if initial_margin <= maintenance_margin || initial_margin > Fraction::ONE {
+            return Err(range("initial_margin", spec.initial_margin, "must be above maintenance_margin and at most 1"));
+        }
+        if price_band.0 <= 0 || price_band >= Fraction::ONE {
+            return Err(range("price_band", spec.price_band, "must be between 0 and 1 (exclusive)"));
+        }
+
+        let lots = |field, value| {
+            let units = exact_units(value, lot_size).map_err(|source| SpecError::Inexact { field, source })?;
+            if units <= 0 {
+                return Err(range(field, value, "must be positive"));
+            }
+            Ok(Qty(units))
+        };
+        let max_order_qty = lots("max_order_qty", spec.max_order_qty)?;
+        let max_position_qty = lots("max_position_qty", spec.max_position_qty)?;
+        if max_order_qty > max_position_qty {
+            return Err(range("max_order_qty", spec.max_order_qty, "must not exceed max_position_qty"));
+        }
+
+        Ok(Instrument {
+            id,
+            symbol: spec.symbol,
+            tick_size,
+            lot_size,
+            quote_per_tick_lot,
+            initial_margin,
+            maintenance_margin,
+            max_order_qty,
+            max_position_qty,
+            price_band,
+        })
+    }
+
+    /// The specification this instrument was listed with (normalised decimals).
+    pub fn spec(&self) -> InstrumentSpec {
+        let dec = |f: Fraction| Decimal::new(f.0, 6).normalize();
+        InstrumentSpec {
+            symbol: self.symbol,
+            tick_size: self.tick_size,
+            lot_size: self.lot_size,
+            initial_margin: dec(self.initial_margin),
+            maintenance_margin: dec(self.maintenance_margin),
+            max_order_qty: Decimal::from(self.max_order_qty.0) * self.lot_size,
+            max_position_qty: Decimal::from(self.max_position_qty.0) * self.lot_size,
+            price_band: dec(self.price_band),
+        }
+    }
+
+    /// A decimal price in ticks, exactly.
+    ///
+    /// # Errors
+    /// [`ValueError`] if the price is off the tick grid or out of range.
+    pub fn price_from_decimal(&self, price: Decimal) -> Result<Price, ValueError> {
+        exact_units(price, self.tick_size).map(Price)
+    }
+
+    /// A decimal quantity in lots, exactly.
+    ///
+    /// # Errors
+    /// [`ValueError`] if the quantity is off the lot grid or out of range.
+    pub fn qty_from_decimal(&self, qty: Decimal) -> Result<Qty, ValueError> {
+        exact_units(qty, self.lot_size).map(Qty)
+    }
+
+    /// The exact decimal string of a price.
+    pub fn format_price(&self, price: Price) -> String {
+        format_units(i128::from(price.0), self.tick_size)
+    }
+
+    /// The exact decimal string of a quantity.
+    pub fn format_qty(&self, qty: Qty) -> String {
+        format_units(i128::from(qty.0), self.lot_size)
+    }
+
+    /// Notional value of `qty` at `price`, in quote micro-units (exact, signed with `qty`).
+    #[inline]
+    pub fn notional(&self, price: Price, qty: Qty) -> i128 {
+        i128::from(price.0) * i128::from(qty.0) * i128::from(self.quote_per_tick_lot)
+    }
+
+    /// The inclusive range of limit prices allowed at this mark: every tick within
+    /// `mark · (1 ± band)`. The ends are also the protection prices of market orders
+    /// (sell, buy): the band edge rounded to the tick towards the mark.
+    #[inline]
+    pub fn band(&self, mark: Price) -> (Price, Price) {
+        let mark = i128::from(mark.0);
+        let band = i128::from(self.price_band.0);
+        let scale = i128::from(Fraction::SCALE);
+        let low = -((-(mark * (scale - band))).div_euclid(scale)); // ceil: towards the mark
+        let high = (mark * (scale + band)).div_euclid(scale); // floor: towards the mark
+        (Price(clamp_i64(low.max(1))), Price(clamp_i64(high)))
+    }
+}
+
+fn clamp_i64(v: i128) -> i64 {
+    i64::try_from(v).unwrap_or(if v < 0 { i64::MIN } else { i64::MAX })
+}
+
+#[cfg(test)]
+mod tests {
+    use core::str::FromStr;
+
+    use super::*;
+
+    fn d(s: &str) -> Decimal {
+        Decimal::from_str(s).unwrap()
+    }
+
+    pub(crate) fn btc_spec() -> InstrumentSpec {
+        InstrumentSpec {
+            symbol: Symbol::try_new("BTC-PERP").unwrap(),
+            tick_size: d("0.5"),
+            lot_size: d("0.001"),
+            initial_margin: d("0.05"),
+            maintenance_margin: d("0.03"),
+            max_order_qty: d("100"),
+            max_position_qty: d("1000"),
+            price_band: d("0.1"),
+        }
+    }
+
+    #[test]
+    fn btc_perp_converts_exactly() {
+        let i = Instrument::try_new(InstrumentId(0), &btc_spec()).unwrap();
+        assert_eq!(i.quote_per_tick_lot, 500); // 0.5 · 0.001 USDC = 500 micro-USDC
+        assert_eq!(i.max_order_qty, Qty(100_000));
+        assert_eq!(i.price_from_decimal(d("50000")), Ok(Price(100_000)));
+        assert!(i.price_from_decimal(d("50000.25")).is_err());
+        assert_eq!(i.format_price(Price(100_001)), "50000.5");
+        assert_eq!(i.format_qty(Qty(250)), "0.25");
+        // 0.25 BTC at 50,000 = 12,500 USDC.
+        assert_eq!(i.notional(Price(100_000), Qty(250)), 12_500_000_000);
+        assert_eq!(i.spec(), InstrumentSpec { tick_size: d("0.5"), ..btc_spec() });
+    }
+
+    #[test]
+    fn band_rounds_towards_the_mark() {
+        let i = Instrument::try_new(InstrumentId(0), &btc_spec()).unwrap();
+        // mark 50,000 (100,000 ticks), band 10 %: [45,000, 55,000] exactly.
+        assert_eq!(i.band(Price(100_000)), (Price(90_000), Price(110_000)));
+        // mark 3 ticks: 2.7 → 3 (ceil), 3.3 → 3 (floor).
+        assert_eq!(i.band(Price(3)), (Price(3), Price(3)));
+        // mark 15 ticks: 13.5 → 14, 16.5 → 16.
+        assert_eq!(i.band(Price(15)), (Price(14), Price(16)));
+    }
+
+    #[test]
+    fn invalid_specs_name_the_field() {
+        let bad = |f: fn(&mut InstrumentSpec)| {
+            let mut s = btc_spec();
+            f(&mut s);
+            Instrument::try_new(InstrumentId(0), &s).unwrap_err().to_string()
+        };
+        assert!(bad(|s| s.tick_size = d("0")).starts_with("tick_size"));
+        assert!(bad(|s| s.lot_size = d("-1")).starts_with("lot_size"));
+        assert!(
+            bad(|s| {
+                s.tick_size = d("0.0001");
+                s.lot_size = d("0.001")
+            })
+            .starts_with("tick_size")
+        );
+        assert!(bad(|s| s.initial_margin = d("0.02")).starts_with("initial_margin"));
+        assert!(bad(|s| s.maintenance_margin = d("0")).starts_with("maintenance_margin"));
+        assert!(bad(|s| s.initial_margin = d("0.0500001")).starts_with("initial_margin"));
+        assert!(bad(|s| s.price_band = d("1")).starts_with("price_band"));
+        assert!(bad(|s| s.max_order_qty = d("0.0005")).starts_with("max_order_qty"));
+        assert!(bad(|s| s.max_order_qty = d("2000")).starts_with("max_order_qty"));
+        assert!(bad(|s| s.max_position_qty = d("0")).starts_with("max_position_qty"));
+    }
+}
