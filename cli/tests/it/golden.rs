@@ -1,0 +1,114 @@
+//! Golden scenarios: every `engine/tests/scenarios/NAME.jsonl` is run through
+//! `l2x match --input`, and standard output, standard error and the exit code are compared
+//! with `NAME.expected`, `NAME.stderr` (absent: must be empty) and the rule "exit 2 if and
+//! only if there is a `NAME.stderr`".
+//!
+//! After an intended change of behaviour, `UPDATE_GOLDEN=1 cargo test -p l2x golden`
+//! rewrites the files; review the diff line by line before committing it.
+
+use std::fs;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+
+fn scenarios_dir() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("../engine/tests/scenarios")
+}
+
+struct Run {
+    stdout: String,
+    stderr: String,
+    code: Option<i32>,
+}
+
+fn l2x_match(input: &Path) -> Run {
+    let out = Command::new(env!("CARGO_BIN_EXE_l2x"))
+        .arg("match")
+        .arg("--input")
+        .arg(input)
+        .stdin(Stdio::null())
+        .output()
+        .expect("run l2x");
+    Run {
+        stdout: String::from_utf8(out.stdout).expect("utf-8 stdout"),
+        stderr: String::from_utf8(out.stderr).expect("utf-8 stderr"),
+        code: out.status.code(),
+    }
+}
+
+#[test]
+fn golden_scenarios_match_their_expected_output() {
+    let update = std::env::var_os("UPDATE_GOLDEN").is_some();
+    let mut scenarios: Vec<PathBuf> = fs::read_dir(scenarios_dir())
+        .expect("scenarios dir")
+        .map(|e| e.expect("dir entry").path())
+        .filter(|p| p.extension().is_some_and(|e| e == "jsonl"))
+        .collect();
+    scenarios.sort();
+    assert!(scenarios.len() >= 6, "expected the golden scenarios, found {scenarios:?}");
+    let mut failures = Vec::new();
+    for scenario in &scenarios {
+        let run = l2x_match(scenario);
+        let expected_out = scenario.with_extension("expected");
+        let expected_err = scenario.with_extension("stderr");
+        if update {
+            fs::write(&expected_out, &run.stdout).expect("write expected");
+            if run.stderr.is_empty() {
+                let _ = fs::remove_file(&expected_err);
+            } else {
+                fs::write(&expected_err, &run.stderr).expect("write stderr");
+            }
+            continue;
+        }
+        let name = scenario.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
+        let want_out = fs::read_to_string(&expected_out).unwrap_or_default();
+        let want_err = fs::read_to_string(&expected_err).unwrap_or_default();
+        let want_code = if expected_err.exists() { 2 } else { 0 };
+        if run.stdout != want_out {
+            failures.push(format!("{name}: stdout differs\n{}", diff(&want_out, &run.stdout)));
+        }
+        if run.stderr != want_err {
+            failures.push(format!("{name}: stderr differs\n{}", diff(&want_err, &run.stderr)));
+        }
+        if run.code != Some(want_code) {
+            failures.push(format!("{name}: exit code {:?}, expected {want_code}", run.code));
+        }
+    }
+    assert!(failures.is_empty(), "{}", failures.join("\n"));
+}
+
+/// The first differing line of two texts, with its number.
+fn diff(want: &str, got: &str) -> String {
+    let (mut w, mut g) = (want.lines(), got.lines());
+    for n in 1.. {
+        match (w.next(), g.next()) {
+            (None, None) => break,
+            (a, b) if a == b => continue,
+            (a, b) => return format!("  line {n}:\n    expected {a:?}\n    got      {b:?}"),
+        }
+    }
+    String::new()
+}
+
+#[test]
+fn standard_input_is_read_with_dash() {
+    let scenario = scenarios_dir().join("basic_matching.jsonl");
+    let out = Command::new(env!("CARGO_BIN_EXE_l2x"))
+        .args(["match", "--input", "-"])
+        .stdin(fs::File::open(&scenario).expect("open scenario"))
+        .output()
+        .expect("run l2x");
+    assert_eq!(out.status.code(), Some(0));
+    let want = fs::read_to_string(scenario.with_extension("expected")).expect("expected file");
+    assert_eq!(String::from_utf8_lossy(&out.stdout), want);
+}
+
+#[test]
+fn a_missing_input_file_is_a_clear_error() {
+    let out = Command::new(env!("CARGO_BIN_EXE_l2x"))
+        .args(["match", "--input", "/nonexistent/scenario.jsonl"])
+        .output()
+        .expect("run l2x");
+    assert_eq!(out.status.code(), Some(1));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(stderr.contains("cannot open /nonexistent/scenario.jsonl"), "{stderr}");
+}

@@ -1,0 +1,3 @@
+//! Integration tests of the `l2x` binary, run as a real process.
+
+mod golden;
