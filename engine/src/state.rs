@@ -610,3 +610,962 @@ fn cancelled(t: &Taker, qty: Qty, leaves: Qty, reason: CancelReason) -> Event {
         reason,
     }
 }
+
+#[cfg(test)]
+mod tests {
+    //! One worked example per matching rule. Instruments have tick 1 and lot 1, so prices
+    //! and quantities read as plain numbers; the mark is 1000 and the band 10 %, so limit
+    //! prices 900..=1100 are in band. Accounts: A = 1, B = 2, C = 3.
+
+    use core::str::FromStr;
+
+    use Side::{Buy, Sell};
+    use l2x_types::{Amount, Cancel, Decimal, Seq};
+
+    use super::*;
+
+    const A: u64 = 1;
+    const B: u64 = 2;
+    const C: u64 = 3;
+    const BTC: InstrumentId = InstrumentId(0);
+    const ETH: InstrumentId = InstrumentId(1);
+
+    fn spec(symbol: &str) -> InstrumentSpec {
+        let d = |s| Decimal::from_str(s).unwrap();
+        InstrumentSpec {
+            symbol: Symbol::try_new(symbol).unwrap(),
+            tick_size: d("1"),
+            lot_size: d("1"),
+            initial_margin: d("0.05"),
+            maintenance_margin: d("0.03"),
+            max_order_qty: d("100"),
+            max_position_qty: d("1000"),
+            price_band: d("0.1"),
+        }
+    }
+
+    /// A state machine with BTC-PERP (id 0, mark 1000) and ETH-PERP (id 1, no mark) listed,
+    /// that checks the invariants after every command.
+    struct Exchange {
+        sm: StateMachine,
+        seq: u64,
+        ts: u64,
+    }
+
+    impl Exchange {
+        fn new() -> Exchange {
+            let mut ex = Exchange { sm: StateMachine::new(), seq: 0, ts: 0 };
+            ex.apply(Command::ListInstrument(Box::new(spec("BTC-PERP"))));
+            ex.apply(Command::ListInstrument(Box::new(spec("ETH-PERP"))));
+            ex.apply(Command::Oracle { instrument: BTC, price: Price(1000) });
+            ex
+        }
+
+        /// Sets the time of the following commands.
+        fn at(&mut self, ts: u64) -> &mut Exchange {
+            self.ts = ts;
+            self
+        }
+
+        fn apply(&mut self, cmd: Command) -> Vec<Event> {
+            self.seq += 1;
+            let mut out = Vec::new();
+            self.sm.apply(&Sequenced { seq: Seq(self.seq), ts: Timestamp(self.ts), cmd }, &mut out);
+            self.sm.check_invariants().unwrap();
+            out
+        }
+
+        fn new_order(&mut self, o: NewOrder) -> Vec<Event> {
+            self.apply(Command::NewOrder(o))
+        }
+
+        /// Rests a GTC limit order that must not trade; returns its order id.
+        fn rest(&mut self, account: u64, cid: u64, side: Side, price: i64, qty: i64) -> u64 {
+            let events = self.new_order(limit(account, cid, side, price, qty));
+            match events.as_slice() {
+                [Event::Accepted { order_id, .. }, Event::Book { .. }] => order_id.0,
+                other => panic!("expected the order to rest, got {other:?}"),
+            }
+        }
+
+        fn amend(&mut self, account: u64, cid: u64, price: Option<i64>, qty: Option<i64>) -> Vec<Event> {
+            self.apply(Command::Amend(Amend {
+                account: AccountId(account),
+                cid: ClientOrderId(cid),
+                price: price.map(Price),
+                qty: qty.map(Qty),
+            }))
+        }
+
+        fn cancel(&mut self, account: u64, cid: u64) -> Vec<Event> {
+            self.apply(Command::Cancel(Cancel { account: AccountId(account), cid: ClientOrderId(cid) }))
+        }
+
+        fn mass_cancel(&mut self, account: u64, instrument: Option<InstrumentId>, side: Option<Side>) -> Vec<Event> {
+            self.apply(Command::MassCancel(MassCancel { account: AccountId(account), instrument, side }))
+        }
+
+        /// (order id, account, cid, price, leaves, filled) of every resting order, canonically
+        /// ordered.
+        fn book(&self) -> Vec<(u64, u64, u64, i64, i64, i64)> {
+            self.sm
+                .resting_orders()
+                .iter()
+                .map(|o| (o.order_id.0, o.account.0, o.cid.0, o.price.0, o.leaves.0, o.filled.0))
+                .collect()
+        }
+    }
+
+    /// A GTC limit order on BTC-PERP with STP `cancel_taker`.
+    fn limit(account: u64, cid: u64, side: Side, price: i64, qty: i64) -> NewOrder {
+        NewOrder {
+            account: AccountId(account),
+            cid: ClientOrderId(cid),
+            instrument: BTC,
+            side,
+            order_type: OrderType::Limit,
+            price: Some(Price(price)),
+            qty: Qty(qty),
+            tif: TimeInForce::Gtc,
+            expire_ts: None,
+            post_only: false,
+            reduce_only: false,
+            stp: StpMode::CancelTaker,
+        }
+    }
+
+    /// A market order on BTC-PERP.
+    fn market(account: u64, cid: u64, side: Side, qty: i64) -> NewOrder {
+        NewOrder { order_type: OrderType::Market, price: None, ..limit(account, cid, side, 0, qty) }
+    }
+
+    fn accepted(account: u64, cid: u64, order_id: u64, side: Side, price: i64, qty: i64) -> Event {
+        Event::Accepted {
+            account: AccountId(account),
+            cid: ClientOrderId(cid),
+            order_id: OrderId(order_id),
+            instrument: BTC,
+            side,
+            price: Price(price),
+            qty: Qty(qty),
+        }
+    }
+
+    fn rejected(kind: CommandKind, account: u64, cid: Option<u64>, reason: RejectReason) -> Event {
+        Event::Rejected { kind, account: Some(AccountId(account)), cid: cid.map(ClientOrderId), reason }
+    }
+
+    fn amended(account: u64, cid: u64, order_id: u64, price: i64, qty: i64, priority_kept: bool) -> Event {
+        Event::Amended {
+            account: AccountId(account),
+            cid: ClientOrderId(cid),
+            order_id: OrderId(order_id),
+            instrument: BTC,
+            price: Price(price),
+            qty: Qty(qty),
+            priority_kept,
+        }
+    }
+
+    /// A BTC-PERP trade; `maker` and `taker` are (account, cid, order id, leaves after).
+    fn trade(
+        trade_id: u64,
+        price: i64,
+        qty: i64,
+        maker: (u64, u64, u64, i64),
+        taker: (u64, u64, u64, i64),
+        taker_side: Side,
+    ) -> Event {
+        Event::Trade(Trade {
+            trade_id: TradeId(trade_id),
+            instrument: BTC,
+            price: Price(price),
+            qty: Qty(qty),
+            maker_account: AccountId(maker.0),
+            maker_cid: ClientOrderId(maker.1),
+            maker_order_id: OrderId(maker.2),
+            maker_leaves: Qty(maker.3),
+            taker_account: AccountId(taker.0),
+            taker_cid: ClientOrderId(taker.1),
+            taker_order_id: OrderId(taker.2),
+            taker_leaves: Qty(taker.3),
+            taker_side,
+        })
+    }
+
+    /// A BTC-PERP cancel; `order` is (account, cid, order id).
+    fn cancel(order: (u64, u64, u64), side: Side, qty: i64, leaves: i64, reason: CancelReason) -> Event {
+        Event::Cancelled {
+            account: AccountId(order.0),
+            cid: ClientOrderId(order.1),
+            order_id: OrderId(order.2),
+            instrument: BTC,
+            side,
+            qty: Qty(qty),
+            leaves: Qty(leaves),
+            reason,
+        }
+    }
+
+    /// A BTC-PERP book event.
+    fn book(side: Side, price: i64, qty: i64, orders: u32) -> Event {
+        Event::Book { instrument: BTC, side, price: Price(price), qty: Qty(qty), orders }
+    }
+
+    fn reasons(events: &[Event]) -> Vec<RejectReason> {
+        events
+            .iter()
+            .filter_map(|e| match e {
+                Event::Rejected { reason, .. } => Some(*reason),
+                _ => None,
+            })
+            .collect()
+    }
+
+    // ----- price-time priority -------------------------------------------------------
+
+    #[test]
+    fn best_price_first_then_oldest_first_at_the_makers_price() {
+        let mut ex = Exchange::new();
+        ex.rest(B, 1, Sell, 1001, 5); // order 1: worse price, oldest
+        ex.rest(C, 1, Sell, 1000, 5); // order 2
+        ex.rest(B, 2, Sell, 1000, 5); // order 3: same price as 2, later
+        let events = ex.new_order(limit(A, 9, Buy, 1001, 12));
+        assert_eq!(
+            events,
+            vec![
+                accepted(A, 9, 4, Buy, 1001, 12),
+                trade(1, 1000, 5, (C, 1, 2, 0), (A, 9, 4, 7), Buy),
+                trade(2, 1000, 5, (B, 2, 3, 0), (A, 9, 4, 2), Buy),
+                trade(3, 1001, 2, (B, 1, 1, 3), (A, 9, 4, 0), Buy),
+                book(Sell, 1000, 0, 0),
+                book(Sell, 1001, 3, 1),
+            ]
+        );
+        assert_eq!(ex.book(), vec![(1, B, 1, 1001, 3, 2)]);
+    }
+
+    #[test]
+    fn a_taker_stops_at_its_limit_and_rests_the_rest_with_what_it_filled() {
+        let mut ex = Exchange::new();
+        ex.rest(B, 1, Sell, 1000, 2);
+        ex.rest(B, 2, Sell, 1002, 2);
+        let events = ex.new_order(limit(A, 1, Buy, 1001, 5));
+        assert_eq!(
+            events,
+            vec![
+                accepted(A, 1, 3, Buy, 1001, 5),
+                trade(1, 1000, 2, (B, 1, 1, 0), (A, 1, 3, 3), Buy),
+                book(Buy, 1001, 3, 1),
+                book(Sell, 1000, 0, 0),
+            ]
+        );
+        assert_eq!(ex.book(), vec![(3, A, 1, 1001, 3, 2), (2, B, 2, 1002, 2, 0)]);
+    }
+
+    // ----- amend ---------------------------------------------------------------------
+
+    #[test]
+    fn amend_qty_down_keeps_priority() {
+        let mut ex = Exchange::new();
+        ex.rest(B, 1, Sell, 1000, 5); // order 1
+        ex.rest(C, 1, Sell, 1000, 5); // order 2
+        assert_eq!(ex.amend(B, 1, None, Some(3)), vec![amended(B, 1, 1, 1000, 3, true), book(Sell, 1000, 8, 2)]);
+        let events = ex.new_order(limit(A, 1, Buy, 1000, 3));
+        assert_eq!(events[1], trade(1, 1000, 3, (B, 1, 1, 0), (A, 1, 3, 0), Buy), "B is still first");
+    }
+
+    #[test]
+    fn amend_to_the_same_qty_keeps_priority_and_changes_no_level() {
+        let mut ex = Exchange::new();
+        ex.rest(B, 1, Sell, 1000, 5);
+        ex.rest(C, 1, Sell, 1000, 5);
+        assert_eq!(ex.amend(B, 1, Some(1000), Some(5)), vec![amended(B, 1, 1, 1000, 5, true)]);
+        assert_eq!(ex.amend(B, 1, None, None), vec![amended(B, 1, 1, 1000, 5, true)]);
+        assert_eq!(ex.book()[0].0, 1, "B is still first");
+    }
+
+    #[test]
+    fn amend_qty_up_goes_to_the_back_of_the_level() {
+        let mut ex = Exchange::new();
+        ex.rest(B, 1, Sell, 1000, 5); // order 1
+        ex.rest(C, 1, Sell, 1000, 5); // order 2
+        assert_eq!(ex.amend(B, 1, None, Some(6)), vec![amended(B, 1, 1, 1000, 6, false), book(Sell, 1000, 11, 2)]);
+        assert_eq!(ex.book(), vec![(2, C, 1, 1000, 5, 0), (1, B, 1, 1000, 6, 0)]);
+        let events = ex.new_order(limit(A, 1, Buy, 1000, 3));
+        assert_eq!(events[1], trade(1, 1000, 3, (C, 1, 2, 2), (A, 1, 3, 0), Buy), "C is now first");
+    }
+
+    #[test]
+    fn amend_price_change_goes_to_the_back_even_when_it_comes_back() {
+        let mut ex = Exchange::new();
+        ex.rest(B, 1, Sell, 1000, 5); // order 1
+        ex.rest(C, 1, Sell, 1000, 5); // order 2
+        assert_eq!(
+            ex.amend(B, 1, Some(1001), None),
+            vec![amended(B, 1, 1, 1001, 5, false), book(Sell, 1000, 5, 1), book(Sell, 1001, 5, 1)]
+        );
+        assert_eq!(
+            ex.amend(B, 1, Some(1000), Some(4)),
+            vec![amended(B, 1, 1, 1000, 4, false), book(Sell, 1000, 9, 2), book(Sell, 1001, 0, 0)]
+        );
+        assert_eq!(ex.book(), vec![(2, C, 1, 1000, 5, 0), (1, B, 1, 1000, 4, 0)]);
+    }
+
+    #[test]
+    fn crossing_amend_trades_as_taker_after_the_amended_event() {
+        let mut ex = Exchange::new();
+        ex.rest(A, 1, Buy, 999, 5); // order 1
+        ex.rest(B, 1, Sell, 1000, 3); // order 2
+        ex.rest(B, 2, Sell, 1001, 3); // order 3
+        let events = ex.amend(A, 1, Some(1000), Some(6));
+        assert_eq!(
+            events,
+            vec![
+                amended(A, 1, 1, 1000, 6, false),
+                trade(1, 1000, 3, (B, 1, 2, 0), (A, 1, 1, 3), Buy),
+                book(Buy, 1000, 3, 1),
+                book(Buy, 999, 0, 0),
+                book(Sell, 1000, 0, 0),
+            ]
+        );
+        // Same order id, the rest at the new price, what it executed counted as filled.
+        assert_eq!(ex.book(), vec![(1, A, 1, 1000, 3, 3), (3, B, 2, 1001, 3, 0)]);
+    }
+
+    #[test]
+    fn crossing_amend_that_fills_leaves_the_book() {
+        let mut ex = Exchange::new();
+        ex.rest(A, 1, Buy, 999, 2);
+        ex.rest(B, 1, Sell, 1000, 3);
+        let events = ex.amend(A, 1, Some(1000), None);
+        assert_eq!(
+            events,
+            vec![
+                amended(A, 1, 1, 1000, 2, false),
+                trade(1, 1000, 2, (B, 1, 2, 1), (A, 1, 1, 0), Buy),
+                book(Buy, 999, 0, 0),
+                book(Sell, 1000, 1, 1),
+            ]
+        );
+        assert_eq!(ex.cancel(A, 1), vec![rejected(CommandKind::Cancel, A, Some(1), RejectReason::UnknownOrder)]);
+    }
+
+    #[test]
+    fn post_only_crossing_amend_is_rejected_and_the_order_unchanged() {
+        let mut ex = Exchange::new();
+        ex.new_order(NewOrder { post_only: true, ..limit(A, 1, Buy, 998, 5) });
+        ex.rest(C, 1, Buy, 998, 5);
+        ex.rest(B, 1, Sell, 1000, 3);
+        let before = ex.book();
+        let events = ex.amend(A, 1, Some(1000), Some(4));
+        assert_eq!(events, vec![rejected(CommandKind::Amend, A, Some(1), RejectReason::PostOnlyWouldCross)]);
+        assert_eq!(ex.book(), before, "price, quantity and queue place unchanged");
+        // A non-crossing amend of the same post-only order is fine.
+        assert_eq!(
+            ex.amend(A, 1, Some(999), None),
+            vec![amended(A, 1, 1, 999, 5, false), book(Buy, 999, 5, 1), book(Buy, 998, 5, 1),]
+        );
+    }
+
+    #[test]
+    fn amend_validation_order() {
+        let mut ex = Exchange::new();
+        ex.new_order(NewOrder { post_only: true, ..limit(A, 1, Buy, 999, 5) });
+        ex.rest(B, 1, Sell, 1000, 5);
+        let rej = |cid, r| vec![rejected(CommandKind::Amend, A, Some(cid), r)];
+        // Each line fixes the previous line's failure and fails the next check.
+        assert_eq!(ex.amend(A, 2, Some(0), Some(0)), rej(2, RejectReason::UnknownOrder));
+        assert_eq!(ex.amend(A, 1, Some(0), Some(0)), rej(1, RejectReason::BadPrice));
+        assert_eq!(ex.amend(A, 1, Some(1200), Some(0)), rej(1, RejectReason::BadQty));
+        assert_eq!(ex.amend(A, 1, Some(1200), Some(101)), rej(1, RejectReason::MaxOrderQty));
+        assert_eq!(ex.amend(A, 1, Some(1200), Some(100)), rej(1, RejectReason::PriceOutOfBand));
+        assert_eq!(ex.amend(A, 1, Some(1000), Some(100)), rej(1, RejectReason::PostOnlyWouldCross));
+        assert_eq!(ex.book(), vec![(1, A, 1, 999, 5, 0), (2, B, 1, 1000, 5, 0)]);
+    }
+
+    // ----- cancel and mass cancel ----------------------------------------------------
+
+    #[test]
+    fn cancel_removes_and_a_cancel_or_amend_of_an_order_not_live_is_unknown_order() {
+        let mut ex = Exchange::new();
+        ex.rest(A, 1, Buy, 999, 5);
+        ex.rest(A, 2, Sell, 1001, 5);
+        assert_eq!(ex.cancel(A, 1), vec![cancel((A, 1, 1), Buy, 5, 0, CancelReason::User), book(Buy, 999, 0, 0)]);
+        let unknown = |kind, cid| vec![rejected(kind, A, Some(cid), RejectReason::UnknownOrder)];
+        // Cancelled.
+        assert_eq!(ex.cancel(A, 1), unknown(CommandKind::Cancel, 1));
+        assert_eq!(ex.amend(A, 1, Some(999), None), unknown(CommandKind::Amend, 1));
+        // Never existed (and another account's cid is not ours).
+        assert_eq!(ex.cancel(A, 7), unknown(CommandKind::Cancel, 7));
+        assert_eq!(ex.cancel(B, 2), vec![rejected(CommandKind::Cancel, B, Some(2), RejectReason::UnknownOrder)]);
+        // Filled.
+        ex.new_order(limit(B, 1, Buy, 1001, 5));
+        assert_eq!(ex.cancel(A, 2), unknown(CommandKind::Cancel, 2));
+        assert_eq!(ex.amend(A, 2, None, Some(1)), unknown(CommandKind::Amend, 2));
+        assert!(ex.book().is_empty());
+    }
+
+    #[test]
+    fn mass_cancel_narrows_by_instrument_and_side_in_ascending_order_id() {
+        let mut ex = Exchange::new();
+        ex.apply(Command::Oracle { instrument: ETH, price: Price(1000) });
+        ex.rest(A, 1, Buy, 990, 1); // order 1
+        ex.new_order(NewOrder { instrument: ETH, ..limit(A, 2, Sell, 1010, 1) }); // order 2
+        ex.rest(A, 3, Sell, 1010, 1); // order 3
+        ex.rest(A, 4, Buy, 995, 1); // order 4: better than order 1
+        ex.rest(B, 1, Buy, 995, 1); // order 5: not A's
+        ex.rest(A, 5, Sell, 1005, 1); // order 6: better than order 3
+        assert_eq!(
+            ex.mass_cancel(A, Some(BTC), Some(Sell)),
+            vec![
+                cancel((A, 3, 3), Sell, 1, 0, CancelReason::MassCancel),
+                cancel((A, 5, 6), Sell, 1, 0, CancelReason::MassCancel),
+                book(Sell, 1005, 0, 0),
+                book(Sell, 1010, 0, 0),
+            ]
+        );
+        assert_eq!(
+            ex.mass_cancel(A, Some(BTC), None),
+            vec![
+                cancel((A, 1, 1), Buy, 1, 0, CancelReason::MassCancel),
+                cancel((A, 4, 4), Buy, 1, 0, CancelReason::MassCancel),
+                book(Buy, 995, 1, 1),
+                book(Buy, 990, 0, 0),
+            ]
+        );
+        assert_eq!(ex.book(), vec![(5, B, 1, 995, 1, 0), (2, A, 2, 1010, 1, 0)]);
+        let eth_cancel = Event::Cancelled {
+            account: AccountId(A),
+            cid: ClientOrderId(2),
+            order_id: OrderId(2),
+            instrument: ETH,
+            side: Sell,
+            qty: Qty(1),
+            leaves: Qty(0),
+            reason: CancelReason::MassCancel,
+        };
+        let eth_book = Event::Book { instrument: ETH, side: Sell, price: Price(1010), qty: Qty(0), orders: 0 };
+        assert_eq!(ex.mass_cancel(A, None, None), vec![eth_cancel, eth_book]);
+        assert_eq!(ex.mass_cancel(A, None, None), vec![]);
+        assert_eq!(ex.mass_cancel(9, None, None), vec![], "an unknown account has nothing to cancel");
+        assert_eq!(
+            ex.mass_cancel(B, Some(InstrumentId(7)), None),
+            vec![rejected(CommandKind::MassCancel, B, None, RejectReason::UnknownSymbol)]
+        );
+        assert_eq!(ex.book(), vec![(5, B, 1, 995, 1, 0)]);
+    }
+
+    // ----- self-trade prevention -----------------------------------------------------
+
+    /// B sells 2 (order 1), A sells 3 (order 2), B sells 4 (order 3), all at 1000; then A
+    /// buys 6 at 1000 (order 4) with `stp`.
+    fn self_trade(stp: StpMode) -> (Exchange, Vec<Event>) {
+        let mut ex = Exchange::new();
+        ex.rest(B, 1, Sell, 1000, 2);
+        ex.rest(A, 1, Sell, 1000, 3);
+        ex.rest(B, 2, Sell, 1000, 4);
+        let events = ex.new_order(NewOrder { stp, ..limit(A, 2, Buy, 1000, 6) });
+        (ex, events)
+    }
+
+    #[test]
+    fn stp_cancel_taker_cancels_the_takers_remainder_and_keeps_the_maker() {
+        let (ex, events) = self_trade(StpMode::CancelTaker);
+        assert_eq!(
+            events,
+            vec![
+                accepted(A, 2, 4, Buy, 1000, 6),
+                trade(1, 1000, 2, (B, 1, 1, 0), (A, 2, 4, 4), Buy),
+                cancel((A, 2, 4), Buy, 4, 0, CancelReason::SelfTrade),
+                book(Sell, 1000, 7, 2),
+            ]
+        );
+        assert_eq!(ex.book(), vec![(2, A, 1, 1000, 3, 0), (3, B, 2, 1000, 4, 0)]);
+    }
+
+    #[test]
+    fn stp_cancel_maker_cancels_the_resting_order_and_goes_on() {
+        let (ex, events) = self_trade(StpMode::CancelMaker);
+        assert_eq!(
+            events,
+            vec![
+                accepted(A, 2, 4, Buy, 1000, 6),
+                trade(1, 1000, 2, (B, 1, 1, 0), (A, 2, 4, 4), Buy),
+                cancel((A, 1, 2), Sell, 3, 0, CancelReason::SelfTrade),
+                trade(2, 1000, 4, (B, 2, 3, 0), (A, 2, 4, 0), Buy),
+                book(Sell, 1000, 0, 0),
+            ]
+        );
+        assert!(ex.book().is_empty());
+    }
+
+    #[test]
+    fn stp_cancel_both_cancels_the_maker_then_the_takers_remainder() {
+        let (ex, events) = self_trade(StpMode::CancelBoth);
+        assert_eq!(
+            events,
+            vec![
+                accepted(A, 2, 4, Buy, 1000, 6),
+                trade(1, 1000, 2, (B, 1, 1, 0), (A, 2, 4, 4), Buy),
+                cancel((A, 1, 2), Sell, 3, 0, CancelReason::SelfTrade),
+                cancel((A, 2, 4), Buy, 4, 0, CancelReason::SelfTrade),
+                book(Sell, 1000, 4, 1),
+            ]
+        );
+        assert_eq!(ex.book(), vec![(3, B, 2, 1000, 4, 0)]);
+    }
+
+    #[test]
+    fn stp_decrement_reduces_both_without_a_trade_and_goes_on() {
+        let (ex, events) = self_trade(StpMode::Decrement);
+        assert_eq!(
+            events,
+            vec![
+                accepted(A, 2, 4, Buy, 1000, 6),
+                trade(1, 1000, 2, (B, 1, 1, 0), (A, 2, 4, 4), Buy),
+                cancel((A, 1, 2), Sell, 3, 0, CancelReason::SelfTrade),
+                cancel((A, 2, 4), Buy, 3, 1, CancelReason::SelfTrade),
+                trade(2, 1000, 1, (B, 2, 3, 3), (A, 2, 4, 0), Buy),
+                book(Sell, 1000, 3, 1),
+            ]
+        );
+        assert_eq!(ex.book(), vec![(3, B, 2, 1000, 3, 1)]);
+    }
+
+    #[test]
+    fn stp_decrement_of_a_larger_maker_leaves_it_resting_and_ends_the_taker() {
+        let mut ex = Exchange::new();
+        ex.rest(A, 1, Sell, 1000, 10);
+        let events = ex.new_order(NewOrder { stp: StpMode::Decrement, ..limit(A, 2, Buy, 1000, 4) });
+        assert_eq!(
+            events,
+            vec![
+                accepted(A, 2, 2, Buy, 1000, 4),
+                cancel((A, 1, 1), Sell, 4, 6, CancelReason::SelfTrade),
+                cancel((A, 2, 2), Buy, 4, 0, CancelReason::SelfTrade),
+                book(Sell, 1000, 6, 1),
+            ]
+        );
+        // Decrement is not a fill: the maker's filled stays zero.
+        assert_eq!(ex.book(), vec![(1, A, 1, 1000, 6, 0)]);
+    }
+
+    #[test]
+    fn stp_decrement_of_a_larger_taker_rests_what_is_left() {
+        let mut ex = Exchange::new();
+        ex.rest(A, 1, Sell, 1000, 2);
+        let events = ex.new_order(NewOrder { stp: StpMode::Decrement, ..limit(A, 2, Buy, 1000, 5) });
+        assert_eq!(
+            events,
+            vec![
+                accepted(A, 2, 2, Buy, 1000, 5),
+                cancel((A, 1, 1), Sell, 2, 0, CancelReason::SelfTrade),
+                cancel((A, 2, 2), Buy, 2, 3, CancelReason::SelfTrade),
+                book(Buy, 1000, 3, 1),
+                book(Sell, 1000, 0, 0),
+            ]
+        );
+        assert_eq!(ex.book(), vec![(2, A, 2, 1000, 3, 0)]);
+    }
+
+    #[test]
+    fn stp_the_takers_mode_governs_not_the_makers() {
+        let mut ex = Exchange::new();
+        ex.new_order(NewOrder { stp: StpMode::CancelMaker, ..limit(A, 1, Sell, 1000, 2) });
+        let events = ex.new_order(NewOrder { stp: StpMode::CancelTaker, ..limit(A, 2, Buy, 1000, 2) });
+        assert_eq!(
+            events,
+            vec![accepted(A, 2, 2, Buy, 1000, 2), cancel((A, 2, 2), Buy, 2, 0, CancelReason::SelfTrade)]
+        );
+        assert_eq!(ex.book(), vec![(1, A, 1, 1000, 2, 0)]);
+    }
+
+    // ----- IOC, FOK, market ----------------------------------------------------------
+
+    #[test]
+    fn ioc_trades_what_it_can_and_cancels_the_rest_ioc_remainder() {
+        let mut ex = Exchange::new();
+        ex.rest(B, 1, Sell, 1000, 2);
+        ex.rest(B, 2, Sell, 1002, 2);
+        let events = ex.new_order(NewOrder { tif: TimeInForce::Ioc, ..limit(A, 1, Buy, 1001, 5) });
+        assert_eq!(
+            events,
+            vec![
+                accepted(A, 1, 3, Buy, 1001, 5),
+                trade(1, 1000, 2, (B, 1, 1, 0), (A, 1, 3, 3), Buy),
+                cancel((A, 1, 3), Buy, 3, 0, CancelReason::IocRemainder),
+                book(Sell, 1000, 0, 0),
+            ]
+        );
+        assert_eq!(ex.book(), vec![(2, B, 2, 1002, 2, 0)]);
+    }
+
+    #[test]
+    fn market_order_trades_up_to_its_protection_price_and_cancels_market_remainder() {
+        let mut ex = Exchange::new();
+        ex.rest(B, 1, Sell, 1000, 2);
+        ex.rest(B, 2, Sell, 1100, 2); // the band edge: reachable
+        ex.apply(Command::Oracle { instrument: BTC, price: Price(1050) }); // band now 945..=1155
+        ex.rest(B, 3, Sell, 1101, 2);
+        ex.apply(Command::Oracle { instrument: BTC, price: Price(1000) }); // protection: 1100
+        let events = ex.new_order(market(A, 1, Buy, 7));
+        assert_eq!(
+            events,
+            vec![
+                accepted(A, 1, 4, Buy, 1100, 7),
+                trade(1, 1000, 2, (B, 1, 1, 0), (A, 1, 4, 5), Buy),
+                trade(2, 1100, 2, (B, 2, 2, 0), (A, 1, 4, 3), Buy),
+                cancel((A, 1, 4), Buy, 3, 0, CancelReason::MarketRemainder),
+                book(Sell, 1000, 0, 0),
+                book(Sell, 1100, 0, 0),
+            ]
+        );
+        assert_eq!(ex.book(), vec![(3, B, 3, 1101, 2, 0)]);
+        // With IOC, a market order's remainder is still market_remainder; into an empty
+        // side it is accepted and cancelled whole.
+        let events = ex.new_order(NewOrder { tif: TimeInForce::Ioc, ..market(A, 2, Sell, 4) });
+        assert_eq!(
+            events,
+            vec![accepted(A, 2, 5, Sell, 900, 4), cancel((A, 2, 5), Sell, 4, 0, CancelReason::MarketRemainder)]
+        );
+    }
+
+    #[test]
+    fn fok_that_cannot_fill_is_cancelled_whole_without_trading() {
+        let mut ex = Exchange::new();
+        ex.rest(B, 1, Sell, 1000, 2);
+        ex.rest(C, 1, Sell, 1001, 2);
+        ex.rest(C, 2, Sell, 1002, 9); // beyond the limit
+        let before = ex.book();
+        let events = ex.new_order(NewOrder { tif: TimeInForce::Fok, ..limit(A, 1, Buy, 1001, 5) });
+        assert_eq!(
+            events,
+            vec![accepted(A, 1, 4, Buy, 1001, 5), cancel((A, 1, 4), Buy, 5, 0, CancelReason::FokUnfilled)]
+        );
+        assert_eq!(ex.book(), before);
+        // Exactly fillable: it fills.
+        let events = ex.new_order(NewOrder { tif: TimeInForce::Fok, ..limit(A, 2, Buy, 1001, 4) });
+        assert_eq!(
+            events,
+            vec![
+                accepted(A, 2, 5, Buy, 1001, 4),
+                trade(1, 1000, 2, (B, 1, 1, 0), (A, 2, 5, 2), Buy),
+                trade(2, 1001, 2, (C, 1, 2, 0), (A, 2, 5, 0), Buy),
+                book(Sell, 1000, 0, 0),
+                book(Sell, 1001, 0, 0),
+            ]
+        );
+        // A market FOK is FOK: fok_unfilled, not market_remainder.
+        let events = ex.new_order(NewOrder { tif: TimeInForce::Fok, ..market(A, 3, Buy, 10) });
+        assert_eq!(
+            events,
+            vec![accepted(A, 3, 6, Buy, 1100, 10), cancel((A, 3, 6), Buy, 10, 0, CancelReason::FokUnfilled)]
+        );
+    }
+
+    #[test]
+    fn fok_walk_own_orders_provide_nothing_and_end_the_walk_unless_cancel_maker() {
+        let fok = |stp| NewOrder { tif: TimeInForce::Fok, stp, ..limit(A, 9, Buy, 1000, 3) };
+        for stp in [StpMode::CancelTaker, StpMode::CancelBoth, StpMode::Decrement] {
+            let mut ex = Exchange::new();
+            ex.rest(A, 1, Sell, 1000, 1); // own, first in the queue
+            ex.rest(B, 1, Sell, 1000, 5);
+            let events = ex.new_order(fok(stp));
+            assert_eq!(
+                events,
+                vec![accepted(A, 9, 3, Buy, 1000, 3), cancel((A, 9, 3), Buy, 3, 0, CancelReason::FokUnfilled)],
+                "{stp}"
+            );
+            assert_eq!(ex.book().len(), 2, "{stp}: nothing touched");
+        }
+        let mut ex = Exchange::new();
+        ex.rest(A, 1, Sell, 1000, 1);
+        ex.rest(B, 1, Sell, 1000, 5);
+        let events = ex.new_order(fok(StpMode::CancelMaker));
+        assert_eq!(
+            events,
+            vec![
+                accepted(A, 9, 3, Buy, 1000, 3),
+                cancel((A, 1, 1), Sell, 1, 0, CancelReason::SelfTrade),
+                trade(1, 1000, 3, (B, 1, 2, 2), (A, 9, 3, 0), Buy),
+                book(Sell, 1000, 2, 1),
+            ]
+        );
+        // Own order behind enough liquidity: the walk never reaches it.
+        let mut ex = Exchange::new();
+        ex.rest(B, 1, Sell, 1000, 3);
+        ex.rest(A, 1, Sell, 1000, 1);
+        let events = ex.new_order(fok(StpMode::CancelTaker));
+        assert_eq!(events[1], trade(1, 1000, 3, (B, 1, 1, 0), (A, 9, 3, 0), Buy));
+        // Own quantity is not counted: 2 of others' + 1 own < 3.
+        let mut ex = Exchange::new();
+        ex.rest(B, 1, Sell, 1000, 2);
+        ex.rest(A, 1, Sell, 1000, 1);
+        let events = ex.new_order(fok(StpMode::CancelMaker));
+        assert_eq!(events[1], cancel((A, 9, 3), Buy, 3, 0, CancelReason::FokUnfilled));
+    }
+
+    // ----- client order ids, marks, bands ----------------------------------------------
+
+    #[test]
+    fn duplicate_cid_is_per_account_and_only_while_live() {
+        let mut ex = Exchange::new();
+        ex.rest(A, 7, Buy, 990, 1);
+        let dup = ex.new_order(limit(A, 7, Sell, 1010, 1));
+        assert_eq!(dup, vec![rejected(CommandKind::New, A, Some(7), RejectReason::DuplicateCid)]);
+        // Live on another instrument still counts.
+        ex.apply(Command::Oracle { instrument: ETH, price: Price(1000) });
+        let dup = ex.new_order(NewOrder { instrument: ETH, ..limit(A, 7, Sell, 1010, 1) });
+        assert_eq!(reasons(&dup), vec![RejectReason::DuplicateCid]);
+        ex.rest(B, 7, Sell, 1010, 1); // another account's cid 7
+        ex.cancel(A, 7);
+        ex.rest(A, 7, Buy, 991, 1); // reusable once gone
+    }
+
+    #[test]
+    fn orders_need_a_mark_price() {
+        let mut ex = Exchange::new();
+        let events = ex.new_order(NewOrder { instrument: ETH, ..limit(A, 1, Buy, 1000, 1) });
+        assert_eq!(events, vec![rejected(CommandKind::New, A, Some(1), RejectReason::NoMarkPrice)]);
+        let events = ex.new_order(NewOrder { instrument: ETH, ..market(A, 1, Buy, 1) });
+        assert_eq!(reasons(&events), vec![RejectReason::NoMarkPrice]);
+        ex.apply(Command::Oracle { instrument: ETH, price: Price(1000) });
+        let events = ex.new_order(NewOrder { instrument: ETH, ..limit(A, 1, Buy, 1000, 1) });
+        assert!(matches!(events[0], Event::Accepted { instrument: ETH, .. }));
+    }
+
+    #[test]
+    fn price_band_edges_are_inclusive() {
+        let mut ex = Exchange::new(); // mark 1000, band 10 %: 900..=1100
+        ex.rest(A, 1, Buy, 900, 1);
+        ex.rest(A, 2, Sell, 1100, 1);
+        let out = |events: Vec<Event>| reasons(&events) == vec![RejectReason::PriceOutOfBand];
+        assert!(out(ex.new_order(limit(A, 3, Buy, 899, 1))));
+        assert!(out(ex.new_order(limit(A, 3, Sell, 1101, 1))));
+        // An amend to a new price is checked against the band too.
+        assert!(out(ex.amend(A, 1, Some(899), None)));
+        assert_eq!(ex.amend(A, 1, Some(1100), None)[0], amended(A, 1, 1, 1100, 1, false));
+    }
+
+    #[test]
+    fn market_protection_price_is_the_band_edge_rounded_to_the_tick_towards_the_mark() {
+        let mut ex = Exchange::new();
+        // mark 1005, band 10 %: 904.5..=1105.5 in ticks, so 905..=1105.
+        ex.apply(Command::Oracle { instrument: BTC, price: Price(1005) });
+        assert_eq!(ex.new_order(market(A, 1, Buy, 1))[0], accepted(A, 1, 1, Buy, 1105, 1));
+        assert_eq!(ex.new_order(market(A, 2, Sell, 1))[0], accepted(A, 2, 2, Sell, 905, 1));
+        ex.rest(A, 3, Buy, 905, 1);
+        ex.rest(A, 4, Sell, 1105, 1);
+        assert_eq!(reasons(&ex.new_order(limit(A, 5, Buy, 904, 1))), vec![RejectReason::PriceOutOfBand]);
+        assert_eq!(reasons(&ex.new_order(limit(A, 5, Sell, 1106, 1))), vec![RejectReason::PriceOutOfBand]);
+    }
+
+    // ----- GTD -------------------------------------------------------------------------
+
+    fn gtd(account: u64, cid: u64, side: Side, price: i64, qty: i64, expire_ts: u64) -> NewOrder {
+        NewOrder {
+            tif: TimeInForce::Gtd,
+            expire_ts: Some(Timestamp(expire_ts)),
+            ..limit(account, cid, side, price, qty)
+        }
+    }
+
+    #[test]
+    fn gtd_expires_before_the_first_command_whose_time_reaches_it() {
+        let mut ex = Exchange::new();
+        ex.at(10).new_order(gtd(B, 1, Sell, 1000, 5, 100));
+        let deposit = Command::Deposit { account: AccountId(C), amount: Amount(1) };
+        assert_eq!(ex.at(99).apply(deposit.clone()), vec![], "not yet");
+        assert_eq!(ex.book().len(), 1);
+        // At ts 100 the order expires before the new order acts: no trade.
+        let events = ex.at(100).new_order(limit(A, 1, Buy, 1000, 5));
+        assert_eq!(
+            events,
+            vec![
+                cancel((B, 1, 1), Sell, 5, 0, CancelReason::Expired),
+                accepted(A, 1, 2, Buy, 1000, 5),
+                book(Buy, 1000, 5, 1),
+                book(Sell, 1000, 0, 0),
+            ]
+        );
+    }
+
+    #[test]
+    fn gtd_expiries_run_in_expiry_then_order_id_order_and_survive_amends() {
+        let mut ex = Exchange::new();
+        ex.new_order(gtd(A, 1, Buy, 990, 1, 50)); // order 1
+        ex.new_order(gtd(A, 2, Buy, 991, 1, 40)); // order 2
+        ex.new_order(gtd(A, 3, Buy, 992, 1, 40)); // order 3
+        ex.new_order(gtd(A, 4, Buy, 993, 1, 61)); // order 4
+        // An amend that loses priority keeps the expiry.
+        assert_eq!(ex.amend(A, 3, Some(989), Some(2))[0], amended(A, 3, 3, 989, 2, false));
+        let events = ex.at(60).apply(Command::Deposit { account: AccountId(A), amount: Amount(1) });
+        assert_eq!(
+            events,
+            vec![
+                cancel((A, 2, 2), Buy, 1, 0, CancelReason::Expired),
+                cancel((A, 3, 3), Buy, 2, 0, CancelReason::Expired),
+                cancel((A, 1, 1), Buy, 1, 0, CancelReason::Expired),
+                book(Buy, 991, 0, 0),
+                book(Buy, 990, 0, 0),
+                book(Buy, 989, 0, 0),
+            ]
+        );
+        assert_eq!(ex.book(), vec![(4, A, 4, 993, 1, 0)]);
+        // An expired order is not live.
+        assert_eq!(reasons(&ex.cancel(A, 1)), vec![RejectReason::UnknownOrder]);
+    }
+
+    #[test]
+    fn bad_expiry_cases() {
+        let mut ex = Exchange::new();
+        ex.at(100);
+        let bad = |ex: &mut Exchange, o| reasons(&ex.new_order(o)) == vec![RejectReason::BadExpiry];
+        assert!(bad(&mut ex, NewOrder { expire_ts: None, ..gtd(A, 1, Buy, 990, 1, 0) }), "GTD without expiry");
+        assert!(bad(&mut ex, gtd(A, 1, Buy, 990, 1, 100)), "GTD expiring now");
+        assert!(bad(&mut ex, gtd(A, 1, Buy, 990, 1, 99)), "GTD in the past");
+        assert!(bad(&mut ex, NewOrder { expire_ts: Some(Timestamp(200)), ..limit(A, 1, Buy, 990, 1) }), "GTC");
+        let ioc = NewOrder { tif: TimeInForce::Ioc, expire_ts: Some(Timestamp(200)), ..limit(A, 1, Buy, 990, 1) };
+        assert!(bad(&mut ex, ioc), "IOC with expiry");
+        assert_eq!(ex.new_order(gtd(A, 1, Buy, 990, 1, 101))[0], accepted(A, 1, 1, Buy, 990, 1));
+    }
+
+    #[test]
+    fn time_never_goes_back() {
+        let mut ex = Exchange::new();
+        ex.at(100).apply(Command::Deposit { account: AccountId(A), amount: Amount(1) });
+        ex.at(50).apply(Command::Deposit { account: AccountId(A), amount: Amount(1) });
+        assert_eq!(ex.sm.now(), Timestamp(100));
+        // "Now" is still 100: an expiry at 100 is not after now.
+        assert_eq!(reasons(&ex.new_order(gtd(A, 1, Buy, 990, 1, 100))), vec![RejectReason::BadExpiry]);
+    }
+
+    // ----- validation order --------------------------------------------------------------
+
+    #[test]
+    fn new_order_validation_order_reports_the_first_failing_check() {
+        let mut ex = Exchange::new();
+        ex.rest(A, 7, Buy, 999, 1); // makes cid 7 a duplicate
+        ex.rest(B, 1, Sell, 1000, 1); // makes a post-only buy at 1000 cross
+        // Each step fixes the previous step's failure; every later check still fails.
+        type Fix = fn(&mut NewOrder);
+        let steps: [(RejectReason, Fix); 10] = [
+            (RejectReason::UnknownSymbol, |_| {}),
+            (RejectReason::BadFlags, |o| o.instrument = ETH),
+            (RejectReason::BadExpiry, |o| o.tif = TimeInForce::Gtc),
+            (RejectReason::BadPrice, |o| o.expire_ts = None),
+            (RejectReason::BadQty, |o| o.price = Some(Price(2000))),
+            (RejectReason::MaxOrderQty, |o| o.qty = Qty(101)),
+            (RejectReason::DuplicateCid, |o| o.qty = Qty(100)),
+            (RejectReason::NoMarkPrice, |o| o.cid = ClientOrderId(8)),
+            (RejectReason::PriceOutOfBand, |o| o.instrument = BTC),
+            (RejectReason::PostOnlyWouldCross, |o| o.price = Some(Price(1000))),
+        ];
+        let mut order = NewOrder {
+            instrument: InstrumentId(9),
+            tif: TimeInForce::Ioc, // with post-only: bad_flags
+            expire_ts: Some(Timestamp(5)),
+            post_only: true,
+            price: Some(Price(0)),
+            qty: Qty(0),
+            ..limit(A, 7, Buy, 0, 0)
+        };
+        let next_id = ex.sm.canonical().next_order_id;
+        for (expected, fix) in steps {
+            fix(&mut order);
+            assert_eq!(ex.new_order(order), vec![rejected(CommandKind::New, A, Some(order.cid.0), expected)]);
+        }
+        assert_eq!(ex.sm.canonical().next_order_id, next_id, "a rejected order takes no id");
+        order.price = Some(Price(999));
+        assert!(matches!(ex.new_order(order)[0], Event::Accepted { .. }));
+    }
+
+    #[test]
+    fn bad_flags_and_bad_price_combinations() {
+        let mut ex = Exchange::new();
+        let flags = |ex: &mut Exchange, o| reasons(&ex.new_order(o)) == vec![RejectReason::BadFlags];
+        assert!(flags(&mut ex, NewOrder { post_only: true, ..market(A, 1, Buy, 1) }));
+        assert!(flags(&mut ex, NewOrder { post_only: true, tif: TimeInForce::Fok, ..limit(A, 1, Buy, 990, 1) }));
+        let market_gtd = NewOrder { tif: TimeInForce::Gtd, expire_ts: Some(Timestamp(9)), ..market(A, 1, Buy, 1) };
+        assert!(flags(&mut ex, market_gtd));
+        let price = |ex: &mut Exchange, o| reasons(&ex.new_order(o)) == vec![RejectReason::BadPrice];
+        assert!(price(&mut ex, NewOrder { price: Some(Price(1000)), ..market(A, 1, Buy, 1) }), "market with a price");
+        assert!(price(&mut ex, NewOrder { price: None, ..limit(A, 1, Buy, 990, 1) }), "limit without a price");
+        assert!(price(&mut ex, limit(A, 1, Buy, -5, 1)), "negative");
+        assert!(reasons(&ex.new_order(limit(A, 1, Buy, 990, -1))) == vec![RejectReason::BadQty]);
+    }
+
+    #[test]
+    fn post_only_rests_when_it_does_not_cross_and_is_refused_against_own_orders_too() {
+        let mut ex = Exchange::new();
+        ex.rest(A, 1, Sell, 1001, 1);
+        let events = ex.new_order(NewOrder { post_only: true, ..limit(A, 2, Buy, 1000, 1) });
+        assert_eq!(events, vec![accepted(A, 2, 2, Buy, 1000, 1), book(Buy, 1000, 1, 1)]);
+        let events = ex.new_order(NewOrder { post_only: true, ..limit(A, 3, Buy, 1001, 1) });
+        assert_eq!(events, vec![rejected(CommandKind::New, A, Some(3), RejectReason::PostOnlyWouldCross)]);
+    }
+
+    // ----- book events -------------------------------------------------------------------
+
+    #[test]
+    fn book_events_are_net_per_level_per_command() {
+        let mut ex = Exchange::new();
+        // A sweep of three orders at one level: one event, not three.
+        ex.rest(B, 1, Sell, 1000, 1);
+        ex.rest(B, 2, Sell, 1000, 1);
+        ex.rest(C, 1, Sell, 1000, 1);
+        let events = ex.new_order(limit(A, 1, Buy, 1000, 3));
+        assert_eq!(events.iter().filter(|e| matches!(e, Event::Book { .. })).count(), 1);
+        assert_eq!(events.last(), Some(&book(Sell, 1000, 0, 0)));
+        // A level touched twice with no net change (an expiry and a new order, same price,
+        // same quantity) emits nothing.
+        ex.at(10).new_order(gtd(B, 3, Sell, 1001, 2, 20));
+        let events = ex.at(20).new_order(limit(C, 2, Sell, 1001, 2));
+        assert_eq!(
+            events,
+            vec![cancel((B, 3, 5), Sell, 2, 0, CancelReason::Expired), accepted(C, 2, 6, Sell, 1001, 2)]
+        );
+        // An order that leaves a level and re-enters it (qty up) is one event with the new
+        // totals.
+        assert_eq!(ex.amend(C, 2, None, Some(3)), vec![amended(C, 2, 6, 1001, 3, false), book(Sell, 1001, 3, 1)]);
+    }
+
+    #[test]
+    fn book_events_are_ordered_by_instrument_then_bids_then_asks_best_first() {
+        let mut ex = Exchange::new();
+        ex.apply(Command::Oracle { instrument: ETH, price: Price(1000) });
+        ex.new_order(NewOrder { instrument: ETH, ..limit(A, 1, Sell, 1001, 1) });
+        ex.rest(A, 2, Sell, 1002, 1);
+        ex.rest(A, 3, Buy, 998, 1);
+        ex.rest(A, 4, Sell, 1001, 1);
+        ex.rest(A, 5, Buy, 999, 1);
+        let events = ex.mass_cancel(A, None, None);
+        let books: Vec<_> = events
+            .iter()
+            .filter_map(|e| match e {
+                Event::Book { instrument, side, price, .. } => Some((instrument.0, *side, price.0)),
+                _ => None,
+            })
+            .collect();
+        assert_eq!(books, vec![(0, Buy, 999), (0, Buy, 998), (0, Sell, 1001), (0, Sell, 1002), (1, Sell, 1001)]);
+    }
+
+    #[test]
+    fn a_rejected_command_changes_nothing_and_emits_no_book_event() {
+        let mut ex = Exchange::new();
+        ex.rest(A, 1, Buy, 999, 3);
+        let before = ex.sm.canonical();
+        for events in [
+            ex.new_order(limit(A, 1, Buy, 999, 3)),
+            ex.amend(A, 1, Some(1), None),
+            ex.cancel(A, 2),
+            ex.apply(Command::Deposit { account: AccountId(A), amount: Amount(0) }),
+            ex.apply(Command::Oracle { instrument: BTC, price: Price(0) }),
+        ] {
+            assert_eq!(events.len(), 1, "{events:?}");
+            assert!(matches!(events[0], Event::Rejected { .. }));
+        }
+        assert_eq!(ex.sm.canonical(), before);
+    }
+}
