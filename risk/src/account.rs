@@ -1,0 +1,282 @@
+//! Accounts and positions, and the arithmetic of one account: fills, realised PnL,
+//! funding settlement, equity and requirements.
+//!
+//! Amounts are in quote micro-units (USDC 10⁻⁶). A position keeps its signed size in lots,
+//! its signed **cost** (the entry notional of what is open: positive for a long), the
+//! funding index it last settled at, and its open orders per side. Unrealised PnL at mark
+//! `m` is `size · m · k − cost` (k = micro-units per tick-lot).
+
+use l2x_types::{AccountId, InstrumentId, Side};
+
+use crate::math::ceil_div;
+
+/// Who holds a balance: a trading account, the insurance fund, or the fee account.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub enum Holder {
+    /// A trading account.
+    Account(AccountId),
+    /// The insurance fund: collects liquidation fees, takes over positions the book cannot
+    /// absorb.
+    Insurance,
+    /// The fee account: collects trading fees, pays maker rebates.
+    Fees,
+}
+
+/// An account's position and open orders in one instrument.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Position {
+    /// The instrument.
+    pub instrument: InstrumentId,
+    /// Signed size in lots (positive long).
+    pub size: i64,
+    /// Signed entry notional of the open size, quote micro-units.
+    pub cost: i128,
+    /// The instrument's funding index when this position last settled funding.
+    pub funding_index: i128,
+    /// Realised PnL on this instrument so far (trading only; fees and funding excluded).
+    pub realised: i128,
+    /// Open quantity of resting buy orders.
+    pub open_buy: i64,
+    /// Open quantity of resting sell orders.
+    pub open_sell: i64,
+    /// Liquidation-index key of this position, if indexed (see `liquidation`).
+    pub(crate) liq_key: Option<i64>,
+}
+
+impl Position {
+    fn new(instrument: InstrumentId, funding_index: i128) -> Position {
+        Position { instrument, size: 0, cost: 0, funding_index, realised: 0, open_buy: 0, open_sell: 0, liq_key: None }
+    }
+
+    /// Average entry price in ticks, exact as a fraction `cost / (size · k)`; `None` when
+    /// flat. Returned as (numerator, denominator) with a positive denominator.
+    pub fn entry(&self, quote_per_tick_lot: i64) -> Option<(i128, i128)> {
+        (self.size != 0).then(|| {
+            let den = i128::from(self.size) * i128::from(quote_per_tick_lot);
+            if den < 0 { (-self.cost, -den) } else { (self.cost, den) }
+        })
+    }
+
+    /// The worse-side open exposure used by the initial requirement:
+    /// `max(|size + open buys|, |size − open sells|)`.
+    #[inline]
+    pub fn worst_side(&self) -> i64 {
+        let s = i128::from(self.size);
+        let up = (s + i128::from(self.open_buy)).abs();
+        let down = (s - i128::from(self.open_sell)).abs();
+        crate::math::saturate(up.max(down))
+    }
+}
+
+/// One account (or the insurance fund, or the fee account).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Account {
+    /// Who it is.
+    pub holder: Holder,
+    /// Collateral, quote micro-units: deposits − withdrawals + realised PnL − fees − funding.
+    pub collateral: i64,
+    /// Positions sorted by instrument; a record stays once created (it carries `realised`).
+    pub positions: Vec<Position>,
+}
+
+/// What one fill did to one account.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct FillEffect {
+    /// Funding settled before the fill (paid: positive reduces collateral).
+    pub funding_paid: i128,
+    /// Realised PnL of the fill.
+    pub realised: i128,
+    /// Fee charged (negative: rebate paid).
+    pub fee: i128,
+}
+
+impl Account {
+    pub(crate) fn new(holder: Holder) -> Account {
+        Account { holder, collateral: 0, positions: Vec::new() }
+    }
+
+    /// The position in `instrument`, if any record exists.
+    pub fn position(&self, instrument: InstrumentId) -> Option<&Position> {
+        self.positions.binary_search_by_key(&instrument, |p| p.instrument).ok().map(|i| &self.positions[i])
+    }
+
+    pub(crate) fn position_mut(&mut self, instrument: InstrumentId, funding_index: i128) -> &mut Position {
+        let i = match self.positions.binary_search_by_key(&instrument, |p| p.instrument) {
+            Ok(i) => i,
+            Err(i) => {
+                self.positions.insert(i, Position::new(instrument, funding_index));
+                i
+            }
+        };
+        &mut self.positions[i]
+    }
+
+    /// `true` if any position is open.
+    pub fn has_position(&self) -> bool {
+        self.positions.iter().any(|p| p.size != 0)
+    }
+
+    /// Number of open positions.
+    pub fn open_positions(&self) -> usize {
+        self.positions.iter().filter(|p| p.size != 0).count()
+    }
+
+    pub(crate) fn credit(&mut self, amount: i128) {
+        self.collateral = crate::math::saturate(i128::from(self.collateral) + amount);
+    }
+
+    /// Settles funding of one position against the instrument's index; returns what was
+    /// paid (positive reduces collateral). Exact: the index is in micro-units per lot.
+    pub(crate) fn settle_funding(&mut self, instrument: InstrumentId, index: i128) -> i128 {
+        let Ok(i) = self.positions.binary_search_by_key(&instrument, |p| p.instrument) else { return 0 };
+        let p = &mut self.positions[i];
+        let paid = i128::from(p.size) * (index - p.funding_index);
+        p.funding_index = index;
+        self.credit(-paid);
+        paid
+    }
+
+    /// Applies a fill of `qty` lots at `price` ticks on `side`, with fee fraction `fee_ppm`
+    /// (ppm of notional, rounded up: against the account). Realised PnL on the closed part
+    /// uses the closed share of the cost rounded up (`⌈cost · closed / |size|⌉`), which is
+    /// against the account for longs and shorts alike. Returns the effect; the fee is
+    /// the caller's to credit to the fee account.
+    #[allow(clippy::too_many_arguments, reason = "internal: one fill, fully described")]
+    pub(crate) fn apply_fill(
+        &mut self,
+        instrument: InstrumentId,
+        side: Side,
+        price: i64,
+        qty: i64,
+        k: i64,
+        fee_ppm: i64,
+        funding_index: i128,
+    ) -> FillEffect {
+        let funding_paid = self.settle_funding(instrument, funding_index);
+        let notional = i128::from(price) * i128::from(qty) * i128::from(k);
+        let fee = ceil_div(notional * i128::from(fee_ppm), 1_000_000);
+        let p = self.position_mut(instrument, funding_index);
+        let d = match side {
+            Side::Buy => i128::from(qty),
+            Side::Sell => -i128::from(qty),
+        };
+        let s = i128::from(p.size);
+        let mut realised = 0;
+        let mut d_open = d;
+        if s != 0 && (s > 0) != (d > 0) {
+            let closed = d.abs().min(s.abs());
+            let d_closed = if d > 0 { closed } else { -closed };
+            let closed_cost = ceil_div(p.cost * closed, s.abs());
+            realised = -d_closed * i128::from(price) * i128::from(k) - closed_cost;
+            p.cost -= closed_cost;
+            d_open = d - d_closed;
+        }
+        p.cost += d_open * i128::from(price) * i128::from(k);
+        p.size = crate::math::saturate(s + d);
+        p.realised += realised;
+        self.credit(realised - fee);
+        FillEffect { funding_paid, realised, fee }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const K: i64 = 500; // BTC-PERP: tick 0.5 × lot 0.001 = 500 micro-USDC
+    const I: InstrumentId = InstrumentId(0);
+
+    fn acct() -> Account {
+        let mut a = Account::new(Holder::Account(AccountId(1)));
+        a.collateral = 10_000_000_000; // 10,000 USDC
+        a
+    }
+
+    #[test]
+    fn open_then_close_long_realises_exact_pnl() {
+        let mut a = acct();
+        // Buy 0.1 BTC (100 lots) at 50,000 (100,000 ticks): cost 5,000 USDC, no fee.
+        let e = a.apply_fill(I, Side::Buy, 100_000, 100, K, 0, 0);
+        assert_eq!(e, FillEffect { funding_paid: 0, realised: 0, fee: 0 });
+        let p = *a.position(I).unwrap();
+        assert_eq!((p.size, p.cost), (100, 5_000_000_000));
+        // Sell 0.04 BTC at 51,000: realised = 0.04 × 1,000 = 40 USDC.
+        let e = a.apply_fill(I, Side::Sell, 102_000, 40, K, 0, 0);
+        assert_eq!(e.realised, 40_000_000);
+        let p = *a.position(I).unwrap();
+        assert_eq!((p.size, p.cost), (60, 3_000_000_000));
+        assert_eq!(a.collateral, 10_040_000_000);
+    }
+
+    #[test]
+    fn a_fill_through_zero_flips_the_position_at_the_fill_price() {
+        let mut a = acct();
+        a.apply_fill(I, Side::Sell, 100_000, 10, K, 0, 0); // short 0.01 at 50,000
+        // Buy 0.03 at 49,000: closes 0.01 (+10 USDC), opens long 0.02 at 49,000.
+        let e = a.apply_fill(I, Side::Buy, 98_000, 30, K, 0, 0);
+        assert_eq!(e.realised, 10_000_000);
+        let p = *a.position(I).unwrap();
+        assert_eq!((p.size, p.cost), (20, 20 * 98_000 * 500));
+        assert_eq!(p.entry(K), Some((980_000_000, 10_000)));
+    }
+
+    #[test]
+    fn closed_cost_rounds_against_longs_and_shorts() {
+        // Long 3 lots with cost 1,000 (not divisible by 3): closing 1 lot takes ⌈333.3⌉ = 334.
+        let mut a = acct();
+        a.positions.push(Position { size: 3, cost: 1_000, ..Position::new(I, 0) });
+        let e = a.apply_fill(I, Side::Sell, 1, 1, 1, 0, 0);
+        assert_eq!(e.realised, 1 - 334);
+        assert_eq!(a.position(I).unwrap().cost, 666);
+        // Short 3 lots with cost −1,000: closing 1 lot takes ⌈−333.3⌉ = −333, so the
+        // short's profit is 333 − price (not 334 − price).
+        let mut b = acct();
+        b.positions.push(Position { size: -3, cost: -1_000, ..Position::new(I, 0) });
+        let e = b.apply_fill(I, Side::Buy, 1, 1, 1, 0, 0);
+        assert_eq!(e.realised, 333 - 1);
+        assert_eq!(b.position(I).unwrap().cost, -667);
+    }
+
+    #[test]
+    fn fees_round_up_and_rebates_round_towards_zero() {
+        let mut a = acct();
+        // Notional 1,001 micro-units at 0.05 % taker: 0.5005 → 1.
+        let e = a.apply_fill(I, Side::Buy, 1_001, 1, 1, 500, 0);
+        assert_eq!(e.fee, 1);
+        // Maker rebate −0.02 % on 1,001: −0.2002 → 0 (the account is not paid the dust).
+        let e = a.apply_fill(I, Side::Sell, 1_001, 1, 1, -200, 0);
+        assert_eq!(e.fee, 0);
+    }
+
+    #[test]
+    fn cash_flow_identity_holds_for_every_fill() {
+        // collateral − cost changes by exactly the trade's cash flow minus the fee.
+        let fills = [(Side::Buy, 7, 13), (Side::Sell, 9, 5), (Side::Sell, 11, 20), (Side::Buy, 3, 40)];
+        let mut a = acct();
+        for (side, price, qty) in fills {
+            let before = i128::from(a.collateral) - a.position(I).map_or(0, |p| p.cost);
+            let e = a.apply_fill(I, side, price, qty, 7, 250, 0);
+            let after = i128::from(a.collateral) - a.position(I).unwrap().cost;
+            let flow = i128::from(price * qty * 7) * if side == Side::Buy { -1 } else { 1 };
+            assert_eq!(after - before, flow - e.fee, "{side:?} {price} {qty}");
+        }
+    }
+
+    #[test]
+    fn funding_settles_exactly_against_the_index() {
+        let mut a = acct();
+        a.apply_fill(I, Side::Buy, 100_000, 100, K, 0, 1_000);
+        // Index rises by 25 micro-units per lot: a 100-lot long pays 2,500.
+        assert_eq!(a.settle_funding(I, 1_025), 2_500);
+        assert_eq!(a.collateral, 10_000_000_000 - 2_500);
+        assert_eq!(a.settle_funding(I, 1_025), 0);
+    }
+
+    #[test]
+    fn worst_side_counts_the_larger_exposure() {
+        let p = Position { size: 10, open_buy: 5, open_sell: 30, ..Position::new(I, 0) };
+        assert_eq!(p.worst_side(), 20); // |10 − 30| > |10 + 5|
+        let q = Position { size: -4, open_buy: 1, open_sell: 2, ..Position::new(I, 0) };
+        assert_eq!(q.worst_side(), 6);
+    }
+}

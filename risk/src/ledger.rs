@@ -1,0 +1,1017 @@
+//! The risk state: every account's collateral, positions and open orders, every market's
+//! mark price and funding index, and the liquidation index.
+//!
+//! # Liquidation index
+//!
+//! An account's scaled health `h = 10⁶ · equity − Σ |size|·mark·k·MMF_ppm` is linear in
+//! each mark price: `h = h_rest + mark_j · b_j` with `b_j = k_j · (10⁶ · size_j −
+//! |size_j| · MMF_j)`. Holding the other marks fixed, the account crosses maintenance in
+//! instrument j at the mark `−h_rest / b_j`. Each market keeps its longs ordered by that
+//! price (liquidatable when the mark falls **below** it) and its shorts likewise (when the
+//! mark rises **above** it). An oracle tick in j then finds its liquidatable accounts with
+//! two range queries — cost proportional to the accounts that crossed — plus a re-key of
+//! the accounts that hold j **and** another instrument (their thresholds elsewhere moved).
+//! An account is re-keyed whenever its collateral or positions change; a funding tick
+//! re-keys every holder of the instrument (its unsettled funding changed).
+
+use std::collections::BTreeSet;
+
+use l2x_types::{AccountId, Amount, DetMap, Fraction, InstrumentId, Price, Qty, RejectReason, Side};
+
+use crate::account::{Account, FillEffect, Holder, Position};
+use crate::formulas::{self, LiquidationPrices};
+use crate::math::{ceil_div, floor_div, saturate};
+use crate::params::{LiquidationParams, MarketParams, Ppb};
+use crate::{AccountSlot, LedgerError};
+
+const PPM: i128 = 1_000_000;
+
+#[derive(Clone, Debug)]
+struct Market {
+    params: MarketParams,
+    mark: Option<Price>,
+    funding_index: i128,
+    /// (threshold key, slot) of longs and shorts with a position (see module doc).
+    longs: BTreeSet<(i64, u32)>,
+    shorts: BTreeSet<(i64, u32)>,
+    /// Slots holding this instrument and at least one other.
+    multi: BTreeSet<u32>,
+}
+
+/// An account's margin figures at the current marks.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Health {
+    /// Collateral + unrealised PnL at mark − unsettled funding.
+    pub equity: i128,
+    /// Initial requirement (worse side of open orders), rounded up.
+    pub initial: i128,
+    /// Maintenance requirement, rounded up.
+    pub maintenance: i128,
+    /// Maintenance requirement × 10⁶, exact.
+    pub maintenance_scaled: i128,
+    /// Initial requirement × 10⁶, exact.
+    pub initial_scaled: i128,
+}
+
+impl Health {
+    /// `true` if equity is below the maintenance requirement.
+    pub fn below_maintenance(&self) -> bool {
+        PPM * self.equity < self.maintenance_scaled
+    }
+}
+
+/// A liquidation order for one position, as the engine must enter it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct LiquidationOrder {
+    /// The instrument.
+    pub instrument: InstrumentId,
+    /// Side of the closing order (opposite the position).
+    pub side: Side,
+    /// Lots to close.
+    pub qty: Qty,
+    /// The limit (fillable price, never worse than bankrupt, within the band).
+    pub prices: LiquidationPrices,
+}
+
+/// One trade as the risk engine books it (see [`Ledger::fill`]).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Fill {
+    /// The instrument.
+    pub instrument: InstrumentId,
+    /// Execution price (the maker's).
+    pub price: Price,
+    /// Executed quantity.
+    pub qty: Qty,
+    /// The taker's side.
+    pub taker_side: Side,
+    /// The taker.
+    pub taker: AccountSlot,
+    /// The resting maker.
+    pub maker: AccountSlot,
+    /// The taker's bankruptcy price when the taker is being liquidated.
+    pub liquidation: Option<(i128, i128)>,
+}
+
+/// Every account and market of the risk engine.
+#[derive(Clone, Debug)]
+pub struct Ledger {
+    slots: DetMap<AccountId, AccountSlot>,
+    accounts: Vec<Account>,
+    markets: Vec<Market>,
+    liquidation: LiquidationParams,
+    deposits: i128,
+    withdrawals: i128,
+}
+
+impl Default for Ledger {
+    fn default() -> Ledger {
+        Ledger::new(LiquidationParams::default())
+    }
+}
+
+impl Ledger {
+    /// The insurance fund's slot.
+    pub const INSURANCE: AccountSlot = AccountSlot(0);
+    /// The fee account's slot.
+    pub const FEES: AccountSlot = AccountSlot(1);
+
+    /// An empty ledger with the insurance fund and the fee account.
+    pub fn new(liquidation: LiquidationParams) -> Ledger {
+        Ledger {
+            slots: DetMap::default(),
+            accounts: vec![Account::new(Holder::Insurance), Account::new(Holder::Fees)],
+            markets: Vec::new(),
+            liquidation,
+            deposits: 0,
+            withdrawals: 0,
+        }
+    }
+
+    /// The liquidation parameters.
+    pub fn liquidation_params(&self) -> LiquidationParams {
+        self.liquidation
+    }
+
+    /// Adds the market of a newly listed instrument (ids are dense, in listing order).
+    ///
+    /// # Errors
+    /// [`crate::ParamsError`] if the parameters are invalid.
+    pub fn add_market(&mut self, params: MarketParams) -> Result<InstrumentId, crate::ParamsError> {
+        params.validate()?;
+        let id = InstrumentId(u32::try_from(self.markets.len()).unwrap_or(u32::MAX));
+        self.markets.push(Market {
+            params,
+            mark: None,
+            funding_index: 0,
+            longs: BTreeSet::new(),
+            shorts: BTreeSet::new(),
+            multi: BTreeSet::new(),
+        });
+        Ok(id)
+    }
+
+    /// A market's parameters.
+    pub fn market_params(&self, instrument: InstrumentId) -> Option<&MarketParams> {
+        self.markets.get(instrument.0 as usize).map(|m| &m.params)
+    }
+
+    /// A market's mark price.
+    pub fn mark(&self, instrument: InstrumentId) -> Option<Price> {
+        self.markets.get(instrument.0 as usize).and_then(|m| m.mark)
+    }
+
+    /// A market's cumulative funding index (quote micro-units per lot).
+    pub fn funding_index(&self, instrument: InstrumentId) -> i128 {
+        self.markets.get(instrument.0 as usize).map_or(0, |m| m.funding_index)
+    }
+
+    // ----- accounts ------------------------------------------------------------------------
+
+    /// The slot of an existing trading account.
+    #[inline]
+    pub fn slot(&self, account: AccountId) -> Option<AccountSlot> {
+        self.slots.get(&account).copied()
+    }
+
+    /// The slot of a trading account, creating it (empty) on first use.
+    ///
+    /// # Panics
+    /// If more than `u32::MAX` accounts exist.
+    pub fn slot_or_create(&mut self, account: AccountId) -> AccountSlot {
+        if let Some(slot) = self.slot(account) {
+            return slot;
+        }
+        let slot = AccountSlot(u32::try_from(self.accounts.len()).expect("fewer than 2^32 accounts"));
+        self.slots.insert(account, slot);
+        self.accounts.push(Account::new(Holder::Account(account)));
+        slot
+    }
+
+    /// The slot of a holder, creating a trading account on first use.
+    pub fn holder_slot(&mut self, holder: Holder) -> AccountSlot {
+        match holder {
+            Holder::Insurance => Self::INSURANCE,
+            Holder::Fees => Self::FEES,
+            Holder::Account(id) => self.slot_or_create(id),
+        }
+    }
+
+    /// The account in `slot`.
+    #[inline]
+    pub fn account(&self, slot: AccountSlot) -> &Account {
+        &self.accounts[slot.index()]
+    }
+
+    /// Every account, insurance fund and fee account first, then trading accounts in
+    /// creation order.
+    pub fn all_accounts(&self) -> &[Account] {
+        &self.accounts
+    }
+
+    /// Trading accounts' slots in ascending account id.
+    pub fn slots_by_id(&self) -> Vec<AccountSlot> {
+        let mut all: Vec<(AccountId, AccountSlot)> = self.slots.iter().map(|(a, s)| (*a, *s)).collect();
+        all.sort_unstable();
+        all.into_iter().map(|(_, s)| s).collect()
+    }
+
+    /// Total deposits and total withdrawals so far (conservation's right-hand side).
+    pub fn flows(&self) -> (i128, i128) {
+        (self.deposits, self.withdrawals)
+    }
+
+    /// Credits collateral to a holder, creating a trading account on first deposit.
+    ///
+    /// # Errors
+    /// [`LedgerError`] if the amount is not positive or the balance would overflow.
+    pub fn deposit_to(&mut self, holder: Holder, amount: Amount) -> Result<(AccountSlot, i64), LedgerError> {
+        if amount.0 <= 0 {
+            return Err(LedgerError::NonPositiveAmount);
+        }
+        let current = match holder {
+            Holder::Account(id) => self.slot(id).map_or(0, |s| self.account(s).collateral),
+            Holder::Insurance => self.account(Self::INSURANCE).collateral,
+            Holder::Fees => self.account(Self::FEES).collateral,
+        };
+        current.checked_add(amount.0).ok_or(LedgerError::Overflow)?;
+        let slot = self.holder_slot(holder);
+        self.accounts[slot.index()].credit(i128::from(amount.0));
+        self.deposits += i128::from(amount.0);
+        self.reindex(slot);
+        Ok((slot, self.account(slot).collateral))
+    }
+
+    /// Debits collateral from a trading account.
+    ///
+    /// # Errors
+    /// `bad_amount` if not positive; `insufficient_margin` if the account does not exist,
+    /// the collateral would go negative, or equity would fall below the initial requirement.
+    pub fn withdraw(&mut self, account: AccountId, amount: Amount) -> Result<(AccountSlot, i64), RejectReason> {
+        if amount.0 <= 0 {
+            return Err(RejectReason::BadAmount);
+        }
+        let slot = self.slot(account).ok_or(RejectReason::InsufficientMargin)?;
+        let h = self.health(slot);
+        let a = i128::from(amount.0);
+        if i128::from(self.account(slot).collateral) < a || PPM * (h.equity - a) < h.initial_scaled {
+            return Err(RejectReason::InsufficientMargin);
+        }
+        self.accounts[slot.index()].credit(-a);
+        self.withdrawals += a;
+        self.reindex(slot);
+        Ok((slot, self.account(slot).collateral))
+    }
+
+    /// Credits a trading account (the pre-risk-engine form of [`Ledger::deposit_to`]).
+    ///
+    /// # Errors
+    /// [`LedgerError`] as [`Ledger::deposit_to`].
+    pub fn deposit(&mut self, account: AccountId, amount: Amount) -> Result<AccountSlot, LedgerError> {
+        self.deposit_to(Holder::Account(account), amount).map(|(slot, _)| slot)
+    }
+
+    /// Trading accounts and their collateral in ascending id (the pre-risk-engine view).
+    pub fn accounts(&self) -> Vec<(AccountId, Amount)> {
+        self.slots_by_id()
+            .into_iter()
+            .filter_map(|s| match self.account(s).holder {
+                Holder::Account(id) => Some((id, Amount(self.account(s).collateral))),
+                _ => None,
+            })
+            .collect()
+    }
+
+    // ----- margin --------------------------------------------------------------------------
+
+    /// Margin figures of an account at the current marks.
+    pub fn health(&self, slot: AccountSlot) -> Health {
+        let a = self.account(slot);
+        let mut equity = i128::from(a.collateral);
+        let (mut mmr, mut imr) = (0i128, 0i128);
+        for p in &a.positions {
+            let m = &self.markets[p.instrument.0 as usize];
+            let mark = i128::from(m.mark.map_or(0, |x| x.0));
+            let k = i128::from(m.params.quote_per_tick_lot);
+            let s = i128::from(p.size);
+            equity += s * mark * k - p.cost - s * (m.funding_index - p.funding_index);
+            mmr += s.abs() * mark * k * i128::from(m.params.maintenance_margin.0);
+            imr += i128::from(p.worst_side()) * mark * k * i128::from(m.params.initial_margin.0);
+        }
+        Health {
+            equity,
+            initial: ceil_div(imr, PPM),
+            maintenance: ceil_div(mmr, PPM),
+            maintenance_scaled: mmr,
+            initial_scaled: imr,
+        }
+    }
+
+    /// Pre-trade check of a new order; returns the quantity to enter (a reduce-only
+    /// order is resized down to the position).
+    ///
+    /// Rules, in order: a reduce-only order must be opposite a position
+    /// (`reduce_only_would_increase`) and is cut to its size; the position if this and every
+    /// same-side open order filled must stay within `max_position_qty` (`max_position`);
+    /// then margin (`insufficient_margin`) unless one of: equity after the worst case
+    /// (filled at the limit, paying the taker fee) covers the initial requirement with this
+    /// order open; the order strictly lowers the requirement; or it can only reduce the
+    /// position (opposite side, and with the same-side open orders no larger than it).
+    ///
+    /// # Errors
+    /// The reject reason.
+    pub fn check_order(
+        &self,
+        account: AccountId,
+        instrument: InstrumentId,
+        side: Side,
+        qty: Qty,
+        limit: Price,
+        reduce_only: bool,
+    ) -> Result<Qty, RejectReason> {
+        let slot = self.slot(account);
+        let pos = slot.and_then(|s| self.account(s).position(instrument)).copied();
+        let (size, open_buy, open_sell) = pos.map_or((0, 0, 0), |p| (p.size, p.open_buy, p.open_sell));
+        let mut qty = qty.0;
+        if reduce_only {
+            if size == 0 || (side == Side::Buy) == (size > 0) {
+                return Err(RejectReason::ReduceOnlyWouldIncrease);
+            }
+            qty = qty.min(size.abs());
+        }
+        let (buy_delta, sell_delta) = match side {
+            Side::Buy => (qty, 0),
+            Side::Sell => (0, qty),
+        };
+        self.check_exposure(slot, instrument, side, size, open_buy, open_sell, buy_delta, sell_delta, limit, qty)?;
+        Ok(Qty(qty))
+    }
+
+    /// Pre-trade check of an amend of a resting order from `old_qty` to `new_qty` (open
+    /// quantities) at `new_price`. An amend that neither raises the quantity nor changes the
+    /// price adds no risk and always passes; a reduce-only order may not grow beyond the
+    /// position.
+    ///
+    /// # Errors
+    /// The reject reason.
+    #[allow(clippy::too_many_arguments, reason = "the amend's full before/after description")]
+    pub fn check_amend(
+        &self,
+        account: AccountId,
+        instrument: InstrumentId,
+        side: Side,
+        old_qty: Qty,
+        new_qty: Qty,
+        price_changed: bool,
+        new_price: Price,
+        reduce_only: bool,
+    ) -> Result<(), RejectReason> {
+        if new_qty <= old_qty && !price_changed {
+            return Ok(());
+        }
+        let slot = self.slot(account);
+        let pos = slot.and_then(|s| self.account(s).position(instrument)).copied();
+        let (size, open_buy, open_sell) = pos.map_or((0, 0, 0), |p| (p.size, p.open_buy, p.open_sell));
+        if reduce_only && new_qty.0 > size.abs() {
+            return Err(RejectReason::ReduceOnlyWouldIncrease);
+        }
+        let delta = new_qty.0 - old_qty.0;
+        let (buy_delta, sell_delta) = match side {
+            Side::Buy => (delta, 0),
+            Side::Sell => (0, delta),
+        };
+        // The amended order as a whole is what may fill at its new limit.
+        self.check_exposure(
+            slot, instrument, side, size, open_buy, open_sell, buy_delta, sell_delta, new_price, new_qty.0,
+        )
+    }
+
+    #[allow(clippy::too_many_arguments, reason = "shared core of the two pre-trade checks")]
+    fn check_exposure(
+        &self,
+        slot: Option<AccountSlot>,
+        instrument: InstrumentId,
+        side: Side,
+        size: i64,
+        open_buy: i64,
+        open_sell: i64,
+        buy_delta: i64,
+        sell_delta: i64,
+        limit: Price,
+        fill_qty: i64,
+    ) -> Result<(), RejectReason> {
+        let Some(m) = self.markets.get(instrument.0 as usize) else { return Err(RejectReason::UnknownSymbol) };
+        let mark = m.mark.ok_or(RejectReason::NoMarkPrice)?;
+        let (s, ob, os) = (i128::from(size), i128::from(open_buy), i128::from(open_sell));
+        let (bd, sd) = (i128::from(buy_delta), i128::from(sell_delta));
+        let reach = match side {
+            Side::Buy => s + ob + bd,
+            Side::Sell => s - os - sd,
+        };
+        if reach.abs() > i128::from(m.params.max_position_qty.0) && reach.abs() > s.abs() {
+            return Err(RejectReason::MaxPosition);
+        }
+        let k = i128::from(m.params.quote_per_tick_lot);
+        let (o, l, q) = (i128::from(mark.0), i128::from(limit.0), i128::from(fill_qty));
+        let imf = i128::from(m.params.initial_margin.0);
+        let worst = |b: i128, sl: i128| (s + b).abs().max((s - sl).abs());
+        let before_j = worst(ob, os) * o * k * imf;
+        let after_j = worst(ob + bd, os + sd) * o * k * imf;
+        let h = slot
+            .map_or(Health { equity: 0, initial: 0, maintenance: 0, maintenance_scaled: 0, initial_scaled: 0 }, |s| {
+                self.health(s)
+            });
+        let imr_after = h.initial_scaled - before_j + after_j;
+        let slippage = match side {
+            Side::Buy => (l - o).max(0) * q * k,
+            Side::Sell => (o - l).max(0) * q * k,
+        };
+        let fee = ceil_div(l * q * k * i128::from(m.params.taker_fee.0.max(0)), PPM);
+        let equity_after = h.equity - slippage - fee;
+        let opposite = (side == Side::Buy && size < 0) || (side == Side::Sell && size > 0);
+        let same_side_open = match side {
+            Side::Buy => ob + bd,
+            Side::Sell => os + sd,
+        };
+        let only_reduces = opposite && same_side_open <= s.abs() && imr_after <= h.initial_scaled;
+        if PPM * equity_after >= imr_after || imr_after < h.initial_scaled || only_reduces {
+            Ok(())
+        } else {
+            Err(RejectReason::InsufficientMargin)
+        }
+    }
+
+    /// Records resting quantity entering (`delta > 0`) or leaving (`< 0`) the book.
+    pub fn open_order_delta(&mut self, slot: AccountSlot, instrument: InstrumentId, side: Side, delta: i64) {
+        let index = self.funding_index(instrument);
+        let p = self.accounts[slot.index()].position_mut(instrument, index);
+        match side {
+            Side::Buy => p.open_buy += delta,
+            Side::Sell => p.open_sell += delta,
+        }
+    }
+
+    // ----- fills ---------------------------------------------------------------------------
+
+    /// Applies a trade of `qty` at `price` between a taker and a resting maker: positions,
+    /// realised PnL, funding settlement, fees (to the fee account), the maker's open
+    /// quantity. With `liquidation`, the taker is being liquidated: it pays no trading fee
+    /// but the liquidation fee (to the insurance fund, capped by the bankruptcy price).
+    ///
+    /// Returns the taker's and the maker's effects and the liquidation fee.
+    pub fn fill(&mut self, fill: Fill) -> (FillEffect, FillEffect, i128) {
+        let Fill { instrument, price, qty, taker_side, taker, maker, liquidation } = fill;
+        let m = &self.markets[instrument.0 as usize];
+        let (k, index) = (m.params.quote_per_tick_lot, m.funding_index);
+        let taker_fee = if liquidation.is_some() { 0 } else { m.params.taker_fee.0 };
+        let (maker_fee, liq_fee) = (m.params.maker_fee.0, m.params.liquidation_fee);
+        let t = self.accounts[taker.index()].apply_fill(instrument, taker_side, price.0, qty.0, k, taker_fee, index);
+        let mk = self.accounts[maker.index()].apply_fill(
+            instrument,
+            taker_side.opposite(),
+            price.0,
+            qty.0,
+            k,
+            maker_fee,
+            index,
+        );
+        let maker_pos = self.accounts[maker.index()].position_mut(instrument, index);
+        match taker_side.opposite() {
+            Side::Buy => maker_pos.open_buy -= qty.0,
+            Side::Sell => maker_pos.open_sell -= qty.0,
+        }
+        self.accounts[Self::FEES.index()].credit(t.fee + mk.fee);
+        let lfee = match liquidation {
+            Some(bp) => {
+                let fee = formulas::liquidation_fee(taker_side, price, qty, k, liq_fee, bp);
+                self.accounts[taker.index()].credit(-fee);
+                self.accounts[Self::INSURANCE.index()].credit(fee);
+                fee
+            }
+            None => 0,
+        };
+        self.reindex(taker);
+        self.reindex(maker);
+        (t, mk, lfee)
+    }
+
+    /// Moves `qty` of position from `from` (which trades on `side_of_from`) to `to` at
+    /// `price`, with no fee: an insurance-fund takeover or an auto-deleveraging close.
+    pub fn transfer(
+        &mut self,
+        instrument: InstrumentId,
+        price: Price,
+        qty: Qty,
+        side_of_from: Side,
+        from: AccountSlot,
+        to: AccountSlot,
+    ) -> (FillEffect, FillEffect) {
+        let m = &self.markets[instrument.0 as usize];
+        let (k, index) = (m.params.quote_per_tick_lot, m.funding_index);
+        let a = self.accounts[from.index()].apply_fill(instrument, side_of_from, price.0, qty.0, k, 0, index);
+        let b = self.accounts[to.index()].apply_fill(instrument, side_of_from.opposite(), price.0, qty.0, k, 0, index);
+        self.reindex(from);
+        self.reindex(to);
+        (a, b)
+    }
+
+    // ----- oracle and funding --------------------------------------------------------------
+
+    /// Sets a market's mark price and collects (into `out`, unsorted, possibly with
+    /// duplicates) the accounts that may now be below maintenance.
+    pub fn set_mark(&mut self, instrument: InstrumentId, price: Price, out: &mut Vec<AccountSlot>) {
+        let Some(m) = self.markets.get_mut(instrument.0 as usize) else { return };
+        m.mark = Some(price);
+        let p = price.0;
+        out.extend(m.longs.range((p.saturating_add(1), 0)..).map(|&(_, s)| AccountSlot(s)));
+        out.extend(m.shorts.range(..(p, 0)).map(|&(_, s)| AccountSlot(s)));
+        let multi: Vec<u32> = m.multi.iter().copied().collect();
+        for s in multi {
+            self.reindex(AccountSlot(s));
+            out.push(AccountSlot(s));
+        }
+    }
+
+    /// Applies one funding tick: computes the rate from the impact prices of `bids` and
+    /// `asks` (best first) against the mark, adds `rate · mark · k` per lot to the index, and
+    /// re-keys every holder. Returns the rate and the new index; `None` without a mark.
+    pub fn funding_tick(
+        &mut self,
+        instrument: InstrumentId,
+        bids: impl Iterator<Item = (Price, Qty)>,
+        asks: impl Iterator<Item = (Price, Qty)>,
+    ) -> Option<(Ppb, i128)> {
+        let m = self.markets.get_mut(instrument.0 as usize)?;
+        let mark = m.mark?;
+        let (k, p) = (m.params.quote_per_tick_lot, m.params);
+        let notional = i128::from(p.impact_notional.0);
+        let ib = formulas::impact_price(bids, notional, k);
+        let ia = formulas::impact_price(asks, notional, k);
+        let rate = formulas::funding_rate(ib, ia, mark, p.funding_interest, p.funding_clamp);
+        m.funding_index += formulas::funding_per_lot(rate, mark, k);
+        let index = m.funding_index;
+        let holders: Vec<u32> = m.longs.iter().chain(m.shorts.iter()).map(|&(_, s)| s).collect();
+        for s in holders {
+            self.reindex(AccountSlot(s));
+        }
+        Some((rate, index))
+    }
+
+    /// Settles an account's funding in one instrument into collateral; returns what it paid.
+    pub fn settle_funding(&mut self, slot: AccountSlot, instrument: InstrumentId) -> i128 {
+        let index = self.funding_index(instrument);
+        let paid = self.accounts[slot.index()].settle_funding(instrument, index);
+        if paid != 0 {
+            self.reindex(slot);
+        }
+        paid
+    }
+
+    // ----- liquidation ---------------------------------------------------------------------
+
+    /// The next liquidation order for an account below maintenance: the position with the
+    /// largest maintenance requirement (lowest instrument id on ties), closed partially if
+    /// that restores maintenance at the worst case. `None` if the account is healthy, has no
+    /// position, or is the insurance fund or the fee account.
+    pub fn liquidation_order(&self, slot: AccountSlot) -> Option<LiquidationOrder> {
+        if slot == Self::INSURANCE || slot == Self::FEES {
+            return None;
+        }
+        let h = self.health(slot);
+        if !h.below_maintenance() {
+            return None;
+        }
+        let a = self.account(slot);
+        let p = a.positions.iter().filter(|p| p.size != 0).max_by_key(|p| {
+            let m = &self.markets[p.instrument.0 as usize];
+            let mark = i128::from(m.mark.map_or(0, |x| x.0));
+            let mmr = i128::from(p.size).abs() * mark * i128::from(m.params.quote_per_tick_lot);
+            (mmr * i128::from(m.params.maintenance_margin.0), core::cmp::Reverse(p.instrument))
+        })?;
+        let m = &self.markets[p.instrument.0 as usize];
+        let mark = m.mark?;
+        let lq = self.liquidation;
+        let mut prices = formulas::liquidation_prices(
+            p.size,
+            mark,
+            h.equity,
+            h.maintenance_scaled,
+            m.params.maintenance_margin,
+            lq.bankruptcy_adjustment,
+            lq.spread_to_maintenance,
+        );
+        let side = if p.size > 0 { Side::Sell } else { Side::Buy };
+        let hscaled = PPM * h.equity - h.maintenance_scaled;
+        let qty = formulas::liquidation_qty(
+            p.size,
+            mark,
+            prices.limit,
+            m.params.quote_per_tick_lot,
+            m.params.maintenance_margin,
+            m.params.liquidation_fee,
+            hscaled,
+        );
+        // Never beyond bankruptcy, and never outside what a user order could do.
+        prices.limit = Price(prices.limit.0.max(1));
+        Some(LiquidationOrder { instrument: p.instrument, side, qty, prices })
+    }
+
+    /// How much of `qty` the insurance fund can take over at `price` on `side_of_fund`:
+    /// everything when the takeover does not cost it equity at the mark, otherwise what its
+    /// equity covers (nothing once it has none).
+    pub fn insurance_capacity(&self, instrument: InstrumentId, price: Price, qty: Qty, side_of_fund: Side) -> Qty {
+        let m = &self.markets[instrument.0 as usize];
+        let mark = i128::from(m.mark.map_or(price.0, |x| x.0));
+        let k = i128::from(m.params.quote_per_tick_lot);
+        let loss_per_lot = match side_of_fund {
+            Side::Buy => i128::from(price.0) - mark,
+            Side::Sell => mark - i128::from(price.0),
+        } * k;
+        if loss_per_lot <= 0 {
+            return qty;
+        }
+        let equity = self.health(Self::INSURANCE).equity;
+        Qty(saturate(floor_div(equity.max(0), loss_per_lot).min(i128::from(qty.0))))
+    }
+
+    /// Auto-deleveraging candidates against a liquidated position on `side_of_liquidated`:
+    /// the trading accounts holding the opposite position, highest BitMEX rank first
+    /// (ties: lowest account id). The liquidated account itself is excluded.
+    pub fn adl_queue(
+        &self,
+        instrument: InstrumentId,
+        side_of_liquidated: Side,
+        exclude: AccountSlot,
+    ) -> Vec<AccountSlot> {
+        let m = &self.markets[instrument.0 as usize];
+        // The liquidated account sells (it is long): counterparties are shorts, and so on.
+        let holders = match side_of_liquidated {
+            Side::Sell => &m.shorts,
+            Side::Buy => &m.longs,
+        };
+        let mark = i128::from(m.mark.map_or(0, |x| x.0));
+        let k = i128::from(m.params.quote_per_tick_lot);
+        let mut ranked: Vec<(core::cmp::Reverse<i128>, AccountId, AccountSlot)> = holders
+            .iter()
+            .map(|&(_, s)| AccountSlot(s))
+            .filter(|&s| s != exclude && s != Self::INSURANCE && s != Self::FEES)
+            .filter_map(|s| {
+                let a = self.account(s);
+                let Holder::Account(id) = a.holder else { return None };
+                let p = a.position(instrument)?;
+                let notional = i128::from(p.size) * mark * k;
+                let rank = formulas::adl_rank(notional - p.cost, p.cost, notional, self.health(s).equity);
+                Some((core::cmp::Reverse(rank), id, s))
+            })
+            .collect();
+        ranked.sort_unstable();
+        ranked.into_iter().map(|(_, _, s)| s).collect()
+    }
+
+    // ----- index ---------------------------------------------------------------------------
+
+    /// Recomputes an account's liquidation-index keys (see the module doc).
+    fn reindex(&mut self, slot: AccountSlot) {
+        if slot == Self::INSURANCE || slot == Self::FEES {
+            return;
+        }
+        let h = self.health(slot);
+        let hscaled = PPM * h.equity - h.maintenance_scaled;
+        let open = self.accounts[slot.index()].open_positions();
+        let count = self.accounts[slot.index()].positions.len();
+        for i in 0..count {
+            let p: Position = self.accounts[slot.index()].positions[i];
+            let m = &mut self.markets[p.instrument.0 as usize];
+            if let Some(old) = p.liq_key {
+                m.longs.remove(&(old, slot.0));
+                m.shorts.remove(&(old, slot.0));
+            }
+            let key = (p.size != 0).then(|| {
+                let k = i128::from(m.params.quote_per_tick_lot);
+                let s = i128::from(p.size);
+                let b = k * (PPM * s - s.abs() * i128::from(m.params.maintenance_margin.0));
+                let mark = i128::from(m.mark.map_or(0, |x| x.0));
+                let rest = hscaled - mark * b;
+                if b > 0 { saturate(ceil_div(-rest, b)) } else { saturate(floor_div(rest, -b)) }
+            });
+            match key {
+                Some(key) if p.size > 0 => {
+                    m.longs.insert((key, slot.0));
+                }
+                Some(key) => {
+                    m.shorts.insert((key, slot.0));
+                }
+                None => {}
+            }
+            if p.size != 0 && open >= 2 {
+                m.multi.insert(slot.0);
+            } else {
+                m.multi.remove(&slot.0);
+            }
+            self.accounts[slot.index()].positions[i].liq_key = key;
+        }
+    }
+
+    /// Checks conservation and index consistency.
+    ///
+    /// # Errors
+    /// A description of the first broken invariant.
+    #[allow(clippy::cast_possible_truncation, reason = "slots and instrument ids fit u32 by construction")]
+    pub fn check_invariants(&self) -> Result<(), String> {
+        let total: i128 = (0..self.accounts.len()).map(|i| self.health(AccountSlot(i as u32)).equity).sum();
+        if total != self.deposits - self.withdrawals {
+            return Err(format!(
+                "conservation: equity of all accounts {total} != deposits {} - withdrawals {}",
+                self.deposits, self.withdrawals
+            ));
+        }
+        for (i, m) in self.markets.iter().enumerate() {
+            let net: i128 = self
+                .accounts
+                .iter()
+                .filter_map(|a| a.position(InstrumentId(i as u32)))
+                .map(|p| i128::from(p.size))
+                .sum();
+            if net != 0 {
+                return Err(format!("instrument {i}: positions net to {net}, not zero"));
+            }
+            for (slot, a) in self.accounts.iter().enumerate().skip(2) {
+                let Some(p) = a.position(InstrumentId(i as u32)) else { continue };
+                let entry = p.liq_key.map(|k| (k, slot as u32));
+                let indexed = entry.is_some_and(|e| m.longs.contains(&e) || m.shorts.contains(&e));
+                if (p.size != 0) != indexed {
+                    return Err(format!("instrument {i}: slot {slot} indexed {indexed} with size {}", p.size));
+                }
+                if p.open_buy < 0 || p.open_sell < 0 {
+                    return Err(format!("instrument {i}: slot {slot} negative open quantity"));
+                }
+            }
+            let live = m.longs.len() + m.shorts.len();
+            let holders = self
+                .accounts
+                .iter()
+                .skip(2)
+                .filter(|a| a.position(InstrumentId(i as u32)).is_some_and(|p| p.size != 0))
+                .count();
+            if live != holders {
+                return Err(format!("instrument {i}: {live} index entries for {holders} holders"));
+            }
+        }
+        Ok(())
+    }
+}
+
+/// Quote-unit notional of a fraction, rounded up: exposed for callers' reports.
+pub fn fraction_of(value: i128, f: Fraction) -> i128 {
+    ceil_div(value * i128::from(f.0), PPM)
+}
+
+#[cfg(test)]
+mod tests {
+    use proptest::prelude::*;
+
+    use super::*;
+
+    const BTC: InstrumentId = InstrumentId(0);
+    const ETH: InstrumentId = InstrumentId(1);
+
+    /// BTC-PERP of the scenarios: tick 0.5, lot 0.001 (k = 500), IMF 5 %, MMF 3 %.
+    fn btc() -> MarketParams {
+        MarketParams {
+            quote_per_tick_lot: 500,
+            initial_margin: Fraction(50_000),
+            maintenance_margin: Fraction(30_000),
+            max_position_qty: Qty(1_000_000),
+            maker_fee: Fraction(0),
+            taker_fee: Fraction(0),
+            liquidation_fee: Fraction(10_000),
+            impact_notional: Amount(10_000_000_000),
+            funding_interest: Ppb(0),
+            funding_clamp: Ppb(10_000_000),
+        }
+    }
+
+    /// A trade where `seller`'s order was resting (so its open quantity is released).
+    fn trade(l: &mut Ledger, inst: InstrumentId, price: i64, qty: i64, buyer: AccountSlot, seller: AccountSlot) {
+        l.open_order_delta(seller, inst, Side::Sell, qty);
+        l.fill(Fill {
+            instrument: inst,
+            price: Price(price),
+            qty: Qty(qty),
+            taker_side: Side::Buy,
+            taker: buyer,
+            maker: seller,
+            liquidation: None,
+        });
+    }
+
+    fn usdc(n: i64) -> Amount {
+        Amount(n * 1_000_000)
+    }
+
+    fn ledger() -> Ledger {
+        let mut l = Ledger::default();
+        l.add_market(btc()).unwrap();
+        l.add_market(MarketParams { quote_per_tick_lot: 100, ..btc() }).unwrap();
+        let mut out = Vec::new();
+        l.set_mark(BTC, Price(100_000), &mut out); // 50,000
+        l.set_mark(ETH, Price(300_000), &mut out); // 3,000 with tick 0.01, lot 0.01
+        l
+    }
+
+    #[test]
+    fn initial_margin_check_with_worked_numbers() {
+        let mut l = ledger();
+        l.deposit(AccountId(1), usdc(1_000)).unwrap();
+        // 0.4 BTC at 50,000 = 20,000 notional → IMR 1,000 = equity: accepted.
+        assert_eq!(l.check_order(AccountId(1), BTC, Side::Buy, Qty(400), Price(100_000), false), Ok(Qty(400)));
+        // 0.401 BTC → IMR 1,002.5 > 1,000.
+        assert_eq!(
+            l.check_order(AccountId(1), BTC, Side::Buy, Qty(401), Price(100_000), false),
+            Err(RejectReason::InsufficientMargin)
+        );
+        // 0.4 BTC with a limit 10 above the mark: worst-case slippage 0.4 × 10 = 4 USDC.
+        assert_eq!(
+            l.check_order(AccountId(1), BTC, Side::Buy, Qty(400), Price(100_020), false),
+            Err(RejectReason::InsufficientMargin)
+        );
+        // Unknown accounts have no equity.
+        assert_eq!(
+            l.check_order(AccountId(9), BTC, Side::Buy, Qty(1), Price(100_000), false),
+            Err(RejectReason::InsufficientMargin)
+        );
+    }
+
+    #[test]
+    fn resting_orders_count_on_their_worse_side() {
+        let mut l = ledger();
+        let s = l.deposit(AccountId(1), usdc(1_000)).unwrap();
+        l.open_order_delta(s, BTC, Side::Buy, 300);
+        // Buys of 0.3 rest (IMR 750). Another 0.1 buy makes the buy side 0.4 (IMR 1,000 =
+        // equity): fine; 0.101 is too much. Sells are the other side: up to 0.4 the worse side
+        // is at most 0.4, so 0.4 passes and 0.401 does not.
+        assert!(l.check_order(AccountId(1), BTC, Side::Buy, Qty(100), Price(100_000), false).is_ok());
+        assert!(l.check_order(AccountId(1), BTC, Side::Buy, Qty(101), Price(100_000), false).is_err());
+        assert!(l.check_order(AccountId(1), BTC, Side::Sell, Qty(300), Price(100_000), false).is_ok());
+        assert!(l.check_order(AccountId(1), BTC, Side::Sell, Qty(400), Price(100_000), false).is_ok());
+        assert!(l.check_order(AccountId(1), BTC, Side::Sell, Qty(401), Price(100_000), false).is_err());
+    }
+
+    #[test]
+    fn reduce_only_and_max_position() {
+        let mut l = ledger();
+        let a = l.deposit(AccountId(1), usdc(100_000)).unwrap();
+        let b = l.deposit(AccountId(2), usdc(100_000)).unwrap();
+        assert_eq!(
+            l.check_order(AccountId(1), BTC, Side::Sell, Qty(5), Price(100_000), true),
+            Err(RejectReason::ReduceOnlyWouldIncrease)
+        );
+        trade(&mut l, BTC, 100_000, 100, a, b);
+        // Long 0.1: a reduce-only sell of 0.5 is cut to 0.1; a reduce-only buy is refused.
+        assert_eq!(l.check_order(AccountId(1), BTC, Side::Sell, Qty(500), Price(100_000), true), Ok(Qty(100)));
+        assert_eq!(
+            l.check_order(AccountId(1), BTC, Side::Buy, Qty(1), Price(100_000), true),
+            Err(RejectReason::ReduceOnlyWouldIncrease)
+        );
+        let mut small = btc();
+        small.max_position_qty = Qty(150);
+        l.add_market(small).unwrap();
+        let mut out = Vec::new();
+        l.set_mark(InstrumentId(2), Price(100_000), &mut out);
+        assert_eq!(
+            l.check_order(AccountId(1), InstrumentId(2), Side::Buy, Qty(151), Price(100_000), false),
+            Err(RejectReason::MaxPosition)
+        );
+    }
+
+    #[test]
+    fn closing_is_allowed_below_initial_margin() {
+        let mut l = ledger();
+        let a = l.deposit(AccountId(1), usdc(1_100)).unwrap();
+        let b = l.deposit(AccountId(2), usdc(100_000)).unwrap();
+        trade(&mut l, BTC, 100_000, 400, a, b);
+        let mut out = Vec::new();
+        l.set_mark(BTC, Price(99_000), &mut out); // −200 USDC: equity 900 < IMR 990
+        assert!(l.check_order(AccountId(1), BTC, Side::Buy, Qty(1), Price(99_000), false).is_err());
+        assert!(l.check_order(AccountId(1), BTC, Side::Sell, Qty(400), Price(99_000), false).is_ok());
+        // Withdrawals need equity above the initial requirement afterwards.
+        assert_eq!(l.withdraw(AccountId(1), usdc(1)), Err(RejectReason::InsufficientMargin));
+    }
+
+    #[test]
+    fn fees_flow_to_the_fee_account_and_conserve() {
+        let mut l = Ledger::default();
+        l.add_market(MarketParams { maker_fee: Fraction(-100), taker_fee: Fraction(500), ..btc() }).unwrap();
+        let mut out = Vec::new();
+        l.set_mark(BTC, Price(100_000), &mut out);
+        let a = l.deposit(AccountId(1), usdc(10_000)).unwrap();
+        let b = l.deposit(AccountId(2), usdc(10_000)).unwrap();
+        l.open_order_delta(b, BTC, Side::Sell, 100);
+        let (t, m, _) = l.fill(Fill {
+            instrument: BTC,
+            price: Price(100_000),
+            qty: Qty(100),
+            taker_side: Side::Buy,
+            taker: a,
+            maker: b,
+            liquidation: None,
+        });
+        // Notional 5,000 USDC: taker pays 2.5, maker earns 0.5.
+        assert_eq!((t.fee, m.fee), (2_500_000, -500_000));
+        assert_eq!(l.account(Ledger::FEES).collateral, 2_000_000);
+        l.check_invariants().unwrap();
+    }
+
+    #[test]
+    fn funding_moves_value_from_longs_to_shorts_exactly() {
+        let mut l = ledger();
+        let a = l.deposit(AccountId(1), usdc(10_000)).unwrap();
+        let b = l.deposit(AccountId(2), usdc(10_000)).unwrap();
+        trade(&mut l, BTC, 100_000, 100, a, b);
+        // Bid depth far above the index: the rate is clamped at 1 %.
+        let bids = [(Price(110_000), Qty(1_000_000))];
+        let (rate, index) = l.funding_tick(BTC, bids.into_iter(), core::iter::empty()).unwrap();
+        assert_eq!(rate, Ppb(10_000_000));
+        assert_eq!(index, 500_000); // 1 % of 100,000 ticks × 500 per lot
+        // Unsettled funding already counts in equity: the long is down 50 USDC.
+        assert_eq!(l.health(a).equity, 10_000_000_000 - 50_000_000);
+        assert_eq!(l.health(b).equity, 10_000_000_000 + 50_000_000);
+        assert_eq!(l.settle_funding(a, BTC), 50_000_000);
+        l.check_invariants().unwrap();
+    }
+
+    #[test]
+    fn the_index_finds_a_long_when_the_mark_crosses_its_threshold() {
+        let mut l = ledger();
+        let a = l.deposit(AccountId(1), usdc(1_000)).unwrap();
+        let b = l.deposit(AccountId(2), usdc(1_000_000)).unwrap();
+        trade(&mut l, BTC, 100_000, 400, a, b); // long 0.4 at 50,000
+        // Equity 1,000 + 0.4·(m − 50,000) < 0.4·m·0.03 ⟺ m < 48,969.07…: threshold 97,939 ticks.
+        let mut out = Vec::new();
+        l.set_mark(BTC, Price(97_939), &mut out);
+        assert!(!out.contains(&a) && !l.health(a).below_maintenance());
+        l.set_mark(BTC, Price(97_938), &mut out);
+        assert!(out.contains(&a) && l.health(a).below_maintenance());
+        // And the short is found when the mark rises far enough.
+        out.clear();
+        l.set_mark(BTC, Price(100_000), &mut out);
+        assert!(out.is_empty());
+    }
+
+    #[test]
+    fn insurance_capacity_and_adl_order() {
+        let mut l = ledger();
+        let _ = l.deposit_to(Holder::Insurance, usdc(10)).unwrap();
+        // Taking a long at 10 ticks above the mark costs 10 · 500 = 5,000 per lot: 2,000 lots.
+        assert_eq!(l.insurance_capacity(BTC, Price(100_010), Qty(5_000), Side::Buy), Qty(2_000));
+        assert_eq!(l.insurance_capacity(BTC, Price(99_990), Qty(5_000), Side::Buy), Qty(5_000));
+        // Three shorts against one long; the most profitable and leveraged short ranks first.
+        let long = l.deposit(AccountId(1), usdc(100_000)).unwrap();
+        let s1 = l.deposit(AccountId(2), usdc(10_000)).unwrap();
+        let s2 = l.deposit(AccountId(3), usdc(1_000)).unwrap();
+        let s3 = l.deposit(AccountId(4), usdc(1_000)).unwrap();
+        trade(&mut l, BTC, 110_000, 100, long, s1);
+        trade(&mut l, BTC, 110_000, 100, long, s2);
+        trade(&mut l, BTC, 100_000, 100, long, s3);
+        let q = l.adl_queue(BTC, Side::Sell, long);
+        // s2: +10 % at 5,000/1,500 leverage; s1: +10 % at 5,000/10,500; s3: flat.
+        assert_eq!(q, vec![s2, s1, s3]);
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig { cases: 256, rng_seed: proptest::test_runner::RngSeed::Fixed(7), ..ProptestConfig::default() })]
+
+        /// After any sequence of fills and mark moves, the accounts the index reports on a
+        /// mark change include every account that the change put below maintenance (a full
+        /// scan is the reference). Accounts a fill put below maintenance are the fill path's
+        /// to find, not the oracle's.
+        #[test]
+        fn index_candidates_cover_every_account_below_maintenance(
+            fills in proptest::collection::vec((0usize..6, 0usize..6, 0u32..2, 1i64..400, 97_000i64..103_000), 1..40),
+            marks in proptest::collection::vec((0u32..2, 90_000i64..110_000), 1..20),
+        ) {
+            let mut l = ledger();
+            let slots: Vec<AccountSlot> =
+                (1u32..=6).map(|i| l.deposit(AccountId(u64::from(i)), usdc(200 * i64::from(i))).unwrap()).collect();
+            for (a, b, inst, qty, price) in fills {
+                if a != b {
+                    let price = if inst == 0 { price } else { price * 3 };
+                    trade(&mut l, InstrumentId(inst), price, qty, slots[a], slots[b]);
+                }
+            }
+            l.check_invariants().map_err(TestCaseError::fail)?;
+            for (inst, mark) in marks {
+                let mark = if inst == 0 { mark } else { mark * 3 };
+                let before: Vec<bool> = slots.iter().map(|&s| l.health(s).below_maintenance()).collect();
+                let mut out = Vec::new();
+                l.set_mark(InstrumentId(inst), Price(mark), &mut out);
+                for (&s, was_below) in slots.iter().zip(before) {
+                    let h = l.health(s);
+                    if h.below_maintenance() && !was_below && l.account(s).has_position() {
+                        prop_assert!(out.contains(&s), "slot {s:?} below maintenance but not reported");
+                    }
+                }
+                l.check_invariants().map_err(TestCaseError::fail)?;
+            }
+        }
+    }
+}
