@@ -9,6 +9,7 @@
 //! invalid commands of every kind.
 
 use core::str::FromStr;
+use std::collections::BTreeMap;
 
 use l2x_types::{
     AccountId, Amend, Amount, Cancel, ClientOrderId, Command, Decimal, InstrumentId, InstrumentSpec, MassCancel,
@@ -47,14 +48,36 @@ pub(crate) fn spec(i: usize) -> InstrumentSpec {
     }
 }
 
+/// The shape of a stream.
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct Profile {
+    /// Client ids per account (at most this many live orders per account).
+    cids: u64,
+    /// A buy's limit is `centre + x` (a sell's `centre - x`) with `x` uniform in
+    /// `-spread..=spread / lean`: the larger `lean`, the fewer new orders cross and the
+    /// deeper the books.
+    lean: i64,
+    /// Percent of commands that are new orders.
+    new_orders: u32,
+}
+
+impl Profile {
+    /// Thin books that cross all the time: many trades, self-trades and sweeps.
+    pub(crate) const CROSSING: Profile = Profile { cids: 16, lean: 2, new_orders: 48 };
+    /// Books about a hundred orders deep over every price of the band, which mostly
+    /// stay on their side (market orders and marks that move still sweep them).
+    pub(crate) const DEEP: Profile = Profile { cids: 200, lean: 100, new_orders: 70 };
+}
+
 /// Builds a command stream: a fixed set-up, then random commands.
-#[derive(Clone, Debug, Default)]
+#[derive(Clone, Debug)]
 pub(crate) struct Generator {
+    profile: Profile,
     seq: u64,
     ts: u64,
     /// The instrument of the last new order per (account, cid), so that amends get prices
     /// near the right centre.
-    last_instrument: [[u32; 17]; 7],
+    last_instrument: BTreeMap<(AccountId, ClientOrderId), InstrumentId>,
     /// The (account, cid) of recent new orders: amends and cancels mostly pick one of
     /// these, so that they mostly hit live orders.
     recent: Vec<(AccountId, ClientOrderId)>,
@@ -62,8 +85,8 @@ pub(crate) struct Generator {
 
 impl Generator {
     /// A generator at sequence 0, time 0.
-    pub(crate) fn new() -> Generator {
-        Generator::default()
+    pub(crate) fn new(profile: Profile) -> Generator {
+        Generator { profile, seq: 0, ts: 0, last_instrument: BTreeMap::new(), recent: Vec::new() }
     }
 
     fn sequenced(&mut self, cmd: Command) -> Sequenced {
@@ -102,11 +125,11 @@ impl Generator {
             self.ts += rng.random_range(1..=30);
         }
         let cmd = match rng.random_range(0..100) {
-            0..48 => Command::NewOrder(self.new_order(rng)),
-            48..64 => {
+            // New orders, then amends and cancels share what the profile leaves of 78 %.
+            n if n < self.profile.new_orders => Command::NewOrder(self.new_order(rng)),
+            n if n < self.profile.new_orders + (78 - self.profile.new_orders) * 8 / 15 => {
                 let (account, cid) = self.target(rng);
-                let (a, c) = index(account, cid);
-                let instrument = InstrumentId(self.last_instrument[a][c]);
+                let instrument = self.last_instrument.get(&(account, cid)).copied().unwrap_or(InstrumentId(0));
                 Command::Amend(Amend {
                     account,
                     cid,
@@ -114,7 +137,7 @@ impl Generator {
                     qty: rng.random_ratio(3, 5).then(|| qty(rng, instrument)),
                 })
             }
-            64..78 => {
+            0..78 => {
                 let (account, cid) = self.target(rng);
                 Command::Cancel(Cancel { account, cid })
             }
@@ -166,10 +189,15 @@ impl Generator {
         self.sequenced(cmd)
     }
 
+    /// Few client ids per account, so cids collide and amends and cancels hit live orders.
+    fn cid(&self, rng: &mut impl Rng) -> ClientOrderId {
+        ClientOrderId(rng.random_range(1..=self.profile.cids))
+    }
+
     /// An (account, cid) to amend or cancel: mostly one of a recent new order.
     fn target(&mut self, rng: &mut impl Rng) -> (AccountId, ClientOrderId) {
         if self.recent.is_empty() || rng.random_ratio(1, 4) {
-            (account(rng), cid(rng))
+            (account(rng), self.cid(rng))
         } else {
             self.recent[rng.random_range(0..self.recent.len())]
         }
@@ -201,13 +229,12 @@ impl Generator {
                 // Buyers lean low and sellers high, so books build some depth and a
                 // crossing order often sweeps several levels.
                 let (centre, spread) = centre_spread(instrument);
-                let lean = rng.random_range(-spread..=spread / 2);
+                let lean = rng.random_range(-spread..=spread / self.profile.lean);
                 Some(Price(if side == Side::Buy { centre + lean } else { centre - lean }))
             }
         };
-        let (account, cid) = (AccountId(rng.random_range(1..=5)), cid(rng));
-        let (a, c) = index(account, cid);
-        self.last_instrument[a][c] = instrument.0;
+        let (account, cid) = (AccountId(rng.random_range(1..=5)), self.cid(rng));
+        self.last_instrument.insert((account, cid), instrument);
         if self.recent.len() == 32 {
             self.recent.remove(0);
         }
@@ -234,16 +261,6 @@ impl Generator {
 /// never exists).
 fn account(rng: &mut impl Rng) -> AccountId {
     AccountId(rng.random_range(1..=6))
-}
-
-/// Few client ids per account, so cids collide and amends and cancels hit live orders.
-fn cid(rng: &mut impl Rng) -> ClientOrderId {
-    ClientOrderId(rng.random_range(1..=16))
-}
-
-/// Indexes of an (account, cid) in `Generator::last_instrument`.
-fn index(account: AccountId, cid: ClientOrderId) -> (usize, usize) {
-    (usize::try_from(account.0).expect("small account ids"), usize::try_from(cid.0).expect("small cids"))
 }
 
 fn side(rng: &mut impl Rng) -> Side {
