@@ -30,6 +30,18 @@ enum Cmd {
     },
     /// Run a short built-in scenario through the engine and show what happened.
     Demo,
+    /// Benchmarks (method and results: docs/BENCHMARKS.md).
+    Bench {
+        #[command(subcommand)]
+        which: BenchCmd,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+enum BenchCmd {
+    /// The state machine alone, in process, on one instrument: max throughput and
+    /// coordinated-omission-corrected latency at fixed offered rates.
+    Engine(l2x_bench::engine::Options),
 }
 
 fn main() -> ExitCode {
@@ -46,7 +58,24 @@ fn run(cli: Cli) -> Result<ExitCode> {
     match cli.command {
         Cmd::Match { input } => run_match(&input),
         Cmd::Demo => demo(),
+        Cmd::Bench { which: BenchCmd::Engine(opts) } => bench_engine(&opts),
     }
+}
+
+/// `l2x bench engine`: one JSON object per mix with `--json`, else a table.
+fn bench_engine(opts: &l2x_bench::engine::Options) -> Result<ExitCode> {
+    let report = l2x_bench::engine::run(opts)?;
+    let stdout = io::stdout();
+    let mut out = stdout.lock();
+    if opts.json {
+        for line in report.json_lines()? {
+            writeln!(out, "{line}")?;
+        }
+    } else {
+        write!(out, "{}", report.table())?;
+    }
+    out.flush()?;
+    Ok(ExitCode::SUCCESS)
 }
 
 /// `l2x match`: exit 0, or 2 when any line was reported and skipped.
