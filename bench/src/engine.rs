@@ -84,9 +84,9 @@ impl Default for Options {
 /// Which mixes to run.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
 pub enum MixChoice {
-    /// [`Mix::EXCHANGE_CORE`]: 9 % GTC, 3 % IOC, 6 % cancel, 82 % amend.
+    /// exchange-core's mix: 9 % GTC, 3 % IOC, 6 % cancel, 82 % amend, ~1,000 resting.
     ExchangeCore,
-    /// [`Mix::TAKER_HEAVY`]: more new orders and trades.
+    /// 40 % GTC, 20 % IOC, 3 % FOK, 2 % market, 15 % cancel, 20 % amend: more trades.
     TakerHeavy,
     /// Both, one after the other.
     All,
