@@ -40,9 +40,11 @@
 //!   the opposite best (it trades as a taker), or, with the `amend_qty_down` share, lowers
 //!   the open quantity and keeps priority.
 //! - Maker quantities are uniform in 1..=1,000 lots (0.001 to 1 BTC). Taker quantities are
-//!   uniform around a mean of `taker_size` ‰ of the mean maker quantity, scaled by
-//!   `live / resting` (clamped to ¼..4): the one feedback loop, which holds the book near
-//!   `resting` orders without touching the mix's shares.
+//!   uniform around a mean of `taker_size` ‰ of the mean maker quantity.
+//! - **Book-size feedback**: the mean taker quantity and the crossing shares (`gtc_cross`,
+//!   `amend_cross`) are scaled by `(live / resting)³`, the ratio clamped to ¼..2. This is the
+//!   one feedback loop; it holds the book near `resting` orders without touching the mix's
+//!   shares of command kinds.
 //!
 //! Accounts are drawn uniformly, so an occasional self-trade (`cancel_taker`) happens, as it
 //! does on a real venue. Client order ids count up per account and are never reused.
