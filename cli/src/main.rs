@@ -5,7 +5,7 @@
 
 use std::fs::File;
 use std::io::{self, BufReader, BufWriter, Write};
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
 use anyhow::{Context, Result};
@@ -27,6 +27,9 @@ enum Cmd {
         /// Scenario file, or `-` for standard input.
         #[arg(long)]
         input: PathBuf,
+        /// Write the final state (balances, margin, positions, state hash) as JSON here.
+        #[arg(long)]
+        state_out: Option<PathBuf>,
     },
     /// Run a short built-in scenario through the engine and show what happened.
     Demo,
@@ -56,7 +59,7 @@ fn main() -> ExitCode {
 
 fn run(cli: Cli) -> Result<ExitCode> {
     match cli.command {
-        Cmd::Match { input } => run_match(&input),
+        Cmd::Match { input, state_out } => run_match(&input, state_out.as_deref()),
         Cmd::Demo => demo(),
         Cmd::Bench { which: BenchCmd::Engine(opts) } => bench_engine(&opts),
     }
@@ -79,7 +82,7 @@ fn bench_engine(opts: &l2x_bench::engine::Options) -> Result<ExitCode> {
 }
 
 /// `l2x match`: exit 0, or 2 when any line was reported and skipped.
-fn run_match(input: &PathBuf) -> Result<ExitCode> {
+fn run_match(input: &Path, state_out: Option<&Path>) -> Result<ExitCode> {
     let stdout = io::stdout();
     let mut out = BufWriter::new(stdout.lock());
     let mut err = io::stderr();
@@ -91,6 +94,12 @@ fn run_match(input: &PathBuf) -> Result<ExitCode> {
         runner.run(BufReader::new(file), &mut out, &mut err)?
     };
     out.flush()?;
+    if let Some(path) = state_out {
+        let report = l2x_engine::scenario::state_report(runner.state(), runner.last_seq());
+        let mut text = serde_json::to_string_pretty(&report)?;
+        text.push('\n');
+        std::fs::write(path, text).with_context(|| format!("cannot write {}", path.display()))?;
+    }
     Ok(if summary.errors > 0 { ExitCode::from(2) } else { ExitCode::SUCCESS })
 }
 

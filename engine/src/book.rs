@@ -181,7 +181,7 @@ pub(crate) fn crosses(side: Side, limit: Price, level_price: Price) -> bool {
     }
 }
 
-/// A resting order as seen from outside, in canonical order (see [`Books::resting_orders`]).
+/// A resting order as seen from outside, in canonical order (see [`crate::StateMachine::resting_orders`]).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct RestingOrder {
     /// Instrument.
@@ -269,6 +269,11 @@ impl Books {
         side: Side,
     ) -> impl Iterator<Item = (Price, Handle)> + '_ {
         self.ladder(instrument, side).iter().rev().copied()
+    }
+
+    /// Levels of one side from best to worst as (price, total open quantity).
+    pub(crate) fn depth(&self, instrument: InstrumentId, side: Side) -> impl Iterator<Item = (Price, Qty)> + '_ {
+        self.ladder(instrument, side).iter().rev().map(|&(p, lv)| (p, Qty(self.levels[lv as usize].qty)))
     }
 
     /// First order (oldest) of a level.

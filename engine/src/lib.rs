@@ -25,5 +25,5 @@ pub mod scenario;
 mod state;
 
 pub use book::RestingOrder;
-pub use hash::{CanonicalState, StateHash};
+pub use hash::{AccountState, CanonicalState, MatchingState, PositionState, StateHash};
 pub use state::StateMachine;

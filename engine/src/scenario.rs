@@ -23,9 +23,11 @@
 use std::io::{self, BufRead, Write};
 
 use l2x_types::{
-    AccountId, Amend, Amount, Cancel, ClientOrderId, Command, CommandKind, Decimal, Event, InstrumentSpec, MassCancel,
-    NewOrder, OrderType, RejectReason, Seq, Sequenced, Side, StpMode, Symbol, TimeInForce, Timestamp,
+    AccountId, Amend, Amount, Cancel, ClientOrderId, Command, CommandKind, Decimal, Event, Holder, Instrument,
+    InstrumentSpec, MassCancel, NewOrder, OrderType, Qty, RejectReason, Seq, Sequenced, Side, StpMode, Symbol,
+    TimeInForce, Timestamp, format_units,
 };
+use serde::Serialize;
 use serde_json::{Map, Value};
 
 use crate::state::StateMachine;
@@ -92,6 +94,7 @@ pub enum Applied {
 pub struct Runner {
     state: StateMachine,
     last_ts: u64,
+    last_seq: u64,
     events: Vec<Event>,
     text: String,
 }
@@ -118,6 +121,11 @@ impl Runner {
         &self.state
     }
 
+    /// The sequence number of the last command the state machine applied (0 before any).
+    pub fn last_seq(&self) -> u64 {
+        self.last_seq
+    }
+
     /// Handles one line (`seq` is its 1-based line number), writing its events to `out`.
     ///
     /// # Errors
@@ -132,6 +140,7 @@ impl Runner {
             Ok(cmd) => {
                 let sequenced = Sequenced { seq, ts: Timestamp(ts), cmd };
                 self.state.apply(&sequenced, &mut self.events);
+                self.last_seq = seq.0;
                 Applied::Command(sequenced)
             }
             Err(rejected) => {
@@ -185,15 +194,27 @@ pub enum Parsed {
     Instrument {
         /// Symbol as written.
         symbol: String,
-        /// Decimal fields in the order of [`InstrumentSpec`].
-        values: [Decimal; 7],
+        /// Decimal fields in the order of [`InstrumentSpec`], defaults applied.
+        values: [Decimal; 13],
     },
     /// `deposit`.
     Deposit {
+        /// Account, or the insurance fund or fee account.
+        to: Holder,
+        /// Amount.
+        amount: Decimal,
+    },
+    /// `withdraw`.
+    Withdraw {
         /// Account.
         account: u64,
         /// Amount.
         amount: Decimal,
+    },
+    /// `funding`.
+    Funding {
+        /// Symbol.
+        symbol: String,
     },
     /// `oracle`.
     Oracle {
@@ -331,6 +352,22 @@ impl Fields {
         self.optional(field).map(|v| self.to_decimal(field, v)).transpose()
     }
 
+    fn decimal_or(&mut self, field: &'static str, default: Decimal) -> Result<Decimal, LineError> {
+        Ok(self.opt_decimal(field)?.unwrap_or(default))
+    }
+
+    /// `"account"`: a trading account id, or `"insurance"` / `"fees"`.
+    fn holder(&mut self, field: &'static str) -> Result<Holder, LineError> {
+        match self.required(field)? {
+            Value::String(s) if s == "insurance" => Ok(Holder::Insurance),
+            Value::String(s) if s == "fees" => Ok(Holder::Fees),
+            v => match v.as_u64() {
+                Some(id) => Ok(Holder::Account(AccountId(id))),
+                None => Err(self.bad(field, format!("{v} is not an account id, \"insurance\" or \"fees\""))),
+            },
+        }
+    }
+
     fn flag(&mut self, field: &'static str) -> Result<bool, LineError> {
         match self.optional(field) {
             None => Ok(false),
@@ -373,6 +410,8 @@ pub fn parse_line(line: &str, last_ts: u64) -> Result<(Parsed, u64), LineError> 
         "amend" => "amend",
         "cancel" => "cancel",
         "mass_cancel" => "mass_cancel",
+        "withdraw" => "withdraw",
+        "funding" => "funding",
         _ => return Err(LineError::UnknownCommand(cmd)),
     };
     let mut f = Fields { cmd, map };
@@ -381,19 +420,32 @@ pub fn parse_line(line: &str, last_ts: u64) -> Result<(Parsed, u64), LineError> 
         return Err(LineError::TimeWentBack { ts, previous: last_ts });
     }
     let parsed = match cmd {
-        "instrument" => Parsed::Instrument {
-            symbol: f.string("symbol")?,
-            values: [
-                f.decimal("tick_size")?,
-                f.decimal("lot_size")?,
-                f.decimal("initial_margin")?,
-                f.decimal("maintenance_margin")?,
+        "instrument" => {
+            let symbol = f.string("symbol")?;
+            let tick = f.decimal("tick_size")?;
+            let lot = f.decimal("lot_size")?;
+            let imf = f.decimal("initial_margin")?;
+            let mmf = f.decimal("maintenance_margin")?;
+            let values = [
+                tick,
+                lot,
+                imf,
+                mmf,
                 f.decimal("max_order_qty")?,
                 f.decimal("max_position_qty")?,
                 f.decimal("price_band")?,
-            ],
-        },
-        "deposit" => Parsed::Deposit { account: f.u64("account")?, amount: f.decimal("amount")? },
+                f.decimal_or("maker_fee", InstrumentSpec::DEFAULT_FEE)?,
+                f.decimal_or("taker_fee", InstrumentSpec::DEFAULT_FEE)?,
+                f.decimal_or("liquidation_fee", InstrumentSpec::DEFAULT_LIQUIDATION_FEE)?,
+                f.decimal_or("impact_notional", InstrumentSpec::DEFAULT_IMPACT_NOTIONAL)?,
+                f.decimal_or("funding_interest", Decimal::ZERO)?,
+                f.decimal_or("funding_clamp", InstrumentSpec::default_funding_clamp(imf, mmf))?,
+            ];
+            Parsed::Instrument { symbol, values }
+        }
+        "deposit" => Parsed::Deposit { to: f.holder("account")?, amount: f.decimal("amount")? },
+        "withdraw" => Parsed::Withdraw { account: f.u64("account")?, amount: f.decimal("amount")? },
+        "funding" => Parsed::Funding { symbol: f.string("symbol")? },
         "oracle" => Parsed::Oracle { symbol: f.string("symbol")?, price: f.decimal("price")? },
         "new" => Parsed::New {
             account: f.u64("account")?,
@@ -442,7 +494,11 @@ fn rejected(kind: CommandKind, account: Option<u64>, cid: Option<u64>, reason: R
 /// The `rejected` event for a command that cannot be converted exactly.
 pub fn convert(state: &StateMachine, parsed: Parsed) -> Result<Command, Event> {
     Ok(match parsed {
-        Parsed::Instrument { symbol, values: [tick, lot, imf, mmf, max_order, max_position, band] } => {
+        Parsed::Instrument {
+            symbol,
+            values:
+                [tick, lot, imf, mmf, max_order, max_position, band, maker, taker, liquidation, impact, interest, clamp],
+        } => {
             let reject = || rejected(CommandKind::Instrument, None, None, RejectReason::BadInstrument);
             Command::ListInstrument(Box::new(InstrumentSpec {
                 symbol: Symbol::try_new(&symbol).map_err(|_| reject())?,
@@ -453,14 +509,34 @@ pub fn convert(state: &StateMachine, parsed: Parsed) -> Result<Command, Event> {
                 max_order_qty: max_order,
                 max_position_qty: max_position,
                 price_band: band,
+                maker_fee: maker,
+                taker_fee: taker,
+                liquidation_fee: liquidation,
+                impact_notional: impact,
+                funding_interest: interest,
+                funding_clamp: clamp,
             }))
         }
-        Parsed::Deposit { account, amount } => {
-            let reject = || rejected(CommandKind::Deposit, Some(account), None, RejectReason::BadAmount);
-            Command::Deposit {
+        Parsed::Deposit { to, amount } => {
+            let account = match to {
+                Holder::Account(a) => Some(a.0),
+                _ => None,
+            };
+            let reject = || rejected(CommandKind::Deposit, account, None, RejectReason::BadAmount);
+            Command::Deposit { to, amount: Amount::from_decimal(amount).map_err(|_| reject())? }
+        }
+        Parsed::Withdraw { account, amount } => {
+            let reject = || rejected(CommandKind::Withdraw, Some(account), None, RejectReason::BadAmount);
+            Command::Withdraw {
                 account: AccountId(account),
                 amount: Amount::from_decimal(amount).map_err(|_| reject())?,
             }
+        }
+        Parsed::Funding { symbol } => {
+            let inst = state
+                .instrument_by_symbol(&symbol)
+                .ok_or_else(|| rejected(CommandKind::Funding, None, None, RejectReason::UnknownSymbol))?;
+            Command::Funding { instrument: inst.id }
         }
         Parsed::Oracle { symbol, price } => {
             let reject = |r| rejected(CommandKind::Oracle, None, None, r);
@@ -536,13 +612,47 @@ pub fn convert(state: &StateMachine, parsed: Parsed) -> Result<Command, Event> {
 
 // ----- step 3: output --------------------------------------------------------------------------
 
+/// A quote amount in micro-units as an exact decimal string.
+fn usdc(micro: i128) -> String {
+    format_units(micro, Decimal::new(1, Amount::DECIMALS))
+}
+
+/// A holder in JSON: the account id, or `"insurance"` / `"fees"`.
+fn holder_json(h: Holder) -> String {
+    match h {
+        Holder::Account(a) => a.to_string(),
+        Holder::Insurance => "\"insurance\"".to_string(),
+        Holder::Fees => "\"fees\"".to_string(),
+    }
+}
+
+/// The average entry price of `size` lots with entry notional `cost`, in quote per base,
+/// rounded half-even to 8 decimals for display (the exact figure is the cost).
+pub fn entry_price(inst: &Instrument, size: Qty, cost: i128) -> Option<String> {
+    if size.0 == 0 {
+        return None;
+    }
+    let cost = Decimal::try_from_i128_with_scale(cost, Amount::DECIMALS).ok()?;
+    let base = Decimal::from(size.0).checked_mul(inst.lot_size)?;
+    Some(cost.checked_div(base)?.round_dp(8).normalize().to_string())
+}
+
+/// The funding index of an instrument in quote per unit of base (the index itself is in
+/// micro-units per lot), exact where the lot size allows, else rounded to 12 decimals.
+fn funding_index(inst: &Instrument, index: i128) -> String {
+    Decimal::try_from_i128_with_scale(index, Amount::DECIMALS)
+        .ok()
+        .and_then(|d| d.checked_div(inst.lot_size))
+        .map_or_else(|| index.to_string(), |d| d.round_dp(12).normalize().to_string())
+}
+
 /// Appends one event as a JSON line (fields in the documented order). Events with no
 /// scenario form (an instrument listing) write nothing.
 pub fn format_event(state: &StateMachine, seq: Seq, ev: &Event, out: &mut String) {
     use core::fmt::Write as _;
     let symbol = |id| state.instrument(id).map_or("?", |i| i.symbol.as_str());
     let price = |id, p: l2x_types::Price| state.instrument(id).map_or_else(|| p.0.to_string(), |i| i.format_price(p));
-    let qty = |id, q: l2x_types::Qty| state.instrument(id).map_or_else(|| q.0.to_string(), |i| i.format_qty(q));
+    let qty = |id, q: Qty| state.instrument(id).map_or_else(|| q.0.to_string(), |i| i.format_qty(q));
     // Writing to a String cannot fail.
     let _ = match *ev {
         Event::InstrumentListed { .. } => return,
@@ -568,18 +678,24 @@ pub fn format_event(state: &StateMachine, seq: Seq, ev: &Event, out: &mut String
             price(instrument, p),
             qty(instrument, q)
         ),
-        Event::Trade(t) => write!(
-            out,
-            r#"{{"ev":"trade","seq":{seq},"symbol":"{}","price":"{}","qty":"{}","maker_account":{},"maker_cid":{},"taker_account":{},"taker_cid":{},"taker_side":"{}"}}"#,
-            symbol(t.instrument),
-            price(t.instrument, t.price),
-            qty(t.instrument, t.qty),
-            t.maker_account,
-            t.maker_cid,
-            t.taker_account,
-            t.taker_cid,
-            t.taker_side
-        ),
+        Event::Trade(t) => {
+            let taker_cid = if t.liquidation { "null".to_string() } else { t.taker_cid.to_string() };
+            let _ = write!(
+                out,
+                r#"{{"ev":"trade","seq":{seq},"symbol":"{}","price":"{}","qty":"{}","maker_account":{},"maker_cid":{},"taker_account":{},"taker_cid":{taker_cid},"taker_side":"{}""#,
+                symbol(t.instrument),
+                price(t.instrument, t.price),
+                qty(t.instrument, t.qty),
+                t.maker_account,
+                t.maker_cid,
+                t.taker_account,
+                t.taker_side
+            );
+            if t.liquidation {
+                let _ = write!(out, r#","liquidation":true"#);
+            }
+            write!(out, "}}")
+        }
         Event::Cancelled { account, cid, instrument, qty: q, leaves, reason, .. } => write!(
             out,
             r#"{{"ev":"cancelled","seq":{seq},"account":{account},"cid":{cid},"qty":"{}","leaves":"{}","reason":"{reason}"}}"#,
@@ -593,6 +709,178 @@ pub fn format_event(state: &StateMachine, seq: Seq, ev: &Event, out: &mut String
             price(instrument, p),
             qty(instrument, q)
         ),
+        Event::Position { holder, instrument, size, cost, realised } => {
+            let entry = state
+                .instrument(instrument)
+                .and_then(|i| entry_price(i, size, cost))
+                .map_or_else(|| "null".to_string(), |e| format!("\"{e}\""));
+            write!(
+                out,
+                r#"{{"ev":"position","seq":{seq},"account":{},"symbol":"{}","size":"{}","entry_price":{entry},"cost":"{}","realised_pnl":"{}"}}"#,
+                holder_json(holder),
+                symbol(instrument),
+                qty(instrument, size),
+                usdc(cost),
+                usdc(realised)
+            )
+        }
+        Event::Balance { holder, collateral } => write!(
+            out,
+            r#"{{"ev":"balance","seq":{seq},"account":{},"collateral":"{}"}}"#,
+            holder_json(holder),
+            usdc(i128::from(collateral.0))
+        ),
+        Event::Funding { instrument, rate, index } => write!(
+            out,
+            r#"{{"ev":"funding","seq":{seq},"symbol":"{}","rate":"{}","index":"{}"}}"#,
+            symbol(instrument),
+            rate.format(),
+            state.instrument(instrument).map_or_else(|| index.to_string(), |i| funding_index(i, index))
+        ),
+        Event::Liquidation { account, instrument, side, qty: q, price: p, fee } => write!(
+            out,
+            r#"{{"ev":"liquidation","seq":{seq},"account":{account},"symbol":"{}","side":"{side}","qty":"{}","price":"{}","fee":"{}"}}"#,
+            symbol(instrument),
+            qty(instrument, q),
+            price(instrument, p),
+            usdc(fee)
+        ),
+        Event::Takeover { account, instrument, side, qty: q, price: p } => write!(
+            out,
+            r#"{{"ev":"takeover","seq":{seq},"account":{account},"symbol":"{}","side":"{side}","qty":"{}","price":"{}"}}"#,
+            symbol(instrument),
+            qty(instrument, q),
+            price(instrument, p)
+        ),
+        Event::Insurance { delta, balance } => write!(
+            out,
+            r#"{{"ev":"insurance","seq":{seq},"delta":"{}","balance":"{}"}}"#,
+            usdc(delta),
+            usdc(i128::from(balance.0))
+        ),
+        Event::Adl { account, counterparty, instrument, side, qty: q, price: p } => write!(
+            out,
+            r#"{{"ev":"adl","seq":{seq},"account":{account},"counterparty":{counterparty},"symbol":"{}","side":"{side}","qty":"{}","price":"{}"}}"#,
+            symbol(instrument),
+            qty(instrument, q),
+            price(instrument, p)
+        ),
+        Event::LiquidationIncomplete { account, instrument, qty: q } => write!(
+            out,
+            r#"{{"ev":"liquidation_incomplete","seq":{seq},"account":{account},"symbol":"{}","qty":"{}"}}"#,
+            symbol(instrument),
+            qty(instrument, q)
+        ),
     };
     out.push('\n');
+}
+
+// ----- final state ------------------------------------------------------------------------------
+
+/// The `--state-out` document (docs/SCENARIOS.md, "Final state").
+#[derive(Debug, Serialize)]
+pub struct StateReport {
+    /// Sequence number of the last command applied.
+    pub seq: u64,
+    /// The canonical state hash.
+    pub state_hash: String,
+    /// The insurance fund's equity (collateral + unrealised PnL of positions it took over).
+    pub insurance: String,
+    /// The insurance fund's collateral.
+    pub insurance_collateral: String,
+    /// Positions the insurance fund holds.
+    pub insurance_positions: Vec<PositionReport>,
+    /// The fee account's collateral.
+    pub fees: String,
+    /// Trading accounts in ascending id.
+    pub accounts: Vec<AccountReport>,
+}
+
+/// One account in a [`StateReport`].
+#[derive(Debug, Serialize)]
+pub struct AccountReport {
+    /// Account id.
+    pub account: u64,
+    /// Collateral.
+    pub collateral: String,
+    /// Collateral + unrealised PnL − unsettled funding.
+    pub equity: String,
+    /// Initial requirement (worse side of resting orders).
+    pub initial_margin: String,
+    /// Maintenance requirement.
+    pub maintenance_margin: String,
+    /// Open positions.
+    pub positions: Vec<PositionReport>,
+}
+
+/// One open position in a [`StateReport`].
+#[derive(Debug, Serialize)]
+pub struct PositionReport {
+    /// Instrument.
+    pub symbol: String,
+    /// Signed size, base units.
+    pub size: String,
+    /// Average entry price (8 decimals).
+    pub entry_price: String,
+    /// Entry notional of the open size, exact.
+    pub cost: String,
+    /// Unrealised PnL at mark.
+    pub unrealised_pnl: String,
+    /// Realised PnL so far on this instrument.
+    pub realised_pnl: String,
+    /// Funding not yet settled into collateral (positive: owed by the account).
+    pub unsettled_funding: String,
+}
+
+/// The final state of a run as a [`StateReport`].
+pub fn state_report(state: &StateMachine, seq: u64) -> StateReport {
+    let ledger = state.ledger();
+    let positions = |slot| -> Vec<PositionReport> {
+        ledger
+            .account(slot)
+            .positions
+            .iter()
+            .filter(|p| p.size != 0)
+            .filter_map(|p| {
+                let inst = state.instrument(p.instrument)?;
+                let mark = ledger.mark(p.instrument).map_or(0, |m| i128::from(m.0));
+                let notional = i128::from(p.size) * mark * i128::from(inst.quote_per_tick_lot);
+                let unsettled = i128::from(p.size) * (ledger.funding_index(p.instrument) - p.funding_index);
+                Some(PositionReport {
+                    symbol: inst.symbol.to_string(),
+                    size: inst.format_qty(Qty(p.size)),
+                    entry_price: entry_price(inst, Qty(p.size), p.cost).unwrap_or_default(),
+                    cost: usdc(p.cost),
+                    unrealised_pnl: usdc(notional - p.cost),
+                    realised_pnl: usdc(p.realised),
+                    unsettled_funding: usdc(unsettled),
+                })
+            })
+            .collect()
+    };
+    let accounts = ledger
+        .slots_by_id()
+        .into_iter()
+        .filter_map(|slot| {
+            let Holder::Account(id) = ledger.account(slot).holder else { return None };
+            let h = ledger.health(slot);
+            Some(AccountReport {
+                account: id.0,
+                collateral: usdc(i128::from(ledger.account(slot).collateral)),
+                equity: usdc(h.equity),
+                initial_margin: usdc(h.initial),
+                maintenance_margin: usdc(h.maintenance),
+                positions: positions(slot),
+            })
+        })
+        .collect();
+    StateReport {
+        seq,
+        state_hash: state.canonical().hash().to_string(),
+        insurance: usdc(ledger.health(l2x_risk::Ledger::INSURANCE).equity),
+        insurance_collateral: usdc(i128::from(ledger.account(l2x_risk::Ledger::INSURANCE).collateral)),
+        insurance_positions: positions(l2x_risk::Ledger::INSURANCE),
+        fees: usdc(i128::from(ledger.account(l2x_risk::Ledger::FEES).collateral)),
+        accounts,
+    }
 }

@@ -1,20 +1,37 @@
-//! The state machine: applies one sequenced command at a time to the books and accounts
-//! and writes what happened as [`Event`]s.
+//! The state machine: applies one sequenced command at a time to the books and the risk
+//! ledger, and writes what happened as [`Event`]s.
 //!
 //! # Order of events within a command
 //!
 //! 1. `cancelled` (reason `expired`) for GTD orders whose expiry the command's time
 //!    reached: time passes before the command acts, so an expired order never trades.
-//! 2. `accepted` or `rejected` (or `amended`) for the command itself.
-//! 3. `trade` and `cancelled` events in the order they happen.
-//! 4. One `book` event per price level whose total quantity or order count changed over
+//! 2. `accepted` or `rejected` (or `amended`) for the command itself — or, for a deposit,
+//!    withdrawal or funding tick, its `balance`, `insurance` or `funding` event.
+//! 3. `trade` and `cancelled` events in the order they happen; after each trade, the
+//!    maker's then the taker's `position` (and `balance` when collateral changed), then the
+//!    fee account's `balance` when fees were charged.
+//! 4. Reduce-only orders that no longer fit their position are cut (`cancelled`,
+//!    reason `reduce_only`).
+//! 5. Liquidations, account by account in ascending account id: `cancelled` (reason
+//!    `liquidation`), liquidation `trade`s with `liquidation` events, `takeover`, `adl`,
+//!    `insurance`, `position` and `balance` events (docs/RISK.md).
+//! 6. One `book` event per price level whose total quantity or order count changed over
 //!    the command (net), ordered by instrument, bids before asks, best price first.
 //!
 //! # Validation order of a new order (the first failing check is the reason)
 //!
 //! `unknown_symbol`, `bad_flags`, `bad_expiry`, `bad_price`, `bad_qty`, `max_order_qty`,
-//! `duplicate_cid`, `no_mark_price`, `price_out_of_band`, `post_only_would_cross`.
-//! A rejected order gets no `accepted` and changes nothing.
+//! `duplicate_cid`, `no_mark_price`, `price_out_of_band`, then the risk checks
+//! (`reduce_only_would_increase`, `max_position`, `insufficient_margin`), then
+//! `post_only_would_cross`. A rejected order gets no `accepted` and changes nothing.
+//!
+//! # Resting quantity
+//!
+//! The ledger keeps, per account and instrument, the open quantity of resting orders (the
+//! initial requirement counts it). Every change to a resting order's open quantity goes
+//! through one of this module's wrappers (`rest`, `remove_resting`, `unlink`, `relink`,
+//! `resize`, `decrement`, or a fill booked by the ledger), and
+//! [`StateMachine::check_invariants`] checks the two agree.
 //!
 //! # Time
 //!
@@ -22,39 +39,46 @@
 //! seen so far, so a (journal-corrupting) decreasing timestamp cannot move time backwards.
 
 use std::cmp::Reverse;
-use std::collections::BinaryHeap;
+use std::collections::{BTreeSet, BinaryHeap};
 
-use l2x_risk::Ledger;
+use l2x_risk::{AccountSlot, Fill, FillEffect, Ledger, MarketParams, formulas};
 use l2x_types::{
-    AccountId, Amend, CancelReason, ClientOrderId, Command, CommandKind, DetMap, Event, Instrument, InstrumentId,
-    InstrumentSpec, MassCancel, NewOrder, OrderId, OrderType, Price, Qty, RejectReason, Sequenced, Side, StpMode,
-    Symbol, TimeInForce, Timestamp, Trade, TradeId,
+    AccountId, Amend, Amount, CancelReason, ClientOrderId, Command, CommandKind, DetMap, Event, Holder, Instrument,
+    InstrumentId, InstrumentSpec, MassCancel, NewOrder, OrderId, OrderType, Price, Qty, RejectReason, Sequenced, Side,
+    StpMode, Symbol, TimeInForce, Timestamp, Trade, TradeId,
 };
 
 use crate::book::{Books, Handle, NIL, Order, RestingOrder, crosses};
-use crate::hash::CanonicalState;
+use crate::hash::{AccountState, CanonicalState, MatchingState, PositionState};
 
 /// Everything the exchange knows, and the only code that changes it.
 #[derive(Clone, Debug, Default)]
 pub struct StateMachine {
     instruments: Vec<Instrument>,
     symbols: DetMap<Symbol, InstrumentId>,
-    marks: Vec<Option<Price>>,
     books: Books,
     ledger: Ledger,
     /// GTD orders by (expiry, order id); entries of orders gone since are skipped lazily.
     expiries: BinaryHeap<Reverse<(Timestamp, OrderId, Handle)>>,
     gtd_live: usize,
+    /// Resting reduce-only orders per account slot.
+    reduce_only_resting: Vec<u32>,
     next_order_id: u64,
     next_trade_id: u64,
     now: Timestamp,
     scratch: Vec<Handle>,
+    /// (account, instrument) whose position changed during this command.
+    touched: Vec<(AccountSlot, InstrumentId)>,
+    /// Accounts an oracle or funding tick may have put below maintenance.
+    suspects: Vec<AccountSlot>,
 }
 
-/// The order that is taking liquidity: a new order, or an amended one that crosses.
+/// The order that is taking liquidity: a new order, an amended one that crosses, or a
+/// liquidation order.
 #[derive(Clone, Copy, Debug)]
 struct Taker {
     account: AccountId,
+    slot: AccountSlot,
     cid: ClientOrderId,
     order_id: OrderId,
     instrument: InstrumentId,
@@ -64,6 +88,8 @@ struct Taker {
     /// Executed while taking (becomes the resting order's `filled`).
     filled: Qty,
     stp: StpMode,
+    /// The bankruptcy price, when this is a liquidation order.
+    liquidation: Option<(i128, i128)>,
 }
 
 /// Why matching stopped.
@@ -78,24 +104,34 @@ enum MatchEnd {
 }
 
 impl StateMachine {
-    /// An empty exchange: no instruments, no accounts.
+    /// An empty exchange: no instruments, no accounts; default liquidation parameters.
     pub fn new() -> StateMachine {
-        StateMachine { next_order_id: 1, next_trade_id: 1, ..StateMachine::default() }
+        StateMachine::with_ledger(Ledger::default())
+    }
+
+    /// An empty exchange whose risk ledger was configured by the caller (what-if runs).
+    pub fn with_ledger(ledger: Ledger) -> StateMachine {
+        StateMachine { next_order_id: 1, next_trade_id: 1, ledger, ..StateMachine::default() }
     }
 
     /// Applies one command, appending its events to `out` (which is not cleared).
     pub fn apply(&mut self, cmd: &Sequenced, out: &mut Vec<Event>) {
         self.books.begin_command();
+        self.touched.clear();
+        self.suspects.clear();
         self.now = self.now.max(cmd.ts);
         self.expire(out);
         match &cmd.cmd {
             Command::ListInstrument(spec) => self.list_instrument(spec, out),
-            Command::Deposit { account, amount } => {
-                if self.ledger.deposit(*account, *amount).is_err() {
-                    out.push(reject(CommandKind::Deposit, Some(*account), None, RejectReason::BadAmount));
+            Command::Deposit { to, amount } => self.deposit(*to, *amount, out),
+            Command::Withdraw { account, amount } => match self.ledger.withdraw(*account, *amount) {
+                Ok((_, collateral)) => {
+                    out.push(Event::Balance { holder: Holder::Account(*account), collateral: Amount(collateral) })
                 }
-            }
+                Err(reason) => out.push(reject(CommandKind::Withdraw, Some(*account), None, reason)),
+            },
             Command::Oracle { instrument, price } => self.oracle(*instrument, *price, out),
+            Command::Funding { instrument } => self.funding(*instrument, out),
             Command::NewOrder(order) => self.new_order(order, out),
             Command::Amend(amend) => self.amend(amend, out),
             Command::Cancel(c) => match self.books.find(c.account, c.cid) {
@@ -103,6 +139,10 @@ impl StateMachine {
                 None => out.push(reject(CommandKind::Cancel, Some(c.account), Some(c.cid), RejectReason::UnknownOrder)),
             },
             Command::MassCancel(m) => self.mass_cancel(m, out),
+        }
+        self.trim_reduce_only(out);
+        if self.liquidate_all(out) {
+            self.trim_reduce_only(out);
         }
         self.books.flush_book_events(out);
     }
@@ -127,7 +167,7 @@ impl StateMachine {
 
     /// The mark price of an instrument, once it has an oracle price.
     pub fn mark(&self, id: InstrumentId) -> Option<Price> {
-        self.marks.get(id.0 as usize).copied().flatten()
+        self.ledger.mark(id)
     }
 
     /// The instrument of the live order (account, cid), if there is one.
@@ -135,7 +175,7 @@ impl StateMachine {
         self.books.find(account, cid).map(|h| self.books.order(h).instrument)
     }
 
-    /// The collateral ledger.
+    /// The risk ledger: collateral, positions, marks, funding.
     pub fn ledger(&self) -> &Ledger {
         &self.ledger
     }
@@ -166,25 +206,83 @@ impl StateMachine {
 
     /// The canonical form of the whole state, from which the state hash is computed.
     pub fn canonical(&self) -> CanonicalState {
-        CanonicalState {
-            instruments: self.instruments.iter().map(|i| (i.spec(), self.marks[i.id.0 as usize])).collect(),
+        let matching = MatchingState {
+            instruments: self.instruments.iter().map(|i| (i.spec(), self.ledger.mark(i.id))).collect(),
             orders: self.resting_orders(),
-            accounts: self.ledger.accounts(),
             next_order_id: self.next_order_id,
             next_trade_id: self.next_trade_id,
             now: self.now,
+        };
+        let slots = [Ledger::INSURANCE, Ledger::FEES].into_iter().chain(self.ledger.slots_by_id());
+        let accounts = slots
+            .map(|s| {
+                let a = self.ledger.account(s);
+                AccountState {
+                    holder: a.holder,
+                    collateral: Amount(a.collateral),
+                    positions: a
+                        .positions
+                        .iter()
+                        .map(|p| PositionState {
+                            instrument: p.instrument,
+                            size: Qty(p.size),
+                            cost: p.cost,
+                            funding_index: p.funding_index,
+                            realised: p.realised,
+                            open_buy: Qty(p.open_buy),
+                            open_sell: Qty(p.open_sell),
+                        })
+                        .collect(),
+                }
+            })
+            .collect();
+        let (deposits, withdrawals) = self.ledger.flows();
+        CanonicalState {
+            matching,
+            funding_indexes: self.instruments.iter().map(|i| self.ledger.funding_index(i.id)).collect(),
+            accounts,
+            deposits,
+            withdrawals,
         }
     }
 
-    /// Checks every invariant of the books and indexes.
+    /// Checks every invariant of the books, the indexes and the ledger (conservation,
+    /// positions netting to zero, the liquidation index), and that the ledger's open
+    /// quantities are the books' resting orders.
     ///
     /// # Errors
     /// A description of the first broken invariant.
     pub fn check_invariants(&self) -> Result<(), String> {
         self.books.check_invariants()?;
-        let gtd = self.resting_orders().iter().filter(|o| o.tif == TimeInForce::Gtd).count();
+        self.ledger.check_invariants()?;
+        let orders = self.resting_orders();
+        let gtd = orders.iter().filter(|o| o.tif == TimeInForce::Gtd).count();
         if gtd != self.gtd_live {
             return Err(format!("{gtd} GTD orders rest but gtd_live is {}", self.gtd_live));
+        }
+        let mut open: DetMap<(AccountId, InstrumentId, Side), i64> = DetMap::default();
+        let mut reduce_only: DetMap<AccountId, u32> = DetMap::default();
+        for o in &orders {
+            *open.entry((o.account, o.instrument, o.side)).or_default() += o.leaves.0;
+            if o.reduce_only {
+                *reduce_only.entry(o.account).or_default() += 1;
+            }
+        }
+        for slot in self.ledger.slots_by_id() {
+            let a = self.ledger.account(slot);
+            let Holder::Account(id) = a.holder else { continue };
+            for p in &a.positions {
+                for (side, qty) in [(Side::Buy, p.open_buy), (Side::Sell, p.open_sell)] {
+                    let books = open.get(&(id, p.instrument, side)).copied().unwrap_or(0);
+                    if books != qty {
+                        return Err(format!("account {id} {side} open: ledger {qty}, books {books}"));
+                    }
+                }
+            }
+            let counted = self.reduce_only_resting.get(slot.index()).copied().unwrap_or(0);
+            if counted != reduce_only.get(&id).copied().unwrap_or(0) {
+                return Err(format!("account {id}: reduce-only count {counted} disagrees with the books"));
+            }
         }
         Ok(())
     }
@@ -199,15 +297,36 @@ impl StateMachine {
         let Ok(id) = u32::try_from(self.instruments.len()).map(InstrumentId) else {
             return out.push(rej(RejectReason::BadInstrument));
         };
-        match Instrument::try_new(id, spec) {
-            Ok(instrument) => {
-                self.instruments.push(instrument);
-                self.symbols.insert(spec.symbol, id);
-                self.marks.push(None);
-                self.books.add_instrument();
-                out.push(Event::InstrumentListed { instrument: id });
+        let Ok(instrument) = Instrument::try_new(id, spec) else {
+            return out.push(rej(RejectReason::BadInstrument));
+        };
+        let params = MarketParams::from_instrument(&instrument);
+        if params.validate().is_err() {
+            return out.push(rej(RejectReason::BadInstrument));
+        }
+        match self.ledger.add_market(params) {
+            Ok(market) if market == id => {}
+            _ => return out.push(rej(RejectReason::BadInstrument)),
+        }
+        self.instruments.push(instrument);
+        self.symbols.insert(spec.symbol, id);
+        self.books.add_instrument();
+        out.push(Event::InstrumentListed { instrument: id });
+    }
+
+    fn deposit(&mut self, to: Holder, amount: Amount, out: &mut Vec<Event>) {
+        match self.ledger.deposit(to, amount) {
+            Ok((_, collateral)) => out.push(match to {
+                Holder::Insurance => Event::Insurance { delta: i128::from(amount.0), balance: Amount(collateral) },
+                holder => Event::Balance { holder, collateral: Amount(collateral) },
+            }),
+            Err(_) => {
+                let account = match to {
+                    Holder::Account(a) => Some(a),
+                    _ => None,
+                };
+                out.push(reject(CommandKind::Deposit, account, None, RejectReason::BadAmount));
             }
-            Err(_) => out.push(rej(RejectReason::BadInstrument)),
         }
     }
 
@@ -219,7 +338,28 @@ impl StateMachine {
         if price.0 <= 0 {
             return out.push(rej(RejectReason::BadOraclePrice));
         }
-        self.marks[instrument.0 as usize] = Some(price);
+        let mut suspects = core::mem::take(&mut self.suspects);
+        self.ledger.set_mark(instrument, price, &mut suspects);
+        self.suspects = suspects;
+    }
+
+    fn funding(&mut self, instrument: InstrumentId, out: &mut Vec<Event>) {
+        let rej = |r| reject(CommandKind::Funding, None, None, r);
+        if self.instrument(instrument).is_none() {
+            return out.push(rej(RejectReason::UnknownSymbol));
+        }
+        let mut suspects = core::mem::take(&mut self.suspects);
+        let tick = self.ledger.funding_tick(
+            instrument,
+            self.books.depth(instrument, Side::Buy),
+            self.books.depth(instrument, Side::Sell),
+            &mut suspects,
+        );
+        self.suspects = suspects;
+        match tick {
+            Some((rate, index)) => out.push(Event::Funding { instrument, rate, index }),
+            None => out.push(rej(RejectReason::NoMarkPrice)),
+        }
     }
 
     fn new_order(&mut self, o: &NewOrder, out: &mut Vec<Event>) {
@@ -262,10 +402,23 @@ impl StateMachine {
             (None, Side::Buy) => high,
             (None, Side::Sell) => low,
         };
+        let mut qty = match self.ledger.check_order(o.account, o.instrument, o.side, o.qty, limit, o.reduce_only) {
+            Ok(qty) => qty,
+            Err(reason) => return out.push(rej(reason)),
+        };
+        if o.reduce_only {
+            // Resting reduce-only orders of the same side share the position (docs/RISK.md).
+            let room = qty.0 - self.reduce_only_open(o.account, o.instrument, o.side, None);
+            if room <= 0 {
+                return out.push(rej(RejectReason::ReduceOnlyWouldIncrease));
+            }
+            qty = Qty(room.min(qty.0));
+        }
         if o.post_only && self.would_cross(o.instrument, o.side, limit) {
             return out.push(rej(RejectReason::PostOnlyWouldCross));
         }
 
+        let slot = self.ledger.slot_or_create(o.account);
         let order_id = OrderId(self.next_order_id);
         self.next_order_id += 1;
         out.push(Event::Accepted {
@@ -279,15 +432,21 @@ impl StateMachine {
         });
         let mut taker = Taker {
             account: o.account,
+            slot,
             cid: o.cid,
             order_id,
             instrument: o.instrument,
             side: o.side,
             limit,
-            leaves: o.qty,
+            leaves: qty,
             filled: Qty::ZERO,
             stp: o.stp,
+            liquidation: None,
         };
+        if qty < o.qty {
+            // A reduce-only order larger than what it may reduce is cut at once.
+            out.push(cancelled(&taker, Qty(o.qty.0 - qty.0), qty, CancelReason::ReduceOnly));
+        }
         if o.tif == TimeInForce::Fok && !self.fok_fillable(&taker) {
             return out.push(cancelled(&taker, taker.leaves, Qty::ZERO, CancelReason::FokUnfilled));
         }
@@ -296,11 +455,10 @@ impl StateMachine {
             MatchEnd::Filled => {}
             MatchEnd::SelfTrade => out.push(cancelled(&taker, taker.leaves, Qty::ZERO, CancelReason::SelfTrade)),
             MatchEnd::Exhausted if !market && o.tif.may_rest() => {
-                let slot = self.ledger.slot_or_create(o.account).0;
                 let mut order = Order::new(
                     order_id,
                     o.account,
-                    slot,
+                    slot.0,
                     o.cid,
                     o.instrument,
                     o.side,
@@ -313,10 +471,7 @@ impl StateMachine {
                     o.stp,
                 );
                 order.filled = taker.filled;
-                let h = self.books.rest(order);
-                if let Some(expiry) = o.expire_ts {
-                    self.push_expiry(expiry, order_id, h);
-                }
+                self.rest(order);
             }
             MatchEnd::Exhausted => {
                 let reason = match (market, o.tif) {
@@ -354,6 +509,24 @@ impl StateMachine {
                 return out.push(rej(RejectReason::PriceOutOfBand));
             }
         }
+        if o.reduce_only {
+            let size = self.ledger.account(AccountSlot(o.acct_slot)).position(o.instrument).map_or(0, |p| p.size);
+            if qty.0 + self.reduce_only_open(o.account, o.instrument, o.side, Some(h)) > size.abs() {
+                return out.push(rej(RejectReason::ReduceOnlyWouldIncrease));
+            }
+        }
+        if let Err(reason) = self.ledger.check_amend(
+            o.account,
+            o.instrument,
+            o.side,
+            o.leaves,
+            qty,
+            price != o.price,
+            price,
+            o.reduce_only,
+        ) {
+            return out.push(rej(reason));
+        }
         let priority_kept = price == o.price && qty <= o.leaves;
         let crossing = !priority_kept && self.would_cross(o.instrument, o.side, price);
         if crossing && o.post_only {
@@ -369,16 +542,17 @@ impl StateMachine {
             priority_kept,
         });
         if priority_kept {
-            self.books.resize_in_place(h, qty);
+            self.resize(h, qty);
             return;
         }
-        self.books.unlink_from_level(h);
+        self.unlink(h);
         if !crossing {
-            self.books.relink(h, price, qty, Qty::ZERO);
+            self.relink(h, price, qty, Qty::ZERO);
             return;
         }
         let mut taker = Taker {
             account: o.account,
+            slot: AccountSlot(o.acct_slot),
             cid: o.cid,
             order_id: o.id,
             instrument: o.instrument,
@@ -387,9 +561,10 @@ impl StateMachine {
             leaves: qty,
             filled: Qty::ZERO,
             stp: o.stp,
+            liquidation: None,
         };
         match self.match_taker(&mut taker, out) {
-            MatchEnd::Exhausted => self.books.relink(h, price, taker.leaves, taker.filled),
+            MatchEnd::Exhausted => self.relink(h, price, taker.leaves, taker.filled),
             end => {
                 if end == MatchEnd::SelfTrade {
                     out.push(cancelled(&taker, taker.leaves, Qty::ZERO, CancelReason::SelfTrade));
@@ -430,7 +605,10 @@ impl StateMachine {
     /// Whether an FOK taker would fill completely, walking the book without changing it.
     /// Resting orders of its own account provide nothing; under `cancel_maker` they are
     /// skipped (matching would cancel them), under every other mode they end the walk
-    /// (matching would stop, or decrement the taker, there).
+    /// (matching would stop, or decrement the taker, there). A resting reduce-only order
+    /// counts for what its position still lets it trade; since an account's reduce-only
+    /// orders on one side never add up to more than its position (entry sizing and
+    /// `trim_reduce_only`), counting each on its own is exact.
     fn fok_fillable(&self, t: &Taker) -> bool {
         let mut need = t.leaves.0;
         for (price, lv) in self.books.levels_best_first(t.instrument, t.side.opposite()) {
@@ -445,7 +623,7 @@ impl StateMachine {
                         return false;
                     }
                 } else {
-                    need -= o.leaves.0;
+                    need -= if o.reduce_only { o.leaves.0.min(self.reduce_only_capacity(o)) } else { o.leaves.0 };
                     if need <= 0 {
                         return true;
                     }
@@ -454,6 +632,41 @@ impl StateMachine {
             }
         }
         false
+    }
+
+    /// Open quantity of an account's resting reduce-only orders on one side of one
+    /// instrument, leaving out `except`.
+    fn reduce_only_open(
+        &self,
+        account: AccountId,
+        instrument: InstrumentId,
+        side: Side,
+        except: Option<Handle>,
+    ) -> i64 {
+        let Some(slot) = self.ledger.slot(account) else { return 0 };
+        if self.reduce_only_resting.get(slot.index()).copied().unwrap_or(0) == 0 {
+            return 0;
+        }
+        let mut handles = Vec::new();
+        self.books.account_orders(slot.0, &mut handles);
+        handles
+            .iter()
+            .filter(|&&h| Some(h) != except)
+            .map(|&h| self.books.order(h))
+            .filter(|o| o.reduce_only && o.instrument == instrument && o.side == side)
+            .map(|o| o.leaves.0)
+            .sum()
+    }
+
+    /// How much a reduce-only order may still trade: its account's position if the order
+    /// is on the other side of it, else nothing.
+    fn reduce_only_capacity(&self, o: &Order) -> i64 {
+        let size = self.ledger.account(AccountSlot(o.acct_slot)).position(o.instrument).map_or(0, |p| p.size);
+        match o.side {
+            Side::Buy if size < 0 => -size,
+            Side::Sell if size > 0 => size,
+            _ => 0,
+        }
     }
 
     /// Matches a taker against the opposite side in price-time priority.
@@ -468,7 +681,7 @@ impl StateMachine {
             }
             let mut h = self.books.level_head(lv);
             while h != NIL {
-                let maker = *self.books.order(h);
+                let mut maker = *self.books.order(h);
                 let next = maker.next_in_level();
                 if maker.account == t.account {
                     match t.stp {
@@ -480,7 +693,7 @@ impl StateMachine {
                         }
                         StpMode::Decrement => {
                             let by = maker.leaves.min(t.leaves);
-                            let maker_left = self.books.reduce(h, by, false);
+                            let maker_left = self.decrement(h, by);
                             t.leaves.0 -= by.0;
                             out.push(Event::Cancelled {
                                 account: maker.account,
@@ -504,6 +717,19 @@ impl StateMachine {
                     h = next;
                     continue;
                 }
+                if maker.reduce_only {
+                    // A reduce-only maker never trades past its position (docs/RISK.md).
+                    let capacity = self.reduce_only_capacity(&maker);
+                    if capacity == 0 {
+                        self.cancel_resting(h, CancelReason::ReduceOnly, out);
+                        h = next;
+                        continue;
+                    }
+                    if maker.leaves.0 > capacity {
+                        self.cut(h, Qty(capacity), CancelReason::ReduceOnly, out);
+                        maker.leaves = Qty(capacity);
+                    }
+                }
                 let qty = maker.leaves.min(t.leaves);
                 let maker_left = self.books.reduce(h, qty, true);
                 t.leaves.0 -= qty.0;
@@ -524,7 +750,37 @@ impl StateMachine {
                     taker_order_id: t.order_id,
                     taker_leaves: t.leaves,
                     taker_side: t.side,
+                    liquidation: t.liquidation.is_some(),
                 }));
+                let maker_slot = AccountSlot(maker.acct_slot);
+                let (te, me, liquidation_fee) = self.ledger.fill(Fill {
+                    instrument: t.instrument,
+                    price,
+                    qty,
+                    taker_side: t.side,
+                    taker: t.slot,
+                    maker: maker_slot,
+                    liquidation: t.liquidation,
+                });
+                if t.liquidation.is_some() {
+                    out.push(Event::Liquidation {
+                        account: t.account,
+                        instrument: t.instrument,
+                        side: t.side,
+                        qty,
+                        price,
+                        fee: liquidation_fee,
+                    });
+                    if liquidation_fee != 0 {
+                        self.insurance_event(liquidation_fee, out);
+                    }
+                }
+                self.position_events(maker_slot, t.instrument, &me, 0, out);
+                self.position_events(t.slot, t.instrument, &te, liquidation_fee, out);
+                if te.fee != 0 || me.fee != 0 {
+                    let fees = self.ledger.account(Ledger::FEES).collateral;
+                    out.push(Event::Balance { holder: Holder::Fees, collateral: Amount(fees) });
+                }
                 if maker_left == Qty::ZERO {
                     self.remove_resting(h);
                 }
@@ -536,7 +792,56 @@ impl StateMachine {
         }
     }
 
-    // ----- removal and expiry ----------------------------------------------------------
+    /// `position` and (when collateral moved) `balance` events of one side of a fill or
+    /// transfer; records the account as touched.
+    fn position_events(
+        &mut self,
+        slot: AccountSlot,
+        instrument: InstrumentId,
+        e: &FillEffect,
+        extra: i128,
+        out: &mut Vec<Event>,
+    ) {
+        let a = self.ledger.account(slot);
+        if let Some(p) = a.position(instrument) {
+            out.push(Event::Position {
+                holder: a.holder,
+                instrument,
+                size: Qty(p.size),
+                cost: p.cost,
+                realised: p.realised,
+            });
+        }
+        if e.realised != 0 || e.fee != 0 || e.funding_paid != 0 || extra != 0 {
+            out.push(Event::Balance { holder: a.holder, collateral: Amount(a.collateral) });
+        }
+        self.touched.push((slot, instrument));
+    }
+
+    fn insurance_event(&self, delta: i128, out: &mut Vec<Event>) {
+        let balance = Amount(self.ledger.account(Ledger::INSURANCE).collateral);
+        out.push(Event::Insurance { delta, balance });
+    }
+
+    // ----- resting orders (every change of resting quantity goes through here) ----------
+
+    /// Puts an order on the book and records its open quantity.
+    fn rest(&mut self, order: Order) -> Handle {
+        let slot = AccountSlot(order.acct_slot);
+        self.ledger.open_order_delta(slot, order.instrument, order.side, order.leaves.0);
+        if order.reduce_only {
+            let i = slot.index();
+            if self.reduce_only_resting.len() <= i {
+                self.reduce_only_resting.resize(i + 1, 0);
+            }
+            self.reduce_only_resting[i] += 1;
+        }
+        let h = self.books.rest(order);
+        if let Some(expiry) = order.expire_ts {
+            self.push_expiry(expiry, order.id, h);
+        }
+        h
+    }
 
     /// Cancels a resting order's whole open quantity and removes it.
     fn cancel_resting(&mut self, h: Handle, reason: CancelReason, out: &mut Vec<Event>) {
@@ -554,20 +859,248 @@ impl StateMachine {
         self.remove_resting(h);
     }
 
+    /// Cuts a resting order down to `leaves` in place (it keeps its priority).
+    fn cut(&mut self, h: Handle, leaves: Qty, reason: CancelReason, out: &mut Vec<Event>) {
+        let o = *self.books.order(h);
+        out.push(Event::Cancelled {
+            account: o.account,
+            cid: o.cid,
+            order_id: o.id,
+            instrument: o.instrument,
+            side: o.side,
+            qty: Qty(o.leaves.0 - leaves.0),
+            leaves,
+            reason,
+        });
+        self.resize(h, leaves);
+    }
+
     fn remove_resting(&mut self, h: Handle) {
-        if self.books.order(h).tif == TimeInForce::Gtd {
-            self.gtd_live -= 1;
-        }
+        let o = *self.books.order(h);
+        self.ledger.open_order_delta(AccountSlot(o.acct_slot), o.instrument, o.side, -o.leaves.0);
+        self.forget_counts(&o);
         self.books.remove(h);
     }
 
     /// Frees an order already out of its level (an amend that ended without resting).
     fn forget(&mut self, h: Handle) {
-        if self.books.order(h).tif == TimeInForce::Gtd {
-            self.gtd_live -= 1;
-        }
+        let o = *self.books.order(h);
+        self.forget_counts(&o);
         self.books.forget(h);
     }
+
+    fn forget_counts(&mut self, o: &Order) {
+        if o.tif == TimeInForce::Gtd {
+            self.gtd_live -= 1;
+        }
+        if o.reduce_only {
+            self.reduce_only_resting[o.acct_slot as usize] -= 1;
+        }
+    }
+
+    fn resize(&mut self, h: Handle, leaves: Qty) {
+        let o = *self.books.order(h);
+        self.ledger.open_order_delta(AccountSlot(o.acct_slot), o.instrument, o.side, leaves.0 - o.leaves.0);
+        self.books.resize_in_place(h, leaves);
+    }
+
+    /// Reduces a resting order without a trade (self-trade decrement).
+    fn decrement(&mut self, h: Handle, by: Qty) -> Qty {
+        let o = *self.books.order(h);
+        self.ledger.open_order_delta(AccountSlot(o.acct_slot), o.instrument, o.side, -by.0);
+        self.books.reduce(h, by, false)
+    }
+
+    fn unlink(&mut self, h: Handle) {
+        let o = *self.books.order(h);
+        self.ledger.open_order_delta(AccountSlot(o.acct_slot), o.instrument, o.side, -o.leaves.0);
+        self.books.unlink_from_level(h);
+    }
+
+    fn relink(&mut self, h: Handle, price: Price, leaves: Qty, filled: Qty) {
+        let o = *self.books.order(h);
+        self.ledger.open_order_delta(AccountSlot(o.acct_slot), o.instrument, o.side, leaves.0);
+        self.books.relink(h, price, leaves, filled);
+    }
+
+    // ----- reduce-only and liquidation ----------------------------------------------------
+
+    /// Cuts the resting reduce-only orders of every account whose position changed, so that
+    /// together they never exceed the position: oldest keep their quantity, newer ones are
+    /// cut (`cancelled`, reason `reduce_only`); orders on the position's own side (or with
+    /// no position) go entirely.
+    fn trim_reduce_only(&mut self, out: &mut Vec<Event>) {
+        if self.touched.is_empty() {
+            return;
+        }
+        let mut touched = core::mem::take(&mut self.touched);
+        touched.sort_unstable();
+        touched.dedup();
+        let mut handles = core::mem::take(&mut self.scratch);
+        for &(slot, instrument) in &touched {
+            if self.reduce_only_resting.get(slot.index()).copied().unwrap_or(0) == 0 {
+                continue;
+            }
+            self.books.account_orders(slot.0, &mut handles);
+            handles.retain(|&h| {
+                let o = self.books.order(h);
+                o.reduce_only && o.instrument == instrument
+            });
+            handles.sort_unstable_by_key(|&h| self.books.order(h).id);
+            // What each side may still trade: a buy reduces a short, a sell a long.
+            let size = self.ledger.account(slot).position(instrument).map_or(0, |p| p.size);
+            let mut capacity = [(-size).max(0), size.max(0)]; // [buy, sell]
+            for &h in &handles {
+                let o = *self.books.order(h);
+                let room = capacity[o.side as usize];
+                let keep = o.leaves.0.min(room);
+                capacity[o.side as usize] = room - keep;
+                if keep == 0 {
+                    self.cancel_resting(h, CancelReason::ReduceOnly, out);
+                } else if keep < o.leaves.0 {
+                    self.cut(h, Qty(keep), CancelReason::ReduceOnly, out);
+                }
+            }
+        }
+        handles.clear();
+        self.scratch = handles;
+        self.touched = touched;
+    }
+
+    /// Liquidates, in ascending account id, every account that traded this command or that
+    /// an oracle or funding tick flagged, and every account that trades with a liquidation.
+    ///
+    /// Returns `true` if any account was liquidated; `self.touched` then holds every
+    /// position a liquidation changed.
+    fn liquidate_all(&mut self, out: &mut Vec<Event>) -> bool {
+        if self.touched.is_empty() && self.suspects.is_empty() {
+            return false;
+        }
+        let mut changed: Vec<(AccountSlot, InstrumentId)> = Vec::new();
+        let mut work: BTreeSet<(AccountId, AccountSlot)> = BTreeSet::new();
+        let ledger = &self.ledger;
+        let key = |s: AccountSlot| match ledger.account(s).holder {
+            Holder::Account(id) => Some((id, s)),
+            _ => None,
+        };
+        work.extend(self.touched.iter().filter_map(|&(s, _)| key(s)));
+        work.extend(self.suspects.iter().filter_map(|&s| key(s)));
+        self.touched.clear();
+        while let Some((id, slot)) = work.pop_first() {
+            if self.ledger.liquidation_order(slot).is_none() {
+                continue;
+            }
+            self.liquidate(id, slot, out);
+            let ledger = &self.ledger;
+            work.extend(self.touched.iter().filter_map(|&(s, _)| match ledger.account(s).holder {
+                Holder::Account(other) if s != slot => Some((other, s)),
+                _ => None,
+            }));
+            changed.append(&mut self.touched);
+        }
+        let any = !changed.is_empty();
+        self.touched = changed;
+        any
+    }
+
+    /// Liquidates one account below maintenance (docs/RISK.md, "Liquidating an account").
+    fn liquidate(&mut self, id: AccountId, slot: AccountSlot, out: &mut Vec<Event>) {
+        let mut handles = core::mem::take(&mut self.scratch);
+        self.books.account_orders(slot.0, &mut handles);
+        handles.sort_unstable_by_key(|&h| self.books.order(h).id);
+        for &h in &handles {
+            self.cancel_resting(h, CancelReason::Liquidation, out);
+        }
+        handles.clear();
+        self.scratch = handles;
+
+        while let Some(lo) = self.ledger.liquidation_order(slot) {
+            let before = self.ledger.account(slot).position(lo.instrument).map_or(0, |p| p.size);
+            let inst = self.instruments[lo.instrument.0 as usize];
+            let Some(mark) = self.mark(lo.instrument) else { break };
+            let (low, high) = inst.band(mark);
+            let limit = match lo.side {
+                Side::Sell => lo.prices.limit.max(low),
+                Side::Buy => lo.prices.limit.min(high),
+            };
+            let order_id = OrderId(self.next_order_id);
+            self.next_order_id += 1;
+            let mut taker = Taker {
+                account: id,
+                slot,
+                cid: ClientOrderId(0),
+                order_id,
+                instrument: lo.instrument,
+                side: lo.side,
+                limit,
+                leaves: lo.qty,
+                filled: Qty::ZERO,
+                stp: StpMode::CancelTaker,
+                liquidation: Some(lo.prices.bankruptcy),
+            };
+            self.match_taker(&mut taker, out);
+            let mut rest = taker.leaves;
+            if rest.is_positive() {
+                rest = self.absorb(id, slot, lo.instrument, lo.side, rest, lo.prices.bankruptcy, out);
+            }
+            if rest.is_positive() {
+                out.push(Event::LiquidationIncomplete { account: id, instrument: lo.instrument, qty: rest });
+                break;
+            }
+            let after = self.ledger.account(slot).position(lo.instrument).map_or(0, |p| p.size);
+            if after == before {
+                break;
+            }
+        }
+    }
+
+    /// What the book did not absorb of a liquidation order: the insurance fund takes what
+    /// it can at the bankruptcy price, auto-deleveraging closes the rest against ranked
+    /// opposite positions. Returns what is left.
+    #[allow(clippy::too_many_arguments, reason = "one liquidation remainder, fully described")]
+    fn absorb(
+        &mut self,
+        id: AccountId,
+        slot: AccountSlot,
+        instrument: InstrumentId,
+        side: Side,
+        qty: Qty,
+        bankruptcy: (i128, i128),
+        out: &mut Vec<Event>,
+    ) -> Qty {
+        let price = formulas::bankruptcy_tick(bankruptcy, side);
+        let take = self.ledger.insurance_capacity(instrument, price, qty, side.opposite());
+        let mut rest = qty;
+        if take.is_positive() {
+            out.push(Event::Takeover { account: id, instrument, side, qty: take, price });
+            let (a, f) = self.ledger.transfer(instrument, price, take, side, slot, Ledger::INSURANCE);
+            self.position_events(slot, instrument, &a, 0, out);
+            self.position_events(Ledger::INSURANCE, instrument, &f, 0, out);
+            rest.0 -= take.0;
+        }
+        if !rest.is_positive() || !self.ledger.liquidation_params().adl {
+            return rest;
+        }
+        for cp in self.ledger.adl_queue(instrument, side, slot) {
+            let Holder::Account(counterparty) = self.ledger.account(cp).holder else { continue };
+            let size = self.ledger.account(cp).position(instrument).map_or(0, |p| p.size);
+            let q = Qty(rest.0.min(size.abs()));
+            if !q.is_positive() {
+                continue;
+            }
+            out.push(Event::Adl { account: id, counterparty, instrument, side, qty: q, price });
+            let (a, c) = self.ledger.transfer(instrument, price, q, side, slot, cp);
+            self.position_events(slot, instrument, &a, 0, out);
+            self.position_events(cp, instrument, &c, 0, out);
+            rest.0 -= q.0;
+            if !rest.is_positive() {
+                break;
+            }
+        }
+        rest
+    }
+
+    // ----- expiry --------------------------------------------------------------------------
 
     fn push_expiry(&mut self, expiry: Timestamp, id: OrderId, h: Handle) {
         self.gtd_live += 1;
@@ -641,6 +1174,12 @@ mod tests {
             max_order_qty: d("100"),
             max_position_qty: d("1000"),
             price_band: d("0.1"),
+            maker_fee: d("0"),
+            taker_fee: d("0"),
+            liquidation_fee: d("0.01"),
+            impact_notional: d("10000"),
+            funding_interest: d("0"),
+            funding_clamp: d("0.02"),
         }
     }
 
@@ -658,6 +1197,13 @@ mod tests {
             ex.apply(Command::ListInstrument(Box::new(spec("BTC-PERP"))));
             ex.apply(Command::ListInstrument(Box::new(spec("ETH-PERP"))));
             ex.apply(Command::Oracle { instrument: BTC, price: Price(1000) });
+            // Margin is not what these tests are about: every account they use is funded.
+            for account in 1..=9 {
+                ex.apply(Command::Deposit {
+                    to: Holder::Account(AccountId(account)),
+                    amount: Amount(1_000_000_000_000_000),
+                });
+            }
             ex
         }
 
@@ -672,6 +1218,20 @@ mod tests {
             let mut out = Vec::new();
             self.sm.apply(&Sequenced { seq: Seq(self.seq), ts: Timestamp(self.ts), cmd }, &mut out);
             self.sm.check_invariants().unwrap();
+            // The matching events only; positions, balances and the rest are the risk
+            // tests' (engine/tests/it/risk.rs).
+            out.retain(|e| {
+                matches!(
+                    e,
+                    Event::Accepted { .. }
+                        | Event::Rejected { .. }
+                        | Event::Amended { .. }
+                        | Event::Trade(_)
+                        | Event::Cancelled { .. }
+                        | Event::Book { .. }
+                        | Event::InstrumentListed { .. }
+                )
+            });
             out
         }
 
@@ -790,6 +1350,7 @@ mod tests {
             taker_order_id: OrderId(taker.2),
             taker_leaves: Qty(taker.3),
             taker_side,
+            liquidation: false,
         })
     }
 
@@ -1375,7 +1936,7 @@ mod tests {
     fn gtd_expires_before_the_first_command_whose_time_reaches_it() {
         let mut ex = Exchange::new();
         ex.at(10).new_order(gtd(B, 1, Sell, 1000, 5, 100));
-        let deposit = Command::Deposit { account: AccountId(C), amount: Amount(1) };
+        let deposit = Command::Deposit { to: Holder::Account(AccountId(C)), amount: Amount(1) };
         assert_eq!(ex.at(99).apply(deposit.clone()), vec![], "not yet");
         assert_eq!(ex.book().len(), 1);
         // At ts 100 the order expires before the new order acts: no trade.
@@ -1400,7 +1961,7 @@ mod tests {
         ex.new_order(gtd(A, 4, Buy, 993, 1, 61)); // order 4
         // An amend that loses priority keeps the expiry.
         assert_eq!(ex.amend(A, 3, Some(989), Some(2))[0], amended(A, 3, 3, 989, 2, false));
-        let events = ex.at(60).apply(Command::Deposit { account: AccountId(A), amount: Amount(1) });
+        let events = ex.at(60).apply(Command::Deposit { to: Holder::Account(AccountId(A)), amount: Amount(1) });
         assert_eq!(
             events,
             vec![
@@ -1434,8 +1995,8 @@ mod tests {
     #[test]
     fn time_never_goes_back() {
         let mut ex = Exchange::new();
-        ex.at(100).apply(Command::Deposit { account: AccountId(A), amount: Amount(1) });
-        ex.at(50).apply(Command::Deposit { account: AccountId(A), amount: Amount(1) });
+        ex.at(100).apply(Command::Deposit { to: Holder::Account(AccountId(A)), amount: Amount(1) });
+        ex.at(50).apply(Command::Deposit { to: Holder::Account(AccountId(A)), amount: Amount(1) });
         assert_eq!(ex.sm.now(), Timestamp(100));
         // "Now" is still 100: an expiry at 100 is not after now.
         assert_eq!(reasons(&ex.new_order(gtd(A, 1, Buy, 990, 1, 100))), vec![RejectReason::BadExpiry]);
@@ -1471,12 +2032,12 @@ mod tests {
             qty: Qty(0),
             ..limit(A, 7, Buy, 0, 0)
         };
-        let next_id = ex.sm.canonical().next_order_id;
+        let next_id = ex.sm.canonical().matching.next_order_id;
         for (expected, fix) in steps {
             fix(&mut order);
             assert_eq!(ex.new_order(order), vec![rejected(CommandKind::New, A, Some(order.cid.0), expected)]);
         }
-        assert_eq!(ex.sm.canonical().next_order_id, next_id, "a rejected order takes no id");
+        assert_eq!(ex.sm.canonical().matching.next_order_id, next_id, "a rejected order takes no id");
         order.price = Some(Price(999));
         assert!(matches!(ex.new_order(order)[0], Event::Accepted { .. }));
     }
@@ -1560,7 +2121,7 @@ mod tests {
             ex.new_order(limit(A, 1, Buy, 999, 3)),
             ex.amend(A, 1, Some(1), None),
             ex.cancel(A, 2),
-            ex.apply(Command::Deposit { account: AccountId(A), amount: Amount(0) }),
+            ex.apply(Command::Deposit { to: Holder::Account(AccountId(A)), amount: Amount(0) }),
             ex.apply(Command::Oracle { instrument: BTC, price: Price(0) }),
         ] {
             assert_eq!(events.len(), 1, "{events:?}");

@@ -6,21 +6,9 @@
 //! funding index it last settled at, and its open orders per side. Unrealised PnL at mark
 //! `m` is `size · m · k − cost` (k = micro-units per tick-lot).
 
-use l2x_types::{AccountId, InstrumentId, Side};
+use l2x_types::{Holder, InstrumentId, Side};
 
 use crate::math::ceil_div;
-
-/// Who holds a balance: a trading account, the insurance fund, or the fee account.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
-pub enum Holder {
-    /// A trading account.
-    Account(AccountId),
-    /// The insurance fund: collects liquidation fees, takes over positions the book cannot
-    /// absorb.
-    Insurance,
-    /// The fee account: collects trading fees, pays maker rebates.
-    Fees,
-}
 
 /// An account's position and open orders in one instrument.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -181,6 +169,8 @@ impl Account {
 
 #[cfg(test)]
 mod tests {
+    use l2x_types::AccountId;
+
     use super::*;
 
     const K: i64 = 500; // BTC-PERP: tick 0.5 × lot 0.001 = 500 micro-USDC

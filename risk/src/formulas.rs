@@ -4,10 +4,9 @@
 //! Units: prices in ticks, quantities in lots, amounts in quote micro-units, `k` = quote
 //! micro-units per tick-lot, fractions in ppm ([`Fraction`]), funding rates in ppb ([`Ppb`]).
 
-use l2x_types::{Fraction, Price, Qty, Side};
+use l2x_types::{Fraction, Ppb, Price, Qty, Side};
 
 use crate::math::{ceil_div, floor_div, saturate, trunc_div};
-use crate::params::Ppb;
 
 const PPM: i128 = 1_000_000;
 const PPB: i128 = 1_000_000_000;

@@ -16,12 +16,12 @@
 
 use std::collections::BTreeSet;
 
-use l2x_types::{AccountId, Amount, DetMap, Fraction, InstrumentId, Price, Qty, RejectReason, Side};
+use l2x_types::{AccountId, Amount, DetMap, Fraction, Holder, InstrumentId, Ppb, Price, Qty, RejectReason, Side};
 
-use crate::account::{Account, FillEffect, Holder, Position};
+use crate::account::{Account, FillEffect, Position};
 use crate::formulas::{self, LiquidationPrices};
 use crate::math::{ceil_div, floor_div, saturate};
-use crate::params::{LiquidationParams, MarketParams, Ppb};
+use crate::params::{LiquidationParams, MarketParams};
 use crate::{AccountSlot, LedgerError};
 
 const PPM: i128 = 1_000_000;
@@ -204,7 +204,7 @@ impl Ledger {
 
     /// Every account, insurance fund and fee account first, then trading accounts in
     /// creation order.
-    pub fn all_accounts(&self) -> &[Account] {
+    pub fn accounts(&self) -> &[Account] {
         &self.accounts
     }
 
@@ -224,7 +224,7 @@ impl Ledger {
     ///
     /// # Errors
     /// [`LedgerError`] if the amount is not positive or the balance would overflow.
-    pub fn deposit_to(&mut self, holder: Holder, amount: Amount) -> Result<(AccountSlot, i64), LedgerError> {
+    pub fn deposit(&mut self, holder: Holder, amount: Amount) -> Result<(AccountSlot, i64), LedgerError> {
         if amount.0 <= 0 {
             return Err(LedgerError::NonPositiveAmount);
         }
@@ -260,25 +260,6 @@ impl Ledger {
         self.withdrawals += a;
         self.reindex(slot);
         Ok((slot, self.account(slot).collateral))
-    }
-
-    /// Credits a trading account (the pre-risk-engine form of [`Ledger::deposit_to`]).
-    ///
-    /// # Errors
-    /// [`LedgerError`] as [`Ledger::deposit_to`].
-    pub fn deposit(&mut self, account: AccountId, amount: Amount) -> Result<AccountSlot, LedgerError> {
-        self.deposit_to(Holder::Account(account), amount).map(|(slot, _)| slot)
-    }
-
-    /// Trading accounts and their collateral in ascending id (the pre-risk-engine view).
-    pub fn accounts(&self) -> Vec<(AccountId, Amount)> {
-        self.slots_by_id()
-            .into_iter()
-            .filter_map(|s| match self.account(s).holder {
-                Holder::Account(id) => Some((id, Amount(self.account(s).collateral))),
-                _ => None,
-            })
-            .collect()
     }
 
     // ----- margin --------------------------------------------------------------------------
@@ -533,12 +514,14 @@ impl Ledger {
 
     /// Applies one funding tick: computes the rate from the impact prices of `bids` and
     /// `asks` (best first) against the mark, adds `rate · mark · k` per lot to the index, and
-    /// re-keys every holder. Returns the rate and the new index; `None` without a mark.
+    /// re-keys every holder, collecting into `out` those now below maintenance. Returns the
+    /// rate and the new index; `None` without a mark.
     pub fn funding_tick(
         &mut self,
         instrument: InstrumentId,
         bids: impl Iterator<Item = (Price, Qty)>,
         asks: impl Iterator<Item = (Price, Qty)>,
+        out: &mut Vec<AccountSlot>,
     ) -> Option<(Ppb, i128)> {
         let m = self.markets.get_mut(instrument.0 as usize)?;
         let mark = m.mark?;
@@ -552,6 +535,9 @@ impl Ledger {
         let holders: Vec<u32> = m.longs.iter().chain(m.shorts.iter()).map(|&(_, s)| s).collect();
         for s in holders {
             self.reindex(AccountSlot(s));
+            if self.health(AccountSlot(s)).below_maintenance() {
+                out.push(AccountSlot(s));
+            }
         }
         Some((rate, index))
     }
@@ -821,7 +807,7 @@ mod tests {
     #[test]
     fn initial_margin_check_with_worked_numbers() {
         let mut l = ledger();
-        l.deposit(AccountId(1), usdc(1_000)).unwrap();
+        l.deposit(Holder::Account(AccountId(1)), usdc(1_000)).unwrap();
         // 0.4 BTC at 50,000 = 20,000 notional → IMR 1,000 = equity: accepted.
         assert_eq!(l.check_order(AccountId(1), BTC, Side::Buy, Qty(400), Price(100_000), false), Ok(Qty(400)));
         // 0.401 BTC → IMR 1,002.5 > 1,000.
@@ -844,7 +830,7 @@ mod tests {
     #[test]
     fn resting_orders_count_on_their_worse_side() {
         let mut l = ledger();
-        let s = l.deposit(AccountId(1), usdc(1_000)).unwrap();
+        let s = l.deposit(Holder::Account(AccountId(1)), usdc(1_000)).unwrap().0;
         l.open_order_delta(s, BTC, Side::Buy, 300);
         // Buys of 0.3 rest (IMR 750). Another 0.1 buy makes the buy side 0.4 (IMR 1,000 =
         // equity): fine; 0.101 is too much. Sells are the other side: up to 0.4 the worse side
@@ -859,8 +845,8 @@ mod tests {
     #[test]
     fn reduce_only_and_max_position() {
         let mut l = ledger();
-        let a = l.deposit(AccountId(1), usdc(100_000)).unwrap();
-        let b = l.deposit(AccountId(2), usdc(100_000)).unwrap();
+        let a = l.deposit(Holder::Account(AccountId(1)), usdc(100_000)).unwrap().0;
+        let b = l.deposit(Holder::Account(AccountId(2)), usdc(100_000)).unwrap().0;
         assert_eq!(
             l.check_order(AccountId(1), BTC, Side::Sell, Qty(5), Price(100_000), true),
             Err(RejectReason::ReduceOnlyWouldIncrease)
@@ -886,8 +872,8 @@ mod tests {
     #[test]
     fn closing_is_allowed_below_initial_margin() {
         let mut l = ledger();
-        let a = l.deposit(AccountId(1), usdc(1_100)).unwrap();
-        let b = l.deposit(AccountId(2), usdc(100_000)).unwrap();
+        let a = l.deposit(Holder::Account(AccountId(1)), usdc(1_100)).unwrap().0;
+        let b = l.deposit(Holder::Account(AccountId(2)), usdc(100_000)).unwrap().0;
         trade(&mut l, BTC, 100_000, 400, a, b);
         let mut out = Vec::new();
         l.set_mark(BTC, Price(99_000), &mut out); // −200 USDC: equity 900 < IMR 990
@@ -903,8 +889,8 @@ mod tests {
         l.add_market(MarketParams { maker_fee: Fraction(-100), taker_fee: Fraction(500), ..btc() }).unwrap();
         let mut out = Vec::new();
         l.set_mark(BTC, Price(100_000), &mut out);
-        let a = l.deposit(AccountId(1), usdc(10_000)).unwrap();
-        let b = l.deposit(AccountId(2), usdc(10_000)).unwrap();
+        let a = l.deposit(Holder::Account(AccountId(1)), usdc(10_000)).unwrap().0;
+        let b = l.deposit(Holder::Account(AccountId(2)), usdc(10_000)).unwrap().0;
         l.open_order_delta(b, BTC, Side::Sell, 100);
         let (t, m, _) = l.fill(Fill {
             instrument: BTC,
@@ -924,12 +910,12 @@ mod tests {
     #[test]
     fn funding_moves_value_from_longs_to_shorts_exactly() {
         let mut l = ledger();
-        let a = l.deposit(AccountId(1), usdc(10_000)).unwrap();
-        let b = l.deposit(AccountId(2), usdc(10_000)).unwrap();
+        let a = l.deposit(Holder::Account(AccountId(1)), usdc(10_000)).unwrap().0;
+        let b = l.deposit(Holder::Account(AccountId(2)), usdc(10_000)).unwrap().0;
         trade(&mut l, BTC, 100_000, 100, a, b);
         // Bid depth far above the index: the rate is clamped at 1 %.
         let bids = [(Price(110_000), Qty(1_000_000))];
-        let (rate, index) = l.funding_tick(BTC, bids.into_iter(), core::iter::empty()).unwrap();
+        let (rate, index) = l.funding_tick(BTC, bids.into_iter(), core::iter::empty(), &mut Vec::new()).unwrap();
         assert_eq!(rate, Ppb(10_000_000));
         assert_eq!(index, 500_000); // 1 % of 100,000 ticks × 500 per lot
         // Unsettled funding already counts in equity: the long is down 50 USDC.
@@ -942,8 +928,8 @@ mod tests {
     #[test]
     fn the_index_finds_a_long_when_the_mark_crosses_its_threshold() {
         let mut l = ledger();
-        let a = l.deposit(AccountId(1), usdc(1_000)).unwrap();
-        let b = l.deposit(AccountId(2), usdc(1_000_000)).unwrap();
+        let a = l.deposit(Holder::Account(AccountId(1)), usdc(1_000)).unwrap().0;
+        let b = l.deposit(Holder::Account(AccountId(2)), usdc(1_000_000)).unwrap().0;
         trade(&mut l, BTC, 100_000, 400, a, b); // long 0.4 at 50,000
         // Equity 1,000 + 0.4·(m − 50,000) < 0.4·m·0.03 ⟺ m < 48,969.07…: threshold 97,939 ticks.
         let mut out = Vec::new();
@@ -960,15 +946,15 @@ mod tests {
     #[test]
     fn insurance_capacity_and_adl_order() {
         let mut l = ledger();
-        let _ = l.deposit_to(Holder::Insurance, usdc(10)).unwrap();
+        let _ = l.deposit(Holder::Insurance, usdc(10)).unwrap();
         // Taking a long at 10 ticks above the mark costs 10 · 500 = 5,000 per lot: 2,000 lots.
         assert_eq!(l.insurance_capacity(BTC, Price(100_010), Qty(5_000), Side::Buy), Qty(2_000));
         assert_eq!(l.insurance_capacity(BTC, Price(99_990), Qty(5_000), Side::Buy), Qty(5_000));
         // Three shorts against one long; the most profitable and leveraged short ranks first.
-        let long = l.deposit(AccountId(1), usdc(100_000)).unwrap();
-        let s1 = l.deposit(AccountId(2), usdc(10_000)).unwrap();
-        let s2 = l.deposit(AccountId(3), usdc(1_000)).unwrap();
-        let s3 = l.deposit(AccountId(4), usdc(1_000)).unwrap();
+        let long = l.deposit(Holder::Account(AccountId(1)), usdc(100_000)).unwrap().0;
+        let s1 = l.deposit(Holder::Account(AccountId(2)), usdc(10_000)).unwrap().0;
+        let s2 = l.deposit(Holder::Account(AccountId(3)), usdc(1_000)).unwrap().0;
+        let s3 = l.deposit(Holder::Account(AccountId(4)), usdc(1_000)).unwrap().0;
         trade(&mut l, BTC, 110_000, 100, long, s1);
         trade(&mut l, BTC, 110_000, 100, long, s2);
         trade(&mut l, BTC, 100_000, 100, long, s3);
@@ -991,7 +977,7 @@ mod tests {
         ) {
             let mut l = ledger();
             let slots: Vec<AccountSlot> =
-                (1u32..=6).map(|i| l.deposit(AccountId(u64::from(i)), usdc(200 * i64::from(i))).unwrap()).collect();
+                (1u32..=6).map(|i| l.deposit(Holder::Account(AccountId(u64::from(i))), usdc(200 * i64::from(i))).unwrap().0).collect();
             for (a, b, inst, qty, price) in fills {
                 if a != b {
                     let price = if inst == 0 { price } else { price * 3 };

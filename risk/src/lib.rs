@@ -1,15 +1,25 @@
 //! Accounts and their collateral, composed by the engine's state machine.
 //!
-//! # Scope today
+//! ```text
+//!  Ledger ── accounts: Vec<Account>   slot 0 insurance fund, slot 1 fee account, then traders
+//!    │          └─ positions: size, cost, funding index, realised, open buys/sells
+//!    └────── markets: Vec<Market>     mark, funding index, liquidation index (longs, shorts)
+//! ```
 //!
-//! This crate holds the account directory and the collateral ledger: a deposit credits an
-//! account, creating it. Positions, mark-to-market, margin requirements, pre-trade checks,
-//! funding, liquidation, the insurance fund and auto-deleveraging arrive with the risk
-//! engine and will live here, keyed by the same dense account slots.
+//! - [`Ledger`] is the state: collateral, positions, marks, funding indexes and the
+//!   liquidation index. The engine's state machine calls it for pre-trade checks, every
+//!   fill, every oracle price and funding tick, and to liquidate.
+//! - [`formulas`] holds every formula as a pure integer function: fills and realised PnL,
+//!   margin, dYdX v4's fillable and bankruptcy prices, partial liquidation sizing, the
+//!   liquidation fee cap, BitMEX's ADL rank, impact prices and the funding rate.
+//!   `docs/RISK.md` derives each one with a worked example.
+//! - Conservation is exact: the equity of every account, the insurance fund and the fee
+//!   account sums to deposits − withdrawals at every sequence number
+//!   ([`Ledger::check_invariants`]).
 //!
 //! # Design
 //!
-//! Accounts are addressed by [`AccountId`] at the edges and by a dense [`AccountSlot`]
+//! Accounts are addressed by [`AccountId`](l2x_types::AccountId) at the edges and by a dense [`AccountSlot`]
 //! inside: the directory maps one to the other once, and every per-account table (here and
 //! in the engine) is a `Vec` indexed by slot. Slots are assigned in first-use order, which is
 //! deterministic because commands are sequenced. Nothing is iterated in hash order:
@@ -23,9 +33,10 @@ mod ledger;
 mod math;
 mod params;
 
-pub use account::{Account, FillEffect, Holder, Position};
+pub use account::{Account, FillEffect, Position};
+pub use l2x_types::{Holder, Ppb};
 pub use ledger::{Fill, Health, Ledger, LiquidationOrder, fraction_of};
-pub use params::{LiquidationParams, MarketParams, ParamsError, Ppb};
+pub use params::{LiquidationParams, MarketParams, ParamsError};
 
 /// A dense index of an account in every per-account table.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]

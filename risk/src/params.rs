@@ -1,16 +1,7 @@
 //! Risk parameters: per instrument ([`MarketParams`]) and exchange-wide
 //! ([`LiquidationParams`]). Validated once, at listing or load.
 
-use l2x_types::{Amount, Fraction, Qty};
-
-/// A rate in parts per billion (funding rates are small: 0.01 % = 100,000 ppb).
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, PartialOrd, Ord, Hash)]
-pub struct Ppb(pub i64);
-
-impl Ppb {
-    /// Parts per billion in one.
-    pub const SCALE: i64 = 1_000_000_000;
-}
+use l2x_types::{Amount, Fraction, Instrument, Ppb, Qty};
 
 /// The risk parameters of one instrument.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -49,6 +40,22 @@ pub struct ParamsError {
 }
 
 impl MarketParams {
+    /// The risk parameters of a listed instrument.
+    pub fn from_instrument(i: &Instrument) -> MarketParams {
+        MarketParams {
+            quote_per_tick_lot: i.quote_per_tick_lot,
+            initial_margin: i.initial_margin,
+            maintenance_margin: i.maintenance_margin,
+            max_position_qty: i.max_position_qty,
+            maker_fee: i.maker_fee,
+            taker_fee: i.taker_fee,
+            liquidation_fee: i.liquidation_fee,
+            impact_notional: i.impact_notional,
+            funding_interest: i.funding_interest,
+            funding_clamp: i.funding_clamp,
+        }
+    }
+
     /// Checks the rules the margin and fee arithmetic rely on.
     ///
     /// # Errors

@@ -2,7 +2,7 @@
 //! stores and the state machine applies. The state after sequence N is a pure function of
 //! commands 1..N.
 
-use crate::ids::{AccountId, ClientOrderId, InstrumentId, Seq, Timestamp};
+use crate::ids::{AccountId, ClientOrderId, Holder, InstrumentId, Seq, Timestamp};
 use crate::instrument::InstrumentSpec;
 use crate::num::{Amount, Price, Qty};
 use crate::reason::{OrderType, Side, StpMode, TimeInForce};
@@ -24,12 +24,25 @@ pub struct Sequenced {
 pub enum Command {
     /// List a new instrument (boxed: rare and large).
     ListInstrument(Box<InstrumentSpec>),
-    /// Credit collateral to an account (creating the account).
+    /// Credit collateral to an account (creating it), the insurance fund (seeding it) or the
+    /// fee account.
     Deposit {
-        /// The account credited.
+        /// Who is credited.
+        to: Holder,
+        /// The amount, positive.
+        amount: Amount,
+    },
+    /// Debit collateral from a trading account, if it stays above its initial requirement.
+    Withdraw {
+        /// The account debited.
         account: AccountId,
         /// The amount, positive.
         amount: Amount,
+    },
+    /// A funding tick: compute the instrument's funding rate now and add it to its index.
+    Funding {
+        /// The instrument.
+        instrument: InstrumentId,
     },
     /// A new oracle (index) price for an instrument.
     Oracle {
@@ -128,6 +141,10 @@ pub enum CommandKind {
     Cancel = 6,
     /// [`Command::MassCancel`].
     MassCancel = 7,
+    /// [`Command::Withdraw`].
+    Withdraw = 8,
+    /// [`Command::Funding`].
+    Funding = 9,
 }
 
 impl CommandKind {
@@ -141,6 +158,8 @@ impl CommandKind {
             CommandKind::Amend => "amend",
             CommandKind::Cancel => "cancel",
             CommandKind::MassCancel => "mass_cancel",
+            CommandKind::Withdraw => "withdraw",
+            CommandKind::Funding => "funding",
         }
     }
 
@@ -161,6 +180,8 @@ impl Command {
             Command::Amend(_) => CommandKind::Amend,
             Command::Cancel(_) => CommandKind::Cancel,
             Command::MassCancel(_) => CommandKind::MassCancel,
+            Command::Withdraw { .. } => CommandKind::Withdraw,
+            Command::Funding { .. } => CommandKind::Funding,
         }
     }
 }

@@ -2,8 +2,8 @@
 //! market data, settlement deltas and the scenario runner's output are all views of these.
 
 use crate::command::CommandKind;
-use crate::ids::{AccountId, ClientOrderId, InstrumentId, OrderId, TradeId};
-use crate::num::{Price, Qty};
+use crate::ids::{AccountId, ClientOrderId, Holder, InstrumentId, OrderId, TradeId};
+use crate::num::{Amount, Ppb, Price, Qty};
 use crate::reason::{CancelReason, RejectReason, Side};
 
 /// One effect of a command. `Copy` and fixed-size: the state machine writes these into a
@@ -81,6 +81,97 @@ pub enum Event {
         /// Why.
         reason: CancelReason,
     },
+    /// A position after it changed (a fill, a takeover, an ADL close).
+    Position {
+        /// Whose position (trading account or insurance fund).
+        holder: Holder,
+        /// Instrument.
+        instrument: InstrumentId,
+        /// Signed size after the change.
+        size: Qty,
+        /// Signed entry notional of the open size, quote micro-units.
+        cost: i128,
+        /// Realised PnL on this instrument so far, quote micro-units.
+        realised: i128,
+    },
+    /// A holder's collateral after it changed (deposit, withdrawal, fee, funding, PnL).
+    Balance {
+        /// Whose collateral.
+        holder: Holder,
+        /// Collateral after the change.
+        collateral: Amount,
+    },
+    /// A funding tick.
+    Funding {
+        /// Instrument.
+        instrument: InstrumentId,
+        /// The rate of this tick (longs pay when positive).
+        rate: Ppb,
+        /// The cumulative index after it, quote micro-units per lot.
+        index: i128,
+    },
+    /// A fill of a liquidation order.
+    Liquidation {
+        /// The account being liquidated.
+        account: AccountId,
+        /// Instrument.
+        instrument: InstrumentId,
+        /// Side of the liquidation order.
+        side: Side,
+        /// Filled quantity.
+        qty: Qty,
+        /// Fill price.
+        price: Price,
+        /// Liquidation fee paid to the insurance fund, quote micro-units.
+        fee: i128,
+    },
+    /// The insurance fund took over (part of) a position the book could not absorb, at the
+    /// bankruptcy price.
+    Takeover {
+        /// The account being liquidated.
+        account: AccountId,
+        /// Instrument.
+        instrument: InstrumentId,
+        /// Side the account traded (the fund took the other side).
+        side: Side,
+        /// Quantity taken over.
+        qty: Qty,
+        /// Bankruptcy price.
+        price: Price,
+    },
+    /// The insurance fund's collateral changed (liquidation fees, deposits).
+    Insurance {
+        /// The change, quote micro-units.
+        delta: i128,
+        /// The fund's collateral after it.
+        balance: Amount,
+    },
+    /// Auto-deleveraging closed a counterparty's position against a liquidated account at
+    /// the bankruptcy price.
+    Adl {
+        /// The account being liquidated.
+        account: AccountId,
+        /// The deleveraged counterparty.
+        counterparty: AccountId,
+        /// Instrument.
+        instrument: InstrumentId,
+        /// Side the liquidated account traded.
+        side: Side,
+        /// Quantity closed.
+        qty: Qty,
+        /// Bankruptcy price.
+        price: Price,
+    },
+    /// Neither the book, the insurance fund nor auto-deleveraging could absorb this much of
+    /// a liquidated position; it stays with the account.
+    LiquidationIncomplete {
+        /// The account being liquidated.
+        account: AccountId,
+        /// Instrument.
+        instrument: InstrumentId,
+        /// Quantity left.
+        qty: Qty,
+    },
     /// A price level's net change over one command (`qty` zero: the level is gone).
     Book {
         /// Instrument.
@@ -125,4 +216,6 @@ pub struct Trade {
     pub taker_leaves: Qty,
     /// The taker's side.
     pub taker_side: Side,
+    /// `true` if the taker is a liquidation order (its client id is meaningless).
+    pub liquidation: bool,
 }

@@ -48,6 +48,28 @@ id_type!(
     Timestamp(u64)
 );
 
+/// Who holds a balance: a trading account, the insurance fund, or the fee account.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+pub enum Holder {
+    /// A trading account.
+    Account(AccountId),
+    /// The insurance fund: collects liquidation fees, takes over positions the book cannot
+    /// absorb.
+    Insurance,
+    /// The fee account: collects trading fees, pays maker rebates.
+    Fees,
+}
+
+impl fmt::Display for Holder {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Holder::Account(a) => fmt::Display::fmt(a, f),
+            Holder::Insurance => f.write_str("insurance"),
+            Holder::Fees => f.write_str("fees"),
+        }
+    }
+}
+
 /// An instrument symbol: 1 to 16 bytes of `A-Z a-z 0-9 - _ . /`, stored inline so that
 /// commands and events stay fixed-size.
 #[derive(Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]

@@ -5,7 +5,7 @@ use rust_decimal::Decimal;
 use rust_decimal::prelude::ToPrimitive;
 
 use crate::ids::{InstrumentId, Symbol};
-use crate::num::{Amount, Fraction, Price, Qty, ValueError, exact_units, format_units};
+use crate::num::{Amount, Fraction, Ppb, Price, Qty, ValueError, exact_units, format_units};
 
 /// An instrument as listed: every value a decimal, exactly as the operator wrote it.
 /// [`Instrument::try_new`] validates it.
@@ -27,6 +27,33 @@ pub struct InstrumentSpec {
     pub max_position_qty: Decimal,
     /// Price band as a fraction of the mark price, e.g. `0.1`.
     pub price_band: Decimal,
+    /// Maker fee on notional (negative: a rebate), e.g. `-0.0001`.
+    pub maker_fee: Decimal,
+    /// Taker fee on notional, e.g. `0.0005`.
+    pub taker_fee: Decimal,
+    /// Largest liquidation fee on the notional of a liquidation fill, e.g. `0.01`.
+    pub liquidation_fee: Decimal,
+    /// Notional (quote) whose average fill price is the impact bid/ask, e.g. `10000`.
+    pub impact_notional: Decimal,
+    /// Interest component of the funding rate, per funding tick.
+    pub funding_interest: Decimal,
+    /// Largest absolute funding rate per funding tick.
+    pub funding_clamp: Decimal,
+}
+
+impl InstrumentSpec {
+    /// Default maker and taker fee: none.
+    pub const DEFAULT_FEE: Decimal = Decimal::ZERO;
+    /// Default liquidation fee: 1 % (dYdX v4 caps at 1.5 %).
+    pub const DEFAULT_LIQUIDATION_FEE: Decimal = Decimal::from_parts(1, 0, 0, false, 2);
+    /// Default impact notional: 10,000 quote.
+    pub const DEFAULT_IMPACT_NOTIONAL: Decimal = Decimal::from_parts(10_000, 0, 0, false, 0);
+
+    /// The default funding clamp: `initial_margin − maintenance_margin` (dYdX v4 bounds
+    /// funding by a multiple of it).
+    pub fn default_funding_clamp(initial_margin: Decimal, maintenance_margin: Decimal) -> Decimal {
+        (initial_margin - maintenance_margin).max(Decimal::ZERO)
+    }
 }
 
 /// Why an [`InstrumentSpec`] is invalid; the message names the field.
@@ -76,6 +103,18 @@ pub struct Instrument {
     pub max_position_qty: Qty,
     /// Price band fraction.
     pub price_band: Fraction,
+    /// Maker fee fraction (negative: rebate).
+    pub maker_fee: Fraction,
+    /// Taker fee fraction.
+    pub taker_fee: Fraction,
+    /// Largest liquidation fee fraction.
+    pub liquidation_fee: Fraction,
+    /// Impact notional, quote micro-units.
+    pub impact_notional: Amount,
+    /// Funding interest per tick.
+    pub funding_interest: Ppb,
+    /// Largest absolute funding rate per tick.
+    pub funding_clamp: Ppb,
 }
 
 /// Largest tick or lot size accepted, and most decimal places.
@@ -90,7 +129,10 @@ impl Instrument {
     /// Rules: tick and lot sizes positive, at most 10⁹ and 12 decimals, and
     /// `tick · lot · 10⁶` a whole number (so every notional is exact in USDC micro-units);
     /// `0 < maintenance < initial ≤ 1`; `0 < band < 1`; maximum order and position
-    /// quantities positive multiples of the lot, with max order ≤ max position.
+    /// quantities positive multiples of the lot, with max order ≤ max position; fees
+    /// strictly between −1 and 1 with `maker + taker ≥ 0` (the fee account never pays out on
+    /// a trade); liquidation fee in `[0, 1)`; impact notional positive (6 decimals);
+    /// funding interest in `(−1, 1)` and clamp in `[0, 1)` (9 decimals).
     ///
     /// # Errors
     /// [`SpecError`] naming the first field that breaks a rule.
@@ -147,6 +189,33 @@ impl Instrument {
             return Err(range("max_order_qty", spec.max_order_qty, "must not exceed max_position_qty"));
         }
 
+        let maker_fee = fraction("maker_fee", spec.maker_fee)?;
+        let taker_fee = fraction("taker_fee", spec.taker_fee)?;
+        if maker_fee.0.abs() >= Fraction::SCALE || taker_fee.0.abs() >= Fraction::SCALE {
+            return Err(range("taker_fee", spec.taker_fee, "fees must lie strictly between -1 and 1"));
+        }
+        if maker_fee.0 + taker_fee.0 < 0 {
+            return Err(range("maker_fee", spec.maker_fee, "plus taker_fee must not be negative"));
+        }
+        let liquidation_fee = fraction("liquidation_fee", spec.liquidation_fee)?;
+        if liquidation_fee.0 < 0 || liquidation_fee >= Fraction::ONE {
+            return Err(range("liquidation_fee", spec.liquidation_fee, "must be in [0, 1)"));
+        }
+        let impact_notional = Amount::from_decimal(spec.impact_notional)
+            .map_err(|source| SpecError::Inexact { field: "impact_notional", source })?;
+        if impact_notional.0 <= 0 {
+            return Err(range("impact_notional", spec.impact_notional, "must be positive"));
+        }
+        let rate = |field, value| Ppb::from_decimal(value).map_err(|source| SpecError::Inexact { field, source });
+        let funding_interest = rate("funding_interest", spec.funding_interest)?;
+        let funding_clamp = rate("funding_clamp", spec.funding_clamp)?;
+        if funding_interest.0.abs() >= Ppb::SCALE {
+            return Err(range("funding_interest", spec.funding_interest, "must lie strictly between -1 and 1"));
+        }
+        if funding_clamp.0 < 0 || funding_clamp.0 >= Ppb::SCALE {
+            return Err(range("funding_clamp", spec.funding_clamp, "must be in [0, 1)"));
+        }
+
         Ok(Instrument {
             id,
             symbol: spec.symbol,
@@ -158,6 +227,12 @@ impl Instrument {
             max_order_qty,
             max_position_qty,
             price_band,
+            maker_fee,
+            taker_fee,
+            liquidation_fee,
+            impact_notional,
+            funding_interest,
+            funding_clamp,
         })
     }
 
@@ -173,6 +248,12 @@ impl Instrument {
             max_order_qty: Decimal::from(self.max_order_qty.0) * self.lot_size,
             max_position_qty: Decimal::from(self.max_position_qty.0) * self.lot_size,
             price_band: dec(self.price_band),
+            maker_fee: dec(self.maker_fee),
+            taker_fee: dec(self.taker_fee),
+            liquidation_fee: dec(self.liquidation_fee),
+            impact_notional: Decimal::new(self.impact_notional.0, Amount::DECIMALS).normalize(),
+            funding_interest: Decimal::new(self.funding_interest.0, 9).normalize(),
+            funding_clamp: Decimal::new(self.funding_clamp.0, 9).normalize(),
         }
     }
 
@@ -246,6 +327,12 @@ mod tests {
             max_order_qty: d("100"),
             max_position_qty: d("1000"),
             price_band: d("0.1"),
+            maker_fee: d("-0.0001"),
+            taker_fee: d("0.0005"),
+            liquidation_fee: d("0.01"),
+            impact_notional: d("10000"),
+            funding_interest: d("0.00001"),
+            funding_clamp: d("0.02"),
         }
     }
 
@@ -261,6 +348,9 @@ mod tests {
         // 0.25 BTC at 50,000 = 12,500 USDC.
         assert_eq!(i.notional(Price(100_000), Qty(250)), 12_500_000_000);
         assert_eq!(i.spec(), InstrumentSpec { tick_size: d("0.5"), ..btc_spec() });
+        assert_eq!((i.maker_fee, i.taker_fee), (Fraction(-100), Fraction(500)));
+        assert_eq!(i.impact_notional, Amount(10_000_000_000));
+        assert_eq!((i.funding_interest, i.funding_clamp), (Ppb(10_000), Ppb(20_000_000)));
     }
 
     #[test]
@@ -297,5 +387,12 @@ mod tests {
         assert!(bad(|s| s.max_order_qty = d("0.0005")).starts_with("max_order_qty"));
         assert!(bad(|s| s.max_order_qty = d("2000")).starts_with("max_order_qty"));
         assert!(bad(|s| s.max_position_qty = d("0")).starts_with("max_position_qty"));
+        assert!(bad(|s| s.maker_fee = d("-0.001")).starts_with("maker_fee"));
+        assert!(bad(|s| s.taker_fee = d("1")).starts_with("taker_fee"));
+        assert!(bad(|s| s.liquidation_fee = d("-0.01")).starts_with("liquidation_fee"));
+        assert!(bad(|s| s.impact_notional = d("0")).starts_with("impact_notional"));
+        assert!(bad(|s| s.funding_interest = d("0.0000000001")).starts_with("funding_interest"));
+        assert!(bad(|s| s.funding_clamp = d("-0.1")).starts_with("funding_clamp"));
+        assert_eq!(InstrumentSpec::default_funding_clamp(d("0.05"), d("0.03")), d("0.02"));
     }
 }

@@ -6,6 +6,7 @@
 //! | [`Qty`] | `i64` | lots of the instrument | checked add/sub; `min` |
 //! | [`Amount`] | `i64` | micro-units of the quote asset (6 decimals) | checked add/sub |
 //! | [`Fraction`] | `i64` | parts per million (`50_000` = 5 %) | `mul_floor`/`mul_ceil` via `i128` |
+//! | [`Ppb`] | `i64` | parts per billion (funding rates) | via `i128` |
 //!
 //! Conversions to and from decimal strings are exact: [`exact_units`] refuses a value that
 //! is not a whole number of units, [`format_units`] prints the exact decimal with no
@@ -97,6 +98,29 @@ impl Fraction {
     #[inline]
     pub const fn mul_ceil(self, value: i128) -> i128 {
         -(-(value * self.0 as i128)).div_euclid(Self::SCALE as i128)
+    }
+}
+
+/// A rate in parts per billion (funding rates are small: 0.01 % = 100,000 ppb).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[repr(transparent)]
+pub struct Ppb(pub i64);
+
+impl Ppb {
+    /// Parts per billion in one.
+    pub const SCALE: i64 = 1_000_000_000;
+
+    /// Parses an exact rate with at most 9 decimal places.
+    ///
+    /// # Errors
+    /// [`ValueError`] if the value has more than 9 decimals or does not fit.
+    pub fn from_decimal(value: Decimal) -> Result<Ppb, ValueError> {
+        exact_units(value, Decimal::new(1, 9)).map(Ppb)
+    }
+
+    /// The exact decimal string, without trailing zeros.
+    pub fn format(self) -> String {
+        format_units(i128::from(self.0), Decimal::new(1, 9))
     }
 }
 

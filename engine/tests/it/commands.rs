@@ -12,8 +12,8 @@ use core::str::FromStr;
 use std::collections::BTreeMap;
 
 use l2x_types::{
-    AccountId, Amend, Amount, Cancel, ClientOrderId, Command, Decimal, InstrumentId, InstrumentSpec, MassCancel,
-    NewOrder, OrderType, Price, Qty, Seq, Sequenced, Side, StpMode, Symbol, TimeInForce, Timestamp,
+    AccountId, Amend, Amount, Cancel, ClientOrderId, Command, Decimal, Holder, InstrumentId, InstrumentSpec,
+    MassCancel, NewOrder, OrderType, Price, Qty, Seq, Sequenced, Side, StpMode, Symbol, TimeInForce, Timestamp,
 };
 use rand::{Rng, RngExt};
 
@@ -43,8 +43,15 @@ pub(crate) fn spec(i: usize) -> InstrumentSpec {
         initial_margin: d("0.05"),
         maintenance_margin: d("0.03"),
         max_order_qty: d(max_order),
-        max_position_qty: d("1000"),
+        // Positions never bind here: margin and limits are the risk tests' subject.
+        max_position_qty: d("1000000"),
         price_band: d(band),
+        maker_fee: d("0"),
+        taker_fee: d("0"),
+        liquidation_fee: d("0.01"),
+        impact_notional: d("10000"),
+        funding_interest: d("0"),
+        funding_clamp: d("0.02"),
     }
 }
 
@@ -114,9 +121,29 @@ impl Generator {
             self.sequenced(Command::ListInstrument(Box::new(spec(1)))),
         ];
         for a in 1..=4 {
-            cmds.push(self.sequenced(Command::Deposit { account: AccountId(a), amount: Amount(1_000_000_000) }));
+            // A billion USDC each: margin never binds for the funded accounts.
+            let amount = Amount(1_000_000_000_000_000);
+            cmds.push(self.sequenced(Command::Deposit { to: Holder::Account(AccountId(a)), amount }));
         }
         cmds.push(self.sequenced(Command::Oracle { instrument: InstrumentId(0), price: Price(LISTINGS[0].5) }));
+        // Orders for an instrument with no oracle price yet: rejected `no_mark_price` in
+        // every stream, whenever the random stream happens to give ETH-PERP its first price.
+        for cid in 1..=5 {
+            cmds.push(self.sequenced(Command::NewOrder(NewOrder {
+                account: AccountId(1),
+                cid: ClientOrderId(cid),
+                instrument: InstrumentId(1),
+                side: Side::Buy,
+                order_type: OrderType::Limit,
+                price: Some(Price(LISTINGS[1].5)),
+                qty: Qty(1),
+                tif: TimeInForce::Gtc,
+                expire_ts: None,
+                post_only: false,
+                reduce_only: false,
+                stp: StpMode::CancelTaker,
+            })));
+        }
         cmds
     }
 
@@ -165,7 +192,7 @@ impl Generator {
                 Command::Oracle { instrument, price }
             }
             93..97 => Command::Deposit {
-                account: AccountId(rng.random_range(1..=4)),
+                to: Holder::Account(AccountId(rng.random_range(1..=4))),
                 amount: Amount(match rng.random_range(0..10) {
                     0 => 0,
                     1 => -1,
@@ -233,7 +260,10 @@ impl Generator {
                 Some(Price(if side == Side::Buy { centre + lean } else { centre - lean }))
             }
         };
-        let (account, cid) = (AccountId(rng.random_range(1..=5)), self.cid(rng));
+        // Account 5 (never funded) sends one order in twenty: enough to see its rejects, few
+        // enough that the books stay deep.
+        let account = if rng.random_ratio(1, 20) { AccountId(5) } else { AccountId(rng.random_range(1..=4)) };
+        let cid = self.cid(rng);
         self.last_instrument.insert((account, cid), instrument);
         if self.recent.len() == 32 {
             self.recent.remove(0);
@@ -250,15 +280,17 @@ impl Generator {
             tif,
             expire_ts,
             post_only: rng.random_ratio(1, 7),
-            reduce_only: rng.random_ratio(1, 20),
+            // Reduce-only needs positions, which this model does not keep: the risk tests
+            // (risk.rs) cover it.
+            reduce_only: false,
             stp: StpMode::ALL[rng.random_range(0..StpMode::ALL.len())],
         }
     }
 }
 
-/// Any account: 1-4 have collateral; 5 sends orders but never deposits (it appears in the
-/// ledger once an order of its rests); 6 only sends amends, cancels and mass cancels (it
-/// never exists).
+/// Any account: 1-4 have collateral; 5 sends orders but never deposits (they are all
+/// refused `insufficient_margin`); 6 only sends amends, cancels and mass cancels (it never
+/// exists).
 fn account(rng: &mut impl Rng) -> AccountId {
     AccountId(rng.random_range(1..=6))
 }

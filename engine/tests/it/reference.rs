@@ -10,9 +10,9 @@
 
 use std::collections::BTreeMap;
 
-use l2x_engine::{CanonicalState, RestingOrder};
+use l2x_engine::{MatchingState, RestingOrder};
 use l2x_types::{
-    AccountId, Amend, Amount, CancelReason, ClientOrderId, Command, CommandKind, Event, Fraction, Instrument,
+    AccountId, Amend, Amount, CancelReason, ClientOrderId, Command, CommandKind, Event, Fraction, Holder, Instrument,
     InstrumentId, InstrumentSpec, MassCancel, NewOrder, OrderId, OrderType, Price, Qty, RejectReason, Sequenced, Side,
     StpMode, TimeInForce, Timestamp, Trade, TradeId,
 };
@@ -157,7 +157,9 @@ impl Reference {
         self.expire(&mut out);
         match &cmd.cmd {
             Command::ListInstrument(spec) => self.list(spec, &mut out),
-            Command::Deposit { account, amount } => self.deposit(*account, *amount, &mut out),
+            Command::Deposit { to: Holder::Account(account), amount } => self.deposit(*account, *amount, &mut out),
+            // The streams deposit only to trading accounts and never withdraw or tick funding.
+            Command::Deposit { .. } | Command::Withdraw { .. } | Command::Funding { .. } => {}
             Command::Oracle { instrument, price } => self.oracle(*instrument, *price, &mut out),
             Command::NewOrder(o) => self.new_order(o, &mut out),
             Command::Amend(a) => self.amend(a, &mut out),
@@ -174,8 +176,8 @@ impl Reference {
         out
     }
 
-    /// The whole state in the engine's canonical form.
-    pub(crate) fn canonical(&self) -> CanonicalState {
+    /// The matching part of the state in the engine's canonical form.
+    pub(crate) fn canonical(&self) -> MatchingState {
         let mut orders = Vec::new();
         for m in &self.markets {
             for book in &m.books {
@@ -198,10 +200,9 @@ impl Reference {
                 }
             }
         }
-        CanonicalState {
+        MatchingState {
             instruments: self.markets.iter().map(|m| (m.instrument.spec(), m.mark)).collect(),
             orders,
-            accounts: self.accounts.iter().map(|(&a, &c)| (a, c)).collect(),
             next_order_id: self.orders_accepted + 1,
             next_trade_id: self.trades + 1,
             now: self.now,
@@ -292,6 +293,11 @@ impl Reference {
             None if o.side == Side::Buy => high,
             None => low,
         };
+        // The one risk rule this model keeps: an account that never deposited has no equity,
+        // so every order of it is refused (the funded accounts never come near a limit).
+        if !self.accounts.contains_key(&o.account) {
+            return out.push(rej(RejectReason::InsufficientMargin));
+        }
         if o.post_only && self.crosses_now(o.instrument, o.side, limit) {
             return out.push(rej(RejectReason::PostOnlyWouldCross));
         }
@@ -560,6 +566,7 @@ impl Reference {
                 taker_order_id: t.id,
                 taker_leaves: t.leaves,
                 taker_side: t.side,
+                liquidation: false,
             }));
             if maker.leaves.0 == 0 {
                 book.remove(0);
