@@ -55,6 +55,9 @@ use crate::hash::{AccountState, CanonicalState, MatchingState, PositionState};
 #[derive(Clone, Debug, Default)]
 pub struct StateMachine {
     instruments: Vec<Instrument>,
+    /// Per instrument, the price band at the current mark (`Instrument::band`), computed
+    /// once per oracle price rather than per order; `None` until the first oracle price.
+    bands: Vec<Option<(Price, Price)>>,
     symbols: DetMap<Symbol, InstrumentId>,
     books: Books,
     ledger: Ledger,
@@ -255,6 +258,11 @@ impl StateMachine {
     pub fn check_invariants(&self) -> Result<(), String> {
         self.books.check_invariants()?;
         self.ledger.check_invariants()?;
+        for (i, band) in self.instruments.iter().zip(&self.bands) {
+            if *band != self.ledger.mark(i.id).map(|m| i.band(m)) {
+                return Err(format!("instrument {}: cached band {band:?} is not the band at the mark", i.id.0));
+            }
+        }
         let orders = self.resting_orders();
         let gtd = orders.iter().filter(|o| o.tif == TimeInForce::Gtd).count();
         if gtd != self.gtd_live {
@@ -309,6 +317,7 @@ impl StateMachine {
             _ => return out.push(rej(RejectReason::BadInstrument)),
         }
         self.instruments.push(instrument);
+        self.bands.push(None);
         self.symbols.insert(spec.symbol, id);
         self.books.add_instrument();
         out.push(Event::InstrumentListed { instrument: id });
@@ -341,6 +350,7 @@ impl StateMachine {
         let mut suspects = core::mem::take(&mut self.suspects);
         self.ledger.set_mark(instrument, price, &mut suspects);
         self.suspects = suspects;
+        self.bands[instrument.0 as usize] = Some(self.instruments[instrument.0 as usize].band(price));
     }
 
     fn funding(&mut self, instrument: InstrumentId, out: &mut Vec<Event>) {
@@ -392,10 +402,10 @@ impl StateMachine {
         if self.books.find(o.account, o.cid).is_some() {
             return out.push(rej(RejectReason::DuplicateCid));
         }
-        let Some(mark) = self.mark(o.instrument) else {
+        // The band exists exactly when the mark does (both are set by `oracle`).
+        let Some((low, high)) = self.bands[o.instrument.0 as usize] else {
             return out.push(rej(RejectReason::NoMarkPrice));
         };
-        let (low, high) = inst.band(mark);
         let limit = match (o.price, o.side) {
             (Some(p), _) if p < low || p > high => return out.push(rej(RejectReason::PriceOutOfBand)),
             (Some(p), _) => p,
@@ -504,7 +514,7 @@ impl StateMachine {
         }
         if price != o.price {
             // A resting order implies a mark exists; the fallback keeps this total.
-            let (low, high) = self.mark(o.instrument).map_or((price, price), |m| inst.band(m));
+            let (low, high) = self.bands[o.instrument.0 as usize].unwrap_or((price, price));
             if price < low || price > high {
                 return out.push(rej(RejectReason::PriceOutOfBand));
             }
@@ -1016,9 +1026,7 @@ impl StateMachine {
 
         while let Some(lo) = self.ledger.liquidation_order(slot) {
             let before = self.ledger.account(slot).position(lo.instrument).map_or(0, |p| p.size);
-            let inst = self.instruments[lo.instrument.0 as usize];
-            let Some(mark) = self.mark(lo.instrument) else { break };
-            let (low, high) = inst.band(mark);
+            let Some((low, high)) = self.bands[lo.instrument.0 as usize] else { break };
             let limit = match lo.side {
                 Side::Sell => lo.prices.limit.max(low),
                 Side::Buy => lo.prices.limit.min(high),
