@@ -1047,9 +1047,16 @@ impl StateMachine {
                 liquidation: Some(lo.prices.bankruptcy),
             };
             self.match_taker(&mut taker, out);
-            let mut rest = taker.leaves;
-            if rest.is_positive() {
-                rest = self.absorb(id, slot, lo.instrument, lo.side, rest, lo.prices.bankruptcy, out);
+            let mut rest = Qty::ZERO;
+            if taker.leaves.is_positive()
+                && let Some(bankruptcy) = self.ledger.bankruptcy_price(slot, lo.instrument)
+            {
+                // The book could not absorb even this much at the fillable price and the
+                // account is still below maintenance: the whole remaining position goes at the
+                // bankruptcy price of now (closing there leaves the margin ratio unchanged, so
+                // closing piecemeal would not help).
+                let size = self.ledger.account(slot).position(lo.instrument).map_or(0, |p| p.size);
+                rest = self.absorb(id, slot, lo.instrument, lo.side, Qty(size.abs()), bankruptcy, out);
             }
             if rest.is_positive() {
                 out.push(Event::LiquidationIncomplete { account: id, instrument: lo.instrument, qty: rest });

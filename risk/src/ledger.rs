@@ -601,6 +601,28 @@ impl Ledger {
         Some(LiquidationOrder { instrument: p.instrument, side, qty, prices })
     }
 
+    /// The bankruptcy price (exact fraction of ticks) of an account's position in one
+    /// instrument at the current state, if the account is below maintenance and holds it.
+    pub fn bankruptcy_price(&self, slot: AccountSlot, instrument: InstrumentId) -> Option<(i128, i128)> {
+        let h = self.health(slot);
+        let size = self.account(slot).position(instrument).map(|p| p.size).filter(|&s| s != 0)?;
+        if !h.below_maintenance() {
+            return None;
+        }
+        let m = self.markets.get(instrument.0 as usize)?;
+        let lq = self.liquidation;
+        let prices = formulas::liquidation_prices(
+            size,
+            m.mark?,
+            h.equity,
+            h.maintenance_scaled,
+            m.params.maintenance_margin,
+            lq.bankruptcy_adjustment,
+            lq.spread_to_maintenance,
+        );
+        Some(prices.bankruptcy)
+    }
+
     /// How much of `qty` the insurance fund can take over at `price` on `side_of_fund`:
     /// everything when the takeover does not cost it equity at the mark, otherwise what its
     /// equity covers (nothing once it has none).

@@ -1,7 +1,8 @@
 //! Golden scenarios: every `engine/tests/scenarios/NAME.jsonl` is run through
 //! `l2x match --input`, and standard output, standard error and the exit code are compared
 //! with `NAME.expected`, `NAME.stderr` (absent: must be empty) and the rule "exit 2 if and
-//! only if there is a `NAME.stderr`".
+//! only if there is a `NAME.stderr`". Where `NAME.state.json` exists, the run also writes
+//! `--state-out` and the final state must equal it.
 //!
 //! After an intended change of behaviour, `UPDATE_GOLDEN=1 cargo test -p l2x golden`
 //! rewrites the files; review the diff line by line before committing it.
@@ -20,14 +21,13 @@ struct Run {
     code: Option<i32>,
 }
 
-fn l2x_match(input: &Path) -> Run {
-    let out = Command::new(env!("CARGO_BIN_EXE_l2x"))
-        .arg("match")
-        .arg("--input")
-        .arg(input)
-        .stdin(Stdio::null())
-        .output()
-        .expect("run l2x");
+fn l2x_match(input: &Path, state_out: Option<&Path>) -> Run {
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_l2x"));
+    cmd.arg("match").arg("--input").arg(input).stdin(Stdio::null());
+    if let Some(path) = state_out {
+        cmd.arg("--state-out").arg(path);
+    }
+    let out = cmd.output().expect("run l2x");
     Run {
         stdout: String::from_utf8(out.stdout).expect("utf-8 stdout"),
         stderr: String::from_utf8(out.stderr).expect("utf-8 stderr"),
@@ -46,11 +46,19 @@ fn golden_scenarios_match_their_expected_output() {
     scenarios.sort();
     assert!(scenarios.len() >= 6, "expected the golden scenarios, found {scenarios:?}");
     let mut failures = Vec::new();
+    let scratch = std::env::temp_dir().join(format!("l2x-golden-{}", std::process::id()));
+    fs::create_dir_all(&scratch).expect("scratch dir");
     for scenario in &scenarios {
-        let run = l2x_match(scenario);
+        let expected_state = scenario.with_extension("state.json");
+        let state_out = expected_state.exists().then(|| scratch.join("state.json"));
+        let run = l2x_match(scenario, state_out.as_deref());
         let expected_out = scenario.with_extension("expected");
         let expected_err = scenario.with_extension("stderr");
+        let state = state_out.as_ref().map(|p| fs::read_to_string(p).expect("state written"));
         if update {
+            if let Some(state) = &state {
+                fs::write(&expected_state, state).expect("write state");
+            }
             fs::write(&expected_out, &run.stdout).expect("write expected");
             if run.stderr.is_empty() {
                 let _ = fs::remove_file(&expected_err);
@@ -72,7 +80,14 @@ fn golden_scenarios_match_their_expected_output() {
         if run.code != Some(want_code) {
             failures.push(format!("{name}: exit code {:?}, expected {want_code}", run.code));
         }
+        if let Some(state) = &state {
+            let want = fs::read_to_string(&expected_state).expect("expected state");
+            if *state != want {
+                failures.push(format!("{name}: final state differs\n{}", diff(&want, state)));
+            }
+        }
     }
+    let _ = fs::remove_dir_all(&scratch);
     assert!(failures.is_empty(), "{}", failures.join("\n"));
 }
 
