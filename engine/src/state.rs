@@ -55,9 +55,9 @@ use crate::hash::{AccountState, CanonicalState, MatchingState, PositionState};
 #[derive(Clone, Debug, Default)]
 pub struct StateMachine {
     instruments: Vec<Instrument>,
-    /// Per instrument, the price band at the current mark (`Instrument::band`), computed
-    /// once per oracle price rather than per order; `None` until the first oracle price.
-    bands: Vec<Option<(Price, Price)>>,
+    /// Per instrument, the price band (`Instrument::band`, 128-bit divisions) and the mark it
+    /// was computed at: recomputed only when the mark has changed, not per order.
+    bands: Vec<Option<(Price, (Price, Price))>>,
     symbols: DetMap<Symbol, InstrumentId>,
     books: Books,
     ledger: Ledger,
@@ -258,9 +258,11 @@ impl StateMachine {
     pub fn check_invariants(&self) -> Result<(), String> {
         self.books.check_invariants()?;
         self.ledger.check_invariants()?;
-        for (i, band) in self.instruments.iter().zip(&self.bands) {
-            if *band != self.ledger.mark(i.id).map(|m| i.band(m)) {
-                return Err(format!("instrument {}: cached band {band:?} is not the band at the mark", i.id.0));
+        for (i, cached) in self.instruments.iter().zip(&self.bands) {
+            if let Some((mark, band)) = cached
+                && *band != i.band(*mark)
+            {
+                return Err(format!("instrument {}: cached band {band:?} is not the band at {mark:?}", i.id.0));
             }
         }
         let orders = self.resting_orders();
@@ -350,7 +352,21 @@ impl StateMachine {
         let mut suspects = core::mem::take(&mut self.suspects);
         self.ledger.set_mark(instrument, price, &mut suspects);
         self.suspects = suspects;
-        self.bands[instrument.0 as usize] = Some(self.instruments[instrument.0 as usize].band(price));
+    }
+
+    /// The price band of an instrument at its mark, `None` without a mark.
+    #[inline]
+    fn band(&mut self, instrument: InstrumentId) -> Option<(Price, Price)> {
+        let mark = self.ledger.mark(instrument)?;
+        let i = instrument.0 as usize;
+        match self.bands[i] {
+            Some((at, band)) if at == mark => Some(band),
+            _ => {
+                let band = self.instruments[i].band(mark);
+                self.bands[i] = Some((mark, band));
+                Some(band)
+            }
+        }
     }
 
     fn funding(&mut self, instrument: InstrumentId, out: &mut Vec<Event>) {
@@ -402,8 +418,7 @@ impl StateMachine {
         if self.books.find(o.account, o.cid).is_some() {
             return out.push(rej(RejectReason::DuplicateCid));
         }
-        // The band exists exactly when the mark does (both are set by `oracle`).
-        let Some((low, high)) = self.bands[o.instrument.0 as usize] else {
+        let Some((low, high)) = self.band(o.instrument) else {
             return out.push(rej(RejectReason::NoMarkPrice));
         };
         let limit = match (o.price, o.side) {
@@ -514,7 +529,7 @@ impl StateMachine {
         }
         if price != o.price {
             // A resting order implies a mark exists; the fallback keeps this total.
-            let (low, high) = self.bands[o.instrument.0 as usize].unwrap_or((price, price));
+            let (low, high) = self.band(o.instrument).unwrap_or((price, price));
             if price < low || price > high {
                 return out.push(rej(RejectReason::PriceOutOfBand));
             }
@@ -1026,7 +1041,7 @@ impl StateMachine {
 
         while let Some(lo) = self.ledger.liquidation_order(slot) {
             let before = self.ledger.account(slot).position(lo.instrument).map_or(0, |p| p.size);
-            let Some((low, high)) = self.bands[lo.instrument.0 as usize] else { break };
+            let Some((low, high)) = self.band(lo.instrument) else { break };
             let limit = match lo.side {
                 Side::Sell => lo.prices.limit.max(low),
                 Side::Buy => lo.prices.limit.min(high),
