@@ -27,8 +27,18 @@ pub struct Position {
     pub open_buy: i64,
     /// Open quantity of resting sell orders.
     pub open_sell: i64,
-    /// Liquidation-index key of this position, if indexed (see `liquidation`).
-    pub(crate) liq_key: Option<i64>,
+    /// Liquidation-index key of this position, if indexed (see the ledger's module doc).
+    pub(crate) liq_key: Option<IndexKey>,
+}
+
+/// Where a position sits in its market's liquidation index: which set (longs or shorts) and
+/// under which threshold key (see the ledger's module doc).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) struct IndexKey {
+    /// In the longs' set (else the shorts').
+    pub(crate) long: bool,
+    /// The threshold mark, or the far sentinel (`i64::MIN` long, `i64::MAX` short).
+    pub(crate) key: i64,
 }
 
 impl Position {
