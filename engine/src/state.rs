@@ -1001,6 +1001,15 @@ impl StateMachine {
         if self.touched.is_empty() && self.suspects.is_empty() {
             return false;
         }
+        // The common case: nobody is below maintenance, and the loop below would skip every
+        // account. Checked without building the work set.
+        let ledger = &self.ledger;
+        let liquidatable =
+            |s: AccountSlot| matches!(ledger.account(s).holder, Holder::Account(_)) && ledger.below_maintenance(s);
+        if !self.touched.iter().any(|&(s, _)| liquidatable(s)) && !self.suspects.iter().any(|&s| liquidatable(s)) {
+            self.touched.clear();
+            return false;
+        }
         let mut changed: Vec<(AccountSlot, InstrumentId)> = Vec::new();
         let mut work: BTreeSet<(AccountId, AccountSlot)> = BTreeSet::new();
         let ledger = &self.ledger;
