@@ -55,9 +55,13 @@
 //!
 //! A command may touch a level many times (a sweep, a decrement, an amend that leaves and
 //! re-enters). The first touch of a level in a command records its quantity and count
-//! before; at the end of the command [`Books::flush_book_events`] emits one `book` event
-//! for each level whose (quantity, count) differs from its first-recorded value, ordered by
-//! instrument, bids before asks, best price first.
+//! before, and the level's handle and generation; at the end of the command
+//! [`Books::flush_book_events`] emits one `book` event for each price whose (quantity,
+//! count) differs from its first-recorded value, ordered by instrument, bids before asks,
+//! best price first. It reads the totals now through the recorded handles, with no search
+//! of the ladder: a level freed during the command reads as gone even if its slot was
+//! reused (for another price, or the other side at the same price), because every
+//! allocation of a slot bumps its generation. The common one-touch command needs no sort.
 
 use l2x_types::{
     AccountId, ClientOrderId, DetMap, Event, InstrumentId, OrderId, Price, Qty, Side, StpMode, TimeInForce, Timestamp,
@@ -148,6 +152,9 @@ struct Level {
     count: u32,
     head: Handle,
     tail: Handle,
+    /// Bumped each time the slot is allocated, so that a touch of a level freed since can
+    /// tell it from a new level in the reused slot (see module doc, "Book events").
+    generation: u32,
     /// Command stamp of the last touch (see module doc, "Book events").
     stamp: u64,
 }
@@ -161,6 +168,9 @@ struct Touch {
     qty_before: i64,
     count_before: u32,
     order: u32,
+    /// The level touched, and its generation then.
+    level: Handle,
+    generation: u32,
 }
 
 /// Position of a price in a ladder: ascending rank, best last.
@@ -329,6 +339,8 @@ impl Books {
                 qty_before: lv.qty,
                 count_before: lv.count,
                 order,
+                level,
+                generation: lv.generation,
             });
         }
     }
@@ -463,24 +475,46 @@ impl Books {
     }
 
     /// Emits one `book` event per level whose (qty, count) changed over this command.
+    ///
+    /// Reads each touched level through the handle its touch kept, with no search. A price
+    /// touched more than once (its level emptied and freed, then a new level made there)
+    /// has several touches: the first holds the totals before, and the one whose level is
+    /// still the same allocation and not empty, if any, holds the totals now.
     pub(crate) fn flush_book_events(&mut self, out: &mut Vec<Event>) {
         if self.touches.is_empty() {
             return;
         }
         let mut touches = core::mem::take(&mut self.touches);
-        touches.sort_unstable_by_key(|t| (t.instrument, t.side, -rank(t.side, t.price), t.order));
-        touches.dedup_by_key(|t| (t.instrument, t.side, t.price));
-        for t in &touches {
-            let (qty, count) = self.level_at(t.instrument, t.side, t.price);
-            if (qty, count) != (t.qty_before, t.count_before) {
+        if touches.len() > 1 {
+            touches.sort_unstable_by_key(|t| (t.instrument, t.side, -rank(t.side, t.price), t.order));
+        }
+        let mut group = 0;
+        while group < touches.len() {
+            let first = touches[group];
+            let mut end = group + 1;
+            while end < touches.len()
+                && (touches[end].instrument, touches[end].side, touches[end].price)
+                    == (first.instrument, first.side, first.price)
+            {
+                end += 1;
+            }
+            let (qty, count) = touches[group..end]
+                .iter()
+                .find_map(|t| {
+                    let lv = &self.levels[t.level as usize];
+                    (lv.generation == t.generation && lv.count > 0).then_some((lv.qty, lv.count))
+                })
+                .unwrap_or((0, 0));
+            if (qty, count) != (first.qty_before, first.count_before) {
                 out.push(Event::Book {
-                    instrument: t.instrument,
-                    side: t.side,
-                    price: t.price,
+                    instrument: first.instrument,
+                    side: first.side,
+                    price: first.price,
                     qty: Qty(qty),
                     orders: count,
                 });
             }
+            group = end;
         }
         touches.clear();
         self.touches = touches;
@@ -535,10 +569,11 @@ impl Books {
     }
 
     fn alloc_level(&mut self, price: Price) -> Handle {
-        let level = Level { price, qty: 0, count: 0, head: NIL, tail: NIL, stamp: 0 };
+        let level = Level { price, qty: 0, count: 0, head: NIL, tail: NIL, generation: 0, stamp: 0 };
         match self.free_levels.pop() {
             Some(h) => {
-                self.levels[h as usize] = level;
+                let generation = self.levels[h as usize].generation.wrapping_add(1);
+                self.levels[h as usize] = Level { generation, ..level };
                 h
             }
             None => {
