@@ -427,7 +427,8 @@ impl StateMachine {
             (None, Side::Buy) => high,
             (None, Side::Sell) => low,
         };
-        let mut qty = match self.ledger.check_order(o.account, o.instrument, o.side, o.qty, limit, o.reduce_only) {
+        let known = self.ledger.slot(o.account);
+        let mut qty = match self.ledger.check_order_at(known, o.instrument, o.side, o.qty, limit, o.reduce_only) {
             Ok(qty) => qty,
             Err(reason) => return out.push(rej(reason)),
         };
@@ -443,7 +444,10 @@ impl StateMachine {
             return out.push(rej(RejectReason::PostOnlyWouldCross));
         }
 
-        let slot = self.ledger.slot_or_create(o.account);
+        let slot = match known {
+            Some(slot) => slot,
+            None => self.ledger.slot_or_create(o.account),
+        };
         let order_id = OrderId(self.next_order_id);
         self.next_order_id += 1;
         out.push(Event::Accepted {
@@ -540,8 +544,8 @@ impl StateMachine {
                 return out.push(rej(RejectReason::ReduceOnlyWouldIncrease));
             }
         }
-        if let Err(reason) = self.ledger.check_amend(
-            o.account,
+        if let Err(reason) = self.ledger.check_amend_at(
+            Some(AccountSlot(o.acct_slot)),
             o.instrument,
             o.side,
             o.leaves,
@@ -955,7 +959,8 @@ impl StateMachine {
     /// cut (`cancelled`, reason `reduce_only`); orders on the position's own side (or with
     /// no position) go entirely.
     fn trim_reduce_only(&mut self, out: &mut Vec<Event>) {
-        if self.touched.is_empty() {
+        let resting = &self.reduce_only_resting;
+        if self.touched.iter().all(|&(s, _)| resting.get(s.index()).copied().unwrap_or(0) == 0) {
             return;
         }
         let mut touched = core::mem::take(&mut self.touched);

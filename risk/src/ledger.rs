@@ -77,10 +77,15 @@ impl Market {
         // MMF < 1, so b has the sign of the size.
         let long = b > 0;
         if let Some((lo, hi)) = self.window {
+            // An i64 · i64 product always fits i128: one multiplication when b fits i64.
+            let edge = |x: i64, b: i128| match i64::try_from(b) {
+                Ok(b) => Some(i128::from(x) * i128::from(b)),
+                Err(_) => i128::from(x).checked_mul(b),
+            };
             let far = if long {
-                i128::from(lo).checked_mul(b).is_some_and(|lob| -rest <= lob)
+                edge(lo, b).is_some_and(|lob| -rest <= lob)
             } else {
-                i128::from(hi).checked_mul(-b).is_some_and(|hib| rest >= hib)
+                edge(hi, -b).is_some_and(|hib| rest >= hib)
             };
             if far {
                 return Some(IndexKey { long, key: if long { i64::MIN } else { i64::MAX } });
@@ -392,7 +397,23 @@ impl Ledger {
         limit: Price,
         reduce_only: bool,
     ) -> Result<Qty, RejectReason> {
-        let slot = self.slot(account);
+        self.check_order_at(self.slot(account), instrument, side, qty, limit, reduce_only)
+    }
+
+    /// [`Ledger::check_order`] for a caller that already looked the account up: `slot` is
+    /// `None` for an account that does not exist yet.
+    ///
+    /// # Errors
+    /// The reject reason.
+    pub fn check_order_at(
+        &self,
+        slot: Option<AccountSlot>,
+        instrument: InstrumentId,
+        side: Side,
+        qty: Qty,
+        limit: Price,
+        reduce_only: bool,
+    ) -> Result<Qty, RejectReason> {
         let pos = slot.and_then(|s| self.account(s).position(instrument)).copied();
         let (size, open_buy, open_sell) = pos.map_or((0, 0, 0), |p| (p.size, p.open_buy, p.open_sell));
         let mut qty = qty.0;
@@ -432,7 +453,37 @@ impl Ledger {
         if new_qty <= old_qty && !price_changed {
             return Ok(());
         }
-        let slot = self.slot(account);
+        self.check_amend_at(
+            self.slot(account),
+            instrument,
+            side,
+            old_qty,
+            new_qty,
+            price_changed,
+            new_price,
+            reduce_only,
+        )
+    }
+
+    /// [`Ledger::check_amend`] for a caller that already looked the account up.
+    ///
+    /// # Errors
+    /// The reject reason.
+    #[allow(clippy::too_many_arguments, reason = "the amend's full before/after description")]
+    pub fn check_amend_at(
+        &self,
+        slot: Option<AccountSlot>,
+        instrument: InstrumentId,
+        side: Side,
+        old_qty: Qty,
+        new_qty: Qty,
+        price_changed: bool,
+        new_price: Price,
+        reduce_only: bool,
+    ) -> Result<(), RejectReason> {
+        if new_qty <= old_qty && !price_changed {
+            return Ok(());
+        }
         let pos = slot.and_then(|s| self.account(s).position(instrument)).copied();
         let (size, open_buy, open_sell) = pos.map_or((0, 0, 0), |p| (p.size, p.open_buy, p.open_sell));
         if reduce_only && new_qty.0 > size.abs() {
