@@ -33,7 +33,9 @@
 //!
 //! Margin figures are kept scaled by 10⁶ and compared exactly ([`Ledger::below_maintenance`],
 //! the pre-trade checks, the index); only [`Ledger::health`] rounds them to quote units, for
-//! reports.
+//! reports. Each market keeps, with its mark, what one lot is worth and requires at it
+//! (`mark · k`, times MMF, times IMF), so an account's margin figures cost one multiplication
+//! per term and position.
 
 use std::collections::BTreeSet;
 
@@ -50,7 +52,9 @@ const PPM: i128 = 1_000_000;
 #[derive(Clone, Debug)]
 struct Market {
     params: MarketParams,
-    mark: Option<Price>,
+    /// The mark, with the per-lot products every margin figure multiplies by; set only
+    /// through [`Market::set_mark_price`], which keeps the products in step.
+    mark: Option<Mark>,
     funding_index: i128,
     /// (threshold key, slot) of longs and shorts with a position (see module doc).
     longs: BTreeSet<(i64, u32)>,
@@ -62,7 +66,33 @@ struct Market {
     window: Option<(i64, i64)>,
 }
 
+/// A market's mark price and what one lot is worth and requires at it, computed once per
+/// oracle price instead of in every margin computation.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+struct Mark {
+    price: Price,
+    /// `mark · k`: one lot's value at the mark, quote micro-units.
+    value: i128,
+    /// `mark · k · MMF_ppm`: one lot's maintenance requirement, scaled by 10⁶.
+    maintenance: i128,
+    /// `mark · k · IMF_ppm`: one lot's initial requirement, scaled by 10⁶.
+    initial: i128,
+}
+
 impl Market {
+    /// Sets (or clears) the mark and the per-lot products that go with it.
+    fn set_mark_price(&mut self, price: Option<Price>) {
+        self.mark = price.map(|price| {
+            let value = i128::from(price.0) * i128::from(self.params.quote_per_tick_lot);
+            Mark {
+                price,
+                value,
+                maintenance: value * i128::from(self.params.maintenance_margin.0),
+                initial: value * i128::from(self.params.initial_margin.0),
+            }
+        });
+    }
+
     /// The liquidation-index key of a position of `size` in this market of an account whose
     /// scaled health is `hscaled` (module doc): `None` when flat.
     fn index_key(&self, size: i64, hscaled: i128) -> Option<IndexKey> {
@@ -72,7 +102,7 @@ impl Market {
         let k = i128::from(self.params.quote_per_tick_lot);
         let s = i128::from(size);
         let b = k * (PPM * s - s.abs() * i128::from(self.params.maintenance_margin.0));
-        let mark = i128::from(self.mark.map_or(0, |x| x.0));
+        let mark = i128::from(self.mark.map_or(0, |x| x.price.0));
         let rest = hscaled - mark * b;
         // MMF < 1, so b has the sign of the size.
         let long = b > 0;
@@ -231,7 +261,7 @@ impl Ledger {
 
     /// A market's mark price.
     pub fn mark(&self, instrument: InstrumentId) -> Option<Price> {
-        self.markets.get(instrument.0 as usize).and_then(|m| m.mark)
+        self.markets.get(instrument.0 as usize).and_then(|m| m.mark.map(|x| x.price))
     }
 
     /// A market's cumulative funding index (quote micro-units per lot).
@@ -365,12 +395,11 @@ impl Ledger {
         let (mut mmr, mut imr) = (0i128, 0i128);
         for p in &a.positions {
             let m = &self.markets[p.instrument.0 as usize];
-            let mark = i128::from(m.mark.map_or(0, |x| x.0));
-            let k = i128::from(m.params.quote_per_tick_lot);
+            let (value, maintenance, initial) = m.mark.map_or((0, 0, 0), |x| (x.value, x.maintenance, x.initial));
             let s = i128::from(p.size);
-            equity += s * mark * k - p.cost - s * (m.funding_index - p.funding_index);
-            mmr += s.abs() * mark * k * i128::from(m.params.maintenance_margin.0);
-            imr += i128::from(p.worst_side()) * mark * k * i128::from(m.params.initial_margin.0);
+            equity += s * value - p.cost - s * (m.funding_index - p.funding_index);
+            mmr += s.abs() * maintenance;
+            imr += i128::from(p.worst_side()) * initial;
         }
         Scaled { equity, maintenance: mmr, initial: imr }
     }
@@ -515,7 +544,8 @@ impl Ledger {
         fill_qty: i64,
     ) -> Result<(), RejectReason> {
         let Some(m) = self.markets.get(instrument.0 as usize) else { return Err(RejectReason::UnknownSymbol) };
-        let mark = m.mark.ok_or(RejectReason::NoMarkPrice)?;
+        let at = m.mark.ok_or(RejectReason::NoMarkPrice)?;
+        let mark = at.price;
         let (s, ob, os) = (i128::from(size), i128::from(open_buy), i128::from(open_sell));
         let (bd, sd) = (i128::from(buy_delta), i128::from(sell_delta));
         let reach = match side {
@@ -527,10 +557,9 @@ impl Ledger {
         }
         let k = i128::from(m.params.quote_per_tick_lot);
         let (o, l, q) = (i128::from(mark.0), i128::from(limit.0), i128::from(fill_qty));
-        let imf = i128::from(m.params.initial_margin.0);
         let worst = |b: i128, sl: i128| (s + b).abs().max((s - sl).abs());
-        let before_j = worst(ob, os) * o * k * imf;
-        let after_j = worst(ob + bd, os + sd) * o * k * imf;
+        let before_j = worst(ob, os) * at.initial;
+        let after_j = worst(ob + bd, os + sd) * at.initial;
         let h = slot.map_or(Scaled { equity: 0, maintenance: 0, initial: 0 }, |s| self.scaled(s));
         let imr_after = h.initial - before_j + after_j;
         let slippage = match side {
@@ -633,7 +662,7 @@ impl Ledger {
     /// duplicates) the accounts that may now be below maintenance.
     pub fn set_mark(&mut self, instrument: InstrumentId, price: Price, out: &mut Vec<AccountSlot>) {
         let Some(m) = self.markets.get_mut(instrument.0 as usize) else { return };
-        m.mark = Some(price);
+        m.set_mark_price(Some(price));
         let p = price.0;
         if m.window.is_none_or(|(lo, hi)| p < lo || p > hi) {
             // Outside the window, "far" keys are no longer safe: re-centre it and re-key
@@ -666,7 +695,7 @@ impl Ledger {
         out: &mut Vec<AccountSlot>,
     ) -> Option<(Ppb, i128)> {
         let m = self.markets.get_mut(instrument.0 as usize)?;
-        let mark = m.mark?;
+        let mark = m.mark?.price;
         let (k, p) = (m.params.quote_per_tick_lot, m.params);
         let notional = i128::from(p.impact_notional.0);
         let ib = formulas::impact_price(bids, notional, k);
@@ -711,12 +740,12 @@ impl Ledger {
         let a = self.account(slot);
         let p = a.positions.iter().filter(|p| p.size != 0).max_by_key(|p| {
             let m = &self.markets[p.instrument.0 as usize];
-            let mark = i128::from(m.mark.map_or(0, |x| x.0));
+            let mark = i128::from(m.mark.map_or(0, |x| x.price.0));
             let mmr = i128::from(p.size).abs() * mark * i128::from(m.params.quote_per_tick_lot);
             (mmr * i128::from(m.params.maintenance_margin.0), core::cmp::Reverse(p.instrument))
         })?;
         let m = &self.markets[p.instrument.0 as usize];
-        let mark = m.mark?;
+        let mark = m.mark?.price;
         let lq = self.liquidation;
         let mut prices = formulas::liquidation_prices(
             p.size,
@@ -755,7 +784,7 @@ impl Ledger {
         let lq = self.liquidation;
         let prices = formulas::liquidation_prices(
             size,
-            m.mark?,
+            m.mark?.price,
             h.equity,
             h.maintenance,
             m.params.maintenance_margin,
@@ -770,7 +799,7 @@ impl Ledger {
     /// equity covers (nothing once it has none).
     pub fn insurance_capacity(&self, instrument: InstrumentId, price: Price, qty: Qty, side_of_fund: Side) -> Qty {
         let m = &self.markets[instrument.0 as usize];
-        let mark = i128::from(m.mark.map_or(price.0, |x| x.0));
+        let mark = i128::from(m.mark.map_or(price.0, |x| x.price.0));
         let k = i128::from(m.params.quote_per_tick_lot);
         let loss_per_lot = match side_of_fund {
             Side::Buy => i128::from(price.0) - mark,
@@ -798,7 +827,7 @@ impl Ledger {
             Side::Sell => &m.shorts,
             Side::Buy => &m.longs,
         };
-        let mark = i128::from(m.mark.map_or(0, |x| x.0));
+        let mark = i128::from(m.mark.map_or(0, |x| x.price.0));
         let k = i128::from(m.params.quote_per_tick_lot);
         let mut ranked: Vec<(core::cmp::Reverse<i128>, AccountId, AccountSlot)> = holders
             .iter()
