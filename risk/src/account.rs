@@ -152,7 +152,7 @@ impl Account {
     ) -> FillEffect {
         let funding_paid = self.settle_funding(instrument, funding_index);
         let notional = i128::from(price) * i128::from(qty) * i128::from(k);
-        let fee = ceil_div(notional * i128::from(fee_ppm), 1_000_000);
+        let fee = if fee_ppm == 0 { 0 } else { ceil_div(notional * i128::from(fee_ppm), 1_000_000) };
         let p = self.position_mut(instrument, funding_index);
         let d = match side {
             Side::Buy => i128::from(qty),

@@ -382,8 +382,25 @@ impl Ledger {
 
     /// `true` if the account's equity is below its maintenance requirement (the same test as
     /// [`Health::below_maintenance`], without rounding anything).
+    ///
+    /// Read from the liquidation index when the account has an indexed position: its key is
+    /// the mark at which it crosses maintenance with everything else as it is now, so a long
+    /// is below exactly when the mark is under its key, a short when the mark is over it (a
+    /// far key means "not below" while the mark is inside the window, which it always is).
+    /// Otherwise (no position, a saturated key, the insurance fund or the fee account)
+    /// computed in full. [`Ledger::check_invariants`] checks the two agree for every account.
     #[inline]
     pub fn below_maintenance(&self, slot: AccountSlot) -> bool {
+        let a = self.account(slot);
+        for p in &a.positions {
+            let (Some(k), Some(mark)) = (p.liq_key, self.markets[p.instrument.0 as usize].mark) else { continue };
+            if k.long && k.key != i64::MAX {
+                return mark.price.0 < k.key;
+            }
+            if !k.long && k.key != i64::MIN {
+                return mark.price.0 > k.key;
+            }
+        }
         self.scaled(slot).below_maintenance()
     }
 
@@ -887,6 +904,12 @@ impl Ledger {
     #[allow(clippy::cast_possible_truncation, reason = "slots and instrument ids fit u32 by construction")]
     pub fn check_invariants(&self) -> Result<(), String> {
         let total: i128 = (0..self.accounts.len()).map(|i| self.scaled(AccountSlot(i as u32)).equity).sum();
+        for i in 0..self.accounts.len() {
+            let slot = AccountSlot(i as u32);
+            if self.below_maintenance(slot) != self.scaled(slot).below_maintenance() {
+                return Err(format!("slot {i}: the index and a full computation disagree on maintenance"));
+            }
+        }
         if total != self.deposits - self.withdrawals {
             return Err(format!(
                 "conservation: equity of all accounts {total} != deposits {} - withdrawals {}",
@@ -1124,9 +1147,11 @@ mod tests {
         // Equity 1,000 + 0.4·(m − 50,000) < 0.4·m·0.03 ⟺ m < 48,969.07…: threshold 97,939 ticks.
         let mut out = Vec::new();
         l.set_mark(BTC, Price(97_939), &mut out);
-        assert!(!out.contains(&a) && !l.health(a).below_maintenance());
+        assert!(!out.contains(&a) && !l.health(a).below_maintenance() && !l.below_maintenance(a));
+        l.check_invariants().unwrap();
         l.set_mark(BTC, Price(97_938), &mut out);
-        assert!(out.contains(&a) && l.health(a).below_maintenance());
+        assert!(out.contains(&a) && l.health(a).below_maintenance() && l.below_maintenance(a));
+        l.check_invariants().unwrap();
         // And the short is found when the mark rises far enough.
         out.clear();
         l.set_mark(BTC, Price(100_000), &mut out);
