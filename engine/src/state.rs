@@ -30,7 +30,7 @@
 //! The ledger keeps, per account and instrument, the open quantity of resting orders (the
 //! initial requirement counts it). Every change to a resting order's open quantity goes
 //! through one of this module's wrappers (`rest`, `remove_resting`, `unlink`, `relink`,
-//! `resize`, `decrement`, or a fill booked by the ledger), and
+//! `move_resting`, `resize`, `decrement`, or a fill booked by the ledger), and
 //! [`StateMachine::check_invariants`] checks the two agree.
 //!
 //! # Time
@@ -574,11 +574,11 @@ impl StateMachine {
             self.resize(h, qty);
             return;
         }
-        self.unlink(h);
         if !crossing {
-            self.relink(h, price, qty, Qty::ZERO);
+            self.move_resting(h, price, qty);
             return;
         }
+        self.unlink(h);
         let mut taker = Taker {
             account: o.account,
             slot: AccountSlot(o.acct_slot),
@@ -944,6 +944,19 @@ impl StateMachine {
         let o = *self.books.order(h);
         self.ledger.open_order_delta(AccountSlot(o.acct_slot), o.instrument, o.side, -o.leaves.0);
         self.books.unlink_from_level(h);
+    }
+
+    /// Moves a resting order to the back of the level at `price` with open quantity `leaves`
+    /// (an amend that loses priority and does not cross): one open-quantity update for the
+    /// difference, none when the quantity is unchanged.
+    fn move_resting(&mut self, h: Handle, price: Price, leaves: Qty) {
+        let o = *self.books.order(h);
+        let delta = leaves.0 - o.leaves.0;
+        if delta != 0 {
+            self.ledger.open_order_delta(AccountSlot(o.acct_slot), o.instrument, o.side, delta);
+        }
+        self.books.unlink_from_level(h);
+        self.books.relink(h, price, leaves, Qty::ZERO);
     }
 
     fn relink(&mut self, h: Handle, price: Price, leaves: Qty, filled: Qty) {
