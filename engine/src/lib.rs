@@ -4,7 +4,7 @@
 //! ```text
 //!  Sequenced command ──▶ StateMachine::apply ──▶ events (accepted, trade, cancelled, book, …)
 //!                          │  instruments, marks
-//!                          │  books (book.rs: slab orders, pooled levels, ladders)
+//!                          │  books (book.rs: slab orders, pooled levels; ladder.rs: levels by price)
 //!                          │  ledger (l2x-risk)
 //!                          ▼
 //!                     CanonicalState ──▶ StateHash (SHA-256)
@@ -21,6 +21,7 @@
 
 mod book;
 mod hash;
+mod ladder;
 pub mod scenario;
 mod state;
 
