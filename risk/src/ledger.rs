@@ -64,6 +64,18 @@ struct Market {
     /// Marks `[lo, hi]` inside which far accounts need no exact key (module doc, "The
     /// window"); `None` until the first oracle price: every account is then keyed exactly.
     window: Option<(i64, i64)>,
+    /// Per lot of a long, `b / size = k · (10⁶ − MMF)`; of a short, `k · (10⁶ + MMF)`.
+    slope_long: i128,
+    slope_short: i128,
+}
+
+/// `a · b`, in one multiplication when both fit `i64`; `None` on overflow.
+#[inline]
+fn mul_wide(a: i128, b: i128) -> Option<i128> {
+    match (i64::try_from(a), i64::try_from(b)) {
+        (Ok(a), Ok(b)) => Some(i128::from(a) * i128::from(b)),
+        _ => a.checked_mul(b),
+    }
 }
 
 /// A market's mark price and what one lot is worth and requires at it, computed once per
@@ -99,28 +111,24 @@ impl Market {
         if size == 0 {
             return None;
         }
-        let k = i128::from(self.params.quote_per_tick_lot);
-        let s = i128::from(size);
-        let b = k * (PPM * s - s.abs() * i128::from(self.params.maintenance_margin.0));
-        let mark = i128::from(self.mark.map_or(0, |x| x.price.0));
-        let rest = hscaled - mark * b;
-        // MMF < 1, so b has the sign of the size.
-        let long = b > 0;
+        // b = k · (10⁶ · size − |size| · MMF): size times the per-lot slope of its side.
+        let long = size > 0;
+        let b = i128::from(size) * if long { self.slope_long } else { self.slope_short };
+        let mark = self.mark.map_or(0, |x| x.price.0);
         if let Some((lo, hi)) = self.window {
-            // An i64 · i64 product always fits i128: one multiplication when b fits i64.
-            let edge = |x: i64, b: i128| match i64::try_from(b) {
-                Ok(b) => Some(i128::from(x) * i128::from(b)),
-                Err(_) => i128::from(x).checked_mul(b),
-            };
+            // With h_rest = hscaled − mark·b: a long is far when ⌈−h_rest / b⌉ ≤ lo, i.e.
+            // (mark − lo)·b ≤ hscaled; a short when ⌊h_rest / −b⌋ ≥ hi, i.e.
+            // (hi − mark)·(−b) ≤ hscaled. No division, one multiplication.
             let far = if long {
-                edge(lo, b).is_some_and(|lob| -rest <= lob)
+                mul_wide(i128::from(mark) - i128::from(lo), b).is_some_and(|x| x <= hscaled)
             } else {
-                edge(hi, -b).is_some_and(|hib| rest >= hib)
+                mul_wide(i128::from(hi) - i128::from(mark), -b).is_some_and(|x| x <= hscaled)
             };
             if far {
                 return Some(IndexKey { long, key: if long { i64::MIN } else { i64::MAX } });
             }
         }
+        let rest = hscaled - i128::from(mark) * b;
         let key = if long { saturate(ceil_div(-rest, b)) } else { saturate(floor_div(rest, -b)) };
         Some(IndexKey { long, key })
     }
@@ -250,6 +258,8 @@ impl Ledger {
             shorts: BTreeSet::new(),
             multi: BTreeSet::new(),
             window: None,
+            slope_long: i128::from(params.quote_per_tick_lot) * (PPM - i128::from(params.maintenance_margin.0)),
+            slope_short: i128::from(params.quote_per_tick_lot) * (PPM + i128::from(params.maintenance_margin.0)),
         });
         Ok(id)
     }
@@ -547,6 +557,7 @@ impl Ledger {
     }
 
     #[allow(clippy::too_many_arguments, reason = "shared core of the two pre-trade checks")]
+    #[inline(always)]
     fn check_exposure(
         &self,
         slot: Option<AccountSlot>,
