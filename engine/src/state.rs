@@ -390,7 +390,7 @@ impl StateMachine {
 
     fn new_order(&mut self, o: &NewOrder, out: &mut Vec<Event>) {
         let rej = |r| reject(CommandKind::New, Some(o.account), Some(o.cid), r);
-        let Some(inst) = self.instrument(o.instrument).copied() else {
+        let Some(max_order_qty) = self.instrument(o.instrument).map(|i| i.max_order_qty) else {
             return out.push(rej(RejectReason::UnknownSymbol));
         };
         let market = o.order_type == OrderType::Market;
@@ -412,7 +412,7 @@ impl StateMachine {
         if !o.qty.is_positive() {
             return out.push(rej(RejectReason::BadQty));
         }
-        if o.qty > inst.max_order_qty {
+        if o.qty > max_order_qty {
             return out.push(rej(RejectReason::MaxOrderQty));
         }
         if self.books.find(o.account, o.cid).is_some() {
@@ -519,7 +519,7 @@ impl StateMachine {
             return out.push(rej(RejectReason::UnknownOrder));
         };
         let o = *self.books.order(h);
-        let inst = self.instruments[o.instrument.0 as usize];
+        let max_order_qty = self.instruments[o.instrument.0 as usize].max_order_qty;
         let price = a.price.unwrap_or(o.price);
         let qty = a.qty.unwrap_or(o.leaves);
         if price.0 <= 0 {
@@ -528,7 +528,7 @@ impl StateMachine {
         if !qty.is_positive() {
             return out.push(rej(RejectReason::BadQty));
         }
-        if qty > inst.max_order_qty {
+        if qty > max_order_qty {
             return out.push(rej(RejectReason::MaxOrderQty));
         }
         if price != o.price {

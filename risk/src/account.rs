@@ -98,6 +98,7 @@ impl Account {
         self.positions.binary_search_by_key(&instrument, |p| p.instrument).ok().map(|i| &self.positions[i])
     }
 
+    #[inline]
     pub(crate) fn position_mut(&mut self, instrument: InstrumentId, funding_index: i128) -> &mut Position {
         let i = match self.positions.binary_search_by_key(&instrument, |p| p.instrument) {
             Ok(i) => i,
@@ -140,6 +141,7 @@ impl Account {
     /// against the account for longs and shorts alike. Returns the effect; the fee is
     /// the caller's to credit to the fee account.
     #[allow(clippy::too_many_arguments, reason = "internal: one fill, fully described")]
+    #[inline]
     pub(crate) fn apply_fill(
         &mut self,
         instrument: InstrumentId,
