@@ -47,9 +47,14 @@ pub struct Options {
     /// Resting orders in the book before the stream (held near this size).
     #[arg(long, default_value_t = 1_000)]
     pub resting: usize,
-    /// Trading accounts (each deposits enough that margin is never a concern).
+    /// Trading accounts.
     #[arg(long, default_value_t = 1_000)]
     pub accounts: u32,
+    /// Each account's deposit, USDC. The default is so large that no order is refused for
+    /// margin and no account comes near maintenance; smaller deposits make accounts
+    /// leveraged (some orders refused, liquidation-index trees in use).
+    #[arg(long, default_value_t = 1_000_000_000)]
+    pub collateral: i64,
     /// Offered rates for the latency runs, commands per second (`k` and `M` suffixes allowed).
     #[arg(long, value_delimiter = ',', value_parser = parse_rate, default_value = "1M,3M,5M,10M")]
     pub rates: Vec<u64>,
@@ -73,6 +78,7 @@ impl Default for Options {
             warmup: 200_000,
             resting: 1_000,
             accounts: 1_000,
+            collateral: 1_000_000_000,
             rates: vec![1_000_000, 3_000_000, 5_000_000, 10_000_000],
             throughput_runs: 5,
             pin: None,
@@ -161,6 +167,8 @@ pub struct MixReport {
     pub warmup: u64,
     /// Trading accounts.
     pub accounts: u32,
+    /// Each account's deposit, USDC.
+    pub collateral_usdc: i64,
     /// Target number of resting orders.
     pub resting_target: u64,
     /// What the measured commands were and did.
@@ -288,6 +296,10 @@ pub struct TimerReport {
 pub fn run(opts: &Options) -> anyhow::Result<Report> {
     ensure!(opts.commands > 0, "--commands must be positive");
     ensure!(opts.accounts > 0, "--accounts must be positive");
+    ensure!(
+        opts.collateral > 0 && opts.collateral <= 1_000_000_000_000,
+        "--collateral must be between 1 and 10^12 USDC"
+    );
     ensure!(opts.throughput_runs > 0, "--throughput-runs must be positive");
     ensure!(!opts.rates.is_empty(), "--rates needs at least one rate");
     // Before pinning: the affinity mask narrows what the process sees.
@@ -302,6 +314,7 @@ pub fn run(opts: &Options) -> anyhow::Result<Report> {
             mix,
             seed: opts.seed,
             accounts: opts.accounts,
+            collateral_usdc: opts.collateral,
             resting: opts.resting,
             warmup: opts.warmup,
             commands: opts.commands,
@@ -319,6 +332,7 @@ pub fn run(opts: &Options) -> anyhow::Result<Report> {
             commands: n,
             warmup: opts.warmup as u64,
             accounts: opts.accounts,
+            collateral_usdc: opts.collateral,
             resting_target: opts.resting as u64,
             workload: summarize(workload.stats(), n),
             max_throughput_per_s: per_second(n, best),
@@ -569,8 +583,8 @@ impl Report {
             let c = &w.composition;
             let _ = writeln!(
                 s,
-                "\nmix {} (seed {}, {} commands after {} warm-up, {} accounts, ~{} resting)",
-                r.mix, r.seed, r.commands, r.warmup, r.accounts, r.resting_target
+                "\nmix {} (seed {}, {} commands after {} warm-up, {} accounts of {} USDC, ~{} resting)",
+                r.mix, r.seed, r.commands, r.warmup, r.accounts, r.collateral_usdc, r.resting_target
             );
             let _ = writeln!(
                 s,

@@ -19,8 +19,10 @@
 //! # Layout of a [`Workload`]
 //!
 //! 1. **Setup**: list `BTC-PERP` (tick 0.5, lot 0.001, band 10 %, no trading fees), deposit
-//!    10⁹ USDC into each account (every order passes the pre-trade margin check, which runs
-//!    in full, and no account comes near maintenance), one oracle price, 50,000 (100,000
+//!    `collateral_usdc` into each account (by default 10⁹ USDC: every order passes the
+//!    pre-trade margin check, which runs in full, and no account comes near maintenance;
+//!    with less, some orders are refused `insufficient_margin` and the stream stays valid,
+//!    the generator tracking only accepted orders), one oracle price, 50,000 (100,000
 //!    ticks).
 //! 2. **Prefill**: passive GTC orders until `resting` orders rest.
 //! 3. **Warm-up**: `warmup` commands of the mix (replayed untimed before every timed run).
@@ -167,6 +169,8 @@ pub struct Config {
     pub seed: u64,
     /// Number of trading accounts (ids 1..=accounts).
     pub accounts: u32,
+    /// Each account's deposit, USDC.
+    pub collateral_usdc: i64,
     /// Resting orders the book is filled to before the stream, and held near.
     pub resting: usize,
     /// Commands replayed untimed before each timed run.
@@ -392,7 +396,7 @@ impl Generator {
         };
         self.push(Command::ListInstrument(Box::new(spec)), false);
         for account in 1..=u64::from(self.config.accounts) {
-            let amount = Amount(1_000_000_000 * Amount::ONE);
+            let amount = Amount(self.config.collateral_usdc.saturating_mul(Amount::ONE));
             self.push(Command::Deposit { to: Holder::Account(AccountId(account)), amount }, false);
         }
         self.push(Command::Oracle { instrument: INSTRUMENT, price: MARK }, false);
@@ -680,7 +684,7 @@ mod tests {
     use super::*;
 
     fn config(mix: Mix, commands: usize) -> Config {
-        Config { mix, seed: 7, accounts: 200, resting: 1_000, warmup: 2_000, commands }
+        Config { mix, seed: 7, accounts: 200, collateral_usdc: 1_000_000_000, resting: 1_000, warmup: 2_000, commands }
     }
 
     #[test]
