@@ -100,14 +100,21 @@ impl Account {
 
     #[inline]
     pub(crate) fn position_mut(&mut self, instrument: InstrumentId, funding_index: i128) -> &mut Position {
-        let i = match self.positions.binary_search_by_key(&instrument, |p| p.instrument) {
+        let i = self.position_index(instrument, funding_index);
+        &mut self.positions[i]
+    }
+
+    /// The index of the position record in `instrument`, created (settled at
+    /// `funding_index`) if there is none.
+    #[inline]
+    fn position_index(&mut self, instrument: InstrumentId, funding_index: i128) -> usize {
+        match self.positions.binary_search_by_key(&instrument, |p| p.instrument) {
             Ok(i) => i,
             Err(i) => {
                 self.positions.insert(i, Position::new(instrument, funding_index));
                 i
             }
-        };
-        &mut self.positions[i]
+        }
     }
 
     /// `true` if any position is open.
@@ -152,10 +159,19 @@ impl Account {
         fee_ppm: i64,
         funding_index: i128,
     ) -> FillEffect {
-        let funding_paid = self.settle_funding(instrument, funding_index);
+        // One lookup for the funding settlement and the fill (a new record starts at the
+        // current index, so it owes no funding, as when settle_funding finds no record).
+        let i = self.position_index(instrument, funding_index);
+        let funding_paid = {
+            let p = &mut self.positions[i];
+            let paid = i128::from(p.size) * (funding_index - p.funding_index);
+            p.funding_index = funding_index;
+            paid
+        };
+        self.credit(-funding_paid);
         let notional = i128::from(price) * i128::from(qty) * i128::from(k);
         let fee = if fee_ppm == 0 { 0 } else { ceil_div(notional * i128::from(fee_ppm), 1_000_000) };
-        let p = self.position_mut(instrument, funding_index);
+        let p = &mut self.positions[i];
         let d = match side {
             Side::Buy => i128::from(qty),
             Side::Sell => -i128::from(qty),
