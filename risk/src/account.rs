@@ -29,6 +29,8 @@ pub struct Position {
     pub open_sell: i64,
     /// Liquidation-index key of this position, if indexed (see the ledger's module doc).
     pub(crate) liq_key: Option<IndexKey>,
+    /// Its place in its liquidation-index bucket, when near (`index.rs`).
+    pub(crate) liq_place: u32,
 }
 
 /// Where a position sits in its market's liquidation index: which set (longs or shorts) and
@@ -43,7 +45,17 @@ pub(crate) struct IndexKey {
 
 impl Position {
     fn new(instrument: InstrumentId, funding_index: i128) -> Position {
-        Position { instrument, size: 0, cost: 0, funding_index, realised: 0, open_buy: 0, open_sell: 0, liq_key: None }
+        Position {
+            instrument,
+            size: 0,
+            cost: 0,
+            funding_index,
+            realised: 0,
+            open_buy: 0,
+            open_sell: 0,
+            liq_key: None,
+            liq_place: 0,
+        }
     }
 
     /// Average entry price in ticks, exact as a fraction `cost / (size · k)`; `None` when
@@ -102,6 +114,12 @@ impl Account {
     pub(crate) fn position_mut(&mut self, instrument: InstrumentId, funding_index: i128) -> &mut Position {
         let i = self.position_index(instrument, funding_index);
         &mut self.positions[i]
+    }
+
+    /// The index of the position record in `instrument`, if there is one.
+    #[inline]
+    pub(crate) fn position_index_of(&self, instrument: InstrumentId) -> Option<usize> {
+        self.positions.binary_search_by_key(&instrument, |p| p.instrument).ok()
     }
 
     /// The index of the position record in `instrument`, created (settled at

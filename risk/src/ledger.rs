@@ -6,13 +6,16 @@
 //! An account's scaled health `h = 10⁶ · equity − Σ |size|·mark·k·MMF_ppm` is linear in
 //! each mark price: `h = h_rest + mark_j · b_j` with `b_j = k_j · (10⁶ · size_j −
 //! |size_j| · MMF_j)`. Holding the other marks fixed, the account crosses maintenance in
-//! instrument j at the mark `−h_rest / b_j`. Each market keeps its longs ordered by that
-//! price (liquidatable when the mark falls **below** it) and its shorts likewise (when the
-//! mark rises **above** it). An oracle tick in j then finds its liquidatable accounts with
-//! two range queries — cost proportional to the accounts that crossed — plus a re-key of
-//! the accounts that hold j **and** another instrument (their thresholds elsewhere moved).
-//! An account is re-keyed whenever its collateral or positions change; a funding tick
-//! re-keys every holder of the instrument (its unsettled funding changed).
+//! instrument j at the mark `−h_rest / b_j`, its **key**: a long is liquidatable when the
+//! mark falls **below** its key, a short when the mark rises **above** it. Each market
+//! buckets its accounts by key (`index.rs`: longs and shorts apart, a fixed number of
+//! buckets across the window below), so an oracle tick in j finds its liquidatable
+//! accounts by walking the buckets past the new mark — cost proportional to the accounts
+//! that crossed, plus the occupied buckets passed — and re-keys the accounts that hold j
+//! **and** another instrument (their thresholds elsewhere moved). An account is re-keyed
+//! whenever its collateral or positions change; a funding tick re-keys every holder of the
+//! instrument (its unsettled funding changed). Each market also keeps the set of accounts
+//! holding a long and holding a short, for funding ticks and auto-deleveraging.
 //!
 //! # The window: re-keying accounts that no price near the mark can liquidate
 //!
@@ -20,14 +23,15 @@
 //! `hi = 2 · mark`, set when the first oracle price arrives and reset whenever an oracle
 //! price falls outside it). A long whose threshold is at or below `lo`, or a short whose
 //! threshold is at or above `hi`, cannot be liquidated by any mark inside the window: it is
-//! indexed with the sentinel key `i64::MIN` (long) or `i64::MAX` (short), which no range
-//! query returns. Telling "far" from "near" needs no division (`−h_rest ≤ lo · b` for a
-//! long), and re-keying an account whose key did not change touches no tree. So an account
-//! with low leverage (a long with less than about 2× leverage, a short with less than
-//! about 1×) costs a few multiplications per fill; a leveraged one pays the two `BTreeSet`
-//! updates. When an oracle price leaves the window, the window is re-centred on it and every
-//! holder of the instrument re-keyed (O(holders · log holders), once per halving or
-//! doubling of the price) before the range queries, so the queries stay exact.
+//! keyed with the sentinel `i64::MIN` (long) or `i64::MAX` (short) and sits in no bucket.
+//! Telling "far" from "near" needs no division (`(mark − lo) · b ≤ h` for a long). So an
+//! account with low leverage (a long with less than about 2× leverage, a short with less
+//! than about 1×) costs a few multiplications per fill; a leveraged one also moves between
+//! buckets when its key leaves its bucket (a swap-remove and a push). When an oracle price
+//! leaves the window, the window is re-centred on it and every holder of the instrument
+//! re-keyed and re-bucketed (O(holders), once per halving or doubling of the price) before
+//! the queries, so the queries stay exact. Before the first oracle price there is no
+//! window: every account is keyed exactly and sits in the overflow bucket.
 //!
 //! # Performance
 //!
@@ -43,6 +47,7 @@ use l2x_types::{AccountId, Amount, DetMap, Fraction, Holder, InstrumentId, Ppb, 
 
 use crate::account::{Account, FillEffect, IndexKey, Position};
 use crate::formulas::{self, LiquidationPrices};
+use crate::index::{BUCKETS, Buckets, Geometry, OVERFLOW};
 use crate::math::{ceil_div, floor_div, saturate};
 use crate::params::{LiquidationParams, MarketParams};
 use crate::{AccountSlot, LedgerError};
@@ -56,14 +61,17 @@ struct Market {
     /// through [`Market::set_mark_price`], which keeps the products in step.
     mark: Option<Mark>,
     funding_index: i128,
-    /// (threshold key, slot) of longs and shorts with a position (see module doc).
-    longs: BTreeSet<(i64, u32)>,
-    shorts: BTreeSet<(i64, u32)>,
+    /// Slots holding a long, and a short, in this market (near or far).
+    long_holders: BTreeSet<u32>,
+    short_holders: BTreeSet<u32>,
+    /// Near longs and shorts, bucketed by key (module doc; `index.rs`).
+    near_longs: Buckets,
+    near_shorts: Buckets,
     /// Slots holding this instrument and at least one other.
     multi: BTreeSet<u32>,
-    /// Marks `[lo, hi]` inside which far accounts need no exact key (module doc, "The
-    /// window"); `None` until the first oracle price: every account is then keyed exactly.
-    window: Option<(i64, i64)>,
+    /// The window of marks `[lo, hi]` inside which far accounts need no exact key, and its
+    /// buckets (module doc, "The window"); `None` until the first oracle price.
+    window: Option<Geometry>,
     /// Per lot of a long, `b / size = k · (10⁶ − MMF)`; of a short, `k · (10⁶ + MMF)`.
     slope_long: i128,
     slope_short: i128,
@@ -92,6 +100,30 @@ struct Mark {
 }
 
 impl Market {
+    /// The bucket of an indexed position's key: `None` for a far key (in no bucket), the
+    /// overflow bucket while there is no window.
+    #[inline]
+    fn bucket(&self, key: IndexKey) -> Option<usize> {
+        match self.window {
+            None => Some(OVERFLOW),
+            Some(_) if key.key == if key.long { i64::MIN } else { i64::MAX } => None,
+            Some(g) => Some(g.bucket(key.long, key.key)),
+        }
+    }
+
+    fn near_mut(&mut self, long: bool) -> &mut Buckets {
+        if long { &mut self.near_longs } else { &mut self.near_shorts }
+    }
+
+    fn holders_mut(&mut self, long: bool) -> &mut BTreeSet<u32> {
+        if long { &mut self.long_holders } else { &mut self.short_holders }
+    }
+
+    /// Every holder, longs then shorts.
+    fn holders(&self) -> Vec<u32> {
+        self.long_holders.iter().chain(self.short_holders.iter()).copied().collect()
+    }
+
     /// Sets (or clears) the mark and the per-lot products that go with it.
     fn set_mark_price(&mut self, price: Option<Price>) {
         self.mark = price.map(|price| {
@@ -115,7 +147,7 @@ impl Market {
         let long = size > 0;
         let b = i128::from(size) * if long { self.slope_long } else { self.slope_short };
         let mark = self.mark.map_or(0, |x| x.price.0);
-        if let Some((lo, hi)) = self.window {
+        if let Some(Geometry { lo, hi, .. }) = self.window {
             // With h_rest = hscaled − mark·b: a long is far when ⌈−h_rest / b⌉ ≤ lo, i.e.
             // (mark − lo)·b ≤ hscaled; a short when ⌊h_rest / −b⌋ ≥ hi, i.e.
             // (hi − mark)·(−b) ≤ hscaled. No division, one multiplication.
@@ -254,8 +286,10 @@ impl Ledger {
             params,
             mark: None,
             funding_index: 0,
-            longs: BTreeSet::new(),
-            shorts: BTreeSet::new(),
+            long_holders: BTreeSet::new(),
+            short_holders: BTreeSet::new(),
+            near_longs: Buckets::default(),
+            near_shorts: Buckets::default(),
             multi: BTreeSet::new(),
             window: None,
             slope_long: i128::from(params.quote_per_tick_lot) * (PPM - i128::from(params.maintenance_margin.0)),
@@ -692,18 +726,40 @@ impl Ledger {
         let Some(m) = self.markets.get_mut(instrument.0 as usize) else { return };
         m.set_mark_price(Some(price));
         let p = price.0;
-        if m.window.is_none_or(|(lo, hi)| p < lo || p > hi) {
-            // Outside the window, "far" keys are no longer safe: re-centre it and re-key
-            // every holder (module doc, "The window").
-            m.window = Some((p / 2, p.saturating_mul(2)));
-            let holders: Vec<u32> = m.longs.iter().chain(m.shorts.iter()).map(|&(_, s)| s).collect();
+        if m.window.is_none_or(|g| p < g.lo || p > g.hi) {
+            // Outside the window, "far" keys are no longer safe: re-centre it and re-key and
+            // re-bucket every holder (module doc, "The window").
+            m.window = Some(Geometry::new(p / 2, p.saturating_mul(2).max(p / 2 + 1)));
+            m.near_longs.clear();
+            m.near_shorts.clear();
+            let holders = m.holders();
+            for &s in &holders {
+                if let Some(i) = self.accounts[s as usize].position_index_of(instrument) {
+                    self.accounts[s as usize].positions[i].liq_key = None;
+                }
+            }
             for s in holders {
                 self.reindex(AccountSlot(s));
             }
         }
         let m = &self.markets[instrument.0 as usize];
-        out.extend(m.longs.range((p.saturating_add(1), 0)..).map(|&(_, s)| AccountSlot(s)));
-        out.extend(m.shorts.range(..(p, 0)).map(|&(_, s)| AccountSlot(s)));
+        let g = m.window.unwrap_or(Geometry::new(p / 2, p.saturating_mul(2).max(p / 2 + 1)));
+        let key_of =
+            |s: u32| self.accounts[s as usize].position(instrument).and_then(|p| p.liq_key).map_or(0, |k| k.key);
+        // Longs with key > p: the buckets above p's, the overflow, and those of p's own bucket
+        // whose key is above p (index.rs, "Queries").
+        let first = if p > g.lo { g.bucket(true, p) } else { 0 };
+        out.extend(m.near_longs.members_in(first + usize::from(p > g.lo)..BUCKETS, true).map(AccountSlot));
+        if p > g.lo {
+            out.extend(m.near_longs.bucket(first).iter().filter(|&&s| key_of(s) > p).map(|&s| AccountSlot(s)));
+        }
+        // Shorts with key < p: the buckets below p's, the overflow, and those of p's own
+        // bucket whose key is below p.
+        let last = if p < g.hi { g.bucket(false, p) } else { BUCKETS };
+        out.extend(m.near_shorts.members_in(0..last, true).map(AccountSlot));
+        if p < g.hi {
+            out.extend(m.near_shorts.bucket(last).iter().filter(|&&s| key_of(s) < p).map(|&s| AccountSlot(s)));
+        }
         let multi: Vec<u32> = m.multi.iter().copied().collect();
         for s in multi {
             self.reindex(AccountSlot(s));
@@ -731,8 +787,7 @@ impl Ledger {
         let rate = formulas::funding_rate(ib, ia, mark, p.funding_interest, p.funding_clamp);
         m.funding_index += formulas::funding_per_lot(rate, mark, k);
         let index = m.funding_index;
-        let holders: Vec<u32> = m.longs.iter().chain(m.shorts.iter()).map(|&(_, s)| s).collect();
-        for s in holders {
+        for s in m.holders() {
             self.reindex(AccountSlot(s));
             if self.below_maintenance(AccountSlot(s)) {
                 out.push(AccountSlot(s));
@@ -852,14 +907,14 @@ impl Ledger {
         let m = &self.markets[instrument.0 as usize];
         // The liquidated account sells (it is long): counterparties are shorts, and so on.
         let holders = match side_of_liquidated {
-            Side::Sell => &m.shorts,
-            Side::Buy => &m.longs,
+            Side::Sell => &m.short_holders,
+            Side::Buy => &m.long_holders,
         };
         let mark = i128::from(m.mark.map_or(0, |x| x.price.0));
         let k = i128::from(m.params.quote_per_tick_lot);
         let mut ranked: Vec<(core::cmp::Reverse<i128>, AccountId, AccountSlot)> = holders
             .iter()
-            .map(|&(_, s)| AccountSlot(s))
+            .map(|&s| AccountSlot(s))
             .filter(|&s| s != exclude && s != Self::INSURANCE && s != Self::FEES)
             .filter_map(|s| {
                 let a = self.account(s);
@@ -890,15 +945,35 @@ impl Ledger {
             let m = &mut self.markets[p.instrument.0 as usize];
             let key = m.index_key(p.size, hscaled);
             if key != p.liq_key {
-                if let Some(old) = p.liq_key {
-                    let set = if old.long { &mut m.longs } else { &mut m.shorts };
-                    set.remove(&(old.key, slot.0));
+                let (old_side, new_side) = (p.liq_key.map(|k| k.long), key.map(|k| k.long));
+                if old_side != new_side {
+                    if let Some(long) = old_side {
+                        m.holders_mut(long).remove(&slot.0);
+                    }
+                    if let Some(long) = new_side {
+                        m.holders_mut(long).insert(slot.0);
+                    }
                 }
-                if let Some(new) = key {
-                    let set = if new.long { &mut m.longs } else { &mut m.shorts };
-                    set.insert((new.key, slot.0));
+                let old = p.liq_key.and_then(|k| Some((k.long, m.bucket(k)?)));
+                let new = key.and_then(|k| Some((k.long, m.bucket(k)?)));
+                let mut place = p.liq_place;
+                if old != new {
+                    if let Some((long, bucket)) = old
+                        && let Some(moved) = m.near_mut(long).remove(bucket, p.liq_place)
+                    {
+                        // The bucket's last member took the freed place.
+                        let a = &mut self.accounts[moved as usize];
+                        if let Some(j) = a.position_index_of(p.instrument) {
+                            a.positions[j].liq_place = p.liq_place;
+                        }
+                    }
+                    if let Some((long, bucket)) = new {
+                        place = m.near_mut(long).insert(bucket, slot.0);
+                    }
                 }
-                self.accounts[slot.index()].positions[i].liq_key = key;
+                let record = &mut self.accounts[slot.index()].positions[i];
+                record.liq_key = key;
+                record.liq_place = place;
             }
             if p.size != 0 && open >= 2 {
                 m.multi.insert(slot.0);
@@ -937,14 +1012,25 @@ impl Ledger {
             if net != 0 {
                 return Err(format!("instrument {i}: positions net to {net}, not zero"));
             }
+            let mut near = 0;
             for (slot, a) in self.accounts.iter().enumerate().skip(2) {
                 let Some(p) = a.position(InstrumentId(i as u32)) else { continue };
-                let indexed = p.liq_key.is_some_and(|k| {
-                    let set = if k.long { &m.longs } else { &m.shorts };
-                    set.contains(&(k.key, slot as u32))
-                });
-                if (p.size != 0) != indexed {
-                    return Err(format!("instrument {i}: slot {slot} indexed {indexed} with size {}", p.size));
+                let slot32 = slot as u32;
+                let held = (m.long_holders.contains(&slot32), m.short_holders.contains(&slot32));
+                if held != (p.size > 0, p.size < 0) || p.liq_key.is_some() != (p.size != 0) {
+                    return Err(format!(
+                        "instrument {i}: slot {slot} held {held:?}, keyed {:?}, size {}",
+                        p.liq_key, p.size
+                    ));
+                }
+                if let Some(k) = p.liq_key
+                    && let Some(bucket) = m.bucket(k)
+                {
+                    let buckets = if k.long { &m.near_longs } else { &m.near_shorts };
+                    if buckets.member(bucket, p.liq_place) != Some(slot32) {
+                        return Err(format!("instrument {i}: slot {slot} not at its place in bucket {bucket}"));
+                    }
+                    near += 1;
                 }
                 let h = self.scaled(AccountSlot(slot as u32));
                 let expected = m.index_key(p.size, PPM * h.equity - h.maintenance);
@@ -955,7 +1041,15 @@ impl Ledger {
                     return Err(format!("instrument {i}: slot {slot} negative open quantity"));
                 }
             }
-            let live = m.longs.len() + m.shorts.len();
+            if near != m.near_longs.len() + m.near_shorts.len() {
+                return Err(format!(
+                    "instrument {i}: {near} near positions, buckets hold {}",
+                    m.near_longs.len() + m.near_shorts.len()
+                ));
+            }
+            m.near_longs.check_invariants(Side::Buy)?;
+            m.near_shorts.check_invariants(Side::Sell)?;
+            let live = m.long_holders.len() + m.short_holders.len();
             let holders = self
                 .accounts
                 .iter()

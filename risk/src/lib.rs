@@ -29,6 +29,7 @@
 
 mod account;
 pub mod formulas;
+mod index;
 mod ledger;
 mod math;
 mod params;
