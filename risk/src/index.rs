@@ -156,20 +156,28 @@ impl Buckets {
         regular.chain(overflow.then_some(OVERFLOW)).flat_map(move |bucket| self.members[bucket].iter().copied())
     }
 
-    /// Checks that the occupancy bits and the count agree with the members.
+    /// Checks that the occupancy bits and the count agree with the members, in
+    /// O(occupied buckets): every marked bucket has members, and the marked buckets hold
+    /// `len` members between them (so no unmarked bucket holds any, `len` being kept apart).
     ///
     /// # Errors
     /// A description of the first disagreement.
     pub(crate) fn check_invariants(&self, side: Side) -> Result<(), String> {
         let mut count = 0;
-        for (b, members) in self.members.iter().enumerate() {
-            if (self.occupied[b >> 6] >> (b & 63) & 1 == 1) == members.is_empty() {
-                return Err(format!("{side} bucket {b}: occupancy bit wrong"));
+        for (w, &word) in self.occupied.iter().enumerate() {
+            let mut bits = word;
+            while bits != 0 {
+                let b = (w << 6) | bits.trailing_zeros() as usize;
+                let members = self.members.get(b).map_or(0, Vec::len);
+                if members == 0 {
+                    return Err(format!("{side} bucket {b}: marked but empty"));
+                }
+                count += members;
+                bits &= bits - 1;
             }
-            count += members.len();
         }
         if count != self.len {
-            return Err(format!("{side}: {count} members, len {}", self.len));
+            return Err(format!("{side}: {count} members in marked buckets, len {}", self.len));
         }
         Ok(())
     }
