@@ -20,10 +20,13 @@
 #![deny(clippy::float_arithmetic)]
 
 mod book;
-mod hash;
+mod bytes;
+mod canonical;
+pub mod journal;
 pub mod scenario;
 mod state;
 
 pub use book::RestingOrder;
-pub use hash::{AccountState, CanonicalState, MatchingState, PositionState, StateHash};
-pub use state::StateMachine;
+pub use bytes::DecodeError;
+pub use canonical::{AccountState, CanonicalState, MatchingState, PositionState, StateHash};
+pub use state::{RestoreError, StateMachine};

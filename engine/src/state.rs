@@ -49,7 +49,7 @@ use l2x_types::{
 };
 
 use crate::book::{Books, Handle, NIL, Order, RestingOrder, crosses};
-use crate::hash::{AccountState, CanonicalState, MatchingState, PositionState};
+use crate::canonical::{AccountState, CanonicalState, MatchingState, PositionState};
 
 /// Everything the exchange knows, and the only code that changes it.
 #[derive(Clone, Debug, Default)]
@@ -72,6 +72,11 @@ pub struct StateMachine {
     /// Accounts an oracle or funding tick may have put below maintenance.
     suspects: Vec<AccountSlot>,
 }
+
+/// Why a canonical state could not be restored.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+#[error("inconsistent snapshot: {0}")]
+pub struct RestoreError(pub String);
 
 /// The order that is taking liquidity: a new order, an amended one that crosses, or a
 /// liquidation order.
@@ -112,6 +117,79 @@ impl StateMachine {
     /// An empty exchange whose risk ledger was configured by the caller (what-if runs).
     pub fn with_ledger(ledger: Ledger) -> StateMachine {
         StateMachine { next_order_id: 1, next_trade_id: 1, ledger, ..StateMachine::default() }
+    }
+
+    /// Rebuilds a state machine from a canonical state (a snapshot): instruments and marks,
+    /// the ledger, then every resting order in priority order; every index (cid, accounts,
+    /// levels, expiries, the liquidation index) is recomputed. The result's canonical state
+    /// must equal `state` exactly, which also validates the snapshot's consistency.
+    ///
+    /// # Errors
+    /// [`RestoreError`] naming what in the snapshot is inconsistent.
+    pub fn restore(state: &CanonicalState, ledger: Ledger) -> Result<StateMachine, RestoreError> {
+        let bad = |what: String| RestoreError(what);
+        let mut sm = StateMachine::with_ledger(ledger);
+        for (i, (spec, mark)) in state.matching.instruments.iter().enumerate() {
+            let mut out = Vec::new();
+            sm.list_instrument(spec, &mut out);
+            if !matches!(out.as_slice(), [Event::InstrumentListed { .. }]) {
+                return Err(bad(format!("instrument {i} ({}) does not list", spec.symbol)));
+            }
+            let index = state.funding_indexes.get(i).copied().ok_or(bad("missing funding index".into()))?;
+            sm.ledger.restore_market(InstrumentId(u32::try_from(i).unwrap_or(u32::MAX)), *mark, index);
+        }
+        for a in &state.accounts {
+            let positions: Vec<l2x_risk::Position> = a
+                .positions
+                .iter()
+                .map(|p| {
+                    let mut record = l2x_risk::Position::new(p.instrument, p.funding_index);
+                    record.size = p.size.0;
+                    record.cost = p.cost;
+                    record.realised = p.realised;
+                    record
+                })
+                .collect();
+            sm.ledger.restore_account(a.holder, a.collateral.0, &positions);
+        }
+        sm.ledger.restore_flows_and_index(state.deposits, state.withdrawals);
+        sm.now = state.matching.now;
+        for o in &state.matching.orders {
+            if sm.instrument(o.instrument).is_none()
+                || !o.leaves.is_positive()
+                || sm.books.find(o.account, o.cid).is_some()
+            {
+                return Err(bad(format!("resting order {} is not valid here", o.order_id)));
+            }
+            let slot = sm.ledger.slot(o.account).ok_or(bad(format!("order {} of an unknown account", o.order_id)))?;
+            let mut order = Order::new(
+                o.order_id,
+                o.account,
+                slot.0,
+                o.cid,
+                o.instrument,
+                o.side,
+                o.price,
+                o.leaves,
+                o.tif,
+                o.expire_ts,
+                o.post_only,
+                o.reduce_only,
+                o.stp,
+            );
+            order.filled = o.filled;
+            sm.rest(order);
+        }
+        sm.next_order_id = state.matching.next_order_id;
+        sm.next_trade_id = state.matching.next_trade_id;
+        sm.books.begin_command();
+        sm.touched.clear();
+        let rebuilt = sm.canonical();
+        if rebuilt != *state {
+            return Err(bad("the snapshot's parts disagree (rebuilding it gives another state)".into()));
+        }
+        sm.check_invariants().map_err(|e| bad(format!("restored state breaks an invariant: {e}")))?;
+        Ok(sm)
     }
 
     /// Applies one command, appending its events to `out` (which is not cleared).

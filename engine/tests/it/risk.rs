@@ -182,6 +182,18 @@ impl Stream {
     }
 }
 
+/// A seeded stream of `commands` random commands after the setup (for the journal and
+/// snapshot tests, which want positions, funding and liquidations in the state).
+pub(crate) fn stream(seed: u64, commands: usize) -> Vec<Sequenced> {
+    let mut rng = ChaCha8Rng::seed_from_u64(seed);
+    let mut stream = Stream { seq: 0, ts: 0, marks: [MARKETS[0].3, MARKETS[1].3], next_cid: 0, live: Vec::new() };
+    let mut cmds = stream.setup(&mut rng);
+    for _ in 0..commands {
+        cmds.push(stream.next(&mut rng));
+    }
+    cmds
+}
+
 /// What a run saw, to check that the stream reached the interesting cases.
 #[derive(Debug, Default)]
 struct Seen {
