@@ -596,7 +596,13 @@ impl Generator {
         let mix = self.config.mix;
         if self.per_mille(mix.amend_qty_down) && o.leaves.0 >= 2 {
             let qty = Qty(self.rng.random_range(1..o.leaves.0));
-            return Some(Command::Amend(Amend { account: o.account, cid: o.cid, price: None, qty: Some(qty) }));
+            return Some(Command::Amend(Amend {
+                account: o.account,
+                cid: o.cid,
+                instrument: INSTRUMENT,
+                price: None,
+                qty: Some(qty),
+            }));
         }
         let cross = self.crossing(mix.amend_cross);
         let price = match (cross, self.best(o.side.opposite())) {
@@ -615,7 +621,13 @@ impl Generator {
                 self.clamp_to_band(p)
             }
         };
-        Some(Command::Amend(Amend { account: o.account, cid: o.cid, price: Some(price), qty: None }))
+        Some(Command::Amend(Amend {
+            account: o.account,
+            cid: o.cid,
+            instrument: INSTRUMENT,
+            price: Some(price),
+            qty: None,
+        }))
     }
 
     /// Updates the live orders from the last command's events.

@@ -585,10 +585,11 @@ pub fn convert(state: &StateMachine, parsed: Parsed) -> Result<Command, Event> {
                 .live_order_instrument(account, cid)
                 .and_then(|id| state.instrument(id))
                 .ok_or_else(|| reject(RejectReason::UnknownOrder))?;
+            let instrument = inst.id;
             let price =
                 price.map(|p| inst.price_from_decimal(p).map_err(|_| reject(RejectReason::BadPrice))).transpose()?;
             let qty = qty.map(|q| inst.qty_from_decimal(q).map_err(|_| reject(RejectReason::BadQty))).transpose()?;
-            Command::Amend(Amend { account, cid, price, qty })
+            Command::Amend(Amend { account, cid, instrument, price, qty })
         }
         Parsed::Cancel { account, cid } => {
             Command::Cancel(Cancel { account: AccountId(account), cid: ClientOrderId(cid) })

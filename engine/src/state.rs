@@ -564,7 +564,8 @@ impl StateMachine {
 
     fn amend(&mut self, a: &Amend, out: &mut Vec<Event>) {
         let rej = |r| reject(CommandKind::Amend, Some(a.account), Some(a.cid), r);
-        let Some(h) = self.books.find(a.account, a.cid) else {
+        let Some(h) = self.books.find(a.account, a.cid).filter(|&h| self.books.order(h).instrument == a.instrument)
+        else {
             return out.push(rej(RejectReason::UnknownOrder));
         };
         let o = *self.books.order(h);
@@ -1334,9 +1335,11 @@ mod tests {
         }
 
         fn amend(&mut self, account: u64, cid: u64, price: Option<i64>, qty: Option<i64>) -> Vec<Event> {
+            let instrument = self.sm.live_order_instrument(AccountId(account), ClientOrderId(cid)).unwrap_or(BTC);
             self.apply(Command::Amend(Amend {
                 account: AccountId(account),
                 cid: ClientOrderId(cid),
+                instrument,
                 price: price.map(Price),
                 qty: qty.map(Qty),
             }))
@@ -2213,5 +2216,28 @@ mod tests {
             assert!(matches!(events[0], Event::Rejected { .. }));
         }
         assert_eq!(ex.sm.canonical(), before);
+    }
+
+    #[test]
+    fn an_amend_naming_another_instrument_is_an_unknown_order() {
+        let mut ex = Exchange::new();
+        ex.rest(A, 1, Buy, 990, 5);
+        let events = ex.apply(Command::Amend(Amend {
+            account: AccountId(A),
+            cid: ClientOrderId(1),
+            instrument: ETH,
+            price: None,
+            qty: Some(Qty(1)),
+        }));
+        assert_eq!(
+            events,
+            vec![Event::Rejected {
+                kind: CommandKind::Amend,
+                account: Some(AccountId(A)),
+                cid: Some(ClientOrderId(1)),
+                reason: RejectReason::UnknownOrder
+            }]
+        );
+        assert_eq!(ex.book(), vec![(1, A, 1, 990, 5, 0)]);
     }
 }

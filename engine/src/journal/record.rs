@@ -119,7 +119,8 @@ pub(crate) fn encode(cmd: &Sequenced, buf: &mut [u8; MAX_RECORD]) -> usize {
             p.u64(a.account.0);
             p.u64(a.cid.0);
             p.u8(u8::from(a.price.is_some()) | u8::from(a.qty.is_some()) << 1);
-            p.skip(7);
+            p.skip(3);
+            p.u32(a.instrument.0);
             p.i64(a.price.map_or(0, |x| x.0));
             p.i64(a.qty.map_or(0, |x| x.0));
             ty::AMEND
@@ -317,7 +318,8 @@ pub(crate) fn decode(bytes: &[u8]) -> Result<Sequenced, DecodeError> {
             let cid = ClientOrderId(r.u64("cid")?);
             let at = r.pos();
             let flags = r.u8("flags")?;
-            r.zeros(7, "padding")?;
+            r.zeros(3, "padding")?;
+            let instrument = InstrumentId(r.u32("instrument")?);
             let price = r.i64("price")?;
             let qty = r.i64("qty")?;
             if flags & !0b11 != 0 || (flags & 1 == 0 && price != 0) || (flags & 2 == 0 && qty != 0) {
@@ -326,6 +328,7 @@ pub(crate) fn decode(bytes: &[u8]) -> Result<Sequenced, DecodeError> {
             Command::Amend(Amend {
                 account,
                 cid,
+                instrument,
                 price: (flags & 1 != 0).then_some(Price(price)),
                 qty: (flags & 2 != 0).then_some(Qty(qty)),
             })

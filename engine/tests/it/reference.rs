@@ -370,7 +370,8 @@ impl Reference {
 
     fn amend(&mut self, a: &Amend, out: &mut Vec<Event>) {
         let rej = |r| rejected(CommandKind::Amend, Some(a.account), Some(a.cid), r);
-        let Some(o) = self.find(a.account, a.cid) else {
+        // The amend names its order's instrument; naming another one is an unknown order.
+        let Some(o) = self.find(a.account, a.cid).filter(|o| o.instrument == a.instrument) else {
             return out.push(rej(RejectReason::UnknownOrder));
         };
         let market = &self.markets[o.instrument.0 as usize];

@@ -160,7 +160,7 @@ impl Stream {
             70..75 if !self.live.is_empty() => {
                 let (account, cid, i) = self.live[rng.random_range(0..self.live.len())];
                 let price = self.marks[i] + rng.random_range(-30..=30) * tick_scale / 10;
-                Command::Amend(Amend { account, cid, price: Some(Price(price)), qty: None })
+                Command::Amend(Amend { account, cid, instrument: instrument(i), price: Some(Price(price)), qty: None })
             }
             // The price path: small steps and occasional shocks.
             75..90 => {
