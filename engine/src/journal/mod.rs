@@ -379,6 +379,12 @@ impl JournalWriter {
     }
 }
 
+impl core::fmt::Debug for JournalWriter {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        f.debug_struct("JournalWriter").field("dir", &self.dir).field("last_seq", &self.last_seq).finish()
+    }
+}
+
 /// Makes appended records durable from another thread (group commit): [`JournalSyncer::sync`]
 /// `fsync`s every segment written since the last call. On Linux, `fsync` of a file writes
 /// back the pages dirtied through its shared mapping.
