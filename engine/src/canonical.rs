@@ -136,30 +136,12 @@ fn put_len(out: &mut Vec<u8>, n: usize) {
     out.extend_from_slice(&(n as u64).to_le_bytes());
 }
 
-fn spec_decimals(spec: &InstrumentSpec) -> [Decimal; 13] {
-    [
-        spec.tick_size,
-        spec.lot_size,
-        spec.initial_margin,
-        spec.maintenance_margin,
-        spec.max_order_qty,
-        spec.max_position_qty,
-        spec.price_band,
-        spec.maker_fee,
-        spec.taker_fee,
-        spec.liquidation_fee,
-        spec.impact_notional,
-        spec.funding_interest,
-        spec.funding_clamp,
-    ]
-}
-
 impl MatchingState {
     fn encode_into(&self, out: &mut Vec<u8>) {
         put_len(out, self.instruments.len());
         for (spec, mark) in &self.instruments {
             out.extend_from_slice(&spec.symbol.to_bytes());
-            for d in spec_decimals(spec) {
+            for d in spec.decimals() {
                 out.extend_from_slice(&d.normalize().serialize());
             }
             out.push(u8::from(mark.is_some()));
@@ -202,22 +184,7 @@ impl MatchingState {
             }
             let has_mark = r.bool("has mark")?;
             let mark = r.i64("mark")?;
-            let spec = InstrumentSpec {
-                symbol,
-                tick_size: d[0],
-                lot_size: d[1],
-                initial_margin: d[2],
-                maintenance_margin: d[3],
-                max_order_qty: d[4],
-                max_position_qty: d[5],
-                price_band: d[6],
-                maker_fee: d[7],
-                taker_fee: d[8],
-                liquidation_fee: d[9],
-                impact_notional: d[10],
-                funding_interest: d[11],
-                funding_clamp: d[12],
-            };
+            let spec = InstrumentSpec::from_decimals(symbol, d);
             instruments.push((spec, has_mark.then_some(Price(mark))));
         }
         let n = r.count(ORDER_BYTES, "order count")?;

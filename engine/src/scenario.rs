@@ -315,6 +315,23 @@ pub enum Parsed {
     },
 }
 
+/// The instrument's decimal fields in the order of [`InstrumentSpec::decimals`].
+const INSTRUMENT_FIELDS: [&str; 13] = [
+    "tick_size",
+    "lot_size",
+    "initial_margin",
+    "maintenance_margin",
+    "max_order_qty",
+    "max_position_qty",
+    "price_band",
+    "maker_fee",
+    "taker_fee",
+    "liquidation_fee",
+    "impact_notional",
+    "funding_interest",
+    "funding_clamp",
+];
+
 /// Reads typed fields out of a command object, naming the field in every error.
 struct Fields {
     cmd: &'static str,
@@ -530,28 +547,10 @@ fn rejected(kind: CommandKind, account: Option<u64>, cid: Option<u64>, reason: R
 /// The `rejected` event for a command that cannot be converted exactly.
 pub fn convert(state: &StateMachine, parsed: Parsed) -> Result<Command, Event> {
     Ok(match parsed {
-        Parsed::Instrument {
-            symbol,
-            values:
-                [tick, lot, imf, mmf, max_order, max_position, band, maker, taker, liquidation, impact, interest, clamp],
-        } => {
+        Parsed::Instrument { symbol, values } => {
             let reject = || rejected(CommandKind::Instrument, None, None, RejectReason::BadInstrument);
-            Command::ListInstrument(Box::new(InstrumentSpec {
-                symbol: Symbol::try_new(&symbol).map_err(|_| reject())?,
-                tick_size: tick,
-                lot_size: lot,
-                initial_margin: imf,
-                maintenance_margin: mmf,
-                max_order_qty: max_order,
-                max_position_qty: max_position,
-                price_band: band,
-                maker_fee: maker,
-                taker_fee: taker,
-                liquidation_fee: liquidation,
-                impact_notional: impact,
-                funding_interest: interest,
-                funding_clamp: clamp,
-            }))
+            let symbol = Symbol::try_new(&symbol).map_err(|_| reject())?;
+            Command::ListInstrument(Box::new(InstrumentSpec::from_decimals(symbol, values)))
         }
         Parsed::Deposit { to, amount } => {
             let account = match to {
@@ -941,24 +940,13 @@ pub fn format_command(state: &StateMachine, cmd: &Sequenced) -> String {
     let mut s = String::with_capacity(160);
     // Writing to a String cannot fail.
     let _ = match &cmd.cmd {
-        Command::ListInstrument(spec) => write!(
-            s,
-            r#"{{"cmd":"instrument","symbol":"{}","tick_size":"{}","lot_size":"{}","initial_margin":"{}","maintenance_margin":"{}","max_order_qty":"{}","max_position_qty":"{}","price_band":"{}","maker_fee":"{}","taker_fee":"{}","liquidation_fee":"{}","impact_notional":"{}","funding_interest":"{}","funding_clamp":"{}""#,
-            spec.symbol,
-            spec.tick_size,
-            spec.lot_size,
-            spec.initial_margin,
-            spec.maintenance_margin,
-            spec.max_order_qty,
-            spec.max_position_qty,
-            spec.price_band,
-            spec.maker_fee,
-            spec.taker_fee,
-            spec.liquidation_fee,
-            spec.impact_notional,
-            spec.funding_interest,
-            spec.funding_clamp
-        ),
+        Command::ListInstrument(spec) => {
+            let _ = write!(s, r#"{{"cmd":"instrument","symbol":"{}""#, spec.symbol);
+            for (name, value) in INSTRUMENT_FIELDS.iter().zip(spec.decimals()) {
+                let _ = write!(s, r#","{name}":"{value}""#);
+            }
+            Ok(())
+        }
         Command::Deposit { to, amount: a } => {
             write!(s, r#"{{"cmd":"deposit","account":{},"amount":"{}""#, holder_json(*to), amount(*a))
         }

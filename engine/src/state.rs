@@ -1306,18 +1306,7 @@ mod tests {
             self.sm.check_invariants().unwrap();
             // The matching events only; positions, balances and the rest are the risk
             // tests' (engine/tests/it/risk.rs).
-            out.retain(|e| {
-                matches!(
-                    e,
-                    Event::Accepted { .. }
-                        | Event::Rejected { .. }
-                        | Event::Amended { .. }
-                        | Event::Trade(_)
-                        | Event::Cancelled { .. }
-                        | Event::Book { .. }
-                        | Event::InstrumentListed { .. }
-                )
-            });
+            out.retain(Event::is_matching);
             out
         }
 

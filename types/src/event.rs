@@ -187,6 +187,24 @@ pub enum Event {
     },
 }
 
+impl Event {
+    /// `true` for the events of the matching engine proper (listing, accepted, rejected,
+    /// amended, trade, cancelled, book) as opposed to the risk engine's (position, balance,
+    /// funding, liquidation, takeover, insurance, adl, liquidation_incomplete).
+    pub const fn is_matching(&self) -> bool {
+        matches!(
+            self,
+            Event::InstrumentListed { .. }
+                | Event::Accepted { .. }
+                | Event::Rejected { .. }
+                | Event::Amended { .. }
+                | Event::Trade(_)
+                | Event::Cancelled { .. }
+                | Event::Book { .. }
+        )
+    }
+}
+
 /// A match. Both sides share `trade_id`; the price is always the maker's.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct Trade {

@@ -64,7 +64,7 @@ pub(crate) fn encode(cmd: &Sequenced, buf: &mut [u8; MAX_RECORD]) -> usize {
     let t = match &cmd.cmd {
         Command::ListInstrument(spec) => {
             p.bytes(&spec.symbol.to_bytes());
-            for d in instrument_decimals(spec) {
+            for d in spec.decimals() {
                 p.bytes(&d.serialize());
             }
             ty::INSTRUMENT
@@ -150,24 +150,6 @@ pub(crate) fn encode(cmd: &Sequenced, buf: &mut [u8; MAX_RECORD]) -> usize {
     len
 }
 
-fn instrument_decimals(spec: &InstrumentSpec) -> [Decimal; 13] {
-    [
-        spec.tick_size,
-        spec.lot_size,
-        spec.initial_margin,
-        spec.maintenance_margin,
-        spec.max_order_qty,
-        spec.max_position_qty,
-        spec.price_band,
-        spec.maker_fee,
-        spec.taker_fee,
-        spec.liquidation_fee,
-        spec.impact_notional,
-        spec.funding_interest,
-        spec.funding_clamp,
-    ]
-}
-
 struct Payload<'a> {
     buf: &'a mut [u8],
     at: usize,
@@ -237,22 +219,7 @@ pub(crate) fn decode(bytes: &[u8]) -> Result<Sequenced, DecodeError> {
             for v in &mut d {
                 *v = r.decimal("instrument decimal")?;
             }
-            Command::ListInstrument(Box::new(InstrumentSpec {
-                symbol,
-                tick_size: d[0],
-                lot_size: d[1],
-                initial_margin: d[2],
-                maintenance_margin: d[3],
-                max_order_qty: d[4],
-                max_position_qty: d[5],
-                price_band: d[6],
-                maker_fee: d[7],
-                taker_fee: d[8],
-                liquidation_fee: d[9],
-                impact_notional: d[10],
-                funding_interest: d[11],
-                funding_clamp: d[12],
-            }))
+            Command::ListInstrument(Box::new(InstrumentSpec::from_decimals(symbol, d)))
         }
         ty::DEPOSIT => {
             let at = r.pos();
