@@ -44,7 +44,7 @@ use l2x_types::{
 use sha2::{Digest, Sha256};
 
 use crate::book::RestingOrder;
-use crate::bytes::{DecodeError, Reader};
+use l2x_types::bytes::{DecodeError, Reader};
 
 /// The matching part of the state: instruments, books, counters, time.
 #[derive(Clone, Debug, PartialEq, Eq)]

@@ -20,13 +20,12 @@
 #![deny(clippy::float_arithmetic)]
 
 mod book;
-mod bytes;
 mod canonical;
 pub mod journal;
 pub mod scenario;
 mod state;
 
 pub use book::RestingOrder;
-pub use bytes::DecodeError;
+pub use l2x_types::bytes::DecodeError;
 pub use canonical::{AccountState, CanonicalState, MatchingState, PositionState, StateHash};
 pub use state::{RestoreError, StateMachine};

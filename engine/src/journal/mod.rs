@@ -207,7 +207,7 @@ pub fn scan(dir: &Path, mut f: impl FnMut(Sequenced) -> ControlFlow<()>) -> Resu
             }
             let decoded = match record::claimed_len(rest) {
                 Some(len) => record::decode(rest).map(|r| (r, len)),
-                None => Err(crate::bytes::DecodeError { offset: 0, what: "record length" }),
+                None => Err(l2x_types::bytes::DecodeError { offset: 0, what: "record length" }),
             };
             let (rec, len) = match decoded {
                 Ok(ok) => ok,

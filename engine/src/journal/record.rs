@@ -20,7 +20,7 @@ use l2x_types::{
     MassCancel, NewOrder, OrderType, Price, Qty, Seq, Sequenced, Side, StpMode, Symbol, TimeInForce, Timestamp,
 };
 
-use crate::bytes::{DecodeError, Reader};
+use l2x_types::bytes::{DecodeError, Reader};
 
 /// Bytes before the payload.
 pub(crate) const HEADER: usize = 32;

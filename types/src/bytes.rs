@@ -1,8 +1,8 @@
 //! Little-endian byte reading with errors that name the offset: the one decoder under the
-//! journal records and the canonical-state snapshots. Every read is bounds-checked; nothing
-//! here panics on input.
+//! journal records, the canonical-state snapshots and the wire protocol. Every read is
+//! bounds-checked; nothing here panics on input.
 
-use l2x_types::Decimal;
+use rust_decimal::Decimal;
 
 /// What was wrong with some bytes, and where.
 #[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
@@ -15,29 +15,37 @@ pub struct DecodeError {
 }
 
 /// A cursor over a byte slice.
-pub(crate) struct Reader<'a> {
+pub struct Reader<'a> {
     buf: &'a [u8],
     pos: usize,
 }
 
 impl<'a> Reader<'a> {
-    pub(crate) fn new(buf: &'a [u8]) -> Reader<'a> {
+    /// A reader at the start of `buf`.
+    pub fn new(buf: &'a [u8]) -> Reader<'a> {
         Reader { buf, pos: 0 }
     }
 
-    pub(crate) fn pos(&self) -> usize {
+    /// The current offset.
+    pub fn pos(&self) -> usize {
         self.pos
     }
 
-    pub(crate) fn remaining(&self) -> usize {
+    /// Bytes not read yet.
+    pub fn remaining(&self) -> usize {
         self.buf.len() - self.pos
     }
 
-    pub(crate) fn err(&self, what: &'static str) -> DecodeError {
+    /// An error at the current offset.
+    pub fn err(&self, what: &'static str) -> DecodeError {
         DecodeError { offset: self.pos, what }
     }
 
-    pub(crate) fn array<const N: usize>(&mut self, what: &'static str) -> Result<[u8; N], DecodeError> {
+    /// The next `N` bytes.
+    ///
+    /// # Errors
+    /// Fewer than `N` bytes left.
+    pub fn array<const N: usize>(&mut self, what: &'static str) -> Result<[u8; N], DecodeError> {
         let end = self.pos.checked_add(N).filter(|&e| e <= self.buf.len()).ok_or(self.err(what))?;
         let mut out = [0u8; N];
         out.copy_from_slice(&self.buf[self.pos..end]);
@@ -45,27 +53,59 @@ impl<'a> Reader<'a> {
         Ok(out)
     }
 
-    pub(crate) fn u8(&mut self, what: &'static str) -> Result<u8, DecodeError> {
+    /// Reads a `u8`.
+    ///
+    /// # Errors
+    /// Not enough bytes left.
+    pub fn u8(&mut self, what: &'static str) -> Result<u8, DecodeError> {
         Ok(self.array::<1>(what)?[0])
     }
 
-    pub(crate) fn u32(&mut self, what: &'static str) -> Result<u32, DecodeError> {
+    /// Reads a little-endian `u16`.
+    ///
+    /// # Errors
+    /// Not enough bytes left.
+    pub fn u16(&mut self, what: &'static str) -> Result<u16, DecodeError> {
+        Ok(u16::from_le_bytes(self.array(what)?))
+    }
+
+    /// Reads a little-endian `u32`.
+    ///
+    /// # Errors
+    /// Not enough bytes left.
+    pub fn u32(&mut self, what: &'static str) -> Result<u32, DecodeError> {
         Ok(u32::from_le_bytes(self.array(what)?))
     }
 
-    pub(crate) fn u64(&mut self, what: &'static str) -> Result<u64, DecodeError> {
+    /// Reads a little-endian `u64`.
+    ///
+    /// # Errors
+    /// Not enough bytes left.
+    pub fn u64(&mut self, what: &'static str) -> Result<u64, DecodeError> {
         Ok(u64::from_le_bytes(self.array(what)?))
     }
 
-    pub(crate) fn i64(&mut self, what: &'static str) -> Result<i64, DecodeError> {
+    /// Reads a little-endian `i64`.
+    ///
+    /// # Errors
+    /// Not enough bytes left.
+    pub fn i64(&mut self, what: &'static str) -> Result<i64, DecodeError> {
         Ok(i64::from_le_bytes(self.array(what)?))
     }
 
-    pub(crate) fn i128(&mut self, what: &'static str) -> Result<i128, DecodeError> {
+    /// Reads a little-endian `i128`.
+    ///
+    /// # Errors
+    /// Not enough bytes left.
+    pub fn i128(&mut self, what: &'static str) -> Result<i128, DecodeError> {
         Ok(i128::from_le_bytes(self.array(what)?))
     }
 
-    pub(crate) fn bool(&mut self, what: &'static str) -> Result<bool, DecodeError> {
+    /// Reads a `u8` that must be 0 or 1.
+    ///
+    /// # Errors
+    /// Not enough bytes, or another value.
+    pub fn bool(&mut self, what: &'static str) -> Result<bool, DecodeError> {
         match self.u8(what)? {
             0 => Ok(false),
             1 => Ok(true),
@@ -74,7 +114,10 @@ impl<'a> Reader<'a> {
     }
 
     /// A count that must fit in what is left, at `min_item` bytes per item.
-    pub(crate) fn count(&mut self, min_item: usize, what: &'static str) -> Result<usize, DecodeError> {
+    ///
+    /// # Errors
+    /// A count the remaining bytes cannot hold.
+    pub fn count(&mut self, min_item: usize, what: &'static str) -> Result<usize, DecodeError> {
         let at = self.pos;
         let n = self.u64(what)?;
         usize::try_from(n)
@@ -84,7 +127,10 @@ impl<'a> Reader<'a> {
     }
 
     /// Zero bytes (padding, reserved fields).
-    pub(crate) fn zeros(&mut self, n: usize, what: &'static str) -> Result<(), DecodeError> {
+    ///
+    /// # Errors
+    /// Not enough bytes, or a non-zero one.
+    pub fn zeros(&mut self, n: usize, what: &'static str) -> Result<(), DecodeError> {
         let at = self.pos;
         let end = self.pos.checked_add(n).filter(|&e| e <= self.buf.len()).ok_or(self.err(what))?;
         if self.buf[at..end].iter().any(|&b| b != 0) {
@@ -96,7 +142,10 @@ impl<'a> Reader<'a> {
 
     /// A `rust_decimal` in its 16-byte `serialize()` form, validated (flags: scale ≤ 28, only
     /// the sign bit).
-    pub(crate) fn decimal(&mut self, what: &'static str) -> Result<Decimal, DecodeError> {
+    ///
+    /// # Errors
+    /// Not enough bytes, or invalid flags.
+    pub fn decimal(&mut self, what: &'static str) -> Result<Decimal, DecodeError> {
         let at = self.pos;
         let b: [u8; 16] = self.array(what)?;
         if b[0] != 0 || b[1] != 0 || b[2] > 28 || (b[3] & 0x7f) != 0 {
@@ -106,7 +155,10 @@ impl<'a> Reader<'a> {
     }
 
     /// Fails unless every byte was read.
-    pub(crate) fn finish(&self, what: &'static str) -> Result<(), DecodeError> {
+    ///
+    /// # Errors
+    /// Bytes left over.
+    pub fn finish(&self, what: &'static str) -> Result<(), DecodeError> {
         if self.remaining() == 0 { Ok(()) } else { Err(self.err(what)) }
     }
 }
