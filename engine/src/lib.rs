@@ -26,6 +26,6 @@ pub mod scenario;
 mod state;
 
 pub use book::RestingOrder;
-pub use l2x_types::bytes::DecodeError;
 pub use canonical::{AccountState, CanonicalState, MatchingState, PositionState, StateHash};
+pub use l2x_types::bytes::DecodeError;
 pub use state::{RestoreError, StateMachine};
