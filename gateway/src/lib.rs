@@ -3,7 +3,11 @@
 //! - [`codec`]: frames and the fixed little-endian messages of order entry and market data;
 //!   strict decoding with typed errors, a [`codec::FrameReader`] that reassembles frames
 //!   split across reads. Used by the server and by the client alike.
+//! - [`auth`]: API keys (the accounts file) and HMAC-SHA256 logon verification.
+//! - [`throttle`]: per-session token buckets and the disconnect threshold.
 
 #![deny(clippy::float_arithmetic)]
 
+pub mod auth;
 pub mod codec;
+pub mod throttle;
