@@ -331,7 +331,7 @@ pub fn run(opts: &Options) -> anyhow::Result<Report> {
     Ok(Report { machine, timer, mixes })
 }
 
-fn pin(core: usize) -> anyhow::Result<()> {
+pub(crate) fn pin(core: usize) -> anyhow::Result<()> {
     let cores = core_affinity::get_core_ids().context("cannot list the cores to pin to")?;
     let Some(id) = cores.into_iter().find(|c| c.id == core) else {
         bail!("--pin {core}: no such core (see nproc)");

@@ -35,6 +35,13 @@
 //!    and the open-loop harness running no work at each offered rate: the floor under every
 //!    latency figure.
 //!
+//! # `l2x bench risk`
+//!
+//! A liquidation cascade ([`risk`]): leveraged long accounts built through ordinary commands,
+//! bids below the mark, a seeded insurance fund; the timed part is the one oracle command
+//! that shocks the price and liquidates them all. Verified afterwards: nobody with a
+//! position is below maintenance, and every invariant holds.
+//!
 //! The clock is read only here: state code gets time from the sequenced command.
 
 #![allow(
@@ -44,4 +51,5 @@
 
 pub mod engine;
 pub mod machine;
+pub mod risk;
 pub mod workload;

@@ -18,9 +18,10 @@
 //!
 //! # Layout of a [`Workload`]
 //!
-//! 1. **Setup**: list `BTC-PERP` (tick 0.5, lot 0.001, band 10 %), deposit 10⁹ USDC into
-//!    each account (there is no margin check yet; the deposits make sure there never is a
-//!    margin concern once there is one), one oracle price, 50,000 (100,000 ticks).
+//! 1. **Setup**: list `BTC-PERP` (tick 0.5, lot 0.001, band 10 %, no trading fees), deposit
+//!    10⁹ USDC into each account (every order passes the pre-trade margin check, which runs
+//!    in full, and no account comes near maintenance), one oracle price, 50,000 (100,000
+//!    ticks).
 //! 2. **Prefill**: passive GTC orders until `resting` orders rest.
 //! 3. **Warm-up**: `warmup` commands of the mix (replayed untimed before every timed run).
 //! 4. **Measured**: `commands` commands of the mix, the part that is timed.

@@ -82,6 +82,9 @@ enum BenchCmd {
     /// The state machine alone, in process, on one instrument: max throughput and
     /// coordinated-omission-corrected latency at fixed offered rates.
     Engine(l2x_bench::engine::Options),
+    /// A liquidation cascade: leveraged accounts, one oracle shock, the engine time of the
+    /// command that liquidates them all.
+    Risk(l2x_bench::risk::Options),
 }
 
 fn main() -> ExitCode {
@@ -104,6 +107,7 @@ fn run(cli: Cli) -> Result<ExitCode> {
         Cmd::Replay { dir, until_seq, state_hash } => replay(&dir, until_seq, state_hash),
         Cmd::Demo => demo(),
         Cmd::Bench { which: BenchCmd::Engine(opts) } => bench_engine(&opts),
+        Cmd::Bench { which: BenchCmd::Risk(opts) } => bench_risk(&opts),
     }
 }
 
@@ -116,6 +120,20 @@ fn bench_engine(opts: &l2x_bench::engine::Options) -> Result<ExitCode> {
         for line in report.json_lines()? {
             writeln!(out, "{line}")?;
         }
+    } else {
+        write!(out, "{}", report.table())?;
+    }
+    out.flush()?;
+    Ok(ExitCode::SUCCESS)
+}
+
+/// `l2x bench risk`: one JSON object with `--json`, else a summary.
+fn bench_risk(opts: &l2x_bench::risk::Options) -> Result<ExitCode> {
+    let report = l2x_bench::risk::run(opts)?;
+    let stdout = io::stdout();
+    let mut out = stdout.lock();
+    if opts.json {
+        writeln!(out, "{}", report.json()?)?;
     } else {
         write!(out, "{}", report.table())?;
     }

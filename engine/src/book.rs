@@ -4,8 +4,8 @@
 //! # Layout
 //!
 //! ```text
-//!  ladders[instrument][side]: Vec<(Price, LevelHandle)>   sorted worst → best (best at the end)
-//!                                   │
+//!  ladders[instrument][side]: Ladder   level handle per tick of a price window, a bitmap
+//!                                   │   of occupied ticks, the best level (ladder.rs)
 //!  levels: slab of Level { price, qty, count, head ─┐, tail ─┐ }      pooled, u32 handles
 //!                                                   ▼        ▼
 //!  orders: slab of Order { .., prev, next (FIFO in its level), acct_prev, acct_next, level }
@@ -15,13 +15,14 @@
 //! All resting orders of all instruments live in one slab addressed by `u32` handles; freed
 //! slots go on a free list and are reused, so the steady state allocates nothing. A level is
 //! an intrusive doubly linked FIFO of orders; levels are pooled the same way. Each side of
-//! each book is a `Vec` of `(price, level)` sorted so that the best price is the **last**
-//! element: the best level is `last()`, a level consumed by matching is `pop()`, and a new
-//! level near the touch is inserted with a short `memmove`.
+//! each book is a [`Ladder`]: the level at a price is found by indexing an array with the
+//! price's distance from the start of a window of ticks, and the best level is kept; when
+//! the best level goes, a bitmap finds the next one (see `ladder.rs`).
 //!
 //! # Invariants (checked by [`Books::check_invariants`] after every command in tests)
 //!
-//! 1. Ladders are strictly sorted by price (bids ascending, asks descending: best last).
+//! 1. Each ladder holds exactly the levels of its side, each under its own price, and
+//!    yields them best first, strictly ordered (its own invariants: `ladder.rs`).
 //! 2. Every level has at least one order; its `qty` is the sum of its orders' open
 //!    quantities and its `count` their number; its list links are consistent.
 //! 3. Every resting order has positive open quantity and sits in the level of its price,
@@ -35,33 +36,41 @@
 //! | operation | cost |
 //! |---|---|
 //! | best price | O(1) |
-//! | add to an existing level | O(log L) to find it, O(1) to append |
-//! | add a new level | O(log L + d), d = levels better than it (memmove) |
+//! | add to an existing level | O(1) |
+//! | add a new level | O(1) (growing the ladder's window: O(window), amortised) |
 //! | cancel (order leaves a level with others) | O(1) |
-//! | cancel (the level empties) | O(log L + d) |
+//! | cancel (the level empties) | O(1); the best level: O(gap / 64) to find the next |
 //! | match against one resting order | O(1) |
 //! | look up by (account, cid) | O(1) expected |
 //!
-//! L is the number of levels on that side.
+//! Levels outside a ladder's window (prices spanning more than half of its largest window,
+//! 4,194,304 ticks, e.g. stale orders after a very large move) cost O(log f) instead, f the
+//! number of such levels.
 //!
 //! # Known limitations
 //!
-//! - A new or emptied level far from the touch costs a `memmove` of the levels better than
-//!   it. Realistic books concentrate activity near the touch, where this is a few cache
-//!   lines; a deep, uniformly active book would want a tree or a bitmap ladder.
+//! - Memory per side grows with the span of its resting prices in ticks (4 bytes per tick
+//!   plus 1 bit, from 16 KiB up to 16 MiB per side), not with the number of levels; the
+//!   window does not shrink until the side empties.
 //! - Handles are `u32`: at most about 4 billion resting orders and levels.
 //!
 //! # Book events
 //!
 //! A command may touch a level many times (a sweep, a decrement, an amend that leaves and
 //! re-enters). The first touch of a level in a command records its quantity and count
-//! before; at the end of the command [`Books::flush_book_events`] emits one `book` event
-//! for each level whose (quantity, count) differs from its first-recorded value, ordered by
-//! instrument, bids before asks, best price first.
+//! before, and the level's handle and generation; at the end of the command
+//! [`Books::flush_book_events`] emits one `book` event for each price whose (quantity,
+//! count) differs from its first-recorded value, ordered by instrument, bids before asks,
+//! best price first. It reads the totals now through the recorded handles, with no search
+//! of the ladder: a level freed during the command reads as gone even if its slot was
+//! reused (for another price, or the other side at the same price), because every
+//! allocation of a slot bumps its generation. The common one-touch command needs no sort.
 
 use l2x_types::{
     AccountId, ClientOrderId, DetMap, Event, InstrumentId, OrderId, Price, Qty, Side, StpMode, TimeInForce, Timestamp,
 };
+
+use crate::ladder::Ladder;
 
 /// A handle into a slab.
 pub(crate) type Handle = u32;
@@ -148,6 +157,9 @@ struct Level {
     count: u32,
     head: Handle,
     tail: Handle,
+    /// Bumped each time the slot is allocated, so that a touch of a level freed since can
+    /// tell it from a new level in the reused slot (see module doc, "Book events").
+    generation: u32,
     /// Command stamp of the last touch (see module doc, "Book events").
     stamp: u64,
 }
@@ -161,9 +173,12 @@ struct Touch {
     qty_before: i64,
     count_before: u32,
     order: u32,
+    /// The level touched, and its generation then.
+    level: Handle,
+    generation: u32,
 }
 
-/// Position of a price in a ladder: ascending rank, best last.
+/// Rank of a price on its side: the better the price, the higher.
 #[inline]
 fn rank(side: Side, price: Price) -> i64 {
     match side {
@@ -220,7 +235,7 @@ pub(crate) struct Books {
     levels: Vec<Level>,
     free_levels: Vec<Handle>,
     /// `[bids, asks]` per instrument.
-    ladders: Vec<[Vec<(Price, Handle)>; 2]>,
+    ladders: Vec<[Ladder; 2]>,
     cids: DetMap<(AccountId, ClientOrderId), Handle>,
     acct_heads: Vec<Handle>,
     live: usize,
@@ -231,7 +246,7 @@ pub(crate) struct Books {
 impl Books {
     /// Adds the (empty) book of a newly listed instrument.
     pub(crate) fn add_instrument(&mut self) {
-        self.ladders.push([Vec::new(), Vec::new()]);
+        self.ladders.push([Ladder::new(Side::Buy), Ladder::new(Side::Sell)]);
     }
 
     /// Starts a new command: level touches are recorded afresh.
@@ -247,19 +262,19 @@ impl Books {
     }
 
     #[inline]
-    fn ladder(&self, instrument: InstrumentId, side: Side) -> &Vec<(Price, Handle)> {
+    fn ladder(&self, instrument: InstrumentId, side: Side) -> &Ladder {
         &self.ladders[instrument.0 as usize][side as usize]
     }
 
     #[inline]
-    fn ladder_mut(&mut self, instrument: InstrumentId, side: Side) -> &mut Vec<(Price, Handle)> {
+    fn ladder_mut(&mut self, instrument: InstrumentId, side: Side) -> &mut Ladder {
         &mut self.ladders[instrument.0 as usize][side as usize]
     }
 
     /// The best level of one side: its price and handle.
     #[inline]
     pub(crate) fn best(&self, instrument: InstrumentId, side: Side) -> Option<(Price, Handle)> {
-        self.ladder(instrument, side).last().copied()
+        self.ladder(instrument, side).best()
     }
 
     /// Levels of one side from best to worst: (price, level handle).
@@ -268,12 +283,12 @@ impl Books {
         instrument: InstrumentId,
         side: Side,
     ) -> impl Iterator<Item = (Price, Handle)> + '_ {
-        self.ladder(instrument, side).iter().rev().copied()
+        self.ladder(instrument, side).iter()
     }
 
     /// Levels of one side from best to worst as (price, total open quantity).
     pub(crate) fn depth(&self, instrument: InstrumentId, side: Side) -> impl Iterator<Item = (Price, Qty)> + '_ {
-        self.ladder(instrument, side).iter().rev().map(|&(p, lv)| (p, Qty(self.levels[lv as usize].qty)))
+        self.ladder(instrument, side).iter().map(|(p, lv)| (p, Qty(self.levels[lv as usize].qty)))
     }
 
     /// First order (oldest) of a level.
@@ -302,18 +317,13 @@ impl Books {
 
     /// Total open quantity and order count at a price (zeros if no level).
     pub(crate) fn level_at(&self, instrument: InstrumentId, side: Side, price: Price) -> (i64, u32) {
-        match self.find_level(instrument, side, price) {
-            Ok(pos) => {
-                let lv = &self.levels[self.ladder(instrument, side)[pos].1 as usize];
+        match self.ladder(instrument, side).get(price) {
+            Some(lv) => {
+                let lv = &self.levels[lv as usize];
                 (lv.qty, lv.count)
             }
-            Err(_) => (0, 0),
+            None => (0, 0),
         }
-    }
-
-    fn find_level(&self, instrument: InstrumentId, side: Side, price: Price) -> Result<usize, usize> {
-        let key = rank(side, price);
-        self.ladder(instrument, side).binary_search_by_key(&key, |&(p, _)| rank(side, p))
     }
 
     fn touch(&mut self, level: Handle, instrument: InstrumentId, side: Side) {
@@ -329,6 +339,8 @@ impl Books {
                 qty_before: lv.qty,
                 count_before: lv.count,
                 order,
+                level,
+                generation: lv.generation,
             });
         }
     }
@@ -336,16 +348,15 @@ impl Books {
     /// Puts an order at the back of its level (creating the level), and indexes it.
     pub(crate) fn rest(&mut self, order: Order) -> Handle {
         let (instrument, side, price) = (order.instrument, order.side, order.price);
-        let level = match self.find_level(instrument, side, price) {
-            Ok(pos) => {
-                let lv = self.ladder(instrument, side)[pos].1;
+        let level = match self.ladder(instrument, side).get(price) {
+            Some(lv) => {
                 self.touch(lv, instrument, side);
                 lv
             }
-            Err(pos) => {
+            None => {
                 let lv = self.alloc_level(price);
                 self.touch(lv, instrument, side);
-                self.ladder_mut(instrument, side).insert(pos, (price, lv));
+                self.ladder_mut(instrument, side).insert(price, lv);
                 lv
             }
         };
@@ -397,11 +408,11 @@ impl Books {
             o.filled.0 += filled.0;
             (o.instrument, o.side)
         };
-        let level = match self.find_level(instrument, side, price) {
-            Ok(pos) => self.ladder(instrument, side)[pos].1,
-            Err(pos) => {
+        let level = match self.ladder(instrument, side).get(price) {
+            Some(lv) => lv,
+            None => {
                 let lv = self.alloc_level(price);
-                self.ladder_mut(instrument, side).insert(pos, (price, lv));
+                self.ladder_mut(instrument, side).insert(price, lv);
                 lv
             }
         };
@@ -463,24 +474,46 @@ impl Books {
     }
 
     /// Emits one `book` event per level whose (qty, count) changed over this command.
+    ///
+    /// Reads each touched level through the handle its touch kept, with no search. A price
+    /// touched more than once (its level emptied and freed, then a new level made there)
+    /// has several touches: the first holds the totals before, and the one whose level is
+    /// still the same allocation and not empty, if any, holds the totals now.
     pub(crate) fn flush_book_events(&mut self, out: &mut Vec<Event>) {
         if self.touches.is_empty() {
             return;
         }
         let mut touches = core::mem::take(&mut self.touches);
-        touches.sort_unstable_by_key(|t| (t.instrument, t.side, -rank(t.side, t.price), t.order));
-        touches.dedup_by_key(|t| (t.instrument, t.side, t.price));
-        for t in &touches {
-            let (qty, count) = self.level_at(t.instrument, t.side, t.price);
-            if (qty, count) != (t.qty_before, t.count_before) {
+        if touches.len() > 1 {
+            touches.sort_unstable_by_key(|t| (t.instrument, t.side, -rank(t.side, t.price), t.order));
+        }
+        let mut group = 0;
+        while group < touches.len() {
+            let first = touches[group];
+            let mut end = group + 1;
+            while end < touches.len()
+                && (touches[end].instrument, touches[end].side, touches[end].price)
+                    == (first.instrument, first.side, first.price)
+            {
+                end += 1;
+            }
+            let (qty, count) = touches[group..end]
+                .iter()
+                .find_map(|t| {
+                    let lv = &self.levels[t.level as usize];
+                    (lv.generation == t.generation && lv.count > 0).then_some((lv.qty, lv.count))
+                })
+                .unwrap_or((0, 0));
+            if (qty, count) != (first.qty_before, first.count_before) {
                 out.push(Event::Book {
-                    instrument: t.instrument,
-                    side: t.side,
-                    price: t.price,
+                    instrument: first.instrument,
+                    side: first.side,
+                    price: first.price,
                     qty: Qty(qty),
                     orders: count,
                 });
             }
+            group = end;
         }
         touches.clear();
         self.touches = touches;
@@ -492,7 +525,7 @@ impl Books {
         let mut all = Vec::with_capacity(self.live);
         for (i, sides) in self.ladders.iter().enumerate() {
             for side in Side::ALL {
-                for &(_, lv) in sides[*side as usize].iter().rev() {
+                for (_, lv) in sides[*side as usize].iter() {
                     let mut h = self.levels[lv as usize].head;
                     while h != NIL {
                         let o = &self.orders[h as usize];
@@ -535,10 +568,11 @@ impl Books {
     }
 
     fn alloc_level(&mut self, price: Price) -> Handle {
-        let level = Level { price, qty: 0, count: 0, head: NIL, tail: NIL, stamp: 0 };
+        let level = Level { price, qty: 0, count: 0, head: NIL, tail: NIL, generation: 0, stamp: 0 };
         match self.free_levels.pop() {
             Some(h) => {
-                self.levels[h as usize] = level;
+                let generation = self.levels[h as usize].generation.wrapping_add(1);
+                self.levels[h as usize] = Level { generation, ..level };
                 h
             }
             None => {
@@ -550,12 +584,8 @@ impl Books {
     }
 
     fn remove_level(&mut self, instrument: InstrumentId, side: Side, price: Price, level: Handle) {
-        let ladder = self.ladder_mut(instrument, side);
-        if ladder.last().is_some_and(|&(_, lv)| lv == level) {
-            ladder.pop();
-        } else if let Ok(pos) = self.find_level(instrument, side, price) {
-            self.ladder_mut(instrument, side).remove(pos);
-        }
+        let removed = self.ladder_mut(instrument, side).remove(price);
+        debug_assert_eq!(removed, level, "the ladder held another level at {price:?}");
         self.free_levels.push(level);
     }
 
@@ -613,12 +643,17 @@ impl Books {
         for (i, sides) in self.ladders.iter().enumerate() {
             for side in Side::ALL {
                 let ladder = &sides[*side as usize];
-                for w in ladder.windows(2) {
-                    if rank(*side, w[0].0) >= rank(*side, w[1].0) {
-                        return Err(format!("instrument {i} {side}: ladder not strictly sorted at {:?}", w));
+                ladder.check_invariants().map_err(|e| format!("instrument {i} ladder: {e}"))?;
+                let levels: Vec<(Price, Handle)> = ladder.iter().collect();
+                for w in levels.windows(2) {
+                    if rank(*side, w[0].0) <= rank(*side, w[1].0) {
+                        return Err(format!("instrument {i} {side}: levels not strictly best first at {:?}", w));
                     }
                 }
-                for &(price, lv) in ladder {
+                if levels.len() != ladder.len() {
+                    return Err(format!("instrument {i} {side}: {} levels, ladder len {}", levels.len(), ladder.len()));
+                }
+                for (price, lv) in levels {
                     let level = &self.levels[lv as usize];
                     if level.price != price || level.count == 0 {
                         return Err(format!("instrument {i} {side} {price:?}: bad level {level:?}"));
@@ -649,7 +684,7 @@ impl Books {
                     seen += count as usize;
                 }
             }
-            if let (Some(&(bid, _)), Some(&(ask, _))) = (sides[0].last(), sides[1].last())
+            if let (Some((bid, _)), Some((ask, _))) = (sides[0].best(), sides[1].best())
                 && bid >= ask
             {
                 return Err(format!("instrument {i}: crossed at rest, bid {bid:?} >= ask {ask:?}"));

@@ -4,7 +4,7 @@
 //! ```text
 //!  Sequenced command ──▶ StateMachine::apply ──▶ events (accepted, trade, cancelled, book, …)
 //!                          │  instruments, marks
-//!                          │  books (book.rs: slab orders, pooled levels, ladders)
+//!                          │  books (book.rs: slab orders, pooled levels; ladder.rs: levels by price)
 //!                          │  ledger (l2x-risk)
 //!                          ▼
 //!                     CanonicalState ──▶ StateHash (SHA-256)
@@ -22,6 +22,7 @@
 mod book;
 mod canonical;
 pub mod journal;
+mod ladder;
 pub mod scenario;
 mod state;
 

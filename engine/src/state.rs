@@ -30,7 +30,7 @@
 //! The ledger keeps, per account and instrument, the open quantity of resting orders (the
 //! initial requirement counts it). Every change to a resting order's open quantity goes
 //! through one of this module's wrappers (`rest`, `remove_resting`, `unlink`, `relink`,
-//! `resize`, `decrement`, or a fill booked by the ledger), and
+//! `move_resting`, `resize`, `decrement`, or a fill booked by the ledger), and
 //! [`StateMachine::check_invariants`] checks the two agree.
 //!
 //! # Time
@@ -55,6 +55,9 @@ use crate::canonical::{AccountState, CanonicalState, MatchingState, PositionStat
 #[derive(Clone, Debug, Default)]
 pub struct StateMachine {
     instruments: Vec<Instrument>,
+    /// Per instrument, the price band (`Instrument::band`, 128-bit divisions) and the mark it
+    /// was computed at: recomputed only when the mark has changed, not per order.
+    bands: Vec<Option<(Price, (Price, Price))>>,
     symbols: DetMap<Symbol, InstrumentId>,
     books: Books,
     ledger: Ledger,
@@ -333,6 +336,13 @@ impl StateMachine {
     pub fn check_invariants(&self) -> Result<(), String> {
         self.books.check_invariants()?;
         self.ledger.check_invariants()?;
+        for (i, cached) in self.instruments.iter().zip(&self.bands) {
+            if let Some((mark, band)) = cached
+                && *band != i.band(*mark)
+            {
+                return Err(format!("instrument {}: cached band {band:?} is not the band at {mark:?}", i.id.0));
+            }
+        }
         let orders = self.resting_orders();
         let gtd = orders.iter().filter(|o| o.tif == TimeInForce::Gtd).count();
         if gtd != self.gtd_live {
@@ -387,6 +397,7 @@ impl StateMachine {
             _ => return out.push(rej(RejectReason::BadInstrument)),
         }
         self.instruments.push(instrument);
+        self.bands.push(None);
         self.symbols.insert(spec.symbol, id);
         self.books.add_instrument();
         out.push(Event::InstrumentListed { instrument: id });
@@ -419,6 +430,21 @@ impl StateMachine {
         let mut suspects = core::mem::take(&mut self.suspects);
         self.ledger.set_mark(instrument, price, &mut suspects);
         self.suspects = suspects;
+    }
+
+    /// The price band of an instrument at its mark, `None` without a mark.
+    #[inline]
+    fn band(&mut self, instrument: InstrumentId) -> Option<(Price, Price)> {
+        let mark = self.ledger.mark(instrument)?;
+        let i = instrument.0 as usize;
+        match self.bands[i] {
+            Some((at, band)) if at == mark => Some(band),
+            _ => {
+                let band = self.instruments[i].band(mark);
+                self.bands[i] = Some((mark, band));
+                Some(band)
+            }
+        }
     }
 
     fn funding(&mut self, instrument: InstrumentId, out: &mut Vec<Event>) {
@@ -470,17 +496,17 @@ impl StateMachine {
         if self.books.find(o.account, o.cid).is_some() {
             return out.push(rej(RejectReason::DuplicateCid));
         }
-        let Some(mark) = self.mark(o.instrument) else {
+        let Some((low, high)) = self.band(o.instrument) else {
             return out.push(rej(RejectReason::NoMarkPrice));
         };
-        let (low, high) = inst.band(mark);
         let limit = match (o.price, o.side) {
             (Some(p), _) if p < low || p > high => return out.push(rej(RejectReason::PriceOutOfBand)),
             (Some(p), _) => p,
             (None, Side::Buy) => high,
             (None, Side::Sell) => low,
         };
-        let mut qty = match self.ledger.check_order(o.account, o.instrument, o.side, o.qty, limit, o.reduce_only) {
+        let known = self.ledger.slot(o.account);
+        let mut qty = match self.ledger.check_order_at(known, o.instrument, o.side, o.qty, limit, o.reduce_only) {
             Ok(qty) => qty,
             Err(reason) => return out.push(rej(reason)),
         };
@@ -496,7 +522,10 @@ impl StateMachine {
             return out.push(rej(RejectReason::PostOnlyWouldCross));
         }
 
-        let slot = self.ledger.slot_or_create(o.account);
+        let slot = match known {
+            Some(slot) => slot,
+            None => self.ledger.slot_or_create(o.account),
+        };
         let order_id = OrderId(self.next_order_id);
         self.next_order_id += 1;
         out.push(Event::Accepted {
@@ -583,7 +612,7 @@ impl StateMachine {
         }
         if price != o.price {
             // A resting order implies a mark exists; the fallback keeps this total.
-            let (low, high) = self.mark(o.instrument).map_or((price, price), |m| inst.band(m));
+            let (low, high) = self.band(o.instrument).unwrap_or((price, price));
             if price < low || price > high {
                 return out.push(rej(RejectReason::PriceOutOfBand));
             }
@@ -594,8 +623,8 @@ impl StateMachine {
                 return out.push(rej(RejectReason::ReduceOnlyWouldIncrease));
             }
         }
-        if let Err(reason) = self.ledger.check_amend(
-            o.account,
+        if let Err(reason) = self.ledger.check_amend_at(
+            Some(AccountSlot(o.acct_slot)),
             o.instrument,
             o.side,
             o.leaves,
@@ -624,11 +653,11 @@ impl StateMachine {
             self.resize(h, qty);
             return;
         }
-        self.unlink(h);
         if !crossing {
-            self.relink(h, price, qty, Qty::ZERO);
+            self.move_resting(h, price, qty);
             return;
         }
+        self.unlink(h);
         let mut taker = Taker {
             account: o.account,
             slot: AccountSlot(o.acct_slot),
@@ -996,6 +1025,19 @@ impl StateMachine {
         self.books.unlink_from_level(h);
     }
 
+    /// Moves a resting order to the back of the level at `price` with open quantity `leaves`
+    /// (an amend that loses priority and does not cross): one open-quantity update for the
+    /// difference, none when the quantity is unchanged.
+    fn move_resting(&mut self, h: Handle, price: Price, leaves: Qty) {
+        let o = *self.books.order(h);
+        let delta = leaves.0 - o.leaves.0;
+        if delta != 0 {
+            self.ledger.open_order_delta(AccountSlot(o.acct_slot), o.instrument, o.side, delta);
+        }
+        self.books.unlink_from_level(h);
+        self.books.relink(h, price, leaves, Qty::ZERO);
+    }
+
     fn relink(&mut self, h: Handle, price: Price, leaves: Qty, filled: Qty) {
         let o = *self.books.order(h);
         self.ledger.open_order_delta(AccountSlot(o.acct_slot), o.instrument, o.side, leaves.0);
@@ -1009,7 +1051,8 @@ impl StateMachine {
     /// cut (`cancelled`, reason `reduce_only`); orders on the position's own side (or with
     /// no position) go entirely.
     fn trim_reduce_only(&mut self, out: &mut Vec<Event>) {
-        if self.touched.is_empty() {
+        let resting = &self.reduce_only_resting;
+        if self.touched.iter().all(|&(s, _)| resting.get(s.index()).copied().unwrap_or(0) == 0) {
             return;
         }
         let mut touched = core::mem::take(&mut self.touched);
@@ -1055,6 +1098,15 @@ impl StateMachine {
         if self.touched.is_empty() && self.suspects.is_empty() {
             return false;
         }
+        // The common case: nobody is below maintenance, and the loop below would skip every
+        // account. Checked without building the work set.
+        let ledger = &self.ledger;
+        let liquidatable =
+            |s: AccountSlot| matches!(ledger.account(s).holder, Holder::Account(_)) && ledger.below_maintenance(s);
+        if !self.touched.iter().any(|&(s, _)| liquidatable(s)) && !self.suspects.iter().any(|&s| liquidatable(s)) {
+            self.touched.clear();
+            return false;
+        }
         let mut changed: Vec<(AccountSlot, InstrumentId)> = Vec::new();
         let mut work: BTreeSet<(AccountId, AccountSlot)> = BTreeSet::new();
         let ledger = &self.ledger;
@@ -1095,9 +1147,7 @@ impl StateMachine {
 
         while let Some(lo) = self.ledger.liquidation_order(slot) {
             let before = self.ledger.account(slot).position(lo.instrument).map_or(0, |p| p.size);
-            let inst = self.instruments[lo.instrument.0 as usize];
-            let Some(mark) = self.mark(lo.instrument) else { break };
-            let (low, high) = inst.band(mark);
+            let Some((low, high)) = self.band(lo.instrument) else { break };
             let limit = match lo.side {
                 Side::Sell => lo.prices.limit.max(low),
                 Side::Buy => lo.prices.limit.min(high),

@@ -27,8 +27,18 @@ pub struct Position {
     pub open_buy: i64,
     /// Open quantity of resting sell orders.
     pub open_sell: i64,
-    /// Liquidation-index key of this position, if indexed (see `liquidation`).
-    pub(crate) liq_key: Option<i64>,
+    /// Liquidation-index key of this position, if indexed (see the ledger's module doc).
+    pub(crate) liq_key: Option<IndexKey>,
+}
+
+/// Where a position sits in its market's liquidation index: which set (longs or shorts) and
+/// under which threshold key (see the ledger's module doc).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) struct IndexKey {
+    /// In the longs' set (else the shorts').
+    pub(crate) long: bool,
+    /// The threshold mark, or the far sentinel (`i64::MIN` long, `i64::MAX` short).
+    pub(crate) key: i64,
 }
 
 impl Position {
@@ -143,7 +153,7 @@ impl Account {
     ) -> FillEffect {
         let funding_paid = self.settle_funding(instrument, funding_index);
         let notional = i128::from(price) * i128::from(qty) * i128::from(k);
-        let fee = ceil_div(notional * i128::from(fee_ppm), 1_000_000);
+        let fee = if fee_ppm == 0 { 0 } else { ceil_div(notional * i128::from(fee_ppm), 1_000_000) };
         let p = self.position_mut(instrument, funding_index);
         let d = match side {
             Side::Buy => i128::from(qty),

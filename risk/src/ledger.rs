@@ -13,12 +13,35 @@
 //! the accounts that hold j **and** another instrument (their thresholds elsewhere moved).
 //! An account is re-keyed whenever its collateral or positions change; a funding tick
 //! re-keys every holder of the instrument (its unsettled funding changed).
+//!
+//! # The window: re-keying accounts that no price near the mark can liquidate
+//!
+//! Each market keeps a window `[lo, hi]` of marks around its mark (`lo = mark / 2`,
+//! `hi = 2 · mark`, set when the first oracle price arrives and reset whenever an oracle
+//! price falls outside it). A long whose threshold is at or below `lo`, or a short whose
+//! threshold is at or above `hi`, cannot be liquidated by any mark inside the window: it is
+//! indexed with the sentinel key `i64::MIN` (long) or `i64::MAX` (short), which no range
+//! query returns. Telling "far" from "near" needs no division (`−h_rest ≤ lo · b` for a
+//! long), and re-keying an account whose key did not change touches no tree. So an account
+//! with low leverage (a long with less than about 2× leverage, a short with less than
+//! about 1×) costs a few multiplications per fill; a leveraged one pays the two `BTreeSet`
+//! updates. When an oracle price leaves the window, the window is re-centred on it and every
+//! holder of the instrument re-keyed (O(holders · log holders), once per halving or
+//! doubling of the price) before the range queries, so the queries stay exact.
+//!
+//! # Performance
+//!
+//! Margin figures are kept scaled by 10⁶ and compared exactly ([`Ledger::below_maintenance`],
+//! the pre-trade checks, the index); only [`Ledger::health`] rounds them to quote units, for
+//! reports. Each market keeps, with its mark, what one lot is worth and requires at it
+//! (`mark · k`, times MMF, times IMF), so an account's margin figures cost one multiplication
+//! per term and position.
 
 use std::collections::BTreeSet;
 
 use l2x_types::{AccountId, Amount, DetMap, Fraction, Holder, InstrumentId, Ppb, Price, Qty, RejectReason, Side};
 
-use crate::account::{Account, FillEffect, Position};
+use crate::account::{Account, FillEffect, IndexKey, Position};
 use crate::formulas::{self, LiquidationPrices};
 use crate::math::{ceil_div, floor_div, saturate};
 use crate::params::{LiquidationParams, MarketParams};
@@ -29,13 +52,93 @@ const PPM: i128 = 1_000_000;
 #[derive(Clone, Debug)]
 struct Market {
     params: MarketParams,
-    mark: Option<Price>,
+    /// The mark, with the per-lot products every margin figure multiplies by; set only
+    /// through [`Market::set_mark_price`], which keeps the products in step.
+    mark: Option<Mark>,
     funding_index: i128,
     /// (threshold key, slot) of longs and shorts with a position (see module doc).
     longs: BTreeSet<(i64, u32)>,
     shorts: BTreeSet<(i64, u32)>,
     /// Slots holding this instrument and at least one other.
     multi: BTreeSet<u32>,
+    /// Marks `[lo, hi]` inside which far accounts need no exact key (module doc, "The
+    /// window"); `None` until the first oracle price: every account is then keyed exactly.
+    window: Option<(i64, i64)>,
+}
+
+/// A market's mark price and what one lot is worth and requires at it, computed once per
+/// oracle price instead of in every margin computation.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+struct Mark {
+    price: Price,
+    /// `mark · k`: one lot's value at the mark, quote micro-units.
+    value: i128,
+    /// `mark · k · MMF_ppm`: one lot's maintenance requirement, scaled by 10⁶.
+    maintenance: i128,
+    /// `mark · k · IMF_ppm`: one lot's initial requirement, scaled by 10⁶.
+    initial: i128,
+}
+
+impl Market {
+    /// Sets (or clears) the mark and the per-lot products that go with it.
+    fn set_mark_price(&mut self, price: Option<Price>) {
+        self.mark = price.map(|price| {
+            let value = i128::from(price.0) * i128::from(self.params.quote_per_tick_lot);
+            Mark {
+                price,
+                value,
+                maintenance: value * i128::from(self.params.maintenance_margin.0),
+                initial: value * i128::from(self.params.initial_margin.0),
+            }
+        });
+    }
+
+    /// The liquidation-index key of a position of `size` in this market of an account whose
+    /// scaled health is `hscaled` (module doc): `None` when flat.
+    fn index_key(&self, size: i64, hscaled: i128) -> Option<IndexKey> {
+        if size == 0 {
+            return None;
+        }
+        let k = i128::from(self.params.quote_per_tick_lot);
+        let s = i128::from(size);
+        let b = k * (PPM * s - s.abs() * i128::from(self.params.maintenance_margin.0));
+        let mark = i128::from(self.mark.map_or(0, |x| x.price.0));
+        let rest = hscaled - mark * b;
+        // MMF < 1, so b has the sign of the size.
+        let long = b > 0;
+        if let Some((lo, hi)) = self.window {
+            // An i64 · i64 product always fits i128: one multiplication when b fits i64.
+            let edge = |x: i64, b: i128| match i64::try_from(b) {
+                Ok(b) => Some(i128::from(x) * i128::from(b)),
+                Err(_) => i128::from(x).checked_mul(b),
+            };
+            let far = if long {
+                edge(lo, b).is_some_and(|lob| -rest <= lob)
+            } else {
+                edge(hi, -b).is_some_and(|hib| rest >= hib)
+            };
+            if far {
+                return Some(IndexKey { long, key: if long { i64::MIN } else { i64::MAX } });
+            }
+        }
+        let key = if long { saturate(ceil_div(-rest, b)) } else { saturate(floor_div(rest, -b)) };
+        Some(IndexKey { long, key })
+    }
+}
+
+/// An account's equity and requirements scaled by 10⁶, exact: no division.
+#[derive(Clone, Copy, Debug)]
+struct Scaled {
+    equity: i128,
+    maintenance: i128,
+    initial: i128,
+}
+
+impl Scaled {
+    #[inline]
+    fn below_maintenance(&self) -> bool {
+        PPM * self.equity < self.maintenance
+    }
 }
 
 /// An account's margin figures at the current marks.
@@ -146,6 +249,7 @@ impl Ledger {
             longs: BTreeSet::new(),
             shorts: BTreeSet::new(),
             multi: BTreeSet::new(),
+            window: None,
         });
         Ok(id)
     }
@@ -157,7 +261,7 @@ impl Ledger {
 
     /// A market's mark price.
     pub fn mark(&self, instrument: InstrumentId) -> Option<Price> {
-        self.markets.get(instrument.0 as usize).and_then(|m| m.mark)
+        self.markets.get(instrument.0 as usize).and_then(|m| m.mark.map(|x| x.price))
     }
 
     /// A market's cumulative funding index (quote micro-units per lot).
@@ -251,9 +355,9 @@ impl Ledger {
             return Err(RejectReason::BadAmount);
         }
         let slot = self.slot(account).ok_or(RejectReason::InsufficientMargin)?;
-        let h = self.health(slot);
+        let h = self.scaled(slot);
         let a = i128::from(amount.0);
-        if i128::from(self.account(slot).collateral) < a || PPM * (h.equity - a) < h.initial_scaled {
+        if i128::from(self.account(slot).collateral) < a || PPM * (h.equity - a) < h.initial {
             return Err(RejectReason::InsufficientMargin);
         }
         self.accounts[slot.index()].credit(-a);
@@ -268,7 +372,9 @@ impl Ledger {
     /// check: the snapshot was taken after its command's liquidations).
     pub fn restore_market(&mut self, instrument: InstrumentId, mark: Option<Price>, funding_index: i128) {
         if let Some(m) = self.markets.get_mut(instrument.0 as usize) {
-            m.mark = mark;
+            m.set_mark_price(mark);
+            // The window is centred on the mark, as an oracle price would centre it.
+            m.window = mark.map(|p| (p.0 / 2, p.0.saturating_mul(2)));
             m.funding_index = funding_index;
         }
     }
@@ -302,25 +408,55 @@ impl Ledger {
 
     /// Margin figures of an account at the current marks.
     pub fn health(&self, slot: AccountSlot) -> Health {
+        let h = self.scaled(slot);
+        Health {
+            equity: h.equity,
+            initial: ceil_div(h.initial, PPM),
+            maintenance: ceil_div(h.maintenance, PPM),
+            maintenance_scaled: h.maintenance,
+            initial_scaled: h.initial,
+        }
+    }
+
+    /// `true` if the account's equity is below its maintenance requirement (the same test as
+    /// [`Health::below_maintenance`], without rounding anything).
+    ///
+    /// Read from the liquidation index when the account has an indexed position: its key is
+    /// the mark at which it crosses maintenance with everything else as it is now, so a long
+    /// is below exactly when the mark is under its key, a short when the mark is over it (a
+    /// far key means "not below" while the mark is inside the window, which it always is).
+    /// Otherwise (no position, a saturated key, the insurance fund or the fee account)
+    /// computed in full. [`Ledger::check_invariants`] checks the two agree for every account.
+    #[inline]
+    pub fn below_maintenance(&self, slot: AccountSlot) -> bool {
+        let a = self.account(slot);
+        for p in &a.positions {
+            let (Some(k), Some(mark)) = (p.liq_key, self.markets[p.instrument.0 as usize].mark) else { continue };
+            if k.long && k.key != i64::MAX {
+                return mark.price.0 < k.key;
+            }
+            if !k.long && k.key != i64::MIN {
+                return mark.price.0 > k.key;
+            }
+        }
+        self.scaled(slot).below_maintenance()
+    }
+
+    /// Equity and the exact scaled requirements of an account at the current marks.
+    #[inline]
+    fn scaled(&self, slot: AccountSlot) -> Scaled {
         let a = self.account(slot);
         let mut equity = i128::from(a.collateral);
         let (mut mmr, mut imr) = (0i128, 0i128);
         for p in &a.positions {
             let m = &self.markets[p.instrument.0 as usize];
-            let mark = i128::from(m.mark.map_or(0, |x| x.0));
-            let k = i128::from(m.params.quote_per_tick_lot);
+            let (value, maintenance, initial) = m.mark.map_or((0, 0, 0), |x| (x.value, x.maintenance, x.initial));
             let s = i128::from(p.size);
-            equity += s * mark * k - p.cost - s * (m.funding_index - p.funding_index);
-            mmr += s.abs() * mark * k * i128::from(m.params.maintenance_margin.0);
-            imr += i128::from(p.worst_side()) * mark * k * i128::from(m.params.initial_margin.0);
+            equity += s * value - p.cost - s * (m.funding_index - p.funding_index);
+            mmr += s.abs() * maintenance;
+            imr += i128::from(p.worst_side()) * initial;
         }
-        Health {
-            equity,
-            initial: ceil_div(imr, PPM),
-            maintenance: ceil_div(mmr, PPM),
-            maintenance_scaled: mmr,
-            initial_scaled: imr,
-        }
+        Scaled { equity, maintenance: mmr, initial: imr }
     }
 
     /// Pre-trade check of a new order; returns the quantity to enter (a reduce-only
@@ -345,7 +481,23 @@ impl Ledger {
         limit: Price,
         reduce_only: bool,
     ) -> Result<Qty, RejectReason> {
-        let slot = self.slot(account);
+        self.check_order_at(self.slot(account), instrument, side, qty, limit, reduce_only)
+    }
+
+    /// [`Ledger::check_order`] for a caller that already looked the account up: `slot` is
+    /// `None` for an account that does not exist yet.
+    ///
+    /// # Errors
+    /// The reject reason.
+    pub fn check_order_at(
+        &self,
+        slot: Option<AccountSlot>,
+        instrument: InstrumentId,
+        side: Side,
+        qty: Qty,
+        limit: Price,
+        reduce_only: bool,
+    ) -> Result<Qty, RejectReason> {
         let pos = slot.and_then(|s| self.account(s).position(instrument)).copied();
         let (size, open_buy, open_sell) = pos.map_or((0, 0, 0), |p| (p.size, p.open_buy, p.open_sell));
         let mut qty = qty.0;
@@ -385,7 +537,37 @@ impl Ledger {
         if new_qty <= old_qty && !price_changed {
             return Ok(());
         }
-        let slot = self.slot(account);
+        self.check_amend_at(
+            self.slot(account),
+            instrument,
+            side,
+            old_qty,
+            new_qty,
+            price_changed,
+            new_price,
+            reduce_only,
+        )
+    }
+
+    /// [`Ledger::check_amend`] for a caller that already looked the account up.
+    ///
+    /// # Errors
+    /// The reject reason.
+    #[allow(clippy::too_many_arguments, reason = "the amend's full before/after description")]
+    pub fn check_amend_at(
+        &self,
+        slot: Option<AccountSlot>,
+        instrument: InstrumentId,
+        side: Side,
+        old_qty: Qty,
+        new_qty: Qty,
+        price_changed: bool,
+        new_price: Price,
+        reduce_only: bool,
+    ) -> Result<(), RejectReason> {
+        if new_qty <= old_qty && !price_changed {
+            return Ok(());
+        }
         let pos = slot.and_then(|s| self.account(s).position(instrument)).copied();
         let (size, open_buy, open_sell) = pos.map_or((0, 0, 0), |p| (p.size, p.open_buy, p.open_sell));
         if reduce_only && new_qty.0 > size.abs() {
@@ -417,7 +599,8 @@ impl Ledger {
         fill_qty: i64,
     ) -> Result<(), RejectReason> {
         let Some(m) = self.markets.get(instrument.0 as usize) else { return Err(RejectReason::UnknownSymbol) };
-        let mark = m.mark.ok_or(RejectReason::NoMarkPrice)?;
+        let at = m.mark.ok_or(RejectReason::NoMarkPrice)?;
+        let mark = at.price;
         let (s, ob, os) = (i128::from(size), i128::from(open_buy), i128::from(open_sell));
         let (bd, sd) = (i128::from(buy_delta), i128::from(sell_delta));
         let reach = match side {
@@ -429,28 +612,25 @@ impl Ledger {
         }
         let k = i128::from(m.params.quote_per_tick_lot);
         let (o, l, q) = (i128::from(mark.0), i128::from(limit.0), i128::from(fill_qty));
-        let imf = i128::from(m.params.initial_margin.0);
         let worst = |b: i128, sl: i128| (s + b).abs().max((s - sl).abs());
-        let before_j = worst(ob, os) * o * k * imf;
-        let after_j = worst(ob + bd, os + sd) * o * k * imf;
-        let h = slot
-            .map_or(Health { equity: 0, initial: 0, maintenance: 0, maintenance_scaled: 0, initial_scaled: 0 }, |s| {
-                self.health(s)
-            });
-        let imr_after = h.initial_scaled - before_j + after_j;
+        let before_j = worst(ob, os) * at.initial;
+        let after_j = worst(ob + bd, os + sd) * at.initial;
+        let h = slot.map_or(Scaled { equity: 0, maintenance: 0, initial: 0 }, |s| self.scaled(s));
+        let imr_after = h.initial - before_j + after_j;
         let slippage = match side {
             Side::Buy => (l - o).max(0) * q * k,
             Side::Sell => (o - l).max(0) * q * k,
         };
-        let fee = ceil_div(l * q * k * i128::from(m.params.taker_fee.0.max(0)), PPM);
+        let taker_fee = i128::from(m.params.taker_fee.0.max(0));
+        let fee = if taker_fee == 0 { 0 } else { ceil_div(l * q * k * taker_fee, PPM) };
         let equity_after = h.equity - slippage - fee;
         let opposite = (side == Side::Buy && size < 0) || (side == Side::Sell && size > 0);
         let same_side_open = match side {
             Side::Buy => ob + bd,
             Side::Sell => os + sd,
         };
-        let only_reduces = opposite && same_side_open <= s.abs() && imr_after <= h.initial_scaled;
-        if PPM * equity_after >= imr_after || imr_after < h.initial_scaled || only_reduces {
+        let only_reduces = opposite && same_side_open <= s.abs() && imr_after <= h.initial;
+        if PPM * equity_after >= imr_after || imr_after < h.initial || only_reduces {
             Ok(())
         } else {
             Err(RejectReason::InsufficientMargin)
@@ -537,8 +717,18 @@ impl Ledger {
     /// duplicates) the accounts that may now be below maintenance.
     pub fn set_mark(&mut self, instrument: InstrumentId, price: Price, out: &mut Vec<AccountSlot>) {
         let Some(m) = self.markets.get_mut(instrument.0 as usize) else { return };
-        m.mark = Some(price);
+        m.set_mark_price(Some(price));
         let p = price.0;
+        if m.window.is_none_or(|(lo, hi)| p < lo || p > hi) {
+            // Outside the window, "far" keys are no longer safe: re-centre it and re-key
+            // every holder (module doc, "The window").
+            m.window = Some((p / 2, p.saturating_mul(2)));
+            let holders: Vec<u32> = m.longs.iter().chain(m.shorts.iter()).map(|&(_, s)| s).collect();
+            for s in holders {
+                self.reindex(AccountSlot(s));
+            }
+        }
+        let m = &self.markets[instrument.0 as usize];
         out.extend(m.longs.range((p.saturating_add(1), 0)..).map(|&(_, s)| AccountSlot(s)));
         out.extend(m.shorts.range(..(p, 0)).map(|&(_, s)| AccountSlot(s)));
         let multi: Vec<u32> = m.multi.iter().copied().collect();
@@ -560,7 +750,7 @@ impl Ledger {
         out: &mut Vec<AccountSlot>,
     ) -> Option<(Ppb, i128)> {
         let m = self.markets.get_mut(instrument.0 as usize)?;
-        let mark = m.mark?;
+        let mark = m.mark?.price;
         let (k, p) = (m.params.quote_per_tick_lot, m.params);
         let notional = i128::from(p.impact_notional.0);
         let ib = formulas::impact_price(bids, notional, k);
@@ -571,7 +761,7 @@ impl Ledger {
         let holders: Vec<u32> = m.longs.iter().chain(m.shorts.iter()).map(|&(_, s)| s).collect();
         for s in holders {
             self.reindex(AccountSlot(s));
-            if self.health(AccountSlot(s)).below_maintenance() {
+            if self.below_maintenance(AccountSlot(s)) {
                 out.push(AccountSlot(s));
             }
         }
@@ -598,31 +788,31 @@ impl Ledger {
         if slot == Self::INSURANCE || slot == Self::FEES {
             return None;
         }
-        let h = self.health(slot);
+        let h = self.scaled(slot);
         if !h.below_maintenance() {
             return None;
         }
         let a = self.account(slot);
         let p = a.positions.iter().filter(|p| p.size != 0).max_by_key(|p| {
             let m = &self.markets[p.instrument.0 as usize];
-            let mark = i128::from(m.mark.map_or(0, |x| x.0));
+            let mark = i128::from(m.mark.map_or(0, |x| x.price.0));
             let mmr = i128::from(p.size).abs() * mark * i128::from(m.params.quote_per_tick_lot);
             (mmr * i128::from(m.params.maintenance_margin.0), core::cmp::Reverse(p.instrument))
         })?;
         let m = &self.markets[p.instrument.0 as usize];
-        let mark = m.mark?;
+        let mark = m.mark?.price;
         let lq = self.liquidation;
         let mut prices = formulas::liquidation_prices(
             p.size,
             mark,
             h.equity,
-            h.maintenance_scaled,
+            h.maintenance,
             m.params.maintenance_margin,
             lq.bankruptcy_adjustment,
             lq.spread_to_maintenance,
         );
         let side = if p.size > 0 { Side::Sell } else { Side::Buy };
-        let hscaled = PPM * h.equity - h.maintenance_scaled;
+        let hscaled = PPM * h.equity - h.maintenance;
         let qty = formulas::liquidation_qty(
             p.size,
             mark,
@@ -640,7 +830,7 @@ impl Ledger {
     /// The bankruptcy price (exact fraction of ticks) of an account's position in one
     /// instrument at the current state, if the account is below maintenance and holds it.
     pub fn bankruptcy_price(&self, slot: AccountSlot, instrument: InstrumentId) -> Option<(i128, i128)> {
-        let h = self.health(slot);
+        let h = self.scaled(slot);
         let size = self.account(slot).position(instrument).map(|p| p.size).filter(|&s| s != 0)?;
         if !h.below_maintenance() {
             return None;
@@ -649,9 +839,9 @@ impl Ledger {
         let lq = self.liquidation;
         let prices = formulas::liquidation_prices(
             size,
-            m.mark?,
+            m.mark?.price,
             h.equity,
-            h.maintenance_scaled,
+            h.maintenance,
             m.params.maintenance_margin,
             lq.bankruptcy_adjustment,
             lq.spread_to_maintenance,
@@ -664,7 +854,7 @@ impl Ledger {
     /// equity covers (nothing once it has none).
     pub fn insurance_capacity(&self, instrument: InstrumentId, price: Price, qty: Qty, side_of_fund: Side) -> Qty {
         let m = &self.markets[instrument.0 as usize];
-        let mark = i128::from(m.mark.map_or(price.0, |x| x.0));
+        let mark = i128::from(m.mark.map_or(price.0, |x| x.price.0));
         let k = i128::from(m.params.quote_per_tick_lot);
         let loss_per_lot = match side_of_fund {
             Side::Buy => i128::from(price.0) - mark,
@@ -673,7 +863,7 @@ impl Ledger {
         if loss_per_lot <= 0 {
             return qty;
         }
-        let equity = self.health(Self::INSURANCE).equity;
+        let equity = self.scaled(Self::INSURANCE).equity;
         Qty(saturate(floor_div(equity.max(0), loss_per_lot).min(i128::from(qty.0))))
     }
 
@@ -692,7 +882,7 @@ impl Ledger {
             Side::Sell => &m.shorts,
             Side::Buy => &m.longs,
         };
-        let mark = i128::from(m.mark.map_or(0, |x| x.0));
+        let mark = i128::from(m.mark.map_or(0, |x| x.price.0));
         let k = i128::from(m.params.quote_per_tick_lot);
         let mut ranked: Vec<(core::cmp::Reverse<i128>, AccountId, AccountSlot)> = holders
             .iter()
@@ -703,7 +893,7 @@ impl Ledger {
                 let Holder::Account(id) = a.holder else { return None };
                 let p = a.position(instrument)?;
                 let notional = i128::from(p.size) * mark * k;
-                let rank = formulas::adl_rank(notional - p.cost, p.cost, notional, self.health(s).equity);
+                let rank = formulas::adl_rank(notional - p.cost, p.cost, notional, self.scaled(s).equity);
                 Some((core::cmp::Reverse(rank), id, s))
             })
             .collect();
@@ -718,40 +908,30 @@ impl Ledger {
         if slot == Self::INSURANCE || slot == Self::FEES {
             return;
         }
-        let h = self.health(slot);
-        let hscaled = PPM * h.equity - h.maintenance_scaled;
+        let h = self.scaled(slot);
+        let hscaled = PPM * h.equity - h.maintenance;
         let open = self.accounts[slot.index()].open_positions();
         let count = self.accounts[slot.index()].positions.len();
         for i in 0..count {
             let p: Position = self.accounts[slot.index()].positions[i];
             let m = &mut self.markets[p.instrument.0 as usize];
-            if let Some(old) = p.liq_key {
-                m.longs.remove(&(old, slot.0));
-                m.shorts.remove(&(old, slot.0));
-            }
-            let key = (p.size != 0).then(|| {
-                let k = i128::from(m.params.quote_per_tick_lot);
-                let s = i128::from(p.size);
-                let b = k * (PPM * s - s.abs() * i128::from(m.params.maintenance_margin.0));
-                let mark = i128::from(m.mark.map_or(0, |x| x.0));
-                let rest = hscaled - mark * b;
-                if b > 0 { saturate(ceil_div(-rest, b)) } else { saturate(floor_div(rest, -b)) }
-            });
-            match key {
-                Some(key) if p.size > 0 => {
-                    m.longs.insert((key, slot.0));
+            let key = m.index_key(p.size, hscaled);
+            if key != p.liq_key {
+                if let Some(old) = p.liq_key {
+                    let set = if old.long { &mut m.longs } else { &mut m.shorts };
+                    set.remove(&(old.key, slot.0));
                 }
-                Some(key) => {
-                    m.shorts.insert((key, slot.0));
+                if let Some(new) = key {
+                    let set = if new.long { &mut m.longs } else { &mut m.shorts };
+                    set.insert((new.key, slot.0));
                 }
-                None => {}
+                self.accounts[slot.index()].positions[i].liq_key = key;
             }
             if p.size != 0 && open >= 2 {
                 m.multi.insert(slot.0);
-            } else {
+            } else if !m.multi.is_empty() {
                 m.multi.remove(&slot.0);
             }
-            self.accounts[slot.index()].positions[i].liq_key = key;
         }
     }
 
@@ -761,7 +941,13 @@ impl Ledger {
     /// A description of the first broken invariant.
     #[allow(clippy::cast_possible_truncation, reason = "slots and instrument ids fit u32 by construction")]
     pub fn check_invariants(&self) -> Result<(), String> {
-        let total: i128 = (0..self.accounts.len()).map(|i| self.health(AccountSlot(i as u32)).equity).sum();
+        let total: i128 = (0..self.accounts.len()).map(|i| self.scaled(AccountSlot(i as u32)).equity).sum();
+        for i in 0..self.accounts.len() {
+            let slot = AccountSlot(i as u32);
+            if self.below_maintenance(slot) != self.scaled(slot).below_maintenance() {
+                return Err(format!("slot {i}: the index and a full computation disagree on maintenance"));
+            }
+        }
         if total != self.deposits - self.withdrawals {
             return Err(format!(
                 "conservation: equity of all accounts {total} != deposits {} - withdrawals {}",
@@ -780,10 +966,17 @@ impl Ledger {
             }
             for (slot, a) in self.accounts.iter().enumerate().skip(2) {
                 let Some(p) = a.position(InstrumentId(i as u32)) else { continue };
-                let entry = p.liq_key.map(|k| (k, slot as u32));
-                let indexed = entry.is_some_and(|e| m.longs.contains(&e) || m.shorts.contains(&e));
+                let indexed = p.liq_key.is_some_and(|k| {
+                    let set = if k.long { &m.longs } else { &m.shorts };
+                    set.contains(&(k.key, slot as u32))
+                });
                 if (p.size != 0) != indexed {
                     return Err(format!("instrument {i}: slot {slot} indexed {indexed} with size {}", p.size));
+                }
+                let h = self.scaled(AccountSlot(slot as u32));
+                let expected = m.index_key(p.size, PPM * h.equity - h.maintenance);
+                if p.liq_key != expected || expected.is_some_and(|k| k.long != (p.size > 0)) {
+                    return Err(format!("instrument {i}: slot {slot} keyed {:?}, expected {expected:?}", p.liq_key));
                 }
                 if p.open_buy < 0 || p.open_sell < 0 {
                     return Err(format!("instrument {i}: slot {slot} negative open quantity"));
@@ -992,13 +1185,42 @@ mod tests {
         // Equity 1,000 + 0.4·(m − 50,000) < 0.4·m·0.03 ⟺ m < 48,969.07…: threshold 97,939 ticks.
         let mut out = Vec::new();
         l.set_mark(BTC, Price(97_939), &mut out);
-        assert!(!out.contains(&a) && !l.health(a).below_maintenance());
+        assert!(!out.contains(&a) && !l.health(a).below_maintenance() && !l.below_maintenance(a));
+        l.check_invariants().unwrap();
         l.set_mark(BTC, Price(97_938), &mut out);
-        assert!(out.contains(&a) && l.health(a).below_maintenance());
+        assert!(out.contains(&a) && l.health(a).below_maintenance() && l.below_maintenance(a));
+        l.check_invariants().unwrap();
         // And the short is found when the mark rises far enough.
         out.clear();
         l.set_mark(BTC, Price(100_000), &mut out);
         assert!(out.is_empty());
+    }
+
+    #[test]
+    fn a_far_account_is_keyed_exactly_once_the_mark_leaves_the_window() {
+        let mut l = ledger(); // BTC mark 100,000 ticks: window 50,000..=200,000
+        let long = l.deposit(Holder::Account(AccountId(1)), usdc(12_000)).unwrap().0;
+        let short = l.deposit(Holder::Account(AccountId(2)), usdc(30_000)).unwrap().0;
+        trade(&mut l, BTC, 100_000, 400, long, short); // 0.4 BTC at 50,000 each way
+        // Long: 12,000 + 0.4·(m − 50,000) < 0.012·m ⟺ m < 20,618.5…: threshold 41,238 ticks,
+        // below the window: far. Short: 30,000 − 0.4·(m − 50,000) < 0.012·m ⟺ m > 121,359.2…:
+        // threshold 242,718 ticks, above the window: far.
+        let key = |l: &Ledger, s: AccountSlot| l.account(s).position(BTC).unwrap().liq_key.unwrap().key;
+        assert_eq!((key(&l, long), key(&l, short)), (i64::MIN, i64::MAX));
+        l.check_invariants().unwrap();
+        // A jump to 41,237 ticks leaves the window: it is re-centred, and the long is found.
+        let mut out = Vec::new();
+        l.set_mark(BTC, Price(41_237), &mut out);
+        assert_eq!(out, vec![long]);
+        assert!(l.below_maintenance(long));
+        // From 100,000 again (the window moves back), a jump to 242,719 finds the short.
+        l.set_mark(BTC, Price(100_000), &mut out);
+        out.clear();
+        l.set_mark(BTC, Price(242_718), &mut out);
+        assert!(out.is_empty() && !l.below_maintenance(short));
+        l.set_mark(BTC, Price(242_719), &mut out);
+        assert_eq!(out, vec![short]);
+        l.check_invariants().unwrap();
     }
 
     #[test]
@@ -1052,6 +1274,45 @@ mod tests {
                     let h = l.health(s);
                     if h.below_maintenance() && !was_below && l.account(s).has_position() {
                         prop_assert!(out.contains(&s), "slot {s:?} below maintenance but not reported");
+                    }
+                }
+                l.check_invariants().map_err(TestCaseError::fail)?;
+            }
+        }
+
+        /// The same property for accounts from highly to barely leveraged (some indexed
+        /// "far", outside the window), fills between mark changes, and marks that jump out of
+        /// the window and back. `check_invariants` also checks every key exactly.
+        #[test]
+        fn index_candidates_cover_every_account_across_window_moves(
+            deposits in proptest::collection::vec(1i64..2_000, 6),
+            steps in proptest::collection::vec(
+                (0usize..6, 0usize..6, 0u32..2, 1i64..400, proptest::bool::ANY, 20_000i64..400_000),
+                1..60,
+            ),
+        ) {
+            let mut l = ledger();
+            let slots: Vec<AccountSlot> = deposits
+                .iter()
+                .zip(1u64..)
+                .map(|(&d, id)| l.deposit(Holder::Account(AccountId(id)), usdc(100 * d)).unwrap().0)
+                .collect();
+            for (a, b, inst, qty, is_fill, mark) in steps {
+                let instrument = InstrumentId(inst);
+                if is_fill {
+                    if a != b {
+                        let price = l.mark(instrument).unwrap().0;
+                        trade(&mut l, instrument, price, qty, slots[a], slots[b]);
+                    }
+                } else {
+                    let mark = if inst == 0 { mark } else { mark * 3 };
+                    let before: Vec<bool> = slots.iter().map(|&s| l.below_maintenance(s)).collect();
+                    let mut out = Vec::new();
+                    l.set_mark(instrument, Price(mark), &mut out);
+                    for (&s, was_below) in slots.iter().zip(before) {
+                        if l.below_maintenance(s) && !was_below && l.account(s).has_position() {
+                            prop_assert!(out.contains(&s), "slot {s:?} below maintenance but not reported");
+                        }
                     }
                 }
                 l.check_invariants().map_err(TestCaseError::fail)?;
