@@ -32,7 +32,8 @@ pub struct Position {
 }
 
 impl Position {
-    fn new(instrument: InstrumentId, funding_index: i128) -> Position {
+    /// A record with no position and no open orders, settled at `funding_index`.
+    pub fn new(instrument: InstrumentId, funding_index: i128) -> Position {
         Position { instrument, size: 0, cost: 0, funding_index, realised: 0, open_buy: 0, open_sell: 0, liq_key: None }
     }
 

@@ -262,6 +262,42 @@ impl Ledger {
         Ok((slot, self.account(slot).collateral))
     }
 
+    // ----- restore (from a snapshot) ---------------------------------------------------
+
+    /// Sets a market's mark and funding index as a snapshot recorded them (no liquidation
+    /// check: the snapshot was taken after its command's liquidations).
+    pub fn restore_market(&mut self, instrument: InstrumentId, mark: Option<Price>, funding_index: i128) {
+        if let Some(m) = self.markets.get_mut(instrument.0 as usize) {
+            m.mark = mark;
+            m.funding_index = funding_index;
+        }
+    }
+
+    /// Restores a holder's collateral and positions as a snapshot recorded them, with no open
+    /// order quantity (the engine re-rests the orders, which adds it back).
+    pub fn restore_account(&mut self, holder: Holder, collateral: i64, positions: &[Position]) -> AccountSlot {
+        let slot = self.holder_slot(holder);
+        let records: Vec<Position> = positions
+            .iter()
+            .map(|p| Position { open_buy: 0, open_sell: 0, liq_key: None, ..*p })
+            .filter(|p| (p.instrument.0 as usize) < self.markets.len())
+            .collect();
+        let a = &mut self.accounts[slot.index()];
+        a.collateral = collateral;
+        a.positions = records;
+        slot
+    }
+
+    /// Restores the totals of deposits and withdrawals, then re-keys every account in the
+    /// liquidation index.
+    pub fn restore_flows_and_index(&mut self, deposits: i128, withdrawals: i128) {
+        self.deposits = deposits;
+        self.withdrawals = withdrawals;
+        for i in 0..self.accounts.len() {
+            self.reindex(AccountSlot(u32::try_from(i).unwrap_or(u32::MAX)));
+        }
+    }
+
     // ----- margin --------------------------------------------------------------------------
 
     /// Margin figures of an account at the current marks.
