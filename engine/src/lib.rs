@@ -23,6 +23,7 @@ mod book;
 mod bytes;
 mod canonical;
 pub mod journal;
+pub mod pipeline;
 pub mod scenario;
 mod state;
 
