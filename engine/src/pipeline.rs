@@ -287,6 +287,7 @@ struct Input {
 #[derive(Default)]
 struct SequencerCounters {
     sequenced: AtomicU64,
+    busy_ns: AtomicU64,
     snapshots_taken: AtomicU64,
     snapshots_skipped: AtomicU64,
     snapshot_max_pause_ns: AtomicU64,
@@ -359,8 +360,8 @@ impl Shared {
 /// The pipeline's two outputs.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 enum Output {
-    Reports,
-    MarketData,
+    Reports = 0,
+    MarketData = 1,
 }
 
 /// A running pipeline. See the module documentation.
@@ -387,6 +388,9 @@ impl fmt::Debug for Pipeline {
 pub struct Stats {
     /// Commands sequenced since start.
     pub sequenced: u64,
+    /// Time the sequencer spent sequencing (not waiting for input), ns: with `sequenced`, its
+    /// service time per command, including any wait for space in a full output ring.
+    pub sequencer_busy_ns: u64,
     /// The last sequence number in the journal's mapping.
     pub appended_seq: u64,
     /// The last sequence number covered by an `fsync` (the durable watermark).
@@ -453,18 +457,6 @@ impl Pipeline {
                 return Err(PipelineError::Capacity(name));
             }
         }
-        let available = core_affinity::get_core_ids().unwrap_or_default();
-        for (thread, core) in [
-            ("sequencer", config.cores.sequencer),
-            ("group-commit", config.cores.group_commit),
-            ("snapshot", config.cores.snapshot),
-        ] {
-            if let Some(core) = core
-                && !available.iter().any(|c| c.id == core)
-            {
-                return Err(PipelineError::Pin { thread, core });
-            }
-        }
         let (state, writer, report) = journal::recover(dir, config.segment_bytes, &config.ledger)?;
         let last_seq = writer.last_seq();
         // Everything recovered is made durable before anything new is released, and each
@@ -474,7 +466,9 @@ impl Pipeline {
         let mut snapshot_syncer = writer.syncer();
         snapshot_syncer.sync()?;
         let wait = config.wait;
-        let pool_size = config.reports_capacity + config.market_data_capacity + 64;
+        // Small on purpose: the vectors in rotation stay in cache. When consumers lag and
+        // the pool runs dry the sequencer allocates; surplus vectors are freed on return.
+        let pool_size = POOL_SIZE;
         let shared = Arc::new(Shared {
             durability: config.durability,
             input: Ring::new(config.input_capacity, wait),
@@ -494,7 +488,7 @@ impl Pipeline {
         });
         // Warm the pool so that the steady state never allocates.
         for _ in 0..pool_size {
-            let _ = shared.pool.push(Vec::with_capacity(16));
+            let _ = shared.pool.push(Vec::with_capacity(EVENTS_CAPACITY));
         }
         // The snapshot thread is not latency-critical: it always parks when idle.
         let snapshot_ring = Arc::new(Ring::new(1, WaitStrategy::Park));
@@ -538,6 +532,7 @@ impl Pipeline {
             since_snapshot: 0,
             last_seq,
             pauses: Vec::new(),
+            unnotified: [false; 2],
         };
         pipeline.sequencer = Some(spawn("sequencer", config.cores.sequencer, pinned_tx, move || sequencer.run())?);
         let threads = 2 + usize::from(pipeline.group_commit.is_some());
@@ -587,6 +582,7 @@ impl Pipeline {
         let c = &s.counters;
         Stats {
             sequenced: c.sequenced.load(Ordering::Relaxed),
+            sequencer_busy_ns: c.busy_ns.load(Ordering::Relaxed),
             appended_seq: s.appended.load(Ordering::Relaxed),
             durable_seq: s.durable.load(Ordering::Relaxed),
             fsyncs: s.fsyncs.load(Ordering::Relaxed),
@@ -936,7 +932,17 @@ struct Sequencer {
     last_seq: u64,
     last_ts: u64,
     pauses: Vec<u64>,
+    /// Outputs pushed to since their consumers were last notified.
+    unnotified: Unnotified,
 }
+
+/// Event vectors kept for reuse (see the module documentation, "Allocation").
+const POOL_SIZE: usize = 256;
+/// Capacity of a new event vector: more than almost any command writes.
+const EVENTS_CAPACITY: usize = 16;
+
+/// Inputs the sequencer takes in one run before it notifies and reads the clock again.
+const DRAIN_BATCH: usize = 64;
 
 /// What the sequencer thread returns.
 struct SequencerExit {
@@ -983,9 +989,25 @@ impl Sequencer {
         let shared = Arc::clone(&self.shared);
         let input = &shared.input;
         loop {
-            if let Some(next) = input.queue.pop() {
+            // A run of up to DRAIN_BATCH inputs shares one clock reading and one round of
+            // notifications (each a SeqCst fence with `Park`).
+            let mut taken = 0;
+            let now = wall_clock_ns();
+            let started = Instant::now();
+            while taken < DRAIN_BATCH {
+                let Some(next) = input.queue.pop() else { break };
+                taken += 1;
+                if let Err(e) = self.process(next, now) {
+                    self.flush_notifications();
+                    return Err(e);
+                }
+            }
+            if taken > 0 {
                 input.not_full.notify();
-                self.process(next)?;
+                self.flush_notifications();
+                let busy = u64::try_from(started.elapsed().as_nanos()).unwrap_or(u64::MAX);
+                let c = &shared.counters;
+                c.busy_ns.store(c.busy_ns.load(Ordering::Relaxed) + busy, Ordering::Relaxed);
                 continue;
             }
             if shared.halted.load(Ordering::Relaxed) {
@@ -1002,29 +1024,38 @@ impl Sequencer {
         }
     }
 
-    fn process(&mut self, input: Input) -> Result<(), JournalError> {
+    /// Wakes whoever may wait for what this run published.
+    fn flush_notifications(&mut self) {
+        flush(&self.shared, &mut self.unnotified);
+    }
+
+    fn process(&mut self, input: Input, now: u64) -> Result<(), JournalError> {
         let seq = self.last_seq + 1;
-        let ts = self.last_ts.max(wall_clock_ns());
+        let ts = self.last_ts.max(now);
         let cmd = Sequenced { seq: Seq(seq), ts: Timestamp(ts), cmd: input.cmd };
         self.writer.append(&cmd)?;
         self.last_seq = seq;
         self.last_ts = ts;
         let shared = &*self.shared;
         shared.appended.store(seq, Ordering::Release);
-        if shared.durability == Durability::Fsync {
-            shared.commit.notify();
-        }
-        let mut events = shared.pool.pop().unwrap_or_default();
+        let mut events = shared.pool.pop().unwrap_or_else(|| Vec::with_capacity(EVENTS_CAPACITY));
         self.state.apply(&cmd, &mut events);
         if !shared.market.gone.load(Ordering::Relaxed)
             && events.iter().any(|e| matches!(e, Event::Book { .. } | Event::Trade(_)))
         {
-            let mut md = shared.pool.pop().unwrap_or_default();
+            let mut md = shared.pool.pop().unwrap_or_else(|| Vec::with_capacity(EVENTS_CAPACITY));
             md.extend(events.iter().filter(|e| matches!(e, Event::Book { .. } | Event::Trade(_))).copied());
-            self.publish(&shared.reports, Batch { seq: cmd.seq, ts: cmd.ts, tag: input.tag, events });
-            self.publish(&shared.market, Batch { seq: cmd.seq, ts: cmd.ts, tag: input.tag, events: md });
+            let pending = &mut self.unnotified;
+            publish(shared, Output::Reports, Batch { seq: cmd.seq, ts: cmd.ts, tag: input.tag, events }, pending);
+            publish(
+                shared,
+                Output::MarketData,
+                Batch { seq: cmd.seq, ts: cmd.ts, tag: input.tag, events: md },
+                pending,
+            );
         } else {
-            self.publish(&shared.reports, Batch { seq: cmd.seq, ts: cmd.ts, tag: input.tag, events });
+            let batch = Batch { seq: cmd.seq, ts: cmd.ts, tag: input.tag, events };
+            publish(shared, Output::Reports, batch, &mut self.unnotified);
         }
         shared.counters.sequenced.store(shared.counters.sequenced.load(Ordering::Relaxed) + 1, Ordering::Relaxed);
         if self.snapshot_every > 0 {
@@ -1035,34 +1066,6 @@ impl Sequencer {
             }
         }
         Ok(())
-    }
-
-    /// Pushes a batch, waiting while the ring is full (backpressure); discards it if the
-    /// ring's consumer is gone or the pipeline halted.
-    fn publish(&self, ring: &Ring<Batch>, batch: Batch) {
-        let shared = &*self.shared;
-        let mut batch = batch;
-        let mut waited = false;
-        loop {
-            if ring.gone.load(Ordering::Relaxed) || shared.halted.load(Ordering::Relaxed) {
-                shared.recycle(batch.events);
-                return;
-            }
-            match ring.queue.push(batch) {
-                Ok(()) => {
-                    ring.not_empty.notify();
-                    return;
-                }
-                Err(back) => batch = back,
-            }
-            if !waited {
-                ring.full_waits.fetch_add(1, Ordering::Relaxed);
-                waited = true;
-            }
-            ring.not_full.wait_until(|| {
-                !ring.queue.is_full() || ring.gone.load(Ordering::SeqCst) || shared.halted.load(Ordering::SeqCst)
-            });
-        }
     }
 
     /// Takes the canonical state and hands it to the snapshot thread (or skips it if that
@@ -1085,6 +1088,53 @@ impl Sequencer {
         self.pauses.push(pause);
         c.snapshot_max_pause_ns.fetch_max(pause, Ordering::Relaxed);
         c.snapshot_total_pause_ns.store(c.snapshot_total_pause_ns.load(Ordering::Relaxed) + pause, Ordering::Relaxed);
+    }
+}
+
+/// Outputs pushed to since their consumer was last notified: `[reports, market data]`.
+type Unnotified = [bool; 2];
+
+/// Pushes a batch, waiting while the ring is full (backpressure); discards it if the ring's
+/// consumer is gone or the pipeline halted. The consumer is notified at the end of the
+/// sequencer's run ([`flush`]), or at once before the sequencer waits for space.
+fn publish(shared: &Shared, output: Output, batch: Batch, unnotified: &mut Unnotified) {
+    let ring = shared.ring(output);
+    let mut batch = batch;
+    let mut waited = false;
+    loop {
+        if ring.gone.load(Ordering::Relaxed) || shared.halted.load(Ordering::Relaxed) {
+            shared.recycle(batch.events);
+            return;
+        }
+        match ring.queue.push(batch) {
+            Ok(()) => {
+                unnotified[output as usize] = true;
+                return;
+            }
+            Err(back) => batch = back,
+        }
+        if !waited {
+            ring.full_waits.fetch_add(1, Ordering::Relaxed);
+            waited = true;
+            // The consumer must know there is something to make room from.
+            flush(shared, unnotified);
+        }
+        ring.not_full.wait_until(|| {
+            !ring.queue.is_full() || ring.gone.load(Ordering::SeqCst) || shared.halted.load(Ordering::SeqCst)
+        });
+    }
+}
+
+/// Wakes the consumers of the outputs pushed to, and the group-commit thread.
+fn flush(shared: &Shared, unnotified: &mut Unnotified) {
+    if mem::take(&mut unnotified[Output::Reports as usize]) {
+        shared.reports.not_empty.notify();
+    }
+    if mem::take(&mut unnotified[Output::MarketData as usize]) {
+        shared.market.not_empty.notify();
+    }
+    if shared.durability == Durability::Fsync {
+        shared.commit.notify();
     }
 }
 
