@@ -44,4 +44,5 @@
 
 pub mod engine;
 pub mod machine;
+pub mod pipeline;
 pub mod workload;
