@@ -45,6 +45,10 @@ enum BenchCmd {
     /// The state machine alone, in process, on one instrument: max throughput and
     /// coordinated-omission-corrected latency at fixed offered rates.
     Engine(l2x_bench::engine::Options),
+    /// The sequencer pipeline with the journal on (durability os and fsync): throughput,
+    /// coordinated-omission-corrected latency at fixed offered rates, the journal's append
+    /// rate, and recovery time with and without a snapshot.
+    Pipeline(l2x_bench::pipeline::Options),
 }
 
 fn main() -> ExitCode {
@@ -62,7 +66,22 @@ fn run(cli: Cli) -> Result<ExitCode> {
         Cmd::Match { input, state_out } => run_match(&input, state_out.as_deref()),
         Cmd::Demo => demo(),
         Cmd::Bench { which: BenchCmd::Engine(opts) } => bench_engine(&opts),
+        Cmd::Bench { which: BenchCmd::Pipeline(opts) } => bench_pipeline(&opts),
     }
+}
+
+/// `l2x bench pipeline`: one JSON object with `--json`, else a table.
+fn bench_pipeline(opts: &l2x_bench::pipeline::Options) -> Result<ExitCode> {
+    let report = l2x_bench::pipeline::run(opts)?;
+    let stdout = io::stdout();
+    let mut out = stdout.lock();
+    if opts.json {
+        writeln!(out, "{}", report.json()?)?;
+    } else {
+        write!(out, "{}", report.table())?;
+    }
+    out.flush()?;
+    Ok(ExitCode::SUCCESS)
 }
 
 /// `l2x bench engine`: one JSON object per mix with `--json`, else a table.
