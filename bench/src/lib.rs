@@ -52,4 +52,5 @@
 pub mod engine;
 pub mod machine;
 pub mod risk;
+pub mod pipeline;
 pub mod workload;

@@ -85,6 +85,10 @@ enum BenchCmd {
     /// A liquidation cascade: leveraged accounts, one oracle shock, the engine time of the
     /// command that liquidates them all.
     Risk(l2x_bench::risk::Options),
+    /// The sequencer pipeline with the journal on (durability os and fsync): throughput,
+    /// coordinated-omission-corrected latency at fixed offered rates, the journal's append
+    /// rate, and recovery time with and without a snapshot.
+    Pipeline(l2x_bench::pipeline::Options),
 }
 
 fn main() -> ExitCode {
@@ -108,7 +112,22 @@ fn run(cli: Cli) -> Result<ExitCode> {
         Cmd::Demo => demo(),
         Cmd::Bench { which: BenchCmd::Engine(opts) } => bench_engine(&opts),
         Cmd::Bench { which: BenchCmd::Risk(opts) } => bench_risk(&opts),
+        Cmd::Bench { which: BenchCmd::Pipeline(opts) } => bench_pipeline(&opts),
     }
+}
+
+/// `l2x bench pipeline`: one JSON object with `--json`, else a table.
+fn bench_pipeline(opts: &l2x_bench::pipeline::Options) -> Result<ExitCode> {
+    let report = l2x_bench::pipeline::run(opts)?;
+    let stdout = io::stdout();
+    let mut out = stdout.lock();
+    if opts.json {
+        writeln!(out, "{}", report.json()?)?;
+    } else {
+        write!(out, "{}", report.table())?;
+    }
+    out.flush()?;
+    Ok(ExitCode::SUCCESS)
 }
 
 /// `l2x bench engine`: one JSON object per mix with `--json`, else a table.

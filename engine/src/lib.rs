@@ -23,6 +23,7 @@ mod book;
 mod canonical;
 pub mod journal;
 mod ladder;
+pub mod pipeline;
 pub mod scenario;
 mod state;
 

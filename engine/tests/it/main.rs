@@ -18,5 +18,6 @@
 mod commands;
 mod journal;
 mod model_test;
+mod pipeline;
 mod reference;
 mod risk;
