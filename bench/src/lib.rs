@@ -51,6 +51,6 @@
 
 pub mod engine;
 pub mod machine;
-pub mod risk;
 pub mod pipeline;
+pub mod risk;
 pub mod workload;

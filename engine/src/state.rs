@@ -844,22 +844,6 @@ impl StateMachine {
                 t.filled.0 += qty.0;
                 let trade_id = TradeId(self.next_trade_id);
                 self.next_trade_id += 1;
-                out.push(Event::Trade(Trade {
-                    trade_id,
-                    instrument: t.instrument,
-                    price,
-                    qty,
-                    maker_account: maker.account,
-                    maker_cid: maker.cid,
-                    maker_order_id: maker.id,
-                    maker_leaves: maker_left,
-                    taker_account: t.account,
-                    taker_cid: t.cid,
-                    taker_order_id: t.order_id,
-                    taker_leaves: t.leaves,
-                    taker_side: t.side,
-                    liquidation: t.liquidation.is_some(),
-                }));
                 let maker_slot = AccountSlot(maker.acct_slot);
                 let (te, me, liquidation_fee) = self.ledger.fill(Fill {
                     instrument: t.instrument,
@@ -870,6 +854,25 @@ impl StateMachine {
                     maker: maker_slot,
                     liquidation: t.liquidation,
                 });
+                let saturate = |v: i128| i64::try_from(v).unwrap_or(if v < 0 { i64::MIN } else { i64::MAX });
+                out.push(Event::Trade(Trade {
+                    trade_id,
+                    instrument: t.instrument,
+                    price,
+                    qty,
+                    maker_account: maker.account,
+                    maker_cid: maker.cid,
+                    maker_order_id: maker.id,
+                    maker_leaves: maker_left,
+                    maker_fee: saturate(me.fee),
+                    taker_account: t.account,
+                    taker_cid: t.cid,
+                    taker_order_id: t.order_id,
+                    taker_leaves: t.leaves,
+                    taker_fee: saturate(te.fee + liquidation_fee),
+                    taker_side: t.side,
+                    liquidation: t.liquidation.is_some(),
+                }));
                 if t.liquidation.is_some() {
                     out.push(Event::Liquidation {
                         account: t.account,
@@ -1472,10 +1475,12 @@ mod tests {
             maker_cid: ClientOrderId(maker.1),
             maker_order_id: OrderId(maker.2),
             maker_leaves: Qty(maker.3),
+            maker_fee: 0,
             taker_account: AccountId(taker.0),
             taker_cid: ClientOrderId(taker.1),
             taker_order_id: OrderId(taker.2),
             taker_leaves: Qty(taker.3),
+            taker_fee: 0,
             taker_side,
             liquidation: false,
         })

@@ -224,6 +224,8 @@ pub struct Trade {
     pub maker_order_id: OrderId,
     /// Resting side's open quantity after the match.
     pub maker_leaves: Qty,
+    /// Fee charged to the maker, quote micro-units (negative: a rebate).
+    pub maker_fee: i64,
     /// Incoming side's account.
     pub taker_account: AccountId,
     /// Incoming side's client id.
@@ -232,6 +234,9 @@ pub struct Trade {
     pub taker_order_id: OrderId,
     /// Incoming side's open quantity after the match.
     pub taker_leaves: Qty,
+    /// Fee charged to the taker, quote micro-units (for a liquidation order: the
+    /// liquidation fee, paid to the insurance fund).
+    pub taker_fee: i64,
     /// The taker's side.
     pub taker_side: Side,
     /// `true` if the taker is a liquidation order (its client id is meaningless).

@@ -562,10 +562,12 @@ impl Reference {
                 maker_cid: maker.cid,
                 maker_order_id: maker.id,
                 maker_leaves: maker.leaves,
+                maker_fee: 0, // the model's instruments have no fees
                 taker_account: t.account,
                 taker_cid: t.cid,
                 taker_order_id: t.id,
                 taker_leaves: t.leaves,
+                taker_fee: 0,
                 taker_side: t.side,
                 liquidation: false,
             }));

@@ -224,9 +224,28 @@ fn run(seed: u64, commands: usize, adl: bool) -> Result<Seen, String> {
         let before: Vec<(AccountId, i128)> = (1..=MAKER)
             .filter_map(|a| slot_of(&sm, AccountId(a)).map(|s| (AccountId(a), sm.ledger().health(s).initial_scaled)))
             .collect();
+        let fees_before = sm.ledger().account(Ledger::FEES).collateral;
         out.clear();
         sm.apply(cmd, &mut out);
         sm.check_invariants().map_err(|e| format!("seq {}: {e} after {cmd:?}", cmd.seq.0))?;
+        // The fees a trade reports are the fees the fee account received (a liquidation's
+        // taker fee goes to the insurance fund instead).
+        let reported: i64 = out
+            .iter()
+            .map(|e| match e {
+                Event::Trade(t) if t.liquidation => t.maker_fee,
+                Event::Trade(t) => t.maker_fee + t.taker_fee,
+                _ => 0,
+            })
+            .sum();
+        let received = sm.ledger().account(Ledger::FEES).collateral - fees_before;
+        let deposited: i64 = match &cmd.cmd {
+            Command::Deposit { to: Holder::Fees, amount } => amount.0,
+            _ => 0,
+        };
+        if reported != received - deposited {
+            return Err(format!("seq {}: trades report fees {reported}, the fee account got {received}", cmd.seq.0));
+        }
 
         let liquidating =
             out.iter().any(|e| matches!(e, Event::Liquidation { .. } | Event::Takeover { .. } | Event::Adl { .. }));
