@@ -5,9 +5,12 @@
 //!   split across reads. Used by the server and by the client alike.
 //! - [`auth`]: API keys (the accounts file) and HMAC-SHA256 logon verification.
 //! - [`throttle`]: per-session token buckets and the disconnect threshold.
+//! - [`reports`]: the engine's events as each account's sequenced execution reports,
+//!   rebuilt identically from the journal after a restart.
 
 #![deny(clippy::float_arithmetic)]
 
 pub mod auth;
 pub mod codec;
+pub mod reports;
 pub mod throttle;
