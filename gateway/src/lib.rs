@@ -5,6 +5,8 @@
 //!   split across reads. Used by the server and by the client alike.
 //! - [`auth`]: API keys (the accounts file) and HMAC-SHA256 logon verification.
 //! - [`throttle`]: per-session token buckets and the disconnect threshold.
+//! - [`market_data`]: the engine's events as an order-by-order feed with snapshots, and the
+//!   subscriber's book rebuilt from it.
 //! - [`reports`]: the engine's events as each account's sequenced execution reports,
 //!   rebuilt identically from the journal after a restart.
 
@@ -12,5 +14,6 @@
 
 pub mod auth;
 pub mod codec;
+pub mod market_data;
 pub mod reports;
 pub mod throttle;
