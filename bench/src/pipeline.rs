@@ -252,10 +252,12 @@ pub struct StatsSummary {
     pub reports_full_waits: u64,
     /// Times the sequencer found the market-data ring full.
     pub market_data_full_waits: u64,
-    /// Snapshots taken.
+    /// Snapshots taken (written or skipped).
     pub snapshots: u64,
     /// The sequencer's longest snapshot pause, ns.
     pub snapshot_max_pause_ns: u64,
+    /// The sequencer's mean snapshot pause, ns.
+    pub snapshot_mean_pause_ns: u64,
 }
 
 impl StatsSummary {
@@ -266,8 +268,12 @@ impl StatsSummary {
             commands_per_fsync: if stats.fsyncs == 0 { 0.0 } else { stats.sequenced as f64 / stats.fsyncs as f64 },
             reports_full_waits: stats.reports.full_waits,
             market_data_full_waits: stats.market_data.full_waits,
-            snapshots: stats.snapshots_taken,
+            snapshots: stats.snapshots_taken + stats.snapshots_skipped,
             snapshot_max_pause_ns: stats.snapshot_max_pause_ns,
+            snapshot_mean_pause_ns: stats
+                .snapshot_total_pause_ns
+                .checked_div(stats.snapshots_taken + stats.snapshots_skipped)
+                .unwrap_or(0),
         }
     }
 }
@@ -730,6 +736,15 @@ impl Report {
                 st.reports_full_waits,
                 st.market_data_full_waits,
             );
+            if st.snapshots > 0 {
+                let _ = writeln!(
+                    s,
+                    "  snapshots: {} taken, sequencer pause mean {} max {}",
+                    st.snapshots,
+                    ns(st.snapshot_mean_pause_ns),
+                    ns(st.snapshot_max_pause_ns)
+                );
+            }
             let _ = writeln!(
                 s,
                 "  {:>9} {:>9} {:>8} {:>8} {:>8} {:>8} {:>8} {:>8} {:>6} {:>8}",
