@@ -105,6 +105,9 @@ pub struct Options {
     /// Pin the group-commit thread to this core.
     #[arg(long, value_name = "CORE")]
     pub pin_group_commit: Option<usize>,
+    /// Measure recovery only (no pipeline runs, no append rate).
+    #[arg(long)]
+    pub recovery_only: bool,
     /// Drop the market-data receiver (the sequencer then publishes execution reports only).
     #[arg(long)]
     pub no_market_data: bool,
@@ -136,6 +139,7 @@ impl Default for Options {
             pin_sequencer: None,
             pin_group_commit: None,
             no_market_data: false,
+            recovery_only: false,
             json: false,
         }
     }
@@ -201,8 +205,8 @@ pub struct Report {
     pub capacity: usize,
     /// Where the journals were written.
     pub dir: String,
-    /// `JournalWriter::append` alone.
-    pub append: AppendReport,
+    /// `JournalWriter::append` alone (absent with `--recovery-only`).
+    pub append: Option<AppendReport>,
     /// One entry per durability mode.
     pub modes: Vec<ModeReport>,
     /// Recovery times (absent with `--recovery-commands 0`).
@@ -248,6 +252,10 @@ pub struct StatsSummary {
     pub fsyncs: u64,
     /// Commands per `fsync`.
     pub commands_per_fsync: f64,
+    /// Mean duration of an `fsync`, ns.
+    pub fsync_mean_ns: u64,
+    /// Longest `fsync`, ns.
+    pub fsync_max_ns: u64,
     /// Times the sequencer found the reports ring full.
     pub reports_full_waits: u64,
     /// Times the sequencer found the market-data ring full.
@@ -266,6 +274,8 @@ impl StatsSummary {
             sequencer_ns_per_command: stats.sequencer_busy_ns as f64 / stats.sequenced.max(1) as f64,
             fsyncs: stats.fsyncs,
             commands_per_fsync: if stats.fsyncs == 0 { 0.0 } else { stats.sequenced as f64 / stats.fsyncs as f64 },
+            fsync_mean_ns: stats.fsync_total_ns.checked_div(stats.fsyncs).unwrap_or(0),
+            fsync_max_ns: stats.fsync_max_ns,
             reports_full_waits: stats.reports.full_waits,
             market_data_full_waits: stats.market_data.full_waits,
             snapshots: stats.snapshots_taken + stats.snapshots_skipped,
@@ -360,10 +370,12 @@ pub fn run(opts: &Options) -> anyhow::Result<Report> {
         warmup: opts.warmup,
         commands: opts.commands,
     };
-    let workload = Workload::generate(&config);
-    let append = append_rate(&base, workload.measured())?;
+    let workload =
+        Workload::generate(&if opts.recovery_only { Config { warmup: 0, commands: 0, ..config } } else { config });
+    let append = if opts.recovery_only { None } else { Some(append_rate(&base, workload.measured())?) };
     let mut modes = Vec::new();
-    for &choice in &opts.durability {
+    let durability: &[DurabilityChoice] = if opts.recovery_only { &[] } else { &opts.durability };
+    for &choice in durability {
         let pipeline_config = PipelineConfig {
             durability: choice.mode(),
             wait: opts.wait.strategy(),
@@ -712,15 +724,16 @@ impl Report {
             "mix {} (seed {}), {} measured commands after {} warm-up; wait {:?}; rings of {}; journals in {}",
             self.mix, self.seed, self.commands, self.warmup, self.wait, self.capacity, self.dir
         );
-        let a = &self.append;
-        let _ = writeln!(
-            s,
-            "journal append alone: {} ({:.0} MB/s, {:.1} B per record; runs {})",
-            rate(a.per_s),
-            a.bytes_per_s as f64 / 1e6,
-            a.record_bytes,
-            a.runs_per_s.iter().map(|&x| rate(x)).collect::<Vec<_>>().join(", ")
-        );
+        if let Some(a) = &self.append {
+            let _ = writeln!(
+                s,
+                "journal append alone: {} ({:.0} MB/s, {:.1} B per record; runs {})",
+                rate(a.per_s),
+                a.bytes_per_s as f64 / 1e6,
+                a.record_bytes,
+                a.runs_per_s.iter().map(|&x| rate(x)).collect::<Vec<_>>().join(", ")
+            );
+        }
         for mode in &self.modes {
             let st = &mode.throughput_stats;
             let _ = writeln!(
@@ -747,13 +760,24 @@ impl Report {
             }
             let _ = writeln!(
                 s,
-                "  {:>9} {:>9} {:>8} {:>8} {:>8} {:>8} {:>8} {:>8} {:>6} {:>8}",
-                "offered", "achieved", "p50", "p90", "p99", "p99.9", "p99.99", "max", "other", "cmd/fsync"
+                "  {:>9} {:>9} {:>8} {:>8} {:>8} {:>8} {:>8} {:>8} {:>6} {:>9} {:>8} {:>8}",
+                "offered",
+                "achieved",
+                "p50",
+                "p90",
+                "p99",
+                "p99.9",
+                "p99.99",
+                "max",
+                "other",
+                "cmd/fsync",
+                "fsync",
+                "max"
             );
             for x in &mode.rates {
                 let _ = writeln!(
                     s,
-                    "  {:>9} {:>9} {:>8} {:>8} {:>8} {:>8} {:>8} {:>8} {:>6} {:>8.0}{}",
+                    "  {:>9} {:>9} {:>8} {:>8} {:>8} {:>8} {:>8} {:>8} {:>6} {:>9.0} {:>8} {:>8}{}",
                     rate(x.offered_per_s),
                     rate(x.achieved_per_s),
                     ns(x.p50_ns),
@@ -764,6 +788,8 @@ impl Report {
                     ns(x.max_ns),
                     cores(x.other_load_cores),
                     x.stats.commands_per_fsync,
+                    ns(x.stats.fsync_mean_ns),
+                    ns(x.stats.fsync_max_ns),
                     if x.saturated { "  (saturated)" } else { "" }
                 );
             }
@@ -841,6 +867,7 @@ mod tests {
         let report = run(&opts).unwrap();
         let v: serde_json::Value = serde_json::from_str(&report.json().unwrap()).unwrap();
         assert!(v["append"]["per_s"].as_u64().unwrap() > 0);
+        assert!(v["modes"][0]["throughput_stats"]["sequencer_ns_per_command"].as_f64().unwrap() > 0.0);
         assert_eq!(v["modes"].as_array().unwrap().len(), 2);
         for mode in v["modes"].as_array().unwrap() {
             assert!(mode["max_throughput_per_s"].as_u64().unwrap() > 0);

@@ -347,6 +347,8 @@ struct Shared {
     halted: AtomicBool,
     counters: CachePadded<SequencerCounters>,
     fsyncs: AtomicU64,
+    fsync_total_ns: AtomicU64,
+    fsync_max_ns: AtomicU64,
     snapshots_written: AtomicU64,
 }
 
@@ -458,6 +460,10 @@ pub struct Stats {
     pub durable_seq: u64,
     /// `fsync`s done by the group-commit thread.
     pub fsyncs: u64,
+    /// Time spent in those `fsync`s, ns.
+    pub fsync_total_ns: u64,
+    /// The longest of them, ns.
+    pub fsync_max_ns: u64,
     /// The input ring (`full_waits`: producers that waited in `submit_wait`).
     pub input: RingStats,
     /// The execution-report ring (`full_waits`: times the sequencer waited for space).
@@ -545,6 +551,8 @@ impl Pipeline {
             halted: AtomicBool::new(false),
             counters: CachePadded::new(SequencerCounters::default()),
             fsyncs: AtomicU64::new(0),
+            fsync_total_ns: AtomicU64::new(0),
+            fsync_max_ns: AtomicU64::new(0),
             snapshots_written: AtomicU64::new(0),
         });
         // Warm the pool so that the steady state never allocates.
@@ -651,6 +659,8 @@ impl Pipeline {
             appended_seq: s.appended.load(Ordering::Relaxed),
             durable_seq: s.durable.load(Ordering::Relaxed),
             fsyncs: s.fsyncs.load(Ordering::Relaxed),
+            fsync_total_ns: s.fsync_total_ns.load(Ordering::Relaxed),
+            fsync_max_ns: s.fsync_max_ns.load(Ordering::Relaxed),
             input: s.input.occupancy(),
             reports: s.reports.occupancy(),
             market_data: s.market.occupancy(),
@@ -1225,10 +1235,14 @@ fn group_commit(shared: &Shared, mut syncer: JournalSyncer) -> Result<(), Journa
     loop {
         let target = shared.appended.load(Ordering::Acquire);
         if target > durable {
+            let started = Instant::now();
             if let Err(e) = syncer.sync() {
                 shared.halt();
                 return Err(e);
             }
+            let took = u64::try_from(started.elapsed().as_nanos()).unwrap_or(u64::MAX);
+            shared.fsync_total_ns.fetch_add(took, Ordering::Relaxed);
+            shared.fsync_max_ns.fetch_max(took, Ordering::Relaxed);
             durable = target;
             shared.durable.store(durable, Ordering::Release);
             shared.fsyncs.fetch_add(1, Ordering::Relaxed);
