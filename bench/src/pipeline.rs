@@ -342,6 +342,8 @@ pub struct RecoveryReport {
     pub with_snapshot_replayed: u64,
     /// Both recoveries reached the same state hash.
     pub same_hash: bool,
+    /// Mean cores busy with other work during the two timed recoveries.
+    pub other_load_cores: Option<f64>,
 }
 
 /// Runs the benchmark.
@@ -661,6 +663,7 @@ fn recovery(base: &Path, opts: &Options, mix: crate::workload::Mix) -> anyhow::R
             journal::segments(&dir)?.iter().map(|(_, p)| std::fs::metadata(p).map(|m| m.len()).unwrap_or(0)).sum();
         let ledger = Ledger::default();
 
+        let meter = CpuMeter::start();
         let start = Instant::now();
         let (full, _, report) = journal::recover(&dir, DEFAULT_SEGMENT_BYTES, &ledger)?;
         let full_s = start.elapsed().as_secs_f64();
@@ -673,10 +676,13 @@ fn recovery(base: &Path, opts: &Options, mix: crate::workload::Mix) -> anyhow::R
         let (at, _) = journal::replay(&dir, Some(snapshot_seq), &ledger)?;
         let path = snapshot::write(&dir, snapshot_seq, &at.canonical())?;
         drop(at);
+        let full_load = meter.and_then(|m| m.other_cores());
         let snapshot_bytes = std::fs::metadata(&path).map(|m| m.len()).unwrap_or(0);
+        let meter = CpuMeter::start();
         let start = Instant::now();
         let (from_snapshot, _, report) = journal::recover(&dir, DEFAULT_SEGMENT_BYTES, &ledger)?;
         let with_snapshot_s = start.elapsed().as_secs_f64();
+        let snapshot_load = meter.and_then(|m| m.other_cores());
         ensure!(report.snapshot.as_ref().map(|(s, _)| *s) == Some(snapshot_seq), "the snapshot was not used");
         Ok(RecoveryReport {
             commands: n,
@@ -689,6 +695,10 @@ fn recovery(base: &Path, opts: &Options, mix: crate::workload::Mix) -> anyhow::R
             with_snapshot_s,
             with_snapshot_replayed: report.replayed,
             same_hash: from_snapshot.canonical().hash() == full_hash,
+            other_load_cores: match (full_load, snapshot_load) {
+                (Some(a), Some(b)) => Some(a.max(b)),
+                (a, b) => a.or(b),
+            },
         })
     })();
     remove(&dir);
@@ -797,10 +807,11 @@ impl Report {
         if let Some(r) = &self.recovery {
             let _ = writeln!(
                 s,
-                "\nrecovery of {} commands ({:.0} MB of segments, written in {:.1} s):\n  no snapshot: {:.2} s ({})\n  snapshot at {} ({:.1} MB) + {} commands: {:.2} s; same state hash: {}",
+                "\nrecovery of {} commands ({:.0} MB of segments, written in {:.1} s; other load {}):\n  no snapshot: {:.2} s ({})\n  snapshot at {} ({:.1} MB) + {} commands: {:.2} s; same state hash: {}",
                 r.commands,
                 r.journal_bytes as f64 / 1e6,
                 r.write_s,
+                cores(r.other_load_cores),
                 r.full_s,
                 rate(r.full_per_s),
                 r.snapshot_seq,
