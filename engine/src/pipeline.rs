@@ -976,12 +976,14 @@ impl Receiver {
             let shared = &*self.shared;
             let ring = shared.ring(self.output);
             let held = self.held();
+            // Holding a batch, only the watermark (or a halt) can change anything: the
+            // group-commit thread wakes us after every fsync, the last one included.
             ring.not_empty.wait_until(|| {
-                let progress = match held {
-                    Some(seq) => shared.released(seq),
-                    None => !ring.queue.is_empty(),
-                };
-                progress || ring.closed.load(Ordering::Acquire) || shared.halted.load(Ordering::Relaxed)
+                shared.halted.load(Ordering::Relaxed)
+                    || match held {
+                        Some(seq) => shared.released(seq),
+                        None => !ring.queue.is_empty() || ring.closed.load(Ordering::Acquire),
+                    }
             });
         }
     }
