@@ -724,6 +724,9 @@ impl Drop for Pipeline {
     }
 }
 
+/// Core ids at or past this cannot be pinned to (the size of Linux's `cpu_set_t`).
+const MAX_CORE_ID: usize = 1024;
+
 /// Spawns a pipeline thread that first pins itself (if asked) and reports the outcome.
 fn spawn<T: Send + 'static>(
     name: &'static str,
@@ -734,8 +737,9 @@ fn spawn<T: Send + 'static>(
     std::thread::Builder::new()
         .name(format!("l2x-{name}"))
         .spawn(move || {
+            // core_affinity indexes a fixed-size CPU set (1024 on Linux) and panics past it.
             let outcome = match core {
-                Some(id) if !core_affinity::set_for_current(core_affinity::CoreId { id }) => {
+                Some(id) if id >= MAX_CORE_ID || !core_affinity::set_for_current(core_affinity::CoreId { id }) => {
                     Err(PipelineError::Pin { thread: name, core: id })
                 }
                 _ => Ok(()),

@@ -12,7 +12,8 @@ use std::thread;
 
 use l2x_engine::journal::{self, snapshot};
 use l2x_engine::pipeline::{
-    Batch, Config, Durability, InputHandle, Pipeline, Receiver, SubmitError, Summary, Tag, TryRecvError, WaitStrategy,
+    Batch, Config, Cores, Durability, InputHandle, Pipeline, PipelineError, Receiver, SubmitError, Summary, Tag,
+    TryRecvError, WaitStrategy,
 };
 use l2x_engine::{StateHash, StateMachine};
 use l2x_risk::Ledger;
@@ -341,4 +342,28 @@ fn pipeline_snapshots_are_written_and_replay_from_them_gives_the_same_hash() {
     assert_eq!(report.snapshot.as_ref().map(|(s, _)| *s), Some(newest.0));
     assert_eq!(report.replayed, summary.last_seq - newest.0);
     assert_eq!(sm.canonical().hash(), summary.state_hash);
+}
+
+#[test]
+fn pipeline_pins_its_threads_and_refuses_a_core_that_does_not_exist() {
+    let dir = tempfile::tempdir().unwrap();
+    let cores = Cores { sequencer: Some(0), group_commit: Some(0), snapshot: Some(0) };
+    let config = Config { durability: Durability::Fsync, cores, ..Config::default() };
+    let (mut pipeline, _) = Pipeline::start(config, dir.path()).unwrap();
+    let reports = drain(pipeline.reports().unwrap(), true);
+    drop(pipeline.market_data());
+    let input = pipeline.input();
+    for (i, cmd) in commands(50, 0).into_iter().enumerate() {
+        input.submit_wait(Tag { session: 1, correlation: i as u64 }, cmd).unwrap();
+    }
+    drop(input);
+    let summary = pipeline.shutdown().unwrap();
+    assert_eq!(reports.join().unwrap().batches.len() as u64, summary.last_seq);
+
+    let dir = tempfile::tempdir().unwrap();
+    let cores = Cores { group_commit: Some(100_000), ..Cores::default() };
+    match Pipeline::start(Config { durability: Durability::Fsync, cores, ..Config::default() }, dir.path()) {
+        Err(PipelineError::Pin { thread: "group-commit", core: 100_000 }) => {}
+        other => panic!("expected a pinning error, got {:?}", other.map(|(_, r)| r)),
+    }
 }
