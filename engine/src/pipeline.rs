@@ -144,9 +144,10 @@
 //! - The input ring is a multi-producer queue: one compare-and-swap per command on each
 //!   side. A gateway with one thread per core could give each its own single-producer ring.
 //! - New journal pages are faulted in by the sequencer's first write to them (one fault per
-//!   4 KiB, about 56 commands) and segments are sparse files, so an `fsync` also allocates
-//!   their blocks; preallocating segments (`fallocate`) and prefaulting ahead of the writer
-//!   would take both off the hot path.
+//!   4 KiB, about 56 commands; segments are sparse files, so the fault allocates a block).
+//!   Segments written full of zeros ahead of the writer measured 12 % faster with
+//!   `durability = os` (`docs/BENCHMARKS.md`). With `durability = fsync` every `fsync`
+//!   write-protects the pages it cleaned and the sequencer's next write to them faults again.
 
 #![allow(
     clippy::disallowed_methods,
