@@ -105,6 +105,9 @@ pub struct Options {
     /// Pin the group-commit thread to this core.
     #[arg(long, value_name = "CORE")]
     pub pin_group_commit: Option<usize>,
+    /// Measure recovery only (no pipeline runs, no append rate).
+    #[arg(long)]
+    pub recovery_only: bool,
     /// Drop the market-data receiver (the sequencer then publishes execution reports only).
     #[arg(long)]
     pub no_market_data: bool,
@@ -136,6 +139,7 @@ impl Default for Options {
             pin_sequencer: None,
             pin_group_commit: None,
             no_market_data: false,
+            recovery_only: false,
             json: false,
         }
     }
@@ -201,8 +205,8 @@ pub struct Report {
     pub capacity: usize,
     /// Where the journals were written.
     pub dir: String,
-    /// `JournalWriter::append` alone.
-    pub append: AppendReport,
+    /// `JournalWriter::append` alone (absent with `--recovery-only`).
+    pub append: Option<AppendReport>,
     /// One entry per durability mode.
     pub modes: Vec<ModeReport>,
     /// Recovery times (absent with `--recovery-commands 0`).
@@ -248,14 +252,20 @@ pub struct StatsSummary {
     pub fsyncs: u64,
     /// Commands per `fsync`.
     pub commands_per_fsync: f64,
+    /// Mean duration of an `fsync`, ns.
+    pub fsync_mean_ns: u64,
+    /// Longest `fsync`, ns.
+    pub fsync_max_ns: u64,
     /// Times the sequencer found the reports ring full.
     pub reports_full_waits: u64,
     /// Times the sequencer found the market-data ring full.
     pub market_data_full_waits: u64,
-    /// Snapshots taken.
+    /// Snapshots taken (written or skipped).
     pub snapshots: u64,
     /// The sequencer's longest snapshot pause, ns.
     pub snapshot_max_pause_ns: u64,
+    /// The sequencer's mean snapshot pause, ns.
+    pub snapshot_mean_pause_ns: u64,
 }
 
 impl StatsSummary {
@@ -264,10 +274,16 @@ impl StatsSummary {
             sequencer_ns_per_command: stats.sequencer_busy_ns as f64 / stats.sequenced.max(1) as f64,
             fsyncs: stats.fsyncs,
             commands_per_fsync: if stats.fsyncs == 0 { 0.0 } else { stats.sequenced as f64 / stats.fsyncs as f64 },
+            fsync_mean_ns: stats.fsync_total_ns.checked_div(stats.fsyncs).unwrap_or(0),
+            fsync_max_ns: stats.fsync_max_ns,
             reports_full_waits: stats.reports.full_waits,
             market_data_full_waits: stats.market_data.full_waits,
-            snapshots: stats.snapshots_taken,
+            snapshots: stats.snapshots_taken + stats.snapshots_skipped,
             snapshot_max_pause_ns: stats.snapshot_max_pause_ns,
+            snapshot_mean_pause_ns: stats
+                .snapshot_total_pause_ns
+                .checked_div(stats.snapshots_taken + stats.snapshots_skipped)
+                .unwrap_or(0),
         }
     }
 }
@@ -326,6 +342,8 @@ pub struct RecoveryReport {
     pub with_snapshot_replayed: u64,
     /// Both recoveries reached the same state hash.
     pub same_hash: bool,
+    /// Mean cores busy with other work during the two timed recoveries.
+    pub other_load_cores: Option<f64>,
 }
 
 /// Runs the benchmark.
@@ -354,10 +372,12 @@ pub fn run(opts: &Options) -> anyhow::Result<Report> {
         warmup: opts.warmup,
         commands: opts.commands,
     };
-    let workload = Workload::generate(&config);
-    let append = append_rate(&base, workload.measured())?;
+    let workload =
+        Workload::generate(&if opts.recovery_only { Config { warmup: 0, commands: 0, ..config } } else { config });
+    let append = if opts.recovery_only { None } else { Some(append_rate(&base, workload.measured())?) };
     let mut modes = Vec::new();
-    for &choice in &opts.durability {
+    let durability: &[DurabilityChoice] = if opts.recovery_only { &[] } else { &opts.durability };
+    for &choice in durability {
         let pipeline_config = PipelineConfig {
             durability: choice.mode(),
             wait: opts.wait.strategy(),
@@ -643,6 +663,7 @@ fn recovery(base: &Path, opts: &Options, mix: crate::workload::Mix) -> anyhow::R
             journal::segments(&dir)?.iter().map(|(_, p)| std::fs::metadata(p).map(|m| m.len()).unwrap_or(0)).sum();
         let ledger = Ledger::default();
 
+        let meter = CpuMeter::start();
         let start = Instant::now();
         let (full, _, report) = journal::recover(&dir, DEFAULT_SEGMENT_BYTES, &ledger)?;
         let full_s = start.elapsed().as_secs_f64();
@@ -655,10 +676,13 @@ fn recovery(base: &Path, opts: &Options, mix: crate::workload::Mix) -> anyhow::R
         let (at, _) = journal::replay(&dir, Some(snapshot_seq), &ledger)?;
         let path = snapshot::write(&dir, snapshot_seq, &at.canonical())?;
         drop(at);
+        let full_load = meter.and_then(|m| m.other_cores());
         let snapshot_bytes = std::fs::metadata(&path).map(|m| m.len()).unwrap_or(0);
+        let meter = CpuMeter::start();
         let start = Instant::now();
         let (from_snapshot, _, report) = journal::recover(&dir, DEFAULT_SEGMENT_BYTES, &ledger)?;
         let with_snapshot_s = start.elapsed().as_secs_f64();
+        let snapshot_load = meter.and_then(|m| m.other_cores());
         ensure!(report.snapshot.as_ref().map(|(s, _)| *s) == Some(snapshot_seq), "the snapshot was not used");
         Ok(RecoveryReport {
             commands: n,
@@ -671,6 +695,10 @@ fn recovery(base: &Path, opts: &Options, mix: crate::workload::Mix) -> anyhow::R
             with_snapshot_s,
             with_snapshot_replayed: report.replayed,
             same_hash: from_snapshot.canonical().hash() == full_hash,
+            other_load_cores: match (full_load, snapshot_load) {
+                (Some(a), Some(b)) => Some(a.max(b)),
+                (a, b) => a.or(b),
+            },
         })
     })();
     remove(&dir);
@@ -706,15 +734,16 @@ impl Report {
             "mix {} (seed {}), {} measured commands after {} warm-up; wait {:?}; rings of {}; journals in {}",
             self.mix, self.seed, self.commands, self.warmup, self.wait, self.capacity, self.dir
         );
-        let a = &self.append;
-        let _ = writeln!(
-            s,
-            "journal append alone: {} ({:.0} MB/s, {:.1} B per record; runs {})",
-            rate(a.per_s),
-            a.bytes_per_s as f64 / 1e6,
-            a.record_bytes,
-            a.runs_per_s.iter().map(|&x| rate(x)).collect::<Vec<_>>().join(", ")
-        );
+        if let Some(a) = &self.append {
+            let _ = writeln!(
+                s,
+                "journal append alone: {} ({:.0} MB/s, {:.1} B per record; runs {})",
+                rate(a.per_s),
+                a.bytes_per_s as f64 / 1e6,
+                a.record_bytes,
+                a.runs_per_s.iter().map(|&x| rate(x)).collect::<Vec<_>>().join(", ")
+            );
+        }
         for mode in &self.modes {
             let st = &mode.throughput_stats;
             let _ = writeln!(
@@ -730,15 +759,35 @@ impl Report {
                 st.reports_full_waits,
                 st.market_data_full_waits,
             );
+            if st.snapshots > 0 {
+                let _ = writeln!(
+                    s,
+                    "  snapshots: {} taken, sequencer pause mean {} max {}",
+                    st.snapshots,
+                    ns(st.snapshot_mean_pause_ns),
+                    ns(st.snapshot_max_pause_ns)
+                );
+            }
             let _ = writeln!(
                 s,
-                "  {:>9} {:>9} {:>8} {:>8} {:>8} {:>8} {:>8} {:>8} {:>6} {:>8}",
-                "offered", "achieved", "p50", "p90", "p99", "p99.9", "p99.99", "max", "other", "cmd/fsync"
+                "  {:>9} {:>9} {:>8} {:>8} {:>8} {:>8} {:>8} {:>8} {:>6} {:>9} {:>8} {:>8}",
+                "offered",
+                "achieved",
+                "p50",
+                "p90",
+                "p99",
+                "p99.9",
+                "p99.99",
+                "max",
+                "other",
+                "cmd/fsync",
+                "fsync",
+                "max"
             );
             for x in &mode.rates {
                 let _ = writeln!(
                     s,
-                    "  {:>9} {:>9} {:>8} {:>8} {:>8} {:>8} {:>8} {:>8} {:>6} {:>8.0}{}",
+                    "  {:>9} {:>9} {:>8} {:>8} {:>8} {:>8} {:>8} {:>8} {:>6} {:>9.0} {:>8} {:>8}{}",
                     rate(x.offered_per_s),
                     rate(x.achieved_per_s),
                     ns(x.p50_ns),
@@ -749,6 +798,8 @@ impl Report {
                     ns(x.max_ns),
                     cores(x.other_load_cores),
                     x.stats.commands_per_fsync,
+                    ns(x.stats.fsync_mean_ns),
+                    ns(x.stats.fsync_max_ns),
                     if x.saturated { "  (saturated)" } else { "" }
                 );
             }
@@ -756,10 +807,11 @@ impl Report {
         if let Some(r) = &self.recovery {
             let _ = writeln!(
                 s,
-                "\nrecovery of {} commands ({:.0} MB of segments, written in {:.1} s):\n  no snapshot: {:.2} s ({})\n  snapshot at {} ({:.1} MB) + {} commands: {:.2} s; same state hash: {}",
+                "\nrecovery of {} commands ({:.0} MB of segments, written in {:.1} s; other load {}):\n  no snapshot: {:.2} s ({})\n  snapshot at {} ({:.1} MB) + {} commands: {:.2} s; same state hash: {}",
                 r.commands,
                 r.journal_bytes as f64 / 1e6,
                 r.write_s,
+                cores(r.other_load_cores),
                 r.full_s,
                 rate(r.full_per_s),
                 r.snapshot_seq,
@@ -826,6 +878,7 @@ mod tests {
         let report = run(&opts).unwrap();
         let v: serde_json::Value = serde_json::from_str(&report.json().unwrap()).unwrap();
         assert!(v["append"]["per_s"].as_u64().unwrap() > 0);
+        assert!(v["modes"][0]["throughput_stats"]["sequencer_ns_per_command"].as_f64().unwrap() > 0.0);
         assert_eq!(v["modes"].as_array().unwrap().len(), 2);
         for mode in v["modes"].as_array().unwrap() {
             assert!(mode["max_throughput_per_s"].as_u64().unwrap() > 0);

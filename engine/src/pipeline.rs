@@ -7,33 +7,35 @@
 //!
 //! ```text
 //!  producers ──submit(tag, cmd)──▶ input ring ──▶ SEQUENCER THREAD (owns StateMachine + JournalWriter)
-//!  (any number,  InputHandle)    (ArrayQueue,      1. seq = last + 1, ts = max(last ts, wall clock)
-//!                                 bounded)         2. JournalWriter::append ──▶ segment mapping
-//!                                                  3. appended watermark = seq ───────────────┐
-//!                                                  4. StateMachine::apply ──▶ events           │
-//!                                                  5. every N commands: canonical() ──┐        │
-//!                                                  6. publish, waiting while full     │        │
-//!                                                     │                 │             │        │
-//!                                                     ▼                 ▼             ▼        ▼
-//!                                        reports ring (every   market-data ring   snapshot   GROUP-COMMIT THREAD
-//!                                        command's batch)      (Book + Trade)     ring (1)   (durability = fsync)
-//!                                                     │                 │             │       loop: fsync segments,
-//!                                                     ▼                 ▼             ▼       durable watermark = the
-//!                                        Receiver::recv      Receiver::recv    SNAPSHOT      appended one it covered
-//!                                        └─ holds the head batch until       THREAD              │
-//!                                           durable watermark ≥ its seq ◀──────────────────────────┘
-//!                                           (fsync only)                   fsync journal,
-//!                                                                          snapshot::write
+//!  (any number,  InputHandle)    (ArrayQueue,      takes a run of up to 64 inputs; for each:
+//!                                 bounded)           1. seq = last + 1, ts = max(last ts, clock)
+//!                                                    2. JournalWriter::append ──▶ segment mapping
+//!                                                    3. appended watermark = seq ──────────────┐
+//!                                                    4. StateMachine::apply ──▶ the run's events│
+//!                                                    5. every N commands: canonical() ──┐      │
+//!                                                  then pushes the run onto each output │      │
+//!                                                  ring, waiting while one is full      │      │
+//!                                                     │                 │               │      │
+//!                                                     ▼                 ▼               ▼      ▼
+//!                                        reports ring          market-data ring   snapshot   GROUP-COMMIT THREAD
+//!                                        (every command's      (Book and Trade    ring (1)   (durability = fsync)
+//!                                         batch)                events)             │       loop: fsync segments,
+//!                                                     │                 │            ▼       durable watermark = the
+//!                                                     ▼                 ▼        SNAPSHOT    appended seq it covered
+//!                                        Receiver::recv      Receiver::recv     THREAD            │
+//!                                        └─ hands out one batch at a time, each   fsync journal,   │
+//!                                           once durable watermark ≥ its seq ◀── snapshot::write  │
+//!                                           (fsync only) ◀─────────────────────────────────────────┘
 //! ```
 //!
 //! # Threads
 //!
 //! - **Sequencer** — the one writer (docs: "One writer"). It is the only place in l2x that
 //!   reads the clock for state: `ts = max(last ts, SystemTime::now())` in nanoseconds since the
-//!   Unix epoch, so sequenced time never goes backwards even when the wall clock does. It
-//!   appends the record *before* applying the command, so every released event belongs to a
-//!   journaled command. It never `fsync`s on the hot path (only once, at a clean exit in
-//!   `durability = os`).
+//!   Unix epoch, read once per run of inputs, so sequenced time never goes backwards even when
+//!   the wall clock does (the commands of one run share a timestamp). It appends the record
+//!   *before* applying the command, so every released event belongs to a journaled command.
+//!   It never `fsync`s on the hot path (only once, at a clean exit, in `durability = os`).
 //! - **Group commit** (only with [`Durability::Fsync`]) — repeatedly `fsync`s the segments
 //!   ([`crate::journal::JournalSyncer`]) and publishes the *durable watermark*: the appended
 //!   sequence number it read before the `fsync`. One `fsync` covers every command appended
@@ -46,18 +48,29 @@
 //!
 //! Each of these threads can be pinned to a core ([`Cores`]).
 //!
+//! # Runs: what travels on the output rings
+//!
+//! The sequencer takes whatever the input ring holds, up to 64 inputs, and handles them as a
+//! *run*: one clock reading, the events of all of them written back to back into one buffer
+//! (with a small index entry per command), one push per output ring and one round of
+//! wake-ups at the end. The receivers hand the batches out one command at a time. When
+//! commands arrive slowly each run is one command long and nothing waits for anything; under
+//! load the per-command cost of the rings (slot cache misses, compare-and-swaps, fences)
+//! is paid once per run. A command's batch leaves at the end of its run, at most 64
+//! commands of sequencer work (about 40 µs) after it was applied.
+//!
 //! # Where durability holds batches
 //!
-//! In the consumer-facing [`Receiver`]. The sequencer publishes every batch as soon as its
-//! record is in the mapping; with [`Durability::Os`] that is the release. With
-//! [`Durability::Fsync`] a receiver takes the head batch off its ring and keeps it until the
-//! durable watermark reaches the batch's sequence number; the batches behind it stay in the
-//! ring, in order. No extra thread and no extra hop: the holding costs one atomic load per
-//! batch, and the group-commit thread wakes the receivers when the watermark moves. Both
-//! outputs are held: market data that showed a trade which a crash then erased would be as
-//! wrong as an execution report of it. While batches are held the rings fill up and the
-//! sequencer waits (below): a slow disk slows the sequencer down, it never makes it lose a
-//! batch or release one early.
+//! In the consumer-facing [`Receiver`]. The sequencer publishes every run as soon as its
+//! records are in the mapping; with [`Durability::Os`] that is the release. With
+//! [`Durability::Fsync`] a receiver takes the next run off its ring and hands out each
+//! command's batch only once the durable watermark has reached its sequence number; the runs
+//! behind it stay in the ring, in order. No extra thread and no extra hop: the holding costs
+//! one atomic load per batch, and the group-commit thread wakes the receivers when the
+//! watermark moves. Both outputs are held: market data that showed a trade which a crash
+//! then erased would be as wrong as an execution report of it. While batches are held the
+//! rings fill up and the sequencer waits (below): a slow disk slows the sequencer down, it
+//! never makes it lose a batch or release one early.
 //!
 //! # Backpressure
 //!
@@ -66,37 +79,47 @@
 //! [`InputHandle::submit_wait`]. When an output ring is full the sequencer waits (with the
 //! configured [`WaitStrategy`]) until its consumer makes room: nothing is ever dropped, so a
 //! stuck consumer stalls the whole pipeline — which is the point of an exchange that never
-//! loses an acknowledged event. [`Pipeline::stats`] shows each ring's occupancy and how often
-//! it was full. The one exception: a [`Receiver`] that was dropped means nobody wants that
-//! output, and its batches are then discarded rather than waited for.
+//! loses an acknowledged event. [`Pipeline::stats`] shows each ring's occupancy (output
+//! rings count runs) and how often it was full. The one exception: a [`Receiver`] that was
+//! dropped means nobody wants that output, and its runs are then discarded rather than
+//! waited for.
 //!
 //! # Waiting
 //!
-//! [`WaitStrategy::Park`] is the default. With the producers, the sequencer, the group-commit
-//! thread and the consumers there are more pipeline threads than the two cores of the
-//! development machine, and a thread that spins or yields while idle keeps a core busy that a
-//! working thread needs; under load nobody parks (every wait ends in the spin phase) and a
-//! notifier pays one fence and one load. [`WaitStrategy::BusySpin`] is for machines with a
-//! core per thread, pinned.
+//! [`WaitStrategy::Park`] is the default: spin, then yield for [`PARK_AFTER`] (50 µs), then
+//! sleep until notified. With the producers, the sequencer, the group-commit thread and the
+//! consumers there are more pipeline threads than the two cores of the development machine:
+//! a thread that spins or yields whenever it is idle keeps a core busy that a working thread
+//! (or another program) needs, and an idle exchange would burn both cores. Under load nobody
+//! sleeps and a notifier pays one fence and one load; the spin-and-yield phase keeps the
+//! 10–20 µs futex wake-up of a virtual machine off commands that arrive less than 50 µs
+//! apart. [`WaitStrategy::SpinThenYield`] never sleeps (lower latency at low rates, a core
+//! busy per idle thread); [`WaitStrategy::BusySpin`] is for machines with a core per thread,
+//! pinned.
 //!
 //! # Allocation
 //!
-//! Event vectors come from a pool (a lock-free queue of `Vec<Event>`): the sequencer takes
-//! one per batch and the [`Received`] guard puts it back, cleared, when the consumer is done
-//! with it. In the steady state no command allocates (a rare `ListInstrument` boxes its
-//! specification).
+//! Run buffers (an index vector and an event vector) come from a small pool, a lock-free
+//! queue of 64: the sequencer takes one per output per run and the receiver puts it back,
+//! cleared, when it moves on to the next run. Few buffers in rotation stay in cache. In the
+//! steady state no command allocates (a rare `ListInstrument` boxes its specification);
+//! when consumers lag and the pool runs dry the sequencer allocates, and surplus buffers are
+//! freed on return. The receivers hand out borrowed slices ([`Received`]): nothing is
+//! copied out.
 //!
 //! # Snapshots
 //!
 //! Every [`Config::snapshot_every`] commands the sequencer takes [`StateMachine::canonical`]
-//! — one walk of the state that copies every resting order, account and position into plain
-//! vectors, O(orders + accounts + positions), about a millisecond per 10⁴ orders and 10⁴
-//! accounts (measured in `docs/BENCHMARKS.md`) — and hands it to the snapshot thread, which
-//! encodes, hashes, writes and `fsync`s it. The sequencer's pause is the walk only; each one
-//! is measured ([`Summary::snapshot_pauses_ns`], [`Stats::snapshot_max_pause_ns`]). If the
-//! snapshot thread is still writing the previous snapshot, the new one is skipped and
-//! counted ([`Stats::snapshots_skipped`]) rather than queued: the journal, not the snapshot,
-//! is the record.
+//! — one walk of the state that copies every instrument, resting order, account and position
+//! into plain vectors: O(orders + accounts + positions), allocation included — and hands it
+//! to the snapshot thread, which encodes, hashes, writes and `fsync`s it. The sequencer's
+//! pause is the walk only; each one is measured ([`Summary::snapshot_pauses_ns`],
+//! [`Stats::snapshot_max_pause_ns`]): on the development machine 0.18 ms on average with
+//! 10³ accounts and resting orders, 15 ms with 10⁵ accounts and 10⁴ orders
+//! (`docs/BENCHMARKS.md`; a replica on the snapshot thread would remove it, see there). If the snapshot
+//! thread is still writing the previous snapshot, the new one is skipped and counted
+//! ([`Stats::snapshots_skipped`]) rather than queued: the journal, not the snapshot, is the
+//! record.
 //!
 //! # Shutdown
 //!
@@ -115,6 +138,16 @@
 //! (an `fsync` fails) halts the pipeline: the failing command is not applied, no batch that is
 //! not durable is released, the input closes, receivers see the end of the stream, and
 //! [`Pipeline::shutdown`] returns the error.
+//!
+//! # Known limitations
+//!
+//! - The input ring is a multi-producer queue: one compare-and-swap per command on each
+//!   side. A gateway with one thread per core could give each its own single-producer ring.
+//! - New journal pages are faulted in by the sequencer's first write to them (one fault per
+//!   4 KiB, about 56 commands; segments are sparse files, so the fault allocates a block).
+//!   Segments written full of zeros ahead of the writer measured 12 % faster with
+//!   `durability = os` (`docs/BENCHMARKS.md`). With `durability = fsync` every `fsync`
+//!   write-protects the pages it cleaned and the sequencer's next write to them faults again.
 
 #![allow(
     clippy::disallowed_methods,
@@ -126,7 +159,6 @@ mod ring;
 
 use std::fmt;
 use std::mem;
-use std::ops::Deref;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, mpsc};
@@ -138,8 +170,8 @@ use crossbeam::utils::CachePadded;
 use l2x_risk::Ledger;
 use l2x_types::{Command, Event, Seq, Sequenced, Timestamp};
 
+pub use self::ring::{PARK_AFTER, RingStats, WaitStrategy};
 use self::ring::{Ring, Signal};
-pub use self::ring::{RingStats, WaitStrategy};
 use crate::canonical::{CanonicalState, StateHash};
 use crate::journal::{self, DEFAULT_SEGMENT_BYTES, JournalError, JournalSyncer, JournalWriter, RecoveryReport};
 use crate::state::StateMachine;
@@ -177,9 +209,9 @@ pub struct Config {
     pub wait: WaitStrategy,
     /// Slots of the input ring.
     pub input_capacity: usize,
-    /// Slots of the execution-report ring (one batch per command).
+    /// Slots of the execution-report ring, each a run of up to 64 commands' batches.
     pub reports_capacity: usize,
-    /// Slots of the market-data ring (one batch per command with book or trade events).
+    /// Slots of the market-data ring, each a run (commands with book or trade events).
     pub market_data_capacity: usize,
     /// Take a snapshot every this many commands; 0 for never.
     pub snapshot_every: u64,
@@ -197,8 +229,8 @@ impl Default for Config {
             durability: Durability::Os,
             wait: WaitStrategy::Park,
             input_capacity: 4096,
-            reports_capacity: 4096,
-            market_data_capacity: 4096,
+            reports_capacity: 1024,
+            market_data_capacity: 1024,
             snapshot_every: 0,
             segment_bytes: DEFAULT_SEGMENT_BYTES,
             ledger: Ledger::default(),
@@ -217,8 +249,9 @@ pub struct Tag {
     pub correlation: u64,
 }
 
-/// What one command did: its sequence number and time, the caller's tag, and its events (all
-/// of them on the reports ring; only `Book` and `Trade` events on the market-data ring).
+/// What one command did, owned: its sequence number and time, the caller's tag, and its
+/// events (all of them on the reports output; only `Book` and `Trade` events on the
+/// market-data output). [`Received::to_batch`] makes one.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Batch {
     /// The command's sequence number.
@@ -302,9 +335,9 @@ struct Shared {
     in_flight: CachePadded<AtomicUsize>,
     /// Input handles alive; the last one dropped closes the input.
     handles: AtomicUsize,
-    reports: Ring<Batch>,
-    market: Ring<Batch>,
-    pool: ArrayQueue<Vec<Event>>,
+    reports: Ring<Run>,
+    market: Ring<Run>,
+    pool: ArrayQueue<Run>,
     /// The last sequence number in the journal's mapping.
     appended: CachePadded<AtomicU64>,
     /// The last sequence number covered by an `fsync`.
@@ -317,6 +350,8 @@ struct Shared {
     halted: AtomicBool,
     counters: CachePadded<SequencerCounters>,
     fsyncs: AtomicU64,
+    fsync_total_ns: AtomicU64,
+    fsync_max_ns: AtomicU64,
     snapshots_written: AtomicU64,
 }
 
@@ -337,24 +372,55 @@ impl Shared {
         self.input.not_full.notify();
     }
 
-    /// May a batch with this sequence number leave?
+    /// May the batch of this sequence number leave?
     #[inline]
     fn released(&self, seq: u64) -> bool {
         self.durability == Durability::Os || self.durable.load(Ordering::Acquire) >= seq
     }
 
-    fn ring(&self, output: Output) -> &Ring<Batch> {
+    fn ring(&self, output: Output) -> &Ring<Run> {
         match output {
             Output::Reports => &self.reports,
             Output::MarketData => &self.market,
         }
     }
 
-    fn recycle(&self, mut events: Vec<Event>) {
-        events.clear();
-        // A full pool means the vector is surplus: free it.
-        let _ = self.pool.push(events);
+    /// A run buffer from the pool, or a new one.
+    fn fresh_run(&self) -> Run {
+        self.pool.pop().unwrap_or_else(|| Run {
+            entries: Vec::with_capacity(DRAIN_BATCH),
+            events: Vec::with_capacity(DRAIN_BATCH * EVENTS_PER_COMMAND),
+        })
     }
+
+    fn recycle(&self, mut run: Run) {
+        // A buffer a liquidation cascade blew up is not kept.
+        if run.events.capacity() > MAX_KEPT_EVENTS {
+            return;
+        }
+        run.entries.clear();
+        run.events.clear();
+        // A full pool means the buffer is surplus: free it.
+        let _ = self.pool.push(run);
+    }
+}
+
+/// One command's batch inside a [`Run`]: its events are `events[start..end]`.
+#[derive(Clone, Copy, Debug)]
+struct Entry {
+    seq: Seq,
+    ts: Timestamp,
+    tag: Tag,
+    start: usize,
+    end: usize,
+}
+
+/// What the sequencer pushes onto an output ring at once: the batches of the commands it
+/// took in one run (at most [`DRAIN_BATCH`]), their events back to back.
+#[derive(Debug, Default)]
+struct Run {
+    entries: Vec<Entry>,
+    events: Vec<Event>,
 }
 
 /// The pipeline's two outputs.
@@ -397,6 +463,10 @@ pub struct Stats {
     pub durable_seq: u64,
     /// `fsync`s done by the group-commit thread.
     pub fsyncs: u64,
+    /// Time spent in those `fsync`s, ns.
+    pub fsync_total_ns: u64,
+    /// The longest of them, ns.
+    pub fsync_max_ns: u64,
     /// The input ring (`full_waits`: producers that waited in `submit_wait`).
     pub input: RingStats,
     /// The execution-report ring (`full_waits`: times the sequencer waited for space).
@@ -484,19 +554,25 @@ impl Pipeline {
             halted: AtomicBool::new(false),
             counters: CachePadded::new(SequencerCounters::default()),
             fsyncs: AtomicU64::new(0),
+            fsync_total_ns: AtomicU64::new(0),
+            fsync_max_ns: AtomicU64::new(0),
             snapshots_written: AtomicU64::new(0),
         });
         // Warm the pool so that the steady state never allocates.
         for _ in 0..pool_size {
-            let _ = shared.pool.push(Vec::with_capacity(EVENTS_CAPACITY));
+            let run = Run {
+                entries: Vec::with_capacity(DRAIN_BATCH),
+                events: Vec::with_capacity(DRAIN_BATCH * EVENTS_PER_COMMAND),
+            };
+            let _ = shared.pool.push(run);
         }
         // The snapshot thread is not latency-critical: it always parks when idle.
         let snapshot_ring = Arc::new(Ring::new(1, WaitStrategy::Park));
         let mut pipeline = Pipeline {
             shared: Arc::clone(&shared),
             dir: dir.to_path_buf(),
-            reports: Some(Receiver { shared: Arc::clone(&shared), output: Output::Reports, pending: None }),
-            market: Some(Receiver { shared: Arc::clone(&shared), output: Output::MarketData, pending: None }),
+            reports: Some(Receiver { shared: Arc::clone(&shared), output: Output::Reports, run: None, next: 0 }),
+            market: Some(Receiver { shared: Arc::clone(&shared), output: Output::MarketData, run: None, next: 0 }),
             sequencer: None,
             group_commit: None,
             snapshot: None,
@@ -532,7 +608,7 @@ impl Pipeline {
             since_snapshot: 0,
             last_seq,
             pauses: Vec::new(),
-            unnotified: [false; 2],
+            runs: [shared.fresh_run(), shared.fresh_run()],
         };
         pipeline.sequencer = Some(spawn("sequencer", config.cores.sequencer, pinned_tx, move || sequencer.run())?);
         let threads = 2 + usize::from(pipeline.group_commit.is_some());
@@ -586,6 +662,8 @@ impl Pipeline {
             appended_seq: s.appended.load(Ordering::Relaxed),
             durable_seq: s.durable.load(Ordering::Relaxed),
             fsyncs: s.fsyncs.load(Ordering::Relaxed),
+            fsync_total_ns: s.fsync_total_ns.load(Ordering::Relaxed),
+            fsync_max_ns: s.fsync_max_ns.load(Ordering::Relaxed),
             input: s.input.occupancy(),
             reports: s.reports.occupancy(),
             market_data: s.market.occupancy(),
@@ -647,6 +725,9 @@ impl Drop for Pipeline {
     }
 }
 
+/// Core ids at or past this cannot be pinned to (the size of Linux's `cpu_set_t`).
+const MAX_CORE_ID: usize = 1024;
+
 /// Spawns a pipeline thread that first pins itself (if asked) and reports the outcome.
 fn spawn<T: Send + 'static>(
     name: &'static str,
@@ -657,8 +738,9 @@ fn spawn<T: Send + 'static>(
     std::thread::Builder::new()
         .name(format!("l2x-{name}"))
         .spawn(move || {
+            // core_affinity indexes a fixed-size CPU set (1024 on Linux) and panics past it.
             let outcome = match core {
-                Some(id) if !core_affinity::set_for_current(core_affinity::CoreId { id }) => {
+                Some(id) if id >= MAX_CORE_ID || !core_affinity::set_for_current(core_affinity::CoreId { id }) => {
                     Err(PipelineError::Pin { thread: name, core: id })
                 }
                 _ => Ok(()),
@@ -757,16 +839,17 @@ impl InputHandle {
 pub struct Receiver {
     shared: Arc<Shared>,
     output: Output,
-    /// The head batch, taken off the ring, not yet released.
-    pending: Option<Batch>,
+    /// The run taken off the ring, and the index of its next entry.
+    run: Option<Run>,
+    next: usize,
 }
 
 impl fmt::Debug for Receiver {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("Receiver")
             .field("output", &self.output)
-            .field("ring", &self.ring().occupancy())
-            .field("held", &self.pending.as_ref().map(|b| b.seq))
+            .field("ring", &self.shared.ring(self.output).occupancy())
+            .field("next", &self.run.as_ref().and_then(|r| r.entries.get(self.next)).map(|e| e.seq))
             .finish()
     }
 }
@@ -774,7 +857,7 @@ impl fmt::Debug for Receiver {
 /// Why [`Receiver::try_recv`] returned nothing.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, thiserror::Error)]
 pub enum TryRecvError {
-    /// Nothing released yet (the ring is empty, or its head is not durable yet).
+    /// Nothing released yet (the ring is empty, or the next batch is not durable yet).
     #[error("no batch is released yet")]
     Empty,
     /// The pipeline stopped and every batch was received.
@@ -782,10 +865,18 @@ pub enum TryRecvError {
     Closed,
 }
 
-/// A received batch, borrowed from its receiver; its event vector goes back to the
-/// pipeline's pool when this is dropped. Dereferences to [`Batch`].
+/// A received batch: one command's sequence number, time, tag and events, borrowed from the
+/// receiver until the next call (nothing is copied or allocated to hand it out).
+#[derive(Clone, Copy)]
 pub struct Received<'a> {
-    batch: Batch,
+    /// The command's sequence number.
+    pub seq: Seq,
+    /// Its sequenced time.
+    pub ts: Timestamp,
+    /// The submitter's tag.
+    pub tag: Tag,
+    /// Its events (on the market-data output: its `Book` and `Trade` events).
+    pub events: &'a [Event],
     shared: &'a Shared,
 }
 
@@ -795,43 +886,48 @@ impl Received<'_> {
     pub fn durable_seq(&self) -> u64 {
         self.shared.durable.load(Ordering::Acquire)
     }
-}
 
-impl Deref for Received<'_> {
-    type Target = Batch;
-    fn deref(&self) -> &Batch {
-        &self.batch
+    /// An owned copy.
+    pub fn to_batch(&self) -> Batch {
+        Batch { seq: self.seq, ts: self.ts, tag: self.tag, events: self.events.to_vec() }
     }
 }
 
 impl fmt::Debug for Received<'_> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        self.batch.fmt(f)
-    }
-}
-
-impl Drop for Received<'_> {
-    fn drop(&mut self) {
-        self.shared.recycle(mem::take(&mut self.batch.events));
+        f.debug_struct("Received")
+            .field("seq", &self.seq)
+            .field("ts", &self.ts)
+            .field("tag", &self.tag)
+            .field("events", &self.events)
+            .finish()
     }
 }
 
 impl Receiver {
-    fn ring(&self) -> &Ring<Batch> {
-        self.shared.ring(self.output)
+    /// Makes the next entry current (taking the next run off the ring when the held one is
+    /// used up); returns whether it is released.
+    fn poll(&mut self) -> bool {
+        loop {
+            if let Some(run) = &self.run {
+                if let Some(entry) = run.entries.get(self.next) {
+                    return self.shared.released(entry.seq.0);
+                }
+                if let Some(done) = self.run.take() {
+                    self.shared.recycle(done);
+                }
+            }
+            let ring = self.shared.ring(self.output);
+            let Some(run) = ring.queue.pop() else { return false };
+            ring.not_full.notify();
+            self.run = Some(run);
+            self.next = 0;
+        }
     }
 
-    /// Moves the ring's head into `pending` if there is none; returns whether `pending` is
-    /// released.
-    fn poll(&mut self) -> bool {
-        if self.pending.is_none() {
-            let ring = self.shared.ring(self.output);
-            self.pending = ring.queue.pop();
-            if self.pending.is_some() {
-                ring.not_full.notify();
-            }
-        }
-        self.pending.as_ref().is_some_and(|b| self.shared.released(b.seq.0))
+    /// The next entry's sequence number, if one is held.
+    fn held(&self) -> Option<u64> {
+        self.run.as_ref().and_then(|r| r.entries.get(self.next)).map(|e| e.seq.0)
     }
 
     /// End of stream: the ring is closed and drained, and nothing held can be released any
@@ -841,16 +937,25 @@ impl Receiver {
         if !ring.closed.load(Ordering::Acquire) {
             return false;
         }
-        // Closed is set after the last push: one more look for a batch pushed before it.
+        // Closed is set after the last push: one more look for a run pushed before it.
         if self.poll() {
             return false;
         }
-        self.pending.is_none() || self.shared.halted.load(Ordering::SeqCst)
+        self.held().is_none() || self.shared.halted.load(Ordering::SeqCst)
     }
 
+    /// Hands out the current entry (after [`Receiver::poll`] said it is released).
     fn take(&mut self) -> Option<Received<'_>> {
-        let batch = self.pending.take()?;
-        Some(Received { batch, shared: &self.shared })
+        let run = self.run.as_ref()?;
+        let entry = *run.entries.get(self.next)?;
+        self.next += 1;
+        Some(Received {
+            seq: entry.seq,
+            ts: entry.ts,
+            tag: entry.tag,
+            events: &run.events[entry.start..entry.end],
+            shared: &self.shared,
+        })
     }
 
     /// The next released batch, without waiting.
@@ -877,13 +982,15 @@ impl Receiver {
             }
             let shared = &*self.shared;
             let ring = shared.ring(self.output);
-            let held = self.pending.as_ref().map(|b| b.seq.0);
+            let held = self.held();
+            // Holding a batch, only the watermark (or a halt) can change anything: the
+            // group-commit thread wakes us after every fsync, the last one included.
             ring.not_empty.wait_until(|| {
-                let progress = match held {
-                    Some(seq) => shared.released(seq),
-                    None => !ring.queue.is_empty(),
-                };
-                progress || ring.closed.load(Ordering::Acquire) || shared.halted.load(Ordering::Relaxed)
+                shared.halted.load(Ordering::Relaxed)
+                    || match held {
+                        Some(seq) => shared.released(seq),
+                        None => !ring.queue.is_empty() || ring.closed.load(Ordering::Acquire),
+                    }
             });
         }
     }
@@ -892,16 +999,6 @@ impl Receiver {
     pub fn durable_seq(&self) -> u64 {
         self.shared.durable.load(Ordering::Acquire)
     }
-
-    /// Batches waiting in this receiver's ring (plus the one held, if any).
-    pub fn len(&self) -> usize {
-        self.ring().queue.len() + usize::from(self.pending.is_some())
-    }
-
-    /// `true` if nothing waits in the ring and nothing is held.
-    pub fn is_empty(&self) -> bool {
-        self.len() == 0
-    }
 }
 
 impl Drop for Receiver {
@@ -909,11 +1006,11 @@ impl Drop for Receiver {
         let ring = self.shared.ring(self.output);
         ring.gone.store(true, Ordering::SeqCst);
         ring.not_full.notify();
-        if let Some(b) = self.pending.take() {
-            self.shared.recycle(b.events);
+        if let Some(run) = self.run.take() {
+            self.shared.recycle(run);
         }
-        while let Some(b) = ring.queue.pop() {
-            self.shared.recycle(b.events);
+        while let Some(run) = ring.queue.pop() {
+            self.shared.recycle(run);
         }
     }
 }
@@ -932,16 +1029,20 @@ struct Sequencer {
     last_seq: u64,
     last_ts: u64,
     pauses: Vec<u64>,
-    /// Outputs pushed to since their consumers were last notified.
-    unnotified: Unnotified,
+    /// The runs being filled for each output: `[reports, market data]`.
+    runs: [Run; 2],
 }
 
-/// Event vectors kept for reuse (see the module documentation, "Allocation").
-const POOL_SIZE: usize = 256;
-/// Capacity of a new event vector: more than almost any command writes.
-const EVENTS_CAPACITY: usize = 16;
+/// Run buffers kept for reuse (see the module documentation, "Allocation"). Few on purpose:
+/// the buffers in rotation stay in cache.
+const POOL_SIZE: usize = 64;
+/// Events per command a new run buffer has room for.
+const EVENTS_PER_COMMAND: usize = 8;
+/// A run buffer whose event vector grew past this is freed, not kept.
+const MAX_KEPT_EVENTS: usize = 1 << 16;
 
-/// Inputs the sequencer takes in one run before it notifies and reads the clock again.
+/// Inputs the sequencer takes in one run: they share one clock reading, one push per output
+/// and one round of notifications.
 const DRAIN_BATCH: usize = 64;
 
 /// What the sequencer thread returns.
@@ -955,6 +1056,11 @@ fn wall_clock_ns() -> u64 {
     SystemTime::now()
         .duration_since(UNIX_EPOCH)
         .map_or(0, |d| d.as_secs().saturating_mul(1_000_000_000).saturating_add(u64::from(d.subsec_nanos())))
+}
+
+/// Events that go to the market-data output.
+fn is_public(event: &Event) -> bool {
+    matches!(event, Event::Book { .. } | Event::Trade(_))
 }
 
 impl Sequencer {
@@ -978,6 +1084,9 @@ impl Sequencer {
         }
         s.sequencer_done.store(true, Ordering::SeqCst);
         s.commit.notify();
+        for run in mem::take(&mut self.runs) {
+            s.recycle(run);
+        }
         SequencerExit {
             result: result.map(|()| (self.state, self.last_seq)).map_err(PipelineError::from),
             pauses: self.pauses,
@@ -989,22 +1098,23 @@ impl Sequencer {
         let shared = Arc::clone(&self.shared);
         let input = &shared.input;
         loop {
-            // A run of up to DRAIN_BATCH inputs shares one clock reading and one round of
-            // notifications (each a SeqCst fence with `Park`).
             let mut taken = 0;
             let now = wall_clock_ns();
             let started = Instant::now();
+            let mut failed = Ok(());
             while taken < DRAIN_BATCH {
                 let Some(next) = input.queue.pop() else { break };
                 taken += 1;
-                if let Err(e) = self.process(next, now) {
-                    self.flush_notifications();
-                    return Err(e);
+                failed = self.process(next, now);
+                if failed.is_err() {
+                    break;
                 }
             }
             if taken > 0 {
                 input.not_full.notify();
-                self.flush_notifications();
+                // What was applied is published, even when a later append failed.
+                self.end_run();
+                failed?;
                 let busy = u64::try_from(started.elapsed().as_nanos()).unwrap_or(u64::MAX);
                 let c = &shared.counters;
                 c.busy_ns.store(c.busy_ns.load(Ordering::Relaxed) + busy, Ordering::Relaxed);
@@ -1024,9 +1134,21 @@ impl Sequencer {
         }
     }
 
-    /// Wakes whoever may wait for what this run published.
-    fn flush_notifications(&mut self) {
-        flush(&self.shared, &mut self.unnotified);
+    /// Pushes the run's batches onto the output rings (waiting while one is full), and wakes
+    /// the consumers and the group-commit thread.
+    fn end_run(&mut self) {
+        let shared = &*self.shared;
+        for output in [Output::Reports, Output::MarketData] {
+            let slot = &mut self.runs[output as usize];
+            if slot.entries.is_empty() {
+                continue;
+            }
+            let run = mem::replace(slot, shared.fresh_run());
+            publish(shared, output, run);
+        }
+        if shared.durability == Durability::Fsync {
+            shared.commit.notify();
+        }
     }
 
     fn process(&mut self, input: Input, now: u64) -> Result<(), JournalError> {
@@ -1038,24 +1160,18 @@ impl Sequencer {
         self.last_ts = ts;
         let shared = &*self.shared;
         shared.appended.store(seq, Ordering::Release);
-        let mut events = shared.pool.pop().unwrap_or_else(|| Vec::with_capacity(EVENTS_CAPACITY));
-        self.state.apply(&cmd, &mut events);
-        if !shared.market.gone.load(Ordering::Relaxed)
-            && events.iter().any(|e| matches!(e, Event::Book { .. } | Event::Trade(_)))
-        {
-            let mut md = shared.pool.pop().unwrap_or_else(|| Vec::with_capacity(EVENTS_CAPACITY));
-            md.extend(events.iter().filter(|e| matches!(e, Event::Book { .. } | Event::Trade(_))).copied());
-            let pending = &mut self.unnotified;
-            publish(shared, Output::Reports, Batch { seq: cmd.seq, ts: cmd.ts, tag: input.tag, events }, pending);
-            publish(
-                shared,
-                Output::MarketData,
-                Batch { seq: cmd.seq, ts: cmd.ts, tag: input.tag, events: md },
-                pending,
-            );
-        } else {
-            let batch = Batch { seq: cmd.seq, ts: cmd.ts, tag: input.tag, events };
-            publish(shared, Output::Reports, batch, &mut self.unnotified);
+        let [reports, market] = &mut self.runs;
+        let start = reports.events.len();
+        self.state.apply(&cmd, &mut reports.events);
+        let end = reports.events.len();
+        reports.entries.push(Entry { seq: cmd.seq, ts: cmd.ts, tag: input.tag, start, end });
+        if !shared.market.gone.load(Ordering::Relaxed) {
+            let md_start = market.events.len();
+            market.events.extend(reports.events[start..end].iter().filter(|e| is_public(e)).copied());
+            let md_end = market.events.len();
+            if md_end > md_start {
+                market.entries.push(Entry { seq: cmd.seq, ts: cmd.ts, tag: input.tag, start: md_start, end: md_end });
+            }
         }
         shared.counters.sequenced.store(shared.counters.sequenced.load(Ordering::Relaxed) + 1, Ordering::Relaxed);
         if self.snapshot_every > 0 {
@@ -1091,50 +1207,31 @@ impl Sequencer {
     }
 }
 
-/// Outputs pushed to since their consumer was last notified: `[reports, market data]`.
-type Unnotified = [bool; 2];
-
-/// Pushes a batch, waiting while the ring is full (backpressure); discards it if the ring's
-/// consumer is gone or the pipeline halted. The consumer is notified at the end of the
-/// sequencer's run ([`flush`]), or at once before the sequencer waits for space.
-fn publish(shared: &Shared, output: Output, batch: Batch, unnotified: &mut Unnotified) {
+/// Pushes a run, waiting while the ring is full (backpressure), and wakes the consumer;
+/// discards the run if the ring's consumer is gone or the pipeline halted.
+fn publish(shared: &Shared, output: Output, run: Run) {
     let ring = shared.ring(output);
-    let mut batch = batch;
+    let mut run = run;
     let mut waited = false;
     loop {
         if ring.gone.load(Ordering::Relaxed) || shared.halted.load(Ordering::Relaxed) {
-            shared.recycle(batch.events);
+            shared.recycle(run);
             return;
         }
-        match ring.queue.push(batch) {
+        match ring.queue.push(run) {
             Ok(()) => {
-                unnotified[output as usize] = true;
+                ring.not_empty.notify();
                 return;
             }
-            Err(back) => batch = back,
+            Err(back) => run = back,
         }
         if !waited {
             ring.full_waits.fetch_add(1, Ordering::Relaxed);
             waited = true;
-            // The consumer must know there is something to make room from.
-            flush(shared, unnotified);
         }
         ring.not_full.wait_until(|| {
             !ring.queue.is_full() || ring.gone.load(Ordering::SeqCst) || shared.halted.load(Ordering::SeqCst)
         });
-    }
-}
-
-/// Wakes the consumers of the outputs pushed to, and the group-commit thread.
-fn flush(shared: &Shared, unnotified: &mut Unnotified) {
-    if mem::take(&mut unnotified[Output::Reports as usize]) {
-        shared.reports.not_empty.notify();
-    }
-    if mem::take(&mut unnotified[Output::MarketData as usize]) {
-        shared.market.not_empty.notify();
-    }
-    if shared.durability == Durability::Fsync {
-        shared.commit.notify();
     }
 }
 
@@ -1147,10 +1244,14 @@ fn group_commit(shared: &Shared, mut syncer: JournalSyncer) -> Result<(), Journa
     loop {
         let target = shared.appended.load(Ordering::Acquire);
         if target > durable {
+            let started = Instant::now();
             if let Err(e) = syncer.sync() {
                 shared.halt();
                 return Err(e);
             }
+            let took = u64::try_from(started.elapsed().as_nanos()).unwrap_or(u64::MAX);
+            shared.fsync_total_ns.fetch_add(took, Ordering::Relaxed);
+            shared.fsync_max_ns.fetch_max(took, Ordering::Relaxed);
             durable = target;
             shared.durable.store(durable, Ordering::Release);
             shared.fsyncs.fetch_add(1, Ordering::Relaxed);

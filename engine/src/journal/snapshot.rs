@@ -20,7 +20,7 @@
 //! one is tried.
 //!
 //! Taking a snapshot costs the sequencer one walk of the state ([`crate::StateMachine::canonical`]);
-//! encoding, hashing and writing happen wherever the caller runs [`write`] (the pipeline
+//! encoding, hashing and writing happen wherever the caller runs [`write()`] (the pipeline
 //! does it on its snapshot thread).
 
 use std::fs::{self, File, OpenOptions};
