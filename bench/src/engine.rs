@@ -78,7 +78,7 @@ impl Default for Options {
             warmup: 200_000,
             resting: 1_000,
             accounts: 1_000,
-            collateral: 1_000_000_000,
+            collateral: crate::workload::DEFAULT_COLLATERAL_USDC,
             rates: vec![1_000_000, 3_000_000, 5_000_000, 10_000_000],
             throughput_runs: 5,
             pin: None,

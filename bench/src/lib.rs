@@ -51,5 +51,6 @@
 
 pub mod engine;
 pub mod machine;
+pub mod pipeline;
 pub mod risk;
 pub mod workload;

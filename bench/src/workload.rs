@@ -65,6 +65,9 @@ use serde::Serialize;
 pub const INSTRUMENT: InstrumentId = InstrumentId(0);
 /// The oracle (mark) price, in ticks of 0.5: 50,000 USDC.
 pub const MARK: Price = Price(100_000);
+/// Each account's deposit by default, USDC: enough that no order is refused for margin and
+/// no account comes near maintenance.
+pub const DEFAULT_COLLATERAL_USDC: i64 = 1_000_000_000;
 /// Largest maker quantity, in lots (1 BTC).
 const MAKER_MAX_LOTS: i64 = 1_000;
 /// Largest price move of a passive amend, in ticks.
@@ -601,7 +604,13 @@ impl Generator {
         let mix = self.config.mix;
         if self.per_mille(mix.amend_qty_down) && o.leaves.0 >= 2 {
             let qty = Qty(self.rng.random_range(1..o.leaves.0));
-            return Some(Command::Amend(Amend { account: o.account, cid: o.cid, price: None, qty: Some(qty) }));
+            return Some(Command::Amend(Amend {
+                account: o.account,
+                cid: o.cid,
+                instrument: INSTRUMENT,
+                price: None,
+                qty: Some(qty),
+            }));
         }
         let cross = self.crossing(mix.amend_cross);
         let price = match (cross, self.best(o.side.opposite())) {
@@ -620,7 +629,13 @@ impl Generator {
                 self.clamp_to_band(p)
             }
         };
-        Some(Command::Amend(Amend { account: o.account, cid: o.cid, price: Some(price), qty: None }))
+        Some(Command::Amend(Amend {
+            account: o.account,
+            cid: o.cid,
+            instrument: INSTRUMENT,
+            price: Some(price),
+            qty: None,
+        }))
     }
 
     /// Updates the live orders from the last command's events.
@@ -684,7 +699,15 @@ mod tests {
     use super::*;
 
     fn config(mix: Mix, commands: usize) -> Config {
-        Config { mix, seed: 7, accounts: 200, collateral_usdc: 1_000_000_000, resting: 1_000, warmup: 2_000, commands }
+        Config {
+            mix,
+            seed: 7,
+            accounts: 200,
+            collateral_usdc: DEFAULT_COLLATERAL_USDC,
+            resting: 1_000,
+            warmup: 2_000,
+            commands,
+        }
     }
 
     #[test]

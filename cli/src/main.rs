@@ -10,7 +10,9 @@ use std::process::ExitCode;
 
 use anyhow::{Context, Result};
 use clap::{Parser, Subcommand};
+use l2x_engine::journal::{self, JournalWriter};
 use l2x_engine::scenario::Runner;
+use l2x_risk::Ledger;
 
 /// l2x: a deterministic perpetual-futures exchange core.
 #[derive(Debug, Parser)]
@@ -30,6 +32,32 @@ enum Cmd {
         /// Write the final state (balances, margin, positions, state hash) as JSON here.
         #[arg(long)]
         state_out: Option<PathBuf>,
+        /// Journal every applied command into this (new or empty) directory, before its
+        /// events are printed (docs/JOURNAL.md).
+        #[arg(long)]
+        journal: Option<PathBuf>,
+        /// With --journal: `os` (in the page cache before release) or `fsync` (on disk).
+        #[arg(long, default_value = "os", value_parser = ["os", "fsync"])]
+        durability: String,
+        /// With --journal: write a snapshot after every N applied commands (0: none).
+        #[arg(long, default_value_t = 0)]
+        snapshot_every: u64,
+    },
+    /// Journal tools.
+    Journal {
+        #[command(subcommand)]
+        which: JournalCmd,
+    },
+    /// Replay a journal: the state after a given command (the risk-desk tool grows here).
+    Replay {
+        /// The journal directory.
+        dir: PathBuf,
+        /// Stop after this sequence number (default: the last intact command).
+        #[arg(long)]
+        until_seq: Option<u64>,
+        /// Print only `{"seq":N,"state_hash":"0x…"}`.
+        #[arg(long)]
+        state_hash: bool,
     },
     /// Run a short built-in scenario through the engine and show what happened.
     Demo,
@@ -41,6 +69,15 @@ enum Cmd {
 }
 
 #[derive(Debug, Subcommand)]
+enum JournalCmd {
+    /// Print a journal as the JSON-lines commands of `l2x match` (docs/SCENARIOS.md).
+    Export {
+        /// The journal directory.
+        dir: PathBuf,
+    },
+}
+
+#[derive(Debug, Subcommand)]
 enum BenchCmd {
     /// The state machine alone, in process, on one instrument: max throughput and
     /// coordinated-omission-corrected latency at fixed offered rates.
@@ -48,6 +85,10 @@ enum BenchCmd {
     /// A liquidation cascade: leveraged accounts, one oracle shock, the engine time of the
     /// command that liquidates them all.
     Risk(l2x_bench::risk::Options),
+    /// The sequencer pipeline with the journal on (durability os and fsync): throughput,
+    /// coordinated-omission-corrected latency at fixed offered rates, the journal's append
+    /// rate, and recovery time with and without a snapshot.
+    Pipeline(l2x_bench::pipeline::Options),
 }
 
 fn main() -> ExitCode {
@@ -62,11 +103,31 @@ fn main() -> ExitCode {
 
 fn run(cli: Cli) -> Result<ExitCode> {
     match cli.command {
-        Cmd::Match { input, state_out } => run_match(&input, state_out.as_deref()),
+        Cmd::Match { input, state_out, journal, durability, snapshot_every } => {
+            let journal = journal.map(|dir| (dir, durability == "fsync", snapshot_every));
+            run_match(&input, state_out.as_deref(), journal)
+        }
+        Cmd::Journal { which: JournalCmd::Export { dir } } => journal_export(&dir),
+        Cmd::Replay { dir, until_seq, state_hash } => replay(&dir, until_seq, state_hash),
         Cmd::Demo => demo(),
         Cmd::Bench { which: BenchCmd::Engine(opts) } => bench_engine(&opts),
         Cmd::Bench { which: BenchCmd::Risk(opts) } => bench_risk(&opts),
+        Cmd::Bench { which: BenchCmd::Pipeline(opts) } => bench_pipeline(&opts),
     }
+}
+
+/// `l2x bench pipeline`: one JSON object with `--json`, else a table.
+fn bench_pipeline(opts: &l2x_bench::pipeline::Options) -> Result<ExitCode> {
+    let report = l2x_bench::pipeline::run(opts)?;
+    let stdout = io::stdout();
+    let mut out = stdout.lock();
+    if opts.json {
+        writeln!(out, "{}", report.json()?)?;
+    } else {
+        write!(out, "{}", report.table())?;
+    }
+    out.flush()?;
+    Ok(ExitCode::SUCCESS)
 }
 
 /// `l2x bench engine`: one JSON object per mix with `--json`, else a table.
@@ -100,11 +161,23 @@ fn bench_risk(opts: &l2x_bench::risk::Options) -> Result<ExitCode> {
 }
 
 /// `l2x match`: exit 0, or 2 when any line was reported and skipped.
-fn run_match(input: &Path, state_out: Option<&Path>) -> Result<ExitCode> {
+fn run_match(input: &Path, state_out: Option<&Path>, journal: Option<(PathBuf, bool, u64)>) -> Result<ExitCode> {
     let stdout = io::stdout();
     let mut out = BufWriter::new(stdout.lock());
     let mut err = io::stderr();
     let mut runner = Runner::new();
+    if let Some((dir, fsync, snapshot_every)) = journal {
+        let (writer, report) = JournalWriter::open(&dir, journal::DEFAULT_SEGMENT_BYTES)
+            .with_context(|| format!("cannot open the journal in {}", dir.display()))?;
+        if report.records > 0 || report.torn.is_some() {
+            anyhow::bail!(
+                "{} already holds a journal ({} records); `l2x match --journal` needs a new or empty directory",
+                dir.display(),
+                report.records
+            );
+        }
+        runner = runner.with_journal(writer, fsync, snapshot_every);
+    }
     let summary = if input.as_os_str() == "-" {
         runner.run(io::stdin().lock(), &mut out, &mut err)?
     } else {
@@ -119,6 +192,65 @@ fn run_match(input: &Path, state_out: Option<&Path>) -> Result<ExitCode> {
         std::fs::write(path, text).with_context(|| format!("cannot write {}", path.display()))?;
     }
     Ok(if summary.errors > 0 { ExitCode::from(2) } else { ExitCode::SUCCESS })
+}
+
+/// `l2x journal export DIR`: the journal as scenario lines on standard output.
+fn journal_export(dir: &Path) -> Result<ExitCode> {
+    let stdout = io::stdout();
+    let mut out = BufWriter::new(stdout.lock());
+    let exported = l2x_engine::scenario::export(dir, &mut out)?;
+    out.flush()?;
+    if exported.torn {
+        eprintln!(
+            "l2x: {}: the journal ends with a torn record after seq {} (not exported)",
+            dir.display(),
+            exported.last_seq
+        );
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+/// `l2x replay DIR`: the state after the last intact command, or after `--until-seq`.
+fn replay(dir: &Path, until_seq: Option<u64>, state_hash: bool) -> Result<ExitCode> {
+    let (state, report) = journal::replay(dir, until_seq, &Ledger::default())?;
+    for (path, why) in &report.refused_snapshots {
+        eprintln!("l2x: refused snapshot {}: {why}", path.display());
+    }
+    if let Some(torn) = &report.torn {
+        eprintln!(
+            "l2x: {}: torn record at byte offset {} ({} bytes) after seq {}: replay stops before it",
+            torn.path.display(),
+            torn.offset,
+            torn.bytes,
+            report.last_seq
+        );
+    }
+    let hash = state.canonical().hash();
+    let stdout = io::stdout();
+    let mut out = stdout.lock();
+    if state_hash {
+        writeln!(out, "{}", serde_json::json!({"seq": report.last_seq, "state_hash": hash.to_string()}))?;
+    } else {
+        let ledger = state.ledger();
+        let accounts = ledger.slots_by_id().len();
+        let insurance = ledger.health(Ledger::INSURANCE).equity;
+        writeln!(out, "seq            {}", report.last_seq)?;
+        writeln!(out, "time           {} ns", state.now().0)?;
+        if let Some((seq, path)) = &report.snapshot {
+            writeln!(out, "from snapshot  {} ({})", seq, path.display())?;
+        }
+        writeln!(out, "replayed       {} commands", report.replayed)?;
+        writeln!(out, "instruments    {}", state.instruments().len())?;
+        writeln!(out, "accounts       {accounts}")?;
+        writeln!(out, "resting orders {}", state.resting_count())?;
+        writeln!(
+            out,
+            "insurance fund {} USDC (equity)",
+            l2x_types::format_units(insurance, l2x_types::Decimal::new(1, 6))
+        )?;
+        writeln!(out, "state hash     {hash}")?;
+    }
+    Ok(ExitCode::SUCCESS)
 }
 
 /// The built-in scenario of `l2x demo` (a golden scenario of the engine's tests).

@@ -20,11 +20,14 @@
 #![deny(clippy::float_arithmetic)]
 
 mod book;
-mod hash;
+mod canonical;
+pub mod journal;
 mod ladder;
+pub mod pipeline;
 pub mod scenario;
 mod state;
 
 pub use book::RestingOrder;
-pub use hash::{AccountState, CanonicalState, MatchingState, PositionState, StateHash};
-pub use state::StateMachine;
+pub use canonical::{AccountState, CanonicalState, MatchingState, PositionState, StateHash};
+pub use l2x_types::bytes::DecodeError;
+pub use state::{RestoreError, StateMachine};

@@ -97,6 +97,16 @@ pub struct Runner {
     last_seq: u64,
     events: Vec<Event>,
     text: String,
+    journal: Option<Journaling>,
+}
+
+/// Where and how a runner journals the commands it applies.
+#[derive(Debug)]
+struct Journaling {
+    writer: crate::journal::JournalWriter,
+    fsync: bool,
+    snapshot_every: u64,
+    applied: u64,
 }
 
 /// Counts of a whole run.
@@ -114,6 +124,16 @@ impl Runner {
     /// A runner over an empty exchange.
     pub fn new() -> Runner {
         Runner { state: StateMachine::new(), ..Runner::default() }
+    }
+
+    /// Journals every command the state machine applies, before its events are written:
+    /// a command whose events were printed is in the journal. With `fsync` each record is
+    /// flushed to disk first (`durability = fsync`); otherwise it is in the OS page cache
+    /// (`durability = os`). With `snapshot_every > 0` a snapshot is written after every that
+    /// many applied commands.
+    pub fn with_journal(mut self, writer: crate::journal::JournalWriter, fsync: bool, snapshot_every: u64) -> Runner {
+        self.journal = Some(Journaling { writer, fsync, snapshot_every, applied: 0 });
+        self
     }
 
     /// The state reached so far.
@@ -139,8 +159,24 @@ impl Runner {
         let applied = match convert(&self.state, parsed) {
             Ok(cmd) => {
                 let sequenced = Sequenced { seq, ts: Timestamp(ts), cmd };
+                if let Some(j) = &mut self.journal {
+                    let written =
+                        j.writer.append(&sequenced).and_then(|()| if j.fsync { j.writer.sync() } else { Ok(()) });
+                    if let Err(e) = written {
+                        return Ok(Err(io::Error::other(e)));
+                    }
+                }
                 self.state.apply(&sequenced, &mut self.events);
                 self.last_seq = seq.0;
+                if let Some(j) = &mut self.journal {
+                    j.applied += 1;
+                    if j.snapshot_every > 0 && j.applied % j.snapshot_every == 0 {
+                        let dir = j.writer.dir().to_path_buf();
+                        if let Err(e) = crate::journal::snapshot::write(&dir, seq.0, &self.state.canonical()) {
+                            return Ok(Err(io::Error::other(e)));
+                        }
+                    }
+                }
                 Applied::Command(sequenced)
             }
             Err(rejected) => {
@@ -278,6 +314,23 @@ pub enum Parsed {
         side: Option<Side>,
     },
 }
+
+/// The instrument's decimal fields in the order of [`InstrumentSpec::decimals`].
+const INSTRUMENT_FIELDS: [&str; 13] = [
+    "tick_size",
+    "lot_size",
+    "initial_margin",
+    "maintenance_margin",
+    "max_order_qty",
+    "max_position_qty",
+    "price_band",
+    "maker_fee",
+    "taker_fee",
+    "liquidation_fee",
+    "impact_notional",
+    "funding_interest",
+    "funding_clamp",
+];
 
 /// Reads typed fields out of a command object, naming the field in every error.
 struct Fields {
@@ -494,28 +547,10 @@ fn rejected(kind: CommandKind, account: Option<u64>, cid: Option<u64>, reason: R
 /// The `rejected` event for a command that cannot be converted exactly.
 pub fn convert(state: &StateMachine, parsed: Parsed) -> Result<Command, Event> {
     Ok(match parsed {
-        Parsed::Instrument {
-            symbol,
-            values:
-                [tick, lot, imf, mmf, max_order, max_position, band, maker, taker, liquidation, impact, interest, clamp],
-        } => {
+        Parsed::Instrument { symbol, values } => {
             let reject = || rejected(CommandKind::Instrument, None, None, RejectReason::BadInstrument);
-            Command::ListInstrument(Box::new(InstrumentSpec {
-                symbol: Symbol::try_new(&symbol).map_err(|_| reject())?,
-                tick_size: tick,
-                lot_size: lot,
-                initial_margin: imf,
-                maintenance_margin: mmf,
-                max_order_qty: max_order,
-                max_position_qty: max_position,
-                price_band: band,
-                maker_fee: maker,
-                taker_fee: taker,
-                liquidation_fee: liquidation,
-                impact_notional: impact,
-                funding_interest: interest,
-                funding_clamp: clamp,
-            }))
+            let symbol = Symbol::try_new(&symbol).map_err(|_| reject())?;
+            Command::ListInstrument(Box::new(InstrumentSpec::from_decimals(symbol, values)))
         }
         Parsed::Deposit { to, amount } => {
             let account = match to {
@@ -585,10 +620,11 @@ pub fn convert(state: &StateMachine, parsed: Parsed) -> Result<Command, Event> {
                 .live_order_instrument(account, cid)
                 .and_then(|id| state.instrument(id))
                 .ok_or_else(|| reject(RejectReason::UnknownOrder))?;
+            let instrument = inst.id;
             let price =
                 price.map(|p| inst.price_from_decimal(p).map_err(|_| reject(RejectReason::BadPrice))).transpose()?;
             let qty = qty.map(|q| inst.qty_from_decimal(q).map_err(|_| reject(RejectReason::BadQty))).transpose()?;
-            Command::Amend(Amend { account, cid, price, qty })
+            Command::Amend(Amend { account, cid, instrument, price, qty })
         }
         Parsed::Cancel { account, cid } => {
             Command::Cancel(Cancel { account: AccountId(account), cid: ClientOrderId(cid) })
@@ -883,4 +919,128 @@ pub fn state_report(state: &StateMachine, seq: u64) -> StateReport {
         fees: usdc(i128::from(ledger.account(l2x_risk::Ledger::FEES).collateral)),
         accounts,
     }
+}
+
+// ----- journal export ---------------------------------------------------------------------------
+
+/// The scenario line of a sequenced command, formatted against the state just before it was
+/// applied (which knows the instruments' symbols and units). Parsing the line and converting
+/// it against the same state gives back exactly `cmd` — except for a command naming an
+/// instrument id that was never listed (possible only from the binary gateway, which carries
+/// ids): it has no scenario form and is written with the symbol `#<id>`, which the scenario
+/// format refuses.
+pub fn format_command(state: &StateMachine, cmd: &Sequenced) -> String {
+    use core::fmt::Write as _;
+    let symbol = |id: l2x_types::InstrumentId| {
+        state.instrument(id).map_or_else(|| format!("#{}", id.0), |i| i.symbol.to_string())
+    };
+    let price = |id, p: l2x_types::Price| state.instrument(id).map_or_else(|| p.0.to_string(), |i| i.format_price(p));
+    let qty = |id, q: Qty| state.instrument(id).map_or_else(|| q.0.to_string(), |i| i.format_qty(q));
+    let amount = |a: Amount| usdc(i128::from(a.0));
+    let mut s = String::with_capacity(160);
+    // Writing to a String cannot fail.
+    let _ = match &cmd.cmd {
+        Command::ListInstrument(spec) => {
+            let _ = write!(s, r#"{{"cmd":"instrument","symbol":"{}""#, spec.symbol);
+            for (name, value) in INSTRUMENT_FIELDS.iter().zip(spec.decimals()) {
+                let _ = write!(s, r#","{name}":"{value}""#);
+            }
+            Ok(())
+        }
+        Command::Deposit { to, amount: a } => {
+            write!(s, r#"{{"cmd":"deposit","account":{},"amount":"{}""#, holder_json(*to), amount(*a))
+        }
+        Command::Withdraw { account, amount: a } => {
+            write!(s, r#"{{"cmd":"withdraw","account":{account},"amount":"{}""#, amount(*a))
+        }
+        Command::Oracle { instrument, price: p } => {
+            write!(s, r#"{{"cmd":"oracle","symbol":"{}","price":"{}""#, symbol(*instrument), price(*instrument, *p))
+        }
+        Command::Funding { instrument } => write!(s, r#"{{"cmd":"funding","symbol":"{}""#, symbol(*instrument)),
+        Command::NewOrder(o) => {
+            let _ = write!(
+                s,
+                r#"{{"cmd":"new","account":{},"cid":{},"symbol":"{}","side":"{}","type":"{}""#,
+                o.account,
+                o.cid,
+                symbol(o.instrument),
+                o.side,
+                o.order_type
+            );
+            if let Some(p) = o.price {
+                let _ = write!(s, r#","price":"{}""#, price(o.instrument, p));
+            }
+            let _ = write!(s, r#","qty":"{}","tif":"{}""#, qty(o.instrument, o.qty), o.tif);
+            if let Some(t) = o.expire_ts {
+                let _ = write!(s, r#","expire_ts":{t}"#);
+            }
+            write!(s, r#","post_only":{},"reduce_only":{},"stp":"{}""#, o.post_only, o.reduce_only, o.stp)
+        }
+        Command::Amend(a) => {
+            let _ = write!(s, r#"{{"cmd":"amend","account":{},"cid":{}"#, a.account, a.cid);
+            if let Some(p) = a.price {
+                let _ = write!(s, r#","price":"{}""#, price(a.instrument, p));
+            }
+            if let Some(q) = a.qty {
+                let _ = write!(s, r#","qty":"{}""#, qty(a.instrument, q));
+            }
+            Ok(())
+        }
+        Command::Cancel(c) => write!(s, r#"{{"cmd":"cancel","account":{},"cid":{}"#, c.account, c.cid),
+        Command::MassCancel(m) => {
+            let _ = write!(s, r#"{{"cmd":"mass_cancel","account":{}"#, m.account);
+            if let Some(i) = m.instrument {
+                let _ = write!(s, r#","symbol":"{}""#, symbol(i));
+            }
+            if let Some(side) = m.side {
+                let _ = write!(s, r#","side":"{side}""#);
+            }
+            Ok(())
+        }
+    };
+    let _ = write!(s, r#","ts":{}}}"#, cmd.ts.0);
+    s
+}
+
+/// What an export wrote.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Exported {
+    /// Commands written.
+    pub commands: u64,
+    /// The last sequence number read.
+    pub last_seq: u64,
+    /// Whether the journal ended with a torn record (not exported).
+    pub torn: bool,
+}
+
+/// Writes every command of the journal in `dir` as a scenario line, in order: the inverse
+/// of `l2x match --journal` (running the export and exporting again gives the same lines).
+/// The journal is replayed as it is read, so each command is formatted against the state
+/// before it.
+///
+/// # Errors
+/// Journal errors (corruption, I/O) and I/O errors writing `out`.
+pub fn export(dir: &std::path::Path, out: &mut impl Write) -> Result<Exported, crate::journal::JournalError> {
+    let mut state = StateMachine::new();
+    let mut events = Vec::new();
+    let mut written = Exported::default();
+    let mut failure: Option<io::Error> = None;
+    let report = crate::journal::scan(dir, |cmd| {
+        let mut line = format_command(&state, &cmd);
+        line.push('\n');
+        if let Err(e) = out.write_all(line.as_bytes()) {
+            failure = Some(e);
+            return core::ops::ControlFlow::Break(());
+        }
+        events.clear();
+        state.apply(&cmd, &mut events);
+        written.commands += 1;
+        core::ops::ControlFlow::Continue(())
+    })?;
+    if let Some(e) = failure {
+        return Err(crate::journal::JournalError::Io { path: "<output>".into(), source: e });
+    }
+    written.last_seq = report.last_seq;
+    written.torn = report.torn.is_some();
+    Ok(written)
 }

@@ -49,7 +49,7 @@ use l2x_types::{
 };
 
 use crate::book::{Books, Handle, NIL, Order, RestingOrder, crosses};
-use crate::hash::{AccountState, CanonicalState, MatchingState, PositionState};
+use crate::canonical::{AccountState, CanonicalState, MatchingState, PositionState};
 
 /// Everything the exchange knows, and the only code that changes it.
 #[derive(Clone, Debug, Default)]
@@ -75,6 +75,11 @@ pub struct StateMachine {
     /// Accounts an oracle or funding tick may have put below maintenance.
     suspects: Vec<AccountSlot>,
 }
+
+/// Why a canonical state could not be restored.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+#[error("inconsistent snapshot: {0}")]
+pub struct RestoreError(pub String);
 
 /// The order that is taking liquidity: a new order, an amended one that crosses, or a
 /// liquidation order.
@@ -115,6 +120,79 @@ impl StateMachine {
     /// An empty exchange whose risk ledger was configured by the caller (what-if runs).
     pub fn with_ledger(ledger: Ledger) -> StateMachine {
         StateMachine { next_order_id: 1, next_trade_id: 1, ledger, ..StateMachine::default() }
+    }
+
+    /// Rebuilds a state machine from a canonical state (a snapshot): instruments and marks,
+    /// the ledger, then every resting order in priority order; every index (cid, accounts,
+    /// levels, expiries, the liquidation index) is recomputed. The result's canonical state
+    /// must equal `state` exactly, which also validates the snapshot's consistency.
+    ///
+    /// # Errors
+    /// [`RestoreError`] naming what in the snapshot is inconsistent.
+    pub fn restore(state: &CanonicalState, ledger: Ledger) -> Result<StateMachine, RestoreError> {
+        let bad = |what: String| RestoreError(what);
+        let mut sm = StateMachine::with_ledger(ledger);
+        for (i, (spec, mark)) in state.matching.instruments.iter().enumerate() {
+            let mut out = Vec::new();
+            sm.list_instrument(spec, &mut out);
+            if !matches!(out.as_slice(), [Event::InstrumentListed { .. }]) {
+                return Err(bad(format!("instrument {i} ({}) does not list", spec.symbol)));
+            }
+            let index = state.funding_indexes.get(i).copied().ok_or(bad("missing funding index".into()))?;
+            sm.ledger.restore_market(InstrumentId(u32::try_from(i).unwrap_or(u32::MAX)), *mark, index);
+        }
+        for a in &state.accounts {
+            let positions: Vec<l2x_risk::Position> = a
+                .positions
+                .iter()
+                .map(|p| {
+                    let mut record = l2x_risk::Position::new(p.instrument, p.funding_index);
+                    record.size = p.size.0;
+                    record.cost = p.cost;
+                    record.realised = p.realised;
+                    record
+                })
+                .collect();
+            sm.ledger.restore_account(a.holder, a.collateral.0, &positions);
+        }
+        sm.ledger.restore_flows_and_index(state.deposits, state.withdrawals);
+        sm.now = state.matching.now;
+        for o in &state.matching.orders {
+            if sm.instrument(o.instrument).is_none()
+                || !o.leaves.is_positive()
+                || sm.books.find(o.account, o.cid).is_some()
+            {
+                return Err(bad(format!("resting order {} is not valid here", o.order_id)));
+            }
+            let slot = sm.ledger.slot(o.account).ok_or(bad(format!("order {} of an unknown account", o.order_id)))?;
+            let mut order = Order::new(
+                o.order_id,
+                o.account,
+                slot.0,
+                o.cid,
+                o.instrument,
+                o.side,
+                o.price,
+                o.leaves,
+                o.tif,
+                o.expire_ts,
+                o.post_only,
+                o.reduce_only,
+                o.stp,
+            );
+            order.filled = o.filled;
+            sm.rest(order);
+        }
+        sm.next_order_id = state.matching.next_order_id;
+        sm.next_trade_id = state.matching.next_trade_id;
+        sm.books.begin_command();
+        sm.touched.clear();
+        let rebuilt = sm.canonical();
+        if rebuilt != *state {
+            return Err(bad("the snapshot's parts disagree (rebuilding it gives another state)".into()));
+        }
+        sm.check_invariants().map_err(|e| bad(format!("restored state breaks an invariant: {e}")))?;
+        Ok(sm)
     }
 
     /// Applies one command, appending its events to `out` (which is not cleared).
@@ -515,7 +593,8 @@ impl StateMachine {
 
     fn amend(&mut self, a: &Amend, out: &mut Vec<Event>) {
         let rej = |r| reject(CommandKind::Amend, Some(a.account), Some(a.cid), r);
-        let Some(h) = self.books.find(a.account, a.cid) else {
+        let Some(h) = self.books.find(a.account, a.cid).filter(|&h| self.books.order(h).instrument == a.instrument)
+        else {
             return out.push(rej(RejectReason::UnknownOrder));
         };
         let o = *self.books.order(h);
@@ -765,22 +844,6 @@ impl StateMachine {
                 t.filled.0 += qty.0;
                 let trade_id = TradeId(self.next_trade_id);
                 self.next_trade_id += 1;
-                out.push(Event::Trade(Trade {
-                    trade_id,
-                    instrument: t.instrument,
-                    price,
-                    qty,
-                    maker_account: maker.account,
-                    maker_cid: maker.cid,
-                    maker_order_id: maker.id,
-                    maker_leaves: maker_left,
-                    taker_account: t.account,
-                    taker_cid: t.cid,
-                    taker_order_id: t.order_id,
-                    taker_leaves: t.leaves,
-                    taker_side: t.side,
-                    liquidation: t.liquidation.is_some(),
-                }));
                 let maker_slot = AccountSlot(maker.acct_slot);
                 let (te, me, liquidation_fee) = self.ledger.fill(Fill {
                     instrument: t.instrument,
@@ -791,6 +854,25 @@ impl StateMachine {
                     maker: maker_slot,
                     liquidation: t.liquidation,
                 });
+                let saturate = |v: i128| i64::try_from(v).unwrap_or(if v < 0 { i64::MIN } else { i64::MAX });
+                out.push(Event::Trade(Trade {
+                    trade_id,
+                    instrument: t.instrument,
+                    price,
+                    qty,
+                    maker_account: maker.account,
+                    maker_cid: maker.cid,
+                    maker_order_id: maker.id,
+                    maker_leaves: maker_left,
+                    maker_fee: saturate(me.fee),
+                    taker_account: t.account,
+                    taker_cid: t.cid,
+                    taker_order_id: t.order_id,
+                    taker_leaves: t.leaves,
+                    taker_fee: saturate(te.fee + liquidation_fee),
+                    taker_side: t.side,
+                    liquidation: t.liquidation.is_some(),
+                }));
                 if t.liquidation.is_some() {
                     out.push(Event::Liquidation {
                         account: t.account,
@@ -1277,18 +1359,7 @@ mod tests {
             self.sm.check_invariants().unwrap();
             // The matching events only; positions, balances and the rest are the risk
             // tests' (engine/tests/it/risk.rs).
-            out.retain(|e| {
-                matches!(
-                    e,
-                    Event::Accepted { .. }
-                        | Event::Rejected { .. }
-                        | Event::Amended { .. }
-                        | Event::Trade(_)
-                        | Event::Cancelled { .. }
-                        | Event::Book { .. }
-                        | Event::InstrumentListed { .. }
-                )
-            });
+            out.retain(Event::is_matching);
             out
         }
 
@@ -1306,9 +1377,11 @@ mod tests {
         }
 
         fn amend(&mut self, account: u64, cid: u64, price: Option<i64>, qty: Option<i64>) -> Vec<Event> {
+            let instrument = self.sm.live_order_instrument(AccountId(account), ClientOrderId(cid)).unwrap_or(BTC);
             self.apply(Command::Amend(Amend {
                 account: AccountId(account),
                 cid: ClientOrderId(cid),
+                instrument,
                 price: price.map(Price),
                 qty: qty.map(Qty),
             }))
@@ -1402,10 +1475,12 @@ mod tests {
             maker_cid: ClientOrderId(maker.1),
             maker_order_id: OrderId(maker.2),
             maker_leaves: Qty(maker.3),
+            maker_fee: 0,
             taker_account: AccountId(taker.0),
             taker_cid: ClientOrderId(taker.1),
             taker_order_id: OrderId(taker.2),
             taker_leaves: Qty(taker.3),
+            taker_fee: 0,
             taker_side,
             liquidation: false,
         })
@@ -2185,5 +2260,28 @@ mod tests {
             assert!(matches!(events[0], Event::Rejected { .. }));
         }
         assert_eq!(ex.sm.canonical(), before);
+    }
+
+    #[test]
+    fn an_amend_naming_another_instrument_is_an_unknown_order() {
+        let mut ex = Exchange::new();
+        ex.rest(A, 1, Buy, 990, 5);
+        let events = ex.apply(Command::Amend(Amend {
+            account: AccountId(A),
+            cid: ClientOrderId(1),
+            instrument: ETH,
+            price: None,
+            qty: Some(Qty(1)),
+        }));
+        assert_eq!(
+            events,
+            vec![Event::Rejected {
+                kind: CommandKind::Amend,
+                account: Some(AccountId(A)),
+                cid: Some(ClientOrderId(1)),
+                reason: RejectReason::UnknownOrder
+            }]
+        );
+        assert_eq!(ex.book(), vec![(1, A, 1, 990, 5, 0)]);
     }
 }

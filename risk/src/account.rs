@@ -44,7 +44,8 @@ pub(crate) struct IndexKey {
 }
 
 impl Position {
-    fn new(instrument: InstrumentId, funding_index: i128) -> Position {
+    /// A record with no position and no open orders, settled at `funding_index`.
+    pub fn new(instrument: InstrumentId, funding_index: i128) -> Position {
         Position {
             instrument,
             size: 0,

@@ -77,6 +77,11 @@ struct Market {
     slope_short: i128,
 }
 
+/// The window of marks centred on the mark `p` (module doc): `[p / 2, 2 · p]`.
+fn window_at(p: i64) -> Geometry {
+    Geometry::new(p / 2, p.saturating_mul(2).max(p / 2 + 1))
+}
+
 /// `a · b`, in one multiplication when both fit `i64`; `None` on overflow.
 #[inline]
 fn mul_wide(a: i128, b: i128) -> Option<i128> {
@@ -410,6 +415,44 @@ impl Ledger {
         Ok((slot, self.account(slot).collateral))
     }
 
+    // ----- restore (from a snapshot) ---------------------------------------------------
+
+    /// Sets a market's mark and funding index as a snapshot recorded them (no liquidation
+    /// check: the snapshot was taken after its command's liquidations).
+    pub fn restore_market(&mut self, instrument: InstrumentId, mark: Option<Price>, funding_index: i128) {
+        if let Some(m) = self.markets.get_mut(instrument.0 as usize) {
+            m.set_mark_price(mark);
+            // The window is centred on the mark, as an oracle price would centre it.
+            m.window = mark.map(|p| window_at(p.0));
+            m.funding_index = funding_index;
+        }
+    }
+
+    /// Restores a holder's collateral and positions as a snapshot recorded them, with no open
+    /// order quantity (the engine re-rests the orders, which adds it back).
+    pub fn restore_account(&mut self, holder: Holder, collateral: i64, positions: &[Position]) -> AccountSlot {
+        let slot = self.holder_slot(holder);
+        let records: Vec<Position> = positions
+            .iter()
+            .map(|p| Position { open_buy: 0, open_sell: 0, liq_key: None, liq_place: 0, ..*p })
+            .filter(|p| (p.instrument.0 as usize) < self.markets.len())
+            .collect();
+        let a = &mut self.accounts[slot.index()];
+        a.collateral = collateral;
+        a.positions = records;
+        slot
+    }
+
+    /// Restores the totals of deposits and withdrawals, then re-keys every account in the
+    /// liquidation index.
+    pub fn restore_flows_and_index(&mut self, deposits: i128, withdrawals: i128) {
+        self.deposits = deposits;
+        self.withdrawals = withdrawals;
+        for i in 0..self.accounts.len() {
+            self.reindex(AccountSlot(u32::try_from(i).unwrap_or(u32::MAX)));
+        }
+    }
+
     // ----- margin --------------------------------------------------------------------------
 
     /// Margin figures of an account at the current marks.
@@ -729,7 +772,7 @@ impl Ledger {
         if m.window.is_none_or(|g| p < g.lo || p > g.hi) {
             // Outside the window, "far" keys are no longer safe: re-centre it and re-key and
             // re-bucket every holder (module doc, "The window").
-            m.window = Some(Geometry::new(p / 2, p.saturating_mul(2).max(p / 2 + 1)));
+            m.window = Some(window_at(p));
             m.near_longs.clear();
             m.near_shorts.clear();
             let holders = m.holders();
@@ -743,7 +786,7 @@ impl Ledger {
             }
         }
         let m = &self.markets[instrument.0 as usize];
-        let g = m.window.unwrap_or(Geometry::new(p / 2, p.saturating_mul(2).max(p / 2 + 1)));
+        let g = m.window.unwrap_or(window_at(p));
         let key_of =
             |s: u32| self.accounts[s as usize].position(instrument).and_then(|p| p.liq_key).map_or(0, |k| k.key);
         // Longs with key > p: the buckets above p's, the overflow, and those of p's own bucket

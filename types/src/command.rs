@@ -97,6 +97,9 @@ pub struct Amend {
     pub account: AccountId,
     /// The order's client id.
     pub cid: ClientOrderId,
+    /// The order's instrument (the price and quantity are in its units); an amend naming
+    /// another instrument than the live order's is refused `unknown_order`.
+    pub instrument: InstrumentId,
     /// The new limit price, if it changes.
     pub price: Option<Price>,
     /// The new open quantity, if it changes.

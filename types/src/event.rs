@@ -187,6 +187,24 @@ pub enum Event {
     },
 }
 
+impl Event {
+    /// `true` for the events of the matching engine proper (listing, accepted, rejected,
+    /// amended, trade, cancelled, book) as opposed to the risk engine's (position, balance,
+    /// funding, liquidation, takeover, insurance, adl, liquidation_incomplete).
+    pub const fn is_matching(&self) -> bool {
+        matches!(
+            self,
+            Event::InstrumentListed { .. }
+                | Event::Accepted { .. }
+                | Event::Rejected { .. }
+                | Event::Amended { .. }
+                | Event::Trade(_)
+                | Event::Cancelled { .. }
+                | Event::Book { .. }
+        )
+    }
+}
+
 /// A match. Both sides share `trade_id`; the price is always the maker's.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct Trade {
@@ -206,6 +224,8 @@ pub struct Trade {
     pub maker_order_id: OrderId,
     /// Resting side's open quantity after the match.
     pub maker_leaves: Qty,
+    /// Fee charged to the maker, quote micro-units (negative: a rebate).
+    pub maker_fee: i64,
     /// Incoming side's account.
     pub taker_account: AccountId,
     /// Incoming side's client id.
@@ -214,6 +234,9 @@ pub struct Trade {
     pub taker_order_id: OrderId,
     /// Incoming side's open quantity after the match.
     pub taker_leaves: Qty,
+    /// Fee charged to the taker, quote micro-units (for a liquidation order: the
+    /// liquidation fee, paid to the insurance fund).
+    pub taker_fee: i64,
     /// The taker's side.
     pub taker_side: Side,
     /// `true` if the taker is a liquidation order (its client id is meaningless).

@@ -42,6 +42,60 @@ pub struct InstrumentSpec {
 }
 
 impl InstrumentSpec {
+    /// The 13 decimal fields in declaration order (the order of every binary encoding).
+    pub fn decimals(&self) -> [Decimal; 13] {
+        [
+            self.tick_size,
+            self.lot_size,
+            self.initial_margin,
+            self.maintenance_margin,
+            self.max_order_qty,
+            self.max_position_qty,
+            self.price_band,
+            self.maker_fee,
+            self.taker_fee,
+            self.liquidation_fee,
+            self.impact_notional,
+            self.funding_interest,
+            self.funding_clamp,
+        ]
+    }
+
+    /// The inverse of [`InstrumentSpec::decimals`].
+    pub fn from_decimals(symbol: Symbol, d: [Decimal; 13]) -> InstrumentSpec {
+        let [
+            tick_size,
+            lot_size,
+            initial_margin,
+            maintenance_margin,
+            max_order_qty,
+            max_position_qty,
+            price_band,
+            maker_fee,
+            taker_fee,
+            liquidation_fee,
+            impact_notional,
+            funding_interest,
+            funding_clamp,
+        ] = d;
+        InstrumentSpec {
+            symbol,
+            tick_size,
+            lot_size,
+            initial_margin,
+            maintenance_margin,
+            max_order_qty,
+            max_position_qty,
+            price_band,
+            maker_fee,
+            taker_fee,
+            liquidation_fee,
+            impact_notional,
+            funding_interest,
+            funding_clamp,
+        }
+    }
+
     /// Default maker and taker fee: none.
     pub const DEFAULT_FEE: Decimal = Decimal::ZERO;
     /// Default liquidation fee: 1 % (dYdX v4 caps at 1.5 %).

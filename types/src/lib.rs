@@ -28,6 +28,7 @@
 
 #![deny(clippy::float_arithmetic)]
 
+pub mod bytes;
 mod command;
 mod event;
 mod ids;

@@ -1,3 +1,6 @@
 //! Integration tests of the `l2x` binary, run as a real process.
 
+#![allow(clippy::unwrap_used, reason = "test code: a panic is the failure report")]
+
 mod golden;
+mod journal;

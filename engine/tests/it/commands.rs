@@ -157,9 +157,12 @@ impl Generator {
             n if n < self.profile.new_orders + (78 - self.profile.new_orders) * 8 / 15 => {
                 let (account, cid) = self.target(rng);
                 let instrument = self.last_instrument.get(&(account, cid)).copied().unwrap_or(InstrumentId(0));
+                // Now and then an amend names another instrument than its order's.
+                let named = if rng.random_ratio(1, 25) { InstrumentId((instrument.0 + 1) % 3) } else { instrument };
                 Command::Amend(Amend {
                     account,
                     cid,
+                    instrument: named,
                     price: rng.random_ratio(3, 5).then(|| limit_price(rng, instrument)),
                     qty: rng.random_ratio(3, 5).then(|| qty(rng, instrument)),
                 })

@@ -3,11 +3,21 @@
 //! - `model_test`: the state machine against a naive reference exchange (`reference`) over
 //!   seeded random command streams (`commands`): every event of every command, the
 //!   invariants after every command, and the canonical state and its hash.
+//! - `journal`: the journal and snapshots on real files: round trips, torn tails at every
+//!   byte, corruption, snapshot + tail = full replay, restored states behaving identically.
 //! - `risk`: margin, funding and liquidation inside the state machine over random flow and
 //!   price paths: conservation, initial margin of accepted orders, maintenance after the
 //!   liquidation step.
 
+#![allow(
+    clippy::unwrap_used,
+    clippy::cast_possible_truncation,
+    reason = "test code: a panic is the failure report, and every size here is small"
+)]
+
 mod commands;
+mod journal;
 mod model_test;
+mod pipeline;
 mod reference;
 mod risk;

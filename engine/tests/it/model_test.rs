@@ -31,18 +31,7 @@ impl Pair {
         self.events.clear();
         self.engine.apply(cmd, &mut self.events);
         // The matching events; positions and balances are the risk tests' subject.
-        self.events.retain(|e| {
-            matches!(
-                e,
-                Event::Accepted { .. }
-                    | Event::Rejected { .. }
-                    | Event::Amended { .. }
-                    | Event::Trade(_)
-                    | Event::Cancelled { .. }
-                    | Event::Book { .. }
-                    | Event::InstrumentListed { .. }
-            )
-        });
+        self.events.retain(Event::is_matching);
         let expected = self.reference.apply(cmd);
         if self.events != expected {
             return Err(format!(

@@ -370,7 +370,8 @@ impl Reference {
 
     fn amend(&mut self, a: &Amend, out: &mut Vec<Event>) {
         let rej = |r| rejected(CommandKind::Amend, Some(a.account), Some(a.cid), r);
-        let Some(o) = self.find(a.account, a.cid) else {
+        // The amend names its order's instrument; naming another one is an unknown order.
+        let Some(o) = self.find(a.account, a.cid).filter(|o| o.instrument == a.instrument) else {
             return out.push(rej(RejectReason::UnknownOrder));
         };
         let market = &self.markets[o.instrument.0 as usize];
@@ -561,10 +562,12 @@ impl Reference {
                 maker_cid: maker.cid,
                 maker_order_id: maker.id,
                 maker_leaves: maker.leaves,
+                maker_fee: 0, // the model's instruments have no fees
                 taker_account: t.account,
                 taker_cid: t.cid,
                 taker_order_id: t.id,
                 taker_leaves: t.leaves,
+                taker_fee: 0,
                 taker_side: t.side,
                 liquidation: false,
             }));

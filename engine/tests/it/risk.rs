@@ -160,7 +160,7 @@ impl Stream {
             70..75 if !self.live.is_empty() => {
                 let (account, cid, i) = self.live[rng.random_range(0..self.live.len())];
                 let price = self.marks[i] + rng.random_range(-30..=30) * tick_scale / 10;
-                Command::Amend(Amend { account, cid, price: Some(Price(price)), qty: None })
+                Command::Amend(Amend { account, cid, instrument: instrument(i), price: Some(Price(price)), qty: None })
             }
             // The price path: small steps and occasional shocks.
             75..90 => {
@@ -180,6 +180,18 @@ impl Stream {
         };
         self.cmd(cmd)
     }
+}
+
+/// A seeded stream of `commands` random commands after the setup (for the journal and
+/// snapshot tests, which want positions, funding and liquidations in the state).
+pub(crate) fn stream(seed: u64, commands: usize) -> Vec<Sequenced> {
+    let mut rng = ChaCha8Rng::seed_from_u64(seed);
+    let mut stream = Stream { seq: 0, ts: 0, marks: [MARKETS[0].3, MARKETS[1].3], next_cid: 0, live: Vec::new() };
+    let mut cmds = stream.setup(&mut rng);
+    for _ in 0..commands {
+        cmds.push(stream.next(&mut rng));
+    }
+    cmds
 }
 
 /// What a run saw, to check that the stream reached the interesting cases.
@@ -212,9 +224,28 @@ fn run(seed: u64, commands: usize, adl: bool) -> Result<Seen, String> {
         let before: Vec<(AccountId, i128)> = (1..=MAKER)
             .filter_map(|a| slot_of(&sm, AccountId(a)).map(|s| (AccountId(a), sm.ledger().health(s).initial_scaled)))
             .collect();
+        let fees_before = sm.ledger().account(Ledger::FEES).collateral;
         out.clear();
         sm.apply(cmd, &mut out);
         sm.check_invariants().map_err(|e| format!("seq {}: {e} after {cmd:?}", cmd.seq.0))?;
+        // The fees a trade reports are the fees the fee account received (a liquidation's
+        // taker fee goes to the insurance fund instead).
+        let reported: i64 = out
+            .iter()
+            .map(|e| match e {
+                Event::Trade(t) if t.liquidation => t.maker_fee,
+                Event::Trade(t) => t.maker_fee + t.taker_fee,
+                _ => 0,
+            })
+            .sum();
+        let received = sm.ledger().account(Ledger::FEES).collateral - fees_before;
+        let deposited: i64 = match &cmd.cmd {
+            Command::Deposit { to: Holder::Fees, amount } => amount.0,
+            _ => 0,
+        };
+        if reported != received - deposited {
+            return Err(format!("seq {}: trades report fees {reported}, the fee account got {received}", cmd.seq.0));
+        }
 
         let liquidating =
             out.iter().any(|e| matches!(e, Event::Liquidation { .. } | Event::Takeover { .. } | Event::Adl { .. }));

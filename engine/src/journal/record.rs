@@ -1,0 +1,326 @@
+//! One journal record: a sequenced command in a fixed little-endian layout.
+//!
+//! ```text
+//! offset size  field
+//!      0    4  len      total record length in bytes, header included; a multiple of 8
+//!      4    4  crc      CRC32C (Castagnoli) of bytes 8 .. len
+//!      8    8  seq      sequence number, strictly increasing along the journal
+//!     16    8  ts       sequenced time, nanoseconds
+//!     24    1  type     command type (table in docs/JOURNAL.md)
+//!     25    7  reserved zero
+//!     32    …  payload  fixed layout per type, then zero padding to a multiple of 8
+//! ```
+//!
+//! Decoding validates everything: the length against the type's payload, the checksum,
+//! every enum code and flag, reserved bytes and padding zero. A record either decodes to
+//! exactly the command that was encoded or is refused.
+
+use l2x_types::{
+    AccountId, Amend, Amount, Cancel, ClientOrderId, Command, Decimal, Holder, InstrumentId, InstrumentSpec,
+    MassCancel, NewOrder, OrderType, Price, Qty, Seq, Sequenced, Side, StpMode, Symbol, TimeInForce, Timestamp,
+};
+
+use l2x_types::bytes::{DecodeError, Reader};
+
+/// Bytes before the payload.
+pub(crate) const HEADER: usize = 32;
+/// The largest record (an instrument listing): every torn record lies within this many
+/// bytes of where it starts.
+pub const MAX_RECORD: usize = HEADER + 224;
+
+/// Command type codes (stable: part of the format).
+mod ty {
+    pub(super) const INSTRUMENT: u8 = 1;
+    pub(super) const DEPOSIT: u8 = 2;
+    pub(super) const WITHDRAW: u8 = 3;
+    pub(super) const ORACLE: u8 = 4;
+    pub(super) const FUNDING: u8 = 5;
+    pub(super) const NEW_ORDER: u8 = 6;
+    pub(super) const AMEND: u8 = 7;
+    pub(super) const CANCEL: u8 = 8;
+    pub(super) const MASS_CANCEL: u8 = 9;
+}
+
+/// Payload length of each type.
+fn payload_len(t: u8) -> Option<usize> {
+    Some(match t {
+        ty::INSTRUMENT => 224,
+        ty::DEPOSIT => 24,
+        ty::WITHDRAW => 16,
+        ty::ORACLE => 16,
+        ty::FUNDING => 8,
+        ty::NEW_ORDER => 56,
+        ty::AMEND => 40,
+        ty::CANCEL => 16,
+        ty::MASS_CANCEL => 16,
+        _ => return None,
+    })
+}
+
+/// Encodes a record into `buf` (at least [`MAX_RECORD`] bytes); returns its length.
+pub(crate) fn encode(cmd: &Sequenced, buf: &mut [u8; MAX_RECORD]) -> usize {
+    buf.fill(0);
+    let mut p = Payload { buf: &mut buf[HEADER..], at: 0 };
+    let t = match &cmd.cmd {
+        Command::ListInstrument(spec) => {
+            p.bytes(&spec.symbol.to_bytes());
+            for d in spec.decimals() {
+                p.bytes(&d.serialize());
+            }
+            ty::INSTRUMENT
+        }
+        Command::Deposit { to, amount } => {
+            let (kind, id) = match to {
+                Holder::Account(a) => (0, a.0),
+                Holder::Insurance => (1, 0),
+                Holder::Fees => (2, 0),
+            };
+            p.u8(kind);
+            p.skip(7);
+            p.u64(id);
+            p.i64(amount.0);
+            ty::DEPOSIT
+        }
+        Command::Withdraw { account, amount } => {
+            p.u64(account.0);
+            p.i64(amount.0);
+            ty::WITHDRAW
+        }
+        Command::Oracle { instrument, price } => {
+            p.u32(instrument.0);
+            p.skip(4);
+            p.i64(price.0);
+            ty::ORACLE
+        }
+        Command::Funding { instrument } => {
+            p.u32(instrument.0);
+            ty::FUNDING
+        }
+        Command::NewOrder(o) => {
+            p.u64(o.account.0);
+            p.u64(o.cid.0);
+            p.u32(o.instrument.0);
+            p.u8(o.side.code());
+            p.u8(o.order_type.code());
+            p.u8(o.tif.code());
+            p.u8(o.stp.code());
+            let flags = u8::from(o.price.is_some())
+                | u8::from(o.expire_ts.is_some()) << 1
+                | u8::from(o.post_only) << 2
+                | u8::from(o.reduce_only) << 3;
+            p.u8(flags);
+            p.skip(7);
+            p.i64(o.price.map_or(0, |x| x.0));
+            p.i64(o.qty.0);
+            p.u64(o.expire_ts.map_or(0, |t| t.0));
+            ty::NEW_ORDER
+        }
+        Command::Amend(a) => {
+            p.u64(a.account.0);
+            p.u64(a.cid.0);
+            p.u8(u8::from(a.price.is_some()) | u8::from(a.qty.is_some()) << 1);
+            p.skip(3);
+            p.u32(a.instrument.0);
+            p.i64(a.price.map_or(0, |x| x.0));
+            p.i64(a.qty.map_or(0, |x| x.0));
+            ty::AMEND
+        }
+        Command::Cancel(c) => {
+            p.u64(c.account.0);
+            p.u64(c.cid.0);
+            ty::CANCEL
+        }
+        Command::MassCancel(m) => {
+            p.u64(m.account.0);
+            p.u32(m.instrument.map_or(0, |i| i.0));
+            p.u8(u8::from(m.instrument.is_some()) | u8::from(m.side.is_some()) << 1);
+            p.u8(m.side.map_or(0, Side::code));
+            ty::MASS_CANCEL
+        }
+    };
+    let payload = payload_len(t).unwrap_or(0);
+    let len = (HEADER + payload).next_multiple_of(8);
+    buf[8..16].copy_from_slice(&cmd.seq.0.to_le_bytes());
+    buf[16..24].copy_from_slice(&cmd.ts.0.to_le_bytes());
+    buf[24] = t;
+    #[allow(clippy::cast_possible_truncation, reason = "records are at most MAX_RECORD bytes")]
+    buf[0..4].copy_from_slice(&(len as u32).to_le_bytes());
+    let crc = crc32c::crc32c(&buf[8..len]);
+    buf[4..8].copy_from_slice(&crc.to_le_bytes());
+    len
+}
+
+struct Payload<'a> {
+    buf: &'a mut [u8],
+    at: usize,
+}
+
+impl Payload<'_> {
+    fn bytes(&mut self, b: &[u8]) {
+        self.buf[self.at..self.at + b.len()].copy_from_slice(b);
+        self.at += b.len();
+    }
+    fn skip(&mut self, n: usize) {
+        self.at += n;
+    }
+    fn u8(&mut self, v: u8) {
+        self.bytes(&[v]);
+    }
+    fn u32(&mut self, v: u32) {
+        self.bytes(&v.to_le_bytes());
+    }
+    fn u64(&mut self, v: u64) {
+        self.bytes(&v.to_le_bytes());
+    }
+    fn i64(&mut self, v: i64) {
+        self.bytes(&v.to_le_bytes());
+    }
+}
+
+/// The length a record at the start of `bytes` claims, if it is plausible (at least a
+/// header, a multiple of 8, at most [`MAX_RECORD`], within `bytes`).
+pub(crate) fn claimed_len(bytes: &[u8]) -> Option<usize> {
+    let len = u32::from_le_bytes(bytes.get(0..4)?.try_into().ok()?) as usize;
+    (len >= HEADER + 8 && len.is_multiple_of(8) && len <= MAX_RECORD && len <= bytes.len()).then_some(len)
+}
+
+/// Decodes the record at the start of `bytes` (exactly `len` bytes of it).
+///
+/// # Errors
+/// [`DecodeError`] naming the offset within the record and what is wrong.
+pub(crate) fn decode(bytes: &[u8]) -> Result<Sequenced, DecodeError> {
+    let len = claimed_len(bytes).ok_or(DecodeError { offset: 0, what: "record length" })?;
+    let rec = &bytes[..len];
+    let crc = u32::from_le_bytes([rec[4], rec[5], rec[6], rec[7]]);
+    if crc32c::crc32c(&rec[8..]) != crc {
+        return Err(DecodeError { offset: 4, what: "checksum (CRC32C) mismatch" });
+    }
+    let mut r = Reader::new(rec);
+    r.array::<8>("header")?;
+    let seq = Seq(r.u64("seq")?);
+    let ts = Timestamp(r.u64("ts")?);
+    let t = r.u8("type")?;
+    let payload = payload_len(t).ok_or(DecodeError { offset: 24, what: "unknown command type" })?;
+    if (HEADER + payload).next_multiple_of(8) != len {
+        return Err(DecodeError { offset: 0, what: "record length does not match its type" });
+    }
+    r.zeros(7, "reserved bytes")?;
+    let cmd = match t {
+        ty::INSTRUMENT => {
+            let at = r.pos();
+            let raw: [u8; 16] = r.array("symbol")?;
+            let end = raw.iter().position(|&b| b == 0).unwrap_or(16);
+            let symbol = core::str::from_utf8(&raw[..end])
+                .ok()
+                .and_then(|s| Symbol::try_new(s).ok())
+                .filter(|s| s.to_bytes() == raw)
+                .ok_or(DecodeError { offset: at, what: "symbol" })?;
+            let mut d = [Decimal::ZERO; 13];
+            for v in &mut d {
+                *v = r.decimal("instrument decimal")?;
+            }
+            Command::ListInstrument(Box::new(InstrumentSpec::from_decimals(symbol, d)))
+        }
+        ty::DEPOSIT => {
+            let at = r.pos();
+            let kind = r.u8("holder kind")?;
+            r.zeros(7, "padding")?;
+            let id = r.u64("account")?;
+            let to = match (kind, id) {
+                (0, id) => Holder::Account(AccountId(id)),
+                (1, 0) => Holder::Insurance,
+                (2, 0) => Holder::Fees,
+                _ => return Err(DecodeError { offset: at, what: "holder" }),
+            };
+            Command::Deposit { to, amount: Amount(r.i64("amount")?) }
+        }
+        ty::WITHDRAW => Command::Withdraw { account: AccountId(r.u64("account")?), amount: Amount(r.i64("amount")?) },
+        ty::ORACLE => {
+            let instrument = InstrumentId(r.u32("instrument")?);
+            r.zeros(4, "padding")?;
+            Command::Oracle { instrument, price: Price(r.i64("price")?) }
+        }
+        ty::FUNDING => {
+            let instrument = InstrumentId(r.u32("instrument")?);
+            r.zeros(4, "padding")?;
+            Command::Funding { instrument }
+        }
+        ty::NEW_ORDER => {
+            let account = AccountId(r.u64("account")?);
+            let cid = ClientOrderId(r.u64("cid")?);
+            let instrument = InstrumentId(r.u32("instrument")?);
+            let side = Side::from_code(r.u8("side")?).ok_or(r.err("side"))?;
+            let order_type = OrderType::from_code(r.u8("order type")?).ok_or(r.err("order type"))?;
+            let tif = TimeInForce::from_code(r.u8("time in force")?).ok_or(r.err("time in force"))?;
+            let stp = StpMode::from_code(r.u8("stp")?).ok_or(r.err("stp"))?;
+            let at = r.pos();
+            let flags = r.u8("flags")?;
+            if flags & !0b1111 != 0 {
+                return Err(DecodeError { offset: at, what: "flags" });
+            }
+            r.zeros(7, "padding")?;
+            let price = r.i64("price")?;
+            let qty = Qty(r.i64("qty")?);
+            let expire = r.u64("expire_ts")?;
+            if (flags & 1 == 0 && price != 0) || (flags & 2 == 0 && expire != 0) {
+                return Err(DecodeError { offset: at, what: "a field present without its flag" });
+            }
+            Command::NewOrder(NewOrder {
+                account,
+                cid,
+                instrument,
+                side,
+                order_type,
+                price: (flags & 1 != 0).then_some(Price(price)),
+                qty,
+                tif,
+                expire_ts: (flags & 2 != 0).then_some(Timestamp(expire)),
+                post_only: flags & 4 != 0,
+                reduce_only: flags & 8 != 0,
+                stp,
+            })
+        }
+        ty::AMEND => {
+            let account = AccountId(r.u64("account")?);
+            let cid = ClientOrderId(r.u64("cid")?);
+            let at = r.pos();
+            let flags = r.u8("flags")?;
+            r.zeros(3, "padding")?;
+            let instrument = InstrumentId(r.u32("instrument")?);
+            let price = r.i64("price")?;
+            let qty = r.i64("qty")?;
+            if flags & !0b11 != 0 || (flags & 1 == 0 && price != 0) || (flags & 2 == 0 && qty != 0) {
+                return Err(DecodeError { offset: at, what: "flags" });
+            }
+            Command::Amend(Amend {
+                account,
+                cid,
+                instrument,
+                price: (flags & 1 != 0).then_some(Price(price)),
+                qty: (flags & 2 != 0).then_some(Qty(qty)),
+            })
+        }
+        ty::CANCEL => {
+            Command::Cancel(Cancel { account: AccountId(r.u64("account")?), cid: ClientOrderId(r.u64("cid")?) })
+        }
+        ty::MASS_CANCEL => {
+            let account = AccountId(r.u64("account")?);
+            let instrument = r.u32("instrument")?;
+            let at = r.pos();
+            let flags = r.u8("flags")?;
+            let side = r.u8("side")?;
+            r.zeros(2, "padding")?;
+            if flags & !0b11 != 0 || (flags & 1 == 0 && instrument != 0) || (flags & 2 == 0 && side != 0) {
+                return Err(DecodeError { offset: at, what: "flags" });
+            }
+            Command::MassCancel(MassCancel {
+                account,
+                instrument: (flags & 1 != 0).then_some(InstrumentId(instrument)),
+                side: if flags & 2 != 0 { Some(Side::from_code(side).ok_or(r.err("side"))?) } else { None },
+            })
+        }
+        _ => return Err(DecodeError { offset: 24, what: "unknown command type" }),
+    };
+    r.zeros(r.remaining(), "padding")?;
+    Ok(Sequenced { seq, ts, cmd })
+}

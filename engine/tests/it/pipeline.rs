@@ -1,0 +1,369 @@
+//! The sequencer pipeline on real files and real threads: what comes out equals applying the
+//! same commands, in the order of their assigned sequence numbers, to a state machine
+//! directly; both durability modes; nothing released before the durable watermark;
+//! backpressure loses nothing; restart continues the sequence; snapshots replay.
+//!
+//! No sleeps and no timing: every wait is for a condition that must become true.
+
+use std::collections::BTreeMap;
+use std::path::Path;
+use std::sync::Arc;
+use std::thread;
+
+use l2x_engine::journal::{self, snapshot};
+use l2x_engine::pipeline::{
+    Batch, Config, Cores, Durability, InputHandle, Pipeline, PipelineError, Receiver, SubmitError, Summary, Tag,
+    TryRecvError, WaitStrategy,
+};
+use l2x_engine::{StateHash, StateMachine};
+use l2x_risk::Ledger;
+use l2x_types::{Command, Event, Sequenced};
+use rand::SeedableRng;
+use rand_chacha::ChaCha8Rng;
+
+use crate::commands::{Generator, Profile};
+
+/// Commands of every kind (book-heavy, then risk-heavy), without their sequence numbers:
+/// the pipeline assigns those.
+fn commands(book: usize, risk: usize) -> Vec<Command> {
+    let mut generator = Generator::new(Profile::CROSSING);
+    let mut rng = ChaCha8Rng::seed_from_u64(7);
+    let mut cmds: Vec<Command> = generator.setup().into_iter().map(|c| c.cmd).collect();
+    cmds.extend((0..book).map(|_| generator.next(&mut rng).cmd));
+    cmds.extend(crate::risk::stream(3, risk).into_iter().map(|c| c.cmd));
+    cmds
+}
+
+/// What one receiver saw: each batch, and whether it was released before the watermark.
+#[derive(Debug, Default)]
+struct Seen {
+    batches: Vec<Batch>,
+    /// Batches received while the durable watermark was below their sequence number.
+    early: Vec<u64>,
+}
+
+/// Drains a receiver to the end of its stream on a new thread.
+fn drain(mut rx: Receiver, check_watermark: bool) -> thread::JoinHandle<Seen> {
+    thread::spawn(move || {
+        let mut seen = Seen::default();
+        while let Some(batch) = rx.recv() {
+            if check_watermark && batch.durable_seq() < batch.seq.0 {
+                seen.early.push(batch.seq.0);
+            }
+            seen.batches.push(batch.to_batch());
+        }
+        seen
+    })
+}
+
+/// Submits `cmds[i]` tagged with correlation `i` from `producers` threads (producer `k`
+/// takes every index `≡ k` modulo `producers`), waiting while the input is full.
+fn produce(input: &InputHandle, cmds: &Arc<Vec<Command>>, offset: usize, producers: usize) {
+    let handles: Vec<_> = (0..producers)
+        .map(|k| {
+            let input = input.clone();
+            let cmds = Arc::clone(cmds);
+            thread::spawn(move || {
+                for i in (k..cmds.len()).step_by(producers) {
+                    let tag = Tag { session: k as u64, correlation: (offset + i) as u64 };
+                    input.submit_wait(tag, cmds[i].clone()).expect("the input is open");
+                }
+            })
+        })
+        .collect();
+    for h in handles {
+        h.join().unwrap();
+    }
+}
+
+/// Replays the batches' commands (looked up by correlation) in sequence order on `state`,
+/// checking each batch's events and the market-data batches against them. Returns the
+/// sequenced commands.
+fn check_against_direct(
+    state: &mut StateMachine,
+    all: &[Command],
+    reports: &[Batch],
+    market: &[Batch],
+) -> Vec<Sequenced> {
+    let mut market: BTreeMap<u64, &Batch> = market.iter().map(|b| (b.seq.0, b)).collect();
+    let mut sequenced = Vec::new();
+    let mut events = Vec::new();
+    for pair in reports.windows(2) {
+        assert!(pair[0].seq < pair[1].seq, "reports out of sequence order");
+        assert!(pair[0].ts <= pair[1].ts, "sequenced time went backwards");
+    }
+    for batch in reports {
+        let cmd = Sequenced { seq: batch.seq, ts: batch.ts, cmd: all[batch.tag.correlation as usize].clone() };
+        events.clear();
+        state.apply(&cmd, &mut events);
+        assert_eq!(batch.events, events, "events of seq {}", batch.seq);
+        let public: Vec<Event> =
+            events.iter().filter(|e| matches!(e, Event::Book { .. } | Event::Trade(_))).copied().collect();
+        match market.remove(&batch.seq.0) {
+            Some(md) => {
+                assert_eq!(md.events, public, "market data of seq {}", batch.seq);
+                assert_eq!((md.ts, md.tag), (batch.ts, batch.tag));
+            }
+            None => assert!(public.is_empty(), "seq {} has market data that was not published", batch.seq),
+        }
+        sequenced.push(cmd);
+    }
+    assert!(market.is_empty(), "market data for commands with no report: {:?}", market.keys());
+    sequenced
+}
+
+/// One run: start (recovering `dir`), submit `cmds` from three producers, drain both
+/// outputs, shut down.
+fn run(config: Config, dir: &Path, cmds: &Arc<Vec<Command>>, offset: usize) -> (Summary, Seen, Seen, u64) {
+    let check = config.durability == Durability::Fsync;
+    let (mut pipeline, report) = Pipeline::start(config, dir).unwrap();
+    let reports = drain(pipeline.reports().unwrap(), check);
+    let market = drain(pipeline.market_data().unwrap(), check);
+    let input = pipeline.input();
+    produce(&input, cmds, offset, 3);
+    drop(input);
+    let summary = pipeline.shutdown().unwrap();
+    (summary, reports.join().unwrap(), market.join().unwrap(), report.last_seq)
+}
+
+fn journal_hash(dir: &Path) -> StateHash {
+    let (sm, _) = journal::replay(dir, None, &Ledger::default()).unwrap();
+    sm.canonical().hash()
+}
+
+fn same_as_direct_application(durability: Durability, wait: WaitStrategy) {
+    let all = Arc::new(commands(1_200, 800));
+    let dir = tempfile::tempdir().unwrap();
+    let config = Config { durability, wait, input_capacity: 64, reports_capacity: 64, ..Config::default() };
+    let (summary, reports, market, recovered) = run(config, dir.path(), &all, 0);
+    assert_eq!(recovered, 0);
+    assert_eq!(reports.batches.len(), all.len(), "one report batch per command");
+    assert_eq!(summary.sequenced, all.len() as u64);
+    assert_eq!(summary.last_seq, all.len() as u64);
+    // Every command exactly once, numbered 1..=n.
+    let mut correlations: Vec<u64> = reports.batches.iter().map(|b| b.tag.correlation).collect();
+    correlations.sort_unstable();
+    assert_eq!(correlations, (0..all.len() as u64).collect::<Vec<_>>());
+    assert_eq!(reports.batches.last().unwrap().seq.0, all.len() as u64);
+    let mut direct = StateMachine::new();
+    let sequenced = check_against_direct(&mut direct, &all, &reports.batches, &market.batches);
+    assert!(market.batches.iter().any(|b| b.events.iter().any(|e| matches!(e, Event::Trade(_)))));
+    assert_eq!(summary.state_hash, direct.canonical().hash());
+    summary.state.check_invariants().unwrap();
+    // The journal holds exactly the sequenced commands.
+    let mut journaled = Vec::new();
+    journal::scan(dir.path(), |c| {
+        journaled.push(c);
+        std::ops::ControlFlow::Continue(())
+    })
+    .unwrap();
+    assert_eq!(journaled, sequenced);
+    assert_eq!(journal_hash(dir.path()), summary.state_hash);
+    if durability == Durability::Fsync {
+        assert!(summary.fsyncs > 0);
+        assert_eq!(reports.early, Vec::<u64>::new(), "reports released before the watermark");
+        assert_eq!(market.early, Vec::<u64>::new(), "market data released before the watermark");
+    }
+}
+
+#[test]
+fn pipeline_os_gives_the_events_and_hash_of_direct_application() {
+    same_as_direct_application(Durability::Os, WaitStrategy::Park);
+}
+
+#[test]
+fn pipeline_fsync_releases_nothing_before_the_watermark_and_matches_direct_application() {
+    same_as_direct_application(Durability::Fsync, WaitStrategy::Park);
+}
+
+#[test]
+fn pipeline_with_spin_then_yield_matches_direct_application() {
+    same_as_direct_application(Durability::Fsync, WaitStrategy::SpinThenYield);
+}
+
+#[test]
+fn pipeline_backpressure_tiny_rings_and_a_slow_consumer_lose_nothing() {
+    let all = Arc::new(commands(400, 0));
+    let dir = tempfile::tempdir().unwrap();
+    let config = Config {
+        durability: Durability::Fsync,
+        input_capacity: 2,
+        reports_capacity: 2,
+        market_data_capacity: 1,
+        ..Config::default()
+    };
+    let (mut pipeline, _) = Pipeline::start(config, dir.path()).unwrap();
+    let mut reports = pipeline.reports().unwrap();
+    let mut market = pipeline.market_data().unwrap();
+    let input = pipeline.input();
+    // Nobody consumes yet: the output rings fill and the sequencer waits for space (for
+    // good: nobody will make room), then the input ring fills.
+    let tag = |i: usize| Tag { session: 0, correlation: i as u64 };
+    let mut submitted = 0usize;
+    loop {
+        let stats = pipeline.stats();
+        if stats.input.len == 2 && stats.reports.full_waits + stats.market_data.full_waits >= 1 {
+            break;
+        }
+        match input.submit(tag(submitted), all[submitted].clone()) {
+            Ok(()) => submitted += 1,
+            Err(SubmitError::Full(_)) => thread::yield_now(),
+            Err(e) => panic!("{e}"),
+        }
+        // At most two runs in the reports ring, one run waiting to be pushed (a run is at
+        // most 64 commands) and two inputs.
+        assert!(submitted <= 3 * 64 + 2, "the rings should have filled by now");
+    }
+    // Now a non-blocking submit is refused, and gives the command back.
+    match input.submit(tag(submitted), all[submitted].clone()) {
+        Err(SubmitError::Full(cmd)) => assert_eq!(cmd, all[submitted]),
+        other => panic!("expected a full input ring, got {other:?}"),
+    }
+    let stats = pipeline.stats();
+    assert_eq!((stats.input.len, stats.input.capacity), (2, 2));
+    assert!(stats.reports.len <= 2 && stats.market_data.len <= 1, "{stats:?}");
+    // The rest from a producer thread, while the consumers are slow (they yield before
+    // every batch).
+    let producer = {
+        let all = Arc::clone(&all);
+        thread::spawn(move || {
+            for (i, cmd) in all.iter().enumerate().skip(submitted) {
+                input.submit_wait(Tag { session: 0, correlation: i as u64 }, cmd.clone()).unwrap();
+            }
+        })
+    };
+    let md = thread::spawn(move || {
+        let mut got = Vec::new();
+        loop {
+            thread::yield_now();
+            match market.try_recv() {
+                Ok(b) => got.push(b.to_batch()),
+                Err(TryRecvError::Empty) => {}
+                Err(TryRecvError::Closed) => return got,
+            }
+        }
+    });
+    let mut got = Vec::new();
+    while let Some(b) = reports.recv() {
+        thread::yield_now();
+        assert!(b.durable_seq() >= b.seq.0);
+        got.push(b.to_batch());
+    }
+    producer.join().unwrap();
+    let summary = pipeline.shutdown().unwrap();
+    let md = md.join().unwrap();
+    assert_eq!(got.len(), all.len());
+    let mut direct = StateMachine::new();
+    check_against_direct(&mut direct, &all, &got, &md);
+    assert_eq!(summary.state_hash, direct.canonical().hash());
+}
+
+#[test]
+fn pipeline_dropping_every_input_handle_drains_and_ends_the_streams() {
+    let all = Arc::new(commands(300, 0));
+    let dir = tempfile::tempdir().unwrap();
+    let (mut pipeline, _) = Pipeline::start(Config::default(), dir.path()).unwrap();
+    drop(pipeline.market_data());
+    let mut reports = pipeline.reports().unwrap();
+    let input = pipeline.input();
+    for (i, cmd) in all.iter().enumerate() {
+        input.submit_wait(Tag { session: 9, correlation: i as u64 }, cmd.clone()).unwrap();
+    }
+    drop(input);
+    // Without a shutdown call: every batch, then the end of the stream.
+    let mut n = 0u64;
+    while let Some(b) = reports.recv() {
+        n += 1;
+        assert_eq!(b.seq.0, n);
+    }
+    assert_eq!(n, all.len() as u64);
+    assert!(matches!(pipeline.input().submit(Tag::default(), all[0].clone()), Err(SubmitError::Closed(_))));
+    let summary = pipeline.shutdown().unwrap();
+    assert_eq!(summary.last_seq, n);
+    assert_eq!(journal_hash(dir.path()), summary.state_hash);
+}
+
+#[test]
+fn pipeline_restart_recovers_and_continues_the_sequence() {
+    let all = Arc::new(commands(600, 600));
+    let split = all.len() / 2;
+    let first = Arc::new(all[..split].to_vec());
+    let second = Arc::new(all[split..].to_vec());
+    let dir = tempfile::tempdir().unwrap();
+    let config = Config { durability: Durability::Fsync, ..Config::default() };
+    let (s1, r1, m1, recovered) = run(config.clone(), dir.path(), &first, 0);
+    assert_eq!(recovered, 0);
+    assert_eq!(s1.last_seq, split as u64);
+    // Restart: recovery reports where the journal ended; numbering continues after it.
+    let (s2, r2, m2, recovered) = run(config, dir.path(), &second, split);
+    assert_eq!(recovered, s1.last_seq);
+    assert_eq!(r2.batches.first().unwrap().seq.0, s1.last_seq + 1);
+    assert_eq!(s2.last_seq, all.len() as u64);
+    assert!(r1.batches.last().unwrap().ts <= r2.batches.first().unwrap().ts);
+    let mut direct = StateMachine::new();
+    check_against_direct(&mut direct, &all, &r1.batches, &m1.batches);
+    assert_eq!(direct.canonical().hash(), s1.state_hash);
+    check_against_direct(&mut direct, &all, &r2.batches, &m2.batches);
+    assert_eq!(direct.canonical().hash(), s2.state_hash);
+    assert_eq!(journal_hash(dir.path()), s2.state_hash);
+}
+
+#[test]
+fn pipeline_snapshots_are_written_and_replay_from_them_gives_the_same_hash() {
+    let all = Arc::new(commands(900, 900));
+    let dir = tempfile::tempdir().unwrap();
+    let every = 150u64;
+    let config = Config { snapshot_every: every, segment_bytes: 1 << 16, ..Config::default() };
+    let (summary, reports, market, _) = run(config, dir.path(), &all, 0);
+    let expected = all.len() as u64 / every;
+    assert_eq!(summary.snapshot_pauses_ns.len() as u64, expected);
+    assert_eq!(summary.snapshots.len() as u64 + summary.snapshots_skipped, expected);
+    assert!(!summary.snapshots.is_empty());
+    assert_eq!(summary.snapshot_errors, Vec::new());
+    // Each snapshot is the state after its command.
+    let mut direct = StateMachine::new();
+    let mut events = Vec::new();
+    let sequenced = check_against_direct(&mut StateMachine::new(), &all, &reports.batches, &market.batches);
+    let mut at = 0;
+    for (seq, path) in &summary.snapshots {
+        assert_eq!(seq % every, 0);
+        while at < sequenced.len() && sequenced[at].seq.0 <= *seq {
+            events.clear();
+            direct.apply(&sequenced[at], &mut events);
+            at += 1;
+        }
+        let (read_seq, restored) = snapshot::read(path, Ledger::default()).unwrap();
+        assert_eq!(read_seq, *seq);
+        assert_eq!(restored.canonical().hash(), direct.canonical().hash(), "snapshot at {seq}");
+    }
+    // Replay starts from the newest snapshot and reaches the final state.
+    let (sm, report) = journal::replay(dir.path(), None, &Ledger::default()).unwrap();
+    let newest = summary.snapshots.last().unwrap();
+    assert_eq!(report.snapshot.as_ref().map(|(s, _)| *s), Some(newest.0));
+    assert_eq!(report.replayed, summary.last_seq - newest.0);
+    assert_eq!(sm.canonical().hash(), summary.state_hash);
+}
+
+#[test]
+fn pipeline_pins_its_threads_and_refuses_a_core_that_does_not_exist() {
+    let dir = tempfile::tempdir().unwrap();
+    let cores = Cores { sequencer: Some(0), group_commit: Some(0), snapshot: Some(0) };
+    let config = Config { durability: Durability::Fsync, cores, ..Config::default() };
+    let (mut pipeline, _) = Pipeline::start(config, dir.path()).unwrap();
+    let reports = drain(pipeline.reports().unwrap(), true);
+    drop(pipeline.market_data());
+    let input = pipeline.input();
+    for (i, cmd) in commands(50, 0).into_iter().enumerate() {
+        input.submit_wait(Tag { session: 1, correlation: i as u64 }, cmd).unwrap();
+    }
+    drop(input);
+    let summary = pipeline.shutdown().unwrap();
+    assert_eq!(reports.join().unwrap().batches.len() as u64, summary.last_seq);
+
+    let dir = tempfile::tempdir().unwrap();
+    let cores = Cores { group_commit: Some(100_000), ..Cores::default() };
+    match Pipeline::start(Config { durability: Durability::Fsync, cores, ..Config::default() }, dir.path()) {
+        Err(PipelineError::Pin { thread: "group-commit", core: 100_000 }) => {}
+        other => panic!("expected a pinning error, got {:?}", other.map(|(_, r)| r)),
+    }
+}

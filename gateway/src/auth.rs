@@ -1,0 +1,330 @@
+//! Logon authentication: API keys from the accounts file, HMAC-SHA256 signatures over a
+//! timestamp and a nonce, and the replay protections around them (docs/PROTOCOL.md,
+//! "Authentication").
+//!
+//! ```text
+//! signature = HMAC-SHA256(secret, "l2x-logon-v1" ‖ u64 key_id ‖ u64 timestamp_ns ‖ u64 nonce)
+//! ```
+//!
+//! A logon is refused if its key is unknown, its timestamp is more than `max_skew` from the
+//! server's clock, its nonce was seen for that key within the nonce window, or its signature
+//! does not verify (compared in constant time). The server passes its clock in: nothing here
+//! reads time.
+
+use std::collections::{BTreeMap, VecDeque};
+use std::path::Path;
+
+use hmac::{Hmac, KeyInit, Mac};
+use l2x_types::AccountId;
+use serde::Deserialize;
+use sha2::Sha256;
+
+use crate::codec::Logon;
+
+/// Domain separation of the signed bytes.
+const CONTEXT: &[u8] = b"l2x-logon-v1";
+
+/// One API key.
+#[derive(Clone, PartialEq, Eq)]
+pub struct Key {
+    /// Key id (what the client sends).
+    pub id: u64,
+    /// The account it acts for.
+    pub account: AccountId,
+    secret: [u8; 32],
+}
+
+impl core::fmt::Debug for Key {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        f.debug_struct("Key").field("id", &self.id).field("account", &self.account).field("secret", &"…").finish()
+    }
+}
+
+impl Key {
+    /// A key (tests and embedded configurations).
+    pub fn new(id: u64, account: AccountId, secret: [u8; 32]) -> Key {
+        Key { id, account, secret }
+    }
+}
+
+/// Why an accounts file is invalid; the message names the entry and the field.
+#[derive(Debug, thiserror::Error)]
+pub enum AccountsError {
+    /// The file cannot be read.
+    #[error("{path}: {source}")]
+    Io {
+        /// The file.
+        path: String,
+        /// The error.
+        source: std::io::Error,
+    },
+    /// Not valid TOML, or not the expected shape.
+    #[error("accounts file: {0}")]
+    Toml(String),
+    /// An entry with a bad field.
+    #[error("accounts file, key #{index} (id {id}): {what}")]
+    Entry {
+        /// 1-based position of the `[[key]]` entry.
+        index: usize,
+        /// Its id.
+        id: u64,
+        /// What is wrong.
+        what: String,
+    },
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct File {
+    #[serde(default)]
+    key: Vec<Entry>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct Entry {
+    id: u64,
+    account: u64,
+    secret: String,
+}
+
+/// The API keys of an accounts file.
+#[derive(Clone, Debug, Default)]
+pub struct Keys {
+    by_id: BTreeMap<u64, Key>,
+}
+
+impl Keys {
+    /// Keys from a list.
+    ///
+    /// # Errors
+    /// A duplicate id.
+    pub fn from_keys(keys: impl IntoIterator<Item = Key>) -> Result<Keys, AccountsError> {
+        let mut by_id = BTreeMap::new();
+        for (i, k) in keys.into_iter().enumerate() {
+            let id = k.id;
+            if by_id.insert(id, k).is_some() {
+                return Err(AccountsError::Entry { index: i + 1, id, what: "duplicate key id".to_string() });
+            }
+        }
+        Ok(Keys { by_id })
+    }
+
+    /// Parses the TOML accounts file format (docs/PROTOCOL.md).
+    ///
+    /// # Errors
+    /// [`AccountsError`] naming the entry and the field.
+    pub fn parse(text: &str) -> Result<Keys, AccountsError> {
+        let file: File = toml::from_str(text).map_err(|e| AccountsError::Toml(e.to_string()))?;
+        let mut keys = Vec::with_capacity(file.key.len());
+        for (i, e) in file.key.into_iter().enumerate() {
+            let bad = |what: &str| AccountsError::Entry { index: i + 1, id: e.id, what: what.to_string() };
+            let bytes = hex::decode(&e.secret).map_err(|_| bad("secret is not hexadecimal"))?;
+            let secret: [u8; 32] = bytes.try_into().map_err(|_| bad("secret must be 32 bytes (64 hex characters)"))?;
+            keys.push(Key { id: e.id, account: AccountId(e.account), secret });
+        }
+        Keys::from_keys(keys)
+    }
+
+    /// Reads and parses an accounts file.
+    ///
+    /// # Errors
+    /// [`AccountsError`].
+    pub fn load(path: &Path) -> Result<Keys, AccountsError> {
+        let text = std::fs::read_to_string(path)
+            .map_err(|source| AccountsError::Io { path: path.display().to_string(), source })?;
+        Keys::parse(&text)
+    }
+
+    /// The key with this id.
+    pub fn get(&self, id: u64) -> Option<&Key> {
+        self.by_id.get(&id)
+    }
+
+    /// Number of keys.
+    pub fn len(&self) -> usize {
+        self.by_id.len()
+    }
+
+    /// `true` if there are none.
+    pub fn is_empty(&self) -> bool {
+        self.by_id.is_empty()
+    }
+}
+
+fn mac(secret: &[u8; 32], key_id: u64, timestamp_ns: u64, nonce: u64) -> Hmac<Sha256> {
+    let mut m =
+        <Hmac<Sha256> as KeyInit>::new_from_slice(secret).unwrap_or_else(|_| unreachable!("HMAC takes any key length"));
+    m.update(CONTEXT);
+    m.update(&key_id.to_le_bytes());
+    m.update(&timestamp_ns.to_le_bytes());
+    m.update(&nonce.to_le_bytes());
+    m
+}
+
+/// The logon signature a client computes.
+pub fn sign(secret: &[u8; 32], key_id: u64, timestamp_ns: u64, nonce: u64) -> [u8; 32] {
+    mac(secret, key_id, timestamp_ns, nonce).finalize().into_bytes().into()
+}
+
+impl Key {
+    /// Signs a logon with this key (what the client library does).
+    pub fn sign(&self, timestamp_ns: u64, nonce: u64) -> [u8; 32] {
+        sign(&self.secret, self.id, timestamp_ns, nonce)
+    }
+}
+
+/// Why a logon was refused (the protocol's logon reject codes).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, thiserror::Error)]
+#[repr(u16)]
+pub enum Refusal {
+    /// No such key.
+    #[error("unknown key")]
+    UnknownKey = 20,
+    /// The signature does not verify.
+    #[error("bad signature")]
+    BadSignature = 21,
+    /// The timestamp is too far from the server's clock.
+    #[error("stale timestamp")]
+    StaleTimestamp = 22,
+    /// The nonce was used recently.
+    #[error("replayed nonce")]
+    ReplayedNonce = 23,
+}
+
+/// Verifies logons and remembers recent nonces per key.
+#[derive(Debug)]
+pub struct Authenticator {
+    keys: Keys,
+    max_skew_ns: u64,
+    nonce_window_ns: u64,
+    seen: BTreeMap<u64, VecDeque<(u64, u64)>>,
+}
+
+impl Authenticator {
+    /// Clock skew allowed by default: 5 s.
+    pub const DEFAULT_SKEW_NS: u64 = 5_000_000_000;
+    /// How long a nonce is remembered: 60 s.
+    pub const NONCE_WINDOW_NS: u64 = 60_000_000_000;
+
+    /// An authenticator over these keys.
+    pub fn new(keys: Keys) -> Authenticator {
+        Authenticator {
+            keys,
+            max_skew_ns: Self::DEFAULT_SKEW_NS,
+            nonce_window_ns: Self::NONCE_WINDOW_NS,
+            seen: BTreeMap::new(),
+        }
+    }
+
+    /// The keys.
+    pub fn keys(&self) -> &Keys {
+        &self.keys
+    }
+
+    /// Verifies a logon at server time `now_ns`; returns the key.
+    ///
+    /// # Errors
+    /// The [`Refusal`].
+    pub fn verify(&mut self, logon: &Logon, now_ns: u64) -> Result<&Key, Refusal> {
+        let key = self.keys.get(logon.key_id).ok_or(Refusal::UnknownKey)?;
+        if now_ns.abs_diff(logon.timestamp_ns) > self.max_skew_ns {
+            return Err(Refusal::StaleTimestamp);
+        }
+        mac(&key.secret, key.id, logon.timestamp_ns, logon.nonce)
+            .verify_slice(&logon.signature)
+            .map_err(|_| Refusal::BadSignature)?;
+        let seen = self.seen.entry(key.id).or_default();
+        while seen.front().is_some_and(|&(t, _)| t + self.nonce_window_ns < now_ns) {
+            seen.pop_front();
+        }
+        if seen.iter().any(|&(_, n)| n == logon.nonce) {
+            return Err(Refusal::ReplayedNonce);
+        }
+        seen.push_back((now_ns, logon.nonce));
+        Ok(key)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const SECRET: &str = "000102030405060708090a0b0c0d0e0f101112131415161718191a1b1c1d1e1f";
+
+    fn keys() -> Keys {
+        Keys::parse(&format!("[[key]]\nid = 1\naccount = 7\nsecret = \"{SECRET}\"\n")).unwrap()
+    }
+
+    fn logon(key: &Key, ts: u64, nonce: u64) -> Logon {
+        Logon {
+            key_id: key.id,
+            timestamp_ns: ts,
+            nonce,
+            signature: key.sign(ts, nonce),
+            heartbeat_ms: 1000,
+            cancel_on_disconnect: false,
+            resume_from: 0,
+        }
+    }
+
+    #[test]
+    fn a_signed_logon_verifies_once() {
+        let mut auth = Authenticator::new(keys());
+        let key = auth.keys().get(1).unwrap().clone();
+        assert_eq!(key.account, AccountId(7));
+        let now = 1_000_000_000_000;
+        assert_eq!(auth.verify(&logon(&key, now, 5), now).map(|k| k.id), Ok(1));
+        assert_eq!(auth.verify(&logon(&key, now, 5), now + 1).map(|k| k.id), Err(Refusal::ReplayedNonce));
+        // Outside the window the nonce may come back.
+        let later = now + Authenticator::NONCE_WINDOW_NS + 1;
+        assert_eq!(auth.verify(&logon(&key, later, 5), later).map(|k| k.id), Ok(1));
+    }
+
+    #[test]
+    fn bad_logons_are_refused_with_their_reason() {
+        let mut auth = Authenticator::new(keys());
+        let key = auth.keys().get(1).unwrap().clone();
+        let now = 1_000_000_000_000;
+        let mut forged = logon(&key, now, 1);
+        forged.signature[0] ^= 1;
+        assert_eq!(auth.verify(&forged, now).err(), Some(Refusal::BadSignature));
+        let mut other = logon(&key, now, 2);
+        other.key_id = 9;
+        assert_eq!(auth.verify(&other, now).err(), Some(Refusal::UnknownKey));
+        let stale = logon(&key, now - Authenticator::DEFAULT_SKEW_NS - 1, 3);
+        assert_eq!(auth.verify(&stale, now).err(), Some(Refusal::StaleTimestamp));
+        // The signature covers the timestamp: moving it breaks the signature.
+        let mut moved = logon(&key, now, 4);
+        moved.timestamp_ns += 1;
+        assert_eq!(auth.verify(&moved, now).err(), Some(Refusal::BadSignature));
+    }
+
+    #[test]
+    fn accounts_files_are_validated() {
+        assert!(
+            Keys::parse("[[key]]\nid = 1\naccount = 7\nsecret = \"00\"\n")
+                .unwrap_err()
+                .to_string()
+                .contains("key #1 (id 1): secret must be 32 bytes")
+        );
+        assert!(
+            Keys::parse("[[key]]\nid = 1\naccount = 7\nsecret = \"zz\"\n")
+                .unwrap_err()
+                .to_string()
+                .contains("not hexadecimal")
+        );
+        let dup = format!(
+            "[[key]]\nid = 1\naccount = 7\nsecret = \"{SECRET}\"\n[[key]]\nid = 1\naccount = 8\nsecret = \"{SECRET}\"\n"
+        );
+        assert!(Keys::parse(&dup).unwrap_err().to_string().contains("key #2 (id 1): duplicate key id"));
+        assert!(Keys::parse("[[key]]\nid = 1\naccount = 7\n").unwrap_err().to_string().contains("secret"));
+        assert!(
+            Keys::parse("[[key]]\nid = 1\naccount = 7\nsecret = \"00\"\ncolour = 1\n")
+                .unwrap_err()
+                .to_string()
+                .contains("colour")
+        );
+        assert!(Keys::parse("").unwrap().is_empty());
+    }
+}

@@ -1,0 +1,19 @@
+//! The l2x gateway: how market makers reach the engine over TCP (docs/PROTOCOL.md).
+//!
+//! - [`codec`]: frames and the fixed little-endian messages of order entry and market data;
+//!   strict decoding with typed errors, a [`codec::FrameReader`] that reassembles frames
+//!   split across reads. Used by the server and by the client alike.
+//! - [`auth`]: API keys (the accounts file) and HMAC-SHA256 logon verification.
+//! - [`throttle`]: per-session token buckets and the disconnect threshold.
+//! - [`market_data`]: the engine's events as an order-by-order feed with snapshots, and the
+//!   subscriber's book rebuilt from it.
+//! - [`reports`]: the engine's events as each account's sequenced execution reports,
+//!   rebuilt identically from the journal after a restart.
+
+#![deny(clippy::float_arithmetic)]
+
+pub mod auth;
+pub mod codec;
+pub mod market_data;
+pub mod reports;
+pub mod throttle;

@@ -1,0 +1,264 @@
+//! Execution-report streams: the engine's events turned into each account's sequenced
+//! reports (docs/PROTOCOL.md, "Sequencing").
+//!
+//! ```text
+//!  batch (events of one command) ──▶ Streams::on_batch ──▶ (account, seq, report) …
+//!                                     next seq per account, cumulative fill per order,
+//!                                     every report kept for replay
+//! ```
+//!
+//! The mapping is a pure function of the event stream, so a server that restarts rebuilds
+//! every account's stream by replaying the journal: the same reports with the same
+//! sequence numbers. Only the two gateway timestamps (`gateway_in_ns`, `engine_out_ns`) are
+//! not reproducible; rebuilt reports carry 0 there.
+//!
+//! | event | reports |
+//! |---|---|
+//! | `accepted` | `Accepted` to the order's account |
+//! | `rejected` (of an account's command) | `Rejected` |
+//! | `amended` | `Amended` |
+//! | `cancelled` | `Cancelled` |
+//! | `trade` | a `Fill` to the maker's account (liquidity maker) and one to the taker's (taker), each with its fee and the order's cumulative quantity |
+//!
+//! Risk events (positions, balances, funding, liquidations) have no report of their own yet:
+//! a liquidation shows as the account's cancels and fills (a liquidation order's fills carry
+//! client order id 0).
+
+use std::collections::BTreeMap;
+
+use l2x_types::{AccountId, DetMap, Event, OrderId, Qty};
+
+use crate::codec::{Liquidity, Report, ReportHeader};
+
+/// A report with its place in its account's stream.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Sequenced {
+    /// Header: seq and timestamps.
+    pub header: ReportHeader,
+    /// The report.
+    pub report: Report,
+}
+
+/// Every account's report stream.
+#[derive(Debug, Default)]
+pub struct Streams {
+    streams: BTreeMap<AccountId, Vec<Sequenced>>,
+    cum: DetMap<OrderId, Qty>,
+}
+
+impl Streams {
+    /// Empty streams.
+    pub fn new() -> Streams {
+        Streams::default()
+    }
+
+    /// The sequence number the account's next report will carry (1 for a new account).
+    pub fn next_seq(&self, account: AccountId) -> u64 {
+        self.streams.get(&account).map_or(1, |s| s.len() as u64 + 1)
+    }
+
+    /// The account's reports with sequence numbers `from..` (those it has).
+    pub fn from(&self, account: AccountId, from: u64) -> &[Sequenced] {
+        let all = self.streams.get(&account).map_or(&[][..], Vec::as_slice);
+        let skip = usize::try_from(from.saturating_sub(1)).unwrap_or(usize::MAX).min(all.len());
+        &all[skip..]
+    }
+
+    /// Turns one command's events into reports, appending each to its account's stream and
+    /// to `out` as (account, index in `self.from(account, 1)`).
+    pub fn on_batch(
+        &mut self,
+        events: &[Event],
+        engine_in_ns: u64,
+        gateway_in_ns: u64,
+        engine_out_ns: u64,
+        out: &mut Vec<(AccountId, u64)>,
+    ) {
+        for ev in events {
+            match *ev {
+                Event::Accepted { account, cid, order_id, instrument, side, price, qty } => {
+                    self.cum.insert(order_id, Qty::ZERO);
+                    let report = Report::Accepted { cid, order_id, instrument, side, price, qty };
+                    self.push(account, report, engine_in_ns, gateway_in_ns, engine_out_ns, out);
+                }
+                Event::Rejected { account: Some(account), cid, reason, .. } => {
+                    let report =
+                        Report::Rejected { cid: cid.unwrap_or_default(), reason: reason.code(), retry_after_ms: 0 };
+                    self.push(account, report, engine_in_ns, gateway_in_ns, engine_out_ns, out);
+                }
+                Event::Amended { account, cid, order_id, price, qty, priority_kept, .. } => {
+                    let report = Report::Amended { cid, order_id, price, qty, priority_kept };
+                    self.push(account, report, engine_in_ns, gateway_in_ns, engine_out_ns, out);
+                }
+                Event::Cancelled { account, cid, order_id, qty, leaves, reason, .. } => {
+                    if leaves == Qty::ZERO {
+                        self.cum.remove(&order_id);
+                    }
+                    let report = Report::Cancelled { cid, order_id, qty, leaves, reason: reason.code() };
+                    self.push(account, report, engine_in_ns, gateway_in_ns, engine_out_ns, out);
+                }
+                Event::Trade(t) => {
+                    let sides = [
+                        (t.maker_account, t.maker_cid, t.maker_order_id, t.maker_leaves, t.maker_fee, Liquidity::Maker),
+                        (t.taker_account, t.taker_cid, t.taker_order_id, t.taker_leaves, t.taker_fee, Liquidity::Taker),
+                    ];
+                    for (account, cid, order_id, leaves, fee, liquidity) in sides {
+                        let cum = self.cum.entry(order_id).or_insert(Qty::ZERO);
+                        cum.0 += t.qty.0;
+                        let cum_qty = *cum;
+                        if leaves == Qty::ZERO {
+                            self.cum.remove(&order_id);
+                        }
+                        let report = Report::Fill {
+                            cid,
+                            order_id,
+                            match_id: t.trade_id.0,
+                            price: t.price,
+                            qty: t.qty,
+                            leaves,
+                            cum_qty,
+                            fee,
+                            liquidity,
+                        };
+                        self.push(account, report, engine_in_ns, gateway_in_ns, engine_out_ns, out);
+                    }
+                }
+                _ => {}
+            }
+        }
+    }
+
+    fn push(
+        &mut self,
+        account: AccountId,
+        report: Report,
+        engine_in_ns: u64,
+        gateway_in_ns: u64,
+        engine_out_ns: u64,
+        out: &mut Vec<(AccountId, u64)>,
+    ) {
+        let stream = self.streams.entry(account).or_default();
+        let seq = stream.len() as u64 + 1;
+        stream.push(Sequenced { header: ReportHeader { seq, gateway_in_ns, engine_in_ns, engine_out_ns }, report });
+        out.push((account, seq));
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use l2x_types::{
+        CancelReason, ClientOrderId, CommandKind, InstrumentId, Price, RejectReason, Side, Trade, TradeId,
+    };
+
+    use super::*;
+
+    const A: AccountId = AccountId(1);
+    const B: AccountId = AccountId(2);
+
+    fn accepted(account: AccountId, cid: u64, id: u64, qty: i64) -> Event {
+        Event::Accepted {
+            account,
+            cid: ClientOrderId(cid),
+            order_id: OrderId(id),
+            instrument: InstrumentId(0),
+            side: Side::Buy,
+            price: Price(100),
+            qty: Qty(qty),
+        }
+    }
+
+    fn trade(id: u64, qty: i64, maker: (u64, i64), taker: (u64, i64)) -> Event {
+        Event::Trade(Trade {
+            trade_id: TradeId(id),
+            instrument: InstrumentId(0),
+            price: Price(100),
+            qty: Qty(qty),
+            maker_account: A,
+            maker_cid: ClientOrderId(1),
+            maker_order_id: OrderId(maker.0),
+            maker_leaves: Qty(maker.1),
+            maker_fee: -1,
+            taker_account: B,
+            taker_cid: ClientOrderId(9),
+            taker_order_id: OrderId(taker.0),
+            taker_leaves: Qty(taker.1),
+            taker_fee: 5,
+            taker_side: Side::Sell,
+            liquidation: false,
+        })
+    }
+
+    #[test]
+    fn each_account_gets_its_own_sequence_and_cumulative_fills() {
+        let mut s = Streams::new();
+        let mut out = Vec::new();
+        s.on_batch(&[accepted(A, 1, 1, 10)], 5, 4, 6, &mut out);
+        s.on_batch(
+            &[accepted(B, 9, 2, 7), trade(1, 3, (1, 7), (2, 4)), trade(2, 4, (1, 3), (2, 0))],
+            8,
+            7,
+            9,
+            &mut out,
+        );
+        assert_eq!(out, vec![(A, 1), (B, 1), (A, 2), (B, 2), (A, 3), (B, 3)]);
+        assert_eq!((s.next_seq(A), s.next_seq(B), s.next_seq(AccountId(3))), (4, 4, 1));
+        let fills: Vec<(i64, i64, i64)> = s
+            .from(A, 2)
+            .iter()
+            .map(|r| match r.report {
+                Report::Fill { qty, leaves, cum_qty, .. } => (qty.0, leaves.0, cum_qty.0),
+                _ => panic!("{r:?}"),
+            })
+            .collect();
+        assert_eq!(fills, vec![(3, 7, 3), (4, 3, 7)]);
+        match s.from(B, 3)[0].report {
+            Report::Fill { cum_qty, fee, liquidity, .. } => {
+                assert_eq!((cum_qty, fee, liquidity), (Qty(7), 5, Liquidity::Taker))
+            }
+            other => panic!("{other:?}"),
+        }
+        assert_eq!(
+            s.from(B, 1)[0].header,
+            ReportHeader { seq: 1, gateway_in_ns: 7, engine_in_ns: 8, engine_out_ns: 9 }
+        );
+        assert_eq!(s.from(A, 99), &[]);
+    }
+
+    #[test]
+    fn rejects_and_cancels_reach_their_account_and_others_are_ignored() {
+        let mut s = Streams::new();
+        let mut out = Vec::new();
+        let events = [
+            Event::Rejected {
+                kind: CommandKind::Oracle,
+                account: None,
+                cid: None,
+                reason: RejectReason::BadOraclePrice,
+            },
+            Event::Rejected {
+                kind: CommandKind::New,
+                account: Some(A),
+                cid: Some(ClientOrderId(3)),
+                reason: RejectReason::InsufficientMargin,
+            },
+            Event::Cancelled {
+                account: B,
+                cid: ClientOrderId(4),
+                order_id: OrderId(8),
+                instrument: InstrumentId(0),
+                side: Side::Buy,
+                qty: Qty(2),
+                leaves: Qty(0),
+                reason: CancelReason::Liquidation,
+            },
+            Event::Balance { holder: l2x_types::Holder::Fees, collateral: l2x_types::Amount(1) },
+        ];
+        s.on_batch(&events, 1, 0, 0, &mut out);
+        assert_eq!(out, vec![(A, 1), (B, 1)]);
+        assert_eq!(s.from(A, 1)[0].report, Report::Rejected { cid: ClientOrderId(3), reason: 200, retry_after_ms: 0 });
+        assert_eq!(
+            s.from(B, 1)[0].report,
+            Report::Cancelled { cid: ClientOrderId(4), order_id: OrderId(8), qty: Qty(2), leaves: Qty(0), reason: 8 }
+        );
+    }
+}

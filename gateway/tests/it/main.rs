@@ -1,0 +1,9 @@
+//! Integration tests of the gateway crate (one binary, `it`).
+//!
+//! - `market_data`: the feed against the engine: a subscriber's book rebuilt from updates
+//!   (and a late subscriber's from a snapshot) equals the engine's resting orders after
+//!   every command.
+
+#![allow(clippy::unwrap_used, reason = "test code: a panic is the failure report")]
+
+mod market_data;
