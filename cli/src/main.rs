@@ -110,51 +110,35 @@ fn run(cli: Cli) -> Result<ExitCode> {
         Cmd::Journal { which: JournalCmd::Export { dir } } => journal_export(&dir),
         Cmd::Replay { dir, until_seq, state_hash } => replay(&dir, until_seq, state_hash),
         Cmd::Demo => demo(),
-        Cmd::Bench { which: BenchCmd::Engine(opts) } => bench_engine(&opts),
-        Cmd::Bench { which: BenchCmd::Risk(opts) } => bench_risk(&opts),
-        Cmd::Bench { which: BenchCmd::Pipeline(opts) } => bench_pipeline(&opts),
+        Cmd::Bench { which: BenchCmd::Engine(opts) } => {
+            let report = l2x_bench::engine::run(&opts)?;
+            print_bench(opts.json, || Ok(report.json_lines()?), || report.table())
+        }
+        Cmd::Bench { which: BenchCmd::Risk(opts) } => {
+            let report = l2x_bench::risk::run(&opts)?;
+            print_bench(opts.json, || Ok(vec![report.json()?]), || report.table())
+        }
+        Cmd::Bench { which: BenchCmd::Pipeline(opts) } => {
+            let report = l2x_bench::pipeline::run(&opts)?;
+            print_bench(opts.json, || Ok(vec![report.json()?]), || report.table())
+        }
     }
 }
 
-/// `l2x bench pipeline`: one JSON object with `--json`, else a table.
-fn bench_pipeline(opts: &l2x_bench::pipeline::Options) -> Result<ExitCode> {
-    let report = l2x_bench::pipeline::run(opts)?;
+/// Prints a benchmark's report: its JSON (one object per line) with `--json`, else its table.
+fn print_bench(
+    json: bool,
+    lines: impl FnOnce() -> Result<Vec<String>>,
+    table: impl FnOnce() -> String,
+) -> Result<ExitCode> {
     let stdout = io::stdout();
     let mut out = stdout.lock();
-    if opts.json {
-        writeln!(out, "{}", report.json()?)?;
-    } else {
-        write!(out, "{}", report.table())?;
-    }
-    out.flush()?;
-    Ok(ExitCode::SUCCESS)
-}
-
-/// `l2x bench engine`: one JSON object per mix with `--json`, else a table.
-fn bench_engine(opts: &l2x_bench::engine::Options) -> Result<ExitCode> {
-    let report = l2x_bench::engine::run(opts)?;
-    let stdout = io::stdout();
-    let mut out = stdout.lock();
-    if opts.json {
-        for line in report.json_lines()? {
+    if json {
+        for line in lines()? {
             writeln!(out, "{line}")?;
         }
     } else {
-        write!(out, "{}", report.table())?;
-    }
-    out.flush()?;
-    Ok(ExitCode::SUCCESS)
-}
-
-/// `l2x bench risk`: one JSON object with `--json`, else a summary.
-fn bench_risk(opts: &l2x_bench::risk::Options) -> Result<ExitCode> {
-    let report = l2x_bench::risk::run(opts)?;
-    let stdout = io::stdout();
-    let mut out = stdout.lock();
-    if opts.json {
-        writeln!(out, "{}", report.json()?)?;
-    } else {
-        write!(out, "{}", report.table())?;
+        write!(out, "{}", table())?;
     }
     out.flush()?;
     Ok(ExitCode::SUCCESS)

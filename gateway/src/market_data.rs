@@ -44,12 +44,43 @@ fn level_key(instrument: InstrumentId, side: Side, price: Price) -> (InstrumentI
     (instrument, side, if side == Side::Buy { -price.0 } else { price.0 })
 }
 
+/// Resting orders by id and, per level, in time priority: what both the feed and a
+/// subscriber keep.
+#[derive(Debug, Default)]
+struct Shadow {
+    orders: DetMap<OrderId, Resting>,
+    levels: BTreeMap<(InstrumentId, Side, i64), Queue>,
+}
+
+impl Shadow {
+    fn insert(&mut self, id: OrderId, o: Resting) {
+        self.orders.insert(id, o);
+        self.levels.entry(level_key(o.instrument, o.side, o.price)).or_default().push_back(id);
+    }
+
+    fn remove(&mut self, id: OrderId) -> Option<Resting> {
+        let o = self.orders.remove(&id)?;
+        let key = level_key(o.instrument, o.side, o.price);
+        if let Some(q) = self.levels.get_mut(&key) {
+            q.retain(|&x| x != id);
+            if q.is_empty() {
+                self.levels.remove(&key);
+            }
+        }
+        Some(o)
+    }
+
+    /// Every order in canonical order (instrument, bids then asks, best first, time).
+    fn in_order(&self) -> impl Iterator<Item = (OrderId, &Resting)> + '_ {
+        self.levels.values().flatten().filter_map(|id| self.orders.get(id).map(|o| (*id, o)))
+    }
+}
+
 /// The publishing side: turns batches into sequenced updates and serves snapshots.
 #[derive(Debug, Default)]
 pub struct Feed {
     md_seq: u64,
-    resting: DetMap<OrderId, Resting>,
-    levels: BTreeMap<(InstrumentId, Side, i64), Queue>,
+    shadow: Shadow,
 }
 
 impl Feed {
@@ -68,23 +99,6 @@ impl Feed {
         self.md_seq
     }
 
-    fn rest(&mut self, id: OrderId, o: Resting) {
-        self.resting.insert(id, o);
-        self.levels.entry(level_key(o.instrument, o.side, o.price)).or_default().push_back(id);
-    }
-
-    fn unrest(&mut self, id: OrderId) -> Option<Resting> {
-        let o = self.resting.remove(&id)?;
-        let key = level_key(o.instrument, o.side, o.price);
-        if let Some(q) = self.levels.get_mut(&key) {
-            q.retain(|&x| x != id);
-            if q.is_empty() {
-                self.levels.remove(&key);
-            }
-        }
-        Some(o)
-    }
-
     /// The updates of one command's events, appended to `out` (the caller sets end of event
     /// on the last one).
     pub fn on_batch(&mut self, events: &[Event], out: &mut Vec<MdMsg>) {
@@ -97,7 +111,7 @@ impl Feed {
                 }
                 Event::Amended { order_id, price, qty, priority_kept, .. } => {
                     if priority_kept {
-                        if let Some(o) = self.resting.get_mut(&order_id)
+                        if let Some(o) = self.shadow.orders.get_mut(&order_id)
                             && qty < o.leaves
                         {
                             let removed = Qty(o.leaves.0 - qty.0);
@@ -106,18 +120,18 @@ impl Feed {
                             let md_seq = self.next();
                             out.push(MdMsg::ReduceOrder { md_seq, instrument, side, order_id, removed, leaves: qty });
                         }
-                    } else if let Some(o) = self.unrest(order_id) {
+                    } else if let Some(o) = self.shadow.remove(order_id) {
                         let md_seq = self.next();
                         out.push(MdMsg::DeleteOrder { md_seq, instrument: o.instrument, side: o.side, order_id });
                         pending.push((order_id, Resting { price, leaves: qty, ..o }));
                     }
                 }
                 Event::Trade(t) => {
-                    if let Some(o) = self.resting.get_mut(&t.maker_order_id) {
+                    if let Some(o) = self.shadow.orders.get_mut(&t.maker_order_id) {
                         o.leaves = t.maker_leaves;
                         let (instrument, side) = (o.instrument, o.side);
                         if t.maker_leaves == Qty::ZERO {
-                            self.unrest(t.maker_order_id);
+                            self.shadow.remove(t.maker_order_id);
                         }
                         let md_seq = self.next();
                         out.push(MdMsg::Execution {
@@ -146,10 +160,10 @@ impl Feed {
                 Event::Cancelled { order_id, qty, leaves, .. } => {
                     if let Some((_, p)) = pending.iter_mut().find(|(id, _)| *id == order_id) {
                         p.leaves = leaves;
-                    } else if let Some(o) = self.resting.get_mut(&order_id) {
+                    } else if let Some(o) = self.shadow.orders.get_mut(&order_id) {
                         let (instrument, side) = (o.instrument, o.side);
                         if leaves == Qty::ZERO {
-                            self.unrest(order_id);
+                            self.shadow.remove(order_id);
                             let md_seq = self.next();
                             out.push(MdMsg::DeleteOrder { md_seq, instrument, side, order_id });
                         } else {
@@ -164,7 +178,7 @@ impl Feed {
         }
         for (order_id, o) in pending {
             if o.leaves.is_positive() {
-                self.rest(order_id, o);
+                self.shadow.insert(order_id, o);
                 let md_seq = self.next();
                 out.push(MdMsg::Order {
                     add: true,
@@ -184,23 +198,20 @@ impl Feed {
     /// `SnapshotEnd`.
     pub fn snapshot(&self, instrument: InstrumentId, out: &mut Vec<MdMsg>) {
         let md_seq = self.md_seq;
-        let range = (instrument, Side::Buy, i64::MIN)..=(instrument, Side::Sell, i64::MAX);
-        let mut orders = Vec::new();
-        for (&(_, side, _), queue) in self.levels.range(range) {
-            for id in queue {
-                if let Some(o) = self.resting.get(id) {
-                    orders.push(MdMsg::Order {
-                        add: false,
-                        md_seq,
-                        instrument,
-                        side,
-                        order_id: *id,
-                        price: o.price,
-                        qty: o.leaves,
-                    });
-                }
-            }
-        }
+        let mut orders: Vec<MdMsg> = self
+            .shadow
+            .in_order()
+            .filter(|(_, o)| o.instrument == instrument)
+            .map(|(order_id, o)| MdMsg::Order {
+                add: false,
+                md_seq,
+                instrument,
+                side: o.side,
+                order_id,
+                price: o.price,
+                qty: o.leaves,
+            })
+            .collect();
         out.push(MdMsg::SnapshotBegin { md_seq, instrument, count: orders.len() as u64 });
         out.append(&mut orders);
         out.push(MdMsg::SnapshotEnd { md_seq, instrument });
@@ -221,8 +232,7 @@ pub struct Gap {
 #[derive(Debug, Default)]
 pub struct Book {
     md_seq: u64,
-    orders: DetMap<OrderId, Resting>,
-    levels: BTreeMap<(InstrumentId, Side, i64), Queue>,
+    shadow: Shadow,
 }
 
 impl Book {
@@ -248,14 +258,14 @@ impl Book {
             MdMsg::SnapshotBegin { md_seq, instrument, .. } => {
                 self.md_seq = md_seq;
                 let stale: Vec<OrderId> =
-                    self.orders.iter().filter(|(_, o)| o.instrument == instrument).map(|(id, _)| *id).collect();
+                    self.shadow.in_order().filter(|(_, o)| o.instrument == instrument).map(|(id, _)| id).collect();
                 for id in stale {
-                    self.remove(id);
+                    self.shadow.remove(id);
                 }
                 Ok(())
             }
             MdMsg::Order { add: false, instrument, side, order_id, price, qty, .. } => {
-                self.insert(order_id, Resting { instrument, side, price, leaves: qty });
+                self.shadow.insert(order_id, Resting { instrument, side, price, leaves: qty });
                 Ok(())
             }
             ref update => {
@@ -266,17 +276,17 @@ impl Book {
                 self.md_seq = md_seq;
                 match *update {
                     MdMsg::Order { instrument, side, order_id, price, qty, .. } => {
-                        self.insert(order_id, Resting { instrument, side, price, leaves: qty });
+                        self.shadow.insert(order_id, Resting { instrument, side, price, leaves: qty });
                     }
                     MdMsg::ReduceOrder { order_id, leaves, .. } | MdMsg::Execution { order_id, leaves, .. } => {
-                        let o = self.orders.get_mut(&order_id).ok_or(gap(md_seq, md_seq))?;
+                        let o = self.shadow.orders.get_mut(&order_id).ok_or(gap(md_seq, md_seq))?;
                         o.leaves = leaves;
                         if leaves == Qty::ZERO {
-                            self.remove(order_id);
+                            self.shadow.remove(order_id);
                         }
                     }
                     MdMsg::DeleteOrder { order_id, .. } => {
-                        self.remove(order_id).ok_or(gap(md_seq, md_seq))?;
+                        self.shadow.remove(order_id).ok_or(gap(md_seq, md_seq))?;
                     }
                     _ => {}
                 }
@@ -285,35 +295,10 @@ impl Book {
         }
     }
 
-    fn insert(&mut self, id: OrderId, o: Resting) {
-        self.orders.insert(id, o);
-        self.levels.entry(level_key(o.instrument, o.side, o.price)).or_default().push_back(id);
-    }
-
-    fn remove(&mut self, id: OrderId) -> Option<Resting> {
-        let o = self.orders.remove(&id)?;
-        let key = level_key(o.instrument, o.side, o.price);
-        if let Some(q) = self.levels.get_mut(&key) {
-            q.retain(|&x| x != id);
-            if q.is_empty() {
-                self.levels.remove(&key);
-            }
-        }
-        Some(o)
-    }
-
     /// Every resting order as (instrument, side, price, order id, open quantity), in the
     /// engine's canonical order: instrument, bids then asks, best price first, time priority.
     pub fn orders(&self) -> Vec<(InstrumentId, Side, Price, OrderId, Qty)> {
-        let mut out = Vec::with_capacity(self.orders.len());
-        for queue in self.levels.values() {
-            for id in queue {
-                if let Some(o) = self.orders.get(id) {
-                    out.push((o.instrument, o.side, o.price, *id, o.leaves));
-                }
-            }
-        }
-        out
+        self.shadow.in_order().map(|(id, o)| (o.instrument, o.side, o.price, id, o.leaves)).collect()
     }
 }
 
