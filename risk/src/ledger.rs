@@ -583,9 +583,6 @@ impl Ledger {
         new_price: Price,
         reduce_only: bool,
     ) -> Result<(), RejectReason> {
-        if new_qty <= old_qty && !price_changed {
-            return Ok(());
-        }
         self.check_amend_at(
             self.slot(account),
             instrument,
