@@ -276,21 +276,20 @@ impl JournalWriter {
     /// # Errors
     /// [`JournalError`].
     pub fn open(dir: &Path, segment_bytes: u64) -> Result<(JournalWriter, ScanReport), JournalError> {
-        fs::create_dir_all(dir).map_err(|e| io(dir, e))?;
-        let lock_path = dir.join("LOCK");
-        let lock = OpenOptions::new()
-            .create(true)
-            .truncate(false)
-            .write(true)
-            .open(&lock_path)
-            .map_err(|e| io(&lock_path, e))?;
-        match lock.try_lock() {
-            Ok(()) => {}
-            Err(std::fs::TryLockError::WouldBlock) => return Err(JournalError::Locked(dir.to_path_buf())),
-            Err(std::fs::TryLockError::Error(e)) => return Err(io(&lock_path, e)),
-        }
-        let segment_bytes = segment_bytes.max((HEADER_LEN + MAX_RECORD) as u64);
+        let lock = lock(dir)?;
         let report = scan(dir, |_| ControlFlow::Continue(()))?;
+        JournalWriter::at_end(dir, lock, segment_bytes, report)
+    }
+
+    /// A writer holding `lock`, positioned after the journal's last intact record as a full
+    /// `scan` of it (made while holding the lock) found it; zeroes the torn tail if any.
+    fn at_end(
+        dir: &Path,
+        lock: File,
+        segment_bytes: u64,
+        report: ScanReport,
+    ) -> Result<(JournalWriter, ScanReport), JournalError> {
+        let segment_bytes = segment_bytes.max((HEADER_LEN + MAX_RECORD) as u64);
         let (current, offset) = match report.end {
             None => (Segment::create(dir, 0, 1, segment_bytes)?, HEADER_LEN),
             Some((index, offset)) => {
@@ -385,6 +384,20 @@ impl core::fmt::Debug for JournalWriter {
     }
 }
 
+/// Creates the journal directory if needed and takes its writer lock (released by the OS
+/// when the process ends, however it ends).
+fn lock(dir: &Path) -> Result<File, JournalError> {
+    fs::create_dir_all(dir).map_err(|e| io(dir, e))?;
+    let lock_path = dir.join("LOCK");
+    let lock =
+        OpenOptions::new().create(true).truncate(false).write(true).open(&lock_path).map_err(|e| io(&lock_path, e))?;
+    match lock.try_lock() {
+        Ok(()) => Ok(lock),
+        Err(std::fs::TryLockError::WouldBlock) => Err(JournalError::Locked(dir.to_path_buf())),
+        Err(std::fs::TryLockError::Error(e)) => Err(io(&lock_path, e)),
+    }
+}
+
 /// Makes appended records durable from another thread (group commit): [`JournalSyncer::sync`]
 /// `fsync`s every segment written since the last call. On Linux, `fsync` of a file writes
 /// back the pages dirtied through its shared mapping.
@@ -451,6 +464,16 @@ pub fn replay(
     until_seq: Option<u64>,
     ledger: &Ledger,
 ) -> Result<(StateMachine, RecoveryReport), JournalError> {
+    replay_scanning(dir, until_seq, ledger).map(|(state, report, _)| (state, report))
+}
+
+/// [`replay`], also returning what its scan of the journal found (without `until_seq`, that
+/// is a full scan: the end and the torn tail a writer needs).
+fn replay_scanning(
+    dir: &Path,
+    until_seq: Option<u64>,
+    ledger: &Ledger,
+) -> Result<(StateMachine, RecoveryReport, ScanReport), JournalError> {
     let limit = until_seq.unwrap_or(u64::MAX);
     let mut report = RecoveryReport::default();
     let (mut state, from) = start_state(dir, limit, ledger, &mut report)?;
@@ -467,9 +490,9 @@ pub fn replay(
         }
         ControlFlow::Continue(())
     })?;
-    report.torn = scan_report.torn;
+    report.torn = scan_report.torn.clone();
     report.last_seq = report.last_seq.max(from);
-    Ok((state, report))
+    Ok((state, report, scan_report))
 }
 
 /// The newest snapshot that verifies (at most `limit`), or an empty state at 0.
@@ -494,8 +517,13 @@ fn start_state(
     Ok((StateMachine::with_ledger(ledger.clone()), 0))
 }
 
-/// Recovery for a writer: replays as [`replay`] does, then opens the journal for appending
-/// (zeroing a torn tail). A snapshot newer than the journal's end is refused.
+/// Recovery for a writer: takes the journal's lock, replays as [`replay`] does, then opens
+/// the journal for appending (zeroing a torn tail). A snapshot newer than the journal's end
+/// is not used.
+///
+/// One pass over the journal serves both the replay and the writer's position. Only when
+/// a snapshot newer than the journal's end exists (a machine failure after it under
+/// `durability = os`) is the journal replayed a second time, bounded by its end.
 ///
 /// # Errors
 /// [`JournalError`].
@@ -504,8 +532,12 @@ pub fn recover(
     segment_bytes: u64,
     ledger: &Ledger,
 ) -> Result<(StateMachine, JournalWriter, RecoveryReport), JournalError> {
-    let (writer, scan_report) = JournalWriter::open(dir, segment_bytes)?;
-    let (state, mut report) = replay(dir, Some(scan_report.last_seq), ledger)?;
-    report.torn = scan_report.torn;
+    let lock = lock(dir)?;
+    let (mut state, mut report, scan_report) = replay_scanning(dir, None, ledger)?;
+    if snapshot::list(dir, u64::MAX)?.first().is_some_and(|&(seq, _)| seq > scan_report.last_seq) {
+        (state, report) = replay(dir, Some(scan_report.last_seq), ledger)?;
+        report.torn = scan_report.torn.clone();
+    }
+    let (writer, _) = JournalWriter::at_end(dir, lock, segment_bytes, scan_report)?;
     Ok((state, writer, report))
 }

@@ -309,3 +309,22 @@ fn crc_header(bytes: &[u8]) -> u32 {
     }
     !crc
 }
+
+#[test]
+fn recovery_ignores_a_snapshot_ahead_of_the_journal() {
+    let cmds = mixed_commands();
+    let dir = tempfile::tempdir().unwrap();
+    write_journal(dir.path(), &cmds[..900], 1 << 16);
+    // A snapshot of a state the journal does not reach (its later commands were lost).
+    let mut ahead = StateMachine::new();
+    let mut out = Vec::new();
+    for c in &cmds[..1_200] {
+        ahead.apply(c, &mut out);
+    }
+    snapshot::write(dir.path(), cmds[1_199].seq.0, &ahead.canonical()).unwrap();
+    let (state, writer, report) = journal::recover(dir.path(), 1 << 16, &Ledger::default()).unwrap();
+    assert_eq!(report.snapshot, None);
+    assert_eq!(report.last_seq, cmds[899].seq.0);
+    assert_eq!(writer.last_seq(), cmds[899].seq.0);
+    assert_eq!(state.canonical().hash(), hash_after(&cmds[..900]));
+}
