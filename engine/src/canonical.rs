@@ -38,8 +38,8 @@
 use core::fmt;
 
 use l2x_types::{
-    AccountId, Amount, ClientOrderId, Decimal, Holder, InstrumentId, InstrumentSpec, OrderId, Price, Qty, Side,
-    StpMode, Symbol, TimeInForce, Timestamp,
+    AccountId, Amount, ClientOrderId, Holder, InstrumentId, InstrumentSpec, OrderId, Price, Qty, Side, StpMode,
+    TimeInForce, Timestamp,
 };
 use sha2::{Digest, Sha256};
 
@@ -170,21 +170,9 @@ impl MatchingState {
         let n = r.count(INSTRUMENT_BYTES, "instrument count")?;
         let mut instruments = Vec::with_capacity(n);
         for _ in 0..n {
-            let at = r.pos();
-            let bytes: [u8; 16] = r.array("symbol")?;
-            let len = bytes.iter().position(|&b| b == 0).unwrap_or(16);
-            let symbol = core::str::from_utf8(&bytes[..len])
-                .ok()
-                .and_then(|s| Symbol::try_new(s).ok())
-                .filter(|s| s.to_bytes() == bytes)
-                .ok_or(DecodeError { offset: at, what: "symbol" })?;
-            let mut d = [Decimal::ZERO; 13];
-            for v in &mut d {
-                *v = r.decimal("instrument decimal")?;
-            }
+            let spec = InstrumentSpec::read(r)?;
             let has_mark = r.bool("has mark")?;
             let mark = r.i64("mark")?;
-            let spec = InstrumentSpec::from_decimals(symbol, d);
             instruments.push((spec, has_mark.then_some(Price(mark))));
         }
         let n = r.count(ORDER_BYTES, "order count")?;

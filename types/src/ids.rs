@@ -112,6 +112,14 @@ impl Symbol {
     pub fn to_bytes(&self) -> [u8; Self::MAX_LEN] {
         self.bytes
     }
+
+    /// The inverse of [`Symbol::to_bytes`]: `None` unless `bytes` are a valid symbol
+    /// followed only by zeros.
+    pub fn from_bytes(bytes: [u8; Self::MAX_LEN]) -> Option<Symbol> {
+        let len = bytes.iter().position(|&b| b == 0).unwrap_or(Self::MAX_LEN);
+        let symbol = Symbol::try_new(core::str::from_utf8(&bytes[..len]).ok()?).ok()?;
+        (symbol.bytes == bytes).then_some(symbol)
+    }
 }
 
 impl fmt::Debug for Symbol {
@@ -138,5 +146,16 @@ mod tests {
         assert!(Symbol::try_new("ABCDEFGHIJKLMNOPQ").is_err());
         assert!(Symbol::try_new("BTC PERP").is_err());
         assert!(Symbol::try_new("BTC\u{e9}").is_err());
+        let btc = Symbol::try_new("BTC-PERP").unwrap();
+        assert_eq!(Symbol::from_bytes(btc.to_bytes()), Some(btc));
+        let full = Symbol::try_new("ABCDEFGHIJKLMNOP").unwrap();
+        assert_eq!(Symbol::from_bytes(full.to_bytes()), Some(full));
+        let mut trailing = btc.to_bytes();
+        trailing[10] = b'X';
+        assert_eq!(Symbol::from_bytes(trailing), None, "bytes after the terminating zero");
+        assert_eq!(Symbol::from_bytes([0; 16]), None, "empty");
+        let mut bad = btc.to_bytes();
+        bad[3] = b' ';
+        assert_eq!(Symbol::from_bytes(bad), None, "invalid character");
     }
 }

@@ -4,6 +4,7 @@
 use rust_decimal::Decimal;
 use rust_decimal::prelude::ToPrimitive;
 
+use crate::bytes::{DecodeError, Reader};
 use crate::ids::{InstrumentId, Symbol};
 use crate::num::{Amount, Fraction, Ppb, Price, Qty, ValueError, exact_units, format_units};
 
@@ -94,6 +95,22 @@ impl InstrumentSpec {
             funding_interest,
             funding_clamp,
         }
+    }
+
+    /// Reads a specification as every binary encoding stores it (journal records and the
+    /// canonical state): the 16 bytes of [`Symbol::to_bytes`], then the 13
+    /// [`InstrumentSpec::decimals`].
+    ///
+    /// # Errors
+    /// A symbol that does not validate, a malformed decimal, or too few bytes.
+    pub fn read(r: &mut Reader<'_>) -> Result<InstrumentSpec, DecodeError> {
+        let at = r.pos();
+        let symbol = Symbol::from_bytes(r.array("symbol")?).ok_or(DecodeError { offset: at, what: "symbol" })?;
+        let mut d = [Decimal::ZERO; 13];
+        for v in &mut d {
+            *v = r.decimal("instrument decimal")?;
+        }
+        Ok(InstrumentSpec::from_decimals(symbol, d))
     }
 
     /// Default maker and taker fee: none.

@@ -16,8 +16,8 @@
 //! exactly the command that was encoded or is refused.
 
 use l2x_types::{
-    AccountId, Amend, Amount, Cancel, ClientOrderId, Command, Decimal, Holder, InstrumentId, InstrumentSpec,
-    MassCancel, NewOrder, OrderType, Price, Qty, Seq, Sequenced, Side, StpMode, Symbol, TimeInForce, Timestamp,
+    AccountId, Amend, Amount, Cancel, ClientOrderId, Command, Holder, InstrumentId, InstrumentSpec, MassCancel,
+    NewOrder, OrderType, Price, Qty, Seq, Sequenced, Side, StpMode, TimeInForce, Timestamp,
 };
 
 use l2x_types::bytes::{DecodeError, Reader};
@@ -206,21 +206,7 @@ pub(crate) fn decode(bytes: &[u8]) -> Result<Sequenced, DecodeError> {
     }
     r.zeros(7, "reserved bytes")?;
     let cmd = match t {
-        ty::INSTRUMENT => {
-            let at = r.pos();
-            let raw: [u8; 16] = r.array("symbol")?;
-            let end = raw.iter().position(|&b| b == 0).unwrap_or(16);
-            let symbol = core::str::from_utf8(&raw[..end])
-                .ok()
-                .and_then(|s| Symbol::try_new(s).ok())
-                .filter(|s| s.to_bytes() == raw)
-                .ok_or(DecodeError { offset: at, what: "symbol" })?;
-            let mut d = [Decimal::ZERO; 13];
-            for v in &mut d {
-                *v = r.decimal("instrument decimal")?;
-            }
-            Command::ListInstrument(Box::new(InstrumentSpec::from_decimals(symbol, d)))
-        }
+        ty::INSTRUMENT => Command::ListInstrument(Box::new(InstrumentSpec::read(&mut r)?)),
         ty::DEPOSIT => {
             let at = r.pos();
             let kind = r.u8("holder kind")?;
