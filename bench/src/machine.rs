@@ -50,6 +50,21 @@ impl Machine {
             build: if cfg!(debug_assertions) { "debug" } else { "release" },
         }
     }
+
+    /// The `machine:` line that heads every plain-text report; `pinned` names what
+    /// [`Machine::pinned_core`] is the core of (`"pinned"`, `"client pinned"`).
+    pub fn summary(&self, pinned: &str) -> String {
+        format!(
+            "machine: {} × {}, kernel {}, clocksource {}, load {}, {pinned} {}, {} build",
+            self.nproc,
+            self.cpu_model,
+            self.kernel,
+            self.clocksource,
+            self.load_average,
+            self.pinned_core.map_or_else(|| "no".to_string(), |c| format!("to core {c}")),
+            self.build
+        )
+    }
 }
 
 /// Measures how busy the rest of the machine was over an interval: CPU time of everything

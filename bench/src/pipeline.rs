@@ -720,17 +720,7 @@ impl Report {
     pub fn table(&self) -> String {
         use std::fmt::Write as _;
         let mut s = String::new();
-        let m = &self.machine;
-        let _ = writeln!(
-            s,
-            "machine: {} × {}, kernel {}, load {}, client pinned {}, {} build",
-            m.nproc,
-            m.cpu_model,
-            m.kernel,
-            m.load_average,
-            m.pinned_core.map_or_else(|| "no".to_string(), |c| format!("to core {c}")),
-            m.build
-        );
+        let _ = writeln!(s, "{}", self.machine.summary("client pinned"));
         let _ = writeln!(
             s,
             "mix {} (seed {}), {} measured commands after {} warm-up; wait {:?}; rings of {}; journals in {}",

@@ -491,17 +491,8 @@ impl Report {
     pub fn table(&self) -> String {
         use std::fmt::Write as _;
         let mut s = String::new();
-        let (m, su, c, k) = (&self.machine, &self.setup, &self.cascade, &self.check);
-        let _ = writeln!(
-            s,
-            "machine: {} × {}, kernel {}, load {}, pinned {}, {} build",
-            m.nproc,
-            m.cpu_model,
-            m.kernel,
-            m.load_average,
-            m.pinned_core.map_or_else(|| "no".to_string(), |c| format!("to core {c}")),
-            m.build
-        );
+        let (su, c, k) = (&self.setup, &self.cascade, &self.check);
+        let _ = writeln!(s, "{}", self.machine.summary("pinned"));
         let _ = writeln!(
             s,
             "setup: {} longs of {} BTC (deposits {}..{} USDC, seed {}), {} market makers short, {} bidders with {} BTC of bids {}..{}, insurance {} USDC; {} commands in {} ms",
