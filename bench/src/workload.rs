@@ -596,7 +596,7 @@ impl Generator {
 
     fn cancel(&mut self) -> Option<Command> {
         let o = self.pick_live()?;
-        Some(Command::Cancel(Cancel { account: o.account, cid: o.cid }))
+        Some(Command::Cancel(Cancel { account: o.account, cid: o.cid, on_disconnect: false }))
     }
 
     fn amend(&mut self) -> Option<Command> {
@@ -752,7 +752,9 @@ mod tests {
             let mut events = Vec::new();
             let mut targeted = 0;
             for cmd in w.all() {
-                if let Command::Cancel(Cancel { account, cid }) | Command::Amend(Amend { account, cid, .. }) = cmd.cmd {
+                if let Command::Cancel(Cancel { account, cid, .. }) | Command::Amend(Amend { account, cid, .. }) =
+                    cmd.cmd
+                {
                     assert!(state.live_order_instrument(account, cid).is_some(), "seq {}: not live", cmd.seq);
                     targeted += 1;
                 }

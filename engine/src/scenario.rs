@@ -303,6 +303,8 @@ pub enum Parsed {
         account: u64,
         /// Client order id.
         cid: u64,
+        /// A gateway's cancel-on-disconnect (reason `disconnect`).
+        on_disconnect: bool,
     },
     /// `mass_cancel`.
     MassCancel {
@@ -523,7 +525,9 @@ pub fn parse_line(line: &str, last_ts: u64) -> Result<(Parsed, u64), LineError> 
             price: f.opt_decimal("price")?,
             qty: f.opt_decimal("qty")?,
         },
-        "cancel" => Parsed::Cancel { account: f.u64("account")?, cid: f.u64("cid")? },
+        "cancel" => {
+            Parsed::Cancel { account: f.u64("account")?, cid: f.u64("cid")?, on_disconnect: f.flag("on_disconnect")? }
+        }
         _ => Parsed::MassCancel {
             account: f.u64("account")?,
             symbol: f.opt_string("symbol")?,
@@ -626,8 +630,8 @@ pub fn convert(state: &StateMachine, parsed: Parsed) -> Result<Command, Event> {
             let qty = qty.map(|q| inst.qty_from_decimal(q).map_err(|_| reject(RejectReason::BadQty))).transpose()?;
             Command::Amend(Amend { account, cid, instrument, price, qty })
         }
-        Parsed::Cancel { account, cid } => {
-            Command::Cancel(Cancel { account: AccountId(account), cid: ClientOrderId(cid) })
+        Parsed::Cancel { account, cid, on_disconnect } => {
+            Command::Cancel(Cancel { account: AccountId(account), cid: ClientOrderId(cid), on_disconnect })
         }
         Parsed::MassCancel { account, symbol, side } => {
             let instrument = match symbol {
@@ -986,7 +990,13 @@ pub fn format_command(state: &StateMachine, cmd: &Sequenced) -> String {
             }
             Ok(())
         }
-        Command::Cancel(c) => write!(s, r#"{{"cmd":"cancel","account":{},"cid":{}"#, c.account, c.cid),
+        Command::Cancel(c) => {
+            let _ = write!(s, r#"{{"cmd":"cancel","account":{},"cid":{}"#, c.account, c.cid);
+            if c.on_disconnect {
+                let _ = write!(s, r#","on_disconnect":true"#);
+            }
+            Ok(())
+        }
         Command::MassCancel(m) => {
             let _ = write!(s, r#"{{"cmd":"mass_cancel","account":{}"#, m.account);
             if let Some(i) = m.instrument {

@@ -216,7 +216,10 @@ impl StateMachine {
             Command::NewOrder(order) => self.new_order(order, out),
             Command::Amend(amend) => self.amend(amend, out),
             Command::Cancel(c) => match self.books.find(c.account, c.cid) {
-                Some(h) => self.cancel_resting(h, CancelReason::User, out),
+                Some(h) => {
+                    let reason = if c.on_disconnect { CancelReason::Disconnect } else { CancelReason::User };
+                    self.cancel_resting(h, reason, out);
+                }
                 None => out.push(reject(CommandKind::Cancel, Some(c.account), Some(c.cid), RejectReason::UnknownOrder)),
             },
             Command::MassCancel(m) => self.mass_cancel(m, out),
@@ -1388,7 +1391,11 @@ mod tests {
         }
 
         fn cancel(&mut self, account: u64, cid: u64) -> Vec<Event> {
-            self.apply(Command::Cancel(Cancel { account: AccountId(account), cid: ClientOrderId(cid) }))
+            self.apply(Command::Cancel(Cancel {
+                account: AccountId(account),
+                cid: ClientOrderId(cid),
+                on_disconnect: false,
+            }))
         }
 
         fn mass_cancel(&mut self, account: u64, instrument: Option<InstrumentId>, side: Option<Side>) -> Vec<Event> {

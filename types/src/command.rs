@@ -113,6 +113,9 @@ pub struct Cancel {
     pub account: AccountId,
     /// The order's client id.
     pub cid: ClientOrderId,
+    /// Sent by the gateway because the session that entered the order disconnected with
+    /// cancel-on-disconnect on: the order is cancelled with reason `disconnect`, not `user`.
+    pub on_disconnect: bool,
 }
 
 /// A mass cancel: every live order of the account, optionally narrowed.

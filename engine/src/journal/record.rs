@@ -39,6 +39,8 @@ mod ty {
     pub(super) const AMEND: u8 = 7;
     pub(super) const CANCEL: u8 = 8;
     pub(super) const MASS_CANCEL: u8 = 9;
+    /// A cancel-on-disconnect: the layout of `CANCEL`, reason `disconnect`.
+    pub(super) const DISCONNECT_CANCEL: u8 = 10;
 }
 
 /// Payload length of each type.
@@ -51,7 +53,7 @@ fn payload_len(t: u8) -> Option<usize> {
         ty::FUNDING => 8,
         ty::NEW_ORDER => 56,
         ty::AMEND => 40,
-        ty::CANCEL => 16,
+        ty::CANCEL | ty::DISCONNECT_CANCEL => 16,
         ty::MASS_CANCEL => 16,
         _ => return None,
     })
@@ -128,7 +130,7 @@ pub(crate) fn encode(cmd: &Sequenced, buf: &mut [u8; MAX_RECORD]) -> usize {
         Command::Cancel(c) => {
             p.u64(c.account.0);
             p.u64(c.cid.0);
-            ty::CANCEL
+            if c.on_disconnect { ty::DISCONNECT_CANCEL } else { ty::CANCEL }
         }
         Command::MassCancel(m) => {
             p.u64(m.account.0);
@@ -286,9 +288,11 @@ pub(crate) fn decode(bytes: &[u8]) -> Result<Sequenced, DecodeError> {
                 qty: (flags & 2 != 0).then_some(Qty(qty)),
             })
         }
-        ty::CANCEL => {
-            Command::Cancel(Cancel { account: AccountId(r.u64("account")?), cid: ClientOrderId(r.u64("cid")?) })
-        }
+        ty::CANCEL | ty::DISCONNECT_CANCEL => Command::Cancel(Cancel {
+            account: AccountId(r.u64("account")?),
+            cid: ClientOrderId(r.u64("cid")?),
+            on_disconnect: t == ty::DISCONNECT_CANCEL,
+        }),
         ty::MASS_CANCEL => {
             let account = AccountId(r.u64("account")?);
             let instrument = r.u32("instrument")?;

@@ -169,7 +169,7 @@ impl Generator {
             }
             0..78 => {
                 let (account, cid) = self.target(rng);
-                Command::Cancel(Cancel { account, cid })
+                Command::Cancel(Cancel { account, cid, on_disconnect: rng.random_ratio(1, 8) })
             }
             78..80 => Command::MassCancel(MassCancel {
                 account: account(rng),

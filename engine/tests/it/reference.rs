@@ -164,7 +164,10 @@ impl Reference {
             Command::NewOrder(o) => self.new_order(o, &mut out),
             Command::Amend(a) => self.amend(a, &mut out),
             Command::Cancel(c) => match self.take_out(c.account, c.cid) {
-                Some(o) => out.push(order_cancelled(&o, o.leaves, Qty(0), CancelReason::User)),
+                Some(o) => {
+                    let reason = if c.on_disconnect { CancelReason::Disconnect } else { CancelReason::User };
+                    out.push(order_cancelled(&o, o.leaves, Qty(0), reason));
+                }
                 None => {
                     out.push(rejected(CommandKind::Cancel, Some(c.account), Some(c.cid), RejectReason::UnknownOrder))
                 }

@@ -155,7 +155,7 @@ impl Stream {
             }
             60..70 if !self.live.is_empty() => {
                 let (account, cid, _) = self.live.swap_remove(rng.random_range(0..self.live.len()));
-                Command::Cancel(Cancel { account, cid })
+                Command::Cancel(Cancel { account, cid, on_disconnect: false })
             }
             70..75 if !self.live.is_empty() => {
                 let (account, cid, i) = self.live[rng.random_range(0..self.live.len())];

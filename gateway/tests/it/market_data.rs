@@ -70,7 +70,7 @@ fn command(rng: &mut impl Rng, marks: &mut [i64; 2], ts: u64) -> Command {
             price: rng.random_bool(0.6).then(|| Price(marks[i] + rng.random_range(-15..=15))),
             qty: rng.random_bool(0.6).then(|| Qty(rng.random_range(1..30))),
         }),
-        68..82 => Command::Cancel(Cancel { account, cid }),
+        68..82 => Command::Cancel(Cancel { account, cid, on_disconnect: false }),
         82..85 => Command::MassCancel(MassCancel {
             account,
             instrument: rng.random_bool(0.5).then_some(instrument),
