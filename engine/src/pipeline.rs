@@ -97,6 +97,11 @@
 //! busy per idle thread); [`WaitStrategy::BusySpin`] is for machines with a core per thread,
 //! pinned.
 //!
+//! A consumer with more than the pipeline to wait for (the gateway's event loop also waits
+//! on sockets) sets a waker on its receiver ([`Receiver::set_waker`]) and arms it
+//! ([`Receiver::arm`]) before it sleeps in its own poll: the pipeline calls the waker when a
+//! batch may be ready, and only then (one load when the consumer is awake).
+//!
 //! # Allocation
 //!
 //! Run buffers (an index vector and an event vector) come from a small pool, a lock-free
@@ -998,6 +1003,22 @@ impl Receiver {
     /// The durable watermark now (see [`Pipeline::durable_seq`]).
     pub fn durable_seq(&self) -> u64 {
         self.shared.durable.load(Ordering::Acquire)
+    }
+
+    /// For a consumer that sleeps somewhere else (an event loop waiting on sockets): `wake`
+    /// is called, from a pipeline thread, when this output may have a batch for it, after
+    /// [`Receiver::arm`] returned `true`. It should be quick (a `mio::Waker::wake`); it is
+    /// called at most once per `arm`. Returns `false` if a waker was set already.
+    pub fn set_waker(&self, wake: impl Fn() + Send + Sync + 'static) -> bool {
+        self.shared.ring(self.output).not_empty.set_waker(Arc::new(wake))
+    }
+
+    /// Before sleeping elsewhere: `false` if a batch is ready (or the stream ended) now, so
+    /// do not sleep; `true` if nothing is, and the waker will be called when that changes.
+    /// No wake-up is lost between this check and the sleep.
+    pub fn arm(&mut self) -> bool {
+        let shared = Arc::clone(&self.shared);
+        shared.ring(self.output).not_empty.arm(|| self.poll() || self.at_end())
     }
 }
 

@@ -17,12 +17,19 @@
 //! condition variable's lock closes the gap between the last check and the sleep). With the
 //! other strategies notifying costs nothing at all.
 //!
+//! A consumer that also waits on something else (the gateway's event loop waits on sockets)
+//! cannot sleep in a [`Signal`]. It gives the signal a *waker* instead and *arms* it before it
+//! sleeps elsewhere: the same Dekker pattern with an `armed` flag in place of the sleeper
+//! count (the consumer sets it, fences and checks its condition; the notifier changes the
+//! condition, fences and takes the flag). The notifier calls the waker only when the flag was
+//! set, so a consumer that is busy costs it one load.
+//!
 //! `Park` first behaves like `SpinThenYield` for [`PARK_AFTER`]: a futex wake-up costs
 //! 10–20 µs on a virtual machine, which at 100k commands per second (10 µs apart) would be
 //! paid on every command by a thread that slept at the first gap.
 
 use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering, fence};
-use std::sync::{Condvar, Mutex, PoisonError};
+use std::sync::{Arc, Condvar, Mutex, OnceLock, PoisonError};
 use std::time::{Duration, Instant};
 
 use crossbeam::queue::ArrayQueue;
@@ -52,28 +59,77 @@ pub enum WaitStrategy {
     Park,
 }
 
+/// A function that wakes a consumer sleeping somewhere else than in a [`Signal`].
+pub(crate) type Waker = Arc<dyn Fn() + Send + Sync>;
+
 /// Something a thread can wait on, and be woken from.
-#[derive(Debug)]
 pub(crate) struct Signal {
     strategy: WaitStrategy,
     sleepers: AtomicUsize,
     lock: Mutex<()>,
     cv: Condvar,
+    /// The external waker, once set.
+    waker: OnceLock<Waker>,
+    /// The consumer is about to sleep elsewhere: call the waker.
+    armed: AtomicBool,
+}
+
+impl std::fmt::Debug for Signal {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Signal")
+            .field("strategy", &self.strategy)
+            .field("sleepers", &self.sleepers)
+            .field("has_waker", &self.waker.get().is_some())
+            .field("armed", &self.armed)
+            .finish_non_exhaustive()
+    }
 }
 
 impl Signal {
     pub(crate) fn new(strategy: WaitStrategy) -> Signal {
-        Signal { strategy, sleepers: AtomicUsize::new(0), lock: Mutex::new(()), cv: Condvar::new() }
+        Signal {
+            strategy,
+            sleepers: AtomicUsize::new(0),
+            lock: Mutex::new(()),
+            cv: Condvar::new(),
+            waker: OnceLock::new(),
+            armed: AtomicBool::new(false),
+        }
     }
 
-    /// Tells waiters that their condition may have changed. Free unless the strategy parks.
+    /// Sets the external waker (once; `false` if one was set already).
+    pub(crate) fn set_waker(&self, waker: Waker) -> bool {
+        self.waker.set(waker).is_ok()
+    }
+
+    /// Arms the external waker, then checks `ready()`: `true` means the caller may sleep
+    /// (the waker will be called after the next change), `false` that it is ready now.
+    pub(crate) fn arm(&self, ready: impl FnOnce() -> bool) -> bool {
+        self.armed.store(true, Ordering::SeqCst);
+        fence(Ordering::SeqCst);
+        if ready() {
+            self.armed.store(false, Ordering::Relaxed);
+            return false;
+        }
+        true
+    }
+
+    /// Tells waiters that their condition may have changed. Free unless the strategy parks
+    /// or an external waker is set.
     #[inline]
     pub(crate) fn notify(&self) {
-        if self.strategy != WaitStrategy::Park {
+        let waker = self.waker.get();
+        if self.strategy != WaitStrategy::Park && waker.is_none() {
             return;
         }
         fence(Ordering::SeqCst);
-        if self.sleepers.load(Ordering::Relaxed) > 0 {
+        if let Some(wake) = waker
+            && self.armed.load(Ordering::Relaxed)
+            && self.armed.swap(false, Ordering::AcqRel)
+        {
+            wake();
+        }
+        if self.strategy == WaitStrategy::Park && self.sleepers.load(Ordering::Relaxed) > 0 {
             let _guard = self.lock.lock().unwrap_or_else(PoisonError::into_inner);
             self.cv.notify_all();
         }

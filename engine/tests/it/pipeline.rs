@@ -367,3 +367,55 @@ fn pipeline_pins_its_threads_and_refuses_a_core_that_does_not_exist() {
         other => panic!("expected a pinning error, got {:?}", other.map(|(_, r)| r)),
     }
 }
+
+/// A consumer that sleeps elsewhere (an event loop) arms the receiver's waker: every batch
+/// wakes it, in both durability modes, and `arm` refuses to let it sleep while a batch is
+/// ready. A lost wake-up would hang the test on the channel.
+#[test]
+fn pipeline_receiver_waker_wakes_a_consumer_that_sleeps_elsewhere() {
+    for durability in [Durability::Os, Durability::Fsync] {
+        let dir = tempfile::tempdir().unwrap();
+        let config = Config { durability, ..Config::default() };
+        let (mut pipeline, _) = Pipeline::start(config, dir.path()).unwrap();
+        let mut rx = pipeline.reports().unwrap();
+        drop(pipeline.market_data());
+        let (woke, wakes) = std::sync::mpsc::channel::<()>();
+        assert!(rx.set_waker(move || {
+            let _ = woke.send(());
+        }));
+        assert!(!rx.set_waker(|| {}), "a second waker is refused");
+        let input = pipeline.input();
+        let cmds = commands(300, 0);
+        for (i, cmd) in cmds.iter().enumerate() {
+            assert!(rx.arm(), "nothing is ready before the command is submitted");
+            input.submit_wait(Tag { session: 1, correlation: i as u64 }, cmd.clone()).unwrap();
+            // Sleep "elsewhere" until woken, then the batch must be there.
+            wakes.recv().unwrap();
+            loop {
+                match rx.try_recv() {
+                    Ok(batch) => {
+                        assert_eq!(batch.tag.correlation, i as u64);
+                        break;
+                    }
+                    // Woken by the publish before the watermark moved (fsync): arm again.
+                    Err(TryRecvError::Empty) => {
+                        if rx.arm() {
+                            wakes.recv().unwrap();
+                        }
+                    }
+                    Err(TryRecvError::Closed) => panic!("closed early"),
+                }
+            }
+            assert!(matches!(rx.try_recv(), Err(TryRecvError::Empty)));
+        }
+        // A batch that is ready when the consumer arms: no sleep.
+        input.submit_wait(Tag::default(), cmds[0].clone()).unwrap();
+        while rx.arm() {
+            wakes.recv().unwrap();
+        }
+        assert!(rx.try_recv().is_ok());
+        drop(input);
+        let summary = pipeline.shutdown().unwrap();
+        assert_eq!(summary.sequenced, cmds.len() as u64 + 1);
+    }
+}
