@@ -9,11 +9,17 @@
 //!   subscriber's book rebuilt from it.
 //! - [`reports`]: the engine's events as each account's sequenced execution reports,
 //!   rebuilt identically from the journal after a restart.
+//! - [`server`]: the gateway itself — one `mio` event loop between the sockets and the
+//!   sequencer pipeline: sessions, market-data subscribers, replay, protection.
+//! - [`client`]: the Rust client (order entry with reconnect and replay; market data with
+//!   the rebuilt book).
 
 #![deny(clippy::float_arithmetic)]
 
 pub mod auth;
+pub mod client;
 pub mod codec;
 pub mod market_data;
 pub mod reports;
+pub mod server;
 pub mod throttle;

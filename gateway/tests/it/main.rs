@@ -3,7 +3,11 @@
 //! - `market_data`: the feed against the engine: a subscriber's book rebuilt from updates
 //!   (and a late subscriber's from a snapshot) equals the engine's resting orders after
 //!   every command.
+//! - `server`: the gateway over real loopback sockets and a real pipeline (`node` starts
+//!   one).
 
 #![allow(clippy::unwrap_used, reason = "test code: a panic is the failure report")]
 
 mod market_data;
+mod node;
+mod server;

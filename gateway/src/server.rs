@@ -1,0 +1,1300 @@
+//! The gateway server: one event-loop thread that owns every order-entry session and every
+//! market-data subscriber, between the sockets and the sequencer pipeline.
+//!
+//! ```text
+//!            order-entry port                                  market-data port
+//!  client ──frames──▶ FrameReader ─▶ decode_client ─▶ session     subscriber ◀── snapshot, then
+//!                     (per conn)     logon (HMAC) · throttles     updates (Feed, md_seq + 1 each)
+//!                                    · account of the key                 ▲
+//!                                          │ submit(tag = session,        │
+//!                                          ▼   gateway_in_ns)             │
+//!                                   pipeline input ──▶ SEQUENCER ──▶ reports Receiver
+//!                                                                          │ (every command's events)
+//!                                          ┌───────────────────────────────┤
+//!                                          ▼                               ▼
+//!  client ◀──reports, seq per account── Streams (replay store) ──▶ Feed (order by order)
+//! ```
+//!
+//! # One thread
+//!
+//! The gateway thread runs a `mio` poll over the two listeners, every connection and a
+//! waker. It reads and decodes frames, authenticates, throttles and submits commands to the
+//! pipeline (tagged with the session and the time the request was read); it drains the
+//! pipeline's report receiver, turns each command's events into the accounts' sequenced
+//! reports ([`Streams`]) and into market-data updates ([`Feed`]), and writes them. All
+//! session state lives on this thread: no locks, and a session can only be touched by its
+//! own connection. Between events it keeps polling without sleeping for [`SPIN`] (so a
+//! report that comes back a few microseconds after its order is not paid for with a wake-up);
+//! then it *arms* the receiver's waker ([`Receiver::arm`]) and sleeps in the poll until a
+//! socket, the waker or the next timer wakes it. The pipeline's market-data output is not
+//! used: the feed needs the order-level events, which the report output carries.
+//!
+//! # Sequencing and replay
+//!
+//! Report streams are a pure function of the journal: at start the server replays the whole
+//! journal through a state machine of its own and feeds the events to [`Streams`] and
+//! [`Feed`], so after a restart every account's stream continues with the same sequence
+//! numbers and a client can replay what it missed (the rebuilt reports carry 0 as their
+//! gateway timestamps). A session in *catch-up* (after a `Replay` request, or a logon with
+//! `resume_from`) is fed from the store, at most [`CATCH_UP_CHUNK`] bytes ahead of what the
+//! socket took, flagged *possible duplicate* up to the end of the requested range, then
+//! `ReplayComplete`, then whatever came meanwhile, and only then live again: the client sees
+//! every sequence number once, in order.
+//!
+//! # Protection
+//!
+//! - Token buckets per session ([`Throttle`]); `throttled` rejects carry `retry_after_ms`;
+//!   a session that keeps sending is logged out.
+//! - Each connection's outbound buffer is bounded ([`Config::max_outbound_bytes`]); a reader
+//!   that lets it fill is logged out (`slow_consumer`) and closed. Nothing waits for a
+//!   socket: the gateway never stalls the pipeline or another session on a slow reader.
+//! - The pipeline's input ring full: commands wait in the gateway's backlog, in order
+//!   (never a blocking submit: the sequencer may be waiting for this very thread to drain
+//!   the reports).
+//! - Malformed frames: a typed `Rejected` (seq 0) and the session goes on; a broken stream
+//!   (bad length) or more than [`MAX_MALFORMED`] bad frames: `Logout` and close.
+//! - Cancel on disconnect: the orders a session entered and that are still live are
+//!   cancelled (`Cancel` with `on_disconnect`, reason `disconnect`) when its connection ends
+//!   for any reason other than a server shutdown.
+//!
+//! # Known limitations
+//!
+//! - The replay store keeps every report of the journal in memory (about 100 bytes each) and
+//!   is rebuilt by a full replay of the journal at start: days of history would want it on
+//!   disk, indexed by account and sequence number.
+//! - One thread serves every connection; a second core would go to a second gateway thread
+//!   with its own sessions (the pipeline's input takes any number of producers).
+
+#![allow(
+    clippy::disallowed_methods,
+    reason = "the gateway reads the wall clock for timestamps, heartbeats, logon freshness and \
+              throttles; none of it reaches the state machine except through sequenced commands"
+)]
+
+use std::collections::{BTreeMap, BTreeSet, VecDeque};
+use std::io::{self, Read, Write};
+use std::net::SocketAddr;
+use std::ops::ControlFlow;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, PoisonError};
+use std::thread::JoinHandle;
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+use l2x_engine::StateMachine;
+use l2x_engine::journal::{self, JournalError};
+use l2x_engine::pipeline::{InputHandle, Pipeline, Receiver, SubmitError, Tag, TryRecvError};
+use l2x_risk::Ledger;
+use l2x_types::{
+    AccountId, Amend, Cancel, ClientOrderId, Command, DetMap, Event, Instrument, InstrumentId, InstrumentSpec,
+    MassCancel, NewOrder, OrderId, Qty,
+};
+use mio::net::{TcpListener, TcpStream};
+use mio::{Events, Interest, Poll, Token, Waker};
+
+use crate::auth::{Authenticator, Keys};
+use crate::codec::{self, ClientMsg, FramingError, Logon, MdMsg, Report, ServerMsg, WireError};
+use crate::market_data::Feed;
+use crate::reports::Streams;
+use crate::throttle::{Kind, Limits, Throttle, Verdict};
+
+/// How long the loop keeps polling without sleeping after the last thing it did.
+pub const SPIN: Duration = Duration::from_micros(50);
+/// How far ahead of the socket a catch-up fills the outbound buffer, bytes.
+pub const CATCH_UP_CHUNK: usize = 64 * 1024;
+/// Malformed frames a session may send before it is logged out.
+pub const MAX_MALFORMED: u32 = 100;
+/// A connection must log on within this long.
+pub const LOGON_TIMEOUT: Duration = Duration::from_secs(5);
+/// Heartbeat interval bounds (a logon asking for 0 gets [`DEFAULT_HEARTBEAT_MS`]).
+pub const HEARTBEAT_MS: (u32, u32) = (100, 60_000);
+/// Heartbeat interval when the logon asks for 0.
+pub const DEFAULT_HEARTBEAT_MS: u32 = 1_000;
+/// A connection that is closing (after a logout) is closed when its socket has taken
+/// nothing for this long.
+pub const CLOSE_GRACE: Duration = Duration::from_secs(5);
+/// The market-data port's heartbeat interval.
+pub const MD_HEARTBEAT: Duration = Duration::from_secs(1);
+
+/// Logout and logon-reject reason codes (docs/PROTOCOL.md).
+pub mod reason {
+    /// The client asked.
+    pub const CLIENT_REQUEST: u16 = 1;
+    /// Nothing heard for 3 heartbeat intervals.
+    pub const HEARTBEAT_TIMEOUT: u16 = 2;
+    /// Kept sending while throttled.
+    pub const THROTTLE_EXCEEDED: u16 = 3;
+    /// Did not read its reports.
+    pub const SLOW_CONSUMER: u16 = 4;
+    /// A frame longer than the limit.
+    pub const FRAME_TOO_LARGE: u16 = 5;
+    /// Broken framing or too many malformed frames.
+    pub const MALFORMED: u16 = 6;
+    /// A message before the logon (or no logon in time).
+    pub const NOT_LOGGED_IN: u16 = 7;
+    /// The server is stopping.
+    pub const SERVER_SHUTDOWN: u16 = 8;
+    /// The key has a live session already.
+    pub const ALREADY_LOGGED_IN: u16 = 24;
+    /// Session-band reject: throttled.
+    pub const THROTTLED: u16 = 400;
+    /// Session-band reject: a second logon on a session.
+    pub const NOT_AUTHORIZED: u16 = 401;
+}
+
+/// How the server runs.
+#[derive(Clone, Debug)]
+pub struct Config {
+    /// Order-entry listen address (port 0: any free port).
+    pub order_entry: SocketAddr,
+    /// Market-data listen address.
+    pub market_data: SocketAddr,
+    /// Every session's throttle limits.
+    pub limits: Limits,
+    /// Outbound bytes a connection may have unsent before it is cut off as a slow consumer.
+    pub max_outbound_bytes: usize,
+}
+
+impl Default for Config {
+    fn default() -> Config {
+        Config {
+            order_entry: SocketAddr::from(([127, 0, 0, 1], 0)),
+            market_data: SocketAddr::from(([127, 0, 0, 1], 0)),
+            limits: Limits::default(),
+            max_outbound_bytes: 4 << 20,
+        }
+    }
+}
+
+/// Why the server could not start or stopped with an error.
+#[derive(Debug, thiserror::Error)]
+pub enum ServerError {
+    /// A socket could not be bound or polled.
+    #[error("{what}: {source}")]
+    Io {
+        /// What was being done.
+        what: String,
+        /// The error.
+        source: io::Error,
+    },
+    /// Rebuilding the report streams from the journal failed.
+    #[error("rebuilding the report streams from the journal: {0}")]
+    Journal(#[from] JournalError),
+    /// The pipeline's report receiver was taken by someone else.
+    #[error("the pipeline's report receiver is already taken")]
+    ReceiverTaken,
+    /// The gateway thread panicked (a bug).
+    #[error("the gateway thread panicked")]
+    Panicked,
+}
+
+fn io_err(what: impl Into<String>) -> impl FnOnce(io::Error) -> ServerError {
+    move |source| ServerError::Io { what: what.into(), source }
+}
+
+/// What the server did, counted on its thread (readable while it runs).
+#[derive(Debug, Default)]
+pub struct Counters {
+    /// Connections accepted on the order-entry port.
+    pub connections: AtomicU64,
+    /// Successful logons.
+    pub logons: AtomicU64,
+    /// Refused logons.
+    pub logon_rejects: AtomicU64,
+    /// Commands submitted to the pipeline.
+    pub commands: AtomicU64,
+    /// Reports written live (not replays).
+    pub reports: AtomicU64,
+    /// `throttled` rejects.
+    pub throttled: AtomicU64,
+    /// Malformed frames.
+    pub malformed: AtomicU64,
+    /// Connections cut off as slow consumers.
+    pub slow_consumers: AtomicU64,
+    /// Orders cancelled on disconnect.
+    pub cancelled_on_disconnect: AtomicU64,
+    /// Market-data subscribers accepted.
+    pub md_subscribers: AtomicU64,
+    /// Sessions logged on now.
+    pub sessions: AtomicU64,
+}
+
+/// The tag's session of commands submitted through [`Control`] (sessions count from 1).
+pub const CONTROL_SESSION: u64 = 0;
+
+/// Submits commands that no session sends (listings, deposits, oracle prices, funding), so
+/// that the server knows what they did: a listing made through here is announced on the
+/// market-data port with its definition.
+#[derive(Debug, Clone)]
+pub struct Control {
+    input: InputHandle,
+    listings: Arc<Mutex<BTreeMap<u64, InstrumentSpec>>>,
+    next: Arc<AtomicU64>,
+}
+
+impl Control {
+    /// Submits a command, waiting while the input ring is full.
+    ///
+    /// # Errors
+    /// [`SubmitError::Closed`] once the pipeline is shutting down.
+    pub fn submit(&self, cmd: Command) -> Result<(), SubmitError> {
+        let correlation = self.next.fetch_add(1, Ordering::Relaxed);
+        if let Command::ListInstrument(spec) = &cmd {
+            self.listings.lock().unwrap_or_else(PoisonError::into_inner).insert(correlation, **spec);
+        }
+        self.input.submit_wait(Tag { session: CONTROL_SESSION, correlation }, cmd)
+    }
+}
+
+/// A running gateway. [`Server::stop`] (or dropping it) logs every session out and joins the
+/// thread; shut the pipeline down after.
+#[derive(Debug)]
+pub struct Server {
+    thread: Option<JoinHandle<()>>,
+    waker: Arc<Waker>,
+    stop: Arc<AtomicBool>,
+    order_entry: SocketAddr,
+    market_data: SocketAddr,
+    control: Control,
+    counters: Arc<Counters>,
+}
+
+impl Server {
+    /// Rebuilds every account's report stream and the market-data book from the journal of
+    /// `pipeline` (replayed with `ledger`, the pipeline's risk configuration), binds both
+    /// ports and starts the gateway thread. Call it before anything is submitted.
+    ///
+    /// # Errors
+    /// [`ServerError`]: a port that cannot be bound, a journal that cannot be read, the report
+    /// receiver taken already.
+    pub fn start(config: Config, keys: Keys, pipeline: &mut Pipeline, ledger: &Ledger) -> Result<Server, ServerError> {
+        let rx = pipeline.reports().ok_or(ServerError::ReceiverTaken)?;
+        // The feed is built from the report output's order-level events.
+        drop(pipeline.market_data());
+        let recovered = pipeline.stats().appended_seq;
+        let (streams, feed, instruments) = rebuild(pipeline.dir(), recovered, ledger)?;
+        let poll = Poll::new().map_err(io_err("creating the poll"))?;
+        let mut oe = TcpListener::bind(config.order_entry)
+            .map_err(io_err(format!("binding the order-entry port {}", config.order_entry)))?;
+        let mut md = TcpListener::bind(config.market_data)
+            .map_err(io_err(format!("binding the market-data port {}", config.market_data)))?;
+        let order_entry = oe.local_addr().map_err(io_err("order-entry address"))?;
+        let market_data = md.local_addr().map_err(io_err("market-data address"))?;
+        poll.registry().register(&mut oe, OE_LISTENER, Interest::READABLE).map_err(io_err("registering"))?;
+        poll.registry().register(&mut md, MD_LISTENER, Interest::READABLE).map_err(io_err("registering"))?;
+        let waker = Arc::new(Waker::new(poll.registry(), WAKER).map_err(io_err("creating the waker"))?);
+        let woken = Arc::clone(&waker);
+        rx.set_waker(move || {
+            let _ = woken.wake();
+        });
+        let control = Control {
+            input: pipeline.input(),
+            listings: Arc::new(Mutex::new(BTreeMap::new())),
+            next: Arc::new(AtomicU64::new(0)),
+        };
+        let stop = Arc::new(AtomicBool::new(false));
+        let counters = Arc::new(Counters::default());
+        let mut definitions = BTreeMap::new();
+        for inst in &instruments {
+            definitions.insert(inst.id, definition(inst.id, inst.symbol.as_str(), inst.tick_size, inst.lot_size));
+        }
+        let event_loop = EventLoop {
+            poll,
+            oe,
+            md,
+            conns: Vec::new(),
+            free: Vec::new(),
+            closed: Vec::new(),
+            rx,
+            input: pipeline.input(),
+            backlog: VecDeque::new(),
+            streams,
+            feed,
+            definitions,
+            listings: Arc::clone(&control.listings),
+            auth: Authenticator::new(keys),
+            by_account: BTreeMap::new(),
+            by_key: BTreeMap::new(),
+            by_session: BTreeMap::new(),
+            owners: DetMap::default(),
+            next_session: 1,
+            recovered,
+            config,
+            stop: Arc::clone(&stop),
+            counters: Arc::clone(&counters),
+            routed: Vec::new(),
+            events: Vec::new(),
+            md_msgs: Vec::new(),
+            scratch: Vec::new(),
+            dirty: BTreeSet::new(),
+            input_closed: false,
+        };
+        let thread = std::thread::Builder::new()
+            .name("l2x-gateway".into())
+            .spawn(move || event_loop.run())
+            .map_err(io_err("starting the gateway thread"))?;
+        Ok(Server { thread: Some(thread), waker, stop, order_entry, market_data, control, counters })
+    }
+
+    /// The order-entry address it listens on.
+    pub fn order_entry_addr(&self) -> SocketAddr {
+        self.order_entry
+    }
+
+    /// The market-data address it listens on.
+    pub fn market_data_addr(&self) -> SocketAddr {
+        self.market_data
+    }
+
+    /// Submits commands no session sends.
+    pub fn control(&self) -> Control {
+        self.control.clone()
+    }
+
+    /// Counters, live.
+    pub fn counters(&self) -> &Counters {
+        &self.counters
+    }
+
+    /// Logs every session out (`server_shutdown`, no cancel-on-disconnect: the orders stay
+    /// for the next start) and joins the thread.
+    ///
+    /// # Errors
+    /// [`ServerError::Panicked`].
+    pub fn stop(mut self) -> Result<(), ServerError> {
+        self.halt()
+    }
+
+    fn halt(&mut self) -> Result<(), ServerError> {
+        self.stop.store(true, Ordering::SeqCst);
+        let _ = self.waker.wake();
+        match self.thread.take() {
+            Some(t) => t.join().map_err(|_| ServerError::Panicked),
+            None => Ok(()),
+        }
+    }
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        let _ = self.halt();
+    }
+}
+
+/// The market-data definition of an instrument.
+fn definition(
+    instrument: InstrumentId,
+    symbol: &str,
+    tick: rust_decimal::Decimal,
+    lot: rust_decimal::Decimal,
+) -> MdMsg {
+    let mut name = [0u8; 16];
+    let bytes = symbol.as_bytes();
+    let n = bytes.len().min(16);
+    name[..n].copy_from_slice(&bytes[..n]);
+    // Validated instrument sizes have at most 12 decimals and at most 10^9: both fit.
+    let part = |d: rust_decimal::Decimal| {
+        let d = d.normalize();
+        (i64::try_from(d.mantissa()).unwrap_or(i64::MAX), u8::try_from(d.scale()).unwrap_or(u8::MAX))
+    };
+    MdMsg::InstrumentDefinition { md_seq: 0, instrument, symbol: name, tick: part(tick), lot: part(lot) }
+}
+
+/// Replays the journal from its first record up to `until` into fresh report streams and a
+/// fresh feed; returns them and the instruments listed.
+fn rebuild(
+    dir: &std::path::Path,
+    until: u64,
+    ledger: &Ledger,
+) -> Result<(Streams, Feed, Vec<Instrument>), ServerError> {
+    let mut sm = StateMachine::with_ledger(ledger.clone());
+    let mut streams = Streams::new();
+    let mut feed = Feed::new();
+    let (mut events, mut routed, mut md) = (Vec::new(), Vec::new(), Vec::new());
+    journal::scan(dir, |cmd| {
+        if cmd.seq.0 > until {
+            return ControlFlow::Break(());
+        }
+        events.clear();
+        sm.apply(&cmd, &mut events);
+        routed.clear();
+        streams.on_batch(&events, cmd.ts.0, 0, 0, &mut routed);
+        md.clear();
+        feed.on_batch(&events, &mut md);
+        ControlFlow::Continue(())
+    })?;
+    Ok((streams, feed, sm.instruments().to_vec()))
+}
+
+fn now_ns() -> u64 {
+    SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |d| u64::try_from(d.as_nanos()).unwrap_or(u64::MAX))
+}
+
+const OE_LISTENER: Token = Token(0);
+const MD_LISTENER: Token = Token(1);
+const WAKER: Token = Token(2);
+const FIRST_CONN: usize = 3;
+
+/// A session's place in the report stream.
+#[derive(Debug, Clone, Copy)]
+struct CatchUp {
+    /// Next sequence number to send from the store.
+    next: u64,
+    /// Reports up to here are replays (flagged possible duplicate).
+    replay_end: u64,
+    /// First replayed sequence number (0: none), for `ReplayComplete`.
+    first: u64,
+    /// `ReplayComplete` was sent.
+    completed: bool,
+}
+
+#[derive(Debug)]
+struct Session {
+    id: u64,
+    key_id: u64,
+    account: AccountId,
+    heartbeat: Duration,
+    cancel_on_disconnect: bool,
+    throttle: Throttle,
+    /// Catch-up in progress; `None`: live.
+    catch_up: Option<CatchUp>,
+    /// Live orders this session entered.
+    live: BTreeSet<ClientOrderId>,
+}
+
+#[derive(Debug)]
+enum Role {
+    /// Order entry, not logged on yet.
+    Pending,
+    /// Order entry, logged on.
+    Session(Box<Session>),
+    /// A market-data subscriber.
+    Subscriber,
+}
+
+#[derive(Debug)]
+struct Conn {
+    stream: TcpStream,
+    reader: codec::FrameReader,
+    out: Vec<u8>,
+    /// Bytes of `out` already written.
+    out_at: usize,
+    opened: Instant,
+    last_recv: Instant,
+    last_send: Instant,
+    role: Role,
+    malformed: u32,
+    /// Close once `out` is written (after a logout).
+    closing: bool,
+    /// Close now, without cancel-on-disconnect (server shutdown).
+    dead: bool,
+}
+
+impl Conn {
+    fn pending(&self) -> usize {
+        self.out.len() - self.out_at
+    }
+}
+
+struct EventLoop {
+    poll: Poll,
+    oe: TcpListener,
+    md: TcpListener,
+    conns: Vec<Option<Conn>>,
+    free: Vec<usize>,
+    /// Slots closed in this iteration: reused only in the next (an event for the old
+    /// connection may still be in the current batch).
+    closed: Vec<usize>,
+    rx: Receiver,
+    input: InputHandle,
+    backlog: VecDeque<(Tag, Command)>,
+    streams: Streams,
+    feed: Feed,
+    definitions: BTreeMap<InstrumentId, MdMsg>,
+    listings: Arc<Mutex<BTreeMap<u64, InstrumentSpec>>>,
+    auth: Authenticator,
+    by_account: BTreeMap<AccountId, Vec<usize>>,
+    by_key: BTreeMap<u64, usize>,
+    by_session: BTreeMap<u64, usize>,
+    /// Live orders entered by a session of this server run: order → (session, cid).
+    owners: DetMap<OrderId, (u64, ClientOrderId)>,
+    next_session: u64,
+    /// Batches up to here were rebuilt from the journal.
+    recovered: u64,
+    config: Config,
+    stop: Arc<AtomicBool>,
+    counters: Arc<Counters>,
+    routed: Vec<(AccountId, u64)>,
+    events: Vec<Event>,
+    md_msgs: Vec<MdMsg>,
+    scratch: Vec<u8>,
+    /// Connections with bytes to write.
+    dirty: BTreeSet<usize>,
+    input_closed: bool,
+}
+
+impl EventLoop {
+    fn run(mut self) {
+        let mut events = Events::with_capacity(1024);
+        let mut last_work = Instant::now();
+        let mut next_timers = Instant::now();
+        loop {
+            if self.stop.load(Ordering::SeqCst) {
+                self.shutdown();
+                return;
+            }
+            let mut worked = self.submit_backlog();
+            match self.drain_reports() {
+                Ok(n) => worked |= n > 0,
+                Err(()) => {
+                    // The pipeline stopped: nothing more can be traded.
+                    self.shutdown();
+                    return;
+                }
+            }
+            worked |= self.pump_catch_ups();
+            self.flush_dirty();
+            self.reap();
+            let now = Instant::now();
+            if worked {
+                last_work = now;
+            }
+            if now >= next_timers {
+                self.timers(now);
+                next_timers = now + Duration::from_millis(10);
+            }
+            // Keep polling while work came recently; otherwise sleep until a socket, the
+            // pipeline (armed waker) or the next timer.
+            let timeout = if now.duration_since(last_work) < SPIN || !self.backlog.is_empty() {
+                Some(Duration::ZERO)
+            } else if self.rx.arm() {
+                Some(next_timers.saturating_duration_since(now).max(Duration::from_millis(1)))
+            } else {
+                Some(Duration::ZERO)
+            };
+            if let Err(e) = self.poll.poll(&mut events, timeout)
+                && e.kind() != io::ErrorKind::Interrupted
+            {
+                self.shutdown();
+                return;
+            }
+            for event in &events {
+                worked = true;
+                match event.token() {
+                    OE_LISTENER => self.accept(false),
+                    MD_LISTENER => self.accept(true),
+                    WAKER => {}
+                    Token(t) => {
+                        let slot = t - FIRST_CONN;
+                        if event.is_writable() {
+                            self.write(slot);
+                        }
+                        if event.is_readable() || event.is_read_closed() || event.is_error() {
+                            self.read(slot);
+                        }
+                    }
+                }
+            }
+            if worked {
+                last_work = Instant::now();
+            }
+        }
+    }
+
+    // ----- connections -------------------------------------------------------------------
+
+    fn accept(&mut self, market_data: bool) {
+        loop {
+            let listener = if market_data { &self.md } else { &self.oe };
+            let (stream, _) = match listener.accept() {
+                Ok(s) => s,
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => return,
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+                // Out of descriptors and the like: try again at the next readiness.
+                Err(_) => return,
+            };
+            let _ = stream.set_nodelay(true);
+            let slot = self.free.pop().unwrap_or_else(|| {
+                self.conns.push(None);
+                self.conns.len() - 1
+            });
+            let now = Instant::now();
+            let mut conn = Conn {
+                stream,
+                reader: codec::FrameReader::new(),
+                out: Vec::new(),
+                out_at: 0,
+                opened: now,
+                last_recv: now,
+                last_send: now,
+                role: if market_data { Role::Subscriber } else { Role::Pending },
+                malformed: 0,
+                closing: false,
+                dead: false,
+            };
+            if self.poll.registry().register(&mut conn.stream, Token(slot + FIRST_CONN), Interest::READABLE).is_err() {
+                self.free.push(slot);
+                continue;
+            }
+            self.conns[slot] = Some(conn);
+            if market_data {
+                self.counters.md_subscribers.fetch_add(1, Ordering::Relaxed);
+                self.send_md_snapshot(slot);
+            } else {
+                self.counters.connections.fetch_add(1, Ordering::Relaxed);
+            }
+        }
+    }
+
+    fn conn(&mut self, slot: usize) -> Option<&mut Conn> {
+        self.conns.get_mut(slot).and_then(Option::as_mut)
+    }
+
+    /// Appends bytes to a connection's outbound buffer (written at the end of the loop
+    /// iteration); cuts it off if the buffer would pass the bound.
+    fn queue(&mut self, slot: usize, bytes: &[u8]) {
+        let max = self.config.max_outbound_bytes;
+        let Some(conn) = self.conn(slot) else { return };
+        if conn.dead || conn.closing {
+            return;
+        }
+        if conn.pending() + bytes.len() > max {
+            self.counters.slow_consumers.fetch_add(1, Ordering::Relaxed);
+            self.logout(slot, reason::SLOW_CONSUMER);
+            return;
+        }
+        if conn.out_at > 0 && conn.out_at * 2 >= conn.out.len() {
+            conn.out.drain(..conn.out_at);
+            conn.out_at = 0;
+        }
+        conn.out.extend_from_slice(bytes);
+        self.dirty.insert(slot);
+    }
+
+    fn queue_server(&mut self, slot: usize, msg: &ServerMsg) {
+        let mut buf = std::mem::take(&mut self.scratch);
+        buf.clear();
+        codec::encode_server(msg, &mut buf);
+        self.queue(slot, &buf);
+        self.scratch = buf;
+    }
+
+    /// Sends a logout (beyond the outbound bound: it is the last thing sent) and closes the
+    /// connection once it is written, or once [`CLOSE_GRACE`] passes without the socket
+    /// taking anything.
+    fn logout(&mut self, slot: usize, why: u16) {
+        let Some(conn) = self.conn(slot) else { return };
+        if conn.closing || conn.dead {
+            return;
+        }
+        if matches!(conn.role, Role::Subscriber) {
+            // Market data has no logout: a subscriber cut off sees the end of the stream.
+            self.close(slot);
+            return;
+        }
+        // After everything queued before it: the stream stays whole (a slow consumer that
+        // never reads is closed by the timers).
+        codec::encode_server(&ServerMsg::Logout { reason: why }, &mut conn.out);
+        conn.closing = true;
+        self.dirty.insert(slot);
+    }
+
+    fn flush_dirty(&mut self) {
+        while let Some(slot) = self.dirty.pop_first() {
+            self.write(slot);
+        }
+    }
+
+    /// Writes what the socket takes; registers for writability when it does not take all.
+    fn write(&mut self, slot: usize) {
+        let Some(conn) = self.conns.get_mut(slot).and_then(Option::as_mut) else { return };
+        let mut failed = false;
+        while conn.pending() > 0 {
+            match conn.stream.write(&conn.out[conn.out_at..]) {
+                Ok(0) => {
+                    failed = true;
+                    break;
+                }
+                Ok(n) => {
+                    conn.out_at += n;
+                    conn.last_send = Instant::now();
+                }
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => break,
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                Err(_) => {
+                    failed = true;
+                    break;
+                }
+            }
+        }
+        if failed {
+            self.close(slot);
+            return;
+        }
+        let done = conn.pending() == 0;
+        if done {
+            conn.out.clear();
+            conn.out_at = 0;
+            if conn.closing {
+                self.close(slot);
+                return;
+            }
+        }
+        let interest = if done { Interest::READABLE } else { Interest::READABLE | Interest::WRITABLE };
+        let token = Token(slot + FIRST_CONN);
+        if self.poll.registry().reregister(&mut conn.stream, token, interest).is_err() {
+            self.close(slot);
+        }
+    }
+
+    /// Reads everything available and handles each complete frame.
+    fn read(&mut self, slot: usize) {
+        let mut buf = [0u8; 16 * 1024];
+        loop {
+            let Some(conn) = self.conn(slot) else { return };
+            if conn.dead {
+                return;
+            }
+            match conn.stream.read(&mut buf) {
+                Ok(0) => {
+                    self.close(slot);
+                    return;
+                }
+                Ok(n) => {
+                    conn.last_recv = Instant::now();
+                    if matches!(conn.role, Role::Subscriber) {
+                        // Market data is one-way; whatever a subscriber sends is ignored.
+                        continue;
+                    }
+                    conn.reader.extend(&buf[..n]);
+                    if self.frames(slot).is_break() {
+                        return;
+                    }
+                }
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => return,
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                Err(_) => {
+                    self.close(slot);
+                    return;
+                }
+            }
+        }
+    }
+
+    /// Handles the complete frames buffered on a connection. `Break`: stop reading it.
+    fn frames(&mut self, slot: usize) -> ControlFlow<()> {
+        let gateway_in = now_ns();
+        loop {
+            let Some(conn) = self.conn(slot) else { return ControlFlow::Break(()) };
+            if conn.closing || conn.dead {
+                return ControlFlow::Break(());
+            }
+            let decoded = match conn.reader.next_frame() {
+                Ok(None) => return ControlFlow::Continue(()),
+                Ok(Some(frame)) => codec::decode_client(frame),
+                Err(e) => {
+                    self.counters.malformed.fetch_add(1, Ordering::Relaxed);
+                    let why = match e {
+                        FramingError::TooLarge(_) => reason::FRAME_TOO_LARGE,
+                        FramingError::TooShort(_) => reason::MALFORMED,
+                    };
+                    self.logout(slot, why);
+                    return ControlFlow::Break(());
+                }
+            };
+            match decoded {
+                Ok(msg) => self.message(slot, msg, gateway_in),
+                Err(e) => self.malformed(slot, &e),
+            }
+        }
+    }
+
+    fn malformed(&mut self, slot: usize, e: &WireError) {
+        self.counters.malformed.fetch_add(1, Ordering::Relaxed);
+        let Some(conn) = self.conn(slot) else { return };
+        if matches!(conn.role, Role::Pending) {
+            self.logout(slot, reason::NOT_LOGGED_IN);
+            return;
+        }
+        conn.malformed += 1;
+        if conn.malformed > MAX_MALFORMED {
+            self.logout(slot, reason::MALFORMED);
+            return;
+        }
+        let report =
+            Report::Rejected { cid: ClientOrderId(e.cid().unwrap_or(0)), reason: e.reject_code(), retry_after_ms: 0 };
+        self.gateway_reject(slot, report);
+    }
+
+    /// A reject the gateway makes itself: seq 0, this session only.
+    fn gateway_reject(&mut self, slot: usize, report: Report) {
+        let now = now_ns();
+        let header = codec::ReportHeader { seq: 0, gateway_in_ns: now, engine_in_ns: 0, engine_out_ns: now };
+        self.queue_server(slot, &ServerMsg::Report { header, report, possible_duplicate: false });
+    }
+
+    fn message(&mut self, slot: usize, msg: ClientMsg, gateway_in: u64) {
+        let Some(conn) = self.conns.get_mut(slot).and_then(Option::as_mut) else { return };
+        let session = match &mut conn.role {
+            Role::Pending => {
+                match msg {
+                    ClientMsg::Logon(logon) => self.logon(slot, &logon),
+                    _ => self.logout(slot, reason::NOT_LOGGED_IN),
+                }
+                return;
+            }
+            Role::Subscriber => return,
+            Role::Session(s) => s,
+        };
+        let account = session.account;
+        let (cid, cmd, kind) = match msg {
+            ClientMsg::Logon(_) => {
+                let report =
+                    Report::Rejected { cid: ClientOrderId(0), reason: reason::NOT_AUTHORIZED, retry_after_ms: 0 };
+                self.gateway_reject(slot, report);
+                return;
+            }
+            ClientMsg::Heartbeat => return,
+            ClientMsg::Logout { .. } => {
+                self.logout(slot, reason::CLIENT_REQUEST);
+                return;
+            }
+            ClientMsg::Replay { from_seq } => {
+                let end = self.streams.next_seq(account) - 1;
+                session.catch_up = Some(catch_up(from_seq.max(1), end));
+                return;
+            }
+            ClientMsg::NewOrder(o) => {
+                let cmd = Command::NewOrder(NewOrder {
+                    account,
+                    cid: o.cid,
+                    instrument: o.instrument,
+                    side: o.side,
+                    order_type: o.order_type,
+                    price: o.price,
+                    qty: o.qty,
+                    tif: o.tif,
+                    expire_ts: o.expire_ts,
+                    post_only: o.post_only,
+                    reduce_only: o.reduce_only,
+                    stp: o.stp,
+                });
+                (o.cid, cmd, Kind::Order)
+            }
+            ClientMsg::Amend(a) => {
+                let cmd =
+                    Command::Amend(Amend { account, cid: a.cid, instrument: a.instrument, price: a.price, qty: a.qty });
+                (a.cid, cmd, Kind::Order)
+            }
+            ClientMsg::Cancel { cid } => {
+                (cid, Command::Cancel(Cancel { account, cid, on_disconnect: false }), Kind::Cancel)
+            }
+            ClientMsg::MassCancel { instrument, side } => {
+                (ClientOrderId(0), Command::MassCancel(MassCancel { account, instrument, side }), Kind::Cancel)
+            }
+        };
+        let verdict = session.throttle.check(kind, now_ns());
+        let session_id = session.id;
+        match verdict {
+            Verdict::Pass => self.submit(Tag { session: session_id, correlation: gateway_in }, cmd),
+            Verdict::Throttled(retry_after_ms) => {
+                self.counters.throttled.fetch_add(1, Ordering::Relaxed);
+                let report = Report::Rejected { cid, reason: reason::THROTTLED, retry_after_ms };
+                self.gateway_reject(slot, report);
+            }
+            Verdict::Disconnect => {
+                self.counters.throttled.fetch_add(1, Ordering::Relaxed);
+                self.logout(slot, reason::THROTTLE_EXCEEDED);
+            }
+        }
+    }
+
+    fn logon(&mut self, slot: usize, logon: &Logon) {
+        let now = now_ns();
+        let key = match self.auth.verify(logon, now) {
+            Ok(key) => key.clone(),
+            Err(refusal) => {
+                self.counters.logon_rejects.fetch_add(1, Ordering::Relaxed);
+                self.refuse(slot, refusal as u16);
+                return;
+            }
+        };
+        if self.by_key.contains_key(&key.id) {
+            self.counters.logon_rejects.fetch_add(1, Ordering::Relaxed);
+            self.refuse(slot, reason::ALREADY_LOGGED_IN);
+            return;
+        }
+        let heartbeat_ms = match logon.heartbeat_ms {
+            0 => DEFAULT_HEARTBEAT_MS,
+            ms => ms.clamp(HEARTBEAT_MS.0, HEARTBEAT_MS.1),
+        };
+        let id = self.next_session;
+        self.next_session += 1;
+        let next_seq = self.streams.next_seq(key.account);
+        let limits = self.config.limits;
+        let session = Session {
+            id,
+            key_id: key.id,
+            account: key.account,
+            heartbeat: Duration::from_millis(u64::from(heartbeat_ms)),
+            cancel_on_disconnect: logon.cancel_on_disconnect,
+            throttle: Throttle::new(limits, now),
+            catch_up: (logon.resume_from > 0).then(|| catch_up(logon.resume_from, next_seq - 1)),
+            live: BTreeSet::new(),
+        };
+        let Some(conn) = self.conn(slot) else { return };
+        conn.role = Role::Session(Box::new(session));
+        self.by_key.insert(key.id, slot);
+        self.by_session.insert(id, slot);
+        self.by_account.entry(key.account).or_default().push(slot);
+        self.counters.logons.fetch_add(1, Ordering::Relaxed);
+        self.counters.sessions.fetch_add(1, Ordering::Relaxed);
+        let ack = ServerMsg::LogonAck {
+            session_id: id,
+            next_seq,
+            heartbeat_ms,
+            order_rate: limits.order_rate,
+            order_burst: limits.order_burst,
+            cancel_rate: limits.cancel_rate,
+            cancel_burst: limits.cancel_burst,
+        };
+        self.queue_server(slot, &ack);
+    }
+
+    fn refuse(&mut self, slot: usize, why: u16) {
+        self.queue_server(slot, &ServerMsg::LogonReject { reason: why });
+        if let Some(conn) = self.conn(slot) {
+            conn.closing = true;
+        }
+    }
+
+    /// Closes a connection now: unregisters it, forgets its session and, if it asked for it
+    /// and the server is not shutting down, cancels its live orders.
+    fn close(&mut self, slot: usize) {
+        let Some(mut conn) = self.conns.get_mut(slot).and_then(Option::take) else { return };
+        let _ = self.poll.registry().deregister(&mut conn.stream);
+        self.dirty.remove(&slot);
+        self.closed.push(slot);
+        if let Role::Session(session) = conn.role {
+            self.counters.sessions.fetch_sub(1, Ordering::Relaxed);
+            self.by_key.remove(&session.key_id);
+            self.by_session.remove(&session.id);
+            if let Some(slots) = self.by_account.get_mut(&session.account) {
+                slots.retain(|&s| s != slot);
+                if slots.is_empty() {
+                    self.by_account.remove(&session.account);
+                }
+            }
+            if session.cancel_on_disconnect && !conn.dead {
+                for &cid in &session.live {
+                    let cmd = Command::Cancel(Cancel { account: session.account, cid, on_disconnect: true });
+                    self.counters.cancelled_on_disconnect.fetch_add(1, Ordering::Relaxed);
+                    self.submit(Tag { session: session.id, correlation: 0 }, cmd);
+                }
+            }
+        }
+    }
+
+    /// Frees the slots closed in this iteration.
+    fn reap(&mut self) {
+        self.free.append(&mut self.closed);
+    }
+
+    // ----- the pipeline ------------------------------------------------------------------
+
+    fn submit(&mut self, tag: Tag, cmd: Command) {
+        if self.input_closed {
+            return;
+        }
+        self.counters.commands.fetch_add(1, Ordering::Relaxed);
+        if !self.backlog.is_empty() {
+            self.backlog.push_back((tag, cmd));
+            return;
+        }
+        match self.input.submit(tag, cmd) {
+            Ok(()) => {}
+            Err(SubmitError::Full(cmd)) => self.backlog.push_back((tag, cmd)),
+            Err(SubmitError::Closed(_)) => self.input_closed = true,
+        }
+    }
+
+    fn submit_backlog(&mut self) -> bool {
+        let mut worked = false;
+        while let Some((tag, cmd)) = self.backlog.pop_front() {
+            match self.input.submit(tag, cmd) {
+                Ok(()) => worked = true,
+                Err(SubmitError::Full(cmd)) => {
+                    self.backlog.push_front((tag, cmd));
+                    break;
+                }
+                Err(SubmitError::Closed(_)) => {
+                    self.input_closed = true;
+                    self.backlog.clear();
+                }
+            }
+        }
+        worked
+    }
+
+    /// Hands every released batch to the streams and the feed and routes the results.
+    /// `Err` when the pipeline's output has ended.
+    fn drain_reports(&mut self) -> Result<usize, ()> {
+        let mut n = 0;
+        let mut events = std::mem::take(&mut self.events);
+        let result = loop {
+            events.clear();
+            let (seq, ts, tag) = match self.rx.try_recv() {
+                Ok(b) => {
+                    events.extend_from_slice(b.events);
+                    (b.seq.0, b.ts.0, b.tag)
+                }
+                Err(TryRecvError::Empty) => break Ok(n),
+                Err(TryRecvError::Closed) => break Err(()),
+            };
+            n += 1;
+            if seq <= self.recovered {
+                continue;
+            }
+            self.on_batch(ts, tag, &events);
+        };
+        self.events = events;
+        result
+    }
+
+    /// One command's events: reports, market data, order ownership, listings.
+    fn on_batch(&mut self, ts: u64, tag: Tag, events: &[Event]) {
+        {
+            let engine_out = now_ns();
+            let gateway_in = if tag.session == CONTROL_SESSION { 0 } else { tag.correlation };
+            self.routed.clear();
+            self.streams.on_batch(events, ts, gateway_in, engine_out, &mut self.routed);
+            self.md_msgs.clear();
+            self.feed.on_batch(events, &mut self.md_msgs);
+            // Ownership of live orders, for cancel-on-disconnect.
+            for ev in events {
+                match *ev {
+                    Event::Accepted { order_id, cid, .. } if tag.session != CONTROL_SESSION => {
+                        if let Some(&slot) = self.by_session.get(&tag.session) {
+                            self.owners.insert(order_id, (tag.session, cid));
+                            if let Some(Conn { role: Role::Session(s), .. }) = self.conns[slot].as_mut() {
+                                s.live.insert(cid);
+                            }
+                        }
+                    }
+                    Event::Cancelled { order_id, leaves, .. } if leaves == Qty::ZERO => self.order_done(order_id),
+                    Event::Trade(t) => {
+                        if t.maker_leaves == Qty::ZERO {
+                            self.order_done(t.maker_order_id);
+                        }
+                        if t.taker_leaves == Qty::ZERO {
+                            self.order_done(t.taker_order_id);
+                        }
+                    }
+                    Event::InstrumentListed { instrument } if tag.session == CONTROL_SESSION => {
+                        let spec =
+                            self.listings.lock().unwrap_or_else(PoisonError::into_inner).remove(&tag.correlation);
+                        if let Some(spec) = spec {
+                            let def = definition(instrument, spec.symbol.as_str(), spec.tick_size, spec.lot_size);
+                            self.definitions.insert(instrument, def);
+                            self.broadcast_definition(def);
+                        }
+                    }
+                    _ => {}
+                }
+            }
+            self.route_reports();
+            self.broadcast_md();
+        }
+    }
+
+    fn order_done(&mut self, order_id: OrderId) {
+        if let Some((session, cid)) = self.owners.remove(&order_id)
+            && let Some(&slot) = self.by_session.get(&session)
+            && let Some(Conn { role: Role::Session(s), .. }) = self.conns[slot].as_mut()
+        {
+            s.live.remove(&cid);
+        }
+    }
+
+    /// Writes this batch's reports to the live sessions of their accounts.
+    fn route_reports(&mut self) {
+        let routed = std::mem::take(&mut self.routed);
+        for &(account, seq) in &routed {
+            let Some(slots) = self.by_account.get(&account) else { continue };
+            let Some(stored) = self.streams.from(account, seq).first() else { continue };
+            let mut buf = std::mem::take(&mut self.scratch);
+            buf.clear();
+            let msg = ServerMsg::Report { header: stored.header, report: stored.report, possible_duplicate: false };
+            codec::encode_server(&msg, &mut buf);
+            for slot in slots.clone() {
+                let live = matches!(
+                    self.conns.get(slot).and_then(Option::as_ref),
+                    Some(Conn { role: Role::Session(s), .. }) if s.catch_up.is_none()
+                );
+                if live {
+                    self.counters.reports.fetch_add(1, Ordering::Relaxed);
+                    self.queue(slot, &buf);
+                }
+            }
+            self.scratch = buf;
+        }
+        self.routed = routed;
+    }
+
+    /// Feeds sessions in catch-up from the store, a chunk ahead of their sockets.
+    fn pump_catch_ups(&mut self) -> bool {
+        let mut worked = false;
+        for slot in 0..self.conns.len() {
+            let Some(Conn { role: Role::Session(s), out, out_at, closing: false, dead: false, .. }) =
+                self.conns[slot].as_mut()
+            else {
+                continue;
+            };
+            let Some(mut cu) = s.catch_up else { continue };
+            let account = s.account;
+            let pending = out.len() - *out_at;
+            let mut buf = Vec::new();
+            let end = self.streams.next_seq(account) - 1;
+            while pending + buf.len() < CATCH_UP_CHUNK {
+                if cu.next > cu.replay_end && !cu.completed {
+                    let (first, last) = if cu.first == 0 { (0, 0) } else { (cu.first, cu.replay_end) };
+                    codec::encode_server(&ServerMsg::ReplayComplete { first, last }, &mut buf);
+                    cu.completed = true;
+                    continue;
+                }
+                let Some(stored) = self.streams.from(account, cu.next).first() else { break };
+                let msg = ServerMsg::Report {
+                    header: stored.header,
+                    report: stored.report,
+                    possible_duplicate: cu.next <= cu.replay_end,
+                };
+                codec::encode_server(&msg, &mut buf);
+                cu.next += 1;
+            }
+            let caught_up = cu.completed && cu.next > end;
+            s.catch_up = if caught_up { None } else { Some(cu) };
+            if !buf.is_empty() {
+                worked = true;
+                // The catch-up's own bound is the chunk; the connection's bound still holds.
+                self.queue(slot, &buf);
+            }
+        }
+        worked
+    }
+
+    // ----- market data -------------------------------------------------------------------
+
+    fn send_md_snapshot(&mut self, slot: usize) {
+        let md_seq = self.feed.md_seq();
+        let mut msgs = Vec::new();
+        for def in self.definitions.values() {
+            let mut d = *def;
+            if let MdMsg::InstrumentDefinition { md_seq: s, .. } = &mut d {
+                *s = md_seq;
+            }
+            msgs.push(d);
+        }
+        for &id in self.definitions.keys() {
+            self.feed.snapshot(id, &mut msgs);
+        }
+        let mut buf = Vec::new();
+        for m in &msgs {
+            codec::encode_md(m, false, &mut buf);
+        }
+        self.queue(slot, &buf);
+    }
+
+    fn subscribers(&self) -> Vec<usize> {
+        (0..self.conns.len())
+            .filter(|&s| matches!(self.conns[s].as_ref(), Some(Conn { role: Role::Subscriber, .. })))
+            .collect()
+    }
+
+    fn broadcast_definition(&mut self, mut def: MdMsg) {
+        if let MdMsg::InstrumentDefinition { md_seq, .. } = &mut def {
+            *md_seq = self.feed.md_seq();
+        }
+        let mut buf = Vec::new();
+        codec::encode_md(&def, false, &mut buf);
+        for slot in self.subscribers() {
+            self.queue(slot, &buf);
+        }
+    }
+
+    fn broadcast_md(&mut self) {
+        if self.md_msgs.is_empty() {
+            return;
+        }
+        let mut buf = std::mem::take(&mut self.scratch);
+        buf.clear();
+        let last = self.md_msgs.len() - 1;
+        for (i, m) in self.md_msgs.iter().enumerate() {
+            codec::encode_md(m, i == last, &mut buf);
+        }
+        for slot in self.subscribers() {
+            self.queue(slot, &buf);
+        }
+        self.scratch = buf;
+    }
+
+    // ----- timers and shutdown -----------------------------------------------------------
+
+    fn timers(&mut self, now: Instant) {
+        for slot in 0..self.conns.len() {
+            let Some(conn) = self.conns[slot].as_ref() else { continue };
+            let (idle_send, idle_recv) = (now.duration_since(conn.last_send), now.duration_since(conn.last_recv));
+            if conn.dead {
+                continue;
+            }
+            if conn.closing {
+                if idle_send >= CLOSE_GRACE {
+                    self.close(slot);
+                }
+                continue;
+            }
+            match &conn.role {
+                Role::Pending => {
+                    if now.duration_since(conn.opened) >= LOGON_TIMEOUT {
+                        self.logout(slot, reason::NOT_LOGGED_IN);
+                    }
+                }
+                Role::Session(s) => {
+                    let hb = s.heartbeat;
+                    if idle_recv >= hb * 3 {
+                        self.logout(slot, reason::HEARTBEAT_TIMEOUT);
+                    } else if idle_send >= hb && conn.pending() == 0 {
+                        self.queue_server(slot, &ServerMsg::Heartbeat);
+                    }
+                }
+                Role::Subscriber => {
+                    if idle_send >= MD_HEARTBEAT && conn.pending() == 0 {
+                        let mut buf = Vec::new();
+                        codec::encode_md(&MdMsg::Heartbeat { md_seq: self.feed.md_seq() }, false, &mut buf);
+                        self.queue(slot, &buf);
+                    }
+                }
+            }
+        }
+    }
+
+    /// Server shutdown: every session gets a logout, one attempt is made to write it, and
+    /// the connections close without cancel-on-disconnect.
+    fn shutdown(&mut self) {
+        for slot in 0..self.conns.len() {
+            if matches!(self.conns[slot].as_ref(), Some(Conn { role: Role::Session(_), .. })) {
+                self.logout(slot, reason::SERVER_SHUTDOWN);
+            }
+        }
+        self.flush_dirty();
+        for slot in 0..self.conns.len() {
+            if let Some(conn) = self.conns[slot].as_mut() {
+                conn.dead = true;
+            }
+            self.close(slot);
+        }
+    }
+}
+
+fn catch_up(from: u64, end: u64) -> CatchUp {
+    let first = if from <= end { from } else { 0 };
+    CatchUp { next: from, replay_end: end, first, completed: false }
+}
