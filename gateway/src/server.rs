@@ -133,8 +133,8 @@ pub mod reason {
     pub const NOT_LOGGED_IN: u16 = 7;
     /// The server is stopping.
     pub const SERVER_SHUTDOWN: u16 = 8;
-    /// The key has a live session already.
-    pub const ALREADY_LOGGED_IN: u16 = 24;
+    /// The key logged on again on another connection (logout reason of the old one).
+    pub const SUPERSEDED: u16 = 24;
     /// Session-band reject: throttled.
     pub const THROTTLED: u16 = 400;
     /// Session-band reject: a second logon on a session.
@@ -918,10 +918,13 @@ impl EventLoop {
                 return;
             }
         };
-        if self.by_key.contains_key(&key.id) {
-            self.counters.logon_rejects.fetch_add(1, Ordering::Relaxed);
-            self.refuse(slot, reason::ALREADY_LOGGED_IN);
-            return;
+        // A key has one session: a new logon supersedes the old one (a client reconnecting
+        // after a network failure must not wait for the server to notice the dead
+        // connection). The old session ends as if disconnected.
+        if let Some(&old) = self.by_key.get(&key.id) {
+            self.logout(old, reason::SUPERSEDED);
+            self.write(old);
+            self.close(old);
         }
         let heartbeat_ms = match logon.heartbeat_ms {
             0 => DEFAULT_HEARTBEAT_MS,

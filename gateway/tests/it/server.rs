@@ -162,3 +162,322 @@ fn order_lifecycle_of_every_order_type_over_loopback() {
     let resting: Vec<u64> = state.resting_orders().iter().map(|o| o.cid.0).collect();
     assert_eq!(resting, [13, 25], "a's bid at 970 and b's GTD bid at 900");
 }
+
+/// Sends a hand-made logon on a raw socket and returns the answer.
+fn raw_logon(node: &Node, logon: Logon) -> ServerMsg {
+    let mut stream = TcpStream::connect(node.server.order_entry_addr()).unwrap();
+    stream.set_read_timeout(Some(Duration::from_secs(20))).unwrap();
+    let mut out = Vec::new();
+    codec::encode_client(&ClientMsg::Logon(logon), &mut out);
+    stream.write_all(&out).unwrap();
+    read_server(&mut stream)
+}
+
+/// Reads one server message from a raw socket.
+fn read_server(stream: &mut TcpStream) -> ServerMsg {
+    let mut reader = codec::FrameReader::new();
+    let mut buf = [0u8; 4096];
+    loop {
+        if let Some(frame) = reader.next_frame().unwrap() {
+            return codec::decode_server(frame).unwrap();
+        }
+        let n = stream.read(&mut buf).unwrap();
+        assert!(n > 0, "closed before a message");
+        reader.extend(&buf[..n]);
+    }
+}
+
+fn signed(key_id: u64, timestamp_ns: u64, nonce: u64) -> Logon {
+    let secret = [u8::try_from(key_id).unwrap(); 32];
+    Logon {
+        key_id,
+        timestamp_ns,
+        nonce,
+        signature: sign(&secret, key_id, timestamp_ns, nonce),
+        heartbeat_ms: 60_000,
+        cancel_on_disconnect: false,
+        resume_from: 0,
+    }
+}
+
+#[test]
+fn logons_are_refused_with_a_reason() {
+    let dir = tempfile::tempdir().unwrap();
+    let node = Node::start(dir.path(), Config::default());
+    let now = now_ns();
+    let refused = |msg: ServerMsg| match msg {
+        ServerMsg::LogonReject { reason } => reason,
+        other => panic!("expected a logon reject, got {other:?}"),
+    };
+    assert_eq!(refused(raw_logon(&node, signed(99, now, 1))), 20, "unknown key");
+    let mut bad = signed(1, now, 2);
+    bad.signature[0] ^= 1;
+    assert_eq!(refused(raw_logon(&node, bad)), 21, "bad signature");
+    assert_eq!(refused(raw_logon(&node, signed(1, now - 10_000_000_000, 3))), 22, "stale timestamp");
+    // A good logon, then the same nonce again (a captured logon replayed).
+    let good = signed(3, now_ns(), 4);
+    let mut first = TcpStream::connect(node.server.order_entry_addr()).unwrap();
+    first.set_read_timeout(Some(Duration::from_secs(20))).unwrap();
+    let mut out = Vec::new();
+    codec::encode_client(&ClientMsg::Logon(good), &mut out);
+    first.write_all(&out).unwrap();
+    assert!(matches!(read_server(&mut first), ServerMsg::LogonAck { .. }));
+    assert_eq!(refused(raw_logon(&node, good)), 23, "replayed nonce");
+    // A second logon of the key (a client reconnecting before the server noticed the old
+    // connection die) supersedes the first session.
+    let mut second = TcpStream::connect(node.server.order_entry_addr()).unwrap();
+    second.set_read_timeout(Some(Duration::from_secs(20))).unwrap();
+    let mut out = Vec::new();
+    codec::encode_client(&ClientMsg::Logon(signed(3, now_ns(), 5)), &mut out);
+    second.write_all(&out).unwrap();
+    assert!(matches!(read_server(&mut second), ServerMsg::LogonAck { .. }));
+    assert_eq!(read_server(&mut first), ServerMsg::Logout { reason: reason::SUPERSEDED });
+    assert_eq!(first.read(&mut [0u8; 16]).unwrap(), 0, "then the old connection closes");
+    // Anything but a logon first: logged out.
+    let mut stream = TcpStream::connect(node.server.order_entry_addr()).unwrap();
+    stream.set_read_timeout(Some(Duration::from_secs(20))).unwrap();
+    let mut out = Vec::new();
+    codec::encode_client(&ClientMsg::Cancel { cid: ClientOrderId(1) }, &mut out);
+    stream.write_all(&out).unwrap();
+    assert_eq!(read_server(&mut stream), ServerMsg::Logout { reason: reason::NOT_LOGGED_IN });
+    assert_eq!(stream.read(&mut [0u8; 16]).unwrap(), 0, "then the connection closes");
+    drop((first, second));
+    let mut again = node.connect(3);
+    send(&mut again, limit(1, Side::Buy, 990, 1));
+    assert!(matches!(report(&mut again).1, Report::Accepted { .. }));
+    assert_eq!(node.server.counters().logon_rejects.load(std::sync::atomic::Ordering::Relaxed), 4);
+    node.stop();
+}
+
+#[test]
+fn heartbeats_keep_a_reading_session_alive_and_silence_times_it_out() {
+    let dir = tempfile::tempdir().unwrap();
+    let node = Node::start(dir.path(), Config::default());
+    // A client that reads answers the server's heartbeats: five of them, still logged on.
+    let mut alive = node.connect_with(1, Options { heartbeat_ms: 100, ..Options::default() });
+    assert_eq!(alive.info().heartbeat_ms, 100);
+    for _ in 0..5 {
+        assert_eq!(alive.recv().unwrap(), ServerMsg::Heartbeat);
+    }
+    send(&mut alive, limit(1, Side::Buy, 990, 1));
+    assert!(matches!(report(&mut alive).1, Report::Accepted { .. }));
+    // A raw session that never sends anything after its logon is logged out after three
+    // intervals; the server's own heartbeats come first.
+    let mut logon = signed(3, now_ns(), 77);
+    logon.heartbeat_ms = 100;
+    let mut stream = TcpStream::connect(node.server.order_entry_addr()).unwrap();
+    stream.set_read_timeout(Some(Duration::from_secs(20))).unwrap();
+    let mut out = Vec::new();
+    codec::encode_client(&ClientMsg::Logon(logon), &mut out);
+    stream.write_all(&out).unwrap();
+    let mut reader = codec::FrameReader::new();
+    let mut seen = vec![];
+    let mut buf = [0u8; 4096];
+    loop {
+        let n = stream.read(&mut buf).unwrap();
+        if n == 0 {
+            break;
+        }
+        reader.extend(&buf[..n]);
+        while let Some(frame) = reader.next_frame().unwrap() {
+            seen.push(codec::decode_server(frame).unwrap());
+        }
+    }
+    assert!(matches!(seen[0], ServerMsg::LogonAck { heartbeat_ms: 100, .. }), "{seen:?}");
+    assert!(seen[1..seen.len() - 1].iter().all(|m| *m == ServerMsg::Heartbeat) && seen.len() >= 3, "{seen:?}");
+    assert_eq!(seen.last(), Some(&ServerMsg::Logout { reason: reason::HEARTBEAT_TIMEOUT }));
+    node.stop();
+}
+
+#[test]
+fn throttles_reject_with_retry_after_then_disconnect_and_cancels_have_their_own_bucket() {
+    let dir = tempfile::tempdir().unwrap();
+    let limits = Limits { order_rate: 1, order_burst: 3, cancel_rate: 1, cancel_burst: 10 };
+    let node = Node::start(dir.path(), Config { limits, ..Config::default() });
+    let mut a = node.connect(1);
+    assert_eq!(a.info().limits, limits);
+    for cid in 1..=3 {
+        send(&mut a, limit(cid, Side::Buy, 900 + i64::try_from(cid).unwrap(), 1));
+        assert!(matches!(report(&mut a).1, Report::Accepted { .. }));
+    }
+    send(&mut a, limit(4, Side::Buy, 950, 1));
+    let (h, r) = report(&mut a);
+    assert_eq!(h.seq, 0, "a gateway reject is not part of the account's stream");
+    let Report::Rejected { cid, reason: code, retry_after_ms } = r else { panic!("{r:?}") };
+    assert_eq!((cid, code), (ClientOrderId(4), RejectReason::Throttled.code()));
+    assert!((1..=1000).contains(&retry_after_ms), "{retry_after_ms}");
+    // Cancels still pass: their bucket is separate.
+    for cid in 1..=3 {
+        a.send(&ClientMsg::Cancel { cid: ClientOrderId(cid) }).unwrap();
+        let (h, r) = report(&mut a);
+        assert!(h.seq > 0 && matches!(r, Report::Cancelled { .. }), "{r:?}");
+    }
+    // Keep sending while throttled: more than twice the burst of rejects, then a logout.
+    let mut rejects = 1;
+    let outcome = loop {
+        send(&mut a, limit(100 + rejects, Side::Buy, 950, 1));
+        match a.recv() {
+            Ok(ServerMsg::Report { report: Report::Rejected { reason: 400, .. }, .. }) => rejects += 1,
+            // A token refilled (the machine stalled for a second): not a reject.
+            Ok(ServerMsg::Report { report: Report::Accepted { .. }, .. }) => {}
+            Err(e) => break e,
+            Ok(other) => panic!("{other:?}"),
+        }
+        assert!(rejects < 100, "never cut off");
+    };
+    assert!(matches!(outcome, ClientError::LoggedOut(r) if r == reason::THROTTLE_EXCEEDED), "{outcome:?}");
+    // Cut off at the seventh reject within a second (twice the burst of 3, plus one); more
+    // only if the machine stalled for a second (the unit test pins the count exactly).
+    assert!(rejects >= 6, "{rejects}");
+    node.stop();
+}
+
+#[test]
+fn cancel_on_disconnect_cancels_only_that_sessions_live_orders() {
+    let dir = tempfile::tempdir().unwrap();
+    let node = Node::start(dir.path(), Config::default());
+    // Keys 1 and 2 share account 1: key 2 watches (drop copy) and has an order of its own.
+    let mut watcher = node.connect(2);
+    send(&mut watcher, limit(50, Side::Buy, 900, 1));
+    assert!(matches!(report(&mut watcher).1, Report::Accepted { .. }));
+    let mut cod = node.connect_with(1, Options { cancel_on_disconnect: true, ..Options::default() });
+    for cid in 1..=3 {
+        send(&mut cod, limit(cid, Side::Buy, 950 + i64::try_from(cid).unwrap(), 2));
+        assert!(matches!(report(&mut cod).1, Report::Accepted { .. }));
+    }
+    // One of them fills completely, one partly: only live ones are cancelled, once.
+    let mut taker = node.connect(3);
+    send(&mut taker, WireOrder { tif: TimeInForce::Ioc, ..limit(9, Side::Sell, 952, 3) });
+    for _ in 0..3 {
+        report(&mut taker); // accepted, two fills
+    }
+    // The watcher saw its own accept, then the three accepts and two maker fills.
+    for _ in 0..5 {
+        report(&mut watcher);
+    }
+    drop(cod);
+    let mut cancelled = vec![];
+    for _ in 0..2 {
+        let (h, r) = report(&mut watcher);
+        let Report::Cancelled { cid, qty, leaves, reason, .. } = r else { panic!("{r:?}") };
+        assert_eq!((leaves, reason), (Qty(0), CancelReason::Disconnect.code()));
+        assert_eq!(h.gateway_in_ns, 0, "no request caused it");
+        cancelled.push((cid.0, qty.0));
+    }
+    cancelled.sort_unstable();
+    assert_eq!(cancelled, [(1, 2), (2, 1)], "cid 3 filled completely; cid 2 had 1 left");
+    // A session without cancel-on-disconnect leaves its orders.
+    drop(watcher);
+    let state = node.stop();
+    let resting: Vec<u64> = state.resting_orders().iter().map(|o| o.cid.0).collect();
+    assert_eq!(resting, [50]);
+}
+
+#[test]
+fn a_reconnecting_client_gets_exactly_the_reports_it_missed() {
+    let dir = tempfile::tempdir().unwrap();
+    let node = Node::start(dir.path(), Config::default());
+    let mut maker = node.connect(1);
+    for cid in 1..=5 {
+        send(&mut maker, limit(cid, Side::Sell, 1000 + i64::try_from(cid).unwrap(), 2));
+        report(&mut maker);
+    }
+    assert_eq!(maker.last_seq(), 5);
+    // The maker's connection fails; meanwhile its orders trade.
+    let addr = node.server.order_entry_addr();
+    let maker_key = key(1);
+    drop(maker);
+    let mut taker = node.connect(3);
+    send(&mut taker, WireOrder { tif: TimeInForce::Ioc, ..limit(1, Side::Buy, 1003, 5) });
+    for _ in 0..4 {
+        report(&mut taker);
+    }
+    // Reconnect asking from seq 6: the three fills, flagged, then ReplayComplete, then live.
+    let options = Options { heartbeat_ms: 60_000, read_timeout: Some(Duration::from_secs(20)), ..Options::default() };
+    let mut maker = l2x_gateway::client::Client::connect_from(addr, &maker_key, options, 6).unwrap();
+    assert_eq!(maker.info().next_seq, 9);
+    let mut seqs = vec![];
+    for _ in 0..3 {
+        let ServerMsg::Report { header, report: Report::Fill { .. }, possible_duplicate: true } = next(&mut maker)
+        else {
+            panic!("expected a replayed fill")
+        };
+        seqs.push(header.seq);
+    }
+    assert_eq!(seqs, [6, 7, 8]);
+    assert_eq!(next(&mut maker), ServerMsg::ReplayComplete { first: 6, last: 8 });
+    send(&mut maker, limit(6, Side::Sell, 1010, 1));
+    let ServerMsg::Report { header, possible_duplicate: false, .. } = next(&mut maker) else { panic!() };
+    assert_eq!(header.seq, 9);
+    // A replay request mid-session: everything from 2, the ones seen are dropped by the
+    // client, and the server flags them all.
+    maker.send(&ClientMsg::Replay { from_seq: 2 }).unwrap();
+    assert_eq!(next(&mut maker), ServerMsg::ReplayComplete { first: 2, last: 9 });
+    // Reconnect through the client: resumes after the last seq it handed out (9).
+    maker.reconnect().unwrap();
+    assert_eq!(next(&mut maker), ServerMsg::ReplayComplete { first: 0, last: 0 });
+    send(&mut maker, limit(7, Side::Sell, 1011, 1));
+    assert_eq!(report(&mut maker).0.seq, 10);
+    node.stop();
+}
+
+#[test]
+fn two_sessions_on_one_account_see_one_stream() {
+    let dir = tempfile::tempdir().unwrap();
+    let node = Node::start(dir.path(), Config::default());
+    let mut one = node.connect(1);
+    let mut two = node.connect(2);
+    send(&mut one, limit(1, Side::Buy, 990, 1));
+    send(&mut two, limit(2, Side::Buy, 991, 1));
+    // The cid space is the account's: the second session cannot reuse a live cid.
+    send(&mut two, limit(1, Side::Buy, 992, 1));
+    let a: Vec<_> = (0..3).map(|_| report(&mut one)).collect();
+    let b: Vec<_> = (0..3).map(|_| report(&mut two)).collect();
+    assert_eq!(a, b, "the same reports, the same sequence numbers");
+    assert_eq!(a.iter().map(|(h, _)| h.seq).collect::<Vec<_>>(), [1, 2, 3]);
+    assert!(
+        a.iter()
+            .any(|(_, r)| matches!(r, Report::Rejected { reason, .. } if *reason == RejectReason::DuplicateCid.code()))
+    );
+    // Either session may cancel the account's order.
+    two.send(&ClientMsg::Cancel { cid: ClientOrderId(1) }).unwrap();
+    assert!(matches!(report(&mut one).1, Report::Cancelled { cid: ClientOrderId(1), .. }));
+    node.stop();
+}
+
+#[test]
+fn after_a_restart_the_streams_continue_and_replay_from_the_journal() {
+    let dir = tempfile::tempdir().unwrap();
+    let node = Node::start(dir.path(), Config::default());
+    let mut a = node.connect(1);
+    let mut b = node.connect(3);
+    let mut before = vec![];
+    for cid in 1..=4 {
+        send(&mut a, limit(cid, Side::Sell, 1000, 1));
+        before.push(report(&mut a));
+    }
+    send(&mut b, limit(1, Side::Buy, 1000, 3));
+    for _ in 0..3 {
+        before.push(report(&mut a));
+    }
+    drop((a, b));
+    node.stop();
+
+    let node = Node::start(dir.path(), Config::default());
+    let options = Options { heartbeat_ms: 60_000, read_timeout: Some(Duration::from_secs(20)), ..Options::default() };
+    let mut a = l2x_gateway::client::Client::connect_from(node.server.order_entry_addr(), &key(1), options, 1).unwrap();
+    assert_eq!(a.info().next_seq, 8);
+    let replayed: Vec<_> = (0..7).map(|_| report(&mut a)).collect();
+    for ((h0, r0), (h1, r1)) in before.iter().zip(&replayed) {
+        assert_eq!((h0.seq, h0.engine_in_ns, r0), (h1.seq, h1.engine_in_ns, r1), "same report, same place");
+        assert_eq!((h1.gateway_in_ns, h1.engine_out_ns), (0, 0), "rebuilt reports carry no gateway times");
+    }
+    assert_eq!(next(&mut a), ServerMsg::ReplayComplete { first: 1, last: 7 });
+    // The cumulative quantity of a partly filled order survives the restart.
+    let mut b = node.connect(3);
+    send(&mut b, WireOrder { tif: TimeInForce::Ioc, ..limit(2, Side::Buy, 1000, 1) });
+    let (h, r) = report(&mut a);
+    assert_eq!(h.seq, 8);
+    assert!(matches!(r, Report::Fill { cum_qty: Qty(1), leaves: Qty(0), .. }), "{r:?}");
+    node.stop();
+}
