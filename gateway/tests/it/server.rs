@@ -20,6 +20,7 @@ use l2x_types::{
 
 use crate::node::{BTC, Node, key, limit, next, report, send};
 
+#[allow(clippy::disallowed_methods, reason = "logons carry the client's wall-clock time")]
 fn now_ns() -> u64 {
     u64::try_from(SystemTime::now().duration_since(UNIX_EPOCH).unwrap().as_nanos()).unwrap()
 }
@@ -480,4 +481,272 @@ fn after_a_restart_the_streams_continue_and_replay_from_the_journal() {
     assert_eq!(h.seq, 8);
     assert!(matches!(r, Report::Fill { cum_qty: Qty(1), leaves: Qty(0), .. }), "{r:?}");
     node.stop();
+}
+
+/// A NewOrder frame, encoded.
+fn order_frame(order: WireOrder) -> Vec<u8> {
+    let mut out = Vec::new();
+    codec::encode_client(&ClientMsg::NewOrder(order), &mut out);
+    out
+}
+
+#[test]
+fn malformed_frames_get_typed_rejects_and_the_session_goes_on() {
+    let dir = tempfile::tempdir().unwrap();
+    let node = Node::start(dir.path(), Config::default());
+    let mut a = node.connect(1);
+    let good = order_frame(limit(1, Side::Buy, 990, 1));
+    let gateway_reject = |a: &mut l2x_gateway::client::Client| {
+        let (h, r) = report(a);
+        assert_eq!(h.seq, 0, "{r:?}");
+        let Report::Rejected { cid, reason, .. } = r else { panic!("{r:?}") };
+        (cid.0, reason)
+    };
+    // Unknown template.
+    let mut f = good.clone();
+    f[2..4].copy_from_slice(&999u16.to_le_bytes());
+    a.send_raw(&f).unwrap();
+    assert_eq!(gateway_reject(&mut a), (0, 403));
+    // Unsupported version.
+    let mut f = good.clone();
+    f[4] = 9;
+    a.send_raw(&f).unwrap();
+    assert_eq!(gateway_reject(&mut a), (0, 404));
+    // A block one byte short (the length field says so too).
+    let mut f = good[..good.len() - 1].to_vec();
+    let len = u16::try_from(f.len() - 2).unwrap();
+    f[0..2].copy_from_slice(&len.to_le_bytes());
+    a.send_raw(&f).unwrap();
+    assert_eq!(gateway_reject(&mut a), (0, 405));
+    // A field out of range (side 7): rejected with the order's cid.
+    let mut f = good.clone();
+    f[2 + 4 + 12] = 7;
+    a.send_raw(&f).unwrap();
+    assert_eq!(gateway_reject(&mut a), (1, 406));
+    // Non-zero padding.
+    let mut f = good.clone();
+    f[2 + 4 + 20] = 1;
+    a.send_raw(&f).unwrap();
+    assert_eq!(gateway_reject(&mut a), (1, 406));
+    // None of that reached the engine or the stream: the good order is seq 1. And a frame
+    // split at every byte boundary (one write per byte) arrives whole.
+    for byte in &good {
+        a.send_raw(std::slice::from_ref(byte)).unwrap();
+    }
+    let (h, r) = report(&mut a);
+    assert_eq!(h.seq, 1);
+    assert!(matches!(r, Report::Accepted { cid: ClientOrderId(1), .. }));
+    // Several frames in one write.
+    let mut two = order_frame(limit(2, Side::Buy, 980, 1));
+    two.extend(order_frame(limit(3, Side::Buy, 970, 1)));
+    a.send_raw(&two).unwrap();
+    assert!(matches!(report(&mut a).1, Report::Accepted { cid: ClientOrderId(2), .. }));
+    assert!(matches!(report(&mut a).1, Report::Accepted { cid: ClientOrderId(3), .. }));
+    // A bystander session is untouched by what follows.
+    let mut bystander = node.connect(3);
+    // An oversize length: the stream is broken, the session is logged out and closed.
+    a.send_raw(&[0x01, 0x10, 0, 0]).unwrap();
+    assert!(matches!(a.recv(), Err(ClientError::LoggedOut(r)) if r == reason::FRAME_TOO_LARGE));
+    send(&mut bystander, limit(1, Side::Sell, 1100, 1));
+    assert!(matches!(report(&mut bystander).1, Report::Accepted { .. }));
+    // A length below the header: logged out as malformed.
+    let mut c = node.connect(4);
+    c.send_raw(&[0x02, 0x00, 0, 0]).unwrap();
+    assert!(matches!(c.recv(), Err(ClientError::LoggedOut(r)) if r == reason::MALFORMED));
+    // More than 100 malformed frames: logged out.
+    let mut d = node.connect(5);
+    let mut junk = good.clone();
+    junk[4] = 9;
+    let mut outcome = None;
+    for _ in 0..101 {
+        d.send_raw(&junk).unwrap();
+    }
+    for _ in 0..101 {
+        match d.recv() {
+            Ok(ServerMsg::Report { report: Report::Rejected { reason: 404, .. }, .. }) => {}
+            other => {
+                outcome = Some(other);
+                break;
+            }
+        }
+    }
+    assert!(matches!(outcome, Some(Err(ClientError::LoggedOut(r))) if r == reason::MALFORMED), "{outcome:?}");
+    node.stop();
+}
+
+/// Seeded garbage on many connections (before and after logon), then a healthy session
+/// still trades: nothing a client sends can stop the server or touch another session.
+#[test]
+fn arbitrary_bytes_never_hurt_the_server_or_other_sessions() {
+    use rand::{RngExt, SeedableRng};
+    let dir = tempfile::tempdir().unwrap();
+    let node = Node::start(dir.path(), Config::default());
+    let mut healthy = node.connect(3);
+    let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(5);
+    for round in 0..60 {
+        if round % 2 == 1 {
+            // Not logged on: noise on a raw socket.
+            let mut raw = TcpStream::connect(node.server.order_entry_addr()).unwrap();
+            let mut bytes = vec![0u8; rng.random_range(1..300)];
+            rng.fill(&mut bytes[..]);
+            let _ = raw.write_all(&bytes);
+            continue;
+        }
+        let mut stream = node.connect(1);
+        // Mostly valid headers with random blocks, sometimes pure noise.
+        for _ in 0..20 {
+            let mut frame = vec![0u8; rng.random_range(0..80)];
+            rng.fill(&mut frame[..]);
+            if rng.random_bool(0.7) && frame.len() >= 6 {
+                let len = u16::try_from(frame.len() - 2).unwrap();
+                frame[0..2].copy_from_slice(&len.to_le_bytes());
+                frame[2..4].copy_from_slice(&rng.random_range(0u16..20).to_le_bytes());
+                frame[4] = 1;
+                frame[5] = 0;
+            }
+            if stream.send_raw(&frame).is_err() {
+                break;
+            }
+        }
+        drop(stream);
+    }
+    send(&mut healthy, limit(1, Side::Buy, 990, 1));
+    assert!(matches!(report(&mut healthy).1, Report::Accepted { cid: ClientOrderId(1), .. }));
+    let state = node.stop();
+    state.check_invariants().unwrap();
+}
+
+/// Limits no test of other things should hit.
+const UNTHROTTLED: Limits =
+    Limits { order_rate: 10_000_000, order_burst: 10_000_000, cancel_rate: 10_000_000, cancel_burst: 10_000_000 };
+
+#[test]
+fn a_slow_reader_is_cut_off_without_stalling_anyone_and_loses_nothing_on_replay() {
+    let dir = tempfile::tempdir().unwrap();
+    let config = Config { limits: UNTHROTTLED, max_outbound_bytes: 64 * 1024, ..Config::default() };
+    let node = Node::start(dir.path(), config);
+    // Keys 1 and 2 share account 1: `slow` never reads while `loader` trades.
+    let mut slow = node.connect(2);
+    let mut loader = node.connect(1);
+    let counters = node.server.counters();
+    let mut rounds = 0;
+    while counters.slow_consumers.load(std::sync::atomic::Ordering::SeqCst) == 0 {
+        rounds += 1;
+        assert!(rounds <= 500, "the slow reader was never cut off");
+        for cid in 1..=100 {
+            send(&mut loader, WireOrder { post_only: true, ..limit(cid, Side::Buy, 900, 1) });
+        }
+        for cid in 1..=100 {
+            loader.send(&ClientMsg::Cancel { cid: ClientOrderId(cid) }).unwrap();
+        }
+        // The loader reads all of its reports: it is never the one cut off.
+        for _ in 0..200 {
+            report(&mut loader);
+        }
+    }
+    // The loader goes on.
+    send(&mut loader, limit(1000, Side::Buy, 900, 1));
+    let (last, _) = report(&mut loader);
+    // The slow reader gets everything that was queued, in order, then the logout.
+    let mut seen = 0;
+    let err = loop {
+        match slow.recv() {
+            Ok(ServerMsg::Report { .. }) => seen += 1,
+            Ok(ServerMsg::Heartbeat) => {}
+            Ok(other) => panic!("{other:?}"),
+            Err(e) => break e,
+        }
+    };
+    assert!(matches!(err, ClientError::LoggedOut(r) if r == reason::SLOW_CONSUMER), "{err:?}");
+    assert!(seen > 0 && slow.last_seq() < last.seq);
+    // Reconnecting, it replays the rest: nothing is lost.
+    let had = slow.last_seq();
+    slow.reconnect().unwrap();
+    while slow.last_seq() < last.seq {
+        next(&mut slow);
+    }
+    assert_eq!(next(&mut slow), ServerMsg::ReplayComplete { first: had + 1, last: last.seq });
+    node.stop();
+}
+
+/// Reads market data until the AddOrders of the three sessions' marker orders (prices 600,
+/// 601, 602: far below the action, inside the band) have been applied: each session's
+/// marker is its last command, so every command was applied by then.
+fn read_md_until_markers(md: &mut MdClient) -> (usize, usize) {
+    let mut markers = vec![600, 601, 602];
+    let (mut updates, mut events, mut idle) = (0, 0, 0);
+    loop {
+        let (msg, end) = md.recv().unwrap();
+        updates += 1;
+        if let MdMsg::Heartbeat { .. } = msg {
+            // One a second when nothing happens: the marker is not coming.
+            idle += 1;
+            assert!(idle < 20, "no marker after {updates} messages");
+        }
+        events += usize::from(end);
+        if let MdMsg::Order { add: true, price: Price(p), .. } = msg
+            && markers.contains(&p)
+        {
+            assert!(end, "the marker's command ends with it");
+            markers.retain(|&m| m != p);
+            if markers.is_empty() {
+                return (updates, events);
+            }
+        }
+    }
+}
+
+#[test]
+fn market_data_snapshot_and_updates_rebuild_the_engines_book() {
+    use rand::{RngExt, SeedableRng};
+    let dir = tempfile::tempdir().unwrap();
+    let node = Node::start(dir.path(), Config { limits: UNTHROTTLED, ..Config::default() });
+    let md_addr = node.server.market_data_addr();
+    let mut early = MdClient::connect(md_addr, Some(Duration::from_secs(20))).unwrap();
+    let mut sessions = [node.connect(1), node.connect(3), node.connect(4)];
+    let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(3);
+    let mut late = None;
+    for i in 0..3_000 {
+        if i == 1_500 {
+            late = Some(MdClient::connect(md_addr, Some(Duration::from_secs(20))).unwrap());
+        }
+        let s = &mut sessions[rng.random_range(0..3)];
+        let cid = ClientOrderId(rng.random_range(1..40));
+        let side = if rng.random_bool(0.5) { Side::Buy } else { Side::Sell };
+        let msg = match rng.random_range(0..100) {
+            0..60 => {
+                let tif = if rng.random_ratio(1, 6) { TimeInForce::Ioc } else { TimeInForce::Gtc };
+                let price = 1000 + rng.random_range(-20..=20);
+                ClientMsg::NewOrder(WireOrder { tif, ..limit(cid.0, side, price, rng.random_range(1..20)) })
+            }
+            60..82 => ClientMsg::Amend(WireAmend {
+                cid,
+                instrument: BTC,
+                price: rng.random_bool(0.5).then(|| Price(1000 + rng.random_range(-20..=20))),
+                qty: rng.random_bool(0.7).then(|| Qty(rng.random_range(1..20))),
+            }),
+            82..99 => ClientMsg::Cancel { cid },
+            _ => ClientMsg::MassCancel { instrument: Some(BTC), side: rng.random_bool(0.5).then_some(side) },
+        };
+        s.send(&msg).unwrap();
+    }
+    for (s, price) in sessions.iter_mut().zip(600..) {
+        send(s, limit(1_000_000, Side::Buy, price, 1));
+    }
+    let (_, early_events) = read_md_until_markers(&mut early);
+    let mut late = late.unwrap();
+    read_md_until_markers(&mut late);
+    assert!(early_events > 500, "one end-of-event per command that changed the book: {early_events}");
+    let definition = early.definitions().get(&BTC).copied();
+    assert!(
+        matches!(definition, Some(MdMsg::InstrumentDefinition { symbol, tick: (1, 0), lot: (1, 0), .. }) if symbol.starts_with(b"BTC-PERP\0")),
+        "{definition:?}"
+    );
+    drop(sessions);
+    let state = node.stop();
+    let engine: Vec<_> =
+        state.resting_orders().iter().map(|o| (o.instrument, o.side, o.price, o.order_id, o.leaves)).collect();
+    assert!(engine.len() >= 10, "a real book: {} orders", engine.len());
+    assert_eq!(early.book().orders(), engine, "the subscriber from the start");
+    assert_eq!(late.book().orders(), engine, "the subscriber from a snapshot");
 }
