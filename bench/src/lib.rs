@@ -42,6 +42,11 @@
 //! that shocks the price and liquidates them all. Verified afterwards: nobody with a
 //! position is below maintenance, and every invariant holds.
 //!
+//! # `l2x bench wire`
+//!
+//! Order-to-ack latency through the gateway over loopback TCP ([`wire`]), open loop over
+//! several sessions, next to a raw TCP ping-pong of the same message sizes.
+//!
 //! The clock is read only here: state code gets time from the sequenced command.
 
 #![allow(
@@ -53,4 +58,5 @@ pub mod engine;
 pub mod machine;
 pub mod pipeline;
 pub mod risk;
+pub mod wire;
 pub mod workload;

@@ -8,6 +8,8 @@ use std::io::{self, BufReader, BufWriter, Write};
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
+mod serve;
+
 use anyhow::{Context, Result};
 use clap::{Parser, Subcommand};
 use l2x_engine::journal::{self, JournalWriter};
@@ -59,6 +61,9 @@ enum Cmd {
         #[arg(long)]
         state_hash: bool,
     },
+    /// Run the node: the sequencer pipeline with its journal, the order-entry and
+    /// market-data ports (docs/PROTOCOL.md). Runs until stopped.
+    Serve(serve::Options),
     /// Run a short built-in scenario through the engine and show what happened.
     Demo,
     /// Benchmarks (method and results: docs/BENCHMARKS.md).
@@ -89,6 +94,9 @@ enum BenchCmd {
     /// coordinated-omission-corrected latency at fixed offered rates, the journal's append
     /// rate, and recovery time with and without a snapshot.
     Pipeline(l2x_bench::pipeline::Options),
+    /// The gateway over loopback TCP: order-to-ack latency of N sessions at a fixed offered
+    /// rate (coordinated-omission corrected), next to a raw TCP ping-pong of the same sizes.
+    Wire(l2x_bench::wire::Options),
 }
 
 fn main() -> ExitCode {
@@ -109,6 +117,7 @@ fn run(cli: Cli) -> Result<ExitCode> {
         }
         Cmd::Journal { which: JournalCmd::Export { dir } } => journal_export(&dir),
         Cmd::Replay { dir, until_seq, state_hash } => replay(&dir, until_seq, state_hash),
+        Cmd::Serve(opts) => serve::serve(&opts),
         Cmd::Demo => demo(),
         Cmd::Bench { which: BenchCmd::Engine(opts) } => {
             let report = l2x_bench::engine::run(&opts)?;
@@ -120,6 +129,10 @@ fn run(cli: Cli) -> Result<ExitCode> {
         }
         Cmd::Bench { which: BenchCmd::Pipeline(opts) } => {
             let report = l2x_bench::pipeline::run(&opts)?;
+            print_bench(opts.json, || Ok(vec![report.json()?]), || report.table())
+        }
+        Cmd::Bench { which: BenchCmd::Wire(opts) } => {
+            let report = l2x_bench::wire::run(&opts)?;
             print_bench(opts.json, || Ok(vec![report.json()?]), || report.table())
         }
     }

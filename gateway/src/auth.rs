@@ -110,6 +110,11 @@ impl Keys {
         Ok(Keys { by_id })
     }
 
+    /// Every key, by id.
+    pub fn iter(&self) -> impl Iterator<Item = &Key> {
+        self.by_id.values()
+    }
+
     /// Parses the TOML accounts file format (docs/PROTOCOL.md).
     ///
     /// # Errors

@@ -260,6 +260,12 @@ impl Client {
         Ok(())
     }
 
+    /// Hands over the logged-on socket and the frames read but not handed out yet, for a
+    /// caller that drives the connection itself (the wire benchmark's non-blocking loop).
+    pub fn into_parts(self) -> (TcpStream, codec::FrameReader) {
+        (self.wire.stream, self.wire.reader)
+    }
+
     /// Sends a logout and waits for the server's.
     ///
     /// # Errors

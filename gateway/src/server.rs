@@ -24,7 +24,8 @@
 //! reports ([`Streams`]) and into market-data updates ([`Feed`]), and writes them. All
 //! session state lives on this thread: no locks, and a session can only be touched by its
 //! own connection. Between events it keeps polling without sleeping for [`SPIN`] (so a
-//! report that comes back a few microseconds after its order is not paid for with a wake-up);
+//! report that comes back a few microseconds after its order is not paid for with a wake-up),
+//! yielding the core between empty polls (on a 2-core machine the sequencer may need it);
 //! then it *arms* the receiver's waker ([`Receiver::arm`]) and sleeps in the poll until a
 //! socket, the waker or the next timer wakes it. The pipeline's market-data output is not
 //! used: the feed needs the order-level events, which the report output carries.
@@ -152,6 +153,8 @@ pub struct Config {
     pub limits: Limits,
     /// Outbound bytes a connection may have unsent before it is cut off as a slow consumer.
     pub max_outbound_bytes: usize,
+    /// Pin the gateway thread to this core.
+    pub core: Option<usize>,
 }
 
 impl Default for Config {
@@ -161,6 +164,7 @@ impl Default for Config {
             market_data: SocketAddr::from(([127, 0, 0, 1], 0)),
             limits: Limits::default(),
             max_outbound_bytes: 4 << 20,
+            core: None,
         }
     }
 }
@@ -182,6 +186,9 @@ pub enum ServerError {
     /// The pipeline's report receiver was taken by someone else.
     #[error("the pipeline's report receiver is already taken")]
     ReceiverTaken,
+    /// The gateway thread could not be pinned to this core.
+    #[error("cannot pin the gateway thread to core {0}")]
+    Pin(usize),
     /// The gateway thread panicked (a bug).
     #[error("the gateway thread panicked")]
     Panicked,
@@ -313,6 +320,7 @@ impl Server {
             listings: Arc::clone(&control.listings),
             auth: Authenticator::new(keys),
             by_account: BTreeMap::new(),
+            subscribers: Vec::new(),
             by_key: BTreeMap::new(),
             by_session: BTreeMap::new(),
             owners: DetMap::default(),
@@ -328,10 +336,23 @@ impl Server {
             dirty: BTreeSet::new(),
             input_closed: false,
         };
+        let core = event_loop.config.core;
+        let (pinned_tx, pinned_rx) = std::sync::mpsc::channel();
         let thread = std::thread::Builder::new()
             .name("l2x-gateway".into())
-            .spawn(move || event_loop.run())
+            .spawn(move || {
+                let pinned =
+                    core.is_none_or(|id| id < 1024 && core_affinity::set_for_current(core_affinity::CoreId { id }));
+                let _ = pinned_tx.send(pinned);
+                if pinned {
+                    event_loop.run();
+                }
+            })
             .map_err(io_err("starting the gateway thread"))?;
+        if !pinned_rx.recv().unwrap_or(false) {
+            let _ = thread.join();
+            return Err(ServerError::Pin(core.unwrap_or(0)));
+        }
         Ok(Server { thread: Some(thread), waker, stop, order_entry, market_data, control, counters })
     }
 
@@ -513,6 +534,8 @@ struct EventLoop {
     listings: Arc<Mutex<BTreeMap<u64, InstrumentSpec>>>,
     auth: Authenticator,
     by_account: BTreeMap<AccountId, Vec<usize>>,
+    /// Market-data subscribers' slots.
+    subscribers: Vec<usize>,
     by_key: BTreeMap<u64, usize>,
     by_session: BTreeMap<u64, usize>,
     /// Live orders entered by a session of this server run: order → (session, cid).
@@ -565,6 +588,11 @@ impl EventLoop {
             // Keep polling while work came recently; otherwise sleep until a socket, the
             // pipeline (armed waker) or the next timer.
             let timeout = if now.duration_since(last_work) < SPIN || !self.backlog.is_empty() {
+                if !worked {
+                    // Idle but about to poll again: let a thread that shares this core (the
+                    // sequencer, on a small machine) run first.
+                    std::thread::yield_now();
+                }
                 Some(Duration::ZERO)
             } else if self.rx.arm() {
                 Some(next_timers.saturating_duration_since(now).max(Duration::from_millis(1)))
@@ -637,6 +665,7 @@ impl EventLoop {
             }
             self.conns[slot] = Some(conn);
             if market_data {
+                self.subscribers.push(slot);
                 self.counters.md_subscribers.fetch_add(1, Ordering::Relaxed);
                 self.send_md_snapshot(slot);
             } else {
@@ -977,6 +1006,9 @@ impl EventLoop {
         let _ = self.poll.registry().deregister(&mut conn.stream);
         self.dirty.remove(&slot);
         self.closed.push(slot);
+        if matches!(conn.role, Role::Subscriber) {
+            self.subscribers.retain(|&s| s != slot);
+        }
         if let Role::Session(session) = conn.role {
             self.counters.sessions.fetch_sub(1, Ordering::Relaxed);
             self.by_key.remove(&session.key_id);
@@ -1122,13 +1154,15 @@ impl EventLoop {
     fn route_reports(&mut self) {
         let routed = std::mem::take(&mut self.routed);
         for &(account, seq) in &routed {
-            let Some(slots) = self.by_account.get(&account) else { continue };
+            let n = self.by_account.get(&account).map_or(0, Vec::len);
             let Some(stored) = self.streams.from(account, seq).first() else { continue };
             let mut buf = std::mem::take(&mut self.scratch);
             buf.clear();
             let msg = ServerMsg::Report { header: stored.header, report: stored.report, possible_duplicate: false };
             codec::encode_server(&msg, &mut buf);
-            for slot in slots.clone() {
+            // Backwards: a session cut off as slow leaves the list while it is walked.
+            for i in (0..n).rev() {
+                let Some(&slot) = self.by_account.get(&account).and_then(|v| v.get(i)) else { continue };
                 let live = matches!(
                     self.conns.get(slot).and_then(Option::as_ref),
                     Some(Conn { role: Role::Session(s), .. }) if s.catch_up.is_none()
@@ -1206,20 +1240,14 @@ impl EventLoop {
         self.queue(slot, &buf);
     }
 
-    fn subscribers(&self) -> Vec<usize> {
-        (0..self.conns.len())
-            .filter(|&s| matches!(self.conns[s].as_ref(), Some(Conn { role: Role::Subscriber, .. })))
-            .collect()
-    }
-
     fn broadcast_definition(&mut self, mut def: MdMsg) {
         if let MdMsg::InstrumentDefinition { md_seq, .. } = &mut def {
             *md_seq = self.feed.md_seq();
         }
         let mut buf = Vec::new();
         codec::encode_md(&def, false, &mut buf);
-        for slot in self.subscribers() {
-            self.queue(slot, &buf);
+        for i in (0..self.subscribers.len()).rev() {
+            self.queue(self.subscribers[i], &buf);
         }
     }
 
@@ -1233,8 +1261,11 @@ impl EventLoop {
         for (i, m) in self.md_msgs.iter().enumerate() {
             codec::encode_md(m, i == last, &mut buf);
         }
-        for slot in self.subscribers() {
-            self.queue(slot, &buf);
+        // Backwards: a subscriber cut off as slow leaves the list while it is walked.
+        for i in (0..self.subscribers.len()).rev() {
+            if let Some(&slot) = self.subscribers.get(i) {
+                self.queue(slot, &buf);
+            }
         }
         self.scratch = buf;
     }

@@ -1,0 +1,575 @@
+//! `l2x bench wire`: order-to-ack latency over loopback TCP through the whole gateway, next
+//! to a raw TCP ping-pong of the same message sizes.
+//!
+//! ```text
+//!  load thread (one mio poll, N sessions)          gateway thread          sequencer thread
+//!  request i due at t0 + i/rate ──NewOrder/Cancel──▶ decode, throttle, ──▶ journal, apply
+//!  (sent when due; a late send is                    submit                     │
+//!   charged from its due time)                                                  ▼
+//!  ack received ◀──────────────── Accepted / Cancelled / Rejected ◀── reports, routed
+//!  latency = ack received − due  (HDR histogram: coordinated omission corrected)
+//!
+//!  floor: a blocking client and an echo thread, a request of the NewOrder frame's size
+//!  answered with one of the Accepted frame's size, one at a time
+//! ```
+//!
+//! # Method
+//!
+//! 1. A pipeline (durability `os`, a fresh journal in a temporary directory) and a gateway
+//!    on loopback with throttles out of the way; one instrument, `--sessions` keys on as
+//!    many accounts, each funded, logged on by the benchmark's own non-blocking client.
+//! 2. The seeded mix: 60 % post-only limit orders resting a few ticks off the mark, 30 %
+//!    cancels of the session's oldest live order, 10 % IOC orders that cross (trades). Each
+//!    request is *acknowledged* by the first report for its client order id (accepted or
+//!    rejected for an order, cancelled or rejected for a cancel).
+//! 3. An open-loop schedule over all sessions in turn at `--rate` requests per second: a
+//!    request is due at `t0 + i/rate`, sent when due (never early), and its latency is
+//!    `ack received − due`, so a request that waits behind a slow one is charged its wait.
+//!    The first `--warmup` requests are not recorded.
+//! 4. The floor, in the same process before the run: a TCP client and an echo thread on
+//!    loopback, request and answer of the same sizes as NewOrder and Accepted, `--pingpong`
+//!    round trips one after the other; both ends poll their non-blocking sockets and yield
+//!    between empty polls, as the gateway and the load thread do (the figure the issue asks
+//!    to compare with). The same with blocking reads is reported too: there every message
+//!    wakes a sleeping thread, which costs a virtual machine far more than the network path.
+//!
+//! The load thread, the gateway thread and the sequencer share the machine's cores; each
+//! yields between empty polls, so that on the 2-core development VM none of them keeps a
+//! core from the others for a whole scheduler slice.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::io::{self, Read, Write};
+use std::net::{SocketAddr, TcpListener, TcpStream};
+use std::str::FromStr;
+use std::time::{Duration, Instant};
+
+use anyhow::{Context, bail, ensure};
+use hdrhistogram::Histogram;
+use l2x_engine::pipeline::{Config as PipelineConfig, Pipeline};
+use l2x_gateway::auth::{Key, Keys};
+use l2x_gateway::client::Client;
+use l2x_gateway::codec::{self, ClientMsg, FrameReader, Report as Wired, ServerMsg, WireOrder};
+use l2x_gateway::server::{Config as ServerConfig, Server};
+use l2x_gateway::throttle::Limits;
+use l2x_risk::Ledger;
+use l2x_types::{
+    AccountId, Amount, ClientOrderId, Command, Decimal, Holder, InstrumentId, InstrumentSpec, OrderType, Price, Qty,
+    Side, StpMode, Symbol, TimeInForce,
+};
+use mio::{Events, Interest, Poll, Token};
+use rand::{RngExt, SeedableRng};
+use rand_chacha::ChaCha8Rng;
+use serde::Serialize;
+
+use crate::engine::parse_rate;
+use crate::machine::{CpuMeter, Machine};
+
+/// Options of `l2x bench wire`.
+#[derive(Clone, Debug, clap::Args)]
+pub struct Options {
+    /// Sessions (each its own key and account).
+    #[arg(long, default_value_t = 8)]
+    pub sessions: usize,
+    /// Offered rate, requests per second over all sessions (`k`, `M` suffixes allowed).
+    #[arg(long, value_parser = parse_rate, default_value = "100k")]
+    pub rate: u64,
+    /// Measured requests.
+    #[arg(long, default_value_t = 300_000)]
+    pub requests: usize,
+    /// Requests sent first and not recorded.
+    #[arg(long, default_value_t = 50_000)]
+    pub warmup: usize,
+    /// Round trips of the raw TCP floor.
+    #[arg(long, default_value_t = 50_000)]
+    pub pingpong: usize,
+    /// Seed of the request mix.
+    #[arg(long, default_value_t = 42)]
+    pub seed: u64,
+    /// Pin the load thread to this core.
+    #[arg(long)]
+    pub pin_client: Option<usize>,
+    /// Pin the gateway thread to this core.
+    #[arg(long)]
+    pub pin_gateway: Option<usize>,
+    /// Pin the sequencer thread to this core.
+    #[arg(long)]
+    pub pin_sequencer: Option<usize>,
+    /// Print one JSON object instead of the table.
+    #[arg(long)]
+    pub json: bool,
+}
+
+/// Latency percentiles, nanoseconds.
+#[derive(Clone, Copy, Debug, Serialize)]
+pub struct Percentiles {
+    /// Median.
+    pub p50: u64,
+    /// 90th.
+    pub p90: u64,
+    /// 99th.
+    pub p99: u64,
+    /// 99.9th.
+    pub p999: u64,
+    /// 99.99th.
+    pub p9999: u64,
+    /// Largest.
+    pub max: u64,
+    /// Mean.
+    pub mean: u64,
+    /// Samples.
+    pub count: u64,
+}
+
+impl Percentiles {
+    fn of(h: &Histogram<u64>) -> Percentiles {
+        Percentiles {
+            p50: h.value_at_quantile(0.5),
+            p90: h.value_at_quantile(0.9),
+            p99: h.value_at_quantile(0.99),
+            p999: h.value_at_quantile(0.999),
+            p9999: h.value_at_quantile(0.9999),
+            max: h.max(),
+            #[allow(clippy::cast_possible_truncation, clippy::cast_sign_loss, reason = "a mean of nanoseconds")]
+            mean: h.mean() as u64,
+            count: h.len(),
+        }
+    }
+}
+
+/// What `l2x bench wire` measured.
+#[derive(Clone, Debug, Serialize)]
+pub struct Report {
+    /// Where it ran.
+    pub machine: Machine,
+    /// Requests per second offered.
+    pub offered_rate: u64,
+    /// Sessions.
+    pub sessions: usize,
+    /// Requests sent per second over the measured part.
+    pub achieved_rate: u64,
+    /// Order-to-ack latency (ack received − due), every request kind.
+    pub order_to_ack_ns: Percentiles,
+    /// The same for new orders only.
+    pub new_order_to_ack_ns: Percentiles,
+    /// The same for cancels only.
+    pub cancel_to_ack_ns: Percentiles,
+    /// The raw loopback TCP round trip of the same sizes, both ends polling (as the gateway
+    /// and the load thread wait): the floor.
+    pub tcp_pingpong_ns: Percentiles,
+    /// The same with blocking reads (each message wakes a sleeping thread).
+    pub tcp_pingpong_blocking_ns: Percentiles,
+    /// p50 order-to-ack over p50 ping-pong.
+    pub p50_over_pingpong: f64,
+    /// Measured requests, warm-up requests, seed.
+    pub requests: usize,
+    /// Unrecorded requests first.
+    pub warmup: usize,
+    /// Seed of the mix.
+    pub seed: u64,
+    /// Fills reported during the run (both sides).
+    pub fills: u64,
+    /// Rejects during the run (engine and gateway).
+    pub rejects: u64,
+    /// CPU other processes used meanwhile, in cores.
+    pub other_load_cores: Option<f64>,
+}
+
+fn histogram() -> Histogram<u64> {
+    Histogram::new_with_bounds(1, 100_000_000_000, 3).expect("valid histogram bounds")
+}
+
+fn spec() -> InstrumentSpec {
+    let d = |s: &str| Decimal::from_str(s).expect("a decimal literal");
+    InstrumentSpec {
+        symbol: Symbol::try_new("BTC-PERP").expect("a valid symbol"),
+        tick_size: d("0.5"),
+        lot_size: d("0.001"),
+        initial_margin: d("0.05"),
+        maintenance_margin: d("0.03"),
+        max_order_qty: d("100"),
+        max_position_qty: d("1000000"),
+        price_band: d("0.1"),
+        maker_fee: d("-0.0001"),
+        taker_fee: d("0.0005"),
+        liquidation_fee: d("0.01"),
+        impact_notional: d("10000"),
+        funding_interest: d("0"),
+        funding_clamp: d("0.05"),
+    }
+}
+
+/// The mark, in ticks of 0.5: 50,000 USDC.
+const MARK: i64 = 100_000;
+
+/// Runs the benchmark.
+///
+/// # Errors
+/// Setup failures (sockets, journal) and a run that does not complete.
+pub fn run(opts: &Options) -> anyhow::Result<Report> {
+    ensure!(opts.sessions > 0 && opts.rate > 0 && opts.requests > 0, "sessions, rate and requests must be positive");
+    let floor = pingpong(opts.pingpong, true)?;
+    let blocking_floor = pingpong(opts.pingpong, false)?;
+    let dir = tempfile_dir()?;
+    let result = (|| {
+        let cores = l2x_engine::pipeline::Cores { sequencer: opts.pin_sequencer, ..Default::default() };
+        let (mut pipeline, _) = Pipeline::start(PipelineConfig { cores, ..PipelineConfig::default() }, &dir)?;
+        let keys: Vec<Key> = (1..=opts.sessions as u64)
+            .map(|i| Key::new(i, AccountId(i), [u8::try_from(i % 251).unwrap_or(1); 32]))
+            .collect();
+        let limits =
+            Limits { order_rate: u32::MAX, order_burst: u32::MAX, cancel_rate: u32::MAX, cancel_burst: u32::MAX };
+        let config =
+            ServerConfig { limits, max_outbound_bytes: 64 << 20, core: opts.pin_gateway, ..ServerConfig::default() };
+        let server = Server::start(config, Keys::from_keys(keys.clone())?, &mut pipeline, &Ledger::default())?;
+        let control = server.control();
+        control.submit(Command::ListInstrument(Box::new(spec()))).map_err(|e| anyhow::anyhow!("{e}"))?;
+        for key in &keys {
+            let to = Holder::Account(key.account);
+            control
+                .submit(Command::Deposit { to, amount: Amount(1_000_000_000_000_000) })
+                .map_err(|e| anyhow::anyhow!("{e}"))?;
+        }
+        control
+            .submit(Command::Oracle { instrument: InstrumentId(0), price: Price(MARK) })
+            .map_err(|e| anyhow::anyhow!("{e}"))?;
+        let measured = load(opts, server.order_entry_addr(), &keys);
+        server.stop()?;
+        pipeline.shutdown()?;
+        measured
+    })();
+    let _ = std::fs::remove_dir_all(&dir);
+    let (all, new, cancel, achieved_rate, fills, rejects, other_load_cores) = result?;
+    let order_to_ack_ns = Percentiles::of(&all);
+    let tcp_pingpong_ns = Percentiles::of(&floor);
+    #[allow(clippy::cast_precision_loss, reason = "a ratio of two latencies")]
+    let p50_over_pingpong = order_to_ack_ns.p50 as f64 / tcp_pingpong_ns.p50.max(1) as f64;
+    Ok(Report {
+        machine: Machine::detect(opts.pin_client),
+        offered_rate: opts.rate,
+        sessions: opts.sessions,
+        achieved_rate,
+        order_to_ack_ns,
+        new_order_to_ack_ns: Percentiles::of(&new),
+        cancel_to_ack_ns: Percentiles::of(&cancel),
+        tcp_pingpong_ns,
+        tcp_pingpong_blocking_ns: Percentiles::of(&blocking_floor),
+        p50_over_pingpong,
+        requests: opts.requests,
+        warmup: opts.warmup,
+        seed: opts.seed,
+        fills,
+        rejects,
+        other_load_cores,
+    })
+}
+
+fn tempfile_dir() -> anyhow::Result<std::path::PathBuf> {
+    let dir = std::env::temp_dir().join(format!("l2x-bench-wire-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).with_context(|| format!("creating {}", dir.display()))?;
+    Ok(dir)
+}
+
+/// The frame sizes of a NewOrder and of an Accepted report.
+fn frame_sizes() -> (usize, usize) {
+    let mut a = Vec::new();
+    codec::encode_client(&ClientMsg::NewOrder(order(1, Side::Buy, MARK, TimeInForce::Gtc, true)), &mut a);
+    let mut b = Vec::new();
+    let report = Wired::Accepted {
+        cid: ClientOrderId(1),
+        order_id: l2x_types::OrderId(1),
+        instrument: InstrumentId(0),
+        side: Side::Buy,
+        price: Price(MARK),
+        qty: Qty(1),
+    };
+    codec::encode_server(
+        &ServerMsg::Report { header: codec::ReportHeader::default(), report, possible_duplicate: false },
+        &mut b,
+    );
+    (a.len(), b.len())
+}
+
+/// The raw loopback round trip of the benchmark's message sizes: a client and an echo
+/// thread, each waiting for the other's bytes either in a blocking read (`spin` false: the
+/// kernel wakes the thread) or by polling a non-blocking socket and yielding between empty
+/// polls (`spin` true: how the gateway and the load thread wait).
+fn pingpong(n: usize, spin: bool) -> anyhow::Result<Histogram<u64>> {
+    let (req, resp) = frame_sizes();
+    let listener = TcpListener::bind("127.0.0.1:0")?;
+    let addr = listener.local_addr()?;
+    let echo = std::thread::spawn(move || -> io::Result<()> {
+        let (mut s, _) = listener.accept()?;
+        s.set_nodelay(true)?;
+        s.set_nonblocking(spin)?;
+        let (mut inb, out) = (vec![0u8; req], vec![7u8; resp]);
+        loop {
+            if read_full(&mut s, &mut inb).is_err() {
+                return Ok(());
+            }
+            s.write_all(&out)?;
+        }
+    });
+    let mut c = TcpStream::connect(addr)?;
+    c.set_nodelay(true)?;
+    c.set_nonblocking(spin)?;
+    let (out, mut inb) = (vec![7u8; req], vec![0u8; resp]);
+    let mut h = histogram();
+    for i in 0..n + n / 10 {
+        let t = Instant::now();
+        c.write_all(&out)?;
+        read_full(&mut c, &mut inb)?;
+        if i >= n / 10 {
+            h.record(u64::try_from(t.elapsed().as_nanos()).unwrap_or(u64::MAX).max(1))?;
+        }
+    }
+    drop(c);
+    let _ = echo.join();
+    Ok(h)
+}
+
+/// Reads exactly `buf.len()` bytes from a blocking or non-blocking socket.
+fn read_full(s: &mut TcpStream, buf: &mut [u8]) -> io::Result<()> {
+    let mut at = 0;
+    while at < buf.len() {
+        match s.read(&mut buf[at..]) {
+            Ok(0) => return Err(io::ErrorKind::UnexpectedEof.into()),
+            Ok(n) => at += n,
+            Err(e) if e.kind() == io::ErrorKind::WouldBlock => std::thread::yield_now(),
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+            Err(e) => return Err(e),
+        }
+    }
+    Ok(())
+}
+
+fn order(cid: u64, side: Side, price: i64, tif: TimeInForce, post_only: bool) -> WireOrder {
+    WireOrder {
+        cid: ClientOrderId(cid),
+        instrument: InstrumentId(0),
+        side,
+        order_type: OrderType::Limit,
+        tif,
+        stp: StpMode::CancelTaker,
+        post_only,
+        reduce_only: false,
+        price: Some(Price(price)),
+        qty: Qty(100),
+        expire_ts: None,
+    }
+}
+
+/// One session of the load thread.
+struct Conn {
+    stream: mio::net::TcpStream,
+    reader: FrameReader,
+    /// Requests awaiting their ack: cid → (due, new order?, recorded?).
+    pending: BTreeMap<u64, (Instant, bool, bool)>,
+    /// Live resting orders (client order ids grow, so the first is the oldest).
+    live: BTreeSet<u64>,
+    next_cid: u64,
+}
+
+type Measured = (Histogram<u64>, Histogram<u64>, Histogram<u64>, u64, u64, u64, Option<f64>);
+
+/// The load: logs the sessions on, then runs the open-loop schedule.
+fn load(opts: &Options, addr: SocketAddr, keys: &[Key]) -> anyhow::Result<Measured> {
+    if let Some(core) = opts.pin_client {
+        ensure!(core_affinity::set_for_current(core_affinity::CoreId { id: core }), "cannot pin to core {core}");
+    }
+    let mut poll = Poll::new()?;
+    let mut conns = Vec::with_capacity(keys.len());
+    for (i, key) in keys.iter().enumerate() {
+        // Log on with the client library (blocking), then take the socket over.
+        let client =
+            Client::connect(addr, key, l2x_gateway::client::Options { heartbeat_ms: 60_000, ..Default::default() })?;
+        let (std_stream, reader) = client.into_parts();
+        std_stream.set_nonblocking(true)?;
+        let mut stream = mio::net::TcpStream::from_std(std_stream);
+        poll.registry().register(&mut stream, Token(i), Interest::READABLE)?;
+        conns.push(Conn { stream, reader, pending: BTreeMap::new(), live: BTreeSet::new(), next_cid: 1 });
+    }
+    let mut rng = ChaCha8Rng::seed_from_u64(opts.seed);
+    let (mut all, mut new, mut cancel) = (histogram(), histogram(), histogram());
+    let (mut fills, mut rejects) = (0u64, 0u64);
+    let total = opts.warmup + opts.requests;
+    let interval_ns = 1_000_000_000u128 / u128::from(opts.rate);
+    let mut events = Events::with_capacity(256);
+    let mut buf = vec![0u8; 256 * 1024];
+    let mut out = Vec::with_capacity(128);
+    let mut sent = 0usize;
+    let mut outstanding = 0usize;
+    let t0 = Instant::now();
+    let mut measured_start = t0;
+    let meter = CpuMeter::start();
+    let deadline_after_last = Duration::from_secs(30);
+    let mut last_send = t0;
+    while sent < total || outstanding > 0 {
+        let now = Instant::now();
+        if sent < total {
+            let due = t0 + Duration::from_nanos(u64::try_from(interval_ns * sent as u128).unwrap_or(u64::MAX));
+            if now >= due {
+                if sent == opts.warmup {
+                    measured_start = due;
+                }
+                let record = sent >= opts.warmup;
+                let n_conns = conns.len();
+                let c = &mut conns[sent % n_conns];
+                out.clear();
+                let roll = rng.random_range(0..100);
+                let msg = if roll < 30 && !c.live.is_empty() {
+                    let cid = c.live.pop_first().unwrap_or(0);
+                    c.pending.insert(cid, (due, false, record));
+                    ClientMsg::Cancel { cid: ClientOrderId(cid) }
+                } else {
+                    let cid = c.next_cid;
+                    c.next_cid += 1;
+                    let side = if rng.random_bool(0.5) { Side::Buy } else { Side::Sell };
+                    let sign = if side == Side::Buy { -1 } else { 1 };
+                    c.pending.insert(cid, (due, true, record));
+                    if roll < 40 {
+                        // Crosses the touch: trades against other sessions' quotes.
+                        ClientMsg::NewOrder(order(cid, side, MARK - sign * 200, TimeInForce::Ioc, false))
+                    } else {
+                        let away = rng.random_range(1..50);
+                        ClientMsg::NewOrder(order(cid, side, MARK + sign * away, TimeInForce::Gtc, true))
+                    }
+                };
+                codec::encode_client(&msg, &mut out);
+                write_all_nonblocking(&mut c.stream, &out)?;
+                sent += 1;
+                outstanding += 1;
+                last_send = now;
+            }
+        } else if now.duration_since(last_send) > deadline_after_last {
+            bail!("{outstanding} requests were never acknowledged");
+        }
+        poll.poll(&mut events, Some(Duration::ZERO))?;
+        if events.is_empty() {
+            // Nothing to read and nothing due: give the core to the gateway or the sequencer.
+            std::thread::yield_now();
+        }
+        for event in &events {
+            let c = &mut conns[event.token().0];
+            loop {
+                match c.stream.read(&mut buf) {
+                    Ok(0) => bail!("the gateway closed a session"),
+                    Ok(n) => c.reader.extend(&buf[..n]),
+                    Err(e) if e.kind() == io::ErrorKind::WouldBlock => break,
+                    Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                    Err(e) => return Err(e.into()),
+                }
+            }
+            let received = Instant::now();
+            while let Some(frame) = c.reader.next_frame()? {
+                let ServerMsg::Report { report, .. } = codec::decode_server(frame)? else { continue };
+                let (cid, acks_new, acks_cancel) = match report {
+                    Wired::Accepted { cid, .. } => (cid.0, true, false),
+                    Wired::Rejected { cid, .. } => {
+                        rejects += 1;
+                        (cid.0, true, true)
+                    }
+                    Wired::Cancelled { cid, leaves, .. } => {
+                        if leaves == Qty::ZERO {
+                            c.live.remove(&cid.0);
+                        }
+                        (cid.0, false, true)
+                    }
+                    Wired::Fill { cid, leaves, .. } => {
+                        fills += 1;
+                        if leaves == Qty::ZERO {
+                            c.live.remove(&cid.0);
+                        }
+                        continue;
+                    }
+                    Wired::Amended { .. } => continue,
+                };
+                let Some(&(due, is_new, record)) = c.pending.get(&cid) else { continue };
+                if (is_new && !acks_new) || (!is_new && !acks_cancel) {
+                    continue;
+                }
+                c.pending.remove(&cid);
+                outstanding -= 1;
+                if is_new && matches!(report, Wired::Accepted { .. }) {
+                    c.live.insert(cid);
+                }
+                if record {
+                    let ns = u64::try_from(received.duration_since(due).as_nanos()).unwrap_or(u64::MAX).max(1);
+                    all.record(ns)?;
+                    if is_new { new.record(ns)? } else { cancel.record(ns)? }
+                }
+            }
+        }
+    }
+    let other = meter.and_then(|m| m.other_cores());
+    let secs = last_send.duration_since(measured_start).as_secs_f64().max(1e-9);
+    #[allow(clippy::cast_possible_truncation, clippy::cast_sign_loss, clippy::cast_precision_loss, reason = "a rate")]
+    let achieved = (opts.requests as f64 / secs) as u64;
+    Ok((all, new, cancel, achieved, fills, rejects, other))
+}
+
+/// Writes a whole request on a non-blocking socket (a request is tiny: the socket takes it
+/// unless the gateway stopped reading, which is then waited out).
+fn write_all_nonblocking(stream: &mut mio::net::TcpStream, mut bytes: &[u8]) -> anyhow::Result<()> {
+    while !bytes.is_empty() {
+        match stream.write(bytes) {
+            Ok(0) => bail!("the gateway closed a session"),
+            Ok(n) => bytes = &bytes[n..],
+            Err(e) if e.kind() == io::ErrorKind::WouldBlock || e.kind() == io::ErrorKind::Interrupted => {
+                std::hint::spin_loop();
+            }
+            Err(e) => return Err(e.into()),
+        }
+    }
+    Ok(())
+}
+
+impl Report {
+    /// The report as one JSON object.
+    ///
+    /// # Errors
+    /// Serialization errors (none expected).
+    pub fn json(&self) -> serde_json::Result<String> {
+        serde_json::to_string(self)
+    }
+
+    /// A plain-text table.
+    pub fn table(&self) -> String {
+        use std::fmt::Write as _;
+        let mut s = String::new();
+        let _ = writeln!(s, "{}", self.machine.summary("client pinned"));
+        let _ = writeln!(
+            s,
+            "{} sessions, offered {} requests/s (achieved {}), {} measured after {} warm-up, seed {}; {} fills, {} rejects; other load {}",
+            self.sessions,
+            self.offered_rate,
+            self.achieved_rate,
+            self.requests,
+            self.warmup,
+            self.seed,
+            self.fills,
+            self.rejects,
+            self.other_load_cores.map_or("unknown".into(), |c| format!("{c:.2} cores")),
+        );
+        let _ = writeln!(
+            s,
+            "{:<22} {:>9} {:>9} {:>9} {:>9} {:>9} {:>9}",
+            "ns", "p50", "p90", "p99", "p99.9", "p99.99", "max"
+        );
+        for (name, p) in [
+            ("order-to-ack (all)", &self.order_to_ack_ns),
+            ("  new orders", &self.new_order_to_ack_ns),
+            ("  cancels", &self.cancel_to_ack_ns),
+            ("raw TCP ping-pong", &self.tcp_pingpong_ns),
+            ("  blocking reads", &self.tcp_pingpong_blocking_ns),
+        ] {
+            let _ = writeln!(
+                s,
+                "{:<22} {:>9} {:>9} {:>9} {:>9} {:>9} {:>9}",
+                name, p.p50, p.p90, p.p99, p.p999, p.p9999, p.max
+            );
+        }
+        let _ = writeln!(s, "p50 order-to-ack / p50 ping-pong: {:.2}", self.p50_over_pingpong);
+        s
+    }
+}

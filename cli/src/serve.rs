@@ -1,0 +1,144 @@
+//! `l2x serve`: the node as far as it is built — the sequencer pipeline with its journal and
+//! snapshots, the gateway's order-entry and market-data ports over it.
+//!
+//! ```text
+//!  accounts file (keys) ──┐
+//!  --data-dir ─▶ Pipeline::start (recover) ─▶ Server::start (rebuild report streams) ─▶ listen
+//!                  fresh journal? list the default instruments, fund every key's account,
+//!                  set the oracle prices (through the server's Control)
+//! ```
+//!
+//! It prints the two addresses it listens on, then runs until the process is stopped. The
+//! journal holds every command before its result is sent (in the page cache with
+//! `--durability os`, on disk with `fsync`), so stopping it, even with SIGKILL, loses
+//! nothing a client saw acknowledged; the next start recovers and clients replay.
+
+use std::io::{self, Write};
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::str::FromStr;
+
+use anyhow::{Context, Result};
+use l2x_engine::pipeline::{Config as PipelineConfig, Durability, Pipeline};
+use l2x_gateway::auth::{Key, Keys};
+use l2x_gateway::server::{Config as ServerConfig, Server};
+use l2x_risk::Ledger;
+use l2x_types::{AccountId, Amount, Command, Decimal, Holder, InstrumentId, InstrumentSpec, Price, Symbol};
+
+/// Options of `l2x serve`.
+#[derive(Clone, Debug, clap::Args)]
+pub(crate) struct Options {
+    /// The journal and snapshots (created if missing).
+    #[arg(long, default_value = "l2x-data")]
+    data_dir: PathBuf,
+    /// The API keys (TOML, docs/PROTOCOL.md). Without it: four public demo keys (ids 1–4 on
+    /// accounts 1–4, secret 32 bytes of the id), fit for loopback only.
+    #[arg(long)]
+    accounts: Option<PathBuf>,
+    /// Order-entry address.
+    #[arg(long, default_value = "127.0.0.1:7001")]
+    order_entry: SocketAddr,
+    /// Market-data address.
+    #[arg(long, default_value = "127.0.0.1:7002")]
+    market_data: SocketAddr,
+    /// `os`: a result leaves once its command is in the page cache; `fsync`: on disk.
+    #[arg(long, default_value = "os", value_parser = ["os", "fsync"])]
+    durability: String,
+    /// Take a snapshot every this many commands (0: never).
+    #[arg(long, default_value_t = 1_000_000)]
+    snapshot_every: u64,
+    /// Whole USDC deposited to every key's account when the journal is new.
+    #[arg(long, default_value_t = 1_000_000)]
+    deposit_usdc: u32,
+}
+
+/// The public demo keys used when no accounts file is given.
+fn demo_keys() -> Keys {
+    Keys::from_keys((1..=4u8).map(|i| Key::new(u64::from(i), AccountId(u64::from(i)), [i; 32]))).unwrap_or_default()
+}
+
+/// The instruments a new journal lists, with their first oracle prices in ticks.
+fn default_instruments() -> Result<Vec<(InstrumentSpec, Price)>> {
+    let d = |s: &str| Decimal::from_str(s).context("a decimal literal");
+    let spec = |symbol: &str, tick: &str, lot: &str, max_order: &str| -> Result<InstrumentSpec> {
+        Ok(InstrumentSpec {
+            symbol: Symbol::try_new(symbol).map_err(|e| anyhow::anyhow!("{}", e.0))?,
+            tick_size: d(tick)?,
+            lot_size: d(lot)?,
+            initial_margin: d("0.05")?,
+            maintenance_margin: d("0.03")?,
+            max_order_qty: d(max_order)?,
+            max_position_qty: d("100000")?,
+            price_band: d("0.1")?,
+            maker_fee: d("-0.0001")?,
+            taker_fee: d("0.0005")?,
+            liquidation_fee: d("0.01")?,
+            impact_notional: d("10000")?,
+            funding_interest: d("0.0000125")?,
+            funding_clamp: d("0.02")?,
+        })
+    };
+    // 50,000 USDC in ticks of 0.5; 3,000 USDC in ticks of 0.05.
+    Ok(vec![
+        (spec("BTC-PERP", "0.5", "0.001", "100")?, Price(100_000)),
+        (spec("ETH-PERP", "0.05", "0.01", "1000")?, Price(60_000)),
+    ])
+}
+
+pub(crate) fn serve(opts: &Options) -> Result<ExitCode> {
+    let keys = match &opts.accounts {
+        Some(path) => Keys::load(path).with_context(|| format!("accounts file {}", path.display()))?,
+        None => demo_keys(),
+    };
+    std::fs::create_dir_all(&opts.data_dir).with_context(|| format!("creating {}", opts.data_dir.display()))?;
+    let durability = if opts.durability == "fsync" { Durability::Fsync } else { Durability::Os };
+    let ledger = Ledger::default();
+    let config = PipelineConfig {
+        durability,
+        snapshot_every: opts.snapshot_every,
+        ledger: ledger.clone(),
+        ..PipelineConfig::default()
+    };
+    let (mut pipeline, recovery) = Pipeline::start(config, &opts.data_dir)
+        .with_context(|| format!("starting the pipeline on {}", opts.data_dir.display()))?;
+    let fresh = recovery.last_seq == 0;
+    let server_config =
+        ServerConfig { order_entry: opts.order_entry, market_data: opts.market_data, ..ServerConfig::default() };
+    let server = Server::start(server_config, keys.clone(), &mut pipeline, &ledger)?;
+    if fresh {
+        let control = server.control();
+        let submit = |cmd: Command| control.submit(cmd).map_err(|e| anyhow::anyhow!("{e}"));
+        let deposit = Amount(i64::from(opts.deposit_usdc) * 1_000_000);
+        for (i, (spec, price)) in default_instruments()?.into_iter().enumerate() {
+            submit(Command::ListInstrument(Box::new(spec)))?;
+            submit(Command::Oracle { instrument: InstrumentId(u32::try_from(i)?), price })?;
+        }
+        let mut funded = std::collections::BTreeSet::new();
+        for key in keys.iter() {
+            if funded.insert(key.account) {
+                submit(Command::Deposit { to: Holder::Account(key.account), amount: deposit })?;
+            }
+        }
+    }
+    let stdout = io::stdout();
+    let mut out = stdout.lock();
+    writeln!(
+        out,
+        "l2x serve: journal {} (recovered to seq {}{})",
+        opts.data_dir.display(),
+        recovery.last_seq,
+        if fresh { ", new: instruments listed and accounts funded" } else { "" }
+    )?;
+    if opts.accounts.is_none() {
+        writeln!(out, "l2x serve: no --accounts: public demo keys 1-4 (secret = 32 bytes of the id), loopback only")?;
+    }
+    writeln!(out, "order entry {}", server.order_entry_addr())?;
+    writeln!(out, "market data {}", server.market_data_addr())?;
+    out.flush()?;
+    drop(out);
+    // Runs until the process is stopped; the gateway and the pipeline live on their threads.
+    loop {
+        std::thread::park();
+    }
+}
