@@ -39,10 +39,41 @@ pub struct Sequenced {
     pub report: Report,
 }
 
+/// Reports per storage chunk: a stream grows a chunk at a time, never by copying what it
+/// has (a doubling vector of millions of reports would stall the gateway for milliseconds
+/// each time it grew).
+const CHUNK: usize = 4096;
+
+/// One account's reports, in chunks of [`CHUNK`].
+#[derive(Debug, Default)]
+struct Stream {
+    chunks: Vec<Vec<Sequenced>>,
+    len: u64,
+}
+
+impl Stream {
+    fn get(&self, seq: u64) -> Option<&Sequenced> {
+        let i = usize::try_from(seq.checked_sub(1)?).ok()?;
+        self.chunks.get(i / CHUNK)?.get(i % CHUNK)
+    }
+
+    fn push(&mut self, s: Sequenced) {
+        match self.chunks.last_mut() {
+            Some(c) if c.len() < CHUNK => c.push(s),
+            _ => {
+                let mut c = Vec::with_capacity(CHUNK);
+                c.push(s);
+                self.chunks.push(c);
+            }
+        }
+        self.len += 1;
+    }
+}
+
 /// Every account's report stream.
 #[derive(Debug, Default)]
 pub struct Streams {
-    streams: BTreeMap<AccountId, Vec<Sequenced>>,
+    streams: BTreeMap<AccountId, Stream>,
     cum: DetMap<OrderId, Qty>,
 }
 
@@ -54,18 +85,22 @@ impl Streams {
 
     /// The sequence number the account's next report will carry (1 for a new account).
     pub fn next_seq(&self, account: AccountId) -> u64 {
-        self.streams.get(&account).map_or(1, |s| s.len() as u64 + 1)
+        self.streams.get(&account).map_or(1, |s| s.len + 1)
     }
 
-    /// The account's reports with sequence numbers `from..` (those it has).
-    pub fn from(&self, account: AccountId, from: u64) -> &[Sequenced] {
-        let all = self.streams.get(&account).map_or(&[][..], Vec::as_slice);
-        let skip = usize::try_from(from.saturating_sub(1)).unwrap_or(usize::MAX).min(all.len());
-        &all[skip..]
+    /// The account's report with this sequence number, if it has one.
+    pub fn get(&self, account: AccountId, seq: u64) -> Option<&Sequenced> {
+        self.streams.get(&account)?.get(seq)
+    }
+
+    /// The account's reports with sequence numbers `from..` (those it has), in order.
+    pub fn from(&self, account: AccountId, from: u64) -> impl Iterator<Item = &Sequenced> + '_ {
+        let stream = self.streams.get(&account);
+        (from.max(1)..).map_while(move |seq| stream?.get(seq))
     }
 
     /// Turns one command's events into reports, appending each to its account's stream and
-    /// to `out` as (account, index in `self.from(account, 1)`).
+    /// to `out` as (account, sequence number).
     pub fn on_batch(
         &mut self,
         events: &[Event],
@@ -138,7 +173,7 @@ impl Streams {
         out: &mut Vec<(AccountId, u64)>,
     ) {
         let stream = self.streams.entry(account).or_default();
-        let seq = stream.len() as u64 + 1;
+        let seq = stream.len + 1;
         stream.push(Sequenced { header: ReportHeader { seq, gateway_in_ns, engine_in_ns, engine_out_ns }, report });
         out.push((account, seq));
     }
@@ -204,24 +239,25 @@ mod tests {
         assert_eq!((s.next_seq(A), s.next_seq(B), s.next_seq(AccountId(3))), (4, 4, 1));
         let fills: Vec<(i64, i64, i64)> = s
             .from(A, 2)
-            .iter()
             .map(|r| match r.report {
                 Report::Fill { qty, leaves, cum_qty, .. } => (qty.0, leaves.0, cum_qty.0),
                 _ => panic!("{r:?}"),
             })
             .collect();
         assert_eq!(fills, vec![(3, 7, 3), (4, 3, 7)]);
-        match s.from(B, 3)[0].report {
+        match s.get(B, 3).unwrap().report {
             Report::Fill { cum_qty, fee, liquidity, .. } => {
                 assert_eq!((cum_qty, fee, liquidity), (Qty(7), 5, Liquidity::Taker))
             }
             other => panic!("{other:?}"),
         }
         assert_eq!(
-            s.from(B, 1)[0].header,
+            s.get(B, 1).unwrap().header,
             ReportHeader { seq: 1, gateway_in_ns: 7, engine_in_ns: 8, engine_out_ns: 9 }
         );
-        assert_eq!(s.from(A, 99), &[]);
+        assert_eq!(s.from(A, 99).count(), 0);
+        assert_eq!(s.from(A, 0).count(), 3, "from 0 is from 1");
+        assert!(s.get(A, 0).is_none() && s.get(A, 4).is_none());
     }
 
     #[test]
@@ -255,10 +291,30 @@ mod tests {
         ];
         s.on_batch(&events, 1, 0, 0, &mut out);
         assert_eq!(out, vec![(A, 1), (B, 1)]);
-        assert_eq!(s.from(A, 1)[0].report, Report::Rejected { cid: ClientOrderId(3), reason: 200, retry_after_ms: 0 });
         assert_eq!(
-            s.from(B, 1)[0].report,
+            s.get(A, 1).unwrap().report,
+            Report::Rejected { cid: ClientOrderId(3), reason: 200, retry_after_ms: 0 }
+        );
+        assert_eq!(
+            s.get(B, 1).unwrap().report,
             Report::Cancelled { cid: ClientOrderId(4), order_id: OrderId(8), qty: Qty(2), leaves: Qty(0), reason: 8 }
         );
+    }
+
+    /// Streams longer than a storage chunk: every sequence number is found, in order.
+    #[test]
+    fn streams_span_chunks() {
+        let mut s = Streams::new();
+        let mut out = Vec::new();
+        for i in 0..10_000u64 {
+            s.on_batch(&[accepted(A, i, i, 1)], i, 0, 0, &mut out);
+        }
+        assert_eq!(s.next_seq(A), 10_001);
+        for seq in [1, 4095, 4096, 4097, 8192, 8193, 10_000] {
+            assert_eq!(s.get(A, seq).unwrap().header.seq, seq);
+        }
+        assert!(s.get(A, 10_001).is_none());
+        let seqs: Vec<u64> = s.from(A, 4000).map(|r| r.header.seq).collect();
+        assert_eq!(seqs, (4000..=10_000).collect::<Vec<_>>());
     }
 }

@@ -1155,7 +1155,7 @@ impl EventLoop {
         let routed = std::mem::take(&mut self.routed);
         for &(account, seq) in &routed {
             let n = self.by_account.get(&account).map_or(0, Vec::len);
-            let Some(stored) = self.streams.from(account, seq).first() else { continue };
+            let Some(stored) = self.streams.get(account, seq) else { continue };
             let mut buf = std::mem::take(&mut self.scratch);
             buf.clear();
             let msg = ServerMsg::Report { header: stored.header, report: stored.report, possible_duplicate: false };
@@ -1198,7 +1198,7 @@ impl EventLoop {
                     cu.completed = true;
                     continue;
                 }
-                let Some(stored) = self.streams.from(account, cu.next).first() else { break };
+                let Some(stored) = self.streams.get(account, cu.next) else { break };
                 let msg = ServerMsg::Report {
                     header: stored.header,
                     report: stored.report,
