@@ -207,6 +207,8 @@ const MARK: i64 = 100_000;
 /// Setup failures (sockets, journal) and a run that does not complete.
 pub fn run(opts: &Options) -> anyhow::Result<Report> {
     ensure!(opts.sessions > 0 && opts.rate > 0 && opts.requests > 0, "sessions, rate and requests must be positive");
+    // Before the load thread (this one) is pinned: the machine as a whole.
+    let machine = Machine::detect(opts.pin_client);
     let floor = pingpong(opts.pingpong, true)?;
     let blocking_floor = pingpong(opts.pingpong, false)?;
     let dir = tempfile_dir()?;
@@ -244,7 +246,7 @@ pub fn run(opts: &Options) -> anyhow::Result<Report> {
     #[allow(clippy::cast_precision_loss, reason = "a ratio of two latencies")]
     let p50_over_pingpong = order_to_ack_ns.p50 as f64 / tcp_pingpong_ns.p50.max(1) as f64;
     Ok(Report {
-        machine: Machine::detect(opts.pin_client),
+        machine,
         offered_rate: opts.rate,
         sessions: opts.sessions,
         achieved_rate,
