@@ -24,7 +24,7 @@ use std::collections::BTreeMap;
 use std::io::{self, Read, Write};
 use std::net::{SocketAddr, TcpStream};
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use l2x_types::InstrumentId;
 
@@ -155,6 +155,8 @@ pub struct Client {
     wire: Wire,
     info: SessionInfo,
     last_seq: u64,
+    /// When this side last sent something (heartbeats are due `heartbeat_ms` after it).
+    last_send: Instant,
 }
 
 impl Client {
@@ -184,8 +186,10 @@ impl Client {
     fn open(addr: SocketAddr, key: &Key, options: Options, resume_from: u64) -> Result<Client, ClientError> {
         let mut wire = Wire::connect(addr, options.read_timeout)?;
         let info = logon(&mut wire, key, options, resume_from)?;
-        let last_seq = if resume_from > 0 { resume_from - 1 } else { info.next_seq - 1 };
-        Ok(Client { addr, key: key.clone(), options, wire, info, last_seq })
+        // Replay from `resume_from`, or nothing; never past what the server has.
+        let from = if resume_from > 0 { resume_from.min(info.next_seq) } else { info.next_seq };
+        let last_seq = from.saturating_sub(1);
+        Ok(Client { addr, key: key.clone(), options, wire, info, last_seq, last_send: Instant::now() })
     }
 
     /// What the server said at logon.
@@ -205,7 +209,9 @@ impl Client {
     pub fn send(&mut self, msg: &ClientMsg) -> io::Result<()> {
         self.wire.out.clear();
         codec::encode_client(msg, &mut self.wire.out);
-        self.wire.stream.write_all(&self.wire.out)
+        self.wire.stream.write_all(&self.wire.out)?;
+        self.last_send = Instant::now();
+        Ok(())
     }
 
     /// Sends raw bytes (for tests of malformed input).
@@ -217,19 +223,26 @@ impl Client {
     }
 
     /// The next message: a report not handed out before (replays of those are skipped), a
-    /// heartbeat (answered with one: a client that keeps reading is never timed out; one
-    /// that does not read for 3 heartbeat intervals is), or `ReplayComplete`.
+    /// heartbeat (answered with one), or `ReplayComplete`. Every call also sends a heartbeat
+    /// if this side has sent nothing for the agreed interval, so a client that keeps calling
+    /// `recv` is never timed out; one that neither sends nor reads for 3 intervals is.
     ///
     /// # Errors
     /// [`ClientError::LoggedOut`] on a logout, [`ClientError::Closed`] at the end of the
     /// stream, [`ClientError::Gap`] if a report skipped numbers, and the socket's errors.
     pub fn recv(&mut self) -> Result<ServerMsg, ClientError> {
         loop {
+            // A client that only reads (a drop copy) still owes the server its heartbeats.
+            let interval = Duration::from_millis(u64::from(self.info.heartbeat_ms));
+            if self.last_send.elapsed() >= interval {
+                self.send(&ClientMsg::Heartbeat)?;
+            }
             let msg = self.wire.next(codec::decode_server)?;
             match msg {
                 ServerMsg::Logout { reason } => return Err(ClientError::LoggedOut(reason)),
                 ServerMsg::Heartbeat => {
-                    // Answered, so that a client that reads is never timed out.
+                    // Answered at once: the server sends one only when it has sent nothing
+                    // for an interval, which is when it may have heard nothing either.
                     self.send(&ClientMsg::Heartbeat)?;
                     return Ok(msg);
                 }
@@ -256,7 +269,13 @@ impl Client {
     pub fn reconnect(&mut self) -> Result<(), ClientError> {
         let mut wire = Wire::connect(self.addr, self.options.read_timeout)?;
         self.info = logon(&mut wire, &self.key, self.options, self.last_seq + 1)?;
+        if self.info.next_seq <= self.last_seq {
+            // The server's stream is shorter than what this client saw (a reset journal):
+            // nothing it sends could be told apart from what was handed out already.
+            return Err(ClientError::Gap { expected: self.last_seq + 1, got: self.info.next_seq });
+        }
         self.wire = wire;
+        self.last_send = Instant::now();
         Ok(())
     }
 

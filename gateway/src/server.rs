@@ -227,6 +227,9 @@ pub struct Counters {
 
 /// The tag's session of commands submitted through [`Control`] (sessions count from 1).
 pub const CONTROL_SESSION: u64 = 0;
+/// The tag's session of the gateway's cancel-on-disconnect commands (the correlation is
+/// the session that went).
+pub const DISCONNECT_SESSION: u64 = u64::MAX;
 
 /// Submits commands that no session sends (listings, deposits, oracle prices, funding), so
 /// that the server knows what they did: a listing made through here is announced on the
@@ -324,6 +327,8 @@ impl Server {
             by_key: BTreeMap::new(),
             by_session: BTreeMap::new(),
             owners: DetMap::default(),
+            orders: BTreeMap::new(),
+            shutting_down: false,
             next_session: 1,
             recovered,
             config,
@@ -478,8 +483,20 @@ struct Session {
     throttle: Throttle,
     /// Catch-up in progress; `None`: live.
     catch_up: Option<CatchUp>,
-    /// Live orders this session entered.
+}
+
+/// What the gateway remembers of a session's orders, whether or not it is still connected:
+/// enough to cancel them on disconnect, including orders still in flight when it went.
+#[derive(Debug, Default)]
+struct Orders {
+    account: AccountId,
+    /// Live orders the session entered (accepted, not yet filled or cancelled).
     live: BTreeSet<ClientOrderId>,
+    /// Commands submitted whose batch has not come back yet.
+    in_flight: u64,
+    /// The session is gone with cancel-on-disconnect: whatever of its orders is still live
+    /// after a batch is cancelled, until nothing of it is in flight.
+    departed: bool,
 }
 
 #[derive(Debug)]
@@ -508,6 +525,8 @@ struct Conn {
     closing: bool,
     /// Close now, without cancel-on-disconnect (server shutdown).
     dead: bool,
+    /// Bytes allowed beyond the outbound bound (a market-data snapshot).
+    allowance: usize,
 }
 
 impl Conn {
@@ -540,6 +559,10 @@ struct EventLoop {
     by_session: BTreeMap<u64, usize>,
     /// Live orders entered by a session of this server run: order → (session, cid).
     owners: DetMap<OrderId, (u64, ClientOrderId)>,
+    /// Per session (connected, or gone with orders to cancel): its orders.
+    orders: BTreeMap<u64, Orders>,
+    /// Stopping: connections close without cancel-on-disconnect.
+    shutting_down: bool,
     next_session: u64,
     /// Batches up to here were rebuilt from the journal.
     recovered: u64,
@@ -583,6 +606,10 @@ impl EventLoop {
             }
             if now >= next_timers {
                 self.timers(now);
+                // Connections an accept error left waiting (edge-triggered: no new event).
+                self.accept(false);
+                self.accept(true);
+                self.flush_dirty();
                 next_timers = now + Duration::from_millis(10);
             }
             // Keep polling while work came recently; otherwise sleep until a socket, the
@@ -636,8 +663,8 @@ impl EventLoop {
             let (stream, _) = match listener.accept() {
                 Ok(s) => s,
                 Err(e) if e.kind() == io::ErrorKind::WouldBlock => return,
-                Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
-                // Out of descriptors and the like: try again at the next readiness.
+                Err(e) if matches!(e.kind(), io::ErrorKind::Interrupted | io::ErrorKind::ConnectionAborted) => continue,
+                // Out of descriptors and the like: the timers try again every 10 ms.
                 Err(_) => return,
             };
             let _ = stream.set_nodelay(true);
@@ -658,6 +685,7 @@ impl EventLoop {
                 malformed: 0,
                 closing: false,
                 dead: false,
+                allowance: 0,
             };
             if self.poll.registry().register(&mut conn.stream, Token(slot + FIRST_CONN), Interest::READABLE).is_err() {
                 self.free.push(slot);
@@ -686,7 +714,7 @@ impl EventLoop {
         if conn.dead || conn.closing {
             return;
         }
-        if conn.pending() + bytes.len() > max {
+        if conn.pending() + bytes.len() > max + conn.allowance {
             self.counters.slow_consumers.fetch_add(1, Ordering::Relaxed);
             self.logout(slot, reason::SLOW_CONSUMER);
             return;
@@ -790,8 +818,9 @@ impl EventLoop {
                 }
                 Ok(n) => {
                     conn.last_recv = Instant::now();
-                    if matches!(conn.role, Role::Subscriber) {
-                        // Market data is one-way; whatever a subscriber sends is ignored.
+                    if matches!(conn.role, Role::Subscriber) || conn.closing {
+                        // Market data is one-way, and a connection that is closing has been
+                        // answered: whatever they send is read and dropped, never buffered.
                         continue;
                     }
                     conn.reader.extend(&buf[..n]);
@@ -888,6 +917,7 @@ impl EventLoop {
                 return;
             }
             ClientMsg::Replay { from_seq } => {
+                // Replaces a replay in progress (its ReplayComplete is not sent).
                 let end = self.streams.next_seq(account) - 1;
                 session.catch_up = Some(catch_up(from_seq.max(1), end));
                 return;
@@ -971,8 +1001,8 @@ impl EventLoop {
             cancel_on_disconnect: logon.cancel_on_disconnect,
             throttle: Throttle::new(limits, now),
             catch_up: (logon.resume_from > 0).then(|| catch_up(logon.resume_from, next_seq - 1)),
-            live: BTreeSet::new(),
         };
+        self.orders.insert(id, Orders { account: key.account, ..Orders::default() });
         let Some(conn) = self.conn(slot) else { return };
         conn.role = Role::Session(Box::new(session));
         self.by_key.insert(key.id, slot);
@@ -1019,13 +1049,37 @@ impl EventLoop {
                     self.by_account.remove(&session.account);
                 }
             }
-            if session.cancel_on_disconnect && !conn.dead {
-                for &cid in &session.live {
-                    let cmd = Command::Cancel(Cancel { account: session.account, cid, on_disconnect: true });
-                    self.counters.cancelled_on_disconnect.fetch_add(1, Ordering::Relaxed);
-                    self.submit(Tag { session: session.id, correlation: 0 }, cmd);
+            if session.cancel_on_disconnect && !conn.dead && !self.shutting_down {
+                self.cancel_departed(session.id);
+                if let Some(o) = self.orders.get_mut(&session.id) {
+                    o.departed = true;
                 }
             }
+            self.forget_if_settled(session.id);
+        }
+    }
+
+    /// Cancels (on disconnect) the live orders of a session that is gone.
+    fn cancel_departed(&mut self, session: u64) {
+        let Some(o) = self.orders.get_mut(&session) else { return };
+        let account = o.account;
+        let cids = std::mem::take(&mut o.live);
+        for cid in cids {
+            let cmd = Command::Cancel(Cancel { account, cid, on_disconnect: true });
+            self.counters.cancelled_on_disconnect.fetch_add(1, Ordering::Relaxed);
+            self.submit(Tag { session: DISCONNECT_SESSION, correlation: session }, cmd);
+        }
+    }
+
+    /// Drops what is kept of a session's orders once it is disconnected and nothing of it
+    /// is in flight (a session without cancel-on-disconnect: at once).
+    fn forget_if_settled(&mut self, session: u64) {
+        let connected = self.by_session.contains_key(&session);
+        if let Some(o) = self.orders.get(&session)
+            && !connected
+            && (!o.departed || o.in_flight == 0)
+        {
+            self.orders.remove(&session);
         }
     }
 
@@ -1041,6 +1095,9 @@ impl EventLoop {
             return;
         }
         self.counters.commands.fetch_add(1, Ordering::Relaxed);
+        if let Some(o) = self.orders.get_mut(&tag.session) {
+            o.in_flight += 1;
+        }
         if !self.backlog.is_empty() {
             self.backlog.push_back((tag, cmd));
             return;
@@ -1099,7 +1156,8 @@ impl EventLoop {
     fn on_batch(&mut self, ts: u64, tag: Tag, events: &[Event]) {
         {
             let engine_out = now_ns();
-            let gateway_in = if tag.session == CONTROL_SESSION { 0 } else { tag.correlation };
+            let gateway_in =
+                if tag.session == CONTROL_SESSION || tag.session == DISCONNECT_SESSION { 0 } else { tag.correlation };
             self.routed.clear();
             self.streams.on_batch(events, ts, gateway_in, engine_out, &mut self.routed);
             self.md_msgs.clear();
@@ -1107,12 +1165,10 @@ impl EventLoop {
             // Ownership of live orders, for cancel-on-disconnect.
             for ev in events {
                 match *ev {
-                    Event::Accepted { order_id, cid, .. } if tag.session != CONTROL_SESSION => {
-                        if let Some(&slot) = self.by_session.get(&tag.session) {
+                    Event::Accepted { order_id, cid, .. } => {
+                        if let Some(o) = self.orders.get_mut(&tag.session) {
                             self.owners.insert(order_id, (tag.session, cid));
-                            if let Some(Conn { role: Role::Session(s), .. }) = self.conns[slot].as_mut() {
-                                s.live.insert(cid);
-                            }
+                            o.live.insert(cid);
                         }
                     }
                     Event::Cancelled { order_id, leaves, .. } if leaves == Qty::ZERO => self.order_done(order_id),
@@ -1138,15 +1194,22 @@ impl EventLoop {
             }
             self.route_reports();
             self.broadcast_md();
+            if let Some(o) = self.orders.get_mut(&tag.session) {
+                o.in_flight = o.in_flight.saturating_sub(1);
+                if o.departed {
+                    // An order that was in flight when the session went, and rested.
+                    self.cancel_departed(tag.session);
+                    self.forget_if_settled(tag.session);
+                }
+            }
         }
     }
 
     fn order_done(&mut self, order_id: OrderId) {
         if let Some((session, cid)) = self.owners.remove(&order_id)
-            && let Some(&slot) = self.by_session.get(&session)
-            && let Some(Conn { role: Role::Session(s), .. }) = self.conns[slot].as_mut()
+            && let Some(o) = self.orders.get_mut(&session)
         {
-            s.live.remove(&cid);
+            o.live.remove(&cid);
         }
     }
 
@@ -1237,6 +1300,11 @@ impl EventLoop {
         for m in &msgs {
             codec::encode_md(m, false, &mut buf);
         }
+        // A snapshot is as big as the book: the subscriber's bound is raised by its size, so
+        // that a big book does not cut off every new subscriber at once.
+        if let Some(conn) = self.conn(slot) {
+            conn.allowance = buf.len();
+        }
         self.queue(slot, &buf);
     }
 
@@ -1313,6 +1381,7 @@ impl EventLoop {
     /// Server shutdown: every session gets a logout, one attempt is made to write it, and
     /// the connections close without cancel-on-disconnect.
     fn shutdown(&mut self) {
+        self.shutting_down = true;
         for slot in 0..self.conns.len() {
             if matches!(self.conns[slot].as_ref(), Some(Conn { role: Role::Session(_), .. })) {
                 self.logout(slot, reason::SERVER_SHUTDOWN);

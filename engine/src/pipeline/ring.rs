@@ -123,6 +123,8 @@ impl Signal {
             return;
         }
         fence(Ordering::SeqCst);
+        // Read again after the fence: a waker set just now is seen with the armed flag.
+        let waker = waker.or_else(|| self.waker.get());
         if let Some(wake) = waker
             && self.armed.load(Ordering::Relaxed)
             && self.armed.swap(false, Ordering::AcqRel)

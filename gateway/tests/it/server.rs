@@ -750,3 +750,52 @@ fn market_data_snapshot_and_updates_rebuild_the_engines_book() {
     assert_eq!(early.book().orders(), engine, "the subscriber from the start");
     assert_eq!(late.book().orders(), engine, "the subscriber from a snapshot");
 }
+
+#[test]
+fn cancel_on_disconnect_covers_orders_still_in_flight_and_a_shutdown_cancels_nothing() {
+    let dir = tempfile::tempdir().unwrap();
+    let node = Node::start(dir.path(), Config::default());
+    let mut watcher = node.connect(2);
+    // An order sent, and the connection gone before its ack could come back.
+    let mut cod = node.connect_with(1, Options { cancel_on_disconnect: true, ..Options::default() });
+    send(&mut cod, limit(1, Side::Buy, 950, 1));
+    drop(cod);
+    assert!(matches!(report(&mut watcher).1, Report::Accepted { cid: ClientOrderId(1), .. }));
+    let (_, r) = report(&mut watcher);
+    assert!(
+        matches!(r, Report::Cancelled { cid: ClientOrderId(1), reason, .. } if reason == CancelReason::Disconnect.code()),
+        "{r:?}"
+    );
+    // A session with cancel-on-disconnect and a resting order, then a server shutdown.
+    let mut cod = node.connect_with(4, Options { cancel_on_disconnect: true, ..Options::default() });
+    send(&mut cod, limit(7, Side::Buy, 940, 1));
+    assert!(matches!(report(&mut cod).1, Report::Accepted { .. }));
+    let state = node.stop();
+    let resting: Vec<u64> = state.resting_orders().iter().map(|o| o.cid.0).collect();
+    assert_eq!(resting, [7], "a server shutdown cancels nothing");
+    drop(cod);
+}
+
+#[test]
+fn a_client_that_only_reads_sends_its_own_heartbeats() {
+    let dir = tempfile::tempdir().unwrap();
+    let node = Node::start(dir.path(), Config::default());
+    // The watcher only reads; the account's reports never stop long enough for the server
+    // to send it a heartbeat. Ten server timeouts (3 × 100 ms) of that.
+    let mut watcher = node.connect_with(2, Options { heartbeat_ms: 100, ..Options::default() });
+    let mut trader = node.connect(1);
+    let start = std::time::Instant::now();
+    let mut cid = 0;
+    while start.elapsed() < Duration::from_secs(3) {
+        cid += 1;
+        send(&mut trader, limit(cid, Side::Buy, 900, 1));
+        assert!(matches!(report(&mut trader).1, Report::Accepted { .. }));
+        trader.send(&ClientMsg::Cancel { cid: ClientOrderId(cid) }).unwrap();
+        assert!(matches!(report(&mut trader).1, Report::Cancelled { .. }));
+        assert!(matches!(report(&mut watcher).1, Report::Accepted { .. }));
+        assert!(matches!(report(&mut watcher).1, Report::Cancelled { .. }));
+    }
+    send(&mut watcher, limit(cid + 1, Side::Buy, 900, 1));
+    assert!(matches!(report(&mut watcher).1, Report::Accepted { .. }), "still logged on");
+    node.stop();
+}
