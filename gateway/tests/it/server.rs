@@ -777,6 +777,7 @@ fn cancel_on_disconnect_covers_orders_still_in_flight_and_a_shutdown_cancels_not
 }
 
 #[test]
+#[allow(clippy::disallowed_methods, reason = "the test runs for a stretch of wall-clock time")]
 fn a_client_that_only_reads_sends_its_own_heartbeats() {
     let dir = tempfile::tempdir().unwrap();
     let node = Node::start(dir.path(), Config::default());
