@@ -1,0 +1,20 @@
+//! l2x settlement: every epoch of trading becomes a state root that anyone can re-derive
+//! from the journal (docs/SETTLEMENT.md).
+//!
+//! ```text
+//!  CanonicalState ──▶ leaf::AccountLeaf::of ──▶ keccak256(abi.encode(leaf)) ──▶ tree::Tree::update
+//!  (accounts, positions)   (Solidity ABI struct)        (the leaf's value)        (sparse Merkle, keccak,
+//!                                                                                   incremental) ──▶ root
+//! ```
+//!
+//! - [`leaf`]: the canonical account leaf and its ABI encoding.
+//! - [`tree`]: the sparse Merkle tree over account ids, its proofs, and the reference root
+//!   it is tested against.
+//!
+//! Built so far: the leaf and the tree. Epochs, batches, the contract, the chain backends
+//! and the submitter come next (issue 6).
+
+#![deny(clippy::float_arithmetic)]
+
+pub mod leaf;
+pub mod tree;
