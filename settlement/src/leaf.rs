@@ -17,7 +17,7 @@
 
 use alloy_primitives::{B256, keccak256};
 use alloy_sol_types::{SolValue, sol};
-use l2x_engine::AccountState;
+use l2x_risk::Account;
 use l2x_types::Holder;
 
 sol! {
@@ -61,22 +61,22 @@ pub fn key(holder: Holder) -> u64 {
 }
 
 impl AccountLeaf {
-    /// The leaf of an account as the canonical state has it.
-    pub fn of(account: &AccountState) -> AccountLeaf {
+    /// The leaf of an account as the risk ledger has it.
+    pub fn of(account: &Account) -> AccountLeaf {
         let positions = account
             .positions
             .iter()
-            .filter(|p| p.size.0 != 0)
+            .filter(|p| p.size != 0)
             .map(|p| Position {
                 instrument: p.instrument.0,
-                size: p.size.0,
+                size: p.size,
                 // Entry notionals and funding indexes are bounded far below 2^127 by the
                 // instrument limits (|size| · price · tick value).
                 cost: p.cost,
                 fundingIndex: p.funding_index,
             })
             .collect();
-        AccountLeaf { account: key(account.holder), collateral: account.collateral.0, positions }
+        AccountLeaf { account: key(account.holder), collateral: account.collateral, positions }
     }
 
     /// `abi.encode(leaf)`.

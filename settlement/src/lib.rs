@@ -7,14 +7,17 @@
 //!                                                                                   incremental) ──▶ root
 //! ```
 //!
+//! - [`epoch`]: the sequenced stream cut into epochs by a rule on sequenced time and fills;
+//!   each closed epoch's changed leaves and root.
 //! - [`leaf`]: the canonical account leaf and its ABI encoding.
 //! - [`tree`]: the sparse Merkle tree over account ids, its proofs, and the reference root
 //!   it is tested against.
 //!
-//! Built so far: the leaf and the tree. Epochs, batches, the contract, the chain backends
+//! Built so far: the leaf, the tree and epochs. Batches, the contract, the chain backends
 //! and the submitter come next (issue 6).
 
 #![deny(clippy::float_arithmetic)]
 
+pub mod epoch;
 pub mod leaf;
 pub mod tree;
