@@ -23,9 +23,10 @@
 //! Leaves are kept in an ordered map (key → value), and the hash of every subtree with two or
 //! more leaves in a cache keyed by (depth, prefix). [`Tree::update`] applies a batch of
 //! changes and recomputes only the subtrees that contain a changed key, descending from the
-//! root and splitting the sorted batch at each bit; an untouched subtree's hash comes from
-//! the cache (or is its single leaf's, or empty). For `k` changed keys among `n` accounts
-//! numbered densely, about `k · (log₂ n − log₂ k) + 2k` hashes.
+//! root to the keys and splitting the sorted batch at each bit; each level's result says
+//! whether the subtree is empty, one leaf (which passes up unhashed) or a node. An untouched
+//! sibling's hash comes from the cache, or is its single leaf's, or empty. For `k` changed
+//! keys among `n` accounts numbered densely, about `k · (log₂ n − log₂ k) + 2k` hashes.
 //!
 //! # Proofs
 //!
@@ -73,6 +74,26 @@ fn span(depth: u32, key: u64) -> (u64, u64) {
 /// The bit of `key` that chooses the child at `depth` (1: right).
 fn bit(depth: u32, key: u64) -> bool {
     (key >> (DEPTH - 1 - depth)) & 1 == 1
+}
+
+/// What a subtree holds, with its hash.
+#[derive(Clone, Copy, Debug)]
+enum Sub {
+    /// No leaf.
+    Empty,
+    /// One leaf (its leaf node).
+    Leaf(B256),
+    /// Two or more leaves.
+    Node(B256),
+}
+
+impl Sub {
+    fn hash(self) -> B256 {
+        match self {
+            Sub::Empty => B256::ZERO,
+            Sub::Leaf(h) | Sub::Node(h) => h,
+        }
+    }
 }
 
 /// An inclusion (or absence) proof: the siblings from the root down, and for an absent key
@@ -162,7 +183,7 @@ impl Tree {
         }
         touched.sort_unstable();
         touched.dedup();
-        self.root = self.rehash(0, 0, &touched);
+        self.root = self.rehash(0, 0, &touched).hash();
         self.root
     }
 
@@ -174,44 +195,60 @@ impl Tree {
         (first, it.next().is_some())
     }
 
-    /// The hash of an untouched subtree.
-    fn cached(&self, depth: u32, prefix: u64) -> B256 {
+    /// An untouched subtree: from the cache (two or more leaves), or its one leaf, or empty.
+    fn untouched(&self, depth: u32, prefix: u64) -> Sub {
+        if let Some(h) = self.nodes.get(&(depth, prefix)) {
+            return Sub::Node(*h);
+        }
+        if depth == DEPTH {
+            return self.leaves.get(&prefix).map_or(Sub::Empty, |v| Sub::Leaf(leaf_node(prefix, *v)));
+        }
         match self.first_two(depth, prefix) {
-            (None, _) => B256::ZERO,
-            (Some((k, v)), false) => leaf_node(k, v),
-            (Some(_), true) => self.nodes.get(&(depth, prefix)).copied().unwrap_or_else(|| self.full(depth, prefix)),
+            (None, _) => Sub::Empty,
+            (Some((k, v)), false) => Sub::Leaf(leaf_node(k, v)),
+            // Every subtree of two or more leaves is cached; recompute if not (never expected).
+            (Some(_), true) => Sub::Node(self.full(depth, prefix)),
         }
     }
 
+    /// The hash of an untouched subtree.
+    fn cached(&self, depth: u32, prefix: u64) -> B256 {
+        self.untouched(depth, prefix).hash()
+    }
+
     /// Recomputes the subtree at `depth` starting at `prefix`, where `touched` (sorted, all
-    /// inside it, not empty) changed.
-    fn rehash(&mut self, depth: u32, prefix: u64, touched: &[u64]) -> B256 {
-        let (first, more) = self.first_two(depth, prefix);
-        if !more {
-            // At most one leaf left: no node here or below along the changed keys (the only
-            // places a node could have been, since the leaves that went were changed).
-            for &t in touched {
-                for d in depth..DEPTH {
-                    self.nodes.remove(&(d, span(d, t).0));
-                }
-            }
-            return first.map_or(B256::ZERO, |(k, v)| leaf_node(k, v));
+    /// inside it, not empty) changed; keeps the cache exact on the way (a subtree that fell
+    /// to one leaf or none leaves it).
+    fn rehash(&mut self, depth: u32, prefix: u64, touched: &[u64]) -> Sub {
+        if depth == DEPTH {
+            return self.leaves.get(&prefix).map_or(Sub::Empty, |v| Sub::Leaf(leaf_node(prefix, *v)));
         }
-        // Two or more leaves: depth < 64, since a single key is a single leaf.
         let half = 1u64 << (DEPTH - 1 - depth);
         let split = touched.partition_point(|&t| !bit(depth, t));
         let (left_t, right_t) = touched.split_at(split);
-        let left =
-            if left_t.is_empty() { self.cached(depth + 1, prefix) } else { self.rehash(depth + 1, prefix, left_t) };
         let right_prefix = prefix | half;
+        let left =
+            if left_t.is_empty() { self.untouched(depth + 1, prefix) } else { self.rehash(depth + 1, prefix, left_t) };
         let right = if right_t.is_empty() {
-            self.cached(depth + 1, right_prefix)
+            self.untouched(depth + 1, right_prefix)
         } else {
             self.rehash(depth + 1, right_prefix, right_t)
         };
-        let h = node(left, right);
-        self.nodes.insert((depth, prefix), h);
-        h
+        let out = match (left, right) {
+            (Sub::Empty, Sub::Empty) => Sub::Empty,
+            // One leaf in the whole subtree: it hashes as that leaf.
+            (Sub::Leaf(h), Sub::Empty) | (Sub::Empty, Sub::Leaf(h)) => Sub::Leaf(h),
+            (l, r) => Sub::Node(node(l.hash(), r.hash())),
+        };
+        match out {
+            Sub::Node(h) => {
+                self.nodes.insert((depth, prefix), h);
+            }
+            Sub::Empty | Sub::Leaf(_) => {
+                self.nodes.remove(&(depth, prefix));
+            }
+        }
+        out
     }
 
     /// The hash of a subtree computed from its leaves alone (no cache).

@@ -1,0 +1,180 @@
+//! `l2x bench settlement`: the state tree under an epoch's load — leaf updates per second
+//! and the root time of an epoch that touches `--touched` of `--accounts` accounts — and the
+//! size of a changed leaf.
+//!
+//! # Method
+//!
+//! 1. Leaves: `--accounts` accounts numbered 1…n, each with collateral and one position
+//!    (seeded values), ABI-encoded and hashed as settlement does; the tree is built from
+//!    all of them (timed: the first root).
+//! 2. Epochs: `--epochs` times, `--touched` distinct accounts drawn at random (seeded) get
+//!    new collateral and position values; the timed part is hashing their leaves and
+//!    `Tree::update` (the new root). Leaf encoding and hashing are reported apart from the
+//!    tree's own work.
+//! 3. Sizes: the ABI encoding of a leaf with one position, per changed leaf.
+
+use std::time::Instant;
+
+use alloy_primitives::B256;
+use l2x_settlement::leaf::{AccountLeaf, Position};
+use l2x_settlement::tree::Tree;
+use rand::{RngExt, SeedableRng};
+use rand_chacha::ChaCha8Rng;
+use serde::Serialize;
+
+use crate::machine::{CpuMeter, Machine};
+
+/// Options of `l2x bench settlement`.
+#[derive(Clone, Debug, clap::Args)]
+pub struct Options {
+    /// Accounts in the tree.
+    #[arg(long, default_value_t = 1_000_000)]
+    pub accounts: u64,
+    /// Accounts an epoch changes.
+    #[arg(long, default_value_t = 100_000)]
+    pub touched: usize,
+    /// Epochs timed (the median and the worst are reported).
+    #[arg(long, default_value_t = 5)]
+    pub epochs: usize,
+    /// Seed.
+    #[arg(long, default_value_t = 42)]
+    pub seed: u64,
+    /// Print one JSON object instead of the table.
+    #[arg(long)]
+    pub json: bool,
+}
+
+/// What `l2x bench settlement` measured.
+#[derive(Clone, Debug, Serialize)]
+pub struct Report {
+    /// Where it ran.
+    pub machine: Machine,
+    /// Accounts in the tree.
+    pub accounts: u64,
+    /// Accounts changed per epoch.
+    pub touched: usize,
+    /// Building the tree from every leaf, ms.
+    pub build_ms: f64,
+    /// Per epoch: encoding and hashing the changed leaves, ms.
+    pub leaf_hash_ms: Vec<f64>,
+    /// Per epoch: the tree update to the new root, ms.
+    pub tree_update_ms: Vec<f64>,
+    /// Median epoch root time (leaves and tree), ms.
+    pub root_ms_median: f64,
+    /// Worst epoch root time, ms.
+    pub root_ms_max: f64,
+    /// Leaf updates per second (touched / median root time).
+    pub leaf_updates_per_s: f64,
+    /// ABI bytes of a leaf with one position.
+    pub leaf_abi_bytes: usize,
+    /// CPU other processes used meanwhile, in cores.
+    pub other_load_cores: Option<f64>,
+}
+
+fn leaf(rng: &mut ChaCha8Rng, account: u64) -> AccountLeaf {
+    AccountLeaf {
+        account,
+        collateral: rng.random_range(0..1_000_000_000_000i64),
+        positions: vec![Position {
+            instrument: 0,
+            size: rng.random_range(-10_000..10_000i64),
+            cost: i128::from(rng.random_range(-1_000_000_000_000..1_000_000_000_000i64)),
+            fundingIndex: i128::from(rng.random_range(-1_000_000..1_000_000i64)),
+        }],
+    }
+}
+
+fn ms(since: Instant) -> f64 {
+    since.elapsed().as_secs_f64() * 1e3
+}
+
+/// Runs the benchmark.
+///
+/// # Errors
+/// Bad options.
+pub fn run(opts: &Options) -> anyhow::Result<Report> {
+    anyhow::ensure!(opts.accounts > 0 && opts.touched > 0 && opts.epochs > 0, "every count must be positive");
+    anyhow::ensure!(opts.touched as u64 <= opts.accounts, "--touched cannot exceed --accounts");
+    let machine = Machine::detect(None);
+    let mut rng = ChaCha8Rng::seed_from_u64(opts.seed);
+    let meter = CpuMeter::start();
+    let all: Vec<(u64, Option<B256>)> = (1..=opts.accounts).map(|a| (a, Some(leaf(&mut rng, a).hash()))).collect();
+    let mut tree = Tree::new();
+    let t = Instant::now();
+    tree.update(all);
+    let build_ms = ms(t);
+    let (mut leaf_hash_ms, mut tree_update_ms, mut totals) = (Vec::new(), Vec::new(), Vec::new());
+    for _ in 0..opts.epochs {
+        // Distinct accounts: a seeded partial shuffle of 1..=n would need n slots; draws
+        // with a set are enough here.
+        let mut keys = std::collections::BTreeSet::new();
+        while keys.len() < opts.touched {
+            keys.insert(rng.random_range(1..=opts.accounts));
+        }
+        let leaves: Vec<AccountLeaf> = keys.iter().map(|&k| leaf(&mut rng, k)).collect();
+        let t = Instant::now();
+        let hashed: Vec<(u64, Option<B256>)> = leaves.iter().map(|l| (l.account, Some(l.hash()))).collect();
+        let hash_ms = ms(t);
+        let t = Instant::now();
+        std::hint::black_box(tree.update(hashed));
+        let update_ms = ms(t);
+        leaf_hash_ms.push(hash_ms);
+        tree_update_ms.push(update_ms);
+        totals.push(hash_ms + update_ms);
+    }
+    let other_load_cores = meter.and_then(|m| m.other_cores());
+    let mut sorted = totals.clone();
+    sorted.sort_by(f64::total_cmp);
+    let root_ms_median = sorted[sorted.len() / 2];
+    let root_ms_max = sorted[sorted.len() - 1];
+    #[allow(clippy::cast_precision_loss, reason = "a rate")]
+    let leaf_updates_per_s = opts.touched as f64 / (root_ms_median / 1e3);
+    let leaf_abi_bytes = leaf(&mut rng, 1).encode().len();
+    Ok(Report {
+        machine,
+        accounts: opts.accounts,
+        touched: opts.touched,
+        build_ms,
+        leaf_hash_ms,
+        tree_update_ms,
+        root_ms_median,
+        root_ms_max,
+        leaf_updates_per_s,
+        leaf_abi_bytes,
+        other_load_cores,
+    })
+}
+
+impl Report {
+    /// The report as one JSON object.
+    ///
+    /// # Errors
+    /// Serialization errors (none expected).
+    pub fn json(&self) -> serde_json::Result<String> {
+        serde_json::to_string(self)
+    }
+
+    /// A plain-text summary.
+    pub fn table(&self) -> String {
+        use std::fmt::Write as _;
+        let mut s = String::new();
+        let _ = writeln!(s, "{}", self.machine.summary("pinned"));
+        let _ = writeln!(
+            s,
+            "{} accounts, {} touched per epoch; other load {}",
+            self.accounts,
+            self.touched,
+            self.other_load_cores.map_or("unknown".into(), |c| format!("{c:.2} cores"))
+        );
+        let _ = writeln!(s, "tree built from every leaf: {:.0} ms", self.build_ms);
+        let list = |v: &[f64]| v.iter().map(|x| format!("{x:.0}")).collect::<Vec<_>>().join(", ");
+        let _ = writeln!(s, "per epoch, leaves encoded and hashed: {} ms", list(&self.leaf_hash_ms));
+        let _ = writeln!(s, "per epoch, tree update to the root:   {} ms", list(&self.tree_update_ms));
+        let _ = writeln!(
+            s,
+            "epoch root: median {:.0} ms, worst {:.0} ms; {:.0} leaf updates/s; {} ABI bytes per changed leaf (one position)",
+            self.root_ms_median, self.root_ms_max, self.leaf_updates_per_s, self.leaf_abi_bytes
+        );
+        s
+    }
+}
