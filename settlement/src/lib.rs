@@ -7,17 +7,20 @@
 //!                                                                                   incremental) ──▶ root
 //! ```
 //!
+//! - [`batch`]: an epoch as stored and posted: header, compact leaves, data hash; applying
+//!   batches alone rebuilds the tree.
 //! - [`epoch`]: the sequenced stream cut into epochs by a rule on sequenced time and fills;
 //!   each closed epoch's changed leaves and root.
 //! - [`leaf`]: the canonical account leaf and its ABI encoding.
 //! - [`tree`]: the sparse Merkle tree over account ids, its proofs, and the reference root
 //!   it is tested against.
 //!
-//! Built so far: the leaf, the tree and epochs. Batches, the contract, the chain backends
+//! Built so far: the leaf, the tree, epochs and batch files. The contract, the contract, the chain backends
 //! and the submitter come next (issue 6).
 
 #![deny(clippy::float_arithmetic)]
 
+pub mod batch;
 pub mod epoch;
 pub mod leaf;
 pub mod tree;

@@ -1,7 +1,7 @@
 //! Epochs over seeded command streams with trading, funding, withdrawals and liquidations:
 //! every closed epoch's root is the root of a tree built from scratch over every leaf of
-//! the state at that point, its changes cover every leaf that changed, and a replay of the
-//! journal closes the same epochs with the same roots.
+//! the state at that point, its changes cover every leaf that changed, a replay of the
+//! journal closes the same epochs with the same roots, and the batches alone rebuild them.
 
 #![allow(clippy::unwrap_used, reason = "test code: a panic is the failure report")]
 
@@ -12,6 +12,7 @@ use alloy_primitives::B256;
 use l2x_engine::StateMachine;
 use l2x_engine::journal::JournalWriter;
 use l2x_risk::Ledger;
+use l2x_settlement::batch::{self, Batch};
 use l2x_settlement::epoch::{self, Epoch, Epochs, Policy};
 use l2x_settlement::tree::root_of;
 use l2x_types::{
@@ -175,6 +176,13 @@ fn a_journal_replay_closes_the_same_epochs() {
     drop(writer);
     let replayed = epoch::from_journal(dir.path(), policy, &Ledger::default()).unwrap();
     assert_eq!(replayed, direct);
+    // The batches alone rebuild every root.
+    let mut tree = l2x_settlement::tree::Tree::new();
+    for e in &direct {
+        let batch = Batch::decode(&Batch::of(e).encode()).unwrap();
+        batch::apply(&mut tree, &batch).unwrap();
+        assert_eq!(tree.root(), e.root);
+    }
     // Another policy cuts other epochs, and ends at the same state: the same final tree.
     let coarse = epoch::from_journal(dir.path(), Policy { max_ms: 5_000, max_fills: 0 }, &Ledger::default()).unwrap();
     assert!(coarse.len() < direct.len());
