@@ -6,7 +6,6 @@
 #![allow(clippy::unwrap_used, reason = "test code: a panic is the failure report")]
 
 use std::collections::BTreeMap;
-use std::str::FromStr;
 
 use alloy_primitives::B256;
 use l2x_engine::StateMachine;
@@ -15,96 +14,10 @@ use l2x_risk::Ledger;
 use l2x_settlement::batch::{self, Batch};
 use l2x_settlement::epoch::{self, Epoch, Epochs, Policy};
 use l2x_settlement::tree::root_of;
-use l2x_types::{
-    AccountId, Amount, Cancel, ClientOrderId, Command, Decimal, Holder, InstrumentId, InstrumentSpec, NewOrder,
-    OrderType, Price, Qty, Seq, Sequenced, Side, StpMode, Symbol, TimeInForce, Timestamp,
-};
-use rand::{RngExt, SeedableRng};
-use rand_chacha::ChaCha8Rng;
+use l2x_types::Sequenced;
 
-fn spec(symbol: &str) -> InstrumentSpec {
-    let d = |s: &str| Decimal::from_str(s).unwrap();
-    InstrumentSpec {
-        symbol: Symbol::try_new(symbol).unwrap(),
-        tick_size: d("1"),
-        lot_size: d("1"),
-        initial_margin: d("0.1"),
-        maintenance_margin: d("0.05"),
-        max_order_qty: d("100"),
-        max_position_qty: d("1000"),
-        price_band: d("0.3"),
-        maker_fee: d("-0.0001"),
-        taker_fee: d("0.0005"),
-        liquidation_fee: d("0.01"),
-        impact_notional: d("1000"),
-        funding_interest: d("0.0001"),
-        funding_clamp: d("0.01"),
-    }
-}
-
-/// A seeded stream: two instruments, 30 accounts (some thinly funded, so that shocks
-/// liquidate them), orders, cancels, oracle moves, funding ticks, withdrawals. Time moves
-/// 1–40 ms per command.
-fn stream(seed: u64, n: usize) -> Vec<Sequenced> {
-    let mut rng = ChaCha8Rng::seed_from_u64(seed);
-    let mut cmds = vec![
-        Command::ListInstrument(Box::new(spec("BTC-PERP"))),
-        Command::ListInstrument(Box::new(spec("ETH-PERP"))),
-        Command::Oracle { instrument: InstrumentId(0), price: Price(1000) },
-        Command::Oracle { instrument: InstrumentId(1), price: Price(200) },
-        Command::Deposit { to: Holder::Insurance, amount: Amount(50_000_000_000) },
-    ];
-    for a in 1..=30u64 {
-        let usdc = if a % 3 == 0 { 2_000 } else { 1_000_000 };
-        cmds.push(Command::Deposit { to: Holder::Account(AccountId(a)), amount: Amount(usdc * 1_000_000) });
-    }
-    let mut marks = [1000i64, 200];
-    for _ in 0..n {
-        let i = rng.random_range(0..2usize);
-        let instrument = InstrumentId(u32::try_from(i).unwrap());
-        let account = AccountId(rng.random_range(1..=30));
-        let cmd = match rng.random_range(0..100) {
-            0..70 => {
-                let side = if rng.random_bool(0.5) { Side::Buy } else { Side::Sell };
-                let tif = if rng.random_ratio(1, 4) { TimeInForce::Ioc } else { TimeInForce::Gtc };
-                Command::NewOrder(NewOrder {
-                    account,
-                    cid: ClientOrderId(rng.random_range(1..20)),
-                    instrument,
-                    side,
-                    order_type: OrderType::Limit,
-                    price: Some(Price(marks[i] + rng.random_range(-marks[i] / 50..=marks[i] / 50))),
-                    qty: Qty(rng.random_range(1..25)),
-                    tif,
-                    expire_ts: None,
-                    post_only: false,
-                    reduce_only: false,
-                    stp: StpMode::CancelTaker,
-                })
-            }
-            70..82 => {
-                Command::Cancel(Cancel { account, cid: ClientOrderId(rng.random_range(1..20)), on_disconnect: false })
-            }
-            82..92 => {
-                // Mostly small moves, now and then a shock.
-                let step = if rng.random_ratio(1, 15) { marks[i] / 8 } else { marks[i] / 100 + 1 };
-                marks[i] = (marks[i] + if rng.random_bool(0.5) { step } else { -step }).max(20);
-                Command::Oracle { instrument, price: Price(marks[i]) }
-            }
-            92..97 => Command::Funding { instrument },
-            _ => Command::Withdraw { account, amount: Amount(rng.random_range(1..5_000) * 1_000_000) },
-        };
-        cmds.push(cmd);
-    }
-    let mut ts = 1_000_000_000u64;
-    cmds.into_iter()
-        .enumerate()
-        .map(|(k, cmd)| {
-            ts += rng.random_range(1..40u64) * 1_000_000;
-            Sequenced { seq: Seq(k as u64 + 1), ts: Timestamp(ts), cmd }
-        })
-        .collect()
-}
+mod common;
+use common::stream;
 
 fn leaf_map(state: &StateMachine) -> BTreeMap<u64, B256> {
     epoch::all_leaves(state).into_iter().map(|l| (l.account, l.hash())).collect()

@@ -1,0 +1,214 @@
+//! The settlement contract on a real Ethereum node (anvil, installed by
+//! `settlement/contracts/package.json`), through the Rust code: the committed artifact is
+//! deployed, the batches of real epochs are committed, every refusal of `commitBatch` is
+//! checked, and the Rust tree's proofs verify on chain.
+
+#![allow(clippy::unwrap_used, reason = "test code: a panic is the failure report")]
+
+use std::io::{BufRead, BufReader};
+use std::path::PathBuf;
+use std::process::{Child, Command, Stdio};
+
+use alloy::network::{EthereumWallet, TransactionBuilder};
+use alloy::primitives::{Address, B256, Bytes};
+use alloy::providers::{Provider, ProviderBuilder};
+use alloy::rpc::types::TransactionRequest;
+use alloy::signers::local::PrivateKeySigner;
+use alloy::sol_types::SolValue;
+use l2x_engine::StateMachine;
+use l2x_risk::Ledger;
+use l2x_settlement::batch::Batch;
+use l2x_settlement::epoch::{self, Epoch, Epochs, Policy};
+use l2x_settlement::leaf::AccountLeaf;
+
+mod common;
+
+// The generated call builder takes commitBatch's eight arguments and the contract.
+#[allow(clippy::too_many_arguments, reason = "generated: one argument per ABI parameter")]
+mod bindings {
+    use alloy::sol;
+    sol! {
+        #[sol(rpc)]
+        #[derive(Debug)]
+        contract L2xSettlement {
+            struct Position { uint32 instrument; int64 size; int128 cost; int128 fundingIndex; }
+            struct AccountLeaf { uint64 account; int64 collateral; Position[] positions; }
+            error NotSubmitter(address sender);
+            error WrongIndex(uint64 expected, uint64 got);
+            error WrongPreviousRoot(bytes32 expected, bytes32 got);
+            error WrongDataHash(bytes32 expected, bytes32 got);
+            function lastIndex() external view returns (uint64);
+            function lastRoot() external view returns (bytes32);
+            function roots(uint64 index) external view returns (bytes32);
+            function commitBatch(uint64 index, bytes32 prevRoot, bytes32 newRoot, bytes32 dataHash, uint64 firstSeq, uint64 lastSeq, uint64 epochTs, bytes calldata data) external;
+            function leafHash(AccountLeaf calldata leaf) external pure returns (bytes32);
+            function verifyLeaf(uint64 index, AccountLeaf calldata leaf, bytes32[] calldata siblings) external view returns (bool);
+        }
+    }
+}
+use bindings::L2xSettlement;
+
+/// Anvil's first two development keys (public: every anvil has them).
+const SUBMITTER_KEY: &str = "0xac0974bec39a17e36ba4a6b4d238ff944bacb478cbed5efcae784d7bf4f2ff80";
+const OTHER_KEY: &str = "0x59c6995e998f97a5a0044966f0945389dc9e86dae88c7a8412f4603b6b78690d";
+
+/// An anvil process on a free port, killed when dropped.
+struct Anvil {
+    child: Child,
+    url: String,
+}
+
+impl Drop for Anvil {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn anvil() -> Anvil {
+    let bin = PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+        .join("contracts/node_modules/@foundry-rs/anvil-linux-amd64/bin/anvil");
+    assert!(bin.exists(), "anvil is missing: run `npm ci` in settlement/contracts (.ci/run does)");
+    let mut child =
+        Command::new(bin).args(["--port", "0"]).stdout(Stdio::piped()).stdin(Stdio::null()).spawn().unwrap();
+    let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
+    let url = loop {
+        let line = lines.next().expect("anvil ended before listening").unwrap();
+        if let Some(addr) = line.strip_prefix("Listening on ") {
+            break format!("http://{}", addr.trim());
+        }
+    };
+    // Keep draining anvil's output so that it never blocks on a full pipe.
+    std::thread::spawn(move || for _ in lines {});
+    Anvil { child, url }
+}
+
+fn to_sol(leaf: &AccountLeaf) -> L2xSettlement::AccountLeaf {
+    L2xSettlement::AccountLeaf {
+        account: leaf.account,
+        collateral: leaf.collateral,
+        positions: leaf
+            .positions
+            .iter()
+            .map(|p| L2xSettlement::Position {
+                instrument: p.instrument,
+                size: p.size,
+                cost: p.cost,
+                fundingIndex: p.fundingIndex,
+            })
+            .collect(),
+    }
+}
+
+#[tokio::test(flavor = "current_thread")]
+async fn the_contract_commits_batches_refuses_bad_ones_and_verifies_rust_proofs() {
+    let node = anvil();
+    let submitter: PrivateKeySigner = SUBMITTER_KEY.parse().unwrap();
+    let submitter_address = submitter.address();
+    let provider =
+        ProviderBuilder::new().wallet(EthereumWallet::from(submitter)).connect_http(node.url.parse().unwrap());
+
+    // Deploy the committed artifact's bytecode with the submitter as constructor argument.
+    let artifact: serde_json::Value = serde_json::from_str(include_str!("../contracts/L2xSettlement.json")).unwrap();
+    let code = alloy::hex::decode(artifact["bytecode"].as_str().unwrap()).unwrap();
+    let mut deploy = code.clone();
+    deploy.extend(submitter_address.abi_encode());
+    let tx = TransactionRequest::default().with_deploy_code(Bytes::from(deploy));
+    let receipt = provider.send_transaction(tx).await.unwrap().get_receipt().await.unwrap();
+    let address: Address = receipt.contract_address.unwrap();
+    let contract = L2xSettlement::new(address, &provider);
+
+    // Real epochs of a seeded stream: commit the first five.
+    let cmds = common::stream(4, 1_500);
+    let mut state = StateMachine::with_ledger(Ledger::default());
+    let mut epochs = Epochs::new(Policy { max_ms: 400, max_fills: 0 });
+    let mut closed: Vec<Epoch> = Vec::new();
+    let mut events = Vec::new();
+    for cmd in &cmds {
+        events.clear();
+        state.apply(cmd, &mut events);
+        closed.extend(epochs.on_command(cmd, &events, &state));
+        if closed.len() == 5 {
+            break;
+        }
+    }
+    assert_eq!(closed.len(), 5);
+    let commit = |b: &Batch| {
+        let h = b.header;
+        contract.commitBatch(
+            h.index,
+            h.prev_root,
+            h.new_root,
+            h.data_hash,
+            h.first_seq,
+            h.last_seq,
+            h.epoch_ts,
+            Bytes::from(b.data.clone()),
+        )
+    };
+    for e in &closed {
+        let batch = Batch::of(e);
+        let receipt = commit(&batch).send().await.unwrap().get_receipt().await.unwrap();
+        assert!(receipt.status(), "batch {} committed", e.index);
+        assert_eq!(contract.lastRoot().call().await.unwrap(), e.root);
+    }
+    assert_eq!(contract.lastIndex().call().await.unwrap(), 5);
+
+    // Refusals: the same batch again, a wrong previous root, data that is not what was
+    // hashed, and anyone but the submitter.
+    let again = Batch::of(&closed[4]);
+    let err = commit(&again).call().await.unwrap_err();
+    let e = err.as_decoded_error::<L2xSettlement::WrongIndex>().unwrap();
+    assert_eq!((e.expected, e.got), (6, 5));
+    let mut next = Batch::of(&closed[4]);
+    next.header.index = 6;
+    let err = commit(&next).call().await.unwrap_err();
+    let e = err.as_decoded_error::<L2xSettlement::WrongPreviousRoot>().unwrap();
+    assert_eq!(e.expected, closed[4].root);
+    let mut tampered = Batch::of(&closed[4]);
+    tampered.header.index = 6;
+    tampered.header.prev_root = closed[4].root;
+    tampered.data.push(0);
+    let err = commit(&tampered).call().await.unwrap_err();
+    assert!(err.as_decoded_error::<L2xSettlement::WrongDataHash>().is_some(), "{err}");
+    let other: PrivateKeySigner = OTHER_KEY.parse().unwrap();
+    let other_provider =
+        ProviderBuilder::new().wallet(EthereumWallet::from(other)).connect_http(node.url.parse().unwrap());
+    let as_other = L2xSettlement::new(address, &other_provider);
+    let mut fine = Batch::of(&closed[4]);
+    fine.header.index = 6;
+    fine.header.prev_root = closed[4].root;
+    let h = fine.header;
+    let err = as_other
+        .commitBatch(
+            h.index,
+            h.prev_root,
+            h.new_root,
+            h.data_hash,
+            h.first_seq,
+            h.last_seq,
+            h.epoch_ts,
+            Bytes::from(fine.data.clone()),
+        )
+        .call()
+        .await
+        .unwrap_err();
+    assert!(err.as_decoded_error::<L2xSettlement::NotSubmitter>().is_some(), "{err}");
+    assert_eq!(contract.lastIndex().call().await.unwrap(), 5, "nothing was committed by the refusals");
+
+    // The Rust tree's proofs verify against the committed root; the contract hashes leaves
+    // exactly as Rust does; a changed leaf or another batch's root does not verify.
+    let tree = epochs.tree();
+    let leaves = epoch::all_leaves(&state);
+    assert!(leaves.len() > 10);
+    for leaf in leaves.iter().step_by(3) {
+        let sol_leaf = to_sol(leaf);
+        assert_eq!(contract.leafHash(sol_leaf.clone()).call().await.unwrap(), leaf.hash());
+        let siblings: Vec<B256> = tree.prove(leaf.account).siblings;
+        assert!(contract.verifyLeaf(5, sol_leaf.clone(), siblings.clone()).call().await.unwrap(), "{}", leaf.account);
+        let mut wrong = sol_leaf.clone();
+        wrong.collateral += 1;
+        assert!(!contract.verifyLeaf(5, wrong, siblings.clone()).call().await.unwrap());
+        assert!(!contract.verifyLeaf(0, sol_leaf, siblings).call().await.unwrap());
+    }
+}
