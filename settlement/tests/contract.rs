@@ -23,7 +23,7 @@ use l2x_settlement::leaf::AccountLeaf;
 
 mod common;
 
-// The generated call builder takes commitBatch's eight arguments and the contract.
+// The generated builder for commitBatch takes its eight ABI arguments plus the receiver.
 #[allow(clippy::too_many_arguments, reason = "generated: one argument per ABI parameter")]
 mod bindings {
     use alloy::sol;
