@@ -9,18 +9,25 @@
 //!
 //! - [`batch`]: an epoch as stored and posted: header, compact leaves, data hash; applying
 //!   batches alone rebuilds the tree.
+//! - [`chain`]: the base chain behind one trait; the JSON-RPC backend (alloy) with the
+//!   contract's bindings.
 //! - [`epoch`]: the sequenced stream cut into epochs by a rule on sequenced time and fills;
 //!   each closed epoch's changed leaves and root.
 //! - [`leaf`]: the canonical account leaf and its ABI encoding.
+//! - [`submitter`]: recomputes the epochs from the journal and commits the batches the
+//!   chain lacks, stopping on any disagreement.
 //! - [`tree`]: the sparse Merkle tree over account ids, its proofs, and the reference root
 //!   it is tested against.
 //!
-//! Built so far: the leaf, the tree, epochs and batch files. The contract, the contract, the chain backends
+//! Built so far: the leaf, the tree, epochs, batch files, the contract, the JSON-RPC chain
+//! and the submitter's sync. The embedded chain, the contract, the chain backends
 //! and the submitter come next (issue 6).
 
 #![deny(clippy::float_arithmetic)]
 
 pub mod batch;
+pub mod chain;
 pub mod epoch;
 pub mod leaf;
+pub mod submitter;
 pub mod tree;

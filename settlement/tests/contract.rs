@@ -5,10 +5,6 @@
 
 #![allow(clippy::unwrap_used, reason = "test code: a panic is the failure report")]
 
-use std::io::{BufRead, BufReader};
-use std::path::PathBuf;
-use std::process::{Child, Command, Stdio};
-
 use alloy::network::{EthereumWallet, TransactionBuilder};
 use alloy::primitives::{Address, B256, Bytes};
 use alloy::providers::{Provider, ProviderBuilder};
@@ -23,65 +19,9 @@ use l2x_settlement::leaf::AccountLeaf;
 
 mod common;
 
-// The generated builder for commitBatch takes its eight ABI arguments plus the receiver.
-#[allow(clippy::too_many_arguments, reason = "generated: one argument per ABI parameter")]
-mod bindings {
-    use alloy::sol;
-    sol! {
-        #[sol(rpc)]
-        #[derive(Debug)]
-        contract L2xSettlement {
-            struct Position { uint32 instrument; int64 size; int128 cost; int128 fundingIndex; }
-            struct AccountLeaf { uint64 account; int64 collateral; Position[] positions; }
-            error NotSubmitter(address sender);
-            error WrongIndex(uint64 expected, uint64 got);
-            error WrongPreviousRoot(bytes32 expected, bytes32 got);
-            error WrongDataHash(bytes32 expected, bytes32 got);
-            function lastIndex() external view returns (uint64);
-            function lastRoot() external view returns (bytes32);
-            function roots(uint64 index) external view returns (bytes32);
-            function commitBatch(uint64 index, bytes32 prevRoot, bytes32 newRoot, bytes32 dataHash, uint64 firstSeq, uint64 lastSeq, uint64 epochTs, bytes calldata data) external;
-            function leafHash(AccountLeaf calldata leaf) external pure returns (bytes32);
-            function verifyLeaf(uint64 index, AccountLeaf calldata leaf, bytes32[] calldata siblings) external view returns (bool);
-        }
-    }
-}
-use bindings::L2xSettlement;
+use l2x_settlement::chain::abi::L2xSettlement;
 
-/// Anvil's first two development keys (public: every anvil has them).
-const SUBMITTER_KEY: &str = "0xac0974bec39a17e36ba4a6b4d238ff944bacb478cbed5efcae784d7bf4f2ff80";
-const OTHER_KEY: &str = "0x59c6995e998f97a5a0044966f0945389dc9e86dae88c7a8412f4603b6b78690d";
-
-/// An anvil process on a free port, killed when dropped.
-struct Anvil {
-    child: Child,
-    url: String,
-}
-
-impl Drop for Anvil {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-fn anvil() -> Anvil {
-    let bin = PathBuf::from(env!("CARGO_MANIFEST_DIR"))
-        .join("contracts/node_modules/@foundry-rs/anvil-linux-amd64/bin/anvil");
-    assert!(bin.exists(), "anvil is missing: run `npm ci` in settlement/contracts (.ci/run does)");
-    let mut child =
-        Command::new(bin).args(["--port", "0"]).stdout(Stdio::piped()).stdin(Stdio::null()).spawn().unwrap();
-    let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
-    let url = loop {
-        let line = lines.next().expect("anvil ended before listening").unwrap();
-        if let Some(addr) = line.strip_prefix("Listening on ") {
-            break format!("http://{}", addr.trim());
-        }
-    };
-    // Keep draining anvil's output so that it never blocks on a full pipe.
-    std::thread::spawn(move || for _ in lines {});
-    Anvil { child, url }
-}
+use common::{OTHER_KEY, SUBMITTER_KEY, anvil};
 
 fn to_sol(leaf: &AccountLeaf) -> L2xSettlement::AccountLeaf {
     L2xSettlement::AccountLeaf {

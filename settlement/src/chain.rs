@@ -1,0 +1,322 @@
+//! The base chain, as settlement sees it: the contract's committed state and a way to
+//! commit a batch (docs/SETTLEMENT.md, "Chain backends").
+//!
+//! ```text
+//!  Submitter ──▶ dyn Chain ──▶ RpcChain: alloy over JSON-RPC (any node; anvil in tests)
+//!                          └─▶ (embedded: the same bytecode in revm — to come)
+//! ```
+//!
+//! The trait is synchronous: the submitter runs on its own thread, never on the sequencer.
+//! [`RpcChain`] keeps a single-threaded tokio runtime and blocks on each call, with a
+//! timeout, so a node that hangs is an error and not a stuck thread.
+
+use std::time::Duration;
+
+use alloy::network::{EthereumWallet, TransactionBuilder};
+use alloy::primitives::{Address, B256, Bytes};
+use alloy::providers::{DynProvider, Provider, ProviderBuilder};
+use alloy::rpc::types::TransactionRequest;
+use alloy::signers::local::PrivateKeySigner;
+use alloy::sol_types::SolValue;
+
+use crate::batch::Batch;
+
+/// The contract's interface (docs/SETTLEMENT.md, "Contract").
+#[allow(clippy::too_many_arguments, reason = "generated: one argument per ABI parameter")]
+pub mod abi {
+    alloy::sol! {
+        #[sol(rpc)]
+        #[derive(Debug)]
+        contract L2xSettlement {
+            struct Position { uint32 instrument; int64 size; int128 cost; int128 fundingIndex; }
+            struct AccountLeaf { uint64 account; int64 collateral; Position[] positions; }
+            error NotSubmitter(address sender);
+            error WrongIndex(uint64 expected, uint64 got);
+            error WrongPreviousRoot(bytes32 expected, bytes32 got);
+            error WrongDataHash(bytes32 expected, bytes32 got);
+            event BatchCommitted(uint64 indexed index, bytes32 newRoot, bytes32 dataHash, uint64 firstSeq, uint64 lastSeq, uint64 epochTs);
+            function submitter() external view returns (address);
+            function lastIndex() external view returns (uint64);
+            function lastRoot() external view returns (bytes32);
+            function roots(uint64 index) external view returns (bytes32);
+            function dataHashes(uint64 index) external view returns (bytes32);
+            function commitBatch(uint64 index, bytes32 prevRoot, bytes32 newRoot, bytes32 dataHash, uint64 firstSeq, uint64 lastSeq, uint64 epochTs, bytes calldata data) external;
+            function leafHash(AccountLeaf calldata leaf) external pure returns (bytes32);
+            function verifyLeaf(uint64 index, AccountLeaf calldata leaf, bytes32[] calldata siblings) external view returns (bool);
+        }
+    }
+}
+
+/// The committed contract artifact (`settlement/contracts/L2xSettlement.json`).
+pub const ARTIFACT: &str = include_str!("../contracts/L2xSettlement.json");
+
+/// What went wrong talking to the chain.
+#[derive(Debug, thiserror::Error)]
+pub enum ChainError {
+    /// The endpoint failed or answered something that is not a valid answer.
+    #[error("{what}: {detail}")]
+    Rpc {
+        /// What was being done.
+        what: &'static str,
+        /// The client's error.
+        detail: String,
+    },
+    /// No answer in time.
+    #[error("{what}: no answer within {timeout:?}")]
+    Timeout {
+        /// What was being done.
+        what: &'static str,
+        /// The limit.
+        timeout: Duration,
+    },
+    /// The address does not hold the settlement contract this submitter may use.
+    #[error("{address} is not the l2x settlement contract for submitter {submitter}: {why}")]
+    WrongContract {
+        /// The address.
+        address: Address,
+        /// Our submitter address.
+        submitter: Address,
+        /// What did not match.
+        why: String,
+    },
+    /// The contract refused the commit (its revert, decoded when it is one of its errors).
+    #[error("batch {index} refused: {reason}")]
+    Refused {
+        /// The batch.
+        index: u64,
+        /// Why.
+        reason: String,
+    },
+    /// Bad configuration (a key or URL that does not parse).
+    #[error("{0}")]
+    Config(String),
+}
+
+/// The base chain as settlement uses it.
+pub trait Chain {
+    /// The last committed batch's index and root (0 and `0x00…00` before the first).
+    ///
+    /// # Errors
+    /// [`ChainError`].
+    fn last_committed(&mut self) -> Result<(u64, B256), ChainError>;
+
+    /// The root committed by batch `index` (`0x00…00` if none).
+    ///
+    /// # Errors
+    /// [`ChainError`].
+    fn root(&mut self, index: u64) -> Result<B256, ChainError>;
+
+    /// Commits a batch and waits until its transaction has the configured confirmations;
+    /// returns the transaction hash.
+    ///
+    /// # Errors
+    /// [`ChainError::Refused`] with the contract's reason, or the transport's errors.
+    fn commit(&mut self, batch: &Batch) -> Result<B256, ChainError>;
+}
+
+/// A chain reached over JSON-RPC (alloy).
+pub struct RpcChain {
+    runtime: tokio::runtime::Runtime,
+    provider: DynProvider,
+    address: Address,
+    submitter: Address,
+    confirmations: u64,
+    timeout: Duration,
+}
+
+impl std::fmt::Debug for RpcChain {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("RpcChain").field("contract", &self.address).field("submitter", &self.submitter).finish()
+    }
+}
+
+fn runtime() -> Result<tokio::runtime::Runtime, ChainError> {
+    tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .map_err(|e| ChainError::Config(format!("cannot start the RPC runtime: {e}")))
+}
+
+fn provider(url: &str, key: &str) -> Result<(DynProvider, Address), ChainError> {
+    let signer: PrivateKeySigner =
+        key.parse().map_err(|_| ChainError::Config("the submitter key is not a 32-byte hex private key".into()))?;
+    let submitter = signer.address();
+    let url = url.parse().map_err(|_| ChainError::Config(format!("{url:?} is not a URL")))?;
+    let provider = ProviderBuilder::new().wallet(EthereumWallet::from(signer)).connect_http(url);
+    Ok((provider.erased(), submitter))
+}
+
+impl RpcChain {
+    /// The default time allowed for one RPC exchange.
+    pub const TIMEOUT: Duration = Duration::from_secs(10);
+
+    /// Connects to the contract at `address` as the submitter whose private key is `key`,
+    /// and checks that the address holds the settlement contract with that submitter.
+    ///
+    /// # Errors
+    /// [`ChainError::Config`], [`ChainError::WrongContract`], the transport's errors.
+    pub fn connect(url: &str, key: &str, address: Address, confirmations: u64) -> Result<RpcChain, ChainError> {
+        RpcChain::connect_with_timeout(url, key, address, confirmations, Self::TIMEOUT)
+    }
+
+    /// [`RpcChain::connect`] with another time allowed for each RPC exchange.
+    ///
+    /// # Errors
+    /// As [`RpcChain::connect`].
+    pub fn connect_with_timeout(
+        url: &str,
+        key: &str,
+        address: Address,
+        confirmations: u64,
+        timeout: Duration,
+    ) -> Result<RpcChain, ChainError> {
+        let (provider, submitter) = provider(url, key)?;
+        let mut chain = RpcChain {
+            runtime: runtime()?,
+            provider,
+            address,
+            submitter,
+            confirmations: confirmations.max(1),
+            timeout,
+        };
+        chain.check_contract()?;
+        Ok(chain)
+    }
+
+    /// Deploys the committed artifact with the key's address as submitter; returns the
+    /// contract's address.
+    ///
+    /// # Errors
+    /// As [`RpcChain::connect`].
+    pub fn deploy(url: &str, key: &str) -> Result<Address, ChainError> {
+        let (provider, submitter) = provider(url, key)?;
+        let rt = runtime()?;
+        let artifact: serde_json::Value =
+            serde_json::from_str(ARTIFACT).map_err(|e| ChainError::Config(format!("the contract artifact: {e}")))?;
+        let code = artifact["bytecode"]
+            .as_str()
+            .and_then(|h| alloy::hex::decode(h).ok())
+            .ok_or_else(|| ChainError::Config("the contract artifact has no bytecode".into()))?;
+        let mut deploy = code;
+        deploy.extend(submitter.abi_encode());
+        let tx = TransactionRequest::default().with_deploy_code(Bytes::from(deploy));
+        rt.block_on(async {
+            let pending = provider.send_transaction(tx).await.map_err(|e| rpc("deploying", &e))?;
+            let receipt = pending.get_receipt().await.map_err(|e| rpc("deploying", &e))?;
+            receipt.contract_address.ok_or_else(|| ChainError::Rpc {
+                what: "deploying",
+                detail: "no contract address in the receipt".into(),
+            })
+        })
+    }
+
+    /// The contract's address.
+    pub fn address(&self) -> Address {
+        self.address
+    }
+
+    fn block_on<T>(
+        &self,
+        what: &'static str,
+        fut: impl std::future::Future<Output = Result<T, ChainError>>,
+    ) -> Result<T, ChainError> {
+        let timeout = self.timeout;
+        self.runtime.block_on(async move {
+            tokio::time::timeout(timeout, fut).await.map_err(|_| ChainError::Timeout { what, timeout })?
+        })
+    }
+
+    fn check_contract(&mut self) -> Result<(), ChainError> {
+        let (address, submitter) = (self.address, self.submitter);
+        let provider = self.provider.clone();
+        let code = self.block_on("reading the contract's code", async move {
+            provider.get_code_at(address).await.map_err(|e| rpc("reading the contract's code", &e))
+        })?;
+        if code.is_empty() {
+            return Err(ChainError::WrongContract { address, submitter, why: "no code at that address".into() });
+        }
+        let contract = abi::L2xSettlement::new(address, self.provider.clone());
+        let theirs = self.block_on("reading the contract's submitter", async move {
+            contract.submitter().call().await.map_err(|e| rpc("reading the contract's submitter", &e))
+        });
+        match theirs {
+            Ok(s) if s == submitter => Ok(()),
+            Ok(s) => Err(ChainError::WrongContract { address, submitter, why: format!("its submitter is {s}") }),
+            Err(e) => Err(ChainError::WrongContract { address, submitter, why: e.to_string() }),
+        }
+    }
+}
+
+fn rpc(what: &'static str, e: &dyn std::fmt::Display) -> ChainError {
+    ChainError::Rpc { what, detail: e.to_string() }
+}
+
+/// The contract's reason for a refusal, decoded when it is one of its errors.
+fn refusal(e: &alloy::contract::Error) -> String {
+    use abi::L2xSettlement as C;
+    if let Some(x) = e.as_decoded_error::<C::WrongIndex>() {
+        return format!("WrongIndex(expected {}, got {})", x.expected, x.got);
+    }
+    if let Some(x) = e.as_decoded_error::<C::WrongPreviousRoot>() {
+        return format!("WrongPreviousRoot(expected {}, got {})", x.expected, x.got);
+    }
+    if let Some(x) = e.as_decoded_error::<C::WrongDataHash>() {
+        return format!("WrongDataHash(expected {}, got {})", x.expected, x.got);
+    }
+    if let Some(x) = e.as_decoded_error::<C::NotSubmitter>() {
+        return format!("NotSubmitter({})", x.sender);
+    }
+    e.to_string()
+}
+
+impl Chain for RpcChain {
+    fn last_committed(&mut self) -> Result<(u64, B256), ChainError> {
+        let contract = abi::L2xSettlement::new(self.address, self.provider.clone());
+        self.block_on("reading the last committed batch", async move {
+            let index = contract.lastIndex().call().await.map_err(|e| rpc("reading lastIndex", &e))?;
+            let root = contract.lastRoot().call().await.map_err(|e| rpc("reading lastRoot", &e))?;
+            Ok((index, root))
+        })
+    }
+
+    fn root(&mut self, index: u64) -> Result<B256, ChainError> {
+        let contract = abi::L2xSettlement::new(self.address, self.provider.clone());
+        self.block_on("reading a committed root", async move {
+            contract.roots(index).call().await.map_err(|e| rpc("reading roots", &e))
+        })
+    }
+
+    fn commit(&mut self, batch: &Batch) -> Result<B256, ChainError> {
+        let contract = abi::L2xSettlement::new(self.address, self.provider.clone());
+        let h = batch.header;
+        let call = contract.commitBatch(
+            h.index,
+            h.prev_root,
+            h.new_root,
+            h.data_hash,
+            h.first_seq,
+            h.last_seq,
+            h.epoch_ts,
+            Bytes::from(batch.data.clone()),
+        );
+        // A dry run first: a refusal comes back decoded, and nothing is spent on it.
+        let refused =
+            self.block_on("simulating the commit", async { Ok(call.call().await.err().map(|e| refusal(&e))) })?;
+        if let Some(reason) = refused {
+            return Err(ChainError::Refused { index: h.index, reason });
+        }
+        let confirmations = self.confirmations;
+        let receipt = self.block_on("sending the commit", async {
+            let pending = call.send().await.map_err(|e| rpc("sending the commit", &e))?;
+            pending
+                .with_required_confirmations(confirmations)
+                .get_receipt()
+                .await
+                .map_err(|e| rpc("waiting for the commit", &e))
+        })?;
+        if !receipt.status() {
+            return Err(ChainError::Refused { index: h.index, reason: "the transaction reverted".into() });
+        }
+        Ok(receipt.transaction_hash)
+    }
+}

@@ -1,0 +1,167 @@
+//! The submitter: puts the journal's epochs on the chain, one batch at a time, and never a
+//! root that the journal does not reproduce (docs/SETTLEMENT.md, "Submitter").
+//!
+//! ```text
+//!  journal ──epoch::from_journal──▶ epochs ──Batch::of──▶ batch files (written, or checked
+//!                                     │                     against what is there)
+//!  chain.last_committed() = (k, root) ┤
+//!     root ≠ epoch k's root  ─────────┼──▶ stop: Mismatch { index: k }  (nothing committed)
+//!     k > epochs             ─────────┼──▶ stop: ChainAhead
+//!     otherwise: commit batches k+1… one by one, each after reading the chain again
+//! ```
+//!
+//! Resuming is reading the chain: after a restart the submitter asks the contract for its
+//! last index and root and continues after it, so a batch committed just before a crash is
+//! never sent twice, and one whose transaction never landed is sent again. The contract
+//! refuses a wrong index or previous root as well, but the submitter does not rely on that:
+//! it reads the chain before every commit and stops on any disagreement. The contract's last
+//! root chains every earlier one (each commit checks its previous root), so agreeing on it
+//! is agreeing on all of them.
+
+use std::path::{Path, PathBuf};
+
+use alloy::primitives::B256;
+use l2x_engine::journal::JournalError;
+use l2x_risk::Ledger;
+
+use crate::batch::{Batch, BatchError};
+use crate::chain::{Chain, ChainError};
+use crate::epoch::{self, Policy};
+
+/// Why the submitter stopped.
+#[derive(Debug, thiserror::Error)]
+pub enum SubmitError {
+    /// Reading the journal.
+    #[error(transparent)]
+    Journal(#[from] JournalError),
+    /// A batch file.
+    #[error(transparent)]
+    Batch(#[from] BatchError),
+    /// The chain.
+    #[error(transparent)]
+    Chain(#[from] ChainError),
+    /// A batch file on disk is not what the journal gives.
+    #[error("{path}: the batch file is not what the journal gives for batch {index}")]
+    LocalMismatch {
+        /// The batch.
+        index: u64,
+        /// The file.
+        path: PathBuf,
+    },
+    /// The chain's root for a batch is not the journal's.
+    #[error("batch {index}: the chain has root {chain}, the journal gives {journal}")]
+    Mismatch {
+        /// The first batch that differs.
+        index: u64,
+        /// The chain's root.
+        chain: B256,
+        /// The journal's.
+        journal: B256,
+    },
+    /// The chain has more batches than the journal closes.
+    #[error("the chain has {chain} batches, the journal closes only {journal}")]
+    ChainAhead {
+        /// Batches on the chain.
+        chain: u64,
+        /// Epochs the journal closes.
+        journal: u64,
+    },
+}
+
+/// What one pass did.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Synced {
+    /// Epochs the journal closes.
+    pub epochs: u64,
+    /// Batches the chain had before.
+    pub committed_before: u64,
+    /// Batches committed by this pass.
+    pub committed: u64,
+    /// The chain's last root after it.
+    pub root: B256,
+}
+
+/// Where the submitter reads and writes.
+#[derive(Clone, Debug)]
+pub struct Submitter {
+    /// The journal.
+    pub journal: PathBuf,
+    /// Where batch files go.
+    pub batches: PathBuf,
+    /// How epochs close.
+    pub policy: Policy,
+    /// The risk configuration the journal is replayed with.
+    pub ledger: Ledger,
+}
+
+impl Submitter {
+    /// Recomputes every epoch from the journal, writes (or checks) their batch files, and
+    /// commits every batch the chain does not have yet.
+    ///
+    /// # Errors
+    /// [`SubmitError`]; on a disagreement nothing more is committed.
+    pub fn sync(&self, chain: &mut dyn Chain) -> Result<Synced, SubmitError> {
+        let epochs = epoch::from_journal(&self.journal, self.policy, &self.ledger)?;
+        std::fs::create_dir_all(&self.batches)
+            .map_err(|source| BatchError::Io { path: self.batches.clone(), source })?;
+        let batches: Vec<Batch> = epochs.iter().map(Batch::of).collect();
+        for b in &batches {
+            self.store(b)?;
+        }
+        let (before, _) = chain.last_committed()?;
+        let mut committed = 0;
+        loop {
+            let (k, root) = chain.last_committed()?;
+            let journal_root = match k {
+                0 => B256::ZERO,
+                k => match batches.get(usize::try_from(k - 1).unwrap_or(usize::MAX)) {
+                    Some(b) => b.header.new_root,
+                    None => return Err(SubmitError::ChainAhead { chain: k, journal: batches.len() as u64 }),
+                },
+            };
+            if root != journal_root {
+                return Err(SubmitError::Mismatch { index: k, chain: root, journal: journal_root });
+            }
+            let Some(next) = batches.get(usize::try_from(k).unwrap_or(usize::MAX)) else {
+                return Ok(Synced { epochs: batches.len() as u64, committed_before: before, committed, root });
+            };
+            chain.commit(next)?;
+            committed += 1;
+        }
+    }
+
+    /// Writes a batch file, or checks the one already there.
+    fn store(&self, batch: &Batch) -> Result<(), SubmitError> {
+        let path = self.batches.join(Batch::file_name(batch.header.index));
+        if path.exists() {
+            let on_disk = Batch::read(&path)?;
+            if on_disk != *batch {
+                return Err(SubmitError::LocalMismatch { index: batch.header.index, path });
+            }
+            return Ok(());
+        }
+        batch.write(&self.batches)?;
+        Ok(())
+    }
+}
+
+/// The batch files in `dir`, in index order, each checked (`l2x settle verify`).
+///
+/// # Errors
+/// [`BatchError`] for an unreadable or damaged file.
+pub fn read_batches(dir: &Path) -> Result<Vec<Batch>, BatchError> {
+    let mut found = Vec::new();
+    let entries = std::fs::read_dir(dir).map_err(|source| BatchError::Io { path: dir.to_path_buf(), source })?;
+    for entry in entries {
+        let entry = entry.map_err(|source| BatchError::Io { path: dir.to_path_buf(), source })?;
+        let name = entry.file_name();
+        let Some(name) = name.to_str() else { continue };
+        if let Some(index) =
+            name.strip_prefix("batch-").and_then(|n| n.strip_suffix(".l2xb")).and_then(|n| n.parse::<u64>().ok())
+        {
+            found.push((index, entry.path()));
+        }
+    }
+    found.sort();
+    found.into_iter().map(|(_, p)| Batch::read(&p)).collect()
+}

@@ -1,0 +1,133 @@
+//! The submitter against a real node (anvil): it commits what the journal closes, resumes
+//! from the chain without committing anything twice, refuses to build on a chain whose roots
+//! the journal does not reproduce, checks its batch files, and reports a wrong contract, a
+//! node that answers garbage and one that does not answer.
+
+#![allow(clippy::unwrap_used, reason = "test code: a panic is the failure report")]
+
+use std::io::{Read, Write};
+use std::net::TcpListener;
+use std::path::Path;
+use std::time::Duration;
+
+use alloy::primitives::Address;
+use l2x_engine::journal::JournalWriter;
+use l2x_risk::Ledger;
+use l2x_settlement::chain::{Chain, ChainError, RpcChain};
+use l2x_settlement::epoch::{self, Policy};
+use l2x_settlement::submitter::{SubmitError, Submitter};
+use l2x_types::{Command, Sequenced};
+
+mod common;
+use common::{OTHER_KEY, SUBMITTER_KEY, anvil, stream};
+
+const POLICY: Policy = Policy { max_ms: 400, max_fills: 0 };
+
+fn journal(dir: &Path, cmds: &[Sequenced]) {
+    let (mut w, _) = JournalWriter::open(dir, 1 << 20).unwrap();
+    for c in cmds {
+        w.append(c).unwrap();
+    }
+    w.sync().unwrap();
+}
+
+fn submitter(journal: &Path, batches: &Path) -> Submitter {
+    Submitter {
+        journal: journal.to_path_buf(),
+        batches: batches.to_path_buf(),
+        policy: POLICY,
+        ledger: Ledger::default(),
+    }
+}
+
+#[test]
+fn the_submitter_commits_resumes_and_never_builds_on_a_root_it_cannot_reproduce() {
+    let node = anvil();
+    let address = RpcChain::deploy(&node.url, SUBMITTER_KEY).unwrap();
+    let mut chain = RpcChain::connect(&node.url, SUBMITTER_KEY, address, 1).unwrap();
+    let cmds = stream(4, 1_500);
+    let (dir, batches) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
+    journal(dir.path(), &cmds[..700]);
+    let sub = submitter(dir.path(), batches.path());
+
+    let first = sub.sync(&mut chain).unwrap();
+    let expected = epoch::from_journal(dir.path(), POLICY, &Ledger::default()).unwrap();
+    assert!(first.epochs > 5);
+    assert_eq!(
+        (first.committed_before, first.committed, first.epochs),
+        (0, expected.len() as u64, expected.len() as u64)
+    );
+    assert_eq!(first.root, expected.last().unwrap().root);
+    assert_eq!(chain.last_committed().unwrap(), (first.epochs, first.root));
+
+    // A restart: nothing to do, nothing sent twice.
+    let again = submitter(dir.path(), batches.path()).sync(&mut chain).unwrap();
+    assert_eq!((again.committed_before, again.committed), (first.epochs, 0));
+
+    // The journal grows: only the new epochs go.
+    journal(dir.path(), &cmds[700..]);
+    let more = sub.sync(&mut chain).unwrap();
+    assert_eq!(more.committed_before, first.epochs);
+    assert_eq!(more.committed_before + more.committed, more.epochs);
+    assert!(more.committed > 0);
+
+    // Another journal whose history differs (one order changed): the chain's roots are not
+    // what it gives, so it commits nothing and names the batch.
+    let mut forged = cmds.clone();
+    let at = forged.iter().position(|c| matches!(c.cmd, Command::NewOrder(_)) && c.seq.0 > 50).unwrap();
+    if let Command::NewOrder(o) = &mut forged[at].cmd {
+        o.qty.0 += 1;
+    }
+    let (fdir, fbatches) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
+    journal(fdir.path(), &forged);
+    let err = submitter(fdir.path(), fbatches.path()).sync(&mut chain).unwrap_err();
+    assert!(matches!(err, SubmitError::Mismatch { index, .. } if index == more.epochs), "{err}");
+    assert_eq!(chain.last_committed().unwrap().0, more.epochs, "nothing committed");
+
+    // A batch file damaged on disk is caught before anything is sent.
+    let file = batches.path().join(l2x_settlement::batch::Batch::file_name(2));
+    let mut bytes = std::fs::read(&file).unwrap();
+    let last = bytes.len() - 1;
+    bytes[last] ^= 1;
+    std::fs::write(&file, bytes).unwrap();
+    let err = sub.sync(&mut chain).unwrap_err();
+    assert!(matches!(err, SubmitError::Batch(_)), "{err}");
+    assert!(err.to_string().contains("batch 2"), "{err}");
+}
+
+#[test]
+fn a_wrong_contract_a_garbage_node_and_a_silent_node_are_clear_errors() {
+    let node = anvil();
+    let address = RpcChain::deploy(&node.url, SUBMITTER_KEY).unwrap();
+    // Another submitter's key, an address with no code.
+    let err = RpcChain::connect(&node.url, OTHER_KEY, address, 1).unwrap_err();
+    assert!(matches!(err, ChainError::WrongContract { .. }), "{err}");
+    assert!(err.to_string().contains("its submitter is"), "{err}");
+    let err = RpcChain::connect(&node.url, SUBMITTER_KEY, Address::repeat_byte(7), 1).unwrap_err();
+    assert!(matches!(err, ChainError::WrongContract { ref why, .. } if why.contains("no code")), "{err}");
+    let err = RpcChain::connect(&node.url, "not a key", address, 1).unwrap_err();
+    assert!(matches!(err, ChainError::Config(_)), "{err}");
+
+    // A node that answers HTTP 200 with garbage.
+    let garbage = TcpListener::bind("127.0.0.1:0").unwrap();
+    let garbage_url = format!("http://{}", garbage.local_addr().unwrap());
+    std::thread::spawn(move || {
+        for mut s in garbage.incoming().flatten() {
+            let mut buf = [0u8; 4096];
+            let _ = s.read(&mut buf);
+            let _ =
+                s.write_all(b"HTTP/1.1 200 OK\r\ncontent-type: application/json\r\ncontent-length: 9\r\n\r\nnot json!");
+        }
+    });
+    let err = RpcChain::connect(&garbage_url, SUBMITTER_KEY, address, 1).unwrap_err();
+    assert!(matches!(err, ChainError::Rpc { .. }), "{err}");
+
+    // A node that accepts and never answers: a timeout, not a stuck thread.
+    let silent = TcpListener::bind("127.0.0.1:0").unwrap();
+    let silent_url = format!("http://{}", silent.local_addr().unwrap());
+    let held = std::thread::spawn(move || silent.accept().map(|(s, _)| s));
+    let err =
+        RpcChain::connect_with_timeout(&silent_url, SUBMITTER_KEY, address, 1, Duration::from_millis(300)).unwrap_err();
+    assert!(matches!(err, ChainError::Timeout { .. }), "{err}");
+    drop(held);
+}
