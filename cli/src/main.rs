@@ -9,6 +9,7 @@ use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
 mod serve;
+mod settle;
 
 use anyhow::{Context, Result};
 use clap::{Parser, Subcommand};
@@ -64,6 +65,12 @@ enum Cmd {
     /// Run the node: the sequencer pipeline with its journal, the order-entry and
     /// market-data ports (docs/PROTOCOL.md). Runs until stopped.
     Serve(serve::Options),
+    /// Settlement: deploy the contract, commit a journal's batches, verify roots
+    /// (docs/SETTLEMENT.md).
+    Settle {
+        #[command(subcommand)]
+        which: settle::SettleCmd,
+    },
     /// Run a short built-in scenario through the engine and show what happened.
     Demo,
     /// Benchmarks (method and results: docs/BENCHMARKS.md).
@@ -121,6 +128,7 @@ fn run(cli: Cli) -> Result<ExitCode> {
         Cmd::Journal { which: JournalCmd::Export { dir } } => journal_export(&dir),
         Cmd::Replay { dir, until_seq, state_hash } => replay(&dir, until_seq, state_hash),
         Cmd::Serve(opts) => serve::serve(&opts),
+        Cmd::Settle { which } => settle::settle(which),
         Cmd::Demo => demo(),
         Cmd::Bench { which: BenchCmd::Engine(opts) } => {
             let report = l2x_bench::engine::run(&opts)?;

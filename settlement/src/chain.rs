@@ -183,6 +183,36 @@ impl RpcChain {
         Ok(chain)
     }
 
+    /// Connects to the contract at `address` to read it only (auditors: `l2x settle verify`);
+    /// committing through it fails. Checks that the address holds code that answers
+    /// `lastIndex()`.
+    ///
+    /// # Errors
+    /// [`ChainError::Config`], [`ChainError::WrongContract`], the transport's errors.
+    pub fn read_only(url: &str, address: Address) -> Result<RpcChain, ChainError> {
+        let parsed = url.parse().map_err(|_| ChainError::Config(format!("{url:?} is not a URL")))?;
+        let provider = ProviderBuilder::new().connect_http(parsed).erased();
+        let chain = RpcChain {
+            runtime: runtime()?,
+            provider,
+            address,
+            submitter: Address::ZERO,
+            confirmations: 1,
+            timeout: Self::TIMEOUT,
+        };
+        let contract = abi::L2xSettlement::new(address, chain.provider.clone());
+        let provider = chain.provider.clone();
+        let checked = chain.block_on("checking the contract", async move {
+            let code = provider.get_code_at(address).await.map_err(|e| rpc("reading the contract's code", &e))?;
+            if code.is_empty() {
+                return Ok(Err("no code at that address".to_string()));
+            }
+            Ok(contract.lastIndex().call().await.map(|_| ()).map_err(|e| e.to_string()))
+        })?;
+        checked.map_err(|why| ChainError::WrongContract { address, submitter: Address::ZERO, why })?;
+        Ok(chain)
+    }
+
     /// Deploys the committed artifact with the key's address as submitter; returns the
     /// contract's address.
     ///

@@ -5,3 +5,4 @@
 mod golden;
 mod journal;
 mod serve;
+mod settle;

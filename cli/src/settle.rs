@@ -1,0 +1,172 @@
+//! `l2x settle`: deploy the contract, commit a journal's batches, verify roots
+//! (docs/SETTLEMENT.md).
+//!
+//! ```text
+//!  settle deploy --rpc-url U --key K                       → the contract's address
+//!  settle submit --journal J --batches B --rpc-url U --key K --contract A
+//!                  recompute the epochs, write/check batch files, commit what the chain lacks
+//!  settle verify --journal J [--batches B] [--rpc-url U --contract A]
+//!                  recompute every root; compare with the batch files and the chain;
+//!                  exit 1 naming the first batch that differs
+//! ```
+
+use std::io::{self, Write};
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use anyhow::{Context, Result};
+use l2x_risk::Ledger;
+use l2x_settlement::batch::Batch;
+use l2x_settlement::chain::{Chain, RpcChain};
+use l2x_settlement::epoch::{self, Policy};
+use l2x_settlement::submitter::{self, Submitter};
+
+/// How epochs close (must be what the submitter used).
+#[derive(Clone, Copy, Debug, clap::Args)]
+pub(crate) struct EpochArgs {
+    /// An epoch closes at the first command this many ms (sequenced time) after its first.
+    #[arg(long, default_value_t = Policy::default().max_ms)]
+    epoch_ms: u64,
+    /// … or at the command that brings its trades to this many (0: no limit).
+    #[arg(long, default_value_t = Policy::default().max_fills)]
+    epoch_fills: u64,
+}
+
+impl EpochArgs {
+    fn policy(self) -> Policy {
+        Policy { max_ms: self.epoch_ms, max_fills: self.epoch_fills }
+    }
+}
+
+/// `l2x settle` subcommands.
+#[derive(Debug, clap::Subcommand)]
+pub(crate) enum SettleCmd {
+    /// Deploy the settlement contract (the committed artifact); prints its address.
+    Deploy {
+        /// JSON-RPC endpoint.
+        #[arg(long)]
+        rpc_url: String,
+        /// The submitter's private key (hex); it becomes the contract's only submitter.
+        #[arg(long)]
+        key: String,
+    },
+    /// Recompute the journal's epochs, write their batch files, commit what the chain lacks.
+    Submit {
+        /// The journal directory.
+        #[arg(long)]
+        journal: PathBuf,
+        /// Where batch files go.
+        #[arg(long)]
+        batches: PathBuf,
+        /// JSON-RPC endpoint.
+        #[arg(long)]
+        rpc_url: String,
+        /// The submitter's private key (hex).
+        #[arg(long)]
+        key: String,
+        /// The contract's address.
+        #[arg(long)]
+        contract: String,
+        /// Confirmations to wait for after each commit.
+        #[arg(long, default_value_t = 1)]
+        confirmations: u64,
+        #[command(flatten)]
+        epochs: EpochArgs,
+    },
+    /// Recompute every root from the journal and compare with the batch files and the chain.
+    Verify {
+        /// The journal directory.
+        #[arg(long)]
+        journal: PathBuf,
+        /// Batch files to compare with.
+        #[arg(long)]
+        batches: Option<PathBuf>,
+        /// JSON-RPC endpoint of the chain to compare with (with --contract).
+        #[arg(long, requires = "contract")]
+        rpc_url: Option<String>,
+        /// The contract's address.
+        #[arg(long, requires = "rpc_url")]
+        contract: Option<String>,
+        #[command(flatten)]
+        epochs: EpochArgs,
+    },
+}
+
+fn address(text: &str) -> Result<alloy::primitives::Address> {
+    text.parse().with_context(|| format!("--contract {text:?} is not an address"))
+}
+
+pub(crate) fn settle(cmd: SettleCmd) -> Result<ExitCode> {
+    let stdout = io::stdout();
+    let mut out = stdout.lock();
+    match cmd {
+        SettleCmd::Deploy { rpc_url, key } => {
+            let address = RpcChain::deploy(&rpc_url, &key)?;
+            writeln!(out, "{address}")?;
+            Ok(ExitCode::SUCCESS)
+        }
+        SettleCmd::Submit { journal, batches, rpc_url, key, contract, confirmations, epochs } => {
+            let mut chain = RpcChain::connect(&rpc_url, &key, address(&contract)?, confirmations)?;
+            let sub = Submitter { journal, batches, policy: epochs.policy(), ledger: Ledger::default() };
+            let synced = sub.sync(&mut chain)?;
+            writeln!(
+                out,
+                "{} epochs; the chain had {}, committed {}; last root {}",
+                synced.epochs, synced.committed_before, synced.committed, synced.root
+            )?;
+            Ok(ExitCode::SUCCESS)
+        }
+        SettleCmd::Verify { journal, batches, rpc_url, contract, epochs } => {
+            let computed = epoch::from_journal(&journal, epochs.policy(), &Ledger::default())
+                .with_context(|| format!("replaying {}", journal.display()))?;
+            writeln!(out, "{} epochs recomputed from {}", computed.len(), journal.display())?;
+            let mut failed = false;
+            if let Some(dir) = batches {
+                let files = submitter::read_batches(&dir)?;
+                let first_bad =
+                    files.iter().zip(&computed).find(|(f, e)| **f != Batch::of(e)).map(|(f, _)| f.header.index);
+                if let Some(index) = first_bad {
+                    writeln!(out, "batch {index}: the batch file is not what the journal gives")?;
+                    failed = true;
+                } else if files.len() > computed.len() {
+                    writeln!(
+                        out,
+                        "{} batch files, but the journal closes only {} epochs",
+                        files.len(),
+                        computed.len()
+                    )?;
+                    failed = true;
+                } else {
+                    writeln!(out, "{} batch files match", files.len())?;
+                }
+            }
+            if let (Some(url), Some(contract)) = (rpc_url, contract) {
+                let mut chain = RpcChain::read_only(&url, address(&contract)?)?;
+                let (last, _) = chain.last_committed()?;
+                let mut bad = None;
+                for index in 1..=last {
+                    let Some(e) = computed.get(usize::try_from(index - 1)?) else {
+                        bad = Some(format!(
+                            "batch {index}: on chain, but the journal closes only {} epochs",
+                            computed.len()
+                        ));
+                        break;
+                    };
+                    let root = chain.root(index)?;
+                    if root != e.root {
+                        bad = Some(format!("batch {index}: the chain has root {root}, the journal gives {}", e.root));
+                        break;
+                    }
+                }
+                match bad {
+                    Some(why) => {
+                        writeln!(out, "{why}")?;
+                        failed = true;
+                    }
+                    None => writeln!(out, "{last} committed roots match")?,
+                }
+            }
+            Ok(if failed { ExitCode::FAILURE } else { ExitCode::SUCCESS })
+        }
+    }
+}

@@ -1,0 +1,107 @@
+//! `l2x settle` through the real binary against a real node (anvil from
+//! `settlement/contracts`): a scenario's journal is settled, verified against its batch
+//! files and the chain, and tampering with either is reported with the batch that differs.
+
+use std::io::{BufRead, BufReader};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Output, Stdio};
+
+/// Anvil's first development key (public).
+const KEY: &str = "0xac0974bec39a17e36ba4a6b4d238ff944bacb478cbed5efcae784d7bf4f2ff80";
+
+struct Anvil {
+    child: Child,
+    url: String,
+}
+
+impl Drop for Anvil {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn anvil() -> Anvil {
+    let bin = Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("../settlement/contracts/node_modules/@foundry-rs/anvil-linux-amd64/bin/anvil");
+    assert!(bin.exists(), "anvil is missing: run `npm ci` in settlement/contracts (.ci/run does)");
+    let mut child =
+        Command::new(bin).args(["--port", "0"]).stdout(Stdio::piped()).stdin(Stdio::null()).spawn().unwrap();
+    let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
+    let url = loop {
+        let line = lines.next().expect("anvil ended before listening").unwrap();
+        if let Some(addr) = line.strip_prefix("Listening on ") {
+            break format!("http://{}", addr.trim());
+        }
+    };
+    std::thread::spawn(move || for _ in lines {});
+    Anvil { child, url }
+}
+
+fn l2x(args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_l2x")).args(args).stdin(Stdio::null()).output().unwrap()
+}
+
+fn text(o: &Output) -> String {
+    format!("{}{}", String::from_utf8_lossy(&o.stdout), String::from_utf8_lossy(&o.stderr))
+}
+
+#[test]
+fn settle_submit_then_verify_and_catch_tampering() {
+    let node = anvil();
+    let dir = tempfile::tempdir().unwrap();
+    let journal: PathBuf = dir.path().join("journal");
+    let batches: PathBuf = dir.path().join("batches");
+    let scenario = Path::new(env!("CARGO_MANIFEST_DIR")).join("../engine/tests/scenarios/liquidation_insurance.jsonl");
+    let run = l2x(&["match", "--input", scenario.to_str().unwrap(), "--journal", journal.to_str().unwrap()]);
+    assert!(run.status.success(), "{}", text(&run));
+    let (j, b) = (journal.to_str().unwrap(), batches.to_str().unwrap());
+
+    let deployed = l2x(&["settle", "deploy", "--rpc-url", &node.url, "--key", KEY]);
+    assert!(deployed.status.success(), "{}", text(&deployed));
+    let contract = String::from_utf8(deployed.stdout).unwrap().trim().to_string();
+
+    // One epoch per command (--epoch-ms 0): many batches from a short scenario.
+    let submit = l2x(&[
+        "settle",
+        "submit",
+        "--journal",
+        j,
+        "--batches",
+        b,
+        "--rpc-url",
+        &node.url,
+        "--key",
+        KEY,
+        "--contract",
+        &contract,
+        "--epoch-ms",
+        "0",
+    ]);
+    assert!(submit.status.success(), "{}", text(&submit));
+    assert!(text(&submit).contains("the chain had 0"), "{}", text(&submit));
+
+    let verify = |extra: &[&str]| {
+        l2x(&[&["settle", "verify", "--journal", j, "--rpc-url", &node.url, "--contract", &contract][..], extra]
+            .concat())
+    };
+    let ok = verify(&["--batches", b, "--epoch-ms", "0"]);
+    assert!(ok.status.success(), "{}", text(&ok));
+    assert!(text(&ok).contains("batch files match") && text(&ok).contains("committed roots match"), "{}", text(&ok));
+
+    // Other epochs than the submitter's (the scenario never spans a minute: none close):
+    // the chain's first batch is not the journal's.
+    let other = verify(&["--epoch-ms", "60000"]);
+    assert!(!other.status.success());
+    assert!(text(&other).contains("batch 1: on chain, but the journal closes only 0 epochs"), "{}", text(&other));
+
+    // A tampered batch file: refused, naming the batch.
+    let file = batches.join("batch-00000000000000000003.l2xb");
+    let mut bytes = std::fs::read(&file).unwrap();
+    let last = bytes.len() - 1;
+    bytes[last] ^= 1;
+    std::fs::write(&file, bytes).unwrap();
+    let bad = verify(&["--batches", b, "--epoch-ms", "0"]);
+    assert!(!bad.status.success());
+    assert!(text(&bad).contains("batch 3"), "{}", text(&bad));
+}
