@@ -11,6 +11,7 @@
 //!   batches alone rebuilds the tree.
 //! - [`chain`]: the base chain behind one trait; the JSON-RPC backend (alloy) with the
 //!   contract's bindings.
+//! - [`devnode`]: a local anvil for tests and demos, installed from npm on first use.
 //! - [`epoch`]: the sequenced stream cut into epochs by a rule on sequenced time and fills;
 //!   each closed epoch's changed leaves and root.
 //! - [`leaf`]: the canonical account leaf and its ABI encoding.
@@ -27,6 +28,7 @@
 
 pub mod batch;
 pub mod chain;
+pub mod devnode;
 pub mod epoch;
 pub mod leaf;
 pub mod submitter;

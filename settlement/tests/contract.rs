@@ -46,7 +46,7 @@ async fn the_contract_commits_batches_refuses_bad_ones_and_verifies_rust_proofs(
     let submitter: PrivateKeySigner = SUBMITTER_KEY.parse().unwrap();
     let submitter_address = submitter.address();
     let provider =
-        ProviderBuilder::new().wallet(EthereumWallet::from(submitter)).connect_http(node.url.parse().unwrap());
+        ProviderBuilder::new().wallet(EthereumWallet::from(submitter)).connect_http(node.url().parse().unwrap());
 
     // Deploy the committed artifact's bytecode with the submitter as constructor argument.
     let artifact: serde_json::Value = serde_json::from_str(include_str!("../contracts/L2xSettlement.json")).unwrap();
@@ -113,7 +113,7 @@ async fn the_contract_commits_batches_refuses_bad_ones_and_verifies_rust_proofs(
     assert!(err.as_decoded_error::<L2xSettlement::WrongDataHash>().is_some(), "{err}");
     let other: PrivateKeySigner = OTHER_KEY.parse().unwrap();
     let other_provider =
-        ProviderBuilder::new().wallet(EthereumWallet::from(other)).connect_http(node.url.parse().unwrap());
+        ProviderBuilder::new().wallet(EthereumWallet::from(other)).connect_http(node.url().parse().unwrap());
     let as_other = L2xSettlement::new(address, &other_provider);
     let mut fine = Batch::of(&closed[4]);
     fine.header.index = 6;

@@ -43,8 +43,8 @@ fn submitter(journal: &Path, batches: &Path) -> Submitter {
 #[test]
 fn the_submitter_commits_resumes_and_never_builds_on_a_root_it_cannot_reproduce() {
     let node = anvil();
-    let address = RpcChain::deploy(&node.url, SUBMITTER_KEY).unwrap();
-    let mut chain = RpcChain::connect(&node.url, SUBMITTER_KEY, address, 1).unwrap();
+    let address = RpcChain::deploy(node.url(), SUBMITTER_KEY).unwrap();
+    let mut chain = RpcChain::connect(node.url(), SUBMITTER_KEY, address, 1).unwrap();
     let cmds = stream(4, 1_500);
     let (dir, batches) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
     journal(dir.path(), &cmds[..700]);
@@ -98,14 +98,14 @@ fn the_submitter_commits_resumes_and_never_builds_on_a_root_it_cannot_reproduce(
 #[test]
 fn a_wrong_contract_a_garbage_node_and_a_silent_node_are_clear_errors() {
     let node = anvil();
-    let address = RpcChain::deploy(&node.url, SUBMITTER_KEY).unwrap();
+    let address = RpcChain::deploy(node.url(), SUBMITTER_KEY).unwrap();
     // Another submitter's key, an address with no code.
-    let err = RpcChain::connect(&node.url, OTHER_KEY, address, 1).unwrap_err();
+    let err = RpcChain::connect(node.url(), OTHER_KEY, address, 1).unwrap_err();
     assert!(matches!(err, ChainError::WrongContract { .. }), "{err}");
     assert!(err.to_string().contains("its submitter is"), "{err}");
-    let err = RpcChain::connect(&node.url, SUBMITTER_KEY, Address::repeat_byte(7), 1).unwrap_err();
+    let err = RpcChain::connect(node.url(), SUBMITTER_KEY, Address::repeat_byte(7), 1).unwrap_err();
     assert!(matches!(err, ChainError::WrongContract { ref why, .. } if why.contains("no code")), "{err}");
-    let err = RpcChain::connect(&node.url, "not a key", address, 1).unwrap_err();
+    let err = RpcChain::connect(node.url(), "not a key", address, 1).unwrap_err();
     assert!(matches!(err, ChainError::Config(_)), "{err}");
 
     // A node that answers HTTP 200 with garbage.

@@ -2,41 +2,11 @@
 //! `settlement/contracts`): a scenario's journal is settled, verified against its batch
 //! files and the chain, and tampering with either is reported with the batch that differs.
 
-use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Output, Stdio};
+use std::process::{Command, Output, Stdio};
 
 /// Anvil's first development key (public).
-const KEY: &str = "0xac0974bec39a17e36ba4a6b4d238ff944bacb478cbed5efcae784d7bf4f2ff80";
-
-struct Anvil {
-    child: Child,
-    url: String,
-}
-
-impl Drop for Anvil {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-fn anvil() -> Anvil {
-    let bin = Path::new(env!("CARGO_MANIFEST_DIR"))
-        .join("../settlement/contracts/node_modules/@foundry-rs/anvil-linux-amd64/bin/anvil");
-    assert!(bin.exists(), "anvil is missing: run `npm ci` in settlement/contracts (.ci/run does)");
-    let mut child =
-        Command::new(bin).args(["--port", "0"]).stdout(Stdio::piped()).stdin(Stdio::null()).spawn().unwrap();
-    let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
-    let url = loop {
-        let line = lines.next().expect("anvil ended before listening").unwrap();
-        if let Some(addr) = line.strip_prefix("Listening on ") {
-            break format!("http://{}", addr.trim());
-        }
-    };
-    std::thread::spawn(move || for _ in lines {});
-    Anvil { child, url }
-}
+const KEY: &str = l2x_settlement::devnode::DEV_KEYS[0];
 
 fn l2x(args: &[&str]) -> Output {
     Command::new(env!("CARGO_BIN_EXE_l2x")).args(args).stdin(Stdio::null()).output().unwrap()
@@ -48,7 +18,8 @@ fn text(o: &Output) -> String {
 
 #[test]
 fn settle_submit_then_verify_and_catch_tampering() {
-    let node = anvil();
+    let node = l2x_settlement::devnode::Anvil::spawn().unwrap();
+    let url = node.url().to_string();
     let dir = tempfile::tempdir().unwrap();
     let journal: PathBuf = dir.path().join("journal");
     let batches: PathBuf = dir.path().join("batches");
@@ -57,7 +28,7 @@ fn settle_submit_then_verify_and_catch_tampering() {
     assert!(run.status.success(), "{}", text(&run));
     let (j, b) = (journal.to_str().unwrap(), batches.to_str().unwrap());
 
-    let deployed = l2x(&["settle", "deploy", "--rpc-url", &node.url, "--key", KEY]);
+    let deployed = l2x(&["settle", "deploy", "--rpc-url", &url, "--key", KEY]);
     assert!(deployed.status.success(), "{}", text(&deployed));
     let contract = String::from_utf8(deployed.stdout).unwrap().trim().to_string();
 
@@ -70,7 +41,7 @@ fn settle_submit_then_verify_and_catch_tampering() {
         "--batches",
         b,
         "--rpc-url",
-        &node.url,
+        &url,
         "--key",
         KEY,
         "--contract",
@@ -82,8 +53,7 @@ fn settle_submit_then_verify_and_catch_tampering() {
     assert!(text(&submit).contains("the chain had 0"), "{}", text(&submit));
 
     let verify = |extra: &[&str]| {
-        l2x(&[&["settle", "verify", "--journal", j, "--rpc-url", &node.url, "--contract", &contract][..], extra]
-            .concat())
+        l2x(&[&["settle", "verify", "--journal", j, "--rpc-url", &url, "--contract", &contract][..], extra].concat())
     };
     let ok = verify(&["--batches", b, "--epoch-ms", "0"]);
     assert!(ok.status.success(), "{}", text(&ok));

@@ -2,9 +2,6 @@
 
 #![allow(dead_code, reason = "each test binary uses part of it")]
 
-use std::io::{BufRead, BufReader};
-use std::path::PathBuf;
-use std::process::{Child, Command as Process, Stdio};
 use std::str::FromStr;
 
 use l2x_types::{
@@ -98,37 +95,11 @@ pub(crate) fn stream(seed: u64, n: usize) -> Vec<Sequenced> {
         .collect()
 }
 
-/// Anvil's first two development keys (public: every anvil has them).
-pub(crate) const SUBMITTER_KEY: &str = "0xac0974bec39a17e36ba4a6b4d238ff944bacb478cbed5efcae784d7bf4f2ff80";
-pub(crate) const OTHER_KEY: &str = "0x59c6995e998f97a5a0044966f0945389dc9e86dae88c7a8412f4603b6b78690d";
+/// Anvil's development keys: the submitter's and another.
+pub(crate) const SUBMITTER_KEY: &str = l2x_settlement::devnode::DEV_KEYS[0];
+pub(crate) const OTHER_KEY: &str = l2x_settlement::devnode::DEV_KEYS[1];
 
-/// An anvil process on a free port, killed when dropped.
-pub(crate) struct Anvil {
-    child: Child,
-    pub(crate) url: String,
-}
-
-impl Drop for Anvil {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-pub(crate) fn anvil() -> Anvil {
-    let bin = PathBuf::from(env!("CARGO_MANIFEST_DIR"))
-        .join("contracts/node_modules/@foundry-rs/anvil-linux-amd64/bin/anvil");
-    assert!(bin.exists(), "anvil is missing: run `npm ci` in settlement/contracts (.ci/run does)");
-    let mut child =
-        Process::new(bin).args(["--port", "0"]).stdout(Stdio::piped()).stdin(Stdio::null()).spawn().unwrap();
-    let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
-    let url = loop {
-        let line = lines.next().expect("anvil ended before listening").unwrap();
-        if let Some(addr) = line.strip_prefix("Listening on ") {
-            break format!("http://{}", addr.trim());
-        }
-    };
-    // Keep draining anvil's output so that it never blocks on a full pipe.
-    std::thread::spawn(move || for _ in lines {});
-    Anvil { child, url }
+/// A local anvil (installed from npm on first use).
+pub(crate) fn anvil() -> l2x_settlement::devnode::Anvil {
+    l2x_settlement::devnode::Anvil::spawn().unwrap()
 }
