@@ -107,7 +107,8 @@ pub(crate) fn settle(cmd: SettleCmd) -> Result<ExitCode> {
         }
         SettleCmd::Submit { journal, batches, rpc_url, key, contract, confirmations, epochs } => {
             let mut chain = RpcChain::connect(&rpc_url, &key, address(&contract)?, confirmations)?;
-            let sub = Submitter { journal, batches, policy: epochs.policy(), ledger: Ledger::default() };
+            let mut sub =
+                Submitter { journal, batches, policy: epochs.policy(), ledger: Ledger::default(), verified: 0 };
             let synced = sub.sync(&mut chain)?;
             writeln!(
                 out,
@@ -152,9 +153,16 @@ pub(crate) fn settle(cmd: SettleCmd) -> Result<ExitCode> {
                         ));
                         break;
                     };
-                    let root = chain.root(index)?;
+                    let (root, data_hash) = chain.committed(index)?;
                     if root != e.root {
                         bad = Some(format!("batch {index}: the chain has root {root}, the journal gives {}", e.root));
+                        break;
+                    }
+                    let mine = Batch::of(e).header.data_hash;
+                    if data_hash != mine {
+                        bad = Some(format!(
+                            "batch {index}: the chain has data hash {data_hash}, the journal gives {mine}"
+                        ));
                         break;
                     }
                 }

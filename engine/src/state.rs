@@ -407,6 +407,11 @@ impl StateMachine {
     }
 
     fn deposit(&mut self, to: Holder, amount: Amount, out: &mut Vec<Event>) {
+        if let Holder::Account(a) = to
+            && a.is_reserved()
+        {
+            return out.push(reject(CommandKind::Deposit, Some(a), None, RejectReason::ReservedAccount));
+        }
         match self.ledger.deposit(to, amount) {
             Ok((_, collateral)) => out.push(match to {
                 Holder::Insurance => Event::Insurance { delta: i128::from(amount.0), balance: Amount(collateral) },
@@ -2069,6 +2074,26 @@ mod tests {
             expire_ts: Some(Timestamp(expire_ts)),
             ..limit(account, cid, side, price, qty)
         }
+    }
+
+    #[test]
+    fn deposits_to_the_reserved_account_ids_are_refused() {
+        let mut ex = Exchange::new();
+        for id in [u64::MAX, u64::MAX - 1] {
+            let events = ex.apply(Command::Deposit { to: Holder::Account(AccountId(id)), amount: Amount(1) });
+            assert_eq!(
+                events,
+                vec![Event::Rejected {
+                    kind: CommandKind::Deposit,
+                    account: Some(AccountId(id)),
+                    cid: None,
+                    reason: RejectReason::ReservedAccount,
+                }]
+            );
+        }
+        let last_trading = AccountId(AccountId::RESERVED_FROM - 1);
+        assert!(!last_trading.is_reserved());
+        assert_eq!(ex.apply(Command::Deposit { to: Holder::Account(last_trading), amount: Amount(1) }), vec![]);
     }
 
     #[test]

@@ -5,7 +5,7 @@
 //! ```text
 //!  file  = "L2XBATCH" ‖ u32 version ‖ header (fixed, 212 bytes) ‖ data
 //!  data  = leaf*                       (what is posted as calldata)
-//!  leaf  = u64 account ‖ i64 collateral ‖ u8 n ‖ position*n
+//!  leaf  = u64 account ‖ i64 collateral ‖ u16 n ‖ position*n
 //!  position = u32 instrument ‖ i64 size ‖ i128 cost ‖ i128 fundingIndex      (44 bytes)
 //!  header.data_hash = keccak256(data)
 //! ```
@@ -107,13 +107,12 @@ fn malformed(what: impl Into<String>, offset: usize) -> BatchError {
 
 /// Encodes changed leaves as batch data.
 pub fn encode_leaves(leaves: &[AccountLeaf]) -> Vec<u8> {
-    let mut out = Vec::with_capacity(leaves.len() * 61);
+    let mut out = Vec::with_capacity(leaves.len() * 62);
     for l in leaves {
         out.extend_from_slice(&l.account.to_be_bytes());
         out.extend_from_slice(&l.collateral.to_be_bytes());
-        // Positions per account are bounded by the instruments listed (u8 by validation of
-        // the batch, not of the engine: more than 255 is refused when decoding).
-        out.push(u8::try_from(l.positions.len()).unwrap_or(u8::MAX));
+        // One position per instrument held: a u16 count (`Batch::of` refuses more).
+        out.extend_from_slice(&u16::try_from(l.positions.len()).unwrap_or(u16::MAX).to_be_bytes());
         for p in &l.positions {
             out.extend_from_slice(&p.instrument.to_be_bytes());
             out.extend_from_slice(&p.size.to_be_bytes());
@@ -159,8 +158,8 @@ pub fn decode_leaves(data: &[u8]) -> Result<Vec<AccountLeaf>, BatchError> {
             return Err(malformed("accounts not in increasing order", at));
         }
         let collateral = i64::from_be_bytes(c.take::<8>("collateral")?);
-        let [n] = c.take::<1>("position count")?;
-        let mut positions = Vec::with_capacity(usize::from(n));
+        let n = u16::from_be_bytes(c.take::<2>("position count")?);
+        let mut positions = Vec::with_capacity(usize::from(n).min(1024));
         for _ in 0..n {
             let p_at = c.at;
             let instrument = u32::from_be_bytes(c.take::<4>("instrument")?);
@@ -182,7 +181,15 @@ pub fn decode_leaves(data: &[u8]) -> Result<Vec<AccountLeaf>, BatchError> {
 
 impl Batch {
     /// The batch of a closed epoch.
+    ///
+    /// # Panics
+    /// If a leaf holds more than 65,535 positions (more instruments held at once than the
+    /// format counts; a bug elsewhere, never input).
     pub fn of(epoch: &Epoch) -> Batch {
+        assert!(
+            epoch.changes.iter().all(|l| l.positions.len() <= usize::from(u16::MAX)),
+            "a leaf with more than 65,535 positions cannot be encoded"
+        );
         let data = encode_leaves(&epoch.changes);
         let header = Header {
             index: epoch.index,
@@ -439,14 +446,14 @@ mod tests {
         assert!(matches!(apply(&mut Tree::new(), &root), Err(BatchError::Root { .. })));
         // Data that is not leaves in order.
         let swapped = encode_leaves(&[leaf(4, 0), leaf(3, 0)]);
-        assert!(matches!(decode_leaves(&swapped), Err(BatchError::Malformed { offset: 17, .. })));
+        assert!(matches!(decode_leaves(&swapped), Err(BatchError::Malformed { offset: 18, .. })));
     }
 
     #[test]
     fn the_compact_encoding_is_a_fifth_of_the_abi() {
         let l = leaf(123_456, 1);
-        assert_eq!(encode_leaves(std::slice::from_ref(&l)).len(), 8 + 8 + 1 + 44);
+        assert_eq!(encode_leaves(std::slice::from_ref(&l)).len(), 8 + 8 + 2 + 44);
         assert_eq!(l.encode().len(), 288);
-        assert!(calldata_gas(&encode_leaves(&[l])) < 61 * 16);
+        assert!(calldata_gas(&encode_leaves(&[l])) < 62 * 16);
     }
 }

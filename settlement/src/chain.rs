@@ -12,6 +12,7 @@
 
 use std::time::Duration;
 
+use alloy::eips::BlockId;
 use alloy::network::{EthereumWallet, TransactionBuilder};
 use alloy::primitives::{Address, B256, Bytes};
 use alloy::providers::{DynProvider, Provider, ProviderBuilder};
@@ -90,6 +91,13 @@ pub enum ChainError {
     /// Bad configuration (a key or URL that does not parse).
     #[error("{0}")]
     Config(String),
+    /// Transactions of the submitter are still pending: nothing is sent until they land
+    /// (replacing a stuck one with a higher fee is still to be built).
+    #[error("{count} transaction(s) of the submitter still pending; not sending another")]
+    Pending {
+        /// How many.
+        count: u64,
+    },
 }
 
 /// The base chain as settlement uses it.
@@ -100,11 +108,11 @@ pub trait Chain {
     /// [`ChainError`].
     fn last_committed(&mut self) -> Result<(u64, B256), ChainError>;
 
-    /// The root committed by batch `index` (`0x00…00` if none).
+    /// The root and the data hash committed by batch `index` (both `0x00…00` if none).
     ///
     /// # Errors
     /// [`ChainError`].
-    fn root(&mut self, index: u64) -> Result<B256, ChainError>;
+    fn committed(&mut self, index: u64) -> Result<(B256, B256), ChainError>;
 
     /// Commits a batch and waits until its transaction has the configured confirmations;
     /// returns the transaction hash.
@@ -122,6 +130,8 @@ pub struct RpcChain {
     submitter: Address,
     confirmations: u64,
     timeout: Duration,
+    /// How long a commit may wait for its confirmations.
+    confirmation_timeout: Duration,
 }
 
 impl std::fmt::Debug for RpcChain {
@@ -149,6 +159,8 @@ fn provider(url: &str, key: &str) -> Result<(DynProvider, Address), ChainError> 
 impl RpcChain {
     /// The default time allowed for one RPC exchange.
     pub const TIMEOUT: Duration = Duration::from_secs(10);
+    /// The default time a commit may wait for its confirmations (blocks are slow).
+    pub const CONFIRMATION_TIMEOUT: Duration = Duration::from_secs(600);
 
     /// Connects to the contract at `address` as the submitter whose private key is `key`,
     /// and checks that the address holds the settlement contract with that submitter.
@@ -178,6 +190,7 @@ impl RpcChain {
             submitter,
             confirmations: confirmations.max(1),
             timeout,
+            confirmation_timeout: Self::CONFIRMATION_TIMEOUT.max(timeout),
         };
         chain.check_contract()?;
         Ok(chain)
@@ -199,6 +212,7 @@ impl RpcChain {
             submitter: Address::ZERO,
             confirmations: 1,
             timeout: Self::TIMEOUT,
+            confirmation_timeout: Self::CONFIRMATION_TIMEOUT,
         };
         let contract = abi::L2xSettlement::new(address, chain.provider.clone());
         let provider = chain.provider.clone();
@@ -230,13 +244,19 @@ impl RpcChain {
         let mut deploy = code;
         deploy.extend(submitter.abi_encode());
         let tx = TransactionRequest::default().with_deploy_code(Bytes::from(deploy));
+        let timeout = Self::CONFIRMATION_TIMEOUT;
         rt.block_on(async {
-            let pending = provider.send_transaction(tx).await.map_err(|e| rpc("deploying", &e))?;
-            let receipt = pending.get_receipt().await.map_err(|e| rpc("deploying", &e))?;
-            receipt.contract_address.ok_or_else(|| ChainError::Rpc {
-                what: "deploying",
-                detail: "no contract address in the receipt".into(),
-            })
+            let deployed = async {
+                let pending = provider.send_transaction(tx).await.map_err(|e| rpc("deploying", &e))?;
+                let receipt = pending.get_receipt().await.map_err(|e| rpc("deploying", &e))?;
+                receipt.contract_address.ok_or_else(|| ChainError::Rpc {
+                    what: "deploying",
+                    detail: "no contract address in the receipt".into(),
+                })
+            };
+            tokio::time::timeout(timeout, deployed)
+                .await
+                .map_err(|_| ChainError::Timeout { what: "deploying", timeout })?
         })
     }
 
@@ -250,7 +270,15 @@ impl RpcChain {
         what: &'static str,
         fut: impl std::future::Future<Output = Result<T, ChainError>>,
     ) -> Result<T, ChainError> {
-        let timeout = self.timeout;
+        self.block_on_for(what, self.timeout, fut)
+    }
+
+    fn block_on_for<T>(
+        &self,
+        what: &'static str,
+        timeout: Duration,
+        fut: impl std::future::Future<Output = Result<T, ChainError>>,
+    ) -> Result<T, ChainError> {
         self.runtime.block_on(async move {
             tokio::time::timeout(timeout, fut).await.map_err(|_| ChainError::Timeout { what, timeout })?
         })
@@ -304,15 +332,23 @@ impl Chain for RpcChain {
         let contract = abi::L2xSettlement::new(self.address, self.provider.clone());
         self.block_on("reading the last committed batch", async move {
             let index = contract.lastIndex().call().await.map_err(|e| rpc("reading lastIndex", &e))?;
-            let root = contract.lastRoot().call().await.map_err(|e| rpc("reading lastRoot", &e))?;
+            // A batch's root never changes once committed: (index, roots(index)) is one
+            // consistent reading even if a block lands between the two calls.
+            let root = if index == 0 {
+                B256::ZERO
+            } else {
+                contract.roots(index).call().await.map_err(|e| rpc("reading roots", &e))?
+            };
             Ok((index, root))
         })
     }
 
-    fn root(&mut self, index: u64) -> Result<B256, ChainError> {
+    fn committed(&mut self, index: u64) -> Result<(B256, B256), ChainError> {
         let contract = abi::L2xSettlement::new(self.address, self.provider.clone());
-        self.block_on("reading a committed root", async move {
-            contract.roots(index).call().await.map_err(|e| rpc("reading roots", &e))
+        self.block_on("reading a committed batch", async move {
+            let root = contract.roots(index).call().await.map_err(|e| rpc("reading roots", &e))?;
+            let data_hash = contract.dataHashes(index).call().await.map_err(|e| rpc("reading dataHashes", &e))?;
+            Ok((root, data_hash))
         })
     }
 
@@ -329,21 +365,40 @@ impl Chain for RpcChain {
             h.epoch_ts,
             Bytes::from(batch.data.clone()),
         );
-        // A dry run first: a refusal comes back decoded, and nothing is spent on it.
-        let refused =
-            self.block_on("simulating the commit", async { Ok(call.call().await.err().map(|e| refusal(&e))) })?;
+        // A transaction of ours still pending (a commit whose wait timed out, say): sending
+        // another would queue a duplicate behind it. It must land first.
+        let (provider, submitter) = (self.provider.clone(), self.submitter);
+        let (latest, pending) = self.block_on("reading the submitter's nonces", async move {
+            let count = |tag| provider.get_transaction_count(submitter).block_id(tag);
+            let latest = count(BlockId::latest()).await.map_err(|e| rpc("reading the nonce", &e))?;
+            let pending = count(BlockId::pending()).await.map_err(|e| rpc("reading the nonce", &e))?;
+            Ok((latest, pending))
+        })?;
+        if pending > latest {
+            return Err(ChainError::Pending { count: pending - latest });
+        }
+        // A dry run first: a refusal comes back decoded, and nothing is spent on it; a
+        // transport failure is not a refusal.
+        let refused = self.block_on("simulating the commit", async {
+            match call.call().await {
+                Ok(_) => Ok(None),
+                Err(e) if e.as_revert_data().is_some() => Ok(Some(refusal(&e))),
+                Err(e) => Err(rpc("simulating the commit", &e)),
+            }
+        })?;
         if let Some(reason) = refused {
             return Err(ChainError::Refused { index: h.index, reason });
         }
+        let sent = self
+            .block_on("sending the commit", async { call.send().await.map_err(|e| rpc("sending the commit", &e)) })?;
         let confirmations = self.confirmations;
-        let receipt = self.block_on("sending the commit", async {
-            let pending = call.send().await.map_err(|e| rpc("sending the commit", &e))?;
-            pending
-                .with_required_confirmations(confirmations)
-                .get_receipt()
-                .await
-                .map_err(|e| rpc("waiting for the commit", &e))
-        })?;
+        let receipt =
+            self.block_on_for("waiting for the commit's confirmations", self.confirmation_timeout, async {
+                sent.with_required_confirmations(confirmations)
+                    .get_receipt()
+                    .await
+                    .map_err(|e| rpc("waiting for the commit", &e))
+            })?;
         if !receipt.status() {
             return Err(ChainError::Refused { index: h.index, reason: "the transaction reverted".into() });
         }

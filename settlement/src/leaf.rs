@@ -51,7 +51,8 @@ pub const INSURANCE_KEY: u64 = u64::MAX;
 /// The key of the fee account's leaf.
 pub const FEES_KEY: u64 = u64::MAX - 1;
 
-/// The tree key of a holder. Trading account ids must stay below [`FEES_KEY`].
+/// The tree key of a holder. Trading account ids stay below [`FEES_KEY`]: the engine
+/// refuses deposits to the reserved ids (`AccountId::RESERVED_FROM`).
 pub fn key(holder: Holder) -> u64 {
     match holder {
         Holder::Account(id) => id.0,

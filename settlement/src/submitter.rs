@@ -14,9 +14,10 @@
 //! last index and root and continues after it, so a batch committed just before a crash is
 //! never sent twice, and one whose transaction never landed is sent again. The contract
 //! refuses a wrong index or previous root as well, but the submitter does not rely on that:
-//! it reads the chain before every commit and stops on any disagreement. The contract's last
-//! root chains every earlier one (each commit checks its previous root), so agreeing on it
-//! is agreeing on all of them.
+//! it reads the chain before every commit and stops on any disagreement. Every committed
+//! batch's root and data hash are compared with the journal's once per submitter (the
+//! contract checks that each batch starts from the previous root, but a new root is the
+//! submitter's word: agreeing on the last one alone would not prove the earlier ones).
 
 use std::path::{Path, PathBuf};
 
@@ -81,7 +82,7 @@ pub struct Synced {
     pub root: B256,
 }
 
-/// Where the submitter reads and writes.
+/// Where the submitter reads and writes, and how far it has checked the chain.
 #[derive(Clone, Debug)]
 pub struct Submitter {
     /// The journal.
@@ -92,6 +93,8 @@ pub struct Submitter {
     pub policy: Policy,
     /// The risk configuration the journal is replayed with.
     pub ledger: Ledger,
+    /// Committed batches already compared with the journal (0: none yet).
+    pub verified: u64,
 }
 
 impl Submitter {
@@ -100,7 +103,7 @@ impl Submitter {
     ///
     /// # Errors
     /// [`SubmitError`]; on a disagreement nothing more is committed.
-    pub fn sync(&self, chain: &mut dyn Chain) -> Result<Synced, SubmitError> {
+    pub fn sync(&mut self, chain: &mut dyn Chain) -> Result<Synced, SubmitError> {
         let epochs = epoch::from_journal(&self.journal, self.policy, &self.ledger)?;
         std::fs::create_dir_all(&self.batches)
             .map_err(|source| BatchError::Io { path: self.batches.clone(), source })?;
@@ -112,15 +115,20 @@ impl Submitter {
         let mut committed = 0;
         loop {
             let (k, root) = chain.last_committed()?;
-            let journal_root = match k {
-                0 => B256::ZERO,
-                k => match batches.get(usize::try_from(k - 1).unwrap_or(usize::MAX)) {
-                    Some(b) => b.header.new_root,
-                    None => return Err(SubmitError::ChainAhead { chain: k, journal: batches.len() as u64 }),
-                },
-            };
-            if root != journal_root {
-                return Err(SubmitError::Mismatch { index: k, chain: root, journal: journal_root });
+            if k > batches.len() as u64 {
+                return Err(SubmitError::ChainAhead { chain: k, journal: batches.len() as u64 });
+            }
+            // Every committed batch this submitter has not compared yet, oldest first: the
+            // first that differs is named. (The batch it committed itself is compared on the
+            // next turn, like any other.)
+            while self.verified < k {
+                let index = self.verified + 1;
+                let mine = &batches[usize::try_from(index - 1).unwrap_or(usize::MAX)];
+                let (chain_root, data_hash) = chain.committed(index)?;
+                if chain_root != mine.header.new_root || data_hash != mine.header.data_hash {
+                    return Err(SubmitError::Mismatch { index, chain: chain_root, journal: mine.header.new_root });
+                }
+                self.verified = index;
             }
             let Some(next) = batches.get(usize::try_from(k).unwrap_or(usize::MAX)) else {
                 return Ok(Synced { epochs: batches.len() as u64, committed_before: before, committed, root });

@@ -37,6 +37,7 @@ fn submitter(journal: &Path, batches: &Path) -> Submitter {
         batches: batches.to_path_buf(),
         policy: POLICY,
         ledger: Ledger::default(),
+        verified: 0,
     }
 }
 
@@ -48,7 +49,7 @@ fn the_submitter_commits_resumes_and_never_builds_on_a_root_it_cannot_reproduce(
     let cmds = stream(4, 1_500);
     let (dir, batches) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
     journal(dir.path(), &cmds[..700]);
-    let sub = submitter(dir.path(), batches.path());
+    let mut sub = submitter(dir.path(), batches.path());
 
     let first = sub.sync(&mut chain).unwrap();
     let expected = epoch::from_journal(dir.path(), POLICY, &Ledger::default()).unwrap();
@@ -80,8 +81,13 @@ fn the_submitter_commits_resumes_and_never_builds_on_a_root_it_cannot_reproduce(
     }
     let (fdir, fbatches) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
     journal(fdir.path(), &forged);
+    let honest = epoch::from_journal(dir.path(), POLICY, &Ledger::default()).unwrap();
+    let dishonest = epoch::from_journal(fdir.path(), POLICY, &Ledger::default()).unwrap();
+    let first_differing =
+        honest.iter().zip(&dishonest).position(|(a, b)| a.root != b.root).map(|i| i as u64 + 1).unwrap();
+    assert!(first_differing < more.epochs, "the forged order changes an early epoch");
     let err = submitter(fdir.path(), fbatches.path()).sync(&mut chain).unwrap_err();
-    assert!(matches!(err, SubmitError::Mismatch { index, .. } if index == more.epochs), "{err}");
+    assert!(matches!(err, SubmitError::Mismatch { index, .. } if index == first_differing), "{err}");
     assert_eq!(chain.last_committed().unwrap().0, more.epochs, "nothing committed");
 
     // A batch file damaged on disk is caught before anything is sent.

@@ -27,6 +27,18 @@ id_type!(
     /// An order, assigned by the state machine in acceptance order, starting at 1.
     OrderId(u64)
 );
+
+impl AccountId {
+    /// Trading account ids stop below this: the two highest ids are the state tree's keys
+    /// of the insurance fund and the fee account (docs/SETTLEMENT.md), and a deposit to
+    /// them is refused `reserved_account`.
+    pub const RESERVED_FROM: u64 = u64::MAX - 1;
+
+    /// Whether this id is one of the reserved ones.
+    pub const fn is_reserved(self) -> bool {
+        self.0 >= Self::RESERVED_FROM
+    }
+}
 id_type!(
     /// The client's own order id, unique among an account's live orders.
     ClientOrderId(u64)

@@ -163,6 +163,9 @@ coded_enum! {
         DuplicateSymbol = 111 => "duplicate_symbol",
         /// An oracle price that is not positive.
         BadOraclePrice = 112 => "bad_oracle_price",
+        /// A deposit to one of the two highest account ids, reserved for the state tree's
+        /// insurance-fund and fee-account leaves.
+        ReservedAccount = 113 => "reserved_account",
         /// Equity would fall below the initial margin requirement.
         InsufficientMargin = 200 => "insufficient_margin",
         /// The position would exceed the instrument's maximum position.
