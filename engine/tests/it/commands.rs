@@ -195,7 +195,12 @@ impl Generator {
                 Command::Oracle { instrument, price }
             }
             93..97 => Command::Deposit {
-                to: Holder::Account(AccountId(rng.random_range(1..=4))),
+                // Now and then one of the two reserved ids (refused `reserved_account`).
+                to: Holder::Account(AccountId(if rng.random_ratio(1, 20) {
+                    AccountId::RESERVED_FROM + rng.random_range(0..2)
+                } else {
+                    rng.random_range(1..=4)
+                })),
                 amount: Amount(match rng.random_range(0..10) {
                     0 => 0,
                     1 => -1,

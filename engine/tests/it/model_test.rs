@@ -184,7 +184,7 @@ fn long_seeded_run_matches_reference_model() {
         .collect();
     let untested_cancels: Vec<_> = CancelReason::ALL
         .iter()
-        .filter(|c| !matches!(c, CancelReason::Liquidation | CancelReason::Disconnect | CancelReason::ReduceOnly))
+        .filter(|c| !matches!(c, CancelReason::Liquidation | CancelReason::ReduceOnly))
         .filter(|c| coverage.cancels.get(c.as_str()).copied().unwrap_or(0) < 5)
         .collect();
     assert!(

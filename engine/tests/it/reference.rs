@@ -230,6 +230,9 @@ impl Reference {
     }
 
     fn deposit(&mut self, account: AccountId, amount: Amount, out: &mut Vec<Event>) {
+        if account.0 >= u64::MAX - 1 {
+            return out.push(rejected(CommandKind::Deposit, Some(account), None, RejectReason::ReservedAccount));
+        }
         let current = self.accounts.get(&account).copied().unwrap_or(Amount(0));
         match current.0.checked_add(amount.0) {
             Some(total) if amount.0 > 0 => {
