@@ -8,6 +8,10 @@
 //!  settle verify --journal J [--batches B] [--rpc-url U --contract A]
 //!                  recompute every root; compare with the batch files and the chain;
 //!                  exit 1 naming the first batch that differs
+//!  settle status --batches B [--rpc-url U --contract A]    last local and on-chain batch, lag
+//!  settle prove --batches B --account N [--batch K] [--rpc-url U --contract A]
+//!                  the leaf and its proof as JSON, from the batch files alone; checked
+//!                  locally and, with a chain, by the contract
 //! ```
 
 use std::io::{self, Write};
@@ -73,6 +77,36 @@ pub(crate) enum SettleCmd {
         #[command(flatten)]
         epochs: EpochArgs,
     },
+    /// The last local batch and the last one on chain, and the lag between them.
+    Status {
+        /// The batch files.
+        #[arg(long)]
+        batches: PathBuf,
+        /// JSON-RPC endpoint (with --contract).
+        #[arg(long, requires = "contract")]
+        rpc_url: Option<String>,
+        /// The contract's address.
+        #[arg(long, requires = "rpc_url")]
+        contract: Option<String>,
+    },
+    /// An account's leaf and its proof at a batch, as JSON, rebuilt from the batch files.
+    Prove {
+        /// The batch files.
+        #[arg(long)]
+        batches: PathBuf,
+        /// The account id.
+        #[arg(long)]
+        account: u64,
+        /// The batch (default: the last one).
+        #[arg(long)]
+        batch: Option<u64>,
+        /// JSON-RPC endpoint to check the proof against the contract (with --contract).
+        #[arg(long, requires = "contract")]
+        rpc_url: Option<String>,
+        /// The contract's address.
+        #[arg(long, requires = "rpc_url")]
+        contract: Option<String>,
+    },
     /// Recompute every root from the journal and compare with the batch files and the chain.
     Verify {
         /// The journal directory.
@@ -116,6 +150,73 @@ pub(crate) fn settle(cmd: SettleCmd) -> Result<ExitCode> {
                 synced.epochs, synced.committed_before, synced.committed, synced.root
             )?;
             Ok(ExitCode::SUCCESS)
+        }
+        SettleCmd::Status { batches, rpc_url, contract } => {
+            let files = submitter::read_batches(&batches)?;
+            let local = files.last().map(|b| b.header);
+            match local {
+                Some(h) => writeln!(
+                    out,
+                    "local: {} batches, last {} (seq {}–{}, root {})",
+                    files.len(),
+                    h.index,
+                    h.first_seq,
+                    h.last_seq,
+                    h.new_root
+                )?,
+                None => writeln!(out, "local: no batches in {}", batches.display())?,
+            }
+            if let (Some(url), Some(contract)) = (rpc_url, contract) {
+                let mut chain = RpcChain::read_only(&url, address(&contract)?)?;
+                let (index, root) = chain.last_committed()?;
+                writeln!(out, "chain: last committed {index} (root {root})")?;
+                let local_index = local.map_or(0, |h| h.index);
+                writeln!(out, "lag: {} batches", local_index.saturating_sub(index))?;
+            }
+            Ok(ExitCode::SUCCESS)
+        }
+        SettleCmd::Prove { batches, account, batch, rpc_url, contract } => {
+            let files = submitter::read_batches(&batches)?;
+            let upto = batch.or(files.last().map(|b| b.header.index)).context("no batches to prove against")?;
+            anyhow::ensure!(
+                files.iter().any(|b| b.header.index == upto),
+                "batch {upto} is not among the batch files in {}",
+                batches.display()
+            );
+            let (tree, leaves) = l2x_settlement::batch::state_at(&files, upto)?;
+            let proof = tree.prove(account);
+            let leaf = leaves.get(&account);
+            let verified = proof.verify(tree.root(), account, leaf.map(l2x_settlement::leaf::AccountLeaf::hash));
+            anyhow::ensure!(verified, "the proof does not verify against the rebuilt root (a bug)");
+            let on_chain = match (rpc_url, contract, leaf) {
+                (Some(url), Some(contract), Some(leaf)) => {
+                    let chain = RpcChain::read_only(&url, address(&contract)?)?;
+                    Some(chain.verify_leaf(upto, leaf, &proof.siblings)?)
+                }
+                _ => None,
+            };
+            let json = serde_json::json!({
+                "batch": upto,
+                "root": tree.root().to_string(),
+                "account": account,
+                "leaf": leaf.map(|l| serde_json::json!({
+                    "collateral": l.collateral,
+                    "positions": l.positions.iter().map(|p| serde_json::json!({
+                        "instrument": p.instrument,
+                        "size": p.size,
+                        "cost": p.cost.to_string(),
+                        "funding_index": p.fundingIndex.to_string(),
+                    })).collect::<Vec<_>>(),
+                    "abi": format!("0x{}", alloy::hex::encode(l.encode())),
+                    "hash": l.hash().to_string(),
+                })),
+                "siblings": proof.siblings.iter().map(ToString::to_string).collect::<Vec<_>>(),
+                "absent_other_leaf": proof.other.map(|(k, v)| serde_json::json!({"key": k, "value": v.to_string()})),
+                "verified": verified,
+                "verified_by_contract": on_chain,
+            });
+            writeln!(out, "{}", serde_json::to_string_pretty(&json)?)?;
+            Ok(if on_chain == Some(false) { ExitCode::FAILURE } else { ExitCode::SUCCESS })
         }
         SettleCmd::Verify { journal, batches, rpc_url, contract, epochs } => {
             let computed = epoch::from_journal(&journal, epochs.policy(), &Ledger::default())

@@ -358,6 +358,26 @@ pub fn apply(tree: &mut crate::tree::Tree, batch: &Batch) -> Result<(), BatchErr
     Ok(())
 }
 
+/// Every leaf and the tree as of batch `upto`, rebuilt from the batches alone (each applied
+/// with [`apply`], so a batch that does not follow its predecessor is refused).
+///
+/// # Errors
+/// [`BatchError`] naming the first batch that does not apply.
+pub fn state_at(
+    batches: &[Batch],
+    upto: u64,
+) -> Result<(crate::tree::Tree, std::collections::BTreeMap<u64, AccountLeaf>), BatchError> {
+    let mut tree = crate::tree::Tree::new();
+    let mut leaves = std::collections::BTreeMap::new();
+    for b in batches.iter().take_while(|b| b.header.index <= upto) {
+        apply(&mut tree, b)?;
+        for leaf in b.leaves()? {
+            leaves.insert(leaf.account, leaf);
+        }
+    }
+    Ok((tree, leaves))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -284,6 +284,38 @@ impl RpcChain {
         })
     }
 
+    /// Asks the contract whether `leaf` is in batch `index`'s root by `siblings` (its
+    /// `verifyLeaf`).
+    ///
+    /// # Errors
+    /// The transport's.
+    pub fn verify_leaf(
+        &self,
+        index: u64,
+        leaf: &crate::leaf::AccountLeaf,
+        siblings: &[B256],
+    ) -> Result<bool, ChainError> {
+        let contract = abi::L2xSettlement::new(self.address, self.provider.clone());
+        let sol_leaf = abi::L2xSettlement::AccountLeaf {
+            account: leaf.account,
+            collateral: leaf.collateral,
+            positions: leaf
+                .positions
+                .iter()
+                .map(|p| abi::L2xSettlement::Position {
+                    instrument: p.instrument,
+                    size: p.size,
+                    cost: p.cost,
+                    fundingIndex: p.fundingIndex,
+                })
+                .collect(),
+        };
+        let siblings = siblings.to_vec();
+        self.block_on("verifying a leaf", async move {
+            contract.verifyLeaf(index, sol_leaf, siblings).call().await.map_err(|e| rpc("verifyLeaf", &e))
+        })
+    }
+
     fn check_contract(&mut self) -> Result<(), ChainError> {
         let (address, submitter) = (self.address, self.submitter);
         let provider = self.provider.clone();

@@ -59,6 +59,20 @@ fn settle_submit_then_verify_and_catch_tampering() {
     assert!(ok.status.success(), "{}", text(&ok));
     assert!(text(&ok).contains("batch files match") && text(&ok).contains("committed roots match"), "{}", text(&ok));
 
+    // Status: everything local is on chain.
+    let status = l2x(&["settle", "status", "--batches", b, "--rpc-url", &url, "--contract", &contract]);
+    assert!(status.status.success() && text(&status).contains("lag: 0 batches"), "{}", text(&status));
+    // A proof from the batch files alone, checked by the contract, for an account with a
+    // position; and an absent account.
+    let proof = l2x(&["settle", "prove", "--batches", b, "--account", "2", "--rpc-url", &url, "--contract", &contract]);
+    assert!(proof.status.success(), "{}", text(&proof));
+    let json: serde_json::Value = serde_json::from_slice(&proof.stdout).unwrap();
+    assert_eq!(json["verified_by_contract"], serde_json::json!(true), "{json}");
+    assert!(json["leaf"]["positions"].as_array().is_some());
+    let absent = l2x(&["settle", "prove", "--batches", b, "--account", "999", "--batch", "2"]);
+    let json: serde_json::Value = serde_json::from_slice(&absent.stdout).unwrap();
+    assert_eq!((json["leaf"].clone(), json["verified"].clone()), (serde_json::Value::Null, serde_json::json!(true)));
+
     // Other epochs than the submitter's (the scenario never spans a minute: none close):
     // the chain's first batch is not the journal's.
     let other = verify(&["--epoch-ms", "60000"]);
