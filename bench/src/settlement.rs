@@ -12,6 +12,14 @@
 //!    `Tree::update` (the new root). Leaf encoding and hashing are reported apart from the
 //!    tree's own work.
 //! 3. Sizes: the ABI encoding of a leaf with one position, per changed leaf.
+//! 4. Batches of a real stream: the `taker-heavy` workload (seed 42, 1,000 accounts,
+//!    `--stream-commands` commands) through the state machine, cut into epochs every
+//!    `--epoch-fills` trades; per batch, its data's bytes and calldata gas (EIP-2028: 16 per
+//!    non-zero byte, 4 per zero byte), raw and compressed with zstd (level 3), per changed
+//!    leaf and per trade.
+//! 5. Gas on a node: the first `--chain-batches` of those batches committed to the contract
+//!    on a local anvil (installed from npm on first use); gas used per batch and per trade,
+//!    as the receipts say.
 
 use std::time::Instant;
 
@@ -39,9 +47,45 @@ pub struct Options {
     /// Seed.
     #[arg(long, default_value_t = 42)]
     pub seed: u64,
+    /// Commands of the real stream cut into batches.
+    #[arg(long, default_value_t = 300_000)]
+    pub stream_commands: usize,
+    /// Trades per epoch in that stream.
+    #[arg(long, default_value_t = 10_000)]
+    pub epoch_fills: u64,
+    /// Batches committed on a local anvil for their gas (0: skip).
+    #[arg(long, default_value_t = 5)]
+    pub chain_batches: usize,
     /// Print one JSON object instead of the table.
     #[arg(long)]
     pub json: bool,
+}
+
+/// Sizes and gas of the batches of a real stream.
+#[derive(Clone, Debug, Default, Serialize)]
+pub struct BatchSizes {
+    /// Batches (epochs closed).
+    pub batches: u64,
+    /// Changed leaves over all batches.
+    pub leaves: u64,
+    /// Trades over all batches.
+    pub trades: u64,
+    /// Data bytes per changed leaf, raw.
+    pub bytes_per_leaf_raw: f64,
+    /// Data bytes per changed leaf, zstd.
+    pub bytes_per_leaf_zstd: f64,
+    /// Calldata gas per changed leaf, raw.
+    pub calldata_gas_per_leaf_raw: f64,
+    /// Calldata gas per changed leaf, zstd.
+    pub calldata_gas_per_leaf_zstd: f64,
+    /// Calldata gas per trade, raw.
+    pub calldata_gas_per_trade_raw: f64,
+    /// Calldata gas per trade, zstd.
+    pub calldata_gas_per_trade_zstd: f64,
+    /// Gas used by each batch committed on anvil.
+    pub chain_gas_per_batch: Vec<u64>,
+    /// Gas used on anvil per trade of those batches.
+    pub chain_gas_per_trade: Option<f64>,
 }
 
 /// What `l2x bench settlement` measured.
@@ -69,6 +113,8 @@ pub struct Report {
     pub leaf_abi_bytes: usize,
     /// CPU other processes used meanwhile, in cores.
     pub other_load_cores: Option<f64>,
+    /// The batches of a real stream.
+    pub stream: BatchSizes,
 }
 
 fn leaf(rng: &mut ChaCha8Rng, account: u64) -> AccountLeaf {
@@ -130,6 +176,7 @@ pub fn run(opts: &Options) -> anyhow::Result<Report> {
     #[allow(clippy::cast_precision_loss, reason = "a rate")]
     let leaf_updates_per_s = opts.touched as f64 / (root_ms_median / 1e3);
     let leaf_abi_bytes = leaf(&mut rng, 1).encode().len();
+    let stream = stream_batches(opts)?;
     Ok(Report {
         machine,
         accounts: opts.accounts,
@@ -142,7 +189,71 @@ pub fn run(opts: &Options) -> anyhow::Result<Report> {
         leaf_updates_per_s,
         leaf_abi_bytes,
         other_load_cores,
+        stream,
     })
+}
+
+/// Cuts a real stream into batches; sizes, compression, and gas on anvil.
+#[allow(clippy::cast_precision_loss, reason = "ratios for a report")]
+fn stream_batches(opts: &Options) -> anyhow::Result<BatchSizes> {
+    use l2x_settlement::batch::{Batch, calldata_gas};
+    use l2x_settlement::epoch::{Epochs, Policy};
+
+    if opts.stream_commands == 0 {
+        return Ok(BatchSizes::default());
+    }
+    let config = crate::workload::Config {
+        mix: crate::workload::Mix::TAKER_HEAVY,
+        seed: opts.seed,
+        accounts: 1_000,
+        collateral_usdc: crate::workload::DEFAULT_COLLATERAL_USDC,
+        resting: 1_000,
+        warmup: 0,
+        commands: opts.stream_commands,
+    };
+    let workload = crate::workload::Workload::generate(&config);
+    let mut state = l2x_engine::StateMachine::new();
+    let mut epochs = Epochs::new(Policy { max_ms: u64::MAX / 2_000_000, max_fills: opts.epoch_fills.max(1) });
+    let mut batches = Vec::new();
+    let mut events = Vec::new();
+    for cmd in workload.all() {
+        events.clear();
+        state.apply(cmd, &mut events);
+        if let Some(e) = epochs.on_command(cmd, &events, &state) {
+            batches.push(Batch::of(&e));
+        }
+    }
+    let mut out = BatchSizes { batches: batches.len() as u64, ..BatchSizes::default() };
+    let (mut raw, mut zst, mut gas_raw, mut gas_zst) = (0u64, 0u64, 0u64, 0u64);
+    for b in &batches {
+        out.leaves += u64::from(b.header.leaves);
+        out.trades += b.header.fills;
+        let compressed = zstd::bulk::compress(&b.data, 3)?;
+        raw += b.data.len() as u64;
+        zst += compressed.len() as u64;
+        gas_raw += calldata_gas(&b.data);
+        gas_zst += calldata_gas(&compressed);
+    }
+    let per = |x: u64, n: u64| x as f64 / n.max(1) as f64;
+    out.bytes_per_leaf_raw = per(raw, out.leaves);
+    out.bytes_per_leaf_zstd = per(zst, out.leaves);
+    out.calldata_gas_per_leaf_raw = per(gas_raw, out.leaves);
+    out.calldata_gas_per_leaf_zstd = per(gas_zst, out.leaves);
+    out.calldata_gas_per_trade_raw = per(gas_raw, out.trades);
+    out.calldata_gas_per_trade_zstd = per(gas_zst, out.trades);
+    if opts.chain_batches > 0 && !batches.is_empty() {
+        let node = l2x_settlement::devnode::Anvil::spawn().map_err(anyhow::Error::msg)?;
+        let key = l2x_settlement::devnode::DEV_KEYS[0];
+        let address = l2x_settlement::chain::RpcChain::deploy(node.url(), key)?;
+        let mut chain = l2x_settlement::chain::RpcChain::connect(node.url(), key, address, 1)?;
+        let mut trades = 0;
+        for b in batches.iter().take(opts.chain_batches) {
+            out.chain_gas_per_batch.push(chain.commit_for_gas(b)?);
+            trades += b.header.fills;
+        }
+        out.chain_gas_per_trade = Some(per(out.chain_gas_per_batch.iter().sum(), trades));
+    }
+    Ok(out)
 }
 
 impl Report {
@@ -175,6 +286,23 @@ impl Report {
             "epoch root: median {:.0} ms, worst {:.0} ms; {:.0} leaf updates/s; {} ABI bytes per changed leaf (one position)",
             self.root_ms_median, self.root_ms_max, self.leaf_updates_per_s, self.leaf_abi_bytes
         );
+        let b = &self.stream;
+        let _ = writeln!(
+            s,
+            "real stream: {} batches, {} changed leaves, {} trades; per leaf {:.1} bytes raw / {:.1} zstd, calldata gas {:.0} raw / {:.0} zstd; per trade {:.0} / {:.0}",
+            b.batches,
+            b.leaves,
+            b.trades,
+            b.bytes_per_leaf_raw,
+            b.bytes_per_leaf_zstd,
+            b.calldata_gas_per_leaf_raw,
+            b.calldata_gas_per_leaf_zstd,
+            b.calldata_gas_per_trade_raw,
+            b.calldata_gas_per_trade_zstd
+        );
+        if let Some(per_trade) = b.chain_gas_per_trade {
+            let _ = writeln!(s, "on anvil: gas per batch {:?}; {per_trade:.0} gas per trade", b.chain_gas_per_batch);
+        }
         s
     }
 }

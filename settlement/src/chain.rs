@@ -316,6 +316,19 @@ impl RpcChain {
         })
     }
 
+    /// Commits a batch and returns the gas its transaction used (benchmarks).
+    ///
+    /// # Errors
+    /// As [`Chain::commit`].
+    pub fn commit_for_gas(&mut self, batch: &Batch) -> Result<u64, ChainError> {
+        let tx = self.commit(batch)?;
+        let provider = self.provider.clone();
+        let receipt = self.block_on("reading a receipt", async move {
+            provider.get_transaction_receipt(tx).await.map_err(|e| rpc("reading a receipt", &e))
+        })?;
+        receipt.map(|r| r.gas_used).ok_or(ChainError::Rpc { what: "reading a receipt", detail: "no receipt".into() })
+    }
+
     fn check_contract(&mut self) -> Result<(), ChainError> {
         let (address, submitter) = (self.address, self.submitter);
         let provider = self.provider.clone();
