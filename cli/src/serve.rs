@@ -51,6 +51,23 @@ pub(crate) struct Options {
     /// Whole USDC deposited to every key's account when the journal is new.
     #[arg(long, default_value_t = 1_000_000)]
     deposit_usdc: u32,
+    /// Settle on a chain: `none`, or `rpc` (a JSON-RPC node; the embedded chain is to come).
+    #[arg(long, default_value = "none", value_parser = ["none", "rpc"])]
+    chain: String,
+    /// With `--chain rpc`: the node's URL.
+    #[arg(long, required_if_eq("chain", "rpc"))]
+    rpc_url: Option<String>,
+    /// With `--chain rpc`: the submitter's private key (hex).
+    #[arg(long, required_if_eq("chain", "rpc"))]
+    key: Option<String>,
+    /// With `--chain rpc`: the settlement contract's address (`l2x settle deploy`).
+    #[arg(long, required_if_eq("chain", "rpc"))]
+    contract: Option<String>,
+    /// How often the submitter looks for closed epochs, ms.
+    #[arg(long, default_value_t = 1_000)]
+    settle_every_ms: u64,
+    #[command(flatten)]
+    epochs: crate::settle::EpochArgs,
 }
 
 /// The public demo keys used when no accounts file is given.
@@ -137,8 +154,53 @@ pub(crate) fn serve(opts: &Options) -> Result<ExitCode> {
     writeln!(out, "market data {}", server.market_data_addr())?;
     out.flush()?;
     drop(out);
+    if opts.chain == "rpc" {
+        start_submitter(opts)?;
+    }
     // Runs until the process is stopped; the gateway and the pipeline live on their threads.
     loop {
         std::thread::park();
     }
+}
+
+/// Starts the submitter thread: every `--settle-every-ms` it recomputes the journal's epochs
+/// and commits what the chain lacks (`settlement::submitter`). It prints one line per pass
+/// that committed something; errors are printed and retried on the next pass — the engine
+/// keeps trading while settlement lags.
+fn start_submitter(opts: &Options) -> Result<()> {
+    let (Some(url), Some(key), Some(contract)) = (&opts.rpc_url, &opts.key, &opts.contract) else {
+        anyhow::bail!("--chain rpc needs --rpc-url, --key and --contract");
+    };
+    let address: alloy::primitives::Address =
+        contract.parse().with_context(|| format!("--contract {contract:?} is not an address"))?;
+    let mut chain = l2x_settlement::chain::RpcChain::connect(url, key, address, 1)?;
+    let mut submitter = l2x_settlement::submitter::Submitter {
+        journal: opts.data_dir.clone(),
+        batches: opts.data_dir.join("batches"),
+        policy: opts.epochs.policy(),
+        ledger: Ledger::default(),
+        verified: 0,
+    };
+    let every = std::time::Duration::from_millis(opts.settle_every_ms.max(1));
+    std::thread::Builder::new().name("l2x-submitter".into()).spawn(move || {
+        loop {
+            let line = match submitter.sync(&mut chain) {
+                Ok(s) if s.committed > 0 => Some(format!(
+                    "settled: {} epochs, committed {} (the chain had {}), root {}",
+                    s.epochs, s.committed, s.committed_before, s.root
+                )),
+                Ok(_) => None,
+                Err(e) => Some(format!("settlement: {e} (trading goes on; retrying)")),
+            };
+            if let Some(line) = line {
+                // Nobody reading our output is no reason to stop settling.
+                let stdout = io::stdout();
+                let mut out = stdout.lock();
+                let _ = writeln!(out, "{line}");
+                let _ = out.flush();
+            }
+            std::thread::sleep(every);
+        }
+    })?;
+    Ok(())
 }

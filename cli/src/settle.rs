@@ -37,7 +37,7 @@ pub(crate) struct EpochArgs {
 }
 
 impl EpochArgs {
-    fn policy(self) -> Policy {
+    pub(crate) fn policy(self) -> Policy {
         Policy { max_ms: self.epoch_ms, max_fills: self.epoch_fills }
     }
 }

@@ -89,3 +89,82 @@ fn settle_submit_then_verify_and_catch_tampering() {
     assert!(!bad.status.success());
     assert!(text(&bad).contains("batch 3"), "{}", text(&bad));
 }
+
+/// `l2x serve --chain rpc`: trading over TCP while the submitter thread commits every
+/// closed epoch to the node; an auditor's `settle verify` agrees with the chain.
+#[test]
+fn serve_settles_on_a_node_while_it_trades() {
+    use std::io::{BufRead, BufReader};
+
+    use l2x_gateway::auth::Key;
+    use l2x_gateway::client::{Client, Options};
+    use l2x_gateway::codec::{ClientMsg, Report, ServerMsg, WireOrder};
+    use l2x_types::{AccountId, ClientOrderId, InstrumentId, OrderType, Price, Qty, Side, StpMode, TimeInForce};
+
+    let node = l2x_settlement::devnode::Anvil::spawn().unwrap();
+    let url = node.url().to_string();
+    let deployed = l2x(&["settle", "deploy", "--rpc-url", &url, "--key", KEY]);
+    let contract = String::from_utf8(deployed.stdout).unwrap().trim().to_string();
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("node");
+    let data = data.to_str().unwrap();
+    let mut serve = KillOnDrop(
+        Command::new(env!("CARGO_BIN_EXE_l2x"))
+            .args(["serve", "--data-dir", data, "--order-entry", "127.0.0.1:0", "--market-data", "127.0.0.1:0"])
+            .args(["--chain", "rpc", "--rpc-url", &url, "--key", KEY, "--contract", &contract])
+            .args(["--epoch-ms", "0", "--settle-every-ms", "20"])
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .spawn()
+            .unwrap(),
+    );
+    let mut lines = BufReader::new(serve.0.stdout.take().unwrap()).lines();
+    let mut next_line = || lines.next().expect("l2x serve ended").unwrap();
+    let order_entry = loop {
+        if let Some(a) = next_line().strip_prefix("order entry ") {
+            break a.trim().parse::<std::net::SocketAddr>().unwrap();
+        }
+    };
+    let options = Options { heartbeat_ms: 60_000, ..Options::default() };
+    let mut client = Client::connect(order_entry, &Key::new(1, AccountId(1), [1; 32]), options).unwrap();
+    let order = WireOrder {
+        cid: ClientOrderId(1),
+        instrument: InstrumentId(0),
+        side: Side::Buy,
+        order_type: OrderType::Limit,
+        tif: TimeInForce::Gtc,
+        stp: StpMode::CancelTaker,
+        post_only: false,
+        reduce_only: false,
+        price: Some(Price(99_000)),
+        qty: Qty(1_000),
+        expire_ts: None,
+    };
+    client.send(&ClientMsg::NewOrder(order)).unwrap();
+    assert!(matches!(client.recv().unwrap(), ServerMsg::Report { report: Report::Accepted { .. }, .. }));
+    // A new journal: 2 listings, 2 oracle prices, 4 deposits, then the order; with an
+    // epoch per command, 9 epochs to settle. The submitter says so on its output.
+    loop {
+        let line = next_line();
+        assert!(!line.starts_with("settlement:"), "{line}");
+        let epochs =
+            line.strip_prefix("settled: ").and_then(|r| r.split(' ').next()).and_then(|n| n.parse::<u64>().ok());
+        if epochs.is_some_and(|e| e >= 9) {
+            break;
+        }
+    }
+    let verify =
+        l2x(&["settle", "verify", "--journal", data, "--rpc-url", &url, "--contract", &contract, "--epoch-ms", "0"]);
+    assert!(verify.status.success(), "{}", text(&verify));
+    assert!(text(&verify).contains("9 committed roots match"), "{}", text(&verify));
+}
+
+/// A child process killed when dropped (also when a test fails).
+struct KillOnDrop(std::process::Child);
+
+impl Drop for KillOnDrop {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
