@@ -152,7 +152,15 @@ fn provider(url: &str, key: &str) -> Result<(DynProvider, Address), ChainError> 
         key.parse().map_err(|_| ChainError::Config("the submitter key is not a 32-byte hex private key".into()))?;
     let submitter = signer.address();
     let url = url.parse().map_err(|_| ChainError::Config(format!("{url:?} is not a URL")))?;
-    let provider = ProviderBuilder::new().wallet(EthereumWallet::from(signer)).connect_http(url);
+    // The nonce is asked of the node for every transaction (not cached): after a reorg or a
+    // dropped transaction a cached nonce would be too high and the commit would never land.
+    let provider = ProviderBuilder::new()
+        .disable_recommended_fillers()
+        .with_gas_estimation()
+        .with_simple_nonce_management()
+        .fetch_chain_id()
+        .wallet(EthereumWallet::from(signer))
+        .connect_http(url);
     Ok((provider.erased(), submitter))
 }
 

@@ -137,3 +137,38 @@ fn a_wrong_contract_a_garbage_node_and_a_silent_node_are_clear_errors() {
     assert!(matches!(err, ChainError::Timeout { .. }), "{err}");
     drop(held);
 }
+
+/// A reorg that takes committed batches off the chain (anvil's snapshot and revert): the
+/// next sync commits them again, the same ones, and the chain ends where the journal is.
+#[test]
+fn batches_a_reorg_removed_are_committed_again() {
+    use alloy::primitives::U256;
+    use alloy::providers::{Provider, ProviderBuilder};
+
+    let node = anvil();
+    let address = RpcChain::deploy(node.url(), SUBMITTER_KEY).unwrap();
+    let mut chain = RpcChain::connect(node.url(), SUBMITTER_KEY, address, 1).unwrap();
+    let cmds = stream(6, 1_200);
+    let (dir, batches) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
+    journal(dir.path(), &cmds[..400]);
+    let mut sub = submitter(dir.path(), batches.path());
+    let before = sub.sync(&mut chain).unwrap();
+    assert!(before.epochs >= 2);
+
+    // Snapshot, commit the rest, then revert: the later batches are gone from the chain.
+    let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+    let provider = ProviderBuilder::new().connect_http(node.url().parse().unwrap());
+    let snapshot: U256 = rt.block_on(provider.raw_request("evm_snapshot".into(), ())).unwrap();
+    journal(dir.path(), &cmds[400..]);
+    let after = sub.sync(&mut chain).unwrap();
+    assert!(after.committed > 0);
+    let reverted: bool = rt.block_on(provider.raw_request("evm_revert".into(), (snapshot,))).unwrap();
+    assert!(reverted);
+    assert_eq!(chain.last_committed().unwrap().0, before.epochs, "the reorg took them off");
+
+    // The next pass (a new submitter, as after a restart) puts them back, the same ones.
+    let mut restarted = submitter(dir.path(), batches.path());
+    let again = restarted.sync(&mut chain).unwrap();
+    assert_eq!((again.committed_before, again.committed), (before.epochs, after.committed));
+    assert_eq!(again.root, after.root);
+}
