@@ -225,20 +225,37 @@ pub(crate) fn settle(cmd: SettleCmd) -> Result<ExitCode> {
             let mut failed = false;
             if let Some(dir) = batches {
                 let files = submitter::read_batches(&dir)?;
-                let first_bad =
-                    files.iter().zip(&computed).find(|(f, e)| **f != Batch::of(e)).map(|(f, _)| f.header.index);
-                if let Some(index) = first_bad {
-                    writeln!(out, "batch {index}: the batch file is not what the journal gives")?;
-                    failed = true;
-                } else if files.len() > computed.len() {
-                    writeln!(
-                        out,
-                        "{} batch files, but the journal closes only {} epochs",
-                        files.len(),
-                        computed.len()
-                    )?;
+                // Files by their own index: a missing one is named, not blamed on the next.
+                let mut problem = None;
+                for (expected, f) in (1u64..).zip(&files) {
+                    let index = f.header.index;
+                    let why = if index != expected {
+                        Some(format!("batch {expected}: missing from {}", dir.display()))
+                    } else {
+                        match computed.get(usize::try_from(index - 1)?) {
+                            None => Some(format!(
+                                "batch {index}: a batch file, but the journal closes only {} epochs",
+                                computed.len()
+                            )),
+                            Some(e) if *f != Batch::of(e) => {
+                                Some(format!("batch {index}: the batch file is not what the journal gives"))
+                            }
+                            Some(_) => None,
+                        }
+                    };
+                    if why.is_some() {
+                        problem = why;
+                        break;
+                    }
+                }
+                if let Some(why) = problem {
+                    writeln!(out, "{why}")?;
                     failed = true;
                 } else {
+                    if files.len() < computed.len() {
+                        // Not a mismatch: the submitter has not written them yet.
+                        writeln!(out, "{} epochs have no batch file yet", computed.len() - files.len())?;
+                    }
                     writeln!(out, "{} batch files match", files.len())?;
                 }
             }

@@ -79,6 +79,18 @@ fn settle_submit_then_verify_and_catch_tampering() {
     assert!(!other.status.success());
     assert!(text(&other).contains("batch 1: on chain, but the journal closes only 0 epochs"), "{}", text(&other));
 
+    // A batch file missing in the middle: named as missing.
+    let gappy = dir.path().join("gappy");
+    std::fs::create_dir_all(&gappy).unwrap();
+    for entry in std::fs::read_dir(&batches).unwrap() {
+        let entry = entry.unwrap();
+        std::fs::copy(entry.path(), gappy.join(entry.file_name())).unwrap();
+    }
+    std::fs::remove_file(gappy.join("batch-00000000000000000002.l2xb")).unwrap();
+    let missing = verify(&["--batches", gappy.to_str().unwrap(), "--epoch-ms", "0"]);
+    assert!(!missing.status.success());
+    assert!(text(&missing).contains("batch 2: missing"), "{}", text(&missing));
+
     // A tampered batch file: refused, naming the batch.
     let file = batches.join("batch-00000000000000000003.l2xb");
     let mut bytes = std::fs::read(&file).unwrap();
