@@ -301,7 +301,8 @@ impl Batch {
         format!("batch-{index:020}.l2xb")
     }
 
-    /// Writes the batch into `dir` (write to a temporary name, sync, rename).
+    /// Writes the batch into `dir` (write to a temporary name, sync, rename, sync the
+    /// directory).
     ///
     /// # Errors
     /// [`BatchError::Io`].
@@ -317,6 +318,8 @@ impl Batch {
         f.write_all(&self.encode()).map_err(io(&tmp))?;
         f.sync_all().map_err(io(&tmp))?;
         std::fs::rename(&tmp, &path).map_err(io(&path))?;
+        // The rename itself is durable once the directory is synced.
+        std::fs::File::open(dir).and_then(|d| d.sync_all()).map_err(io(dir))?;
         Ok(path)
     }
 

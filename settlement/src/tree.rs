@@ -124,8 +124,6 @@ impl Proof {
         for (depth, sib) in self.siblings.iter().enumerate().rev() {
             #[allow(clippy::cast_possible_truncation, reason = "at most 64 siblings")]
             let right = bit(depth as u32, key);
-            // An empty sibling of a one-leaf subtree would make the pair a one-leaf subtree,
-            // which hashes as its leaf: such a proof is not canonical.
             h = if right { node(*sib, h) } else { node(h, *sib) };
         }
         h == root
