@@ -174,13 +174,12 @@ fn start_submitter(opts: &Options) -> Result<()> {
     let address: alloy::primitives::Address =
         contract.parse().with_context(|| format!("--contract {contract:?} is not an address"))?;
     let mut chain = l2x_settlement::chain::RpcChain::connect(url, key, address, 1)?;
-    let mut submitter = l2x_settlement::submitter::Submitter {
-        journal: opts.data_dir.clone(),
-        batches: opts.data_dir.join("batches"),
-        policy: opts.epochs.policy(),
-        ledger: Ledger::default(),
-        verified: 0,
-    };
+    let mut submitter = l2x_settlement::submitter::Submitter::new(
+        opts.data_dir.clone(),
+        opts.data_dir.join("batches"),
+        opts.epochs.policy(),
+        Ledger::default(),
+    );
     let every = std::time::Duration::from_millis(opts.settle_every_ms.max(1));
     std::thread::Builder::new().name("l2x-submitter".into()).spawn(move || {
         loop {

@@ -141,8 +141,7 @@ pub(crate) fn settle(cmd: SettleCmd) -> Result<ExitCode> {
         }
         SettleCmd::Submit { journal, batches, rpc_url, key, contract, confirmations, epochs } => {
             let mut chain = RpcChain::connect(&rpc_url, &key, address(&contract)?, confirmations)?;
-            let mut sub =
-                Submitter { journal, batches, policy: epochs.policy(), ledger: Ledger::default(), verified: 0 };
+            let mut sub = Submitter::new(journal, batches, epochs.policy(), Ledger::default());
             let synced = sub.sync(&mut chain)?;
             writeln!(
                 out,

@@ -2,8 +2,9 @@
 //! root that the journal does not reproduce (docs/SETTLEMENT.md, "Submitter").
 //!
 //! ```text
-//!  journal ──epoch::from_journal──▶ epochs ──Batch::of──▶ batch files (written, or checked
-//!                                     │                     against what is there)
+//!  journal ──new commands──▶ state machine ──▶ Epochs ──Batch::of──▶ batch files (written,
+//!  (only those after the      (kept between passes)                  or checked against
+//!   last one read)                                                   what is there)
 //!  chain.last_committed() = (k, root) ┤
 //!     root ≠ epoch k's root  ─────────┼──▶ stop: Mismatch { index: k }  (nothing committed)
 //!     k > epochs             ─────────┼──▶ stop: ChainAhead
@@ -22,12 +23,15 @@
 use std::path::{Path, PathBuf};
 
 use alloy::primitives::B256;
-use l2x_engine::journal::JournalError;
+use std::ops::ControlFlow;
+
+use l2x_engine::StateMachine;
+use l2x_engine::journal::{self, JournalError};
 use l2x_risk::Ledger;
 
 use crate::batch::{Batch, BatchError};
 use crate::chain::{Chain, ChainError};
-use crate::epoch::{self, Policy};
+use crate::epoch::{Epochs, Policy};
 
 /// Why the submitter stopped.
 #[derive(Debug, thiserror::Error)]
@@ -82,33 +86,87 @@ pub struct Synced {
     pub root: B256,
 }
 
-/// Where the submitter reads and writes, and how far it has checked the chain.
-#[derive(Clone, Debug)]
+/// The journal followed so far: the state after its last command read, the open epoch, and
+/// every batch closed.
+#[derive(Debug)]
+struct Follower {
+    state: StateMachine,
+    epochs: Epochs,
+    batches: Vec<Batch>,
+    last_seq: u64,
+}
+
+/// Where the submitter reads and writes, how far it has read the journal and checked the
+/// chain.
+#[derive(Debug)]
 pub struct Submitter {
-    /// The journal.
-    pub journal: PathBuf,
-    /// Where batch files go.
-    pub batches: PathBuf,
-    /// How epochs close.
-    pub policy: Policy,
-    /// The risk configuration the journal is replayed with.
-    pub ledger: Ledger,
+    journal: PathBuf,
+    batches: PathBuf,
+    policy: Policy,
+    ledger: Ledger,
     /// Committed batches already compared with the journal (0: none yet).
-    pub verified: u64,
+    verified: u64,
+    /// The journal read so far (each pass applies only the commands after it).
+    follower: Option<Follower>,
 }
 
 impl Submitter {
-    /// Recomputes every epoch from the journal, writes (or checks) their batch files, and
-    /// commits every batch the chain does not have yet.
+    /// A submitter of the journal in `journal`, writing batch files into `batches`, with
+    /// this epoch policy and the risk configuration the journal is replayed with.
+    pub fn new(journal: PathBuf, batches: PathBuf, policy: Policy, ledger: Ledger) -> Submitter {
+        Submitter { journal, batches, policy, ledger, verified: 0, follower: None }
+    }
+
+    /// Reads the journal's commands after the last one read; returns the index of the first
+    /// batch this pass closed.
+    fn follow(&mut self) -> Result<usize, SubmitError> {
+        let mut f = self.follower.take().unwrap_or_else(|| Follower {
+            state: StateMachine::with_ledger(self.ledger.clone()),
+            epochs: Epochs::new(self.policy),
+            batches: Vec::new(),
+            last_seq: 0,
+        });
+        let first_new = f.batches.len();
+        let mut events = Vec::new();
+        let scanned = journal::scan(&self.journal, |cmd| {
+            if cmd.seq.0 > f.last_seq {
+                events.clear();
+                f.state.apply(&cmd, &mut events);
+                if let Some(e) = f.epochs.on_command(&cmd, &events, &f.state) {
+                    f.batches.push(Batch::of(&e));
+                }
+                f.last_seq = cmd.seq.0;
+            }
+            ControlFlow::Continue(())
+        });
+        self.follower = Some(f);
+        scanned?;
+        Ok(first_new)
+    }
+
+    /// Reads the journal's new commands (all of it on the first pass), writes (or checks)
+    /// the batch files of the epochs they closed, and commits every batch the chain does not
+    /// have yet.
     ///
     /// # Errors
     /// [`SubmitError`]; on a disagreement nothing more is committed.
     pub fn sync(&mut self, chain: &mut dyn Chain) -> Result<Synced, SubmitError> {
-        let epochs = epoch::from_journal(&self.journal, self.policy, &self.ledger)?;
+        let first_new = self.follow()?;
         std::fs::create_dir_all(&self.batches)
             .map_err(|source| BatchError::Io { path: self.batches.clone(), source })?;
-        let batches: Vec<Batch> = epochs.iter().map(Batch::of).collect();
-        for b in &batches {
+        let follower = self.follower.take();
+        let result = self.sync_batches(follower.as_ref().map_or(&[][..], |f| &f.batches), first_new, chain);
+        self.follower = follower;
+        result
+    }
+
+    fn sync_batches(
+        &mut self,
+        batches: &[Batch],
+        first_new: usize,
+        chain: &mut dyn Chain,
+    ) -> Result<Synced, SubmitError> {
+        for b in &batches[first_new..] {
             self.store(b)?;
         }
         let (before, _) = chain.last_committed()?;

@@ -32,13 +32,7 @@ fn journal(dir: &Path, cmds: &[Sequenced]) {
 }
 
 fn submitter(journal: &Path, batches: &Path) -> Submitter {
-    Submitter {
-        journal: journal.to_path_buf(),
-        batches: batches.to_path_buf(),
-        policy: POLICY,
-        ledger: Ledger::default(),
-        verified: 0,
-    }
+    Submitter::new(journal.to_path_buf(), batches.to_path_buf(), POLICY, Ledger::default())
 }
 
 #[test]
@@ -90,13 +84,14 @@ fn the_submitter_commits_resumes_and_never_builds_on_a_root_it_cannot_reproduce(
     assert!(matches!(err, SubmitError::Mismatch { index, .. } if index == first_differing), "{err}");
     assert_eq!(chain.last_committed().unwrap().0, more.epochs, "nothing committed");
 
-    // A batch file damaged on disk is caught before anything is sent.
+    // A batch file damaged on disk is caught when a submitter starts (it checks every file
+    // it did not write itself) before anything is sent.
     let file = batches.path().join(l2x_settlement::batch::Batch::file_name(2));
     let mut bytes = std::fs::read(&file).unwrap();
     let last = bytes.len() - 1;
     bytes[last] ^= 1;
     std::fs::write(&file, bytes).unwrap();
-    let err = sub.sync(&mut chain).unwrap_err();
+    let err = submitter(dir.path(), batches.path()).sync(&mut chain).unwrap_err();
     assert!(matches!(err, SubmitError::Batch(_)), "{err}");
     assert!(err.to_string().contains("batch 2"), "{err}");
 }
