@@ -48,6 +48,41 @@ pub mod abi {
     }
 }
 
+impl From<&crate::leaf::AccountLeaf> for abi::L2xSettlement::AccountLeaf {
+    /// The contract's view of a leaf: the same ABI struct, field for field.
+    fn from(leaf: &crate::leaf::AccountLeaf) -> Self {
+        abi::L2xSettlement::AccountLeaf {
+            account: leaf.account,
+            collateral: leaf.collateral,
+            positions: leaf
+                .positions
+                .iter()
+                .map(|p| abi::L2xSettlement::Position {
+                    instrument: p.instrument,
+                    size: p.size,
+                    cost: p.cost,
+                    fundingIndex: p.fundingIndex,
+                })
+                .collect(),
+        }
+    }
+}
+
+/// The contract call that commits `batch`: its header's fields and its data.
+pub fn commit_call(batch: &Batch) -> abi::L2xSettlement::commitBatchCall {
+    let h = batch.header;
+    abi::L2xSettlement::commitBatchCall {
+        index: h.index,
+        prevRoot: h.prev_root,
+        newRoot: h.new_root,
+        dataHash: h.data_hash,
+        firstSeq: h.first_seq,
+        lastSeq: h.last_seq,
+        epochTs: h.epoch_ts,
+        data: Bytes::from(batch.data.clone()),
+    }
+}
+
 /// The committed contract artifact (`settlement/contracts/L2xSettlement.json`).
 pub const ARTIFACT: &str = include_str!("../contracts/L2xSettlement.json");
 
@@ -304,20 +339,7 @@ impl RpcChain {
         siblings: &[B256],
     ) -> Result<bool, ChainError> {
         let contract = abi::L2xSettlement::new(self.address, self.provider.clone());
-        let sol_leaf = abi::L2xSettlement::AccountLeaf {
-            account: leaf.account,
-            collateral: leaf.collateral,
-            positions: leaf
-                .positions
-                .iter()
-                .map(|p| abi::L2xSettlement::Position {
-                    instrument: p.instrument,
-                    size: p.size,
-                    cost: p.cost,
-                    fundingIndex: p.fundingIndex,
-                })
-                .collect(),
-        };
+        let sol_leaf = abi::L2xSettlement::AccountLeaf::from(leaf);
         let siblings = siblings.to_vec();
         self.block_on("verifying a leaf", async move {
             contract.verifyLeaf(index, sol_leaf, siblings).call().await.map_err(|e| rpc("verifyLeaf", &e))
@@ -408,16 +430,8 @@ impl Chain for RpcChain {
     fn commit(&mut self, batch: &Batch) -> Result<B256, ChainError> {
         let contract = abi::L2xSettlement::new(self.address, self.provider.clone());
         let h = batch.header;
-        let call = contract.commitBatch(
-            h.index,
-            h.prev_root,
-            h.new_root,
-            h.data_hash,
-            h.first_seq,
-            h.last_seq,
-            h.epoch_ts,
-            Bytes::from(batch.data.clone()),
-        );
+        let commit = commit_call(batch);
+        let call = contract.call_builder(&commit);
         // A transaction of ours still pending (a commit whose wait timed out, say): sending
         // another would queue a duplicate behind it. It must land first.
         let (provider, submitter) = (self.provider.clone(), self.submitter);

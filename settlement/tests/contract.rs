@@ -1,61 +1,36 @@
 //! The settlement contract on a real Ethereum node (anvil, installed by
 //! `settlement/contracts/package.json`), through the Rust code: the committed artifact is
-//! deployed, the batches of real epochs are committed, every refusal of `commitBatch` is
+//! deployed (`RpcChain::deploy`), the batches of real epochs are committed, every refusal of `commitBatch` is
 //! checked, and the Rust tree's proofs verify on chain.
 
 #![allow(clippy::unwrap_used, reason = "test code: a panic is the failure report")]
 
-use alloy::network::{EthereumWallet, TransactionBuilder};
-use alloy::primitives::{Address, B256, Bytes};
-use alloy::providers::{Provider, ProviderBuilder};
-use alloy::rpc::types::TransactionRequest;
+use alloy::network::EthereumWallet;
+use alloy::primitives::B256;
+use alloy::providers::ProviderBuilder;
 use alloy::signers::local::PrivateKeySigner;
-use alloy::sol_types::SolValue;
 use l2x_engine::StateMachine;
 use l2x_risk::Ledger;
 use l2x_settlement::batch::Batch;
 use l2x_settlement::epoch::{self, Epoch, Epochs, Policy};
-use l2x_settlement::leaf::AccountLeaf;
 
 mod common;
 
 use l2x_settlement::chain::abi::L2xSettlement;
+use l2x_settlement::chain::{RpcChain, commit_call};
 
 use common::{OTHER_KEY, SUBMITTER_KEY, anvil};
-
-fn to_sol(leaf: &AccountLeaf) -> L2xSettlement::AccountLeaf {
-    L2xSettlement::AccountLeaf {
-        account: leaf.account,
-        collateral: leaf.collateral,
-        positions: leaf
-            .positions
-            .iter()
-            .map(|p| L2xSettlement::Position {
-                instrument: p.instrument,
-                size: p.size,
-                cost: p.cost,
-                fundingIndex: p.fundingIndex,
-            })
-            .collect(),
-    }
-}
 
 #[tokio::test(flavor = "current_thread")]
 async fn the_contract_commits_batches_refuses_bad_ones_and_verifies_rust_proofs() {
     let node = anvil();
+    // The committed artifact, deployed as the submitter would (RpcChain blocks on a runtime
+    // of its own: off this test's).
+    let url = node.url().to_string();
+    let address = tokio::task::spawn_blocking(move || RpcChain::deploy(&url, SUBMITTER_KEY)).await.unwrap().unwrap();
     let submitter: PrivateKeySigner = SUBMITTER_KEY.parse().unwrap();
-    let submitter_address = submitter.address();
     let provider =
         ProviderBuilder::new().wallet(EthereumWallet::from(submitter)).connect_http(node.url().parse().unwrap());
-
-    // Deploy the committed artifact's bytecode with the submitter as constructor argument.
-    let artifact: serde_json::Value = serde_json::from_str(include_str!("../contracts/L2xSettlement.json")).unwrap();
-    let code = alloy::hex::decode(artifact["bytecode"].as_str().unwrap()).unwrap();
-    let mut deploy = code.clone();
-    deploy.extend(submitter_address.abi_encode());
-    let tx = TransactionRequest::default().with_deploy_code(Bytes::from(deploy));
-    let receipt = provider.send_transaction(tx).await.unwrap().get_receipt().await.unwrap();
-    let address: Address = receipt.contract_address.unwrap();
     let contract = L2xSettlement::new(address, &provider);
 
     // Real epochs of a seeded stream: commit the first five.
@@ -73,19 +48,7 @@ async fn the_contract_commits_batches_refuses_bad_ones_and_verifies_rust_proofs(
         }
     }
     assert_eq!(closed.len(), 5);
-    let commit = |b: &Batch| {
-        let h = b.header;
-        contract.commitBatch(
-            h.index,
-            h.prev_root,
-            h.new_root,
-            h.data_hash,
-            h.first_seq,
-            h.last_seq,
-            h.epoch_ts,
-            Bytes::from(b.data.clone()),
-        )
-    };
+    let commit = |b: &Batch| contract.call_builder(&commit_call(b));
     for e in &closed {
         let batch = Batch::of(e);
         let receipt = commit(&batch).send().await.unwrap().get_receipt().await.unwrap();
@@ -118,21 +81,7 @@ async fn the_contract_commits_batches_refuses_bad_ones_and_verifies_rust_proofs(
     let mut fine = Batch::of(&closed[4]);
     fine.header.index = 6;
     fine.header.prev_root = closed[4].root;
-    let h = fine.header;
-    let err = as_other
-        .commitBatch(
-            h.index,
-            h.prev_root,
-            h.new_root,
-            h.data_hash,
-            h.first_seq,
-            h.last_seq,
-            h.epoch_ts,
-            Bytes::from(fine.data.clone()),
-        )
-        .call()
-        .await
-        .unwrap_err();
+    let err = as_other.call_builder(&commit_call(&fine)).call().await.unwrap_err();
     assert!(err.as_decoded_error::<L2xSettlement::NotSubmitter>().is_some(), "{err}");
     assert_eq!(contract.lastIndex().call().await.unwrap(), 5, "nothing was committed by the refusals");
 
@@ -142,7 +91,7 @@ async fn the_contract_commits_batches_refuses_bad_ones_and_verifies_rust_proofs(
     let leaves = epoch::all_leaves(&state);
     assert!(leaves.len() > 10);
     for leaf in leaves.iter().step_by(3) {
-        let sol_leaf = to_sol(leaf);
+        let sol_leaf = L2xSettlement::AccountLeaf::from(leaf);
         assert_eq!(contract.leafHash(sol_leaf.clone()).call().await.unwrap(), leaf.hash());
         let siblings: Vec<B256> = tree.prove(leaf.account).siblings;
         assert!(contract.verifyLeaf(5, sol_leaf.clone(), siblings.clone()).call().await.unwrap(), "{}", leaf.account);
