@@ -53,8 +53,8 @@ use l2x_gateway::server::{Config as ServerConfig, Server};
 use l2x_gateway::throttle::Limits;
 use l2x_risk::Ledger;
 use l2x_types::{
-    AccountId, Amount, ClientOrderId, Command, Decimal, Holder, InstrumentId, InstrumentSpec, OrderType, Price, Qty,
-    Side, StpMode, Symbol, TimeInForce,
+    AccountId, Amount, ClientOrderId, Command, Decimal, Holder, InstrumentId, InstrumentSpec, Price, Qty, Side, Symbol,
+    TimeInForce,
 };
 use mio::{Events, Interest, Poll, Token};
 use rand::{RngExt, SeedableRng};
@@ -346,19 +346,7 @@ fn read_full(s: &mut TcpStream, buf: &mut [u8]) -> io::Result<()> {
 }
 
 fn order(cid: u64, side: Side, price: i64, tif: TimeInForce, post_only: bool) -> WireOrder {
-    WireOrder {
-        cid: ClientOrderId(cid),
-        instrument: InstrumentId(0),
-        side,
-        order_type: OrderType::Limit,
-        tif,
-        stp: StpMode::CancelTaker,
-        post_only,
-        reduce_only: false,
-        price: Some(Price(price)),
-        qty: Qty(100),
-        expire_ts: None,
-    }
+    WireOrder { tif, post_only, ..WireOrder::limit(ClientOrderId(cid), InstrumentId(0), side, Price(price), Qty(100)) }
 }
 
 /// One session of the load thread.

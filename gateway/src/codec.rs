@@ -135,6 +135,26 @@ pub struct WireOrder {
     pub expire_ts: Option<Timestamp>,
 }
 
+impl WireOrder {
+    /// A plain GTC limit order (no flags, self-trade prevention `cancel_taker`, no expiry):
+    /// the base the other kinds are written from, `WireOrder { tif, ..WireOrder::limit(…) }`.
+    pub fn limit(cid: ClientOrderId, instrument: InstrumentId, side: Side, price: Price, qty: Qty) -> WireOrder {
+        WireOrder {
+            cid,
+            instrument,
+            side,
+            order_type: OrderType::Limit,
+            tif: TimeInForce::Gtc,
+            stp: StpMode::CancelTaker,
+            post_only: false,
+            reduce_only: false,
+            price: Some(price),
+            qty,
+            expire_ts: None,
+        }
+    }
+}
+
 /// An amend on the wire.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct WireAmend {

@@ -11,7 +11,7 @@ use std::time::Duration;
 use l2x_gateway::auth::Key;
 use l2x_gateway::client::{Client, MdClient, Options};
 use l2x_gateway::codec::{ClientMsg, MdMsg, Report, ServerMsg, WireOrder};
-use l2x_types::{AccountId, ClientOrderId, InstrumentId, OrderType, Price, Qty, Side, StpMode, TimeInForce};
+use l2x_types::{AccountId, ClientOrderId, InstrumentId, Price, Qty, Side, TimeInForce};
 
 /// A running `l2x serve`, killed when dropped.
 struct Serve {
@@ -67,19 +67,7 @@ fn report(c: &mut Client) -> Report {
 
 /// A BTC-PERP order: price in ticks of 0.5, quantity in lots of 0.001.
 fn btc(cid: u64, side: Side, price: i64, qty: i64, tif: TimeInForce) -> WireOrder {
-    WireOrder {
-        cid: ClientOrderId(cid),
-        instrument: InstrumentId(0),
-        side,
-        order_type: OrderType::Limit,
-        tif,
-        stp: StpMode::CancelTaker,
-        post_only: false,
-        reduce_only: false,
-        price: Some(Price(price)),
-        qty: Qty(qty),
-        expire_ts: None,
-    }
+    WireOrder { tif, ..WireOrder::limit(ClientOrderId(cid), InstrumentId(0), side, Price(price), Qty(qty)) }
 }
 
 /// Reads the market-data snapshot of both default instruments.

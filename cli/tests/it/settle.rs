@@ -111,7 +111,7 @@ fn serve_settles_on_a_node_while_it_trades() {
     use l2x_gateway::auth::Key;
     use l2x_gateway::client::{Client, Options};
     use l2x_gateway::codec::{ClientMsg, Report, ServerMsg, WireOrder};
-    use l2x_types::{AccountId, ClientOrderId, InstrumentId, OrderType, Price, Qty, Side, StpMode, TimeInForce};
+    use l2x_types::{AccountId, ClientOrderId, InstrumentId, Price, Qty, Side};
 
     let node = l2x_settlement::devnode::Anvil::spawn().unwrap();
     let url = node.url().to_string();
@@ -139,19 +139,7 @@ fn serve_settles_on_a_node_while_it_trades() {
     };
     let options = Options { heartbeat_ms: 60_000, ..Options::default() };
     let mut client = Client::connect(order_entry, &Key::new(1, AccountId(1), [1; 32]), options).unwrap();
-    let order = WireOrder {
-        cid: ClientOrderId(1),
-        instrument: InstrumentId(0),
-        side: Side::Buy,
-        order_type: OrderType::Limit,
-        tif: TimeInForce::Gtc,
-        stp: StpMode::CancelTaker,
-        post_only: false,
-        reduce_only: false,
-        price: Some(Price(99_000)),
-        qty: Qty(1_000),
-        expire_ts: None,
-    };
+    let order = WireOrder::limit(ClientOrderId(1), InstrumentId(0), Side::Buy, Price(99_000), Qty(1_000));
     client.send(&ClientMsg::NewOrder(order)).unwrap();
     assert!(matches!(client.recv().unwrap(), ServerMsg::Report { report: Report::Accepted { .. }, .. }));
     // A new journal: 2 listings, 2 oracle prices, 4 deposits, then the order; with an

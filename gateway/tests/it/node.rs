@@ -14,8 +14,7 @@ use l2x_gateway::codec::{ClientMsg, ServerMsg, WireOrder};
 use l2x_gateway::server::{Config, Server};
 use l2x_risk::Ledger;
 use l2x_types::{
-    AccountId, Amount, ClientOrderId, Command, Decimal, Holder, InstrumentId, InstrumentSpec, OrderType, Price, Qty,
-    Side, StpMode, Symbol, TimeInForce,
+    AccountId, Amount, ClientOrderId, Command, Decimal, Holder, InstrumentId, InstrumentSpec, Price, Qty, Side, Symbol,
 };
 
 /// (key id, account): keys 1 and 2 share account 1 (a drop copy), keys 3, 4, 5 have
@@ -96,19 +95,7 @@ impl Node {
 
 /// A GTC limit order.
 pub(crate) fn limit(cid: u64, side: Side, price: i64, qty: i64) -> WireOrder {
-    WireOrder {
-        cid: ClientOrderId(cid),
-        instrument: BTC,
-        side,
-        order_type: OrderType::Limit,
-        tif: TimeInForce::Gtc,
-        stp: StpMode::CancelTaker,
-        post_only: false,
-        reduce_only: false,
-        price: Some(Price(price)),
-        qty: Qty(qty),
-        expire_ts: None,
-    }
+    WireOrder::limit(ClientOrderId(cid), BTC, side, Price(price), Qty(qty))
 }
 
 /// Sends an order.
