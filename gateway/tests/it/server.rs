@@ -164,14 +164,20 @@ fn order_lifecycle_of_every_order_type_over_loopback() {
     assert_eq!(resting, [13, 25], "a's bid at 970 and b's GTD bid at 900");
 }
 
-/// Sends a hand-made logon on a raw socket and returns the answer.
-fn raw_logon(node: &Node, logon: Logon) -> ServerMsg {
+/// A raw socket to the order-entry port that has sent `first` (a hand-made logon, or
+/// anything else) and nothing more.
+fn raw_send(node: &Node, first: ClientMsg) -> TcpStream {
     let mut stream = TcpStream::connect(node.server.order_entry_addr()).unwrap();
     stream.set_read_timeout(Some(Duration::from_secs(20))).unwrap();
     let mut out = Vec::new();
-    codec::encode_client(&ClientMsg::Logon(logon), &mut out);
+    codec::encode_client(&first, &mut out);
     stream.write_all(&out).unwrap();
-    read_server(&mut stream)
+    stream
+}
+
+/// Sends a hand-made logon on a raw socket and returns the answer.
+fn raw_logon(node: &Node, logon: Logon) -> ServerMsg {
+    read_server(&mut raw_send(node, ClientMsg::Logon(logon)))
 }
 
 /// Reads one server message from a raw socket.
@@ -217,29 +223,17 @@ fn logons_are_refused_with_a_reason() {
     assert_eq!(refused(raw_logon(&node, signed(1, now - 10_000_000_000, 3))), 22, "stale timestamp");
     // A good logon, then the same nonce again (a captured logon replayed).
     let good = signed(3, now_ns(), 4);
-    let mut first = TcpStream::connect(node.server.order_entry_addr()).unwrap();
-    first.set_read_timeout(Some(Duration::from_secs(20))).unwrap();
-    let mut out = Vec::new();
-    codec::encode_client(&ClientMsg::Logon(good), &mut out);
-    first.write_all(&out).unwrap();
+    let mut first = raw_send(&node, ClientMsg::Logon(good));
     assert!(matches!(read_server(&mut first), ServerMsg::LogonAck { .. }));
     assert_eq!(refused(raw_logon(&node, good)), 23, "replayed nonce");
     // A second logon of the key (a client reconnecting before the server noticed the old
     // connection die) supersedes the first session.
-    let mut second = TcpStream::connect(node.server.order_entry_addr()).unwrap();
-    second.set_read_timeout(Some(Duration::from_secs(20))).unwrap();
-    let mut out = Vec::new();
-    codec::encode_client(&ClientMsg::Logon(signed(3, now_ns(), 5)), &mut out);
-    second.write_all(&out).unwrap();
+    let mut second = raw_send(&node, ClientMsg::Logon(signed(3, now_ns(), 5)));
     assert!(matches!(read_server(&mut second), ServerMsg::LogonAck { .. }));
     assert_eq!(read_server(&mut first), ServerMsg::Logout { reason: reason::SUPERSEDED });
     assert_eq!(first.read(&mut [0u8; 16]).unwrap(), 0, "then the old connection closes");
     // Anything but a logon first: logged out.
-    let mut stream = TcpStream::connect(node.server.order_entry_addr()).unwrap();
-    stream.set_read_timeout(Some(Duration::from_secs(20))).unwrap();
-    let mut out = Vec::new();
-    codec::encode_client(&ClientMsg::Cancel { cid: ClientOrderId(1) }, &mut out);
-    stream.write_all(&out).unwrap();
+    let mut stream = raw_send(&node, ClientMsg::Cancel { cid: ClientOrderId(1) });
     assert_eq!(read_server(&mut stream), ServerMsg::Logout { reason: reason::NOT_LOGGED_IN });
     assert_eq!(stream.read(&mut [0u8; 16]).unwrap(), 0, "then the connection closes");
     drop((first, second));
@@ -266,11 +260,7 @@ fn heartbeats_keep_a_reading_session_alive_and_silence_times_it_out() {
     // intervals; the server's own heartbeats come first.
     let mut logon = signed(3, now_ns(), 77);
     logon.heartbeat_ms = 100;
-    let mut stream = TcpStream::connect(node.server.order_entry_addr()).unwrap();
-    stream.set_read_timeout(Some(Duration::from_secs(20))).unwrap();
-    let mut out = Vec::new();
-    codec::encode_client(&ClientMsg::Logon(logon), &mut out);
-    stream.write_all(&out).unwrap();
+    let mut stream = raw_send(&node, ClientMsg::Logon(logon));
     let mut reader = codec::FrameReader::new();
     let mut seen = vec![];
     let mut buf = [0u8; 4096];
