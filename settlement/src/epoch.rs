@@ -149,6 +149,47 @@ impl Epochs {
     }
 }
 
+/// A journal followed command by command: the state after the last command read and the
+/// open epoch, so that each read applies only what was appended since (the submitter reads
+/// a live journal this way; [`from_journal`] reads one once).
+#[derive(Debug)]
+pub struct Follower {
+    state: StateMachine,
+    epochs: Epochs,
+    last_seq: u64,
+}
+
+impl Follower {
+    /// Nothing read yet: an empty state of `ledger`'s configuration, no epoch.
+    pub fn new(policy: Policy, ledger: &Ledger) -> Follower {
+        Follower { state: StateMachine::with_ledger(ledger.clone()), epochs: Epochs::new(policy), last_seq: 0 }
+    }
+
+    /// Applies the journal's commands after the last one read, appending the epochs they
+    /// close to `closed` as they close (so that on an error `closed` still has those before
+    /// it). A torn tail ends the read cleanly; the next read continues from there.
+    ///
+    /// # Errors
+    /// The journal's.
+    pub fn read(
+        &mut self,
+        dir: &std::path::Path,
+        closed: &mut Vec<Epoch>,
+    ) -> Result<(), l2x_engine::journal::JournalError> {
+        let mut events = Vec::new();
+        l2x_engine::journal::scan(dir, |cmd| {
+            if cmd.seq.0 > self.last_seq {
+                events.clear();
+                self.state.apply(&cmd, &mut events);
+                closed.extend(self.epochs.on_command(&cmd, &events, &self.state));
+                self.last_seq = cmd.seq.0;
+            }
+            std::ops::ControlFlow::Continue(())
+        })?;
+        Ok(())
+    }
+}
+
 /// Every epoch the journal in `dir` closes under `policy`, replaying it from its first
 /// record with a state machine of `ledger`'s configuration (a torn tail ends the replay
 /// cleanly; the open epoch at the end is not returned).
@@ -160,16 +201,8 @@ pub fn from_journal(
     policy: Policy,
     ledger: &Ledger,
 ) -> Result<Vec<Epoch>, l2x_engine::journal::JournalError> {
-    let mut state = StateMachine::with_ledger(ledger.clone());
-    let mut epochs = Epochs::new(policy);
     let mut closed = Vec::new();
-    let mut events = Vec::new();
-    l2x_engine::journal::scan(dir, |cmd| {
-        events.clear();
-        state.apply(&cmd, &mut events);
-        closed.extend(epochs.on_command(&cmd, &events, &state));
-        std::ops::ControlFlow::Continue(())
-    })?;
+    Follower::new(policy, ledger).read(dir, &mut closed)?;
     Ok(closed)
 }
 

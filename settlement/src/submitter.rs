@@ -2,7 +2,7 @@
 //! root that the journal does not reproduce (docs/SETTLEMENT.md, "Submitter").
 //!
 //! ```text
-//!  journal ──new commands──▶ state machine ──▶ Epochs ──Batch::of──▶ batch files (written,
+//!  journal ──epoch::Follower (new commands)──▶ Epochs ──Batch::of──▶ batch files (written,
 //!  (only those after the      (kept between passes)                  or checked against
 //!   last one read)                                                   what is there)
 //!  chain.last_committed() = (k, root) ┤
@@ -23,15 +23,12 @@
 use std::path::{Path, PathBuf};
 
 use alloy::primitives::B256;
-use std::ops::ControlFlow;
-
-use l2x_engine::StateMachine;
-use l2x_engine::journal::{self, JournalError};
+use l2x_engine::journal::JournalError;
 use l2x_risk::Ledger;
 
 use crate::batch::{Batch, BatchError};
 use crate::chain::{Chain, ChainError};
-use crate::epoch::{Epochs, Policy};
+use crate::epoch::{Follower, Policy};
 
 /// Why the submitter stopped.
 #[derive(Debug, thiserror::Error)]
@@ -86,61 +83,35 @@ pub struct Synced {
     pub root: B256,
 }
 
-/// The journal followed so far: the state after its last command read, the open epoch, and
-/// every batch closed.
-#[derive(Debug)]
-struct Follower {
-    state: StateMachine,
-    epochs: Epochs,
-    batches: Vec<Batch>,
-    last_seq: u64,
-}
-
 /// Where the submitter reads and writes, how far it has read the journal and checked the
 /// chain.
 #[derive(Debug)]
 pub struct Submitter {
     journal: PathBuf,
     batches: PathBuf,
-    policy: Policy,
-    ledger: Ledger,
     /// Committed batches already compared with the journal (0: none yet).
     verified: u64,
     /// The journal read so far (each pass applies only the commands after it).
-    follower: Option<Follower>,
+    follower: Follower,
+    /// The batch of every epoch closed so far.
+    closed: Vec<Batch>,
 }
 
 impl Submitter {
     /// A submitter of the journal in `journal`, writing batch files into `batches`, with
     /// this epoch policy and the risk configuration the journal is replayed with.
     pub fn new(journal: PathBuf, batches: PathBuf, policy: Policy, ledger: Ledger) -> Submitter {
-        Submitter { journal, batches, policy, ledger, verified: 0, follower: None }
+        Submitter { journal, batches, verified: 0, follower: Follower::new(policy, &ledger), closed: Vec::new() }
     }
 
     /// Reads the journal's commands after the last one read; returns the index of the first
     /// batch this pass closed.
     fn follow(&mut self) -> Result<usize, SubmitError> {
-        let mut f = self.follower.take().unwrap_or_else(|| Follower {
-            state: StateMachine::with_ledger(self.ledger.clone()),
-            epochs: Epochs::new(self.policy),
-            batches: Vec::new(),
-            last_seq: 0,
-        });
-        let first_new = f.batches.len();
-        let mut events = Vec::new();
-        let scanned = journal::scan(&self.journal, |cmd| {
-            if cmd.seq.0 > f.last_seq {
-                events.clear();
-                f.state.apply(&cmd, &mut events);
-                if let Some(e) = f.epochs.on_command(&cmd, &events, &f.state) {
-                    f.batches.push(Batch::of(&e));
-                }
-                f.last_seq = cmd.seq.0;
-            }
-            ControlFlow::Continue(())
-        });
-        self.follower = Some(f);
-        scanned?;
+        let first_new = self.closed.len();
+        let mut epochs = Vec::new();
+        let read = self.follower.read(&self.journal, &mut epochs);
+        self.closed.extend(epochs.iter().map(Batch::of));
+        read?;
         Ok(first_new)
     }
 
@@ -154,9 +125,9 @@ impl Submitter {
         let first_new = self.follow()?;
         std::fs::create_dir_all(&self.batches)
             .map_err(|source| BatchError::Io { path: self.batches.clone(), source })?;
-        let follower = self.follower.take();
-        let result = self.sync_batches(follower.as_ref().map_or(&[][..], |f| &f.batches), first_new, chain);
-        self.follower = follower;
+        let closed = std::mem::take(&mut self.closed);
+        let result = self.sync_batches(&closed, first_new, chain);
+        self.closed = closed;
         result
     }
 
