@@ -2,9 +2,9 @@
 //! root that the journal does not reproduce (docs/SETTLEMENT.md, "Submitter").
 //!
 //! ```text
-//!  journal ──epoch::Follower (new commands)──▶ Epochs ──Batch::of──▶ batch files (written,
-//!  (only those after the      (kept between passes)                  or checked against
-//!   last one read)                                                   what is there)
+//!  journal ──epoch::Follower──▶ epochs ──Batch::of──▶ batch files (written, or checked
+//!           (applies only the commands              against what is there)
+//!            after the last one read)
 //!  chain.last_committed() = (k, root) ┤
 //!     root ≠ epoch k's root  ─────────┼──▶ stop: Mismatch { index: k }  (nothing committed)
 //!     k > epochs             ─────────┼──▶ stop: ChainAhead
