@@ -5,10 +5,11 @@
 //!  journal ──epoch::Follower──▶ epochs ──Batch::of──▶ batch files (written, or checked
 //!           (applies only the commands              against what is there)
 //!            after the last one read)
-//!  chain.last_committed() = (k, root) ┤
-//!     root ≠ epoch k's root  ─────────┼──▶ stop: Mismatch { index: k }  (nothing committed)
-//!     k > epochs             ─────────┼──▶ stop: ChainAhead
-//!     otherwise: commit batches k+1… one by one, each after reading the chain again
+//!  chain.last_committed() = k
+//!     k > epochs                          ──▶ stop: ChainAhead
+//!     batches 1..=k not compared yet: root or data hash ≠ the journal's
+//!                                         ──▶ stop: Mismatch { the first }  (nothing committed)
+//!     otherwise: commit batch k+1, read the chain again, until it has every epoch
 //! ```
 //!
 //! Resuming is reading the chain: after a restart the submitter asks the contract for its
