@@ -218,8 +218,11 @@ pub(crate) fn settle(cmd: SettleCmd) -> Result<ExitCode> {
             Ok(if on_chain == Some(false) { ExitCode::FAILURE } else { ExitCode::SUCCESS })
         }
         SettleCmd::Verify { journal, batches, rpc_url, contract, epochs } => {
-            let computed = epoch::from_journal(&journal, epochs.policy(), &Ledger::default())
-                .with_context(|| format!("replaying {}", journal.display()))?;
+            let computed: Vec<Batch> = epoch::from_journal(&journal, epochs.policy(), &Ledger::default())
+                .with_context(|| format!("replaying {}", journal.display()))?
+                .iter()
+                .map(Batch::of)
+                .collect();
             writeln!(out, "{} epochs recomputed from {}", computed.len(), journal.display())?;
             let mut failed = false;
             if let Some(dir) = batches {
@@ -236,7 +239,7 @@ pub(crate) fn settle(cmd: SettleCmd) -> Result<ExitCode> {
                                 "batch {index}: a batch file, but the journal closes only {} epochs",
                                 computed.len()
                             )),
-                            Some(e) if *f != Batch::of(e) => {
+                            Some(mine) if f != mine => {
                                 Some(format!("batch {index}: the batch file is not what the journal gives"))
                             }
                             Some(_) => None,
@@ -263,7 +266,7 @@ pub(crate) fn settle(cmd: SettleCmd) -> Result<ExitCode> {
                 let (last, _) = chain.last_committed()?;
                 let mut bad = None;
                 for index in 1..=last {
-                    let Some(e) = computed.get(usize::try_from(index - 1)?) else {
+                    let Some(mine) = computed.get(usize::try_from(index - 1)?).map(|b| b.header) else {
                         bad = Some(format!(
                             "batch {index}: on chain, but the journal closes only {} epochs",
                             computed.len()
@@ -271,14 +274,17 @@ pub(crate) fn settle(cmd: SettleCmd) -> Result<ExitCode> {
                         break;
                     };
                     let (root, data_hash) = chain.committed(index)?;
-                    if root != e.root {
-                        bad = Some(format!("batch {index}: the chain has root {root}, the journal gives {}", e.root));
+                    if root != mine.new_root {
+                        bad = Some(format!(
+                            "batch {index}: the chain has root {root}, the journal gives {}",
+                            mine.new_root
+                        ));
                         break;
                     }
-                    let mine = Batch::of(e).header.data_hash;
-                    if data_hash != mine {
+                    if data_hash != mine.data_hash {
                         bad = Some(format!(
-                            "batch {index}: the chain has data hash {data_hash}, the journal gives {mine}"
+                            "batch {index}: the chain has data hash {data_hash}, the journal gives {}",
+                            mine.data_hash
                         ));
                         break;
                     }
