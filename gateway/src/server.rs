@@ -527,6 +527,8 @@ struct Conn {
     dead: bool,
     /// Bytes allowed beyond the outbound bound (a market-data snapshot).
     allowance: usize,
+    /// Registered for writability (bytes are waiting for the socket).
+    wants_writable: bool,
 }
 
 impl Conn {
@@ -686,6 +688,7 @@ impl EventLoop {
                 closing: false,
                 dead: false,
                 allowance: 0,
+                wants_writable: false,
             };
             if self.poll.registry().register(&mut conn.stream, Token(slot + FIRST_CONN), Interest::READABLE).is_err() {
                 self.free.push(slot);
@@ -796,10 +799,15 @@ impl EventLoop {
                 return;
             }
         }
-        let interest = if done { Interest::READABLE } else { Interest::READABLE | Interest::WRITABLE };
-        let token = Token(slot + FIRST_CONN);
-        if self.poll.registry().reregister(&mut conn.stream, token, interest).is_err() {
-            self.close(slot);
+        // Writability is asked for only while bytes wait, and the registration is touched
+        // only when that changes (an epoll_ctl per write would be a syscall on every report).
+        if conn.wants_writable == done {
+            conn.wants_writable = !done;
+            let interest = if done { Interest::READABLE } else { Interest::READABLE | Interest::WRITABLE };
+            let token = Token(slot + FIRST_CONN);
+            if self.poll.registry().reregister(&mut conn.stream, token, interest).is_err() {
+                self.close(slot);
+            }
         }
     }
 
