@@ -482,7 +482,7 @@ fn histogram() -> Histogram<u64> {
 }
 
 /// A fresh temporary directory under `base`.
-fn temp_dir(base: &Path, what: &str) -> anyhow::Result<PathBuf> {
+pub(crate) fn temp_dir(base: &Path, what: &str) -> anyhow::Result<PathBuf> {
     for k in 0..1_000u32 {
         let dir = base.join(format!("l2x-bench-{what}-{}-{k}", std::process::id()));
         if std::fs::create_dir(&dir).is_ok() {
@@ -493,7 +493,7 @@ fn temp_dir(base: &Path, what: &str) -> anyhow::Result<PathBuf> {
 }
 
 /// Removes a temporary directory (a failure only leaves files behind).
-fn remove(dir: &Path) {
+pub(crate) fn remove(dir: &Path) {
     let _ = std::fs::remove_dir_all(dir);
 }
 

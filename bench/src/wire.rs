@@ -43,7 +43,7 @@ use std::net::{SocketAddr, TcpListener, TcpStream};
 use std::str::FromStr;
 use std::time::{Duration, Instant};
 
-use anyhow::{Context, bail, ensure};
+use anyhow::{bail, ensure};
 use hdrhistogram::Histogram;
 use l2x_engine::pipeline::{Config as PipelineConfig, Pipeline};
 use l2x_gateway::auth::{Key, Keys};
@@ -211,7 +211,7 @@ pub fn run(opts: &Options) -> anyhow::Result<Report> {
     let machine = Machine::detect(opts.pin_client);
     let floor = pingpong(opts.pingpong, true)?;
     let blocking_floor = pingpong(opts.pingpong, false)?;
-    let dir = tempfile_dir()?;
+    let dir = crate::pipeline::temp_dir(&std::env::temp_dir(), "wire")?;
     let result = (|| {
         let cores = l2x_engine::pipeline::Cores { sequencer: opts.pin_sequencer, ..Default::default() };
         let (mut pipeline, _) = Pipeline::start(PipelineConfig { cores, ..PipelineConfig::default() }, &dir)?;
@@ -239,7 +239,7 @@ pub fn run(opts: &Options) -> anyhow::Result<Report> {
         pipeline.shutdown()?;
         measured
     })();
-    let _ = std::fs::remove_dir_all(&dir);
+    crate::pipeline::remove(&dir);
     let (all, new, cancel, achieved_rate, fills, rejects, other_load_cores) = result?;
     let order_to_ack_ns = Percentiles::of(&all);
     let tcp_pingpong_ns = Percentiles::of(&floor);
@@ -263,13 +263,6 @@ pub fn run(opts: &Options) -> anyhow::Result<Report> {
         rejects,
         other_load_cores,
     })
-}
-
-fn tempfile_dir() -> anyhow::Result<std::path::PathBuf> {
-    let dir = std::env::temp_dir().join(format!("l2x-bench-wire-{}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&dir);
-    std::fs::create_dir_all(&dir).with_context(|| format!("creating {}", dir.display()))?;
-    Ok(dir)
 }
 
 /// The frame sizes of a NewOrder and of an Accepted report.
