@@ -3,7 +3,7 @@
 //!
 //! ```text
 //!  Submitter ──▶ dyn Chain ──▶ RpcChain: alloy over JSON-RPC (any node; anvil in tests)
-//!                          └─▶ (embedded: the same bytecode in revm — to come)
+//!                          └─▶ EmbeddedChain: the same bytecode in revm, state in a file
 //! ```
 //!
 //! The trait is synchronous: the submitter runs on its own thread, never on the sequencer.
@@ -123,6 +123,14 @@ pub enum ChainError {
         /// Why.
         reason: String,
     },
+    /// The embedded chain's directory or state file.
+    #[error("{path}: {detail}")]
+    State {
+        /// The file or directory.
+        path: std::path::PathBuf,
+        /// What is wrong with it.
+        detail: String,
+    },
     /// Bad configuration (a key or URL that does not parse).
     #[error("{0}")]
     Config(String),
@@ -155,6 +163,18 @@ pub trait Chain {
     /// # Errors
     /// [`ChainError::Refused`] with the contract's reason, or the transport's errors.
     fn commit(&mut self, batch: &Batch) -> Result<B256, ChainError>;
+
+    /// Asks the contract whether `leaf` is in batch `index`'s root by `siblings` (its
+    /// `verifyLeaf`).
+    ///
+    /// # Errors
+    /// The transport's.
+    fn verify_leaf(
+        &mut self,
+        index: u64,
+        leaf: &crate::leaf::AccountLeaf,
+        siblings: &[B256],
+    ) -> Result<bool, ChainError>;
 }
 
 /// A chain reached over JSON-RPC (alloy).
@@ -327,25 +347,6 @@ impl RpcChain {
         })
     }
 
-    /// Asks the contract whether `leaf` is in batch `index`'s root by `siblings` (its
-    /// `verifyLeaf`).
-    ///
-    /// # Errors
-    /// The transport's.
-    pub fn verify_leaf(
-        &self,
-        index: u64,
-        leaf: &crate::leaf::AccountLeaf,
-        siblings: &[B256],
-    ) -> Result<bool, ChainError> {
-        let contract = abi::L2xSettlement::new(self.address, self.provider.clone());
-        let sol_leaf = abi::L2xSettlement::AccountLeaf::from(leaf);
-        let siblings = siblings.to_vec();
-        self.block_on("verifying a leaf", async move {
-            contract.verifyLeaf(index, sol_leaf, siblings).call().await.map_err(|e| rpc("verifyLeaf", &e))
-        })
-    }
-
     /// Commits a batch and returns the gas its transaction used (benchmarks).
     ///
     /// # Errors
@@ -470,5 +471,19 @@ impl Chain for RpcChain {
             return Err(ChainError::Refused { index: h.index, reason: "the transaction reverted".into() });
         }
         Ok(receipt.transaction_hash)
+    }
+
+    fn verify_leaf(
+        &mut self,
+        index: u64,
+        leaf: &crate::leaf::AccountLeaf,
+        siblings: &[B256],
+    ) -> Result<bool, ChainError> {
+        let contract = abi::L2xSettlement::new(self.address, self.provider.clone());
+        let sol_leaf = abi::L2xSettlement::AccountLeaf::from(leaf);
+        let siblings = siblings.to_vec();
+        self.block_on("verifying a leaf", async move {
+            contract.verifyLeaf(index, sol_leaf, siblings).call().await.map_err(|e| rpc("verifyLeaf", &e))
+        })
     }
 }

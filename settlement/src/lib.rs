@@ -12,6 +12,7 @@
 //! - [`chain`]: the base chain behind one trait; the JSON-RPC backend (alloy) with the
 //!   contract's bindings.
 //! - [`devnode`]: a local anvil for tests and demos, installed from npm on first use.
+//! - [`embedded`]: the embedded chain: the contract's bytecode in revm, its state in a file.
 //! - [`epoch`]: the sequenced stream cut into epochs by a rule on sequenced time and fills;
 //!   each closed epoch's changed leaves and root.
 //! - [`leaf`]: the canonical account leaf and its ABI encoding.
@@ -20,15 +21,13 @@
 //! - [`tree`]: the sparse Merkle tree over account ids, its proofs, and the reference root
 //!   it is tested against.
 //!
-//! Built so far: the leaf, the tree, epochs, batch files, the contract, the JSON-RPC chain
-//! and the submitter's sync. The embedded chain, the contract, the chain backends
-//! and the submitter come next (issue 6).
 
 #![deny(clippy::float_arithmetic)]
 
 pub mod batch;
 pub mod chain;
 pub mod devnode;
+pub mod embedded;
 pub mod epoch;
 pub mod leaf;
 pub mod submitter;

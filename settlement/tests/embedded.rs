@@ -1,0 +1,229 @@
+//! The embedded chain: the contract's bytecode in revm, its state in a file. It commits and
+//! refuses exactly what the contract does, verifies the Rust tree's proofs, continues after a
+//! restart, refuses a damaged or foreign state file by name, keeps one writer per directory,
+//! and spends the gas a real node (anvil) spends on the same batches.
+
+#![allow(clippy::unwrap_used, reason = "test code: a panic is the failure report")]
+
+use alloy::primitives::{B256, keccak256};
+use l2x_engine::StateMachine;
+use l2x_engine::journal::JournalWriter;
+use l2x_risk::Ledger;
+use l2x_settlement::batch::Batch;
+use l2x_settlement::chain::{Chain, ChainError, RpcChain};
+use l2x_settlement::embedded::{EmbeddedChain, STATE_FILE};
+use l2x_settlement::epoch::{self, Epoch, Epochs, Policy};
+use l2x_settlement::submitter::Submitter;
+
+mod common;
+use common::{SUBMITTER_KEY, anvil, stream};
+
+const POLICY: Policy = Policy { max_ms: 400, max_fills: 0 };
+
+/// The first `n` epochs of the seeded stream, and the state after the last of them.
+fn epochs(n: usize) -> (Vec<Epoch>, Epochs, StateMachine) {
+    let cmds = stream(4, 1_500);
+    let mut state = StateMachine::with_ledger(Ledger::default());
+    let mut epochs = Epochs::new(POLICY);
+    let mut closed = Vec::new();
+    let mut events = Vec::new();
+    for cmd in &cmds {
+        events.clear();
+        state.apply(cmd, &mut events);
+        closed.extend(epochs.on_command(cmd, &events, &state));
+        if closed.len() == n {
+            break;
+        }
+    }
+    assert_eq!(closed.len(), n);
+    (closed, epochs, state)
+}
+
+fn refused(err: ChainError) -> String {
+    match err {
+        ChainError::Refused { reason, .. } => reason,
+        other => panic!("expected a refusal, got {other}"),
+    }
+}
+
+fn state_error(err: ChainError) -> String {
+    match err {
+        ChainError::State { path, detail } => format!("{}: {detail}", path.display()),
+        other => panic!("expected a state-file error, got {other}"),
+    }
+}
+
+#[test]
+fn the_embedded_chain_commits_refuses_verifies_and_continues_after_a_restart() {
+    let dir = tempfile::tempdir().unwrap();
+    let (closed, epochs, state) = epochs(6);
+    let mut chain = EmbeddedChain::open(dir.path()).unwrap();
+    assert_eq!(chain.last_committed().unwrap(), (0, B256::ZERO));
+    for e in &closed[..5] {
+        chain.commit(&Batch::of(e)).unwrap();
+        assert_eq!(chain.last_committed().unwrap(), (e.index, e.root));
+        assert!(chain.last_gas() > 21_000);
+    }
+    for e in &closed[..5] {
+        assert_eq!(chain.committed(e.index).unwrap(), (e.root, Batch::of(e).header.data_hash));
+    }
+    assert_eq!(chain.committed(6).unwrap(), (B256::ZERO, B256::ZERO));
+    assert_eq!(chain.block(), 5);
+
+    // The contract's refusals, decoded: the same batch again, a wrong previous root, data
+    // that is not what was hashed. Nothing changes.
+    let again = Batch::of(&closed[4]);
+    assert_eq!(refused(chain.commit(&again).unwrap_err()), "WrongIndex(expected 6, got 5)");
+    let mut next = Batch::of(&closed[5]);
+    next.header.prev_root = closed[3].root;
+    assert!(refused(chain.commit(&next).unwrap_err()).starts_with("WrongPreviousRoot("));
+    let mut tampered = Batch::of(&closed[5]);
+    tampered.data.push(0);
+    assert!(refused(chain.commit(&tampered).unwrap_err()).starts_with("WrongDataHash("));
+    assert_eq!(chain.last_committed().unwrap(), (5, closed[4].root));
+    assert_eq!(chain.block(), 5, "a refused commit makes no block");
+
+    // The Rust tree's proofs (of the state after the sixth epoch) verify against the sixth
+    // root; a changed leaf, a batch not committed and index 0 do not.
+    chain.commit(&Batch::of(&closed[5])).unwrap();
+    let tree = epochs.tree();
+    let leaves = epoch::all_leaves(&state);
+    assert!(leaves.len() > 10);
+    for leaf in leaves.iter().step_by(4) {
+        let siblings = tree.prove(leaf.account).siblings;
+        assert!(chain.verify_leaf(6, leaf, &siblings).unwrap(), "account {}", leaf.account);
+        let mut wrong = leaf.clone();
+        wrong.collateral += 1;
+        assert!(!chain.verify_leaf(6, &wrong, &siblings).unwrap());
+        assert!(!chain.verify_leaf(7, leaf, &siblings).unwrap());
+        assert!(!chain.verify_leaf(0, leaf, &siblings).unwrap());
+    }
+
+    // One writer per directory; readers see what it committed and cannot commit.
+    let busy = state_error(EmbeddedChain::open(dir.path()).unwrap_err());
+    assert!(busy.contains("held by another process"), "{busy}");
+    let mut reader = EmbeddedChain::read_only(dir.path()).unwrap();
+    assert_eq!(reader.last_committed().unwrap(), (6, closed[5].root));
+    assert!(matches!(reader.commit(&Batch::of(&closed[5])), Err(ChainError::Config(_))));
+
+    // A restart continues: same roots, same block, and the next commit is accepted (the
+    // submitter's nonce was kept).
+    drop(chain);
+    let mut chain = EmbeddedChain::open(dir.path()).unwrap();
+    assert_eq!(chain.last_committed().unwrap(), (6, closed[5].root));
+    assert_eq!(chain.block(), 6);
+    for e in &closed {
+        assert_eq!(chain.committed(e.index).unwrap().0, e.root);
+    }
+    let (more, _, _) = epochs_after(6);
+    chain.commit(&Batch::of(&more)).unwrap();
+    assert_eq!(chain.last_committed().unwrap(), (7, more.root));
+}
+
+/// Epoch `n + 1` of the seeded stream.
+fn epochs_after(n: usize) -> (Epoch, Epochs, StateMachine) {
+    let (mut closed, epochs, state) = epochs(n + 1);
+    (closed.pop().unwrap(), epochs, state)
+}
+
+#[test]
+fn a_damaged_missing_or_foreign_state_file_is_refused_by_name() {
+    let dir = tempfile::tempdir().unwrap();
+    let (closed, _, _) = epochs(2);
+    {
+        let mut chain = EmbeddedChain::open(dir.path()).unwrap();
+        for e in &closed {
+            chain.commit(&Batch::of(e)).unwrap();
+        }
+    }
+    let path = dir.path().join(STATE_FILE);
+    let good = std::fs::read(&path).unwrap();
+    let open_with = |bytes: &[u8]| {
+        std::fs::write(&path, bytes).unwrap();
+        state_error(EmbeddedChain::open(dir.path()).unwrap_err())
+    };
+    // A flipped byte anywhere: the checksum names it (the magic and version first).
+    for at in [20, 60, good.len() / 2, good.len() - 1] {
+        let mut bad = good.clone();
+        bad[at] ^= 0x40;
+        let why = open_with(&bad);
+        assert!(why.contains(STATE_FILE) && why.contains("checksum mismatch"), "byte {at}: {why}");
+    }
+    let mut bad = good.clone();
+    bad[0] = b'X';
+    assert!(open_with(&bad).contains("bad magic"));
+    let mut bad = good.clone();
+    bad[11] = 2;
+    assert!(open_with(&bad).contains("format version 2"));
+    assert!(open_with(&good[..good.len() - 40]).contains("checksum mismatch"));
+    assert!(open_with(&good[..30]).contains("too short"));
+    // A consistent file from another contract build (another code hash).
+    let mut foreign = good[..good.len() - 32].to_vec();
+    foreign[60] ^= 1;
+    let sum = keccak256(&foreign);
+    foreign.extend_from_slice(sum.as_slice());
+    assert!(open_with(&foreign).contains("another contract build"));
+    // Nothing was overwritten by the failed opens: the good file still opens.
+    std::fs::write(&path, &good).unwrap();
+    let mut chain = EmbeddedChain::open(dir.path()).unwrap();
+    assert_eq!(chain.last_committed().unwrap(), (2, closed[1].root));
+    drop(chain);
+    // A reader needs a chain to be there.
+    let empty = tempfile::tempdir().unwrap();
+    assert!(state_error(EmbeddedChain::read_only(empty.path()).unwrap_err()).contains("no embedded chain here"));
+}
+
+#[test]
+fn the_submitter_settles_a_journal_on_the_embedded_chain() {
+    let (dir, batches, chain_dir) =
+        (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
+    let cmds = stream(4, 1_000);
+    let (mut w, _) = JournalWriter::open(dir.path(), 1 << 20).unwrap();
+    for c in &cmds {
+        w.append(c).unwrap();
+    }
+    w.sync().unwrap();
+    let expected = epoch::from_journal(dir.path(), POLICY, &Ledger::default()).unwrap();
+    let submitter =
+        || Submitter::new(dir.path().to_path_buf(), batches.path().to_path_buf(), POLICY, Ledger::default());
+    let mut chain = EmbeddedChain::open(chain_dir.path()).unwrap();
+    let synced = submitter().sync(&mut chain).unwrap();
+    assert_eq!((synced.epochs, synced.committed), (expected.len() as u64, expected.len() as u64));
+    assert_eq!(synced.root, expected.last().unwrap().root);
+    drop(chain);
+    let mut chain = EmbeddedChain::open(chain_dir.path()).unwrap();
+    let again = submitter().sync(&mut chain).unwrap();
+    assert_eq!((again.committed_before, again.committed), (expected.len() as u64, 0));
+}
+
+fn commit_all(chain: &mut dyn Chain, batches: &[Batch]) {
+    for b in batches {
+        chain.commit(b).unwrap();
+    }
+}
+
+#[test]
+fn the_embedded_chain_spends_the_gas_a_node_spends_on_the_same_batches() {
+    let node = anvil();
+    let address = RpcChain::deploy(node.url(), SUBMITTER_KEY).unwrap();
+    let mut rpc = RpcChain::connect(node.url(), SUBMITTER_KEY, address, 1).unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let mut embedded = EmbeddedChain::open(dir.path()).unwrap();
+    let (closed, _, _) = epochs(4);
+    let batches: Vec<Batch> = closed.iter().map(Batch::of).collect();
+    commit_all(&mut embedded, &batches[..1]);
+    commit_all(&mut rpc, &batches[..1]);
+    for b in &batches[1..] {
+        let on_node = rpc.commit_for_gas(b).unwrap();
+        embedded.commit(b).unwrap();
+        assert_eq!(embedded.last_gas(), on_node, "batch {}", b.header.index);
+    }
+    assert_eq!(embedded.last_committed().unwrap(), rpc.last_committed().unwrap());
+    check_same_views(&mut embedded, &mut rpc, 4);
+}
+
+fn check_same_views(a: &mut dyn Chain, b: &mut dyn Chain, last: u64) {
+    for index in 0..=last + 1 {
+        assert_eq!(a.committed(index).unwrap(), b.committed(index).unwrap(), "batch {index}");
+    }
+}
