@@ -1,11 +1,15 @@
 //! `l2x serve`: the node as far as it is built — the sequencer pipeline with its journal and
-//! snapshots, the gateway's order-entry and market-data ports over it.
+//! snapshots, the gateway's order-entry and market-data ports over it, and the settlement
+//! submitter on its own thread.
 //!
 //! ```text
 //!  accounts file (keys) ──┐
 //!  --data-dir ─▶ Pipeline::start (recover) ─▶ Server::start (rebuild report streams) ─▶ listen
 //!                  fresh journal? list the default instruments, fund every key's account,
 //!                  set the oracle prices (through the server's Control)
+//!  submitter thread: every --settle-every-ms, Submitter::sync(chain)
+//!                  chain = the embedded one in DATA_DIR/chain (default), a node (--chain rpc),
+//!                  or none; batch files in DATA_DIR/batches
 //! ```
 //!
 //! It prints the two addresses it listens on, then runs until the process is stopped. The
@@ -24,6 +28,8 @@ use l2x_engine::pipeline::{Config as PipelineConfig, Durability, Pipeline};
 use l2x_gateway::auth::{Key, Keys};
 use l2x_gateway::server::{Config as ServerConfig, Server};
 use l2x_risk::Ledger;
+use l2x_settlement::chain::{Chain, RpcChain};
+use l2x_settlement::embedded::EmbeddedChain;
 use l2x_types::{AccountId, Amount, Command, Decimal, Holder, InstrumentId, InstrumentSpec, Price, Symbol};
 
 /// Options of `l2x serve`.
@@ -51,9 +57,13 @@ pub(crate) struct Options {
     /// Whole USDC deposited to every key's account when the journal is new.
     #[arg(long, default_value_t = 1_000_000)]
     deposit_usdc: u32,
-    /// Settle on a chain: `none`, or `rpc` (a JSON-RPC node; the embedded chain is to come).
-    #[arg(long, default_value = "none", value_parser = ["none", "rpc"])]
+    /// Settle on a chain: `embedded` (the contract in-process, its state in --chain-dir),
+    /// `rpc` (a JSON-RPC node), or `none`.
+    #[arg(long, default_value = "embedded", value_parser = ["embedded", "rpc", "none"])]
     chain: String,
+    /// With `--chain embedded`: the chain's directory (default: DATA_DIR/chain).
+    #[arg(long)]
+    chain_dir: Option<PathBuf>,
     /// With `--chain rpc`: the node's URL.
     #[arg(long, required_if_eq("chain", "rpc"))]
     rpc_url: Option<String>,
@@ -63,6 +73,9 @@ pub(crate) struct Options {
     /// With `--chain rpc`: the settlement contract's address (`l2x settle deploy`).
     #[arg(long, required_if_eq("chain", "rpc"))]
     contract: Option<String>,
+    /// With `--chain rpc`: confirmations to wait for after each commit.
+    #[arg(long, default_value_t = 1)]
+    confirmations: u64,
     /// How often the submitter looks for closed epochs, ms.
     #[arg(long, default_value_t = 1_000)]
     settle_every_ms: u64,
@@ -154,7 +167,7 @@ pub(crate) fn serve(opts: &Options) -> Result<ExitCode> {
     writeln!(out, "market data {}", server.market_data_addr())?;
     out.flush()?;
     drop(out);
-    if opts.chain == "rpc" {
+    if opts.chain != "none" {
         start_submitter(opts)?;
     }
     // Runs until the process is stopped; the gateway and the pipeline live on their threads.
@@ -163,17 +176,27 @@ pub(crate) fn serve(opts: &Options) -> Result<ExitCode> {
     }
 }
 
-/// Starts the submitter thread: every `--settle-every-ms` it recomputes the journal's epochs
-/// and commits what the chain lacks (`settlement::submitter`). It prints one line per pass
-/// that committed something; errors are printed and retried on the next pass — the engine
-/// keeps trading while settlement lags.
-fn start_submitter(opts: &Options) -> Result<()> {
+/// The chain `--chain` names, opened for committing.
+fn open_chain(opts: &Options) -> Result<Box<dyn Chain + Send>> {
+    if opts.chain == "embedded" {
+        let dir = opts.chain_dir.clone().unwrap_or_else(|| opts.data_dir.join("chain"));
+        let chain = EmbeddedChain::open(&dir).with_context(|| format!("the embedded chain in {}", dir.display()))?;
+        return Ok(Box::new(chain));
+    }
     let (Some(url), Some(key), Some(contract)) = (&opts.rpc_url, &opts.key, &opts.contract) else {
         anyhow::bail!("--chain rpc needs --rpc-url, --key and --contract");
     };
     let address: alloy::primitives::Address =
         contract.parse().with_context(|| format!("--contract {contract:?} is not an address"))?;
-    let mut chain = l2x_settlement::chain::RpcChain::connect(url, key, address, 1)?;
+    Ok(Box::new(RpcChain::connect(url, key, address, opts.confirmations)?))
+}
+
+/// Starts the submitter thread: every `--settle-every-ms` it recomputes the journal's epochs
+/// and commits what the chain lacks (`settlement::submitter`). It prints one line per pass
+/// that committed something; errors are printed and retried on the next pass — the engine
+/// keeps trading while settlement lags.
+fn start_submitter(opts: &Options) -> Result<()> {
+    let mut chain = open_chain(opts)?;
     let mut submitter = l2x_settlement::submitter::Submitter::new(
         opts.data_dir.clone(),
         opts.data_dir.join("batches"),
@@ -183,7 +206,7 @@ fn start_submitter(opts: &Options) -> Result<()> {
     let every = std::time::Duration::from_millis(opts.settle_every_ms.max(1));
     std::thread::Builder::new().name("l2x-submitter".into()).spawn(move || {
         loop {
-            let line = match submitter.sync(&mut chain) {
+            let line = match submitter.sync(chain.as_mut()) {
                 Ok(s) if s.committed > 0 => Some(format!(
                     "settled: {} epochs, committed {} (the chain had {}), root {}",
                     s.epochs, s.committed, s.committed_before, s.root

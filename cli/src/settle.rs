@@ -3,15 +3,18 @@
 //!
 //! ```text
 //!  settle deploy --rpc-url U --key K                       → the contract's address
-//!  settle submit --journal J --batches B --rpc-url U --key K --contract A
+//!  settle submit --journal J --batches B CHAIN [--key K]
 //!                  recompute the epochs, write/check batch files, commit what the chain lacks
-//!  settle verify --journal J [--batches B] [--rpc-url U --contract A]
+//!  settle verify --journal J [--batches B] [CHAIN]
 //!                  recompute every root; compare with the batch files and the chain;
 //!                  exit 1 naming the first batch that differs
-//!  settle status --batches B [--rpc-url U --contract A]    last local and on-chain batch, lag
-//!  settle prove --batches B --account N [--batch K] [--rpc-url U --contract A]
+//!  settle status --batches B [CHAIN]                       last local and on-chain batch, lag
+//!  settle prove --batches B --account N [--batch K] [CHAIN]
 //!                  the leaf and its proof as JSON, from the batch files alone; checked
 //!                  locally and, with a chain, by the contract
+//!
+//!  CHAIN = --chain-dir D (the embedded chain kept in D: `l2x serve` keeps its own in
+//!          DATA_DIR/chain)  |  --rpc-url U --contract A (a node)
 //! ```
 
 use std::io::{self, Write};
@@ -22,6 +25,7 @@ use anyhow::{Context, Result};
 use l2x_risk::Ledger;
 use l2x_settlement::batch::Batch;
 use l2x_settlement::chain::{Chain, RpcChain};
+use l2x_settlement::embedded::EmbeddedChain;
 use l2x_settlement::epoch::{self, Policy};
 use l2x_settlement::submitter::{self, Submitter};
 
@@ -39,6 +43,45 @@ pub(crate) struct EpochArgs {
 impl EpochArgs {
     pub(crate) fn policy(self) -> Policy {
         Policy { max_ms: self.epoch_ms, max_fills: self.epoch_fills }
+    }
+}
+
+/// The chain a command reads or settles on: the embedded one in a directory, or a node's.
+#[derive(Clone, Debug, clap::Args)]
+pub(crate) struct ChainArgs {
+    /// The embedded chain kept in this directory (`l2x serve` keeps its own in
+    /// DATA_DIR/chain).
+    #[arg(long, conflicts_with = "rpc_url")]
+    chain_dir: Option<PathBuf>,
+    /// A node's JSON-RPC endpoint (with --contract).
+    #[arg(long, requires = "contract")]
+    rpc_url: Option<String>,
+    /// The settlement contract's address on that node (`l2x settle deploy`).
+    #[arg(long, requires = "rpc_url")]
+    contract: Option<String>,
+}
+
+impl ChainArgs {
+    /// The chain to read, if one was named.
+    fn reader(&self) -> Result<Option<Box<dyn Chain>>> {
+        Ok(match (&self.chain_dir, &self.rpc_url, &self.contract) {
+            (Some(dir), _, _) => Some(Box::new(EmbeddedChain::read_only(dir)?)),
+            (None, Some(url), Some(contract)) => Some(Box::new(RpcChain::read_only(url, address(contract)?)?)),
+            _ => None,
+        })
+    }
+
+    /// The chain to commit to: the embedded one (created if the directory holds none), or
+    /// the node's with the submitter's key.
+    fn writer(&self, key: Option<&str>, confirmations: u64) -> Result<Box<dyn Chain>> {
+        match (&self.chain_dir, &self.rpc_url, &self.contract) {
+            (Some(dir), _, _) => Ok(Box::new(EmbeddedChain::open(dir)?)),
+            (None, Some(url), Some(contract)) => {
+                let key = key.context("--rpc-url needs --key: the submitter's private key")?;
+                Ok(Box::new(RpcChain::connect(url, key, address(contract)?, confirmations)?))
+            }
+            _ => anyhow::bail!("name a chain: --chain-dir DIR, or --rpc-url URL --contract ADDRESS"),
+        }
     }
 }
 
@@ -62,16 +105,12 @@ pub(crate) enum SettleCmd {
         /// Where batch files go.
         #[arg(long)]
         batches: PathBuf,
-        /// JSON-RPC endpoint.
+        #[command(flatten)]
+        chain: ChainArgs,
+        /// With --rpc-url: the submitter's private key (hex).
         #[arg(long)]
-        rpc_url: String,
-        /// The submitter's private key (hex).
-        #[arg(long)]
-        key: String,
-        /// The contract's address.
-        #[arg(long)]
-        contract: String,
-        /// Confirmations to wait for after each commit.
+        key: Option<String>,
+        /// With --rpc-url: confirmations to wait for after each commit.
         #[arg(long, default_value_t = 1)]
         confirmations: u64,
         #[command(flatten)]
@@ -82,12 +121,9 @@ pub(crate) enum SettleCmd {
         /// The batch files.
         #[arg(long)]
         batches: PathBuf,
-        /// JSON-RPC endpoint (with --contract).
-        #[arg(long, requires = "contract")]
-        rpc_url: Option<String>,
-        /// The contract's address.
-        #[arg(long, requires = "rpc_url")]
-        contract: Option<String>,
+        /// The chain to compare with.
+        #[command(flatten)]
+        chain: ChainArgs,
     },
     /// An account's leaf and its proof at a batch, as JSON, rebuilt from the batch files.
     Prove {
@@ -100,12 +136,9 @@ pub(crate) enum SettleCmd {
         /// The batch (default: the last one).
         #[arg(long)]
         batch: Option<u64>,
-        /// JSON-RPC endpoint to check the proof against the contract (with --contract).
-        #[arg(long, requires = "contract")]
-        rpc_url: Option<String>,
-        /// The contract's address.
-        #[arg(long, requires = "rpc_url")]
-        contract: Option<String>,
+        /// Check the proof against the contract on this chain too.
+        #[command(flatten)]
+        chain: ChainArgs,
     },
     /// Recompute every root from the journal and compare with the batch files and the chain.
     Verify {
@@ -115,12 +148,9 @@ pub(crate) enum SettleCmd {
         /// Batch files to compare with.
         #[arg(long)]
         batches: Option<PathBuf>,
-        /// JSON-RPC endpoint of the chain to compare with (with --contract).
-        #[arg(long, requires = "contract")]
-        rpc_url: Option<String>,
-        /// The contract's address.
-        #[arg(long, requires = "rpc_url")]
-        contract: Option<String>,
+        /// Compare with the roots committed on this chain too.
+        #[command(flatten)]
+        chain: ChainArgs,
         #[command(flatten)]
         epochs: EpochArgs,
     },
@@ -139,10 +169,10 @@ pub(crate) fn settle(cmd: SettleCmd) -> Result<ExitCode> {
             writeln!(out, "{address}")?;
             Ok(ExitCode::SUCCESS)
         }
-        SettleCmd::Submit { journal, batches, rpc_url, key, contract, confirmations, epochs } => {
-            let mut chain = RpcChain::connect(&rpc_url, &key, address(&contract)?, confirmations)?;
+        SettleCmd::Submit { journal, batches, chain, key, confirmations, epochs } => {
+            let mut chain = chain.writer(key.as_deref(), confirmations)?;
             let mut sub = Submitter::new(journal, batches, epochs.policy(), Ledger::default());
-            let synced = sub.sync(&mut chain)?;
+            let synced = sub.sync(chain.as_mut())?;
             writeln!(
                 out,
                 "{} epochs; the chain had {}, committed {}; last root {}",
@@ -150,7 +180,7 @@ pub(crate) fn settle(cmd: SettleCmd) -> Result<ExitCode> {
             )?;
             Ok(ExitCode::SUCCESS)
         }
-        SettleCmd::Status { batches, rpc_url, contract } => {
+        SettleCmd::Status { batches, chain } => {
             let files = submitter::read_batches(&batches)?;
             let local = files.last().map(|b| b.header);
             match local {
@@ -165,8 +195,7 @@ pub(crate) fn settle(cmd: SettleCmd) -> Result<ExitCode> {
                 )?,
                 None => writeln!(out, "local: no batches in {}", batches.display())?,
             }
-            if let (Some(url), Some(contract)) = (rpc_url, contract) {
-                let mut chain = RpcChain::read_only(&url, address(&contract)?)?;
+            if let Some(mut chain) = chain.reader()? {
                 let (index, root) = chain.last_committed()?;
                 writeln!(out, "chain: last committed {index} (root {root})")?;
                 let local_index = local.map_or(0, |h| h.index);
@@ -174,7 +203,7 @@ pub(crate) fn settle(cmd: SettleCmd) -> Result<ExitCode> {
             }
             Ok(ExitCode::SUCCESS)
         }
-        SettleCmd::Prove { batches, account, batch, rpc_url, contract } => {
+        SettleCmd::Prove { batches, account, batch, chain } => {
             let files = submitter::read_batches(&batches)?;
             let upto = batch.or(files.last().map(|b| b.header.index)).context("no batches to prove against")?;
             anyhow::ensure!(
@@ -187,11 +216,8 @@ pub(crate) fn settle(cmd: SettleCmd) -> Result<ExitCode> {
             let leaf = leaves.get(&account);
             let verified = proof.verify(tree.root(), account, leaf.map(l2x_settlement::leaf::AccountLeaf::hash));
             anyhow::ensure!(verified, "the proof does not verify against the rebuilt root (a bug)");
-            let on_chain = match (rpc_url, contract, leaf) {
-                (Some(url), Some(contract), Some(leaf)) => {
-                    let chain = RpcChain::read_only(&url, address(&contract)?)?;
-                    Some(chain.verify_leaf(upto, leaf, &proof.siblings)?)
-                }
+            let on_chain = match (chain.reader()?, leaf) {
+                (Some(mut chain), Some(leaf)) => Some(chain.verify_leaf(upto, leaf, &proof.siblings)?),
                 _ => None,
             };
             let json = serde_json::json!({
@@ -217,7 +243,7 @@ pub(crate) fn settle(cmd: SettleCmd) -> Result<ExitCode> {
             writeln!(out, "{}", serde_json::to_string_pretty(&json)?)?;
             Ok(if on_chain == Some(false) { ExitCode::FAILURE } else { ExitCode::SUCCESS })
         }
-        SettleCmd::Verify { journal, batches, rpc_url, contract, epochs } => {
+        SettleCmd::Verify { journal, batches, chain, epochs } => {
             let computed: Vec<Batch> = epoch::from_journal(&journal, epochs.policy(), &Ledger::default())
                 .with_context(|| format!("replaying {}", journal.display()))?
                 .iter()
@@ -261,8 +287,7 @@ pub(crate) fn settle(cmd: SettleCmd) -> Result<ExitCode> {
                     writeln!(out, "{} batch files match", files.len())?;
                 }
             }
-            if let (Some(url), Some(contract)) = (rpc_url, contract) {
-                let mut chain = RpcChain::read_only(&url, address(&contract)?)?;
+            if let Some(mut chain) = chain.reader()? {
                 let (last, _) = chain.last_committed()?;
                 let mut bad = None;
                 for index in 1..=last {

@@ -79,7 +79,7 @@ pub struct EmbeddedChain {
     /// Gas used by the last commit.
     last_gas: u64,
     /// Held while this process may write the directory (`None`: read only).
-    _lock: Option<File>,
+    lock: Option<File>,
 }
 
 impl std::fmt::Debug for EmbeddedChain {
@@ -261,7 +261,7 @@ impl EmbeddedChain {
         let lock = File::create(&lock_path).map_err(|e| state_error(&lock_path, e))?;
         lock.try_lock().map_err(|e| state_error(dir, format!("held by another process ({e})")))?;
         let mut chain = EmbeddedChain::load(dir, true)?;
-        chain._lock = Some(lock);
+        chain.lock = Some(lock);
         if !dir.join(STATE_FILE).exists() {
             chain.save()?;
         }
@@ -280,7 +280,7 @@ impl EmbeddedChain {
     fn load(dir: &Path, create: bool) -> Result<EmbeddedChain, ChainError> {
         let (mut db, contract, code_hash) = genesis()?;
         let mut chain =
-            EmbeddedChain { dir: dir.to_path_buf(), db, contract, code_hash, block: 0, last_gas: 0, _lock: None };
+            EmbeddedChain { dir: dir.to_path_buf(), db, contract, code_hash, block: 0, last_gas: 0, lock: None };
         let path = dir.join(STATE_FILE);
         let bytes = match std::fs::read(&path) {
             Ok(bytes) => bytes,
@@ -376,7 +376,7 @@ impl Chain for EmbeddedChain {
     }
 
     fn commit(&mut self, batch: &Batch) -> Result<B256, ChainError> {
-        if self._lock.is_none() {
+        if self.lock.is_none() {
             return Err(ChainError::Config("the embedded chain was opened read-only".into()));
         }
         let data = Bytes::from(commit_call(batch).abi_encode());

@@ -17,9 +17,25 @@ fn text(o: &Output) -> String {
 }
 
 #[test]
-fn settle_submit_then_verify_and_catch_tampering() {
+fn settle_on_a_node_then_verify_and_catch_tampering() {
     let node = l2x_settlement::devnode::Anvil::spawn().unwrap();
     let url = node.url().to_string();
+    let deployed = l2x(&["settle", "deploy", "--rpc-url", &url, "--key", KEY]);
+    assert!(deployed.status.success(), "{}", text(&deployed));
+    let contract = String::from_utf8(deployed.stdout).unwrap().trim().to_string();
+    settle_then_verify_and_catch_tampering(&["--rpc-url", &url, "--contract", &contract], &["--key", KEY]);
+}
+
+#[test]
+fn settle_on_the_embedded_chain_then_verify_and_catch_tampering() {
+    let dir = tempfile::tempdir().unwrap();
+    let chain = dir.path().join("chain");
+    settle_then_verify_and_catch_tampering(&["--chain-dir", chain.to_str().unwrap()], &[]);
+}
+
+/// A scenario's journal settled with `l2x settle submit` on `chain`, then verified, proved,
+/// and checked against a missing and a tampered batch file.
+fn settle_then_verify_and_catch_tampering(chain: &[&str], submit_extra: &[&str]) {
     let dir = tempfile::tempdir().unwrap();
     let journal: PathBuf = dir.path().join("journal");
     let batches: PathBuf = dir.path().join("batches");
@@ -28,43 +44,23 @@ fn settle_submit_then_verify_and_catch_tampering() {
     assert!(run.status.success(), "{}", text(&run));
     let (j, b) = (journal.to_str().unwrap(), batches.to_str().unwrap());
 
-    let deployed = l2x(&["settle", "deploy", "--rpc-url", &url, "--key", KEY]);
-    assert!(deployed.status.success(), "{}", text(&deployed));
-    let contract = String::from_utf8(deployed.stdout).unwrap().trim().to_string();
-
     // One epoch per command (--epoch-ms 0): many batches from a short scenario.
-    let submit = l2x(&[
-        "settle",
-        "submit",
-        "--journal",
-        j,
-        "--batches",
-        b,
-        "--rpc-url",
-        &url,
-        "--key",
-        KEY,
-        "--contract",
-        &contract,
-        "--epoch-ms",
-        "0",
-    ]);
+    let submit =
+        l2x(&[&["settle", "submit", "--journal", j, "--batches", b, "--epoch-ms", "0"], chain, submit_extra].concat());
     assert!(submit.status.success(), "{}", text(&submit));
     assert!(text(&submit).contains("the chain had 0"), "{}", text(&submit));
 
-    let verify = |extra: &[&str]| {
-        l2x(&[&["settle", "verify", "--journal", j, "--rpc-url", &url, "--contract", &contract][..], extra].concat())
-    };
+    let verify = |extra: &[&str]| l2x(&[&["settle", "verify", "--journal", j][..], chain, extra].concat());
     let ok = verify(&["--batches", b, "--epoch-ms", "0"]);
     assert!(ok.status.success(), "{}", text(&ok));
     assert!(text(&ok).contains("batch files match") && text(&ok).contains("committed roots match"), "{}", text(&ok));
 
     // Status: everything local is on chain.
-    let status = l2x(&["settle", "status", "--batches", b, "--rpc-url", &url, "--contract", &contract]);
+    let status = l2x(&[&["settle", "status", "--batches", b][..], chain].concat());
     assert!(status.status.success() && text(&status).contains("lag: 0 batches"), "{}", text(&status));
     // A proof from the batch files alone, checked by the contract, for an account with a
     // position; and an absent account.
-    let proof = l2x(&["settle", "prove", "--batches", b, "--account", "2", "--rpc-url", &url, "--contract", &contract]);
+    let proof = l2x(&[&["settle", "prove", "--batches", b, "--account", "2"][..], chain].concat());
     assert!(proof.status.success(), "{}", text(&proof));
     let json: serde_json::Value = serde_json::from_slice(&proof.stdout).unwrap();
     assert_eq!(json["verified_by_contract"], serde_json::json!(true), "{json}");
@@ -106,6 +102,26 @@ fn settle_submit_then_verify_and_catch_tampering() {
 /// closed epoch to the node; an auditor's `settle verify` agrees with the chain.
 #[test]
 fn serve_settles_on_a_node_while_it_trades() {
+    let node = l2x_settlement::devnode::Anvil::spawn().unwrap();
+    let url = node.url().to_string();
+    let deployed = l2x(&["settle", "deploy", "--rpc-url", &url, "--key", KEY]);
+    let contract = String::from_utf8(deployed.stdout).unwrap().trim().to_string();
+    let chain = ["--rpc-url", &url, "--contract", &contract];
+    serve_settles_while_it_trades(&[&["--chain", "rpc", "--key", KEY][..], &chain].concat(), |_| {
+        chain.iter().map(ToString::to_string).collect()
+    });
+}
+
+/// `l2x serve` settles on the embedded chain in DATA_DIR/chain by default; an auditor reads
+/// it while the node runs.
+#[test]
+fn serve_settles_on_the_embedded_chain_by_default() {
+    serve_settles_while_it_trades(&[], |data| vec!["--chain-dir".into(), format!("{data}/chain")]);
+}
+
+/// Starts `l2x serve` with `serve_chain`, trades over TCP, waits for the submitter to settle
+/// every epoch, and verifies the journal against the chain `verify_chain(data_dir)` names.
+fn serve_settles_while_it_trades(serve_chain: &[&str], verify_chain: impl Fn(&str) -> Vec<String>) {
     use std::io::{BufRead, BufReader};
 
     use l2x_gateway::auth::Key;
@@ -113,17 +129,13 @@ fn serve_settles_on_a_node_while_it_trades() {
     use l2x_gateway::codec::{ClientMsg, Report, ServerMsg, WireOrder};
     use l2x_types::{AccountId, ClientOrderId, InstrumentId, Price, Qty, Side};
 
-    let node = l2x_settlement::devnode::Anvil::spawn().unwrap();
-    let url = node.url().to_string();
-    let deployed = l2x(&["settle", "deploy", "--rpc-url", &url, "--key", KEY]);
-    let contract = String::from_utf8(deployed.stdout).unwrap().trim().to_string();
     let dir = tempfile::tempdir().unwrap();
     let data = dir.path().join("node");
     let data = data.to_str().unwrap();
     let mut serve = KillOnDrop(
         Command::new(env!("CARGO_BIN_EXE_l2x"))
             .args(["serve", "--data-dir", data, "--order-entry", "127.0.0.1:0", "--market-data", "127.0.0.1:0"])
-            .args(["--chain", "rpc", "--rpc-url", &url, "--key", KEY, "--contract", &contract])
+            .args(serve_chain)
             .args(["--epoch-ms", "0", "--settle-every-ms", "20"])
             .stdin(Stdio::null())
             .stdout(Stdio::piped())
@@ -153,8 +165,9 @@ fn serve_settles_on_a_node_while_it_trades() {
             break;
         }
     }
-    let verify =
-        l2x(&["settle", "verify", "--journal", data, "--rpc-url", &url, "--contract", &contract, "--epoch-ms", "0"]);
+    let chain = verify_chain(data);
+    let chain: Vec<&str> = chain.iter().map(String::as_str).collect();
+    let verify = l2x(&[&["settle", "verify", "--journal", data, "--epoch-ms", "0"][..], &chain].concat());
     assert!(verify.status.success(), "{}", text(&verify));
     assert!(text(&verify).contains("9 committed roots match"), "{}", text(&verify));
 }
