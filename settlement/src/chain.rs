@@ -134,12 +134,19 @@ pub enum ChainError {
     /// Bad configuration (a key or URL that does not parse).
     #[error("{0}")]
     Config(String),
-    /// Transactions of the submitter are still pending: nothing is sent until they land
-    /// (replacing a stuck one with a higher fee is still to be built).
-    #[error("{count} transaction(s) of the submitter still pending; not sending another")]
+    /// More than one transaction of the submitter is pending: not the submitter's doing,
+    /// and nothing is sent until they land or leave.
+    #[error("{count} transactions of the submitter still pending; not sending another")]
     Pending {
         /// How many.
         count: u64,
+    },
+    /// The commit's nonce was used by another transaction of the submitter's key (one sent
+    /// before a restart, say): read the chain again to see whether the batch landed.
+    #[error("nonce {nonce} was used by another transaction of the submitter; read the chain again")]
+    NonceUsed {
+        /// The nonce.
+        nonce: u64,
     },
 }
 
@@ -185,8 +192,71 @@ pub struct RpcChain {
     submitter: Address,
     confirmations: u64,
     timeout: Duration,
-    /// How long a commit may wait for its confirmations.
-    confirmation_timeout: Duration,
+    /// How commits are priced, replaced and waited for.
+    policy: SendPolicy,
+    /// The last commit transaction this process sent (to price a replacement above it).
+    in_flight: Option<InFlight>,
+}
+
+/// How the submitter's transactions are priced, replaced when stuck, and waited for.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct SendPolicy {
+    /// How often a pending commit is looked at (receipt, still in the pool, confirmations),
+    /// once it has been pending a while (the first looks come sooner).
+    pub poll: Duration,
+    /// A commit not in a block this long after it was sent is replaced: the same nonce at a
+    /// higher fee.
+    pub replace_after: Duration,
+    /// Each replacement pays at least this much more than the one it replaces, in percent,
+    /// on both the fee cap and the tip (nodes require 10 %).
+    pub bump_percent: u128,
+    /// The most the submitter pays per gas (wei): a spike above it waits instead of paying.
+    pub max_fee_per_gas: u128,
+    /// A commit not confirmed this long after it was first sent fails with
+    /// [`ChainError::Timeout`] (its transaction may still land: the next commit replaces
+    /// it or finds the batch on chain).
+    pub give_up_after: Duration,
+}
+
+impl Default for SendPolicy {
+    /// For Ethereum mainnet: look every second, replace after three slots unmined, bump by
+    /// 12.5 %, never above 500 gwei, give up (for now) after ten minutes.
+    fn default() -> SendPolicy {
+        SendPolicy {
+            poll: Duration::from_secs(1),
+            replace_after: Duration::from_secs(36),
+            bump_percent: 25 / 2,
+            max_fee_per_gas: 500_000_000_000,
+            give_up_after: RpcChain::CONFIRMATION_TIMEOUT,
+        }
+    }
+}
+
+/// A commit transaction sent and not known to be in a block yet.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+struct InFlight {
+    nonce: u64,
+    fees: Fees,
+}
+
+/// EIP-1559 fees of a transaction, wei per gas.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+struct Fees {
+    max_fee: u128,
+    tip: u128,
+}
+
+impl Fees {
+    /// The larger of each.
+    fn max(self, other: Fees) -> Fees {
+        Fees { max_fee: self.max_fee.max(other.max_fee), tip: self.tip.max(other.tip) }
+    }
+
+    /// Both raised by `percent` (and by at least 1 wei).
+    fn bumped(self, percent: u128) -> Fees {
+        let up = |x: u128| x.saturating_add((x.saturating_mul(percent) / 100).max(1));
+        Fees { max_fee: up(self.max_fee), tip: up(self.tip) }
+    }
 }
 
 impl std::fmt::Debug for RpcChain {
@@ -253,7 +323,8 @@ impl RpcChain {
             submitter,
             confirmations: confirmations.max(1),
             timeout,
-            confirmation_timeout: Self::CONFIRMATION_TIMEOUT.max(timeout),
+            policy: SendPolicy::default(),
+            in_flight: None,
         };
         chain.check_contract()?;
         Ok(chain)
@@ -275,7 +346,8 @@ impl RpcChain {
             submitter: Address::ZERO,
             confirmations: 1,
             timeout: Self::TIMEOUT,
-            confirmation_timeout: Self::CONFIRMATION_TIMEOUT,
+            policy: SendPolicy::default(),
+            in_flight: None,
         };
         let contract = abi::L2xSettlement::new(address, chain.provider.clone());
         let provider = chain.provider.clone();
@@ -328,6 +400,23 @@ impl RpcChain {
         self.address
     }
 
+    /// Prices, replaces and waits for commits by `policy` from now on.
+    pub fn set_policy(&mut self, policy: SendPolicy) {
+        self.policy = policy;
+    }
+
+    /// What a commit sent now should pay: the tip the node suggests, and twice the next
+    /// block's base fee on top (room for six full blocks in a row); and that base fee.
+    async fn fees_now(provider: &DynProvider) -> Result<(Fees, u128), ChainError> {
+        let history = provider
+            .get_fee_history(1, alloy::eips::BlockNumberOrTag::Latest, &[])
+            .await
+            .map_err(|e| rpc("reading the base fee", &e))?;
+        let base = history.next_block_base_fee().unwrap_or(0);
+        let tip = provider.get_max_priority_fee_per_gas().await.map_err(|e| rpc("reading the tip", &e))?;
+        Ok((Fees { max_fee: base.saturating_mul(2).saturating_add(tip), tip }, base))
+    }
+
     fn block_on<T>(
         &self,
         what: &'static str,
@@ -359,7 +448,170 @@ impl RpcChain {
         })?;
         receipt.map(|r| r.gas_used).ok_or(ChainError::Rpc { what: "reading a receipt", detail: "no receipt".into() })
     }
+}
 
+/// What waiting for a commit needs of the chain.
+struct Waiter {
+    provider: DynProvider,
+    submitter: Address,
+    confirmations: u64,
+    policy: SendPolicy,
+}
+
+impl Waiter {
+    /// Sends the commit, replaces it when it is stuck or dropped, and returns the receipt of
+    /// whichever of its versions landed once it has the configured confirmations.
+    ///
+    /// Pricing: the first version pays `first` (the caller's price, which already outbids a
+    /// pending transaction of ours); each replacement pays the price of the moment or the
+    /// last version's plus `bump_percent`, whichever is higher. No version pays more than
+    /// `max_fee_per_gas`; while the base fee alone is above it (a spike), nothing is sent
+    /// and the commit waits, up to `give_up_after`.
+    async fn send_and_wait(
+        &self,
+        request: TransactionRequest,
+        nonce: u64,
+        first: Fees,
+        in_flight: &mut Option<InFlight>,
+    ) -> Result<alloy::rpc::types::TransactionReceipt, ChainError> {
+        let provider = &self.provider;
+        let policy = self.policy;
+        // Every version sent: any of them may be the one a block includes.
+        let mut sent: Vec<B256> = Vec::new();
+        // The price of the last version the node took or turned down as underpriced.
+        let mut last: Option<Fees> = None;
+        let mut last_sent = tokio::time::Instant::now();
+        let mut want_send = true;
+        // Looks come quickly after a send (a node that mines at once has the receipt within
+        // milliseconds), then slow down to `poll`.
+        let first_pause = Duration::from_millis(10).min(policy.poll);
+        let mut pause = first_pause;
+        loop {
+            if want_send {
+                let (now, base) = RpcChain::fees_now(provider).await?;
+                let wanted = match last {
+                    None => first.max(now),
+                    Some(previous) => now.max(previous.bumped(policy.bump_percent)),
+                };
+                let price = Fees {
+                    max_fee: wanted.max_fee.min(policy.max_fee_per_gas),
+                    tip: wanted.tip.min(policy.max_fee_per_gas),
+                };
+                let includable = base <= price.max_fee;
+                let outbids = last.is_none_or(|p| {
+                    let needed = p.bumped(policy.bump_percent);
+                    price.max_fee >= needed.max_fee && price.tip >= needed.tip
+                });
+                if includable && outbids {
+                    let tx = request.clone().max_fee_per_gas(price.max_fee).max_priority_fee_per_gas(price.tip);
+                    match provider.send_transaction(tx).await {
+                        Ok(pending) => {
+                            sent.push(*pending.tx_hash());
+                            *in_flight = Some(InFlight { nonce, fees: price });
+                            last = Some(price);
+                            last_sent = tokio::time::Instant::now();
+                            want_send = false;
+                            pause = first_pause;
+                        }
+                        // A transaction of ours with this nonce is in the pool at a price
+                        // we did not know: outbid it on the next turn.
+                        Err(e) if is_underpriced(&e) => last = Some(price),
+                        Err(e) if sent.is_empty() => return Err(rpc("sending the commit", &e)),
+                        // A version already sent may still land; the next turn tries again.
+                        Err(_) => {}
+                    }
+                }
+            }
+            match self.look(&sent, nonce).await? {
+                Look::Confirmed(receipt) => return Ok(*receipt),
+                Look::InBlock => want_send = false,
+                Look::Pending => self.replace_if_stuck(&sent, last_sent, &mut want_send).await?,
+            }
+            tokio::time::sleep(pause).await;
+            pause = (pause * 2).min(policy.poll);
+        }
+    }
+
+    /// Decides whether the newest version must be sent again: dropped from the pool, or not
+    /// in a block after `replace_after`.
+    async fn replace_if_stuck(
+        &self,
+        sent: &[B256],
+        last_sent: tokio::time::Instant,
+        want_send: &mut bool,
+    ) -> Result<(), ChainError> {
+        // Dropped from the pool (a reorg or the node's own eviction): send it again; not
+        // in a block after `replace_after`: replace it.
+        if let Some(&newest) = sent.last() {
+            let known = self
+                .provider
+                .get_transaction_by_hash(newest)
+                .await
+                .map_err(|e| rpc("looking for the commit", &e))?
+                .is_some();
+            if !known || last_sent.elapsed() >= self.policy.replace_after {
+                *want_send = true;
+            }
+        }
+        Ok(())
+    }
+
+    /// Where the commit is: a version in a block with the configured confirmations, in a
+    /// block with fewer, or none in a block.
+    async fn look(&self, sent: &[B256], nonce: u64) -> Result<Look, ChainError> {
+        let provider = &self.provider;
+        let mut landed = None;
+        for hash in sent.iter().rev() {
+            let receipt = provider.get_transaction_receipt(*hash).await.map_err(|e| rpc("reading a receipt", &e))?;
+            if receipt.is_some() {
+                landed = receipt;
+                break;
+            }
+        }
+        if let Some(receipt) = landed {
+            let Some(block) = receipt.block_number else { return Ok(Look::InBlock) };
+            let head = provider.get_block_number().await.map_err(|e| rpc("reading the block number", &e))?;
+            let deep = head.saturating_sub(block) + 1 >= self.confirmations;
+            return Ok(if deep { Look::Confirmed(Box::new(receipt)) } else { Look::InBlock });
+        }
+        let mined = provider
+            .get_transaction_count(self.submitter)
+            .block_id(BlockId::latest())
+            .await
+            .map_err(|e| rpc("reading the nonce", &e))?;
+        if mined > nonce {
+            // The nonce is used: by one of these versions whose receipt the node has not
+            // indexed yet, or by a transaction that is none of them (one sent before a
+            // restart) — then whether the batch landed is the chain's to say.
+            for hash in sent {
+                let tx =
+                    provider.get_transaction_by_hash(*hash).await.map_err(|e| rpc("looking for the commit", &e))?;
+                if tx.is_some() {
+                    return Ok(Look::InBlock);
+                }
+            }
+            return Err(ChainError::NonceUsed { nonce });
+        }
+        Ok(Look::Pending)
+    }
+}
+
+/// Where a commit is (see `Waiter::look`).
+enum Look {
+    Confirmed(Box<alloy::rpc::types::TransactionReceipt>),
+    InBlock,
+    Pending,
+}
+
+/// Whether a node turned a transaction down because one with its nonce is pending at a
+/// price it does not beat (geth: "replacement transaction underpriced"; anvil and others
+/// word it alike).
+fn is_underpriced(e: &dyn std::fmt::Display) -> bool {
+    let text = e.to_string().to_lowercase();
+    text.contains("underpriced") || text.contains("already known") || text.contains("replacement")
+}
+
+impl RpcChain {
     fn check_contract(&mut self) -> Result<(), ChainError> {
         let (address, submitter) = (self.address, self.submitter);
         let provider = self.provider.clone();
@@ -433,18 +685,6 @@ impl Chain for RpcChain {
         let h = batch.header;
         let commit = commit_call(batch);
         let call = contract.call_builder(&commit);
-        // A transaction of ours still pending (a commit whose wait timed out, say): sending
-        // another would queue a duplicate behind it. It must land first.
-        let (provider, submitter) = (self.provider.clone(), self.submitter);
-        let (latest, pending) = self.block_on("reading the submitter's nonces", async move {
-            let count = |tag| provider.get_transaction_count(submitter).block_id(tag);
-            let latest = count(BlockId::latest()).await.map_err(|e| rpc("reading the nonce", &e))?;
-            let pending = count(BlockId::pending()).await.map_err(|e| rpc("reading the nonce", &e))?;
-            Ok((latest, pending))
-        })?;
-        if pending > latest {
-            return Err(ChainError::Pending { count: pending - latest });
-        }
         // A dry run first: a refusal comes back decoded, and nothing is spent on it; a
         // transport failure is not a refusal.
         let refused = self.block_on("simulating the commit", async {
@@ -457,16 +697,54 @@ impl Chain for RpcChain {
         if let Some(reason) = refused {
             return Err(ChainError::Refused { index: h.index, reason });
         }
-        let sent = self
-            .block_on("sending the commit", async { call.send().await.map_err(|e| rpc("sending the commit", &e)) })?;
-        let confirmations = self.confirmations;
-        let receipt =
-            self.block_on_for("waiting for the commit's confirmations", self.confirmation_timeout, async {
-                sent.with_required_confirmations(confirmations)
-                    .get_receipt()
-                    .await
-                    .map_err(|e| rpc("waiting for the commit", &e))
-            })?;
+        let (provider, submitter) = (self.provider.clone(), self.submitter);
+        let (latest, pending) = self.block_on("reading the submitter's nonces", async move {
+            let count = |tag| provider.get_transaction_count(submitter).block_id(tag);
+            let latest = count(BlockId::latest()).await.map_err(|e| rpc("reading the nonce", &e))?;
+            let pending = count(BlockId::pending()).await.map_err(|e| rpc("reading the nonce", &e))?;
+            Ok((latest, pending))
+        })?;
+        // One transaction of ours pending (a commit whose wait timed out, or one sent before
+        // a restart) is replaced: same nonce, higher fee, so that at most one lands. More
+        // than one is not the submitter's doing; nothing is sent.
+        if pending > latest + 1 {
+            return Err(ChainError::Pending { count: pending - latest });
+        }
+        let nonce = latest;
+        let provider = self.provider.clone();
+        let (mut fees, _) = self.block_on("pricing the commit", Self::fees_now(&provider))?;
+        if pending > latest {
+            fees = match self.in_flight.filter(|f| f.nonce == nonce) {
+                Some(previous) => fees.max(previous.fees.bumped(self.policy.bump_percent)),
+                // Sent before a restart, at a fee we do not know: outbid it generously (a
+                // node that still finds it underpriced says so, and the price goes up).
+                None => fees.bumped(100),
+            };
+        }
+        let mut request = call.into_transaction_request().with_nonce(nonce);
+        // Estimated on the latest state: the pending one may hold our own stuck commit.
+        let gas = self.block_on("estimating the commit's gas", async {
+            provider
+                .estimate_gas(request.clone())
+                .block(BlockId::latest())
+                .await
+                .map_err(|e| rpc("estimating the commit's gas", &e))
+        })?;
+        request.set_gas_limit(gas.saturating_add(gas / 5));
+        let wait = Waiter {
+            provider: self.provider.clone(),
+            submitter: self.submitter,
+            confirmations: self.confirmations,
+            policy: self.policy,
+        };
+        let in_flight = &mut self.in_flight;
+        let timeout = self.policy.give_up_after;
+        let receipt = self.runtime.block_on(async move {
+            tokio::time::timeout(timeout, wait.send_and_wait(request, nonce, fees, in_flight))
+                .await
+                .map_err(|_| ChainError::Timeout { what: "waiting for the commit", timeout })?
+        })?;
+        self.in_flight = None;
         if !receipt.status() {
             return Err(ChainError::Refused { index: h.index, reason: "the transaction reverted".into() });
         }
