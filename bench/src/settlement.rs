@@ -15,8 +15,8 @@
 //! 4. Batches of a real stream: the `taker-heavy` workload (seed 42, 1,000 accounts,
 //!    `--stream-commands` commands) through the state machine, cut into epochs every
 //!    `--epoch-fills` trades; per batch, its data's bytes and calldata gas (EIP-2028: 16 per
-//!    non-zero byte, 4 per zero byte), raw and compressed with zstd (level 3), per changed
-//!    leaf and per trade.
+//!    non-zero byte, 4 per zero byte), raw and as posted (compressed with zstd at
+//!    `batch::ZSTD_LEVEL`), per changed leaf and per trade.
 //! 5. Gas on a node: the first `--chain-batches` of those batches committed to the contract
 //!    on a local anvil (installed from npm on first use); gas used per batch and per trade,
 //!    as the receipts say.
@@ -228,11 +228,12 @@ fn stream_batches(opts: &Options) -> anyhow::Result<BatchSizes> {
     for b in &batches {
         out.leaves += u64::from(b.header.leaves);
         out.trades += b.header.fills;
-        let compressed = zstd::bulk::compress(&b.data, 3)?;
-        raw += b.data.len() as u64;
-        zst += compressed.len() as u64;
-        gas_raw += calldata_gas(&b.data);
-        gas_zst += calldata_gas(&compressed);
+        // The posted data is compressed (batch format 2); its raw leaf encoding beside it.
+        let uncompressed = b.raw()?;
+        raw += uncompressed.len() as u64;
+        zst += b.data.len() as u64;
+        gas_raw += calldata_gas(&uncompressed);
+        gas_zst += calldata_gas(&b.data);
     }
     let per = |x: u64, n: u64| x as f64 / n.max(1) as f64;
     out.bytes_per_leaf_raw = per(raw, out.leaves);

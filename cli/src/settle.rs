@@ -21,6 +21,7 @@ use std::io::{self, Write};
 use std::path::PathBuf;
 use std::process::ExitCode;
 
+use alloy::primitives::B256;
 use anyhow::{Context, Result};
 use l2x_risk::Ledger;
 use l2x_settlement::batch::Batch;
@@ -251,6 +252,10 @@ pub(crate) fn settle(cmd: SettleCmd) -> Result<ExitCode> {
                 .collect();
             writeln!(out, "{} epochs recomputed from {}", computed.len(), journal.display())?;
             let mut failed = false;
+            // The data each batch was posted with: its file's when there is one that says
+            // what the journal says (the chain's data hash binds those bytes; recompressing
+            // with another zstd could give others).
+            let mut posted: Vec<B256> = computed.iter().map(|b| b.header.data_hash).collect();
             if let Some(dir) = batches {
                 let files = submitter::read_batches(&dir)?;
                 // Files by their own index: a missing one is named, not blamed on the next.
@@ -265,10 +270,13 @@ pub(crate) fn settle(cmd: SettleCmd) -> Result<ExitCode> {
                                 "batch {index}: a batch file, but the journal closes only {} epochs",
                                 computed.len()
                             )),
-                            Some(mine) if f != mine => {
+                            Some(mine) if !f.same_content(mine) => {
                                 Some(format!("batch {index}: the batch file is not what the journal gives"))
                             }
-                            Some(_) => None,
+                            Some(_) => {
+                                posted[usize::try_from(index - 1)?] = f.header.data_hash;
+                                None
+                            }
                         }
                     };
                     if why.is_some() {
@@ -306,10 +314,10 @@ pub(crate) fn settle(cmd: SettleCmd) -> Result<ExitCode> {
                         ));
                         break;
                     }
-                    if data_hash != mine.data_hash {
+                    let ours = posted[usize::try_from(index - 1)?];
+                    if data_hash != ours {
                         bad = Some(format!(
-                            "batch {index}: the chain has data hash {data_hash}, the journal gives {}",
-                            mine.data_hash
+                            "batch {index}: the chain has data hash {data_hash}, the batch data hashes to {ours}"
                         ));
                         break;
                     }

@@ -1,18 +1,25 @@
 //! Batches: an epoch as it is stored and posted — a fixed header and the changed leaves in
-//! a compact encoding, bound together by the data's keccak-256 (docs/SETTLEMENT.md,
-//! "Batches").
+//! a compact encoding, compressed, bound together by the data's keccak-256
+//! (docs/SETTLEMENT.md, "Batches").
 //!
 //! ```text
-//!  file  = "L2XBATCH" ‖ u32 version ‖ header (fixed, 212 bytes) ‖ data
-//!  data  = leaf*                       (what is posted as calldata)
+//!  file  = "L2XBATCH" ‖ u32 version = 2 ‖ header (fixed, 212 bytes) ‖ data
+//!  data  = zstd(raw)                   (what is posted as calldata, and hashed)
+//!  raw   = leaf*
 //!  leaf  = u64 account ‖ i64 collateral ‖ u16 n ‖ position*n
 //!  position = u32 instrument ‖ i64 size ‖ i128 cost ‖ i128 fundingIndex      (44 bytes)
 //!  header.data_hash = keccak256(data)
 //! ```
 //!
 //! Integers are big-endian (as the EVM reads them). Leaves are in strictly increasing
-//! account order. From the batches alone anyone rebuilds every leaf: decode the data, hash
-//! each leaf's ABI encoding, update the tree, and the root must be the header's.
+//! account order. From the batches alone anyone rebuilds every leaf: decompress and decode
+//! the data, hash each leaf's ABI encoding, update the tree, and the root must be the
+//! header's.
+//!
+//! Compression halves the calldata gas (measured in BENCHMARKS.md). Its bytes are not a
+//! function of the leaves alone: another zstd version may compress the same leaves
+//! differently. So the leaves are what a batch *is* ([`Batch::same_content`]); the data a
+//! batch was posted with is kept in its file, and its hash is what the chain holds.
 
 use std::path::{Path, PathBuf};
 
@@ -23,8 +30,12 @@ use crate::leaf::{AccountLeaf, Position};
 
 /// Start of a batch file.
 pub const MAGIC: &[u8; 8] = b"L2XBATCH";
-/// Format version of batch files this code writes and reads.
-pub const VERSION: u32 = 1;
+/// Format version of batch files this code writes and reads (1: uncompressed data).
+pub const VERSION: u32 = 2;
+/// The zstd level batches are compressed at.
+pub const ZSTD_LEVEL: i32 = 9;
+/// The most raw bytes a batch may declare (a bound on what decompression allocates).
+pub const MAX_RAW_LEN: u64 = 1 << 30;
 /// Bytes of the encoded header.
 pub const HEADER_LEN: usize = 8 * 5 + 32 * 3 + 8 * 2 + 4 + 56;
 
@@ -49,10 +60,12 @@ pub struct Header {
     pub data_hash: B256,
     /// Trades in the epoch.
     pub fills: u64,
-    /// Bytes of data.
+    /// Bytes of data (compressed).
     pub data_len: u64,
     /// Leaves in the data.
     pub leaves: u32,
+    /// Bytes of the raw leaf encoding the data decompresses to.
+    pub raw_len: u64,
 }
 
 /// A batch: header and data.
@@ -60,7 +73,7 @@ pub struct Header {
 pub struct Batch {
     /// The header.
     pub header: Header,
-    /// The encoded changed leaves.
+    /// The changed leaves, encoded and compressed: what is posted.
     pub data: Vec<u8>,
 }
 
@@ -190,7 +203,9 @@ impl Batch {
             epoch.changes.iter().all(|l| l.positions.len() <= usize::from(u16::MAX)),
             "a leaf with more than 65,535 positions cannot be encoded"
         );
-        let data = encode_leaves(&epoch.changes);
+        let raw = encode_leaves(&epoch.changes);
+        // Compressing bytes in memory fails only if zstd cannot allocate its context.
+        let data = zstd::bulk::compress(&raw, ZSTD_LEVEL).unwrap_or_else(|e| panic!("zstd: {e}"));
         let header = Header {
             index: epoch.index,
             first_seq: epoch.first_seq,
@@ -203,8 +218,38 @@ impl Batch {
             fills: epoch.fills,
             data_len: data.len() as u64,
             leaves: u32::try_from(epoch.changes.len()).unwrap_or(u32::MAX),
+            raw_len: raw.len() as u64,
         };
         Batch { header, data }
+    }
+
+    /// Whether two batches say the same thing: the same header (but for the data's hash and
+    /// length) and the same leaves, however their data was compressed.
+    pub fn same_content(&self, other: &Batch) -> bool {
+        let strip = |h: Header| Header { data_hash: B256::ZERO, data_len: 0, ..h };
+        strip(self.header) == strip(other.header)
+            && match (self.raw(), other.raw()) {
+                (Ok(a), Ok(b)) => a == b,
+                _ => false,
+            }
+    }
+
+    /// The raw leaf encoding: the data decompressed, exactly `raw_len` bytes.
+    ///
+    /// # Errors
+    /// [`BatchError::Malformed`] if the data is not a zstd frame of that length.
+    pub fn raw(&self) -> Result<Vec<u8>, BatchError> {
+        let declared = self.header.raw_len;
+        if declared > MAX_RAW_LEN {
+            return Err(malformed(format!("{declared} raw bytes declared, at most {MAX_RAW_LEN}"), 12));
+        }
+        let capacity = usize::try_from(declared).unwrap_or(usize::MAX);
+        let raw = zstd::bulk::decompress(&self.data, capacity)
+            .map_err(|e| malformed(format!("the data does not decompress: {e}"), 12 + HEADER_LEN))?;
+        if raw.len() != capacity {
+            return Err(malformed(format!("{} raw bytes, the header says {declared}", raw.len()), 12 + HEADER_LEN));
+        }
+        Ok(raw)
     }
 
     /// The file's bytes.
@@ -222,6 +267,7 @@ impl Batch {
         out.extend_from_slice(&h.fills.to_be_bytes());
         out.extend_from_slice(&h.data_len.to_be_bytes());
         out.extend_from_slice(&h.leaves.to_be_bytes());
+        out.extend_from_slice(&h.raw_len.to_be_bytes());
         out.resize(12 + HEADER_LEN, 0);
         out.extend_from_slice(&self.data);
         out
@@ -251,8 +297,9 @@ impl Batch {
         let fills = c.u64("fills")?;
         let data_len = c.u64("data length")?;
         let leaves = u32::from_be_bytes(c.take::<4>("leaf count")?);
+        let raw_len = c.u64("raw length")?;
         let pad = c.at;
-        if c.take::<56>("header padding")? != [0u8; 56] {
+        if c.take::<48>("header padding")? != [0u8; 48] {
             return Err(malformed("non-zero header padding", pad));
         }
         let header = Header {
@@ -267,6 +314,7 @@ impl Batch {
             fills,
             data_len,
             leaves,
+            raw_len,
         };
         if index == 0 || first_seq == 0 || first_seq > last_seq {
             return Err(malformed("index or sequence range out of range", 12));
@@ -278,22 +326,24 @@ impl Batch {
         if keccak256(data) != data_hash {
             return Err(BatchError::DataHash { index });
         }
-        let decoded = decode_leaves(data).map_err(|e| match e {
-            BatchError::Malformed { what, offset } => malformed(what, offset + 12 + HEADER_LEN),
+        let batch = Batch { header, data: data.to_vec() };
+        // Offsets of the raw leaves are within the decompressed data.
+        let decoded = batch.leaves().map_err(|e| match e {
+            BatchError::Malformed { what, offset } => malformed(format!("{what} (raw data)"), offset),
             other => other,
         })?;
         if decoded.len() != leaves as usize {
             return Err(malformed(format!("{} leaves, the header says {leaves}", decoded.len()), 12 + HEADER_LEN));
         }
-        Ok(Batch { header, data: data.to_vec() })
+        Ok(batch)
     }
 
     /// The changed leaves.
     ///
     /// # Errors
-    /// As [`decode_leaves`].
+    /// As [`Batch::raw`] and [`decode_leaves`].
     pub fn leaves(&self) -> Result<Vec<AccountLeaf>, BatchError> {
-        decode_leaves(&self.data)
+        decode_leaves(&self.raw()?)
     }
 
     /// The file name of batch `index`: `batch-00000000000000000001.l2xb`.
@@ -470,6 +520,37 @@ mod tests {
         // Data that is not leaves in order.
         let swapped = encode_leaves(&[leaf(4, 0), leaf(3, 0)]);
         assert!(matches!(decode_leaves(&swapped), Err(BatchError::Malformed { offset: 18, .. })));
+    }
+
+    #[test]
+    fn data_compressed_by_another_zstd_is_the_same_batch() {
+        let mut tree = Tree::new();
+        let leaves: Vec<AccountLeaf> = (1..200).map(|a| leaf(a * 3, u32::try_from(a % 3).unwrap_or(0))).collect();
+        let b = Batch::of(&epoch(1, B256::ZERO, leaves, &mut tree));
+        assert!(b.data.len() < b.header.raw_len as usize / 2, "{} of {}", b.data.len(), b.header.raw_len);
+        // The same leaves at another level: other bytes, another hash, the same batch.
+        let raw = b.raw().unwrap_or_default();
+        let other_data = zstd::bulk::compress(&raw, 1).unwrap_or_default();
+        assert_ne!(other_data, b.data);
+        let other = Batch {
+            header: Header { data_hash: keccak256(&other_data), data_len: other_data.len() as u64, ..b.header },
+            data: other_data,
+        };
+        assert!(Batch::decode(&other.encode()).is_ok());
+        assert!(other.same_content(&b) && b.same_content(&other));
+        // Another leaf, or another header field: not the same batch.
+        let mut changed = raw.clone();
+        changed[9] ^= 1;
+        let changed_data = zstd::bulk::compress(&changed, ZSTD_LEVEL).unwrap_or_default();
+        let changed = Batch { data: changed_data, ..b.clone() };
+        assert!(!changed.same_content(&b));
+        let later = Batch { header: Header { epoch_ts: 78, ..b.header }, ..b.clone() };
+        assert!(!later.same_content(&b));
+        // A raw length that is a lie, or absurd: refused, nothing huge allocated.
+        for raw_len in [b.header.raw_len - 1, b.header.raw_len + 1, u64::MAX] {
+            let lie = Batch { header: Header { raw_len, ..b.header }, ..b.clone() };
+            assert!(matches!(Batch::decode(&lie.encode()), Err(BatchError::Malformed { .. })), "{raw_len}");
+        }
     }
 
     #[test]

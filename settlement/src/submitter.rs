@@ -96,24 +96,30 @@ pub struct Submitter {
     follower: Follower,
     /// The batch of every epoch closed so far.
     closed: Vec<Batch>,
+    /// How many of them have their file written or checked (only those are committed).
+    stored: usize,
 }
 
 impl Submitter {
     /// A submitter of the journal in `journal`, writing batch files into `batches`, with
     /// this epoch policy and the risk configuration the journal is replayed with.
     pub fn new(journal: PathBuf, batches: PathBuf, policy: Policy, ledger: Ledger) -> Submitter {
-        Submitter { journal, batches, verified: 0, follower: Follower::new(policy, &ledger), closed: Vec::new() }
+        Submitter {
+            journal,
+            batches,
+            verified: 0,
+            follower: Follower::new(policy, &ledger),
+            closed: Vec::new(),
+            stored: 0,
+        }
     }
 
-    /// Reads the journal's commands after the last one read; returns the index of the first
-    /// batch this pass closed.
-    fn follow(&mut self) -> Result<usize, SubmitError> {
-        let first_new = self.closed.len();
+    /// Reads the journal's commands after the last one read.
+    fn follow(&mut self) -> Result<(), SubmitError> {
         let mut epochs = Vec::new();
         let read = self.follower.read(&self.journal, &mut epochs);
         self.closed.extend(epochs.iter().map(Batch::of));
-        read?;
-        Ok(first_new)
+        Ok(read?)
     }
 
     /// Reads the journal's new commands (all of it on the first pass), writes (or checks)
@@ -123,24 +129,22 @@ impl Submitter {
     /// # Errors
     /// [`SubmitError`]; on a disagreement nothing more is committed.
     pub fn sync(&mut self, chain: &mut dyn Chain) -> Result<Synced, SubmitError> {
-        let first_new = self.follow()?;
+        self.follow()?;
         std::fs::create_dir_all(&self.batches)
             .map_err(|source| BatchError::Io { path: self.batches.clone(), source })?;
+        // Every batch not stored yet (also those of a pass that failed half-way).
+        while let Some(b) = self.closed.get(self.stored) {
+            let stored = self.store(b)?;
+            self.closed[self.stored] = stored;
+            self.stored += 1;
+        }
         let closed = std::mem::take(&mut self.closed);
-        let result = self.sync_batches(&closed, first_new, chain);
+        let result = self.sync_batches(&closed, chain);
         self.closed = closed;
         result
     }
 
-    fn sync_batches(
-        &mut self,
-        batches: &[Batch],
-        first_new: usize,
-        chain: &mut dyn Chain,
-    ) -> Result<Synced, SubmitError> {
-        for b in &batches[first_new..] {
-            self.store(b)?;
-        }
+    fn sync_batches(&mut self, batches: &[Batch], chain: &mut dyn Chain) -> Result<Synced, SubmitError> {
         let (before, _) = chain.last_committed()?;
         let mut committed = 0;
         loop {
@@ -168,18 +172,20 @@ impl Submitter {
         }
     }
 
-    /// Writes a batch file, or checks the one already there.
-    fn store(&self, batch: &Batch) -> Result<(), SubmitError> {
+    /// Writes a batch file, or checks the one already there; returns the batch as stored.
+    /// A file with the same content is kept as it is: it may be on chain already, and its
+    /// data (compressed by whatever zstd wrote it) is what the chain's data hash binds.
+    fn store(&self, batch: &Batch) -> Result<Batch, SubmitError> {
         let path = self.batches.join(Batch::file_name(batch.header.index));
         if path.exists() {
             let on_disk = Batch::read(&path)?;
-            if on_disk != *batch {
+            if !on_disk.same_content(batch) {
                 return Err(SubmitError::LocalMismatch { index: batch.header.index, path });
             }
-            return Ok(());
+            return Ok(on_disk);
         }
         batch.write(&self.batches)?;
-        Ok(())
+        Ok(batch.clone())
     }
 }
 

@@ -227,3 +227,38 @@ fn check_same_views(a: &mut dyn Chain, b: &mut dyn Chain, last: u64) {
         assert_eq!(a.committed(index).unwrap(), b.committed(index).unwrap(), "batch {index}");
     }
 }
+
+/// Batch files whose data another zstd compressed (other bytes, the same leaves) are kept
+/// and committed as they are: the chain's data hash is the file's.
+#[test]
+fn batch_files_compressed_by_another_zstd_are_committed_as_they_are() {
+    use alloy::primitives::keccak256;
+    use l2x_settlement::batch::Header;
+
+    let (dir, batches, chain_dir) =
+        (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
+    let cmds = stream(4, 600);
+    let (mut w, _) = JournalWriter::open(dir.path(), 1 << 20).unwrap();
+    for c in &cmds {
+        w.append(c).unwrap();
+    }
+    w.sync().unwrap();
+    let expected = epoch::from_journal(dir.path(), POLICY, &Ledger::default()).unwrap();
+    let mut files = Vec::new();
+    for e in &expected {
+        let ours = Batch::of(e);
+        let data = zstd::bulk::compress(&ours.raw().unwrap(), 1).unwrap();
+        let header = Header { data_hash: keccak256(&data), data_len: data.len() as u64, ..ours.header };
+        let theirs = Batch { header, data };
+        assert_ne!(theirs.header.data_hash, ours.header.data_hash);
+        theirs.write(batches.path()).unwrap();
+        files.push(theirs);
+    }
+    let mut chain = EmbeddedChain::open(chain_dir.path()).unwrap();
+    let mut sub = Submitter::new(dir.path().to_path_buf(), batches.path().to_path_buf(), POLICY, Ledger::default());
+    let synced = sub.sync(&mut chain).unwrap();
+    assert_eq!(synced.committed, expected.len() as u64);
+    for f in &files {
+        assert_eq!(chain.committed(f.header.index).unwrap(), (f.header.new_root, f.header.data_hash));
+    }
+}
