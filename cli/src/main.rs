@@ -8,6 +8,7 @@ use std::io::{self, BufReader, BufWriter, Write};
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
+mod demo;
 mod serve;
 mod settle;
 
@@ -71,8 +72,9 @@ enum Cmd {
         #[command(subcommand)]
         which: settle::SettleCmd,
     },
-    /// Run a short built-in scenario through the engine and show what happened.
-    Demo,
+    /// Start the node on its embedded defaults, trade on it over TCP for a few seconds,
+    /// settle on the embedded chain, and verify every committed root from the journal.
+    Demo(demo::Options),
     /// Benchmarks (method and results: docs/BENCHMARKS.md).
     Bench {
         #[command(subcommand)]
@@ -129,7 +131,7 @@ fn run(cli: Cli) -> Result<ExitCode> {
         Cmd::Replay { dir, until_seq, state_hash } => replay(&dir, until_seq, state_hash),
         Cmd::Serve(opts) => serve::serve(&opts),
         Cmd::Settle { which } => settle::settle(which),
-        Cmd::Demo => demo(),
+        Cmd::Demo(opts) => demo::demo(&opts),
         Cmd::Bench { which: BenchCmd::Engine(opts) } => {
             let report = l2x_bench::engine::run(&opts)?;
             print_bench(opts.json, || Ok(report.json_lines()?), || report.table())
@@ -262,37 +264,5 @@ fn replay(dir: &Path, until_seq: Option<u64>, state_hash: bool) -> Result<ExitCo
         )?;
         writeln!(out, "state hash     {hash}")?;
     }
-    Ok(ExitCode::SUCCESS)
-}
-
-/// The built-in scenario of `l2x demo` (a golden scenario of the engine's tests).
-const DEMO_SCENARIO: &str = include_str!("../../engine/tests/scenarios/basic_matching.jsonl");
-
-fn demo() -> Result<ExitCode> {
-    let mut runner = Runner::new();
-    let mut events = Vec::new();
-    let mut err = Vec::new();
-    let summary = runner.run(DEMO_SCENARIO.as_bytes(), &mut events, &mut err)?;
-    let stdout = io::stdout();
-    let mut out = stdout.lock();
-    writeln!(out, "l2x demo: the built-in matching scenario, command by command\n")?;
-    let events = String::from_utf8_lossy(&events);
-    for (n, line) in DEMO_SCENARIO.lines().enumerate() {
-        let seq = n + 1;
-        writeln!(out, "> {line}")?;
-        let tag = format!("\"seq\":{seq},");
-        for ev in events.lines().filter(|e| e.contains(&tag)) {
-            writeln!(out, "    {ev}")?;
-        }
-    }
-    let state = runner.state();
-    writeln!(
-        out,
-        "\n{} commands applied, {} orders resting, state hash {}",
-        summary.applied,
-        state.resting_count(),
-        state.canonical().hash()
-    )?;
-    out.write_all(&err)?;
     Ok(ExitCode::SUCCESS)
 }

@@ -22,7 +22,10 @@ use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::process::ExitCode;
 use std::str::FromStr;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex, mpsc};
 
+use alloy::primitives::B256;
 use anyhow::{Context, Result};
 use l2x_engine::pipeline::{Config as PipelineConfig, Durability, Pipeline};
 use l2x_gateway::auth::{Key, Keys};
@@ -116,59 +119,87 @@ fn default_instruments() -> Result<Vec<(InstrumentSpec, Price)>> {
     ])
 }
 
+/// A running node: the pipeline, the gateway over it, and the submitter (if settling).
+pub(crate) struct Node {
+    pub(crate) server: Server,
+    pipeline: Pipeline,
+    /// The journal's last command when the node started (0: a new journal).
+    pub(crate) recovered_seq: u64,
+    pub(crate) settlement: Option<Settlement>,
+}
+
+impl Node {
+    /// Starts the node `opts` describe: recovers (or creates) the journal, starts the
+    /// gateway, lists the default instruments and funds the keys' accounts on a new journal,
+    /// and starts the submitter unless `--chain none`.
+    pub(crate) fn start(opts: &Options, keys: Keys) -> Result<Node> {
+        std::fs::create_dir_all(&opts.data_dir).with_context(|| format!("creating {}", opts.data_dir.display()))?;
+        let durability = if opts.durability == "fsync" { Durability::Fsync } else { Durability::Os };
+        let ledger = Ledger::default();
+        let config = PipelineConfig {
+            durability,
+            snapshot_every: opts.snapshot_every,
+            ledger: ledger.clone(),
+            ..PipelineConfig::default()
+        };
+        let (mut pipeline, recovery) = Pipeline::start(config, &opts.data_dir)
+            .with_context(|| format!("starting the pipeline on {}", opts.data_dir.display()))?;
+        let server_config =
+            ServerConfig { order_entry: opts.order_entry, market_data: opts.market_data, ..ServerConfig::default() };
+        let server = Server::start(server_config, keys.clone(), &mut pipeline, &ledger)?;
+        if recovery.last_seq == 0 {
+            let control = server.control();
+            let submit = |cmd: Command| control.submit(cmd).map_err(|e| anyhow::anyhow!("{e}"));
+            let deposit = Amount(i64::from(opts.deposit_usdc) * 1_000_000);
+            for (i, (spec, price)) in default_instruments()?.into_iter().enumerate() {
+                submit(Command::ListInstrument(Box::new(spec)))?;
+                submit(Command::Oracle { instrument: InstrumentId(u32::try_from(i)?), price })?;
+            }
+            let mut funded = std::collections::BTreeSet::new();
+            for key in keys.iter() {
+                if funded.insert(key.account) {
+                    submit(Command::Deposit { to: Holder::Account(key.account), amount: deposit })?;
+                }
+            }
+        }
+        let settlement = if opts.chain == "none" { None } else { Some(Settlement::start(opts)?) };
+        Ok(Node { server, pipeline, recovered_seq: recovery.last_seq, settlement })
+    }
+
+    /// Stops the gateway (sessions logged out, orders kept), drains and closes the pipeline
+    /// (journal synced), then lets the submitter make a last pass over the whole journal.
+    pub(crate) fn stop(self) -> Result<Option<SettleStatus>> {
+        self.server.stop()?;
+        self.pipeline.shutdown()?;
+        self.settlement.map(Settlement::finish).transpose()
+    }
+}
+
 pub(crate) fn serve(opts: &Options) -> Result<ExitCode> {
     let keys = match &opts.accounts {
         Some(path) => Keys::load(path).with_context(|| format!("accounts file {}", path.display()))?,
         None => demo_keys(),
     };
-    std::fs::create_dir_all(&opts.data_dir).with_context(|| format!("creating {}", opts.data_dir.display()))?;
-    let durability = if opts.durability == "fsync" { Durability::Fsync } else { Durability::Os };
-    let ledger = Ledger::default();
-    let config = PipelineConfig {
-        durability,
-        snapshot_every: opts.snapshot_every,
-        ledger: ledger.clone(),
-        ..PipelineConfig::default()
-    };
-    let (mut pipeline, recovery) = Pipeline::start(config, &opts.data_dir)
-        .with_context(|| format!("starting the pipeline on {}", opts.data_dir.display()))?;
-    let fresh = recovery.last_seq == 0;
-    let server_config =
-        ServerConfig { order_entry: opts.order_entry, market_data: opts.market_data, ..ServerConfig::default() };
-    let server = Server::start(server_config, keys.clone(), &mut pipeline, &ledger)?;
-    if fresh {
-        let control = server.control();
-        let submit = |cmd: Command| control.submit(cmd).map_err(|e| anyhow::anyhow!("{e}"));
-        let deposit = Amount(i64::from(opts.deposit_usdc) * 1_000_000);
-        for (i, (spec, price)) in default_instruments()?.into_iter().enumerate() {
-            submit(Command::ListInstrument(Box::new(spec)))?;
-            submit(Command::Oracle { instrument: InstrumentId(u32::try_from(i)?), price })?;
-        }
-        let mut funded = std::collections::BTreeSet::new();
-        for key in keys.iter() {
-            if funded.insert(key.account) {
-                submit(Command::Deposit { to: Holder::Account(key.account), amount: deposit })?;
-            }
-        }
-    }
+    let node = Node::start(opts, keys)?;
+    let fresh = node.recovered_seq == 0;
     let stdout = io::stdout();
     let mut out = stdout.lock();
     writeln!(
         out,
         "l2x serve: journal {} (recovered to seq {}{})",
         opts.data_dir.display(),
-        recovery.last_seq,
+        node.recovered_seq,
         if fresh { ", new: instruments listed and accounts funded" } else { "" }
     )?;
     if opts.accounts.is_none() {
         writeln!(out, "l2x serve: no --accounts: public demo keys 1-4 (secret = 32 bytes of the id), loopback only")?;
     }
-    writeln!(out, "order entry {}", server.order_entry_addr())?;
-    writeln!(out, "market data {}", server.market_data_addr())?;
+    writeln!(out, "order entry {}", node.server.order_entry_addr())?;
+    writeln!(out, "market data {}", node.server.market_data_addr())?;
     out.flush()?;
     drop(out);
-    if opts.chain != "none" {
-        start_submitter(opts)?;
+    if let Some(s) = &node.settlement {
+        s.print_passes();
     }
     // Runs until the process is stopped; the gateway and the pipeline live on their threads.
     loop {
@@ -191,38 +222,100 @@ fn open_chain(opts: &Options) -> Result<Box<dyn Chain + Send>> {
     Ok(Box::new(RpcChain::connect(url, key, address, opts.confirmations)?))
 }
 
-/// Starts the submitter thread: every `--settle-every-ms` it recomputes the journal's epochs
-/// and commits what the chain lacks (`settlement::submitter`). It prints one line per pass
-/// that committed something; errors are printed and retried on the next pass — the engine
-/// keeps trading while settlement lags.
-fn start_submitter(opts: &Options) -> Result<()> {
-    let mut chain = open_chain(opts)?;
-    let mut submitter = l2x_settlement::submitter::Submitter::new(
-        opts.data_dir.clone(),
-        opts.data_dir.join("batches"),
-        opts.epochs.policy(),
-        Ledger::default(),
-    );
-    let every = std::time::Duration::from_millis(opts.settle_every_ms.max(1));
-    std::thread::Builder::new().name("l2x-submitter".into()).spawn(move || {
-        loop {
-            let line = match submitter.sync(chain.as_mut()) {
-                Ok(s) if s.committed > 0 => Some(format!(
-                    "settled: {} epochs, committed {} (the chain had {}), root {}",
-                    s.epochs, s.committed, s.committed_before, s.root
-                )),
-                Ok(_) => None,
-                Err(e) => Some(format!("settlement: {e} (trading goes on; retrying)")),
-            };
-            if let Some(line) = line {
-                // Nobody reading our output is no reason to stop settling.
-                let stdout = io::stdout();
-                let mut out = stdout.lock();
-                let _ = writeln!(out, "{line}");
-                let _ = out.flush();
+/// What the submitter has done so far.
+#[derive(Clone, Debug, Default)]
+pub(crate) struct SettleStatus {
+    /// Epochs the journal has closed.
+    pub(crate) epochs: u64,
+    /// Batches on the chain.
+    pub(crate) committed: u64,
+    /// The chain's last root.
+    pub(crate) root: B256,
+    /// The last pass's error, if it failed (the next pass retries).
+    pub(crate) error: Option<String>,
+}
+
+/// The submitter thread: every `--settle-every-ms` it recomputes the journal's epochs and
+/// commits what the chain lacks (`settlement::submitter`). Errors are kept in the status and
+/// retried on the next pass — the engine keeps trading while settlement lags.
+pub(crate) struct Settlement {
+    status: Arc<Mutex<SettleStatus>>,
+    print: Arc<AtomicBool>,
+    stop: mpsc::Sender<()>,
+    thread: std::thread::JoinHandle<()>,
+}
+
+impl Settlement {
+    fn start(opts: &Options) -> Result<Settlement> {
+        let mut chain = open_chain(opts)?;
+        let mut submitter = l2x_settlement::submitter::Submitter::new(
+            opts.data_dir.clone(),
+            opts.data_dir.join("batches"),
+            opts.epochs.policy(),
+            Ledger::default(),
+        );
+        let every = std::time::Duration::from_millis(opts.settle_every_ms.max(1));
+        let status = Arc::new(Mutex::new(SettleStatus::default()));
+        let print = Arc::new(AtomicBool::new(false));
+        let (stop, stopped) = mpsc::channel::<()>();
+        let (shared, printing) = (Arc::clone(&status), Arc::clone(&print));
+        let thread = std::thread::Builder::new().name("l2x-submitter".into()).spawn(move || {
+            loop {
+                // A stop (or the node gone) ends the loop after one last pass.
+                let last = !matches!(stopped.recv_timeout(every), Err(mpsc::RecvTimeoutError::Timeout));
+                let result = submitter.sync(chain.as_mut());
+                let line = {
+                    let mut s = shared.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+                    match result {
+                        Ok(synced) => {
+                            *s = SettleStatus {
+                                epochs: synced.epochs,
+                                committed: synced.committed_before + synced.committed,
+                                root: synced.root,
+                                error: None,
+                            };
+                            (synced.committed > 0).then(|| {
+                                format!(
+                                    "settled: {} epochs, committed {} (the chain had {}), root {}",
+                                    synced.epochs, synced.committed, synced.committed_before, synced.root
+                                )
+                            })
+                        }
+                        Err(e) => {
+                            s.error = Some(e.to_string());
+                            Some(format!("settlement: {e} (trading goes on; retrying)"))
+                        }
+                    }
+                };
+                if let Some(line) = line.filter(|_| printing.load(Ordering::Relaxed)) {
+                    // Nobody reading our output is no reason to stop settling.
+                    let stdout = io::stdout();
+                    let mut out = stdout.lock();
+                    let _ = writeln!(out, "{line}");
+                    let _ = out.flush();
+                }
+                if last {
+                    return;
+                }
             }
-            std::thread::sleep(every);
-        }
-    })?;
-    Ok(())
+        })?;
+        Ok(Settlement { status, print, stop, thread })
+    }
+
+    /// From now on, each pass that commits something or fails prints a line.
+    fn print_passes(&self) {
+        self.print.store(true, Ordering::Relaxed);
+    }
+
+    /// What the submitter has done so far.
+    pub(crate) fn status(&self) -> SettleStatus {
+        self.status.lock().unwrap_or_else(std::sync::PoisonError::into_inner).clone()
+    }
+
+    /// Makes the submitter do its last pass and waits for it.
+    fn finish(self) -> Result<SettleStatus> {
+        let _ = self.stop.send(());
+        self.thread.join().map_err(|_| anyhow::anyhow!("the submitter thread panicked"))?;
+        Ok(self.status.lock().unwrap_or_else(std::sync::PoisonError::into_inner).clone())
+    }
 }

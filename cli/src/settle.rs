@@ -157,6 +157,20 @@ pub(crate) enum SettleCmd {
     },
 }
 
+/// `settle verify` of a node's data directory: its journal, its batch files and its
+/// embedded chain, with the default epochs (what `l2x demo` runs at its end).
+pub(crate) fn verify_command(data_dir: &std::path::Path) -> Result<SettleCmd> {
+    #[derive(clap::Parser)]
+    struct Wrapper {
+        #[command(subcommand)]
+        cmd: SettleCmd,
+    }
+    let dir = data_dir.to_str().context("the data directory's path is not UTF-8")?;
+    let (batches, chain) = (format!("{dir}/batches"), format!("{dir}/chain"));
+    let args = ["settle", "verify", "--journal", dir, "--batches", &batches, "--chain-dir", &chain];
+    Ok(<Wrapper as clap::Parser>::try_parse_from(args)?.cmd)
+}
+
 fn address(text: &str) -> Result<alloy::primitives::Address> {
     text.parse().with_context(|| format!("--contract {text:?} is not an address"))
 }

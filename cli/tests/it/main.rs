@@ -2,6 +2,7 @@
 
 #![allow(clippy::unwrap_used, reason = "test code: a panic is the failure report")]
 
+mod demo;
 mod golden;
 mod journal;
 mod serve;

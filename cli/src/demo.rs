@@ -1,0 +1,312 @@
+//! `l2x demo`: the node on its embedded defaults, driven for a few seconds over real TCP,
+//! then stopped, settled and verified.
+//!
+//! ```text
+//!  DATA_DIR (default ./l2x-demo, recreated each run) ─▶ serve::Node::start
+//!     gateway on loopback ports · pipeline + journal · submitter on the embedded chain
+//!  clients (gateway::client over TCP):  makers (keys 1, 2): a bid and an ask on each
+//!     instrument, cancelled and replaced every turn · takers (keys 3, 4): IOC orders
+//!     that cross
+//!  this thread: an oracle random walk every 100 ms (seeded); one status line a second
+//!  after --seconds: clients log out · Node::stop (gateway, pipeline drained, last
+//!     settlement pass) · summary · `l2x settle verify` on what was written, in process
+//! ```
+//!
+//! The workload is seeded; what the clients manage to send in the time given is not (it is
+//! a live system on a shared machine), so two runs trade the same way but not the same
+//! amounts.
+
+#![allow(
+    clippy::disallowed_methods,
+    reason = "the demo runs for a stretch of wall-clock time and measures order-to-ack"
+)]
+
+use std::io::{self, IsTerminal, Write};
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+use std::sync::atomic::{AtomicBool, AtomicI64, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use anyhow::{Context, Result};
+use clap::Parser;
+use hdrhistogram::Histogram;
+use l2x_gateway::auth::{Key, Keys};
+use l2x_gateway::client::{Client, Options as ClientOptions};
+use l2x_gateway::codec::{ClientMsg, Report, ServerMsg, WireOrder};
+use l2x_types::{AccountId, ClientOrderId, Command, InstrumentId, Price, Qty, Side, TimeInForce};
+use rand::{RngExt, SeedableRng};
+use rand_chacha::ChaCha8Rng;
+
+use crate::serve::{self, Node};
+
+/// Options of `l2x demo`.
+#[derive(Clone, Debug, clap::Args)]
+pub(crate) struct Options {
+    /// Where the demo's node keeps its journal, batches and chain (recreated on each run;
+    /// only a directory an earlier demo made is ever removed).
+    #[arg(long, default_value = "l2x-demo")]
+    data_dir: PathBuf,
+    /// How long the clients trade.
+    #[arg(long, default_value_t = 5)]
+    seconds: u64,
+    /// The workload's seed.
+    #[arg(long, default_value_t = 42)]
+    seed: u64,
+}
+
+/// The file that marks a directory as the demo's own.
+const MARKER: &str = ".l2x-demo";
+/// The instruments `l2x serve` lists, and their first prices in ticks.
+const START: [i64; 2] = [100_000, 60_000];
+
+/// What the clients did, shared with the status line.
+#[derive(Default)]
+struct Stats {
+    orders: AtomicU64,
+    rejects: AtomicU64,
+    fills: AtomicU64,
+    /// Order-to-ack, ns.
+    ack: Mutex<Option<Histogram<u64>>>,
+}
+
+impl Stats {
+    fn record_ack(&self, ns: u64) {
+        let mut h = self.ack.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+        if let Some(h) = h.as_mut() {
+            h.saturating_record(ns);
+        }
+    }
+
+    /// (p50, p99) order-to-ack in µs.
+    fn ack_us(&self) -> (u64, u64) {
+        let h = self.ack.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+        h.as_ref().map_or((0, 0), |h| (h.value_at_quantile(0.5) / 1_000, h.value_at_quantile(0.99) / 1_000))
+    }
+}
+
+/// Empties (or creates) the demo directory; refuses one the demo did not make.
+fn prepare(dir: &Path) -> Result<()> {
+    if dir.exists() {
+        let ours = dir.join(MARKER).exists();
+        let empty = std::fs::read_dir(dir).map(|mut d| d.next().is_none()).unwrap_or(false);
+        anyhow::ensure!(ours || empty, "{} exists and is not a demo directory; pass another --data-dir", dir.display());
+        std::fs::remove_dir_all(dir).with_context(|| format!("removing the last demo's {}", dir.display()))?;
+    }
+    std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
+    std::fs::write(dir.join(MARKER), b"made by l2x demo; removed by the next one\n")?;
+    Ok(())
+}
+
+/// `l2x serve`'s options, defaults and all, for the demo's node.
+fn node_options(dir: &Path) -> Result<serve::Options> {
+    #[derive(Parser)]
+    struct Wrapper {
+        #[command(flatten)]
+        serve: serve::Options,
+    }
+    let dir = dir.to_str().context("the demo directory's path is not UTF-8")?;
+    let args = ["l2x-demo", "--data-dir", dir, "--order-entry", "127.0.0.1:0", "--market-data", "127.0.0.1:0"];
+    let more = ["--settle-every-ms", "250"];
+    Ok(Wrapper::try_parse_from(args.iter().chain(&more))?.serve)
+}
+
+fn demo_key(id: u8) -> Key {
+    Key::new(u64::from(id), AccountId(u64::from(id)), [id; 32])
+}
+
+/// Sends `msg` and reads until the report about `cid` that answers it; counts fills met on
+/// the way. Returns whether it was accepted.
+fn send_and_wait(client: &mut Client, msg: &ClientMsg, cid: ClientOrderId, stats: &Stats) -> Result<bool> {
+    let sent = Instant::now();
+    client.send(msg)?;
+    loop {
+        let ServerMsg::Report { report, .. } = client.recv()? else { continue };
+        match report {
+            Report::Fill { .. } => {
+                stats.fills.fetch_add(1, Ordering::Relaxed);
+            }
+            Report::Accepted { cid: c, .. } if c == cid => {
+                if matches!(msg, ClientMsg::NewOrder(_)) {
+                    stats.record_ack(u64::try_from(sent.elapsed().as_nanos()).unwrap_or(u64::MAX));
+                }
+                return Ok(true);
+            }
+            Report::Rejected { cid: c, .. } if c == cid => {
+                // A cancel that finds its order already filled is no reject worth counting.
+                if matches!(msg, ClientMsg::NewOrder(_)) {
+                    stats.rejects.fetch_add(1, Ordering::Relaxed);
+                }
+                return Ok(false);
+            }
+            Report::Cancelled { cid: c, .. } if c == cid && matches!(msg, ClientMsg::Cancel { .. }) => {
+                return Ok(true);
+            }
+            _ => {}
+        }
+    }
+}
+
+/// A market maker: a bid and an ask on each instrument around the oracle, replaced every
+/// turn.
+fn maker(addr: SocketAddr, id: u8, seed: u64, fair: &[AtomicI64; 2], stop: &AtomicBool, stats: &Stats) -> Result<()> {
+    let mut client = Client::connect(addr, &demo_key(id), ClientOptions::default())?;
+    let mut rng = ChaCha8Rng::seed_from_u64(seed ^ u64::from(id));
+    let mut next_cid = 1u64;
+    let mut resting: Vec<ClientOrderId> = Vec::new();
+    while !stop.load(Ordering::Relaxed) {
+        for cid in resting.drain(..) {
+            send_and_wait(&mut client, &ClientMsg::Cancel { cid }, cid, stats)?;
+        }
+        for (i, f) in fair.iter().enumerate() {
+            let mid = f.load(Ordering::Relaxed);
+            let instrument = InstrumentId(u32::try_from(i)?);
+            for side in [Side::Buy, Side::Sell] {
+                let away = rng.random_range(1..=6i64);
+                let price = Price(if side == Side::Buy { mid - away } else { mid + away });
+                let cid = ClientOrderId(next_cid);
+                next_cid += 1;
+                let order = WireOrder::limit(cid, instrument, side, price, Qty(rng.random_range(5..=40)));
+                stats.orders.fetch_add(1, Ordering::Relaxed);
+                if send_and_wait(&mut client, &ClientMsg::NewOrder(order), cid, stats)? {
+                    resting.push(cid);
+                }
+            }
+        }
+    }
+    client.logout()?;
+    Ok(())
+}
+
+/// A taker: IOC orders a few ticks through the oracle, either side.
+fn taker(addr: SocketAddr, id: u8, seed: u64, fair: &[AtomicI64; 2], stop: &AtomicBool, stats: &Stats) -> Result<()> {
+    let mut client = Client::connect(addr, &demo_key(id), ClientOptions::default())?;
+    let mut rng = ChaCha8Rng::seed_from_u64(seed ^ u64::from(id));
+    let mut next_cid = 1u64;
+    while !stop.load(Ordering::Relaxed) {
+        let i = rng.random_range(0..2usize);
+        let side = if rng.random_bool(0.5) { Side::Buy } else { Side::Sell };
+        let mid = fair[i].load(Ordering::Relaxed);
+        let price = Price(if side == Side::Buy { mid + 8 } else { mid - 8 });
+        let cid = ClientOrderId(next_cid);
+        next_cid += 1;
+        let mut order =
+            WireOrder::limit(cid, InstrumentId(u32::try_from(i)?), side, price, Qty(rng.random_range(1..=10)));
+        order.tif = TimeInForce::Ioc;
+        stats.orders.fetch_add(1, Ordering::Relaxed);
+        send_and_wait(&mut client, &ClientMsg::NewOrder(order), cid, stats)?;
+    }
+    client.logout()?;
+    Ok(())
+}
+
+pub(crate) fn demo(opts: &Options) -> Result<ExitCode> {
+    prepare(&opts.data_dir)?;
+    let node_opts = node_options(&opts.data_dir)?;
+    let keys = Keys::from_keys((1..=4u8).map(demo_key)).map_err(|e| anyhow::anyhow!("{e}"))?;
+    let node = Node::start(&node_opts, keys)?;
+    let addr = node.server.order_entry_addr();
+    let control = node.server.control();
+    let stdout = io::stdout();
+    writeln!(
+        stdout.lock(),
+        "l2x demo: node on {addr}, journal in {}, settling on the embedded chain; {} s of trading by 2 makers and 2 takers over TCP",
+        opts.data_dir.display(),
+        opts.seconds
+    )?;
+
+    let fair = Arc::new([AtomicI64::new(START[0]), AtomicI64::new(START[1])]);
+    let stop = Arc::new(AtomicBool::new(false));
+    let stats =
+        Arc::new(Stats { ack: Mutex::new(Histogram::new_with_bounds(1, 60_000_000_000, 3).ok()), ..Stats::default() });
+    let mut clients = Vec::new();
+    for id in 1..=4u8 {
+        let (fair, stop, stats, seed) = (Arc::clone(&fair), Arc::clone(&stop), Arc::clone(&stats), opts.seed);
+        clients.push(std::thread::Builder::new().name(format!("demo-client-{id}")).spawn(move || {
+            if id <= 2 {
+                maker(addr, id, seed, &fair, &stop, &stats)
+            } else {
+                taker(addr, id, seed, &fair, &stop, &stats)
+            }
+        })?);
+    }
+
+    // The oracle walks (±0.2 % a step at most), and the status line is redrawn each second.
+    let mut rng = ChaCha8Rng::seed_from_u64(opts.seed);
+    let started = Instant::now();
+    let end = started + Duration::from_secs(opts.seconds);
+    let mut next_status = started + Duration::from_secs(1);
+    while Instant::now() < end {
+        std::thread::sleep(Duration::from_millis(100));
+        for (i, f) in fair.iter().enumerate() {
+            let mid = f.load(Ordering::Relaxed);
+            let step = rng.random_range(-(mid / 500)..=mid / 500);
+            let price = (mid + step).max(START[i] / 2);
+            f.store(price, Ordering::Relaxed);
+            control
+                .submit(Command::Oracle { instrument: InstrumentId(u32::try_from(i)?), price: Price(price) })
+                .map_err(|e| anyhow::anyhow!("{e}"))?;
+        }
+        if Instant::now() >= next_status {
+            next_status += Duration::from_secs(1);
+            let settled = node.settlement.as_ref().map(serve::Settlement::status).unwrap_or_default();
+            status_line(&stats, started.elapsed(), settled.committed, settled.root)?;
+        }
+    }
+    stop.store(true, Ordering::Relaxed);
+    for c in clients {
+        c.join().map_err(|_| anyhow::anyhow!("a demo client panicked"))??;
+    }
+    let elapsed = started.elapsed();
+    let settled = node.stop()?.unwrap_or_default();
+    let mut out = stdout.lock();
+    writeln!(out)?;
+    let orders = stats.orders.load(Ordering::Relaxed);
+    let (p50, p99) = stats.ack_us();
+    writeln!(
+        out,
+        "{orders} orders in {:.1} s ({:.0}/s), {} rejected, {} fills; order-to-ack p50 {p50} µs, p99 {p99} µs",
+        elapsed.as_secs_f64(),
+        orders as f64 / elapsed.as_secs_f64(),
+        stats.rejects.load(Ordering::Relaxed),
+        stats.fills.load(Ordering::Relaxed),
+    )?;
+    writeln!(
+        out,
+        "settlement: {} epochs closed, {} batches committed to the embedded chain, last root {}",
+        settled.epochs, settled.committed, settled.root
+    )?;
+    if let Some(e) = &settled.error {
+        writeln!(out, "settlement's last pass failed: {e}")?;
+    }
+    let dir = opts.data_dir.display();
+    writeln!(
+        out,
+        "\nverify every committed root from the journal:\n  l2x settle verify --journal {dir} --batches {dir}/batches --chain-dir {dir}/chain\n"
+    )?;
+    drop(out);
+    let verify = crate::settle::verify_command(&opts.data_dir)?;
+    crate::settle::settle(verify)
+}
+
+fn status_line(stats: &Stats, elapsed: Duration, committed: u64, root: alloy::primitives::B256) -> Result<()> {
+    let orders = stats.orders.load(Ordering::Relaxed);
+    let (p50, p99) = stats.ack_us();
+    let root = root.to_string();
+    let stdout = io::stdout();
+    // Redrawn in place on a terminal; one line a second into a pipe or a file.
+    let (start, end) = if stdout.is_terminal() { ("\r", "") } else { ("", "\n") };
+    let mut out = stdout.lock();
+    write!(
+        out,
+        "{start}{:>3} s  orders {orders} ({:.0}/s)  fills {}  ack p50 {p50} µs p99 {p99} µs  batches {committed}  root {}…",
+        elapsed.as_secs(),
+        orders as f64 / elapsed.as_secs_f64().max(1e-9),
+        stats.fills.load(Ordering::Relaxed),
+        &root[..root.len().min(10)],
+    )?;
+    write!(out, "{end}")?;
+    out.flush()?;
+    Ok(())
+}

@@ -1,0 +1,52 @@
+//! `l2x demo` as the README runs it: it trades over TCP, commits batches to the embedded
+//! chain, and its own verification (and an outside `l2x settle verify`) re-derives every
+//! committed root from the journal it wrote. It recreates only a directory it made.
+
+use std::process::{Command, Output, Stdio};
+
+fn l2x(args: &[&str], cwd: &std::path::Path) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_l2x")).args(args).current_dir(cwd).stdin(Stdio::null()).output().unwrap()
+}
+
+fn text(o: &Output) -> String {
+    format!("{}{}", String::from_utf8_lossy(&o.stdout), String::from_utf8_lossy(&o.stderr))
+}
+
+/// The number before `what` in `line`, e.g. "3 batches committed".
+fn count_before(out: &str, what: &str) -> u64 {
+    let at = out.find(what).unwrap_or_else(|| panic!("no {what:?} in {out}"));
+    out[..at].split_whitespace().last().unwrap().parse().unwrap()
+}
+
+#[test]
+fn the_demo_trades_settles_on_the_embedded_chain_and_verifies_its_roots() {
+    let dir = tempfile::tempdir().unwrap();
+    let run = l2x(&["demo", "--seconds", "2"], dir.path());
+    let out = text(&run);
+    assert!(run.status.success(), "{out}");
+    assert!(count_before(&out, "orders in") > 100, "{out}");
+    assert!(count_before(&out, "fills;") > 0, "{out}");
+    let committed = count_before(&out, "batches committed to the embedded chain");
+    assert!(committed >= 1, "{out}");
+    assert!(out.contains(&format!("{committed} committed roots match")), "{out}");
+
+    // The printed command, run by hand, agrees.
+    let data = dir.path().join("l2x-demo");
+    let d = data.to_str().unwrap();
+    let (batches, chain) = (format!("{d}/batches"), format!("{d}/chain"));
+    let verify = l2x(&["settle", "verify", "--journal", d, "--batches", &batches, "--chain-dir", &chain], dir.path());
+    assert!(verify.status.success(), "{}", text(&verify));
+    assert!(text(&verify).contains(&format!("{committed} committed roots match")), "{}", text(&verify));
+
+    // A second run starts afresh in its own directory; a directory it did not make is left
+    // alone.
+    let again = l2x(&["demo", "--seconds", "1"], dir.path());
+    assert!(again.status.success(), "{}", text(&again));
+    let other = dir.path().join("mine");
+    std::fs::create_dir(&other).unwrap();
+    std::fs::write(other.join("keep.txt"), "x").unwrap();
+    let refused = l2x(&["demo", "--data-dir", other.to_str().unwrap()], dir.path());
+    assert!(!refused.status.success());
+    assert!(text(&refused).contains("is not a demo directory"), "{}", text(&refused));
+    assert!(other.join("keep.txt").exists());
+}
