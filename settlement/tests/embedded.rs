@@ -39,6 +39,16 @@ fn epochs(n: usize) -> (Vec<Epoch>, Epochs, StateMachine) {
     (closed, epochs, state)
 }
 
+/// Writes the seeded stream's first `n` commands as a journal in `dir`; returns its epochs.
+fn journal_of(dir: &std::path::Path, n: usize) -> Vec<Epoch> {
+    let (mut w, _) = JournalWriter::open(dir, 1 << 20).unwrap();
+    for c in &stream(4, n) {
+        w.append(c).unwrap();
+    }
+    w.sync().unwrap();
+    epoch::from_journal(dir, POLICY, &Ledger::default()).unwrap()
+}
+
 fn refused(err: ChainError) -> String {
     match err {
         ChainError::Refused { reason, .. } => reason,
@@ -177,13 +187,7 @@ fn a_damaged_missing_or_foreign_state_file_is_refused_by_name() {
 fn the_submitter_settles_a_journal_on_the_embedded_chain() {
     let (dir, batches, chain_dir) =
         (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
-    let cmds = stream(4, 1_000);
-    let (mut w, _) = JournalWriter::open(dir.path(), 1 << 20).unwrap();
-    for c in &cmds {
-        w.append(c).unwrap();
-    }
-    w.sync().unwrap();
-    let expected = epoch::from_journal(dir.path(), POLICY, &Ledger::default()).unwrap();
+    let expected = journal_of(dir.path(), 1_000);
     let submitter =
         || Submitter::new(dir.path().to_path_buf(), batches.path().to_path_buf(), POLICY, Ledger::default());
     let mut chain = EmbeddedChain::open(chain_dir.path()).unwrap();
@@ -237,13 +241,7 @@ fn batch_files_compressed_by_another_zstd_are_committed_as_they_are() {
 
     let (dir, batches, chain_dir) =
         (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
-    let cmds = stream(4, 600);
-    let (mut w, _) = JournalWriter::open(dir.path(), 1 << 20).unwrap();
-    for c in &cmds {
-        w.append(c).unwrap();
-    }
-    w.sync().unwrap();
-    let expected = epoch::from_journal(dir.path(), POLICY, &Ledger::default()).unwrap();
+    let expected = journal_of(dir.path(), 600);
     let mut files = Vec::new();
     for e in &expected {
         let ours = Batch::of(e);
