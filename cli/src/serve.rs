@@ -168,10 +168,12 @@ impl Node {
 
     /// Stops the gateway (sessions logged out, orders kept), drains and closes the pipeline
     /// (journal synced), then lets the submitter make a last pass over the whole journal.
+    /// Every step runs even if one before it failed; the first error is returned.
     pub(crate) fn stop(self) -> Result<Option<SettleStatus>> {
-        self.server.stop()?;
-        self.pipeline.shutdown()?;
-        self.settlement.map(Settlement::finish).transpose()
+        let server = self.server.stop().map_err(anyhow::Error::from);
+        let pipeline = self.pipeline.shutdown().map(|_| ()).map_err(anyhow::Error::from);
+        let settled = self.settlement.map(Settlement::finish).transpose();
+        server.and(pipeline).and(settled)
     }
 }
 

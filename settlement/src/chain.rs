@@ -456,17 +456,47 @@ struct Waiter {
     submitter: Address,
     confirmations: u64,
     policy: SendPolicy,
+    /// The time allowed to each RPC exchange inside the wait.
+    timeout: Duration,
+}
+
+/// Looks in a row that must find a sent version unknown before it counts as dropped (a
+/// load-balanced endpoint may not know a transaction for a moment after it was sent).
+const UNKNOWN_LOOKS: u32 = 3;
+
+/// Why a version is (re)sent.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Resend {
+    /// First, or replacing one stuck in the pool: must outbid it.
+    Replace,
+    /// The pool lost it: the same price will do.
+    Dropped,
 }
 
 impl Waiter {
+    /// One RPC exchange with the time allowed to it.
+    async fn ask<T, E: std::fmt::Display>(
+        &self,
+        what: &'static str,
+        fut: impl std::future::Future<Output = Result<T, E>>,
+    ) -> Result<T, ChainError> {
+        match tokio::time::timeout(self.timeout, fut).await {
+            Ok(Ok(v)) => Ok(v),
+            Ok(Err(e)) => Err(rpc(what, &e)),
+            Err(_) => Err(ChainError::Timeout { what, timeout: self.timeout }),
+        }
+    }
+
     /// Sends the commit, replaces it when it is stuck or dropped, and returns the receipt of
     /// whichever of its versions landed once it has the configured confirmations.
     ///
     /// Pricing: the first version pays `first` (the caller's price, which already outbids a
-    /// pending transaction of ours); each replacement pays the price of the moment or the
-    /// last version's plus `bump_percent`, whichever is higher. No version pays more than
-    /// `max_fee_per_gas`; while the base fee alone is above it (a spike), nothing is sent
-    /// and the commit waits, up to `give_up_after`.
+    /// pending transaction of ours); a replacement of a stuck version pays the price of the
+    /// moment or the last version's plus `bump_percent`, whichever is higher; a dropped
+    /// version is sent again at the higher of its price and the moment's. No version pays
+    /// more than `max_fee_per_gas`; while the base fee alone is above it (a spike), nothing
+    /// is sent and the commit waits, up to `give_up_after`. A failed look (the node briefly
+    /// unreachable) is tried again on the next turn.
     async fn send_and_wait(
         &self,
         request: TransactionRequest,
@@ -474,86 +504,106 @@ impl Waiter {
         first: Fees,
         in_flight: &mut Option<InFlight>,
     ) -> Result<alloy::rpc::types::TransactionReceipt, ChainError> {
-        let provider = &self.provider;
         let policy = self.policy;
         // Every version sent: any of them may be the one a block includes.
         let mut sent: Vec<B256> = Vec::new();
         // The price of the last version the node took or turned down as underpriced.
         let mut last: Option<Fees> = None;
         let mut last_sent = tokio::time::Instant::now();
-        let mut want_send = true;
+        let mut want = Some(Resend::Replace);
+        let mut unknown_looks = 0;
         // Looks come quickly after a send (a node that mines at once has the receipt within
         // milliseconds), then slow down to `poll`.
         let first_pause = Duration::from_millis(10).min(policy.poll);
         let mut pause = first_pause;
         loop {
-            if want_send {
-                let (now, base) = RpcChain::fees_now(provider).await?;
-                let wanted = match last {
-                    None => first.max(now),
-                    Some(previous) => now.max(previous.bumped(policy.bump_percent)),
-                };
-                let price = Fees {
-                    max_fee: wanted.max_fee.min(policy.max_fee_per_gas),
-                    tip: wanted.tip.min(policy.max_fee_per_gas),
-                };
-                let includable = base <= price.max_fee;
-                let outbids = last.is_none_or(|p| {
-                    let needed = p.bumped(policy.bump_percent);
-                    price.max_fee >= needed.max_fee && price.tip >= needed.tip
-                });
-                if includable && outbids {
-                    let tx = request.clone().max_fee_per_gas(price.max_fee).max_priority_fee_per_gas(price.tip);
-                    match provider.send_transaction(tx).await {
-                        Ok(pending) => {
-                            sent.push(*pending.tx_hash());
-                            *in_flight = Some(InFlight { nonce, fees: price });
-                            last = Some(price);
-                            last_sent = tokio::time::Instant::now();
-                            want_send = false;
-                            pause = first_pause;
+            if let Some(why) = want {
+                match self.ask("pricing the commit", RpcChain::fees_now(&self.provider)).await {
+                    Ok((now, base)) => {
+                        let wanted = match (last, why) {
+                            (None, _) => first.max(now),
+                            (Some(previous), Resend::Dropped) => now.max(previous),
+                            (Some(previous), Resend::Replace) => now.max(previous.bumped(policy.bump_percent)),
+                        };
+                        let price = Fees {
+                            max_fee: wanted.max_fee.min(policy.max_fee_per_gas),
+                            tip: wanted.tip.min(policy.max_fee_per_gas),
+                        };
+                        // A replacement must beat the version the pool holds; a re-sent
+                        // dropped version has nothing to beat.
+                        let outbids = why == Resend::Dropped
+                            || last.is_none_or(|p| {
+                                let needed = p.bumped(policy.bump_percent);
+                                price.max_fee >= needed.max_fee && price.tip >= needed.tip
+                            });
+                        if base <= price.max_fee && outbids {
+                            let tx = request.clone().max_fee_per_gas(price.max_fee).max_priority_fee_per_gas(price.tip);
+                            match tokio::time::timeout(self.timeout, self.provider.send_transaction(tx)).await {
+                                Ok(Ok(pending)) => {
+                                    let hash = *pending.tx_hash();
+                                    if !sent.contains(&hash) {
+                                        sent.push(hash);
+                                    }
+                                    *in_flight = Some(InFlight { nonce, fees: price });
+                                    last = Some(price);
+                                    last_sent = tokio::time::Instant::now();
+                                    want = None;
+                                    unknown_looks = 0;
+                                    pause = first_pause;
+                                }
+                                // A transaction of ours with this nonce is in the pool at a
+                                // price we did not know: outbid it on the next turn.
+                                Ok(Err(e)) if is_underpriced(&e) => {
+                                    last = Some(price);
+                                    want = Some(Resend::Replace);
+                                }
+                                Ok(Err(e)) if sent.is_empty() => return Err(rpc("sending the commit", &e)),
+                                // A version already sent may still land; try again next turn.
+                                Ok(Err(_)) | Err(_) => {}
+                            }
                         }
-                        // A transaction of ours with this nonce is in the pool at a price
-                        // we did not know: outbid it on the next turn.
-                        Err(e) if is_underpriced(&e) => last = Some(price),
-                        Err(e) if sent.is_empty() => return Err(rpc("sending the commit", &e)),
-                        // A version already sent may still land; the next turn tries again.
-                        Err(_) => {}
                     }
+                    Err(e) if sent.is_empty() => return Err(e),
+                    // A version already sent may still land; price again next turn.
+                    Err(_) => {}
                 }
             }
-            match self.look(&sent, nonce).await? {
-                Look::Confirmed(receipt) => return Ok(*receipt),
-                Look::InBlock => want_send = false,
-                Look::Pending => self.replace_if_stuck(&sent, last_sent, &mut want_send).await?,
+            match self.look(&sent, nonce).await {
+                Ok(Look::Confirmed(receipt)) => return Ok(*receipt),
+                Ok(Look::InBlock) => {
+                    want = None;
+                    unknown_looks = 0;
+                }
+                Ok(Look::Pending) if want.is_none() => match self.newest_known(&sent).await {
+                    Ok(false) => {
+                        unknown_looks += 1;
+                        if unknown_looks >= UNKNOWN_LOOKS {
+                            want = Some(Resend::Dropped);
+                        }
+                    }
+                    Ok(true) => {
+                        unknown_looks = 0;
+                        if last_sent.elapsed() >= policy.replace_after {
+                            want = Some(Resend::Replace);
+                        }
+                    }
+                    Err(_) => {}
+                },
+                Ok(Look::Pending) => {}
+                Err(e @ ChainError::NonceUsed { .. }) => return Err(e),
+                // The node briefly unreachable: look again on the next turn.
+                Err(_) => {}
             }
             tokio::time::sleep(pause).await;
             pause = (pause * 2).min(policy.poll);
         }
     }
 
-    /// Decides whether the newest version must be sent again: dropped from the pool, or not
-    /// in a block after `replace_after`.
-    async fn replace_if_stuck(
-        &self,
-        sent: &[B256],
-        last_sent: tokio::time::Instant,
-        want_send: &mut bool,
-    ) -> Result<(), ChainError> {
-        // Dropped from the pool (a reorg or the node's own eviction): send it again; not
-        // in a block after `replace_after`: replace it.
-        if let Some(&newest) = sent.last() {
-            let known = self
-                .provider
-                .get_transaction_by_hash(newest)
-                .await
-                .map_err(|e| rpc("looking for the commit", &e))?
-                .is_some();
-            if !known || last_sent.elapsed() >= self.policy.replace_after {
-                *want_send = true;
-            }
-        }
-        Ok(())
+    /// Whether the node knows the newest version sent (pending or in a block).
+    async fn newest_known(&self, sent: &[B256]) -> Result<bool, ChainError> {
+        let Some(&newest) = sent.last() else { return Ok(true) };
+        let tx = self.ask("looking for the commit", self.provider.get_transaction_by_hash(newest)).await?;
+        Ok(tx.is_some())
     }
 
     /// Where the commit is: a version in a block with the configured confirmations, in a
@@ -562,7 +612,7 @@ impl Waiter {
         let provider = &self.provider;
         let mut landed = None;
         for hash in sent.iter().rev() {
-            let receipt = provider.get_transaction_receipt(*hash).await.map_err(|e| rpc("reading a receipt", &e))?;
+            let receipt = self.ask("reading a receipt", provider.get_transaction_receipt(*hash)).await?;
             if receipt.is_some() {
                 landed = receipt;
                 break;
@@ -570,23 +620,19 @@ impl Waiter {
         }
         if let Some(receipt) = landed {
             let Some(block) = receipt.block_number else { return Ok(Look::InBlock) };
-            let head = provider.get_block_number().await.map_err(|e| rpc("reading the block number", &e))?;
-            let deep = head.saturating_sub(block) + 1 >= self.confirmations;
+            let head = self.ask("reading the block number", provider.get_block_number()).await?;
+            let deep = head.saturating_sub(block).saturating_add(1) >= self.confirmations;
             return Ok(if deep { Look::Confirmed(Box::new(receipt)) } else { Look::InBlock });
         }
-        let mined = provider
-            .get_transaction_count(self.submitter)
-            .block_id(BlockId::latest())
-            .await
-            .map_err(|e| rpc("reading the nonce", &e))?;
+        let count = provider.get_transaction_count(self.submitter).block_id(BlockId::latest());
+        let mined = self.ask("reading the nonce", count.into_future()).await?;
         if mined > nonce {
             // The nonce is used: by one of these versions whose receipt the node has not
             // indexed yet, or by a transaction that is none of them (one sent before a
             // restart) — then whether the batch landed is the chain's to say.
             for hash in sent {
-                let tx =
-                    provider.get_transaction_by_hash(*hash).await.map_err(|e| rpc("looking for the commit", &e))?;
-                if tx.is_some() {
+                let tx = self.ask("looking for the commit", provider.get_transaction_by_hash(*hash)).await?;
+                if tx.is_some_and(|t| t.block_number.is_some()) {
                     return Ok(Look::InBlock);
                 }
             }
@@ -685,8 +731,17 @@ impl Chain for RpcChain {
         let h = batch.header;
         let commit = commit_call(batch);
         let call = contract.call_builder(&commit);
-        // A dry run first: a refusal comes back decoded, and nothing is spent on it; a
-        // transport failure is not a refusal.
+        // The nonces before the dry run: a commit of ours that lands in between then fails
+        // the dry run, instead of this one going out at the next nonce only to revert.
+        let (provider, submitter) = (self.provider.clone(), self.submitter);
+        let (latest, pending) = self.block_on("reading the submitter's nonces", async move {
+            let count = |tag| provider.get_transaction_count(submitter).block_id(tag);
+            let latest = count(BlockId::latest()).await.map_err(|e| rpc("reading the nonce", &e))?;
+            let pending = count(BlockId::pending()).await.map_err(|e| rpc("reading the nonce", &e))?;
+            Ok((latest, pending))
+        })?;
+        // A dry run: a refusal comes back decoded, and nothing is spent on it; a transport
+        // failure is not a refusal.
         let refused = self.block_on("simulating the commit", async {
             match call.call().await {
                 Ok(_) => Ok(None),
@@ -697,18 +752,11 @@ impl Chain for RpcChain {
         if let Some(reason) = refused {
             return Err(ChainError::Refused { index: h.index, reason });
         }
-        let (provider, submitter) = (self.provider.clone(), self.submitter);
-        let (latest, pending) = self.block_on("reading the submitter's nonces", async move {
-            let count = |tag| provider.get_transaction_count(submitter).block_id(tag);
-            let latest = count(BlockId::latest()).await.map_err(|e| rpc("reading the nonce", &e))?;
-            let pending = count(BlockId::pending()).await.map_err(|e| rpc("reading the nonce", &e))?;
-            Ok((latest, pending))
-        })?;
         // One transaction of ours pending (a commit whose wait timed out, or one sent before
         // a restart) is replaced: same nonce, higher fee, so that at most one lands. More
         // than one is not the submitter's doing; nothing is sent.
-        if pending > latest + 1 {
-            return Err(ChainError::Pending { count: pending - latest });
+        if pending > latest.saturating_add(1) {
+            return Err(ChainError::Pending { count: pending.saturating_sub(latest) });
         }
         let nonce = latest;
         let provider = self.provider.clone();
@@ -736,6 +784,7 @@ impl Chain for RpcChain {
             submitter: self.submitter,
             confirmations: self.confirmations,
             policy: self.policy,
+            timeout: self.timeout,
         };
         let in_flight = &mut self.in_flight;
         let timeout = self.policy.give_up_after;

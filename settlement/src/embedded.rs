@@ -115,6 +115,8 @@ fn execute(db: &mut Db, block: u64, tx: TxEnv, commit: bool) -> Result<Execution
         .map_err(|e| ChainError::Rpc { what: "executing on the embedded chain", detail: e.to_string() })?;
     if commit && run.result.is_success() {
         evm.commit(run.state);
+        // The events are not kept: the contract's storage is the chain's state.
+        db.cache.logs.clear();
     }
     Ok(run.result)
 }
@@ -263,7 +265,7 @@ impl EmbeddedChain {
         let mut chain = EmbeddedChain::load(dir, true)?;
         chain.lock = Some(lock);
         if !dir.join(STATE_FILE).exists() {
-            chain.save()?;
+            chain.save(&chain.db, chain.block)?;
         }
         Ok(chain)
     }
@@ -311,22 +313,16 @@ impl EmbeddedChain {
         Ok(chain)
     }
 
-    /// Writes the state file: a temporary file, synced, renamed over the old one, the
-    /// directory synced.
-    fn save(&self) -> Result<(), ChainError> {
-        let account = self.db.cache.accounts.get(&self.contract);
+    /// Writes `db` at `block` as the state file: a temporary file, synced, renamed over the
+    /// old one, the directory synced.
+    fn save(&self, db: &Db, block: u64) -> Result<(), ChainError> {
+        let account = db.cache.accounts.get(&self.contract);
         let slots: BTreeMap<U256, U256> = account
             .map(|a| a.storage.iter().map(|(k, v)| (*k, *v)).filter(|(_, v)| !v.is_zero()).collect())
             .unwrap_or_default();
-        let nonce = self.db.cache.accounts.get(&SUBMITTER).map_or(0, |a| a.info.nonce);
-        let saved = Saved {
-            block: self.block,
-            contract: self.contract,
-            submitter: SUBMITTER,
-            code_hash: self.code_hash,
-            nonce,
-            slots,
-        };
+        let nonce = db.cache.accounts.get(&SUBMITTER).map_or(0, |a| a.info.nonce);
+        let saved =
+            Saved { block, contract: self.contract, submitter: SUBMITTER, code_hash: self.code_hash, nonce, slots };
         let path = self.dir.join(STATE_FILE);
         let tmp = self.dir.join(format!("{STATE_FILE}.tmp"));
         let mut f = File::create(&tmp).map_err(|e| state_error(&tmp, e))?;
@@ -387,12 +383,16 @@ impl Chain for EmbeddedChain {
             preimage.extend_from_slice(&data);
             keccak256(preimage)
         };
-        let result = execute(&mut self.db, block, tx(SUBMITTER, nonce, TxKind::Call(self.contract), data)?, true)?;
+        // Executed on a copy that becomes the chain only once it is on disk: a commit whose
+        // state file could not be written did not happen.
+        let mut next = self.db.clone();
+        let result = execute(&mut next, block, tx(SUBMITTER, nonce, TxKind::Call(self.contract), data)?, true)?;
         match result {
             ExecutionResult::Success { gas, .. } => {
+                self.save(&next, block)?;
+                self.db = next;
                 self.block = block;
                 self.last_gas = gas.tx_gas_used();
-                self.save()?;
                 Ok(tx_hash)
             }
             ExecutionResult::Revert { output, .. } => {

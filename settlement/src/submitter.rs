@@ -61,6 +61,18 @@ pub enum SubmitError {
         /// The journal's.
         journal: B256,
     },
+    /// The chain's data hash for a batch is not that of the batch's file (the roots agree:
+    /// the batch was posted with other data — a lost file recompressed by another zstd, or
+    /// another encoding).
+    #[error("batch {index}: the chain has data hash {chain}, the batch file's data hashes to {ours}")]
+    DataMismatch {
+        /// The first batch that differs.
+        index: u64,
+        /// The chain's data hash.
+        chain: B256,
+        /// The batch file's.
+        ours: B256,
+    },
     /// The chain has more batches than the journal closes.
     #[error("the chain has {chain} batches, the journal closes only {journal}")]
     ChainAhead {
@@ -159,8 +171,11 @@ impl Submitter {
                 let index = self.verified + 1;
                 let mine = &batches[usize::try_from(index - 1).unwrap_or(usize::MAX)];
                 let (chain_root, data_hash) = chain.committed(index)?;
-                if chain_root != mine.header.new_root || data_hash != mine.header.data_hash {
+                if chain_root != mine.header.new_root {
                     return Err(SubmitError::Mismatch { index, chain: chain_root, journal: mine.header.new_root });
+                }
+                if data_hash != mine.header.data_hash {
+                    return Err(SubmitError::DataMismatch { index, chain: data_hash, ours: mine.header.data_hash });
                 }
                 self.verified = index;
             }

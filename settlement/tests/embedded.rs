@@ -116,8 +116,18 @@ fn the_embedded_chain_commits_refuses_verifies_and_continues_after_a_restart() {
     assert_eq!(reader.last_committed().unwrap(), (6, closed[5].root));
     assert!(matches!(reader.commit(&Batch::of(&closed[5])), Err(ChainError::Config(_))));
 
-    // A restart continues: same roots, same block, and the next commit is accepted (the
-    // submitter's nonce was kept).
+    // A commit whose state file cannot be written did not happen (here the temporary file's
+    // name is taken by a directory): the chain stays at batch 6, and takes batch 7 once the
+    // disk is writable again.
+    let (seventh, _, _) = epochs_after(6);
+    let blocker = dir.path().join(format!("{STATE_FILE}.tmp"));
+    std::fs::create_dir(&blocker).unwrap();
+    assert!(state_error(chain.commit(&Batch::of(&seventh)).unwrap_err()).contains(".tmp"));
+    assert_eq!(chain.last_committed().unwrap(), (6, closed[5].root));
+    assert_eq!(chain.block(), 6);
+    std::fs::remove_dir(&blocker).unwrap();
+
+    // A restart continues: same roots, same block, and the next commit is accepted.
     drop(chain);
     let mut chain = EmbeddedChain::open(dir.path()).unwrap();
     assert_eq!(chain.last_committed().unwrap(), (6, closed[5].root));
@@ -125,9 +135,9 @@ fn the_embedded_chain_commits_refuses_verifies_and_continues_after_a_restart() {
     for e in &closed {
         assert_eq!(chain.committed(e.index).unwrap().0, e.root);
     }
-    let (more, _, _) = epochs_after(6);
-    chain.commit(&Batch::of(&more)).unwrap();
-    assert_eq!(chain.last_committed().unwrap(), (7, more.root));
+    chain.commit(&Batch::of(&seventh)).unwrap();
+    assert_eq!(chain.last_committed().unwrap(), (7, seventh.root));
+    assert_eq!(chain.block(), 7);
 }
 
 /// Epoch `n + 1` of the seeded stream.
@@ -258,5 +268,32 @@ fn batch_files_compressed_by_another_zstd_are_committed_as_they_are() {
     assert_eq!(synced.committed, expected.len() as u64);
     for f in &files {
         assert_eq!(chain.committed(f.header.index).unwrap(), (f.header.new_root, f.header.data_hash));
+    }
+}
+
+/// A pass that stops at a batch file it cannot accept has not written the files after it;
+/// the next pass (the bad file gone) writes every one of them before committing.
+#[test]
+fn batch_files_a_failed_pass_did_not_write_are_written_by_the_next() {
+    let (dir, batches, chain_dir) =
+        (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
+    let expected = journal_of(dir.path(), 600);
+    assert!(expected.len() >= 4);
+    // A valid batch file in batch 3's place that says something else (batch 4's leaves).
+    let fourth = Batch::of(&expected[3]);
+    let wrong = Batch { header: l2x_settlement::batch::Header { index: 3, ..fourth.header }, ..fourth };
+    let path = wrong.write(batches.path()).unwrap();
+    let mut chain = EmbeddedChain::open(chain_dir.path()).unwrap();
+    let mut sub = Submitter::new(dir.path().to_path_buf(), batches.path().to_path_buf(), POLICY, Ledger::default());
+    let err = sub.sync(&mut chain).unwrap_err();
+    assert!(matches!(err, l2x_settlement::submitter::SubmitError::LocalMismatch { index: 3, .. }), "{err}");
+    assert_eq!(chain.last_committed().unwrap().0, 0, "nothing committed before every file is in place");
+    std::fs::remove_file(&path).unwrap();
+    let synced = sub.sync(&mut chain).unwrap();
+    assert_eq!(synced.committed, expected.len() as u64);
+    let files = l2x_settlement::submitter::read_batches(batches.path()).unwrap();
+    assert_eq!(files.len(), expected.len());
+    for (f, e) in files.iter().zip(&expected) {
+        assert!(f.same_content(&Batch::of(e)), "batch {}", e.index);
     }
 }

@@ -106,6 +106,7 @@ impl Node {
     }
 }
 
+#[allow(clippy::disallowed_methods, reason = "a failing condition is reported after a minute, not awaited forever")]
 /// Polls `check` until it gives a value (one minute at most, then the test fails naming
 /// `what`).
 fn until<T>(what: &str, mut check: impl FnMut() -> Option<T>) -> T {
@@ -184,7 +185,7 @@ fn a_stuck_commit_is_replaced_at_a_higher_fee_and_lands_once() {
 fn a_gas_spike_is_outbid_up_to_the_cap_and_waited_out_above_it() {
     let node = node_without_mining();
     let cap = 20 * GWEI;
-    let policy = SendPolicy { max_fee_per_gas: cap, give_up_after: Duration::from_secs(1), ..fast(100) };
+    let policy = SendPolicy { max_fee_per_gas: cap, ..fast(100) };
     let mut chain = deploy_then_stop_mining(&node, policy);
     let nonce = node.nonce(submitter());
     let bs = batches(2);
@@ -206,12 +207,14 @@ fn a_gas_spike_is_outbid_up_to_the_cap_and_waited_out_above_it() {
     assert_eq!(node.nonce(submitter()), nonce + 1);
     assert_eq!(chain.last_committed().unwrap(), (1, bs[0].header.new_root));
 
-    // A spike above the cap: nothing is sent; the commit gives up for now.
+    // A spike above the cap: nothing is sent; the commit gives up for now (after a second).
     node.set_next_base_fee(50 * GWEI);
     node.mine();
+    chain.set_policy(SendPolicy { give_up_after: Duration::from_secs(1), ..policy });
     assert!(matches!(chain.commit(&bs[1]), Err(ChainError::Timeout { .. })));
     assert!(node.pool().is_empty(), "nothing sent above the cap");
     // It passes: the next commit goes through.
+    chain.set_policy(policy);
     node.set_next_base_fee(5 * GWEI);
     node.mine();
     let b = bs[1].clone();

@@ -28,6 +28,8 @@ fn the_demo_trades_settles_on_the_embedded_chain_and_verifies_its_roots() {
     assert!(count_before(&out, "fills;") > 0, "{out}");
     let committed = count_before(&out, "batches committed to the embedded chain");
     assert!(committed >= 1, "{out}");
+    assert_eq!(count_before(&out, "epochs closed"), committed, "every closed epoch committed: {out}");
+    assert!(!out.contains("last pass failed"), "{out}");
     assert!(out.contains(&format!("{committed} committed roots match")), "{out}");
 
     // The printed command, run by hand, agrees.
