@@ -527,7 +527,7 @@ mod tests {
         let mut tree = Tree::new();
         let leaves: Vec<AccountLeaf> = (1..200).map(|a| leaf(a * 3, u32::try_from(a % 3).unwrap_or(0))).collect();
         let b = Batch::of(&epoch(1, B256::ZERO, leaves, &mut tree));
-        assert!(b.data.len() < b.header.raw_len as usize / 2, "{} of {}", b.data.len(), b.header.raw_len);
+        assert!((b.data.len() as u64) < b.header.raw_len / 2, "{} of {}", b.data.len(), b.header.raw_len);
         // The same leaves at another level: other bytes, another hash, the same batch.
         let raw = b.raw().unwrap_or_default();
         let other_data = zstd::bulk::compress(&raw, 1).unwrap_or_default();
