@@ -512,6 +512,9 @@ impl Waiter {
         let mut last_sent = tokio::time::Instant::now();
         let mut want = Some(Resend::Replace);
         let mut unknown_looks = 0;
+        // When the nonce was first seen used by none of our versions (a node may mine a
+        // transaction a moment before it serves its receipt: a conclusion must last).
+        let mut nonce_used_since: Option<(tokio::time::Instant, u32)> = None;
         // Looks come quickly after a send (a node that mines at once has the receipt within
         // milliseconds), then slow down to `poll`.
         let first_pause = Duration::from_millis(10).min(policy.poll);
@@ -568,7 +571,11 @@ impl Waiter {
                     Err(_) => {}
                 }
             }
-            match self.look(&sent, nonce).await {
+            let looked = self.look(&sent, nonce).await;
+            if !matches!(looked, Err(ChainError::NonceUsed { .. })) {
+                nonce_used_since = None;
+            }
+            match looked {
                 Ok(Look::Confirmed(receipt)) => return Ok(*receipt),
                 Ok(Look::InBlock) => {
                     want = None;
@@ -590,7 +597,13 @@ impl Waiter {
                     Err(_) => {}
                 },
                 Ok(Look::Pending) => {}
-                Err(e @ ChainError::NonceUsed { .. }) => return Err(e),
+                Err(e @ ChainError::NonceUsed { .. }) => {
+                    let (since, looks) = nonce_used_since.get_or_insert((tokio::time::Instant::now(), 0));
+                    *looks += 1;
+                    if *looks >= UNKNOWN_LOOKS && since.elapsed() >= policy.poll {
+                        return Err(e);
+                    }
+                }
                 // The node briefly unreachable: look again on the next turn.
                 Err(_) => {}
             }
