@@ -9,6 +9,7 @@ use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
 mod demo;
+mod replay;
 mod serve;
 mod settle;
 
@@ -16,7 +17,6 @@ use anyhow::{Context, Result};
 use clap::{Parser, Subcommand};
 use l2x_engine::journal::{self, JournalWriter};
 use l2x_engine::scenario::Runner;
-use l2x_risk::Ledger;
 
 /// l2x: a deterministic perpetual-futures exchange core.
 #[derive(Debug, Parser)]
@@ -52,17 +52,8 @@ enum Cmd {
         #[command(subcommand)]
         which: JournalCmd,
     },
-    /// Replay a journal: the state after a given command (the risk-desk tool grows here).
-    Replay {
-        /// The journal directory.
-        dir: PathBuf,
-        /// Stop after this sequence number (default: the last intact command).
-        #[arg(long)]
-        until_seq: Option<u64>,
-        /// Print only `{"seq":N,"state_hash":"0x…"}`.
-        #[arg(long)]
-        state_hash: bool,
-    },
+    /// Replay a journal for a risk desk: the state at any point (docs/REPLAY.md).
+    Replay(replay::Options),
     /// Run the node: the sequencer pipeline with its journal, the order-entry and
     /// market-data ports (docs/PROTOCOL.md). Runs until stopped.
     Serve(serve::Options),
@@ -128,7 +119,7 @@ fn run(cli: Cli) -> Result<ExitCode> {
             run_match(&input, state_out.as_deref(), journal)
         }
         Cmd::Journal { which: JournalCmd::Export { dir } } => journal_export(&dir),
-        Cmd::Replay { dir, until_seq, state_hash } => replay(&dir, until_seq, state_hash),
+        Cmd::Replay(opts) => replay::replay(&opts),
         Cmd::Serve(opts) => serve::serve(&opts),
         Cmd::Settle { which } => settle::settle(which),
         Cmd::Demo(opts) => demo::demo(&opts),
@@ -220,49 +211,6 @@ fn journal_export(dir: &Path) -> Result<ExitCode> {
             dir.display(),
             exported.last_seq
         );
-    }
-    Ok(ExitCode::SUCCESS)
-}
-
-/// `l2x replay DIR`: the state after the last intact command, or after `--until-seq`.
-fn replay(dir: &Path, until_seq: Option<u64>, state_hash: bool) -> Result<ExitCode> {
-    let (state, report) = journal::replay(dir, until_seq, &Ledger::default())?;
-    for (path, why) in &report.refused_snapshots {
-        eprintln!("l2x: refused snapshot {}: {why}", path.display());
-    }
-    if let Some(torn) = &report.torn {
-        eprintln!(
-            "l2x: {}: torn record at byte offset {} ({} bytes) after seq {}: replay stops before it",
-            torn.path.display(),
-            torn.offset,
-            torn.bytes,
-            report.last_seq
-        );
-    }
-    let hash = state.canonical().hash();
-    let stdout = io::stdout();
-    let mut out = stdout.lock();
-    if state_hash {
-        writeln!(out, "{}", serde_json::json!({"seq": report.last_seq, "state_hash": hash.to_string()}))?;
-    } else {
-        let ledger = state.ledger();
-        let accounts = ledger.slots_by_id().len();
-        let insurance = ledger.health(Ledger::INSURANCE).equity;
-        writeln!(out, "seq            {}", report.last_seq)?;
-        writeln!(out, "time           {} ns", state.now().0)?;
-        if let Some((seq, path)) = &report.snapshot {
-            writeln!(out, "from snapshot  {} ({})", seq, path.display())?;
-        }
-        writeln!(out, "replayed       {} commands", report.replayed)?;
-        writeln!(out, "instruments    {}", state.instruments().len())?;
-        writeln!(out, "accounts       {accounts}")?;
-        writeln!(out, "resting orders {}", state.resting_count())?;
-        writeln!(
-            out,
-            "insurance fund {} USDC (equity)",
-            l2x_types::format_units(insurance, l2x_types::Decimal::new(1, 6))
-        )?;
-        writeln!(out, "state hash     {hash}")?;
     }
     Ok(ExitCode::SUCCESS)
 }

@@ -165,6 +165,22 @@ pub fn segments(dir: &Path) -> Result<Vec<(u64, PathBuf)>, JournalError> {
     Ok(found)
 }
 
+/// The first sequence number of each segment of the journal in `dir`, in index order (from
+/// the segments' headers alone: a cheap look at a journal's size before reading it).
+///
+/// # Errors
+/// As [`segments`], and a segment whose header does not decode.
+pub fn first_seqs(dir: &Path) -> Result<Vec<u64>, JournalError> {
+    use std::io::Read as _;
+    let mut firsts = Vec::new();
+    for (_, path) in segments(dir)? {
+        let mut head = [0u8; HEADER_LEN];
+        File::open(&path).and_then(|mut f| f.read_exact(&mut head)).map_err(|e| io(&path, e))?;
+        firsts.push(Header::decode(&path, &head)?.first_seq);
+    }
+    Ok(firsts)
+}
+
 /// Reads every record of the journal in `dir` in order, calling `f` for each (which may stop
 /// the scan early with `Break`). Stops cleanly before a torn tail and reports it.
 ///

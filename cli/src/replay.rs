@@ -1,0 +1,200 @@
+//! `l2x replay`: the risk desk's tool (docs/REPLAY.md) over `l2x_replay`.
+//!
+//! ```text
+//!  replay DIR [--until-seq N | --until-time T] [--state-hash] [--no-progress]
+//!     the state at the point: sequence, time, accounts, open interest, insurance fund,
+//!     state hash
+//! ```
+
+use std::io::{self, Write};
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use anyhow::{Context, Result};
+use l2x_replay::{Options as ReplayOptions, Outcome, Until};
+use l2x_risk::Ledger;
+use l2x_types::{Decimal, Timestamp, format_units};
+
+/// Options of `l2x replay`.
+#[derive(Clone, Debug, clap::Args)]
+pub(crate) struct Options {
+    /// The journal directory (its snapshots are used when they help).
+    dir: PathBuf,
+    /// Stop after this sequence number.
+    #[arg(long, conflicts_with = "until_time")]
+    until_seq: Option<u64>,
+    /// Stop after the last command sequenced at or before this time: `+DURATION` after the
+    /// journal's first command (`+90s`, `+1.5m`, `+250ms`), a UTC time
+    /// (`2026-11-21T12:30:00Z`), or nanoseconds since the Unix epoch.
+    #[arg(long, value_parser = parse_point)]
+    until_time: Option<Until>,
+    /// Print only `{"seq":N,"state_hash":"0x…"}`.
+    #[arg(long)]
+    state_hash: bool,
+    /// No progress bar (it is shown on a terminal only, on standard error).
+    #[arg(long)]
+    no_progress: bool,
+}
+
+/// A duration or instant in nanoseconds: a bare integer, or a decimal with a unit.
+pub(crate) fn parse_time(text: &str) -> Result<u64, String> {
+    let text = text.trim();
+    let units: [(&str, u64); 7] = [
+        ("ns", 1),
+        ("us", 1_000),
+        ("ms", 1_000_000),
+        ("s", 1_000_000_000),
+        ("m", 60_000_000_000),
+        ("h", 3_600_000_000_000),
+        ("d", 86_400_000_000_000),
+    ];
+    let (number, unit) =
+        units.iter().find_map(|(suffix, ns)| text.strip_suffix(suffix).map(|n| (n, *ns))).unwrap_or((text, 1));
+    let value: Decimal =
+        number.parse().map_err(|_| format!("{text:?} is not a time (e.g. 1500000000, 1.5s, 90s, 2m)"))?;
+    let ns = value.checked_mul(Decimal::from(unit)).filter(|v| !v.is_sign_negative() && v.fract().is_zero());
+    ns.and_then(|v| u64::try_from(v).ok())
+        .ok_or_else(|| format!("{text:?}: not a whole, non-negative number of nanoseconds"))
+}
+
+/// A point in time: `+DURATION` from the journal's start, a UTC time, or epoch nanoseconds.
+pub(crate) fn parse_point(text: &str) -> Result<Until, String> {
+    let text = text.trim();
+    if let Some(d) = text.strip_prefix('+') {
+        return parse_time(d).map(Until::Elapsed);
+    }
+    if text.contains('T') {
+        return parse_utc(text).map(|ns| Until::Time(Timestamp(ns)));
+    }
+    parse_time(text).map(|ns| Until::Time(Timestamp(ns)))
+}
+
+/// `YYYY-MM-DDTHH:MM:SS[.fraction]Z` as nanoseconds since the Unix epoch.
+fn parse_utc(text: &str) -> Result<u64, String> {
+    let bad = || format!("{text:?} is not a UTC time like 2026-11-21T12:30:00Z");
+    let body = text.strip_suffix('Z').ok_or_else(bad)?;
+    let (date, time) = body.split_once('T').ok_or_else(bad)?;
+    let num = |s: &str| s.parse::<i64>().map_err(|_| bad());
+    let d: Vec<&str> = date.split('-').collect();
+    let t: Vec<&str> = time.split(':').collect();
+    if d.len() != 3 || t.len() != 3 {
+        return Err(bad());
+    }
+    let (y, m, day) = (num(d[0])?, num(d[1])?, num(d[2])?);
+    let (hh, mm) = (num(t[0])?, num(t[1])?);
+    let secs: Decimal = t[2].parse().map_err(|_| bad())?;
+    if !(1..=12).contains(&m) || !(1..=31).contains(&day) || hh > 23 || mm > 59 || secs >= Decimal::from(61) {
+        return Err(bad());
+    }
+    // Days from the civil date (Howard Hinnant's algorithm), proleptic Gregorian.
+    let yy = if m <= 2 { y - 1 } else { y };
+    let era = yy.div_euclid(400);
+    let yoe = yy - era * 400;
+    let mp = (m + 9) % 12;
+    let doy = (153 * mp + 2) / 5 + day - 1;
+    let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
+    let days = era * 146_097 + doe - 719_468;
+    let whole = Decimal::from(days * 86_400 + hh * 3_600 + mm * 60) + secs;
+    let ns =
+        whole.checked_mul(Decimal::from(1_000_000_000u64)).filter(|v| !v.is_sign_negative() && v.fract().is_zero());
+    ns.and_then(|v| u64::try_from(v).ok()).ok_or_else(bad)
+}
+
+fn until(opts: &Options) -> Until {
+    match (opts.until_seq, opts.until_time) {
+        (Some(n), _) => Until::Seq(n),
+        (None, Some(t)) => t,
+        (None, None) => Until::End,
+    }
+}
+
+/// Reports what the replay read that is not the state: refused snapshots, a torn tail.
+fn report_reading(outcome: &Outcome) {
+    for (path, why) in &outcome.refused_snapshots {
+        eprintln!("l2x: refused snapshot {}: {why}", path.display());
+    }
+    if let Some(torn) = &outcome.torn {
+        eprintln!(
+            "l2x: {}: torn record at byte offset {} ({} bytes) after seq {}: replay stops before it",
+            torn.path.display(),
+            torn.offset,
+            torn.bytes,
+            outcome.last_seq
+        );
+    }
+}
+
+pub(crate) fn replay(opts: &Options) -> Result<ExitCode> {
+    let ledger = Ledger::default();
+    let run = ReplayOptions { until: until(opts), from_start: false, progress: !opts.no_progress && !opts.state_hash };
+    let outcome = l2x_replay::replay(&opts.dir, &ledger, run, &mut ())
+        .with_context(|| format!("replaying {}", opts.dir.display()))?;
+    report_reading(&outcome);
+    let state = &outcome.state;
+    let hash = state.canonical().hash();
+    let stdout = io::stdout();
+    let mut out = stdout.lock();
+    if opts.state_hash {
+        writeln!(out, "{}", serde_json::json!({"seq": outcome.last_seq, "state_hash": hash.to_string()}))?;
+        return Ok(ExitCode::SUCCESS);
+    }
+    if let Some(n) = opts.until_seq.filter(|&n| n > outcome.last_seq) {
+        writeln!(out, "the journal ends at seq {} (before the {n} asked for)", outcome.last_seq)?;
+    }
+    let ledger = state.ledger();
+    let usdc = Decimal::new(1, 6);
+    writeln!(out, "seq            {}", outcome.last_seq)?;
+    writeln!(out, "time           {} ns", state.now().0)?;
+    if let Some((seq, path)) = &outcome.snapshot {
+        writeln!(out, "from snapshot  {} ({})", seq, path.display())?;
+    }
+    writeln!(out, "replayed       {} commands", outcome.replayed)?;
+    writeln!(out, "accounts       {}", ledger.slots_by_id().len())?;
+    writeln!(out, "resting orders {}", state.resting_count())?;
+    for inst in state.instruments() {
+        let long: i128 = ledger
+            .accounts()
+            .iter()
+            .flat_map(|a| a.positions.iter())
+            .filter(|p| p.instrument == inst.id && p.size > 0)
+            .map(|p| i128::from(p.size))
+            .sum();
+        let mark = state.mark(inst.id).map_or("none".to_string(), |p| format_units(i128::from(p.0), inst.tick_size));
+        writeln!(out, "open interest  {} {} (mark {mark})", format_units(long, inst.lot_size), inst.symbol.as_str())?;
+    }
+    let insurance = ledger.health(Ledger::INSURANCE).equity;
+    writeln!(out, "insurance fund {} USDC (equity)", format_units(insurance, usdc))?;
+    writeln!(out, "state hash     {hash}")?;
+    Ok(ExitCode::SUCCESS)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::{parse_point, parse_time};
+
+    #[test]
+    fn times_with_and_without_units() {
+        assert_eq!(parse_time("1500"), Ok(1500));
+        assert_eq!(parse_time("1.5s"), Ok(1_500_000_000));
+        assert_eq!(parse_time("2m"), Ok(120_000_000_000));
+        assert_eq!(parse_time("250ms"), Ok(250_000_000));
+        assert_eq!(parse_time("1h"), Ok(3_600_000_000_000));
+        for bad in ["", "s", "-1s", "1.5ns", "abc", "1x", "99999999999999999999d"] {
+            assert!(parse_time(bad).is_err(), "{bad}");
+        }
+    }
+
+    #[test]
+    fn points_in_time() {
+        use l2x_replay::Until;
+        use l2x_types::Timestamp;
+        assert_eq!(parse_point("+90s"), Ok(Until::Elapsed(90_000_000_000)));
+        assert_eq!(parse_point("1970-01-01T00:00:01Z"), Ok(Until::Time(Timestamp(1_000_000_000))));
+        // `date -u -d 2026-11-21T12:30:00Z +%s` = 1795264200.
+        assert_eq!(parse_point("2026-11-21T12:30:00.5Z"), Ok(Until::Time(Timestamp(1_795_264_200_500_000_000))));
+        assert_eq!(parse_point("2000-02-29T00:00:00Z"), Ok(Until::Time(Timestamp(951_782_400_000_000_000))));
+        for bad in ["2026-13-01T00:00:00Z", "2026-11-21T12:30:00", "2026-11-21 12:30:00Z", "+", "+x"] {
+            assert!(parse_point(bad).is_err(), "{bad}");
+        }
+    }
+}

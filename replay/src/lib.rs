@@ -1,0 +1,175 @@
+//! l2x replay: what a risk desk asks of the journal — the state at any point, views of it,
+//! the same history under other risk parameters, and the settlement roots re-derived
+//! (docs/REPLAY.md).
+//!
+//! ```text
+//!  journal DIR ──(memmap2 segments, engine::journal::scan)──▶ Sequenced commands
+//!     │  --until-time T: a first scan finds the last command at or before T (ts are monotonic)
+//!     ▼
+//!  newest snapshot ≤ the point (unless a view needs every command) ──▶ StateMachine
+//!     │  apply each later command with the engine's own code, up to the point
+//!     ▼
+//!  Observer::command(cmd, events, state) after each one ──▶ views, time series, what-if
+//!     ▼
+//!  Outcome: the state at the point, what was read, a torn tail if the journal ends in one
+//! ```
+//!
+//! The replayed state is the engine's: [`l2x_engine::StateMachine`] applied to the journal's
+//! commands, so its hash at any sequence number is the one the engine had there.
+
+#![deny(clippy::float_arithmetic)]
+
+use std::ops::ControlFlow;
+use std::path::{Path, PathBuf};
+
+use l2x_engine::StateMachine;
+use l2x_engine::journal::{self, JournalError, TornTail, snapshot};
+use l2x_risk::Ledger;
+use l2x_types::{Event, Sequenced, Timestamp};
+
+pub mod progress;
+
+/// How far to replay.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum Until {
+    /// To the journal's last intact command.
+    #[default]
+    End,
+    /// Through this sequence number.
+    Seq(u64),
+    /// Through the last command sequenced at or before this time.
+    Time(Timestamp),
+    /// Through the last command sequenced at most this many nanoseconds after the
+    /// journal's first.
+    Elapsed(u64),
+}
+
+/// What a replay may use and show.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct Options {
+    /// How far.
+    pub until: Until,
+    /// Replay every command from the first, ignoring snapshots (views of events — trades,
+    /// liquidations, time series — need every command).
+    pub from_start: bool,
+    /// Show a progress bar on the terminal (standard error).
+    pub progress: bool,
+}
+
+/// Sees every replayed command with its events and the state after it.
+pub trait Observer {
+    /// After `cmd` was applied.
+    fn command(&mut self, cmd: &Sequenced, events: &[Event], state: &StateMachine);
+}
+
+impl Observer for () {
+    fn command(&mut self, _: &Sequenced, _: &[Event], _: &StateMachine) {}
+}
+
+/// What a replay reached and read.
+#[derive(Debug)]
+pub struct Outcome {
+    /// The state at the point.
+    pub state: StateMachine,
+    /// The last command applied (0: none).
+    pub last_seq: u64,
+    /// Commands applied (after the snapshot, if one was used).
+    pub replayed: u64,
+    /// The snapshot it started from: (sequence, file).
+    pub snapshot: Option<(u64, PathBuf)>,
+    /// Snapshots refused, with the reason (an older one, or the start, was used instead).
+    pub refused_snapshots: Vec<(PathBuf, String)>,
+    /// The torn tail the journal ends with, if it does: replay stopped cleanly before it.
+    pub torn: Option<TornTail>,
+}
+
+/// Why a replay could not run.
+#[derive(Debug, thiserror::Error)]
+pub enum ReplayError {
+    /// The journal: a missing segment, a corrupt record, a newer format, I/O (each names the
+    /// file, and the offset where there is one).
+    #[error(transparent)]
+    Journal(#[from] JournalError),
+    /// The point asked for is not in the journal.
+    #[error("{0}")]
+    Point(String),
+}
+
+/// The last command sequenced at or before `t`, or at most `elapsed` after the first
+/// command (0 if none).
+fn seq_at_time(dir: &Path, t: Option<Timestamp>, elapsed: u64) -> Result<u64, ReplayError> {
+    let mut last = 0;
+    let mut end = t;
+    journal::scan(dir, |cmd| {
+        let end = *end.get_or_insert(Timestamp(cmd.ts.0.saturating_add(elapsed)));
+        if cmd.ts > end {
+            return ControlFlow::Break(());
+        }
+        last = cmd.seq.0;
+        ControlFlow::Continue(())
+    })?;
+    Ok(last)
+}
+
+/// The newest snapshot at or before `limit` that verifies, or an empty state at 0.
+fn start(dir: &Path, limit: u64, ledger: &Ledger, outcome: &mut Outcome) -> Result<u64, ReplayError> {
+    for (seq, path) in snapshot::list(dir, limit)? {
+        match snapshot::read(&path, ledger.clone()) {
+            Ok((read_seq, state)) if read_seq == seq => {
+                outcome.state = state;
+                outcome.snapshot = Some((seq, path));
+                return Ok(seq);
+            }
+            Ok((read_seq, _)) => {
+                outcome.refused_snapshots.push((path, format!("its header says sequence {read_seq}, its name {seq}")))
+            }
+            Err(why) => outcome.refused_snapshots.push((path, why)),
+        }
+    }
+    Ok(0)
+}
+
+/// Replays the journal in `dir` with the risk configuration `ledger` to the point `opts`
+/// names, showing every applied command to `observer`.
+///
+/// # Errors
+/// [`ReplayError`]: the journal's errors name the segment and the offset; a point past the
+/// journal's end is not an error (the replay stops at the end and says where).
+pub fn replay(dir: &Path, ledger: &Ledger, opts: Options, observer: &mut dyn Observer) -> Result<Outcome, ReplayError> {
+    let limit = match opts.until {
+        Until::End => u64::MAX,
+        Until::Seq(n) => n,
+        Until::Time(t) => seq_at_time(dir, Some(t), 0)?,
+        Until::Elapsed(ns) => seq_at_time(dir, None, ns)?,
+    };
+    let mut outcome = Outcome {
+        state: StateMachine::with_ledger(ledger.clone()),
+        last_seq: 0,
+        replayed: 0,
+        snapshot: None,
+        refused_snapshots: Vec::new(),
+        torn: None,
+    };
+    let from = if opts.from_start { 0 } else { start(dir, limit, ledger, &mut outcome)? };
+    let bar = progress::Bar::new(opts.progress, progress::estimate(dir, limit)?, from);
+    let mut events = Vec::new();
+    let (state, replayed, last) = (&mut outcome.state, &mut outcome.replayed, &mut outcome.last_seq);
+    *last = from;
+    let scanned = journal::scan(dir, |cmd| {
+        if cmd.seq.0 > limit {
+            return ControlFlow::Break(());
+        }
+        if cmd.seq.0 > from {
+            events.clear();
+            state.apply(&cmd, &mut events);
+            observer.command(&cmd, &events, state);
+            *replayed += 1;
+            *last = cmd.seq.0;
+            bar.tick(cmd.seq.0);
+        }
+        ControlFlow::Continue(())
+    })?;
+    bar.finish(outcome.last_seq);
+    outcome.torn = scanned.torn;
+    Ok(outcome)
+}
