@@ -11,9 +11,10 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 
 use anyhow::{Context, Result};
+use l2x_replay::views::{Format, Table, View, Viewer};
 use l2x_replay::{Options as ReplayOptions, Outcome, Until};
 use l2x_risk::Ledger;
-use l2x_types::{Decimal, Timestamp, format_units};
+use l2x_types::{AccountId, Decimal, Timestamp, format_units};
 
 /// Options of `l2x replay`.
 #[derive(Clone, Debug, clap::Args)]
@@ -34,6 +35,20 @@ pub(crate) struct Options {
     /// No progress bar (it is shown on a terminal only, on standard error).
     #[arg(long)]
     no_progress: bool,
+    /// Write a view as rows instead of the summary: `accounts`, `positions`, `book` (at the
+    /// point, or every --every), `trades`, `liquidations` (all up to the point).
+    #[arg(long, value_parser = ["accounts", "positions", "book", "trades", "liquidations"])]
+    dump: Option<String>,
+    /// The rows' format: `csv` (with a header) or `json` (one object per line).
+    #[arg(long, default_value = "csv", value_parser = ["csv", "json"], requires = "dump")]
+    format: String,
+    /// Only this account's rows.
+    #[arg(long, requires = "dump")]
+    account: Option<u64>,
+    /// With a state view: a sample every DURATION of sequenced time from the journal's first
+    /// command (`1m`, `30s`, `500ms`), then one at the point: a time series.
+    #[arg(long, value_parser = parse_time, requires = "dump")]
+    every: Option<u64>,
 }
 
 /// A duration or instant in nanoseconds: a bare integer, or a decimal with a unit.
@@ -124,7 +139,40 @@ fn report_reading(outcome: &Outcome) {
     }
 }
 
+/// `--dump`: the view's rows on standard output.
+fn dump(opts: &Options, which: &str) -> Result<ExitCode> {
+    let view = match which {
+        "accounts" => View::Accounts,
+        "positions" => View::Positions,
+        "book" => View::Book,
+        "trades" => View::Trades,
+        _ => View::Liquidations,
+    };
+    anyhow::ensure!(
+        opts.every.is_none() || !view.of_events(),
+        "--every samples the state views (accounts, positions, book); {which} are events: each is written"
+    );
+    let format = if opts.format == "json" { Format::Json } else { Format::Csv };
+    let stdout = io::stdout();
+    let table = Table::new(view, format, opts.account.map(AccountId), io::BufWriter::new(stdout.lock()));
+    let mut viewer = Viewer::new(table, opts.every);
+    let run = ReplayOptions {
+        until: until(opts),
+        from_start: view.of_events() || opts.every.is_some(),
+        progress: !opts.no_progress,
+    };
+    let outcome = l2x_replay::replay(&opts.dir, &Ledger::default(), run, &mut viewer)
+        .with_context(|| format!("replaying {}", opts.dir.display()))?;
+    report_reading(&outcome);
+    viewer.at_end(&outcome.state);
+    viewer.table.finish()?;
+    Ok(ExitCode::SUCCESS)
+}
+
 pub(crate) fn replay(opts: &Options) -> Result<ExitCode> {
+    if let Some(which) = &opts.dump {
+        return dump(opts, which);
+    }
     let ledger = Ledger::default();
     let run = ReplayOptions { until: until(opts), from_start: false, progress: !opts.no_progress && !opts.state_hash };
     let outcome = l2x_replay::replay(&opts.dir, &ledger, run, &mut ())

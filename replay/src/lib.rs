@@ -28,6 +28,7 @@ use l2x_risk::Ledger;
 use l2x_types::{Event, Sequenced, Timestamp};
 
 pub mod progress;
+pub mod views;
 
 /// How far to replay.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
@@ -58,6 +59,11 @@ pub struct Options {
 
 /// Sees every replayed command with its events and the state after it.
 pub trait Observer {
+    /// Before `cmd` is applied (the state is the previous command's).
+    fn before(&mut self, cmd: &Sequenced, state: &StateMachine) {
+        let _ = (cmd, state);
+    }
+
     /// After `cmd` was applied.
     fn command(&mut self, cmd: &Sequenced, events: &[Event], state: &StateMachine);
 }
@@ -160,6 +166,7 @@ pub fn replay(dir: &Path, ledger: &Ledger, opts: Options, observer: &mut dyn Obs
             return ControlFlow::Break(());
         }
         if cmd.seq.0 > from {
+            observer.before(&cmd, state);
             events.clear();
             state.apply(&cmd, &mut events);
             observer.command(&cmd, &events, state);

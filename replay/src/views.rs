@@ -1,0 +1,403 @@
+//! Views of a replay for a desk's tools: accounts, positions and the book at the point (or
+//! sampled every so often), trades and liquidations as they happened; CSV with a header, or
+//! JSON lines (docs/REPLAY.md, "Views and exports").
+//!
+//! ```text
+//!  state views   accounts · positions · book     at the point, or with --every D at
+//!                t0 + D, t0 + 2D, … (the state after every command sequenced at or before
+//!                each boundary, as --until-time counts) and at the point
+//!  event views   trades · liquidations            every one up to the point (so the
+//!                replay starts from the first command, not a snapshot)
+//! ```
+//!
+//! Amounts are decimal strings in the instrument's units (base for sizes, quote for prices,
+//! USDC for money), exact: a desk's notebook gets what the engine holds, not floats.
+
+use std::io::{self, Write};
+
+use l2x_engine::StateMachine;
+use l2x_types::{AccountId, Decimal, Event, Holder, Instrument, InstrumentId, Sequenced, Side, format_units};
+
+use crate::Observer;
+
+/// What to show.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum View {
+    /// Collateral, equity and requirements per account.
+    Accounts,
+    /// Open positions with entry notional, mark and unrealised PnL.
+    Positions,
+    /// Resting quantity per price level.
+    Book,
+    /// Every trade.
+    Trades,
+    /// Every liquidation fill, insurance takeover, ADL close and incomplete liquidation.
+    Liquidations,
+}
+
+impl View {
+    /// Whether the view is of events (it needs every command from the first).
+    pub fn of_events(self) -> bool {
+        matches!(self, View::Trades | View::Liquidations)
+    }
+
+    fn header(self) -> &'static [&'static str] {
+        match self {
+            View::Accounts => &[
+                "seq",
+                "ts",
+                "account",
+                "collateral",
+                "equity",
+                "initial_margin",
+                "maintenance_margin",
+                "below_maintenance",
+            ],
+            View::Positions => &["seq", "ts", "account", "symbol", "size", "entry_notional", "mark", "unrealised_pnl"],
+            View::Book => &["seq", "ts", "symbol", "side", "price", "qty", "orders"],
+            View::Trades => &[
+                "seq",
+                "ts",
+                "trade_id",
+                "symbol",
+                "price",
+                "qty",
+                "maker_account",
+                "taker_account",
+                "maker_fee",
+                "taker_fee",
+            ],
+            View::Liquidations => {
+                &["seq", "ts", "kind", "account", "symbol", "side", "qty", "price", "fee", "counterparty"]
+            }
+        }
+    }
+}
+
+/// How rows are written.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Format {
+    /// Comma-separated, a header line first.
+    Csv,
+    /// One JSON object per line, keyed by the header's names (all values strings, exact).
+    Json,
+}
+
+/// Rows of one view to a writer.
+pub struct Table<W: Write> {
+    view: View,
+    format: Format,
+    out: W,
+    account: Option<AccountId>,
+    /// The first write error; later rows are skipped.
+    error: Option<io::Error>,
+}
+
+/// Which of an instrument's units a value is counted in.
+type Unit = fn(&Instrument) -> Decimal;
+
+const USDC: Decimal = Decimal::from_parts(1, 0, 0, false, 6);
+
+fn usdc(micro: i128) -> String {
+    format_units(micro, USDC)
+}
+
+fn side(s: Side) -> &'static str {
+    if s == Side::Buy { "buy" } else { "sell" }
+}
+
+impl<W: Write> Table<W> {
+    /// A table of `view`, only of `account` if given; writes the CSV header at once.
+    pub fn new(view: View, format: Format, account: Option<AccountId>, out: W) -> Table<W> {
+        let mut t = Table { view, format, out, account, error: None };
+        if format == Format::Csv {
+            let line = view.header().join(",");
+            t.line(&line);
+        }
+        t
+    }
+
+    fn line(&mut self, text: &str) {
+        if self.error.is_none()
+            && let Err(e) = writeln!(self.out, "{text}")
+        {
+            self.error = Some(e);
+        }
+    }
+
+    fn row(&mut self, values: &[String]) {
+        let text = match self.format {
+            Format::Csv => values.iter().map(|v| csv_field(v)).collect::<Vec<_>>().join(","),
+            Format::Json => {
+                let mut o = String::from("{");
+                for (i, (k, v)) in self.view.header().iter().zip(values).enumerate() {
+                    if i > 0 {
+                        o.push(',');
+                    }
+                    o.push_str(&format!("{k:?}:{}", json_string(v)));
+                }
+                o.push('}');
+                o
+            }
+        };
+        self.line(&text);
+    }
+
+    fn wanted(&self, account: AccountId) -> bool {
+        self.account.is_none_or(|a| a == account)
+    }
+
+    /// The rows of a state view for `state` at (`seq`, `ts`).
+    pub fn state(&mut self, state: &StateMachine, seq: u64, ts: u64) {
+        let (seq, ts) = (seq.to_string(), ts.to_string());
+        let ledger = state.ledger();
+        match self.view {
+            View::Accounts => {
+                for slot in ledger.slots_by_id() {
+                    let Holder::Account(id) = ledger.account(slot).holder else { continue };
+                    if !self.wanted(id) {
+                        continue;
+                    }
+                    let a = ledger.account(slot);
+                    let h = ledger.health(slot);
+                    self.row(&[
+                        seq.clone(),
+                        ts.clone(),
+                        id.0.to_string(),
+                        usdc(i128::from(a.collateral)),
+                        usdc(h.equity),
+                        usdc(h.initial),
+                        usdc(h.maintenance),
+                        h.below_maintenance().to_string(),
+                    ]);
+                }
+            }
+            View::Positions => {
+                for slot in ledger.slots_by_id() {
+                    let Holder::Account(id) = ledger.account(slot).holder else { continue };
+                    if !self.wanted(id) {
+                        continue;
+                    }
+                    for p in ledger.account(slot).positions.iter().filter(|p| p.size != 0) {
+                        let Some(inst) = state.instrument(p.instrument) else { continue };
+                        let mark = state.mark(p.instrument);
+                        let unrealised = mark.map(|m| {
+                            i128::from(p.size) * i128::from(m.0) * i128::from(inst.quote_per_tick_lot) - p.cost
+                        });
+                        self.row(&[
+                            seq.clone(),
+                            ts.clone(),
+                            id.0.to_string(),
+                            inst.symbol.as_str().to_string(),
+                            format_units(i128::from(p.size), inst.lot_size),
+                            usdc(p.cost),
+                            mark.map(|m| format_units(i128::from(m.0), inst.tick_size)).unwrap_or_default(),
+                            unrealised.map(usdc).unwrap_or_default(),
+                        ]);
+                    }
+                }
+            }
+            View::Book => {
+                // Levels: (instrument, side, price) → (qty, orders); bids high to low.
+                let mut levels: std::collections::BTreeMap<(u32, u8, i64), (i64, u32)> = Default::default();
+                for o in state.resting_orders() {
+                    let key = match o.side {
+                        Side::Buy => (o.instrument.0, 0, -o.price.0),
+                        Side::Sell => (o.instrument.0, 1, o.price.0),
+                    };
+                    let level = levels.entry(key).or_default();
+                    level.0 += o.leaves.0;
+                    level.1 += 1;
+                }
+                for ((instrument, s, key), (qty, orders)) in levels {
+                    let Some(inst) = state.instrument(InstrumentId(instrument)) else { continue };
+                    let price = if s == 0 { -key } else { key };
+                    self.row(&[
+                        seq.clone(),
+                        ts.clone(),
+                        inst.symbol.as_str().to_string(),
+                        (if s == 0 { "buy" } else { "sell" }).to_string(),
+                        format_units(i128::from(price), inst.tick_size),
+                        format_units(i128::from(qty), inst.lot_size),
+                        orders.to_string(),
+                    ]);
+                }
+            }
+            View::Trades | View::Liquidations => {}
+        }
+    }
+
+    /// The rows of an event view for one command's events.
+    fn events(&mut self, cmd: &Sequenced, events: &[Event], state: &StateMachine) {
+        let (seq, ts) = (cmd.seq.0.to_string(), cmd.ts.0.to_string());
+        let symbol = |i: InstrumentId| state.instrument(i).map(|x| x.symbol.as_str().to_string()).unwrap_or_default();
+        let units = |i: InstrumentId, f: fn(&Instrument) -> Decimal, v: i64| {
+            state.instrument(i).map(|x| format_units(i128::from(v), f(x))).unwrap_or_default()
+        };
+        let lot: Unit = |x| x.lot_size;
+        let tick: Unit = |x| x.tick_size;
+        for ev in events {
+            match (self.view, ev) {
+                (View::Trades, Event::Trade(t)) if self.wanted(t.maker_account) || self.wanted(t.taker_account) => {
+                    self.row(&[
+                        seq.clone(),
+                        ts.clone(),
+                        t.trade_id.0.to_string(),
+                        symbol(t.instrument),
+                        units(t.instrument, tick, t.price.0),
+                        units(t.instrument, lot, t.qty.0),
+                        t.maker_account.0.to_string(),
+                        t.taker_account.0.to_string(),
+                        usdc(i128::from(t.maker_fee)),
+                        usdc(i128::from(t.taker_fee)),
+                    ]);
+                }
+                (View::Liquidations, Event::Liquidation { account, instrument, side: s, qty, price, fee })
+                    if self.wanted(*account) =>
+                {
+                    self.row(&[
+                        seq.clone(),
+                        ts.clone(),
+                        "liquidation".into(),
+                        account.0.to_string(),
+                        symbol(*instrument),
+                        side(*s).into(),
+                        units(*instrument, lot, qty.0),
+                        units(*instrument, tick, price.0),
+                        usdc(*fee),
+                        String::new(),
+                    ]);
+                }
+                (View::Liquidations, Event::Takeover { account, instrument, side: s, qty, price })
+                    if self.wanted(*account) =>
+                {
+                    self.row(&[
+                        seq.clone(),
+                        ts.clone(),
+                        "takeover".into(),
+                        account.0.to_string(),
+                        symbol(*instrument),
+                        side(*s).into(),
+                        units(*instrument, lot, qty.0),
+                        units(*instrument, tick, price.0),
+                        String::new(),
+                        "insurance".into(),
+                    ]);
+                }
+                (View::Liquidations, Event::Adl { account, counterparty, instrument, side: s, qty, price })
+                    if self.wanted(*account) || self.wanted(*counterparty) =>
+                {
+                    self.row(&[
+                        seq.clone(),
+                        ts.clone(),
+                        "adl".into(),
+                        account.0.to_string(),
+                        symbol(*instrument),
+                        side(*s).into(),
+                        units(*instrument, lot, qty.0),
+                        units(*instrument, tick, price.0),
+                        String::new(),
+                        counterparty.0.to_string(),
+                    ]);
+                }
+                (View::Liquidations, Event::LiquidationIncomplete { account, instrument, qty })
+                    if self.wanted(*account) =>
+                {
+                    self.row(&[
+                        seq.clone(),
+                        ts.clone(),
+                        "incomplete".into(),
+                        account.0.to_string(),
+                        symbol(*instrument),
+                        String::new(),
+                        units(*instrument, lot, qty.0),
+                        String::new(),
+                        String::new(),
+                        String::new(),
+                    ]);
+                }
+                _ => {}
+            }
+        }
+    }
+
+    /// The first write error, if any; flushes.
+    ///
+    /// # Errors
+    /// The writer's.
+    pub fn finish(mut self) -> io::Result<()> {
+        match self.error.take() {
+            Some(e) => Err(e),
+            None => self.out.flush(),
+        }
+    }
+}
+
+fn csv_field(v: &str) -> String {
+    if v.contains([',', '"', '\n']) { format!("\"{}\"", v.replace('"', "\"\"")) } else { v.to_string() }
+}
+
+fn json_string(v: &str) -> String {
+    let mut o = String::with_capacity(v.len() + 2);
+    o.push('"');
+    for c in v.chars() {
+        match c {
+            '"' => o.push_str("\\\""),
+            '\\' => o.push_str("\\\\"),
+            c if (c as u32) < 0x20 => o.push_str(&format!("\\u{:04x}", c as u32)),
+            c => o.push(c),
+        }
+    }
+    o.push('"');
+    o
+}
+
+/// A view as an [`Observer`]: event views write each command's events; state views with a
+/// period write a sample at each boundary passed.
+pub struct Viewer<W: Write> {
+    /// The table written to.
+    pub table: Table<W>,
+    every: Option<u64>,
+    next: Option<u64>,
+    last: (u64, u64),
+}
+
+impl<W: Write> Viewer<W> {
+    /// A viewer writing to `table`, sampling state views every `every` ns of sequenced time.
+    pub fn new(table: Table<W>, every: Option<u64>) -> Viewer<W> {
+        Viewer { table, every: every.filter(|&e| e > 0), next: None, last: (0, 0) }
+    }
+
+    /// The rows at the point the replay reached (state views).
+    pub fn at_end(&mut self, state: &StateMachine) {
+        if !self.table.view.of_events() {
+            let (seq, ts) = self.last;
+            self.table.state(state, seq, ts);
+        }
+    }
+}
+
+impl<W: Write> Observer for Viewer<W> {
+    fn before(&mut self, cmd: &Sequenced, state: &StateMachine) {
+        let Some(every) = self.every else { return };
+        let next = *self.next.get_or_insert(cmd.ts.0.saturating_add(every));
+        if cmd.ts.0 <= next || self.table.view.of_events() {
+            return;
+        }
+        // Every boundary this command is past: the state before it held there (commands
+        // at a boundary's very time count, as with --until-time).
+        let mut boundary = next;
+        while boundary < cmd.ts.0 {
+            self.table.state(state, self.last.0, boundary);
+            boundary = boundary.saturating_add(every);
+        }
+        self.next = Some(boundary);
+    }
+
+    fn command(&mut self, cmd: &Sequenced, events: &[Event], state: &StateMachine) {
+        self.last = (cmd.seq.0, cmd.ts.0);
+        if self.table.view.of_events() {
+            self.table.events(cmd, events, state);
+        }
+    }
+}
