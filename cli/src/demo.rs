@@ -9,7 +9,8 @@
 //!     that cross
 //!  this thread: an oracle random walk every 100 ms (seeded); one status line a second
 //!  after --seconds: clients log out · Node::stop (gateway, pipeline drained, last
-//!     settlement pass) · summary · `l2x settle verify` on what was written, in process
+//!     settlement pass) · summary · `l2x replay DIR --verify-roots --chain-dir DIR/chain`
+//!     printed, and run in process
 //! ```
 //!
 //! The workload is seeded; what the clients manage to send in the time given is not (it is
@@ -281,14 +282,13 @@ pub(crate) fn demo(opts: &Options) -> Result<ExitCode> {
     if let Some(e) = &settled.error {
         writeln!(out, "settlement's last pass failed: {e}")?;
     }
-    let dir = opts.data_dir.display();
-    writeln!(
-        out,
-        "\nverify every committed root from the journal:\n  l2x settle verify --journal {dir} --batches {dir}/batches --chain-dir {dir}/chain\n"
-    )?;
+    let dir = opts.data_dir.to_str().context("the demo directory's path is not UTF-8")?;
+    let chain = format!("{dir}/chain");
+    let args = [dir, "--verify-roots", "--chain-dir", &chain];
+    writeln!(out, "\nverify every committed root from the journal:\n  l2x replay {}\n", args.join(" "))?;
     drop(out);
-    let verify = crate::settle::verify_command(&opts.data_dir)?;
-    let verified = crate::settle::settle(verify)?;
+    // The very command printed, run here.
+    let verified = crate::replay::replay(&crate::replay::Options::parse_args(&args)?)?;
     // Every closed epoch committed and every committed root re-derived, or a failure.
     Ok(if settled_all { verified } else { ExitCode::FAILURE })
 }

@@ -49,6 +49,33 @@ pub(crate) struct Options {
     /// command (`1m`, `30s`, `500ms`), then one at the point: a time series.
     #[arg(long, value_parser = parse_time, requires = "dump")]
     every: Option<u64>,
+    /// Recompute every epoch's state root from the journal and compare with the batch files
+    /// (DIR/batches unless --batches) and, with a chain, the roots committed there; exit 1
+    /// naming the first batch that differs. What an outside auditor runs.
+    #[arg(long, conflicts_with_all = ["dump", "state_hash", "until_seq", "until_time"])]
+    verify_roots: bool,
+    /// With --verify-roots: the batch files to compare with.
+    #[arg(long)]
+    batches: Option<PathBuf>,
+    /// With --verify-roots: the chain to compare with.
+    #[command(flatten)]
+    chain: crate::settle::ChainArgs,
+    /// With --verify-roots: the epoch policy the submitter used.
+    #[command(flatten)]
+    epochs: crate::settle::EpochArgs,
+}
+
+impl Options {
+    /// The options of `l2x replay ARGS…` (the demo runs the command it prints).
+    pub(crate) fn parse_args(args: &[&str]) -> Result<Options> {
+        #[derive(clap::Parser)]
+        struct Wrapper {
+            #[command(flatten)]
+            replay: Options,
+        }
+        let all = std::iter::once("replay").chain(args.iter().copied());
+        Ok(<Wrapper as clap::Parser>::try_parse_from(all)?.replay)
+    }
 }
 
 /// A duration or instant in nanoseconds: a bare integer, or a decimal with a unit.
@@ -170,6 +197,17 @@ fn dump(opts: &Options, which: &str) -> Result<ExitCode> {
 }
 
 pub(crate) fn replay(opts: &Options) -> Result<ExitCode> {
+    if opts.verify_roots {
+        let batches = opts.batches.clone().or_else(|| {
+            let default = opts.dir.join("batches");
+            default.is_dir().then_some(default)
+        });
+        return crate::settle::verify(&opts.dir, batches, &opts.chain, opts.epochs);
+    }
+    anyhow::ensure!(
+        opts.batches.is_none() && !opts.chain.is_named(),
+        "--batches, --chain-dir and --rpc-url are for --verify-roots"
+    );
     if let Some(which) = &opts.dump {
         return dump(opts, which);
     }

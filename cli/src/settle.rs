@@ -63,6 +63,11 @@ pub(crate) struct ChainArgs {
 }
 
 impl ChainArgs {
+    /// Whether a chain was named.
+    pub(crate) fn is_named(&self) -> bool {
+        self.chain_dir.is_some() || self.rpc_url.is_some()
+    }
+
     /// The chain to read, if one was named.
     fn reader(&self) -> Result<Option<Box<dyn Chain>>> {
         Ok(match (&self.chain_dir, &self.rpc_url, &self.contract) {
@@ -157,20 +162,6 @@ pub(crate) enum SettleCmd {
     },
 }
 
-/// `settle verify` of a node's data directory: its journal, its batch files and its
-/// embedded chain, with the default epochs (what `l2x demo` runs at its end).
-pub(crate) fn verify_command(data_dir: &std::path::Path) -> Result<SettleCmd> {
-    #[derive(clap::Parser)]
-    struct Wrapper {
-        #[command(subcommand)]
-        cmd: SettleCmd,
-    }
-    let dir = data_dir.to_str().context("the data directory's path is not UTF-8")?;
-    let (batches, chain) = (format!("{dir}/batches"), format!("{dir}/chain"));
-    let args = ["settle", "verify", "--journal", dir, "--batches", &batches, "--chain-dir", &chain];
-    Ok(<Wrapper as clap::Parser>::try_parse_from(args)?.cmd)
-}
-
 fn address(text: &str) -> Result<alloy::primitives::Address> {
     text.parse().with_context(|| format!("--contract {text:?} is not an address"))
 }
@@ -258,93 +249,98 @@ pub(crate) fn settle(cmd: SettleCmd) -> Result<ExitCode> {
             writeln!(out, "{}", serde_json::to_string_pretty(&json)?)?;
             Ok(if on_chain == Some(false) { ExitCode::FAILURE } else { ExitCode::SUCCESS })
         }
-        SettleCmd::Verify { journal, batches, chain, epochs } => {
-            let computed: Vec<Batch> = epoch::from_journal(&journal, epochs.policy(), &Ledger::default())
-                .with_context(|| format!("replaying {}", journal.display()))?
-                .iter()
-                .map(Batch::of)
-                .collect();
-            writeln!(out, "{} epochs recomputed from {}", computed.len(), journal.display())?;
-            let mut failed = false;
-            // The data each batch was posted with: its file's when there is one that says
-            // what the journal says (the chain's data hash binds those bytes; recompressing
-            // with another zstd could give others).
-            let mut posted: Vec<B256> = computed.iter().map(|b| b.header.data_hash).collect();
-            if let Some(dir) = batches {
-                let files = submitter::read_batches(&dir)?;
-                // Files by their own index: a missing one is named, not blamed on the next.
-                let mut problem = None;
-                for (expected, f) in (1u64..).zip(&files) {
-                    let index = f.header.index;
-                    let why = if index != expected {
-                        Some(format!("batch {expected}: missing from {}", dir.display()))
-                    } else {
-                        match computed.get(usize::try_from(index - 1)?) {
-                            None => Some(format!(
-                                "batch {index}: a batch file, but the journal closes only {} epochs",
-                                computed.len()
-                            )),
-                            Some(mine) if !f.same_content(mine) => {
-                                Some(format!("batch {index}: the batch file is not what the journal gives"))
-                            }
-                            Some(_) => {
-                                posted[usize::try_from(index - 1)?] = f.header.data_hash;
-                                None
-                            }
-                        }
-                    };
-                    if why.is_some() {
-                        problem = why;
-                        break;
+        SettleCmd::Verify { journal, batches, chain, epochs } => verify(&journal, batches, &chain, epochs),
+    }
+}
+
+/// Recomputes every epoch of the journal and compares with the batch files and the chain:
+/// `settle verify`, and `replay --verify-roots`. Exit 1 naming the first batch that differs.
+pub(crate) fn verify(
+    journal: &std::path::Path,
+    batches: Option<PathBuf>,
+    chain: &ChainArgs,
+    epochs: EpochArgs,
+) -> Result<ExitCode> {
+    let stdout = io::stdout();
+    let mut out = stdout.lock();
+    let computed: Vec<Batch> = epoch::from_journal(journal, epochs.policy(), &Ledger::default())
+        .with_context(|| format!("replaying {}", journal.display()))?
+        .iter()
+        .map(Batch::of)
+        .collect();
+    writeln!(out, "{} epochs recomputed from {}", computed.len(), journal.display())?;
+    let mut failed = false;
+    // The data each batch was posted with: its file's when there is one that says
+    // what the journal says (the chain's data hash binds those bytes; recompressing
+    // with another zstd could give others).
+    let mut posted: Vec<B256> = computed.iter().map(|b| b.header.data_hash).collect();
+    if let Some(dir) = batches {
+        let files = submitter::read_batches(&dir)?;
+        // Files by their own index: a missing one is named, not blamed on the next.
+        let mut problem = None;
+        for (expected, f) in (1u64..).zip(&files) {
+            let index = f.header.index;
+            let why = if index != expected {
+                Some(format!("batch {expected}: missing from {}", dir.display()))
+            } else {
+                match computed.get(usize::try_from(index - 1)?) {
+                    None => Some(format!(
+                        "batch {index}: a batch file, but the journal closes only {} epochs",
+                        computed.len()
+                    )),
+                    Some(mine) if !f.same_content(mine) => {
+                        Some(format!("batch {index}: the batch file is not what the journal gives"))
+                    }
+                    Some(_) => {
+                        posted[usize::try_from(index - 1)?] = f.header.data_hash;
+                        None
                     }
                 }
-                if let Some(why) = problem {
-                    writeln!(out, "{why}")?;
-                    failed = true;
-                } else {
-                    if files.len() < computed.len() {
-                        // Not a mismatch: the submitter has not written them yet.
-                        writeln!(out, "{} epochs have no batch file yet", computed.len() - files.len())?;
-                    }
-                    writeln!(out, "{} batch files match", files.len())?;
-                }
+            };
+            if why.is_some() {
+                problem = why;
+                break;
             }
-            if let Some(mut chain) = chain.reader()? {
-                let (last, _) = chain.last_committed()?;
-                let mut bad = None;
-                for index in 1..=last {
-                    let Some(mine) = computed.get(usize::try_from(index - 1)?).map(|b| b.header) else {
-                        bad = Some(format!(
-                            "batch {index}: on chain, but the journal closes only {} epochs",
-                            computed.len()
-                        ));
-                        break;
-                    };
-                    let (root, data_hash) = chain.committed(index)?;
-                    if root != mine.new_root {
-                        bad = Some(format!(
-                            "batch {index}: the chain has root {root}, the journal gives {}",
-                            mine.new_root
-                        ));
-                        break;
-                    }
-                    let ours = posted[usize::try_from(index - 1)?];
-                    if data_hash != ours {
-                        bad = Some(format!(
-                            "batch {index}: the chain has data hash {data_hash}, the batch data hashes to {ours}"
-                        ));
-                        break;
-                    }
-                }
-                match bad {
-                    Some(why) => {
-                        writeln!(out, "{why}")?;
-                        failed = true;
-                    }
-                    None => writeln!(out, "{last} committed roots match")?,
-                }
+        }
+        if let Some(why) = problem {
+            writeln!(out, "{why}")?;
+            failed = true;
+        } else {
+            if files.len() < computed.len() {
+                // Not a mismatch: the submitter has not written them yet.
+                writeln!(out, "{} epochs have no batch file yet", computed.len() - files.len())?;
             }
-            Ok(if failed { ExitCode::FAILURE } else { ExitCode::SUCCESS })
+            writeln!(out, "{} batch files match", files.len())?;
         }
     }
+    if let Some(mut chain) = chain.reader()? {
+        let (last, _) = chain.last_committed()?;
+        let mut bad = None;
+        for index in 1..=last {
+            let Some(mine) = computed.get(usize::try_from(index - 1)?).map(|b| b.header) else {
+                bad = Some(format!("batch {index}: on chain, but the journal closes only {} epochs", computed.len()));
+                break;
+            };
+            let (root, data_hash) = chain.committed(index)?;
+            if root != mine.new_root {
+                bad = Some(format!("batch {index}: the chain has root {root}, the journal gives {}", mine.new_root));
+                break;
+            }
+            let ours = posted[usize::try_from(index - 1)?];
+            if data_hash != ours {
+                bad = Some(format!(
+                    "batch {index}: the chain has data hash {data_hash}, the batch data hashes to {ours}"
+                ));
+                break;
+            }
+        }
+        match bad {
+            Some(why) => {
+                writeln!(out, "{why}")?;
+                failed = true;
+            }
+            None => writeln!(out, "{last} committed roots match")?,
+        }
+    }
+    Ok(if failed { ExitCode::FAILURE } else { ExitCode::SUCCESS })
 }

@@ -5,5 +5,6 @@
 mod demo;
 mod golden;
 mod journal;
+mod replay;
 mod serve;
 mod settle;
