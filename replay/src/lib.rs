@@ -29,6 +29,7 @@ use l2x_types::{Event, Sequenced, Timestamp};
 
 pub mod progress;
 pub mod views;
+pub mod whatif;
 
 /// How far to replay.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
