@@ -12,6 +12,7 @@ use std::process::ExitCode;
 
 use anyhow::{Context, Result};
 use l2x_replay::views::{Format, Table, View, Viewer};
+use l2x_replay::whatif::{self, RiskParams, RunStats};
 use l2x_replay::{Options as ReplayOptions, Outcome, Until};
 use l2x_risk::Ledger;
 use l2x_types::{AccountId, Decimal, Timestamp, format_units};
@@ -39,9 +40,15 @@ pub(crate) struct Options {
     /// point, or every --every), `trades`, `liquidations` (all up to the point).
     #[arg(long, value_parser = ["accounts", "positions", "book", "trades", "liquidations"])]
     dump: Option<String>,
-    /// The rows' format: `csv` (with a header) or `json` (one object per line).
-    #[arg(long, default_value = "csv", value_parser = ["csv", "json"], requires = "dump")]
-    format: String,
+    /// The format: `csv` (with a header) or `json` (one object per line) for --dump (csv
+    /// by default); for --risk-params a table on the terminal unless `csv` (one row per
+    /// account) or `json` (the whole comparison).
+    #[arg(long, value_parser = ["csv", "json"])]
+    format: Option<String>,
+    /// Replay the same inputs under the risk parameters in this TOML file as well, and
+    /// compare (docs/REPLAY.md, "What-if").
+    #[arg(long, conflicts_with_all = ["dump", "state_hash"])]
+    risk_params: Option<PathBuf>,
     /// Only this account's rows.
     #[arg(long, requires = "dump")]
     account: Option<u64>,
@@ -166,6 +173,143 @@ fn report_reading(outcome: &Outcome) {
     }
 }
 
+/// `--risk-params`: both runs and what differs.
+fn what_if(opts: &Options, file: &std::path::Path) -> Result<ExitCode> {
+    let name = file.display().to_string();
+    let text = std::fs::read_to_string(file).with_context(|| format!("reading {name}"))?;
+    let params = RiskParams::parse(&name, &text)?;
+    let c = whatif::run(&opts.dir, &name, &params, until(opts), !opts.no_progress)?;
+    let stdout = io::stdout();
+    let mut out = io::BufWriter::new(stdout.lock());
+    let usdc = |v: i128| format_units(v, Decimal::new(1, 6));
+    let state = &c.states.0;
+    let symbol =
+        |i: l2x_types::InstrumentId| state.instrument(i).map(|x| x.symbol.as_str().to_string()).unwrap_or_default();
+    let accounts: std::collections::BTreeSet<AccountId> =
+        c.original.worst_equity.keys().chain(c.what_if.worst_equity.keys()).copied().collect();
+    let count = |r: &RunStats, a: AccountId| r.liquidations.iter().filter(|l| l.account == a).count();
+    let worst = |r: &RunStats, a: AccountId| r.worst_equity.get(&a).map(|w| usdc(w.0)).unwrap_or_default();
+    match opts.format.as_deref() {
+        Some("csv") => {
+            writeln!(
+                out,
+                "account,liquidations_original,liquidations_whatif,worst_equity_original,worst_equity_whatif,bankrupt_original,bankrupt_whatif"
+            )?;
+            for a in &accounts {
+                writeln!(
+                    out,
+                    "{},{},{},{},{},{},{}",
+                    a.0,
+                    count(&c.original, *a),
+                    count(&c.what_if, *a),
+                    worst(&c.original, *a),
+                    worst(&c.what_if, *a),
+                    c.original.bankrupt.contains(a),
+                    c.what_if.bankrupt.contains(a)
+                )?;
+            }
+        }
+        Some(_) => {
+            let run = |r: &RunStats, hash: &str| {
+                serde_json::json!({
+                    "state_hash": hash,
+                    "orders_rejected": r.rejected_orders,
+                    "liquidations": r.liquidations.iter().map(|l| serde_json::json!({
+                        "seq": l.seq, "account": l.account.0, "symbol": symbol(l.instrument), "kind": l.kind,
+                        "qty_lots": l.qty, "price_ticks": l.price,
+                    })).collect::<Vec<_>>(),
+                    "insurance": r.insurance.iter().map(|(seq, e)| serde_json::json!({"seq": seq, "equity": usdc(*e)})).collect::<Vec<_>>(),
+                    "worst_equity": r.worst_equity.iter().map(|(a, (e, seq))| serde_json::json!({"account": a.0, "equity": usdc(*e), "seq": seq})).collect::<Vec<_>>(),
+                    "bankrupt": r.bankrupt.iter().map(|a| a.0).collect::<Vec<_>>(),
+                })
+            };
+            let doc = serde_json::json!({
+                "seq": c.last_seq,
+                "params": name,
+                "original": run(&c.original, &c.hashes.0),
+                "what_if": run(&c.what_if, &c.hashes.1),
+            });
+            writeln!(out, "{}", serde_json::to_string_pretty(&doc)?)?;
+        }
+        None => {
+            let fund_end = |r: &RunStats| r.insurance.last().map(|x| usdc(x.1)).unwrap_or_else(|| "-".into());
+            let fund_low = |r: &RunStats| r.insurance.iter().map(|x| x.1).min().map(usdc).unwrap_or_else(|| "-".into());
+            let liquidated = |r: &RunStats| {
+                r.liquidations.iter().map(|l| l.account).collect::<std::collections::BTreeSet<_>>().len()
+            };
+            writeln!(out, "what-if {name}, through seq {}", c.last_seq)?;
+            writeln!(out, "{:<28}{:>22}{:>22}", "", "original", "what-if")?;
+            let row = |out: &mut dyn Write, k: &str, a: String, b: String| writeln!(out, "{k:<28}{a:>22}{b:>22}");
+            row(
+                &mut out,
+                "liquidation steps",
+                c.original.liquidations.len().to_string(),
+                c.what_if.liquidations.len().to_string(),
+            )?;
+            row(
+                &mut out,
+                "accounts liquidated",
+                liquidated(&c.original).to_string(),
+                liquidated(&c.what_if).to_string(),
+            )?;
+            row(
+                &mut out,
+                "accounts bankrupt",
+                c.original.bankrupt.len().to_string(),
+                c.what_if.bankrupt.len().to_string(),
+            )?;
+            row(
+                &mut out,
+                "orders rejected",
+                c.original.rejected_orders.to_string(),
+                c.what_if.rejected_orders.to_string(),
+            )?;
+            row(&mut out, "insurance fund, lowest", fund_low(&c.original), fund_low(&c.what_if))?;
+            row(&mut out, "insurance fund, at the end", fund_end(&c.original), fund_end(&c.what_if))?;
+            let (appear, disappear) = c.changed_liquidations();
+            for (what, list) in [("appears in the what-if", appear), ("disappears in the what-if", disappear)] {
+                for l in list {
+                    writeln!(
+                        out,
+                        "liquidation {what}: account {} {} ({}, from seq {})",
+                        l.account.0,
+                        symbol(l.instrument),
+                        l.kind,
+                        l.seq
+                    )?;
+                }
+            }
+            let differing: Vec<&AccountId> = accounts
+                .iter()
+                .filter(|a| {
+                    worst(&c.original, **a) != worst(&c.what_if, **a)
+                        || c.original.bankrupt.contains(a) != c.what_if.bankrupt.contains(a)
+                })
+                .collect();
+            if !differing.is_empty() {
+                writeln!(
+                    out,
+                    "\n{:<10}{:>22}{:>22}{:>10}{:>10}",
+                    "account", "worst equity", "what-if", "bankrupt", "what-if"
+                )?;
+                for a in differing {
+                    writeln!(
+                        out,
+                        "{:<10}{:>22}{:>22}{:>10}{:>10}",
+                        a.0,
+                        worst(&c.original, *a),
+                        worst(&c.what_if, *a),
+                        c.original.bankrupt.contains(a),
+                        c.what_if.bankrupt.contains(a)
+                    )?;
+                }
+            }
+        }
+    }
+    out.flush()?;
+    Ok(ExitCode::SUCCESS)
+}
+
 /// `--dump`: the view's rows on standard output.
 fn dump(opts: &Options, which: &str) -> Result<ExitCode> {
     let view = match which {
@@ -179,7 +323,7 @@ fn dump(opts: &Options, which: &str) -> Result<ExitCode> {
         opts.every.is_none() || !view.of_events(),
         "--every samples the state views (accounts, positions, book); {which} are events: each is written"
     );
-    let format = if opts.format == "json" { Format::Json } else { Format::Csv };
+    let format = if opts.format.as_deref() == Some("json") { Format::Json } else { Format::Csv };
     let stdout = io::stdout();
     let table = Table::new(view, format, opts.account.map(AccountId), io::BufWriter::new(stdout.lock()));
     let mut viewer = Viewer::new(table, opts.every);
@@ -210,6 +354,10 @@ pub(crate) fn replay(opts: &Options) -> Result<ExitCode> {
     );
     if let Some(which) = &opts.dump {
         return dump(opts, which);
+    }
+    anyhow::ensure!(opts.format.is_none() || opts.risk_params.is_some(), "--format is for --dump and --risk-params");
+    if let Some(file) = &opts.risk_params {
+        return what_if(opts, file);
     }
     let ledger = Ledger::default();
     let run = ReplayOptions { until: until(opts), from_start: false, progress: !opts.no_progress && !opts.state_hash };

@@ -214,7 +214,7 @@ impl RiskParams {
     /// # Errors
     /// [`ParamsError::Value`] naming the key the rules refuse.
     pub fn patch(&self, file: &str, spec: &InstrumentSpec) -> Result<InstrumentSpec, ParamsError> {
-        let mut patched = spec.clone();
+        let mut patched = *spec;
         for symbol in ["*", spec.symbol.as_str()] {
             let Some(o) = self.instruments.get(symbol) else { continue };
             let key = |k: &str| format!("instruments.{symbol:?}.{k}");
@@ -334,9 +334,7 @@ impl RunStats {
                     liq(*account, *instrument, "incomplete", qty.0, 0);
                     self.bankrupt.insert(*account);
                 }
-                Event::Rejected { kind, .. }
-                    if matches!(kind, l2x_types::CommandKind::New | l2x_types::CommandKind::Amend) =>
-                {
+                Event::Rejected { kind: l2x_types::CommandKind::New | l2x_types::CommandKind::Amend, .. } => {
                     self.rejected_orders += 1;
                 }
                 _ => {}

@@ -41,6 +41,27 @@ fn replay_summarises_views_and_verifies_roots_and_catches_tampering() {
     let bad = l2x(&["replay", j, "--dump", "trades", "--every", "1s"]);
     assert!(!bad.status.success() && text(&bad).contains("--every samples the state views"), "{}", text(&bad));
 
+    // What-if with a lower maintenance margin (2 % instead of 3 %): at 48,900 account 1 has
+    // 1,000 − 0.4 × 1,100 = 560 USDC against 391.2 required — the takeover disappears.
+    let params = tmp.path().join("low-mm.toml");
+    std::fs::write(&params, "[instruments.\"BTC-PERP\"]\nmaintenance_margin = \"0.02\"\n").unwrap();
+    let wi = l2x(&["replay", j, "--risk-params", params.to_str().unwrap(), "--no-progress"]);
+    assert!(wi.status.success(), "{}", text(&wi));
+    assert!(
+        text(&wi).contains("disappears in the what-if: account 1 BTC-PERP (takeover, from seq 9)"),
+        "{}",
+        text(&wi)
+    );
+    let csv = l2x(&["replay", j, "--risk-params", params.to_str().unwrap(), "--format", "csv"]);
+    assert!(text(&csv).contains("\n1,1,0,"), "{}", text(&csv));
+    std::fs::write(&params, "[instruments.\"BTC-PERP\"]\nmaintenance_margin = \"0.2\"\n").unwrap();
+    let impossible = l2x(&["replay", j, "--risk-params", params.to_str().unwrap()]);
+    assert!(
+        !impossible.status.success() && text(&impossible).contains("instruments.\"BTC-PERP\""),
+        "{}",
+        text(&impossible)
+    );
+
     // Settled on an embedded chain, an epoch per command.
     let chain = tmp.path().join("chain");
     let c = chain.to_str().unwrap();
