@@ -62,6 +62,7 @@
 pub mod engine;
 pub mod machine;
 pub mod pipeline;
+pub mod replay;
 pub mod risk;
 pub mod settlement;
 pub mod wire;

@@ -97,6 +97,8 @@ enum BenchCmd {
     /// The gateway over loopback TCP: order-to-ack latency of N sessions at a fixed offered
     /// rate (coordinated-omission corrected), next to a raw TCP ping-pong of the same sizes.
     Wire(l2x_bench::wire::Options),
+    /// Replay of a long journal (default 10M commands): decode-only and replay rates.
+    Replay(l2x_bench::replay::Options),
     /// The settlement state tree: leaf updates/s and the root time of an epoch touching
     /// 100k of 1M accounts.
     Settlement(l2x_bench::settlement::Options),
@@ -133,6 +135,10 @@ fn run(cli: Cli) -> Result<ExitCode> {
         }
         Cmd::Bench { which: BenchCmd::Pipeline(opts) } => {
             let report = l2x_bench::pipeline::run(&opts)?;
+            print_bench(opts.json, || Ok(vec![report.json()?]), || report.table())
+        }
+        Cmd::Bench { which: BenchCmd::Replay(opts) } => {
+            let report = l2x_bench::replay::run(&opts)?;
             print_bench(opts.json, || Ok(vec![report.json()?]), || report.table())
         }
         Cmd::Bench { which: BenchCmd::Settlement(opts) } => {
