@@ -252,68 +252,50 @@ impl<W: Write> Table<W> {
                         usdc(i128::from(t.taker_fee)),
                     ]);
                 }
-                (View::Liquidations, Event::Liquidation { account, instrument, side: s, qty, price, fee })
-                    if self.wanted(*account) =>
-                {
+                (View::Liquidations, _) => {
+                    // (kind, account, counterparty, instrument, side, qty, price, fee)
+                    let step = match ev {
+                        Event::Liquidation { account, instrument, side: s, qty, price, fee } => {
+                            Some(("liquidation", *account, None, *instrument, Some(*s), *qty, Some(*price), Some(*fee)))
+                        }
+                        Event::Takeover { account, instrument, side: s, qty, price } => {
+                            Some(("takeover", *account, None, *instrument, Some(*s), *qty, Some(*price), None))
+                        }
+                        Event::Adl { account, counterparty, instrument, side: s, qty, price } => Some((
+                            "adl",
+                            *account,
+                            Some(*counterparty),
+                            *instrument,
+                            Some(*s),
+                            *qty,
+                            Some(*price),
+                            None,
+                        )),
+                        Event::LiquidationIncomplete { account, instrument, qty } => {
+                            Some(("incomplete", *account, None, *instrument, None, *qty, None, None))
+                        }
+                        _ => None,
+                    };
+                    let Some((kind, account, counterparty, instrument, s, qty, price, fee)) = step else { continue };
+                    if !(self.wanted(account) || counterparty.is_some_and(|c| self.wanted(c))) {
+                        continue;
+                    }
+                    let other = match (kind, counterparty) {
+                        ("takeover", _) => "insurance".to_string(),
+                        (_, Some(c)) => c.0.to_string(),
+                        _ => String::new(),
+                    };
                     self.row(&[
                         seq.clone(),
                         ts.clone(),
-                        "liquidation".into(),
+                        kind.into(),
                         account.0.to_string(),
-                        symbol(*instrument),
-                        side(*s).into(),
-                        units(*instrument, lot, qty.0),
-                        units(*instrument, tick, price.0),
-                        usdc(*fee),
-                        String::new(),
-                    ]);
-                }
-                (View::Liquidations, Event::Takeover { account, instrument, side: s, qty, price })
-                    if self.wanted(*account) =>
-                {
-                    self.row(&[
-                        seq.clone(),
-                        ts.clone(),
-                        "takeover".into(),
-                        account.0.to_string(),
-                        symbol(*instrument),
-                        side(*s).into(),
-                        units(*instrument, lot, qty.0),
-                        units(*instrument, tick, price.0),
-                        String::new(),
-                        "insurance".into(),
-                    ]);
-                }
-                (View::Liquidations, Event::Adl { account, counterparty, instrument, side: s, qty, price })
-                    if self.wanted(*account) || self.wanted(*counterparty) =>
-                {
-                    self.row(&[
-                        seq.clone(),
-                        ts.clone(),
-                        "adl".into(),
-                        account.0.to_string(),
-                        symbol(*instrument),
-                        side(*s).into(),
-                        units(*instrument, lot, qty.0),
-                        units(*instrument, tick, price.0),
-                        String::new(),
-                        counterparty.0.to_string(),
-                    ]);
-                }
-                (View::Liquidations, Event::LiquidationIncomplete { account, instrument, qty })
-                    if self.wanted(*account) =>
-                {
-                    self.row(&[
-                        seq.clone(),
-                        ts.clone(),
-                        "incomplete".into(),
-                        account.0.to_string(),
-                        symbol(*instrument),
-                        String::new(),
-                        units(*instrument, lot, qty.0),
-                        String::new(),
-                        String::new(),
-                        String::new(),
+                        symbol(instrument),
+                        s.map(side).unwrap_or_default().into(),
+                        units(instrument, lot, qty.0),
+                        price.map(|p| units(instrument, tick, p.0)).unwrap_or_default(),
+                        fee.map(usdc).unwrap_or_default(),
+                        other,
                     ]);
                 }
                 _ => {}
