@@ -91,3 +91,18 @@ fn a_time_series_samples_the_state_at_each_boundary() {
     assert_eq!(upto.len(), 1 + 3, "{upto:?}");
     assert!(upto[3].starts_with("25,25000,1,25,"), "{upto:?}");
 }
+
+#[test]
+fn adl_closes_name_both_sides() {
+    // adl.jsonl: an empty insurance fund, so account 1's bankrupt long is closed against the
+    // most profitable shorts (accounts 3 then 2) at its bankruptcy price.
+    let tmp = tempfile::tempdir().unwrap();
+    run_scenario(tmp.path(), "adl.jsonl");
+    let liq = rows(tmp.path(), View::Liquidations, Format::Csv, None, None, Until::End);
+    assert_eq!(
+        liq[1..],
+        ["9,0,adl,1,BTC-PERP,sell,0.1,47500,,3".to_string(), "9,0,adl,1,BTC-PERP,sell,0.3,47500,,2".to_string()]
+    );
+    // Account 2's rows: the close it was on the other side of.
+    assert_eq!(rows(tmp.path(), View::Liquidations, Format::Csv, Some(2), None, Until::End).len(), 2);
+}
