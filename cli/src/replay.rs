@@ -132,7 +132,21 @@ fn parse_utc(text: &str) -> Result<u64, String> {
     let (y, m, day) = (num(d[0])?, num(d[1])?, num(d[2])?);
     let (hh, mm) = (num(t[0])?, num(t[1])?);
     let secs: Decimal = t[2].parse().map_err(|_| bad())?;
-    if !(1..=12).contains(&m) || !(1..=31).contains(&day) || hh > 23 || mm > 59 || secs >= Decimal::from(61) {
+    let leap = y % 4 == 0 && (y % 100 != 0 || y % 400 == 0);
+    let days_in_month = match m {
+        2 if leap => 29,
+        2 => 28,
+        4 | 6 | 9 | 11 => 30,
+        _ => 31,
+    };
+    // Nanoseconds since 1970 fit a u64 until 2554.
+    let in_range = (1970..=2554).contains(&y) && (1..=12).contains(&m) && (1..=days_in_month).contains(&day);
+    if !in_range
+        || !(0..=23).contains(&hh)
+        || !(0..=59).contains(&mm)
+        || secs.is_sign_negative()
+        || secs >= Decimal::from(61)
+    {
         return Err(bad());
     }
     // Days from the civil date (Howard Hinnant's algorithm), proleptic Gregorian.
@@ -319,6 +333,7 @@ fn dump(opts: &Options, which: &str) -> Result<ExitCode> {
         "trades" => View::Trades,
         _ => View::Liquidations,
     };
+    anyhow::ensure!(opts.every != Some(0), "--every must be longer than zero");
     anyhow::ensure!(
         opts.every.is_none() || !view.of_events(),
         "--every samples the state views (accounts, positions, book); {which} are events: each is written"
@@ -335,7 +350,7 @@ fn dump(opts: &Options, which: &str) -> Result<ExitCode> {
     let outcome = l2x_replay::replay(&opts.dir, &Ledger::default(), run, &mut viewer)
         .with_context(|| format!("replaying {}", opts.dir.display()))?;
     report_reading(&outcome);
-    viewer.at_end(&outcome.state);
+    viewer.at_end(&outcome.state, outcome.last_seq, until(opts));
     viewer.table.finish()?;
     Ok(ExitCode::SUCCESS)
 }
@@ -372,8 +387,8 @@ pub(crate) fn replay(opts: &Options) -> Result<ExitCode> {
         writeln!(out, "{}", serde_json::json!({"seq": outcome.last_seq, "state_hash": hash.to_string()}))?;
         return Ok(ExitCode::SUCCESS);
     }
-    if let Some(n) = opts.until_seq.filter(|&n| n > outcome.last_seq) {
-        writeln!(out, "the journal ends at seq {} (before the {n} asked for)", outcome.last_seq)?;
+    if outcome.reached_end && (opts.until_seq.is_some() || opts.until_time.is_some()) {
+        writeln!(out, "the journal ends at seq {}, before the point asked for", outcome.last_seq)?;
     }
     let ledger = state.ledger();
     let usdc = Decimal::new(1, 6);
@@ -427,7 +442,16 @@ mod tests {
         // `date -u -d 2026-11-21T12:30:00Z +%s` = 1795264200.
         assert_eq!(parse_point("2026-11-21T12:30:00.5Z"), Ok(Until::Time(Timestamp(1_795_264_200_500_000_000))));
         assert_eq!(parse_point("2000-02-29T00:00:00Z"), Ok(Until::Time(Timestamp(951_782_400_000_000_000))));
-        for bad in ["2026-13-01T00:00:00Z", "2026-11-21T12:30:00", "2026-11-21 12:30:00Z", "+", "+x"] {
+        for bad in [
+            "2026-13-01T00:00:00Z",
+            "2026-02-29T00:00:00Z",
+            "2026-11-21T12:30:-1Z",
+            "999999999999-01-01T00:00:00Z",
+            "2026-11-21T12:30:00",
+            "2026-11-21 12:30:00Z",
+            "+",
+            "+x",
+        ] {
             assert!(parse_point(bad).is_err(), "{bad}");
         }
     }

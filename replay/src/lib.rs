@@ -88,6 +88,8 @@ pub struct Outcome {
     pub refused_snapshots: Vec<(PathBuf, String)>,
     /// The torn tail the journal ends with, if it does: replay stopped cleanly before it.
     pub torn: Option<TornTail>,
+    /// Whether the journal ended before the point asked for (always, for [`Until::End`]).
+    pub reached_end: bool,
 }
 
 /// Why a replay could not run.
@@ -156,14 +158,17 @@ pub fn replay(dir: &Path, ledger: &Ledger, opts: Options, observer: &mut dyn Obs
         snapshot: None,
         refused_snapshots: Vec::new(),
         torn: None,
+        reached_end: true,
     };
     let from = if opts.from_start { 0 } else { start(dir, limit, ledger, &mut outcome)? };
     let bar = progress::Bar::new(opts.progress, progress::estimate(dir, limit)?, from);
     let mut events = Vec::new();
     let (state, replayed, last) = (&mut outcome.state, &mut outcome.replayed, &mut outcome.last_seq);
+    let mut past_limit = false;
     *last = from;
     let scanned = journal::scan(dir, |cmd| {
         if cmd.seq.0 > limit {
+            past_limit = true;
             return ControlFlow::Break(());
         }
         if cmd.seq.0 > from {
@@ -178,6 +183,20 @@ pub fn replay(dir: &Path, ledger: &Ledger, opts: Options, observer: &mut dyn Obs
         ControlFlow::Continue(())
     })?;
     bar.finish(outcome.last_seq);
+    if from > scanned.last_seq && outcome.snapshot.is_some() {
+        // A snapshot newer than the journal's end (written, then the journal lost its tail
+        // in a machine failure): not a state the journal holds. As recovery does, replay to
+        // the journal's end without it.
+        let mut bounded = opts;
+        bounded.until = Until::Seq(scanned.last_seq);
+        let mut again = replay(dir, ledger, bounded, observer)?;
+        if let Some((seq, path)) = outcome.snapshot {
+            again.refused_snapshots.insert(0, (path, format!("sequence {seq} is past the journal's end")));
+        }
+        again.reached_end = true;
+        return Ok(again);
+    }
     outcome.torn = scanned.torn;
+    outcome.reached_end = !past_limit;
     Ok(outcome)
 }

@@ -26,7 +26,7 @@ pub fn estimate(dir: &Path, limit: u64) -> Result<(u64, bool), JournalError> {
     let Some(&last_first) = firsts.last() else { return Ok((0, true)) };
     let per_segment = match firsts.len() {
         0 | 1 => 0,
-        n => (last_first - firsts[0]) / (n as u64 - 1),
+        n => last_first.saturating_sub(firsts[0]) / (n as u64 - 1),
     };
     Ok((last_first.saturating_sub(1) + per_segment / 2, false))
 }
@@ -56,7 +56,7 @@ impl Bar {
             && let Some(bar) = &self.0
         {
             if seq > bar.length().unwrap_or(0) {
-                bar.set_length(seq + seq / 10);
+                bar.set_length(seq.saturating_add(seq / 10));
             }
             bar.set_position(seq);
         }

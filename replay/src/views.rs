@@ -341,27 +341,46 @@ pub struct Viewer<W: Write> {
     pub table: Table<W>,
     every: Option<u64>,
     next: Option<u64>,
+    /// The first command's time (the series' origin).
+    t0: Option<u64>,
     last: (u64, u64),
 }
 
 impl<W: Write> Viewer<W> {
     /// A viewer writing to `table`, sampling state views every `every` ns of sequenced time.
     pub fn new(table: Table<W>, every: Option<u64>) -> Viewer<W> {
-        Viewer { table, every: every.filter(|&e| e > 0), next: None, last: (0, 0) }
+        Viewer { table, every: every.filter(|&e| e > 0), next: None, t0: None, last: (0, 0) }
     }
 
     /// The rows at the point the replay reached (state views).
-    pub fn at_end(&mut self, state: &StateMachine) {
-        if !self.table.view.of_events() {
-            let (seq, ts) = self.last;
-            self.table.state(state, seq, ts);
+    ///
+    /// `seq` is the last command replayed (the replay's, not only those this viewer saw: a
+    /// snapshot may have covered them all); with a period, the boundaries between the last
+    /// command and a time point asked for (`until`) are written too, then the point itself.
+    pub fn at_end(&mut self, state: &StateMachine, seq: u64, until: crate::Until) {
+        if self.table.view.of_events() {
+            return;
         }
+        if let (Some(every), Some(mut boundary), Some(t0)) = (self.every, self.next, self.t0) {
+            let end = match until {
+                crate::Until::Time(t) => t.0,
+                crate::Until::Elapsed(d) => t0.saturating_add(d),
+                crate::Until::End | crate::Until::Seq(_) => state.now().0,
+            };
+            while boundary <= end {
+                self.table.state(state, seq, boundary);
+                boundary = boundary.saturating_add(every);
+            }
+            self.next = Some(boundary);
+        }
+        self.table.state(state, seq, state.now().0);
     }
 }
 
 impl<W: Write> Observer for Viewer<W> {
     fn before(&mut self, cmd: &Sequenced, state: &StateMachine) {
         let Some(every) = self.every else { return };
+        self.t0.get_or_insert(cmd.ts.0);
         let next = *self.next.get_or_insert(cmd.ts.0.saturating_add(every));
         if cmd.ts.0 <= next || self.table.view.of_events() {
             return;

@@ -428,8 +428,11 @@ impl Observer for WhatIf<'_> {
     fn command(&mut self, cmd: &Sequenced, events: &[Event], state: &StateMachine) {
         self.original.record(cmd, events, state);
         let patched;
+        // Only listings the original run accepted are patched: a refused one stays refused
+        // in both runs, so instrument ids (given in listing order) stay the same.
+        let listed = events.iter().any(|e| matches!(e, Event::InstrumentListed { .. }));
         let alt_cmd = match &cmd.cmd {
-            Command::ListInstrument(spec) => match self.params.patch(self.file, spec) {
+            Command::ListInstrument(spec) if listed => match self.params.patch(self.file, spec) {
                 Ok(p) => {
                     patched = Sequenced { seq: cmd.seq, ts: cmd.ts, cmd: Command::ListInstrument(Box::new(p)) };
                     &patched

@@ -154,3 +154,20 @@ fn a_torn_tail_is_reported_and_replay_stops_before_it() {
     assert_eq!(out.last_seq, 300);
     assert_eq!(out.state.canonical().hash(), whole.state.canonical().hash());
 }
+
+#[test]
+fn a_snapshot_past_the_journals_end_is_refused() {
+    // A snapshot at 400 beside a journal that ends at 300 (the journal lost its tail after
+    // the snapshot was written): not a state the journal holds.
+    let (short, long) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
+    deposits(short.path(), 300, 1 << 20);
+    deposits(long.path(), 400, 1 << 20);
+    let at_400 = replay(long.path(), &Ledger::default(), Options::default(), &mut ()).unwrap();
+    let snap = l2x_engine::journal::snapshot::write(short.path(), 400, &at_400.state.canonical()).unwrap();
+    let whole = replay(short.path(), &Ledger::default(), Options { from_start: true, ..Options::default() }, &mut ());
+    let out = replay(short.path(), &Ledger::default(), Options::default(), &mut ()).unwrap();
+    assert_eq!(out.last_seq, 300);
+    assert_eq!(out.state.canonical().hash(), whole.unwrap().state.canonical().hash());
+    assert_eq!(out.refused_snapshots[0].0, snap);
+    assert!(out.reached_end);
+}

@@ -26,7 +26,7 @@ fn rows(dir: &Path, view: View, format: Format, account: Option<u64>, every: Opt
     let mut viewer = Viewer::new(Table::new(view, format, account.map(AccountId), &mut buf), every);
     let opts = Options { until, from_start: view.of_events() || every.is_some(), progress: false };
     let out = replay(dir, &Ledger::default(), opts, &mut viewer).unwrap();
-    viewer.at_end(&out.state);
+    viewer.at_end(&out.state, out.last_seq, until);
     viewer.table.finish().unwrap();
     String::from_utf8(buf).unwrap().lines().map(str::to_string).collect()
 }
@@ -86,10 +86,26 @@ fn a_time_series_samples_the_state_at_each_boundary() {
             .map(|(k, t)| (k.to_string(), t.to_string(), k.to_string()))
             .collect();
     assert_eq!(cut, expected);
+    // Past the last command (t = 50,000) up to 95,000: every boundary to there, then the
+    // point.
+    let past = rows(tmp.path(), View::Accounts, Format::Csv, None, Some(10_000), Until::Time(Timestamp(95_000)));
+    let times: Vec<&str> = past[1..].iter().map(|r| r.split(',').nth(1).unwrap()).collect();
+    assert_eq!(times, ["11000", "21000", "31000", "41000", "51000", "61000", "71000", "81000", "91000", "50000"]);
+    assert!(past[1..].iter().skip(4).all(|r| r.starts_with("50,")), "{past:?}");
     // Stopped at a time: the series ends there.
     let upto = rows(tmp.path(), View::Accounts, Format::Csv, None, Some(10_000), Until::Time(Timestamp(25_500)));
     assert_eq!(upto.len(), 1 + 3, "{upto:?}");
     assert!(upto[3].starts_with("25,25000,1,25,"), "{upto:?}");
+}
+
+#[test]
+fn rows_at_a_snapshot_are_labelled_with_its_point() {
+    // Snapshots every 3 commands: a replay to seq 6 applies nothing after the snapshot, and
+    // its rows still say seq 6.
+    let tmp = tempfile::tempdir().unwrap();
+    run_scenario(tmp.path(), "liquidation_insurance.jsonl");
+    let at = rows(tmp.path(), View::Accounts, Format::Csv, None, None, Until::Seq(6));
+    assert!(at.len() > 1 && at[1..].iter().all(|r| r.starts_with("6,")), "{at:?}");
 }
 
 #[test]

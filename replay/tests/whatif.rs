@@ -115,3 +115,19 @@ fn bad_parameter_files_are_refused_naming_the_key() {
     assert!(e.contains("liquidation.spread_to_maintenance"), "{e}");
     assert!(matches!(RiskParams::parse("f", "[liquidation]\nadl = 3\n"), Err(ParamsError::Parse { .. })));
 }
+
+#[test]
+fn listings_the_engine_refused_stay_refused_and_ids_stay_put() {
+    // validation.jsonl lists an instrument the engine refuses (initial margin below
+    // maintenance). The journal's own parameters still reproduce the run; a file that would
+    // make that listing valid does not list it in the what-if either.
+    let tmp = tempfile::tempdir().unwrap();
+    let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("../engine/tests/scenarios/validation.jsonl");
+    let (writer, _) = JournalWriter::open(tmp.path(), 1 << 20).unwrap();
+    let mut runner = Runner::new().with_journal(writer, false, 0);
+    runner.run(&std::fs::read(path).unwrap()[..], &mut std::io::sink(), &mut std::io::sink()).unwrap();
+    let c = what_if(tmp.path(), "").unwrap();
+    assert_eq!(c.hashes.0, c.hashes.1);
+    let c = what_if(tmp.path(), "[instruments.\"*\"]\ninitial_margin = \"0.2\"\n").unwrap();
+    assert_eq!(c.states.0.instruments().len(), c.states.1.instruments().len());
+}
