@@ -86,6 +86,47 @@ pub fn commit_call(batch: &Batch) -> abi::L2xSettlement::commitBatchCall {
 /// The committed contract artifact (`settlement/contracts/L2xSettlement.json`).
 pub const ARTIFACT: &str = include_str!("../contracts/L2xSettlement.json");
 
+/// The contract's creation code from the committed artifact, with `submitter` as its
+/// constructor argument: what `RpcChain::deploy` sends and the embedded chain's genesis runs.
+///
+/// # Errors
+/// [`ChainError::Config`] if the artifact has no bytecode (a broken build).
+pub fn creation_code(submitter: Address) -> Result<Vec<u8>, ChainError> {
+    let artifact: serde_json::Value =
+        serde_json::from_str(ARTIFACT).map_err(|e| ChainError::Config(format!("the contract artifact: {e}")))?;
+    let mut code = artifact["bytecode"]
+        .as_str()
+        .and_then(|h| alloy::hex::decode(h).ok())
+        .ok_or_else(|| ChainError::Config("the contract artifact has no bytecode".into()))?;
+    code.extend(submitter.abi_encode());
+    Ok(code)
+}
+
+/// The contract's reason for a revert, when its data is one of the contract's errors.
+pub fn revert_reason(data: &[u8]) -> Option<String> {
+    use abi::L2xSettlement::L2xSettlementErrors as E;
+    use alloy::sol_types::SolInterface as _;
+    Some(match E::abi_decode(data).ok()? {
+        E::WrongIndex(x) => format!("WrongIndex(expected {}, got {})", x.expected, x.got),
+        E::WrongPreviousRoot(x) => format!("WrongPreviousRoot(expected {}, got {})", x.expected, x.got),
+        E::WrongDataHash(x) => format!("WrongDataHash(expected {}, got {})", x.expected, x.got),
+        E::NotSubmitter(x) => format!("NotSubmitter({})", x.sender),
+    })
+}
+
+/// Runs `fut` on `runtime`, failing with [`ChainError::Timeout`] naming `what` after
+/// `timeout`.
+fn within<T>(
+    runtime: &tokio::runtime::Runtime,
+    what: &'static str,
+    timeout: Duration,
+    fut: impl std::future::Future<Output = Result<T, ChainError>>,
+) -> Result<T, ChainError> {
+    runtime.block_on(async move {
+        tokio::time::timeout(timeout, fut).await.map_err(|_| ChainError::Timeout { what, timeout })?
+    })
+}
+
 /// What went wrong talking to the chain.
 #[derive(Debug, thiserror::Error)]
 pub enum ChainError {
@@ -370,28 +411,14 @@ impl RpcChain {
     pub fn deploy(url: &str, key: &str) -> Result<Address, ChainError> {
         let (provider, submitter) = provider(url, key)?;
         let rt = runtime()?;
-        let artifact: serde_json::Value =
-            serde_json::from_str(ARTIFACT).map_err(|e| ChainError::Config(format!("the contract artifact: {e}")))?;
-        let code = artifact["bytecode"]
-            .as_str()
-            .and_then(|h| alloy::hex::decode(h).ok())
-            .ok_or_else(|| ChainError::Config("the contract artifact has no bytecode".into()))?;
-        let mut deploy = code;
-        deploy.extend(submitter.abi_encode());
-        let tx = TransactionRequest::default().with_deploy_code(Bytes::from(deploy));
-        let timeout = Self::CONFIRMATION_TIMEOUT;
-        rt.block_on(async {
-            let deployed = async {
-                let pending = provider.send_transaction(tx).await.map_err(|e| rpc("deploying", &e))?;
-                let receipt = pending.get_receipt().await.map_err(|e| rpc("deploying", &e))?;
-                receipt.contract_address.ok_or_else(|| ChainError::Rpc {
-                    what: "deploying",
-                    detail: "no contract address in the receipt".into(),
-                })
-            };
-            tokio::time::timeout(timeout, deployed)
-                .await
-                .map_err(|_| ChainError::Timeout { what: "deploying", timeout })?
+        let tx = TransactionRequest::default().with_deploy_code(Bytes::from(creation_code(submitter)?));
+        within(&rt, "deploying", Self::CONFIRMATION_TIMEOUT, async {
+            let pending = provider.send_transaction(tx).await.map_err(|e| rpc("deploying", &e))?;
+            let receipt = pending.get_receipt().await.map_err(|e| rpc("deploying", &e))?;
+            receipt.contract_address.ok_or_else(|| ChainError::Rpc {
+                what: "deploying",
+                detail: "no contract address in the receipt".into(),
+            })
         })
     }
 
@@ -422,18 +449,7 @@ impl RpcChain {
         what: &'static str,
         fut: impl std::future::Future<Output = Result<T, ChainError>>,
     ) -> Result<T, ChainError> {
-        self.block_on_for(what, self.timeout, fut)
-    }
-
-    fn block_on_for<T>(
-        &self,
-        what: &'static str,
-        timeout: Duration,
-        fut: impl std::future::Future<Output = Result<T, ChainError>>,
-    ) -> Result<T, ChainError> {
-        self.runtime.block_on(async move {
-            tokio::time::timeout(timeout, fut).await.map_err(|_| ChainError::Timeout { what, timeout })?
-        })
+        within(&self.runtime, what, self.timeout, fut)
     }
 
     /// Commits a batch and returns the gas its transaction used (benchmarks).
@@ -698,20 +714,7 @@ fn rpc(what: &'static str, e: &dyn std::fmt::Display) -> ChainError {
 
 /// The contract's reason for a refusal, decoded when it is one of its errors.
 fn refusal(e: &alloy::contract::Error) -> String {
-    use abi::L2xSettlement as C;
-    if let Some(x) = e.as_decoded_error::<C::WrongIndex>() {
-        return format!("WrongIndex(expected {}, got {})", x.expected, x.got);
-    }
-    if let Some(x) = e.as_decoded_error::<C::WrongPreviousRoot>() {
-        return format!("WrongPreviousRoot(expected {}, got {})", x.expected, x.got);
-    }
-    if let Some(x) = e.as_decoded_error::<C::WrongDataHash>() {
-        return format!("WrongDataHash(expected {}, got {})", x.expected, x.got);
-    }
-    if let Some(x) = e.as_decoded_error::<C::NotSubmitter>() {
-        return format!("NotSubmitter({})", x.sender);
-    }
-    e.to_string()
+    e.as_revert_data().and_then(|data| revert_reason(&data)).unwrap_or_else(|| e.to_string())
 }
 
 impl Chain for RpcChain {
@@ -799,13 +802,8 @@ impl Chain for RpcChain {
             policy: self.policy,
             timeout: self.timeout,
         };
-        let in_flight = &mut self.in_flight;
-        let timeout = self.policy.give_up_after;
-        let receipt = self.runtime.block_on(async move {
-            tokio::time::timeout(timeout, wait.send_and_wait(request, nonce, fees, in_flight))
-                .await
-                .map_err(|_| ChainError::Timeout { what: "waiting for the commit", timeout })?
-        })?;
+        let waiting = wait.send_and_wait(request, nonce, fees, &mut self.in_flight);
+        let receipt = within(&self.runtime, "waiting for the commit", self.policy.give_up_after, waiting)?;
         self.in_flight = None;
         if !receipt.status() {
             return Err(ChainError::Refused { index: h.index, reason: "the transaction reverted".into() });

@@ -41,7 +41,7 @@ use std::io::Write;
 use std::path::{Path, PathBuf};
 
 use alloy::primitives::{Address, B256, Bytes, U256, keccak256};
-use alloy::sol_types::{SolCall, SolInterface, SolValue};
+use alloy::sol_types::SolCall;
 use revm::context::TxEnv;
 use revm::context::result::{ExecutionResult, Output};
 use revm::database::{CacheDB, EmptyDB};
@@ -51,7 +51,7 @@ use revm::{Context, ExecuteCommitEvm, ExecuteEvm, MainBuilder, MainContext};
 
 use crate::batch::Batch;
 use crate::chain::abi::L2xSettlement as C;
-use crate::chain::{ARTIFACT, Chain, ChainError, commit_call};
+use crate::chain::{Chain, ChainError, commit_call, creation_code, revert_reason};
 use crate::leaf::AccountLeaf;
 
 /// The embedded chain's submitter: the only address its contract accepts commits from. No
@@ -133,30 +133,9 @@ fn tx(caller: Address, nonce: u64, kind: TxKind, data: Bytes) -> Result<TxEnv, C
         .map_err(|e| ChainError::Config(format!("an embedded-chain transaction: {e:?}")))
 }
 
-/// The contract's reason for a revert, decoded when it is one of its errors.
-fn revert_reason(output: &[u8]) -> String {
-    match C::L2xSettlementErrors::abi_decode(output) {
-        Ok(C::L2xSettlementErrors::WrongIndex(x)) => format!("WrongIndex(expected {}, got {})", x.expected, x.got),
-        Ok(C::L2xSettlementErrors::WrongPreviousRoot(x)) => {
-            format!("WrongPreviousRoot(expected {}, got {})", x.expected, x.got)
-        }
-        Ok(C::L2xSettlementErrors::WrongDataHash(x)) => {
-            format!("WrongDataHash(expected {}, got {})", x.expected, x.got)
-        }
-        Ok(C::L2xSettlementErrors::NotSubmitter(x)) => format!("NotSubmitter({})", x.sender),
-        Err(_) => format!("reverted with 0x{}", alloy::hex::encode(output)),
-    }
-}
-
 /// The genesis state: the artifact deployed by [`SUBMITTER`] (nonce 0) in block 0.
 fn genesis() -> Result<(Db, Address, B256), ChainError> {
-    let artifact: serde_json::Value =
-        serde_json::from_str(ARTIFACT).map_err(|e| ChainError::Config(format!("the contract artifact: {e}")))?;
-    let mut code = artifact["bytecode"]
-        .as_str()
-        .and_then(|h| alloy::hex::decode(h).ok())
-        .ok_or_else(|| ChainError::Config("the contract artifact has no bytecode".into()))?;
-    code.extend(SUBMITTER.abi_encode());
+    let code = creation_code(SUBMITTER)?;
     let mut db = Db::default();
     db.insert_account_info(SUBMITTER, AccountInfo::default());
     let result = execute(&mut db, 0, tx(SUBMITTER, 0, TxKind::Create, Bytes::from(code))?, true)?;
@@ -396,7 +375,9 @@ impl Chain for EmbeddedChain {
                 Ok(tx_hash)
             }
             ExecutionResult::Revert { output, .. } => {
-                Err(ChainError::Refused { index: batch.header.index, reason: revert_reason(&output) })
+                let reason = revert_reason(&output)
+                    .unwrap_or_else(|| format!("reverted with 0x{}", alloy::hex::encode(&output)));
+                Err(ChainError::Refused { index: batch.header.index, reason })
             }
             ExecutionResult::Halt { reason, .. } => {
                 Err(ChainError::Refused { index: batch.header.index, reason: format!("halted: {reason:?}") })
