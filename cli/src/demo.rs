@@ -33,10 +33,9 @@ use std::time::{Duration, Instant};
 use anyhow::{Context, Result};
 use clap::Parser;
 use hdrhistogram::Histogram;
-use l2x_gateway::auth::{Key, Keys};
 use l2x_gateway::client::{Client, Options as ClientOptions};
 use l2x_gateway::codec::{ClientMsg, Report, ServerMsg, WireOrder};
-use l2x_types::{AccountId, ClientOrderId, Command, InstrumentId, Price, Qty, Side, TimeInForce};
+use l2x_types::{ClientOrderId, Command, InstrumentId, Price, Qty, Side, TimeInForce};
 use rand::{RngExt, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 
@@ -59,8 +58,6 @@ pub(crate) struct Options {
 
 /// The file that marks a directory as the demo's own.
 const MARKER: &str = ".l2x-demo";
-/// The instruments `l2x serve` lists, and their first prices in ticks.
-const START: [i64; 2] = [100_000, 60_000];
 
 /// What the clients did, shared with the status line.
 #[derive(Default)]
@@ -113,10 +110,6 @@ fn node_options(dir: &Path) -> Result<serve::Options> {
     Ok(Wrapper::try_parse_from(args.iter().chain(&more))?.serve)
 }
 
-fn demo_key(id: u8) -> Key {
-    Key::new(u64::from(id), AccountId(u64::from(id)), [id; 32])
-}
-
 /// Sends `msg` and reads until the report about `cid` that answers it; counts fills met on
 /// the way. Returns whether it was accepted.
 fn send_and_wait(client: &mut Client, msg: &ClientMsg, cid: ClientOrderId, stats: &Stats) -> Result<bool> {
@@ -151,8 +144,8 @@ fn send_and_wait(client: &mut Client, msg: &ClientMsg, cid: ClientOrderId, stats
 
 /// A market maker: a bid and an ask on each instrument around the oracle, replaced every
 /// turn.
-fn maker(addr: SocketAddr, id: u8, seed: u64, fair: &[AtomicI64; 2], stop: &AtomicBool, stats: &Stats) -> Result<()> {
-    let mut client = Client::connect(addr, &demo_key(id), ClientOptions::default())?;
+fn maker(addr: SocketAddr, id: u8, seed: u64, fair: &[AtomicI64], stop: &AtomicBool, stats: &Stats) -> Result<()> {
+    let mut client = Client::connect(addr, &serve::demo_key(id), ClientOptions::default())?;
     let mut rng = ChaCha8Rng::seed_from_u64(seed ^ u64::from(id));
     let mut next_cid = 1u64;
     let mut resting: Vec<ClientOrderId> = Vec::new();
@@ -181,12 +174,12 @@ fn maker(addr: SocketAddr, id: u8, seed: u64, fair: &[AtomicI64; 2], stop: &Atom
 }
 
 /// A taker: IOC orders a few ticks through the oracle, either side.
-fn taker(addr: SocketAddr, id: u8, seed: u64, fair: &[AtomicI64; 2], stop: &AtomicBool, stats: &Stats) -> Result<()> {
-    let mut client = Client::connect(addr, &demo_key(id), ClientOptions::default())?;
+fn taker(addr: SocketAddr, id: u8, seed: u64, fair: &[AtomicI64], stop: &AtomicBool, stats: &Stats) -> Result<()> {
+    let mut client = Client::connect(addr, &serve::demo_key(id), ClientOptions::default())?;
     let mut rng = ChaCha8Rng::seed_from_u64(seed ^ u64::from(id));
     let mut next_cid = 1u64;
     while !stop.load(Ordering::Relaxed) {
-        let i = rng.random_range(0..2usize);
+        let i = rng.random_range(0..fair.len());
         let side = if rng.random_bool(0.5) { Side::Buy } else { Side::Sell };
         let mid = fair[i].load(Ordering::Relaxed);
         let price = Price(if side == Side::Buy { mid + 8 } else { mid - 8 });
@@ -205,7 +198,7 @@ fn taker(addr: SocketAddr, id: u8, seed: u64, fair: &[AtomicI64; 2], stop: &Atom
 pub(crate) fn demo(opts: &Options) -> Result<ExitCode> {
     prepare(&opts.data_dir)?;
     let node_opts = node_options(&opts.data_dir)?;
-    let keys = Keys::from_keys((1..=4u8).map(demo_key)).map_err(|e| anyhow::anyhow!("{e}"))?;
+    let keys = serve::demo_keys();
     let node = Node::start(&node_opts, keys)?;
     let addr = node.server.order_entry_addr();
     let control = node.server.control();
@@ -217,7 +210,9 @@ pub(crate) fn demo(opts: &Options) -> Result<ExitCode> {
         opts.seconds
     )?;
 
-    let fair = Arc::new([AtomicI64::new(START[0]), AtomicI64::new(START[1])]);
+    // The instruments `l2x serve` lists, from their first prices.
+    let start: Vec<i64> = serve::default_instruments()?.iter().map(|(_, price)| price.0).collect();
+    let fair: Arc<Vec<AtomicI64>> = Arc::new(start.iter().map(|&p| AtomicI64::new(p)).collect());
     let stop = Arc::new(AtomicBool::new(false));
     let stats =
         Arc::new(Stats { ack: Mutex::new(Histogram::new_with_bounds(1, 60_000_000_000, 3).ok()), ..Stats::default() });
@@ -243,7 +238,7 @@ pub(crate) fn demo(opts: &Options) -> Result<ExitCode> {
         for (i, f) in fair.iter().enumerate() {
             let mid = f.load(Ordering::Relaxed);
             let step = rng.random_range(-(mid / 500)..=mid / 500);
-            let price = (mid + step).max(START[i] / 2);
+            let price = (mid + step).max(start[i] / 2);
             f.store(price, Ordering::Relaxed);
             control
                 .submit(Command::Oracle { instrument: InstrumentId(u32::try_from(i)?), price: Price(price) })

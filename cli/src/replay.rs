@@ -15,7 +15,7 @@ use l2x_replay::views::{Format, Table, View, Viewer};
 use l2x_replay::whatif::{self, RiskParams, RunStats};
 use l2x_replay::{Options as ReplayOptions, Outcome, Until};
 use l2x_risk::Ledger;
-use l2x_types::{AccountId, Decimal, Timestamp, format_units};
+use l2x_types::{AccountId, Amount, Decimal, Timestamp, format_units};
 
 /// Options of `l2x replay`.
 #[derive(Clone, Debug, clap::Args)]
@@ -195,7 +195,7 @@ fn what_if(opts: &Options, file: &std::path::Path) -> Result<ExitCode> {
     let c = whatif::run(&opts.dir, &name, &params, until(opts), !opts.no_progress)?;
     let stdout = io::stdout();
     let mut out = io::BufWriter::new(stdout.lock());
-    let usdc = |v: i128| format_units(v, Decimal::new(1, 6));
+    let usdc = Amount::format_micro;
     let state = &c.states.0;
     let symbol =
         |i: l2x_types::InstrumentId| state.instrument(i).map(|x| x.symbol.as_str().to_string()).unwrap_or_default();
@@ -391,7 +391,6 @@ pub(crate) fn replay(opts: &Options) -> Result<ExitCode> {
         writeln!(out, "the journal ends at seq {}, before the point asked for", outcome.last_seq)?;
     }
     let ledger = state.ledger();
-    let usdc = Decimal::new(1, 6);
     writeln!(out, "seq            {}", outcome.last_seq)?;
     writeln!(out, "time           {} ns", state.now().0)?;
     if let Some((seq, path)) = &outcome.snapshot {
@@ -412,7 +411,7 @@ pub(crate) fn replay(opts: &Options) -> Result<ExitCode> {
         writeln!(out, "open interest  {} {} (mark {mark})", format_units(long, inst.lot_size), inst.symbol.as_str())?;
     }
     let insurance = ledger.health(Ledger::INSURANCE).equity;
-    writeln!(out, "insurance fund {} USDC (equity)", format_units(insurance, usdc))?;
+    writeln!(out, "insurance fund {} USDC (equity)", Amount::format_micro(insurance))?;
     writeln!(out, "state hash     {hash}")?;
     Ok(ExitCode::SUCCESS)
 }

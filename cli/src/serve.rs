@@ -86,13 +86,18 @@ pub(crate) struct Options {
     epochs: crate::settle::EpochArgs,
 }
 
+/// Public demo key `id` (1–4): key id and account `id`, secret 32 bytes of `id`.
+pub(crate) fn demo_key(id: u8) -> Key {
+    Key::new(u64::from(id), AccountId(u64::from(id)), [id; 32])
+}
+
 /// The public demo keys used when no accounts file is given.
-fn demo_keys() -> Keys {
-    Keys::from_keys((1..=4u8).map(|i| Key::new(u64::from(i), AccountId(u64::from(i)), [i; 32]))).unwrap_or_default()
+pub(crate) fn demo_keys() -> Keys {
+    Keys::from_keys((1..=4u8).map(demo_key)).unwrap_or_default()
 }
 
 /// The instruments a new journal lists, with their first oracle prices in ticks.
-fn default_instruments() -> Result<Vec<(InstrumentSpec, Price)>> {
+pub(crate) fn default_instruments() -> Result<Vec<(InstrumentSpec, Price)>> {
     let d = |s: &str| Decimal::from_str(s).context("a decimal literal");
     let spec = |symbol: &str, tick: &str, lot: &str, max_order: &str| -> Result<InstrumentSpec> {
         Ok(InstrumentSpec {

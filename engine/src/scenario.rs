@@ -25,7 +25,7 @@ use std::io::{self, BufRead, Write};
 use l2x_types::{
     AccountId, Amend, Amount, Cancel, ClientOrderId, Command, CommandKind, Decimal, Event, Holder, Instrument,
     InstrumentSpec, MassCancel, NewOrder, OrderType, Qty, RejectReason, Seq, Sequenced, Side, StpMode, Symbol,
-    TimeInForce, Timestamp, format_units,
+    TimeInForce, Timestamp,
 };
 use serde::Serialize;
 use serde_json::{Map, Value};
@@ -654,7 +654,7 @@ pub fn convert(state: &StateMachine, parsed: Parsed) -> Result<Command, Event> {
 
 /// A quote amount in micro-units as an exact decimal string.
 fn usdc(micro: i128) -> String {
-    format_units(micro, Decimal::new(1, Amount::DECIMALS))
+    Amount::format_micro(micro)
 }
 
 /// A holder in JSON: the account id, or `"insurance"` / `"fees"`.

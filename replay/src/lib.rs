@@ -161,7 +161,9 @@ pub fn replay(dir: &Path, ledger: &Ledger, opts: Options, observer: &mut dyn Obs
         reached_end: true,
     };
     let from = if opts.from_start { 0 } else { start(dir, limit, ledger, &mut outcome)? };
-    let bar = progress::Bar::new(opts.progress, progress::estimate(dir, limit)?, from);
+    // The segments' headers are read for the bar's total only when there is a bar.
+    let total = if opts.progress { progress::estimate(dir, limit)? } else { (0, true) };
+    let bar = progress::Bar::new(opts.progress, total, from);
     let mut events = Vec::new();
     let (state, replayed, last) = (&mut outcome.state, &mut outcome.replayed, &mut outcome.last_seq);
     let mut past_limit = false;

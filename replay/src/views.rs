@@ -16,7 +16,7 @@
 use std::io::{self, Write};
 
 use l2x_engine::StateMachine;
-use l2x_types::{AccountId, Decimal, Event, Holder, Instrument, InstrumentId, Sequenced, Side, format_units};
+use l2x_types::{AccountId, Amount, Decimal, Event, Holder, Instrument, InstrumentId, Sequenced, Side, format_units};
 
 use crate::Observer;
 
@@ -96,10 +96,8 @@ pub struct Table<W: Write> {
 /// Which of an instrument's units a value is counted in.
 type Unit = fn(&Instrument) -> Decimal;
 
-const USDC: Decimal = Decimal::from_parts(1, 0, 0, false, 6);
-
 fn usdc(micro: i128) -> String {
-    format_units(micro, USDC)
+    Amount::format_micro(micro)
 }
 
 fn side(s: Side) -> &'static str {

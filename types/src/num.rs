@@ -65,7 +65,13 @@ impl Amount {
 
     /// The exact decimal string, without trailing zeros.
     pub fn format(self) -> String {
-        format_units(i128::from(self.0), Decimal::new(1, Self::DECIMALS))
+        Amount::format_micro(i128::from(self.0))
+    }
+
+    /// Micro-units of quote as an exact decimal string (sums and notionals, which are wider
+    /// than an [`Amount`]).
+    pub fn format_micro(micro: i128) -> String {
+        format_units(micro, Decimal::new(1, Self::DECIMALS))
     }
 }
 
