@@ -224,9 +224,7 @@ fn open_chain(opts: &Options) -> Result<Box<dyn Chain + Send>> {
     let (Some(url), Some(key), Some(contract)) = (&opts.rpc_url, &opts.key, &opts.contract) else {
         anyhow::bail!("--chain rpc needs --rpc-url, --key and --contract");
     };
-    let address: alloy::primitives::Address =
-        contract.parse().with_context(|| format!("--contract {contract:?} is not an address"))?;
-    Ok(Box::new(RpcChain::connect(url, key, address, opts.confirmations)?))
+    Ok(Box::new(RpcChain::connect(url, key, crate::settle::address(contract)?, opts.confirmations)?))
 }
 
 /// What the submitter has done so far.

@@ -162,7 +162,8 @@ pub(crate) enum SettleCmd {
     },
 }
 
-fn address(text: &str) -> Result<alloy::primitives::Address> {
+/// `--contract`'s address.
+pub(crate) fn address(text: &str) -> Result<alloy::primitives::Address> {
     text.parse().with_context(|| format!("--contract {text:?} is not an address"))
 }
 

@@ -122,12 +122,14 @@ pub enum ParamsError {
     },
 }
 
+impl ParamsError {
+    fn value(file: &str, key: impl Into<String>, detail: impl std::fmt::Display) -> ParamsError {
+        ParamsError::Value { file: file.into(), key: key.into(), detail: detail.to_string() }
+    }
+}
+
 fn decimal(file: &str, key: &str, text: &str) -> Result<Decimal, ParamsError> {
-    text.trim().parse().map_err(|_| ParamsError::Value {
-        file: file.into(),
-        key: key.into(),
-        detail: format!("{text:?} is not a decimal number"),
-    })
+    text.trim().parse().map_err(|_| ParamsError::value(file, key, format!("{text:?} is not a decimal number")))
 }
 
 impl RiskParams {
@@ -160,13 +162,9 @@ impl RiskParams {
         let fraction = |k: &str, v: &Option<String>, d: Fraction| -> Result<Fraction, ParamsError> {
             let Some(v) = v else { return Ok(d) };
             let key = format!("liquidation.{k}");
-            let f = Fraction::from_decimal(decimal(file, &key, v)?).map_err(|e| ParamsError::Value {
-                file: file.into(),
-                key: key.clone(),
-                detail: e.to_string(),
-            })?;
+            let f = Fraction::from_decimal(decimal(file, &key, v)?).map_err(|e| ParamsError::value(file, &key, e))?;
             if f.0 <= 0 {
-                return Err(ParamsError::Value { file: file.into(), key, detail: "must be above zero".into() });
+                return Err(ParamsError::value(file, key, "must be above zero"));
             }
             Ok(f)
         };
@@ -193,17 +191,9 @@ impl RiskParams {
     pub fn extra_insurance(&self, file: &str) -> Result<i64, ParamsError> {
         let Some(v) = &self.insurance.extra_usdc else { return Ok(0) };
         let key = "insurance.extra_usdc";
-        let amount = Amount::from_decimal(decimal(file, key, v)?).map_err(|e| ParamsError::Value {
-            file: file.into(),
-            key: key.into(),
-            detail: e.to_string(),
-        })?;
+        let amount = Amount::from_decimal(decimal(file, key, v)?).map_err(|e| ParamsError::value(file, key, e))?;
         if amount.0 < 0 {
-            return Err(ParamsError::Value {
-                file: file.into(),
-                key: key.into(),
-                detail: "must not be negative".into(),
-            });
+            return Err(ParamsError::value(file, key, "must not be negative"));
         }
         Ok(amount.0)
     }
@@ -233,16 +223,8 @@ impl RiskParams {
             set(&mut patched.max_position_qty, "max_position_qty", &o.max_position_qty)?;
         }
         let which = || format!("instruments.{:?}", spec.symbol.as_str());
-        let inst = Instrument::try_new(InstrumentId(0), &patched).map_err(|e| ParamsError::Value {
-            file: file.into(),
-            key: which(),
-            detail: e.to_string(),
-        })?;
-        MarketParams::from_instrument(&inst).validate().map_err(|e| ParamsError::Value {
-            file: file.into(),
-            key: which(),
-            detail: e.to_string(),
-        })?;
+        let inst = Instrument::try_new(InstrumentId(0), &patched).map_err(|e| ParamsError::value(file, which(), e))?;
+        MarketParams::from_instrument(&inst).validate().map_err(|e| ParamsError::value(file, which(), e))?;
         Ok(patched)
     }
 }
@@ -341,13 +323,22 @@ impl RunStats {
             }
         }
         // A price or funding move changes everyone's equity who holds a position.
+        // Otherwise only the accounts in the command's events: no walk over every account
+        // for each command.
         let everyone = matches!(cmd.cmd, Command::Oracle { .. } | Command::Funding { .. });
-        for slot in ledger.slots_by_id() {
-            let Holder::Account(id) = ledger.account(slot).holder else { continue };
-            let holds = ledger.account(slot).positions.iter().any(|p| p.size != 0);
-            if !(moved.contains(&id) || everyone && holds) {
-                continue;
-            }
+        let holders: Vec<(AccountId, l2x_risk::AccountSlot)> = if everyone {
+            let all = ledger.slots_by_id().into_iter();
+            let trading = all.filter_map(|slot| match ledger.account(slot).holder {
+                Holder::Account(id) => Some((id, slot)),
+                _ => None,
+            });
+            trading
+                .filter(|&(id, slot)| moved.contains(&id) || ledger.account(slot).positions.iter().any(|p| p.size != 0))
+                .collect()
+        } else {
+            moved.iter().filter_map(|&id| ledger.slot(id).map(|slot| (id, slot))).collect()
+        };
+        for (id, slot) in holders {
             let equity = ledger.health(slot).equity;
             let worst = self.worst_equity.entry(id).or_insert((equity, cmd.seq.0));
             if equity < worst.0 {
@@ -493,12 +484,8 @@ pub fn run(
     }
     for symbol in params.instruments.keys().filter(|s| *s != "*") {
         if outcome.state.instrument_by_symbol(symbol).is_none() {
-            return Err(ParamsError::Value {
-                file: file.into(),
-                key: format!("instruments.{symbol:?}"),
-                detail: "the journal lists no such instrument".into(),
-            }
-            .into());
+            let key = format!("instruments.{symbol:?}");
+            return Err(ParamsError::value(file, key, "the journal lists no such instrument").into());
         }
     }
     let hashes = (outcome.state.canonical().hash().to_string(), w.alt.canonical().hash().to_string());
