@@ -1,16 +1,22 @@
 //! `l2x demo`: the node on its embedded defaults, driven for a few seconds over real TCP,
-//! then stopped, settled and verified.
+//! ending in an oracle shock that liquidates leveraged accounts, then stopped, settled and
+//! verified.
 //!
 //! ```text
 //!  DATA_DIR (default ./l2x-demo, recreated each run) ─▶ serve::Node::start
-//!     gateway on loopback ports · pipeline + journal · submitter on the embedded chain
+//!     the default config on loopback ports (any free ones) · pipeline + journal ·
+//!     submitter on the embedded chain · metrics endpoint
 //!  clients (gateway::client over TCP):  makers (keys 1, 2): a bid and an ask on each
 //!     instrument, cancelled and replaced every turn · takers (keys 3, 4): IOC orders
-//!     that cross
-//!  this thread: an oracle random walk every 100 ms (seeded); one status line a second
-//!  after --seconds: clients log out · Node::stop (gateway, pipeline drained, last
-//!     settlement pass) · summary · `l2x replay DIR --verify-roots --chain-dir DIR/chain`
-//!     printed, and run in process
+//!     that cross · leveraged longs (keys 5-10, 5,000 USDC each): buy BTC-PERP with IOC
+//!     orders, 5-7 until the margin check refuses more (about 20x), 8-10 up to 5x
+//!  this thread: an oracle random walk every 100 ms (seeded); at 70 % of the run (at most
+//!     1.5 s before the end) BTC-PERP's oracle drops 6 % in one step: the 20x longs fall
+//!     below maintenance and are liquidated, the 5x ones are not. One status line a second
+//!     (orders/s, fills, ack p50/p99, open interest, liquidations, batches, last root)
+//!  after --seconds: clients log out · Node::stop (gateway, pipeline drained, final
+//!     snapshot, last settlement pass) · summary · `l2x replay DIR --verify-roots
+//!     --chain-dir DIR/chain` printed, and run in process
 //! ```
 //!
 //! The workload is seeded; what the clients manage to send in the time given is not (it is
@@ -31,14 +37,16 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result};
-use clap::Parser;
 use hdrhistogram::Histogram;
+use l2x_gateway::auth::Keys;
 use l2x_gateway::client::{Client, Options as ClientOptions};
 use l2x_gateway::codec::{ClientMsg, Report, ServerMsg, WireOrder};
-use l2x_types::{ClientOrderId, Command, InstrumentId, Price, Qty, Side, TimeInForce};
+use l2x_gateway::metrics::Trading;
+use l2x_types::{ClientOrderId, Command, Decimal, InstrumentId, Price, Qty, RejectReason, Side, TimeInForce};
 use rand::{RngExt, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 
+use crate::config::{Config, LogLevel};
 use crate::serve::{self, Node};
 
 /// Options of `l2x demo`.
@@ -58,6 +66,12 @@ pub(crate) struct Options {
 
 /// The file that marks a directory as the demo's own.
 const MARKER: &str = ".l2x-demo";
+/// Keys (and accounts) of the leveraged longs; the first three go to the margin limit.
+const LEVERAGED: std::ops::RangeInclusive<u8> = 5..=10;
+/// Their deposit, whole USDC.
+const LEVERAGED_USDC: u64 = 5_000;
+/// The shock: BTC-PERP's oracle falls this many per mille in one step.
+const SHOCK_PER_MILLE: i64 = 60;
 
 /// What the clients did, shared with the status line.
 #[derive(Default)]
@@ -97,17 +111,18 @@ fn prepare(dir: &Path) -> Result<()> {
     Ok(())
 }
 
-/// `l2x serve`'s options, defaults and all, for the demo's node.
-fn node_options(dir: &Path) -> Result<serve::Options> {
-    #[derive(Parser)]
-    struct Wrapper {
-        #[command(flatten)]
-        serve: serve::Options,
+/// `l2x serve`'s default config for the demo's node: its directory, any free loopback
+/// ports, a submitter pass every 250 ms, the leveraged accounts' smaller deposits, and only
+/// warnings in the log (the status line is the demo's output).
+fn node_config(dir: &Path) -> Config {
+    let mut config = Config { data_dir: dir.to_path_buf(), log_level: LogLevel::Warn, ..Config::default() };
+    let any = SocketAddr::from(([127, 0, 0, 1], 0));
+    (config.ports.order_entry, config.ports.market_data, config.ports.metrics) = (any, any, any);
+    config.settlement.every_ms = 250;
+    for id in LEVERAGED {
+        config.accounts.deposits.insert(id.to_string(), LEVERAGED_USDC);
     }
-    let dir = dir.to_str().context("the demo directory's path is not UTF-8")?;
-    let args = ["l2x-demo", "--data-dir", dir, "--order-entry", "127.0.0.1:0", "--market-data", "127.0.0.1:0"];
-    let more = ["--settle-every-ms", "250"];
-    Ok(Wrapper::try_parse_from(args.iter().chain(&more))?.serve)
+    config
 }
 
 /// Sends `msg` and reads until the report about `cid` that answers it; counts fills met on
@@ -173,6 +188,60 @@ fn maker(addr: SocketAddr, id: u8, seed: u64, fair: &[AtomicI64], stop: &AtomicB
     Ok(())
 }
 
+/// A leveraged long: IOC buys of BTC-PERP a few ticks through the oracle until it holds
+/// `target` lots, or until the margin check refuses more; then it logs out (the position
+/// stays).
+fn leveraged(
+    addr: SocketAddr,
+    id: u8,
+    target: i64,
+    fair: &[AtomicI64],
+    stop: &AtomicBool,
+    stats: &Stats,
+) -> Result<()> {
+    let mut client = Client::connect(addr, &serve::demo_key(id), ClientOptions::default())?;
+    let mut next_cid = 1u64;
+    let mut held = 0i64;
+    while held < target && !stop.load(Ordering::Relaxed) {
+        let price = Price(fair[0].load(Ordering::Relaxed) + 8);
+        let cid = ClientOrderId(next_cid);
+        next_cid += 1;
+        let mut order = WireOrder::limit(cid, InstrumentId(0), Side::Buy, price, Qty((target - held).min(50)));
+        order.tif = TimeInForce::Ioc;
+        stats.orders.fetch_add(1, Ordering::Relaxed);
+        client.send(&ClientMsg::NewOrder(order))?;
+        let sent = Instant::now();
+        loop {
+            let ServerMsg::Report { report, .. } = client.recv()? else { continue };
+            match report {
+                Report::Accepted { cid: c, .. } if c == cid => {
+                    stats.record_ack(u64::try_from(sent.elapsed().as_nanos()).unwrap_or(u64::MAX));
+                }
+                Report::Fill { cid: c, qty, leaves, .. } if c == cid => {
+                    stats.fills.fetch_add(1, Ordering::Relaxed);
+                    held += qty.0;
+                    if leaves == Qty::ZERO {
+                        break;
+                    }
+                }
+                // An IOC's rest is cancelled: the order is done.
+                Report::Cancelled { cid: c, .. } if c == cid => break,
+                Report::Rejected { cid: c, reason, .. } if c == cid => {
+                    stats.rejects.fetch_add(1, Ordering::Relaxed);
+                    if reason == RejectReason::InsufficientMargin.code() {
+                        client.logout()?;
+                        return Ok(());
+                    }
+                    break;
+                }
+                _ => {}
+            }
+        }
+    }
+    client.logout()?;
+    Ok(())
+}
+
 /// A taker: IOC orders a few ticks through the oracle, either side.
 fn taker(addr: SocketAddr, id: u8, seed: u64, fair: &[AtomicI64], stop: &AtomicBool, stats: &Stats) -> Result<()> {
     let mut client = Client::connect(addr, &serve::demo_key(id), ClientOptions::default())?;
@@ -197,47 +266,68 @@ fn taker(addr: SocketAddr, id: u8, seed: u64, fair: &[AtomicI64], stop: &AtomicB
 
 pub(crate) fn demo(opts: &Options) -> Result<ExitCode> {
     prepare(&opts.data_dir)?;
-    let node_opts = node_options(&opts.data_dir)?;
-    let keys = serve::demo_keys();
-    let node = Node::start(&node_opts, keys)?;
+    let config = node_config(&opts.data_dir);
+    crate::logs(config.log_level.filter());
+    let keys = Keys::from_keys((1..=*LEVERAGED.end()).map(serve::demo_key))?;
+    let node = Node::start(&config, keys)?;
     let addr = node.server.order_entry_addr();
     let control = node.server.control();
     let stdout = io::stdout();
     writeln!(
         stdout.lock(),
-        "l2x demo: node on {addr}, journal in {}, settling on the embedded chain; {} s of trading by 2 makers and 2 takers over TCP",
+        "l2x demo: node on {addr}, journal in {}, settling on the embedded chain; {} s of trading over TCP by 2 makers, \
+         2 takers and 6 leveraged longs, ending in a {}.{} % BTC-PERP oracle drop{}",
         opts.data_dir.display(),
-        opts.seconds
+        opts.seconds,
+        SHOCK_PER_MILLE / 10,
+        SHOCK_PER_MILLE % 10,
+        node.metrics.as_ref().map(|m| format!("; metrics at http://{}/metrics", m.addr())).unwrap_or_default(),
     )?;
 
-    // The instruments `l2x serve` lists, from their first prices.
-    let start: Vec<i64> = serve::default_instruments()?.iter().map(|(_, price)| price.0).collect();
+    // The instruments the node listed, from their first prices.
+    let listings = config.listings()?;
+    let start: Vec<i64> = listings.iter().map(|(_, price)| price.0).collect();
+    let lots: Vec<(String, Decimal)> =
+        listings.iter().map(|(spec, _)| (spec.symbol.as_str().to_string(), spec.lot_size)).collect();
     let fair: Arc<Vec<AtomicI64>> = Arc::new(start.iter().map(|&p| AtomicI64::new(p)).collect());
     let stop = Arc::new(AtomicBool::new(false));
     let stats =
         Arc::new(Stats { ack: Mutex::new(Histogram::new_with_bounds(1, 60_000_000_000, 3).ok()), ..Stats::default() });
     let mut clients = Vec::new();
-    for id in 1..=4u8 {
+    // 5x for the last three: 5 × 5,000 USDC of BTC at the first price, in lots of 0.001
+    // (prices are in ticks of 0.5).
+    let five_x = i64::try_from(LEVERAGED_USDC)? * 5 * 1_000 * 2 / start[0];
+    for id in 1..=*LEVERAGED.end() {
         let (fair, stop, stats, seed) = (Arc::clone(&fair), Arc::clone(&stop), Arc::clone(&stats), opts.seed);
-        clients.push(std::thread::Builder::new().name(format!("demo-client-{id}")).spawn(move || {
-            if id <= 2 {
-                maker(addr, id, seed, &fair, &stop, &stats)
-            } else {
-                taker(addr, id, seed, &fair, &stop, &stats)
-            }
+        let target = if id < LEVERAGED.start() + 3 { i64::MAX } else { five_x };
+        clients.push(std::thread::Builder::new().name(format!("demo-client-{id}")).spawn(move || match id {
+            1 | 2 => maker(addr, id, seed, &fair, &stop, &stats),
+            3 | 4 => taker(addr, id, seed, &fair, &stop, &stats),
+            _ => leveraged(addr, id, target, &fair, &stop, &stats),
         })?);
     }
 
-    // The oracle walks (±0.2 % a step at most), and the status line is redrawn each second.
+    // The oracle walks (±0.2 % a step at most), then the shock; the status line is redrawn
+    // each second.
     let mut rng = ChaCha8Rng::seed_from_u64(opts.seed);
     let started = Instant::now();
-    let end = started + Duration::from_secs(opts.seconds);
+    let run = Duration::from_secs(opts.seconds);
+    let end = started + run;
+    let shock_at = started + (run * 7 / 10).max(run.saturating_sub(Duration::from_millis(1_500)));
+    let mut shocked = false;
     let mut next_status = started + Duration::from_secs(1);
+    let trading = node.server.counters_handle();
     while Instant::now() < end {
         std::thread::sleep(Duration::from_millis(100));
+        let shock = !shocked && Instant::now() >= shock_at;
+        shocked |= shock;
         for (i, f) in fair.iter().enumerate() {
             let mid = f.load(Ordering::Relaxed);
-            let step = rng.random_range(-(mid / 500)..=mid / 500);
+            let step = if shock && i == 0 {
+                -mid * SHOCK_PER_MILLE / 1_000
+            } else {
+                rng.random_range(-(mid / 500)..=mid / 500)
+            };
             let price = (mid + step).max(start[i] / 2);
             f.store(price, Ordering::Relaxed);
             control
@@ -247,7 +337,15 @@ pub(crate) fn demo(opts: &Options) -> Result<ExitCode> {
         if Instant::now() >= next_status {
             next_status += Duration::from_secs(1);
             let settled = node.settlement.as_ref().map(serve::Settlement::status).unwrap_or_default();
-            status_line(&stats, started.elapsed(), settled.committed, settled.root)?;
+            let oi = open_interest(&trading.trading, &lots);
+            status_line(
+                &stats,
+                started.elapsed(),
+                &oi,
+                trading.trading.liquidations(),
+                settled.committed,
+                settled.root,
+            )?;
         }
     }
     stop.store(true, Ordering::Relaxed);
@@ -255,7 +353,9 @@ pub(crate) fn demo(opts: &Options) -> Result<ExitCode> {
         c.join().map_err(|_| anyhow::anyhow!("a demo client panicked"))??;
     }
     let elapsed = started.elapsed();
-    let settled = node.stop()?.unwrap_or_default();
+    let (oi, liquidations) = (open_interest(&trading.trading, &lots), trading.trading.liquidations());
+    let stopped = node.stop()?;
+    let settled = stopped.settled.unwrap_or_default();
     let mut out = stdout.lock();
     writeln!(out)?;
     let orders = stats.orders.load(Ordering::Relaxed);
@@ -268,6 +368,8 @@ pub(crate) fn demo(opts: &Options) -> Result<ExitCode> {
         stats.rejects.load(Ordering::Relaxed),
         stats.fills.load(Ordering::Relaxed),
     )?;
+    writeln!(out, "open interest {oi}; {liquidations} accounts liquidated by the shock and the walk before it")?;
+    writeln!(out, "journal: {} commands, final state {}", stopped.last_seq, stopped.state_hash)?;
     writeln!(
         out,
         "settlement: {} epochs closed, {} batches committed to the embedded chain, last root {}",
@@ -288,7 +390,23 @@ pub(crate) fn demo(opts: &Options) -> Result<ExitCode> {
     Ok(if settled_all { verified } else { ExitCode::FAILURE })
 }
 
-fn status_line(stats: &Stats, elapsed: Duration, committed: u64, root: alloy::primitives::B256) -> Result<()> {
+/// Open interest of every instrument, in base units: "BTC-PERP 1.234, ETH-PERP 5.6".
+fn open_interest(trading: &Trading, lots: &[(String, Decimal)]) -> String {
+    let each = lots.iter().enumerate().map(|(i, (symbol, lot))| {
+        let id = InstrumentId(u32::try_from(i).unwrap_or(u32::MAX));
+        format!("{symbol} {}", (Decimal::from(trading.open_interest(id)) * lot).normalize())
+    });
+    each.collect::<Vec<_>>().join(", ")
+}
+
+fn status_line(
+    stats: &Stats,
+    elapsed: Duration,
+    oi: &str,
+    liquidations: u64,
+    committed: u64,
+    root: alloy::primitives::B256,
+) -> Result<()> {
     let orders = stats.orders.load(Ordering::Relaxed);
     let (p50, p99) = stats.ack_us();
     let root = root.to_string();
@@ -298,7 +416,7 @@ fn status_line(stats: &Stats, elapsed: Duration, committed: u64, root: alloy::pr
     let mut out = stdout.lock();
     write!(
         out,
-        "{start}{:>3} s  orders {orders} ({:.0}/s)  fills {}  ack p50 {p50} µs p99 {p99} µs  batches {committed}  root {}…",
+        "{start}{:>3} s  orders {orders} ({:.0}/s)  fills {}  ack p50 {p50} µs p99 {p99} µs  OI {oi}  liquidated {liquidations}  batches {committed}  root {}…",
         elapsed.as_secs(),
         orders as f64 / elapsed.as_secs_f64().max(1e-9),
         stats.fills.load(Ordering::Relaxed),

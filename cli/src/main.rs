@@ -8,7 +8,9 @@ use std::io::{self, BufReader, BufWriter, Write};
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
+mod config;
 mod demo;
+mod metrics;
 mod replay;
 mod serve;
 mod settle;
@@ -54,8 +56,8 @@ enum Cmd {
     },
     /// Replay a journal for a risk desk: the state at any point (docs/REPLAY.md).
     Replay(replay::Options),
-    /// Run the node: the sequencer pipeline with its journal, the order-entry and
-    /// market-data ports (docs/PROTOCOL.md). Runs until stopped.
+    /// Run the node: gateway, sequencer with risk, journal and snapshots, settlement, metrics
+    /// (docs/OPERATIONS.md). Runs until SIGINT or SIGTERM, then stops cleanly.
     Serve(serve::Options),
     /// Settlement: deploy the contract, commit a journal's batches, verify roots
     /// (docs/SETTLEMENT.md).
@@ -150,6 +152,17 @@ fn run(cli: Cli) -> Result<ExitCode> {
             print_bench(opts.json, || Ok(vec![report.json()?]), || report.table())
         }
     }
+}
+
+/// Structured logs (`tracing`) on standard error at `level` and above. Called once, by the
+/// commands that run a node.
+fn logs(level: tracing::Level) {
+    let _ = tracing_subscriber::fmt()
+        .with_max_level(level)
+        .with_writer(io::stderr)
+        .with_ansi(std::io::IsTerminal::is_terminal(&io::stderr()))
+        .with_target(false)
+        .try_init();
 }
 
 /// Prints a benchmark's report: its JSON (one object per line) with `--json`, else its table.

@@ -1,92 +1,90 @@
-//! `l2x serve`: the node as far as it is built — the sequencer pipeline with its journal and
-//! snapshots, the gateway's order-entry and market-data ports over it, and the settlement
-//! submitter on its own thread.
+//! `l2x serve`: the node — the gateway's order-entry and market-data ports, the sequencer
+//! pipeline with risk, its journal and snapshots, the settlement submitter on its own
+//! thread, and the metrics endpoint — run by one config file (`crate::config`,
+//! docs/OPERATIONS.md) until SIGINT or SIGTERM.
 //!
 //! ```text
-//!  accounts file (keys) ──┐
-//!  --data-dir ─▶ Pipeline::start (recover) ─▶ Server::start (rebuild report streams) ─▶ listen
-//!                  fresh journal? list the default instruments, fund every key's account,
-//!                  set the oracle prices (through the server's Control)
-//!  submitter thread: every --settle-every-ms, Submitter::sync(chain)
-//!                  chain = the embedded one in DATA_DIR/chain (default), a node (--chain rpc),
-//!                  or none; batch files in DATA_DIR/batches
+//!  config (TOML, or the defaults) + --data-dir/--order-entry/--market-data/--metrics
+//!    ─▶ Pipeline::start (recover the journal) ─▶ Server::start (rebuild report streams)
+//!         new journal? list the config's instruments, set their oracle prices, fund every
+//!         key's account (all through the server's Control, so the gateway announces them)
+//!    ─▶ submitter thread: every settlement.every_ms, Submitter::sync(chain)
+//!    ─▶ metrics thread: GET /metrics on its loopback port
+//!  SIGINT/SIGTERM ─▶ Node::stop: sessions logged out (orders kept), the pipeline drained and
+//!    the journal synced, a snapshot of the final state, the submitter's last pass
 //! ```
 //!
-//! It prints the two addresses it listens on, then runs until the process is stopped. The
-//! journal holds every command before its result is sent (in the page cache with
-//! `--durability os`, on disk with `fsync`), so stopping it, even with SIGKILL, loses
-//! nothing a client saw acknowledged; the next start recovers and clients replay.
+//! The journal holds every command before its result is sent (in the page cache with
+//! `durability = "os"`, on disk with `fsync`), so even SIGKILL loses nothing a client saw
+//! acknowledged; the next start recovers and clients replay. A clean stop adds the final
+//! snapshot, so the next start recovers without replaying the journal's tail.
 
 use std::io::{self, Write};
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::process::ExitCode;
-use std::str::FromStr;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, mpsc};
 
 use alloy::primitives::B256;
 use anyhow::{Context, Result};
-use l2x_engine::pipeline::{Config as PipelineConfig, Durability, Pipeline};
+use l2x_engine::journal;
+use l2x_engine::pipeline::{Config as PipelineConfig, Pipeline};
 use l2x_gateway::auth::{Key, Keys};
 use l2x_gateway::server::{Config as ServerConfig, Server};
 use l2x_risk::Ledger;
 use l2x_settlement::chain::{Chain, RpcChain};
 use l2x_settlement::embedded::EmbeddedChain;
-use l2x_types::{AccountId, Amount, Command, Decimal, Holder, InstrumentId, InstrumentSpec, Price, Symbol};
+use l2x_types::{AccountId, Amount, Command, Holder, InstrumentId};
 
-/// Options of `l2x serve`.
+use crate::config::{ChainKind, Config};
+use crate::metrics::Metrics;
+
+/// Options of `l2x serve`: a config file, and the settings most often changed per run.
 #[derive(Clone, Debug, clap::Args)]
 pub(crate) struct Options {
-    /// The journal and snapshots (created if missing).
-    #[arg(long, default_value = "l2x-data")]
-    data_dir: PathBuf,
-    /// The API keys (TOML, docs/PROTOCOL.md). Without it: four public demo keys (ids 1–4 on
-    /// accounts 1–4, secret 32 bytes of the id), fit for loopback only.
+    /// The config file (TOML; docs/OPERATIONS.md, docs/l2x.example.toml). Without it: the
+    /// defaults, on loopback, data in ./l2x-data.
     #[arg(long)]
-    accounts: Option<PathBuf>,
-    /// Order-entry address.
-    #[arg(long, default_value = "127.0.0.1:7001")]
-    order_entry: SocketAddr,
-    /// Market-data address.
-    #[arg(long, default_value = "127.0.0.1:7002")]
-    market_data: SocketAddr,
-    /// `os`: a result leaves once its command is in the page cache; `fsync`: on disk.
-    #[arg(long, default_value = "os", value_parser = ["os", "fsync"])]
-    durability: String,
-    /// Take a snapshot every this many commands (0: never).
-    #[arg(long, default_value_t = 1_000_000)]
-    snapshot_every: u64,
-    /// Whole USDC deposited to every key's account when the journal is new.
-    #[arg(long, default_value_t = 1_000_000)]
-    deposit_usdc: u32,
-    /// Settle on a chain: `embedded` (the contract in-process, its state in --chain-dir),
-    /// `rpc` (a JSON-RPC node), or `none`.
-    #[arg(long, default_value = "embedded", value_parser = ["embedded", "rpc", "none"])]
-    chain: String,
-    /// With `--chain embedded`: the chain's directory (default: DATA_DIR/chain).
+    config: Option<PathBuf>,
+    /// Overrides `data_dir`.
     #[arg(long)]
-    chain_dir: Option<PathBuf>,
-    /// With `--chain rpc`: the node's URL.
-    #[arg(long, required_if_eq("chain", "rpc"))]
-    rpc_url: Option<String>,
-    /// With `--chain rpc`: the submitter's private key (hex).
-    #[arg(long, required_if_eq("chain", "rpc"))]
-    key: Option<String>,
-    /// With `--chain rpc`: the settlement contract's address (`l2x settle deploy`).
-    #[arg(long, required_if_eq("chain", "rpc"))]
-    contract: Option<String>,
-    /// With `--chain rpc`: confirmations to wait for after each commit.
-    #[arg(long, default_value_t = 1)]
-    confirmations: u64,
-    /// How often the submitter looks for closed epochs, ms.
-    #[arg(long, default_value_t = 1_000)]
-    settle_every_ms: u64,
-    #[command(flatten)]
-    epochs: crate::settle::EpochArgs,
+    data_dir: Option<PathBuf>,
+    /// Overrides `ports.order_entry`.
+    #[arg(long)]
+    order_entry: Option<SocketAddr>,
+    /// Overrides `ports.market_data`.
+    #[arg(long)]
+    market_data: Option<SocketAddr>,
+    /// Overrides `ports.metrics`.
+    #[arg(long)]
+    metrics: Option<SocketAddr>,
 }
 
-/// Public demo key `id` (1–4): key id and account `id`, secret 32 bytes of `id`.
+impl Options {
+    /// The config file (or the defaults) with the overrides applied.
+    fn config(&self) -> Result<Config> {
+        let mut config = match &self.config {
+            Some(path) => Config::load(path)?,
+            None => Config::default(),
+        };
+        if let Some(dir) = &self.data_dir {
+            config.data_dir.clone_from(dir);
+        }
+        if let Some(a) = self.order_entry {
+            config.ports.order_entry = a;
+        }
+        if let Some(a) = self.market_data {
+            config.ports.market_data = a;
+        }
+        if let Some(a) = self.metrics {
+            config.ports.metrics = a;
+        }
+        Ok(config)
+    }
+}
+
+/// Public demo key `id` (1–4 by default): key id and account `id`, secret 32 bytes of `id`.
 pub(crate) fn demo_key(id: u8) -> Key {
     Key::new(u64::from(id), AccountId(u64::from(id)), [id; 32])
 }
@@ -96,135 +94,218 @@ pub(crate) fn demo_keys() -> Keys {
     Keys::from_keys((1..=4u8).map(demo_key)).unwrap_or_default()
 }
 
-/// The instruments a new journal lists, with their first oracle prices in ticks.
-pub(crate) fn default_instruments() -> Result<Vec<(InstrumentSpec, Price)>> {
-    let d = |s: &str| Decimal::from_str(s).context("a decimal literal");
-    let spec = |symbol: &str, tick: &str, lot: &str, max_order: &str| -> Result<InstrumentSpec> {
-        Ok(InstrumentSpec {
-            symbol: Symbol::try_new(symbol).map_err(|e| anyhow::anyhow!("{}", e.0))?,
-            tick_size: d(tick)?,
-            lot_size: d(lot)?,
-            initial_margin: d("0.05")?,
-            maintenance_margin: d("0.03")?,
-            max_order_qty: d(max_order)?,
-            max_position_qty: d("100000")?,
-            price_band: d("0.1")?,
-            maker_fee: d("-0.0001")?,
-            taker_fee: d("0.0005")?,
-            liquidation_fee: d("0.01")?,
-            impact_notional: d("10000")?,
-            funding_interest: d("0.0000125")?,
-            funding_clamp: d("0.02")?,
-        })
-    };
-    // 50,000 USDC in ticks of 0.5; 3,000 USDC in ticks of 0.05.
-    Ok(vec![
-        (spec("BTC-PERP", "0.5", "0.001", "100")?, Price(100_000)),
-        (spec("ETH-PERP", "0.05", "0.01", "1000")?, Price(60_000)),
-    ])
+/// The config's keys: its accounts file, or the demo keys — which are public, so only on
+/// loopback addresses.
+fn keys(config: &Config) -> Result<Keys> {
+    if let Some(path) = &config.accounts.keys_file {
+        return Keys::load(path).with_context(|| format!("accounts file {}", path.display()));
+    }
+    let ports = [config.ports.order_entry, config.ports.market_data];
+    anyhow::ensure!(
+        ports.iter().all(|a| a.ip().is_loopback()),
+        "no accounts.keys_file: the public demo keys are only accepted on loopback addresses, and {} is not one",
+        ports.iter().find(|a| !a.ip().is_loopback()).map(ToString::to_string).unwrap_or_default()
+    );
+    Ok(demo_keys())
 }
 
-/// A running node: the pipeline, the gateway over it, and the submitter (if settling).
+/// A running node: the pipeline, the gateway over it, the submitter (if settling) and the
+/// metrics endpoint (if enabled).
 pub(crate) struct Node {
     pub(crate) server: Server,
     pipeline: Pipeline,
+    data_dir: PathBuf,
     /// The journal's last command when the node started (0: a new journal).
     pub(crate) recovered_seq: u64,
     pub(crate) settlement: Option<Settlement>,
+    pub(crate) metrics: Option<Metrics>,
+}
+
+/// What a clean stop did.
+#[derive(Debug)]
+pub(crate) struct Stopped {
+    /// The journal's last command.
+    pub(crate) last_seq: u64,
+    /// The state hash after it.
+    pub(crate) state_hash: String,
+    /// The snapshot written at the stop (none on an empty journal, or if one was there).
+    pub(crate) snapshot: Option<PathBuf>,
+    /// The submitter's status after its last pass.
+    pub(crate) settled: Option<SettleStatus>,
 }
 
 impl Node {
-    /// Starts the node `opts` describe: recovers (or creates) the journal, starts the
-    /// gateway, lists the default instruments and funds the keys' accounts on a new journal,
-    /// and starts the submitter unless `--chain none`.
-    pub(crate) fn start(opts: &Options, keys: Keys) -> Result<Node> {
-        std::fs::create_dir_all(&opts.data_dir).with_context(|| format!("creating {}", opts.data_dir.display()))?;
-        let durability = if opts.durability == "fsync" { Durability::Fsync } else { Durability::Os };
+    /// Starts the node `config` describes with `keys`: recovers (or creates) the journal,
+    /// starts the gateway, lists the instruments, sets their oracle prices and funds the
+    /// keys' accounts on a new journal, then starts the submitter (unless `chain = "none"`)
+    /// and the metrics endpoint.
+    pub(crate) fn start(config: &Config, keys: Keys) -> Result<Node> {
+        let dir = &config.data_dir;
+        std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
         let ledger = Ledger::default();
-        let config = PipelineConfig {
-            durability,
-            snapshot_every: opts.snapshot_every,
+        let p = &config.pipeline;
+        let pipeline_config = PipelineConfig {
+            durability: p.durability(),
+            wait: p.wait(),
+            input_capacity: p.input_capacity,
+            snapshot_every: p.snapshot_every,
             ledger: ledger.clone(),
+            cores: p.cores(),
             ..PipelineConfig::default()
         };
-        let (mut pipeline, recovery) = Pipeline::start(config, &opts.data_dir)
-            .with_context(|| format!("starting the pipeline on {}", opts.data_dir.display()))?;
-        let server_config =
-            ServerConfig { order_entry: opts.order_entry, market_data: opts.market_data, ..ServerConfig::default() };
+        let (mut pipeline, recovery) = Pipeline::start(pipeline_config, dir)
+            .with_context(|| format!("starting the pipeline on {}", dir.display()))?;
+        if let Some(torn) = &recovery.torn {
+            tracing::warn!(?torn, "the journal ended with a torn record: truncated");
+        }
+        let server_config = ServerConfig {
+            order_entry: config.ports.order_entry,
+            market_data: config.ports.market_data,
+            limits: config.gateway.limits(),
+            max_outbound_bytes: config.gateway.max_outbound_bytes,
+            core: config.gateway.core,
+        };
         let server = Server::start(server_config, keys.clone(), &mut pipeline, &ledger)?;
         if recovery.last_seq == 0 {
             let control = server.control();
             let submit = |cmd: Command| control.submit(cmd).map_err(|e| anyhow::anyhow!("{e}"));
-            let deposit = Amount(i64::from(opts.deposit_usdc) * 1_000_000);
-            for (i, (spec, price)) in default_instruments()?.into_iter().enumerate() {
+            for (i, (spec, price)) in config.listings()?.into_iter().enumerate() {
                 submit(Command::ListInstrument(Box::new(spec)))?;
                 submit(Command::Oracle { instrument: InstrumentId(u32::try_from(i)?), price })?;
             }
             let mut funded = std::collections::BTreeSet::new();
             for key in keys.iter() {
-                if funded.insert(key.account) {
-                    submit(Command::Deposit { to: Holder::Account(key.account), amount: deposit })?;
+                let usdc = config.accounts.deposit_for(key.account.0);
+                if funded.insert(key.account) && usdc > 0 {
+                    let amount = Amount(i64::try_from(usdc.saturating_mul(1_000_000)).context("a deposit too large")?);
+                    submit(Command::Deposit { to: Holder::Account(key.account), amount })?;
                 }
             }
+            tracing::info!(dir = %dir.display(), "new journal: instruments listed, accounts funded");
+        } else {
+            tracing::info!(dir = %dir.display(), last_seq = recovery.last_seq, "journal recovered");
         }
-        let settlement = if opts.chain == "none" { None } else { Some(Settlement::start(opts)?) };
-        Ok(Node { server, pipeline, recovered_seq: recovery.last_seq, settlement })
+        let settlement = match config.settlement.chain {
+            ChainKind::None => None,
+            _ => Some(Settlement::start(config)?),
+        };
+        let mut node = Node {
+            server,
+            pipeline,
+            data_dir: dir.clone(),
+            recovered_seq: recovery.last_seq,
+            settlement,
+            metrics: None,
+        };
+        if config.ports.metrics_enabled {
+            let sources = crate::metrics::Sources {
+                gateway: node.server.counters_handle(),
+                pipeline: node.pipeline.stats_reader(),
+                settlement: node.settlement.as_ref().map(Settlement::status_handle),
+                instruments: config.instruments.len(),
+            };
+            node.metrics = Some(Metrics::start(config.ports.metrics, sources)?);
+        }
+        Ok(node)
     }
 
     /// Stops the gateway (sessions logged out, orders kept), drains and closes the pipeline
-    /// (journal synced), then lets the submitter make a last pass over the whole journal.
-    /// Every step runs even if one before it failed; the first error is returned.
-    pub(crate) fn stop(self) -> Result<Option<SettleStatus>> {
+    /// (journal synced), writes a snapshot of the final state, lets the submitter make a
+    /// last pass over the whole journal, and stops the metrics endpoint. Every step runs
+    /// even if one before it failed; the first error is returned.
+    pub(crate) fn stop(self) -> Result<Stopped> {
         let server = self.server.stop().map_err(anyhow::Error::from);
-        let pipeline = self.pipeline.shutdown().map(|_| ()).map_err(anyhow::Error::from);
+        let summary = self.pipeline.shutdown().map_err(anyhow::Error::from);
+        let stopped = summary.and_then(|summary| {
+            let have = journal::snapshot::list(&self.data_dir, summary.last_seq)?;
+            let fresh = summary.last_seq > 0 && have.last().is_none_or(|(seq, _)| *seq < summary.last_seq);
+            let snapshot = if fresh {
+                Some(journal::snapshot::write(&self.data_dir, summary.last_seq, &summary.state.canonical())?)
+            } else {
+                None
+            };
+            Ok(Stopped {
+                last_seq: summary.last_seq,
+                state_hash: summary.state_hash.to_string(),
+                snapshot,
+                settled: None,
+            })
+        });
         let settled = self.settlement.map(Settlement::finish).transpose();
-        server.and(pipeline).and(settled)
+        if let Some(m) = self.metrics {
+            m.stop();
+        }
+        let (mut stopped, settled) = (server.and(stopped)?, settled?);
+        stopped.settled = settled;
+        Ok(stopped)
     }
 }
 
 pub(crate) fn serve(opts: &Options) -> Result<ExitCode> {
-    let keys = match &opts.accounts {
-        Some(path) => Keys::load(path).with_context(|| format!("accounts file {}", path.display()))?,
-        None => demo_keys(),
-    };
-    let node = Node::start(opts, keys)?;
+    let config = opts.config()?;
+    crate::logs(config.log_level.filter());
+    let keys = keys(&config)?;
+    // Registered before anything starts: a signal during the start stops the node after it.
+    let mut signals = signal_hook::iterator::Signals::new([signal_hook::consts::SIGINT, signal_hook::consts::SIGTERM])
+        .context("registering the SIGINT and SIGTERM handlers")?;
+    let node = Node::start(&config, keys)?;
     let fresh = node.recovered_seq == 0;
-    let stdout = io::stdout();
-    let mut out = stdout.lock();
-    writeln!(
-        out,
+    // Nobody reading standard output is no reason to stop a node: write errors are ignored.
+    let say = |line: String| {
+        let stdout = io::stdout();
+        let mut out = stdout.lock();
+        let _ = writeln!(out, "{line}").and_then(|()| out.flush());
+    };
+    say(format!(
         "l2x serve: journal {} (recovered to seq {}{})",
-        opts.data_dir.display(),
+        config.data_dir.display(),
         node.recovered_seq,
         if fresh { ", new: instruments listed and accounts funded" } else { "" }
-    )?;
-    if opts.accounts.is_none() {
-        writeln!(out, "l2x serve: no --accounts: public demo keys 1-4 (secret = 32 bytes of the id), loopback only")?;
+    ));
+    if config.accounts.keys_file.is_none() {
+        say("l2x serve: no accounts.keys_file: public demo keys 1-4 (secret = 32 bytes of the id), loopback only"
+            .into());
     }
-    writeln!(out, "order entry {}", node.server.order_entry_addr())?;
-    writeln!(out, "market data {}", node.server.market_data_addr())?;
-    out.flush()?;
-    drop(out);
+    say(format!("order entry {}", node.server.order_entry_addr()));
+    say(format!("market data {}", node.server.market_data_addr()));
+    if let Some(m) = &node.metrics {
+        say(format!("metrics http://{}/metrics", m.addr()));
+    }
     if let Some(s) = &node.settlement {
         s.print_passes();
     }
-    // Runs until the process is stopped; the gateway and the pipeline live on their threads.
-    loop {
-        std::thread::park();
+    let signal = signals.forever().next().unwrap_or(signal_hook::consts::SIGTERM);
+    let name = if signal == signal_hook::consts::SIGINT { "SIGINT" } else { "SIGTERM" };
+    tracing::info!(signal = name, "stopping: draining the pipeline");
+    let stopped = node.stop()?;
+    say(format!("l2x serve: {name}: stopped at seq {}, state {}", stopped.last_seq, stopped.state_hash));
+    if let Some(path) = &stopped.snapshot {
+        say(format!("l2x serve: final snapshot {}", path.display()));
     }
+    if let Some(s) = &stopped.settled {
+        say(format!("l2x serve: settlement: {} of {} epochs committed, root {}", s.committed, s.epochs, s.root));
+    }
+    Ok(ExitCode::SUCCESS)
 }
 
-/// The chain `--chain` names, opened for committing.
-fn open_chain(opts: &Options) -> Result<Box<dyn Chain + Send>> {
-    if opts.chain == "embedded" {
-        let dir = opts.chain_dir.clone().unwrap_or_else(|| opts.data_dir.join("chain"));
-        let chain = EmbeddedChain::open(&dir).with_context(|| format!("the embedded chain in {}", dir.display()))?;
-        return Ok(Box::new(chain));
+/// The chain the config names, opened for committing.
+fn open_chain(config: &Config) -> Result<Box<dyn Chain + Send>> {
+    let settlement = &config.settlement;
+    match (settlement.chain, &settlement.rpc) {
+        (ChainKind::Rpc, Some(rpc)) => {
+            let address = crate::settle::address(&rpc.contract)?;
+            let mut chain = RpcChain::connect(&rpc.url, &rpc.key()?, address, rpc.confirmations)?;
+            chain.set_policy(rpc.send_policy());
+            Ok(Box::new(chain))
+        }
+        (ChainKind::Rpc, None) => anyhow::bail!("settlement.chain = \"rpc\" needs a [settlement.rpc] table"),
+        _ => {
+            let dir = config.chain_dir();
+            let chain =
+                EmbeddedChain::open(&dir).with_context(|| format!("the embedded chain in {}", dir.display()))?;
+            Ok(Box::new(chain))
+        }
     }
-    let (Some(url), Some(key), Some(contract)) = (&opts.rpc_url, &opts.key, &opts.contract) else {
-        anyhow::bail!("--chain rpc needs --rpc-url, --key and --contract");
-    };
-    Ok(Box::new(RpcChain::connect(url, key, crate::settle::address(contract)?, opts.confirmations)?))
 }
 
 /// What the submitter has done so far.
@@ -251,15 +332,15 @@ pub(crate) struct Settlement {
 }
 
 impl Settlement {
-    fn start(opts: &Options) -> Result<Settlement> {
-        let mut chain = open_chain(opts)?;
+    fn start(config: &Config) -> Result<Settlement> {
+        let mut chain = open_chain(config)?;
         let mut submitter = l2x_settlement::submitter::Submitter::new(
-            opts.data_dir.clone(),
-            opts.data_dir.join("batches"),
-            opts.epochs.policy(),
+            config.data_dir.clone(),
+            config.data_dir.join("batches"),
+            config.settlement.policy(),
             Ledger::default(),
         );
-        let every = std::time::Duration::from_millis(opts.settle_every_ms.max(1));
+        let every = std::time::Duration::from_millis(config.settlement.every_ms.max(1));
         let status = Arc::new(Mutex::new(SettleStatus::default()));
         let print = Arc::new(AtomicBool::new(false));
         let (stop, stopped) = mpsc::channel::<()>();
@@ -279,6 +360,14 @@ impl Settlement {
                                 root: synced.root,
                                 error: None,
                             };
+                            if synced.committed > 0 {
+                                tracing::info!(
+                                    epochs = synced.epochs,
+                                    committed = synced.committed,
+                                    root = %synced.root,
+                                    "settled"
+                                );
+                            }
                             (synced.committed > 0).then(|| {
                                 format!(
                                     "settled: {} epochs, committed {} (the chain had {}), root {}",
@@ -287,6 +376,7 @@ impl Settlement {
                             })
                         }
                         Err(e) => {
+                            tracing::warn!(error = %e, "settlement pass failed; trading goes on, the next pass retries");
                             s.error = Some(e.to_string());
                             Some(format!("settlement: {e} (trading goes on; retrying)"))
                         }
@@ -310,6 +400,11 @@ impl Settlement {
     /// From now on, each pass that commits something or fails prints a line.
     fn print_passes(&self) {
         self.print.store(true, Ordering::Relaxed);
+    }
+
+    /// The status, shared (for the metrics endpoint).
+    fn status_handle(&self) -> Arc<Mutex<SettleStatus>> {
+        Arc::clone(&self.status)
     }
 
     /// What the submitter has done so far.

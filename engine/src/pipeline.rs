@@ -659,25 +659,12 @@ impl Pipeline {
 
     /// Counters and ring occupancy now.
     pub fn stats(&self) -> Stats {
-        let s = &self.shared;
-        let c = &s.counters;
-        Stats {
-            sequenced: c.sequenced.load(Ordering::Relaxed),
-            sequencer_busy_ns: c.busy_ns.load(Ordering::Relaxed),
-            appended_seq: s.appended.load(Ordering::Relaxed),
-            durable_seq: s.durable.load(Ordering::Relaxed),
-            fsyncs: s.fsyncs.load(Ordering::Relaxed),
-            fsync_total_ns: s.fsync_total_ns.load(Ordering::Relaxed),
-            fsync_max_ns: s.fsync_max_ns.load(Ordering::Relaxed),
-            input: s.input.occupancy(),
-            reports: s.reports.occupancy(),
-            market_data: s.market.occupancy(),
-            snapshots_taken: c.snapshots_taken.load(Ordering::Relaxed),
-            snapshots_skipped: c.snapshots_skipped.load(Ordering::Relaxed),
-            snapshots_written: s.snapshots_written.load(Ordering::Relaxed),
-            snapshot_max_pause_ns: c.snapshot_max_pause_ns.load(Ordering::Relaxed),
-            snapshot_total_pause_ns: c.snapshot_total_pause_ns.load(Ordering::Relaxed),
-        }
+        self.stats_reader().stats()
+    }
+
+    /// A handle that reads [`Pipeline::stats`] from another thread (a metrics endpoint).
+    pub fn stats_reader(&self) -> StatsReader {
+        StatsReader { shared: Arc::clone(&self.shared) }
     }
 
     /// Closes the input, lets the sequencer drain it and publish everything, syncs the
@@ -726,6 +713,44 @@ impl Drop for Pipeline {
     fn drop(&mut self) {
         if self.sequencer.is_some() {
             let _ = self.stop();
+        }
+    }
+}
+
+/// Reads a pipeline's [`Stats`] from any thread; outlives the pipeline harmlessly (the
+/// figures then stay at their last values).
+#[derive(Clone)]
+pub struct StatsReader {
+    shared: Arc<Shared>,
+}
+
+impl fmt::Debug for StatsReader {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("StatsReader").finish_non_exhaustive()
+    }
+}
+
+impl StatsReader {
+    /// Counters and ring occupancy now.
+    pub fn stats(&self) -> Stats {
+        let s = &self.shared;
+        let c = &s.counters;
+        Stats {
+            sequenced: c.sequenced.load(Ordering::Relaxed),
+            sequencer_busy_ns: c.busy_ns.load(Ordering::Relaxed),
+            appended_seq: s.appended.load(Ordering::Relaxed),
+            durable_seq: s.durable.load(Ordering::Relaxed),
+            fsyncs: s.fsyncs.load(Ordering::Relaxed),
+            fsync_total_ns: s.fsync_total_ns.load(Ordering::Relaxed),
+            fsync_max_ns: s.fsync_max_ns.load(Ordering::Relaxed),
+            input: s.input.occupancy(),
+            reports: s.reports.occupancy(),
+            market_data: s.market.occupancy(),
+            snapshots_taken: c.snapshots_taken.load(Ordering::Relaxed),
+            snapshots_skipped: c.snapshots_skipped.load(Ordering::Relaxed),
+            snapshots_written: s.snapshots_written.load(Ordering::Relaxed),
+            snapshot_max_pause_ns: c.snapshot_max_pause_ns.load(Ordering::Relaxed),
+            snapshot_total_pause_ns: c.snapshot_total_pause_ns.load(Ordering::Relaxed),
         }
     }
 }

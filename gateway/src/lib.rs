@@ -9,6 +9,8 @@
 //!   subscriber's book rebuilt from it.
 //! - [`reports`]: the engine's events as each account's sequenced execution reports,
 //!   rebuilt identically from the journal after a restart.
+//! - [`metrics`]: what the gateway counts about trading (orders, rejects by reason, fills,
+//!   liquidations, open interest, order-to-ack latency) and the Prometheus text format.
 //! - [`server`]: the gateway itself — one `mio` event loop between the sockets and the
 //!   sequencer pipeline: sessions, market-data subscribers, replay, protection.
 //! - [`client`]: the Rust client (order entry with reconnect and replay; market data with
@@ -20,6 +22,7 @@ pub mod auth;
 pub mod client;
 pub mod codec;
 pub mod market_data;
+pub mod metrics;
 pub mod reports;
 pub mod server;
 pub mod throttle;

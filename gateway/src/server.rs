@@ -95,6 +95,7 @@ use mio::{Events, Interest, Poll, Token, Waker};
 use crate::auth::{Authenticator, Keys};
 use crate::codec::{self, ClientMsg, FramingError, Logon, MdMsg, Report, ServerMsg, WireError};
 use crate::market_data::Feed;
+use crate::metrics::{self, OpenInterest, Trading};
 use crate::reports::Streams;
 use crate::throttle::{Kind, Limits, Throttle, Verdict};
 
@@ -223,6 +224,8 @@ pub struct Counters {
     pub md_subscribers: AtomicU64,
     /// Sessions logged on now.
     pub sessions: AtomicU64,
+    /// Orders, rejects, fills, liquidations, open interest, order-to-ack latency.
+    pub trading: Trading,
 }
 
 /// The tag's session of commands submitted through [`Control`] (sessions count from 1).
@@ -281,7 +284,9 @@ impl Server {
         // The feed is built from the report output's order-level events.
         drop(pipeline.market_data());
         let recovered = pipeline.stats().appended_seq;
-        let (streams, feed, instruments) = rebuild(pipeline.dir(), recovered, ledger)?;
+        let counters = Arc::new(Counters::default());
+        let (streams, feed, instruments, open_interest) =
+            rebuild(pipeline.dir(), recovered, ledger, &counters.trading)?;
         let poll = Poll::new().map_err(io_err("creating the poll"))?;
         let mut oe = TcpListener::bind(config.order_entry)
             .map_err(io_err(format!("binding the order-entry port {}", config.order_entry)))?;
@@ -302,7 +307,6 @@ impl Server {
             next: Arc::new(AtomicU64::new(0)),
         };
         let stop = Arc::new(AtomicBool::new(false));
-        let counters = Arc::new(Counters::default());
         let mut definitions = BTreeMap::new();
         for inst in &instruments {
             definitions.insert(inst.id, definition(inst.id, inst.symbol.as_str(), inst.tick_size, inst.lot_size));
@@ -334,6 +338,8 @@ impl Server {
             config,
             stop: Arc::clone(&stop),
             counters: Arc::clone(&counters),
+            open_interest,
+            liquidated: Vec::new(),
             routed: Vec::new(),
             events: Vec::new(),
             md_msgs: Vec::new(),
@@ -381,6 +387,11 @@ impl Server {
         &self.counters
     }
 
+    /// Counters, live, shared (for a metrics endpoint on another thread).
+    pub fn counters_handle(&self) -> Arc<Counters> {
+        Arc::clone(&self.counters)
+    }
+
     /// Logs every session out (`server_shutdown`, no cancel-on-disconnect: the orders stay
     /// for the next start) and joins the thread.
     ///
@@ -425,16 +436,19 @@ fn definition(
     MdMsg::InstrumentDefinition { md_seq: 0, instrument, symbol: name, tick: part(tick), lot: part(lot) }
 }
 
-/// Replays the journal from its first record up to `until` into fresh report streams and a
-/// fresh feed; returns them and the instruments listed.
+/// Replays the journal from its first record up to `until` into fresh report streams, a
+/// fresh feed and open interest (published to `trading`); returns them and the instruments
+/// listed.
 fn rebuild(
     dir: &std::path::Path,
     until: u64,
     ledger: &Ledger,
-) -> Result<(Streams, Feed, Vec<Instrument>), ServerError> {
+    trading: &Trading,
+) -> Result<(Streams, Feed, Vec<Instrument>, OpenInterest), ServerError> {
     let mut sm = StateMachine::with_ledger(ledger.clone());
     let mut streams = Streams::new();
     let mut feed = Feed::new();
+    let mut open_interest = OpenInterest::default();
     let (mut events, mut routed, mut md) = (Vec::new(), Vec::new(), Vec::new());
     journal::scan(dir, |cmd| {
         if cmd.seq.0 > until {
@@ -446,9 +460,10 @@ fn rebuild(
         streams.on_batch(&events, cmd.ts.0, 0, 0, &mut routed);
         md.clear();
         feed.on_batch(&events, &mut md);
+        open_interest.on_events(&events, trading);
         ControlFlow::Continue(())
     })?;
-    Ok((streams, feed, sm.instruments().to_vec()))
+    Ok((streams, feed, sm.instruments().to_vec(), open_interest))
 }
 
 fn now_ns() -> u64 {
@@ -571,6 +586,9 @@ struct EventLoop {
     config: Config,
     stop: Arc<AtomicBool>,
     counters: Arc<Counters>,
+    open_interest: OpenInterest,
+    /// Scratch for counting liquidated accounts.
+    liquidated: Vec<AccountId>,
     routed: Vec<(AccountId, u64)>,
     events: Vec<Event>,
     md_msgs: Vec<MdMsg>,
@@ -718,6 +736,7 @@ impl EventLoop {
             return;
         }
         if conn.pending() + bytes.len() > max + conn.allowance {
+            tracing::warn!(slot, unsent = conn.pending(), "slow consumer: cut off");
             self.counters.slow_consumers.fetch_add(1, Ordering::Relaxed);
             self.logout(slot, reason::SLOW_CONSUMER);
             return;
@@ -750,6 +769,9 @@ impl EventLoop {
             // Market data has no logout: a subscriber cut off sees the end of the stream.
             self.close(slot);
             return;
+        }
+        if let Role::Session(s) = &conn.role {
+            tracing::info!(session = s.id, account = s.account.0, reason = why, "logout");
         }
         // After everything queued before it: the stream stays whole (a slow consumer that
         // never reads is closed by the timers).
@@ -980,6 +1002,7 @@ impl EventLoop {
         let key = match self.auth.verify(logon, now) {
             Ok(key) => key.clone(),
             Err(refusal) => {
+                tracing::warn!(key = logon.key_id, ?refusal, "logon refused");
                 self.counters.logon_rejects.fetch_add(1, Ordering::Relaxed);
                 self.refuse(slot, refusal as u16);
                 return;
@@ -1018,6 +1041,7 @@ impl EventLoop {
         self.by_account.entry(key.account).or_default().push(slot);
         self.counters.logons.fetch_add(1, Ordering::Relaxed);
         self.counters.sessions.fetch_add(1, Ordering::Relaxed);
+        tracing::info!(session = id, key = key.id, account = key.account.0, resume_from = logon.resume_from, "logon");
         let ack = ServerMsg::LogonAck {
             session_id: id,
             next_seq,
@@ -1048,6 +1072,7 @@ impl EventLoop {
             self.subscribers.retain(|&s| s != slot);
         }
         if let Role::Session(session) = conn.role {
+            tracing::debug!(session = session.id, account = session.account.0, "session closed");
             self.counters.sessions.fetch_sub(1, Ordering::Relaxed);
             self.by_key.remove(&session.key_id);
             self.by_session.remove(&session.id);
@@ -1166,6 +1191,9 @@ impl EventLoop {
             let engine_out = now_ns();
             let gateway_in =
                 if tag.session == CONTROL_SESSION || tag.session == DISCONNECT_SESSION { 0 } else { tag.correlation };
+            let ack_ns = (gateway_in != 0).then(|| engine_out.saturating_sub(gateway_in));
+            metrics::count(&self.counters.trading, events, ack_ns, &mut self.liquidated);
+            self.open_interest.on_events(events, &self.counters.trading);
             self.routed.clear();
             self.streams.on_batch(events, ts, gateway_in, engine_out, &mut self.routed);
             self.md_msgs.clear();

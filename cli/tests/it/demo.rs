@@ -26,6 +26,8 @@ fn the_demo_trades_settles_on_the_embedded_chain_and_verifies_its_roots() {
     assert!(run.status.success(), "{out}");
     assert!(count_before(&out, "orders in") > 100, "{out}");
     assert!(count_before(&out, "fills;") > 0, "{out}");
+    // The shock at the end liquidates the leveraged longs that went to the margin limit.
+    assert!(count_before(&out, "accounts liquidated") >= 1, "{out}");
     let committed = count_before(&out, "batches committed to the embedded chain");
     assert!(committed >= 1, "{out}");
     assert_eq!(count_before(&out, "epochs closed"), committed, "every closed epoch committed: {out}");

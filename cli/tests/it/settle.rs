@@ -106,9 +106,12 @@ fn serve_settles_on_a_node_while_it_trades() {
     let url = node.url().to_string();
     let deployed = l2x(&["settle", "deploy", "--rpc-url", &url, "--key", KEY]);
     let contract = String::from_utf8(deployed.stdout).unwrap().trim().to_string();
-    let chain = ["--rpc-url", &url, "--contract", &contract];
-    serve_settles_while_it_trades(&[&["--chain", "rpc", "--key", KEY][..], &chain].concat(), |_| {
-        chain.iter().map(ToString::to_string).collect()
+    let config = format!(
+        "[settlement]\nchain = \"rpc\"\n[settlement.rpc]\nurl = \"{url}\"\ncontract = \"{contract}\"\n\
+         key_env = \"L2X_TEST_SUBMITTER_KEY\"\npoll_ms = 50\n"
+    );
+    serve_settles_while_it_trades(&config, &[("L2X_TEST_SUBMITTER_KEY", KEY)], |_| {
+        ["--rpc-url", &url, "--contract", &contract].iter().map(ToString::to_string).collect()
     });
 }
 
@@ -116,12 +119,13 @@ fn serve_settles_on_a_node_while_it_trades() {
 /// it while the node runs.
 #[test]
 fn serve_settles_on_the_embedded_chain_by_default() {
-    serve_settles_while_it_trades(&[], |data| vec!["--chain-dir".into(), format!("{data}/chain")]);
+    serve_settles_while_it_trades("", &[], |data| vec!["--chain-dir".into(), format!("{data}/chain")]);
 }
 
-/// Starts `l2x serve` with `serve_chain`, trades over TCP, waits for the submitter to settle
-/// every epoch, and verifies the journal against the chain `verify_chain(data_dir)` names.
-fn serve_settles_while_it_trades(serve_chain: &[&str], verify_chain: impl Fn(&str) -> Vec<String>) {
+/// Starts `l2x serve` with a config file of `settlement` (one epoch per command, a pass every
+/// 20 ms) and environment `env`, trades over TCP, waits for the submitter to settle every
+/// epoch, and verifies the journal against the chain `verify_chain(data_dir)` names.
+fn serve_settles_while_it_trades(settlement: &str, env: &[(&str, &str)], verify_chain: impl Fn(&str) -> Vec<String>) {
     use std::io::{BufRead, BufReader};
 
     use l2x_gateway::auth::Key;
@@ -132,11 +136,14 @@ fn serve_settles_while_it_trades(serve_chain: &[&str], verify_chain: impl Fn(&st
     let dir = tempfile::tempdir().unwrap();
     let data = dir.path().join("node");
     let data = data.to_str().unwrap();
+    let config = dir.path().join("l2x.toml");
+    let settlement = settlement.replace("[settlement]\n", "");
+    std::fs::write(&config, format!("[settlement]\nepoch_ms = 0\nevery_ms = 20\n{settlement}")).unwrap();
     let mut serve = KillOnDrop(
         Command::new(env!("CARGO_BIN_EXE_l2x"))
-            .args(["serve", "--data-dir", data, "--order-entry", "127.0.0.1:0", "--market-data", "127.0.0.1:0"])
-            .args(serve_chain)
-            .args(["--epoch-ms", "0", "--settle-every-ms", "20"])
+            .args(["serve", "--config", config.to_str().unwrap(), "--data-dir", data])
+            .args(["--order-entry", "127.0.0.1:0", "--market-data", "127.0.0.1:0", "--metrics", "127.0.0.1:0"])
+            .envs(env.iter().copied())
             .stdin(Stdio::null())
             .stdout(Stdio::piped())
             .spawn()

@@ -1,0 +1,169 @@
+//! The node's Prometheus endpoint: `GET /metrics` on a loopback port, text format 0.0.4.
+//!
+//! ```text
+//!  scrape ─▶ metrics thread (std TcpListener, one request per connection, 2 s deadline)
+//!              reads, without stopping anything: the gateway's counters (sessions,
+//!              orders, rejects by reason, fills, liquidations, open interest, order-to-ack
+//!              histogram), the pipeline's stats (sequenced, ring occupancy, journal and
+//!              durable watermarks, snapshots), the submitter's status (epochs, batches
+//!              committed, lag, failing)
+//! ```
+//!
+//! Every figure is an atomic the hot paths already keep (or the submitter's mutex-guarded
+//! status, written once a pass), so a scrape costs the sequencer and the gateway nothing.
+//! The server is a few lines of std: a scrape is one GET with no body, and an HTTP crate
+//! would bring an async runtime into the node for it. Anything else gets 404 or 405.
+
+use std::io::{Read, Write};
+use std::net::{SocketAddr, TcpListener, TcpStream};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex, PoisonError};
+use std::thread::JoinHandle;
+use std::time::Duration;
+
+use anyhow::{Context, Result};
+use l2x_engine::pipeline::{RingStats, StatsReader};
+use l2x_gateway::metrics::{Exposition, seconds};
+use l2x_gateway::server::Counters;
+use l2x_types::InstrumentId;
+
+use crate::serve::SettleStatus;
+
+/// Where the figures come from.
+pub(crate) struct Sources {
+    pub(crate) gateway: Arc<Counters>,
+    pub(crate) pipeline: StatsReader,
+    pub(crate) settlement: Option<Arc<Mutex<SettleStatus>>>,
+    /// Instruments whose open interest is shown (ids 0 .. this).
+    pub(crate) instruments: usize,
+}
+
+/// The metrics text now.
+pub(crate) fn render(sources: &Sources) -> String {
+    let mut e = Exposition::default();
+    e.gateway(&sources.gateway);
+    let ids: Vec<InstrumentId> =
+        (0..sources.instruments).filter_map(|i| u32::try_from(i).ok().map(InstrumentId)).collect();
+    e.open_interest(&sources.gateway.trading, &ids);
+    let p = sources.pipeline.stats();
+    e.counter("l2x_sequenced_total", "Commands sequenced by this process.", p.sequenced);
+    e.counter(
+        "l2x_sequencer_busy_seconds_total",
+        "Time the sequencer spent sequencing (not waiting for input).",
+        p.sequencer_busy_ns,
+    );
+    e.gauge("l2x_journal_seq", "The last sequence number in the journal (the journal watermark).", p.appended_seq);
+    e.gauge("l2x_durable_seq", "The last sequence number covered by an fsync (the durable watermark).", p.durable_seq);
+    e.counter("l2x_fsyncs_total", "Group-commit fsyncs.", p.fsyncs);
+    e.counter("l2x_snapshots_written_total", "Snapshots written by the snapshot thread.", p.snapshots_written);
+    e.gauge(
+        "l2x_snapshot_max_pause_seconds",
+        "The sequencer's longest pause for a snapshot.",
+        seconds(p.snapshot_max_pause_ns),
+    );
+    let rings: [(&str, RingStats); 3] = [("input", p.input), ("reports", p.reports), ("market_data", p.market_data)];
+    let each = |f: fn(&RingStats) -> u64| rings.iter().map(move |(n, r)| ((*n).to_string(), f(r).to_string()));
+    e.labelled("l2x_ring_occupancy", "Slots in use in a pipeline ring.", "gauge", "ring", each(|r| r.len as u64));
+    e.labelled("l2x_ring_capacity", "Slots of a pipeline ring.", "gauge", "ring", each(|r| r.capacity as u64));
+    e.labelled(
+        "l2x_ring_full_waits_total",
+        "Times a producer found a ring full and waited (backpressure).",
+        "counter",
+        "ring",
+        each(|r| r.full_waits),
+    );
+    if let Some(status) = &sources.settlement {
+        let s = status.lock().unwrap_or_else(PoisonError::into_inner).clone();
+        e.gauge("l2x_settlement_epochs", "Epochs the journal has closed.", s.epochs);
+        e.gauge("l2x_settlement_batches_committed", "Batches on the chain.", s.committed);
+        e.gauge(
+            "l2x_settlement_lag_epochs",
+            "Closed epochs not yet on the chain (as of the submitter's last pass).",
+            s.epochs.saturating_sub(s.committed),
+        );
+        e.gauge("l2x_settlement_failing", "1 if the submitter's last pass failed.", u8::from(s.error.is_some()));
+        e.labelled(
+            "l2x_settlement_last_root",
+            "The chain's last committed state root (as a label; the value is 1).",
+            "gauge",
+            "root",
+            [(s.root.to_string(), "1".to_string())],
+        );
+    }
+    e.finish()
+}
+
+/// A running metrics endpoint.
+pub(crate) struct Metrics {
+    addr: SocketAddr,
+    stop: Arc<AtomicBool>,
+    thread: Option<JoinHandle<()>>,
+}
+
+impl Metrics {
+    /// Binds `addr` and serves `sources` on a thread.
+    pub(crate) fn start(addr: SocketAddr, sources: Sources) -> Result<Metrics> {
+        let listener = TcpListener::bind(addr).with_context(|| format!("binding the metrics port {addr}"))?;
+        let addr = listener.local_addr()?;
+        let stop = Arc::new(AtomicBool::new(false));
+        let stopping = Arc::clone(&stop);
+        let thread = std::thread::Builder::new().name("l2x-metrics".into()).spawn(move || {
+            for conn in listener.incoming() {
+                if stopping.load(Ordering::SeqCst) {
+                    return;
+                }
+                let Ok(conn) = conn else { continue };
+                if let Err(e) = answer(conn, &sources) {
+                    tracing::debug!(error = %e, "metrics request failed");
+                }
+            }
+        })?;
+        Ok(Metrics { addr, stop, thread: Some(thread) })
+    }
+
+    /// The address it listens on.
+    pub(crate) fn addr(&self) -> SocketAddr {
+        self.addr
+    }
+
+    /// Stops the thread (a connection to itself wakes the blocked accept).
+    pub(crate) fn stop(mut self) {
+        self.stop.store(true, Ordering::SeqCst);
+        if TcpStream::connect_timeout(&self.addr, Duration::from_secs(1)).is_ok()
+            && let Some(t) = self.thread.take()
+        {
+            let _ = t.join();
+        }
+    }
+}
+
+/// Reads one request (up to its blank line, 8 KiB at most) and answers it.
+fn answer(mut conn: TcpStream, sources: &Sources) -> std::io::Result<()> {
+    conn.set_read_timeout(Some(Duration::from_secs(2)))?;
+    conn.set_write_timeout(Some(Duration::from_secs(2)))?;
+    let mut buf = Vec::with_capacity(1024);
+    let mut chunk = [0u8; 1024];
+    while !buf.windows(4).any(|w| w == b"\r\n\r\n") && buf.len() < 8192 {
+        let n = conn.read(&mut chunk)?;
+        if n == 0 {
+            break;
+        }
+        buf.extend_from_slice(&chunk[..n]);
+    }
+    let line = buf.split(|&b| b == b'\r').next().unwrap_or_default();
+    let mut parts = line.split(|&b| b == b' ');
+    let (method, path) = (parts.next().unwrap_or_default(), parts.next().unwrap_or_default());
+    let path = path.split(|&b| b == b'?').next().unwrap_or_default();
+    let (status, body) = match (method, path) {
+        (b"GET", b"/metrics") => ("200 OK", render(sources)),
+        (b"GET", _) => ("404 Not Found", "l2x: the metrics are at /metrics\n".to_string()),
+        _ => ("405 Method Not Allowed", "l2x: GET /metrics\n".to_string()),
+    };
+    let head = format!(
+        "HTTP/1.1 {status}\r\nContent-Type: text/plain; version=0.0.4; charset=utf-8\r\nContent-Length: {}\r\nConnection: close\r\n\r\n",
+        body.len()
+    );
+    conn.write_all(head.as_bytes())?;
+    conn.write_all(body.as_bytes())?;
+    conn.flush()
+}
