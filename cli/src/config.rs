@@ -257,9 +257,11 @@ impl Default for Accounts {
 }
 
 impl Accounts {
-    /// The whole USDC a new journal deposits to `account`.
+    /// The whole USDC a new journal deposits to `account` (keys are checked to be account
+    /// ids by [`Config::check`]; `"007"` is account 7).
     pub(crate) fn deposit_for(&self, account: u64) -> u64 {
-        self.deposits.get(&account.to_string()).copied().unwrap_or(self.deposit_usdc)
+        let listed = self.deposits.iter().find(|(k, _)| k.parse::<u64>().ok() == Some(account));
+        listed.map_or(self.deposit_usdc, |(_, &usdc)| usdc)
     }
 }
 
@@ -500,8 +502,16 @@ impl Config {
             entry.to_spec(id).with_context(|| format!("instruments[{i}] ({})", entry.symbol))?;
             ensure!(symbols.insert(&entry.symbol), "instruments[{i}]: {} is listed twice", entry.symbol);
         }
-        for account in self.accounts.deposits.keys() {
-            account.parse::<u64>().with_context(|| format!("accounts.deposits: {account:?} is not an account id"))?;
+        // A deposit must fit the ledger's micro-USDC (i64).
+        let fits = |usdc: u64| usdc.checked_mul(1_000_000).is_some_and(|micro| i64::try_from(micro).is_ok());
+        ensure!(fits(self.accounts.deposit_usdc), "accounts.deposit_usdc: {} is too large", self.accounts.deposit_usdc);
+        let mut ids = std::collections::BTreeSet::new();
+        for (account, &usdc) in &self.accounts.deposits {
+            let id = account
+                .parse::<u64>()
+                .with_context(|| format!("accounts.deposits: {account:?} is not an account id"))?;
+            ensure!(ids.insert(id), "accounts.deposits: account {id} is listed twice");
+            ensure!(fits(usdc), "accounts.deposits: {usdc} for account {id} is too large");
         }
         ensure!(self.pipeline.input_capacity > 0, "pipeline.input_capacity must be positive");
         ensure!(self.settlement.every_ms > 0, "settlement.every_ms must be positive");
@@ -573,6 +583,8 @@ mod tests {
                 .contains("contract")
         );
         assert!(err("[accounts.deposits]\nalice = 5").contains("alice"));
+        assert!(err("[accounts.deposits]\n7 = 5\n007 = 6").contains("twice"));
+        assert!(err("[accounts]\ndeposit_usdc = 10000000000000").contains("too large"));
         let instrument = |extra: &str| {
             format!(
                 "[[instruments]]\nsymbol = \"X\"\ntick_size = \"0.5\"\nlot_size = \"0.001\"\ninitial_margin = \"0.05\"\n\
@@ -591,7 +603,7 @@ mod tests {
 
     #[test]
     fn deposits_by_account() {
-        let c = Config::parse("[accounts]\ndeposit_usdc = 10\n[accounts.deposits]\n7 = 3").unwrap();
+        let c = Config::parse("[accounts]\ndeposit_usdc = 10\n[accounts.deposits]\n07 = 3").unwrap();
         assert_eq!((c.accounts.deposit_for(7), c.accounts.deposit_for(8)), (3, 10));
     }
 }

@@ -11,11 +11,13 @@
 //!     that cross · leveraged longs (keys 5-10, 5,000 USDC each): buy BTC-PERP with IOC
 //!     orders, 5-7 until the margin check refuses more (about 20x), 8-10 up to 5x
 //!  this thread: an oracle random walk every 100 ms (seeded); at 70 % of the run (at most
-//!     1.5 s before the end) BTC-PERP's oracle drops 6 % in one step: the 20x longs fall
-//!     below maintenance and are liquidated, the 5x ones are not. One status line a second
+//!     1.5 s before the end), once the longs are done buying (the run waits up to 10 s
+//!     more for them), BTC-PERP's oracle drops 6 % in one step: the 20x longs fall below
+//!     maintenance and are liquidated, the 5x ones are not. One status line a second
 //!     (orders/s, fills, ack p50/p99, open interest, liquidations, batches, last root)
 //!  after --seconds: clients log out · Node::stop (gateway, pipeline drained, final
-//!     snapshot, last settlement pass) · summary · `l2x replay DIR --verify-roots
+//!     snapshot, last settlement pass) · summary, with each long's position in the final
+//!     state · `l2x replay DIR --verify-roots
 //!     --chain-dir DIR/chain` printed, and run in process
 //! ```
 //!
@@ -42,7 +44,9 @@ use l2x_gateway::auth::Keys;
 use l2x_gateway::client::{Client, Options as ClientOptions};
 use l2x_gateway::codec::{ClientMsg, Report, ServerMsg, WireOrder};
 use l2x_gateway::metrics::Trading;
-use l2x_types::{ClientOrderId, Command, Decimal, InstrumentId, Price, Qty, RejectReason, Side, TimeInForce};
+use l2x_types::{
+    AccountId, ClientOrderId, Command, Decimal, InstrumentId, Price, Qty, RejectReason, Side, TimeInForce,
+};
 use rand::{RngExt, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 
@@ -142,7 +146,8 @@ fn send_and_wait(client: &mut Client, msg: &ClientMsg, cid: ClientOrderId, stats
                 }
                 return Ok(true);
             }
-            Report::Rejected { cid: c, .. } if c == cid => {
+            Report::Rejected { cid: c, reason, retry_after_ms } if c == cid => {
+                back_off(reason, retry_after_ms);
                 // A cancel that finds its order already filled is no reject worth counting.
                 if matches!(msg, ClientMsg::NewOrder(_)) {
                     stats.rejects.fetch_add(1, Ordering::Relaxed);
@@ -154,6 +159,14 @@ fn send_and_wait(client: &mut Client, msg: &ClientMsg, cid: ClientOrderId, stats
             }
             _ => {}
         }
+    }
+}
+
+/// A well-behaved client waits as long as a `throttled` reject says before it sends again
+/// (one that keeps sending is logged out).
+fn back_off(reason: u16, retry_after_ms: u32) {
+    if reason == l2x_gateway::server::reason::THROTTLED {
+        std::thread::sleep(Duration::from_millis(u64::from(retry_after_ms.max(1))));
     }
 }
 
@@ -188,21 +201,31 @@ fn maker(addr: SocketAddr, id: u8, seed: u64, fair: &[AtomicI64], stop: &AtomicB
     Ok(())
 }
 
+/// What the leveraged longs did: lots bought by each (keys 5-10 in order), and how many are
+/// done buying.
+#[derive(Default)]
+struct Longs {
+    bought: [AtomicI64; 6],
+    done: AtomicU64,
+}
+
 /// A leveraged long: IOC buys of BTC-PERP a few ticks through the oracle until it holds
-/// `target` lots, or until the margin check refuses more; then it logs out (the position
-/// stays).
-fn leveraged(
-    addr: SocketAddr,
-    id: u8,
-    target: i64,
-    fair: &[AtomicI64],
-    stop: &AtomicBool,
-    stats: &Stats,
-) -> Result<()> {
+/// `target` lots, or until the margin check refuses more; then it says so in `longs` and
+/// logs out (the position stays).
+fn leveraged(addr: SocketAddr, id: u8, target: i64, fair: &[AtomicI64], longs: &Longs, stats: &Stats) -> Result<()> {
+    let held = buy_leveraged(addr, id, target, fair, stats);
+    if let Some(b) = longs.bought.get(usize::from(id - LEVERAGED.start())) {
+        b.store(*held.as_ref().unwrap_or(&0), Ordering::Relaxed);
+    }
+    longs.done.fetch_add(1, Ordering::Relaxed);
+    held.map(|_| ())
+}
+
+fn buy_leveraged(addr: SocketAddr, id: u8, target: i64, fair: &[AtomicI64], stats: &Stats) -> Result<i64> {
     let mut client = Client::connect(addr, &serve::demo_key(id), ClientOptions::default())?;
     let mut next_cid = 1u64;
     let mut held = 0i64;
-    while held < target && !stop.load(Ordering::Relaxed) {
+    while held < target {
         let price = Price(fair[0].load(Ordering::Relaxed) + 8);
         let cid = ClientOrderId(next_cid);
         next_cid += 1;
@@ -226,11 +249,12 @@ fn leveraged(
                 }
                 // An IOC's rest is cancelled: the order is done.
                 Report::Cancelled { cid: c, .. } if c == cid => break,
-                Report::Rejected { cid: c, reason, .. } if c == cid => {
+                Report::Rejected { cid: c, reason, retry_after_ms } if c == cid => {
+                    back_off(reason, retry_after_ms);
                     stats.rejects.fetch_add(1, Ordering::Relaxed);
                     if reason == RejectReason::InsufficientMargin.code() {
                         client.logout()?;
-                        return Ok(());
+                        return Ok(held);
                     }
                     break;
                 }
@@ -239,7 +263,7 @@ fn leveraged(
         }
     }
     client.logout()?;
-    Ok(())
+    Ok(held)
 }
 
 /// A taker: IOC orders a few ticks through the oracle, either side.
@@ -289,21 +313,24 @@ pub(crate) fn demo(opts: &Options) -> Result<ExitCode> {
     let start: Vec<i64> = listings.iter().map(|(_, price)| price.0).collect();
     let lots: Vec<(String, Decimal)> =
         listings.iter().map(|(spec, _)| (spec.symbol.as_str().to_string(), spec.lot_size)).collect();
+    let lots_btc = lots[0].1;
     let fair: Arc<Vec<AtomicI64>> = Arc::new(start.iter().map(|&p| AtomicI64::new(p)).collect());
     let stop = Arc::new(AtomicBool::new(false));
     let stats =
         Arc::new(Stats { ack: Mutex::new(Histogram::new_with_bounds(1, 60_000_000_000, 3).ok()), ..Stats::default() });
     let mut clients = Vec::new();
+    let longs = Arc::new(Longs::default());
     // 5x for the last three: 5 × 5,000 USDC of BTC at the first price, in lots of 0.001
     // (prices are in ticks of 0.5).
     let five_x = i64::try_from(LEVERAGED_USDC)? * 5 * 1_000 * 2 / start[0];
     for id in 1..=*LEVERAGED.end() {
         let (fair, stop, stats, seed) = (Arc::clone(&fair), Arc::clone(&stop), Arc::clone(&stats), opts.seed);
+        let longs = Arc::clone(&longs);
         let target = if id < LEVERAGED.start() + 3 { i64::MAX } else { five_x };
         clients.push(std::thread::Builder::new().name(format!("demo-client-{id}")).spawn(move || match id {
             1 | 2 => maker(addr, id, seed, &fair, &stop, &stats),
             3 | 4 => taker(addr, id, seed, &fair, &stop, &stats),
-            _ => leveraged(addr, id, target, &fair, &stop, &stats),
+            _ => leveraged(addr, id, target, &fair, &longs, &stats),
         })?);
     }
 
@@ -312,15 +339,26 @@ pub(crate) fn demo(opts: &Options) -> Result<ExitCode> {
     let mut rng = ChaCha8Rng::seed_from_u64(opts.seed);
     let started = Instant::now();
     let run = Duration::from_secs(opts.seconds);
-    let end = started + run;
+    // The shock comes at 70 % of the run (at most 1.5 s before its end), once every long is
+    // done buying: on a slow machine the run is stretched for it (by 10 s at most, then the
+    // shock comes anyway), and it always has half a second after the shock.
+    let mut end = started + run;
     let shock_at = started + (run * 7 / 10).max(run.saturating_sub(Duration::from_millis(1_500)));
+    let hard_end = end + Duration::from_secs(10);
     let mut shocked = false;
     let mut next_status = started + Duration::from_secs(1);
     let trading = node.server.counters_handle();
     while Instant::now() < end {
         std::thread::sleep(Duration::from_millis(100));
-        let shock = !shocked && Instant::now() >= shock_at;
+        let now = Instant::now();
+        let ready = longs.done.load(Ordering::Relaxed) == longs.bought.len() as u64;
+        let shock = !shocked && now >= shock_at && (ready || now + Duration::from_secs(1) >= hard_end);
         shocked |= shock;
+        if shock {
+            end = end.max(now + Duration::from_millis(500));
+        } else if !shocked && now + Duration::from_millis(200) >= end {
+            end = (end + Duration::from_millis(100)).min(hard_end);
+        }
         for (i, f) in fair.iter().enumerate() {
             let mid = f.load(Ordering::Relaxed);
             let step = if shock && i == 0 {
@@ -368,7 +406,27 @@ pub(crate) fn demo(opts: &Options) -> Result<ExitCode> {
         stats.rejects.load(Ordering::Relaxed),
         stats.fills.load(Ordering::Relaxed),
     )?;
-    writeln!(out, "open interest {oi}; {liquidations} accounts liquidated by the shock and the walk before it")?;
+    writeln!(
+        out,
+        "open interest {oi}; liquidations: {liquidations} (accounts, counted per command that liquidated them)"
+    )?;
+    // Each leveraged long: what it bought, what the final state says it holds.
+    let ledger = stopped.state.ledger();
+    for (i, bought) in longs.bought.iter().enumerate() {
+        let id = LEVERAGED.start() + u8::try_from(i)?;
+        let account = AccountId(u64::from(id));
+        let holds =
+            ledger.slot(account).and_then(|s| ledger.account(s).position(InstrumentId(0))).map_or(0, |p| p.size);
+        let base = |lots: i64| (Decimal::from(lots) * lots_btc).normalize();
+        let how = if id < LEVERAGED.start() + 3 { "to the margin limit" } else { "5x" };
+        writeln!(
+            out,
+            "  long {id} ({how}): bought {} BTC-PERP, holds {} after the shock{}",
+            base(bought.load(Ordering::Relaxed)),
+            base(holds),
+            if holds == 0 { " (liquidated)" } else { "" }
+        )?;
+    }
     writeln!(out, "journal: {} commands, final state {}", stopped.last_seq, stopped.state_hash)?;
     writeln!(
         out,

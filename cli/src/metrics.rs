@@ -14,12 +14,14 @@
 //! The server is a few lines of std: a scrape is one GET with no body, and an HTTP crate
 //! would bring an async runtime into the node for it. Anything else gets 404 or 405.
 
+#![allow(clippy::disallowed_methods, reason = "a request's deadline is wall-clock time; nothing here is state")]
+
 use std::io::{Read, Write};
 use std::net::{SocketAddr, TcpListener, TcpStream};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, PoisonError};
 use std::thread::JoinHandle;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result};
 use l2x_engine::pipeline::{RingStats, StatsReader};
@@ -50,7 +52,7 @@ pub(crate) fn render(sources: &Sources) -> String {
     e.counter(
         "l2x_sequencer_busy_seconds_total",
         "Time the sequencer spent sequencing (not waiting for input).",
-        p.sequencer_busy_ns,
+        seconds(p.sequencer_busy_ns),
     );
     e.gauge("l2x_journal_seq", "The last sequence number in the journal (the journal watermark).", p.appended_seq);
     e.gauge("l2x_durable_seq", "The last sequence number covered by an fsync (the durable watermark).", p.durable_seq);
@@ -82,13 +84,6 @@ pub(crate) fn render(sources: &Sources) -> String {
             s.epochs.saturating_sub(s.committed),
         );
         e.gauge("l2x_settlement_failing", "1 if the submitter's last pass failed.", u8::from(s.error.is_some()));
-        e.labelled(
-            "l2x_settlement_last_root",
-            "The chain's last committed state root (as a label; the value is 1).",
-            "gauge",
-            "root",
-            [(s.root.to_string(), "1".to_string())],
-        );
     }
     e.finish()
 }
@@ -101,9 +96,13 @@ pub(crate) struct Metrics {
 }
 
 impl Metrics {
-    /// Binds `addr` and serves `sources` on a thread.
-    pub(crate) fn start(addr: SocketAddr, sources: Sources) -> Result<Metrics> {
-        let listener = TcpListener::bind(addr).with_context(|| format!("binding the metrics port {addr}"))?;
+    /// Binds the port (first, so that a port in use stops the node before anything runs).
+    pub(crate) fn bind(addr: SocketAddr) -> Result<TcpListener> {
+        TcpListener::bind(addr).with_context(|| format!("binding the metrics port {addr}"))
+    }
+
+    /// Serves `sources` on `listener` on a thread.
+    pub(crate) fn start(listener: TcpListener, sources: Sources) -> Result<Metrics> {
         let addr = listener.local_addr()?;
         let stop = Arc::new(AtomicBool::new(false));
         let stopping = Arc::clone(&stop);
@@ -112,7 +111,11 @@ impl Metrics {
                 if stopping.load(Ordering::SeqCst) {
                     return;
                 }
-                let Ok(conn) = conn else { continue };
+                let Ok(conn) = conn else {
+                    // Out of descriptors, say: back off instead of spinning on the error.
+                    std::thread::sleep(Duration::from_millis(50));
+                    continue;
+                };
                 if let Err(e) = answer(conn, &sources) {
                     tracing::debug!(error = %e, "metrics request failed");
                 }
@@ -137,20 +140,27 @@ impl Metrics {
     }
 }
 
-/// Reads one request (up to its blank line, 8 KiB at most) and answers it.
+/// Reads one request (up to its blank line, 8 KiB at most, 2 s at most in all) and
+/// answers it.
 fn answer(mut conn: TcpStream, sources: &Sources) -> std::io::Result<()> {
-    conn.set_read_timeout(Some(Duration::from_secs(2)))?;
+    let deadline = Instant::now() + Duration::from_secs(2);
     conn.set_write_timeout(Some(Duration::from_secs(2)))?;
     let mut buf = Vec::with_capacity(1024);
     let mut chunk = [0u8; 1024];
-    while !buf.windows(4).any(|w| w == b"\r\n\r\n") && buf.len() < 8192 {
+    let ended = |b: &[u8]| b.windows(4).any(|w| w == b"\r\n\r\n") || b.windows(2).any(|w| w == b"\n\n");
+    while !ended(&buf) && buf.len() < 8192 {
+        let left = deadline.saturating_duration_since(Instant::now());
+        if left.is_zero() {
+            return Err(std::io::ErrorKind::TimedOut.into());
+        }
+        conn.set_read_timeout(Some(left))?;
         let n = conn.read(&mut chunk)?;
         if n == 0 {
             break;
         }
         buf.extend_from_slice(&chunk[..n]);
     }
-    let line = buf.split(|&b| b == b'\r').next().unwrap_or_default();
+    let line = buf.split(|&b| b == b'\r' || b == b'\n').next().unwrap_or_default();
     let mut parts = line.split(|&b| b == b' ');
     let (method, path) = (parts.next().unwrap_or_default(), parts.next().unwrap_or_default());
     let path = path.split(|&b| b == b'?').next().unwrap_or_default();
@@ -159,8 +169,9 @@ fn answer(mut conn: TcpStream, sources: &Sources) -> std::io::Result<()> {
         (b"GET", _) => ("404 Not Found", "l2x: the metrics are at /metrics\n".to_string()),
         _ => ("405 Method Not Allowed", "l2x: GET /metrics\n".to_string()),
     };
+    let allow = if status.starts_with("405") { "Allow: GET\r\n" } else { "" };
     let head = format!(
-        "HTTP/1.1 {status}\r\nContent-Type: text/plain; version=0.0.4; charset=utf-8\r\nContent-Length: {}\r\nConnection: close\r\n\r\n",
+        "HTTP/1.1 {status}\r\nContent-Type: text/plain; version=0.0.4; charset=utf-8\r\nContent-Length: {}\r\n{allow}Connection: close\r\n\r\n",
         body.len()
     );
     conn.write_all(head.as_bytes())?;

@@ -132,6 +132,8 @@ pub(crate) struct Stopped {
     pub(crate) snapshot: Option<PathBuf>,
     /// The submitter's status after its last pass.
     pub(crate) settled: Option<SettleStatus>,
+    /// The final state.
+    pub(crate) state: l2x_engine::StateMachine,
 }
 
 impl Node {
@@ -140,6 +142,8 @@ impl Node {
     /// keys' accounts on a new journal, then starts the submitter (unless `chain = "none"`)
     /// and the metrics endpoint.
     pub(crate) fn start(config: &Config, keys: Keys) -> Result<Node> {
+        // A port in use stops the node before anything is written.
+        let metrics = config.ports.metrics_enabled.then(|| Metrics::bind(config.ports.metrics)).transpose()?;
         let dir = &config.data_dir;
         std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
         let ledger = Ledger::default();
@@ -197,14 +201,14 @@ impl Node {
             settlement,
             metrics: None,
         };
-        if config.ports.metrics_enabled {
+        if let Some(listener) = metrics {
             let sources = crate::metrics::Sources {
                 gateway: node.server.counters_handle(),
                 pipeline: node.pipeline.stats_reader(),
                 settlement: node.settlement.as_ref().map(Settlement::status_handle),
                 instruments: config.instruments.len(),
             };
-            node.metrics = Some(Metrics::start(config.ports.metrics, sources)?);
+            node.metrics = Some(Metrics::start(listener, sources)?);
         }
         Ok(node)
     }
@@ -229,6 +233,7 @@ impl Node {
                 state_hash: summary.state_hash.to_string(),
                 snapshot,
                 settled: None,
+                state: summary.state,
             })
         });
         let settled = self.settlement.map(Settlement::finish).transpose();
@@ -276,7 +281,15 @@ pub(crate) fn serve(opts: &Options) -> Result<ExitCode> {
     }
     let signal = signals.forever().next().unwrap_or(signal_hook::consts::SIGTERM);
     let name = if signal == signal_hook::consts::SIGINT { "SIGINT" } else { "SIGTERM" };
-    tracing::info!(signal = name, "stopping: draining the pipeline");
+    tracing::info!(signal = name, "stopping: draining the pipeline (a second signal exits at once)");
+    // A second signal while the stop runs (a settlement pass waiting on a slow node, say)
+    // exits at once: the journal already holds everything acknowledged, as after a kill.
+    std::thread::Builder::new().name("l2x-signals".into()).spawn(move || {
+        if signals.forever().next().is_some() {
+            tracing::warn!("second signal: exiting without finishing the stop");
+            std::process::exit(130);
+        }
+    })?;
     let stopped = node.stop()?;
     say(format!("l2x serve: {name}: stopped at seq {}, state {}", stopped.last_seq, stopped.state_hash));
     if let Some(path) = &stopped.snapshot {
@@ -321,7 +334,7 @@ pub(crate) struct SettleStatus {
     pub(crate) error: Option<String>,
 }
 
-/// The submitter thread: every `--settle-every-ms` it recomputes the journal's epochs and
+/// The submitter thread: every `settlement.every_ms` it recomputes the journal's epochs and
 /// commits what the chain lacks (`settlement::submitter`). Errors are kept in the status and
 /// retried on the next pass — the engine keeps trading while settlement lags.
 pub(crate) struct Settlement {

@@ -19,7 +19,7 @@
 use std::fmt::Write as _;
 use std::sync::atomic::{AtomicI64, AtomicU64, Ordering};
 
-use l2x_types::{AccountId, DetMap, Event, Holder, InstrumentId, RejectReason};
+use l2x_types::{AccountId, CommandKind, DetMap, Event, Holder, InstrumentId, RejectReason};
 
 /// Instruments whose open interest is tracked (ids past this are not shown).
 pub const MAX_INSTRUMENTS: usize = 64;
@@ -173,7 +173,9 @@ impl OpenInterest {
 }
 
 /// Counts one command's events. `ack_ns`: the order-to-ack latency of a session's command
-/// (`None` for commands no session sent).
+/// (`None` for commands no session sent), recorded when the command is a new order or an
+/// amend. An account whose liquidation could not complete (`liquidation_incomplete`) is
+/// not counted again on each later attempt.
 pub(crate) fn count(trading: &Trading, events: &[Event], ack_ns: Option<u64>, liquidated: &mut Vec<AccountId>) {
     liquidated.clear();
     for ev in events {
@@ -197,7 +199,6 @@ pub(crate) fn count(trading: &Trading, events: &[Event], ack_ns: Option<u64>, li
                 trading.takeovers.fetch_add(1, Ordering::Relaxed);
                 liquidated.push(*account);
             }
-            Event::LiquidationIncomplete { account, .. } => liquidated.push(*account),
             Event::Adl { account, .. } => {
                 trading.adl.fetch_add(1, Ordering::Relaxed);
                 liquidated.push(*account);
@@ -210,8 +211,14 @@ pub(crate) fn count(trading: &Trading, events: &[Event], ack_ns: Option<u64>, li
         liquidated.dedup();
         trading.liquidations.fetch_add(liquidated.len() as u64, Ordering::Relaxed);
     }
+    // An order's (or amend's) first answer: its acceptance, amendment or reject.
+    let answers_an_order = |e: &Event| match e {
+        Event::Accepted { .. } | Event::Amended { .. } => true,
+        Event::Rejected { kind, .. } => matches!(kind, CommandKind::New | CommandKind::Amend),
+        _ => false,
+    };
     if let Some(ns) = ack_ns
-        && events.iter().any(|e| matches!(e, Event::Accepted { .. } | Event::Rejected { .. }))
+        && events.first().is_some_and(answers_an_order)
     {
         trading.order_to_ack.record(ns);
     }
@@ -238,8 +245,8 @@ impl Exposition {
         let _ = writeln!(self.out, "# HELP {name} {help}\n# TYPE {name} {kind}");
     }
 
-    /// A counter.
-    pub fn counter(&mut self, name: &str, help: &str, value: u64) {
+    /// A counter (a value given as text for fractional ones, e.g. from [`seconds`]).
+    pub fn counter(&mut self, name: &str, help: &str, value: impl std::fmt::Display) {
         self.header(name, help, "counter");
         let _ = writeln!(self.out, "{name} {value}");
     }
@@ -274,6 +281,9 @@ impl Exposition {
             let le = LATENCY_BUCKETS_NS.get(i).map_or_else(|| "+Inf".to_string(), |&ns| seconds(ns));
             let _ = writeln!(self.out, "{name}_bucket{{le=\"{le}\"}} {c}");
         }
+        // The count is the +Inf bucket's: read separately, it could be ahead of the buckets.
+        let _ = count;
+        let count = cumulative.last().copied().unwrap_or(0);
         let _ = writeln!(self.out, "{name}_sum {}\n{name}_count {count}", seconds(sum_ns));
     }
 
@@ -311,7 +321,7 @@ impl Exposition {
         self.counter("l2x_adl_total", "Auto-deleveraging closes.", c(&t.adl));
         self.histogram(
             "l2x_order_to_ack_seconds",
-            "From an order-entry request read off its socket to its first report queued for the socket.",
+            "From a new order or amend read off its socket to its first report queued for the socket.",
             &t.order_to_ack,
         );
     }
@@ -409,6 +419,15 @@ mod tests {
         };
         count(&t, &[reject], Some(7_000), &mut scratch);
         assert_eq!(t.rejects(), [(RejectReason::ALL[0], 1)]);
+        assert_eq!(t.order_to_ack.read().2, 1);
+        // A cancel's answer is no order-to-ack.
+        let cancel_reject = Event::Rejected {
+            kind: l2x_types::CommandKind::Cancel,
+            account: None,
+            cid: None,
+            reason: RejectReason::ALL[0],
+        };
+        count(&t, &[cancel_reject], Some(7_000), &mut scratch);
         assert_eq!(t.order_to_ack.read().2, 1);
     }
 }

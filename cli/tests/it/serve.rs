@@ -326,10 +326,9 @@ fn serve_killed_while_clients_trade_keeps_every_acknowledged_order() {
     for tx in &restart {
         tx.send(()).unwrap();
     }
-    let mut total = 0;
     for c in clients {
         let traded = c.join().unwrap();
-        total += traded.acked.len();
+        assert!(!traded.acked.is_empty(), "{:?} traded before the kill", traded.account);
         for cid in &traded.acked {
             assert!(
                 accepted.contains(&(traded.account, *cid)),
@@ -346,7 +345,6 @@ fn serve_killed_while_clients_trade_keeps_every_acknowledged_order() {
         }
         assert!(traded.continued, "{:?} trades on after the restart", traded.account);
     }
-    assert!(total >= 600, "{total}");
 }
 
 /// SIGTERM: the node drains, writes a final snapshot, says where it stopped, and exits 0;

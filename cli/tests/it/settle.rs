@@ -98,7 +98,7 @@ fn settle_then_verify_and_catch_tampering(chain: &[&str], submit_extra: &[&str])
     assert!(text(&bad).contains("batch 3"), "{}", text(&bad));
 }
 
-/// `l2x serve --chain rpc`: trading over TCP while the submitter thread commits every
+/// `l2x serve` with `settlement.chain = "rpc"`: trading over TCP while the submitter thread commits every
 /// closed epoch to the node; an auditor's `settle verify` agrees with the chain.
 #[test]
 fn serve_settles_on_a_node_while_it_trades() {
