@@ -82,6 +82,8 @@ const SHOCK_PER_MILLE: i64 = 60;
 struct Stats {
     orders: AtomicU64,
     rejects: AtomicU64,
+    /// `throttled` rejects (the per-session rate limit; the client waited and went on).
+    throttled: AtomicU64,
     fills: AtomicU64,
     /// Order-to-ack, ns.
     ack: Mutex<Option<Histogram<u64>>>,
@@ -147,10 +149,9 @@ fn send_and_wait(client: &mut Client, msg: &ClientMsg, cid: ClientOrderId, stats
                 return Ok(true);
             }
             Report::Rejected { cid: c, reason, retry_after_ms } if c == cid => {
-                back_off(reason, retry_after_ms);
                 // A cancel that finds its order already filled is no reject worth counting.
                 if matches!(msg, ClientMsg::NewOrder(_)) {
-                    stats.rejects.fetch_add(1, Ordering::Relaxed);
+                    rejected(stats, reason, retry_after_ms);
                 }
                 return Ok(false);
             }
@@ -162,11 +163,14 @@ fn send_and_wait(client: &mut Client, msg: &ClientMsg, cid: ClientOrderId, stats
     }
 }
 
-/// A well-behaved client waits as long as a `throttled` reject says before it sends again
-/// (one that keeps sending is logged out).
-fn back_off(reason: u16, retry_after_ms: u32) {
+/// Counts a reject of an order; for a `throttled` one waits as long as it says before the
+/// client sends again, as a well-behaved client does (one that keeps sending is logged out).
+fn rejected(stats: &Stats, reason: u16, retry_after_ms: u32) {
     if reason == l2x_gateway::server::reason::THROTTLED {
+        stats.throttled.fetch_add(1, Ordering::Relaxed);
         std::thread::sleep(Duration::from_millis(u64::from(retry_after_ms.max(1))));
+    } else {
+        stats.rejects.fetch_add(1, Ordering::Relaxed);
     }
 }
 
@@ -250,8 +254,7 @@ fn buy_leveraged(addr: SocketAddr, id: u8, target: i64, fair: &[AtomicI64], stat
                 // An IOC's rest is cancelled: the order is done.
                 Report::Cancelled { cid: c, .. } if c == cid => break,
                 Report::Rejected { cid: c, reason, retry_after_ms } if c == cid => {
-                    back_off(reason, retry_after_ms);
-                    stats.rejects.fetch_add(1, Ordering::Relaxed);
+                    rejected(stats, reason, retry_after_ms);
                     if reason == RejectReason::InsufficientMargin.code() {
                         client.logout()?;
                         return Ok(held);
@@ -400,10 +403,11 @@ pub(crate) fn demo(opts: &Options) -> Result<ExitCode> {
     let (p50, p99) = stats.ack_us();
     writeln!(
         out,
-        "{orders} orders in {:.1} s ({:.0}/s), {} rejected, {} fills; order-to-ack p50 {p50} µs, p99 {p99} µs",
+        "{orders} orders in {:.1} s ({:.0}/s), {} rejected, {} throttled, {} fills; order-to-ack p50 {p50} µs, p99 {p99} µs",
         elapsed.as_secs_f64(),
         orders as f64 / elapsed.as_secs_f64(),
         stats.rejects.load(Ordering::Relaxed),
+        stats.throttled.load(Ordering::Relaxed),
         stats.fills.load(Ordering::Relaxed),
     )?;
     writeln!(
