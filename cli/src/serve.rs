@@ -146,6 +146,11 @@ impl Node {
         let metrics = config.ports.metrics_enabled.then(|| Metrics::bind(config.ports.metrics)).transpose()?;
         let dir = &config.data_dir;
         std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
+        // The chain too (a missing key, a bad URL, a chain directory in use).
+        let chain = match config.settlement.chain {
+            ChainKind::None => None,
+            _ => Some(open_chain(config)?),
+        };
         let ledger = Ledger::default();
         let p = &config.pipeline;
         let pipeline_config = PipelineConfig {
@@ -189,10 +194,7 @@ impl Node {
         } else {
             tracing::info!(dir = %dir.display(), last_seq = recovery.last_seq, "journal recovered");
         }
-        let settlement = match config.settlement.chain {
-            ChainKind::None => None,
-            _ => Some(Settlement::start(config)?),
-        };
+        let settlement = chain.map(|chain| Settlement::start(config, chain)).transpose()?;
         let mut node = Node {
             server,
             pipeline,
@@ -345,8 +347,7 @@ pub(crate) struct Settlement {
 }
 
 impl Settlement {
-    fn start(config: &Config) -> Result<Settlement> {
-        let mut chain = open_chain(config)?;
+    fn start(config: &Config, mut chain: Box<dyn Chain + Send>) -> Result<Settlement> {
         let mut submitter = l2x_settlement::submitter::Submitter::new(
             config.data_dir.clone(),
             config.data_dir.join("batches"),
