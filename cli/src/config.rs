@@ -300,26 +300,29 @@ impl InstrumentEntry {
         let d = |field: &str, text: &str| {
             Decimal::from_str(text.trim()).with_context(|| format!("{field} = {text:?} is not a decimal"))
         };
-        let or =
-            |field: &str, text: &Option<String>, default: Decimal| text.as_ref().map_or(Ok(default), |t| d(field, t));
-        let imf = d("initial_margin", &self.initial_margin)?;
-        let mmf = d("maintenance_margin", &self.maintenance_margin)?;
-        let spec = InstrumentSpec {
-            symbol: Symbol::try_new(&self.symbol).map_err(|e| anyhow::anyhow!("symbol {:?}: {}", self.symbol, e.0))?,
-            tick_size: d("tick_size", &self.tick_size)?,
-            lot_size: d("lot_size", &self.lot_size)?,
-            initial_margin: imf,
-            maintenance_margin: mmf,
-            max_order_qty: d("max_order_qty", &self.max_order_qty)?,
-            max_position_qty: d("max_position_qty", &self.max_position_qty)?,
-            price_band: d("price_band", &self.price_band)?,
-            maker_fee: or("maker_fee", &self.maker_fee, InstrumentSpec::DEFAULT_FEE)?,
-            taker_fee: or("taker_fee", &self.taker_fee, InstrumentSpec::DEFAULT_FEE)?,
-            liquidation_fee: or("liquidation_fee", &self.liquidation_fee, InstrumentSpec::DEFAULT_LIQUIDATION_FEE)?,
-            impact_notional: or("impact_notional", &self.impact_notional, InstrumentSpec::DEFAULT_IMPACT_NOTIONAL)?,
-            funding_interest: or("funding_interest", &self.funding_interest, Decimal::ZERO)?,
-            funding_clamp: or("funding_clamp", &self.funding_clamp, InstrumentSpec::default_funding_clamp(imf, mmf))?,
-        };
+        let required = [
+            d("tick_size", &self.tick_size)?,
+            d("lot_size", &self.lot_size)?,
+            d("initial_margin", &self.initial_margin)?,
+            d("maintenance_margin", &self.maintenance_margin)?,
+            d("max_order_qty", &self.max_order_qty)?,
+            d("max_position_qty", &self.max_position_qty)?,
+            d("price_band", &self.price_band)?,
+        ];
+        let given = [
+            &self.maker_fee,
+            &self.taker_fee,
+            &self.liquidation_fee,
+            &self.impact_notional,
+            &self.funding_interest,
+            &self.funding_clamp,
+        ];
+        let mut optional = [None; 6];
+        for ((value, text), field) in optional.iter_mut().zip(given).zip(InstrumentSpec::OPTIONAL_FIELDS) {
+            *value = text.as_deref().map(|t| d(field, t)).transpose()?;
+        }
+        let symbol = Symbol::try_new(&self.symbol).map_err(|e| anyhow::anyhow!("symbol {:?}: {}", self.symbol, e.0))?;
+        let spec = InstrumentSpec::from_decimals(symbol, InstrumentSpec::decimals_with_defaults(required, optional));
         let instrument = Instrument::try_new(id, &spec).map_err(|e| anyhow::anyhow!("{e}"))?;
         let oracle = d("oracle_price", &self.oracle_price)?;
         let price = instrument.price_from_decimal(oracle).map_err(|e| anyhow::anyhow!("oracle_price {oracle}: {e}"))?;

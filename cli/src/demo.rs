@@ -316,16 +316,16 @@ pub(crate) fn demo(opts: &Options) -> Result<ExitCode> {
     let start: Vec<i64> = listings.iter().map(|(_, price)| price.0).collect();
     let lots: Vec<(String, Decimal)> =
         listings.iter().map(|(spec, _)| (spec.symbol.as_str().to_string(), spec.lot_size)).collect();
-    let lots_btc = lots[0].1;
     let fair: Arc<Vec<AtomicI64>> = Arc::new(start.iter().map(|&p| AtomicI64::new(p)).collect());
     let stop = Arc::new(AtomicBool::new(false));
     let stats =
         Arc::new(Stats { ack: Mutex::new(Histogram::new_with_bounds(1, 60_000_000_000, 3).ok()), ..Stats::default() });
     let mut clients = Vec::new();
     let longs = Arc::new(Longs::default());
-    // 5x for the last three: 5 × 5,000 USDC of BTC at the first price, in lots of 0.001
-    // (prices are in ticks of 0.5).
-    let five_x = i64::try_from(LEVERAGED_USDC)? * 5 * 1_000 * 2 / start[0];
+    // 5x for the last three: 5 × 5,000 USDC of BTC-PERP at its first price, in lots.
+    let (btc, btc_price) = &listings[0];
+    let five_x_base = Decimal::from(5 * LEVERAGED_USDC) / (Decimal::from(btc_price.0) * btc.tick_size);
+    let five_x = i64::try_from((five_x_base / btc.lot_size).floor()).context("the 5x position in lots")?;
     for id in 1..=*LEVERAGED.end() {
         let (fair, stop, stats, seed) = (Arc::clone(&fair), Arc::clone(&stop), Arc::clone(&stats), opts.seed);
         let longs = Arc::clone(&longs);
@@ -421,7 +421,7 @@ pub(crate) fn demo(opts: &Options) -> Result<ExitCode> {
         let account = AccountId(u64::from(id));
         let holds =
             ledger.slot(account).and_then(|s| ledger.account(s).position(InstrumentId(0))).map_or(0, |p| p.size);
-        let base = |lots: i64| (Decimal::from(lots) * lots_btc).normalize();
+        let base = |n: i64| (Decimal::from(n) * btc.lot_size).normalize();
         let how = if id < LEVERAGED.start() + 3 { "to the margin limit" } else { "5x" };
         writeln!(
             out,

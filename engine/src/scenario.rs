@@ -407,10 +407,6 @@ impl Fields {
         self.optional(field).map(|v| self.to_decimal(field, v)).transpose()
     }
 
-    fn decimal_or(&mut self, field: &'static str, default: Decimal) -> Result<Decimal, LineError> {
-        Ok(self.opt_decimal(field)?.unwrap_or(default))
-    }
-
     /// `"account"`: a trading account id, or `"insurance"` / `"fees"`.
     fn holder(&mut self, field: &'static str) -> Result<Holder, LineError> {
         match self.required(field)? {
@@ -481,7 +477,7 @@ pub fn parse_line(line: &str, last_ts: u64) -> Result<(Parsed, u64), LineError> 
             let lot = f.decimal("lot_size")?;
             let imf = f.decimal("initial_margin")?;
             let mmf = f.decimal("maintenance_margin")?;
-            let values = [
+            let required = [
                 tick,
                 lot,
                 imf,
@@ -489,13 +485,12 @@ pub fn parse_line(line: &str, last_ts: u64) -> Result<(Parsed, u64), LineError> 
                 f.decimal("max_order_qty")?,
                 f.decimal("max_position_qty")?,
                 f.decimal("price_band")?,
-                f.decimal_or("maker_fee", InstrumentSpec::DEFAULT_FEE)?,
-                f.decimal_or("taker_fee", InstrumentSpec::DEFAULT_FEE)?,
-                f.decimal_or("liquidation_fee", InstrumentSpec::DEFAULT_LIQUIDATION_FEE)?,
-                f.decimal_or("impact_notional", InstrumentSpec::DEFAULT_IMPACT_NOTIONAL)?,
-                f.decimal_or("funding_interest", Decimal::ZERO)?,
-                f.decimal_or("funding_clamp", InstrumentSpec::default_funding_clamp(imf, mmf))?,
             ];
+            let mut optional = [None; 6];
+            for (value, field) in optional.iter_mut().zip(InstrumentSpec::OPTIONAL_FIELDS) {
+                *value = f.opt_decimal(field)?;
+            }
+            let values = InstrumentSpec::decimals_with_defaults(required, optional);
             Parsed::Instrument { symbol, values }
         }
         "deposit" => Parsed::Deposit { to: f.holder("account")?, amount: f.decimal("amount")? },

@@ -125,6 +125,36 @@ impl InstrumentSpec {
     pub fn default_funding_clamp(initial_margin: Decimal, maintenance_margin: Decimal) -> Decimal {
         (initial_margin - maintenance_margin).max(Decimal::ZERO)
     }
+
+    /// The fields a listing may leave out: the last six of [`InstrumentSpec::decimals`].
+    pub const OPTIONAL_FIELDS: [&'static str; 6] =
+        ["maker_fee", "taker_fee", "liquidation_fee", "impact_notional", "funding_interest", "funding_clamp"];
+
+    /// A listing's 13 decimals (the order of [`InstrumentSpec::decimals`]) from its seven
+    /// required ones and its [`InstrumentSpec::OPTIONAL_FIELDS`], each `None` for its default:
+    /// no fees, [`InstrumentSpec::DEFAULT_LIQUIDATION_FEE`],
+    /// [`InstrumentSpec::DEFAULT_IMPACT_NOTIONAL`], no funding interest, and
+    /// [`InstrumentSpec::default_funding_clamp`]. Every edge that reads listings (scenario
+    /// lines, the node's config) fills them in here.
+    pub fn decimals_with_defaults(required: [Decimal; 7], optional: [Option<Decimal>; 6]) -> [Decimal; 13] {
+        let [tick, lot, imf, mmf, max_order, max_position, band] = required;
+        let [maker, taker, liquidation, impact, interest, clamp] = optional;
+        [
+            tick,
+            lot,
+            imf,
+            mmf,
+            max_order,
+            max_position,
+            band,
+            maker.unwrap_or(Self::DEFAULT_FEE),
+            taker.unwrap_or(Self::DEFAULT_FEE),
+            liquidation.unwrap_or(Self::DEFAULT_LIQUIDATION_FEE),
+            impact.unwrap_or(Self::DEFAULT_IMPACT_NOTIONAL),
+            interest.unwrap_or(Decimal::ZERO),
+            clamp.unwrap_or_else(|| Self::default_funding_clamp(imf, mmf)),
+        ]
+    }
 }
 
 /// Why an [`InstrumentSpec`] is invalid; the message names the field.
