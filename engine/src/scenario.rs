@@ -252,6 +252,8 @@ pub enum Parsed {
         /// Symbol.
         symbol: String,
     },
+    /// `tick`: time passes.
+    Tick,
     /// `oracle`.
     Oracle {
         /// Symbol.
@@ -463,6 +465,7 @@ pub fn parse_line(line: &str, last_ts: u64) -> Result<(Parsed, u64), LineError> 
         "mass_cancel" => "mass_cancel",
         "withdraw" => "withdraw",
         "funding" => "funding",
+        "tick" => "tick",
         _ => return Err(LineError::UnknownCommand(cmd)),
     };
     let mut f = Fields { cmd, map };
@@ -496,6 +499,7 @@ pub fn parse_line(line: &str, last_ts: u64) -> Result<(Parsed, u64), LineError> 
         "deposit" => Parsed::Deposit { to: f.holder("account")?, amount: f.decimal("amount")? },
         "withdraw" => Parsed::Withdraw { account: f.u64("account")?, amount: f.decimal("amount")? },
         "funding" => Parsed::Funding { symbol: f.string("symbol")? },
+        "tick" => Parsed::Tick,
         "oracle" => Parsed::Oracle { symbol: f.string("symbol")?, price: f.decimal("price")? },
         "new" => Parsed::New {
             account: f.u64("account")?,
@@ -572,6 +576,7 @@ pub fn convert(state: &StateMachine, parsed: Parsed) -> Result<Command, Event> {
                 .ok_or_else(|| rejected(CommandKind::Funding, None, None, RejectReason::UnknownSymbol))?;
             Command::Funding { instrument: inst.id }
         }
+        Parsed::Tick => Command::Tick,
         Parsed::Oracle { symbol, price } => {
             let reject = |r| rejected(CommandKind::Oracle, None, None, r);
             let inst = state.instrument_by_symbol(&symbol).ok_or_else(|| reject(RejectReason::UnknownSymbol))?;
@@ -956,6 +961,7 @@ pub fn format_command(state: &StateMachine, cmd: &Sequenced) -> String {
             write!(s, r#"{{"cmd":"oracle","symbol":"{}","price":"{}""#, symbol(*instrument), price(*instrument, *p))
         }
         Command::Funding { instrument } => write!(s, r#"{{"cmd":"funding","symbol":"{}""#, symbol(*instrument)),
+        Command::Tick => write!(s, r#"{{"cmd":"tick""#),
         Command::NewOrder(o) => {
             let _ = write!(
                 s,

@@ -223,6 +223,8 @@ impl StateMachine {
                 None => out.push(reject(CommandKind::Cancel, Some(c.account), Some(c.cid), RejectReason::UnknownOrder)),
             },
             Command::MassCancel(m) => self.mass_cancel(m, out),
+            // Time passing is all a tick does: the expiries above.
+            Command::Tick => {}
         }
         self.trim_reduce_only(out);
         if self.liquidate_all(out) {
@@ -2114,6 +2116,18 @@ mod tests {
                 book(Sell, 1000, 0, 0),
             ]
         );
+    }
+
+    #[test]
+    fn gtd_expires_on_a_tick_alone() {
+        let mut ex = Exchange::new();
+        ex.at(10).new_order(gtd(B, 1, Sell, 1000, 5, 100));
+        assert_eq!(ex.at(99).apply(Command::Tick), vec![], "not yet");
+        assert_eq!(
+            ex.at(100).apply(Command::Tick),
+            vec![cancel((B, 1, 1), Sell, 5, 0, CancelReason::Expired), book(Sell, 1000, 0, 0)]
+        );
+        assert_eq!(ex.book(), vec![]);
     }
 
     #[test]

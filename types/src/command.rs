@@ -59,6 +59,10 @@ pub enum Command {
     Cancel(Cancel),
     /// Cancel many of an account's live orders.
     MassCancel(MassCancel),
+    /// Time passes: the sequenced time advances with no other input. GTD orders whose expiry
+    /// it reaches expire, and settlement epochs can close on time. The node sequences one when
+    /// nothing else has been sequenced for a while, so an idle exchange still moves its clock.
+    Tick,
 }
 
 /// A new order.
@@ -151,6 +155,8 @@ pub enum CommandKind {
     Withdraw = 8,
     /// [`Command::Funding`].
     Funding = 9,
+    /// [`Command::Tick`].
+    Tick = 10,
 }
 
 impl CommandKind {
@@ -166,6 +172,7 @@ impl CommandKind {
             CommandKind::MassCancel => "mass_cancel",
             CommandKind::Withdraw => "withdraw",
             CommandKind::Funding => "funding",
+            CommandKind::Tick => "tick",
         }
     }
 
@@ -188,6 +195,7 @@ impl Command {
             Command::MassCancel(_) => CommandKind::MassCancel,
             Command::Withdraw { .. } => CommandKind::Withdraw,
             Command::Funding { .. } => CommandKind::Funding,
+            Command::Tick => CommandKind::Tick,
         }
     }
 }

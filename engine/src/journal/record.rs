@@ -41,6 +41,8 @@ mod ty {
     pub(super) const MASS_CANCEL: u8 = 9;
     /// A cancel-on-disconnect: the layout of `CANCEL`, reason `disconnect`.
     pub(super) const DISCONNECT_CANCEL: u8 = 10;
+    /// Time passes (no payload but eight zero bytes: every record has a payload).
+    pub(super) const TICK: u8 = 11;
 }
 
 /// Payload length of each type.
@@ -55,6 +57,7 @@ fn payload_len(t: u8) -> Option<usize> {
         ty::AMEND => 40,
         ty::CANCEL | ty::DISCONNECT_CANCEL => 16,
         ty::MASS_CANCEL => 16,
+        ty::TICK => 8,
         _ => return None,
     })
 }
@@ -138,6 +141,10 @@ pub(crate) fn encode(cmd: &Sequenced, buf: &mut [u8; MAX_RECORD]) -> usize {
             p.u8(u8::from(m.instrument.is_some()) | u8::from(m.side.is_some()) << 1);
             p.u8(m.side.map_or(0, Side::code));
             ty::MASS_CANCEL
+        }
+        Command::Tick => {
+            p.skip(8);
+            ty::TICK
         }
     };
     let payload = payload_len(t).unwrap_or(0);
@@ -308,6 +315,10 @@ pub(crate) fn decode(bytes: &[u8]) -> Result<Sequenced, DecodeError> {
                 instrument: (flags & 1 != 0).then_some(InstrumentId(instrument)),
                 side: if flags & 2 != 0 { Some(Side::from_code(side).ok_or(r.err("side"))?) } else { None },
             })
+        }
+        ty::TICK => {
+            r.zeros(8, "padding")?;
+            Command::Tick
         }
         _ => return Err(DecodeError { offset: 24, what: "unknown command type" }),
     };

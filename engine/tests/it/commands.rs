@@ -148,6 +148,12 @@ impl Generator {
     }
 
     fn next_in_order(&mut self, rng: &mut impl Rng) -> Sequenced {
+        if self.seq % 64 == 63 {
+            // Time passes with nothing else: GTD orders expire on a tick alone. (Every 64th
+            // command, drawing nothing from `rng`: the random stream stays what it was.)
+            self.ts += 5;
+            return self.sequenced(Command::Tick);
+        }
         if rng.random_ratio(1, 2) {
             self.ts += rng.random_range(1..=30);
         }

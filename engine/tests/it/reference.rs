@@ -159,7 +159,8 @@ impl Reference {
             Command::ListInstrument(spec) => self.list(spec, &mut out),
             Command::Deposit { to: Holder::Account(account), amount } => self.deposit(*account, *amount, &mut out),
             // The streams deposit only to trading accounts and never withdraw or tick funding.
-            Command::Deposit { .. } | Command::Withdraw { .. } | Command::Funding { .. } => {}
+            // Time passing is the expiries above.
+            Command::Deposit { .. } | Command::Withdraw { .. } | Command::Funding { .. } | Command::Tick => {}
             Command::Oracle { instrument, price } => self.oracle(*instrument, *price, &mut out),
             Command::NewOrder(o) => self.new_order(o, &mut out),
             Command::Amend(a) => self.amend(a, &mut out),
