@@ -621,9 +621,7 @@ fn append_rate(base: &Path, commands: &[Sequenced]) -> anyhow::Result<AppendRepo
         }
         let elapsed = start.elapsed();
         drop(writer);
-        let scan = journal::scan(&dir, |_| std::ops::ControlFlow::Continue(()))?;
-        let (segment, offset) = scan.end.unwrap_or((0, 64));
-        bytes = segment * (DEFAULT_SEGMENT_BYTES - 64) + offset - 64;
+        bytes = commands.iter().map(|c| journal::encoded_len(c) as u64).sum();
         remove(&dir);
         runs.push(elapsed);
     }
@@ -675,8 +673,9 @@ fn recovery(base: &Path, opts: &Options, mix: crate::workload::Mix) -> anyhow::R
         drop(full);
 
         let snapshot_seq = n.saturating_sub(opts.recovery_tail).max(1);
-        let (at, _) = journal::replay(&dir, Some(snapshot_seq), &ledger)?;
-        let path = snapshot::write(&dir, snapshot_seq, &at.canonical())?;
+        let (at, at_report) = journal::replay(&dir, Some(snapshot_seq), &ledger)?;
+        let id = journal::Journal::open(&dir)?.id();
+        let path = snapshot::write(&dir, id, at_report.last, &at.canonical())?;
         drop(at);
         let full_load = meter.and_then(|m| m.other_cores());
         let snapshot_bytes = std::fs::metadata(&path).map(|m| m.len()).unwrap_or(0);

@@ -208,6 +208,7 @@ fn run_match(input: &Path, state_out: Option<&Path>, journal: Option<(PathBuf, b
         let file = File::open(input).with_context(|| format!("cannot open {}", input.display()))?;
         runner.run(BufReader::new(file), &mut out, &mut err)?
     };
+    runner.close_journal()?;
     out.flush()?;
     if let Some(path) = state_out {
         let report = l2x_engine::scenario::state_report(runner.state(), runner.last_seq());

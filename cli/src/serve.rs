@@ -226,7 +226,12 @@ impl Node {
             let have = journal::snapshot::list(&self.data_dir, summary.last_seq)?;
             let fresh = summary.last_seq > 0 && have.last().is_none_or(|(seq, _)| *seq < summary.last_seq);
             let snapshot = if fresh {
-                Some(journal::snapshot::write(&self.data_dir, summary.last_seq, &summary.state.canonical())?)
+                Some(journal::snapshot::write(
+                    &self.data_dir,
+                    summary.journal,
+                    summary.end,
+                    &summary.state.canonical(),
+                )?)
             } else {
                 None
             };

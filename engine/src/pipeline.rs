@@ -178,7 +178,9 @@ use l2x_types::{Command, Event, Seq, Sequenced, Timestamp};
 pub use self::ring::{PARK_AFTER, RingStats, WaitStrategy};
 use self::ring::{Ring, Signal};
 use crate::canonical::{CanonicalState, StateHash};
-use crate::journal::{self, DEFAULT_SEGMENT_BYTES, JournalError, JournalSyncer, JournalWriter, RecoveryReport};
+use crate::journal::{
+    self, DEFAULT_SEGMENT_BYTES, JournalError, JournalId, JournalSyncer, JournalWriter, Point, RecoveryReport,
+};
 use crate::state::StateMachine;
 
 /// When a batch may leave the pipeline.
@@ -444,7 +446,7 @@ pub struct Pipeline {
     sequencer: Option<JoinHandle<SequencerExit>>,
     group_commit: Option<JoinHandle<Result<(), JournalError>>>,
     snapshot: Option<JoinHandle<SnapshotLog>>,
-    snapshot_ring: Arc<Ring<(u64, CanonicalState)>>,
+    snapshot_ring: Arc<Ring<(Point, CanonicalState)>>,
 }
 
 impl fmt::Debug for Pipeline {
@@ -511,6 +513,11 @@ pub struct Summary {
     pub snapshots_skipped: u64,
     /// The sequencer's pause for each snapshot taken, nanoseconds.
     pub snapshot_pauses_ns: Vec<u64>,
+    /// The journal's identity.
+    pub journal: JournalId,
+    /// The journal's end: the point after its last record, recorded in its end marker
+    /// (what a snapshot of `state` is bound to).
+    pub end: Point,
 }
 
 impl Pipeline {
@@ -534,6 +541,7 @@ impl Pipeline {
         }
         let (state, writer, report) = journal::recover(dir, config.segment_bytes, &config.ledger)?;
         let last_seq = writer.last_seq();
+        let journal_id = writer.journal_id();
         // Everything recovered is made durable before anything new is released, and each
         // syncer starts from the segment current now (it then covers every later one).
         let mut commit_syncer = writer.syncer();
@@ -590,7 +598,7 @@ impl Pipeline {
         let tx = pinned_tx.clone();
         let for_snapshots = Arc::clone(&shared);
         pipeline.snapshot = Some(spawn("snapshot", core, tx, move || {
-            snapshot_thread(&for_snapshots, &ring, snapshot_syncer, &snapshot_dir)
+            snapshot_thread(&for_snapshots, &ring, snapshot_syncer, &snapshot_dir, journal_id)
         })?);
         let final_syncer = if config.durability == Durability::Fsync {
             let shared = Arc::clone(&shared);
@@ -693,9 +701,11 @@ impl Pipeline {
             result??;
         }
         let log = log.transpose()?.unwrap_or_default();
-        let (state, last_seq) = exit.result?;
+        let (state, journal, end) = exit.result?;
         Ok(Summary {
-            last_seq,
+            last_seq: end.seq,
+            journal,
+            end,
             state_hash: state.canonical().hash(),
             state,
             sequenced: self.shared.counters.sequenced.load(Ordering::Relaxed),
@@ -1069,7 +1079,7 @@ struct Sequencer {
     /// With `durability = os`: the syncer for the one `fsync` at a clean exit.
     final_syncer: Option<JournalSyncer>,
     shared: Arc<Shared>,
-    snapshot_ring: Arc<Ring<(u64, CanonicalState)>>,
+    snapshot_ring: Arc<Ring<(Point, CanonicalState)>>,
     snapshot_every: u64,
     since_snapshot: u64,
     last_seq: u64,
@@ -1093,7 +1103,7 @@ const DRAIN_BATCH: usize = 64;
 
 /// What the sequencer thread returns.
 struct SequencerExit {
-    result: Result<(StateMachine, u64), PipelineError>,
+    result: Result<(StateMachine, JournalId, Point), PipelineError>,
     pauses: Vec<u64>,
 }
 
@@ -1113,12 +1123,15 @@ impl Sequencer {
     fn run(mut self) -> SequencerExit {
         let result = self.drain();
         let s = Arc::clone(&self.shared);
+        let journal = self.writer.journal_id();
+        let writer = self.writer;
         let result = result.and_then(|()| {
             if let Some(syncer) = &mut self.final_syncer {
                 syncer.sync()?;
                 s.durable.store(self.last_seq, Ordering::Release);
             }
-            Ok(())
+            // A clean stop: the journal's end goes into its end marker.
+            writer.close()
         });
         if result.is_err() {
             s.halt();
@@ -1134,7 +1147,7 @@ impl Sequencer {
             s.recycle(run);
         }
         SequencerExit {
-            result: result.map(|()| (self.state, self.last_seq)).map_err(PipelineError::from),
+            result: result.map(|end| (self.state, journal, end)).map_err(PipelineError::from),
             pauses: self.pauses,
         }
     }
@@ -1235,7 +1248,7 @@ impl Sequencer {
     fn snapshot(&mut self) {
         let start = Instant::now();
         let state = self.state.canonical();
-        let handed = self.snapshot_ring.queue.push((self.last_seq, state));
+        let handed = self.snapshot_ring.queue.push((self.writer.last(), state));
         let pause = u64::try_from(start.elapsed().as_nanos()).unwrap_or(u64::MAX);
         let c = &self.shared.counters;
         match handed {
@@ -1326,9 +1339,10 @@ struct SnapshotLog {
 
 fn snapshot_thread(
     shared: &Shared,
-    ring: &Ring<(u64, CanonicalState)>,
+    ring: &Ring<(Point, CanonicalState)>,
     mut syncer: JournalSyncer,
     dir: &Path,
+    journal: JournalId,
 ) -> SnapshotLog {
     let mut log = SnapshotLog::default();
     loop {
@@ -1340,9 +1354,10 @@ fn snapshot_thread(
             });
             job.or_else(|| ring.queue.pop())
         };
-        let Some((seq, state)) = job else { return log };
+        let Some((point, state)) = job else { return log };
+        let seq = point.seq;
         // The journal first: a snapshot must never be ahead of what the disk holds.
-        match syncer.sync().and_then(|()| journal::snapshot::write(dir, seq, &state)) {
+        match syncer.sync().and_then(|()| journal::snapshot::write(dir, journal, point, &state)) {
             Ok(path) => {
                 log.written.push((seq, path));
                 shared.snapshots_written.fetch_add(1, Ordering::Relaxed);

@@ -136,6 +136,19 @@ impl Runner {
         self
     }
 
+    /// Stops journaling cleanly: the journal is made durable and its end recorded (see
+    /// [`crate::journal::JournalWriter::close`]). Without it, the journal ends as after a
+    /// crash (still readable; its end just not proven).
+    ///
+    /// # Errors
+    /// I/O errors of the journal.
+    pub fn close_journal(&mut self) -> Result<(), crate::journal::JournalError> {
+        match self.journal.take() {
+            Some(j) => j.writer.close().map(|_| ()),
+            None => Ok(()),
+        }
+    }
+
     /// The state reached so far.
     pub fn state(&self) -> &StateMachine {
         &self.state
@@ -171,8 +184,12 @@ impl Runner {
                 if let Some(j) = &mut self.journal {
                     j.applied += 1;
                     if j.snapshot_every > 0 && j.applied % j.snapshot_every == 0 {
-                        let dir = j.writer.dir().to_path_buf();
-                        if let Err(e) = crate::journal::snapshot::write(&dir, seq.0, &self.state.canonical()) {
+                        // The journal on disk first: a snapshot is never ahead of it.
+                        let w = &mut j.writer;
+                        let written = w.sync().and_then(|()| {
+                            crate::journal::snapshot::write(w.dir(), w.journal_id(), w.last(), &self.state.canonical())
+                        });
+                        if let Err(e) = written {
                             return Ok(Err(io::Error::other(e)));
                         }
                     }

@@ -23,7 +23,7 @@ use std::ops::ControlFlow;
 use std::path::{Path, PathBuf};
 
 use l2x_engine::StateMachine;
-use l2x_engine::journal::{self, JournalError, TornTail, snapshot};
+use l2x_engine::journal::{self, Journal, JournalError, Point, Start, TornTail};
 use l2x_risk::Ledger;
 use l2x_types::{Event, Sequenced, Timestamp};
 
@@ -106,10 +106,10 @@ pub enum ReplayError {
 
 /// The last command sequenced at or before `t`, or at most `elapsed` after the first
 /// command (0 if none).
-fn seq_at_time(dir: &Path, t: Option<Timestamp>, elapsed: u64) -> Result<u64, ReplayError> {
+fn seq_at_time(journal: &Journal, t: Option<Timestamp>, elapsed: u64) -> Result<u64, ReplayError> {
     let mut last = 0;
     let mut end = t;
-    journal::scan(dir, |cmd| {
+    journal.read(Point::START, |cmd| {
         let end = *end.get_or_insert(Timestamp(cmd.ts.0.saturating_add(elapsed)));
         if cmd.ts > end {
             return ControlFlow::Break(());
@@ -120,84 +120,63 @@ fn seq_at_time(dir: &Path, t: Option<Timestamp>, elapsed: u64) -> Result<u64, Re
     Ok(last)
 }
 
-/// The newest snapshot at or before `limit` that verifies, or an empty state at 0.
-fn start(dir: &Path, limit: u64, ledger: &Ledger, outcome: &mut Outcome) -> Result<u64, ReplayError> {
-    for (seq, path) in snapshot::list(dir, limit)? {
-        match snapshot::read(&path, ledger.clone()) {
-            Ok((read_seq, state)) if read_seq == seq => {
-                outcome.state = state;
-                outcome.snapshot = Some((seq, path));
-                return Ok(seq);
-            }
-            Ok((read_seq, _)) => {
-                outcome.refused_snapshots.push((path, format!("its header says sequence {read_seq}, its name {seq}")))
-            }
-            Err(why) => outcome.refused_snapshots.push((path, why)),
-        }
-    }
-    Ok(0)
-}
-
 /// Replays the journal in `dir` with the risk configuration `ledger` to the point `opts`
-/// names, showing every applied command to `observer`.
+/// names, showing every applied command to `observer`. The journal is read by the engine's
+/// one reader ([`Journal::read`]) from the newest snapshot of it at or before the point
+/// ([`journal::start`]), with every rule that proves the history continuous.
 ///
 /// # Errors
-/// [`ReplayError`]: the journal's errors name the segment and the offset; a point past the
-/// journal's end is not an error (the replay stops at the end and says where).
+/// [`ReplayError`]: the journal's errors name the segment and the offset, a snapshot that is
+/// not a state of the journal names the snapshot; a point past the journal's end is not an
+/// error (the replay stops at the end and says where).
 pub fn replay(dir: &Path, ledger: &Ledger, opts: Options, observer: &mut dyn Observer) -> Result<Outcome, ReplayError> {
+    let journal = Journal::open(dir)?;
     let limit = match opts.until {
         Until::End => u64::MAX,
         Until::Seq(n) => n,
-        Until::Time(t) => seq_at_time(dir, Some(t), 0)?,
-        Until::Elapsed(ns) => seq_at_time(dir, None, ns)?,
+        Until::Time(t) => seq_at_time(&journal, Some(t), 0)?,
+        Until::Elapsed(ns) => seq_at_time(&journal, None, ns)?,
+    };
+    let Start { state, point, snapshot, refused } = if opts.from_start {
+        Start {
+            state: StateMachine::with_ledger(ledger.clone()),
+            point: Point::START,
+            snapshot: None,
+            refused: Vec::new(),
+        }
+    } else {
+        journal::start(&journal, limit, ledger)?
     };
     let mut outcome = Outcome {
-        state: StateMachine::with_ledger(ledger.clone()),
-        last_seq: 0,
+        state,
+        last_seq: point.seq,
         replayed: 0,
-        snapshot: None,
-        refused_snapshots: Vec::new(),
+        snapshot,
+        refused_snapshots: refused,
         torn: None,
         reached_end: true,
     };
-    let from = if opts.from_start { 0 } else { start(dir, limit, ledger, &mut outcome)? };
     // The segments' headers are read for the bar's total only when there is a bar.
     let total = if opts.progress { progress::estimate(dir, limit)? } else { (0, true) };
-    let bar = progress::Bar::new(opts.progress, total, from);
+    let bar = progress::Bar::new(opts.progress, total, point.seq);
     let mut events = Vec::new();
     let (state, replayed, last) = (&mut outcome.state, &mut outcome.replayed, &mut outcome.last_seq);
     let mut past_limit = false;
-    *last = from;
-    let scanned = journal::scan(dir, |cmd| {
+    let scanned = journal::read_after(&journal, point, outcome.snapshot.as_ref(), |cmd| {
         if cmd.seq.0 > limit {
             past_limit = true;
             return ControlFlow::Break(());
         }
-        if cmd.seq.0 > from {
-            observer.before(&cmd, state);
-            events.clear();
-            state.apply(&cmd, &mut events);
-            observer.command(&cmd, &events, state);
-            *replayed += 1;
-            *last = cmd.seq.0;
-            bar.tick(cmd.seq.0);
-        }
+        observer.before(&cmd, state);
+        events.clear();
+        state.apply(&cmd, &mut events);
+        observer.command(&cmd, &events, state);
+        *replayed += 1;
+        *last = cmd.seq.0;
+        bar.tick(cmd.seq.0);
         ControlFlow::Continue(())
     })?;
     bar.finish(outcome.last_seq);
-    if from > scanned.last_seq && outcome.snapshot.is_some() {
-        // A snapshot newer than the journal's end (written, then the journal lost its tail
-        // in a machine failure): not a state the journal holds. As recovery does, replay to
-        // the journal's end without it.
-        let mut bounded = opts;
-        bounded.until = Until::Seq(scanned.last_seq);
-        let mut again = replay(dir, ledger, bounded, observer)?;
-        if let Some((seq, path)) = outcome.snapshot {
-            again.refused_snapshots.insert(0, (path, format!("sequence {seq} is past the journal's end")));
-        }
-        again.reached_end = true;
-        return Ok(again);
-    }
     outcome.torn = scanned.torn;
     outcome.reached_end = !past_limit;
     Ok(outcome)

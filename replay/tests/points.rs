@@ -11,7 +11,7 @@ use l2x_engine::journal::{JournalError, JournalWriter};
 use l2x_engine::scenario::{Applied, Runner};
 use l2x_replay::{Options, ReplayError, Until, replay};
 use l2x_risk::Ledger;
-use l2x_types::Timestamp;
+use l2x_types::{AccountId, Amount, Command, Holder, Seq, Sequenced, Timestamp};
 
 fn scenario(name: &str) -> String {
     let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("../engine/tests/scenarios").join(name);
@@ -90,16 +90,13 @@ fn error(dir: &Path) -> ReplayError {
 /// A journal of `n` deposits in segments of `segment_bytes`; returns where appending would
 /// continue: (segment index, byte offset).
 fn deposits(dir: &Path, n: u64, segment_bytes: u64) -> (u64, u64) {
-    use l2x_types::{AccountId, Amount, Command, Holder, Seq, Sequenced};
     let (mut w, _) = JournalWriter::open(dir, segment_bytes).unwrap();
     for k in 1..=n {
         let cmd = Command::Deposit { to: Holder::Account(AccountId(k % 7 + 1)), amount: Amount(1_000_000) };
         w.append(&Sequenced { seq: Seq(k), ts: Timestamp(1_000 * k), cmd }).unwrap();
     }
     w.sync().unwrap();
-    drop(w);
-    let (_, report) = JournalWriter::open(dir, segment_bytes).unwrap();
-    report.end.unwrap()
+    w.position()
 }
 
 #[test]
@@ -156,18 +153,32 @@ fn a_torn_tail_is_reported_and_replay_stops_before_it() {
 }
 
 #[test]
-fn a_snapshot_past_the_journals_end_is_refused() {
-    // A snapshot at 400 beside a journal that ends at 300 (the journal lost its tail after
-    // the snapshot was written): not a state the journal holds.
-    let (short, long) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
-    deposits(short.path(), 300, 1 << 20);
-    deposits(long.path(), 400, 1 << 20);
-    let at_400 = replay(long.path(), &Ledger::default(), Options::default(), &mut ()).unwrap();
-    let snap = l2x_engine::journal::snapshot::write(short.path(), 400, &at_400.state.canonical()).unwrap();
-    let whole = replay(short.path(), &Ledger::default(), Options { from_start: true, ..Options::default() }, &mut ());
-    let out = replay(short.path(), &Ledger::default(), Options::default(), &mut ()).unwrap();
-    assert_eq!(out.last_seq, 300);
-    assert_eq!(out.state.canonical().hash(), whole.unwrap().state.canonical().hash());
-    assert_eq!(out.refused_snapshots[0].0, snap);
-    assert!(out.reached_end);
+fn a_snapshot_past_the_journals_end_is_an_error_naming_the_missing_records() {
+    // A snapshot at 400, then the journal loses records 301..=400 (zeroed, as a machine
+    // failure under durability os can lose its last pages): the snapshot proves they existed.
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path();
+    let (_, at_301) = deposits(dir, 300, 1 << 20);
+    let (_, end) = {
+        let (mut w, _) = JournalWriter::open(dir, 1 << 20).unwrap();
+        for k in 301..=400 {
+            let cmd = Command::Deposit { to: Holder::Account(AccountId(1)), amount: Amount(1) };
+            w.append(&Sequenced { seq: Seq(k), ts: Timestamp(1_000 * k), cmd }).unwrap();
+        }
+        let at_400 = replay(dir, &Ledger::default(), Options::default(), &mut ()).unwrap();
+        let id = l2x_engine::journal::Journal::open(dir).unwrap().id();
+        l2x_engine::journal::snapshot::write(dir, id, w.last(), &at_400.state.canonical()).unwrap();
+        w.position()
+    };
+    let last = segments(dir).pop().unwrap();
+    let mut bytes = std::fs::read(&last).unwrap();
+    bytes[usize::try_from(at_301).unwrap()..usize::try_from(end).unwrap()].fill(0);
+    std::fs::write(&last, &bytes).unwrap();
+    let e = replay(dir, &Ledger::default(), Options::default(), &mut ()).unwrap_err();
+    let text = e.to_string();
+    assert!(matches!(e, ReplayError::Journal(JournalError::SnapshotNotInJournal { .. })), "{text}");
+    assert!(text.contains("snapshot-00000000000000000400.l2xs") && text.contains("ends at seq 300"), "{text}");
+    // Up to a point before the loss, the journal still answers (from the start).
+    let out = replay(dir, &Ledger::default(), Options { until: Until::Seq(300), ..Options::default() }, &mut ());
+    assert_eq!(out.unwrap().last_seq, 300);
 }

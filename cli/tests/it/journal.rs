@@ -214,13 +214,13 @@ fn journal_commands_give_clear_errors_on_bad_input() {
     // A flipped byte in the middle: both tools fail naming the file and the offset.
     let seg = dir.join("journal-00000000.l2xj");
     let mut bytes = fs::read(&seg).unwrap();
-    bytes[64 + 40] ^= 0xff;
+    bytes[96 + 40] ^= 0xff;
     fs::File::create(&seg).unwrap().write_all(&bytes).unwrap();
     for args in [vec!["journal", "export", path(&dir)], vec!["replay", path(&dir), "--state-hash"]] {
         let out = l2x(&args);
         assert_eq!(out.status.code(), Some(1), "{args:?}");
         let err = String::from_utf8_lossy(&out.stderr);
-        assert!(err.contains("journal-00000000.l2xj") && err.contains("corrupt record at byte offset 64"), "{err}");
+        assert!(err.contains("journal-00000000.l2xj") && err.contains("corrupt record at byte offset 96"), "{err}");
     }
     // A directory that is not a journal.
     let out = l2x(&["replay", "/nonexistent/journal", "--state-hash"]);

@@ -7,9 +7,14 @@
 //!      8    8  seq      sequence number, strictly increasing along the journal
 //!     16    8  ts       sequenced time, nanoseconds
 //!     24    1  type     command type (table in docs/JOURNAL.md)
-//!     25    7  reserved zero
+//!     25    3  reserved zero
+//!     28    4  prev crc the previous record's crc (0 for the journal's first record)
 //!     32    …  payload  fixed layout per type, then zero padding to a multiple of 8
 //! ```
+//!
+//! Every record checks by itself (its CRC covers its own bytes), and the previous record's
+//! CRC inside those bytes chains it to the history before it: a record's CRC binds the whole
+//! journal up to it, which is what snapshots and the end marker record.
 //!
 //! Decoding validates everything: the length against the type's payload, the checksum,
 //! every enum code and flag, reserved bytes and padding zero. A record either decodes to
@@ -62,8 +67,14 @@ fn payload_len(t: u8) -> Option<usize> {
     })
 }
 
-/// Encodes a record into `buf` (at least [`MAX_RECORD`] bytes); returns its length.
-pub(crate) fn encode(cmd: &Sequenced, buf: &mut [u8; MAX_RECORD]) -> usize {
+/// The length of `cmd`'s record in the journal, in bytes.
+pub fn encoded_len(cmd: &Sequenced) -> usize {
+    encode(cmd, 0, &mut [0u8; MAX_RECORD])
+}
+
+/// Encodes a record following a record whose CRC is `prev_crc` into `buf`; returns its
+/// length (its CRC is then in `buf[4..8]`).
+pub(crate) fn encode(cmd: &Sequenced, prev_crc: u32, buf: &mut [u8; MAX_RECORD]) -> usize {
     buf.fill(0);
     let mut p = Payload { buf: &mut buf[HEADER..], at: 0 };
     let t = match &cmd.cmd {
@@ -152,6 +163,7 @@ pub(crate) fn encode(cmd: &Sequenced, buf: &mut [u8; MAX_RECORD]) -> usize {
     buf[8..16].copy_from_slice(&cmd.seq.0.to_le_bytes());
     buf[16..24].copy_from_slice(&cmd.ts.0.to_le_bytes());
     buf[24] = t;
+    buf[28..32].copy_from_slice(&prev_crc.to_le_bytes());
     #[allow(clippy::cast_possible_truncation, reason = "records are at most MAX_RECORD bytes")]
     buf[0..4].copy_from_slice(&(len as u32).to_le_bytes());
     let crc = crc32c::crc32c(&buf[8..len]);
@@ -193,27 +205,74 @@ pub(crate) fn claimed_len(bytes: &[u8]) -> Option<usize> {
     (len >= HEADER + 8 && len.is_multiple_of(8) && len <= MAX_RECORD && len <= bytes.len()).then_some(len)
 }
 
-/// Decodes the record at the start of `bytes` (exactly `len` bytes of it).
+/// The seal that ends a full segment: a record-shaped block of [`SEAL_LEN`] bytes — length,
+/// CRC32C of bytes 8 .. 40, sequence number and time zero, type 0, reserved zero, then the
+/// next segment's index (`u64`). The writer puts it after the segment's last record once
+/// the next segment exists: a reader that finds it knows the journal goes on.
+pub(crate) const SEAL_LEN: usize = 40;
+
+/// The seal's type code (no command has type 0).
+const SEAL: u8 = 0;
+
+/// The seal of a segment whose successor is segment `next`.
+pub(crate) fn encode_seal(next: u64) -> [u8; SEAL_LEN] {
+    let mut b = [0u8; SEAL_LEN];
+    #[allow(clippy::cast_possible_truncation, reason = "40 fits")]
+    b[0..4].copy_from_slice(&(SEAL_LEN as u32).to_le_bytes());
+    b[32..40].copy_from_slice(&next.to_le_bytes());
+    let crc = crc32c::crc32c(&b[8..]);
+    b[4..8].copy_from_slice(&crc.to_le_bytes());
+    b
+}
+
+/// What a valid block at some place of a segment is.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub(crate) enum Block {
+    /// A record: the command, the record's CRC and the previous record's CRC it names.
+    Record(Sequenced, u32, u32),
+    /// The seal: the journal continues in segment `next`.
+    Seal {
+        /// The next segment's index.
+        next: u64,
+    },
+}
+
+/// Decodes the block (a record or the seal) at the start of `bytes`; returns it and its
+/// length.
 ///
 /// # Errors
-/// [`DecodeError`] naming the offset within the record and what is wrong.
-pub(crate) fn decode(bytes: &[u8]) -> Result<Sequenced, DecodeError> {
+/// [`DecodeError`] naming the offset within the block and what is wrong.
+pub(crate) fn decode_block(bytes: &[u8]) -> Result<(Block, usize), DecodeError> {
     let len = claimed_len(bytes).ok_or(DecodeError { offset: 0, what: "record length" })?;
     let rec = &bytes[..len];
     let crc = u32::from_le_bytes([rec[4], rec[5], rec[6], rec[7]]);
     if crc32c::crc32c(&rec[8..]) != crc {
         return Err(DecodeError { offset: 4, what: "checksum (CRC32C) mismatch" });
     }
+    if rec[24] == SEAL {
+        let next = u64::from_le_bytes(rec[SEAL_LEN - 8..].try_into().unwrap_or([0; 8]));
+        if rec != encode_seal(next).as_slice() {
+            return Err(DecodeError { offset: 8, what: "segment seal" });
+        }
+        return Ok((Block::Seal { next }, len));
+    }
+    let prev = u32::from_le_bytes([rec[28], rec[29], rec[30], rec[31]]);
+    decode_command(rec).map(|cmd| (Block::Record(cmd, crc, prev), len))
+}
+
+/// Decodes a record whose length and checksum were checked.
+fn decode_command(rec: &[u8]) -> Result<Sequenced, DecodeError> {
     let mut r = Reader::new(rec);
     r.array::<8>("header")?;
     let seq = Seq(r.u64("seq")?);
     let ts = Timestamp(r.u64("ts")?);
     let t = r.u8("type")?;
     let payload = payload_len(t).ok_or(DecodeError { offset: 24, what: "unknown command type" })?;
-    if (HEADER + payload).next_multiple_of(8) != len {
+    if (HEADER + payload).next_multiple_of(8) != rec.len() {
         return Err(DecodeError { offset: 0, what: "record length does not match its type" });
     }
-    r.zeros(7, "reserved bytes")?;
+    r.zeros(3, "reserved bytes")?;
+    r.u32("previous crc")?;
     let cmd = match t {
         ty::INSTRUMENT => Command::ListInstrument(Box::new(InstrumentSpec::read(&mut r)?)),
         ty::DEPOSIT => {

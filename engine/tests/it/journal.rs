@@ -5,7 +5,10 @@ use std::fs;
 use std::ops::ControlFlow;
 use std::path::Path;
 
-use l2x_engine::journal::{self, JournalError, JournalWriter, MAX_RECORD, snapshot};
+use l2x_engine::journal::{self, Journal, JournalError, JournalWriter, MAX_RECORD, Point, snapshot};
+
+/// A segment header's length: records start there.
+pub(crate) const HEADER: usize = 96;
 use l2x_engine::{CanonicalState, StateHash, StateMachine};
 use l2x_risk::Ledger;
 use l2x_types::{Event, Sequenced};
@@ -45,12 +48,28 @@ fn hash_after(cmds: &[Sequenced]) -> StateHash {
     sm.canonical().hash()
 }
 
-fn write_journal(dir: &Path, cmds: &[Sequenced], segment_bytes: u64) {
+/// Writes `cmds` into a new journal (dropped without a clean stop); returns where the next
+/// record would go (segment, offset).
+fn write_journal(dir: &Path, cmds: &[Sequenced], segment_bytes: u64) -> (u64, u64) {
     let (mut w, report) = JournalWriter::open(dir, segment_bytes).expect("open");
     assert_eq!(report.records, 0);
     for c in cmds {
         w.append(c).expect("append");
     }
+    w.position()
+}
+
+/// The journal point after record `seq` (its CRC, from a read of the journal).
+pub(crate) fn point_at(dir: &Path, seq: u64) -> Point {
+    let (_, report) = journal::replay(dir, Some(seq), &Ledger::default()).expect("replay");
+    assert_eq!(report.last.seq, seq);
+    report.last
+}
+
+/// Writes a snapshot of `state`, the state of the journal in `dir` after record `seq`.
+pub(crate) fn snapshot_at(dir: &Path, seq: u64, state: &CanonicalState) -> std::path::PathBuf {
+    let id = Journal::open(dir).expect("open").id();
+    snapshot::write(dir, id, point_at(dir, seq), state).expect("snapshot")
 }
 
 fn read_all(dir: &Path) -> (Vec<Sequenced>, journal::ScanReport) {
@@ -100,13 +119,12 @@ fn a_torn_final_record_is_truncated_at_every_byte_offset() {
     let cmds = mixed_commands();
     let cmds = &cmds[..400];
     let dir = tempfile::tempdir().unwrap();
-    write_journal(dir.path(), cmds, 1 << 16);
+    let (_, end) = write_journal(dir.path(), cmds, 1 << 16);
     let seg = dir.path().join("journal-00000000.l2xj");
     let clean = fs::read(&seg).unwrap();
     // Where the last record starts and ends.
-    let (_, full) = read_all(dir.path());
-    let end = usize::try_from(full.end.unwrap().1).unwrap();
-    let mut start = 64;
+    let end = usize::try_from(end).unwrap();
+    let mut start = HEADER;
     journal::scan(dir.path(), |c| {
         if c.seq != cmds.last().unwrap().seq {
             start += record_len(&clean[start..]);
@@ -162,7 +180,7 @@ fn a_flipped_byte_before_the_tail_fails_loudly_with_segment_and_offset() {
     write_journal(dir.path(), &cmds[..300], 1 << 16);
     let seg = dir.path().join("journal-00000000.l2xj");
     let clean = fs::read(&seg).unwrap();
-    for at in [64usize, 70, 100, 1_000, 5_000] {
+    for at in [HEADER, HEADER + 6, HEADER + 40, 1_000, 5_000] {
         let mut bytes = clean.clone();
         bytes[at] ^= 0x01;
         fs::write(&seg, &bytes).unwrap();
@@ -201,7 +219,7 @@ fn snapshot_plus_tail_equals_full_replay() {
                 fs::copy(entry.path(), snap.path().join(entry.file_name())).unwrap();
             }
         }
-        snapshot::write(snap.path(), cmds[k - 1].seq.0, &sm.canonical()).unwrap();
+        snapshot_at(snap.path(), cmds[k - 1].seq.0, &sm.canonical());
         let (recovered, report) = journal::replay(snap.path(), None, &Ledger::default()).unwrap();
         assert_eq!(report.snapshot.as_ref().map(|s| s.0), Some(cmds[k - 1].seq.0));
         assert_eq!(report.replayed as usize, cmds.len() - k);
@@ -245,7 +263,7 @@ fn damaged_snapshots_are_refused_with_a_reason() {
         sm.apply(c, &mut out);
     }
     let seq = cmds[799].seq.0;
-    let path = snapshot::write(dir.path(), seq, &sm.canonical()).unwrap();
+    let path = snapshot_at(dir.path(), seq, &sm.canonical());
     let good = fs::read(&path).unwrap();
     for (at, why) in [(0usize, "magic"), (100, "checksum"), (good.len() - 1, "checksum")] {
         let mut bad = good.clone();
@@ -261,7 +279,7 @@ fn damaged_snapshots_are_refused_with_a_reason() {
     let mut state = sm.canonical();
     state.matching.next_order_id += 1;
     state.deposits += 1; // conservation broken: restoring must refuse it
-    snapshot::write(dir.path(), seq, &state).unwrap();
+    snapshot_at(dir.path(), seq, &state);
     let (_, report) = journal::replay(dir.path(), None, &Ledger::default()).unwrap();
     assert!(
         report.refused_snapshots[0].1.contains("invariant") || report.refused_snapshots[0].1.contains("disagree"),
@@ -282,12 +300,18 @@ fn bad_journals_are_clear_errors() {
     let seg0 = dir.path().join("journal-00000000.l2xj");
     let clean = fs::read(&seg0).unwrap();
     let mut newer = clean.clone();
-    newer[8] = 2;
+    newer[8] = 3;
     let crc = crc_header(&newer);
-    newer[40..44].copy_from_slice(&crc.to_le_bytes());
+    newer[92..96].copy_from_slice(&crc.to_le_bytes());
     fs::write(&seg0, &newer).unwrap();
     let err = journal::scan(dir.path(), |_| ControlFlow::Continue(())).unwrap_err();
-    assert!(matches!(err, JournalError::NewerFormat { version: 2, .. }), "{err}");
+    assert!(matches!(err, JournalError::NewerFormat { version: 3, .. }), "{err}");
+    // A journal of the first format (version 1) is named as such, not as damage.
+    let mut older = clean.clone();
+    older[8] = 1;
+    fs::write(&seg0, &older).unwrap();
+    let err = journal::scan(dir.path(), |_| ControlFlow::Continue(())).unwrap_err();
+    assert!(matches!(err, JournalError::OlderFormat { version: 1, .. }), "{err}");
     fs::write(&seg0, &clean).unwrap();
     // A missing segment in the middle.
     fs::remove_file(dir.path().join("journal-00000002.l2xj")).unwrap();
@@ -296,12 +320,16 @@ fn bad_journals_are_clear_errors() {
     assert!(err.to_string().contains("segment 2 is missing"), "{err}");
 }
 
-/// CRC32C of a segment header's first 40 bytes (to forge a valid header of another version).
-fn crc_header(bytes: &[u8]) -> u32 {
-    // The same polynomial the journal uses (Castagnoli), bit by bit: independent of the
-    // crate under test.
+/// CRC32C of a segment header's first 92 bytes (to forge a valid header of another version).
+pub(crate) fn crc_header(bytes: &[u8]) -> u32 {
+    crc32c_of(&bytes[..92])
+}
+
+/// CRC32C, the same polynomial the journal uses (Castagnoli), bit by bit: independent of the
+/// crate under test.
+pub(crate) fn crc32c_of(bytes: &[u8]) -> u32 {
     let mut crc = !0u32;
-    for &b in &bytes[..40] {
+    for &b in bytes {
         crc ^= u32::from(b);
         for _ in 0..8 {
             crc = if crc & 1 != 0 { (crc >> 1) ^ 0x82F6_3B78 } else { crc >> 1 };
@@ -311,20 +339,33 @@ fn crc_header(bytes: &[u8]) -> u32 {
 }
 
 #[test]
-fn recovery_ignores_a_snapshot_ahead_of_the_journal() {
+fn a_snapshot_ahead_of_the_journal_is_an_error_not_ignored() {
+    // 1,200 records and a snapshot after the last; then the records after 900 are lost (their
+    // pages zeroed, as a machine failure under durability os can lose them).
     let cmds = mixed_commands();
     let dir = tempfile::tempdir().unwrap();
-    write_journal(dir.path(), &cmds[..900], 1 << 16);
-    // A snapshot of a state the journal does not reach (its later commands were lost).
+    let at_901 = write_journal(dir.path(), &cmds[..900], 1 << 20);
+    let (mut w, _) = JournalWriter::open(dir.path(), 1 << 20).unwrap();
+    for c in &cmds[900..1_200] {
+        w.append(c).unwrap();
+    }
+    let end = w.position();
+    drop(w);
     let mut ahead = StateMachine::new();
     let mut out = Vec::new();
     for c in &cmds[..1_200] {
         ahead.apply(c, &mut out);
     }
-    snapshot::write(dir.path(), cmds[1_199].seq.0, &ahead.canonical()).unwrap();
-    let (state, writer, report) = journal::recover(dir.path(), 1 << 16, &Ledger::default()).unwrap();
-    assert_eq!(report.snapshot, None);
-    assert_eq!(report.last_seq, cmds[899].seq.0);
-    assert_eq!(writer.last_seq(), cmds[899].seq.0);
-    assert_eq!(state.canonical().hash(), hash_after(&cmds[..900]));
+    let snap = snapshot_at(dir.path(), cmds[1_199].seq.0, &ahead.canonical());
+    let seg = dir.path().join("journal-00000000.l2xj");
+    let mut bytes = fs::read(&seg).unwrap();
+    bytes[usize::try_from(at_901.1).unwrap()..usize::try_from(end.1).unwrap()].fill(0);
+    fs::write(&seg, &bytes).unwrap();
+    let err = journal::recover(dir.path(), 1 << 20, &Ledger::default()).unwrap_err();
+    assert!(matches!(err, JournalError::SnapshotNotInJournal { .. }), "{err}");
+    let text = err.to_string();
+    assert!(text.contains(&snap.display().to_string()), "{text}");
+    assert!(text.contains(&format!("ends at seq {}", cmds[899].seq.0)), "{text}");
+    // Nothing was written.
+    assert_eq!(fs::read(&seg).unwrap(), bytes);
 }

@@ -332,8 +332,9 @@ fn pipeline_snapshots_are_written_and_replay_from_them_gives_the_same_hash() {
             direct.apply(&sequenced[at], &mut events);
             at += 1;
         }
-        let (read_seq, restored) = snapshot::read(path, Ledger::default()).unwrap();
-        assert_eq!(read_seq, *seq);
+        let (header, restored) = snapshot::read(path, Ledger::default()).unwrap();
+        assert_eq!(header.point.seq, *seq);
+        assert_eq!(header.journal, summary.journal, "snapshots are bound to their journal");
         assert_eq!(restored.canonical().hash(), direct.canonical().hash(), "snapshot at {seq}");
     }
     // Replay starts from the newest snapshot and reaches the final state.

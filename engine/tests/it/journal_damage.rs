@@ -1,0 +1,518 @@
+//! Damaged journals: every kind of damage to a small journal's files gives a named error or
+//! exactly the undamaged result — never a different history without an error, never a
+//! valid record modified — and a regression test for each defect found from outside
+//! (issue 14: missing segments, intact records zeroed, foreign snapshots, an empty
+//! directory read as an empty journal).
+
+use std::fs;
+use std::ops::ControlFlow;
+use std::path::{Path, PathBuf};
+
+use l2x_engine::journal::{self, Journal, JournalError, JournalWriter, MAX_RECORD, Point, snapshot};
+use l2x_engine::{StateHash, StateMachine};
+use l2x_risk::Ledger;
+use l2x_types::{Command, Sequenced};
+use rand::SeedableRng;
+use rand_chacha::ChaCha8Rng;
+
+use crate::commands::{Generator, Profile};
+use crate::journal::{HEADER, crc_header, crc32c_of, point_at, snapshot_at};
+
+/// Segments this small hold a handful of records (and one instrument listing) each.
+const SMALL: u64 = 512;
+
+/// A short stream of every kind of command.
+fn commands(n: usize) -> Vec<Sequenced> {
+    let mut generator = Generator::new(Profile::CROSSING);
+    let mut rng = ChaCha8Rng::seed_from_u64(14);
+    let mut cmds = generator.setup();
+    while cmds.len() < n {
+        cmds.push(generator.next(&mut rng));
+    }
+    cmds.truncate(n);
+    cmds
+}
+
+fn state_after(cmds: &[Sequenced]) -> StateMachine {
+    let mut sm = StateMachine::new();
+    let mut out = Vec::new();
+    for c in cmds {
+        out.clear();
+        sm.apply(c, &mut out);
+    }
+    sm
+}
+
+/// Writes `cmds` to a new journal in `dir` in small segments; closes it cleanly (end marker)
+/// if `close`.
+fn write(dir: &Path, cmds: &[Sequenced], close: bool) {
+    let (mut w, _) = JournalWriter::open(dir, SMALL).unwrap();
+    for c in cmds {
+        w.append(c).unwrap();
+    }
+    if close {
+        w.close().unwrap();
+    }
+}
+
+/// The error replaying `dir` gives (a success fails the test with the state's hash only).
+fn replay_err(dir: &Path, until: Option<u64>) -> JournalError {
+    match journal::replay(dir, until, &Ledger::default()) {
+        Ok((sm, report)) => panic!("replay succeeded: seq {}, hash {}", report.last_seq, sm.canonical().hash()),
+        Err(e) => e,
+    }
+}
+
+fn records(dir: &Path) -> Result<Vec<Sequenced>, JournalError> {
+    let mut got = Vec::new();
+    journal::scan(dir, |c| {
+        got.push(c);
+        ControlFlow::Continue(())
+    })?;
+    Ok(got)
+}
+
+fn files(dir: &Path) -> Vec<PathBuf> {
+    let mut v: Vec<PathBuf> = fs::read_dir(dir)
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .filter(|p| p.file_name().is_some_and(|n| n != "LOCK"))
+        .collect();
+    v.sort();
+    v
+}
+
+fn segment(dir: &Path, index: u64) -> PathBuf {
+    dir.join(format!("journal-{index:08}.l2xj"))
+}
+
+fn copy_dir(from: &Path, to: &Path) {
+    for f in files(to) {
+        fs::remove_file(f).unwrap();
+    }
+    for f in files(from) {
+        fs::copy(&f, to.join(f.file_name().unwrap())).unwrap();
+    }
+}
+
+fn contents(dir: &Path) -> Vec<(PathBuf, Vec<u8>)> {
+    files(dir).into_iter().map(|f| (f.clone(), fs::read(&f).unwrap())).collect()
+}
+
+/// What the undamaged journal gives.
+struct Clean {
+    dir: tempfile::TempDir,
+    hash: StateHash,
+    export: String,
+}
+
+/// 40 commands in segments of 512 bytes, a snapshot after the 30th, closed cleanly.
+fn clean() -> Clean {
+    let dir = tempfile::tempdir().unwrap();
+    let cmds = commands(40);
+    write(dir.path(), &cmds, true);
+    snapshot_at(dir.path(), cmds[29].seq.0, &state_after(&cmds[..30]).canonical());
+    assert!(fs::read_dir(dir.path()).unwrap().count() >= 6, "several segments");
+    let export = export(dir.path()).unwrap();
+    assert_eq!(records(dir.path()).unwrap(), cmds);
+    Clean { hash: state_after(&cmds).canonical().hash(), dir, export }
+}
+
+fn export(dir: &Path) -> Result<String, JournalError> {
+    let mut out = Vec::new();
+    l2x_engine::scenario::export(dir, &mut out)?;
+    Ok(String::from_utf8(out).unwrap())
+}
+
+/// The rule: replay, export and recovery of the damaged copy in `case` each give an error
+/// that names the directory or one of its files, or exactly the clean result; recovery that
+/// fails writes nothing, and recovery that succeeds keeps every record.
+fn check(case: &Path, clean: &Clean, label: &str) {
+    let named = |e: &JournalError| {
+        let text = e.to_string();
+        assert!(text.contains(&case.display().to_string()), "{label}: an error that names no file: {text}");
+    };
+    match journal::replay(case, None, &Ledger::default()) {
+        Ok((sm, _)) => assert_eq!(sm.canonical().hash(), clean.hash, "{label}: replay gave another state"),
+        Err(e) => named(&e),
+    }
+    match export(case) {
+        Ok(text) => assert_eq!(text, clean.export, "{label}: export gave other lines"),
+        Err(e) => named(&e),
+    }
+    let before = contents(case);
+    let readable = records(case).ok();
+    match journal::recover(case, SMALL, &Ledger::default()) {
+        Ok((sm, writer, report)) => {
+            drop(writer);
+            assert_eq!(sm.canonical().hash(), clean.hash, "{label}: recovery gave another state");
+            // Only a torn tail was zeroed, and only zero bytes were written (a seal).
+            for (path, old) in &before {
+                let Ok(new) = fs::read(path) else { continue };
+                for (i, (a, b)) in old.iter().zip(&new).enumerate() {
+                    let zeroed_torn = *b == 0
+                        && report.torn.as_ref().is_some_and(|t| {
+                            t.path == *path && (t.offset as usize..t.offset as usize + MAX_RECORD).contains(&i)
+                        });
+                    assert!(a == b || zeroed_torn || *a == 0, "{label}: recovery changed {} byte {i}", path.display());
+                }
+            }
+            if let Some(records_before) = readable {
+                let after = records(case).unwrap_or_else(|e| panic!("{label}: unreadable after recovery: {e}"));
+                assert_eq!(after, records_before, "{label}: recovery changed the records");
+            }
+        }
+        Err(e) => {
+            named(&e);
+            assert_eq!(contents(case), before, "{label}: a failed recovery wrote to the journal");
+        }
+    }
+}
+
+#[test]
+fn a_flipped_bit_anywhere_in_any_file_is_a_named_error_or_changes_nothing() {
+    let clean = clean();
+    let case = tempfile::tempdir().unwrap();
+    let mut cases = 0;
+    for file in files(clean.dir.path()) {
+        let bytes = fs::read(&file).unwrap();
+        let name = file.file_name().unwrap();
+        for at in 0..bytes.len() {
+            copy_dir(clean.dir.path(), case.path());
+            let mut bad = bytes.clone();
+            bad[at] ^= 1 << (at % 8);
+            fs::write(case.path().join(name), &bad).unwrap();
+            check(case.path(), &clean, &format!("{} byte {at}", name.display()));
+            cases += 1;
+        }
+    }
+    assert!(cases > 3_000, "{cases}");
+}
+
+#[test]
+fn missing_renamed_duplicated_truncated_and_foreign_files_are_named_errors_or_change_nothing() {
+    let clean = clean();
+    let case = tempfile::tempdir().unwrap();
+    let all = files(clean.dir.path());
+    let segments = all.iter().filter(|f| f.extension().is_some_and(|e| e == "l2xj")).count() as u64;
+    let run = |label: &str, damage: &dyn Fn(&Path)| {
+        copy_dir(clean.dir.path(), case.path());
+        damage(case.path());
+        check(case.path(), &clean, label);
+    };
+    for f in &all {
+        let name = f.file_name().unwrap().to_owned();
+        run(&format!("{} missing", name.display()), &|d| fs::remove_file(d.join(&name)).unwrap());
+        let len = fs::metadata(f).unwrap().len();
+        for cut in [0, 1, 40, HEADER as u64 - 1, HEADER as u64, len / 2, len - 1] {
+            run(&format!("{} cut to {cut}", name.display()), &|d| {
+                fs::OpenOptions::new().write(true).open(d.join(&name)).unwrap().set_len(cut).unwrap();
+            });
+        }
+    }
+    for k in 0..segments {
+        run(&format!("segment {k} renamed past the end"), &|d| {
+            fs::rename(segment(d, k), segment(d, segments)).unwrap();
+        });
+        run(&format!("segment {k} copied past the end"), &|d| {
+            fs::copy(segment(d, k), segment(d, segments)).unwrap();
+        });
+        if k + 1 < segments {
+            run(&format!("segments {k} and {} swapped", k + 1), &|d| {
+                fs::rename(segment(d, k), d.join("x")).unwrap();
+                fs::rename(segment(d, k + 1), segment(d, k)).unwrap();
+                fs::rename(d.join("x"), segment(d, k + 1)).unwrap();
+            });
+        }
+    }
+    // Files of another journal: same commands, another journal id.
+    let other = tempfile::tempdir().unwrap();
+    let cmds = commands(40);
+    write(other.path(), &cmds, true);
+    snapshot_at(other.path(), cmds[29].seq.0, &state_after(&cmds[..30]).canonical());
+    for f in files(other.path()) {
+        let name = f.file_name().unwrap().to_owned();
+        run(&format!("{} from another journal", name.display()), &|d| {
+            fs::copy(other.path().join(&name), d.join(&name)).unwrap();
+        });
+    }
+    // Another journal's snapshot of another point, renamed and its sequence patched.
+    run("a foreign snapshot renamed and patched", &|d| {
+        let mut bytes = fs::read(other.path().join(snapshot::file_name(cmds[29].seq.0))).unwrap();
+        let seq = cmds[34].seq.0;
+        bytes[16..24].copy_from_slice(&seq.to_le_bytes());
+        let crc = crc32c_of(&bytes[..92]);
+        bytes[92..96].copy_from_slice(&crc.to_le_bytes());
+        fs::write(d.join(snapshot::file_name(seq)), bytes).unwrap();
+    });
+}
+
+/// Regression (issue 14): deleting the first segment made replay skip the missing records
+/// from a snapshot, replay from the second segment without one, and export print symbols as
+/// `#0` — all with success.
+#[test]
+fn a_missing_first_segment_is_an_error_with_or_without_a_snapshot() {
+    let cmds = commands(60);
+    let dir = tempfile::tempdir().unwrap();
+    write(dir.path(), &cmds, false);
+    snapshot_at(dir.path(), cmds[49].seq.0, &state_after(&cmds[..50]).canonical());
+    fs::remove_file(segment(dir.path(), 0)).unwrap();
+    for e in
+        [replay_err(dir.path(), Some(cmds[55].seq.0)), replay_err(dir.path(), None), export(dir.path()).unwrap_err()]
+    {
+        assert!(matches!(e, JournalError::MissingSegment { index: 0, .. }), "{e}");
+        assert!(e.to_string().contains("segment 0 is missing"), "{e}");
+    }
+    for f in files(dir.path()).iter().filter(|f| f.extension().is_some_and(|e| e == "l2xs")) {
+        fs::remove_file(f).unwrap();
+    }
+    assert!(matches!(journal::replay(dir.path(), None, &Ledger::default()), Err(JournalError::MissingSegment { .. })));
+}
+
+/// Regression (issue 14): deleting the newest segment ended the replay early with a warning
+/// about a snapshot "past the journal's end", and exit 0.
+#[test]
+fn a_missing_last_segment_is_an_error_not_a_shorter_history() {
+    let cmds = commands(60);
+    let dir = tempfile::tempdir().unwrap();
+    write(dir.path(), &cmds, false);
+    let last = files(dir.path()).iter().filter(|f| f.extension().is_some_and(|e| e == "l2xj")).count() - 1;
+    fs::remove_file(segment(dir.path(), last as u64)).unwrap();
+    let e = replay_err(dir.path(), None);
+    assert!(matches!(e, JournalError::MissingSegment { index, .. } if index == last as u64), "{e}");
+    assert!(e.to_string().contains("ends with a seal"), "{e}");
+    // A one-segment journal stopped cleanly: its end marker proves the segment existed.
+    let one = tempfile::tempdir().unwrap();
+    let (mut w, _) = JournalWriter::open(one.path(), 1 << 20).unwrap();
+    for c in &cmds {
+        w.append(c).unwrap();
+    }
+    w.close().unwrap();
+    fs::remove_file(segment(one.path(), 0)).unwrap();
+    let e = replay_err(one.path(), None);
+    assert!(matches!(e, JournalError::MissingSegment { index: 0, .. }), "{e}");
+    assert!(e.to_string().contains(&format!("ended at seq {}", cmds[59].seq.0)), "{e}");
+}
+
+/// Regression (issue 14): a flipped bit in the second-to-last record was taken for a torn
+/// tail, and the writer zeroed the valid, checksum-correct record after it on disk.
+#[test]
+fn a_damaged_record_before_a_valid_one_is_corruption_and_nothing_is_zeroed() {
+    let cmds = commands(30);
+    let dir = tempfile::tempdir().unwrap();
+    let (mut w, _) = JournalWriter::open(dir.path(), 1 << 20).unwrap();
+    let mut starts = Vec::new();
+    for c in &cmds {
+        starts.push(w.position().1 as usize);
+        w.append(c).unwrap();
+    }
+    drop(w);
+    let seg = segment(dir.path(), 0);
+    let mut bytes = fs::read(&seg).unwrap();
+    let second_to_last = starts[starts.len() - 2];
+    for at in [second_to_last, second_to_last + 1, second_to_last + 12, second_to_last + 33] {
+        let mut bad = bytes.clone();
+        bad[at] ^= 0x04;
+        fs::write(&seg, &bad).unwrap();
+        let e = journal::recover(dir.path(), 1 << 20, &Ledger::default()).unwrap_err();
+        match &e {
+            JournalError::Corrupt { path, offset, .. } => {
+                assert_eq!((path, *offset), (&seg, second_to_last as u64), "{e}");
+            }
+            other => panic!("flip at {at}: {other}"),
+        }
+        assert_eq!(fs::read(&seg).unwrap(), bad, "flip at {at}: the journal was modified");
+        assert!(journal::replay(dir.path(), None, &Ledger::default()).is_err());
+        assert!(export(dir.path()).is_err());
+    }
+    // The last record alone damaged is the torn tail: recovery continues before it.
+    let last = starts[starts.len() - 1];
+    bytes[last + 20] ^= 0x04;
+    fs::write(&seg, &bytes).unwrap();
+    let (_, _, report) = journal::recover(dir.path(), 1 << 20, &Ledger::default()).unwrap();
+    assert_eq!(report.torn.map(|t| t.offset), Some(last as u64));
+    assert_eq!(report.last_seq, cmds[cmds.len() - 2].seq.0);
+}
+
+/// Regression (issue 14): a snapshot of another journal, renamed and its header sequence
+/// patched to fit, was loaded and gave another state.
+#[test]
+fn a_foreign_snapshot_with_a_patched_sequence_is_refused() {
+    let cmds = commands(60);
+    let (ours, theirs) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
+    write(ours.path(), &cmds, true);
+    // Their history differs from ours after the 20th command.
+    let mut other = cmds.clone();
+    other[20].cmd = Command::Tick;
+    write(theirs.path(), &other, true);
+    let path = snapshot_at(theirs.path(), other[39].seq.0, &state_after(&other[..40]).canonical());
+    let target = ours.path().join(snapshot::file_name(cmds[44].seq.0));
+    let mut bytes = fs::read(&path).unwrap();
+    bytes[16..24].copy_from_slice(&cmds[44].seq.0.to_le_bytes());
+    let crc = crc32c_of(&bytes[..92]);
+    bytes[92..96].copy_from_slice(&crc.to_le_bytes());
+    fs::write(&target, &bytes).unwrap();
+    let (sm, report) = journal::replay(ours.path(), None, &Ledger::default()).unwrap();
+    assert_eq!(report.snapshot, None);
+    assert_eq!(report.refused_snapshots.len(), 1);
+    assert!(report.refused_snapshots[0].1.contains("taken from journal"), "{:?}", report.refused_snapshots);
+    assert_eq!(sm.canonical().hash(), state_after(&cmds).canonical().hash());
+}
+
+/// A copy of a journal keeps its id; a snapshot of the copy's diverged history is not a
+/// state of the original: an error, not a silently different state.
+#[test]
+fn a_snapshot_of_a_diverged_copy_is_an_error() {
+    let cmds = commands(40);
+    let (ours, copy) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
+    write(ours.path(), &cmds[..20], true);
+    copy_dir(ours.path(), copy.path());
+    let mut theirs = cmds[20..].to_vec();
+    theirs[0].cmd = Command::Tick;
+    for (dir, rest) in [(ours.path(), &cmds[20..]), (copy.path(), &theirs[..])] {
+        let (mut w, _) = JournalWriter::open(dir, SMALL).unwrap();
+        for c in rest {
+            w.append(c).unwrap();
+        }
+        w.close().unwrap();
+    }
+    let mut diverged = cmds[..20].to_vec();
+    diverged.extend(theirs.iter().cloned());
+    let path = snapshot_at(copy.path(), cmds[29].seq.0, &state_after(&diverged[..30]).canonical());
+    fs::copy(&path, ours.path().join(path.file_name().unwrap())).unwrap();
+    let e = replay_err(ours.path(), None);
+    assert!(matches!(e, JournalError::SnapshotNotInJournal { .. }), "{e}");
+    // A segment of the copy in place of ours: the chain of headers breaks at it.
+    fs::remove_file(ours.path().join(path.file_name().unwrap())).unwrap();
+    let last = files(copy.path()).iter().filter(|f| f.extension().is_some_and(|e| e == "l2xj")).count() as u64 - 1;
+    fs::copy(segment(copy.path(), last), segment(ours.path(), last)).unwrap();
+    let e = replay_err(ours.path(), None);
+    assert!(matches!(e, JournalError::Chain { .. } | JournalError::EndMismatch { .. }), "{e}");
+}
+
+/// Regression (issue 14): an empty directory replayed to "seq 0" with success.
+#[test]
+fn an_empty_directory_is_not_a_journal() {
+    let dir = tempfile::tempdir().unwrap();
+    let e = replay_err(dir.path(), None);
+    assert!(matches!(e, JournalError::NoJournal { .. }), "{e}");
+    assert!(e.to_string().contains("there is no journal here"), "{e}");
+    assert!(matches!(export(dir.path()), Err(JournalError::NoJournal { .. })));
+    // A writer creates one.
+    let (w, report) = JournalWriter::open(dir.path(), SMALL).unwrap();
+    assert_eq!(report.records, 0);
+    w.close().unwrap();
+    assert_eq!(records(dir.path()).unwrap(), vec![]);
+}
+
+/// A roll cut short between creating the next segment and sealing the full one, or in the
+/// middle of the seal: readers accept the journal, and the next writer completes the roll.
+#[test]
+fn an_interrupted_roll_is_completed_by_the_next_writer() {
+    let cmds = commands(40);
+    for torn_seal in [false, true] {
+        let dir = tempfile::tempdir().unwrap();
+        let (mut w, _) = JournalWriter::open(dir.path(), SMALL).unwrap();
+        let mut positions = Vec::new();
+        for c in &cmds {
+            w.append(c).unwrap();
+            positions.push(w.position());
+        }
+        drop(w);
+        // Cut the journal back to just after a roll: the last segment empty, its
+        // predecessor's seal gone (or half written).
+        let k = positions.iter().position(|p| p.0 == 2).unwrap();
+        let seal_at = positions[k - 1].1 as usize;
+        let mut prev = fs::read(segment(dir.path(), 1)).unwrap();
+        assert_eq!(prev[seal_at + 24], 0, "the seal's type");
+        prev[seal_at..].fill(0);
+        if torn_seal {
+            prev[seal_at] = 40;
+            prev[seal_at + 32] = 2;
+        }
+        fs::write(segment(dir.path(), 1), &prev).unwrap();
+        let mut last = fs::read(segment(dir.path(), 2)).unwrap();
+        last[HEADER..].fill(0);
+        fs::write(segment(dir.path(), 2), &last).unwrap();
+        for f in
+            files(dir.path()).into_iter().filter(|f| segment(dir.path(), 3) <= *f && f.extension().unwrap() == "l2xj")
+        {
+            fs::remove_file(f).unwrap();
+        }
+        let upto = &cmds[..k];
+        assert_eq!(records(dir.path()).unwrap(), upto, "torn seal {torn_seal}");
+        let (_, mut w, report) = journal::recover(dir.path(), SMALL, &Ledger::default()).unwrap();
+        assert_eq!(report.torn.is_some(), torn_seal);
+        for c in &cmds[k..] {
+            w.append(c).unwrap();
+        }
+        w.close().unwrap();
+        assert_eq!(records(dir.path()).unwrap(), cmds, "torn seal {torn_seal}");
+        // The roll was completed: segment 1 is sealed, so losing segment 2 is detected.
+        fs::remove_file(segment(dir.path(), 2)).unwrap();
+        let later: Vec<PathBuf> = files(dir.path())
+            .into_iter()
+            .filter(|f| f.extension().unwrap() == "l2xj" && *f > segment(dir.path(), 2))
+            .collect();
+        for f in later {
+            fs::remove_file(f).unwrap();
+        }
+        fs::remove_file(dir.path().join("journal.end")).unwrap();
+        let e = replay_err(dir.path(), None);
+        assert!(matches!(e, JournalError::MissingSegment { index: 2, .. }), "torn seal {torn_seal}: {e}");
+    }
+}
+
+/// The end marker: written at a clean stop, checked by readers that reach the end, removed
+/// by the next writer before it appends.
+#[test]
+fn the_end_marker_proves_the_end_until_the_next_writer_appends() {
+    let cmds = commands(30);
+    let dir = tempfile::tempdir().unwrap();
+    let (mut w, _) = JournalWriter::open(dir.path(), 1 << 20).unwrap();
+    let mut starts = Vec::new();
+    for c in &cmds {
+        starts.push(w.position().1 as usize);
+        w.append(c).unwrap();
+    }
+    let end = w.close().unwrap();
+    assert_eq!(end, point_at(dir.path(), cmds[29].seq.0));
+    assert!(dir.path().join("journal.end").exists());
+    // The last three records zeroed: without the marker this is a shorter, valid journal.
+    let seg = segment(dir.path(), 0);
+    let clean = fs::read(&seg).unwrap();
+    let mut cut = clean.clone();
+    cut[starts[27]..].fill(0);
+    fs::write(&seg, &cut).unwrap();
+    let e = replay_err(dir.path(), None);
+    assert!(matches!(e, JournalError::EndMismatch { .. }), "{e}");
+    assert!(e.to_string().contains(&format!("ended at record {}", cmds[29].seq.0)), "{e}");
+    assert!(journal::recover(dir.path(), 1 << 20, &Ledger::default()).is_err());
+    fs::write(&seg, &clean).unwrap();
+    // The next writer removes it before appending.
+    let (_, w, _) = journal::recover(dir.path(), 1 << 20, &Ledger::default()).unwrap();
+    assert!(!dir.path().join("journal.end").exists());
+    drop(w);
+    fs::write(&seg, &cut).unwrap();
+    assert_eq!(records(dir.path()).unwrap(), cmds[..27], "after a crash the end is not proven");
+}
+
+/// A segment header whose previous-record fields are rewritten (with a valid checksum) to
+/// hide a gap is refused: the chain names the record before it.
+#[test]
+fn a_segment_header_naming_another_previous_record_breaks_the_chain() {
+    let cmds = commands(40);
+    let dir = tempfile::tempdir().unwrap();
+    write(dir.path(), &cmds, false);
+    let path = segment(dir.path(), 2);
+    let mut bytes = fs::read(&path).unwrap();
+    let previous = u64::from_le_bytes(bytes[56..64].try_into().unwrap());
+    bytes[56..64].copy_from_slice(&(previous - 1).to_le_bytes());
+    let crc = crc_header(&bytes);
+    bytes[92..96].copy_from_slice(&crc.to_le_bytes());
+    fs::write(&path, &bytes).unwrap();
+    let e = replay_err(dir.path(), None);
+    assert!(matches!(&e, JournalError::Chain { path: p, .. } if *p == path), "{e}");
+    let e = Journal::open(dir.path()).unwrap().read(Point::START, |_| ControlFlow::Continue(())).unwrap_err();
+    assert!(e.to_string().contains("records are missing or replaced before this segment"), "{e}");
+}
