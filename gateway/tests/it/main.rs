@@ -1,5 +1,7 @@
 //! Integration tests of the gateway crate (one binary, `it`).
 //!
+//! - `closing`: how the server ends sessions: every logout readable, then a clean end of
+//!   stream, never a reset.
 //! - `market_data`: the feed against the engine: a subscriber's book rebuilt from updates
 //!   (and a late subscriber's from a snapshot) equals the engine's resting orders after
 //!   every command.
@@ -8,6 +10,7 @@
 
 #![allow(clippy::unwrap_used, reason = "test code: a panic is the failure report")]
 
+mod closing;
 mod market_data;
 mod node;
 mod server;
