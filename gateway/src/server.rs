@@ -1021,7 +1021,7 @@ impl EventLoop {
             ClientMsg::Replay { from_seq } => {
                 // Replaces a replay in progress (its ReplayComplete is not sent).
                 let end = self.streams.next_seq(account) - 1;
-                session.catch_up = Some(catch_up(from_seq.max(1), end));
+                session.catch_up = Some(catch_up(from_seq, end));
                 return;
             }
             ClientMsg::NewOrder(o) => {
@@ -1538,9 +1538,13 @@ impl EventLoop {
     }
 }
 
+/// A catch-up from `from` (0 means 1) over a stream whose last report is `end`. Asking past
+/// the end replays nothing, and the session goes on from the next report (`end + 1`),
+/// whatever number it asked for: a report made before the catch-up ends is never skipped.
 fn catch_up(from: u64, end: u64) -> CatchUp {
-    let first = if from <= end { from } else { 0 };
-    CatchUp { next: from, replay_end: end, first, completed: false }
+    let next = from.max(1).min(end.saturating_add(1));
+    let first = if next <= end { next } else { 0 };
+    CatchUp { next, replay_end: end, first, completed: false }
 }
 
 /// Reads and drops what the peer sent and nobody will read (at most 1 MiB, without
@@ -1553,5 +1557,29 @@ fn discard_input(stream: &mut TcpStream) {
             Ok(n) if n > 0 => {}
             _ => return,
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn replay_past_next_seq_skips_no_report_made_meanwhile() {
+        // Reports 1..=5 exist; asking from 9 replays nothing and goes on from 6 (before,
+        // the session went on from 9: reports 6..=8, made before its first catch-up pass,
+        // were held back from the live stream and then never sent).
+        let cu = catch_up(9, 5);
+        assert_eq!((cu.next, cu.replay_end, cu.first), (6, 5, 0));
+        // From next_seq exactly: the same.
+        let cu = catch_up(6, 5);
+        assert_eq!((cu.next, cu.first), (6, 0));
+        // Within the stream: replayed from there; 0 means 1.
+        let cu = catch_up(3, 5);
+        assert_eq!((cu.next, cu.replay_end, cu.first), (3, 5, 3));
+        assert_eq!(catch_up(0, 5).first, 1);
+        // An empty stream, a request from the far end of the range.
+        let cu = catch_up(u64::MAX, 0);
+        assert_eq!((cu.next, cu.first), (1, 0));
     }
 }
