@@ -805,16 +805,16 @@ impl EventLoop {
         if conn.closing || conn.dead {
             return;
         }
-        let (reason, code, peer) = (why.as_str(), why.code(), conn.peer);
+        let (code, peer) = (why.code(), conn.peer);
         match &conn.role {
             Role::Subscriber => {
                 self.close(slot, "cut off");
                 return;
             }
             Role::Session(s) => {
-                tracing::info!(session = s.id, key = s.key_id, account = s.account.0, %peer, reason, code, "logout");
+                tracing::info!(session = s.id, key = s.key_id, account = s.account.0, %peer, reason = %why, code, "logout");
             }
-            Role::Pending | Role::Closing => tracing::info!(%peer, reason, code, "logout before logon"),
+            Role::Pending | Role::Closing => tracing::info!(%peer, reason = %why, code, "logout before logon"),
         }
         codec::encode_server(&ServerMsg::Logout { reason: code }, &mut conn.out);
         conn.closing = true;
@@ -1075,8 +1075,7 @@ impl EventLoop {
             Ok(key) => key.clone(),
             Err(refusal) => {
                 let peer = self.conn(slot).map(|c| c.peer.to_string()).unwrap_or_default();
-                let (reason, code) = (refusal.as_str(), refusal.code());
-                tracing::warn!(key = logon.key_id, %peer, reason, code, "logon refused");
+                tracing::warn!(key = logon.key_id, %peer, reason = %refusal, code = refusal.code(), "logon refused");
                 self.counters.logon_rejects.fetch_add(1, Ordering::Relaxed);
                 self.refuse(slot, refusal);
                 return;

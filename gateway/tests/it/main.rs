@@ -4,6 +4,7 @@
 //!   stream, never a reset.
 //! - `edges`: the corners docs/PROTOCOL.md documents (replay past the end, cid 0, market
 //!   orders, header flags, framing limits, snapshots' md_seq…), pinned.
+//! - `logs`: sessions' logons, logouts and refusals as the gateway logs them.
 //! - `market_data`: the feed against the engine: a subscriber's book rebuilt from updates
 //!   (and a late subscriber's from a snapshot) equals the engine's resting orders after
 //!   every command.
@@ -14,6 +15,7 @@
 
 mod closing;
 mod edges;
+mod logs;
 mod market_data;
 mod node;
 mod server;
