@@ -66,6 +66,10 @@ pub(crate) struct Options {
     /// The workload's seed.
     #[arg(long, default_value_t = 42)]
     seed: u64,
+    /// The node's log level on standard error. Warnings only by default (the status line is
+    /// the demo's output); `info` logs every session's logon and logout, as `l2x serve` does.
+    #[arg(long, default_value = "warn", value_parser = ["error", "warn", "info", "debug", "trace"])]
+    log_level: String,
 }
 
 /// The file that marks a directory as the demo's own.
@@ -118,10 +122,17 @@ fn prepare(dir: &Path) -> Result<()> {
 }
 
 /// `l2x serve`'s default config for the demo's node: its directory, any free loopback
-/// ports, a submitter pass every 250 ms, the leveraged accounts' smaller deposits, and only
-/// warnings in the log (the status line is the demo's output).
-fn node_config(dir: &Path) -> Config {
-    let mut config = Config { data_dir: dir.to_path_buf(), log_level: LogLevel::Warn, ..Config::default() };
+/// ports, a submitter pass every 250 ms, the leveraged accounts' smaller deposits, and the
+/// log level of `--log-level`.
+fn node_config(dir: &Path, log_level: &str) -> Config {
+    let log_level = match log_level {
+        "error" => LogLevel::Error,
+        "info" => LogLevel::Info,
+        "debug" => LogLevel::Debug,
+        "trace" => LogLevel::Trace,
+        _ => LogLevel::Warn,
+    };
+    let mut config = Config { data_dir: dir.to_path_buf(), log_level, ..Config::default() };
     let any = SocketAddr::from(([127, 0, 0, 1], 0));
     (config.ports.order_entry, config.ports.market_data, config.ports.metrics) = (any, any, any);
     config.settlement.every_ms = 250;
@@ -293,7 +304,7 @@ fn taker(addr: SocketAddr, id: u8, seed: u64, fair: &[AtomicI64], stop: &AtomicB
 
 pub(crate) fn demo(opts: &Options) -> Result<ExitCode> {
     prepare(&opts.data_dir)?;
-    let config = node_config(&opts.data_dir);
+    let config = node_config(&opts.data_dir, &opts.log_level);
     crate::logs(config.log_level.filter());
     let keys = Keys::from_keys((1..=*LEVERAGED.end()).map(serve::demo_key))?;
     let node = Node::start(&config, keys)?;

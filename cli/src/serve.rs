@@ -438,3 +438,25 @@ impl Settlement {
         Ok(self.status.lock().unwrap_or_else(std::sync::PoisonError::into_inner).clone())
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// docs/PROTOCOL.md tells a client written from it alone what the demo keys are: key
+    /// `n`'s secret is 32 bytes each of value `n`, and its signature example is demo key 1's.
+    #[test]
+    fn the_demo_keys_are_what_protocol_md_says() {
+        let (timestamp_ns, nonce) = (1_700_000_000_000_000_000, 7);
+        for n in 1..=4u8 {
+            let key = demo_key(n);
+            assert_eq!((key.id, key.account), (u64::from(n), AccountId(u64::from(n))));
+            let described = l2x_gateway::auth::sign(&[n; 32], u64::from(n), timestamp_ns, nonce);
+            assert_eq!(key.sign(timestamp_ns, nonce), described, "key {n}");
+        }
+        let doc = include_str!("../../docs/PROTOCOL.md");
+        let signature: String = demo_key(1).sign(timestamp_ns, nonce).iter().map(|b| format!("{b:02x}")).collect();
+        assert!(doc.lines().any(|l| l == format!("signature    = {signature}")), "{signature}");
+        assert!(doc.contains("key `n`'s secret is 32 bytes each of value `n`"));
+    }
+}

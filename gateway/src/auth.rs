@@ -179,23 +179,21 @@ impl Key {
     }
 }
 
-/// Why a logon was refused (the protocol's logon reject codes).
-#[derive(Clone, Copy, Debug, PartialEq, Eq, thiserror::Error)]
-#[repr(u16)]
-pub enum Refusal {
-    /// No such key.
-    #[error("unknown key")]
-    UnknownKey = 20,
-    /// The signature does not verify.
-    #[error("bad signature")]
-    BadSignature = 21,
-    /// The timestamp is too far from the server's clock.
-    #[error("stale timestamp")]
-    StaleTimestamp = 22,
-    /// The nonce was used recently.
-    #[error("replayed nonce")]
-    ReplayedNonce = 23,
+crate::codes::wire_codes! {
+    /// Why a logon was refused: the reason of a `LogonReject` (docs/PROTOCOL.md).
+    pub enum Refusal: u16 {
+        /// No such key.
+        UnknownKey = 20 => "unknown_key",
+        /// The signature does not verify.
+        BadSignature = 21 => "bad_signature",
+        /// The timestamp is more than 5 seconds from the server's clock.
+        StaleTimestamp = 22 => "stale_timestamp",
+        /// The nonce was used for this key within the last minute.
+        ReplayedNonce = 23 => "replayed_nonce",
+    }
 }
+
+impl std::error::Error for Refusal {}
 
 /// Verifies logons and remembers recent nonces per key.
 #[derive(Debug)]

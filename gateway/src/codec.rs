@@ -16,6 +16,8 @@
 use l2x_types::bytes::{DecodeError, Reader};
 use l2x_types::{ClientOrderId, InstrumentId, OrderId, OrderType, Price, Qty, Side, StpMode, TimeInForce, Timestamp};
 
+pub use crate::codes::{LogoutReason, WireReject};
+
 /// Schema version of every message this codec writes and reads.
 pub const VERSION: u8 = 1;
 /// Largest frame, in bytes after the length field.
@@ -506,14 +508,19 @@ pub enum WireError {
 }
 
 impl WireError {
-    /// The protocol's reject code for this error (docs/PROTOCOL.md, 4xx).
-    pub fn reject_code(&self) -> u16 {
+    /// The protocol's reject reason for this error (docs/PROTOCOL.md, 403–406).
+    pub fn reject(&self) -> WireReject {
         match self {
-            WireError::UnknownTemplate(_) => 403,
-            WireError::UnsupportedVersion { .. } => 404,
-            WireError::BadLength { .. } => 405,
-            WireError::BadField { .. } => 406,
+            WireError::UnknownTemplate(_) => WireReject::UnknownTemplate,
+            WireError::UnsupportedVersion { .. } => WireReject::UnsupportedVersion,
+            WireError::BadLength { .. } => WireReject::BadLength,
+            WireError::BadField { .. } => WireReject::BadField,
         }
+    }
+
+    /// The protocol's reject code for this error (docs/PROTOCOL.md, 403–406).
+    pub fn reject_code(&self) -> u16 {
+        self.reject().code()
     }
 
     /// The client order id the bad frame carried, if it could be read.

@@ -3,6 +3,7 @@
 //! - [`codec`]: frames and the fixed little-endian messages of order entry and market data;
 //!   strict decoding with typed errors, a [`codec::FrameReader`] that reassembles frames
 //!   split across reads. Used by the server and by the client alike.
+//! - [`codes`]: the codes the gateway itself sends: logout reasons and wire rejects.
 //! - [`auth`]: API keys (the accounts file) and HMAC-SHA256 logon verification.
 //! - [`throttle`]: per-session token buckets and the disconnect threshold.
 //! - [`market_data`]: the engine's events as an order-by-order feed with snapshots, and the
@@ -21,6 +22,7 @@
 pub mod auth;
 pub mod client;
 pub mod codec;
+pub mod codes;
 pub mod market_data;
 pub mod metrics;
 pub mod reports;

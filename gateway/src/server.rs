@@ -55,8 +55,26 @@
 //! - Malformed frames: a typed `Rejected` (seq 0) and the session goes on; a broken stream
 //!   (bad length) or more than [`MAX_MALFORMED`] bad frames: `Logout` and close.
 //! - Cancel on disconnect: the orders a session entered and that are still live are
-//!   cancelled (`Cancel` with `on_disconnect`, reason `disconnect`) when its connection ends
+//!   cancelled (`Cancel` with `on_disconnect`, reason `disconnect`) when its session ends
 //!   for any reason other than a server shutdown.
+//!
+//! # How a connection ends
+//!
+//! ```text
+//!  logout(reason) ── session ended at once (logged; cancel-on-disconnect) ── Logout queued last
+//!        │  input from now on: read and dropped
+//!        ▼
+//!  out written ── shutdown(Write): FIN after the Logout ── read and drop until the client's EOF
+//!        │ socket takes nothing for CLOSE_GRACE              │ or CLOSE_GRACE after the FIN
+//!        ▼                                                   ▼
+//!      close                                               close
+//! ```
+//!
+//! The client can always read the logout and its reason, then a clean end of stream: a
+//! socket closed with unread input makes the kernel answer with a reset, and a reset throws
+//! away what the client has not read yet, so the server never closes while input may still
+//! be unread (a client that keeps sending for [`CLOSE_GRACE`] after the FIN is the bounded
+//! exception). A client that goes without a logout (EOF, reset) ends its session at once.
 //!
 //! # Known limitations
 //!
@@ -74,7 +92,7 @@
 
 use std::collections::{BTreeMap, BTreeSet, VecDeque};
 use std::io::{self, Read, Write};
-use std::net::SocketAddr;
+use std::net::{Shutdown, SocketAddr};
 use std::ops::ControlFlow;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, PoisonError};
@@ -92,8 +110,8 @@ use l2x_types::{
 use mio::net::{TcpListener, TcpStream};
 use mio::{Events, Interest, Poll, Token, Waker};
 
-use crate::auth::{Authenticator, Keys};
-use crate::codec::{self, ClientMsg, FramingError, Logon, MdMsg, Report, ServerMsg, WireError};
+use crate::auth::{Authenticator, Keys, Refusal};
+use crate::codec::{self, ClientMsg, FramingError, Logon, LogoutReason, MdMsg, Report, ServerMsg, WireError};
 use crate::market_data::Feed;
 use crate::metrics::{self, OpenInterest, Trading};
 use crate::reports::Streams;
@@ -117,30 +135,35 @@ pub const CLOSE_GRACE: Duration = Duration::from_secs(5);
 /// The market-data port's heartbeat interval.
 pub const MD_HEARTBEAT: Duration = Duration::from_secs(1);
 
-/// Logout and logon-reject reason codes (docs/PROTOCOL.md).
+/// Logout and session-band reject codes as numbers (docs/PROTOCOL.md, "Reason codes"): the
+/// values of [`LogoutReason`] and of the gateway's own `RejectReason`s.
 pub mod reason {
+    use l2x_types::RejectReason;
+
+    use crate::codec::LogoutReason;
+
     /// The client asked.
-    pub const CLIENT_REQUEST: u16 = 1;
+    pub const CLIENT_REQUEST: u16 = LogoutReason::ClientRequest.code();
     /// Nothing heard for 3 heartbeat intervals.
-    pub const HEARTBEAT_TIMEOUT: u16 = 2;
+    pub const HEARTBEAT_TIMEOUT: u16 = LogoutReason::HeartbeatTimeout.code();
     /// Kept sending while throttled.
-    pub const THROTTLE_EXCEEDED: u16 = 3;
+    pub const THROTTLE_EXCEEDED: u16 = LogoutReason::ThrottleExceeded.code();
     /// Did not read its reports.
-    pub const SLOW_CONSUMER: u16 = 4;
+    pub const SLOW_CONSUMER: u16 = LogoutReason::SlowConsumer.code();
     /// A frame longer than the limit.
-    pub const FRAME_TOO_LARGE: u16 = 5;
-    /// Broken framing or too many malformed frames.
-    pub const MALFORMED: u16 = 6;
+    pub const FRAME_TOO_LARGE: u16 = LogoutReason::FrameTooLarge.code();
+    /// A frame shorter than its header, or too many malformed frames.
+    pub const MALFORMED: u16 = LogoutReason::Malformed.code();
     /// A message before the logon (or no logon in time).
-    pub const NOT_LOGGED_IN: u16 = 7;
+    pub const NOT_LOGGED_IN: u16 = LogoutReason::NotLoggedIn.code();
     /// The server is stopping.
-    pub const SERVER_SHUTDOWN: u16 = 8;
+    pub const SERVER_SHUTDOWN: u16 = LogoutReason::ServerShutdown.code();
     /// The key logged on again on another connection (logout reason of the old one).
-    pub const SUPERSEDED: u16 = 24;
+    pub const SUPERSEDED: u16 = LogoutReason::Superseded.code();
     /// Session-band reject: throttled.
-    pub const THROTTLED: u16 = 400;
+    pub const THROTTLED: u16 = RejectReason::Throttled.code();
     /// Session-band reject: a second logon on a session.
-    pub const NOT_AUTHORIZED: u16 = 401;
+    pub const NOT_AUTHORIZED: u16 = RejectReason::NotAuthorized.code();
 }
 
 /// How the server runs.
@@ -522,11 +545,16 @@ enum Role {
     Session(Box<Session>),
     /// A market-data subscriber.
     Subscriber,
+    /// Order entry, answered (`Logout` or `LogonReject`) and closing; its session, if it
+    /// had one, has ended.
+    Closing,
 }
 
 #[derive(Debug)]
 struct Conn {
     stream: TcpStream,
+    /// The client's address (for the logs).
+    peer: SocketAddr,
     reader: codec::FrameReader,
     out: Vec<u8>,
     /// Bytes of `out` already written.
@@ -536,8 +564,14 @@ struct Conn {
     last_send: Instant,
     role: Role,
     malformed: u32,
-    /// Close once `out` is written (after a logout).
+    /// Answered with a logout: once `out` is written the write side is shut (FIN after the
+    /// logout), then the client's input is read and dropped until its end of stream, so that
+    /// the close is never a reset (see [`EventLoop::write`]).
     closing: bool,
+    /// Closing: when the write side was shut.
+    fin_at: Option<Instant>,
+    /// Closing: the client ended its stream before the logout was written; close once it is.
+    peer_eof: bool,
     /// Close now, without cancel-on-disconnect (server shutdown).
     dead: bool,
     /// Bytes allowed beyond the outbound bound (a market-data snapshot).
@@ -680,7 +714,7 @@ impl EventLoop {
     fn accept(&mut self, market_data: bool) {
         loop {
             let listener = if market_data { &self.md } else { &self.oe };
-            let (stream, _) = match listener.accept() {
+            let (stream, peer) = match listener.accept() {
                 Ok(s) => s,
                 Err(e) if e.kind() == io::ErrorKind::WouldBlock => return,
                 Err(e) if matches!(e.kind(), io::ErrorKind::Interrupted | io::ErrorKind::ConnectionAborted) => continue,
@@ -695,6 +729,7 @@ impl EventLoop {
             let now = Instant::now();
             let mut conn = Conn {
                 stream,
+                peer,
                 reader: codec::FrameReader::new(),
                 out: Vec::new(),
                 out_at: 0,
@@ -704,6 +739,8 @@ impl EventLoop {
                 role: if market_data { Role::Subscriber } else { Role::Pending },
                 malformed: 0,
                 closing: false,
+                fin_at: None,
+                peer_eof: false,
                 dead: false,
                 allowance: 0,
                 wants_writable: false,
@@ -736,9 +773,9 @@ impl EventLoop {
             return;
         }
         if conn.pending() + bytes.len() > max + conn.allowance {
-            tracing::warn!(slot, unsent = conn.pending(), "slow consumer: cut off");
+            tracing::warn!(peer = %conn.peer, unsent = conn.pending(), "slow consumer: cut off");
             self.counters.slow_consumers.fetch_add(1, Ordering::Relaxed);
-            self.logout(slot, reason::SLOW_CONSUMER);
+            self.logout(slot, LogoutReason::SlowConsumer);
             return;
         }
         if conn.out_at > 0 && conn.out_at * 2 >= conn.out.len() {
@@ -757,27 +794,35 @@ impl EventLoop {
         self.scratch = buf;
     }
 
-    /// Sends a logout (beyond the outbound bound: it is the last thing sent) and closes the
-    /// connection once it is written, or once [`CLOSE_GRACE`] passes without the socket
-    /// taking anything.
-    fn logout(&mut self, slot: usize, why: u16) {
+    /// Ends the connection's session (if it has one: logged at info with the reason, and
+    /// cancel-on-disconnect applies at once) and sends a logout, beyond the outbound bound: it
+    /// is the last thing sent, after everything queued before it, so the stream stays whole.
+    /// The connection then closes gracefully ([`EventLoop::write`]), or when [`CLOSE_GRACE`]
+    /// passes without the socket taking anything (a slow consumer that never reads). A
+    /// market-data subscriber, which has no logout, is closed at once.
+    fn logout(&mut self, slot: usize, why: LogoutReason) {
         let Some(conn) = self.conn(slot) else { return };
         if conn.closing || conn.dead {
             return;
         }
-        if matches!(conn.role, Role::Subscriber) {
-            // Market data has no logout: a subscriber cut off sees the end of the stream.
-            self.close(slot);
-            return;
+        let (code, peer) = (why.code(), conn.peer);
+        match &conn.role {
+            Role::Subscriber => {
+                self.close(slot, "cut off");
+                return;
+            }
+            Role::Session(s) => {
+                tracing::info!(session = s.id, key = s.key_id, account = s.account.0, %peer, reason = %why, code, "logout");
+            }
+            Role::Pending | Role::Closing => tracing::info!(%peer, reason = %why, code, "logout before logon"),
         }
-        if let Role::Session(s) = &conn.role {
-            tracing::info!(session = s.id, account = s.account.0, reason = why, "logout");
-        }
-        // After everything queued before it: the stream stays whole (a slow consumer that
-        // never reads is closed by the timers).
-        codec::encode_server(&ServerMsg::Logout { reason: why }, &mut conn.out);
+        codec::encode_server(&ServerMsg::Logout { reason: code }, &mut conn.out);
         conn.closing = true;
+        let role = std::mem::replace(&mut conn.role, Role::Closing);
         self.dirty.insert(slot);
+        if let Role::Session(session) = role {
+            self.end_session(slot, &session);
+        }
     }
 
     fn flush_dirty(&mut self) {
@@ -787,6 +832,13 @@ impl EventLoop {
     }
 
     /// Writes what the socket takes; registers for writability when it does not take all.
+    ///
+    /// A closing connection whose last byte (the logout) the socket has taken gets its write
+    /// side shut: the client reads the logout, then the end of the stream. The connection
+    /// stays open, reading and dropping whatever the client still sends, until the client's
+    /// own end of stream or [`CLOSE_GRACE`]: closing a socket with unread input makes the
+    /// kernel answer with a reset, which also throws away what the client has not read yet —
+    /// the logout with its reason.
     fn write(&mut self, slot: usize) {
         let Some(conn) = self.conns.get_mut(slot).and_then(Option::as_mut) else { return };
         let mut failed = false;
@@ -809,16 +861,22 @@ impl EventLoop {
             }
         }
         if failed {
-            self.close(slot);
+            self.close(slot, "connection error");
             return;
         }
         let done = conn.pending() == 0;
+        let mut drain = false;
         if done {
             conn.out.clear();
             conn.out_at = 0;
-            if conn.closing {
-                self.close(slot);
-                return;
+            if conn.closing && conn.fin_at.is_none() {
+                let _ = conn.stream.shutdown(Shutdown::Write);
+                conn.fin_at = Some(Instant::now());
+                if conn.peer_eof {
+                    self.close(slot, "closed by the client");
+                    return;
+                }
+                drain = true;
             }
         }
         // Writability is asked for only while bytes wait, and the registration is touched
@@ -828,65 +886,79 @@ impl EventLoop {
             let interest = if done { Interest::READABLE } else { Interest::READABLE | Interest::WRITABLE };
             let token = Token(slot + FIRST_CONN);
             if self.poll.registry().reregister(&mut conn.stream, token, interest).is_err() {
-                self.close(slot);
+                self.close(slot, "cannot register the socket");
+                return;
             }
+        }
+        if drain {
+            // Input that came before the shutdown and was not read yet (edge-triggered: no
+            // new event would announce it).
+            self.read(slot);
         }
     }
 
-    /// Reads everything available and handles each complete frame.
+    /// Reads everything available and handles each complete frame. A closing connection's
+    /// input is read and dropped, never buffered: it has been answered.
     fn read(&mut self, slot: usize) {
         let mut buf = [0u8; 16 * 1024];
         loop {
             let Some(conn) = self.conn(slot) else { return };
-            if conn.dead {
+            if conn.dead || conn.peer_eof {
                 return;
             }
             match conn.stream.read(&mut buf) {
                 Ok(0) => {
-                    self.close(slot);
+                    if conn.closing && conn.fin_at.is_none() {
+                        // Done sending, perhaps still reading: the logout is written first.
+                        conn.peer_eof = true;
+                    } else {
+                        self.close(slot, "closed by the client");
+                    }
                     return;
                 }
                 Ok(n) => {
                     conn.last_recv = Instant::now();
                     if matches!(conn.role, Role::Subscriber) || conn.closing {
                         // Market data is one-way, and a connection that is closing has been
-                        // answered: whatever they send is read and dropped, never buffered.
+                        // answered: whatever they send is read and dropped.
                         continue;
                     }
                     conn.reader.extend(&buf[..n]);
-                    if self.frames(slot).is_break() {
-                        return;
-                    }
+                    // A frame that ends the session leaves the rest of the input to the
+                    // closing branch above: it is read to the end all the same.
+                    self.frames(slot);
                 }
                 Err(e) if e.kind() == io::ErrorKind::WouldBlock => return,
                 Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
                 Err(_) => {
-                    self.close(slot);
+                    self.close(slot, "connection error");
                     return;
                 }
             }
         }
     }
 
-    /// Handles the complete frames buffered on a connection. `Break`: stop reading it.
-    fn frames(&mut self, slot: usize) -> ControlFlow<()> {
+    /// Handles the complete frames buffered on a connection, until one ends it.
+    fn frames(&mut self, slot: usize) {
         let gateway_in = now_ns();
         loop {
-            let Some(conn) = self.conn(slot) else { return ControlFlow::Break(()) };
+            let Some(conn) = self.conn(slot) else { return };
             if conn.closing || conn.dead {
-                return ControlFlow::Break(());
+                return;
             }
             let decoded = match conn.reader.next_frame() {
-                Ok(None) => return ControlFlow::Continue(()),
+                Ok(None) => return,
                 Ok(Some(frame)) => codec::decode_client(frame),
                 Err(e) => {
+                    // The stream is broken, logged on or not: its reason wins over
+                    // `not_logged_in` (nothing after it can be framed).
                     self.counters.malformed.fetch_add(1, Ordering::Relaxed);
                     let why = match e {
-                        FramingError::TooLarge(_) => reason::FRAME_TOO_LARGE,
-                        FramingError::TooShort(_) => reason::MALFORMED,
+                        FramingError::TooLarge(_) => LogoutReason::FrameTooLarge,
+                        FramingError::TooShort(_) => LogoutReason::Malformed,
                     };
                     self.logout(slot, why);
-                    return ControlFlow::Break(());
+                    return;
                 }
             };
             match decoded {
@@ -900,12 +972,12 @@ impl EventLoop {
         self.counters.malformed.fetch_add(1, Ordering::Relaxed);
         let Some(conn) = self.conn(slot) else { return };
         if matches!(conn.role, Role::Pending) {
-            self.logout(slot, reason::NOT_LOGGED_IN);
+            self.logout(slot, LogoutReason::NotLoggedIn);
             return;
         }
         conn.malformed += 1;
         if conn.malformed > MAX_MALFORMED {
-            self.logout(slot, reason::MALFORMED);
+            self.logout(slot, LogoutReason::Malformed);
             return;
         }
         let report =
@@ -926,11 +998,11 @@ impl EventLoop {
             Role::Pending => {
                 match msg {
                     ClientMsg::Logon(logon) => self.logon(slot, &logon),
-                    _ => self.logout(slot, reason::NOT_LOGGED_IN),
+                    _ => self.logout(slot, LogoutReason::NotLoggedIn),
                 }
                 return;
             }
-            Role::Subscriber => return,
+            Role::Subscriber | Role::Closing => return,
             Role::Session(s) => s,
         };
         let account = session.account;
@@ -943,13 +1015,13 @@ impl EventLoop {
             }
             ClientMsg::Heartbeat => return,
             ClientMsg::Logout { .. } => {
-                self.logout(slot, reason::CLIENT_REQUEST);
+                self.logout(slot, LogoutReason::ClientRequest);
                 return;
             }
             ClientMsg::Replay { from_seq } => {
                 // Replaces a replay in progress (its ReplayComplete is not sent).
                 let end = self.streams.next_seq(account) - 1;
-                session.catch_up = Some(catch_up(from_seq.max(1), end));
+                session.catch_up = Some(catch_up(from_seq, end));
                 return;
             }
             ClientMsg::NewOrder(o) => {
@@ -992,7 +1064,7 @@ impl EventLoop {
             }
             Verdict::Disconnect => {
                 self.counters.throttled.fetch_add(1, Ordering::Relaxed);
-                self.logout(slot, reason::THROTTLE_EXCEEDED);
+                self.logout(slot, LogoutReason::ThrottleExceeded);
             }
         }
     }
@@ -1002,19 +1074,19 @@ impl EventLoop {
         let key = match self.auth.verify(logon, now) {
             Ok(key) => key.clone(),
             Err(refusal) => {
-                tracing::warn!(key = logon.key_id, ?refusal, "logon refused");
+                let peer = self.conn(slot).map(|c| c.peer.to_string()).unwrap_or_default();
+                tracing::warn!(key = logon.key_id, %peer, reason = %refusal, code = refusal.code(), "logon refused");
                 self.counters.logon_rejects.fetch_add(1, Ordering::Relaxed);
-                self.refuse(slot, refusal as u16);
+                self.refuse(slot, refusal);
                 return;
             }
         };
         // A key has one session: a new logon supersedes the old one (a client reconnecting
         // after a network failure must not wait for the server to notice the dead
-        // connection). The old session ends as if disconnected.
+        // connection). The old session ends at once, as if disconnected; its connection
+        // closes as any logged-out one does.
         if let Some(&old) = self.by_key.get(&key.id) {
-            self.logout(old, reason::SUPERSEDED);
-            self.write(old);
-            self.close(old);
+            self.logout(old, LogoutReason::Superseded);
         }
         let heartbeat_ms = match logon.heartbeat_ms {
             0 => DEFAULT_HEARTBEAT_MS,
@@ -1036,12 +1108,23 @@ impl EventLoop {
         self.orders.insert(id, Orders { account: key.account, ..Orders::default() });
         let Some(conn) = self.conn(slot) else { return };
         conn.role = Role::Session(Box::new(session));
+        let peer = conn.peer;
         self.by_key.insert(key.id, slot);
         self.by_session.insert(id, slot);
         self.by_account.entry(key.account).or_default().push(slot);
         self.counters.logons.fetch_add(1, Ordering::Relaxed);
         self.counters.sessions.fetch_add(1, Ordering::Relaxed);
-        tracing::info!(session = id, key = key.id, account = key.account.0, resume_from = logon.resume_from, "logon");
+        tracing::info!(
+            session = id,
+            key = key.id,
+            account = key.account.0,
+            %peer,
+            next_seq,
+            resume_from = logon.resume_from,
+            heartbeat_ms,
+            cancel_on_disconnect = logon.cancel_on_disconnect,
+            "logon"
+        );
         let ack = ServerMsg::LogonAck {
             session_id: id,
             next_seq,
@@ -1054,42 +1137,56 @@ impl EventLoop {
         self.queue_server(slot, &ack);
     }
 
-    fn refuse(&mut self, slot: usize, why: u16) {
-        self.queue_server(slot, &ServerMsg::LogonReject { reason: why });
+    fn refuse(&mut self, slot: usize, why: Refusal) {
+        self.queue_server(slot, &ServerMsg::LogonReject { reason: why.code() });
         if let Some(conn) = self.conn(slot) {
             conn.closing = true;
+            conn.role = Role::Closing;
         }
     }
 
-    /// Closes a connection now: unregisters it, forgets its session and, if it asked for it
-    /// and the server is not shutting down, cancels its live orders.
-    fn close(&mut self, slot: usize) {
+    /// Closes a connection now: reads and drops what input is waiting (bounded), unregisters
+    /// it and, if it still has a session (the client went without a logout), ends the session
+    /// (logged at info, with `cause`).
+    fn close(&mut self, slot: usize, cause: &'static str) {
         let Some(mut conn) = self.conns.get_mut(slot).and_then(Option::take) else { return };
+        discard_input(&mut conn.stream);
         let _ = self.poll.registry().deregister(&mut conn.stream);
         self.dirty.remove(&slot);
         self.closed.push(slot);
-        if matches!(conn.role, Role::Subscriber) {
-            self.subscribers.retain(|&s| s != slot);
+        let peer = conn.peer;
+        match conn.role {
+            Role::Subscriber => self.subscribers.retain(|&s| s != slot),
+            Role::Session(session) => {
+                let (id, key, account) = (session.id, session.key_id, session.account.0);
+                tracing::info!(session = id, key, account, %peer, cause, "disconnected");
+                self.end_session(slot, &session);
+            }
+            Role::Pending | Role::Closing => tracing::debug!(%peer, cause, "connection closed"),
         }
-        if let Role::Session(session) = conn.role {
-            tracing::debug!(session = session.id, account = session.account.0, "session closed");
-            self.counters.sessions.fetch_sub(1, Ordering::Relaxed);
+    }
+
+    /// Forgets a session that ended (logged out or disconnected) and, if it asked for it and
+    /// the server is not shutting down, cancels its live orders.
+    fn end_session(&mut self, slot: usize, session: &Session) {
+        self.counters.sessions.fetch_sub(1, Ordering::Relaxed);
+        if self.by_key.get(&session.key_id) == Some(&slot) {
             self.by_key.remove(&session.key_id);
-            self.by_session.remove(&session.id);
-            if let Some(slots) = self.by_account.get_mut(&session.account) {
-                slots.retain(|&s| s != slot);
-                if slots.is_empty() {
-                    self.by_account.remove(&session.account);
-                }
-            }
-            if session.cancel_on_disconnect && !conn.dead && !self.shutting_down {
-                self.cancel_departed(session.id);
-                if let Some(o) = self.orders.get_mut(&session.id) {
-                    o.departed = true;
-                }
-            }
-            self.forget_if_settled(session.id);
         }
+        self.by_session.remove(&session.id);
+        if let Some(slots) = self.by_account.get_mut(&session.account) {
+            slots.retain(|&s| s != slot);
+            if slots.is_empty() {
+                self.by_account.remove(&session.account);
+            }
+        }
+        if session.cancel_on_disconnect && !self.shutting_down {
+            self.cancel_departed(session.id);
+            if let Some(o) = self.orders.get_mut(&session.id) {
+                o.departed = true;
+            }
+        }
+        self.forget_if_settled(session.id);
     }
 
     /// Cancels (on disconnect) the live orders of a session that is gone.
@@ -1384,21 +1481,27 @@ impl EventLoop {
                 continue;
             }
             if conn.closing {
-                if idle_send >= CLOSE_GRACE {
-                    self.close(slot);
+                // Bounded: a client that neither reads its logout nor ends its stream.
+                match conn.fin_at {
+                    Some(at) if now.duration_since(at) >= CLOSE_GRACE => {
+                        self.close(slot, "no end of stream after the logout")
+                    }
+                    None if idle_send >= CLOSE_GRACE => self.close(slot, "the logout was not read"),
+                    _ => {}
                 }
                 continue;
             }
             match &conn.role {
+                Role::Closing => {}
                 Role::Pending => {
                     if now.duration_since(conn.opened) >= LOGON_TIMEOUT {
-                        self.logout(slot, reason::NOT_LOGGED_IN);
+                        self.logout(slot, LogoutReason::NotLoggedIn);
                     }
                 }
                 Role::Session(s) => {
                     let hb = s.heartbeat;
                     if idle_recv >= hb * 3 {
-                        self.logout(slot, reason::HEARTBEAT_TIMEOUT);
+                        self.logout(slot, LogoutReason::HeartbeatTimeout);
                     } else if idle_send >= hb && conn.pending() == 0 {
                         self.queue_server(slot, &ServerMsg::Heartbeat);
                     }
@@ -1415,12 +1518,13 @@ impl EventLoop {
     }
 
     /// Server shutdown: every session gets a logout, one attempt is made to write it, and
-    /// the connections close without cancel-on-disconnect.
+    /// the connections close without cancel-on-disconnect (what input is waiting is read
+    /// first, so that the close is not a reset).
     fn shutdown(&mut self) {
         self.shutting_down = true;
         for slot in 0..self.conns.len() {
             if matches!(self.conns[slot].as_ref(), Some(Conn { role: Role::Session(_), .. })) {
-                self.logout(slot, reason::SERVER_SHUTDOWN);
+                self.logout(slot, LogoutReason::ServerShutdown);
             }
         }
         self.flush_dirty();
@@ -1428,12 +1532,53 @@ impl EventLoop {
             if let Some(conn) = self.conns[slot].as_mut() {
                 conn.dead = true;
             }
-            self.close(slot);
+            self.close(slot, "server shutdown");
         }
     }
 }
 
+/// A catch-up from `from` (0 means 1) over a stream whose last report is `end`. Asking past
+/// the end replays nothing, and the session goes on from the next report (`end + 1`),
+/// whatever number it asked for: a report made before the catch-up ends is never skipped.
 fn catch_up(from: u64, end: u64) -> CatchUp {
-    let first = if from <= end { from } else { 0 };
-    CatchUp { next: from, replay_end: end, first, completed: false }
+    let next = from.max(1).min(end.saturating_add(1));
+    let first = if next <= end { next } else { 0 };
+    CatchUp { next, replay_end: end, first, completed: false }
+}
+
+/// Reads and drops what the peer sent and nobody will read (at most 1 MiB, without
+/// waiting): the kernel answers the close of a socket with unread input with a reset, which
+/// throws away what the peer has not read yet.
+fn discard_input(stream: &mut TcpStream) {
+    let mut buf = [0u8; 16 * 1024];
+    for _ in 0..64 {
+        match stream.read(&mut buf) {
+            Ok(n) if n > 0 => {}
+            _ => return,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn replay_past_next_seq_skips_no_report_made_meanwhile() {
+        // Reports 1..=5 exist; asking from 9 replays nothing and goes on from 6 (before,
+        // the session went on from 9: reports 6..=8, made before its first catch-up pass,
+        // were held back from the live stream and then never sent).
+        let cu = catch_up(9, 5);
+        assert_eq!((cu.next, cu.replay_end, cu.first), (6, 5, 0));
+        // From next_seq exactly: the same.
+        let cu = catch_up(6, 5);
+        assert_eq!((cu.next, cu.first), (6, 0));
+        // Within the stream: replayed from there; 0 means 1.
+        let cu = catch_up(3, 5);
+        assert_eq!((cu.next, cu.replay_end, cu.first), (3, 5, 3));
+        assert_eq!(catch_up(0, 5).first, 1);
+        // An empty stream, a request from the far end of the range.
+        let cu = catch_up(u64::MAX, 0);
+        assert_eq!((cu.next, cu.first), (1, 0));
+    }
 }

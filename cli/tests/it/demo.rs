@@ -54,8 +54,15 @@ fn the_demo_trades_settles_on_the_embedded_chain_and_verifies_its_roots() {
 
     // A second run starts afresh in its own directory; a directory it did not make is left
     // alone.
-    let again = l2x(&["demo", "--seconds", "1"], dir.path());
+    // It logs warnings only unless asked: with `--log-level info`, every session's logon and
+    // logout, as `l2x serve` does (two makers, two takers, six longs).
+    let quiet = String::from_utf8_lossy(&run.stderr);
+    assert!(!quiet.contains(" INFO "), "{quiet}");
+    let again = l2x(&["demo", "--seconds", "1", "--log-level", "info"], dir.path());
     assert!(again.status.success(), "{}", text(&again));
+    let logs = String::from_utf8_lossy(&again.stderr);
+    assert_eq!(logs.lines().filter(|l| l.contains(" INFO logon ")).count(), 10, "{logs}");
+    assert!(logs.lines().filter(|l| l.contains(" INFO logout ") && l.contains("reason=")).count() >= 10, "{logs}");
     let other = dir.path().join("mine");
     std::fs::create_dir(&other).unwrap();
     std::fs::write(other.join("keep.txt"), "x").unwrap();

@@ -11,7 +11,7 @@ use std::process::{Child, Command, Stdio};
 use std::time::Duration;
 
 use l2x_gateway::auth::Key;
-use l2x_gateway::client::{Client, MdClient, Options};
+use l2x_gateway::client::{Client, ClientError, MdClient, Options};
 use l2x_gateway::codec::{ClientMsg, MdMsg, Report, ServerMsg, WireOrder};
 use l2x_types::{AccountId, ClientOrderId, InstrumentId, Price, Qty, Side, TimeInForce};
 
@@ -375,4 +375,52 @@ fn serve_stops_cleanly_on_sigterm() {
         .unwrap();
     assert!(String::from_utf8_lossy(&replayed.stdout).contains(state), "{replayed:?}");
     assert_eq!(serve(dir.path()).recovered, seq, "the next start recovers to where it stopped");
+}
+
+/// `l2x serve` with its default config logs every logon, logout (with its reason), session
+/// that ended without one, and refused logon on standard error.
+#[test]
+fn serve_logs_sessions_at_info_by_default() {
+    use std::io::Read;
+    let dir = tempfile::tempdir().unwrap();
+    let mut child = Command::new(env!("CARGO_BIN_EXE_l2x"))
+        .args(["serve", "--data-dir", dir.path().to_str().unwrap(), "--order-entry", "127.0.0.1:0"])
+        .args(["--market-data", "127.0.0.1:0", "--metrics", "127.0.0.1:0"])
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut stderr = child.stderr.take().unwrap();
+    let logs = std::thread::spawn(move || {
+        let mut text = String::new();
+        stderr.read_to_string(&mut text).unwrap();
+        text
+    });
+    let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
+    let addr = loop {
+        let line = lines.next().expect("l2x serve ended before listening").unwrap();
+        if let Some(a) = line.strip_prefix("order entry ") {
+            break a.parse::<SocketAddr>().unwrap();
+        }
+    };
+    for _ in 0..3 {
+        Client::connect(addr, &demo_key(1), options()).unwrap().logout().unwrap();
+    }
+    drop(Client::connect(addr, &demo_key(2), options()).unwrap());
+    assert!(matches!(Client::connect(addr, &demo_key(9), options()), Err(ClientError::Refused(20))));
+    // A session the server logs out at the stop.
+    let mut last = Client::connect(addr, &demo_key(3), options()).unwrap();
+    assert!(Command::new("kill").args(["-TERM", &child.id().to_string()]).status().unwrap().success());
+    assert!(matches!(last.recv(), Err(ClientError::LoggedOut(8))));
+    drop(lines);
+    assert!(child.wait().unwrap().success());
+    let text = logs.join().unwrap();
+    let count = |what: &str, with: &str| text.lines().filter(|l| l.contains(what) && l.contains(with)).count();
+    assert_eq!(count(" INFO logon ", "key=1 account=1"), 3, "{text}");
+    assert_eq!(count(" INFO logout ", "key=1 account=1"), 3, "{text}");
+    assert_eq!(count(" INFO logout ", "reason=client_request code=1"), 3, "{text}");
+    assert_eq!(count(" INFO disconnected ", "key=2 account=2"), 1, "{text}");
+    assert_eq!(count(" WARN logon refused ", "key=9"), 1, "{text}");
+    assert_eq!(count(" INFO logout ", "reason=server_shutdown code=8"), 1, "{text}");
 }

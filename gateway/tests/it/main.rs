@@ -1,5 +1,11 @@
 //! Integration tests of the gateway crate (one binary, `it`).
 //!
+//! - `closing`: how the server ends sessions: every logout readable, then a clean end of
+//!   stream, never a reset.
+//! - `doc`: docs/PROTOCOL.md against the code: reason codes, enums, block lengths, examples.
+//! - `edges`: the corners docs/PROTOCOL.md documents (replay past the end, cid 0, market
+//!   orders, header flags, framing limits, snapshots' md_seq…), pinned.
+//! - `logs`: sessions' logons, logouts and refusals as the gateway logs them.
 //! - `market_data`: the feed against the engine: a subscriber's book rebuilt from updates
 //!   (and a late subscriber's from a snapshot) equals the engine's resting orders after
 //!   every command.
@@ -8,6 +14,10 @@
 
 #![allow(clippy::unwrap_used, reason = "test code: a panic is the failure report")]
 
+mod closing;
+mod doc;
+mod edges;
+mod logs;
 mod market_data;
 mod node;
 mod server;

@@ -1,0 +1,117 @@
+//! The codes the gateway itself puts on the wire (docs/PROTOCOL.md, "Reason codes"): why a
+//! session ends ([`LogoutReason`]) and why a frame was refused ([`WireReject`]). The
+//! engine's reject and cancel reasons are `l2x_types::RejectReason` and
+//! `l2x_types::CancelReason`; the logon refusals are [`crate::auth::Refusal`].
+//!
+//! Codes are part of the protocol: never reused or renumbered. A test reads the tables of
+//! docs/PROTOCOL.md and compares them with [`LogoutReason::ALL`], [`WireReject::ALL`],
+//! [`crate::auth::Refusal::ALL`] and the engine's enums, so the document cannot lose a code.
+
+/// An enum of stable wire codes with `ALL`, `code()`, `from_code()` and `as_str()` (the
+/// snake_case name of the document and the logs).
+macro_rules! wire_codes {
+    (
+        $(#[$doc:meta])*
+        $vis:vis enum $name:ident: $repr:ty {
+            $( $(#[$vdoc:meta])* $variant:ident = $code:literal => $text:literal, )+
+        }
+    ) => {
+        $(#[$doc])*
+        #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
+        #[repr($repr)]
+        $vis enum $name {
+            $( $(#[$vdoc])* $variant = $code, )+
+        }
+
+        impl $name {
+            /// Every value, in code order.
+            pub const ALL: &'static [$name] = &[$($name::$variant),+];
+
+            /// The stable numeric code.
+            pub const fn code(self) -> $repr {
+                self as $repr
+            }
+
+            /// The value with this code, if any.
+            pub const fn from_code(code: $repr) -> Option<$name> {
+                match code {
+                    $( $code => Some($name::$variant), )+
+                    _ => None,
+                }
+            }
+
+            /// The snake_case name (docs/PROTOCOL.md, the logs).
+            pub const fn as_str(self) -> &'static str {
+                match self {
+                    $( $name::$variant => $text, )+
+                }
+            }
+        }
+
+        impl core::fmt::Display for $name {
+            fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+                f.write_str(self.as_str())
+            }
+        }
+    };
+}
+
+pub(crate) use wire_codes;
+
+wire_codes! {
+    /// Why the server ends a session: the reason of its `Logout`. (A client's `Logout` may
+    /// carry any code; the server answers every one with [`LogoutReason::ClientRequest`].)
+    pub enum LogoutReason: u16 {
+        /// The client sent `Logout`.
+        ClientRequest = 1 => "client_request",
+        /// Nothing received for 3 heartbeat intervals.
+        HeartbeatTimeout = 2 => "heartbeat_timeout",
+        /// Kept sending while throttled.
+        ThrottleExceeded = 3 => "throttle_exceeded",
+        /// Did not read its reports: its unsent bytes passed the bound.
+        SlowConsumer = 4 => "slow_consumer",
+        /// A frame's length field above 1024.
+        FrameTooLarge = 5 => "frame_too_large",
+        /// A frame's length field below 4, or more than 100 malformed frames.
+        Malformed = 6 => "malformed",
+        /// Anything but a valid `Logon` first, or no logon within 5 seconds.
+        NotLoggedIn = 7 => "not_logged_in",
+        /// The server is stopping.
+        ServerShutdown = 8 => "server_shutdown",
+        /// The key logged on again on another connection.
+        Superseded = 24 => "superseded",
+    }
+}
+
+wire_codes! {
+    /// Why the gateway refused a frame it could not decode: the reason of a `Rejected` with
+    /// seq 0 (the session goes on).
+    pub enum WireReject: u16 {
+        /// No client message has this template id.
+        UnknownTemplate = 403 => "unknown_template",
+        /// The template exists, not in this schema version.
+        UnsupportedVersion = 404 => "unsupported_version",
+        /// The block is not the template's length.
+        BadLength = 405 => "bad_length",
+        /// A field out of range: an enum code, a flag, a reserved byte or header flag, a value
+        /// its flag does not announce.
+        BadField = 406 => "bad_field",
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn codes_round_trip_and_do_not_overlap_the_engines() {
+        for &r in LogoutReason::ALL {
+            assert_eq!(LogoutReason::from_code(r.code()), Some(r));
+        }
+        for &r in WireReject::ALL {
+            assert_eq!(WireReject::from_code(r.code()), Some(r));
+            assert!(l2x_types::RejectReason::from_code(r.code()).is_none(), "{r}");
+        }
+        assert_eq!(LogoutReason::from_code(0), None);
+    }
+}
