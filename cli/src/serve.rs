@@ -84,7 +84,7 @@ impl Options {
     }
 }
 
-/// Public demo key `id` (1–4 by default): key id and account `id`, secret 32 bytes of `id`.
+/// Public demo key `id` (1–4 by default): key id and account `id`, secret 32 bytes each equal to `id`.
 pub(crate) fn demo_key(id: u8) -> Key {
     Key::new(u64::from(id), AccountId(u64::from(id)), [id; 32])
 }
@@ -275,7 +275,7 @@ pub(crate) fn serve(opts: &Options) -> Result<ExitCode> {
         if fresh { ", new: instruments listed and accounts funded" } else { "" }
     ));
     if config.accounts.keys_file.is_none() {
-        say("l2x serve: no accounts.keys_file: public demo keys 1-4 (secret = 32 bytes of the id), loopback only"
+        say("l2x serve: no accounts.keys_file: public demo keys 1-4 (secret = 32 bytes, each equal to the key id), loopback only"
             .into());
     }
     say(format!("order entry {}", node.server.order_entry_addr()));
