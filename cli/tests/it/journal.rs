@@ -227,3 +227,45 @@ fn journal_commands_give_clear_errors_on_bad_input() {
     assert_eq!(out.status.code(), Some(1));
     assert!(String::from_utf8_lossy(&out.stderr).contains("/nonexistent/journal"));
 }
+
+/// Regression (issue 14): `l2x serve` on a journal whose second-to-last record had one
+/// flipped bit logged a torn tail, recovered to the record before the damage and zeroed the
+/// valid record after it on disk. It must refuse to start, name the segment and the offset,
+/// and leave the journal as it found it.
+#[test]
+fn serve_refuses_a_damaged_record_before_a_valid_one_and_zeroes_nothing() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path().join("data");
+    let scenario = scenarios_dir().join("basic_matching.jsonl");
+    assert!(l2x(&["match", "--input", path(&scenario), "--journal", path(&dir)]).status.success());
+    let seg = dir.join("journal-00000000.l2xj");
+    let mut bytes = fs::read(&seg).unwrap();
+    // The records' starts, walking their length fields from the 96-byte header.
+    let mut starts = Vec::new();
+    let mut at = 96;
+    while u32::from_le_bytes(bytes[at..at + 4].try_into().unwrap()) != 0 {
+        starts.push(at);
+        at += u32::from_le_bytes(bytes[at..at + 4].try_into().unwrap()) as usize;
+    }
+    let damaged = starts[starts.len() - 2];
+    bytes[damaged + 36] ^= 0x10;
+    fs::write(&seg, &bytes).unwrap();
+    let mut child = Command::new(env!("CARGO_BIN_EXE_l2x"))
+        .args(["serve", "--data-dir", path(&dir), "--order-entry", "127.0.0.1:0"])
+        .args(["--market-data", "127.0.0.1:0", "--metrics", "127.0.0.1:0"])
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    // A node that refuses ends by itself; one that started would serve until killed.
+    let mut err = String::new();
+    std::io::Read::read_to_string(&mut child.stderr.take().unwrap(), &mut err).unwrap();
+    let status = child.wait().unwrap();
+    assert_eq!(status.code(), Some(1), "{err}");
+    assert!(
+        err.contains("journal-00000000.l2xj") && err.contains(&format!("corrupt record at byte offset {damaged}")),
+        "{err}"
+    );
+    assert_eq!(fs::read(&seg).unwrap(), bytes, "the journal was modified");
+}
