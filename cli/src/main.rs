@@ -184,7 +184,9 @@ fn print_bench(
     Ok(ExitCode::SUCCESS)
 }
 
-/// `l2x match`: exit 0, or 2 when any line was reported and skipped.
+/// `l2x match`: exit 0, or 2 when any line was reported and skipped. (A listing refused
+/// `bad_instrument` is not a bad line: its reason goes to standard error, the exit status
+/// stays.)
 fn run_match(input: &Path, state_out: Option<&Path>, journal: Option<(PathBuf, bool, u64)>) -> Result<ExitCode> {
     let stdout = io::stdout();
     let mut out = BufWriter::new(stdout.lock());
@@ -203,10 +205,10 @@ fn run_match(input: &Path, state_out: Option<&Path>, journal: Option<(PathBuf, b
         runner = runner.with_journal(writer, fsync, snapshot_every);
     }
     let summary = if input.as_os_str() == "-" {
-        runner.run(io::stdin().lock(), &mut out, &mut err)?
+        runner.run(io::stdin().lock(), &mut out, &mut err).context("--input - (standard input)")?
     } else {
-        let file = File::open(input).with_context(|| format!("cannot open {}", input.display()))?;
-        runner.run(BufReader::new(file), &mut out, &mut err)?
+        let file = open_input(input)?;
+        runner.run(BufReader::new(file), &mut out, &mut err).with_context(|| format!("--input {}", input.display()))?
     };
     out.flush()?;
     if let Some(path) = state_out {
@@ -216,6 +218,15 @@ fn run_match(input: &Path, state_out: Option<&Path>, journal: Option<(PathBuf, b
         std::fs::write(path, text).with_context(|| format!("cannot write {}", path.display()))?;
     }
     Ok(if summary.errors > 0 { ExitCode::from(2) } else { ExitCode::SUCCESS })
+}
+
+/// `--input FILE`, opened for reading; a directory or anything else that is not a file one
+/// can read lines from is refused here, with the path (reading a directory fails later,
+/// with an OS error that names nothing).
+fn open_input(input: &Path) -> Result<File> {
+    let meta = std::fs::metadata(input).with_context(|| format!("cannot open {} (--input)", input.display()))?;
+    anyhow::ensure!(!meta.is_dir(), "--input {}: is a directory, not a scenario file", input.display());
+    File::open(input).with_context(|| format!("cannot open {} (--input)", input.display()))
 }
 
 /// `l2x journal export DIR`: the journal as scenario lines on standard output.

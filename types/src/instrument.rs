@@ -429,7 +429,8 @@ impl Instrument {
 
         let maker_fee = fraction(F::MakerFee, spec.maker_fee)?;
         let taker_fee = fraction(F::TakerFee, spec.taker_fee)?;
-        for (field, fee, value) in [(F::MakerFee, maker_fee, spec.maker_fee), (F::TakerFee, taker_fee, spec.taker_fee)] {
+        for (field, fee, value) in [(F::MakerFee, maker_fee, spec.maker_fee), (F::TakerFee, taker_fee, spec.taker_fee)]
+        {
             if fee.0.abs() >= Fraction::SCALE {
                 return Err(range(field, value, R::SignedOpenUnit));
             }
@@ -656,7 +657,10 @@ mod tests {
             s.tick_size = d("1000000");
             s.lot_size = d("1000");
         });
-        assert_eq!(huge.to_string(), "tick_size: 1000000 times lot_size must be at most 1000000 (quote per tick and lot)");
+        assert_eq!(
+            huge.to_string(),
+            "tick_size: 1000000 times lot_size must be at most 1000000 (quote per tick and lot)"
+        );
         for (name, field) in ["tick_size", "maker_fee", "funding_clamp"].into_iter().zip([
             SpecField::TickSize,
             SpecField::MakerFee,
