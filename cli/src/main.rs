@@ -33,20 +33,21 @@ enum Cmd {
     /// Run a scenario: commands as JSON lines in, events as JSON lines out (docs/SCENARIOS.md).
     Match {
         /// Scenario file, or `-` for standard input.
-        #[arg(long)]
+        #[arg(long, value_parser = config::non_empty_path)]
         input: PathBuf,
         /// Write the final state (balances, margin, positions, state hash) as JSON here.
-        #[arg(long)]
+        #[arg(long, value_parser = config::non_empty_path)]
         state_out: Option<PathBuf>,
         /// Journal every applied command into this (new or empty) directory, before its
         /// events are printed (docs/JOURNAL.md).
-        #[arg(long)]
+        #[arg(long, value_parser = config::non_empty_path)]
         journal: Option<PathBuf>,
         /// With --journal: `os` (in the page cache before release) or `fsync` (on disk).
         #[arg(long, default_value = "os", value_parser = ["os", "fsync"])]
         durability: String,
-        /// With --journal: write a snapshot after every N applied commands (0: none).
-        #[arg(long, default_value_t = 0)]
+        /// With --journal: write a snapshot after every N applied commands (0: none; at most
+        /// 1,000,000,000,000).
+        #[arg(long, default_value_t = 0, value_parser = config::ranged(0, config::MAX_SNAPSHOT_EVERY))]
         snapshot_every: u64,
     },
     /// Journal tools.
@@ -80,6 +81,7 @@ enum JournalCmd {
     /// Print a journal as the JSON-lines commands of `l2x match` (docs/SCENARIOS.md).
     Export {
         /// The journal directory.
+        #[arg(value_parser = config::non_empty_path)]
         dir: PathBuf,
     },
 }
