@@ -38,31 +38,31 @@ pub struct Options {
     /// Seed of the workload generator (ChaCha8): same seed, same commands.
     #[arg(long, default_value_t = 42)]
     pub seed: u64,
-    /// Commands in the timed part (per run).
-    #[arg(long, default_value_t = 1_000_000)]
+    /// Commands in the timed part (per run) (1 to 100,000,000).
+    #[arg(long, default_value_t = 1_000_000, value_parser = crate::ranged::<usize>(1, 100_000_000))]
     pub commands: usize,
-    /// Commands of the mix replayed untimed before each timed run.
-    #[arg(long, default_value_t = 200_000)]
+    /// Commands of the mix replayed untimed before each timed run (0 to 100,000,000).
+    #[arg(long, default_value_t = 200_000, value_parser = crate::ranged::<usize>(0, 100_000_000))]
     pub warmup: usize,
-    /// Resting orders in the book before the stream (held near this size).
-    #[arg(long, default_value_t = 1_000)]
+    /// Resting orders in the book before the stream (held near this size) (0 to 1,000,000).
+    #[arg(long, default_value_t = 1_000, value_parser = crate::ranged::<usize>(0, 1_000_000))]
     pub resting: usize,
-    /// Trading accounts.
-    #[arg(long, default_value_t = 1_000)]
+    /// Trading accounts (1 to 10,000,000).
+    #[arg(long, default_value_t = 1_000, value_parser = crate::ranged::<u32>(1, 10_000_000))]
     pub accounts: u32,
     /// Each account's deposit, USDC. The default is so large that no order is refused for
     /// margin and no account comes near maintenance; smaller deposits make accounts
-    /// leveraged (some orders refused, liquidation-index trees in use).
-    #[arg(long, default_value_t = 1_000_000_000)]
+    /// leveraged (some orders refused, liquidation-index trees in use) (1 to 9,223,372,036,854).
+    #[arg(long, default_value_t = 1_000_000_000, value_parser = clap::value_parser!(i64).range(1..=9_223_372_036_854))]
     pub collateral: i64,
     /// Offered rates for the latency runs, commands per second (`k` and `M` suffixes allowed).
     #[arg(long, value_delimiter = ',', value_parser = parse_rate, default_value = "1M,3M,5M,10M")]
     pub rates: Vec<u64>,
-    /// Max-throughput runs per mix (the best is reported as the max).
-    #[arg(long, default_value_t = 5)]
+    /// Max-throughput runs per mix (the best is reported as the max) (1 to 100).
+    #[arg(long, default_value_t = 5, value_parser = crate::ranged::<usize>(1, 100))]
     pub throughput_runs: usize,
-    /// Pin the benchmark thread to this core (core_affinity).
-    #[arg(long, value_name = "CORE")]
+    /// Pin the benchmark thread to this core (core_affinity) (0 to 1,023).
+    #[arg(long, value_name = "CORE", value_parser = crate::ranged::<usize>(0, 1_023))]
     pub pin: Option<usize>,
     /// Print one JSON object per mix instead of a table.
     #[arg(long)]

@@ -67,3 +67,13 @@ pub mod risk;
 pub mod settlement;
 pub mod wire;
 pub mod workload;
+
+/// A count or size flag within `min..=max`: clap refuses any other value, naming the flag and
+/// the range (a huge `--commands` or `--capacity` would otherwise fail an allocation and
+/// abort).
+pub fn ranged<T>(min: u64, max: u64) -> clap::builder::RangedU64ValueParser<T>
+where
+    T: TryFrom<u64> + Clone + Send + Sync + 'static,
+{
+    clap::builder::RangedU64ValueParser::new().range(min..=max)
+}

@@ -53,17 +53,17 @@ pub struct Options {
     /// Seed of the workload generator.
     #[arg(long, default_value_t = 42)]
     pub seed: u64,
-    /// Commands in the timed part of a throughput run.
-    #[arg(long, default_value_t = 1_000_000)]
+    /// Commands in the timed part of a throughput run (1 to 100,000,000).
+    #[arg(long, default_value_t = 1_000_000, value_parser = crate::ranged::<usize>(1, 100_000_000))]
     pub commands: usize,
-    /// Warm-up commands fed through the pipeline, untimed, before each run.
-    #[arg(long, default_value_t = 200_000)]
+    /// Warm-up commands fed through the pipeline, untimed, before each run (0 to 100,000,000).
+    #[arg(long, default_value_t = 200_000, value_parser = crate::ranged::<usize>(0, 100_000_000))]
     pub warmup: usize,
-    /// Resting orders in the book.
-    #[arg(long, default_value_t = 1_000)]
+    /// Resting orders in the book (0 to 1,000,000).
+    #[arg(long, default_value_t = 1_000, value_parser = crate::ranged::<usize>(0, 1_000_000))]
     pub resting: usize,
-    /// Trading accounts.
-    #[arg(long, default_value_t = 1_000)]
+    /// Trading accounts (1 to 10,000,000).
+    #[arg(long, default_value_t = 1_000, value_parser = crate::ranged::<u32>(1, 10_000_000))]
     pub accounts: u32,
     /// Durability modes to run (`os`, `fsync`).
     #[arg(long, value_delimiter = ',', value_enum, default_value = "os,fsync")]
@@ -74,36 +74,36 @@ pub struct Options {
     /// Offered rates for the latency runs (`k` and `M` suffixes allowed).
     #[arg(long, value_delimiter = ',', value_parser = parse_rate, default_value = "100k,1M,2M")]
     pub rates: Vec<u64>,
-    /// Length of each latency run, seconds of offered load (at most `--commands` commands).
-    #[arg(long, default_value_t = 2)]
+    /// Length of each latency run, seconds of offered load (at most `--commands` commands) (1 to 3,600).
+    #[arg(long, default_value_t = 2, value_parser = crate::ranged::<u64>(1, 3_600))]
     pub latency_seconds: u64,
-    /// Max-throughput runs per durability mode (the best is the figure).
-    #[arg(long, default_value_t = 3)]
+    /// Max-throughput runs per durability mode (the best is the figure) (1 to 100).
+    #[arg(long, default_value_t = 3, value_parser = crate::ranged::<usize>(1, 100))]
     pub throughput_runs: usize,
-    /// Slots of each ring (input, reports, market data).
-    #[arg(long, default_value_t = 16_384)]
+    /// Slots of each ring (input, reports, market data) (1 to 1,048,576).
+    #[arg(long, default_value_t = 16_384, value_parser = crate::ranged::<usize>(1, 1_048_576))]
     pub capacity: usize,
-    /// Take a snapshot every this many commands during the pipeline runs (0: never).
-    #[arg(long, default_value_t = 0)]
+    /// Take a snapshot every this many commands during the pipeline runs (0: never) (0 to 1,000,000,000,000).
+    #[arg(long, default_value_t = 0, value_parser = crate::ranged::<u64>(0, 1_000_000_000_000))]
     pub snapshot_every: u64,
-    /// Commands in the recovery journal (0 skips the recovery measurement).
+    /// Commands in the recovery journal (0 skips the recovery measurement; at most 1G).
     #[arg(long, value_parser = parse_count, default_value = "10M")]
     pub recovery_commands: u64,
     /// In the recovery-with-snapshot case, the snapshot is this many commands before the
-    /// journal's end (half of a snapshot interval of 1M).
-    #[arg(long, default_value_t = 500_000)]
+    /// journal's end (half of a snapshot interval of 1M) (0 to 1,000,000,000).
+    #[arg(long, default_value_t = 500_000, value_parser = crate::ranged::<u64>(0, 1_000_000_000))]
     pub recovery_tail: u64,
     /// Directory for the temporary journals (default: the system's temporary directory).
     #[arg(long)]
     pub dir: Option<PathBuf>,
-    /// Pin the client (harness) thread to this core.
-    #[arg(long, value_name = "CORE")]
+    /// Pin the client (harness) thread to this core (0 to 1,023).
+    #[arg(long, value_name = "CORE", value_parser = crate::ranged::<usize>(0, 1_023))]
     pub pin_client: Option<usize>,
-    /// Pin the sequencer thread to this core.
-    #[arg(long, value_name = "CORE")]
+    /// Pin the sequencer thread to this core (0 to 1,023).
+    #[arg(long, value_name = "CORE", value_parser = crate::ranged::<usize>(0, 1_023))]
     pub pin_sequencer: Option<usize>,
-    /// Pin the group-commit thread to this core.
-    #[arg(long, value_name = "CORE")]
+    /// Pin the group-commit thread to this core (0 to 1,023).
+    #[arg(long, value_name = "CORE", value_parser = crate::ranged::<usize>(0, 1_023))]
     pub pin_group_commit: Option<usize>,
     /// Measure recovery only (no pipeline runs, no append rate).
     #[arg(long)]
@@ -458,7 +458,12 @@ pub fn run(opts: &Options) -> anyhow::Result<Report> {
 
 /// A count such as `0`, `500k` or `10M`.
 fn parse_count(text: &str) -> Result<u64, String> {
-    if text.trim() == "0" { Ok(0) } else { parse_rate(text) }
+    const MAX: u64 = 1_000_000_000;
+    match text.trim() {
+        "0" => Ok(0),
+        _ => parse_rate(text)
+            .and_then(|n| if n <= MAX { Ok(n) } else { Err(format!("{text:?}: at most {MAX} commands (1G)")) }),
+    }
 }
 
 fn pin(core: usize) -> anyhow::Result<()> {

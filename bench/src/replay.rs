@@ -37,17 +37,17 @@ pub struct Options {
     /// Seed of the workload generator.
     #[arg(long, default_value_t = 42)]
     pub seed: u64,
-    /// Commands in the journal after the setup.
-    #[arg(long, default_value_t = 10_000_000)]
+    /// Commands in the journal after the setup (1 to 100,000,000).
+    #[arg(long, default_value_t = 10_000_000, value_parser = crate::ranged::<usize>(1, 100_000_000))]
     pub commands: usize,
-    /// Resting orders the book is held near.
-    #[arg(long, default_value_t = 1_000)]
+    /// Resting orders the book is held near (0 to 1,000,000).
+    #[arg(long, default_value_t = 1_000, value_parser = crate::ranged::<usize>(0, 1_000_000))]
     pub resting: usize,
-    /// Trading accounts.
-    #[arg(long, default_value_t = 1_000)]
+    /// Trading accounts (1 to 10,000,000).
+    #[arg(long, default_value_t = 1_000, value_parser = crate::ranged::<u32>(1, 10_000_000))]
     pub accounts: u32,
-    /// Timed runs of each part.
-    #[arg(long, default_value_t = 3)]
+    /// Timed runs of each part (1 to 100).
+    #[arg(long, default_value_t = 3, value_parser = crate::ranged::<usize>(1, 100))]
     pub runs: usize,
     /// Where the temporary journal goes (default: the system's temporary directory).
     #[arg(long)]

@@ -82,8 +82,8 @@ const BID_STEP: i64 = 4;
 /// Command-line options of `l2x bench risk`.
 #[derive(Clone, Debug, PartialEq, Eq, clap::Args)]
 pub struct Options {
-    /// Long accounts with a leveraged position.
-    #[arg(long, default_value_t = 100_000)]
+    /// Long accounts with a leveraged position (1 to 10,000,000).
+    #[arg(long, default_value_t = 100_000, value_parser = crate::ranged::<u32>(1, 10_000_000))]
     pub accounts: u32,
     /// Seed of the deposits (ChaCha8): same seed, same accounts.
     #[arg(long, default_value_t = 42)]
@@ -91,14 +91,14 @@ pub struct Options {
     /// The oracle shock, percent below the mark.
     #[arg(long, default_value_t = 20, value_parser = clap::value_parser!(u32).range(1..=24))]
     pub shock: u32,
-    /// The insurance fund's seed deposit, USDC.
-    #[arg(long, default_value_t = 10_000)]
+    /// The insurance fund's seed deposit, USDC (1 to 9,223,372,036,854).
+    #[arg(long, default_value_t = 10_000, value_parser = clap::value_parser!(i64).range(1..=9_223_372_036_854))]
     pub insurance: i64,
-    /// Timed runs (each from a clone of the prepared state); the best is the figure.
-    #[arg(long, default_value_t = 3)]
+    /// Timed runs (each from a clone of the prepared state); the best is the figure (1 to 100).
+    #[arg(long, default_value_t = 3, value_parser = crate::ranged::<usize>(1, 100))]
     pub runs: usize,
-    /// Pin the benchmark thread to this core (core_affinity).
-    #[arg(long, value_name = "CORE")]
+    /// Pin the benchmark thread to this core (core_affinity) (0 to 1,023).
+    #[arg(long, value_name = "CORE", value_parser = crate::ranged::<usize>(0, 1_023))]
     pub pin: Option<usize>,
     /// Print one JSON object instead of a table.
     #[arg(long)]

@@ -35,26 +35,26 @@ use crate::machine::{CpuMeter, Machine};
 /// Options of `l2x bench settlement`.
 #[derive(Clone, Debug, clap::Args)]
 pub struct Options {
-    /// Accounts in the tree.
-    #[arg(long, default_value_t = 1_000_000)]
+    /// Accounts in the tree (1 to 100,000,000).
+    #[arg(long, default_value_t = 1_000_000, value_parser = crate::ranged::<u64>(1, 100_000_000))]
     pub accounts: u64,
-    /// Accounts an epoch changes.
-    #[arg(long, default_value_t = 100_000)]
+    /// Accounts an epoch changes (1 to 10,000,000).
+    #[arg(long, default_value_t = 100_000, value_parser = crate::ranged::<usize>(1, 10_000_000))]
     pub touched: usize,
-    /// Epochs timed (the median and the worst are reported).
-    #[arg(long, default_value_t = 5)]
+    /// Epochs timed (the median and the worst are reported) (1 to 1,000).
+    #[arg(long, default_value_t = 5, value_parser = crate::ranged::<usize>(1, 1_000))]
     pub epochs: usize,
     /// Seed.
     #[arg(long, default_value_t = 42)]
     pub seed: u64,
-    /// Commands of the real stream cut into batches.
-    #[arg(long, default_value_t = 300_000)]
+    /// Commands of the real stream cut into batches (1 to 100,000,000).
+    #[arg(long, default_value_t = 300_000, value_parser = crate::ranged::<usize>(1, 100_000_000))]
     pub stream_commands: usize,
-    /// Trades per epoch in that stream.
-    #[arg(long, default_value_t = 10_000)]
+    /// Trades per epoch in that stream (1 to 1,000,000,000).
+    #[arg(long, default_value_t = 10_000, value_parser = crate::ranged::<u64>(1, 1_000_000_000))]
     pub epoch_fills: u64,
-    /// Batches committed on a local anvil for their gas (0: skip).
-    #[arg(long, default_value_t = 5)]
+    /// Batches committed on a local anvil for their gas (0: skip) (0 to 1,000).
+    #[arg(long, default_value_t = 5, value_parser = crate::ranged::<usize>(0, 1_000))]
     pub chain_batches: usize,
     /// Print one JSON object instead of the table.
     #[arg(long)]

@@ -67,32 +67,32 @@ use crate::machine::{CpuMeter, Machine};
 /// Options of `l2x bench wire`.
 #[derive(Clone, Debug, clap::Args)]
 pub struct Options {
-    /// Sessions (each its own key and account).
-    #[arg(long, default_value_t = 8)]
+    /// Sessions (each its own key and account) (1 to 1,024).
+    #[arg(long, default_value_t = 8, value_parser = crate::ranged::<usize>(1, 1_024))]
     pub sessions: usize,
     /// Offered rate, requests per second over all sessions (`k`, `M` suffixes allowed).
     #[arg(long, value_parser = parse_rate, default_value = "100k")]
     pub rate: u64,
-    /// Measured requests.
-    #[arg(long, default_value_t = 300_000)]
+    /// Measured requests (1 to 100,000,000).
+    #[arg(long, default_value_t = 300_000, value_parser = crate::ranged::<usize>(1, 100_000_000))]
     pub requests: usize,
-    /// Requests sent first and not recorded.
-    #[arg(long, default_value_t = 50_000)]
+    /// Requests sent first and not recorded (0 to 100,000,000).
+    #[arg(long, default_value_t = 50_000, value_parser = crate::ranged::<usize>(0, 100_000_000))]
     pub warmup: usize,
-    /// Round trips of the raw TCP floor.
-    #[arg(long, default_value_t = 50_000)]
+    /// Round trips of the raw TCP floor (1 to 100,000,000).
+    #[arg(long, default_value_t = 50_000, value_parser = crate::ranged::<usize>(1, 100_000_000))]
     pub pingpong: usize,
     /// Seed of the request mix.
     #[arg(long, default_value_t = 42)]
     pub seed: u64,
-    /// Pin the load thread to this core.
-    #[arg(long)]
+    /// Pin the load thread to this core (0 to 1,023).
+    #[arg(long, value_parser = crate::ranged::<usize>(0, 1_023))]
     pub pin_client: Option<usize>,
-    /// Pin the gateway thread to this core.
-    #[arg(long)]
+    /// Pin the gateway thread to this core (0 to 1,023).
+    #[arg(long, value_parser = crate::ranged::<usize>(0, 1_023))]
     pub pin_gateway: Option<usize>,
-    /// Pin the sequencer thread to this core.
-    #[arg(long)]
+    /// Pin the sequencer thread to this core (0 to 1,023).
+    #[arg(long, value_parser = crate::ranged::<usize>(0, 1_023))]
     pub pin_sequencer: Option<usize>,
     /// Print one JSON object instead of the table.
     #[arg(long)]

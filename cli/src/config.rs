@@ -23,7 +23,7 @@ use l2x_engine::pipeline::{Cores, Durability, WaitStrategy};
 use l2x_gateway::throttle::Limits;
 use l2x_settlement::chain::SendPolicy;
 use l2x_settlement::epoch::Policy;
-use l2x_types::{Decimal, Instrument, InstrumentId, InstrumentSpec, Price, Symbol};
+use l2x_types::{AccountId, Decimal, Instrument, InstrumentId, InstrumentSpec, Price, Symbol};
 use serde::Deserialize;
 
 /// Everything `l2x serve` runs by.
@@ -467,6 +467,90 @@ impl Rpc {
     }
 }
 
+/// The account ids no deposit may go to, as the errors name them.
+pub(crate) const RESERVED_ACCOUNTS: &str =
+    "ids 18446744073709551614 and 18446744073709551615 are the insurance fund's and the fee account's";
+
+/// The most whole USDC one deposit may be: its micro-USDC must fit the ledger's i64.
+pub(crate) const MAX_DEPOSIT_USDC: u64 = (i64::MAX / 1_000_000).unsigned_abs();
+
+/// The largest snapshot interval, commands (`pipeline.snapshot_every`, `match --snapshot-every`).
+pub(crate) const MAX_SNAPSHOT_EVERY: u64 = 1_000_000_000_000;
+/// The longest epoch, ms of sequenced time (a day).
+pub(crate) const MAX_EPOCH_MS: u64 = 86_400_000;
+/// The largest fill limit of an epoch.
+pub(crate) const MAX_EPOCH_FILLS: u64 = 1_000_000_000;
+/// The most confirmations a commit waits for.
+pub(crate) const MAX_CONFIRMATIONS: u64 = 1_000;
+
+/// Every number of the config file and its range, inclusive (docs/OPERATIONS.md's table
+/// says the same: a test compares them). Out of range is an error naming the key.
+pub(crate) const LIMITS: [(&str, u64, u64); 23] = [
+    ("gateway.order_rate", 1, 10_000_000),
+    ("gateway.order_burst", 1, 10_000_000),
+    ("gateway.cancel_rate", 1, 10_000_000),
+    ("gateway.cancel_burst", 1, 10_000_000),
+    ("gateway.max_outbound_bytes", 65_536, 1 << 30),
+    ("gateway.core", 0, 1_023),
+    ("pipeline.snapshot_every", 0, MAX_SNAPSHOT_EVERY),
+    // A slot is a command and its tag: 2^20 of them are about 100 MiB.
+    ("pipeline.input_capacity", 1, 1 << 20),
+    ("pipeline.sequencer_core", 0, 1_023),
+    ("pipeline.group_commit_core", 0, 1_023),
+    ("pipeline.snapshot_core", 0, 1_023),
+    ("accounts.deposit_usdc", 0, MAX_DEPOSIT_USDC),
+    ("accounts.deposits", 0, MAX_DEPOSIT_USDC),
+    // The metrics' open interest covers this many.
+    ("instruments", 1, l2x_gateway::metrics::MAX_INSTRUMENTS as u64),
+    // 0 would close an epoch at every command.
+    ("settlement.epoch_ms", 1, MAX_EPOCH_MS),
+    ("settlement.epoch_fills", 0, MAX_EPOCH_FILLS),
+    ("settlement.every_ms", 1, 3_600_000),
+    // 0 would be taken as 1 by the chain.
+    ("settlement.rpc.confirmations", 1, MAX_CONFIRMATIONS),
+    ("settlement.rpc.poll_ms", 1, 3_600_000),
+    ("settlement.rpc.replace_after_ms", 1, 86_400_000),
+    // Nodes refuse a replacement that pays less than 10 % more.
+    ("settlement.rpc.bump_percent", 10, 1_000),
+    ("settlement.rpc.max_fee_gwei", 1, 1_000_000),
+    ("settlement.rpc.give_up_after_ms", 1, 86_400_000),
+];
+
+/// A command-line number within `min..=max` (clap names the flag and the range when it is
+/// not).
+pub(crate) fn ranged(min: u64, max: u64) -> clap::builder::RangedU64ValueParser<u64> {
+    clap::builder::RangedU64ValueParser::new().range(min..=max)
+}
+
+/// A command-line path that is not empty (an empty one names nothing, and fails later with
+/// an OS error that does not say which flag).
+pub(crate) fn non_empty_path(text: &str) -> Result<PathBuf, String> {
+    if text.is_empty() { Err("must not be empty".into()) } else { Ok(PathBuf::from(text)) }
+}
+
+/// `key`'s range in [`LIMITS`].
+fn limit(key: &str) -> (u64, u64) {
+    LIMITS.iter().find(|(k, _, _)| *k == key).map_or((0, u64::MAX), |&(_, min, max)| (min, max))
+}
+
+/// `value` of `key` within `min..=max`, or an error naming the key and the range.
+pub(crate) fn within(key: &str, value: u64, (min, max): (u64, u64)) -> Result<()> {
+    ensure!((min..=max).contains(&value), "{key} = {value} is out of range: it must be from {min} to {max}");
+    Ok(())
+}
+
+/// A file of at most `limit` bytes, as text (a config or accounts file: a path to
+/// something endless, like /dev/zero, must not exhaust memory).
+pub(crate) fn read_small_file(path: &Path, limit: u64) -> Result<String> {
+    use std::io::Read as _;
+    let file = std::fs::File::open(path).with_context(|| format!("cannot open {}", path.display()))?;
+    ensure!(!file.metadata()?.is_dir(), "{} is a directory, not a file", path.display());
+    let mut bytes = Vec::new();
+    file.take(limit + 1).read_to_end(&mut bytes).with_context(|| format!("reading {}", path.display()))?;
+    ensure!(u64::try_from(bytes.len()).unwrap_or(u64::MAX) <= limit, "{} is larger than {limit} bytes", path.display());
+    String::from_utf8(bytes).map_err(|e| anyhow::anyhow!("{}: not UTF-8 text ({e})", path.display()))
+}
+
 impl Config {
     /// Parses a config file's text. Relative paths in it stay relative (see [`Config::load`]).
     ///
@@ -478,13 +562,17 @@ impl Config {
         Ok(config)
     }
 
+    /// The largest config file read, bytes (the example is about 5 KB).
+    pub(crate) const MAX_FILE_BYTES: u64 = 1 << 20;
+
     /// Reads and parses a config file; `accounts.keys_file` and `settlement.chain_dir` are
     /// taken relative to the file's directory, `data_dir` relative to the working directory.
     ///
     /// # Errors
     /// As [`Config::parse`], naming the file.
     pub(crate) fn load(path: &Path) -> Result<Config> {
-        let text = std::fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))?;
+        let text =
+            read_small_file(path, Config::MAX_FILE_BYTES).with_context(|| format!("config file {}", path.display()))?;
         let mut config = Config::parse(&text).with_context(|| format!("config file {}", path.display()))?;
         let base = path.parent().unwrap_or(Path::new(""));
         if let Some(keys) = &mut config.accounts.keys_file {
@@ -496,38 +584,96 @@ impl Config {
         Ok(config)
     }
 
-    /// Settings that parse but cannot work together.
+    /// Settings that parse but cannot work together, and values out of their range
+    /// ([`LIMITS`]): each error names the key.
     pub(crate) fn check(&self) -> Result<()> {
         ensure!(!self.instruments.is_empty(), "instruments: a node needs at least one");
+        self.check_numbers()?;
+        self.check_paths()?;
         let mut symbols = std::collections::BTreeSet::new();
         for (i, entry) in self.instruments.iter().enumerate() {
             let id = InstrumentId(u32::try_from(i)?);
             entry.to_spec(id).with_context(|| format!("instruments[{i}] ({})", entry.symbol))?;
             ensure!(symbols.insert(&entry.symbol), "instruments[{i}]: {} is listed twice", entry.symbol);
         }
-        // A deposit must fit the ledger's micro-USDC (i64).
-        let fits = |usdc: u64| usdc.checked_mul(1_000_000).is_some_and(|micro| i64::try_from(micro).is_ok());
-        ensure!(fits(self.accounts.deposit_usdc), "accounts.deposit_usdc: {} is too large", self.accounts.deposit_usdc);
         let mut ids = std::collections::BTreeSet::new();
-        for (account, &usdc) in &self.accounts.deposits {
+        for account in self.accounts.deposits.keys() {
             let id = account
                 .parse::<u64>()
                 .with_context(|| format!("accounts.deposits: {account:?} is not an account id"))?;
             ensure!(ids.insert(id), "accounts.deposits: account {id} is listed twice");
-            ensure!(fits(usdc), "accounts.deposits: {usdc} for account {id} is too large");
+            ensure!(
+                !AccountId(id).is_reserved(),
+                "accounts.deposits: account {id} is reserved ({RESERVED_ACCOUNTS}): no deposit can go there"
+            );
         }
-        ensure!(self.pipeline.input_capacity > 0, "pipeline.input_capacity must be positive");
-        ensure!(self.settlement.every_ms > 0, "settlement.every_ms must be positive");
         match (self.settlement.chain, &self.settlement.rpc) {
             (ChainKind::Rpc, None) => bail!("settlement.chain = \"rpc\" needs a [settlement.rpc] table"),
             (ChainKind::Rpc, Some(rpc)) => {
                 crate::settle::address(&rpc.contract).context("settlement.rpc.contract")?;
-                ensure!(
-                    rpc.bump_percent.is_none_or(|b| b >= 10),
-                    "settlement.rpc.bump_percent: nodes need 10 at least"
-                );
+                ensure!(!rpc.url.trim().is_empty(), "settlement.rpc.url: must not be empty");
+                ensure!(!rpc.key_env.is_empty(), "settlement.rpc.key_env: must not be empty");
             }
             (_, _) => {}
+        }
+        Ok(())
+    }
+
+    /// Every number against its range in [`LIMITS`].
+    fn check_numbers(&self) -> Result<()> {
+        let (g, p, a, s) = (&self.gateway, &self.pipeline, &self.accounts, &self.settlement);
+        let size = |v: usize| u64::try_from(v).unwrap_or(u64::MAX);
+        let mut values: Vec<(&str, Option<u64>)> = vec![
+            ("gateway.order_rate", Some(g.order_rate.into())),
+            ("gateway.order_burst", Some(g.order_burst.into())),
+            ("gateway.cancel_rate", Some(g.cancel_rate.into())),
+            ("gateway.cancel_burst", Some(g.cancel_burst.into())),
+            ("gateway.max_outbound_bytes", Some(size(g.max_outbound_bytes))),
+            ("gateway.core", g.core.map(size)),
+            ("pipeline.snapshot_every", Some(p.snapshot_every)),
+            ("pipeline.input_capacity", Some(size(p.input_capacity))),
+            ("pipeline.sequencer_core", p.sequencer_core.map(size)),
+            ("pipeline.group_commit_core", p.group_commit_core.map(size)),
+            ("pipeline.snapshot_core", p.snapshot_core.map(size)),
+            ("accounts.deposit_usdc", Some(a.deposit_usdc)),
+            ("instruments", Some(size(self.instruments.len()))),
+            ("settlement.epoch_ms", Some(s.epoch_ms)),
+            ("settlement.epoch_fills", Some(s.epoch_fills)),
+            ("settlement.every_ms", Some(s.every_ms)),
+        ];
+        values.extend(a.deposits.values().map(|&usdc| ("accounts.deposits", Some(usdc))));
+        if let Some(rpc) = &s.rpc {
+            values.extend([
+                ("settlement.rpc.confirmations", Some(rpc.confirmations)),
+                ("settlement.rpc.poll_ms", rpc.poll_ms),
+                ("settlement.rpc.replace_after_ms", rpc.replace_after_ms),
+                ("settlement.rpc.bump_percent", rpc.bump_percent),
+                ("settlement.rpc.max_fee_gwei", rpc.max_fee_gwei),
+                ("settlement.rpc.give_up_after_ms", rpc.give_up_after_ms),
+            ]);
+        }
+        for (key, value) in values {
+            if let Some(value) = value {
+                within(key, value, limit(key))?;
+            }
+        }
+        Ok(())
+    }
+
+    /// Paths that cannot be what they name.
+    fn check_paths(&self) -> Result<()> {
+        ensure!(!self.data_dir.as_os_str().is_empty(), "data_dir: must not be empty (the default is \"l2x-data\")");
+        if let Some(keys) = &self.accounts.keys_file {
+            ensure!(
+                !keys.as_os_str().is_empty(),
+                "accounts.keys_file: must not be empty (leave it out for the demo keys)"
+            );
+        }
+        if let Some(dir) = &self.settlement.chain_dir {
+            ensure!(
+                !dir.as_os_str().is_empty(),
+                "settlement.chain_dir: must not be empty (leave it out for DATA_DIR/chain)"
+            );
         }
         Ok(())
     }
@@ -587,7 +733,10 @@ mod tests {
         );
         assert!(err("[accounts.deposits]\nalice = 5").contains("alice"));
         assert!(err("[accounts.deposits]\n7 = 5\n007 = 6").contains("twice"));
-        assert!(err("[accounts]\ndeposit_usdc = 10000000000000").contains("too large"));
+        assert!(
+            err("[accounts]\ndeposit_usdc = 10000000000000")
+                .contains("accounts.deposit_usdc = 10000000000000 is out of range")
+        );
         let instrument = |extra: &str| {
             format!(
                 "[[instruments]]\nsymbol = \"X\"\ntick_size = \"0.5\"\nlot_size = \"0.001\"\ninitial_margin = \"0.05\"\n\
@@ -602,6 +751,130 @@ mod tests {
         let twice = format!("{}\n{}", instrument("oracle_price = \"100\""), instrument("oracle_price = \"100\""));
         assert!(err(&twice).contains("listed twice"));
         assert!(Config::parse(&instrument("oracle_price = \"100\"")).is_ok());
+    }
+
+    fn err(text: &str) -> String {
+        format!("{:#}", Config::parse(text).unwrap_err())
+    }
+
+    /// Regression: `input_capacity = 1099511627776` aborted the node on a failed allocation
+    /// (exit 134, the key not named).
+    #[test]
+    fn config_refuses_huge_input_capacity() {
+        assert_eq!(
+            err("[pipeline]\ninput_capacity = 1099511627776"),
+            "pipeline.input_capacity = 1099511627776 is out of range: it must be from 1 to 1048576"
+        );
+    }
+
+    /// Every number of [`LIMITS`] is checked at both ends, and the error names the key and
+    /// the range; the ends themselves are accepted.
+    #[test]
+    fn every_config_number_is_bounded() {
+        let rpc = "[settlement.rpc]\nurl = \"http://127.0.0.1:8545\"\ncontract = \"0x5FbDB2315678afecb367f032d93F642f64180aa3\"\n";
+        let text = |key: &str, value: u64| -> Option<String> {
+            let (table, name) = key.rsplit_once('.')?;
+            Some(match table {
+                "accounts" if name == "deposits" => format!("[accounts.deposits]\n\"7\" = {value}"),
+                "settlement.rpc" => format!("{rpc}{name} = {value}"),
+                _ => format!("[{table}]\n{name} = {value}"),
+            })
+        };
+        let mut checked = 0;
+        for (key, min, max) in LIMITS {
+            let Some(at_min) = text(key, min) else { continue };
+            assert!(Config::parse(&at_min).is_ok(), "{key} = {min}: {:#}", Config::parse(&at_min).unwrap_err());
+            assert!(Config::parse(&text(key, max).unwrap()).is_ok(), "{key} = {max}");
+            let mut outside = vec![max.saturating_add(1)];
+            if min > 0 {
+                outside.push(min - 1);
+            }
+            for v in outside {
+                let Some(t) = text(key, v) else { continue };
+                // Past a field's own type (u32, say) TOML itself refuses it, with the key's line.
+                let e = err(&t);
+                let named = e.contains(&format!("{key} = {v} is out of range: it must be from {min} to {max}"));
+                let too_big_for_type = e.contains(key.rsplit('.').next().unwrap()) && e.contains(&v.to_string());
+                assert!(named || too_big_for_type, "{key} = {v}: {e}");
+            }
+            checked += 1;
+        }
+        assert_eq!(checked, LIMITS.len() - 1, "every key but `instruments` (a count of tables)");
+        assert!(err("instruments = []").contains("a node needs at least one"));
+    }
+
+    /// The documented limits are the code's: docs/OPERATIONS.md's table gives each range.
+    #[test]
+    fn config_limits_are_documented() {
+        let doc = include_str!("../../docs/OPERATIONS.md");
+        let with_commas = |n: u64| {
+            let digits = n.to_string();
+            let mut out = String::new();
+            for (i, c) in digits.chars().enumerate() {
+                if i > 0 && (digits.len() - i).is_multiple_of(3) {
+                    out.push(',');
+                }
+                out.push(c);
+            }
+            out
+        };
+        for (key, min, max) in LIMITS {
+            // A row names its first key in full and the others of its table by name.
+            let row = doc
+                .lines()
+                .filter(|l| l.starts_with("| `"))
+                .find(|l| {
+                    let first = l.split(" | ").next().unwrap_or_default();
+                    match key.rsplit_once('.') {
+                        Some((table, name)) => {
+                            first.contains(&format!("`{key}`"))
+                                || first.contains(&format!("`{table}.")) && first.contains(&format!("`{name}`"))
+                        }
+                        None => first.contains(&format!("`[[{key}]]`")),
+                    }
+                })
+                .unwrap_or_else(|| panic!("no row for {key} in docs/OPERATIONS.md"));
+            let range = format!("{} – {}", with_commas(min), with_commas(max));
+            assert!(row.contains(&range), "docs/OPERATIONS.md: the row of {key} must give {range}: {row}");
+        }
+    }
+
+    /// Regression: `data_dir = ""` failed with an OS error naming no key.
+    #[test]
+    fn config_refuses_empty_data_dir() {
+        assert!(err("data_dir = \"\"").starts_with("data_dir: must not be empty"));
+        assert!(err("[accounts]\nkeys_file = \"\"").starts_with("accounts.keys_file: must not be empty"));
+        assert!(err("[settlement]\nchain_dir = \"\"").starts_with("settlement.chain_dir: must not be empty"));
+    }
+
+    /// Regression: deposits to the insurance fund's and fee account's ids were accepted.
+    #[test]
+    fn config_refuses_deposit_to_reserved_account() {
+        for id in [u64::MAX - 1, u64::MAX] {
+            let e = err(&format!("[accounts.deposits]\n\"{id}\" = 5"));
+            assert!(e.starts_with(&format!("accounts.deposits: account {id} is reserved")), "{e}");
+        }
+        assert!(Config::parse(&format!("[accounts.deposits]\n\"{}\" = 5", u64::MAX - 2)).is_ok());
+    }
+
+    /// Regression: `epoch_ms = 0` was accepted (an epoch per command).
+    #[test]
+    fn config_refuses_zero_epoch_ms() {
+        assert_eq!(
+            err("[settlement]\nepoch_ms = 0"),
+            "settlement.epoch_ms = 0 is out of range: it must be from 1 to 86400000"
+        );
+    }
+
+    /// A config file is read up to a bound: a path to something endless is an error, not
+    /// all the memory.
+    #[test]
+    fn config_file_is_read_to_a_bound() {
+        let e = format!("{:#}", Config::load(Path::new("/dev/zero")).unwrap_err());
+        assert!(e.contains("/dev/zero is larger than 1048576 bytes"), "{e}");
+        let dir = std::env::temp_dir();
+        let e = format!("{:#}", Config::load(&dir).unwrap_err());
+        assert!(e.contains("is a directory"), "{e}");
     }
 
     #[test]

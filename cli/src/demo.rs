@@ -58,10 +58,10 @@ use crate::serve::{self, Node};
 pub(crate) struct Options {
     /// Where the demo's node keeps its journal, batches and chain (recreated on each run;
     /// only a directory an earlier demo made is ever removed).
-    #[arg(long, default_value = "l2x-demo")]
+    #[arg(long, default_value = "l2x-demo", value_parser = crate::config::non_empty_path)]
     data_dir: PathBuf,
-    /// How long the clients trade.
-    #[arg(long, default_value_t = 5)]
+    /// How long the clients trade, seconds (1 to 3,600).
+    #[arg(long, default_value_t = 5, value_parser = crate::config::ranged(1, 3_600))]
     seconds: u64,
     /// The workload's seed.
     #[arg(long, default_value_t = 42)]

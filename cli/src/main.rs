@@ -33,20 +33,21 @@ enum Cmd {
     /// Run a scenario: commands as JSON lines in, events as JSON lines out (docs/SCENARIOS.md).
     Match {
         /// Scenario file, or `-` for standard input.
-        #[arg(long)]
+        #[arg(long, value_parser = config::non_empty_path)]
         input: PathBuf,
         /// Write the final state (balances, margin, positions, state hash) as JSON here.
-        #[arg(long)]
+        #[arg(long, value_parser = config::non_empty_path)]
         state_out: Option<PathBuf>,
         /// Journal every applied command into this (new or empty) directory, before its
         /// events are printed (docs/JOURNAL.md).
-        #[arg(long)]
+        #[arg(long, value_parser = config::non_empty_path)]
         journal: Option<PathBuf>,
         /// With --journal: `os` (in the page cache before release) or `fsync` (on disk).
         #[arg(long, default_value = "os", value_parser = ["os", "fsync"])]
         durability: String,
-        /// With --journal: write a snapshot after every N applied commands (0: none).
-        #[arg(long, default_value_t = 0)]
+        /// With --journal: write a snapshot after every N applied commands (0: none; at most
+        /// 1,000,000,000,000).
+        #[arg(long, default_value_t = 0, value_parser = config::ranged(0, config::MAX_SNAPSHOT_EVERY))]
         snapshot_every: u64,
     },
     /// Journal tools.
@@ -80,6 +81,7 @@ enum JournalCmd {
     /// Print a journal as the JSON-lines commands of `l2x match` (docs/SCENARIOS.md).
     Export {
         /// The journal directory.
+        #[arg(value_parser = config::non_empty_path)]
         dir: PathBuf,
     },
 }
@@ -184,7 +186,9 @@ fn print_bench(
     Ok(ExitCode::SUCCESS)
 }
 
-/// `l2x match`: exit 0, or 2 when any line was reported and skipped.
+/// `l2x match`: exit 0, or 2 when any line was reported and skipped. (A listing refused
+/// `bad_instrument` is not a bad line: its reason goes to standard error, the exit status
+/// stays.)
 fn run_match(input: &Path, state_out: Option<&Path>, journal: Option<(PathBuf, bool, u64)>) -> Result<ExitCode> {
     let stdout = io::stdout();
     let mut out = BufWriter::new(stdout.lock());
@@ -203,10 +207,10 @@ fn run_match(input: &Path, state_out: Option<&Path>, journal: Option<(PathBuf, b
         runner = runner.with_journal(writer, fsync, snapshot_every);
     }
     let summary = if input.as_os_str() == "-" {
-        runner.run(io::stdin().lock(), &mut out, &mut err)?
+        runner.run(io::stdin().lock(), &mut out, &mut err).context("--input - (standard input)")?
     } else {
-        let file = File::open(input).with_context(|| format!("cannot open {}", input.display()))?;
-        runner.run(BufReader::new(file), &mut out, &mut err)?
+        let file = open_input(input)?;
+        runner.run(BufReader::new(file), &mut out, &mut err).with_context(|| format!("--input {}", input.display()))?
     };
     runner.close_journal()?;
     out.flush()?;
@@ -217,6 +221,15 @@ fn run_match(input: &Path, state_out: Option<&Path>, journal: Option<(PathBuf, b
         std::fs::write(path, text).with_context(|| format!("cannot write {}", path.display()))?;
     }
     Ok(if summary.errors > 0 { ExitCode::from(2) } else { ExitCode::SUCCESS })
+}
+
+/// `--input FILE`, opened for reading; a directory or anything else that is not a file one
+/// can read lines from is refused here, with the path (reading a directory fails later,
+/// with an OS error that names nothing).
+fn open_input(input: &Path) -> Result<File> {
+    let meta = std::fs::metadata(input).with_context(|| format!("cannot open {} (--input)", input.display()))?;
+    anyhow::ensure!(!meta.is_dir(), "--input {}: is a directory, not a scenario file", input.display());
+    File::open(input).with_context(|| format!("cannot open {} (--input)", input.display()))
 }
 
 /// `l2x journal export DIR`: the journal as scenario lines on standard output.

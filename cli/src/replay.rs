@@ -21,6 +21,7 @@ use l2x_types::{AccountId, Amount, Decimal, Timestamp, format_units};
 #[derive(Clone, Debug, clap::Args)]
 pub(crate) struct Options {
     /// The journal directory (its snapshots are used when they help).
+    #[arg(value_parser = crate::config::non_empty_path)]
     dir: PathBuf,
     /// Stop after this sequence number.
     #[arg(long, conflicts_with = "until_time")]
@@ -47,7 +48,7 @@ pub(crate) struct Options {
     format: Option<String>,
     /// Replay the same inputs under the risk parameters in this TOML file as well, and
     /// compare (docs/REPLAY.md, "What-if").
-    #[arg(long, conflicts_with_all = ["dump", "state_hash"])]
+    #[arg(long, conflicts_with_all = ["dump", "state_hash"], value_parser = crate::config::non_empty_path)]
     risk_params: Option<PathBuf>,
     /// Only this account's rows.
     #[arg(long, requires = "dump")]
@@ -62,7 +63,7 @@ pub(crate) struct Options {
     #[arg(long, conflicts_with_all = ["dump", "state_hash", "until_seq", "until_time"])]
     verify_roots: bool,
     /// With --verify-roots: the batch files to compare with.
-    #[arg(long)]
+    #[arg(long, value_parser = crate::config::non_empty_path)]
     batches: Option<PathBuf>,
     /// With --verify-roots: the chain to compare with.
     #[command(flatten)]
@@ -101,10 +102,22 @@ pub(crate) fn parse_time(text: &str) -> Result<u64, String> {
         units.iter().find_map(|(suffix, ns)| text.strip_suffix(suffix).map(|n| (n, *ns))).unwrap_or((text, 1));
     let value: Decimal =
         number.parse().map_err(|_| format!("{text:?} is not a time (e.g. 1500000000, 1.5s, 90s, 2m)"))?;
-    let ns = value.checked_mul(Decimal::from(unit)).filter(|v| !v.is_sign_negative() && v.fract().is_zero());
-    ns.and_then(|v| u64::try_from(v).ok())
-        .ok_or_else(|| format!("{text:?}: not a whole, non-negative number of nanoseconds"))
+    let ns = value.checked_mul(Decimal::from(unit));
+    match ns {
+        Some(v) if v.is_sign_negative() || !v.fract().is_zero() => {
+            Err(format!("{text:?}: not a whole, non-negative number of nanoseconds"))
+        }
+        Some(v) => u64::try_from(v).map_err(|_| format!("{text:?} is out of range: {NS_RANGE}")),
+        None => Err(format!("{text:?} is out of range: {NS_RANGE}")),
+    }
 }
+
+/// What fits a time in nanoseconds (a u64), as errors say it.
+const NS_RANGE: &str = "times are at most 18446744073709551615 ns (about 584 years) after 1970-01-01T00:00:00Z";
+
+/// The UTC times `--until-time` takes, as errors say it.
+const UTC_RANGE: &str =
+    "UTC times run from 1970-01-01T00:00:00Z to 2554-07-21T23:34:33.709551615Z (nanoseconds since 1970 in 64 bits)";
 
 /// A point in time: `+DURATION` from the journal's start, a UTC time, or epoch nanoseconds.
 pub(crate) fn parse_point(text: &str) -> Result<Until, String> {
@@ -139,9 +152,12 @@ fn parse_utc(text: &str) -> Result<u64, String> {
         4 | 6 | 9 | 11 => 30,
         _ => 31,
     };
-    // Nanoseconds since 1970 fit a u64 until 2554.
-    let in_range = (1970..=2554).contains(&y) && (1..=12).contains(&m) && (1..=days_in_month).contains(&day);
-    if !in_range
+    // Nanoseconds since 1970 fit a u64 until 2554-07-21T23:34:33.709551615Z.
+    if !(1970..=2554).contains(&y) {
+        return Err(format!("{text:?} is out of range: {UTC_RANGE}"));
+    }
+    let real_date = (1..=12).contains(&m) && (1..=days_in_month).contains(&day);
+    if !real_date
         || !(0..=23).contains(&hh)
         || !(0..=59).contains(&mm)
         || secs.is_sign_negative()
@@ -158,9 +174,11 @@ fn parse_utc(text: &str) -> Result<u64, String> {
     let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
     let days = era * 146_097 + doe - 719_468;
     let whole = Decimal::from(days * 86_400 + hh * 3_600 + mm * 60) + secs;
-    let ns =
-        whole.checked_mul(Decimal::from(1_000_000_000u64)).filter(|v| !v.is_sign_negative() && v.fract().is_zero());
-    ns.and_then(|v| u64::try_from(v).ok()).ok_or_else(bad)
+    let ns = whole.checked_mul(Decimal::from(1_000_000_000u64)).ok_or_else(bad)?;
+    if !ns.fract().is_zero() {
+        return Err(format!("{text:?}: a UTC time to the nanosecond at most (9 decimals of seconds)"));
+    }
+    u64::try_from(ns).map_err(|_| format!("{text:?} is out of range: {UTC_RANGE}"))
 }
 
 fn until(opts: &Options) -> Until {
@@ -190,7 +208,8 @@ fn report_reading(outcome: &Outcome) {
 /// `--risk-params`: both runs and what differs.
 fn what_if(opts: &Options, file: &std::path::Path) -> Result<ExitCode> {
     let name = file.display().to_string();
-    let text = std::fs::read_to_string(file).with_context(|| format!("reading {name}"))?;
+    let text = crate::config::read_small_file(file, crate::config::Config::MAX_FILE_BYTES)
+        .with_context(|| format!("--risk-params {name}"))?;
     let params = RiskParams::parse(&name, &text)?;
     let c = whatif::run(&opts.dir, &name, &params, until(opts), !opts.no_progress)?;
     let stdout = io::stdout();
@@ -453,5 +472,25 @@ mod tests {
         ] {
             assert!(parse_point(bad).is_err(), "{bad}");
         }
+    }
+
+    /// Regression: a UTC time past the nanosecond range (which REPLAY.md said was accepted)
+    /// was called "not a UTC time"; it is out of range, and the range is given.
+    #[test]
+    fn until_time_past_the_nanosecond_range_says_so() {
+        use l2x_replay::Until;
+        use l2x_types::Timestamp;
+        let last = parse_point("2554-07-21T23:34:33.709551615Z");
+        assert_eq!(last, Ok(Until::Time(Timestamp(u64::MAX))));
+        for late in
+            ["2554-07-21T23:34:33.709551616Z", "2554-12-31T23:59:59Z", "2555-01-01T00:00:00Z", "1969-12-31T23:59:59Z"]
+        {
+            let e = parse_point(late).unwrap_err();
+            assert!(e.contains("is out of range") && e.contains("2554-07-21T23:34:33.709551615Z"), "{late}: {e}");
+        }
+        let e = parse_point("18446744073709551616").unwrap_err();
+        assert!(e.contains("out of range") && e.contains("18446744073709551615 ns"), "{e}");
+        assert!(parse_point("2026-13-01T00:00:00Z").unwrap_err().contains("is not a UTC time like"));
+        assert!(parse_point("2026-11-21T12:30:00.0000000001Z").unwrap_err().contains("to the nanosecond"));
     }
 }

@@ -45,10 +45,10 @@ use crate::metrics::Metrics;
 pub(crate) struct Options {
     /// The config file (TOML; docs/OPERATIONS.md, docs/l2x.example.toml). Without it: the
     /// defaults, on loopback, data in ./l2x-data.
-    #[arg(long)]
+    #[arg(long, value_parser = crate::config::non_empty_path)]
     config: Option<PathBuf>,
     /// Overrides `data_dir`.
-    #[arg(long)]
+    #[arg(long, value_parser = crate::config::non_empty_path)]
     data_dir: Option<PathBuf>,
     /// Overrides `ports.order_entry`.
     #[arg(long)]
@@ -80,6 +80,8 @@ impl Options {
         if let Some(a) = self.metrics {
             config.ports.metrics = a;
         }
+        // The overrides are settings too.
+        config.check()?;
         Ok(config)
     }
 }
@@ -97,16 +99,49 @@ pub(crate) fn demo_keys() -> Keys {
 /// The config's keys: its accounts file, or the demo keys — which are public, so only on
 /// loopback addresses.
 fn keys(config: &Config) -> Result<Keys> {
-    if let Some(path) = &config.accounts.keys_file {
-        return Keys::load(path).with_context(|| format!("accounts file {}", path.display()));
+    let keys = match &config.accounts.keys_file {
+        Some(path) => {
+            let text = crate::config::read_small_file(path, Config::MAX_FILE_BYTES)
+                .with_context(|| format!("accounts.keys_file {}", path.display()))?;
+            Keys::parse(&text).with_context(|| format!("accounts.keys_file {}", path.display()))?
+        }
+        None => {
+            let ports = [config.ports.order_entry, config.ports.market_data];
+            anyhow::ensure!(
+                ports.iter().all(|a| a.ip().is_loopback()),
+                "no accounts.keys_file: the public demo keys are only accepted on loopback addresses, and {} is not one",
+                ports.iter().find(|a| !a.ip().is_loopback()).map(ToString::to_string).unwrap_or_default()
+            );
+            demo_keys()
+        }
+    };
+    Ok(keys)
+}
+
+/// The keys' accounts and the config's deposits agree: no key on a reserved account (a new
+/// journal deposits to every key's account), and no deposit for an account without a key
+/// (it would be dropped silently).
+fn check_accounts(config: &Config, keys: &Keys) -> Result<()> {
+    let file = || config.accounts.keys_file.as_ref().map_or("the demo keys".to_string(), |p| p.display().to_string());
+    if let Some(key) = keys.iter().find(|k| k.account.is_reserved()) {
+        anyhow::bail!(
+            "accounts.keys_file {}: key id {} is on account {}, which is reserved ({})",
+            file(),
+            key.id,
+            key.account,
+            crate::config::RESERVED_ACCOUNTS
+        );
     }
-    let ports = [config.ports.order_entry, config.ports.market_data];
-    anyhow::ensure!(
-        ports.iter().all(|a| a.ip().is_loopback()),
-        "no accounts.keys_file: the public demo keys are only accepted on loopback addresses, and {} is not one",
-        ports.iter().find(|a| !a.ip().is_loopback()).map(ToString::to_string).unwrap_or_default()
-    );
-    Ok(demo_keys())
+    for account in config.accounts.deposits.keys() {
+        let id =
+            account.parse::<u64>().with_context(|| format!("accounts.deposits: {account:?} is not an account id"))?;
+        anyhow::ensure!(
+            keys.iter().any(|k| k.account.0 == id),
+            "accounts.deposits: account {id} has no key in {} (deposits go to the keys' accounts)",
+            file()
+        );
+    }
+    Ok(())
 }
 
 /// A running node: the pipeline, the gateway over it, the submitter (if settling) and the
@@ -142,10 +177,13 @@ impl Node {
     /// keys' accounts on a new journal, then starts the submitter (unless `chain = "none"`)
     /// and the metrics endpoint.
     pub(crate) fn start(config: &Config, keys: Keys) -> Result<Node> {
+        check_accounts(config, &keys)?;
         // A port in use stops the node before anything is written.
         let metrics = config.ports.metrics_enabled.then(|| Metrics::bind(config.ports.metrics)).transpose()?;
         let dir = &config.data_dir;
-        std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
+        anyhow::ensure!(!dir.is_file(), "data_dir {}: is a file, not a directory", dir.display());
+        std::fs::create_dir_all(dir)
+            .with_context(|| format!("data_dir {}: cannot create the directory", dir.display()))?;
         // The chain too (a missing key, a bad URL, a chain directory in use).
         let chain = match config.settlement.chain {
             ChainKind::None => None,

@@ -30,14 +30,18 @@ use l2x_settlement::embedded::EmbeddedChain;
 use l2x_settlement::epoch::{self, Policy};
 use l2x_settlement::submitter::{self, Submitter};
 
+use crate::config::{MAX_CONFIRMATIONS, MAX_EPOCH_FILLS, MAX_EPOCH_MS, non_empty_path, ranged};
+
 /// How epochs close (must be what the submitter used).
 #[derive(Clone, Copy, Debug, clap::Args)]
 pub(crate) struct EpochArgs {
-    /// An epoch closes at the first command this many ms (sequenced time) after its first.
-    #[arg(long, default_value_t = Policy::default().max_ms)]
+    /// An epoch closes at the first command this many ms (sequenced time) after its first
+    /// (1 to 86,400,000).
+    #[arg(long, default_value_t = Policy::default().max_ms, value_parser = ranged(1, MAX_EPOCH_MS))]
     epoch_ms: u64,
-    /// … or at the command that brings its trades to this many (0: no limit).
-    #[arg(long, default_value_t = Policy::default().max_fills)]
+    /// … or at the command that brings its trades to this many (0: no limit; at most
+    /// 1,000,000,000).
+    #[arg(long, default_value_t = Policy::default().max_fills, value_parser = ranged(0, MAX_EPOCH_FILLS))]
     epoch_fills: u64,
 }
 
@@ -52,7 +56,7 @@ impl EpochArgs {
 pub(crate) struct ChainArgs {
     /// The embedded chain kept in this directory (`l2x serve` keeps its own in
     /// DATA_DIR/chain).
-    #[arg(long, conflicts_with = "rpc_url")]
+    #[arg(long, conflicts_with = "rpc_url", value_parser = non_empty_path)]
     chain_dir: Option<PathBuf>,
     /// A node's JSON-RPC endpoint (with --contract).
     #[arg(long, requires = "contract")]
@@ -106,18 +110,18 @@ pub(crate) enum SettleCmd {
     /// Recompute the journal's epochs, write their batch files, commit what the chain lacks.
     Submit {
         /// The journal directory.
-        #[arg(long)]
+        #[arg(long, value_parser = non_empty_path)]
         journal: PathBuf,
         /// Where batch files go.
-        #[arg(long)]
+        #[arg(long, value_parser = non_empty_path)]
         batches: PathBuf,
         #[command(flatten)]
         chain: ChainArgs,
         /// With --rpc-url: the submitter's private key (hex).
         #[arg(long)]
         key: Option<String>,
-        /// With --rpc-url: confirmations to wait for after each commit.
-        #[arg(long, default_value_t = 1)]
+        /// With --rpc-url: confirmations to wait for after each commit (1 to 1,000).
+        #[arg(long, default_value_t = 1, value_parser = ranged(1, MAX_CONFIRMATIONS))]
         confirmations: u64,
         #[command(flatten)]
         epochs: EpochArgs,
@@ -125,7 +129,7 @@ pub(crate) enum SettleCmd {
     /// The last local batch and the last one on chain, and the lag between them.
     Status {
         /// The batch files.
-        #[arg(long)]
+        #[arg(long, value_parser = non_empty_path)]
         batches: PathBuf,
         /// The chain to compare with.
         #[command(flatten)]
@@ -134,7 +138,7 @@ pub(crate) enum SettleCmd {
     /// An account's leaf and its proof at a batch, as JSON, rebuilt from the batch files.
     Prove {
         /// The batch files.
-        #[arg(long)]
+        #[arg(long, value_parser = non_empty_path)]
         batches: PathBuf,
         /// The account id.
         #[arg(long)]
@@ -149,10 +153,10 @@ pub(crate) enum SettleCmd {
     /// Recompute every root from the journal and compare with the batch files and the chain.
     Verify {
         /// The journal directory.
-        #[arg(long)]
+        #[arg(long, value_parser = non_empty_path)]
         journal: PathBuf,
         /// Batch files to compare with.
-        #[arg(long)]
+        #[arg(long, value_parser = non_empty_path)]
         batches: Option<PathBuf>,
         /// Compare with the roots committed on this chain too.
         #[command(flatten)]

@@ -7,7 +7,7 @@
 //!
 //! 1. **Syntax** ([`parse_line`]) — valid JSON, an object with a known `cmd`, every
 //!    required field present with the right type, decimals as strings that parse, enum
-//!    names that exist, no unknown field, a non-decreasing `ts`. A failure is a
+//!    names that exist, no unknown or repeated field, a non-decreasing `ts`. A failure is a
 //!    [`LineError`] naming what was wrong: the runner reports it with the line number and
 //!    skips the line; nothing is applied.
 //! 2. **Edge conversion** — symbols to instrument ids, decimal strings to ticks, lots and
@@ -19,66 +19,26 @@
 //!    events are printed, each carrying the command's `seq`.
 //!
 //! The line number is the command's sequence number, so a skipped line leaves a gap.
+//!
+//! Reading never stops at a bad line: a line that is not UTF-8, or longer than
+//! [`MAX_LINE_BYTES`], is reported and skipped like any other bad line. An instrument
+//! listing the engine refuses (`bad_instrument`) is a `rejected` event, and the runner also
+//! says why on its error stream: which field broke which rule ([`ListingRefused`]).
 
 use std::io::{self, BufRead, Write};
 
 use l2x_types::{
     AccountId, Amend, Amount, Cancel, ClientOrderId, Command, CommandKind, Decimal, Event, Holder, Instrument,
-    InstrumentSpec, MassCancel, NewOrder, OrderType, Qty, RejectReason, Seq, Sequenced, Side, StpMode, Symbol,
-    TimeInForce, Timestamp,
+    InstrumentId, InstrumentSpec, MassCancel, NewOrder, OrderType, Qty, RejectReason, Seq, Sequenced, Side, SpecError,
+    SpecField, StpMode, Symbol, SymbolError, TimeInForce, Timestamp,
 };
 use serde::Serialize;
-use serde_json::{Map, Value};
 
 use crate::state::StateMachine;
 
-/// A line that is not a well-formed command. The message names what was wrong.
-#[derive(Debug, thiserror::Error)]
-pub enum LineError {
-    /// Not valid JSON.
-    #[error("invalid JSON: {0}")]
-    Json(serde_json::Error),
-    /// Valid JSON but not an object with a string `cmd`.
-    #[error("expected a JSON object with a string field \"cmd\"")]
-    NotACommand,
-    /// `cmd` names no known command.
-    #[error("unknown command {0:?}")]
-    UnknownCommand(String),
-    /// A required field is absent.
-    #[error("{cmd}: missing field {field:?}")]
-    Missing {
-        /// The command.
-        cmd: &'static str,
-        /// The field.
-        field: &'static str,
-    },
-    /// A field the command does not have.
-    #[error("{cmd}: unknown field {field:?}")]
-    UnknownField {
-        /// The command.
-        cmd: &'static str,
-        /// The field as written.
-        field: String,
-    },
-    /// A field with a value of the wrong type or an invalid value.
-    #[error("{cmd}: field {field:?}: {problem}")]
-    BadValue {
-        /// The command.
-        cmd: &'static str,
-        /// The field.
-        field: &'static str,
-        /// What was wrong with it.
-        problem: String,
-    },
-    /// `ts` smaller than the previous command's.
-    #[error("ts {ts} is before the previous command's ts {previous}")]
-    TimeWentBack {
-        /// The line's ts.
-        ts: u64,
-        /// The previous ts.
-        previous: u64,
-    },
-}
+mod lines;
+
+pub use lines::{LineError, MAX_LINE_BYTES, parse_line};
 
 /// A well-formed line's outcome.
 #[derive(Debug, PartialEq, Eq)]
@@ -98,6 +58,30 @@ pub struct Runner {
     events: Vec<Event>,
     text: String,
     journal: Option<Journaling>,
+    refused: Option<ListingRefused>,
+}
+
+/// Why an instrument listing was refused `bad_instrument`: the rule its symbol or one of
+/// its fields broke.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+pub enum ListingRefused {
+    /// The symbol is not a valid one.
+    #[error(transparent)]
+    Symbol(#[from] SymbolError),
+    /// A field breaks a listing rule ([`Instrument::try_new`]).
+    #[error(transparent)]
+    Spec(#[from] SpecError),
+}
+
+/// A failure of a whole run: only I/O (bad lines are counted in [`Summary`]).
+#[derive(Debug, thiserror::Error)]
+pub enum RunError {
+    /// Reading the scenario failed.
+    #[error("reading the scenario: {0}")]
+    Input(#[source] io::Error),
+    /// Writing the events, the error lines or the journal failed.
+    #[error("writing the output: {0}")]
+    Output(#[source] io::Error),
 }
 
 /// Where and how a runner journals the commands it applies.
@@ -118,6 +102,8 @@ pub struct Summary {
     pub applied: u64,
     /// Lines reported as errors and skipped.
     pub errors: u64,
+    /// Instrument listings refused `bad_instrument`, whose reason was reported.
+    pub refused_listings: u64,
 }
 
 impl Runner {
@@ -169,6 +155,10 @@ impl Runner {
         self.last_ts = ts;
         let seq = Seq(seq);
         self.events.clear();
+        let listing = match &parsed {
+            Parsed::Instrument { symbol, values } => Some(listing_refusal(symbol, values)),
+            _ => None,
+        };
         let applied = match convert(&self.state, parsed) {
             Ok(cmd) => {
                 let sequenced = Sequenced { seq, ts: Timestamp(ts), cmd };
@@ -201,6 +191,10 @@ impl Runner {
                 Applied::EdgeReject
             }
         };
+        let bad_instrument = |ev: &Event| {
+            matches!(ev, Event::Rejected { kind: CommandKind::Instrument, reason: RejectReason::BadInstrument, .. })
+        };
+        self.refused = listing.flatten().filter(|_| self.events.iter().any(bad_instrument));
         self.text.clear();
         for ev in &self.events {
             format_event(&self.state, seq, ev, &mut self.text);
@@ -208,34 +202,107 @@ impl Runner {
         Ok(out.write_all(self.text.as_bytes()).map(|()| applied))
     }
 
+    /// Why the listing of the last [`Runner::run_line`] was refused `bad_instrument`
+    /// (`None` for any other line).
+    pub fn refused_listing(&self) -> Option<&ListingRefused> {
+        self.refused.as_ref()
+    }
+
     /// Runs every line of `input`, writing events to `out` and `line N: …` to `err` for
-    /// each bad line. Blank lines are skipped silently (they still count for `seq`).
+    /// each bad line (skipped) and each refused listing (with the field and rule). Blank
+    /// lines are skipped silently (they still count for `seq`); a line that is not UTF-8
+    /// or longer than [`MAX_LINE_BYTES`] is a bad line.
     ///
     /// # Errors
-    /// Only I/O errors; bad lines are counted in [`Summary::errors`].
-    pub fn run(&mut self, input: impl BufRead, out: &mut impl Write, err: &mut impl Write) -> io::Result<Summary> {
+    /// Only I/O errors: [`RunError::Input`] reading `input`, [`RunError::Output`] writing.
+    pub fn run(
+        &mut self,
+        mut input: impl BufRead,
+        out: &mut impl Write,
+        err: &mut impl Write,
+    ) -> Result<Summary, RunError> {
         let mut summary = Summary::default();
-        for (seq, line) in (1u64..).zip(input.lines()) {
-            let line = line?;
+        let mut bytes = Vec::new();
+        for seq in 1u64.. {
+            let Some(whole) = read_line(&mut input, &mut bytes, MAX_LINE_BYTES).map_err(RunError::Input)? else {
+                break;
+            };
             summary.lines = seq;
-            if line.trim().is_empty() {
-                continue;
-            }
-            match self.run_line(seq, &line, out) {
+            let line = match (whole, core::str::from_utf8(&bytes)) {
+                (false, _) => Err(LineError::TooLong { limit: MAX_LINE_BYTES }),
+                (true, Err(e)) => Err(LineError::NotUtf8 { column: e.valid_up_to() + 1 }),
+                (true, Ok(text)) if text.trim().is_empty() => continue,
+                (true, Ok(text)) => self.run_line(seq, text, out),
+            };
+            match line {
                 Ok(result) => {
-                    if let Applied::Command(_) = result? {
+                    if let Applied::Command(_) = result.map_err(RunError::Output)? {
                         summary.applied += 1;
+                    }
+                    if let Some(why) = &self.refused {
+                        summary.refused_listings += 1;
+                        writeln!(err, "line {seq}: instrument refused (bad_instrument): {why}")
+                            .map_err(RunError::Output)?;
                     }
                 }
                 Err(e) => {
                     summary.errors += 1;
-                    writeln!(err, "line {seq}: {e}")?;
+                    writeln!(err, "line {seq}: {e}").map_err(RunError::Output)?;
                 }
             }
         }
-        out.flush()?;
+        out.flush().map_err(RunError::Output)?;
         Ok(summary)
     }
+}
+
+/// Reads one line into `buf` (without its `\n` or `\r\n`), keeping at most `limit` bytes
+/// of it: `Ok(Some(true))` for a whole line, `Ok(Some(false))` for a longer one (the rest is
+/// read and dropped, so memory stays bounded), `Ok(None)` at the end of the input.
+fn read_line(input: &mut impl BufRead, buf: &mut Vec<u8>, limit: usize) -> io::Result<Option<bool>> {
+    buf.clear();
+    let (mut read_any, mut whole) = (false, true);
+    loop {
+        let available = match input.fill_buf() {
+            Ok(b) => b,
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+            Err(e) => return Err(e),
+        };
+        if available.is_empty() {
+            break;
+        }
+        read_any = true;
+        let end = available.iter().position(|&b| b == b'\n');
+        let chunk = &available[..end.unwrap_or(available.len())];
+        if whole && buf.len() + chunk.len() <= limit {
+            buf.extend_from_slice(chunk);
+        } else {
+            whole = false;
+            buf.clear();
+        }
+        let used = chunk.len() + usize::from(end.is_some());
+        input.consume(used);
+        if end.is_some() {
+            break;
+        }
+    }
+    if !read_any {
+        return Ok(None);
+    }
+    if buf.last() == Some(&b'\r') {
+        buf.pop();
+    }
+    Ok(Some(whole))
+}
+
+/// Why a listing with this symbol and these values would be refused `bad_instrument`
+/// (`None` if it would not be, for these reasons).
+fn listing_refusal(symbol: &str, values: &[Decimal; 13]) -> Option<ListingRefused> {
+    let symbol = match Symbol::try_new(symbol) {
+        Ok(s) => s,
+        Err(e) => return Some(e.into()),
+    };
+    Instrument::try_new(InstrumentId(0), &InstrumentSpec::from_decimals(symbol, *values)).err().map(Into::into)
 }
 
 // ----- step 1: syntax ------------------------------------------------------------------
@@ -334,224 +401,6 @@ pub enum Parsed {
         /// Narrow to this side.
         side: Option<Side>,
     },
-}
-
-/// The instrument's decimal fields in the order of [`InstrumentSpec::decimals`].
-const INSTRUMENT_FIELDS: [&str; 13] = [
-    "tick_size",
-    "lot_size",
-    "initial_margin",
-    "maintenance_margin",
-    "max_order_qty",
-    "max_position_qty",
-    "price_band",
-    "maker_fee",
-    "taker_fee",
-    "liquidation_fee",
-    "impact_notional",
-    "funding_interest",
-    "funding_clamp",
-];
-
-/// Reads typed fields out of a command object, naming the field in every error.
-struct Fields {
-    cmd: &'static str,
-    map: Map<String, Value>,
-}
-
-impl Fields {
-    fn bad(&self, field: &'static str, problem: String) -> LineError {
-        LineError::BadValue { cmd: self.cmd, field, problem }
-    }
-
-    fn required(&mut self, field: &'static str) -> Result<Value, LineError> {
-        self.map.remove(field).ok_or(LineError::Missing { cmd: self.cmd, field })
-    }
-
-    fn optional(&mut self, field: &'static str) -> Option<Value> {
-        self.map.remove(field).filter(|v| !v.is_null())
-    }
-
-    fn to_u64(&self, field: &'static str, v: &Value) -> Result<u64, LineError> {
-        v.as_u64().ok_or_else(|| self.bad(field, format!("{v} is not a non-negative integer")))
-    }
-
-    fn to_string(&self, field: &'static str, v: Value) -> Result<String, LineError> {
-        match v {
-            Value::String(s) => Ok(s),
-            other => Err(self.bad(field, format!("{other} is not a string"))),
-        }
-    }
-
-    fn to_decimal(&self, field: &'static str, v: Value) -> Result<Decimal, LineError> {
-        let text = self.to_string(field, v)?;
-        text.parse::<Decimal>().map_err(|e| self.bad(field, format!("{text:?} is not a decimal ({e})")))
-    }
-
-    fn to_name<T>(&self, field: &'static str, v: Value, parse: fn(&str) -> Option<T>, all: &[T]) -> Result<T, LineError>
-    where
-        T: core::fmt::Display,
-    {
-        let text = self.to_string(field, v)?;
-        parse(&text).ok_or_else(|| {
-            let names: Vec<String> = all.iter().map(|t| t.to_string()).collect();
-            self.bad(field, format!("{text:?} is not one of {}", names.join(", ")))
-        })
-    }
-
-    fn u64(&mut self, field: &'static str) -> Result<u64, LineError> {
-        let v = self.required(field)?;
-        self.to_u64(field, &v)
-    }
-
-    fn opt_u64(&mut self, field: &'static str) -> Result<Option<u64>, LineError> {
-        self.optional(field).map(|v| self.to_u64(field, &v)).transpose()
-    }
-
-    fn string(&mut self, field: &'static str) -> Result<String, LineError> {
-        let v = self.required(field)?;
-        self.to_string(field, v)
-    }
-
-    fn opt_string(&mut self, field: &'static str) -> Result<Option<String>, LineError> {
-        self.optional(field).map(|v| self.to_string(field, v)).transpose()
-    }
-
-    fn decimal(&mut self, field: &'static str) -> Result<Decimal, LineError> {
-        let v = self.required(field)?;
-        self.to_decimal(field, v)
-    }
-
-    fn opt_decimal(&mut self, field: &'static str) -> Result<Option<Decimal>, LineError> {
-        self.optional(field).map(|v| self.to_decimal(field, v)).transpose()
-    }
-
-    /// `"account"`: a trading account id, or `"insurance"` / `"fees"`.
-    fn holder(&mut self, field: &'static str) -> Result<Holder, LineError> {
-        match self.required(field)? {
-            Value::String(s) if s == "insurance" => Ok(Holder::Insurance),
-            Value::String(s) if s == "fees" => Ok(Holder::Fees),
-            v => match v.as_u64() {
-                Some(id) => Ok(Holder::Account(AccountId(id))),
-                None => Err(self.bad(field, format!("{v} is not an account id, \"insurance\" or \"fees\""))),
-            },
-        }
-    }
-
-    fn flag(&mut self, field: &'static str) -> Result<bool, LineError> {
-        match self.optional(field) {
-            None => Ok(false),
-            Some(Value::Bool(b)) => Ok(b),
-            Some(other) => Err(self.bad(field, format!("{other} is not true or false"))),
-        }
-    }
-
-    fn opt_name<T: core::fmt::Display>(
-        &mut self,
-        field: &'static str,
-        parse: fn(&str) -> Option<T>,
-        all: &[T],
-    ) -> Result<Option<T>, LineError> {
-        self.optional(field).map(|v| self.to_name(field, v, parse, all)).transpose()
-    }
-
-    /// Fails on the first field nobody asked for.
-    fn finish(self) -> Result<(), LineError> {
-        match self.map.into_iter().next() {
-            Some((field, _)) => Err(LineError::UnknownField { cmd: self.cmd, field }),
-            None => Ok(()),
-        }
-    }
-}
-
-/// Parses one line into a typed command and its timestamp (`last_ts` when absent).
-///
-/// # Errors
-/// [`LineError`] naming what is wrong with the line.
-pub fn parse_line(line: &str, last_ts: u64) -> Result<(Parsed, u64), LineError> {
-    let value: Value = serde_json::from_str(line).map_err(LineError::Json)?;
-    let Value::Object(mut map) = value else { return Err(LineError::NotACommand) };
-    let Some(Value::String(cmd)) = map.remove("cmd") else { return Err(LineError::NotACommand) };
-    let cmd: &'static str = match cmd.as_str() {
-        "instrument" => "instrument",
-        "deposit" => "deposit",
-        "oracle" => "oracle",
-        "new" => "new",
-        "amend" => "amend",
-        "cancel" => "cancel",
-        "mass_cancel" => "mass_cancel",
-        "withdraw" => "withdraw",
-        "funding" => "funding",
-        "tick" => "tick",
-        _ => return Err(LineError::UnknownCommand(cmd)),
-    };
-    let mut f = Fields { cmd, map };
-    let ts = f.opt_u64("ts")?.unwrap_or(last_ts);
-    if ts < last_ts {
-        return Err(LineError::TimeWentBack { ts, previous: last_ts });
-    }
-    let parsed = match cmd {
-        "instrument" => {
-            let symbol = f.string("symbol")?;
-            let tick = f.decimal("tick_size")?;
-            let lot = f.decimal("lot_size")?;
-            let imf = f.decimal("initial_margin")?;
-            let mmf = f.decimal("maintenance_margin")?;
-            let required = [
-                tick,
-                lot,
-                imf,
-                mmf,
-                f.decimal("max_order_qty")?,
-                f.decimal("max_position_qty")?,
-                f.decimal("price_band")?,
-            ];
-            let mut optional = [None; 6];
-            for (value, field) in optional.iter_mut().zip(InstrumentSpec::OPTIONAL_FIELDS) {
-                *value = f.opt_decimal(field)?;
-            }
-            let values = InstrumentSpec::decimals_with_defaults(required, optional);
-            Parsed::Instrument { symbol, values }
-        }
-        "deposit" => Parsed::Deposit { to: f.holder("account")?, amount: f.decimal("amount")? },
-        "withdraw" => Parsed::Withdraw { account: f.u64("account")?, amount: f.decimal("amount")? },
-        "funding" => Parsed::Funding { symbol: f.string("symbol")? },
-        "tick" => Parsed::Tick,
-        "oracle" => Parsed::Oracle { symbol: f.string("symbol")?, price: f.decimal("price")? },
-        "new" => Parsed::New {
-            account: f.u64("account")?,
-            cid: f.u64("cid")?,
-            symbol: f.string("symbol")?,
-            side: {
-                let v = f.required("side")?;
-                f.to_name("side", v, Side::from_name, Side::ALL)?
-            },
-            order_type: f.opt_name("type", OrderType::from_name, OrderType::ALL)?.unwrap_or(OrderType::Limit),
-            price: f.opt_decimal("price")?,
-            qty: f.decimal("qty")?,
-            tif: f.opt_name("tif", TimeInForce::from_name, TimeInForce::ALL)?.unwrap_or(TimeInForce::Gtc),
-            expire_ts: f.opt_u64("expire_ts")?,
-            post_only: f.flag("post_only")?,
-            reduce_only: f.flag("reduce_only")?,
-            stp: f.opt_name("stp", StpMode::from_name, StpMode::ALL)?.unwrap_or(StpMode::CancelTaker),
-        },
-        "amend" => Parsed::Amend {
-            account: f.u64("account")?,
-            cid: f.u64("cid")?,
-            price: f.opt_decimal("price")?,
-            qty: f.opt_decimal("qty")?,
-        },
-        "cancel" => {
-            Parsed::Cancel { account: f.u64("account")?, cid: f.u64("cid")?, on_disconnect: f.flag("on_disconnect")? }
-        }
-        _ => Parsed::MassCancel {
-            account: f.u64("account")?,
-            symbol: f.opt_string("symbol")?,
-            side: f.opt_name("side", Side::from_name, Side::ALL)?,
-        },
-    };
-    f.finish()?;
-    Ok((parsed, ts))
 }
 
 // ----- step 2: edge conversion -----------------------------------------------------------------
@@ -963,7 +812,7 @@ pub fn format_command(state: &StateMachine, cmd: &Sequenced) -> String {
     let _ = match &cmd.cmd {
         Command::ListInstrument(spec) => {
             let _ = write!(s, r#"{{"cmd":"instrument","symbol":"{}""#, spec.symbol);
-            for (name, value) in INSTRUMENT_FIELDS.iter().zip(spec.decimals()) {
+            for (name, value) in SpecField::ALL.iter().zip(spec.decimals()) {
                 let _ = write!(s, r#","{name}":"{value}""#);
             }
             Ok(())
@@ -1071,4 +920,85 @@ pub fn export(dir: &std::path::Path, out: &mut impl Write) -> Result<Exported, c
     written.last_seq = report.last_seq;
     written.torn = report.torn.is_some();
     Ok(written)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const LISTING: &str = r#"{"cmd":"instrument","symbol":"BTC-PERP","tick_size":"0.5","lot_size":"0.001","initial_margin":"0.05","maintenance_margin":"0.03","max_order_qty":"100","max_position_qty":"1000","price_band":"0.1"}"#;
+    const DEPOSIT: &str = r#"{"cmd":"deposit","account":1,"amount":"10"}"#;
+
+    fn run(input: &[u8]) -> (Summary, String, String) {
+        let (mut out, mut err) = (Vec::new(), Vec::new());
+        let summary = Runner::new().run(input, &mut out, &mut err).unwrap();
+        (summary, String::from_utf8(out).unwrap(), String::from_utf8(err).unwrap())
+    }
+
+    #[test]
+    fn match_reports_invalid_utf8_line_and_goes_on() {
+        let mut input = format!("{DEPOSIT}\n").into_bytes();
+        input.extend_from_slice(b"{\"cmd\":\"deposit\",\"account\":1,\"amount\":\"1\xff\"}\n");
+        input.extend_from_slice(format!("{DEPOSIT}\r\n").as_bytes());
+        let (summary, out, err) = run(&input);
+        assert_eq!(err, "line 2: not UTF-8: byte 41 of the line is not part of a UTF-8 character\n");
+        assert_eq!(summary, Summary { lines: 3, applied: 2, errors: 1, refused_listings: 0 });
+        // The line after it is run (its CRLF ending is a line ending).
+        assert_eq!(
+            out,
+            "{\"ev\":\"balance\",\"seq\":1,\"account\":1,\"collateral\":\"10\"}\n\
+             {\"ev\":\"balance\",\"seq\":3,\"account\":1,\"collateral\":\"20\"}\n"
+        );
+    }
+
+    #[test]
+    fn match_skips_an_overlong_line_without_holding_it() {
+        let long = format!("{{\"cmd\":\"tick\",\"pad\":\"{}\"}}", "x".repeat(MAX_LINE_BYTES));
+        let input = format!("{long}\n{DEPOSIT}\n{}", " ".repeat(MAX_LINE_BYTES + 1));
+        let (summary, out, err) = run(input.as_bytes());
+        assert_eq!(
+            err,
+            format!("line 1: longer than {MAX_LINE_BYTES} bytes\nline 3: longer than {MAX_LINE_BYTES} bytes\n")
+        );
+        assert_eq!(summary, Summary { lines: 3, applied: 1, errors: 2, refused_listings: 0 });
+        assert!(out.contains(r#""seq":2"#), "{out}");
+        // A line of exactly the limit is read.
+        let mut buf = Vec::new();
+        let exact = "y".repeat(MAX_LINE_BYTES);
+        assert_eq!(read_line(&mut exact.as_bytes(), &mut buf, MAX_LINE_BYTES).unwrap(), Some(true));
+        assert_eq!(buf.len(), MAX_LINE_BYTES);
+    }
+
+    #[test]
+    fn match_names_the_field_of_a_refused_listing() {
+        let band = LISTING.replace(r#""price_band":"0.1""#, r#""price_band":"1""#);
+        let symbol = LISTING.replace("BTC-PERP", "BTC PERP");
+        let input = format!("{band}\n{symbol}\n{LISTING}\n{LISTING}\n");
+        let (summary, out, err) = run(input.as_bytes());
+        assert_eq!(
+            err,
+            "line 1: instrument refused (bad_instrument): price_band: 1 must be above 0 and below 1\n\
+             line 2: instrument refused (bad_instrument): symbol \"BTC PERP\" must be 1 to 16 characters of A-Z a-z 0-9 - _ . /\n"
+        );
+        // The reject events stay; a duplicate symbol says all in its reason and gets no line.
+        assert_eq!(
+            out,
+            "{\"ev\":\"rejected\",\"seq\":1,\"cmd\":\"instrument\",\"reason\":\"bad_instrument\"}\n\
+             {\"ev\":\"rejected\",\"seq\":2,\"cmd\":\"instrument\",\"reason\":\"bad_instrument\"}\n\
+             {\"ev\":\"rejected\",\"seq\":4,\"cmd\":\"instrument\",\"reason\":\"duplicate_symbol\"}\n"
+        );
+        assert_eq!(summary, Summary { lines: 4, applied: 3, errors: 0, refused_listings: 2 });
+    }
+
+    /// The typed reason, for a caller of `run_line`.
+    #[test]
+    fn refused_listing_is_typed() {
+        let mut runner = Runner::new();
+        let band = LISTING.replace(r#""initial_margin":"0.05""#, r#""initial_margin":"0.02""#);
+        runner.run_line(1, &band, &mut io::sink()).unwrap().unwrap();
+        let Some(ListingRefused::Spec(e)) = runner.refused_listing() else { panic!("{:?}", runner.refused_listing()) };
+        assert_eq!(e.field(), SpecField::InitialMargin);
+        runner.run_line(2, LISTING, &mut io::sink()).unwrap().unwrap();
+        assert_eq!(runner.refused_listing(), None);
+    }
 }

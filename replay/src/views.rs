@@ -342,12 +342,35 @@ pub struct Viewer<W: Write> {
     /// The first command's time (the series' origin).
     t0: Option<u64>,
     last: (u64, u64),
+    /// Samples written at boundaries so far.
+    samples: u64,
 }
 
 impl<W: Write> Viewer<W> {
+    /// The most samples a time series writes: a period too short for its span is an error
+    /// (from [`Table::finish`]), not an endless output.
+    pub const MAX_SAMPLES: u64 = 10_000_000;
+
     /// A viewer writing to `table`, sampling state views every `every` ns of sequenced time.
     pub fn new(table: Table<W>, every: Option<u64>) -> Viewer<W> {
-        Viewer { table, every: every.filter(|&e| e > 0), next: None, t0: None, last: (0, 0) }
+        Viewer { table, every: every.filter(|&e| e > 0), next: None, t0: None, last: (0, 0), samples: 0 }
+    }
+
+    /// Writes the sample at `boundary`, unless the series is at its limit (then the table
+    /// fails with an error saying so). `false` when no more samples may be written.
+    fn sample(&mut self, state: &StateMachine, seq: u64, boundary: u64) -> bool {
+        if self.samples >= Self::MAX_SAMPLES {
+            if self.table.error.is_none() {
+                self.table.error = Some(io::Error::other(format!(
+                    "--every: more than {} samples; choose a longer period (or an earlier point)",
+                    Self::MAX_SAMPLES
+                )));
+            }
+            return false;
+        }
+        self.samples += 1;
+        self.table.state(state, seq, boundary);
+        true
     }
 
     /// The rows at the point the replay reached (state views).
@@ -365,9 +388,10 @@ impl<W: Write> Viewer<W> {
                 crate::Until::Elapsed(d) => t0.saturating_add(d),
                 crate::Until::End | crate::Until::Seq(_) => state.now().0,
             };
-            while boundary <= end {
-                self.table.state(state, seq, boundary);
-                boundary = boundary.saturating_add(every);
+            while boundary <= end && self.sample(state, seq, boundary) {
+                // The last boundary a u64 holds ends the series (saturating would repeat it).
+                let Some(after) = boundary.checked_add(every) else { break };
+                boundary = after;
             }
             self.next = Some(boundary);
         }
@@ -386,8 +410,7 @@ impl<W: Write> Observer for Viewer<W> {
         // Every boundary this command is past: the state before it held there (commands
         // at a boundary's very time count, as with --until-time).
         let mut boundary = next;
-        while boundary < cmd.ts.0 {
-            self.table.state(state, self.last.0, boundary);
+        while boundary < cmd.ts.0 && self.sample(state, self.last.0, boundary) {
             boundary = boundary.saturating_add(every);
         }
         self.next = Some(boundary);
@@ -398,5 +421,43 @@ impl<W: Write> Observer for Viewer<W> {
         if self.table.view.of_events() {
             self.table.events(cmd, events, state);
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use l2x_types::{Command, Seq, Timestamp};
+
+    use super::*;
+
+    /// A positions series (header only: an empty exchange has no rows) through a time point,
+    /// after one command at `t0`.
+    fn series(t0: u64, every: u64, until: u64) -> (u64, io::Result<()>) {
+        let state = StateMachine::new();
+        let mut viewer = Viewer::new(Table::new(View::Positions, Format::Csv, None, Vec::new()), Some(every));
+        let tick = Sequenced { seq: Seq(1), ts: Timestamp(t0), cmd: Command::Tick };
+        viewer.before(&tick, &state);
+        viewer.command(&tick, &[], &state);
+        viewer.at_end(&state, 1, crate::Until::Time(Timestamp(until)));
+        (viewer.samples, viewer.table.finish())
+    }
+
+    /// Regression: a period whose boundaries reach the end of u64 time repeated the last
+    /// boundary for ever (`--every 1s --until-time 18446744073709551615` never ended).
+    #[test]
+    fn every_stops_at_the_last_representable_boundary() {
+        let (samples, result) = series(0, u64::MAX / 2, u64::MAX);
+        assert!(result.is_ok());
+        // t0 + every and t0 + 2·every fit; the next would not.
+        assert_eq!(samples, 2);
+    }
+
+    /// A period far too short for its span is an error after MAX_SAMPLES, not endless output.
+    #[test]
+    fn every_refuses_more_than_max_samples() {
+        let (samples, result) = series(0, 1, u64::MAX);
+        assert_eq!(samples, Viewer::<Vec<u8>>::MAX_SAMPLES);
+        let e = result.unwrap_err().to_string();
+        assert!(e.contains("more than 10000000 samples"), "{e}");
     }
 }

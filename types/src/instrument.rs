@@ -157,27 +157,163 @@ impl InstrumentSpec {
     }
 }
 
-/// Why an [`InstrumentSpec`] is invalid; the message names the field.
+/// A field of an [`InstrumentSpec`], by the name a listing gives it (scenario lines, the
+/// node's config, what-if files).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub enum SpecField {
+    /// `tick_size`.
+    TickSize,
+    /// `lot_size`.
+    LotSize,
+    /// `initial_margin`.
+    InitialMargin,
+    /// `maintenance_margin`.
+    MaintenanceMargin,
+    /// `max_order_qty`.
+    MaxOrderQty,
+    /// `max_position_qty`.
+    MaxPositionQty,
+    /// `price_band`.
+    PriceBand,
+    /// `maker_fee`.
+    MakerFee,
+    /// `taker_fee`.
+    TakerFee,
+    /// `liquidation_fee`.
+    LiquidationFee,
+    /// `impact_notional`.
+    ImpactNotional,
+    /// `funding_interest`.
+    FundingInterest,
+    /// `funding_clamp`.
+    FundingClamp,
+}
+
+impl SpecField {
+    /// The 13 decimal fields in the order of [`InstrumentSpec::decimals`].
+    pub const ALL: [SpecField; 13] = [
+        SpecField::TickSize,
+        SpecField::LotSize,
+        SpecField::InitialMargin,
+        SpecField::MaintenanceMargin,
+        SpecField::MaxOrderQty,
+        SpecField::MaxPositionQty,
+        SpecField::PriceBand,
+        SpecField::MakerFee,
+        SpecField::TakerFee,
+        SpecField::LiquidationFee,
+        SpecField::ImpactNotional,
+        SpecField::FundingInterest,
+        SpecField::FundingClamp,
+    ];
+
+    /// The field's name in a listing (`price_band`).
+    pub const fn name(self) -> &'static str {
+        match self {
+            SpecField::TickSize => "tick_size",
+            SpecField::LotSize => "lot_size",
+            SpecField::InitialMargin => "initial_margin",
+            SpecField::MaintenanceMargin => "maintenance_margin",
+            SpecField::MaxOrderQty => "max_order_qty",
+            SpecField::MaxPositionQty => "max_position_qty",
+            SpecField::PriceBand => "price_band",
+            SpecField::MakerFee => "maker_fee",
+            SpecField::TakerFee => "taker_fee",
+            SpecField::LiquidationFee => "liquidation_fee",
+            SpecField::ImpactNotional => "impact_notional",
+            SpecField::FundingInterest => "funding_interest",
+            SpecField::FundingClamp => "funding_clamp",
+        }
+    }
+}
+
+impl core::fmt::Display for SpecField {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        f.write_str(self.name())
+    }
+}
+
+/// A listing rule of [`Instrument::try_new`]; its text completes "FIELD: VALUE …".
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum SpecRule {
+    /// A tick or lot size: `0 < x ≤ 10⁹`, at most 12 decimals.
+    Increment,
+    /// `tick_size × lot_size` a whole number of quote micro-units.
+    TickLotWhole,
+    /// `tick_size × lot_size` at most 10⁶ quote (10¹² micro-units).
+    TickLotTooLarge,
+    /// `x > 0`.
+    Positive,
+    /// `maintenance_margin < initial_margin ≤ 1`.
+    AboveMaintenance,
+    /// `0 < x < 1`.
+    OpenUnit,
+    /// `max_order_qty ≤ max_position_qty`.
+    AboveMaxPosition,
+    /// `−1 < x < 1`.
+    SignedOpenUnit,
+    /// `maker_fee + taker_fee ≥ 0`: the fee account never pays out on a trade.
+    FeesBelowZero,
+    /// `0 ≤ x < 1`.
+    HalfOpenUnit,
+}
+
+impl SpecRule {
+    /// What the rule asks, as it completes "FIELD: VALUE …".
+    pub const fn text(self) -> &'static str {
+        match self {
+            SpecRule::Increment => "must be positive, at most 1000000000, with at most 12 decimals",
+            SpecRule::TickLotWhole => "times lot_size must be a whole number of quote micro-units (0.000001)",
+            SpecRule::TickLotTooLarge => "times lot_size must be at most 1000000 (quote per tick and lot)",
+            SpecRule::Positive => "must be positive",
+            SpecRule::AboveMaintenance => "must be above maintenance_margin and at most 1",
+            SpecRule::OpenUnit => "must be above 0 and below 1",
+            SpecRule::AboveMaxPosition => "must not exceed max_position_qty",
+            SpecRule::SignedOpenUnit => "must lie strictly between -1 and 1",
+            SpecRule::FeesBelowZero => "plus taker_fee must not be negative",
+            SpecRule::HalfOpenUnit => "must be at least 0 and below 1",
+        }
+    }
+}
+
+impl core::fmt::Display for SpecRule {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        f.write_str(self.text())
+    }
+}
+
+/// Why an [`InstrumentSpec`] is invalid: the field, and the rule it breaks or why it does
+/// not convert to its unit.
 #[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
 pub enum SpecError {
     /// A field outside its allowed range.
     #[error("{field}: {value} {rule}")]
     Range {
         /// The field.
-        field: &'static str,
+        field: SpecField,
         /// The value given.
         value: Decimal,
         /// The rule it breaks.
-        rule: &'static str,
+        rule: SpecRule,
     },
     /// A field that does not convert exactly to its unit.
     #[error("{field}: {source}")]
     Inexact {
         /// The field.
-        field: &'static str,
+        field: SpecField,
         /// What was wrong.
+        #[source]
         source: ValueError,
     },
+}
+
+impl SpecError {
+    /// The field that broke a rule.
+    pub fn field(&self) -> SpecField {
+        match self {
+            SpecError::Range { field, .. } | SpecError::Inexact { field, .. } => *field,
+        }
+    }
 }
 
 /// A validated, listed instrument. Scale lives here, not in the values.
@@ -236,85 +372,89 @@ impl Instrument {
     /// funding interest in `(−1, 1)` and clamp in `[0, 1)` (9 decimals).
     ///
     /// # Errors
-    /// [`SpecError`] naming the first field that breaks a rule.
+    /// [`SpecError`] naming the first field that breaks a rule, and the rule
+    /// ([`SpecRule`]) or why the value does not convert to the field's unit.
     pub fn try_new(id: InstrumentId, spec: &InstrumentSpec) -> Result<Instrument, SpecError> {
+        use SpecField as F;
+        use SpecRule as R;
         let range = |field, value, rule| SpecError::Range { field, value, rule };
         let increment = |field, value: Decimal| {
             if value <= Decimal::ZERO
                 || value > Decimal::from(MAX_INCREMENT)
                 || value.normalize().scale() > MAX_INCREMENT_SCALE
             {
-                Err(range(field, value, "must be positive, at most 1e9, with at most 12 decimals"))
+                Err(range(field, value, R::Increment))
             } else {
                 Ok(value.normalize())
             }
         };
-        let tick_size = increment("tick_size", spec.tick_size)?;
-        let lot_size = increment("lot_size", spec.lot_size)?;
+        let tick_size = increment(F::TickSize, spec.tick_size)?;
+        let lot_size = increment(F::LotSize, spec.lot_size)?;
         let per_tick_lot = tick_size * lot_size * Decimal::from(Amount::ONE);
-        let quote_per_tick_lot = match per_tick_lot.fract().is_zero() {
-            true => per_tick_lot.to_i64().filter(|&q| (1..=MAX_QUOTE_PER_TICK_LOT).contains(&q)),
-            false => None,
+        if !per_tick_lot.fract().is_zero() {
+            return Err(range(F::TickSize, spec.tick_size, R::TickLotWhole));
         }
-        .ok_or(range(
-            "tick_size",
-            spec.tick_size,
-            "times lot_size must be a whole number of quote micro-units (0.000001)",
-        ))?;
+        let quote_per_tick_lot = per_tick_lot
+            .to_i64()
+            .filter(|&q| (1..=MAX_QUOTE_PER_TICK_LOT).contains(&q))
+            .ok_or(range(F::TickSize, spec.tick_size, R::TickLotTooLarge))?;
 
         let fraction =
             |field, value| Fraction::from_decimal(value).map_err(|source| SpecError::Inexact { field, source });
-        let initial_margin = fraction("initial_margin", spec.initial_margin)?;
-        let maintenance_margin = fraction("maintenance_margin", spec.maintenance_margin)?;
-        let price_band = fraction("price_band", spec.price_band)?;
+        let initial_margin = fraction(F::InitialMargin, spec.initial_margin)?;
+        let maintenance_margin = fraction(F::MaintenanceMargin, spec.maintenance_margin)?;
+        let price_band = fraction(F::PriceBand, spec.price_band)?;
         if maintenance_margin.0 <= 0 {
-            return Err(range("maintenance_margin", spec.maintenance_margin, "must be positive"));
+            return Err(range(F::MaintenanceMargin, spec.maintenance_margin, R::Positive));
         }
         if initial_margin <= maintenance_margin || initial_margin > Fraction::ONE {
-            return Err(range("initial_margin", spec.initial_margin, "must be above maintenance_margin and at most 1"));
+            return Err(range(F::InitialMargin, spec.initial_margin, R::AboveMaintenance));
         }
         if price_band.0 <= 0 || price_band >= Fraction::ONE {
-            return Err(range("price_band", spec.price_band, "must be between 0 and 1 (exclusive)"));
+            return Err(range(F::PriceBand, spec.price_band, R::OpenUnit));
         }
 
         let lots = |field, value| {
             let units = exact_units(value, lot_size).map_err(|source| SpecError::Inexact { field, source })?;
             if units <= 0 {
-                return Err(range(field, value, "must be positive"));
+                return Err(range(field, value, R::Positive));
             }
             Ok(Qty(units))
         };
-        let max_order_qty = lots("max_order_qty", spec.max_order_qty)?;
-        let max_position_qty = lots("max_position_qty", spec.max_position_qty)?;
+        let max_order_qty = lots(F::MaxOrderQty, spec.max_order_qty)?;
+        let max_position_qty = lots(F::MaxPositionQty, spec.max_position_qty)?;
         if max_order_qty > max_position_qty {
-            return Err(range("max_order_qty", spec.max_order_qty, "must not exceed max_position_qty"));
+            return Err(range(F::MaxOrderQty, spec.max_order_qty, R::AboveMaxPosition));
         }
 
-        let maker_fee = fraction("maker_fee", spec.maker_fee)?;
-        let taker_fee = fraction("taker_fee", spec.taker_fee)?;
-        if maker_fee.0.abs() >= Fraction::SCALE || taker_fee.0.abs() >= Fraction::SCALE {
-            return Err(range("taker_fee", spec.taker_fee, "fees must lie strictly between -1 and 1"));
+        let maker_fee = fraction(F::MakerFee, spec.maker_fee)?;
+        let taker_fee = fraction(F::TakerFee, spec.taker_fee)?;
+        for (field, fee, value) in [(F::MakerFee, maker_fee, spec.maker_fee), (F::TakerFee, taker_fee, spec.taker_fee)]
+        {
+            if fee.0.abs() >= Fraction::SCALE {
+                return Err(range(field, value, R::SignedOpenUnit));
+            }
         }
         if maker_fee.0 + taker_fee.0 < 0 {
-            return Err(range("maker_fee", spec.maker_fee, "plus taker_fee must not be negative"));
+            return Err(range(F::MakerFee, spec.maker_fee, R::FeesBelowZero));
         }
-        let liquidation_fee = fraction("liquidation_fee", spec.liquidation_fee)?;
+        let liquidation_fee = fraction(F::LiquidationFee, spec.liquidation_fee)?;
         if liquidation_fee.0 < 0 || liquidation_fee >= Fraction::ONE {
-            return Err(range("liquidation_fee", spec.liquidation_fee, "must be in [0, 1)"));
+            return Err(range(F::LiquidationFee, spec.liquidation_fee, R::HalfOpenUnit));
         }
         let impact_notional = Amount::from_decimal(spec.impact_notional)
-            .map_err(|source| SpecError::Inexact { field: "impact_notional", source })?;
+            .map_err(|source| SpecError::Inexact { field: F::ImpactNotional, source })?;
         if impact_notional.0 <= 0 {
-            return Err(range("impact_notional", spec.impact_notional, "must be positive"));
+            return Err(range(F::ImpactNotional, spec.impact_notional, R::Positive));
         }
         let rate = |field, value| Ppb::from_decimal(value).map_err(|source| SpecError::Inexact { field, source });
-        let funding_interest = rate("funding_interest", spec.funding_interest)?;
-        let funding_clamp = rate("funding_clamp", spec.funding_clamp)?;
+        let funding_interest = rate(F::FundingInterest, spec.funding_interest)?;
+        let funding_clamp = rate(F::FundingClamp, spec.funding_clamp)?;
         if funding_interest.0.abs() >= Ppb::SCALE {
-            return Err(range("funding_interest", spec.funding_interest, "must lie strictly between -1 and 1"));
+            return Err(range(F::FundingInterest, spec.funding_interest, R::SignedOpenUnit));
         }
         if funding_clamp.0 < 0 || funding_clamp.0 >= Ppb::SCALE {
-            return Err(range("funding_clamp", spec.funding_clamp, "must be in [0, 1)"));
+            return Err(range(F::FundingClamp, spec.funding_clamp, R::HalfOpenUnit));
         }
 
         Ok(Instrument {
@@ -495,5 +635,49 @@ mod tests {
         assert!(bad(|s| s.funding_interest = d("0.0000000001")).starts_with("funding_interest"));
         assert!(bad(|s| s.funding_clamp = d("-0.1")).starts_with("funding_clamp"));
         assert_eq!(InstrumentSpec::default_funding_clamp(d("0.05"), d("0.03")), d("0.02"));
+    }
+
+    /// A refused listing's error is typed: the field and the rule, not only a message.
+    #[test]
+    fn spec_error_names_field_and_rule() {
+        let err = |f: fn(&mut InstrumentSpec)| {
+            let mut s = btc_spec();
+            f(&mut s);
+            Instrument::try_new(InstrumentId(0), &s).unwrap_err()
+        };
+        let band = err(|s| s.price_band = d("1"));
+        assert_eq!(band, SpecError::Range { field: SpecField::PriceBand, value: d("1"), rule: SpecRule::OpenUnit });
+        assert_eq!(band.to_string(), "price_band: 1 must be above 0 and below 1");
+        let fine = err(|s| s.price_band = d("0.1234567"));
+        assert_eq!(fine.field(), SpecField::PriceBand);
+        assert!(matches!(fine, SpecError::Inexact { .. }), "{fine:?}");
+        assert!(std::error::Error::source(&fine).is_some(), "the conversion error is kept as the source");
+        // A tick-lot worth more than 10^6 quote is refused for its size, not called fractional.
+        let huge = err(|s| {
+            s.tick_size = d("1000000");
+            s.lot_size = d("1000");
+        });
+        assert_eq!(
+            huge.to_string(),
+            "tick_size: 1000000 times lot_size must be at most 1000000 (quote per tick and lot)"
+        );
+        for (name, field) in ["tick_size", "maker_fee", "funding_clamp"].into_iter().zip([
+            SpecField::TickSize,
+            SpecField::MakerFee,
+            SpecField::FundingClamp,
+        ]) {
+            assert_eq!(field.name(), name);
+            assert_eq!(SpecField::ALL.iter().filter(|f| f.name() == name).count(), 1);
+        }
+    }
+
+    /// Regression: a maker fee of -1 or below was reported as a bad `taker_fee`.
+    #[test]
+    fn spec_error_blames_maker_fee_not_taker_fee() {
+        let mut s = btc_spec();
+        s.maker_fee = d("-1");
+        s.taker_fee = d("0.5");
+        let e = Instrument::try_new(InstrumentId(0), &s).unwrap_err();
+        assert_eq!(e, SpecError::Range { field: SpecField::MakerFee, value: d("-1"), rule: SpecRule::SignedOpenUnit });
     }
 }

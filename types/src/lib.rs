@@ -39,7 +39,7 @@ mod reason;
 pub use command::{Amend, Cancel, Command, CommandKind, MassCancel, NewOrder, Sequenced};
 pub use event::{Event, Trade};
 pub use ids::{AccountId, ClientOrderId, Holder, InstrumentId, OrderId, Seq, Symbol, SymbolError, Timestamp, TradeId};
-pub use instrument::{Instrument, InstrumentSpec, SpecError};
+pub use instrument::{Instrument, InstrumentSpec, SpecError, SpecField, SpecRule};
 pub use num::{Amount, Fraction, Ppb, Price, Qty, ValueError, exact_units, format_units};
 pub use reason::{CancelReason, OrderType, RejectReason, Side, StpMode, TimeInForce};
 

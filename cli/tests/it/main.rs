@@ -3,6 +3,7 @@
 #![allow(clippy::unwrap_used, reason = "test code: a panic is the failure report")]
 
 mod demo;
+mod flags;
 mod golden;
 mod journal;
 mod replay;

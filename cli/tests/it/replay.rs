@@ -1,6 +1,6 @@
 //! `l2x replay` through the binary: the summary, a view, and `--verify-roots` — which passes
 //! on what the submitter committed and fails, naming the batch, on a tampered batch file and
-//! on a tampered journal.
+//! on a tampered journal; bad epoch flags are refused.
 
 use std::path::Path;
 use std::process::{Command, Output, Stdio};
@@ -13,9 +13,15 @@ fn text(o: &Output) -> String {
     format!("{}{}", String::from_utf8_lossy(&o.stdout), String::from_utf8_lossy(&o.stderr))
 }
 
+/// The liquidation_insurance scenario, its commands 1 ms apart (so that epochs of 1 ms
+/// close every second command).
 fn scenario() -> String {
     let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("../engine/tests/scenarios/liquidation_insurance.jsonl");
-    std::fs::read_to_string(path).unwrap()
+    let text = std::fs::read_to_string(path).unwrap();
+    (1u64..)
+        .zip(text.lines())
+        .map(|(n, l)| format!("{}\n", l.replacen('{', &format!("{{\"ts\":{},", n * 1_000_000), 1)))
+        .collect()
 }
 
 fn journal_of(dir: &Path, lines: &str) {
@@ -62,14 +68,14 @@ fn replay_summarises_views_and_verifies_roots_and_catches_tampering() {
         text(&impossible)
     );
 
-    // Settled on an embedded chain, an epoch per command.
+    // Settled on an embedded chain, an epoch per two commands.
     let chain = tmp.path().join("chain");
     let c = chain.to_str().unwrap();
     let batches = journal.join("batches");
     let b = batches.to_str().unwrap();
-    let submit = l2x(&["settle", "submit", "--journal", j, "--batches", b, "--chain-dir", c, "--epoch-ms", "0"]);
+    let submit = l2x(&["settle", "submit", "--journal", j, "--batches", b, "--chain-dir", c, "--epoch-ms", "1"]);
     assert!(submit.status.success(), "{}", text(&submit));
-    let verify = |journal: &str| l2x(&["replay", journal, "--verify-roots", "--chain-dir", c, "--epoch-ms", "0"]);
+    let verify = |journal: &str| l2x(&["replay", journal, "--verify-roots", "--chain-dir", c, "--epoch-ms", "1"]);
     let ok = verify(j);
     assert!(ok.status.success(), "{}", text(&ok));
     assert!(text(&ok).contains("batch files match") && text(&ok).contains("committed roots match"), "{}", text(&ok));
@@ -87,12 +93,39 @@ fn replay_summarises_views_and_verifies_roots_and_catches_tampering() {
     std::fs::write(&file, &good).unwrap();
 
     // A tampered journal: the same scenario with the liquidated account's deposit changed,
-    // written as a valid journal. Its second epoch (the deposit) already differs from what
-    // the chain holds; the batch files are the honest journal's.
+    // written as a valid journal. Its first epoch (the listing and the deposit) already
+    // differs from what the chain holds; the batch files are the honest journal's.
     let forged = tmp.path().join("forged");
     journal_of(&forged, &scenario().replacen("\"amount\":\"1000\"", "\"amount\":\"1001\"", 1));
     let f = forged.to_str().unwrap();
-    let caught = l2x(&["replay", f, "--verify-roots", "--batches", b, "--chain-dir", c, "--epoch-ms", "0"]);
+    let caught = l2x(&["replay", f, "--verify-roots", "--batches", b, "--chain-dir", c, "--epoch-ms", "1"]);
     assert!(!caught.status.success());
-    assert!(text(&caught).contains("batch 2"), "{}", text(&caught));
+    assert!(text(&caught).contains("batch 1"), "{}", text(&caught));
+}
+
+/// Regression: `--epoch-ms 0` was accepted (an epoch per command: `settle submit` on the
+/// demo journal ran for over a minute); refused by `replay --verify-roots` and every `settle`
+/// command, naming the flag and the range.
+#[test]
+fn epoch_ms_zero_is_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path().to_str().unwrap();
+    for args in [
+        &["replay", d, "--verify-roots", "--epoch-ms", "0"][..],
+        &["settle", "verify", "--journal", d, "--epoch-ms", "0"],
+        &["settle", "submit", "--journal", d, "--batches", d, "--chain-dir", d, "--epoch-ms", "0"],
+        &["settle", "verify", "--journal", d, "--epoch-fills", "1000000001"],
+        &["settle", "submit", "--journal", d, "--batches", d, "--chain-dir", d, "--confirmations", "0"],
+    ] {
+        let out = l2x(args);
+        assert_eq!(out.status.code(), Some(2), "{args:?}: {}", text(&out));
+        let flag = args.iter().rev().nth(1).unwrap();
+        let e = text(&out);
+        assert!(
+            e.contains(&format!("invalid value '{}' for '{flag} ", args.last().unwrap())) && e.contains(" is not in "),
+            "{e}"
+        );
+    }
+    let empty = l2x(&["replay", "", "--state-hash"]);
+    assert!(!empty.status.success() && text(&empty).contains("must not be empty"), "{}", text(&empty));
 }

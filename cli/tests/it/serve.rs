@@ -424,3 +424,63 @@ fn serve_logs_sessions_at_info_by_default() {
     assert_eq!(count(" WARN logon refused ", "key=9"), 1, "{text}");
     assert_eq!(count(" INFO logout ", "reason=server_shutdown code=8"), 1, "{text}");
 }
+
+/// `l2x serve` with this config file (and the data directory `data`, loopback ports);
+/// it must refuse to start. Its exit code and standard error.
+fn refused(config: &str, data: &Path) -> (Option<i32>, String) {
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("l2x.toml");
+    std::fs::write(&file, config).unwrap();
+    let out = Command::new(env!("CARGO_BIN_EXE_l2x"))
+        .args(["serve", "--config", file.to_str().unwrap(), "--data-dir", data.to_str().unwrap()])
+        .args(["--order-entry", "127.0.0.1:0", "--market-data", "127.0.0.1:0", "--metrics", "127.0.0.1:0"])
+        .stdin(Stdio::null())
+        .output()
+        .unwrap();
+    assert!(!data.join("journal-00000000.l2xj").exists(), "nothing may be written before the refusal");
+    (out.status.code(), String::from_utf8_lossy(&out.stderr).into_owned())
+}
+
+/// Regression: `input_capacity = 1099511627776` aborted the node (exit 134, the key not named).
+#[test]
+fn serve_refuses_huge_input_capacity() {
+    let dir = tempfile::tempdir().unwrap();
+    let (code, err) = refused("[pipeline]\ninput_capacity = 1099511627776\n", &dir.path().join("data"));
+    assert_eq!(code, Some(1), "{err}");
+    assert!(
+        err.contains("pipeline.input_capacity = 1099511627776 is out of range: it must be from 1 to 1048576"),
+        "{err}"
+    );
+}
+
+/// Regression: a key (and so a first deposit) on the insurance fund's or fee account's id
+/// was accepted.
+#[test]
+fn serve_refuses_a_key_on_a_reserved_account() {
+    let dir = tempfile::tempdir().unwrap();
+    let keys = dir.path().join("keys.toml");
+    let secret = "01".repeat(32);
+    std::fs::write(&keys, format!("[[key]]\nid = 1\naccount = 18446744073709551614\nsecret = \"{secret}\"\n")).unwrap();
+    let config = format!("[accounts]\nkeys_file = \"{}\"\n", keys.display());
+    let (code, err) = refused(&config, &dir.path().join("data"));
+    assert_eq!(code, Some(1), "{err}");
+    assert!(err.contains("key id 1 is on account 18446744073709551614, which is reserved"), "{err}");
+    // And a deposit for an account no key trades, which would be dropped silently.
+    let (code, err) = refused("[accounts.deposits]\n\"9\" = 5\n", &dir.path().join("data"));
+    assert_eq!(code, Some(1), "{err}");
+    assert!(err.contains("accounts.deposits: account 9 has no key in the demo keys"), "{err}");
+}
+
+/// Regression: a data directory that cannot be one failed with an OS error naming no key.
+#[test]
+fn serve_refuses_a_file_as_data_dir() {
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("not-a-dir");
+    std::fs::write(&file, b"x").unwrap();
+    let (code, err) = refused("", &file);
+    assert_eq!(code, Some(1), "{err}");
+    assert!(err.contains(&format!("data_dir {}: is a file, not a directory", file.display())), "{err}");
+    let (code, err) = refused("data_dir = \"\"\n", &dir.path().join("data"));
+    assert_eq!(code, Some(1), "{err}");
+    assert!(err.contains("data_dir: must not be empty"), "{err}");
+}

@@ -40,18 +40,26 @@ fn settle_then_verify_and_catch_tampering(chain: &[&str], submit_extra: &[&str])
     let journal: PathBuf = dir.path().join("journal");
     let batches: PathBuf = dir.path().join("batches");
     let scenario = Path::new(env!("CARGO_MANIFEST_DIR")).join("../engine/tests/scenarios/liquidation_insurance.jsonl");
-    let run = l2x(&["match", "--input", scenario.to_str().unwrap(), "--journal", journal.to_str().unwrap()]);
+    // Its commands 1 ms apart: epochs of 1 ms close every second command.
+    let timed = dir.path().join("timed.jsonl");
+    let text_of = std::fs::read_to_string(&scenario).unwrap();
+    let lines: String = (1u64..)
+        .zip(text_of.lines())
+        .map(|(n, l)| format!("{}\n", l.replacen('{', &format!("{{\"ts\":{},", n * 1_000_000), 1)))
+        .collect();
+    std::fs::write(&timed, lines).unwrap();
+    let run = l2x(&["match", "--input", timed.to_str().unwrap(), "--journal", journal.to_str().unwrap()]);
     assert!(run.status.success(), "{}", text(&run));
     let (j, b) = (journal.to_str().unwrap(), batches.to_str().unwrap());
 
-    // One epoch per command (--epoch-ms 0): many batches from a short scenario.
+    // Five epochs of two commands (--epoch-ms 1): many batches from a short scenario.
     let submit =
-        l2x(&[&["settle", "submit", "--journal", j, "--batches", b, "--epoch-ms", "0"], chain, submit_extra].concat());
+        l2x(&[&["settle", "submit", "--journal", j, "--batches", b, "--epoch-ms", "1"], chain, submit_extra].concat());
     assert!(submit.status.success(), "{}", text(&submit));
     assert!(text(&submit).contains("the chain had 0"), "{}", text(&submit));
 
     let verify = |extra: &[&str]| l2x(&[&["settle", "verify", "--journal", j][..], chain, extra].concat());
-    let ok = verify(&["--batches", b, "--epoch-ms", "0"]);
+    let ok = verify(&["--batches", b, "--epoch-ms", "1"]);
     assert!(ok.status.success(), "{}", text(&ok));
     assert!(text(&ok).contains("batch files match") && text(&ok).contains("committed roots match"), "{}", text(&ok));
 
@@ -83,7 +91,7 @@ fn settle_then_verify_and_catch_tampering(chain: &[&str], submit_extra: &[&str])
         std::fs::copy(entry.path(), gappy.join(entry.file_name())).unwrap();
     }
     std::fs::remove_file(gappy.join("batch-00000000000000000002.l2xb")).unwrap();
-    let missing = verify(&["--batches", gappy.to_str().unwrap(), "--epoch-ms", "0"]);
+    let missing = verify(&["--batches", gappy.to_str().unwrap(), "--epoch-ms", "1"]);
     assert!(!missing.status.success());
     assert!(text(&missing).contains("batch 2: missing"), "{}", text(&missing));
 
@@ -93,7 +101,7 @@ fn settle_then_verify_and_catch_tampering(chain: &[&str], submit_extra: &[&str])
     let last = bytes.len() - 1;
     bytes[last] ^= 1;
     std::fs::write(&file, bytes).unwrap();
-    let bad = verify(&["--batches", b, "--epoch-ms", "0"]);
+    let bad = verify(&["--batches", b, "--epoch-ms", "1"]);
     assert!(!bad.status.success());
     assert!(text(&bad).contains("batch 3"), "{}", text(&bad));
 }
@@ -122,7 +130,7 @@ fn serve_settles_on_the_embedded_chain_by_default() {
     serve_settles_while_it_trades("", &[], |data| vec!["--chain-dir".into(), format!("{data}/chain")]);
 }
 
-/// Starts `l2x serve` with a config file of `settlement` (one epoch per command, a pass every
+/// Starts `l2x serve` with a config file of `settlement` (epochs of 1 ms, a pass every
 /// 20 ms) and environment `env`, trades over TCP, waits for the submitter to settle every
 /// epoch, and verifies the journal against the chain `verify_chain(data_dir)` names.
 fn serve_settles_while_it_trades(settlement: &str, env: &[(&str, &str)], verify_chain: impl Fn(&str) -> Vec<String>) {
@@ -138,7 +146,7 @@ fn serve_settles_while_it_trades(settlement: &str, env: &[(&str, &str)], verify_
     let data = data.to_str().unwrap();
     let config = dir.path().join("l2x.toml");
     let settlement = settlement.replace("[settlement]\n", "");
-    std::fs::write(&config, format!("[settlement]\nepoch_ms = 0\nevery_ms = 20\n{settlement}")).unwrap();
+    std::fs::write(&config, format!("[settlement]\nepoch_ms = 1\nevery_ms = 20\n{settlement}")).unwrap();
     let mut serve = KillOnDrop(
         Command::new(env!("CARGO_BIN_EXE_l2x"))
             .args(["serve", "--config", config.to_str().unwrap(), "--data-dir", data])
@@ -156,27 +164,37 @@ fn serve_settles_while_it_trades(settlement: &str, env: &[(&str, &str)], verify_
             break a.trim().parse::<std::net::SocketAddr>().unwrap();
         }
     };
+    // The node prints its submitter's passes from the line after the metrics address on:
+    // the order that closes the set-up's epochs comes after it.
+    while !next_line().starts_with("metrics http://") {}
     let options = Options { heartbeat_ms: 60_000, ..Options::default() };
     let mut client = Client::connect(order_entry, &Key::new(1, AccountId(1), [1; 32]), options).unwrap();
     let order = WireOrder::limit(ClientOrderId(1), InstrumentId(0), Side::Buy, Price(99_000), Qty(1_000));
     client.send(&ClientMsg::NewOrder(order)).unwrap();
     assert!(matches!(client.recv().unwrap(), ServerMsg::Report { report: Report::Accepted { .. }, .. }));
-    // A new journal: 2 listings, 2 oracle prices, 4 deposits, then the order; with an
-    // epoch per command, 9 epochs to settle. The submitter says so on its output.
+    // A new journal: 2 listings, 2 oracle prices, 4 deposits, then the order, which comes
+    // more than 1 ms after them and so closes the epoch(s) of the set-up: how many depends on
+    // how fast the set-up ran. The journal says how many; the submitter says on its output
+    // when the chain has them (the chain had B, committed C: B + C on chain).
+    let chain = verify_chain(data);
+    let chain: Vec<&str> = chain.iter().map(String::as_str).collect();
+    let verify = || l2x(&[&["settle", "verify", "--journal", data, "--epoch-ms", "1"][..], &chain].concat());
+    let first = verify();
+    let closed: u64 = text(&first).split(" epochs recomputed").next().and_then(|n| n.trim().parse().ok()).unwrap();
+    assert!(closed >= 1, "{}", text(&first));
     loop {
         let line = next_line();
         assert!(!line.starts_with("settlement:"), "{line}");
-        let epochs =
-            line.strip_prefix("settled: ").and_then(|r| r.split(' ').next()).and_then(|n| n.parse::<u64>().ok());
-        if epochs.is_some_and(|e| e >= 9) {
+        let Some(rest) = line.strip_prefix("settled: ") else { continue };
+        let number =
+            |after: &str| rest.split(after).nth(1).and_then(|r| r.split([' ', ')']).next()?.parse::<u64>().ok());
+        if number("committed ").unwrap() + number("the chain had ").unwrap() >= closed {
             break;
         }
     }
-    let chain = verify_chain(data);
-    let chain: Vec<&str> = chain.iter().map(String::as_str).collect();
-    let verify = l2x(&[&["settle", "verify", "--journal", data, "--epoch-ms", "0"][..], &chain].concat());
+    let verify = verify();
     assert!(verify.status.success(), "{}", text(&verify));
-    assert!(text(&verify).contains("9 committed roots match"), "{}", text(&verify));
+    assert!(text(&verify).contains(&format!("{closed} committed roots match")), "{}", text(&verify));
 }
 
 /// A child process killed when dropped (also when a test fails).
