@@ -34,9 +34,9 @@ use std::time::{Duration, Instant};
 
 use anyhow::{Context, bail, ensure};
 use hdrhistogram::Histogram;
-use l2x_engine::journal::{self, DEFAULT_SEGMENT_BYTES, JournalWriter, snapshot};
-use l2x_engine::pipeline::{Config as PipelineConfig, Cores, Durability, Pipeline, Stats, Tag, WaitStrategy};
 use l2x_risk::Ledger;
+use l2x_sequencer::journal::{self, DEFAULT_SEGMENT_BYTES, JournalWriter, snapshot};
+use l2x_sequencer::pipeline::{Config as PipelineConfig, Cores, Durability, Pipeline, Stats, Tag, WaitStrategy};
 use l2x_types::{Command, Sequenced};
 use serde::Serialize;
 

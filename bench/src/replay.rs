@@ -6,7 +6,7 @@
 //!    `--commands` commands (default 10,000,000) after its setup, generated in memory and
 //!    written to a journal in a temporary directory (segments of the default size, no
 //!    snapshots) — untimed.
-//! 2. Decode only: `engine::journal::scan` over the whole journal, every record decoded and
+//! 2. Decode only: `sequencer::journal::scan` over the whole journal, every record decoded and
 //!    checked (CRC32C), nothing applied — the reading floor.
 //! 3. Replay: `l2x_replay::replay` from the first command to the end, every command applied
 //!    by the engine's state machine (matching and risk), no progress bar — what
@@ -20,8 +20,8 @@ use std::path::PathBuf;
 use std::time::Instant;
 
 use anyhow::Context;
-use l2x_engine::journal::{self, JournalWriter};
 use l2x_risk::Ledger;
+use l2x_sequencer::journal::{self, JournalWriter};
 use serde::Serialize;
 
 use crate::engine::MixChoice;

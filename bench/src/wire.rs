@@ -45,13 +45,13 @@ use std::time::{Duration, Instant};
 
 use anyhow::{bail, ensure};
 use hdrhistogram::Histogram;
-use l2x_engine::pipeline::{Config as PipelineConfig, Pipeline};
 use l2x_gateway::auth::{Key, Keys};
 use l2x_gateway::client::Client;
 use l2x_gateway::codec::{self, ClientMsg, FrameReader, Report as Wired, ServerMsg, WireOrder};
 use l2x_gateway::server::{Config as ServerConfig, Server};
 use l2x_gateway::throttle::Limits;
 use l2x_risk::Ledger;
+use l2x_sequencer::pipeline::{Config as PipelineConfig, Pipeline};
 use l2x_types::{
     AccountId, Amount, ClientOrderId, Command, Decimal, Holder, InstrumentId, InstrumentSpec, Price, Qty, Side, Symbol,
     TimeInForce,
@@ -213,7 +213,7 @@ pub fn run(opts: &Options) -> anyhow::Result<Report> {
     let blocking_floor = pingpong(opts.pingpong, false)?;
     let dir = crate::pipeline::temp_dir(&std::env::temp_dir(), "wire")?;
     let result = (|| {
-        let cores = l2x_engine::pipeline::Cores { sequencer: opts.pin_sequencer, ..Default::default() };
+        let cores = l2x_sequencer::pipeline::Cores { sequencer: opts.pin_sequencer, ..Default::default() };
         let (mut pipeline, _) = Pipeline::start(PipelineConfig { cores, ..PipelineConfig::default() }, &dir)?;
         let keys: Vec<Key> = (1..=opts.sessions as u64)
             .map(|i| Key::new(i, AccountId(i), [u8::try_from(i % 251).unwrap_or(1); 32]))

@@ -19,8 +19,8 @@ use std::str::FromStr;
 use std::time::Duration;
 
 use anyhow::{Context, Result, bail, ensure};
-use l2x_engine::pipeline::{Cores, Durability, WaitStrategy};
 use l2x_gateway::throttle::Limits;
+use l2x_sequencer::pipeline::{Cores, Durability, WaitStrategy};
 use l2x_settlement::chain::SendPolicy;
 use l2x_settlement::epoch::Policy;
 use l2x_types::{AccountId, Decimal, Instrument, InstrumentId, InstrumentSpec, Price, Symbol};
@@ -208,7 +208,7 @@ impl Default for PipelineSection {
             durability: DurabilityName::Os,
             wait: WaitName::Park,
             snapshot_every: 1_000_000,
-            input_capacity: l2x_engine::pipeline::Config::default().input_capacity,
+            input_capacity: l2x_sequencer::pipeline::Config::default().input_capacity,
             sequencer_core: None,
             group_commit_core: None,
             snapshot_core: None,

@@ -17,8 +17,8 @@ mod settle;
 
 use anyhow::{Context, Result};
 use clap::{Parser, Subcommand};
-use l2x_engine::journal::{self, JournalWriter};
-use l2x_engine::scenario::Runner;
+use l2x_sequencer::journal::{self, JournalWriter};
+use l2x_sequencer::scenario::Runner;
 
 /// l2x: a deterministic perpetual-futures exchange core.
 #[derive(Debug, Parser)]
@@ -215,9 +215,7 @@ fn run_match(input: &Path, state_out: Option<&Path>, journal: Option<(PathBuf, b
     runner.close_journal()?;
     out.flush()?;
     if let Some(path) = state_out {
-        let report = l2x_engine::scenario::state_report(runner.state(), runner.last_seq());
-        let mut text = serde_json::to_string_pretty(&report)?;
-        text.push('\n');
+        let text = l2x_sequencer::scenario::state_report(runner.state(), runner.last_seq()).to_json();
         std::fs::write(path, text).with_context(|| format!("cannot write {}", path.display()))?;
     }
     Ok(if summary.errors > 0 { ExitCode::from(2) } else { ExitCode::SUCCESS })
@@ -236,7 +234,7 @@ fn open_input(input: &Path) -> Result<File> {
 fn journal_export(dir: &Path) -> Result<ExitCode> {
     let stdout = io::stdout();
     let mut out = BufWriter::new(stdout.lock());
-    let exported = l2x_engine::scenario::export(dir, &mut out)?;
+    let exported = l2x_sequencer::scenario::export(dir, &mut out)?;
     out.flush()?;
     if exported.torn {
         eprintln!(

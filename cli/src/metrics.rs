@@ -24,9 +24,9 @@ use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result};
-use l2x_engine::pipeline::{RingStats, StatsReader};
 use l2x_gateway::metrics::{Exposition, seconds};
 use l2x_gateway::server::Counters;
+use l2x_sequencer::pipeline::{RingStats, StatsReader};
 use l2x_types::InstrumentId;
 
 use crate::serve::SettleStatus;

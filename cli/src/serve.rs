@@ -28,11 +28,11 @@ use std::sync::{Arc, Mutex, mpsc};
 
 use alloy::primitives::B256;
 use anyhow::{Context, Result};
-use l2x_engine::journal;
-use l2x_engine::pipeline::{Config as PipelineConfig, Pipeline};
 use l2x_gateway::auth::{Key, Keys};
 use l2x_gateway::server::{Config as ServerConfig, Server};
 use l2x_risk::Ledger;
+use l2x_sequencer::journal;
+use l2x_sequencer::pipeline::{Config as PipelineConfig, Pipeline};
 use l2x_settlement::chain::{Chain, RpcChain};
 use l2x_settlement::embedded::EmbeddedChain;
 use l2x_types::{AccountId, Amount, Command, Holder, InstrumentId};

@@ -15,17 +15,17 @@
 //!   same [`StateHash`]: no clock, no randomness, no floats, no hash-order iteration.
 //! - The matching rules (the contract market makers trade against) are written out in
 //!   `docs/MATCHING.md`; the book's layout, invariants and complexity in the `book` module.
-//! - [`scenario`] is the human edge: JSON lines in, JSON lines out (`l2x match`).
+//! - The engine does no I/O: no threads, no files, no JSON. The journal, the pipeline and the
+//!   JSON-lines scenario format are the `l2x-sequencer` crate's.
 
 #![deny(clippy::float_arithmetic)]
 
 mod book;
 mod canonical;
-pub mod journal;
 mod ladder;
-pub mod pipeline;
-pub mod scenario;
 mod state;
+#[cfg(feature = "test-utils")]
+pub mod testing;
 
 pub use book::RestingOrder;
 pub use canonical::{AccountState, CanonicalState, MatchingState, PositionState, StateHash};

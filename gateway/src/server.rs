@@ -100,9 +100,9 @@ use std::thread::JoinHandle;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use l2x_engine::StateMachine;
-use l2x_engine::journal::{self, JournalError};
-use l2x_engine::pipeline::{InputHandle, Pipeline, Receiver, SubmitError, Tag, TryRecvError};
 use l2x_risk::Ledger;
+use l2x_sequencer::journal::{self, JournalError};
+use l2x_sequencer::pipeline::{InputHandle, Pipeline, Receiver, SubmitError, Tag, TryRecvError};
 use l2x_types::{
     AccountId, Amend, Cancel, ClientOrderId, Command, DetMap, Event, Instrument, InstrumentId, InstrumentSpec,
     MassCancel, NewOrder, OrderId, Qty,

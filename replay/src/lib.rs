@@ -3,7 +3,7 @@
 //! (docs/REPLAY.md).
 //!
 //! ```text
-//!  journal DIR ──(memmap2 segments, engine::journal::scan)──▶ Sequenced commands
+//!  journal DIR ──(memmap2 segments, sequencer::journal::Journal::read)──▶ Sequenced commands
 //!     │  --until-time T: a first scan finds the last command at or before T (ts are monotonic)
 //!     ▼
 //!  newest snapshot ≤ the point (unless a view needs every command) ──▶ StateMachine
@@ -23,8 +23,8 @@ use std::ops::ControlFlow;
 use std::path::{Path, PathBuf};
 
 use l2x_engine::StateMachine;
-use l2x_engine::journal::{self, Journal, JournalError, Point, Start, TornTail};
 use l2x_risk::Ledger;
+use l2x_sequencer::journal::{self, Journal, JournalError, Point, Start, TornTail};
 use l2x_types::{Event, Sequenced, Timestamp};
 
 pub mod progress;

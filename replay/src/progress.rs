@@ -8,7 +8,7 @@
 use std::path::Path;
 
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
-use l2x_engine::journal::{self, JournalError};
+use l2x_sequencer::journal::{self, JournalError};
 
 /// Updating the bar costs an atomic load per command; drawing happens at most ~15 times a
 /// second (indicatif's rate limit).

@@ -7,14 +7,14 @@
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
-use l2x_engine::journal::{JournalError, JournalWriter};
-use l2x_engine::scenario::{Applied, Runner};
 use l2x_replay::{Options, ReplayError, Until, replay};
 use l2x_risk::Ledger;
+use l2x_sequencer::journal::{JournalError, JournalWriter};
+use l2x_sequencer::scenario::{Applied, Runner};
 use l2x_types::{AccountId, Amount, Command, Holder, Seq, Sequenced, Timestamp};
 
 fn scenario(name: &str) -> String {
-    let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("../engine/tests/scenarios").join(name);
+    let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("../sequencer/tests/scenarios").join(name);
     std::fs::read_to_string(path).unwrap()
 }
 
@@ -166,8 +166,8 @@ fn a_snapshot_past_the_journals_end_is_an_error_naming_the_missing_records() {
             w.append(&Sequenced { seq: Seq(k), ts: Timestamp(1_000 * k), cmd }).unwrap();
         }
         let at_400 = replay(dir, &Ledger::default(), Options::default(), &mut ()).unwrap();
-        let id = l2x_engine::journal::Journal::open(dir).unwrap().id();
-        l2x_engine::journal::snapshot::write(dir, id, w.last(), &at_400.state.canonical()).unwrap();
+        let id = l2x_sequencer::journal::Journal::open(dir).unwrap().id();
+        l2x_sequencer::journal::snapshot::write(dir, id, w.last(), &at_400.state.canonical()).unwrap();
         w.position()
     };
     let last = segments(dir).pop().unwrap();

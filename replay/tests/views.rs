@@ -6,15 +6,15 @@
 
 use std::path::Path;
 
-use l2x_engine::journal::JournalWriter;
-use l2x_engine::scenario::Runner;
 use l2x_replay::views::{Format, Table, View, Viewer};
 use l2x_replay::{Options, Until, replay};
 use l2x_risk::Ledger;
+use l2x_sequencer::journal::JournalWriter;
+use l2x_sequencer::scenario::Runner;
 use l2x_types::{AccountId, Amount, Command, Holder, Seq, Sequenced, Timestamp};
 
 fn run_scenario(dir: &Path, name: &str) {
-    let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("../engine/tests/scenarios").join(name);
+    let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("../sequencer/tests/scenarios").join(name);
     let (writer, _) = JournalWriter::open(dir, 1 << 20).unwrap();
     let mut runner = Runner::new().with_journal(writer, false, 3);
     let input = std::fs::read(path).unwrap();

@@ -7,11 +7,11 @@
 
 use std::path::Path;
 
-use l2x_engine::journal::JournalWriter;
-use l2x_engine::scenario::Runner;
 use l2x_replay::Until;
 use l2x_replay::whatif::{Comparison, ParamsError, RiskParams, WhatIfError, run};
 use l2x_risk::Ledger;
+use l2x_sequencer::journal::JournalWriter;
+use l2x_sequencer::scenario::Runner;
 use l2x_types::AccountId;
 
 /// Account 1 deposits 1,000 USDC and buys 0.4 BTC at 50,000 from account 2 (initial margin
@@ -122,7 +122,7 @@ fn listings_the_engine_refused_stay_refused_and_ids_stay_put() {
     // maintenance). The journal's own parameters still reproduce the run; a file that would
     // make that listing valid does not list it in the what-if either.
     let tmp = tempfile::tempdir().unwrap();
-    let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("../engine/tests/scenarios/validation.jsonl");
+    let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("../sequencer/tests/scenarios/validation.jsonl");
     let (writer, _) = JournalWriter::open(tmp.path(), 1 << 20).unwrap();
     let mut runner = Runner::new().with_journal(writer, false, 0);
     runner.run(&std::fs::read(path).unwrap()[..], &mut std::io::sink(), &mut std::io::sink()).unwrap();

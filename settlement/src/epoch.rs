@@ -175,9 +175,9 @@ impl Follower {
         &mut self,
         dir: &std::path::Path,
         closed: &mut Vec<Epoch>,
-    ) -> Result<(), l2x_engine::journal::JournalError> {
+    ) -> Result<(), l2x_sequencer::journal::JournalError> {
         let mut events = Vec::new();
-        l2x_engine::journal::scan(dir, |cmd| {
+        l2x_sequencer::journal::scan(dir, |cmd| {
             if cmd.seq.0 > self.last_seq {
                 events.clear();
                 self.state.apply(&cmd, &mut events);
@@ -200,7 +200,7 @@ pub fn from_journal(
     dir: &std::path::Path,
     policy: Policy,
     ledger: &Ledger,
-) -> Result<Vec<Epoch>, l2x_engine::journal::JournalError> {
+) -> Result<Vec<Epoch>, l2x_sequencer::journal::JournalError> {
     let mut closed = Vec::new();
     Follower::new(policy, ledger).read(dir, &mut closed)?;
     Ok(closed)

@@ -24,8 +24,8 @@
 use std::path::{Path, PathBuf};
 
 use alloy::primitives::B256;
-use l2x_engine::journal::JournalError;
 use l2x_risk::Ledger;
+use l2x_sequencer::journal::JournalError;
 
 use crate::batch::{Batch, BatchError};
 use crate::chain::{Chain, ChainError};

@@ -7,8 +7,8 @@
 
 use alloy::primitives::{B256, keccak256};
 use l2x_engine::StateMachine;
-use l2x_engine::journal::JournalWriter;
 use l2x_risk::Ledger;
+use l2x_sequencer::journal::JournalWriter;
 use l2x_settlement::batch::Batch;
 use l2x_settlement::chain::{Chain, ChainError, RpcChain};
 use l2x_settlement::embedded::{EmbeddedChain, STATE_FILE};

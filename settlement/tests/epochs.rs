@@ -9,8 +9,8 @@ use std::collections::BTreeMap;
 
 use alloy_primitives::B256;
 use l2x_engine::StateMachine;
-use l2x_engine::journal::JournalWriter;
 use l2x_risk::Ledger;
+use l2x_sequencer::journal::JournalWriter;
 use l2x_settlement::batch::{self, Batch};
 use l2x_settlement::epoch::{self, Epoch, Epochs, Policy};
 use l2x_settlement::tree::root_of;

@@ -11,8 +11,8 @@ use std::path::Path;
 use std::time::Duration;
 
 use alloy::primitives::Address;
-use l2x_engine::journal::JournalWriter;
 use l2x_risk::Ledger;
+use l2x_sequencer::journal::JournalWriter;
 use l2x_settlement::chain::{Chain, ChainError, RpcChain};
 use l2x_settlement::epoch::{self, Policy};
 use l2x_settlement::submitter::{SubmitError, Submitter};

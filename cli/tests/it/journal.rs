@@ -7,8 +7,8 @@ use std::io::{BufRead, BufReader, Write};
 use std::path::Path;
 use std::process::{Command, Stdio};
 
-use l2x_engine::journal::{self, JournalWriter};
-use l2x_engine::scenario::Runner;
+use l2x_sequencer::journal::{self, JournalWriter};
+use l2x_sequencer::scenario::Runner;
 use rand::{RngExt, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 
@@ -17,7 +17,7 @@ fn l2x(args: &[&str]) -> std::process::Output {
 }
 
 fn scenarios_dir() -> std::path::PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("../engine/tests/scenarios")
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("../sequencer/tests/scenarios")
 }
 
 fn path(p: &Path) -> &str {

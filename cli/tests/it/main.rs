@@ -4,7 +4,7 @@
 
 mod demo;
 mod flags;
-mod golden;
+mod l2x_match;
 mod journal;
 mod replay;
 mod serve;

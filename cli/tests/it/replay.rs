@@ -16,7 +16,7 @@ fn text(o: &Output) -> String {
 /// The liquidation_insurance scenario, its commands 1 ms apart (so that epochs of 1 ms
 /// close every second command).
 fn scenario() -> String {
-    let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("../engine/tests/scenarios/liquidation_insurance.jsonl");
+    let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("../sequencer/tests/scenarios/liquidation_insurance.jsonl");
     let text = std::fs::read_to_string(path).unwrap();
     (1u64..)
         .zip(text.lines())

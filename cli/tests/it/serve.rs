@@ -253,7 +253,7 @@ fn journal_orders(dir: &Path) -> (Accepted, Vec<(u64, i64)>) {
     let mut sm = l2x_engine::StateMachine::with_ledger(l2x_risk::Ledger::default());
     let (mut accepted, mut live) = (std::collections::BTreeSet::new(), std::collections::BTreeMap::new());
     let mut events = Vec::new();
-    l2x_engine::journal::scan(dir, |cmd| {
+    l2x_sequencer::journal::scan(dir, |cmd| {
         events.clear();
         sm.apply(&cmd, &mut events);
         for ev in &events {
@@ -367,7 +367,7 @@ fn serve_stops_cleanly_on_sigterm() {
     let seq: u64 = seq.parse().unwrap();
     assert!(rest.iter().any(|l| l.starts_with("l2x serve: final snapshot ")), "{rest:?}");
     assert!(rest.iter().any(|l| l.starts_with("l2x serve: settlement: ")), "{rest:?}");
-    let snapshots = l2x_engine::journal::snapshot::list(dir.path(), u64::MAX).unwrap();
+    let snapshots = l2x_sequencer::journal::snapshot::list(dir.path(), u64::MAX).unwrap();
     assert_eq!(snapshots.last().map(|(s, _)| *s), Some(seq), "the final snapshot is at the last command");
     let replayed = Command::new(env!("CARGO_BIN_EXE_l2x"))
         .args(["replay", dir.path().to_str().unwrap(), "--state-hash", "--no-progress"])

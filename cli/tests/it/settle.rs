@@ -39,7 +39,8 @@ fn settle_then_verify_and_catch_tampering(chain: &[&str], submit_extra: &[&str])
     let dir = tempfile::tempdir().unwrap();
     let journal: PathBuf = dir.path().join("journal");
     let batches: PathBuf = dir.path().join("batches");
-    let scenario = Path::new(env!("CARGO_MANIFEST_DIR")).join("../engine/tests/scenarios/liquidation_insurance.jsonl");
+    let scenario =
+        Path::new(env!("CARGO_MANIFEST_DIR")).join("../sequencer/tests/scenarios/liquidation_insurance.jsonl");
     // Its commands 1 ms apart: epochs of 1 ms close every second command.
     let timed = dir.path().join("timed.jsonl");
     let text_of = std::fs::read_to_string(&scenario).unwrap();

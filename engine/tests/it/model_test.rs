@@ -11,8 +11,8 @@ use proptest::test_runner::RngSeed;
 use rand::SeedableRng;
 use rand_chacha::ChaCha8Rng;
 
-use crate::commands::{Generator, Profile};
 use crate::reference::Reference;
+use l2x_engine::testing::orders::{Generator, Profile};
 
 /// The engine and the reference, fed the same commands.
 struct Pair {

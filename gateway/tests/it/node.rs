@@ -7,12 +7,12 @@ use std::str::FromStr;
 use std::time::Duration;
 
 use l2x_engine::StateMachine;
-use l2x_engine::pipeline::{Config as PipelineConfig, Pipeline};
 use l2x_gateway::auth::{Key, Keys};
 use l2x_gateway::client::{Client, Options};
 use l2x_gateway::codec::{ClientMsg, ServerMsg, WireOrder};
 use l2x_gateway::server::{Config, Server};
 use l2x_risk::Ledger;
+use l2x_sequencer::pipeline::{Config as PipelineConfig, Pipeline};
 use l2x_types::{
     AccountId, Amount, ClientOrderId, Command, Decimal, Holder, InstrumentId, InstrumentSpec, Price, Qty, Side, Symbol,
 };

@@ -8,15 +8,15 @@ use std::fs;
 use std::ops::ControlFlow;
 use std::path::{Path, PathBuf};
 
-use l2x_engine::journal::{self, Journal, JournalError, JournalWriter, MAX_RECORD, Point, snapshot};
 use l2x_engine::{StateHash, StateMachine};
 use l2x_risk::Ledger;
+use l2x_sequencer::journal::{self, Journal, JournalError, JournalWriter, MAX_RECORD, Point, snapshot};
 use l2x_types::{Command, Sequenced};
 use rand::SeedableRng;
 use rand_chacha::ChaCha8Rng;
 
-use crate::commands::{Generator, Profile};
 use crate::journal::{HEADER, crc_header, crc32c_of, point_at, snapshot_at};
+use l2x_engine::testing::orders::{Generator, Profile};
 
 /// Segments this small hold a handful of records (and one instrument listing) each.
 const SMALL: u64 = 512;
@@ -120,7 +120,7 @@ fn clean() -> Clean {
 
 fn export(dir: &Path) -> Result<String, JournalError> {
     let mut out = Vec::new();
-    l2x_engine::scenario::export(dir, &mut out)?;
+    l2x_sequencer::scenario::export(dir, &mut out)?;
     Ok(String::from_utf8(out).unwrap())
 }
 

@@ -25,7 +25,7 @@
 //! decoding, then rebuilds a state machine and checks that its canonical state is the
 //! snapshot's.
 //!
-//! Taking a snapshot costs the sequencer one walk of the state ([`crate::StateMachine::canonical`]);
+//! Taking a snapshot costs the sequencer one walk of the state ([`l2x_engine::StateMachine::canonical`]);
 //! encoding, hashing and writing happen wherever the caller runs [`write()`] (the pipeline
 //! does it on its snapshot thread).
 
@@ -38,8 +38,8 @@ use l2x_types::bytes::DecodeError;
 use sha2::{Digest, Sha256};
 
 use super::{JournalError, JournalId, Point, end::sync_dir, io};
-use crate::canonical::CanonicalState;
-use crate::state::{RestoreError, StateMachine};
+use l2x_engine::CanonicalState;
+use l2x_engine::{RestoreError, StateMachine};
 
 const MAGIC: &[u8; 8] = b"L2XSNAP\0";
 const VERSION: u32 = 2;

@@ -1,4 +1,5 @@
-//! Seeded random command streams for the reference-model tests.
+//! Seeded random command streams of order flow (the reference-model tests, the journal's
+//! round trips).
 //!
 //! The streams are built to make the interesting things happen often: a handful of accounts
 //! with a small pool of client ids (so cids collide and self-trades happen), prices in a
@@ -34,7 +35,7 @@ fn d(s: &str) -> Decimal {
 }
 
 /// The specification of listing `i`.
-pub(crate) fn spec(i: usize) -> InstrumentSpec {
+pub fn spec(i: usize) -> InstrumentSpec {
     let (symbol, tick, lot, max_order, band, _, _) = LISTINGS[i];
     InstrumentSpec {
         symbol: Symbol::try_new(symbol).expect("a literal symbol"),
@@ -57,7 +58,7 @@ pub(crate) fn spec(i: usize) -> InstrumentSpec {
 
 /// The shape of a stream.
 #[derive(Clone, Copy, Debug)]
-pub(crate) struct Profile {
+pub struct Profile {
     /// Client ids per account (at most this many live orders per account).
     cids: u64,
     /// A buy's limit is `centre + x` (a sell's `centre - x`) with `x` uniform in
@@ -70,15 +71,15 @@ pub(crate) struct Profile {
 
 impl Profile {
     /// Thin books that cross all the time: many trades, self-trades and sweeps.
-    pub(crate) const CROSSING: Profile = Profile { cids: 16, lean: 2, new_orders: 48 };
+    pub const CROSSING: Profile = Profile { cids: 16, lean: 2, new_orders: 48 };
     /// Books about a hundred orders deep over every price of the band, which mostly
     /// stay on their side (market orders and marks that move still sweep them).
-    pub(crate) const DEEP: Profile = Profile { cids: 200, lean: 100, new_orders: 70 };
+    pub const DEEP: Profile = Profile { cids: 200, lean: 100, new_orders: 70 };
 }
 
 /// Builds a command stream: a fixed set-up, then random commands.
 #[derive(Clone, Debug)]
-pub(crate) struct Generator {
+pub struct Generator {
     profile: Profile,
     seq: u64,
     ts: u64,
@@ -92,7 +93,7 @@ pub(crate) struct Generator {
 
 impl Generator {
     /// A generator at sequence 0, time 0.
-    pub(crate) fn new(profile: Profile) -> Generator {
+    pub fn new(profile: Profile) -> Generator {
         Generator { profile, seq: 0, ts: 0, last_instrument: BTreeMap::new(), recent: Vec::new() }
     }
 
@@ -104,7 +105,7 @@ impl Generator {
     /// One random command. Rarely its timestamp is earlier than the previous one (a
     /// sequencer must never do this; the state machine's clock must not go back if it
     /// does).
-    pub(crate) fn next(&mut self, rng: &mut impl Rng) -> Sequenced {
+    pub fn next(&mut self, rng: &mut impl Rng) -> Sequenced {
         let mut cmd = self.next_in_order(rng);
         if rng.random_ratio(1, 100) {
             cmd.ts = Timestamp(cmd.ts.0.saturating_sub(rng.random_range(1..=50)));
@@ -115,7 +116,7 @@ impl Generator {
     /// Two instruments, collateral for four accounts, a mark for the first instrument only
     /// (the second gets one from the random stream; until then its orders are rejected
     /// `no_mark_price`).
-    pub(crate) fn setup(&mut self) -> Vec<Sequenced> {
+    pub fn setup(&mut self) -> Vec<Sequenced> {
         let mut cmds = vec![
             self.sequenced(Command::ListInstrument(Box::new(spec(0)))),
             self.sequenced(Command::ListInstrument(Box::new(spec(1)))),

@@ -34,7 +34,7 @@ use l2x_types::{
 };
 use serde::Serialize;
 
-use crate::state::StateMachine;
+use l2x_engine::StateMachine;
 
 mod lines;
 
@@ -736,6 +736,16 @@ pub struct PositionReport {
     pub realised_pnl: String,
     /// Funding not yet settled into collateral (positive: owed by the account).
     pub unsettled_funding: String,
+}
+
+impl StateReport {
+    /// The report as `l2x match --state-out` writes it: pretty JSON and a final newline.
+    pub fn to_json(&self) -> String {
+        // A struct of strings, numbers and vectors always serializes.
+        let mut text = serde_json::to_string_pretty(self).unwrap_or_default();
+        text.push('\n');
+        text
+    }
 }
 
 /// The final state of a run as a [`StateReport`].

@@ -10,18 +10,18 @@ use std::path::Path;
 use std::sync::Arc;
 use std::thread;
 
-use l2x_engine::journal::{self, snapshot};
-use l2x_engine::pipeline::{
+use l2x_engine::{StateHash, StateMachine};
+use l2x_risk::Ledger;
+use l2x_sequencer::journal::{self, snapshot};
+use l2x_sequencer::pipeline::{
     Batch, Config, Cores, Durability, InputHandle, Pipeline, PipelineError, Receiver, SubmitError, Summary, Tag,
     TryRecvError, WaitStrategy,
 };
-use l2x_engine::{StateHash, StateMachine};
-use l2x_risk::Ledger;
 use l2x_types::{Command, Event, Sequenced};
 use rand::SeedableRng;
 use rand_chacha::ChaCha8Rng;
 
-use crate::commands::{Generator, Profile};
+use l2x_engine::testing::orders::{Generator, Profile};
 
 /// Commands of every kind (book-heavy, then risk-heavy), without their sequence numbers:
 /// the pipeline assigns those.
@@ -30,7 +30,7 @@ fn commands(book: usize, risk: usize) -> Vec<Command> {
     let mut rng = ChaCha8Rng::seed_from_u64(7);
     let mut cmds: Vec<Command> = generator.setup().into_iter().map(|c| c.cmd).collect();
     cmds.extend((0..book).map(|_| generator.next(&mut rng).cmd));
-    cmds.extend(crate::risk::stream(3, risk).into_iter().map(|c| c.cmd));
+    cmds.extend(l2x_engine::testing::risk::stream(3, risk).into_iter().map(|c| c.cmd));
     cmds
 }
 

@@ -177,11 +177,11 @@ use l2x_types::{Command, Event, Seq, Sequenced, Timestamp};
 
 pub use self::ring::{PARK_AFTER, RingStats, WaitStrategy};
 use self::ring::{Ring, Signal};
-use crate::canonical::{CanonicalState, StateHash};
 use crate::journal::{
     self, DEFAULT_SEGMENT_BYTES, JournalError, JournalId, JournalSyncer, JournalWriter, Point, RecoveryReport,
 };
-use crate::state::StateMachine;
+use l2x_engine::StateMachine;
+use l2x_engine::{CanonicalState, StateHash};
 
 /// When a batch may leave the pipeline.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]

@@ -17,7 +17,7 @@ use l2x_risk::Ledger;
 use super::read::{Journal, ScanReport, TornTail};
 use super::write::{JournalWriter, lock};
 use super::{JournalError, Point, snapshot};
-use crate::state::StateMachine;
+use l2x_engine::StateMachine;
 
 /// What recovery did.
 #[derive(Debug, Default)]
