@@ -20,7 +20,7 @@
 use std::hint::black_box;
 use std::time::{Duration, Instant};
 
-use anyhow::{Context, bail, ensure};
+use anyhow::{Context, ensure};
 use hdrhistogram::Histogram;
 use l2x_engine::StateMachine;
 use l2x_types::{Event, Sequenced};
@@ -345,13 +345,9 @@ pub fn run(opts: &Options) -> anyhow::Result<Report> {
     Ok(Report { machine, timer, mixes })
 }
 
+/// Pins the benchmark's thread (`--pin`).
 pub(crate) fn pin(core: usize) -> anyhow::Result<()> {
-    let cores = core_affinity::get_core_ids().context("cannot list the cores to pin to")?;
-    let Some(id) = cores.into_iter().find(|c| c.id == core) else {
-        bail!("--pin {core}: no such core (see nproc)");
-    };
-    ensure!(core_affinity::set_for_current(id), "--pin {core}: cannot pin this thread");
-    Ok(())
+    l2x_sequencer::pin::pin_current_thread(core).with_context(|| format!("--pin {core}"))
 }
 
 fn summarize(s: &Stats, n: u64) -> WorkloadSummary {

@@ -361,7 +361,7 @@ pub fn run(opts: &Options) -> anyhow::Result<Report> {
     };
     let machine = Machine::detect(opts.pin_client);
     if let Some(core) = opts.pin_client {
-        pin(core)?;
+        crate::engine::pin(core)?;
     }
     let base = opts.dir.clone().unwrap_or_else(std::env::temp_dir);
     let config = Config {
@@ -464,15 +464,6 @@ fn parse_count(text: &str) -> Result<u64, String> {
         _ => parse_rate(text)
             .and_then(|n| if n <= MAX { Ok(n) } else { Err(format!("{text:?}: at most {MAX} commands (1G)")) }),
     }
-}
-
-fn pin(core: usize) -> anyhow::Result<()> {
-    let cores = core_affinity::get_core_ids().context("cannot list the cores to pin to")?;
-    let Some(id) = cores.into_iter().find(|c| c.id == core) else {
-        bail!("core {core}: no such core (see nproc)");
-    };
-    ensure!(core_affinity::set_for_current(id), "core {core}: cannot pin this thread");
-    Ok(())
 }
 
 /// `n` in `d`, per second.

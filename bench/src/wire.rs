@@ -358,7 +358,7 @@ type Measured = (Histogram<u64>, Histogram<u64>, Histogram<u64>, u64, u64, u64, 
 /// The load: logs the sessions on, then runs the open-loop schedule.
 fn load(opts: &Options, addr: SocketAddr, keys: &[Key]) -> anyhow::Result<Measured> {
     if let Some(core) = opts.pin_client {
-        ensure!(core_affinity::set_for_current(core_affinity::CoreId { id: core }), "cannot pin to core {core}");
+        l2x_sequencer::pin::pin_current_thread(core).map_err(|e| anyhow::anyhow!("--pin-client: {e}"))?;
     }
     let mut poll = Poll::new()?;
     let mut conns = Vec::with_capacity(keys.len());

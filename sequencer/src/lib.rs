@@ -22,5 +22,6 @@
 #![deny(clippy::float_arithmetic)]
 
 pub mod journal;
+pub mod pin;
 pub mod pipeline;
 pub mod scenario;

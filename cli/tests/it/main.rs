@@ -4,8 +4,8 @@
 
 mod demo;
 mod flags;
-mod l2x_match;
 mod journal;
+mod l2x_match;
 mod replay;
 mod serve;
 mod settle;

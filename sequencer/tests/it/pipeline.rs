@@ -14,8 +14,8 @@ use l2x_engine::{StateHash, StateMachine};
 use l2x_risk::Ledger;
 use l2x_sequencer::journal::{self, snapshot};
 use l2x_sequencer::pipeline::{
-    Batch, Config, Cores, Durability, InputHandle, Pipeline, PipelineError, Receiver, SubmitError, Summary, Tag,
-    TryRecvError, WaitStrategy,
+    CommandEvents, Config, Cores, Durability, InputHandle, Pipeline, PipelineError, Receiver, SubmitError, Summary,
+    Tag, TryRecvError, WaitStrategy,
 };
 use l2x_types::{Command, Event, Sequenced};
 use rand::SeedableRng;
@@ -37,7 +37,7 @@ fn commands(book: usize, risk: usize) -> Vec<Command> {
 /// What one receiver saw: each batch, and whether it was released before the watermark.
 #[derive(Debug, Default)]
 struct Seen {
-    batches: Vec<Batch>,
+    batches: Vec<CommandEvents>,
     /// Batches received while the durable watermark was below their sequence number.
     early: Vec<u64>,
 }
@@ -50,7 +50,7 @@ fn drain(mut rx: Receiver, check_watermark: bool) -> thread::JoinHandle<Seen> {
             if check_watermark && batch.durable_seq() < batch.seq.0 {
                 seen.early.push(batch.seq.0);
             }
-            seen.batches.push(batch.to_batch());
+            seen.batches.push(batch.to_command_events());
         }
         seen
     })
@@ -82,10 +82,10 @@ fn produce(input: &InputHandle, cmds: &Arc<Vec<Command>>, offset: usize, produce
 fn check_against_direct(
     state: &mut StateMachine,
     all: &[Command],
-    reports: &[Batch],
-    market: &[Batch],
+    reports: &[CommandEvents],
+    market: &[CommandEvents],
 ) -> Vec<Sequenced> {
-    let mut market: BTreeMap<u64, &Batch> = market.iter().map(|b| (b.seq.0, b)).collect();
+    let mut market: BTreeMap<u64, &CommandEvents> = market.iter().map(|b| (b.seq.0, b)).collect();
     let mut sequenced = Vec::new();
     let mut events = Vec::new();
     for pair in reports.windows(2) {
@@ -237,7 +237,7 @@ fn pipeline_backpressure_tiny_rings_and_a_slow_consumer_lose_nothing() {
         loop {
             thread::yield_now();
             match market.try_recv() {
-                Ok(b) => got.push(b.to_batch()),
+                Ok(b) => got.push(b.to_command_events()),
                 Err(TryRecvError::Empty) => {}
                 Err(TryRecvError::Closed) => return got,
             }
@@ -247,7 +247,7 @@ fn pipeline_backpressure_tiny_rings_and_a_slow_consumer_lose_nothing() {
     while let Some(b) = reports.recv() {
         thread::yield_now();
         assert!(b.durable_seq() >= b.seq.0);
-        got.push(b.to_batch());
+        got.push(b.to_command_events());
     }
     producer.join().unwrap();
     let summary = pipeline.shutdown().unwrap();
@@ -364,7 +364,7 @@ fn pipeline_pins_its_threads_and_refuses_a_core_that_does_not_exist() {
     let dir = tempfile::tempdir().unwrap();
     let cores = Cores { group_commit: Some(100_000), ..Cores::default() };
     match Pipeline::start(Config { durability: Durability::Fsync, cores, ..Config::default() }, dir.path()) {
-        Err(PipelineError::Pin { thread: "group-commit", core: 100_000 }) => {}
+        Err(PipelineError::Pin { thread: "group-commit", source }) if source.core == 100_000 => {}
         other => panic!("expected a pinning error, got {:?}", other.map(|(_, r)| r)),
     }
 }
