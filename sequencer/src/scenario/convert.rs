@@ -1,0 +1,216 @@
+//! Steps 1 and 2 of a line: the typed command a line parses to ([`Parsed`], what
+//! `parse_line` returns), and its exact conversion to the instrument's units against the
+//! state ([`convert`]) — or the `rejected` event the edge answers with.
+
+use l2x_engine::StateMachine;
+use l2x_types::{
+    AccountId, Amend, Amount, Cancel, ClientOrderId, Command, CommandKind, Decimal, Event, Holder, InstrumentSpec,
+    MassCancel, NewOrder, OrderType, RejectReason, Side, StpMode, Symbol, TimeInForce, Timestamp,
+};
+
+/// A well-formed command, typed but not yet converted to the instrument's units.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Parsed {
+    /// `instrument`.
+    Instrument {
+        /// Symbol as written.
+        symbol: String,
+        /// Decimal fields in the order of [`InstrumentSpec`], defaults applied.
+        values: [Decimal; 13],
+    },
+    /// `deposit`.
+    Deposit {
+        /// Account, or the insurance fund or fee account.
+        to: Holder,
+        /// Amount.
+        amount: Decimal,
+    },
+    /// `withdraw`.
+    Withdraw {
+        /// Account.
+        account: u64,
+        /// Amount.
+        amount: Decimal,
+    },
+    /// `funding`.
+    Funding {
+        /// Symbol.
+        symbol: String,
+    },
+    /// `tick`: time passes.
+    Tick,
+    /// `oracle`.
+    Oracle {
+        /// Symbol.
+        symbol: String,
+        /// Price.
+        price: Decimal,
+    },
+    /// `new`.
+    New {
+        /// Account.
+        account: u64,
+        /// Client order id.
+        cid: u64,
+        /// Symbol.
+        symbol: String,
+        /// Side.
+        side: Side,
+        /// Type.
+        order_type: OrderType,
+        /// Price, if given.
+        price: Option<Decimal>,
+        /// Quantity.
+        qty: Decimal,
+        /// Time in force.
+        tif: TimeInForce,
+        /// Expiry, if given.
+        expire_ts: Option<u64>,
+        /// Post-only.
+        post_only: bool,
+        /// Reduce-only.
+        reduce_only: bool,
+        /// Self-trade prevention.
+        stp: StpMode,
+    },
+    /// `amend`.
+    Amend {
+        /// Account.
+        account: u64,
+        /// Client order id.
+        cid: u64,
+        /// New price.
+        price: Option<Decimal>,
+        /// New open quantity.
+        qty: Option<Decimal>,
+    },
+    /// `cancel`.
+    Cancel {
+        /// Account.
+        account: u64,
+        /// Client order id.
+        cid: u64,
+        /// A gateway's cancel-on-disconnect (reason `disconnect`).
+        on_disconnect: bool,
+    },
+    /// `mass_cancel`.
+    MassCancel {
+        /// Account.
+        account: u64,
+        /// Narrow to this symbol.
+        symbol: Option<String>,
+        /// Narrow to this side.
+        side: Option<Side>,
+    },
+}
+
+pub(crate) fn rejected(kind: CommandKind, account: Option<u64>, cid: Option<u64>, reason: RejectReason) -> Event {
+    Event::Rejected { kind, account: account.map(AccountId), cid: cid.map(ClientOrderId), reason }
+}
+
+/// Converts a parsed command with the state's instruments. `Err` is the `rejected` event
+/// the edge answers with.
+///
+/// # Errors
+/// The `rejected` event for a command that cannot be converted exactly.
+pub fn convert(state: &StateMachine, parsed: Parsed) -> Result<Command, Event> {
+    Ok(match parsed {
+        Parsed::Instrument { symbol, values } => {
+            let reject = || rejected(CommandKind::Instrument, None, None, RejectReason::BadInstrument);
+            let symbol = Symbol::try_new(&symbol).map_err(|_| reject())?;
+            Command::ListInstrument(Box::new(InstrumentSpec::from_decimals(symbol, values)))
+        }
+        Parsed::Deposit { to, amount } => {
+            let account = match to {
+                Holder::Account(a) => Some(a.0),
+                _ => None,
+            };
+            let reject = || rejected(CommandKind::Deposit, account, None, RejectReason::BadAmount);
+            Command::Deposit { to, amount: Amount::from_decimal(amount).map_err(|_| reject())? }
+        }
+        Parsed::Withdraw { account, amount } => {
+            let reject = || rejected(CommandKind::Withdraw, Some(account), None, RejectReason::BadAmount);
+            Command::Withdraw {
+                account: AccountId(account),
+                amount: Amount::from_decimal(amount).map_err(|_| reject())?,
+            }
+        }
+        Parsed::Funding { symbol } => {
+            let inst = state
+                .instrument_by_symbol(&symbol)
+                .ok_or_else(|| rejected(CommandKind::Funding, None, None, RejectReason::UnknownSymbol))?;
+            Command::Funding { instrument: inst.id }
+        }
+        Parsed::Tick => Command::Tick,
+        Parsed::Oracle { symbol, price } => {
+            let reject = |r| rejected(CommandKind::Oracle, None, None, r);
+            let inst = state.instrument_by_symbol(&symbol).ok_or_else(|| reject(RejectReason::UnknownSymbol))?;
+            let price = inst.price_from_decimal(price).map_err(|_| reject(RejectReason::BadOraclePrice))?;
+            Command::Oracle { instrument: inst.id, price }
+        }
+        Parsed::New {
+            account,
+            cid,
+            symbol,
+            side,
+            order_type,
+            price,
+            qty,
+            tif,
+            expire_ts,
+            post_only,
+            reduce_only,
+            stp,
+        } => {
+            let reject = |r| rejected(CommandKind::New, Some(account), Some(cid), r);
+            let inst = state.instrument_by_symbol(&symbol).ok_or_else(|| reject(RejectReason::UnknownSymbol))?;
+            let price =
+                price.map(|p| inst.price_from_decimal(p).map_err(|_| reject(RejectReason::BadPrice))).transpose()?;
+            let qty = inst.qty_from_decimal(qty).map_err(|_| reject(RejectReason::BadQty))?;
+            Command::NewOrder(NewOrder {
+                account: AccountId(account),
+                cid: ClientOrderId(cid),
+                instrument: inst.id,
+                side,
+                order_type,
+                price,
+                qty,
+                tif,
+                expire_ts: expire_ts.map(Timestamp),
+                post_only,
+                reduce_only,
+                stp,
+            })
+        }
+        Parsed::Amend { account, cid, price, qty } => {
+            let reject = |r| rejected(CommandKind::Amend, Some(account), Some(cid), r);
+            let (account, cid) = (AccountId(account), ClientOrderId(cid));
+            let inst = state
+                .live_order_instrument(account, cid)
+                .and_then(|id| state.instrument(id))
+                .ok_or_else(|| reject(RejectReason::UnknownOrder))?;
+            let instrument = inst.id;
+            let price =
+                price.map(|p| inst.price_from_decimal(p).map_err(|_| reject(RejectReason::BadPrice))).transpose()?;
+            let qty = qty.map(|q| inst.qty_from_decimal(q).map_err(|_| reject(RejectReason::BadQty))).transpose()?;
+            Command::Amend(Amend { account, cid, instrument, price, qty })
+        }
+        Parsed::Cancel { account, cid, on_disconnect } => {
+            Command::Cancel(Cancel { account: AccountId(account), cid: ClientOrderId(cid), on_disconnect })
+        }
+        Parsed::MassCancel { account, symbol, side } => {
+            let instrument = match symbol {
+                Some(s) => Some(
+                    state
+                        .instrument_by_symbol(&s)
+                        .ok_or_else(|| {
+                            rejected(CommandKind::MassCancel, Some(account), None, RejectReason::UnknownSymbol)
+                        })?
+                        .id,
+                ),
+                None => None,
+            };
+            Command::MassCancel(MassCancel { account: AccountId(account), instrument, side })
+        }
+    })
+}
