@@ -21,6 +21,7 @@
 
 #![deny(clippy::float_arithmetic)]
 
+pub mod clock;
 pub mod journal;
 pub mod pin;
 pub mod pipeline;

@@ -154,11 +154,6 @@
 //!   `durability = os` (`docs/BENCHMARKS.md`). With `durability = fsync` every `fsync`
 //!   write-protects the pages it cleaned and the sequencer's next write to them faults again.
 
-#![allow(
-    clippy::disallowed_methods,
-    reason = "the sequencer is the one place that reads the clock (the sequenced timestamp) and \
-              measures its own pauses and fsyncs; the state machine it drives never does"
-)]
 
 mod commit;
 mod input;

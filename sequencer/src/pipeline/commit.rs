@@ -2,7 +2,6 @@
 //! appended before it.
 
 use std::sync::atomic::Ordering;
-use std::time::Instant;
 
 use super::shared::Shared;
 use crate::journal::{JournalError, JournalSyncer};
@@ -14,7 +13,7 @@ pub(crate) fn run(shared: &Shared, mut syncer: JournalSyncer) -> Result<(), Jour
     loop {
         let target = shared.appended.load(Ordering::Acquire);
         if target > durable {
-            let started = Instant::now();
+            let started = crate::clock::now();
             if let Err(e) = syncer.sync() {
                 shared.halt();
                 return Err(e);

@@ -30,7 +30,7 @@
 
 use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering, fence};
 use std::sync::{Arc, Condvar, Mutex, OnceLock, PoisonError};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use crossbeam::queue::ArrayQueue;
 use crossbeam::utils::{Backoff, CachePadded};
@@ -157,7 +157,7 @@ impl Signal {
                 }
             },
             WaitStrategy::Park => {
-                let since = Instant::now();
+                let since = crate::clock::now();
                 while !backoff.is_completed() || since.elapsed() < PARK_AFTER {
                     backoff.snooze();
                     if ready() {

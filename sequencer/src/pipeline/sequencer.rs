@@ -4,7 +4,6 @@
 use std::mem;
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
-use std::time::{Instant, SystemTime, UNIX_EPOCH};
 
 use l2x_engine::{CanonicalState, StateMachine};
 use l2x_types::{Event, Seq, Sequenced, Timestamp};
@@ -12,6 +11,7 @@ use l2x_types::{Event, Seq, Sequenced, Timestamp};
 use super::ring::Ring;
 use super::shared::{DRAIN_BATCH, Entry, Input, Output, Run, Shared};
 use super::{Durability, PipelineError};
+use crate::clock;
 use crate::journal::{JournalError, JournalId, JournalSyncer, JournalWriter, Point};
 
 pub(crate) struct Sequencer {
@@ -34,13 +34,6 @@ pub(crate) struct Sequencer {
 pub(crate) struct SequencerExit {
     pub(crate) result: Result<(StateMachine, JournalId, Point), PipelineError>,
     pub(crate) pauses: Vec<u64>,
-}
-
-/// Nanoseconds since the Unix epoch (0 if the clock is before it).
-pub(crate) fn wall_clock_ns() -> u64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map_or(0, |d| d.as_secs().saturating_mul(1_000_000_000).saturating_add(u64::from(d.subsec_nanos())))
 }
 
 /// Events that go to the market-data output.
@@ -111,8 +104,8 @@ impl Sequencer {
         let input = &shared.input;
         loop {
             let mut taken = 0;
-            let now = wall_clock_ns();
-            let started = Instant::now();
+            let now = clock::wall_clock_ns();
+            let started = clock::now();
             let mut failed = Ok(());
             while taken < DRAIN_BATCH {
                 let Some(next) = input.queue.pop() else { break };
@@ -199,7 +192,7 @@ impl Sequencer {
     /// Takes the canonical state and hands it to the snapshot thread (or skips it if that
     /// thread is busy), timing the pause.
     pub(crate) fn snapshot(&mut self) {
-        let start = Instant::now();
+        let start = clock::now();
         let state = self.state.canonical();
         let handed = self.snapshot_ring.queue.push((self.writer.last(), state));
         let pause = u64::try_from(start.elapsed().as_nanos()).unwrap_or(u64::MAX);
