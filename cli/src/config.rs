@@ -160,8 +160,8 @@ impl Gateway {
     }
 }
 
-/// `durability`'s values.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Deserialize)]
+/// `durability`'s values (the config key, and `l2x match --durability`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Deserialize, clap::ValueEnum)]
 #[serde(rename_all = "lowercase")]
 pub(crate) enum DurabilityName {
     /// A result leaves once its command is in the page cache (survives a killed process).

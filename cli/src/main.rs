@@ -43,8 +43,8 @@ enum Cmd {
         #[arg(long, value_parser = config::non_empty_path)]
         journal: Option<PathBuf>,
         /// With --journal: `os` (in the page cache before release) or `fsync` (on disk).
-        #[arg(long, default_value = "os", value_parser = ["os", "fsync"])]
-        durability: String,
+        #[arg(long, value_enum, default_value_t = config::DurabilityName::Os)]
+        durability: config::DurabilityName,
         /// With --journal: write a snapshot after every N applied commands (0: none; at most
         /// 1,000,000,000,000).
         #[arg(long, default_value_t = 0, value_parser = config::ranged(0, config::MAX_SNAPSHOT_EVERY))]
@@ -121,7 +121,7 @@ fn main() -> ExitCode {
 fn run(cli: Cli) -> Result<ExitCode> {
     match cli.command {
         Cmd::Match { input, state_out, journal, durability, snapshot_every } => {
-            let journal = journal.map(|dir| (dir, durability == "fsync", snapshot_every));
+            let journal = journal.map(|dir| (dir, durability == config::DurabilityName::Fsync, snapshot_every));
             run_match(&input, state_out.as_deref(), journal)
         }
         Cmd::Journal { which: JournalCmd::Export { dir } } => journal_export(&dir),

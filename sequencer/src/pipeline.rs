@@ -154,7 +154,6 @@
 //!   `durability = os` (`docs/BENCHMARKS.md`). With `durability = fsync` every `fsync`
 //!   write-protects the pages it cleaned and the sequencer's next write to them faults again.
 
-
 mod commit;
 mod input;
 mod receiver;
