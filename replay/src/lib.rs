@@ -99,9 +99,6 @@ pub enum ReplayError {
     /// file, and the offset where there is one).
     #[error(transparent)]
     Journal(#[from] JournalError),
-    /// The point asked for is not in the journal.
-    #[error("{0}")]
-    Point(String),
 }
 
 /// The last command sequenced at or before `t`, or at most `elapsed` after the first

@@ -3,8 +3,6 @@
 //! price it says; a higher initial margin refuses the order that opened the position; bad
 //! parameter files are refused naming the key.
 
-#![allow(clippy::unwrap_used, reason = "test code: a panic is the failure report")]
-
 use std::path::Path;
 
 use l2x_replay::Until;

@@ -2,8 +2,6 @@
 //! and trades of a hand-checked scenario, the state at the point, a time series sampled at
 //! exact boundaries, CSV and JSON lines alike.
 
-#![allow(clippy::unwrap_used, reason = "test code: a panic is the failure report")]
-
 use std::path::Path;
 
 use l2x_replay::views::{Format, Table, View, Viewer};

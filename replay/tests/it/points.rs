@@ -2,8 +2,6 @@
 //! newest snapshot before the point, by sequence number and by time — and bad journals are
 //! clear errors naming the file; a torn tail stops the replay cleanly before it.
 
-#![allow(clippy::unwrap_used, reason = "test code: a panic is the failure report")]
-
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
