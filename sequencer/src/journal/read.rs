@@ -218,11 +218,6 @@ impl Journal {
         &self.dir
     }
 
-    /// The first sequence number of each segment (from their headers).
-    pub fn first_seqs(&self) -> Vec<u64> {
-        self.segments.iter().map(|s| s.header.first_seq).collect()
-    }
-
     /// Reads the records after `from` in order — [`Point::START`] for all of them, or a
     /// snapshot's point — calling `f` for each (which may stop the read with `Break`).
     ///
