@@ -280,8 +280,7 @@ fn batch_files_a_failed_pass_did_not_write_are_written_by_the_next() {
     let expected = journal_of(dir.path(), 600);
     assert!(expected.len() >= 4);
     // A valid batch file in batch 3's place that says something else (batch 4's leaves).
-    let fourth = Batch::of(&expected[3]);
-    let wrong = Batch { header: l2x_settlement::batch::Header { index: 3, ..fourth.header }, ..fourth };
+    let wrong = Batch::of(&l2x_settlement::epoch::Epoch { index: 3, ..expected[3].clone() });
     let path = wrong.write(batches.path()).unwrap();
     let mut chain = EmbeddedChain::open(chain_dir.path()).unwrap();
     let mut sub = Submitter::new(dir.path().to_path_buf(), batches.path().to_path_buf(), POLICY, Ledger::default());
@@ -291,7 +290,8 @@ fn batch_files_a_failed_pass_did_not_write_are_written_by_the_next() {
     std::fs::remove_file(&path).unwrap();
     let synced = sub.sync(&mut chain).unwrap();
     assert_eq!(synced.committed, expected.len() as u64);
-    let files = l2x_settlement::submitter::read_batches(batches.path()).unwrap();
+    let set = l2x_settlement::batch_set::BatchSet::load(batches.path()).unwrap();
+    let files = set.batches();
     assert_eq!(files.len(), expected.len());
     for (f, e) in files.iter().zip(&expected) {
         assert!(f.same_content(&Batch::of(e)), "batch {}", e.index);

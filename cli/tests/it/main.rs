@@ -8,3 +8,4 @@ mod journal;
 mod replay;
 mod serve;
 mod settle;
+mod settle_files;
