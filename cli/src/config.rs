@@ -200,6 +200,9 @@ pub(crate) struct PipelineSection {
     pub(crate) group_commit_core: Option<usize>,
     /// Pin the snapshot thread to this core.
     pub(crate) snapshot_core: Option<usize>,
+    /// When nothing was sequenced for this long, the node sequences a tick (time passes:
+    /// GTD orders expire, settlement epochs close on time), ms.
+    pub(crate) idle_tick_ms: u64,
 }
 
 impl Default for PipelineSection {
@@ -212,6 +215,7 @@ impl Default for PipelineSection {
             sequencer_core: None,
             group_commit_core: None,
             snapshot_core: None,
+            idle_tick_ms: 200,
         }
     }
 }
@@ -517,6 +521,11 @@ impl Config {
             ensure!(fits(usdc), "accounts.deposits: {usdc} for account {id} is too large");
         }
         ensure!(self.pipeline.input_capacity > 0, "pipeline.input_capacity must be positive");
+        ensure!(
+            (1..=60_000).contains(&self.pipeline.idle_tick_ms),
+            "pipeline.idle_tick_ms: {} is not in 1..=60000 (ms)",
+            self.pipeline.idle_tick_ms
+        );
         ensure!(self.settlement.every_ms > 0, "settlement.every_ms must be positive");
         match (self.settlement.chain, &self.settlement.rpc) {
             (ChainKind::Rpc, None) => bail!("settlement.chain = \"rpc\" needs a [settlement.rpc] table"),
@@ -580,6 +589,7 @@ mod tests {
         assert!(err("[ports]\norder_entry = \"localhost\"").contains("order_entry"));
         assert!(err("[pipeline]\ndurability = \"sometimes\"").contains("sometimes"));
         assert!(err("[pipeline]\nwait = \"spin\"").contains("spin"));
+        assert!(err("[pipeline]\nidle_tick_ms = 0").contains("pipeline.idle_tick_ms"));
         assert!(err("[settlement]\nchain = \"rpc\"").contains("[settlement.rpc]"));
         assert!(
             err("[settlement.rpc]\nurl = \"x\"\ncontract = \"0x12\"\n[settlement]\nchain = \"rpc\"")

@@ -9,3 +9,4 @@ mod replay;
 mod serve;
 mod settle;
 mod settle_files;
+mod settle_idle;
