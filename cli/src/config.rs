@@ -375,9 +375,10 @@ pub(crate) enum ChainKind {
 pub(crate) struct Settlement {
     /// `embedded`, `rpc` or `none`.
     pub(crate) chain: ChainKind,
-    /// An epoch closes at the first command this many ms (sequenced time) after its first …
+    /// An epoch is due at the first command this many ms (sequenced time) after its first …
     pub(crate) epoch_ms: u64,
-    /// … or at the command that brings its trades to this many (0: no limit).
+    /// … or at the command whose trades bring it to this many or more (0: no limit); a due
+    /// epoch becomes a batch once it has changed a leaf or the market state.
     pub(crate) epoch_fills: u64,
     /// How often the submitter looks for closed epochs, ms.
     pub(crate) every_ms: u64,

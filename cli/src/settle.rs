@@ -8,14 +8,21 @@
 //!  settle verify --journal J [--batches B] [CHAIN]
 //!                  recompute every root; compare with the batch files and the chain;
 //!                  exit 1 naming the first batch that differs
-//!  settle status --batches B [CHAIN]                       last local and on-chain batch, lag
+//!  settle status --batches B [CHAIN]                       last local and on-chain batch, lag;
+//!                  exit 1 if the chain's copy of the last batch both have differs
 //!  settle prove --batches B --account N [--batch K] [CHAIN]
-//!                  the leaf and its proof as JSON, from the batch files alone; checked
-//!                  locally and, with a chain, by the contract
+//!                  the leaf (or its absence) and its proof as JSON, from the batch files
+//!                  alone; checked against the chain's committed root and, for a leaf, by
+//!                  the contract; exit 1 if the chain disagrees
 //!
 //!  CHAIN = --chain-dir D (the embedded chain kept in D: `l2x serve` keeps its own in
 //!          DATA_DIR/chain)  |  --rpc-url U --contract A (a node)
 //! ```
+//!
+//! Every command that reads batch files loads the whole directory through
+//! `BatchSet::load` first (every file and their sequence checked, errors naming the file
+//! and the field); the checks themselves are in `l2x_settlement::audit`: this module
+//! parses and prints. Exit codes: docs/SETTLEMENT.md, "Command line".
 
 use std::io::{self, Write};
 use std::path::{Path, PathBuf};
@@ -34,10 +41,11 @@ use l2x_settlement::submitter::Submitter;
 /// How epochs close (must be what the submitter used).
 #[derive(Clone, Copy, Debug, clap::Args)]
 pub(crate) struct EpochArgs {
-    /// An epoch closes at the first command this many ms (sequenced time) after its first.
+    /// An epoch is due at the first command this many ms (sequenced time) after its first;
+    /// it becomes a batch once it has changed a leaf or the market state.
     #[arg(long, default_value_t = Policy::default().max_ms)]
     epoch_ms: u64,
-    /// … or at the command that brings its trades to this many (0: no limit).
+    /// … or at the command whose trades bring it to this many or more (0: no limit).
     #[arg(long, default_value_t = Policy::default().max_fills)]
     epoch_fills: u64,
 }

@@ -174,6 +174,19 @@ mod tests {
             collateral: 10_000_000_000,
             positions: vec![Position { instrument: 0, size: 200, cost: 10_000_000_000, fundingIndex: 1_000_000 }],
         };
+        // The bytes the worked example shows: the market in the raw data, then the leaf.
+        let mut bytes = Vec::new();
+        encode(&markets, &mut bytes);
+        bytes.extend(crate::batch::encode_leaves(std::slice::from_ref(&leaf)));
+        let hex = alloy_primitives::hex::encode(&bytes);
+        assert_eq!(
+            hex,
+            "00000001\
+             00000000 0000000000018a88 0000000000000000000000000016e360 00000000000001f4\
+             0000000000000007 00000002540be400 0001\
+             00000000 00000000000000c8 000000000000000000000002540be400 000000000000000000000000000f4240"
+                .replace(' ', "")
+        );
         assert_eq!(funding_owed(&leaf, &markets), Ok(100_000_000));
         assert_eq!(equity(&leaf, &markets), Ok(10_000_000_000 + 10_100_000_000 - 10_000_000_000 - 100_000_000));
         let unlisted = AccountLeaf { positions: vec![Position { instrument: 3, ..leaf.positions[0].clone() }], ..leaf };
