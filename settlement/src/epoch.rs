@@ -147,11 +147,11 @@ impl Epochs {
         let prev_root = self.tree.root();
         // Leaves whose value did not change leave the tree as it was.
         let root = self.tree.update(changes.iter().map(|l| (l.account, Some(l.hash()))));
-        let markets = market::of(ledger);
-        if root == prev_root && markets == self.markets {
+        if root == prev_root && market::matches(ledger, &self.markets) {
             // Nothing changed: no batch; the epoch goes on.
             return None;
         }
+        let markets = market::of(ledger);
         let epoch = Epoch {
             index: self.next_index,
             first_seq,

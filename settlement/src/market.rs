@@ -61,6 +61,18 @@ pub fn of(ledger: &Ledger) -> Vec<Market> {
         .collect()
 }
 
+/// Whether `markets` is the market state of `ledger` (what [`of`] would give), without
+/// building it: epochs ask this after every command of an epoch that is due but has not
+/// changed anything yet.
+pub fn matches(ledger: &Ledger, markets: &[Market]) -> bool {
+    let listed = (0u32..).take_while(|&i| ledger.market_params(InstrumentId(i)).is_some()).count();
+    listed == markets.len()
+        && markets.iter().all(|m| {
+            let id = InstrumentId(m.instrument);
+            ledger.mark(id).map_or(0, |p| p.0) == m.mark && ledger.funding_index(id) == m.fundingIndex
+        })
+}
+
 /// `keccak256(abi.encode(markets))`: what a contract computes from the same array.
 pub fn hash(markets: &[Market]) -> B256 {
     keccak256(markets.abi_encode())

@@ -246,3 +246,30 @@ fn epoch_fills_closes_after_the_command_whose_fills_reach_the_limit() {
     assert!(epochs.iter().filter(|e| e.fills >= limit).count() > 20);
     assert!(over > 0, "some command traded past the limit");
 }
+
+/// A move of the market state alone — a mark, a funding index — changes what every holder
+/// is worth and owes: the epoch that made it is a batch, though no leaf changed.
+#[test]
+fn a_mark_or_funding_move_alone_makes_a_batch() {
+    use l2x_types::{Command, InstrumentId, Price, Seq, Timestamp};
+    let mut cmds = stream(3, 0);
+    let mut ts = cmds.last().unwrap().ts.0;
+    let mut push = |cmds: &mut Vec<Sequenced>, cmd: Command| {
+        ts += 200_000_000;
+        cmds.push(Sequenced { seq: Seq(cmds.len() as u64 + 1), ts: Timestamp(ts), cmd });
+    };
+    for _ in 0..5 {
+        push(&mut cmds, Command::Tick);
+    }
+    let oracle = cmds.len() as u64 + 1;
+    push(&mut cmds, Command::Oracle { instrument: InstrumentId(1), price: Price(201) });
+    for _ in 0..5 {
+        push(&mut cmds, Command::Tick);
+    }
+    let epochs = epochs_with_state(&cmds, Policy { max_ms: 500, max_fills: 0 }, |_, _, _| {});
+    let last = epochs.last().unwrap();
+    assert_eq!(last.last_seq, oracle, "the oracle command closes the (overdue) epoch");
+    assert_eq!(last.root, last.prev_root, "no leaf changed");
+    assert_eq!(last.markets[1].mark, 201);
+    assert_ne!(epochs[epochs.len() - 2].markets[1].mark, 201);
+}

@@ -245,3 +245,19 @@ fn every_flipped_byte_of_a_batch_file_is_refused_by_settle_status() {
     }
     assert!(l2x(&["settle", "status", "--batches", s(&set.batches)]).status.success());
 }
+
+/// Every truncation of a batch file, and bytes appended to it, through `settle status`:
+/// exit 1 naming the file.
+#[test]
+fn every_truncation_of_a_batch_file_is_refused_by_settle_status() {
+    let set = Settled::new("liquidation_insurance.jsonl");
+    let path = file(&set.batches, 3);
+    let good = std::fs::read(&path).unwrap();
+    let name = l2x_settlement::batch::Batch::file_name(3);
+    for n in 0..good.len() {
+        std::fs::write(&path, &good[..n]).unwrap();
+        refused(&l2x(&["settle", "status", "--batches", s(&set.batches)]), &[&name]);
+    }
+    std::fs::write(&path, [&good[..], b"x"].concat()).unwrap();
+    refused(&l2x(&["settle", "status", "--batches", s(&set.batches)]), &[&name, "data_len"]);
+}
