@@ -18,8 +18,10 @@
 //!    non-zero byte, 4 per zero byte), raw and as posted (compressed with zstd at
 //!    `batch::ZSTD_LEVEL`), per changed leaf and per trade.
 //! 5. Gas on a node: the first `--chain-batches` of those batches committed to the contract
-//!    on a local anvil (installed from npm on first use); gas used per batch and per trade,
-//!    as the receipts say.
+//!    on a local anvil (installed from npm on first use, its default hardfork named in the
+//!    report); gas used per batch, per changed leaf and per trade, as the receipts say, next
+//!    to the EIP-7623 floor of each commit's whole input (21,000 + 10 per zero byte + 40 per
+//!    non-zero byte, Prague and later): a data-heavy commit pays the floor.
 
 use std::time::Instant;
 
@@ -82,6 +84,16 @@ pub struct BatchSizes {
     pub calldata_gas_per_trade_raw: f64,
     /// Calldata gas per trade, zstd.
     pub calldata_gas_per_trade_zstd: f64,
+    /// EIP-7623 floor gas per changed leaf of the data, raw (10 per zero byte, 40 per other).
+    pub floor_gas_per_leaf_raw: f64,
+    /// EIP-7623 floor gas per changed leaf of the data, zstd.
+    pub floor_gas_per_leaf_zstd: f64,
+    /// The anvil's hardfork (`anvil_nodeInfo`).
+    pub chain_hardfork: Option<String>,
+    /// The EIP-7623 floor of each committed batch's transaction (21,000 + its whole input).
+    pub chain_floor_per_batch: Vec<u64>,
+    /// Gas used on anvil per changed leaf of those batches.
+    pub chain_gas_per_leaf: Option<f64>,
     /// Gas used by each batch committed on anvil.
     pub chain_gas_per_batch: Vec<u64>,
     /// Gas used on anvil per trade of those batches.
@@ -196,7 +208,7 @@ pub fn run(opts: &Options) -> anyhow::Result<Report> {
 /// Cuts a real stream into batches; sizes, compression, and gas on anvil.
 #[allow(clippy::cast_precision_loss, reason = "ratios for a report")]
 fn stream_batches(opts: &Options) -> anyhow::Result<BatchSizes> {
-    use l2x_settlement::batch::{Batch, calldata_gas};
+    use l2x_settlement::batch::{Batch, calldata_floor_gas, calldata_gas};
     use l2x_settlement::epoch::{Epochs, Policy};
 
     if opts.stream_commands == 0 {
@@ -225,6 +237,7 @@ fn stream_batches(opts: &Options) -> anyhow::Result<BatchSizes> {
     }
     let mut out = BatchSizes { batches: batches.len() as u64, ..BatchSizes::default() };
     let (mut raw, mut zst, mut gas_raw, mut gas_zst) = (0u64, 0u64, 0u64, 0u64);
+    let (mut floor_raw, mut floor_zst) = (0u64, 0u64);
     for b in &batches {
         out.leaves += u64::from(b.header.leaves);
         out.trades += b.header.fills;
@@ -234,6 +247,8 @@ fn stream_batches(opts: &Options) -> anyhow::Result<BatchSizes> {
         zst += b.data.len() as u64;
         gas_raw += calldata_gas(&uncompressed);
         gas_zst += calldata_gas(&b.data);
+        floor_raw += calldata_floor_gas(&uncompressed);
+        floor_zst += calldata_floor_gas(&b.data);
     }
     let per = |x: u64, n: u64| x as f64 / n.max(1) as f64;
     out.bytes_per_leaf_raw = per(raw, out.leaves);
@@ -242,19 +257,34 @@ fn stream_batches(opts: &Options) -> anyhow::Result<BatchSizes> {
     out.calldata_gas_per_leaf_zstd = per(gas_zst, out.leaves);
     out.calldata_gas_per_trade_raw = per(gas_raw, out.trades);
     out.calldata_gas_per_trade_zstd = per(gas_zst, out.trades);
+    out.floor_gas_per_leaf_raw = per(floor_raw, out.leaves);
+    out.floor_gas_per_leaf_zstd = per(floor_zst, out.leaves);
     if opts.chain_batches > 0 && !batches.is_empty() {
-        let node = l2x_settlement::devnode::Anvil::spawn().map_err(anyhow::Error::msg)?;
-        let key = l2x_settlement::devnode::DEV_KEYS[0];
-        let address = l2x_settlement::chain::RpcChain::deploy(node.url(), key)?;
-        let mut chain = l2x_settlement::chain::RpcChain::connect(node.url(), key, address, 1)?;
-        let mut trades = 0;
-        for b in batches.iter().take(opts.chain_batches) {
-            out.chain_gas_per_batch.push(chain.commit_for_gas(b)?);
-            trades += b.header.fills;
-        }
-        out.chain_gas_per_trade = Some(per(out.chain_gas_per_batch.iter().sum(), trades));
+        chain_gas(&batches[..opts.chain_batches.min(batches.len())], &mut out)?;
     }
     Ok(out)
+}
+
+/// Commits `batches` on a local anvil: gas per batch from the receipts, next to the
+/// EIP-7623 floor of each transaction's input.
+#[allow(clippy::cast_precision_loss, reason = "ratios for a report")]
+fn chain_gas(batches: &[l2x_settlement::batch::Batch], out: &mut BatchSizes) -> anyhow::Result<()> {
+    let node = l2x_settlement::devnode::Anvil::spawn().map_err(anyhow::Error::msg)?;
+    out.chain_hardfork = Some(node.hardfork().map_err(anyhow::Error::msg)?);
+    let key = l2x_settlement::devnode::DEV_KEYS[0];
+    let address = l2x_settlement::chain::RpcChain::deploy(node.url(), key)?;
+    let mut chain = l2x_settlement::chain::RpcChain::connect(node.url(), key, address, 1)?;
+    let (mut trades, mut leaves) = (0, 0);
+    for b in batches {
+        out.chain_gas_per_batch.push(chain.commit_for_gas(b)?);
+        out.chain_floor_per_batch.push(l2x_settlement::chain::commit_floor_gas(b));
+        trades += b.header.fills;
+        leaves += u64::from(b.header.leaves);
+    }
+    let used: u64 = out.chain_gas_per_batch.iter().sum();
+    out.chain_gas_per_trade = Some(used as f64 / trades.max(1) as f64);
+    out.chain_gas_per_leaf = Some(used as f64 / leaves.max(1) as f64);
+    Ok(())
 }
 
 impl Report {
@@ -301,8 +331,19 @@ impl Report {
             b.calldata_gas_per_trade_raw,
             b.calldata_gas_per_trade_zstd
         );
-        if let Some(per_trade) = b.chain_gas_per_trade {
-            let _ = writeln!(s, "on anvil: gas per batch {:?}; {per_trade:.0} gas per trade", b.chain_gas_per_batch);
+        let _ = writeln!(
+            s,
+            "EIP-7623 floor of the data per changed leaf: {:.0} raw / {:.0} zstd",
+            b.floor_gas_per_leaf_raw, b.floor_gas_per_leaf_zstd
+        );
+        if let (Some(per_trade), Some(per_leaf)) = (b.chain_gas_per_trade, b.chain_gas_per_leaf) {
+            let _ = writeln!(
+                s,
+                "on anvil (hardfork {}): receipts' gas per batch {:?}, the EIP-7623 floor of each transaction {:?}; {per_leaf:.0} gas per changed leaf, {per_trade:.0} per trade",
+                b.chain_hardfork.as_deref().unwrap_or("?"),
+                b.chain_gas_per_batch,
+                b.chain_floor_per_batch
+            );
         }
         s
     }

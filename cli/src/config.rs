@@ -200,6 +200,9 @@ pub(crate) struct PipelineSection {
     pub(crate) group_commit_core: Option<usize>,
     /// Pin the snapshot thread to this core.
     pub(crate) snapshot_core: Option<usize>,
+    /// When nothing was sequenced for this long, the node sequences a tick (time passes:
+    /// GTD orders expire, settlement epochs close on time), ms.
+    pub(crate) idle_tick_ms: u64,
 }
 
 impl Default for PipelineSection {
@@ -212,6 +215,7 @@ impl Default for PipelineSection {
             sequencer_core: None,
             group_commit_core: None,
             snapshot_core: None,
+            idle_tick_ms: 200,
         }
     }
 }
@@ -371,9 +375,10 @@ pub(crate) enum ChainKind {
 pub(crate) struct Settlement {
     /// `embedded`, `rpc` or `none`.
     pub(crate) chain: ChainKind,
-    /// An epoch closes at the first command this many ms (sequenced time) after its first …
+    /// An epoch is due at the first command this many ms (sequenced time) after its first …
     pub(crate) epoch_ms: u64,
-    /// … or at the command that brings its trades to this many (0: no limit).
+    /// … or at the command whose trades bring it to this many or more (0: no limit); a due
+    /// epoch becomes a batch once it has changed a leaf or the market state.
     pub(crate) epoch_fills: u64,
     /// How often the submitter looks for closed epochs, ms.
     pub(crate) every_ms: u64,
@@ -485,7 +490,7 @@ pub(crate) const MAX_CONFIRMATIONS: u64 = 1_000;
 
 /// Every number of the config file and its range, inclusive (docs/OPERATIONS.md's table
 /// says the same: a test compares them). Out of range is an error naming the key.
-pub(crate) const LIMITS: [(&str, u64, u64); 23] = [
+pub(crate) const LIMITS: [(&str, u64, u64); 24] = [
     ("gateway.order_rate", 1, 10_000_000),
     ("gateway.order_burst", 1, 10_000_000),
     ("gateway.cancel_rate", 1, 10_000_000),
@@ -498,6 +503,8 @@ pub(crate) const LIMITS: [(&str, u64, u64); 23] = [
     ("pipeline.sequencer_core", 0, 1_023),
     ("pipeline.group_commit_core", 0, 1_023),
     ("pipeline.snapshot_core", 0, 1_023),
+    // A tick at most a minute after the last command: epochs still close on time.
+    ("pipeline.idle_tick_ms", 1, 60_000),
     ("accounts.deposit_usdc", 0, MAX_DEPOSIT_USDC),
     ("accounts.deposits", 0, MAX_DEPOSIT_USDC),
     // The metrics' open interest covers this many.
@@ -635,6 +642,7 @@ impl Config {
             ("pipeline.sequencer_core", p.sequencer_core.map(size)),
             ("pipeline.group_commit_core", p.group_commit_core.map(size)),
             ("pipeline.snapshot_core", p.snapshot_core.map(size)),
+            ("pipeline.idle_tick_ms", Some(p.idle_tick_ms)),
             ("accounts.deposit_usdc", Some(a.deposit_usdc)),
             ("instruments", Some(size(self.instruments.len()))),
             ("settlement.epoch_ms", Some(s.epoch_ms)),
@@ -726,6 +734,7 @@ mod tests {
         assert!(err("[ports]\norder_entry = \"localhost\"").contains("order_entry"));
         assert!(err("[pipeline]\ndurability = \"sometimes\"").contains("sometimes"));
         assert!(err("[pipeline]\nwait = \"spin\"").contains("spin"));
+        assert!(err("[pipeline]\nidle_tick_ms = 0").contains("pipeline.idle_tick_ms"));
         assert!(err("[settlement]\nchain = \"rpc\"").contains("[settlement.rpc]"));
         assert!(
             err("[settlement.rpc]\nurl = \"x\"\ncontract = \"0x12\"\n[settlement]\nchain = \"rpc\"")

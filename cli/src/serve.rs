@@ -8,10 +8,12 @@
 //!    ─▶ Pipeline::start (recover the journal) ─▶ Server::start (rebuild report streams)
 //!         new journal? list the config's instruments, set their oracle prices, fund every
 //!         key's account (all through the server's Control, so the gateway announces them)
+//!    ─▶ ticker thread: nothing sequenced for pipeline.idle_tick_ms? sequence a Tick
 //!    ─▶ submitter thread: every settlement.every_ms, Submitter::sync(chain)
 //!    ─▶ metrics thread: GET /metrics on its loopback port
-//!  SIGINT/SIGTERM ─▶ Node::stop: sessions logged out (orders kept), the pipeline drained and
-//!    the journal synced, a snapshot of the final state, the submitter's last pass
+//!  SIGINT/SIGTERM ─▶ Node::stop: the ticker stopped, sessions logged out (orders kept), the
+//!    pipeline drained and the journal synced, a snapshot of the final state, the
+//!    submitter's last pass
 //! ```
 //!
 //! The journal holds every command before its result is sent (in the page cache with
@@ -29,10 +31,10 @@ use std::sync::{Arc, Mutex, mpsc};
 use alloy::primitives::B256;
 use anyhow::{Context, Result};
 use l2x_gateway::auth::{Key, Keys};
-use l2x_gateway::server::{Config as ServerConfig, Server};
+use l2x_gateway::server::{Config as ServerConfig, Control, Server};
 use l2x_risk::Ledger;
 use l2x_sequencer::journal;
-use l2x_sequencer::pipeline::{Config as PipelineConfig, Pipeline};
+use l2x_sequencer::pipeline::{Config as PipelineConfig, Pipeline, StatsReader};
 use l2x_settlement::chain::{Chain, RpcChain};
 use l2x_settlement::embedded::EmbeddedChain;
 use l2x_types::{AccountId, Amount, Command, Holder, InstrumentId};
@@ -154,6 +156,7 @@ pub(crate) struct Node {
     pub(crate) recovered_seq: u64,
     pub(crate) settlement: Option<Settlement>,
     pub(crate) metrics: Option<Metrics>,
+    ticker: Ticker,
 }
 
 /// What a clean stop did.
@@ -233,6 +236,8 @@ impl Node {
             tracing::info!(dir = %dir.display(), last_seq = recovery.last_seq, "journal recovered");
         }
         let settlement = chain.map(|chain| Settlement::start(config, chain)).transpose()?;
+        let idle = std::time::Duration::from_millis(config.pipeline.idle_tick_ms);
+        let ticker = Ticker::start(idle, server.control(), pipeline.stats_reader())?;
         let mut node = Node {
             server,
             pipeline,
@@ -240,6 +245,7 @@ impl Node {
             recovered_seq: recovery.last_seq,
             settlement,
             metrics: None,
+            ticker,
         };
         if let Some(listener) = metrics {
             let sources = crate::metrics::Sources {
@@ -258,6 +264,7 @@ impl Node {
     /// last pass over the whole journal, and stops the metrics endpoint. Every step runs
     /// even if one before it failed; the first error is returned.
     pub(crate) fn stop(self) -> Result<Stopped> {
+        self.ticker.stop();
         let server = self.server.stop().map_err(anyhow::Error::from);
         let summary = self.pipeline.shutdown().map_err(anyhow::Error::from);
         let stopped = summary.and_then(|summary| {
@@ -362,6 +369,47 @@ fn open_chain(config: &Config) -> Result<Box<dyn Chain + Send>> {
             let chain =
                 EmbeddedChain::open(&dir).with_context(|| format!("the embedded chain in {}", dir.display()))?;
             Ok(Box::new(chain))
+        }
+    }
+}
+
+/// Sequences a [`Command::Tick`] whenever nothing was sequenced for `every`, so that
+/// sequenced time passes on an idle exchange: GTD orders expire and settlement epochs
+/// close on time (docs/SETTLEMENT.md, "Epochs"). The pipeline's count of sequenced commands
+/// says whether anything else arrived; the tick's time is the sequencer's, like any
+/// command's. So an idle node journals one tick per `every`, and none while it is busy.
+struct Ticker {
+    stop: mpsc::Sender<()>,
+    thread: std::thread::JoinHandle<()>,
+}
+
+impl Ticker {
+    fn start(every: std::time::Duration, control: Control, stats: StatsReader) -> Result<Ticker> {
+        let (stop, stopped) = mpsc::channel::<()>();
+        let thread = std::thread::Builder::new().name("l2x-ticker".into()).spawn(move || {
+            let mut seen = stats.stats().sequenced;
+            // Ticks sent since `seen` was read: they do not count as activity.
+            let mut ours = 0;
+            while matches!(stopped.recv_timeout(every), Err(mpsc::RecvTimeoutError::Timeout)) {
+                let now = stats.stats().sequenced;
+                let idle = now.saturating_sub(seen) <= ours;
+                (seen, ours) = (now, 0);
+                if idle {
+                    if control.submit(Command::Tick).is_err() {
+                        return; // the pipeline is shutting down
+                    }
+                    ours = 1;
+                }
+            }
+        })?;
+        Ok(Ticker { stop, thread })
+    }
+
+    /// Stops the thread (before the pipeline: no tick after the gateway's last command).
+    fn stop(self) {
+        let _ = self.stop.send(());
+        if self.thread.join().is_err() {
+            tracing::warn!("the ticker thread panicked");
         }
     }
 }

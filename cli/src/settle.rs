@@ -8,38 +8,46 @@
 //!  settle verify --journal J [--batches B] [CHAIN]
 //!                  recompute every root; compare with the batch files and the chain;
 //!                  exit 1 naming the first batch that differs
-//!  settle status --batches B [CHAIN]                       last local and on-chain batch, lag
+//!  settle status --batches B [CHAIN]                       last local and on-chain batch, lag;
+//!                  exit 1 if the chain's copy of the last batch both have differs
 //!  settle prove --batches B --account N [--batch K] [CHAIN]
-//!                  the leaf and its proof as JSON, from the batch files alone; checked
-//!                  locally and, with a chain, by the contract
+//!                  the leaf (or its absence) and its proof as JSON, from the batch files
+//!                  alone; checked against the chain's committed root and, for a leaf, by
+//!                  the contract; exit 1 if the chain disagrees
 //!
 //!  CHAIN = --chain-dir D (the embedded chain kept in D: `l2x serve` keeps its own in
 //!          DATA_DIR/chain)  |  --rpc-url U --contract A (a node)
 //! ```
+//!
+//! Every command that reads batch files loads the whole directory through
+//! `BatchSet::load` first (every file and their sequence checked, errors naming the file
+//! and the field); the checks themselves are in `l2x_settlement::audit`: this module
+//! parses and prints. Exit codes: docs/SETTLEMENT.md, "Command line".
 
 use std::io::{self, Write};
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
-use alloy::primitives::B256;
 use anyhow::{Context, Result};
 use l2x_risk::Ledger;
-use l2x_settlement::batch::Batch;
+use l2x_settlement::audit;
+use l2x_settlement::batch_set::BatchSet;
 use l2x_settlement::chain::{Chain, RpcChain};
 use l2x_settlement::embedded::EmbeddedChain;
-use l2x_settlement::epoch::{self, Policy};
-use l2x_settlement::submitter::{self, Submitter};
+use l2x_settlement::epoch::Policy;
+use l2x_settlement::market;
+use l2x_settlement::submitter::Submitter;
 
 use crate::config::{MAX_CONFIRMATIONS, MAX_EPOCH_FILLS, MAX_EPOCH_MS, non_empty_path, ranged};
 
 /// How epochs close (must be what the submitter used).
 #[derive(Clone, Copy, Debug, clap::Args)]
 pub(crate) struct EpochArgs {
-    /// An epoch closes at the first command this many ms (sequenced time) after its first
-    /// (1 to 86,400,000).
+    /// An epoch is due at the first command this many ms (sequenced time) after its first;
+    /// it becomes a batch once it has changed a leaf or the market state (1 to 86,400,000).
     #[arg(long, default_value_t = Policy::default().max_ms, value_parser = ranged(1, MAX_EPOCH_MS))]
     epoch_ms: u64,
-    /// … or at the command that brings its trades to this many (0: no limit; at most
+    /// … or at the command whose trades bring it to this many or more (0: no limit; at most
     /// 1,000,000,000).
     #[arg(long, default_value_t = Policy::default().max_fills, value_parser = ranged(0, MAX_EPOCH_FILLS))]
     epoch_fills: u64,
@@ -191,70 +199,139 @@ pub(crate) fn settle(cmd: SettleCmd) -> Result<ExitCode> {
             )?;
             Ok(ExitCode::SUCCESS)
         }
-        SettleCmd::Status { batches, chain } => {
-            let files = submitter::read_batches(&batches)?;
-            let local = files.last().map(|b| b.header);
-            match local {
-                Some(h) => writeln!(
-                    out,
-                    "local: {} batches, last {} (seq {}–{}, root {})",
-                    files.len(),
-                    h.index,
-                    h.first_seq,
-                    h.last_seq,
-                    h.new_root
-                )?,
-                None => writeln!(out, "local: no batches in {}", batches.display())?,
-            }
-            if let Some(mut chain) = chain.reader()? {
-                let (index, root) = chain.last_committed()?;
-                writeln!(out, "chain: last committed {index} (root {root})")?;
-                let local_index = local.map_or(0, |h| h.index);
-                writeln!(out, "lag: {} batches", local_index.saturating_sub(index))?;
-            }
+        SettleCmd::Status { batches, chain } => status(&mut out, &batches, &chain),
+        SettleCmd::Prove { batches, account, batch, chain } => prove(&mut out, &batches, account, batch, &chain),
+        SettleCmd::Verify { journal, batches, chain, epochs } => verify(&journal, batches, &chain, epochs),
+    }
+}
+
+/// The batch files of `dir`, every one checked ([`BatchSet::load`]).
+fn load(dir: &Path) -> Result<BatchSet> {
+    // Every error names the file (or the directory, for a missing batch).
+    Ok(BatchSet::load(dir)?)
+}
+
+/// `settle status`: exit 1 if the chain's copy of the last batch both have differs.
+fn status(out: &mut impl Write, batches: &Path, chain: &ChainArgs) -> Result<ExitCode> {
+    let set = load(batches)?;
+    let mut reader = chain.reader()?;
+    let status = audit::status(&set, reader.as_deref_mut().map(|c| c as &mut dyn Chain))?;
+    match status.local {
+        Some(h) => writeln!(
+            out,
+            "local: {} batches, last {} (seq {}-{}, root {})",
+            set.batches().len(),
+            h.index,
+            h.first_seq,
+            h.last_seq,
+            h.new_root
+        )?,
+        None => writeln!(out, "local: no batches in {}", batches.display())?,
+    }
+    let Some(c) = status.chain else { return Ok(ExitCode::SUCCESS) };
+    writeln!(out, "chain: last committed {} (root {})", c.last, c.root)?;
+    let local = status.local.map_or(0, |h| h.index);
+    if c.last > local {
+        writeln!(out, "lag: none; the chain has {} batches the files do not", c.last - local)?;
+    } else {
+        writeln!(out, "lag: {} batches", local - c.last)?;
+    }
+    match c.checked {
+        Ok(0) => Ok(ExitCode::SUCCESS),
+        Ok(k) => {
+            writeln!(out, "batch {k}: the chain's root and data hash are the batch file's")?;
             Ok(ExitCode::SUCCESS)
         }
-        SettleCmd::Prove { batches, account, batch, chain } => {
-            let files = submitter::read_batches(&batches)?;
-            let upto = batch.or(files.last().map(|b| b.header.index)).context("no batches to prove against")?;
-            anyhow::ensure!(
-                files.iter().any(|b| b.header.index == upto),
-                "batch {upto} is not among the batch files in {}",
-                batches.display()
-            );
-            let (tree, leaves) = l2x_settlement::batch::state_at(&files, upto)?;
-            let proof = tree.prove(account);
-            let leaf = leaves.get(&account);
-            let verified = proof.verify(tree.root(), account, leaf.map(l2x_settlement::leaf::AccountLeaf::hash));
-            anyhow::ensure!(verified, "the proof does not verify against the rebuilt root (a bug)");
-            let on_chain = match (chain.reader()?, leaf) {
-                (Some(mut chain), Some(leaf)) => Some(chain.verify_leaf(upto, leaf, &proof.siblings)?),
-                _ => None,
-            };
-            let json = serde_json::json!({
-                "batch": upto,
-                "root": tree.root().to_string(),
-                "account": account,
-                "leaf": leaf.map(|l| serde_json::json!({
-                    "collateral": l.collateral,
-                    "positions": l.positions.iter().map(|p| serde_json::json!({
-                        "instrument": p.instrument,
-                        "size": p.size,
-                        "cost": p.cost.to_string(),
-                        "funding_index": p.fundingIndex.to_string(),
-                    })).collect::<Vec<_>>(),
-                    "abi": format!("0x{}", alloy::hex::encode(l.encode())),
-                    "hash": l.hash().to_string(),
-                })),
-                "siblings": proof.siblings.iter().map(ToString::to_string).collect::<Vec<_>>(),
-                "absent_other_leaf": proof.other.map(|(k, v)| serde_json::json!({"key": k, "value": v.to_string()})),
-                "verified": verified,
-                "verified_by_contract": on_chain,
-            });
-            writeln!(out, "{}", serde_json::to_string_pretty(&json)?)?;
-            Ok(if on_chain == Some(false) { ExitCode::FAILURE } else { ExitCode::SUCCESS })
+        Err(d) => {
+            writeln!(out, "{d}")?;
+            Ok(ExitCode::FAILURE)
         }
-        SettleCmd::Verify { journal, batches, chain, epochs } => verify(&journal, batches, &chain, epochs),
+    }
+}
+
+/// `settle prove`: the proof as JSON; exit 1 if a chain was named and disagrees.
+fn prove(
+    out: &mut impl Write,
+    batches: &Path,
+    account: u64,
+    batch: Option<u64>,
+    chain: &ChainArgs,
+) -> Result<ExitCode> {
+    let set = load(batches)?;
+    let mut reader = chain.reader()?;
+    let proven = audit::prove(&set, account, batch, reader.as_deref_mut().map(|c| c as &mut dyn Chain))?;
+    anyhow::ensure!(proven.verified(), "the proof does not verify against the rebuilt root (a bug)");
+    let json = prove_json(&proven);
+    writeln!(out, "{}", serde_json::to_string_pretty(&json)?)?;
+    let agrees = proven.chain.as_ref().is_none_or(|c| c.agrees.is_ok());
+    Ok(if agrees { ExitCode::SUCCESS } else { ExitCode::FAILURE })
+}
+
+/// What a proof says, as JSON (docs/SETTLEMENT.md, "Command line").
+fn prove_json(p: &audit::Proven) -> serde_json::Value {
+    use serde_json::json;
+    let batch = p.state.index;
+    let markets = &p.state.markets;
+    let leaf = p.leaf.as_ref().map(|l| {
+        json!({
+            "collateral": l.collateral,
+            "positions": l.positions.iter().map(|p| json!({
+                "instrument": p.instrument,
+                "size": p.size,
+                "cost": p.cost.to_string(),
+                "funding_index": p.fundingIndex.to_string(),
+            })).collect::<Vec<_>>(),
+            "abi": format!("0x{}", alloy::hex::encode(l.encode())),
+            "hash": l.hash().to_string(),
+            "funding_owed": market::funding_owed(l, markets).ok().map(|v| v.to_string()),
+            "equity": market::equity(l, markets).ok().map(|v| v.to_string()),
+        })
+    });
+    json!({
+        "batch": batch,
+        "root": p.state.tree.root().to_string(),
+        "account": p.account,
+        "proof": if p.leaf.is_some() { "inclusion" } else { "absence" },
+        "leaf": leaf,
+        "markets": markets.iter().map(|m| json!({
+            "instrument": m.instrument,
+            "mark": m.mark,
+            "funding_index": m.fundingIndex.to_string(),
+            "tick_value": m.tickValue,
+        })).collect::<Vec<_>>(),
+        "siblings": p.proof.siblings.iter().map(ToString::to_string).collect::<Vec<_>>(),
+        "absent_other_leaf": p.proof.other.map(|(k, v)| json!({"key": k, "value": v.to_string()})),
+        "verified": p.verified(),
+        "chain_root": p.chain.as_ref().map(|c| c.root.to_string()),
+        "verified_by_contract": p.chain.as_ref().and_then(|c| c.by_contract),
+        "disagreement": p.chain.as_ref().and_then(|c| c.agrees.as_ref().err()).map(ToString::to_string),
+        "summary": prove_summary(p),
+    })
+}
+
+/// One sentence saying what was proven, and against what.
+fn prove_summary(p: &audit::Proven) -> String {
+    let (account, batch) = (p.account, p.state.index);
+    let what = match &p.leaf {
+        Some(_) => format!("account {account} has this leaf in batch {batch} (proof of inclusion)"),
+        None => format!("account {account} has no leaf in batch {batch} (proof of absence)"),
+    };
+    let local = "it verifies against the root rebuilt from the batch files";
+    match (&p.chain, &p.leaf) {
+        (None, _) => format!("{what}: {local}; no chain was named, so nothing here says that root was committed"),
+        (Some(c), _) if c.agrees.is_err() => {
+            format!(
+                "{what}: {local}, but the chain disagrees: {}",
+                c.agrees.as_ref().err().map(ToString::to_string).unwrap_or_default()
+            )
+        }
+        (Some(_), Some(_)) => format!(
+            "{what}: {local}, the chain committed that root for batch {batch}, and the contract's verifyLeaf accepts it"
+        ),
+        (Some(_), None) => format!(
+            "{what}: {local}, which is the root the chain committed for batch {batch}; checked off chain \
+             (the contract's verifyLeaf proves inclusion only)"
+        ),
     }
 }
 
@@ -268,84 +345,32 @@ pub(crate) fn verify(
 ) -> Result<ExitCode> {
     let stdout = io::stdout();
     let mut out = stdout.lock();
-    let computed: Vec<Batch> = epoch::from_journal(journal, epochs.policy(), &Ledger::default())
-        .with_context(|| format!("replaying {}", journal.display()))?
-        .iter()
-        .map(Batch::of)
-        .collect();
-    writeln!(out, "{} epochs recomputed from {}", computed.len(), journal.display())?;
-    let mut failed = false;
-    // The data each batch was posted with: its file's when there is one that says
-    // what the journal says (the chain's data hash binds those bytes; recompressing
-    // with another zstd could give others).
-    let mut posted: Vec<B256> = computed.iter().map(|b| b.header.data_hash).collect();
-    if let Some(dir) = batches {
-        let files = submitter::read_batches(&dir)?;
-        // Files by their own index: a missing one is named, not blamed on the next.
-        let mut problem = None;
-        for (expected, f) in (1u64..).zip(&files) {
-            let index = f.header.index;
-            let why = if index != expected {
-                Some(format!("batch {expected}: missing from {}", dir.display()))
-            } else {
-                match computed.get(usize::try_from(index - 1)?) {
-                    None => Some(format!(
-                        "batch {index}: a batch file, but the journal closes only {} epochs",
-                        computed.len()
-                    )),
-                    Some(mine) if !f.same_content(mine) => {
-                        Some(format!("batch {index}: the batch file is not what the journal gives"))
-                    }
-                    Some(_) => {
-                        posted[usize::try_from(index - 1)?] = f.header.data_hash;
-                        None
-                    }
-                }
-            };
-            if why.is_some() {
-                problem = why;
-                break;
+    let set = batches.as_deref().map(load).transpose()?;
+    let mut reader = chain.reader()?;
+    let v = audit::verify(
+        journal,
+        epochs.policy(),
+        &Ledger::default(),
+        set.as_ref(),
+        reader.as_deref_mut().map(|c| c as &mut dyn Chain),
+    )
+    .with_context(|| format!("verifying {}", journal.display()))?;
+    writeln!(out, "{} epochs recomputed from {}", v.batches, journal.display())?;
+    match &v.files {
+        Some(Ok(n)) => {
+            if *n < v.batches {
+                // Not a disagreement: the submitter has not written them yet.
+                writeln!(out, "{} epochs have no batch file yet", v.batches - n)?;
             }
+            writeln!(out, "{n} batch files match")?;
         }
-        if let Some(why) = problem {
-            writeln!(out, "{why}")?;
-            failed = true;
-        } else {
-            if files.len() < computed.len() {
-                // Not a mismatch: the submitter has not written them yet.
-                writeln!(out, "{} epochs have no batch file yet", computed.len() - files.len())?;
-            }
-            writeln!(out, "{} batch files match", files.len())?;
-        }
+        Some(Err(d)) => writeln!(out, "{d}")?,
+        None => {}
     }
-    if let Some(mut chain) = chain.reader()? {
-        let (last, _) = chain.last_committed()?;
-        let mut bad = None;
-        for index in 1..=last {
-            let Some(mine) = computed.get(usize::try_from(index - 1)?).map(|b| b.header) else {
-                bad = Some(format!("batch {index}: on chain, but the journal closes only {} epochs", computed.len()));
-                break;
-            };
-            let (root, data_hash) = chain.committed(index)?;
-            if root != mine.new_root {
-                bad = Some(format!("batch {index}: the chain has root {root}, the journal gives {}", mine.new_root));
-                break;
-            }
-            let ours = posted[usize::try_from(index - 1)?];
-            if data_hash != ours {
-                bad = Some(format!(
-                    "batch {index}: the chain has data hash {data_hash}, the batch data hashes to {ours}"
-                ));
-                break;
-            }
-        }
-        match bad {
-            Some(why) => {
-                writeln!(out, "{why}")?;
-                failed = true;
-            }
-            None => writeln!(out, "{last} committed roots match")?,
-        }
+    match &v.chain {
+        Some(Ok(last)) => writeln!(out, "{last} committed roots match")?,
+        Some(Err(d)) => writeln!(out, "{d}")?,
+        None => {}
     }
-    Ok(if failed { ExitCode::FAILURE } else { ExitCode::SUCCESS })
+    Ok(if v.agrees() { ExitCode::SUCCESS } else { ExitCode::FAILURE })
 }

@@ -83,6 +83,21 @@ pub fn commit_call(batch: &Batch) -> abi::L2xSettlement::commitBatchCall {
     }
 }
 
+/// The input of the transaction that commits `batch`: `commitBatch`'s selector and its
+/// ABI-encoded arguments (where a verifier finds the batch's data on chain).
+pub fn commit_input(batch: &Batch) -> Vec<u8> {
+    use alloy::sol_types::SolCall as _;
+    commit_call(batch).abi_encode()
+}
+
+/// The least gas the commit of `batch` can cost on a chain with EIP-7623 (Prague and
+/// later): 21,000 plus 10 per zero byte and 40 per other byte of its input. A commit's
+/// execution costs less than that for any batch with more than a few leaves, so this is
+/// what it pays.
+pub fn commit_floor_gas(batch: &Batch) -> u64 {
+    21_000 + crate::batch::calldata_floor_gas(&commit_input(batch))
+}
+
 /// The committed contract artifact (`settlement/contracts/L2xSettlement.json`).
 pub const ARTIFACT: &str = include_str!("../contracts/L2xSettlement.json");
 
@@ -99,6 +114,35 @@ pub fn creation_code(submitter: Address) -> Result<Vec<u8>, ChainError> {
         .and_then(|h| alloy::hex::decode(h).ok())
         .ok_or_else(|| ChainError::Config("the contract artifact has no bytecode".into()))?;
     code.extend(submitter.abi_encode());
+    Ok(code)
+}
+
+/// The runtime code a chain holds for the contract deployed with `submitter`: the
+/// artifact's `deployedBytecode` with each of its `immutableReferences` (byte ranges the
+/// constructor writes; here the `submitter` address as a 32-byte word) filled in. A
+/// verifier comparing a chain's code with the artifact compares it with this (or masks
+/// those ranges).
+///
+/// # Errors
+/// [`ChainError::Config`] if the artifact lacks the code or its references (a broken build).
+pub fn runtime_code(submitter: Address) -> Result<Vec<u8>, ChainError> {
+    let bad = |what: &str| ChainError::Config(format!("the contract artifact: {what}"));
+    let artifact: serde_json::Value = serde_json::from_str(ARTIFACT).map_err(|e| bad(&e.to_string()))?;
+    let mut code = artifact["deployedBytecode"]
+        .as_str()
+        .and_then(|h| alloy::hex::decode(h).ok())
+        .ok_or_else(|| bad("no deployedBytecode"))?;
+    let word = submitter.into_word();
+    let refs = artifact["immutableReferences"].as_array().ok_or_else(|| bad("no immutableReferences"))?;
+    for r in refs {
+        let (Some(start), Some(32)) = (r["start"].as_u64(), r["length"].as_u64()) else {
+            return Err(bad("an immutable reference that is not a 32-byte word"));
+        };
+        let start = usize::try_from(start).map_err(|_| bad("an immutable reference out of range"))?;
+        code.get_mut(start..start + 32)
+            .ok_or_else(|| bad("an immutable reference past the code"))?
+            .copy_from_slice(word.as_slice());
+    }
     Ok(code)
 }
 

@@ -109,6 +109,22 @@ impl Anvil {
     pub fn url(&self) -> &str {
         &self.url
     }
+
+    /// The hardfork it runs (`anvil_nodeInfo`'s `hardFork`; anvil 1.7.1's default, "latest",
+    /// is `Bpo1`: Osaka's EVM rules with the first blob-parameter fork's blob limits).
+    ///
+    /// # Errors
+    /// A message saying what failed.
+    pub fn hardfork(&self) -> Result<String, String> {
+        use alloy::providers::{Provider, ProviderBuilder};
+        let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build().map_err(|e| e.to_string())?;
+        let url = self.url.parse().map_err(|e| format!("{}: {e}", self.url))?;
+        let provider = ProviderBuilder::new().connect_http(url);
+        let info: serde_json::Value = runtime
+            .block_on(provider.raw_request("anvil_nodeInfo".into(), ()))
+            .map_err(|e| format!("anvil_nodeInfo: {e}"))?;
+        info["hardFork"].as_str().map(str::to_string).ok_or_else(|| format!("anvil_nodeInfo without hardFork: {info}"))
+    }
 }
 
 impl Drop for Anvil {

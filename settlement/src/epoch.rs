@@ -6,20 +6,30 @@
 //!    Epochs::on_command(cmd, events, state)
 //!      holders the events touched ──▶ touched set         (balance, position, insurance, …)
 //!      fills += trades
-//!      closes? cmd.ts ≥ start + max_ms, or fills ≥ max_fills
-//!        yes ──▶ leaves of the touched holders, read from the state ──▶ Tree::update ──▶ Epoch
+//!      due? cmd.ts ≥ start + max_ms, or fills ≥ max_fills
+//!        yes ──▶ leaves of the touched holders, read from the state ──▶ Tree::update
+//!                market state of every listed instrument (marks, funding indexes)
+//!                root or market state differ from the last batch's?
+//!                  yes ──▶ Epoch (a batch)
+//!                  no  ──▶ the epoch stays open (every later command is due too)
 //! ```
 //!
 //! The rule reads only the sequenced stream (each command's sequenced time and events), so a
 //! replay of the journal closes the same epochs at the same commands with the same roots:
 //! the submitter's roots and `l2x settle verify`'s are one computation. An epoch starts at
-//! the first command after the previous one closed; the command that meets the rule is its
-//! last. With no commands no epoch closes (the exchange's periodic oracle and funding
-//! commands keep epochs closing when nobody trades).
+//! the first command after the previous one closed; the command that closes it is its last.
+//! Time passes only with commands: an idle node sequences `Command::Tick`s so that epochs
+//! close on time when nobody trades.
+//!
+//! An epoch that changed nothing — no leaf (its root is the last batch's) and no market
+//! state — is not a batch: it is extended until a command changes something. So an idle
+//! exchange commits nothing, the batches' sequence ranges stay contiguous (an extended
+//! epoch keeps its first command), and batch indexes run without gaps.
 //!
 //! An epoch's *changes* are the leaves of every holder whose collateral or positions its
-//! commands changed (a holder whose leaf came back to what it was is still listed), in key
-//! order: exactly what the tree's root moved by, and what a batch carries.
+//! commands changed (a holder whose leaf came back to what it was may be listed), in key
+//! order: exactly what the tree's root moved by, and what a batch carries, with the market
+//! state at its close ([`crate::market`]).
 
 use std::collections::BTreeSet;
 
@@ -29,14 +39,16 @@ use l2x_risk::Ledger;
 use l2x_types::{Event, Holder, Sequenced};
 
 use crate::leaf::{self, AccountLeaf};
+use crate::market::{self, Market};
 use crate::tree::Tree;
 
-/// When an epoch closes.
+/// When an epoch is due to close (it closes when it is due and has changed something).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct Policy {
     /// At the first command at least this long (sequenced time) after the epoch's first.
     pub max_ms: u64,
-    /// At the command that brings the epoch's fills to this many (0: no fill limit).
+    /// At the command whose trades bring the epoch's to this many or more (0: no fill
+    /// limit). One command can trade many times: an epoch may end with more.
     pub max_fills: u64,
 }
 
@@ -65,6 +77,8 @@ pub struct Epoch {
     pub prev_root: B256,
     /// The root after it.
     pub root: B256,
+    /// The market state after its last command: every listed instrument, in order.
+    pub markets: Vec<Market>,
     /// The leaves it changed, in key order.
     pub changes: Vec<AccountLeaf>,
 }
@@ -80,6 +94,8 @@ pub struct Epochs {
     commands: u64,
     fills: u64,
     touched: BTreeSet<Holder>,
+    /// The market state of the last closed epoch.
+    markets: Vec<Market>,
 }
 
 impl Epochs {
@@ -94,6 +110,7 @@ impl Epochs {
             fills: 0,
             // The insurance fund and the fee account exist from the start: in the first root.
             touched: BTreeSet::from([Holder::Insurance, Holder::Fees]),
+            markets: Vec::new(),
         }
     }
 
@@ -124,12 +141,17 @@ impl Epochs {
             return None;
         }
         let ledger = state.ledger();
-        let changes: Vec<AccountLeaf> =
+        let mut changes: Vec<AccountLeaf> =
             std::mem::take(&mut self.touched).into_iter().filter_map(|holder| leaf_of(ledger, holder)).collect();
-        let mut sorted = changes;
-        sorted.sort_by_key(|l| l.account);
+        changes.sort_by_key(|l| l.account);
         let prev_root = self.tree.root();
-        let root = self.tree.update(sorted.iter().map(|l| (l.account, Some(l.hash()))));
+        // Leaves whose value did not change leave the tree as it was.
+        let root = self.tree.update(changes.iter().map(|l| (l.account, Some(l.hash()))));
+        if root == prev_root && market::matches(ledger, &self.markets) {
+            // Nothing changed: no batch; the epoch goes on.
+            return None;
+        }
+        let markets = market::of(ledger);
         let epoch = Epoch {
             index: self.next_index,
             first_seq,
@@ -139,8 +161,10 @@ impl Epochs {
             fills: self.fills,
             prev_root,
             root,
-            changes: sorted,
+            markets: markets.clone(),
+            changes,
         };
+        self.markets = markets;
         self.next_index += 1;
         self.open = None;
         self.commands = 0;

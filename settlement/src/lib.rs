@@ -7,8 +7,12 @@
 //!                                                                                   incremental) ──▶ root
 //! ```
 //!
-//! - [`batch`]: an epoch as stored and posted: header, compact leaves, data hash; applying
-//!   batches alone rebuilds the tree.
+//! - [`audit`]: what an auditor runs: the journal against the batch files and the chain,
+//!   proofs checked against the chain.
+//! - [`batch`]: an epoch as stored and posted: header, the epoch's fields, its market state
+//!   and compact leaves, data hash.
+//! - [`batch_set`]: a directory of batch files, every file and their sequence checked in
+//!   one place; applying the batches alone rebuilds the tree.
 //! - [`chain`]: the base chain behind one trait; the JSON-RPC backend (alloy) with the
 //!   contract's bindings.
 //! - [`devnode`]: a local anvil for tests and demos, installed from npm on first use.
@@ -16,6 +20,8 @@
 //! - [`epoch`]: the sequenced stream cut into epochs by a rule on sequenced time and fills;
 //!   each closed epoch's changed leaves and root.
 //! - [`leaf`]: the canonical account leaf and its ABI encoding.
+//! - [`market`]: the market state at an epoch's close (marks, funding indexes), with which
+//!   a leaf is valued.
 //! - [`submitter`]: recomputes the epochs from the journal and commits the batches the
 //!   chain lacks, stopping on any disagreement.
 //! - [`tree`]: the sparse Merkle tree over account ids, its proofs, and the reference root
@@ -24,11 +30,14 @@
 
 #![deny(clippy::float_arithmetic)]
 
+pub mod audit;
 pub mod batch;
+pub mod batch_set;
 pub mod chain;
 pub mod devnode;
 pub mod embedded;
 pub mod epoch;
 pub mod leaf;
+pub mod market;
 pub mod submitter;
 pub mod tree;

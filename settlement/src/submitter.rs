@@ -21,7 +21,7 @@
 //! contract checks that each batch starts from the previous root, but a new root is the
 //! submitter's word: agreeing on the last one alone would not prove the earlier ones).
 
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 
 use alloy::primitives::B256;
 use l2x_risk::Ledger;
@@ -202,25 +202,4 @@ impl Submitter {
         batch.write(&self.batches)?;
         Ok(batch.clone())
     }
-}
-
-/// The batch files in `dir`, in index order, each checked (`l2x settle verify`).
-///
-/// # Errors
-/// [`BatchError`] for an unreadable or damaged file.
-pub fn read_batches(dir: &Path) -> Result<Vec<Batch>, BatchError> {
-    let mut found = Vec::new();
-    let entries = std::fs::read_dir(dir).map_err(|source| BatchError::Io { path: dir.to_path_buf(), source })?;
-    for entry in entries {
-        let entry = entry.map_err(|source| BatchError::Io { path: dir.to_path_buf(), source })?;
-        let name = entry.file_name();
-        let Some(name) = name.to_str() else { continue };
-        if let Some(index) =
-            name.strip_prefix("batch-").and_then(|n| n.strip_suffix(".l2xb")).and_then(|n| n.parse::<u64>().ok())
-        {
-            found.push((index, entry.path()));
-        }
-    }
-    found.sort();
-    found.into_iter().map(|(_, p)| Batch::read(&p)).collect()
 }

@@ -101,3 +101,40 @@ async fn the_contract_commits_batches_refuses_bad_ones_and_verifies_rust_proofs(
         assert!(!contract.verifyLeaf(0, sol_leaf, siblings).call().await.unwrap());
     }
 }
+
+/// Issue 14: a verifier comparing deployed code with the artifact must know where the
+/// artifact's immutable references are. The code anvil holds after `RpcChain::deploy` is
+/// the artifact's `deployedBytecode` with the submitter's address written at each of its
+/// `immutableReferences`, and differs from it nowhere else.
+#[tokio::test(flavor = "current_thread")]
+async fn deployed_code_differs_from_the_artifact_only_at_its_immutable_references() {
+    use alloy::providers::Provider;
+    let node = anvil();
+    let url = node.url().to_string();
+    let address = tokio::task::spawn_blocking(move || RpcChain::deploy(&url, SUBMITTER_KEY)).await.unwrap().unwrap();
+    let provider = ProviderBuilder::new().connect_http(node.url().parse().unwrap());
+    let on_chain = provider.get_code_at(address).await.unwrap().to_vec();
+    let submitter = SUBMITTER_KEY.parse::<PrivateKeySigner>().unwrap().address();
+    assert_eq!(on_chain, l2x_settlement::chain::runtime_code(submitter).unwrap());
+    let artifact: serde_json::Value = serde_json::from_str(l2x_settlement::chain::ARTIFACT).unwrap();
+    let plain = alloy::hex::decode(artifact["deployedBytecode"].as_str().unwrap()).unwrap();
+    let refs: Vec<(usize, usize)> = artifact["immutableReferences"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| {
+            let n = |k: &str| usize::try_from(r[k].as_u64().unwrap()).unwrap();
+            (n("start"), n("length"))
+        })
+        .collect();
+    assert_eq!(refs, [(264, 32), (599, 32)], "docs/SETTLEMENT.md names these offsets");
+    let masked = |code: &[u8]| {
+        let mut code = code.to_vec();
+        for &(start, len) in &refs {
+            code[start..start + len].fill(0);
+        }
+        code
+    };
+    assert_ne!(on_chain, plain, "the submitter is written into the code");
+    assert_eq!(masked(&on_chain), masked(&plain), "and nothing else differs");
+}

@@ -280,8 +280,7 @@ fn batch_files_a_failed_pass_did_not_write_are_written_by_the_next() {
     let expected = journal_of(dir.path(), 600);
     assert!(expected.len() >= 4);
     // A valid batch file in batch 3's place that says something else (batch 4's leaves).
-    let fourth = Batch::of(&expected[3]);
-    let wrong = Batch { header: l2x_settlement::batch::Header { index: 3, ..fourth.header }, ..fourth };
+    let wrong = Batch::of(&l2x_settlement::epoch::Epoch { index: 3, ..expected[3].clone() });
     let path = wrong.write(batches.path()).unwrap();
     let mut chain = EmbeddedChain::open(chain_dir.path()).unwrap();
     let mut sub = Submitter::new(dir.path().to_path_buf(), batches.path().to_path_buf(), POLICY, Ledger::default());
@@ -291,9 +290,66 @@ fn batch_files_a_failed_pass_did_not_write_are_written_by_the_next() {
     std::fs::remove_file(&path).unwrap();
     let synced = sub.sync(&mut chain).unwrap();
     assert_eq!(synced.committed, expected.len() as u64);
-    let files = l2x_settlement::submitter::read_batches(batches.path()).unwrap();
+    let set = l2x_settlement::batch_set::BatchSet::load(batches.path()).unwrap();
+    let files = set.batches();
     assert_eq!(files.len(), expected.len());
     for (f, e) in files.iter().zip(&expected) {
         assert!(f.same_content(&Batch::of(e)), "batch {}", e.index);
     }
+}
+
+/// Issue 14: "batches on a current-hardfork chain pay the EIP-7623 calldata floor". The
+/// anvil the tests pin runs hardfork Bpo1 (Osaka's EVM rules), the embedded chain revm's
+/// Osaka: a batch of many leaves costs exactly the floor of its transaction's input —
+/// 21,000 + 10 per zero byte + 40 per other byte —, not the EIP-2028 calldata price, on
+/// both; a batch of a few leaves costs more than its floor (the contract's storage writes).
+#[test]
+fn batches_pay_the_eip7623_calldata_floor_on_a_current_hardfork() {
+    use l2x_settlement::chain::commit_floor_gas;
+    use l2x_settlement::leaf::{AccountLeaf, Position};
+    use rand::{RngExt, SeedableRng};
+    let node = anvil();
+    assert_eq!(node.hardfork().unwrap(), "Bpo1");
+    let address = RpcChain::deploy(node.url(), SUBMITTER_KEY).unwrap();
+    let mut rpc = RpcChain::connect(node.url(), SUBMITTER_KEY, address, 1).unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let mut embedded = EmbeddedChain::open(dir.path()).unwrap();
+    let (closed, _, state) = epochs(1);
+    let small = Batch::of(&closed[0]);
+    let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(7);
+    let leaves: Vec<AccountLeaf> = (1..=500u64)
+        .map(|account| AccountLeaf {
+            account,
+            collateral: rng.random_range(0..1_000_000_000_000i64),
+            positions: vec![Position {
+                instrument: 0,
+                size: rng.random_range(1..1_000i64),
+                cost: i128::from(rng.random_range(1..100_000_000_000i64)),
+                fundingIndex: i128::from(rng.random_range(-1_000_000..1_000_000i64)),
+            }],
+        })
+        .collect();
+    let mut tree = l2x_settlement::tree::Tree::new();
+    tree.update(closed[0].changes.iter().map(|l| (l.account, Some(l.hash()))));
+    let root = tree.update(leaves.iter().map(|l| (l.account, Some(l.hash()))));
+    let large = Batch::of(&Epoch {
+        index: 2,
+        first_seq: closed[0].last_seq + 1,
+        last_seq: closed[0].last_seq + 1,
+        commands: 1,
+        prev_root: closed[0].root,
+        root,
+        markets: l2x_settlement::market::of(state.ledger()),
+        changes: leaves,
+        ..closed[0].clone()
+    });
+    let small_gas = rpc.commit_for_gas(&small).unwrap();
+    let large_gas = rpc.commit_for_gas(&large).unwrap();
+    assert!(small_gas > commit_floor_gas(&small), "a small batch pays for its execution: {small_gas}");
+    assert_eq!(large_gas, commit_floor_gas(&large), "a large batch pays the floor");
+    assert!(large_gas > 21_000 + l2x_settlement::batch::calldata_gas(&large.data) * 2, "well above the EIP-2028 price");
+    embedded.commit(&small).unwrap();
+    assert_eq!(embedded.last_gas(), small_gas);
+    embedded.commit(&large).unwrap();
+    assert_eq!(embedded.last_gas(), large_gas, "the embedded chain applies the same floor");
 }

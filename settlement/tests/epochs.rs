@@ -105,3 +105,171 @@ fn a_journal_replay_closes_the_same_epochs() {
         assert_eq!(c.root, e.root, "same state, same root, whatever the epochs");
     }
 }
+
+/// Every epoch of a seeded stream, with the state after its last command.
+fn epochs_with_state(
+    cmds: &[Sequenced],
+    policy: Policy,
+    mut at_close: impl FnMut(&Epoch, &StateMachine, usize),
+) -> Vec<Epoch> {
+    let mut state = StateMachine::with_ledger(Ledger::default());
+    let mut epochs = Epochs::new(policy);
+    let mut closed = Vec::new();
+    let mut events = Vec::new();
+    for cmd in cmds {
+        events.clear();
+        state.apply(cmd, &mut events);
+        if let Some(e) = epochs.on_command(cmd, &events, &state) {
+            let trades = events.iter().filter(|e| matches!(e, l2x_types::Event::Trade(_))).count();
+            at_close(&e, &state, trades);
+            closed.push(e);
+        }
+    }
+    closed
+}
+
+/// RISK.md said funding settles "at epoch close"; it settles lazily, when a position
+/// trades. The leaves keep each position's last funding index, and each batch carries the
+/// market state at its close: from the two, equity and the funding an account owes are
+/// exactly the ledger's, for every account at every batch, and some of it is owed (not yet
+/// in collateral) at committed boundaries.
+#[test]
+fn funding_owed_is_computable_from_the_leaves_and_the_batch_market_state() {
+    let cmds = stream(5, 4_000);
+    let mut owed_at_boundaries = 0usize;
+    let epochs = epochs_with_state(&cmds, Policy { max_ms: 500, max_fills: 0 }, |e, state, _| {
+        let ledger = state.ledger();
+        assert_eq!(e.markets, l2x_settlement::market::of(ledger), "epoch {}: the market state at its close", e.index);
+        for slot in ledger.slots_by_id() {
+            let leaf = l2x_settlement::leaf::AccountLeaf::of(ledger.account(slot));
+            let equity = l2x_settlement::market::equity(&leaf, &e.markets).unwrap();
+            assert_eq!(equity, ledger.health(slot).equity, "epoch {}, account {}", e.index, leaf.account);
+            if l2x_settlement::market::funding_owed(&leaf, &e.markets).unwrap() != 0 {
+                owed_at_boundaries += 1;
+            }
+        }
+    });
+    assert!(epochs.len() > 20);
+    assert!(owed_at_boundaries > 0, "lazy funding: some positions carry an old index at a boundary");
+    // The batches alone carry the same: the market state round-trips through the files.
+    let dir = tempfile::tempdir().unwrap();
+    for e in &epochs {
+        Batch::of(e).write(dir.path()).unwrap();
+    }
+    let set = l2x_settlement::batch_set::BatchSet::load(dir.path()).unwrap();
+    let last = set.state_at(epochs.len() as u64).unwrap();
+    assert_eq!(last.markets, epochs.last().unwrap().markets);
+    assert!(last.markets.iter().any(|m| m.fundingIndex != 0), "funding ticks moved an index");
+}
+
+/// An epoch whose commands changed no leaf and no market state is not a batch: an idle
+/// exchange (ticks only) commits nothing, and the next change closes the overdue epoch at
+/// once, its sequence range starting right after the last batch's.
+#[test]
+fn an_epoch_that_changed_nothing_is_not_a_batch() {
+    use l2x_types::{AccountId, Amount, Command, Holder, Seq, Timestamp};
+    let mut cmds = stream(7, 0);
+    let mut ts = cmds.last().unwrap().ts.0;
+    let mut push = |cmds: &mut Vec<Sequenced>, cmd: Command, step_ms: u64| {
+        ts += step_ms * 1_000_000;
+        let seq = Seq(cmds.len() as u64 + 1);
+        cmds.push(Sequenced { seq, ts: Timestamp(ts), cmd });
+    };
+    let setup = cmds.len();
+    for _ in 0..200 {
+        push(&mut cmds, Command::Tick, 100);
+    }
+    push(&mut cmds, Command::Deposit { to: Holder::Account(AccountId(3)), amount: Amount(5) }, 100);
+    let policy = Policy { max_ms: 500, max_fills: 0 };
+    let epochs = epochs_with_state(&cmds, policy, |_, _, _| {});
+    for pair in epochs.windows(2) {
+        assert_eq!(pair[1].first_seq, pair[0].last_seq + 1, "contiguous ranges");
+        assert!(
+            pair[1].root != pair[1].prev_root || pair[1].markets != pair[0].markets,
+            "batch {} changed nothing",
+            pair[1].index
+        );
+    }
+    let last = epochs.last().unwrap();
+    assert_eq!(last.last_seq, cmds.len() as u64, "the deposit closes the overdue epoch");
+    // The set-up's last epoch closes on one of the first ticks (500 ms of them); every
+    // tick after that is folded into the deposit's batch.
+    let before = &epochs[epochs.len() - 2];
+    assert!(before.last_seq <= setup as u64 + 5, "the set-up's epoch closes on time: seq {}", before.last_seq);
+    assert!(last.commands >= 195, "the ticks were folded into it: {} commands", last.commands);
+    assert_eq!(last.changes.iter().map(|l| l.account).collect::<Vec<_>>(), [3]);
+}
+
+/// The last trades before the exchange goes idle close on the first tick at or after
+/// epoch_ms from the epoch's first command: nothing waits for the next trade.
+#[test]
+fn an_idle_exchange_closes_its_last_epoch_on_a_tick() {
+    use l2x_types::{Command, Seq, Timestamp};
+    let mut cmds = stream(8, 300);
+    let traded = cmds.len();
+    let mut ts = cmds.last().unwrap().ts.0;
+    for _ in 0..40 {
+        ts += 50_000_000;
+        cmds.push(Sequenced { seq: Seq(cmds.len() as u64 + 1), ts: Timestamp(ts), cmd: Command::Tick });
+    }
+    let max_ms = 400;
+    let epochs = epochs_with_state(&cmds, Policy { max_ms, max_fills: 0 }, |_, _, _| {});
+    let last = epochs.last().unwrap();
+    assert!(last.last_seq > traded as u64, "closed by a tick");
+    assert!(last.first_seq <= traded as u64, "the epoch of the last trades");
+    let start = cmds[usize::try_from(last.first_seq - 1).unwrap()].ts.0;
+    assert!(
+        last.ts >= start + max_ms * 1_000_000 && last.ts < start + max_ms * 1_000_000 + 50_000_000,
+        "the first tick past epoch_ms"
+    );
+    assert!(epochs.iter().all(|e| e.first_seq <= traded as u64), "no batch of ticks alone");
+}
+
+/// `epoch_fills` closes an epoch after the command whose trades bring it to the limit or
+/// past it: one command can trade many times (a sweep, a liquidation), so an epoch may end
+/// with more fills than the limit, but never with a command after the limit was reached.
+#[test]
+fn epoch_fills_closes_after_the_command_whose_fills_reach_the_limit() {
+    let cmds = stream(2, 4_000);
+    let limit = 7;
+    let mut over = 0;
+    let epochs =
+        epochs_with_state(&cmds, Policy { max_ms: 1_000_000, max_fills: limit }, |e, _, last_command_trades| {
+            if e.fills >= limit {
+                let before = e.fills - last_command_trades as u64;
+                assert!(before < limit, "epoch {}: {before} fills before its last command", e.index);
+                if e.fills > limit {
+                    over += 1;
+                }
+            }
+        });
+    assert!(epochs.iter().filter(|e| e.fills >= limit).count() > 20);
+    assert!(over > 0, "some command traded past the limit");
+}
+
+/// A move of the market state alone — a mark, a funding index — changes what every holder
+/// is worth and owes: the epoch that made it is a batch, though no leaf changed.
+#[test]
+fn a_mark_or_funding_move_alone_makes_a_batch() {
+    use l2x_types::{Command, InstrumentId, Price, Seq, Timestamp};
+    let mut cmds = stream(3, 0);
+    let mut ts = cmds.last().unwrap().ts.0;
+    let mut push = |cmds: &mut Vec<Sequenced>, cmd: Command| {
+        ts += 200_000_000;
+        cmds.push(Sequenced { seq: Seq(cmds.len() as u64 + 1), ts: Timestamp(ts), cmd });
+    };
+    for _ in 0..5 {
+        push(&mut cmds, Command::Tick);
+    }
+    let oracle = cmds.len() as u64 + 1;
+    push(&mut cmds, Command::Oracle { instrument: InstrumentId(1), price: Price(201) });
+    for _ in 0..5 {
+        push(&mut cmds, Command::Tick);
+    }
+    let epochs = epochs_with_state(&cmds, Policy { max_ms: 500, max_fills: 0 }, |_, _, _| {});
+    let last = epochs.last().unwrap();
+    assert_eq!(last.last_seq, oracle, "the oracle command closes the (overdue) epoch");
+    assert_eq!(last.root, last.prev_root, "no leaf changed");
+    assert_eq!(last.markets[1].mark, 201);
+    assert_ne!(epochs[epochs.len() - 2].markets[1].mark, 201);
+}

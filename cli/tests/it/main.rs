@@ -9,3 +9,5 @@ mod l2x_match;
 mod replay;
 mod serve;
 mod settle;
+mod settle_files;
+mod settle_idle;

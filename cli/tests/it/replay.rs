@@ -80,7 +80,7 @@ fn replay_summarises_views_and_verifies_roots_and_catches_tampering() {
     assert!(ok.status.success(), "{}", text(&ok));
     assert!(text(&ok).contains("batch files match") && text(&ok).contains("committed roots match"), "{}", text(&ok));
 
-    // A tampered batch file (its data changed: the hash check names the batch).
+    // A tampered batch file (its data changed: the hash check names the batch's file).
     let file = batches.join("batch-00000000000000000004.l2xb");
     let good = std::fs::read(&file).unwrap();
     let mut bytes = good.clone();
@@ -89,7 +89,7 @@ fn replay_summarises_views_and_verifies_roots_and_catches_tampering() {
     std::fs::write(&file, &bytes).unwrap();
     let tampered = verify(j);
     assert!(!tampered.status.success());
-    assert!(text(&tampered).contains("batch 4"), "{}", text(&tampered));
+    assert!(text(&tampered).contains("batch-00000000000000000004.l2xb"), "{}", text(&tampered));
     std::fs::write(&file, &good).unwrap();
 
     // A tampered journal: the same scenario with the liquidated account's deposit changed,

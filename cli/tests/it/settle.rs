@@ -82,7 +82,7 @@ fn settle_then_verify_and_catch_tampering(chain: &[&str], submit_extra: &[&str])
     // the chain's first batch is not the journal's.
     let other = verify(&["--epoch-ms", "60000"]);
     assert!(!other.status.success());
-    assert!(text(&other).contains("batch 1: on chain, but the journal closes only 0 epochs"), "{}", text(&other));
+    assert!(text(&other).contains("batch 1: on chain, but the journal gives only 0 batches"), "{}", text(&other));
 
     // A batch file missing in the middle: named as missing.
     let gappy = dir.path().join("gappy");
@@ -94,7 +94,7 @@ fn settle_then_verify_and_catch_tampering(chain: &[&str], submit_extra: &[&str])
     std::fs::remove_file(gappy.join("batch-00000000000000000002.l2xb")).unwrap();
     let missing = verify(&["--batches", gappy.to_str().unwrap(), "--epoch-ms", "1"]);
     assert!(!missing.status.success());
-    assert!(text(&missing).contains("batch 2: missing"), "{}", text(&missing));
+    assert!(text(&missing).contains("batch 2 is missing"), "{}", text(&missing));
 
     // A tampered batch file: refused, naming the batch.
     let file = batches.join("batch-00000000000000000003.l2xb");
@@ -104,7 +104,7 @@ fn settle_then_verify_and_catch_tampering(chain: &[&str], submit_extra: &[&str])
     std::fs::write(&file, bytes).unwrap();
     let bad = verify(&["--batches", b, "--epoch-ms", "1"]);
     assert!(!bad.status.success());
-    assert!(text(&bad).contains("batch 3"), "{}", text(&bad));
+    assert!(text(&bad).contains("batch-00000000000000000003.l2xb"), "{}", text(&bad));
 }
 
 /// `l2x serve` with `settlement.chain = "rpc"`: trading over TCP while the submitter thread commits every
