@@ -13,15 +13,9 @@ fn text(o: &Output) -> String {
     format!("{}{}", String::from_utf8_lossy(&o.stdout), String::from_utf8_lossy(&o.stderr))
 }
 
-/// The liquidation_insurance scenario, its commands 1 ms apart (so that epochs of 1 ms
-/// close every second command).
+/// The liquidation_insurance scenario, its commands 1 ms apart.
 fn scenario() -> String {
-    let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("../sequencer/tests/scenarios/liquidation_insurance.jsonl");
-    let text = std::fs::read_to_string(path).unwrap();
-    (1u64..)
-        .zip(text.lines())
-        .map(|(n, l)| format!("{}\n", l.replacen('{', &format!("{{\"ts\":{},", n * 1_000_000), 1)))
-        .collect()
+    crate::scenario_1ms_apart("liquidation_insurance.jsonl")
 }
 
 fn journal_of(dir: &Path, lines: &str) {

@@ -31,7 +31,9 @@ impl Settled {
         let dir = tempfile::tempdir().unwrap();
         let (journal, batches, chain) =
             (dir.path().join("journal"), dir.path().join("batches"), dir.path().join("chain"));
-        let input = Path::new(env!("CARGO_MANIFEST_DIR")).join("../sequencer/tests/scenarios").join(scenario);
+        // Its commands 1 ms apart: epochs of 1 ms close every second command.
+        let input = dir.path().join("timed.jsonl");
+        std::fs::write(&input, crate::scenario_1ms_apart(scenario)).unwrap();
         let run = l2x(&["match", "--input", s(&input), "--journal", s(&journal)]);
         assert!(run.status.success(), "{}", stderr(&run));
         let submit = l2x(&[
@@ -44,7 +46,7 @@ impl Settled {
             "--chain-dir",
             s(&chain),
             "--epoch-ms",
-            "0",
+            "1",
         ]);
         assert!(submit.status.success(), "{}", stderr(&submit));
         Settled { dir, journal, batches, chain }
@@ -112,7 +114,7 @@ fn verify_names_a_damaged_batch_1_instead_of_calling_it_missing() {
     let set = Settled::new("liquidation_insurance.jsonl");
     let damaged = set.copy("damaged");
     flip(&file(&damaged, 1), 19, 0x02);
-    let v = l2x(&["settle", "verify", "--journal", s(&set.journal), "--batches", s(&damaged), "--epoch-ms", "0"]);
+    let v = l2x(&["settle", "verify", "--journal", s(&set.journal), "--batches", s(&damaged), "--epoch-ms", "1"]);
     refused(&v, &[&l2x_settlement::batch::Batch::file_name(1), "header field index"]);
     assert!(!stderr(&v).contains("missing"), "{}", stderr(&v));
 }
@@ -162,7 +164,7 @@ fn the_last_batch_renamed_one_index_up_fails_verify() {
     let last = set.count();
     let renamed = set.copy("renamed");
     std::fs::rename(file(&renamed, last), file(&renamed, last + 1)).unwrap();
-    let v = l2x(&["settle", "verify", "--journal", s(&set.journal), "--batches", s(&renamed), "--epoch-ms", "0"]);
+    let v = l2x(&["settle", "verify", "--journal", s(&set.journal), "--batches", s(&renamed), "--epoch-ms", "1"]);
     refused(&v, &[&format!("batch {last} is missing"), &l2x_settlement::batch::Batch::file_name(last + 1)]);
 }
 
@@ -202,8 +204,7 @@ fn prove_says_what_was_proven_for_an_absent_account_with_a_chain() {
 }
 
 /// Batch files of one journal against the chain of another: `status` and `prove` say
-/// the chain disagrees and exit 1. (Both journals start with the same listing, so their
-/// first batches are the same; the second, a deposit, is not.)
+/// the chain disagrees and exit 1.
 #[test]
 fn status_and_prove_exit_1_when_the_chain_disagrees_with_the_files() {
     let ours = Settled::new("liquidation_insurance.jsonl");
