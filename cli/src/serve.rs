@@ -37,6 +37,7 @@ use l2x_sequencer::journal;
 use l2x_sequencer::pipeline::{Config as PipelineConfig, Pipeline, StatsReader};
 use l2x_settlement::chain::{Chain, RpcChain};
 use l2x_settlement::embedded::EmbeddedChain;
+use l2x_settlement::submitter::PublishedSeq;
 use l2x_types::{AccountId, Amount, Command, Holder, InstrumentId};
 
 use crate::config::{ChainKind, Config};
@@ -235,7 +236,16 @@ impl Node {
         } else {
             tracing::info!(dir = %dir.display(), last_seq = recovery.last_seq, "journal recovered");
         }
-        let settlement = chain.map(|chain| Settlement::start(config, chain)).transpose()?;
+        // The submitter reads the live journal up to what the pipeline has published as
+        // readable: appended (durability os), or durable (fsync: never a record a machine
+        // failure could take back, which a committed root would then disagree with).
+        let stats = pipeline.stats_reader();
+        let durable = config.pipeline.durability() == l2x_sequencer::pipeline::Durability::Fsync;
+        let published = PublishedSeq::new(move || {
+            let now = stats.stats();
+            if durable { now.durable_seq } else { now.appended_seq }
+        });
+        let settlement = chain.map(|chain| Settlement::start(config, chain, published)).transpose()?;
         let idle = std::time::Duration::from_millis(config.pipeline.idle_tick_ms);
         let ticker = Ticker::start(idle, server.control(), pipeline.stats_reader())?;
         let mut node = Node {
@@ -438,13 +448,14 @@ pub(crate) struct Settlement {
 }
 
 impl Settlement {
-    fn start(config: &Config, mut chain: Box<dyn Chain + Send>) -> Result<Settlement> {
+    fn start(config: &Config, mut chain: Box<dyn Chain + Send>, published: PublishedSeq) -> Result<Settlement> {
         let mut submitter = l2x_settlement::submitter::Submitter::new(
             config.data_dir.clone(),
             config.data_dir.join("batches"),
             config.settlement.policy(),
             Ledger::default(),
-        );
+        )
+        .reading_up_to(published);
         let every = std::time::Duration::from_millis(config.settlement.every_ms.max(1));
         let status = Arc::new(Mutex::new(SettleStatus::default()));
         let print = Arc::new(AtomicBool::new(false));

@@ -189,9 +189,14 @@ impl Follower {
         Follower { state: StateMachine::with_ledger(ledger.clone()), epochs: Epochs::new(policy), last_seq: 0 }
     }
 
-    /// Applies the journal's commands after the last one read, appending the epochs they
-    /// close to `closed` as they close (so that on an error `closed` still has those before
-    /// it). A torn tail ends the read cleanly; the next read continues from there.
+    /// Applies the journal's commands after the last one read, up to `until` (`u64::MAX`:
+    /// the journal's end), appending the epochs they close to `closed` as they close (so
+    /// that on an error `closed` still has those before it). A torn tail ends the read
+    /// cleanly; the next read continues from there.
+    ///
+    /// A reader of a live journal passes the writer's published sequence number as `until`:
+    /// the read stops after that record and never looks at the one being appended (see
+    /// `l2x_sequencer::journal`, "Reading a journal that is being written").
     ///
     /// # Errors
     /// The journal's.
@@ -199,16 +204,20 @@ impl Follower {
         &mut self,
         dir: &std::path::Path,
         closed: &mut Vec<Epoch>,
+        until: u64,
     ) -> Result<(), l2x_sequencer::journal::JournalError> {
         let mut events = Vec::new();
         l2x_sequencer::journal::scan(dir, |cmd| {
+            if cmd.seq.0 > until {
+                return std::ops::ControlFlow::Break(());
+            }
             if cmd.seq.0 > self.last_seq {
                 events.clear();
                 self.state.apply(&cmd, &mut events);
                 closed.extend(self.epochs.on_command(&cmd, &events, &self.state));
                 self.last_seq = cmd.seq.0;
             }
-            std::ops::ControlFlow::Continue(())
+            if cmd.seq.0 == until { std::ops::ControlFlow::Break(()) } else { std::ops::ControlFlow::Continue(()) }
         })?;
         Ok(())
     }
@@ -226,7 +235,7 @@ pub fn from_journal(
     ledger: &Ledger,
 ) -> Result<Vec<Epoch>, l2x_sequencer::journal::JournalError> {
     let mut closed = Vec::new();
-    Follower::new(policy, ledger).read(dir, &mut closed)?;
+    Follower::new(policy, ledger).read(dir, &mut closed, u64::MAX)?;
     Ok(closed)
 }
 

@@ -110,6 +110,26 @@ pub struct Submitter {
     closed: Vec<Batch>,
     /// How many of them have their file written or checked (only those are committed).
     stored: usize,
+    /// How far the journal may be read: the writer's published sequence number, for a
+    /// journal being written (`None`: to its end).
+    until: Option<PublishedSeq>,
+}
+
+/// The last sequence number a journal's writer has published as readable (and, with
+/// `durability = fsync`, durable): a live journal is read up to it and no further.
+pub struct PublishedSeq(Box<dyn Fn() -> u64 + Send>);
+
+impl PublishedSeq {
+    /// The published sequence number as `f` reads it now.
+    pub fn new(f: impl Fn() -> u64 + Send + 'static) -> PublishedSeq {
+        PublishedSeq(Box::new(f))
+    }
+}
+
+impl std::fmt::Debug for PublishedSeq {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_tuple("PublishedSeq").field(&(self.0)()).finish()
+    }
 }
 
 impl Submitter {
@@ -123,13 +143,24 @@ impl Submitter {
             follower: Follower::new(policy, &ledger),
             closed: Vec::new(),
             stored: 0,
+            until: None,
         }
+    }
+
+    /// Reads the journal only up to the sequence number `published` gives at each pass: for
+    /// a journal its writer is appending to (the node's), so that a pass never reads the
+    /// record being written, nor (with `durability = fsync`) one a machine failure could
+    /// still take back.
+    pub fn reading_up_to(mut self, published: PublishedSeq) -> Submitter {
+        self.until = Some(published);
+        self
     }
 
     /// Reads the journal's commands after the last one read.
     fn follow(&mut self) -> Result<(), SubmitError> {
         let mut epochs = Vec::new();
-        let read = self.follower.read(&self.journal, &mut epochs);
+        let until = self.until.as_ref().map_or(u64::MAX, |p| (p.0)());
+        let read = self.follower.read(&self.journal, &mut epochs, until);
         self.closed.extend(epochs.iter().map(Batch::of));
         Ok(read?)
     }

@@ -273,3 +273,35 @@ fn a_mark_or_funding_move_alone_makes_a_batch() {
     assert_eq!(last.markets[1].mark, 201);
     assert_ne!(epochs[epochs.len() - 2].markets[1].mark, 201);
 }
+
+/// A follower of a live journal reads up to the writer's published sequence number and
+/// never looks at the record after it (which a writer may be copying at that moment): a
+/// damaged block right after the bound does not stop it, where a read to the end is an
+/// error; and the next read, with the bound moved on, continues from where it stopped.
+#[test]
+fn a_bounded_read_never_looks_past_the_published_record() {
+    let cmds = stream(7, 600);
+    let dir = tempfile::tempdir().unwrap();
+    let (mut w, _) = JournalWriter::open(dir.path(), 1 << 20).unwrap();
+    let mut starts = Vec::new();
+    for c in &cmds {
+        starts.push(w.position().1 as usize);
+        w.append(c).unwrap();
+    }
+    drop(w);
+    let policy = Policy { max_ms: 500, max_fills: 8 };
+    let whole = epoch::from_journal(dir.path(), policy, &Ledger::default()).unwrap();
+    let bound = cmds[400].seq.0;
+    let seg = dir.path().join("journal-00000000.l2xj");
+    let clean = std::fs::read(&seg).unwrap();
+    let mut damaged = clean.clone();
+    damaged[starts[401] + 12] ^= 0x20;
+    std::fs::write(&seg, &damaged).unwrap();
+    let mut follower = epoch::Follower::new(policy, &Ledger::default());
+    let mut closed = Vec::new();
+    follower.read(dir.path(), &mut closed, bound).unwrap();
+    assert!(epoch::from_journal(dir.path(), policy, &Ledger::default()).is_err(), "a read to the end sees it");
+    std::fs::write(&seg, &clean).unwrap();
+    follower.read(dir.path(), &mut closed, u64::MAX).unwrap();
+    assert_eq!(closed, whole, "the two bounded reads close the epochs of one whole read");
+}
