@@ -285,7 +285,7 @@ fn a_bounded_read_never_looks_past_the_published_record() {
     let (mut w, _) = JournalWriter::open(dir.path(), 1 << 20).unwrap();
     let mut starts = Vec::new();
     for c in &cmds {
-        starts.push(w.position().1 as usize);
+        starts.push(usize::try_from(w.position().1).unwrap());
         w.append(c).unwrap();
     }
     drop(w);
