@@ -18,11 +18,11 @@
 //! journal must find exactly that last record: a journal cut short after a clean stop (its
 //! newest segment deleted, its last records zeroed) is an error, not a shorter history.
 
-use std::fs::{self, File, OpenOptions};
+use std::fs::{self, OpenOptions};
 use std::io::Write as _;
 use std::path::{Path, PathBuf};
 
-use super::{JournalError, JournalId, Point, io};
+use super::{JournalError, JournalId, Point, io, sync_dir};
 
 /// The marker's file name.
 pub(crate) const FILE_NAME: &str = "journal.end";
@@ -110,12 +110,6 @@ pub(crate) fn remove(dir: &Path) -> Result<(), JournalError> {
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(()),
         Err(e) => Err(io(&path, e)),
     }
-}
-
-/// `fsync`s a directory, so that the names created or removed in it survive a machine
-/// failure.
-pub(crate) fn sync_dir(dir: &Path) -> Result<(), JournalError> {
-    File::open(dir).and_then(|d| d.sync_all()).map_err(|e| io(dir, e))
 }
 
 #[cfg(test)]

@@ -37,6 +37,7 @@ mod record;
 mod recovery;
 mod segment;
 pub mod snapshot;
+mod walk;
 mod write;
 
 use std::fmt;
@@ -220,8 +221,10 @@ pub enum JournalError {
     #[error("{0}: the journal is locked by another writer")]
     Locked(PathBuf),
     /// An append out of sequence order.
-    #[error("sequence {seq} is not after the journal's last sequence {last}")]
+    #[error("{dir}: sequence {seq} is not after the journal's last sequence {last}")]
     OutOfOrder {
+        /// The journal directory.
+        dir: PathBuf,
         /// The appended sequence number.
         seq: u64,
         /// The last one in the journal.
@@ -231,4 +234,10 @@ pub enum JournalError {
 
 fn io(path: &Path, source: std::io::Error) -> JournalError {
     JournalError::Io { path: path.to_path_buf(), source }
+}
+
+/// `fsync`s a directory, so that the names created or removed in it survive a machine
+/// failure.
+fn sync_dir(dir: &Path) -> Result<(), JournalError> {
+    std::fs::File::open(dir).and_then(|d| d.sync_all()).map_err(|e| io(dir, e))
 }

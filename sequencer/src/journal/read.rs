@@ -6,38 +6,34 @@
 //! ```text
 //!  open:  segments 0, 1, …, n-1 all present (numbered from 0, no gaps), every header valid,
 //!         index and size as the file, one journal id in all of them, segment 0 starting
-//!         the journal (previous record: none)
-//!  read:  from the start, or from a snapshot's point (seq S with CRC C):
-//!           the record S must be in the journal with CRC C (or be the record a segment
-//!           header names as its previous one)
-//!         every record valid and after the one before it (strictly increasing seq);
-//!         each segment's header names the last record of the segment before it
+//!         the journal (previous record: none); the points of this journal's snapshots
+//!         (their headers: seq and the CRC of that record)
+//!  read:  from the start, or from a snapshot's point (seq S with CRC C), beginning in the
+//!         segment that holds record S: S must be there with CRC C
+//!         every record valid and after the one before it (strictly increasing seq), naming
+//!         the CRC of the one before it; each segment's header names the last record of
+//!         the segment before it; every snapshot point the read passes names a record of
+//!         the journal with its CRC
 //!  end:   the last segment must not be sealed (a seal says another segment follows);
 //!         a damaged block is the torn tail only if nothing valid follows it;
+//!         no snapshot of this journal is past its last record;
 //!         an end marker from a clean stop must name the last record exactly
 //! ```
 //!
 //! A read that its callback stops early (`ControlFlow::Break`) has proven the journal up to
-//! where it stopped; the end rules apply only to reads that reach the end.
-//!
-//! # Torn tail or corruption
-//!
-//! At a block that does not decode, the read decides: it is the **torn tail** (a record —
-//! or a seal — whose writer died during its `memcpy`) only if every byte after it is zero —
-//! from the end its intact length field gives, or from one maximal record past its start
-//! when the length itself is unreadable — in this segment and every later one, and no valid
-//! record starts anywhere inside it. Anything else is **corruption**: an error naming the
-//! segment and the offset. A torn tail can only be at the end of the last segment, or at
-//! the end of the one before it when the last has no records yet (a seal torn while
-//! rolling).
+//! where it stopped; the end rules apply only to reads that reach the end. The rules of one
+//! read are in `walk`.
 //!
 //! # Reading a journal that is being written
 //!
-//! A reader maps the segments as they are and may meet the record being appended at that
-//! moment: it reports it as a torn tail (and, in a rare race with a writer that goes on
-//! appending while the reader checks what follows, as corruption). Readers inside the node
-//! read only up to the sequence number the writer has published.
+//! A reader maps the segments as they are. A seal naming a segment that was not there when
+//! the journal was opened makes the reader look again (the writer renames the next segment
+//! into place before it writes the seal). A reader may still meet the record being appended
+//! at that moment: it reports it as a torn tail and, in a rare race with a writer that goes
+//! on appending while the reader checks what follows, as corruption. Readers inside the
+//! node read only up to the sequence number the writer has published.
 
+use std::cell::RefCell;
 use std::fs::{self, File};
 use std::io::Read as _;
 use std::ops::ControlFlow;
@@ -47,9 +43,9 @@ use l2x_types::Sequenced;
 use memmap2::Mmap;
 
 use super::end::{self, EndMarker};
-use super::record::{self, Block, MAX_RECORD};
 use super::segment::{self, HEADER_LEN, Header};
-use super::{JournalError, JournalId, Point, io};
+use super::walk::{Step, Walk};
+use super::{JournalError, JournalId, Point, io, snapshot};
 
 /// A torn final record.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -93,18 +89,28 @@ pub(crate) struct Tail {
 }
 
 /// One mapped segment.
-struct Mapped {
-    path: PathBuf,
-    header: Header,
-    map: Mmap,
+pub(crate) struct Mapped {
+    pub(crate) path: PathBuf,
+    pub(crate) header: Header,
+    pub(crate) map: Mmap,
+}
+
+/// A snapshot of this journal, by its header: the point it is the state at.
+#[derive(Clone, Debug)]
+pub(crate) struct SnapshotPoint {
+    pub(crate) point: Point,
+    pub(crate) path: PathBuf,
 }
 
 /// An open journal directory: its segments checked and mapped, ready to be read.
 pub struct Journal {
     dir: PathBuf,
     id: JournalId,
-    segments: Vec<Mapped>,
+    /// Grows when a read meets a seal naming a segment the writer created since.
+    segments: RefCell<Vec<Mapped>>,
     marker: Option<EndMarker>,
+    /// This journal's snapshots (valid headers, this journal's id), by sequence number.
+    snapshots: Vec<SnapshotPoint>,
 }
 
 impl core::fmt::Debug for Journal {
@@ -112,7 +118,7 @@ impl core::fmt::Debug for Journal {
         f.debug_struct("Journal")
             .field("dir", &self.dir)
             .field("id", &self.id)
-            .field("segments", &self.segments.len())
+            .field("segments", &self.segments.borrow().len())
             .finish()
     }
 }
@@ -170,7 +176,8 @@ pub fn scan(dir: &Path, f: impl FnMut(Sequenced) -> ControlFlow<()>) -> Result<S
 
 impl Journal {
     /// Opens the journal in `dir`: lists, maps and checks its segments (see the module
-    /// documentation, "open") and reads its end marker if there is one.
+    /// documentation, "open"), reads its end marker if there is one and the headers of its
+    /// snapshots.
     ///
     /// # Errors
     /// [`JournalError::NoJournal`] for a directory without segments and nothing that says it
@@ -185,16 +192,10 @@ impl Journal {
         if files.is_empty() {
             return Err(no_segments(dir, marker.as_ref())?);
         }
-        let mut segments = Vec::with_capacity(files.len());
+        let mut segments: Vec<Mapped> = Vec::with_capacity(files.len());
         for (index, path) in files {
-            let file = File::open(&path).map_err(|e| io(&path, e))?;
-            // SAFETY: see `segment::map`: the segment's existing bytes are not changed by
-            // anyone while it is mapped here (the writer only appends past them).
-            #[allow(unsafe_code, reason = "memory-mapping a file is unsafe by construction (memmap2)")]
-            let map = unsafe { Mmap::map(&file) }.map_err(|e| io(&path, e))?;
-            let header = Header::decode(&path, &map)?;
-            check_header(&path, index, &header, map.len(), segments.first().map(|s: &Mapped| s.header.journal))?;
-            segments.push(Mapped { path, header, map });
+            let first = segments.first().map(|s| s.header.journal);
+            segments.push(map_segment(path, index, first)?);
         }
         let id = segments[0].header.journal;
         if let Some(m) = &marker
@@ -205,7 +206,8 @@ impl Journal {
                 what: format!("it belongs to journal {}, the segments to journal {id}", m.journal),
             });
         }
-        Ok(Journal { dir: dir.to_path_buf(), id, segments, marker })
+        let snapshots = snapshot_points(dir, id)?;
+        Ok(Journal { dir: dir.to_path_buf(), id, segments: RefCell::new(segments), marker, snapshots })
     }
 
     /// The journal's identity.
@@ -226,29 +228,105 @@ impl Journal {
     /// out of sequence order; [`JournalError::Chain`] for a segment whose header does not
     /// name the last record before it; [`JournalError::PointNotInJournal`] when `from` is
     /// not a record of this journal (past its end, or another record with its number);
-    /// [`JournalError::MissingSegment`] when the last segment is sealed;
-    /// [`JournalError::EndMismatch`] when the end marker names another last record.
+    /// [`JournalError::SnapshotNotInJournal`] for a snapshot of this journal that names a
+    /// record the journal does not have; [`JournalError::MissingSegment`] when the last
+    /// segment is sealed; [`JournalError::EndMismatch`] when the end marker names another
+    /// last record.
     pub fn read(
         &self,
         from: Point,
         mut f: impl FnMut(Sequenced) -> ControlFlow<()>,
     ) -> Result<ScanReport, JournalError> {
-        let first = self.segments.iter().rposition(|s| s.header.previous.seq <= from.seq).unwrap_or(0);
+        // The segment that holds record `from`: the last whose header names a record before it.
+        let first = if from == Point::START {
+            0
+        } else {
+            self.segments.borrow().iter().rposition(|s| s.header.previous.seq < from.seq).unwrap_or(0)
+        };
         let mut walk = Walk::new(self, from, first)?;
-        for k in first..self.segments.len() {
+        let mut k = first;
+        loop {
             match walk.segment(k, &mut f)? {
-                Step::Next => {}
-                Step::Stopped => return Ok(walk.report),
-                Step::Ended => break,
+                Step::Next => k += 1,
+                Step::Sealed(next) => {
+                    self.find_segment(next, &walk)?;
+                    k += 1;
+                }
+                Step::Stopped => return Ok(walk.into_report()),
+                Step::Ended => return walk.finish(),
             }
         }
-        walk.finish()
     }
+
+    /// The segments as opened (or grown since).
+    pub(crate) fn mapped(&self) -> std::cell::Ref<'_, Vec<Mapped>> {
+        self.segments.borrow()
+    }
+
+    pub(crate) fn marker(&self) -> Option<&EndMarker> {
+        self.marker.as_ref()
+    }
+
+    pub(crate) fn snapshot_points(&self) -> &[SnapshotPoint] {
+        &self.snapshots
+    }
+
+    /// Segment `next`, named by the seal of the last segment read: mapped already, or
+    /// created by the writer since the journal was opened (mapped now), or missing.
+    fn find_segment(&self, next: u64, walk: &Walk<'_>) -> Result<(), JournalError> {
+        let have = self.segments.borrow().len() as u64;
+        if next < have {
+            return Ok(());
+        }
+        let path = self.dir.join(segment::file_name(next));
+        if !path.exists() {
+            return Err(JournalError::MissingSegment {
+                dir: self.dir.clone(),
+                index: next,
+                what: format!(
+                    "segment {} ends with a seal saying the journal goes on there: the records after seq {} are not there",
+                    next - 1,
+                    walk.last().seq
+                ),
+            });
+        }
+        let mapped = map_segment(path, next, Some(self.id))?;
+        self.segments.borrow_mut().push(mapped);
+        Ok(())
+    }
+}
+
+/// Maps segment `index` at `path` and checks its header against the file and, if given,
+/// the journal's id.
+fn map_segment(path: PathBuf, index: u64, journal: Option<JournalId>) -> Result<Mapped, JournalError> {
+    let file = File::open(&path).map_err(|e| io(&path, e))?;
+    // SAFETY: see `segment::map`: the segment's existing bytes are not changed by anyone
+    // while it is mapped here (the writer only appends past them).
+    #[allow(unsafe_code, reason = "memory-mapping a file is unsafe by construction (memmap2)")]
+    let map = unsafe { Mmap::map(&file) }.map_err(|e| io(&path, e))?;
+    let header = Header::decode(&path, &map)?;
+    check_header(&path, index, &header, map.len(), journal)?;
+    Ok(Mapped { path, header, map })
+}
+
+/// The points of the snapshots in `dir` taken from journal `id`, by sequence number.
+/// Snapshots whose header does not decode, whose name and header disagree, or of another
+/// journal are left out (a read that starts at one refuses it by name, see `recovery`).
+fn snapshot_points(dir: &Path, id: JournalId) -> Result<Vec<SnapshotPoint>, JournalError> {
+    let mut points: Vec<SnapshotPoint> = snapshot::list(dir, u64::MAX)?
+        .into_iter()
+        .filter_map(|(seq, path)| {
+            let h = snapshot::read_header(&path).ok()?;
+            (h.journal == id && h.point.seq == seq).then_some(SnapshotPoint { point: h.point, path })
+        })
+        .collect();
+    points.sort_by_key(|p| p.point.seq);
+    Ok(points)
 }
 
 /// The error for a directory without segments.
 fn no_segments(dir: &Path, marker: Option<&EndMarker>) -> Result<JournalError, JournalError> {
-    let snapshots = super::snapshot::list(dir, u64::MAX)?;
+    let snapshots = snapshot::list(dir, u64::MAX)?;
     let what = match (marker, snapshots.first()) {
         (Some(m), _) => format!("there are no segment files, but its end marker says it ended at seq {}", m.last.seq),
         (None, Some((seq, path))) => {
@@ -283,241 +361,4 @@ fn check_header(
         }
         _ => Ok(()),
     }
-}
-
-/// How a segment's walk ended.
-enum Step {
-    /// Its data ended (sealed or not): go on with the next segment.
-    Next,
-    /// The callback stopped the read.
-    Stopped,
-    /// The journal ended in it (a torn tail).
-    Ended,
-}
-
-/// The state of one read.
-struct Walk<'a> {
-    journal: &'a Journal,
-    from: Point,
-    /// Whether the record `from` is still to be found (the read started inside the segment
-    /// holding it rather than at a header naming it).
-    finding: bool,
-    last: Point,
-    /// Where the segment before the last ended without a seal, if it did.
-    unsealed: Option<(u64, u64)>,
-    report: ScanReport,
-}
-
-impl<'a> Walk<'a> {
-    /// A read from `from` starting at segment `first` (the last whose header's previous
-    /// record is at or before `from`).
-    fn new(journal: &'a Journal, from: Point, first: usize) -> Result<Walk<'a>, JournalError> {
-        let previous = journal.segments[first].header.previous;
-        let finding = previous.seq < from.seq;
-        if !finding && previous != from {
-            return Err(JournalError::PointNotInJournal {
-                dir: journal.dir.clone(),
-                point: from,
-                what: format!(
-                    "segment {first}'s header names record {} with CRC {:08x} there",
-                    previous.seq, previous.crc
-                ),
-            });
-        }
-        let report = ScanReport { last_seq: previous.seq, last: previous, ..ScanReport::default() };
-        Ok(Walk { journal, from, finding, last: previous, unsealed: None, report })
-    }
-
-    /// Reads segment `k` from its first block.
-    fn segment(&mut self, k: usize, f: &mut impl FnMut(Sequenced) -> ControlFlow<()>) -> Result<Step, JournalError> {
-        let seg = &self.journal.segments[k];
-        if seg.header.previous != self.last {
-            return Err(JournalError::Chain {
-                path: seg.path.clone(),
-                what: format!(
-                    "its header names record {} (CRC {:08x}) as the one before it, but the journal before it ends at \
-                     record {} (CRC {:08x})",
-                    seg.header.previous.seq, seg.header.previous.crc, self.last.seq, self.last.crc
-                ),
-            });
-        }
-        self.report.segments += 1;
-        let mut at = HEADER_LEN;
-        loop {
-            self.report.tail = Some(Tail { segment: k as u64, offset: at as u64, torn: None, unsealed: None });
-            let rest = &seg.map[at..];
-            if rest.len() < 4 || rest[..4] == [0, 0, 0, 0] {
-                if rest.iter().all(|&b| b == 0) {
-                    if k + 2 == self.journal.segments.len() {
-                        self.unsealed = Some((k as u64, at as u64));
-                    }
-                    return Ok(Step::Next);
-                }
-                return self.torn_or_corrupt(k, at, "non-zero bytes after the end of the data");
-            }
-            let (block, len) = match record::decode_block(rest) {
-                Ok(ok) => ok,
-                Err(e) => return self.torn_or_corrupt(k, at, &e.to_string()),
-            };
-            match block {
-                Block::Seal { next } => return self.seal(k, at + len, next),
-                Block::Record(cmd, crc, prev) => {
-                    if cmd.seq.0 <= self.last.seq || cmd.seq.0 < seg.header.first_seq {
-                        return Err(corrupt(seg, at, format!("sequence {} after {}", cmd.seq.0, self.last.seq)));
-                    }
-                    if prev != self.last.crc {
-                        let what = format!(
-                            "record {} names a previous record with CRC {prev:08x}, the record before it (seq {}) has CRC {:08x}",
-                            cmd.seq.0, self.last.seq, self.last.crc
-                        );
-                        return Err(corrupt(seg, at, what));
-                    }
-                    let point = Point { seq: cmd.seq.0, crc };
-                    at += len;
-                    if self.passes_start(point, seg, at - len)? {
-                        continue;
-                    }
-                    if f(cmd).is_break() {
-                        self.report.tail = None;
-                        return Ok(Step::Stopped);
-                    }
-                    self.last = point;
-                    self.report.last = point;
-                    self.report.last_seq = point.seq;
-                    self.report.records += 1;
-                }
-            }
-        }
-    }
-
-    /// Whether the record at `point` is at or before the read's start (and so is not passed
-    /// on); checks the starting record itself.
-    fn passes_start(&mut self, point: Point, seg: &Mapped, at: usize) -> Result<bool, JournalError> {
-        if !self.finding {
-            return Ok(false);
-        }
-        if point.seq < self.from.seq {
-            self.last = point;
-            return Ok(true);
-        }
-        self.finding = false;
-        if point == self.from {
-            self.last = point;
-            self.report.last = point;
-            self.report.last_seq = point.seq;
-            return Ok(true);
-        }
-        let what = if point.seq == self.from.seq {
-            format!(
-                "the journal's record {} has CRC {:08x} ({}, byte offset {at})",
-                point.seq,
-                point.crc,
-                seg.path.display()
-            )
-        } else {
-            format!(
-                "the journal has no record {}: record {} follows record {}",
-                self.from.seq, point.seq, self.last.seq
-            )
-        };
-        Err(JournalError::PointNotInJournal { dir: self.journal.dir.clone(), point: self.from, what })
-    }
-
-    /// A seal at the end of segment `k`'s data (`after` is the offset just past it).
-    fn seal(&mut self, k: usize, after: usize, next: u64) -> Result<Step, JournalError> {
-        let seg = &self.journal.segments[k];
-        if next != k as u64 + 1 {
-            return Err(corrupt(seg, after - record::SEAL_LEN, format!("a seal naming segment {next} in segment {k}")));
-        }
-        if let Some(p) = seg.map[after..].iter().position(|&b| b != 0) {
-            return Err(corrupt(seg, after + p, "data after the segment's seal".to_string()));
-        }
-        if k + 1 == self.journal.segments.len() {
-            return Err(JournalError::MissingSegment {
-                dir: self.journal.dir.clone(),
-                index: next,
-                what: format!(
-                    "segment {k} ends with a seal saying the journal goes on there: the records after seq {} are not there",
-                    self.last.seq
-                ),
-            });
-        }
-        Ok(Step::Next)
-    }
-
-    /// A block at `at` in segment `k` that does not decode: the torn tail, or corruption.
-    fn torn_or_corrupt(&mut self, k: usize, at: usize, what: &str) -> Result<Step, JournalError> {
-        let segs = &self.journal.segments;
-        let seg = &segs[k];
-        let len = record::claimed_len(&seg.map[at..]).unwrap_or(MAX_RECORD);
-        let window_end = (at + len).min(seg.map.len());
-        let nothing_after = seg.map[window_end..].iter().all(|&b| b == 0)
-            && segs[k + 1..].iter().all(|s| s.map[HEADER_LEN..].iter().all(|&b| b == 0));
-        let last_or_roll = k + 1 == segs.len() || k + 2 == segs.len();
-        let valid_inside = (at + 8..window_end).step_by(8).find(|&p| record::decode_block(&seg.map[p..]).is_ok());
-        match valid_inside {
-            Some(p) => {
-                return Err(corrupt(seg, at, format!("{what}, and a valid record follows at byte offset {p}")));
-            }
-            None if !(nothing_after && last_or_roll) => return Err(corrupt(seg, at, what.to_string())),
-            None => {}
-        }
-        let bytes = seg.map[at..window_end].iter().filter(|&&b| b != 0).count() as u64;
-        self.report.torn = Some(TornTail { path: seg.path.clone(), offset: at as u64, bytes });
-        let mut tail =
-            Tail { segment: k as u64, offset: at as u64, torn: Some((k as u64, at as u64)), unsealed: self.unsealed };
-        if k + 2 == segs.len() {
-            // A seal torn while rolling: the last segment exists and is empty.
-            tail = Tail { segment: k as u64 + 1, offset: HEADER_LEN as u64, torn: tail.torn, unsealed: tail.torn };
-            if segs[k + 1].header.previous != self.last {
-                return Err(corrupt(seg, at, what.to_string()));
-            }
-        }
-        self.report.tail = Some(tail);
-        Ok(Step::Ended)
-    }
-
-    /// The end rules, after the last segment was read.
-    fn finish(mut self) -> Result<ScanReport, JournalError> {
-        let n = self.journal.segments.len();
-        if self.finding {
-            return Err(JournalError::PointNotInJournal {
-                dir: self.journal.dir.clone(),
-                point: self.from,
-                what: format!("the journal ends at seq {}: the records after it are missing", self.last.seq),
-            });
-        }
-        if let Some(tail) = &mut self.report.tail
-            && tail.torn.is_none()
-            && tail.segment + 1 == n as u64
-        {
-            tail.unsealed = self.unsealed;
-        }
-        if let Some(marker) = &self.journal.marker {
-            let path = end::path(&self.journal.dir);
-            if let Some(torn) = &self.report.torn {
-                return Err(JournalError::EndMismatch {
-                    path,
-                    what: format!(
-                        "the journal stopped cleanly, yet ends with a damaged record at {}",
-                        torn.path.display()
-                    ),
-                });
-            }
-            if marker.last != self.last {
-                return Err(JournalError::EndMismatch {
-                    path,
-                    what: format!(
-                        "it says the journal ended at record {} (CRC {:08x}), but the journal ends at record {} (CRC {:08x})",
-                        marker.last.seq, marker.last.crc, self.last.seq, self.last.crc
-                    ),
-                });
-            }
-        }
-        Ok(self.report)
-    }
-}
-
-fn corrupt(seg: &Mapped, at: usize, what: String) -> JournalError {
-    JournalError::Corrupt { path: seg.path.clone(), offset: at as u64, what }
 }

@@ -237,6 +237,15 @@ pub(crate) enum Block {
     },
 }
 
+/// Whether the block at the start of `bytes` has a plausible length and a checksum that
+/// matches: it was written whole (a torn write cannot match).
+pub(crate) fn checksum_ok(bytes: &[u8]) -> bool {
+    claimed_len(bytes).is_some_and(|len| {
+        let rec = &bytes[..len];
+        crc32c::crc32c(&rec[8..]) == u32::from_le_bytes([rec[4], rec[5], rec[6], rec[7]])
+    })
+}
+
 /// Decodes the block (a record or the seal) at the start of `bytes`; returns it and its
 /// length.
 ///

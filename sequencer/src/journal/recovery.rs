@@ -153,9 +153,11 @@ fn replay_journal(
     Ok((state, report, scanned))
 }
 
-/// Recovery for a writer: takes the journal's lock, replays as [`replay`] does (to the
-/// end, proving it), then opens the journal for appending (zeroing a torn tail). A new
-/// journal is created in a directory that holds none.
+/// Recovery for a writer: takes the journal's lock, proves the whole journal from its first
+/// record (every rule of [`Journal::read`], whatever snapshot the state starts from: what
+/// the node reads later — the gateway's report streams, settlement — reads it all), replays
+/// from the newest valid snapshot as [`replay`] does, then opens the journal for appending
+/// (zeroing a torn tail). A new journal is created in a directory that holds none.
 ///
 /// # Errors
 /// [`JournalError`]; on an error nothing was written.
@@ -172,7 +174,8 @@ pub fn recover(
         }
         other => other?,
     };
-    let (state, report, scanned) = replay_journal(&journal, None, ledger)?;
-    let (writer, _) = JournalWriter::at_end(&journal, lock, segment_bytes, scanned)?;
+    let proof = journal.read(Point::START, |_| ControlFlow::Continue(()))?;
+    let (state, report, _) = replay_journal(&journal, None, ledger)?;
+    let (writer, _) = JournalWriter::at_end(&journal, lock, segment_bytes, proof)?;
     Ok((state, writer, report))
 }

@@ -18,8 +18,9 @@
 //!
 //! The previous-record fields chain the segments: segment `k + 1` names the last record of
 //! segment `k`, so a reader proves that no record is missing between them. A new segment
-//! is written to `journal-N.l2xj.tmp` with its header and renamed into place, so a segment
-//! file under its final name always has a whole header.
+//! is written to `journal-N.l2xj.tmp` with its header, `fsync`ed, renamed into place and
+//! the directory `fsync`ed, so a segment file under its final name always has a whole
+//! header, even after a machine failure (two `fsync`s per segment, 64 MiB by default).
 
 use std::fs::{self, File, OpenOptions};
 use std::io::Write as _;
@@ -27,7 +28,7 @@ use std::path::{Path, PathBuf};
 
 use memmap2::MmapMut;
 
-use super::{JournalError, JournalId, Point, io};
+use super::{JournalError, JournalId, Point, io, sync_dir};
 
 pub(crate) const MAGIC: &[u8; 8] = b"L2XJRNL\0";
 pub(crate) const VERSION: u32 = 2;
@@ -147,8 +148,15 @@ impl Segment {
             .truncate(true)
             .open(&tmp)
             .map_err(|e| io(&tmp, e))?;
-        file.write_all(&header.encode()).and_then(|()| file.set_len(header.capacity)).map_err(|e| io(&tmp, e))?;
+        // Durable before it has a name, and its name durable before anything refers to it
+        // (the seal of the segment before): after a machine failure a segment file under
+        // its final name has its whole header, and a seal never names a lost file.
+        file.write_all(&header.encode())
+            .and_then(|()| file.set_len(header.capacity))
+            .and_then(|()| file.sync_all())
+            .map_err(|e| io(&tmp, e))?;
         fs::rename(&tmp, &path).map_err(|e| io(&path, e))?;
+        sync_dir(dir)?;
         let map = map(&file, &path)?;
         Ok(Segment { path, header, map })
     }

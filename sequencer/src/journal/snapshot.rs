@@ -37,7 +37,7 @@ use l2x_risk::Ledger;
 use l2x_types::bytes::DecodeError;
 use sha2::{Digest, Sha256};
 
-use super::{JournalError, JournalId, Point, end::sync_dir, io};
+use super::{JournalError, JournalId, Point, io, sync_dir};
 use l2x_engine::CanonicalState;
 use l2x_engine::{RestoreError, StateMachine};
 

@@ -5,10 +5,12 @@
 //!             new journal: segment 0 with a fresh journal id
 //!             torn tail:   zero it (only once the read has proven it is one)
 //!             roll cut short before its seal: write the seal
+//!             fsync every segment (what a killed writer left in the page cache)
 //!             end marker:  remove it before the first append
 //!  append ──▶ encode ──▶ room for it and a seal? ──no──▶ roll: create the next segment
-//!                │                                        (header naming the last record),
-//!                ▼                                        then seal the full one
+//!                │                                        (header naming the last record;
+//!                ▼                                        fsynced, named, directory fsynced),
+//!                                                         then seal the full one
 //!            memcpy into the mapping
 //!  close ──▶ fsync the segments written ──▶ write the end marker
 //! ```
@@ -24,11 +26,11 @@ use std::sync::atomic::{AtomicU64, Ordering, fence};
 
 use l2x_types::Sequenced;
 
-use super::end::{self, EndMarker, sync_dir};
+use super::end::{self, EndMarker};
 use super::read::{Journal, ScanReport, Tail};
 use super::record::{self, MAX_RECORD, SEAL_LEN};
 use super::segment::{self, HEADER_LEN, Header, Segment};
-use super::{JournalError, JournalId, Point, io};
+use super::{JournalError, JournalId, Point, io, sync_dir};
 
 /// Appends records to a journal. One writer per directory (an OS lock enforces it).
 pub struct JournalWriter {
@@ -100,6 +102,9 @@ impl JournalWriter {
         })?;
         remove_unfinished(dir)?;
         repair(dir, &tail)?;
+        // What a writer killed before it left in the page cache is made durable before this
+        // one appends (and before a snapshot or an end marker can name it).
+        sync_segments(dir, tail.segment)?;
         end::remove(dir)?;
         let current = Segment::open(&dir.join(segment::file_name(tail.segment)))?;
         let offset = usize::try_from(tail.offset).unwrap_or(usize::MAX);
@@ -166,7 +171,7 @@ impl JournalWriter {
     /// creating the next segment.
     pub fn append(&mut self, cmd: &Sequenced) -> Result<(), JournalError> {
         if cmd.seq.0 <= self.last.seq {
-            return Err(JournalError::OutOfOrder { seq: cmd.seq.0, last: self.last.seq });
+            return Err(JournalError::OutOfOrder { dir: self.dir.clone(), seq: cmd.seq.0, last: self.last.seq });
         }
         let len = record::encode(cmd, self.last.crc, &mut self.buf);
         // Room for the record and, after it, the seal a roll will write.
@@ -187,6 +192,13 @@ impl JournalWriter {
         let next = self.current.header.index + 1;
         let header =
             Header { first_seq, index: next, capacity: self.segment_bytes, journal: self.journal, previous: self.last };
+        if self.offset + SEAL_LEN > self.current.map.len() {
+            // Every append leaves room for the seal; a segment without it was not ours.
+            return Err(JournalError::BadSegment {
+                path: self.current.path.clone(),
+                what: format!("no room for the seal at byte offset {}", self.offset),
+            });
+        }
         let segment = Segment::create(&self.dir, header)?;
         self.current.map[self.offset..self.offset + SEAL_LEN].copy_from_slice(&record::encode_seal(next));
         // The seal is in memory before any record of the next segment (readers of a live
@@ -263,6 +275,15 @@ fn remove_unfinished(dir: &Path) -> Result<(), JournalError> {
         }
     }
     Ok(())
+}
+
+/// `fsync`s segments 0 ..= `last` and the directory.
+fn sync_segments(dir: &Path, last: u64) -> Result<(), JournalError> {
+    for index in 0..=last {
+        let path = dir.join(segment::file_name(index));
+        File::open(&path).and_then(|f| f.sync_data()).map_err(|e| io(&path, e))?;
+    }
+    sync_dir(dir)
 }
 
 /// Zeroes a torn tail and seals a segment whose roll was cut short, as the read found them.
