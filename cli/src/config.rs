@@ -20,7 +20,7 @@ use std::time::Duration;
 
 use anyhow::{Context, Result, bail, ensure};
 use l2x_engine::pipeline::{Cores, Durability, WaitStrategy};
-use l2x_gateway::throttle::Limits;
+use l2x_protocol::codec::Limits;
 use l2x_settlement::chain::SendPolicy;
 use l2x_settlement::epoch::Policy;
 use l2x_types::{AccountId, Decimal, Instrument, InstrumentId, InstrumentSpec, Price, Symbol};

@@ -41,9 +41,9 @@ use std::time::{Duration, Instant};
 use anyhow::{Context, Result};
 use hdrhistogram::Histogram;
 use l2x_gateway::auth::Keys;
-use l2x_gateway::client::{Client, Options as ClientOptions};
-use l2x_gateway::codec::{ClientMsg, Report, ServerMsg, WireOrder};
 use l2x_gateway::metrics::Trading;
+use l2x_protocol::client::{Client, Options as ClientOptions};
+use l2x_protocol::codec::{ClientMsg, Report, ServerMsg, WireOrder};
 use l2x_types::{
     AccountId, ClientOrderId, Command, Decimal, InstrumentId, Price, Qty, RejectReason, Side, TimeInForce,
 };

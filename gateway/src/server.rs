@@ -102,6 +102,10 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 use l2x_engine::StateMachine;
 use l2x_engine::journal::{self, JournalError};
 use l2x_engine::pipeline::{InputHandle, Pipeline, Receiver, SubmitError, Tag, TryRecvError};
+use l2x_protocol::codec::{
+    self, ClientMsg, FramingError, Limits, Logon, LogoutReason, MdMsg, Report, ServerMsg, WireError,
+};
+use l2x_protocol::codes::Refusal;
 use l2x_risk::Ledger;
 use l2x_types::{
     AccountId, Amend, Cancel, ClientOrderId, Command, DetMap, Event, Instrument, InstrumentId, InstrumentSpec,
@@ -110,12 +114,11 @@ use l2x_types::{
 use mio::net::{TcpListener, TcpStream};
 use mio::{Events, Interest, Poll, Token, Waker};
 
-use crate::auth::{Authenticator, Keys, Refusal};
-use crate::codec::{self, ClientMsg, FramingError, Logon, LogoutReason, MdMsg, Report, ServerMsg, WireError};
+use crate::auth::{Authenticator, Keys};
 use crate::market_data::Feed;
 use crate::metrics::{self, OpenInterest, Trading};
 use crate::reports::Streams;
-use crate::throttle::{Kind, Limits, Throttle, Verdict};
+use crate::throttle::{Kind, Throttle, Verdict};
 
 /// How long the loop keeps polling without sleeping after the last thing it did.
 pub const SPIN: Duration = Duration::from_micros(50);
@@ -140,7 +143,7 @@ pub const MD_HEARTBEAT: Duration = Duration::from_secs(1);
 pub mod reason {
     use l2x_types::RejectReason;
 
-    use crate::codec::LogoutReason;
+    use l2x_protocol::codec::LogoutReason;
 
     /// The client asked.
     pub const CLIENT_REQUEST: u16 = LogoutReason::ClientRequest.code();

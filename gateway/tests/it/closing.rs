@@ -12,10 +12,10 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
-use l2x_gateway::client::Options;
-use l2x_gateway::codec::{self, ClientMsg, FrameReader, Report, ServerMsg, WireOrder};
 use l2x_gateway::server::{Config, reason};
-use l2x_gateway::throttle::Limits;
+use l2x_protocol::client::Options;
+use l2x_protocol::codec::Limits;
+use l2x_protocol::codec::{self, ClientMsg, FrameReader, Report, ServerMsg, WireOrder};
 use l2x_types::{ClientOrderId, Side};
 
 use crate::node::{Node, limit, report, send};
@@ -201,7 +201,7 @@ fn reports_after_a_client_logout_wait_in_the_stream() {
     // The report is in the account's stream: a logon with resume_from 1 replays it.
     let addr = node.server.order_entry_addr();
     let options = Options { heartbeat_ms: 60_000, read_timeout: Some(Duration::from_secs(20)), ..Options::default() };
-    let mut again = l2x_gateway::client::Client::connect_from(addr, &crate::node::key(1), options, 1).unwrap();
+    let mut again = l2x_protocol::client::Client::connect_from(addr, &crate::node::key(1), options, 1).unwrap();
     // (If the report was still in flight at the logon, it comes live, after an empty replay.)
     let (h, r) = loop {
         match crate::node::next(&mut again) {

@@ -5,10 +5,10 @@ use std::io::{Read, Write};
 use std::net::TcpStream;
 use std::time::Duration;
 
-use l2x_gateway::client::{Client, ClientError, MdClient, Options};
-use l2x_gateway::codec::{self, ClientMsg, FrameReader, Liquidity, MdMsg, Report, ServerMsg, WireAmend, WireOrder};
 use l2x_gateway::server::{Config, reason};
-use l2x_gateway::throttle::Limits;
+use l2x_protocol::client::{Client, ClientError, MdClient, Options};
+use l2x_protocol::codec::Limits;
+use l2x_protocol::codec::{self, ClientMsg, FrameReader, Liquidity, MdMsg, Report, ServerMsg, WireAmend, WireOrder};
 use l2x_types::{CancelReason, ClientOrderId, Command, OrderType, Price, Qty, RejectReason, Side, TimeInForce};
 
 use crate::node::{BTC, Node, key, limit, next, report, send};

@@ -9,11 +9,11 @@ use std::io::{Read, Write};
 use std::net::TcpStream;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
-use l2x_gateway::auth::sign;
-use l2x_gateway::client::{ClientError, MdClient, Options};
-use l2x_gateway::codec::{self, ClientMsg, Liquidity, Logon, MdMsg, Report, ServerMsg, WireAmend, WireOrder};
 use l2x_gateway::server::{Config, reason};
-use l2x_gateway::throttle::Limits;
+use l2x_protocol::client::{ClientError, MdClient, Options};
+use l2x_protocol::codec::Limits;
+use l2x_protocol::codec::{self, ClientMsg, Liquidity, Logon, MdMsg, Report, ServerMsg, WireAmend, WireOrder};
+use l2x_protocol::logon::sign;
 use l2x_types::{
     CancelReason, ClientOrderId, OrderType, Price, Qty, RejectReason, Side, StpMode, TimeInForce, Timestamp,
 };
@@ -385,7 +385,7 @@ fn a_reconnecting_client_gets_exactly_the_reports_it_missed() {
     }
     // Reconnect asking from seq 6: the three fills, flagged, then ReplayComplete, then live.
     let options = Options { heartbeat_ms: 60_000, read_timeout: Some(Duration::from_secs(20)), ..Options::default() };
-    let mut maker = l2x_gateway::client::Client::connect_from(addr, &maker_key, options, 6).unwrap();
+    let mut maker = l2x_protocol::client::Client::connect_from(addr, &maker_key, options, 6).unwrap();
     assert_eq!(maker.info().next_seq, 9);
     let mut seqs = vec![];
     for _ in 0..3 {
@@ -456,7 +456,8 @@ fn after_a_restart_the_streams_continue_and_replay_from_the_journal() {
 
     let node = Node::start(dir.path(), Config::default());
     let options = Options { heartbeat_ms: 60_000, read_timeout: Some(Duration::from_secs(20)), ..Options::default() };
-    let mut a = l2x_gateway::client::Client::connect_from(node.server.order_entry_addr(), &key(1), options, 1).unwrap();
+    let mut a =
+        l2x_protocol::client::Client::connect_from(node.server.order_entry_addr(), &key(1), options, 1).unwrap();
     assert_eq!(a.info().next_seq, 8);
     let replayed: Vec<_> = (0..7).map(|_| report(&mut a)).collect();
     for ((h0, r0), (h1, r1)) in before.iter().zip(&replayed) {
@@ -486,7 +487,7 @@ fn malformed_frames_get_typed_rejects_and_the_session_goes_on() {
     let node = Node::start(dir.path(), Config::default());
     let mut a = node.connect(1);
     let good = order_frame(limit(1, Side::Buy, 990, 1));
-    let gateway_reject = |a: &mut l2x_gateway::client::Client| {
+    let gateway_reject = |a: &mut l2x_protocol::client::Client| {
         let (h, r) = report(a);
         assert_eq!(h.seq, 0, "{r:?}");
         let Report::Rejected { cid, reason, .. } = r else { panic!("{r:?}") };

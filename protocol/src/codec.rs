@@ -354,6 +354,26 @@ pub enum ServerMsg {
     },
 }
 
+/// The limits of a session, announced in its `LogonAck`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Limits {
+    /// New orders and amends per second.
+    pub order_rate: u32,
+    /// Their burst.
+    pub order_burst: u32,
+    /// Cancels and mass cancels per second.
+    pub cancel_rate: u32,
+    /// Their burst.
+    pub cancel_burst: u32,
+}
+
+impl Default for Limits {
+    /// 5,000 orders/s with a burst of 1,000; cancels twice that.
+    fn default() -> Limits {
+        Limits { order_rate: 5_000, order_burst: 1_000, cancel_rate: 10_000, cancel_burst: 2_000 }
+    }
+}
+
 /// Market data.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum MdMsg {

@@ -4,8 +4,9 @@
 
 use std::collections::BTreeMap;
 
-use l2x_gateway::auth::{Refusal, sign};
-use l2x_gateway::codec::{self, ClientMsg, Liquidity, Logon, LogoutReason, WireOrder, WireReject};
+use l2x_protocol::codec::{self, ClientMsg, Liquidity, Logon, LogoutReason, WireOrder, WireReject};
+use l2x_protocol::codes::Refusal;
+use l2x_protocol::logon::sign;
 use l2x_types::{
     CancelReason, ClientOrderId, InstrumentId, OrderType, Price, Qty, RejectReason, Side, StpMode, TimeInForce,
 };

@@ -28,10 +28,9 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use l2x_types::InstrumentId;
 
-use crate::auth::Key;
-use crate::codec::{self, ClientMsg, FramingError, Logon, MdMsg, ServerMsg, WireError};
-use crate::market_data::{Book, Gap};
-use crate::throttle::Limits;
+use crate::book::{Book, Gap};
+use crate::codec::{self, ClientMsg, FramingError, Limits, Logon, MdMsg, ServerMsg, WireError};
+use crate::logon::Key;
 
 /// What went wrong on a connection.
 #[derive(Debug, thiserror::Error)]

@@ -1,11 +1,11 @@
 //! The codes the gateway itself puts on the wire (docs/PROTOCOL.md, "Reason codes"): why a
 //! session ends ([`LogoutReason`]) and why a frame was refused ([`WireReject`]). The
 //! engine's reject and cancel reasons are `l2x_types::RejectReason` and
-//! `l2x_types::CancelReason`; the logon refusals are [`crate::auth::Refusal`].
+//! `l2x_types::CancelReason`; the logon refusals are [`Refusal`].
 //!
 //! Codes are part of the protocol: never reused or renumbered. A test reads the tables of
 //! docs/PROTOCOL.md and compares them with [`LogoutReason::ALL`], [`WireReject::ALL`],
-//! [`crate::auth::Refusal::ALL`] and the engine's enums, so the document cannot lose a code.
+//! [`Refusal::ALL`] and the engine's enums, so the document cannot lose a code.
 
 /// An enum of stable wire codes with `ALL`, `code()`, `from_code()` and `as_str()` (the
 /// snake_case name of the document and the logs).
@@ -56,8 +56,6 @@ macro_rules! wire_codes {
     };
 }
 
-pub(crate) use wire_codes;
-
 wire_codes! {
     /// Why the server ends a session: the reason of its `Logout`. (A client's `Logout` may
     /// carry any code; the server answers every one with [`LogoutReason::ClientRequest`].)
@@ -98,6 +96,22 @@ wire_codes! {
         BadField = 406 => "bad_field",
     }
 }
+
+wire_codes! {
+    /// Why a logon was refused: the reason of a `LogonReject` (docs/PROTOCOL.md).
+    pub enum Refusal: u16 {
+        /// No such key.
+        UnknownKey = 20 => "unknown_key",
+        /// The signature does not verify.
+        BadSignature = 21 => "bad_signature",
+        /// The timestamp is more than 5 seconds from the server's clock.
+        StaleTimestamp = 22 => "stale_timestamp",
+        /// The nonce was used for this key within the last minute.
+        ReplayedNonce = 23 => "replayed_nonce",
+    }
+}
+
+impl std::error::Error for Refusal {}
 
 #[cfg(test)]
 mod tests {
