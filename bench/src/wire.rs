@@ -49,8 +49,7 @@ use l2x_engine::pipeline::{Config as PipelineConfig, Pipeline};
 use l2x_gateway::auth::Keys;
 use l2x_gateway::server::{Config as ServerConfig, Server};
 use l2x_protocol::client::Client;
-use l2x_protocol::codec::Limits;
-use l2x_protocol::codec::{self, ClientMsg, FrameReader, Report as Wired, ServerMsg, WireOrder};
+use l2x_protocol::codec::{self, ClientMsg, FrameReader, Limits, Report as Wired, ServerMsg, WireOrder};
 use l2x_protocol::logon::Key;
 use l2x_risk::Ledger;
 use l2x_types::{

@@ -102,10 +102,8 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 use l2x_engine::StateMachine;
 use l2x_engine::journal::{self, JournalError};
 use l2x_engine::pipeline::{InputHandle, Pipeline, Receiver, SubmitError, Tag, TryRecvError};
-use l2x_protocol::codec::{
-    self, ClientMsg, FramingError, Limits, Logon, LogoutReason, MdMsg, Report, ServerMsg, WireError,
-};
-use l2x_protocol::codes::Refusal;
+use l2x_protocol::codec::{self, ClientMsg, Limits, Logon, MdMsg, Report, ServerMsg, WireError};
+use l2x_protocol::codes::{LogoutReason, Refusal, SessionReject};
 use l2x_risk::Ledger;
 use l2x_types::{
     AccountId, Amend, Cancel, ClientOrderId, Command, DetMap, Event, Instrument, InstrumentId, InstrumentSpec,
@@ -137,37 +135,6 @@ pub const DEFAULT_HEARTBEAT_MS: u32 = 1_000;
 pub const CLOSE_GRACE: Duration = Duration::from_secs(5);
 /// The market-data port's heartbeat interval.
 pub const MD_HEARTBEAT: Duration = Duration::from_secs(1);
-
-/// Logout and session-band reject codes as numbers (docs/PROTOCOL.md, "Reason codes"): the
-/// values of [`LogoutReason`] and of the gateway's own `RejectReason`s.
-pub mod reason {
-    use l2x_types::RejectReason;
-
-    use l2x_protocol::codec::LogoutReason;
-
-    /// The client asked.
-    pub const CLIENT_REQUEST: u16 = LogoutReason::ClientRequest.code();
-    /// Nothing heard for 3 heartbeat intervals.
-    pub const HEARTBEAT_TIMEOUT: u16 = LogoutReason::HeartbeatTimeout.code();
-    /// Kept sending while throttled.
-    pub const THROTTLE_EXCEEDED: u16 = LogoutReason::ThrottleExceeded.code();
-    /// Did not read its reports.
-    pub const SLOW_CONSUMER: u16 = LogoutReason::SlowConsumer.code();
-    /// A frame longer than the limit.
-    pub const FRAME_TOO_LARGE: u16 = LogoutReason::FrameTooLarge.code();
-    /// A frame shorter than its header, or too many malformed frames.
-    pub const MALFORMED: u16 = LogoutReason::Malformed.code();
-    /// A message before the logon (or no logon in time).
-    pub const NOT_LOGGED_IN: u16 = LogoutReason::NotLoggedIn.code();
-    /// The server is stopping.
-    pub const SERVER_SHUTDOWN: u16 = LogoutReason::ServerShutdown.code();
-    /// The key logged on again on another connection (logout reason of the old one).
-    pub const SUPERSEDED: u16 = LogoutReason::Superseded.code();
-    /// Session-band reject: throttled.
-    pub const THROTTLED: u16 = RejectReason::Throttled.code();
-    /// Session-band reject: a second logon on a session.
-    pub const NOT_AUTHORIZED: u16 = RejectReason::NotAuthorized.code();
-}
 
 /// How the server runs.
 #[derive(Clone, Debug)]
@@ -956,11 +923,7 @@ impl EventLoop {
                     // The stream is broken, logged on or not: its reason wins over
                     // `not_logged_in` (nothing after it can be framed).
                     self.counters.malformed.fetch_add(1, Ordering::Relaxed);
-                    let why = match e {
-                        FramingError::TooLarge(_) => LogoutReason::FrameTooLarge,
-                        FramingError::TooShort(_) => LogoutReason::Malformed,
-                    };
-                    self.logout(slot, why);
+                    self.logout(slot, e.logout_reason());
                     return;
                 }
             };
@@ -1011,8 +974,11 @@ impl EventLoop {
         let account = session.account;
         let (cid, cmd, kind) = match msg {
             ClientMsg::Logon(_) => {
-                let report =
-                    Report::Rejected { cid: ClientOrderId(0), reason: reason::NOT_AUTHORIZED, retry_after_ms: 0 };
+                let report = Report::Rejected {
+                    cid: ClientOrderId(0),
+                    reason: SessionReject::NotAuthorized.code(),
+                    retry_after_ms: 0,
+                };
                 self.gateway_reject(slot, report);
                 return;
             }
@@ -1062,7 +1028,7 @@ impl EventLoop {
             Verdict::Pass => self.submit(Tag { session: session_id, correlation: gateway_in }, cmd),
             Verdict::Throttled(retry_after_ms) => {
                 self.counters.throttled.fetch_add(1, Ordering::Relaxed);
-                let report = Report::Rejected { cid, reason: reason::THROTTLED, retry_after_ms };
+                let report = Report::Rejected { cid, reason: SessionReject::Throttled.code(), retry_after_ms };
                 self.gateway_reject(slot, report);
             }
             Verdict::Disconnect => {

@@ -16,7 +16,7 @@
 use l2x_types::bytes::{DecodeError, Reader};
 use l2x_types::{ClientOrderId, InstrumentId, OrderId, OrderType, Price, Qty, Side, StpMode, TimeInForce, Timestamp};
 
-pub use crate::codes::{LogoutReason, WireReject};
+use crate::codes::{LogoutReason, SessionReject};
 
 /// Schema version of every message this codec writes and reads.
 pub const VERSION: u8 = 1;
@@ -529,12 +529,12 @@ pub enum WireError {
 
 impl WireError {
     /// The protocol's reject reason for this error (docs/PROTOCOL.md, 403–406).
-    pub fn reject(&self) -> WireReject {
+    pub const fn reject(&self) -> SessionReject {
         match self {
-            WireError::UnknownTemplate(_) => WireReject::UnknownTemplate,
-            WireError::UnsupportedVersion { .. } => WireReject::UnsupportedVersion,
-            WireError::BadLength { .. } => WireReject::BadLength,
-            WireError::BadField { .. } => WireReject::BadField,
+            WireError::UnknownTemplate(_) => SessionReject::UnknownTemplate,
+            WireError::UnsupportedVersion { .. } => SessionReject::UnsupportedVersion,
+            WireError::BadLength { .. } => SessionReject::BadLength,
+            WireError::BadField { .. } => SessionReject::BadField,
         }
     }
 
@@ -564,6 +564,16 @@ pub enum FramingError {
 }
 
 // ----- framing -----------------------------------------------------------------------------
+
+impl FramingError {
+    /// The reason of the `Logout` that answers it (the connection then closes).
+    pub const fn logout_reason(self) -> LogoutReason {
+        match self {
+            FramingError::TooShort(_) => LogoutReason::Malformed,
+            FramingError::TooLarge(_) => LogoutReason::FrameTooLarge,
+        }
+    }
+}
 
 /// Reassembles frames from a byte stream split at arbitrary points.
 #[derive(Debug, Default)]

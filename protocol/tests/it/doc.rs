@@ -4,8 +4,8 @@
 
 use std::collections::BTreeMap;
 
-use l2x_protocol::codec::{self, ClientMsg, Liquidity, Logon, LogoutReason, WireOrder, WireReject};
-use l2x_protocol::codes::Refusal;
+use l2x_protocol::codec::{self, ClientMsg, Liquidity, Logon, WireOrder};
+use l2x_protocol::codes::{LogoutReason, Refusal, SessionReject};
 use l2x_protocol::logon::sign;
 use l2x_types::{
     CancelReason, ClientOrderId, InstrumentId, OrderType, Price, Qty, RejectReason, Side, StpMode, TimeInForce,
@@ -59,7 +59,7 @@ fn expected<T: Copy>(all: &[T], code: impl Fn(T) -> u64, name: impl Fn(T) -> &'s
 #[test]
 fn every_reason_code_is_in_protocol_md_with_its_number() {
     let mut rejects = expected(RejectReason::ALL, |r| u64::from(r.code()), RejectReason::as_str);
-    rejects.extend(expected(WireReject::ALL, |r| u64::from(r.code()), WireReject::as_str));
+    rejects.extend(expected(SessionReject::ALL, |r| u64::from(r.code()), SessionReject::as_str));
     assert_eq!(codes("### Reject reasons"), rejects, "Rejected.reason");
     assert_eq!(
         codes("### Cancel reasons"),
