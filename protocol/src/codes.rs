@@ -63,6 +63,8 @@ macro_rules! wire_codes {
     };
 }
 
+pub(crate) use wire_codes;
+
 wire_codes! {
     /// Why the server ends a session: the reason of its `Logout`. (A client's `Logout` may
     /// carry any code; the server answers every one with [`LogoutReason::ClientRequest`].)

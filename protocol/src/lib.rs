@@ -3,7 +3,10 @@
 //!
 //! - [`codec`]: frames and the fixed little-endian messages of order entry and market data;
 //!   strict decoding with typed errors, a [`codec::FrameReader`] that reassembles frames
-//!   split across reads. The server and the client use the same code.
+//!   split across reads. The server and the client use the same code. Behind it, private:
+//!   `frame` (length, header, reassembly), `template` (the template ids, one coded enum per
+//!   direction), `order_entry` and `market_data` (the messages, each with its layout written
+//!   once) and `layout` (the walk that runs a layout to encode, decode or measure).
 //! - [`codes`]: the codes the gateway itself sends: logout reasons, session rejects, logon
 //!   refusals.
 //! - [`logon`]: API keys and the HMAC-SHA256 logon signature.
@@ -21,3 +24,9 @@ pub mod client;
 pub mod codec;
 pub mod codes;
 pub mod logon;
+
+mod frame;
+mod layout;
+mod market_data;
+mod order_entry;
+mod template;

@@ -4,7 +4,7 @@
 
 use std::collections::BTreeMap;
 
-use l2x_protocol::codec::{self, ClientMsg, Liquidity, Logon, WireOrder};
+use l2x_protocol::codec::{self, ClientMsg, ClientTemplate, Liquidity, Logon, MdTemplate, ServerTemplate, WireOrder};
 use l2x_protocol::codes::{LogoutReason, Refusal, SessionReject};
 use l2x_protocol::logon::sign;
 use l2x_types::{
@@ -108,6 +108,13 @@ fn every_template_is_documented_with_its_block_length() {
     }
     let known: Vec<u16> = (0..=u16::MAX).filter(|&t| codec::block_len(t).is_some()).collect();
     assert_eq!(documented.keys().copied().collect::<Vec<_>>(), known, "every template the codec knows");
+    let names: BTreeMap<u16, &str> = (ClientTemplate::ALL.iter().map(|t| (t.code(), t.as_str())))
+        .chain(ServerTemplate::ALL.iter().map(|t| (t.code(), t.as_str())))
+        .chain(MdTemplate::ALL.iter().map(|t| (t.code(), t.as_str())))
+        .collect();
+    for (&template, (name, _)) in &documented {
+        assert_eq!(names.get(&template), Some(&name.as_str()), "the name of template {template}");
+    }
 }
 
 /// `bytes` as the document prints a frame: hex, 32 bytes a line.
