@@ -39,7 +39,7 @@ use crate::frame::{self, Header};
 pub use crate::frame::{
     FLAG_END_OF_EVENT, FLAG_POSSIBLE_DUPLICATE, FrameReader, FramingError, HEADER, MAX_FRAME, VERSION,
 };
-use crate::layout::Get;
+use crate::layout::{Get, Put};
 pub use crate::market_data::MdMsg;
 pub use crate::order_entry::{
     ClientMsg, Limits, Liquidity, Logon, Report, ReportHeader, ServerMsg, WireAmend, WireOrder,
@@ -112,9 +112,9 @@ impl WireError {
 #[inline]
 pub fn encode_client(msg: &ClientMsg, out: &mut Vec<u8>) {
     let mut msg = *msg;
-    frame::write(out, msg.template().code(), 0, |w| {
-        let Ok(()) = msg.walk(w);
-    });
+    let at = frame::begin(out, msg.template().code(), 0);
+    let Ok(()) = msg.walk(&mut Put(out));
+    frame::end(out, at);
 }
 
 /// Appends a server message as one frame.
@@ -123,9 +123,9 @@ pub fn encode_server(msg: &ServerMsg, out: &mut Vec<u8>) {
     let mut msg = *msg;
     let duplicate = matches!(msg, ServerMsg::Report { possible_duplicate: true, .. });
     let flags = if duplicate { FLAG_POSSIBLE_DUPLICATE } else { 0 };
-    frame::write(out, msg.template().code(), flags, |w| {
-        let Ok(()) = msg.walk(w);
-    });
+    let at = frame::begin(out, msg.template().code(), flags);
+    let Ok(()) = msg.walk(&mut Put(out));
+    frame::end(out, at);
 }
 
 /// Appends a market-data message as one frame (`end_of_event` sets the header flag).
@@ -133,9 +133,9 @@ pub fn encode_server(msg: &ServerMsg, out: &mut Vec<u8>) {
 pub fn encode_md(msg: &MdMsg, end_of_event: bool, out: &mut Vec<u8>) {
     let mut msg = *msg;
     let flags = if end_of_event { FLAG_END_OF_EVENT } else { 0 };
-    frame::write(out, msg.template().code(), flags, |w| {
-        let Ok(()) = msg.walk(w);
-    });
+    let at = frame::begin(out, msg.template().code(), flags);
+    let Ok(()) = msg.walk(&mut Put(out));
+    frame::end(out, at);
 }
 
 /// Splits a frame into its template (one of a direction's), header flags and block, after

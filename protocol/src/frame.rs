@@ -12,7 +12,6 @@
 //! judges a frame's length from its length field alone, before the rest has arrived.
 
 use crate::codes::LogoutReason;
-use crate::layout::Put;
 
 /// Schema version of every message this codec writes and reads.
 pub const VERSION: u8 = 1;
@@ -119,15 +118,19 @@ impl Header {
     }
 }
 
-/// Appends one frame: length, header, then the block `body` writes.
-#[inline]
-pub(crate) fn write(out: &mut Vec<u8>, template: u16, flags: u8, body: impl FnOnce(&mut Put<'_>)) {
+/// Starts a frame: appends a length to be filled in by [`end`] and the header; the block
+/// follows. Returns where the frame starts.
+#[inline(always)]
+pub(crate) fn begin(out: &mut Vec<u8>, template: u16, flags: u8) -> usize {
     let at = out.len();
-    out.extend_from_slice(&[0, 0]);
-    out.extend_from_slice(&template.to_le_bytes());
-    out.push(VERSION);
-    out.push(flags);
-    body(&mut Put(out));
+    let [t0, t1] = template.to_le_bytes();
+    out.extend_from_slice(&[0, 0, t0, t1, VERSION, flags]);
+    at
+}
+
+/// Ends the frame that starts at `at`: writes its length.
+#[inline(always)]
+pub(crate) fn end(out: &mut [u8], at: usize) {
     let len = out.len() - at - 2;
     #[allow(clippy::cast_possible_truncation, reason = "every block is far below 64 KiB")]
     out[at..at + 2].copy_from_slice(&(len as u16).to_le_bytes());
