@@ -22,7 +22,7 @@
 
 use l2x_protocol::book::{Resting, RestingOrders};
 use l2x_protocol::codec::MdMsg;
-use l2x_types::{Event, InstrumentId, OrderId, Qty};
+use l2x_types::{Event, InstrumentId, OrderId, Price, Qty, Trade};
 
 /// The publishing side: turns batches into sequenced updates and serves snapshots.
 #[derive(Debug, Default)]
@@ -50,7 +50,7 @@ impl Feed {
     /// The updates of one command's events, appended to `out` (the caller sets end of event
     /// on the last one).
     pub fn on_batch(&mut self, events: &[Event], out: &mut Vec<MdMsg>) {
-        // Orders entering the book in this command: (id, instrument, side, price, leaves).
+        // Orders entering the book in this command, with what is left of them so far.
         let mut pending: Vec<(OrderId, Resting)> = Vec::new();
         for ev in events {
             match *ev {
@@ -58,68 +58,11 @@ impl Feed {
                     pending.push((order_id, Resting { instrument, side, price, leaves: qty }));
                 }
                 Event::Amended { order_id, price, qty, priority_kept, .. } => {
-                    if priority_kept {
-                        if let Some((leaves, o)) = self.shadow.leaves_mut(order_id)
-                            && qty < o.leaves
-                        {
-                            let removed = Qty(o.leaves.0 - qty.0);
-                            *leaves = qty;
-                            let (instrument, side) = (o.instrument, o.side);
-                            let md_seq = self.next();
-                            out.push(MdMsg::ReduceOrder { md_seq, instrument, side, order_id, removed, leaves: qty });
-                        }
-                    } else if let Some(o) = self.shadow.remove(order_id) {
-                        let md_seq = self.next();
-                        out.push(MdMsg::DeleteOrder { md_seq, instrument: o.instrument, side: o.side, order_id });
-                        pending.push((order_id, Resting { price, leaves: qty, ..o }));
-                    }
+                    self.amended(order_id, price, qty, priority_kept, &mut pending, out);
                 }
-                Event::Trade(t) => {
-                    if let Some((leaves, o)) = self.shadow.leaves_mut(t.maker_order_id) {
-                        *leaves = t.maker_leaves;
-                        let (instrument, side) = (o.instrument, o.side);
-                        if t.maker_leaves == Qty::ZERO {
-                            self.shadow.remove(t.maker_order_id);
-                        }
-                        let md_seq = self.next();
-                        out.push(MdMsg::Execution {
-                            md_seq,
-                            instrument,
-                            side,
-                            order_id: t.maker_order_id,
-                            price: t.price,
-                            qty: t.qty,
-                            leaves: t.maker_leaves,
-                        });
-                    }
-                    if let Some((_, p)) = pending.iter_mut().find(|(id, _)| *id == t.taker_order_id) {
-                        p.leaves = t.taker_leaves;
-                    }
-                    let md_seq = self.next();
-                    out.push(MdMsg::Trade {
-                        md_seq,
-                        instrument: t.instrument,
-                        aggressor: t.taker_side,
-                        match_id: t.trade_id.0,
-                        price: t.price,
-                        qty: t.qty,
-                    });
-                }
+                Event::Trade(ref t) => self.traded(t, &mut pending, out),
                 Event::Cancelled { order_id, qty, leaves, .. } => {
-                    if let Some((_, p)) = pending.iter_mut().find(|(id, _)| *id == order_id) {
-                        p.leaves = leaves;
-                    } else if let Some((open, o)) = self.shadow.leaves_mut(order_id) {
-                        let (instrument, side) = (o.instrument, o.side);
-                        if leaves == Qty::ZERO {
-                            self.shadow.remove(order_id);
-                            let md_seq = self.next();
-                            out.push(MdMsg::DeleteOrder { md_seq, instrument, side, order_id });
-                        } else {
-                            *open = leaves;
-                            let md_seq = self.next();
-                            out.push(MdMsg::ReduceOrder { md_seq, instrument, side, order_id, removed: qty, leaves });
-                        }
-                    }
+                    self.cancelled(order_id, qty, leaves, &mut pending, out);
                 }
                 _ => {}
             }
@@ -137,6 +80,94 @@ impl Feed {
                     price: o.price,
                     qty: o.leaves,
                 });
+            }
+        }
+    }
+
+    /// An amend that keeps priority shrinks the order in place; one that loses it takes the
+    /// order off and enters it again, like a new order.
+    fn amended(
+        &mut self,
+        order_id: OrderId,
+        price: Price,
+        qty: Qty,
+        priority_kept: bool,
+        pending: &mut Vec<(OrderId, Resting)>,
+        out: &mut Vec<MdMsg>,
+    ) {
+        if priority_kept {
+            if let Some((leaves, o)) = self.shadow.leaves_mut(order_id)
+                && qty < o.leaves
+            {
+                let removed = Qty(o.leaves.0 - qty.0);
+                *leaves = qty;
+                let (instrument, side) = (o.instrument, o.side);
+                let md_seq = self.next();
+                out.push(MdMsg::ReduceOrder { md_seq, instrument, side, order_id, removed, leaves: qty });
+            }
+        } else if let Some(o) = self.shadow.remove(order_id) {
+            let md_seq = self.next();
+            out.push(MdMsg::DeleteOrder { md_seq, instrument: o.instrument, side: o.side, order_id });
+            pending.push((order_id, Resting { price, leaves: qty, ..o }));
+        }
+    }
+
+    /// A trade: an `Execution` of the resting order, then the `Trade`; the taker, if it is
+    /// entering the book in this command, has that much less to rest.
+    fn traded(&mut self, t: &Trade, pending: &mut [(OrderId, Resting)], out: &mut Vec<MdMsg>) {
+        if let Some((leaves, o)) = self.shadow.leaves_mut(t.maker_order_id) {
+            *leaves = t.maker_leaves;
+            let (instrument, side) = (o.instrument, o.side);
+            if t.maker_leaves == Qty::ZERO {
+                self.shadow.remove(t.maker_order_id);
+            }
+            let md_seq = self.next();
+            out.push(MdMsg::Execution {
+                md_seq,
+                instrument,
+                side,
+                order_id: t.maker_order_id,
+                price: t.price,
+                qty: t.qty,
+                leaves: t.maker_leaves,
+            });
+        }
+        if let Some((_, p)) = pending.iter_mut().find(|(id, _)| *id == t.taker_order_id) {
+            p.leaves = t.taker_leaves;
+        }
+        let md_seq = self.next();
+        out.push(MdMsg::Trade {
+            md_seq,
+            instrument: t.instrument,
+            aggressor: t.taker_side,
+            match_id: t.trade_id.0,
+            price: t.price,
+            qty: t.qty,
+        });
+    }
+
+    /// A cancel: of an order entering the book in this command, what it will rest; of a
+    /// resting one, a `DeleteOrder`, or a `ReduceOrder` when it leaves quantity.
+    fn cancelled(
+        &mut self,
+        order_id: OrderId,
+        qty: Qty,
+        leaves: Qty,
+        pending: &mut [(OrderId, Resting)],
+        out: &mut Vec<MdMsg>,
+    ) {
+        if let Some((_, p)) = pending.iter_mut().find(|(id, _)| *id == order_id) {
+            p.leaves = leaves;
+        } else if let Some((open, o)) = self.shadow.leaves_mut(order_id) {
+            let (instrument, side) = (o.instrument, o.side);
+            if leaves == Qty::ZERO {
+                self.shadow.remove(order_id);
+                let md_seq = self.next();
+                out.push(MdMsg::DeleteOrder { md_seq, instrument, side, order_id });
+            } else {
+                *open = leaves;
+                let md_seq = self.next();
+                out.push(MdMsg::ReduceOrder { md_seq, instrument, side, order_id, removed: qty, leaves });
             }
         }
     }
