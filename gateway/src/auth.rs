@@ -8,7 +8,7 @@
 //! time.
 
 use std::collections::{BTreeMap, VecDeque};
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
 use l2x_protocol::codec::Logon;
 use l2x_protocol::codes::Refusal;
@@ -23,23 +23,40 @@ pub enum AccountsError {
     #[error("{path}: {source}")]
     Io {
         /// The file.
-        path: String,
+        path: PathBuf,
         /// The error.
         source: std::io::Error,
     },
     /// Not valid TOML, or not the expected shape.
     #[error("accounts file: {0}")]
-    Toml(String),
+    Toml(#[source] toml::de::Error),
     /// An entry with a bad field.
-    #[error("accounts file, key #{index} (id {id}): {what}")]
+    #[error("accounts file, key #{index} (id {id}): {problem}")]
     Entry {
         /// 1-based position of the `[[key]]` entry.
         index: usize,
         /// Its id.
         id: u64,
         /// What is wrong.
-        what: String,
+        problem: EntryProblem,
     },
+}
+
+/// What is wrong with one `[[key]]` entry of an accounts file.
+#[derive(Debug, thiserror::Error)]
+pub enum EntryProblem {
+    /// The secret is not hexadecimal.
+    #[error("secret is not hexadecimal")]
+    NotHex(#[source] hex::FromHexError),
+    /// The secret is not 32 bytes.
+    #[error("secret must be 32 bytes (64 hex characters)")]
+    SecretLength {
+        /// How many bytes it has.
+        bytes: usize,
+    },
+    /// Another entry has the same key id.
+    #[error("duplicate key id")]
+    DuplicateId,
 }
 
 #[derive(Deserialize)]
@@ -73,7 +90,7 @@ impl Keys {
         for (i, k) in keys.into_iter().enumerate() {
             let id = k.id;
             if by_id.insert(id, k).is_some() {
-                return Err(AccountsError::Entry { index: i + 1, id, what: "duplicate key id".to_string() });
+                return Err(AccountsError::Entry { index: i + 1, id, problem: EntryProblem::DuplicateId });
             }
         }
         Ok(Keys { by_id })
@@ -89,12 +106,13 @@ impl Keys {
     /// # Errors
     /// [`AccountsError`] naming the entry and the field.
     pub fn parse(text: &str) -> Result<Keys, AccountsError> {
-        let file: File = toml::from_str(text).map_err(|e| AccountsError::Toml(e.to_string()))?;
+        let file: File = toml::from_str(text).map_err(AccountsError::Toml)?;
         let mut keys = Vec::with_capacity(file.key.len());
         for (i, e) in file.key.into_iter().enumerate() {
-            let bad = |what: &str| AccountsError::Entry { index: i + 1, id: e.id, what: what.to_string() };
-            let bytes = hex::decode(&e.secret).map_err(|_| bad("secret is not hexadecimal"))?;
-            let secret: [u8; 32] = bytes.try_into().map_err(|_| bad("secret must be 32 bytes (64 hex characters)"))?;
+            let bad = |problem| AccountsError::Entry { index: i + 1, id: e.id, problem };
+            let bytes = hex::decode(&e.secret).map_err(|source| bad(EntryProblem::NotHex(source)))?;
+            let secret: [u8; 32] =
+                bytes.try_into().map_err(|b: Vec<u8>| bad(EntryProblem::SecretLength { bytes: b.len() }))?;
             keys.push(Key::new(e.id, AccountId(e.account), secret));
         }
         Keys::from_keys(keys)
@@ -105,8 +123,8 @@ impl Keys {
     /// # Errors
     /// [`AccountsError`].
     pub fn load(path: &Path) -> Result<Keys, AccountsError> {
-        let text = std::fs::read_to_string(path)
-            .map_err(|source| AccountsError::Io { path: path.display().to_string(), source })?;
+        let text =
+            std::fs::read_to_string(path).map_err(|source| AccountsError::Io { path: path.to_path_buf(), source })?;
         Keys::parse(&text)
     }
 
@@ -258,5 +276,23 @@ mod tests {
                 .contains("colour")
         );
         assert!(Keys::parse("").unwrap().is_empty());
+    }
+
+    /// The parser's and the hex decoder's errors stay reachable, typed, instead of being
+    /// flattened into strings.
+    #[test]
+    fn accounts_file_errors_keep_their_cause() {
+        let err = Keys::parse("[[key]]\nid = \"one\"\n").unwrap_err();
+        assert!(matches!(err, AccountsError::Toml(_)));
+        assert!(std::error::Error::source(&err).is_some());
+        let err = Keys::parse("[[key]]\nid = 1\naccount = 7\nsecret = \"zz\"\n").unwrap_err();
+        assert!(matches!(err, AccountsError::Entry { index: 1, id: 1, problem: EntryProblem::NotHex(_) }), "{err:?}");
+        let err = Keys::parse("[[key]]\nid = 1\naccount = 7\nsecret = \"00\"\n").unwrap_err();
+        assert!(
+            matches!(err, AccountsError::Entry { problem: EntryProblem::SecretLength { bytes: 1 }, .. }),
+            "{err:?}"
+        );
+        let missing = Keys::load(Path::new("/nonexistent/accounts.toml")).unwrap_err();
+        assert!(missing.to_string().starts_with("/nonexistent/accounts.toml: "), "{missing}");
     }
 }
