@@ -57,12 +57,14 @@ pub struct RestingOrders {
 
 impl RestingOrders {
     /// Rests an order at the back of its level.
+    #[inline]
     pub fn insert(&mut self, id: OrderId, o: Resting) {
         self.orders.insert(id, o);
         self.levels.entry(level_key(o.instrument, o.side, o.price)).or_default().push_back(id);
     }
 
     /// Takes an order off the book; `None` if it is not resting.
+    #[inline]
     pub fn remove(&mut self, id: OrderId) -> Option<Resting> {
         let o = self.orders.remove(&id)?;
         let key = level_key(o.instrument, o.side, o.price);

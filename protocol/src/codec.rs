@@ -85,6 +85,7 @@ pub enum WireError {
 
 impl WireError {
     /// The protocol's reject reason for this error (docs/PROTOCOL.md, 403–406).
+    #[inline]
     pub const fn reject(&self) -> SessionReject {
         match self {
             WireError::UnknownTemplate(_) => SessionReject::UnknownTemplate,
@@ -95,11 +96,13 @@ impl WireError {
     }
 
     /// The protocol's reject code for this error (docs/PROTOCOL.md, 403–406).
+    #[inline]
     pub fn reject_code(&self) -> u16 {
         self.reject().code()
     }
 
     /// The client order id the bad frame carried, if it could be read.
+    #[inline]
     pub fn cid(&self) -> Option<u64> {
         match self {
             WireError::BadField { cid, .. } => *cid,

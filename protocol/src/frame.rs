@@ -37,6 +37,7 @@ pub enum FramingError {
 
 impl FramingError {
     /// The reason of the `Logout` that answers it (the connection then closes).
+    #[inline]
     pub const fn logout_reason(self) -> LogoutReason {
         match self {
             FramingError::TooShort(_) => LogoutReason::Malformed,
@@ -54,11 +55,13 @@ pub struct FrameReader {
 
 impl FrameReader {
     /// An empty reader.
+    #[inline]
     pub fn new() -> FrameReader {
         FrameReader::default()
     }
 
     /// Appends bytes read from the socket.
+    #[inline]
     pub fn extend(&mut self, bytes: &[u8]) {
         if self.start > 0 && self.start * 2 >= self.buf.len() {
             self.buf.drain(..self.start);
@@ -71,6 +74,7 @@ impl FrameReader {
     ///
     /// # Errors
     /// [`FramingError`] when the stream is broken; the reader must not be used after.
+    #[inline]
     pub fn next_frame(&mut self) -> Result<Option<&[u8]>, FramingError> {
         let avail = &self.buf[self.start..];
         if avail.len() < 2 {
@@ -92,6 +96,7 @@ impl FrameReader {
     }
 
     /// Bytes buffered but not yet returned as frames.
+    #[inline]
     pub fn pending(&self) -> usize {
         self.buf.len() - self.start
     }
