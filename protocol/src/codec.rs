@@ -39,7 +39,7 @@ use crate::frame::{self, Header};
 pub use crate::frame::{
     FLAG_END_OF_EVENT, FLAG_POSSIBLE_DUPLICATE, FrameReader, FramingError, HEADER, MAX_FRAME, VERSION,
 };
-use crate::layout::{Get, Put};
+use crate::layout::{Get, Layout, Put};
 pub use crate::market_data::MdMsg;
 pub use crate::order_entry::{
     ClientMsg, Limits, Liquidity, Logon, Report, ReportHeader, ServerMsg, WireAmend, WireOrder,
@@ -155,11 +155,12 @@ fn open<T>(frame: &[u8], template_of: fn(u16) -> Option<T>) -> Result<(T, u8, &[
     Ok((template, header.flags, block))
 }
 
-/// Reads a whole block with a message's walk: a block longer than the walk is refused too.
+/// Reads a whole block into a blank message with its walk: a block longer than the walk is
+/// refused too.
 #[inline]
-fn read(block: &[u8], walk: impl FnOnce(&mut Get<'_>) -> Result<(), DecodeError>) -> Result<(), DecodeError> {
+fn read<M: Layout>(block: &[u8], msg: &mut M) -> Result<(), DecodeError> {
     let mut get = Get(Reader::new(block));
-    walk(&mut get)?;
+    msg.walk(&mut get)?;
     get.0.finish("block")
 }
 
@@ -178,10 +179,13 @@ fn check_length(template: u16, expected: usize, block: &[u8]) -> Result<(), Wire
 #[inline]
 pub fn decode_client(frame: &[u8]) -> Result<ClientMsg, WireError> {
     let (template, flags, block) = open(frame, ClientTemplate::from_code)?;
-    let mut msg = ClientMsg::blank(template);
-    let fields = read(block, |w| msg.walk(w));
+    // Read in place in the result, so that a message is not copied on its way out (`out` is
+    // `Ok` until a refusal replaces it).
+    let mut out = Ok(ClientMsg::blank(template));
+    let Ok(msg) = &mut out else { return out };
+    let fields = read(block, msg);
     if flags == 0 && fields.is_ok() {
-        return Ok(msg);
+        return out;
     }
     check_length(template.code(), template.block_len(), block)?;
     // The cid is the first field of the order templates: readable even if the rest is bad.
@@ -201,13 +205,14 @@ pub fn decode_client(frame: &[u8]) -> Result<ClientMsg, WireError> {
 pub fn decode_server(frame: &[u8]) -> Result<ServerMsg, WireError> {
     let (template, flags, block) = open(frame, ServerTemplate::from_code)?;
     let allowed = if template.is_report() { FLAG_POSSIBLE_DUPLICATE } else { 0 };
-    let mut msg = ServerMsg::blank(template);
-    let fields = read(block, |w| msg.walk(w));
+    let mut out = Ok(ServerMsg::blank(template));
+    let Ok(msg) = &mut out else { return out };
+    let fields = read(block, msg);
     if flags & !allowed == 0 && fields.is_ok() {
-        if let ServerMsg::Report { possible_duplicate, .. } = &mut msg {
+        if let ServerMsg::Report { possible_duplicate, .. } = msg {
             *possible_duplicate = flags & FLAG_POSSIBLE_DUPLICATE != 0;
         }
-        return Ok(msg);
+        return out;
     }
     check_length(template.code(), template.block_len(), block)?;
     let source = match fields {
@@ -224,10 +229,11 @@ pub fn decode_server(frame: &[u8]) -> Result<ServerMsg, WireError> {
 #[inline]
 pub fn decode_md(frame: &[u8]) -> Result<(MdMsg, bool), WireError> {
     let (template, flags, block) = open(frame, MdTemplate::from_code)?;
-    let mut msg = MdMsg::blank(template);
-    let fields = read(block, |w| msg.walk(w));
+    let mut out = Ok((MdMsg::blank(template), flags & FLAG_END_OF_EVENT != 0));
+    let Ok((msg, _)) = &mut out else { return out };
+    let fields = read(block, msg);
     if flags & !FLAG_END_OF_EVENT == 0 && fields.is_ok() {
-        return Ok((msg, flags & FLAG_END_OF_EVENT != 0));
+        return out;
     }
     check_length(template.code(), template.block_len(), block)?;
     let source = match fields {

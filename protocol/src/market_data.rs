@@ -6,7 +6,7 @@
 
 use l2x_types::{InstrumentId, OrderId, Price, Qty, Side};
 
-use crate::layout::{Walk, zero};
+use crate::layout::{Layout, Walk, zero};
 use crate::template::MdTemplate;
 
 /// Market data.
@@ -123,53 +123,13 @@ pub enum MdMsg {
     },
 }
 
-impl MdMsg {
-    /// Its template.
-    #[inline]
-    pub(crate) const fn template(&self) -> MdTemplate {
-        match self {
-            MdMsg::InstrumentDefinition { .. } => MdTemplate::InstrumentDefinition,
-            MdMsg::SnapshotBegin { .. } => MdTemplate::SnapshotBegin,
-            MdMsg::Order { add: false, .. } => MdTemplate::SnapshotOrder,
-            MdMsg::SnapshotEnd { .. } => MdTemplate::SnapshotEnd,
-            MdMsg::Order { add: true, .. } => MdTemplate::AddOrder,
-            MdMsg::ReduceOrder { .. } => MdTemplate::ReduceOrder,
-            MdMsg::DeleteOrder { .. } => MdTemplate::DeleteOrder,
-            MdMsg::Execution { .. } => MdTemplate::Execution,
-            MdMsg::Trade { .. } => MdTemplate::Trade,
-            MdMsg::Heartbeat { .. } => MdTemplate::Heartbeat,
-        }
-    }
-
-    /// The message of `template` with every field zero: what its block is read into.
-    #[inline(always)]
-    pub(crate) fn blank(template: MdTemplate) -> MdMsg {
-        let (md_seq, instrument, side, order_id, price, qty) = (0, zero(), zero(), zero(), zero(), zero());
-        let order = |add| MdMsg::Order { add, md_seq, instrument, side, order_id, price, qty };
-        match template {
-            MdTemplate::InstrumentDefinition => {
-                MdMsg::InstrumentDefinition { md_seq, instrument, symbol: [0; 16], tick: (0, 0), lot: (0, 0) }
-            }
-            MdTemplate::SnapshotBegin => MdMsg::SnapshotBegin { md_seq, instrument, count: 0 },
-            MdTemplate::SnapshotOrder => order(false),
-            MdTemplate::SnapshotEnd => MdMsg::SnapshotEnd { md_seq, instrument },
-            MdTemplate::AddOrder => order(true),
-            MdTemplate::ReduceOrder => {
-                MdMsg::ReduceOrder { md_seq, instrument, side, order_id, removed: qty, leaves: qty }
-            }
-            MdTemplate::DeleteOrder => MdMsg::DeleteOrder { md_seq, instrument, side, order_id },
-            MdTemplate::Execution => MdMsg::Execution { md_seq, instrument, side, order_id, price, qty, leaves: qty },
-            MdTemplate::Trade => MdMsg::Trade { md_seq, instrument, aggressor: side, match_id: 0, price, qty },
-            MdTemplate::Heartbeat => MdMsg::Heartbeat { md_seq },
-        }
-    }
-
+impl Layout for MdMsg {
     /// The layout of each market-data message.
     ///
     /// # Errors
     /// Reading: the first field out of range.
     #[inline]
-    pub(crate) fn walk<W: Walk>(&mut self, w: &mut W) -> Result<(), W::Error> {
+    fn walk<W: Walk>(&mut self, w: &mut W) -> Result<(), W::Error> {
         match self {
             MdMsg::InstrumentDefinition { md_seq, instrument, symbol, tick, lot } => {
                 w.field(md_seq, "md seq")?;
@@ -221,6 +181,48 @@ impl MdMsg {
                 w.field(qty, "qty")
             }
             MdMsg::Heartbeat { md_seq } => w.field(md_seq, "md seq"),
+        }
+    }
+}
+
+impl MdMsg {
+    /// Its template.
+    #[inline]
+    pub(crate) const fn template(&self) -> MdTemplate {
+        match self {
+            MdMsg::InstrumentDefinition { .. } => MdTemplate::InstrumentDefinition,
+            MdMsg::SnapshotBegin { .. } => MdTemplate::SnapshotBegin,
+            MdMsg::Order { add: false, .. } => MdTemplate::SnapshotOrder,
+            MdMsg::SnapshotEnd { .. } => MdTemplate::SnapshotEnd,
+            MdMsg::Order { add: true, .. } => MdTemplate::AddOrder,
+            MdMsg::ReduceOrder { .. } => MdTemplate::ReduceOrder,
+            MdMsg::DeleteOrder { .. } => MdTemplate::DeleteOrder,
+            MdMsg::Execution { .. } => MdTemplate::Execution,
+            MdMsg::Trade { .. } => MdTemplate::Trade,
+            MdMsg::Heartbeat { .. } => MdTemplate::Heartbeat,
+        }
+    }
+
+    /// The message of `template` with every field zero: what its block is read into.
+    #[inline(always)]
+    pub(crate) fn blank(template: MdTemplate) -> MdMsg {
+        let (md_seq, instrument, side, order_id, price, qty) = (0, zero(), zero(), zero(), zero(), zero());
+        let order = |add| MdMsg::Order { add, md_seq, instrument, side, order_id, price, qty };
+        match template {
+            MdTemplate::InstrumentDefinition => {
+                MdMsg::InstrumentDefinition { md_seq, instrument, symbol: [0; 16], tick: (0, 0), lot: (0, 0) }
+            }
+            MdTemplate::SnapshotBegin => MdMsg::SnapshotBegin { md_seq, instrument, count: 0 },
+            MdTemplate::SnapshotOrder => order(false),
+            MdTemplate::SnapshotEnd => MdMsg::SnapshotEnd { md_seq, instrument },
+            MdTemplate::AddOrder => order(true),
+            MdTemplate::ReduceOrder => {
+                MdMsg::ReduceOrder { md_seq, instrument, side, order_id, removed: qty, leaves: qty }
+            }
+            MdTemplate::DeleteOrder => MdMsg::DeleteOrder { md_seq, instrument, side, order_id },
+            MdTemplate::Execution => MdMsg::Execution { md_seq, instrument, side, order_id, price, qty, leaves: qty },
+            MdTemplate::Trade => MdMsg::Trade { md_seq, instrument, aggressor: side, match_id: 0, price, qty },
+            MdTemplate::Heartbeat => MdMsg::Heartbeat { md_seq },
         }
     }
 }

@@ -12,7 +12,7 @@
 use l2x_types::{ClientOrderId, InstrumentId, OrderId, OrderType, Price, Qty, Side, StpMode, TimeInForce, Timestamp};
 
 use crate::codes::wire_codes;
-use crate::layout::{Walk, zero};
+use crate::layout::{Layout, Walk, zero};
 use crate::template::{ClientTemplate, ServerTemplate};
 
 /// Logon: authenticate a key and open a session.
@@ -298,6 +298,48 @@ impl Default for Limits {
     }
 }
 
+impl Layout for ClientMsg {
+    /// The layout of each client message: its block's fields in wire order (a message that
+    /// is a struct of its own has its layout in its own `Layout`).
+    ///
+    /// # Errors
+    /// Reading: the first field out of range.
+    #[inline]
+    fn walk<W: Walk>(&mut self, w: &mut W) -> Result<(), W::Error> {
+        match self {
+            ClientMsg::Logon(l) => l.walk(w),
+            ClientMsg::Heartbeat => Ok(()),
+            ClientMsg::Logout { reason } => {
+                w.field(reason, "reason")?;
+                w.zeros(6, "padding")
+            }
+            ClientMsg::Replay { from_seq } => w.field(from_seq, "from seq"),
+            ClientMsg::NewOrder(o) => o.walk(w),
+            ClientMsg::Amend(a) => a.walk(w),
+            ClientMsg::Cancel { cid } => w.field(cid, "cid"),
+            ClientMsg::MassCancel { instrument, side } => {
+                // Both optional fields are read first and checked after the padding: the
+                // instrument comes before the flags that announce it.
+                let mut raw_instrument = instrument.unwrap_or(zero());
+                w.field(&mut raw_instrument, "instrument")?;
+                let [has_instrument, has_side] =
+                    w.flags([instrument.is_some(), side.is_some()], "mass cancel flags")?;
+                let side_at = w.at();
+                let mut side_code = side.map_or(0, Side::code);
+                w.field(&mut side_code, "side")?;
+                w.zeros(2, "padding")?;
+                w.check(has_instrument || raw_instrument == zero(), 0, "instrument without its flag")?;
+                let known_side = Side::from_code(side_code);
+                w.check(!has_side || known_side.is_some(), side_at, "side")?;
+                w.check(has_side || side_code == 0, side_at, "side without its flag")?;
+                *instrument = has_instrument.then_some(raw_instrument);
+                *side = known_side.filter(|_| has_side);
+                Ok(())
+            }
+        }
+    }
+}
+
 impl ClientMsg {
     /// Its template.
     #[inline]
@@ -328,67 +370,40 @@ impl ClientMsg {
             ClientTemplate::MassCancel => ClientMsg::MassCancel { instrument: None, side: None },
         }
     }
+}
 
-    /// The layout of each client message: its block's fields in wire order.
-    ///
-    /// # Errors
-    /// Reading: the first field out of range.
+impl Layout for Logon {
+    /// The layout of `Logon`.
     #[inline]
-    pub(crate) fn walk<W: Walk>(&mut self, w: &mut W) -> Result<(), W::Error> {
-        match self {
-            ClientMsg::Logon(l) => {
-                w.field(&mut l.key_id, "key id")?;
-                w.field(&mut l.timestamp_ns, "timestamp")?;
-                w.field(&mut l.nonce, "nonce")?;
-                w.field(&mut l.signature, "signature")?;
-                w.field(&mut l.heartbeat_ms, "heartbeat")?;
-                [l.cancel_on_disconnect] = w.flags([l.cancel_on_disconnect], "logon flags")?;
-                w.zeros(3, "padding")?;
-                w.field(&mut l.resume_from, "resume from")
-            }
-            ClientMsg::Heartbeat => Ok(()),
-            ClientMsg::Logout { reason } => {
-                w.field(reason, "reason")?;
-                w.zeros(6, "padding")
-            }
-            ClientMsg::Replay { from_seq } => w.field(from_seq, "from seq"),
-            ClientMsg::NewOrder(o) => o.walk(w),
-            ClientMsg::Amend(a) => {
-                w.field(&mut a.cid, "cid")?;
-                w.field(&mut a.instrument, "instrument")?;
-                let [has_price, has_qty] = w.flags([a.price.is_some(), a.qty.is_some()], "amend flags")?;
-                w.zeros(3, "padding")?;
-                w.announced(&mut a.price, has_price, "price")?;
-                w.announced(&mut a.qty, has_qty, "qty")
-            }
-            ClientMsg::Cancel { cid } => w.field(cid, "cid"),
-            ClientMsg::MassCancel { instrument, side } => {
-                // Both optional fields are read first and checked after the padding: the
-                // instrument comes before the flags that announce it.
-                let mut raw_instrument = instrument.unwrap_or(zero());
-                w.field(&mut raw_instrument, "instrument")?;
-                let [has_instrument, has_side] =
-                    w.flags([instrument.is_some(), side.is_some()], "mass cancel flags")?;
-                let side_at = w.at();
-                let mut side_code = side.map_or(0, Side::code);
-                w.field(&mut side_code, "side")?;
-                w.zeros(2, "padding")?;
-                w.check(has_instrument || raw_instrument == zero(), 0, "instrument without its flag")?;
-                let known_side = Side::from_code(side_code);
-                w.check(!has_side || known_side.is_some(), side_at, "side")?;
-                w.check(has_side || side_code == 0, side_at, "side without its flag")?;
-                *instrument = has_instrument.then_some(raw_instrument);
-                *side = known_side.filter(|_| has_side);
-                Ok(())
-            }
-        }
+    fn walk<W: Walk>(&mut self, w: &mut W) -> Result<(), W::Error> {
+        w.field(&mut self.key_id, "key id")?;
+        w.field(&mut self.timestamp_ns, "timestamp")?;
+        w.field(&mut self.nonce, "nonce")?;
+        w.field(&mut self.signature, "signature")?;
+        w.field(&mut self.heartbeat_ms, "heartbeat")?;
+        [self.cancel_on_disconnect] = w.flags([self.cancel_on_disconnect], "logon flags")?;
+        w.zeros(3, "padding")?;
+        w.field(&mut self.resume_from, "resume from")
     }
 }
 
-impl WireOrder {
+impl Layout for WireAmend {
+    /// The layout of `Amend`.
+    #[inline]
+    fn walk<W: Walk>(&mut self, w: &mut W) -> Result<(), W::Error> {
+        w.field(&mut self.cid, "cid")?;
+        w.field(&mut self.instrument, "instrument")?;
+        let [has_price, has_qty] = w.flags([self.price.is_some(), self.qty.is_some()], "amend flags")?;
+        w.zeros(3, "padding")?;
+        w.announced(&mut self.price, has_price, "price")?;
+        w.announced(&mut self.qty, has_qty, "qty")
+    }
+}
+
+impl Layout for WireOrder {
     /// The layout of `NewOrder`.
     #[inline]
-    pub(crate) fn walk<W: Walk>(&mut self, w: &mut W) -> Result<(), W::Error> {
+    fn walk<W: Walk>(&mut self, w: &mut W) -> Result<(), W::Error> {
         w.field(&mut self.cid, "cid")?;
         w.field(&mut self.instrument, "instrument")?;
         w.field(&mut self.side, "side")?;
@@ -405,7 +420,7 @@ impl WireOrder {
     }
 }
 
-impl ReportHeader {
+impl Layout for ReportHeader {
     /// The layout of the 32 bytes every report starts with.
     #[inline]
     fn walk<W: Walk>(&mut self, w: &mut W) -> Result<(), W::Error> {
@@ -416,19 +431,7 @@ impl ReportHeader {
     }
 }
 
-impl Report {
-    /// Its template.
-    #[inline]
-    const fn template(&self) -> ServerTemplate {
-        match self {
-            Report::Accepted { .. } => ServerTemplate::Accepted,
-            Report::Rejected { .. } => ServerTemplate::Rejected,
-            Report::Amended { .. } => ServerTemplate::Amended,
-            Report::Cancelled { .. } => ServerTemplate::Cancelled,
-            Report::Fill { .. } => ServerTemplate::Fill,
-        }
-    }
-
+impl Layout for Report {
     /// The layout of each report after its header.
     #[inline]
     fn walk<W: Walk>(&mut self, w: &mut W) -> Result<(), W::Error> {
@@ -476,6 +479,64 @@ impl Report {
                 w.field(fee, "fee")?;
                 w.field(liquidity, "liquidity")?;
                 w.zeros(7, "padding")
+            }
+        }
+    }
+}
+
+impl Report {
+    /// Its template.
+    #[inline]
+    const fn template(&self) -> ServerTemplate {
+        match self {
+            Report::Accepted { .. } => ServerTemplate::Accepted,
+            Report::Rejected { .. } => ServerTemplate::Rejected,
+            Report::Amended { .. } => ServerTemplate::Amended,
+            Report::Cancelled { .. } => ServerTemplate::Cancelled,
+            Report::Fill { .. } => ServerTemplate::Fill,
+        }
+    }
+}
+
+impl Layout for ServerMsg {
+    /// The layout of each server message (order-entry port).
+    ///
+    /// # Errors
+    /// Reading: the first field out of range.
+    #[inline]
+    fn walk<W: Walk>(&mut self, w: &mut W) -> Result<(), W::Error> {
+        match self {
+            ServerMsg::LogonAck {
+                session_id,
+                next_seq,
+                heartbeat_ms,
+                order_rate,
+                order_burst,
+                cancel_rate,
+                cancel_burst,
+            } => {
+                w.field(session_id, "session id")?;
+                w.field(next_seq, "next seq")?;
+                w.field(heartbeat_ms, "heartbeat")?;
+                w.field(order_rate, "order rate")?;
+                w.field(order_burst, "order burst")?;
+                w.field(cancel_rate, "cancel rate")?;
+                w.field(cancel_burst, "cancel burst")?;
+                w.zeros(4, "padding")
+            }
+            ServerMsg::LogonReject { reason } | ServerMsg::Logout { reason } => {
+                w.field(reason, "reason")?;
+                w.zeros(6, "padding")
+            }
+            ServerMsg::Heartbeat => Ok(()),
+            ServerMsg::ReplayComplete { first, last } => {
+                w.field(first, "first")?;
+                w.field(last, "last")
+            }
+            // The duplicate flag is the frame header's, not the block's.
+            ServerMsg::Report { header, report, possible_duplicate: _ } => {
+                header.walk(w)?;
+                report.walk(w)
             }
         }
     }
@@ -543,48 +604,6 @@ impl ServerMsg {
                 fee: 0,
                 liquidity: zero(),
             }),
-        }
-    }
-
-    /// The layout of each server message (order-entry port).
-    ///
-    /// # Errors
-    /// Reading: the first field out of range.
-    #[inline]
-    pub(crate) fn walk<W: Walk>(&mut self, w: &mut W) -> Result<(), W::Error> {
-        match self {
-            ServerMsg::LogonAck {
-                session_id,
-                next_seq,
-                heartbeat_ms,
-                order_rate,
-                order_burst,
-                cancel_rate,
-                cancel_burst,
-            } => {
-                w.field(session_id, "session id")?;
-                w.field(next_seq, "next seq")?;
-                w.field(heartbeat_ms, "heartbeat")?;
-                w.field(order_rate, "order rate")?;
-                w.field(order_burst, "order burst")?;
-                w.field(cancel_rate, "cancel rate")?;
-                w.field(cancel_burst, "cancel burst")?;
-                w.zeros(4, "padding")
-            }
-            ServerMsg::LogonReject { reason } | ServerMsg::Logout { reason } => {
-                w.field(reason, "reason")?;
-                w.zeros(6, "padding")
-            }
-            ServerMsg::Heartbeat => Ok(()),
-            ServerMsg::ReplayComplete { first, last } => {
-                w.field(first, "first")?;
-                w.field(last, "last")
-            }
-            // The duplicate flag is the frame header's, not the block's.
-            ServerMsg::Report { header, report, possible_duplicate: _ } => {
-                header.walk(w)?;
-                report.walk(w)
-            }
         }
     }
 }

@@ -6,7 +6,7 @@
 //! the decoder and the length cannot disagree.
 
 use crate::codes::wire_codes;
-use crate::layout::Measure;
+use crate::layout::Layout;
 use crate::market_data::MdMsg;
 use crate::order_entry::{ClientMsg, ServerMsg};
 
@@ -88,9 +88,7 @@ impl ClientTemplate {
     /// Its block length, bytes: measured from its layout.
     #[inline]
     pub fn block_len(self) -> usize {
-        let mut m = Measure::default();
-        let Ok(()) = ClientMsg::blank(self).walk(&mut m);
-        m.0
+        ClientMsg::blank(self).block_len()
     }
 
     /// Whether its block starts with a client order id (what a `bad_field` reject of it
@@ -112,9 +110,7 @@ impl ServerTemplate {
     /// Its block length, bytes: measured from its layout.
     #[inline]
     pub fn block_len(self) -> usize {
-        let mut m = Measure::default();
-        let Ok(()) = ServerMsg::blank(self).walk(&mut m);
-        m.0
+        ServerMsg::blank(self).block_len()
     }
 
     /// Whether it is an execution report (the header flag *possible duplicate* is allowed).
@@ -139,9 +135,7 @@ impl MdTemplate {
     /// Its block length, bytes: measured from its layout.
     #[inline]
     pub fn block_len(self) -> usize {
-        let mut m = Measure::default();
-        let Ok(()) = MdMsg::blank(self).walk(&mut m);
-        m.0
+        MdMsg::blank(self).block_len()
     }
 }
 
