@@ -45,11 +45,11 @@ use std::time::{Duration, Instant};
 
 use anyhow::{bail, ensure};
 use hdrhistogram::Histogram;
-use l2x_gateway::auth::{Key, Keys};
-use l2x_gateway::client::Client;
-use l2x_gateway::codec::{self, ClientMsg, FrameReader, Report as Wired, ServerMsg, WireOrder};
+use l2x_gateway::auth::Keys;
 use l2x_gateway::server::{Config as ServerConfig, Server};
-use l2x_gateway::throttle::Limits;
+use l2x_protocol::client::Client;
+use l2x_protocol::codec::{self, ClientMsg, FrameReader, Limits, Report as Wired, ServerMsg, WireOrder};
+use l2x_protocol::logon::Key;
 use l2x_risk::Ledger;
 use l2x_sequencer::pipeline::{Config as PipelineConfig, Pipeline};
 use l2x_types::{
@@ -365,7 +365,7 @@ fn load(opts: &Options, addr: SocketAddr, keys: &[Key]) -> anyhow::Result<Measur
     for (i, key) in keys.iter().enumerate() {
         // Log on with the client library (blocking), then take the socket over.
         let client =
-            Client::connect(addr, key, l2x_gateway::client::Options { heartbeat_ms: 60_000, ..Default::default() })?;
+            Client::connect(addr, key, l2x_protocol::client::Options { heartbeat_ms: 60_000, ..Default::default() })?;
         let (std_stream, reader) = client.into_parts();
         std_stream.set_nonblocking(true)?;
         let mut stream = mio::net::TcpStream::from_std(std_stream);

@@ -19,7 +19,7 @@ use std::str::FromStr;
 use std::time::Duration;
 
 use anyhow::{Context, Result, bail, ensure};
-use l2x_gateway::throttle::Limits;
+use l2x_protocol::codec::Limits;
 use l2x_sequencer::pipeline::{Cores, Durability, WaitStrategy};
 use l2x_settlement::chain::SendPolicy;
 use l2x_settlement::epoch::Policy;

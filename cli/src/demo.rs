@@ -41,9 +41,9 @@ use std::time::{Duration, Instant};
 use anyhow::{Context, Result};
 use hdrhistogram::Histogram;
 use l2x_gateway::auth::Keys;
-use l2x_gateway::client::{Client, Options as ClientOptions};
-use l2x_gateway::codec::{ClientMsg, Report, ServerMsg, WireOrder};
 use l2x_gateway::metrics::Trading;
+use l2x_protocol::client::{Client, Options as ClientOptions};
+use l2x_protocol::codec::{ClientMsg, Report, ServerMsg, WireOrder};
 use l2x_types::{
     AccountId, ClientOrderId, Command, Decimal, InstrumentId, Price, Qty, RejectReason, Side, TimeInForce,
 };
@@ -177,7 +177,7 @@ fn send_and_wait(client: &mut Client, msg: &ClientMsg, cid: ClientOrderId, stats
 /// Counts a reject of an order; for a `throttled` one waits as long as it says before the
 /// client sends again, as a well-behaved client does (one that keeps sending is logged out).
 fn rejected(stats: &Stats, reason: u16, retry_after_ms: u32) {
-    if reason == l2x_gateway::server::reason::THROTTLED {
+    if reason == l2x_protocol::codes::SessionReject::Throttled.code() {
         stats.throttled.fetch_add(1, Ordering::Relaxed);
         std::thread::sleep(Duration::from_millis(u64::from(retry_after_ms.max(1))));
     } else {

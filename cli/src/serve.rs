@@ -30,8 +30,9 @@ use std::sync::{Arc, Mutex, mpsc};
 
 use alloy::primitives::B256;
 use anyhow::{Context, Result};
-use l2x_gateway::auth::{Key, Keys};
+use l2x_gateway::auth::Keys;
 use l2x_gateway::server::{Config as ServerConfig, Control, Server};
+use l2x_protocol::logon::Key;
 use l2x_risk::Ledger;
 use l2x_sequencer::journal;
 use l2x_sequencer::pipeline::{Config as PipelineConfig, Pipeline, StatsReader};
@@ -548,7 +549,7 @@ mod tests {
         for n in 1..=4u8 {
             let key = demo_key(n);
             assert_eq!((key.id, key.account), (u64::from(n), AccountId(u64::from(n))));
-            let described = l2x_gateway::auth::sign(&[n; 32], u64::from(n), timestamp_ns, nonce);
+            let described = l2x_protocol::logon::sign(&[n; 32], u64::from(n), timestamp_ns, nonce);
             assert_eq!(key.sign(timestamp_ns, nonce), described, "key {n}");
         }
         let doc = include_str!("../../docs/PROTOCOL.md");

@@ -1,51 +1,20 @@
-//! Logon authentication: API keys from the accounts file, HMAC-SHA256 signatures over a
-//! timestamp and a nonce, and the replay protections around them (docs/PROTOCOL.md,
-//! "Authentication").
-//!
-//! ```text
-//! signature = HMAC-SHA256(secret, "l2x-logon-v1" ‖ u64 key_id ‖ u64 timestamp_ns ‖ u64 nonce)
-//! ```
+//! Logon authentication on the server: the API keys of the accounts file, and the checks
+//! around a logon's signature (docs/PROTOCOL.md, "Authentication").
 //!
 //! A logon is refused if its key is unknown, its timestamp is more than `max_skew` from the
-//! server's clock, its nonce was seen for that key within the nonce window, or its signature
-//! does not verify (compared in constant time). The server passes its clock in: nothing here
-//! reads time.
+//! server's clock, its signature does not verify ([`Key::verify`], constant time), or its
+//! nonce was seen for that key within the nonce window. The signature itself is the
+//! protocol's (`l2x_protocol::logon`); the server passes its clock in: nothing here reads
+//! time.
 
 use std::collections::{BTreeMap, VecDeque};
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
-use hmac::{Hmac, KeyInit, Mac};
+use l2x_protocol::codec::Logon;
+use l2x_protocol::codes::Refusal;
+use l2x_protocol::logon::Key;
 use l2x_types::AccountId;
 use serde::Deserialize;
-use sha2::Sha256;
-
-use crate::codec::Logon;
-
-/// Domain separation of the signed bytes.
-const CONTEXT: &[u8] = b"l2x-logon-v1";
-
-/// One API key.
-#[derive(Clone, PartialEq, Eq)]
-pub struct Key {
-    /// Key id (what the client sends).
-    pub id: u64,
-    /// The account it acts for.
-    pub account: AccountId,
-    secret: [u8; 32],
-}
-
-impl core::fmt::Debug for Key {
-    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
-        f.debug_struct("Key").field("id", &self.id).field("account", &self.account).field("secret", &"…").finish()
-    }
-}
-
-impl Key {
-    /// A key (tests and embedded configurations).
-    pub fn new(id: u64, account: AccountId, secret: [u8; 32]) -> Key {
-        Key { id, account, secret }
-    }
-}
 
 /// Why an accounts file is invalid; the message names the entry and the field.
 #[derive(Debug, thiserror::Error)]
@@ -54,23 +23,40 @@ pub enum AccountsError {
     #[error("{path}: {source}")]
     Io {
         /// The file.
-        path: String,
+        path: PathBuf,
         /// The error.
         source: std::io::Error,
     },
     /// Not valid TOML, or not the expected shape.
     #[error("accounts file: {0}")]
-    Toml(String),
+    Toml(#[source] toml::de::Error),
     /// An entry with a bad field.
-    #[error("accounts file, key #{index} (id {id}): {what}")]
+    #[error("accounts file, key #{index} (id {id}): {problem}")]
     Entry {
         /// 1-based position of the `[[key]]` entry.
         index: usize,
         /// Its id.
         id: u64,
         /// What is wrong.
-        what: String,
+        problem: EntryProblem,
     },
+}
+
+/// What is wrong with one `[[key]]` entry of an accounts file.
+#[derive(Debug, thiserror::Error)]
+pub enum EntryProblem {
+    /// The secret is not hexadecimal.
+    #[error("secret is not hexadecimal")]
+    NotHex(#[source] hex::FromHexError),
+    /// The secret is not 32 bytes.
+    #[error("secret must be 32 bytes (64 hex characters)")]
+    SecretLength {
+        /// How many bytes it has.
+        bytes: usize,
+    },
+    /// Another entry has the same key id.
+    #[error("duplicate key id")]
+    DuplicateId,
 }
 
 #[derive(Deserialize)]
@@ -104,7 +90,7 @@ impl Keys {
         for (i, k) in keys.into_iter().enumerate() {
             let id = k.id;
             if by_id.insert(id, k).is_some() {
-                return Err(AccountsError::Entry { index: i + 1, id, what: "duplicate key id".to_string() });
+                return Err(AccountsError::Entry { index: i + 1, id, problem: EntryProblem::DuplicateId });
             }
         }
         Ok(Keys { by_id })
@@ -120,13 +106,14 @@ impl Keys {
     /// # Errors
     /// [`AccountsError`] naming the entry and the field.
     pub fn parse(text: &str) -> Result<Keys, AccountsError> {
-        let file: File = toml::from_str(text).map_err(|e| AccountsError::Toml(e.to_string()))?;
+        let file: File = toml::from_str(text).map_err(AccountsError::Toml)?;
         let mut keys = Vec::with_capacity(file.key.len());
         for (i, e) in file.key.into_iter().enumerate() {
-            let bad = |what: &str| AccountsError::Entry { index: i + 1, id: e.id, what: what.to_string() };
-            let bytes = hex::decode(&e.secret).map_err(|_| bad("secret is not hexadecimal"))?;
-            let secret: [u8; 32] = bytes.try_into().map_err(|_| bad("secret must be 32 bytes (64 hex characters)"))?;
-            keys.push(Key { id: e.id, account: AccountId(e.account), secret });
+            let bad = |problem| AccountsError::Entry { index: i + 1, id: e.id, problem };
+            let bytes = hex::decode(&e.secret).map_err(|source| bad(EntryProblem::NotHex(source)))?;
+            let secret: [u8; 32] =
+                bytes.try_into().map_err(|b: Vec<u8>| bad(EntryProblem::SecretLength { bytes: b.len() }))?;
+            keys.push(Key::new(e.id, AccountId(e.account), secret));
         }
         Keys::from_keys(keys)
     }
@@ -136,8 +123,8 @@ impl Keys {
     /// # Errors
     /// [`AccountsError`].
     pub fn load(path: &Path) -> Result<Keys, AccountsError> {
-        let text = std::fs::read_to_string(path)
-            .map_err(|source| AccountsError::Io { path: path.display().to_string(), source })?;
+        let text =
+            std::fs::read_to_string(path).map_err(|source| AccountsError::Io { path: path.to_path_buf(), source })?;
         Keys::parse(&text)
     }
 
@@ -156,44 +143,6 @@ impl Keys {
         self.by_id.is_empty()
     }
 }
-
-fn mac(secret: &[u8; 32], key_id: u64, timestamp_ns: u64, nonce: u64) -> Hmac<Sha256> {
-    let mut m =
-        <Hmac<Sha256> as KeyInit>::new_from_slice(secret).unwrap_or_else(|_| unreachable!("HMAC takes any key length"));
-    m.update(CONTEXT);
-    m.update(&key_id.to_le_bytes());
-    m.update(&timestamp_ns.to_le_bytes());
-    m.update(&nonce.to_le_bytes());
-    m
-}
-
-/// The logon signature a client computes.
-pub fn sign(secret: &[u8; 32], key_id: u64, timestamp_ns: u64, nonce: u64) -> [u8; 32] {
-    mac(secret, key_id, timestamp_ns, nonce).finalize().into_bytes().into()
-}
-
-impl Key {
-    /// Signs a logon with this key (what the client library does).
-    pub fn sign(&self, timestamp_ns: u64, nonce: u64) -> [u8; 32] {
-        sign(&self.secret, self.id, timestamp_ns, nonce)
-    }
-}
-
-crate::codes::wire_codes! {
-    /// Why a logon was refused: the reason of a `LogonReject` (docs/PROTOCOL.md).
-    pub enum Refusal: u16 {
-        /// No such key.
-        UnknownKey = 20 => "unknown_key",
-        /// The signature does not verify.
-        BadSignature = 21 => "bad_signature",
-        /// The timestamp is more than 5 seconds from the server's clock.
-        StaleTimestamp = 22 => "stale_timestamp",
-        /// The nonce was used for this key within the last minute.
-        ReplayedNonce = 23 => "replayed_nonce",
-    }
-}
-
-impl std::error::Error for Refusal {}
 
 /// Verifies logons and remembers recent nonces per key.
 #[derive(Debug)]
@@ -234,9 +183,7 @@ impl Authenticator {
         if now_ns.abs_diff(logon.timestamp_ns) > self.max_skew_ns {
             return Err(Refusal::StaleTimestamp);
         }
-        mac(&key.secret, key.id, logon.timestamp_ns, logon.nonce)
-            .verify_slice(&logon.signature)
-            .map_err(|_| Refusal::BadSignature)?;
+        key.verify(logon)?;
         let seen = self.seen.entry(key.id).or_default();
         while seen.front().is_some_and(|&(t, _)| t + self.nonce_window_ns < now_ns) {
             seen.pop_front();
@@ -329,5 +276,23 @@ mod tests {
                 .contains("colour")
         );
         assert!(Keys::parse("").unwrap().is_empty());
+    }
+
+    /// The parser's and the hex decoder's errors stay reachable, typed, instead of being
+    /// flattened into strings.
+    #[test]
+    fn accounts_file_errors_keep_their_cause() {
+        let err = Keys::parse("[[key]]\nid = \"one\"\n").unwrap_err();
+        assert!(matches!(err, AccountsError::Toml(_)));
+        assert!(std::error::Error::source(&err).is_some());
+        let err = Keys::parse("[[key]]\nid = 1\naccount = 7\nsecret = \"zz\"\n").unwrap_err();
+        assert!(matches!(err, AccountsError::Entry { index: 1, id: 1, problem: EntryProblem::NotHex(_) }), "{err:?}");
+        let err = Keys::parse("[[key]]\nid = 1\naccount = 7\nsecret = \"00\"\n").unwrap_err();
+        assert!(
+            matches!(err, AccountsError::Entry { problem: EntryProblem::SecretLength { bytes: 1 }, .. }),
+            "{err:?}"
+        );
+        let missing = Keys::load(Path::new("/nonexistent/accounts.toml")).unwrap_err();
+        assert!(missing.to_string().starts_with("/nonexistent/accounts.toml: "), "{missing}");
     }
 }

@@ -1,5 +1,5 @@
 //! Market data: the engine's events as an order-by-order feed (docs/PROTOCOL.md, "Market
-//! data"), and the client side that rebuilds the book from it.
+//! data"). The subscriber's side, which rebuilds the book from it, is `l2x_protocol::book`.
 //!
 //! ```text
 //!  batch (events of one command) ──▶ Feed::on_batch ──▶ AddOrder / ReduceOrder / DeleteOrder /
@@ -7,8 +7,6 @@
 //!                                    resting order, per     end-of-event on the last
 //!                                    level in time order
 //!  new subscriber ◀── Feed::snapshot: definitions, then each book in priority order at md_seq
-//!
-//!  Book::apply(msg) ──▶ the same resting orders as the engine, or Gap (resubscribe)
 //! ```
 //!
 //! # From events to updates
@@ -22,65 +20,15 @@
 //! is an `Execution` of the resting order and a `Trade`; a cancel of a resting order is a
 //! `DeleteOrder`, or a `ReduceOrder` when it leaves quantity (a decrement).
 
-use std::collections::{BTreeMap, VecDeque};
-
-use l2x_types::{DetMap, Event, InstrumentId, OrderId, Price, Qty, Side};
-
-use crate::codec::MdMsg;
-
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-struct Resting {
-    instrument: InstrumentId,
-    side: Side,
-    price: Price,
-    leaves: Qty,
-}
-
-/// Orders of one book side at one price, oldest first.
-type Queue = VecDeque<OrderId>;
-
-/// Sort key of a level: bids best (highest) first, asks best (lowest) first.
-fn level_key(instrument: InstrumentId, side: Side, price: Price) -> (InstrumentId, Side, i64) {
-    (instrument, side, if side == Side::Buy { -price.0 } else { price.0 })
-}
-
-/// Resting orders by id and, per level, in time priority: what both the feed and a
-/// subscriber keep.
-#[derive(Debug, Default)]
-struct Shadow {
-    orders: DetMap<OrderId, Resting>,
-    levels: BTreeMap<(InstrumentId, Side, i64), Queue>,
-}
-
-impl Shadow {
-    fn insert(&mut self, id: OrderId, o: Resting) {
-        self.orders.insert(id, o);
-        self.levels.entry(level_key(o.instrument, o.side, o.price)).or_default().push_back(id);
-    }
-
-    fn remove(&mut self, id: OrderId) -> Option<Resting> {
-        let o = self.orders.remove(&id)?;
-        let key = level_key(o.instrument, o.side, o.price);
-        if let Some(q) = self.levels.get_mut(&key) {
-            q.retain(|&x| x != id);
-            if q.is_empty() {
-                self.levels.remove(&key);
-            }
-        }
-        Some(o)
-    }
-
-    /// Every order in canonical order (instrument, bids then asks, best first, time).
-    fn in_order(&self) -> impl Iterator<Item = (OrderId, &Resting)> + '_ {
-        self.levels.values().flatten().filter_map(|id| self.orders.get(id).map(|o| (*id, o)))
-    }
-}
+use l2x_protocol::book::{Resting, RestingOrders};
+use l2x_protocol::codec::MdMsg;
+use l2x_types::{Event, InstrumentId, OrderId, Price, Qty, Trade};
 
 /// The publishing side: turns batches into sequenced updates and serves snapshots.
 #[derive(Debug, Default)]
 pub struct Feed {
     md_seq: u64,
-    shadow: Shadow,
+    shadow: RestingOrders,
 }
 
 impl Feed {
@@ -102,7 +50,7 @@ impl Feed {
     /// The updates of one command's events, appended to `out` (the caller sets end of event
     /// on the last one).
     pub fn on_batch(&mut self, events: &[Event], out: &mut Vec<MdMsg>) {
-        // Orders entering the book in this command: (id, instrument, side, price, leaves).
+        // Orders entering the book in this command, with what is left of them so far.
         let mut pending: Vec<(OrderId, Resting)> = Vec::new();
         for ev in events {
             match *ev {
@@ -110,68 +58,11 @@ impl Feed {
                     pending.push((order_id, Resting { instrument, side, price, leaves: qty }));
                 }
                 Event::Amended { order_id, price, qty, priority_kept, .. } => {
-                    if priority_kept {
-                        if let Some(o) = self.shadow.orders.get_mut(&order_id)
-                            && qty < o.leaves
-                        {
-                            let removed = Qty(o.leaves.0 - qty.0);
-                            o.leaves = qty;
-                            let (instrument, side) = (o.instrument, o.side);
-                            let md_seq = self.next();
-                            out.push(MdMsg::ReduceOrder { md_seq, instrument, side, order_id, removed, leaves: qty });
-                        }
-                    } else if let Some(o) = self.shadow.remove(order_id) {
-                        let md_seq = self.next();
-                        out.push(MdMsg::DeleteOrder { md_seq, instrument: o.instrument, side: o.side, order_id });
-                        pending.push((order_id, Resting { price, leaves: qty, ..o }));
-                    }
+                    self.amended(order_id, price, qty, priority_kept, &mut pending, out);
                 }
-                Event::Trade(t) => {
-                    if let Some(o) = self.shadow.orders.get_mut(&t.maker_order_id) {
-                        o.leaves = t.maker_leaves;
-                        let (instrument, side) = (o.instrument, o.side);
-                        if t.maker_leaves == Qty::ZERO {
-                            self.shadow.remove(t.maker_order_id);
-                        }
-                        let md_seq = self.next();
-                        out.push(MdMsg::Execution {
-                            md_seq,
-                            instrument,
-                            side,
-                            order_id: t.maker_order_id,
-                            price: t.price,
-                            qty: t.qty,
-                            leaves: t.maker_leaves,
-                        });
-                    }
-                    if let Some((_, p)) = pending.iter_mut().find(|(id, _)| *id == t.taker_order_id) {
-                        p.leaves = t.taker_leaves;
-                    }
-                    let md_seq = self.next();
-                    out.push(MdMsg::Trade {
-                        md_seq,
-                        instrument: t.instrument,
-                        aggressor: t.taker_side,
-                        match_id: t.trade_id.0,
-                        price: t.price,
-                        qty: t.qty,
-                    });
-                }
+                Event::Trade(ref t) => self.traded(t, &mut pending, out),
                 Event::Cancelled { order_id, qty, leaves, .. } => {
-                    if let Some((_, p)) = pending.iter_mut().find(|(id, _)| *id == order_id) {
-                        p.leaves = leaves;
-                    } else if let Some(o) = self.shadow.orders.get_mut(&order_id) {
-                        let (instrument, side) = (o.instrument, o.side);
-                        if leaves == Qty::ZERO {
-                            self.shadow.remove(order_id);
-                            let md_seq = self.next();
-                            out.push(MdMsg::DeleteOrder { md_seq, instrument, side, order_id });
-                        } else {
-                            o.leaves = leaves;
-                            let md_seq = self.next();
-                            out.push(MdMsg::ReduceOrder { md_seq, instrument, side, order_id, removed: qty, leaves });
-                        }
-                    }
+                    self.cancelled(order_id, qty, leaves, &mut pending, out);
                 }
                 _ => {}
             }
@@ -189,6 +80,94 @@ impl Feed {
                     price: o.price,
                     qty: o.leaves,
                 });
+            }
+        }
+    }
+
+    /// An amend that keeps priority shrinks the order in place; one that loses it takes the
+    /// order off and enters it again, like a new order.
+    fn amended(
+        &mut self,
+        order_id: OrderId,
+        price: Price,
+        qty: Qty,
+        priority_kept: bool,
+        pending: &mut Vec<(OrderId, Resting)>,
+        out: &mut Vec<MdMsg>,
+    ) {
+        if priority_kept {
+            if let Some((leaves, o)) = self.shadow.leaves_mut(order_id)
+                && qty < o.leaves
+            {
+                let removed = Qty(o.leaves.0 - qty.0);
+                *leaves = qty;
+                let (instrument, side) = (o.instrument, o.side);
+                let md_seq = self.next();
+                out.push(MdMsg::ReduceOrder { md_seq, instrument, side, order_id, removed, leaves: qty });
+            }
+        } else if let Some(o) = self.shadow.remove(order_id) {
+            let md_seq = self.next();
+            out.push(MdMsg::DeleteOrder { md_seq, instrument: o.instrument, side: o.side, order_id });
+            pending.push((order_id, Resting { price, leaves: qty, ..o }));
+        }
+    }
+
+    /// A trade: an `Execution` of the resting order, then the `Trade`; the taker, if it is
+    /// entering the book in this command, has that much less to rest.
+    fn traded(&mut self, t: &Trade, pending: &mut [(OrderId, Resting)], out: &mut Vec<MdMsg>) {
+        if let Some((leaves, o)) = self.shadow.leaves_mut(t.maker_order_id) {
+            *leaves = t.maker_leaves;
+            let (instrument, side) = (o.instrument, o.side);
+            if t.maker_leaves == Qty::ZERO {
+                self.shadow.remove(t.maker_order_id);
+            }
+            let md_seq = self.next();
+            out.push(MdMsg::Execution {
+                md_seq,
+                instrument,
+                side,
+                order_id: t.maker_order_id,
+                price: t.price,
+                qty: t.qty,
+                leaves: t.maker_leaves,
+            });
+        }
+        if let Some((_, p)) = pending.iter_mut().find(|(id, _)| *id == t.taker_order_id) {
+            p.leaves = t.taker_leaves;
+        }
+        let md_seq = self.next();
+        out.push(MdMsg::Trade {
+            md_seq,
+            instrument: t.instrument,
+            aggressor: t.taker_side,
+            match_id: t.trade_id.0,
+            price: t.price,
+            qty: t.qty,
+        });
+    }
+
+    /// A cancel: of an order entering the book in this command, what it will rest; of a
+    /// resting one, a `DeleteOrder`, or a `ReduceOrder` when it leaves quantity.
+    fn cancelled(
+        &mut self,
+        order_id: OrderId,
+        qty: Qty,
+        leaves: Qty,
+        pending: &mut [(OrderId, Resting)],
+        out: &mut Vec<MdMsg>,
+    ) {
+        if let Some((_, p)) = pending.iter_mut().find(|(id, _)| *id == order_id) {
+            p.leaves = leaves;
+        } else if let Some((open, o)) = self.shadow.leaves_mut(order_id) {
+            let (instrument, side) = (o.instrument, o.side);
+            if leaves == Qty::ZERO {
+                self.shadow.remove(order_id);
+                let md_seq = self.next();
+                out.push(MdMsg::DeleteOrder { md_seq, instrument, side, order_id });
+            } else {
+                *open = leaves;
+                let md_seq = self.next();
+                out.push(MdMsg::ReduceOrder { md_seq, instrument, side, order_id, removed: qty, leaves });
             }
         }
     }
@@ -215,103 +194,5 @@ impl Feed {
         out.push(MdMsg::SnapshotBegin { md_seq, instrument, count: orders.len() as u64 });
         out.append(&mut orders);
         out.push(MdMsg::SnapshotEnd { md_seq, instrument });
-    }
-}
-
-/// A gap or an inconsistency in the feed: the subscriber must reconnect for a new snapshot.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, thiserror::Error)]
-#[error("market data gap: expected md_seq {expected}, got {got}")]
-pub struct Gap {
-    /// The sequence number that should have come.
-    pub expected: u64,
-    /// What came.
-    pub got: u64,
-}
-
-/// The subscriber's book, rebuilt from a snapshot and the updates after it.
-#[derive(Debug, Default)]
-pub struct Book {
-    md_seq: u64,
-    shadow: Shadow,
-}
-
-impl Book {
-    /// An empty book.
-    pub fn new() -> Book {
-        Book::default()
-    }
-
-    /// The last `md_seq` applied.
-    pub fn md_seq(&self) -> u64 {
-        self.md_seq
-    }
-
-    /// Applies one message of the feed.
-    ///
-    /// # Errors
-    /// [`Gap`] if an update is not the next in sequence or names an order the book does not
-    /// have; the book is then stale.
-    pub fn apply(&mut self, msg: &MdMsg) -> Result<(), Gap> {
-        let gap = |expected: u64, got: u64| Gap { expected, got };
-        match *msg {
-            MdMsg::InstrumentDefinition { .. } | MdMsg::Heartbeat { .. } | MdMsg::SnapshotEnd { .. } => Ok(()),
-            MdMsg::SnapshotBegin { md_seq, instrument, .. } => {
-                self.md_seq = md_seq;
-                let stale: Vec<OrderId> =
-                    self.shadow.in_order().filter(|(_, o)| o.instrument == instrument).map(|(id, _)| id).collect();
-                for id in stale {
-                    self.shadow.remove(id);
-                }
-                Ok(())
-            }
-            MdMsg::Order { add: false, instrument, side, order_id, price, qty, .. } => {
-                self.shadow.insert(order_id, Resting { instrument, side, price, leaves: qty });
-                Ok(())
-            }
-            ref update => {
-                let md_seq = update_seq(update);
-                if md_seq != self.md_seq + 1 {
-                    return Err(gap(self.md_seq + 1, md_seq));
-                }
-                self.md_seq = md_seq;
-                match *update {
-                    MdMsg::Order { instrument, side, order_id, price, qty, .. } => {
-                        self.shadow.insert(order_id, Resting { instrument, side, price, leaves: qty });
-                    }
-                    MdMsg::ReduceOrder { order_id, leaves, .. } | MdMsg::Execution { order_id, leaves, .. } => {
-                        let o = self.shadow.orders.get_mut(&order_id).ok_or(gap(md_seq, md_seq))?;
-                        o.leaves = leaves;
-                        if leaves == Qty::ZERO {
-                            self.shadow.remove(order_id);
-                        }
-                    }
-                    MdMsg::DeleteOrder { order_id, .. } => {
-                        self.shadow.remove(order_id).ok_or(gap(md_seq, md_seq))?;
-                    }
-                    _ => {}
-                }
-                Ok(())
-            }
-        }
-    }
-
-    /// Every resting order as (instrument, side, price, order id, open quantity), in the
-    /// engine's canonical order: instrument, bids then asks, best price first, time priority.
-    pub fn orders(&self) -> Vec<(InstrumentId, Side, Price, OrderId, Qty)> {
-        self.shadow.in_order().map(|(id, o)| (o.instrument, o.side, o.price, id, o.leaves)).collect()
-    }
-}
-
-fn update_seq(msg: &MdMsg) -> u64 {
-    match *msg {
-        MdMsg::InstrumentDefinition { md_seq, .. }
-        | MdMsg::SnapshotBegin { md_seq, .. }
-        | MdMsg::Order { md_seq, .. }
-        | MdMsg::SnapshotEnd { md_seq, .. }
-        | MdMsg::ReduceOrder { md_seq, .. }
-        | MdMsg::DeleteOrder { md_seq, .. }
-        | MdMsg::Execution { md_seq, .. }
-        | MdMsg::Trade { md_seq, .. }
-        | MdMsg::Heartbeat { md_seq } => md_seq,
     }
 }

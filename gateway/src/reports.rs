@@ -28,7 +28,7 @@ use std::collections::BTreeMap;
 
 use l2x_types::{AccountId, DetMap, Event, OrderId, Qty};
 
-use crate::codec::{Liquidity, Report, ReportHeader};
+use l2x_protocol::codec::{Liquidity, Report, ReportHeader};
 
 /// A report with its place in its account's stream.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]

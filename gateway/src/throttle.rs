@@ -2,7 +2,11 @@
 //! and mass cancel, a larger bucket), and the disconnect threshold for a session that keeps
 //! sending while throttled (docs/PROTOCOL.md, "Throttles").
 //!
-//! Integer arithmetic on nanoseconds the caller passes in; nothing here reads a clock.
+//! Integer arithmetic on nanoseconds the caller passes in; nothing here reads a clock. The
+//! limits themselves are announced to the client in its `LogonAck`: they are the protocol's
+//! ([`Limits`]).
+
+use l2x_protocol::codec::Limits;
 
 /// A token bucket: `rate` tokens per second, at most `burst` banked.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -44,26 +48,6 @@ impl TokenBucket {
         }
         let wait_ns = (NS - self.scaled).div_ceil(self.rate);
         Err(u32::try_from(wait_ns.div_ceil(1_000_000)).unwrap_or(u32::MAX).max(1))
-    }
-}
-
-/// The limits of a session, announced in its `LogonAck`.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub struct Limits {
-    /// New orders and amends per second.
-    pub order_rate: u32,
-    /// Their burst.
-    pub order_burst: u32,
-    /// Cancels and mass cancels per second.
-    pub cancel_rate: u32,
-    /// Their burst.
-    pub cancel_burst: u32,
-}
-
-impl Default for Limits {
-    /// 5,000 orders/s with a burst of 1,000; cancels twice that.
-    fn default() -> Limits {
-        Limits { order_rate: 5_000, order_burst: 1_000, cancel_rate: 10_000, cancel_burst: 2_000 }
     }
 }
 

@@ -10,9 +10,9 @@ use std::path::Path;
 use std::process::{Child, Command, Stdio};
 use std::time::Duration;
 
-use l2x_gateway::auth::Key;
-use l2x_gateway::client::{Client, ClientError, MdClient, Options};
-use l2x_gateway::codec::{ClientMsg, MdMsg, Report, ServerMsg, WireOrder};
+use l2x_protocol::client::{Client, ClientError, MdClient, Options};
+use l2x_protocol::codec::{ClientMsg, MdMsg, Report, ServerMsg, WireOrder};
+use l2x_protocol::logon::Key;
 use l2x_types::{AccountId, ClientOrderId, InstrumentId, Price, Qty, Side, TimeInForce};
 
 /// A running `l2x serve`, killed when dropped.
@@ -359,7 +359,7 @@ fn serve_stops_cleanly_on_sigterm() {
     let killed = Command::new("kill").args(["-TERM", &node.child.id().to_string()]).status().unwrap();
     assert!(killed.success());
     // The session is logged out (server_shutdown), not cut off.
-    assert!(matches!(maker.recv(), Err(l2x_gateway::client::ClientError::LoggedOut(8))));
+    assert!(matches!(maker.recv(), Err(l2x_protocol::client::ClientError::LoggedOut(8))));
     let rest: Vec<String> = node.lines.by_ref().map(Result::unwrap).collect();
     assert!(node.child.wait().unwrap().success(), "{rest:?}");
     let stopped = rest.iter().find_map(|l| l.strip_prefix("l2x serve: SIGTERM: stopped at seq ")).unwrap();

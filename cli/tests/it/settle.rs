@@ -131,9 +131,9 @@ fn serve_settles_on_the_embedded_chain_by_default() {
 fn serve_settles_while_it_trades(settlement: &str, env: &[(&str, &str)], verify_chain: impl Fn(&str) -> Vec<String>) {
     use std::io::{BufRead, BufReader};
 
-    use l2x_gateway::auth::Key;
-    use l2x_gateway::client::{Client, Options};
-    use l2x_gateway::codec::{ClientMsg, Report, ServerMsg, WireOrder};
+    use l2x_protocol::client::{Client, Options};
+    use l2x_protocol::codec::{ClientMsg, Report, ServerMsg, WireOrder};
+    use l2x_protocol::logon::Key;
     use l2x_types::{AccountId, ClientOrderId, InstrumentId, Price, Qty, Side};
 
     let dir = tempfile::tempdir().unwrap();

@@ -9,9 +9,9 @@ use std::process::{Command, Stdio};
 use std::sync::mpsc;
 use std::time::Duration;
 
-use l2x_gateway::auth::Key;
-use l2x_gateway::client::{Client, Options};
-use l2x_gateway::codec::{ClientMsg, Report, ServerMsg, WireOrder};
+use l2x_protocol::client::{Client, Options};
+use l2x_protocol::codec::{ClientMsg, Report, ServerMsg, WireOrder};
+use l2x_protocol::logon::Key;
 use l2x_settlement::batch_set::BatchSet;
 use l2x_types::{AccountId, ClientOrderId, InstrumentId, Price, Qty, Side, TimeInForce, Timestamp};
 

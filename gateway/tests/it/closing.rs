@@ -12,13 +12,16 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
-use l2x_gateway::client::Options;
-use l2x_gateway::codec::{self, ClientMsg, FrameReader, Report, ServerMsg, WireOrder};
-use l2x_gateway::server::{Config, reason};
-use l2x_gateway::throttle::Limits;
+use l2x_gateway::server::Config;
+use l2x_protocol::client::Options;
+use l2x_protocol::codec::{self, ClientMsg, FrameReader, Limits, Report, ServerMsg, WireOrder};
+use l2x_protocol::codes::{LogoutReason, SessionReject};
 use l2x_types::{ClientOrderId, Side};
 
 use crate::node::{Node, limit, report, send};
+
+/// Session-band reject `throttled`, as the pattern the tests match.
+const THROTTLED: u16 = SessionReject::Throttled.code();
 
 /// A logged-on session as a raw socket (the Rust client's logon, then the bytes).
 fn raw_session(node: &Node, key_id: u64) -> (TcpStream, FrameReader) {
@@ -65,19 +68,16 @@ fn flooding_client_reads_throttle_logout_not_reset() {
     stream.write_all(&flood).expect("the server reads a flood to its end, it does not reset it");
     let (msgs, end) = read_to_end(&mut stream, reader);
     end.expect("a clean end of stream after the logout, not a reset");
-    assert_eq!(msgs.last(), Some(&ServerMsg::Logout { reason: reason::THROTTLE_EXCEEDED }), "{msgs:?}");
+    assert_eq!(msgs.last(), Some(&ServerMsg::Logout { reason: LogoutReason::ThrottleExceeded.code() }), "{msgs:?}");
     let throttled = msgs
         .iter()
-        .filter(|m| matches!(m, ServerMsg::Report { report: Report::Rejected { reason: reason::THROTTLED, .. }, .. }))
+        .filter(|m| matches!(m, ServerMsg::Report { report: Report::Rejected { reason: THROTTLED, .. }, .. }))
         .count();
     assert_eq!(throttled, 10, "twice the burst of throttled rejects, then the logout: {msgs:?}");
     assert!(
         msgs[..msgs.len() - 1].iter().all(|m| matches!(
             m,
-            ServerMsg::Report {
-                report: Report::Accepted { .. } | Report::Rejected { reason: reason::THROTTLED, .. },
-                ..
-            }
+            ServerMsg::Report { report: Report::Accepted { .. } | Report::Rejected { reason: THROTTLED, .. }, .. }
         )),
         "{msgs:?}"
     );
@@ -135,7 +135,7 @@ fn slow_consumer_that_keeps_sending_reads_its_logout_not_reset() {
     stop.store(true, Ordering::SeqCst);
     let sent = writing.join().unwrap();
     end.expect("a clean end of stream after the logout, not a reset");
-    assert_eq!(msgs.last(), Some(&ServerMsg::Logout { reason: reason::SLOW_CONSUMER }));
+    assert_eq!(msgs.last(), Some(&ServerMsg::Logout { reason: LogoutReason::SlowConsumer.code() }));
     assert!(msgs.len() > 100, "the backlog came first: {} messages", msgs.len());
     assert!(sent > 0, "the client was sending while it read");
     node.stop();
@@ -153,7 +153,7 @@ fn broken_framing_with_more_bytes_behind_reads_its_logout_not_reset() {
     stream.write_all(&bytes).expect("the server reads the rest of a broken stream, it does not reset it");
     let (msgs, end) = read_to_end(&mut stream, reader);
     end.expect("a clean end of stream after the logout, not a reset");
-    assert_eq!(msgs, [ServerMsg::Logout { reason: reason::FRAME_TOO_LARGE }]);
+    assert_eq!(msgs, [ServerMsg::Logout { reason: LogoutReason::FrameTooLarge.code() }]);
     // Not logged on: a length of 3, then a megabyte more.
     let mut stream = TcpStream::connect(node.server.order_entry_addr()).unwrap();
     stream.set_read_timeout(Some(Duration::from_secs(20))).unwrap();
@@ -162,7 +162,7 @@ fn broken_framing_with_more_bytes_behind_reads_its_logout_not_reset() {
     stream.write_all(&bytes).expect("the server reads the rest of a broken stream, it does not reset it");
     let (msgs, end) = read_to_end(&mut stream, FrameReader::new());
     end.expect("a clean end of stream after the logout, not a reset");
-    assert_eq!(msgs, [ServerMsg::Logout { reason: reason::MALFORMED }]);
+    assert_eq!(msgs, [ServerMsg::Logout { reason: LogoutReason::Malformed.code() }]);
     node.stop();
 }
 
@@ -179,7 +179,7 @@ fn client_logout_then_half_close_still_reads_the_servers_logout() {
     stream.shutdown(Shutdown::Write).unwrap();
     let (msgs, end) = read_to_end(&mut stream, reader);
     end.expect("a clean end of stream");
-    assert_eq!(msgs, [ServerMsg::Logout { reason: reason::CLIENT_REQUEST }]);
+    assert_eq!(msgs, [ServerMsg::Logout { reason: LogoutReason::ClientRequest.code() }]);
     node.stop();
 }
 
@@ -196,12 +196,12 @@ fn reports_after_a_client_logout_wait_in_the_stream() {
     stream.write_all(&bytes).unwrap();
     let (msgs, end) = read_to_end(&mut stream, reader);
     end.expect("a clean end of stream");
-    assert_eq!(msgs.last(), Some(&ServerMsg::Logout { reason: reason::CLIENT_REQUEST }));
+    assert_eq!(msgs.last(), Some(&ServerMsg::Logout { reason: LogoutReason::ClientRequest.code() }));
     assert!(msgs.len() <= 2, "{msgs:?}");
     // The report is in the account's stream: a logon with resume_from 1 replays it.
     let addr = node.server.order_entry_addr();
     let options = Options { heartbeat_ms: 60_000, read_timeout: Some(Duration::from_secs(20)), ..Options::default() };
-    let mut again = l2x_gateway::client::Client::connect_from(addr, &crate::node::key(1), options, 1).unwrap();
+    let mut again = l2x_protocol::client::Client::connect_from(addr, &crate::node::key(1), options, 1).unwrap();
     // (If the report was still in flight at the logon, it comes live, after an empty replay.)
     let (h, r) = loop {
         match crate::node::next(&mut again) {

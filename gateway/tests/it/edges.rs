@@ -5,10 +5,12 @@ use std::io::{Read, Write};
 use std::net::TcpStream;
 use std::time::Duration;
 
-use l2x_gateway::client::{Client, ClientError, MdClient, Options};
-use l2x_gateway::codec::{self, ClientMsg, FrameReader, Liquidity, MdMsg, Report, ServerMsg, WireAmend, WireOrder};
-use l2x_gateway::server::{Config, reason};
-use l2x_gateway::throttle::Limits;
+use l2x_gateway::server::Config;
+use l2x_protocol::client::{Client, ClientError, MdClient, Options};
+use l2x_protocol::codec::{
+    self, ClientMsg, FrameReader, Limits, Liquidity, MdMsg, Report, ServerMsg, WireAmend, WireOrder,
+};
+use l2x_protocol::codes::LogoutReason;
 use l2x_types::{CancelReason, ClientOrderId, Command, OrderType, Price, Qty, RejectReason, Side, TimeInForce};
 
 use crate::node::{BTC, Node, key, limit, next, report, send};
@@ -112,13 +114,13 @@ fn frame_length_limits_and_which_logout_wins_before_a_logon() {
     // errors win over `not_logged_in`); a well-framed frame that does not decode, or anything
     // but a logon, is `not_logged_in`.
     let logout = |reason| vec![ServerMsg::Logout { reason }];
-    assert_eq!(raw_exchange(&node, &[3, 0, 2, 0, 1]), logout(reason::MALFORMED));
-    assert_eq!(raw_exchange(&node, &[0, 0]), logout(reason::MALFORMED));
-    assert_eq!(raw_exchange(&node, &1025u16.to_le_bytes()), logout(reason::FRAME_TOO_LARGE));
-    assert_eq!(raw_exchange(&node, &frame_of_len(1024)), logout(reason::NOT_LOGGED_IN));
+    assert_eq!(raw_exchange(&node, &[3, 0, 2, 0, 1]), logout(LogoutReason::Malformed.code()));
+    assert_eq!(raw_exchange(&node, &[0, 0]), logout(LogoutReason::Malformed.code()));
+    assert_eq!(raw_exchange(&node, &1025u16.to_le_bytes()), logout(LogoutReason::FrameTooLarge.code()));
+    assert_eq!(raw_exchange(&node, &frame_of_len(1024)), logout(LogoutReason::NotLoggedIn.code()));
     let mut bad_version = frame_of_len(4);
     bad_version[4] = 2;
-    assert_eq!(raw_exchange(&node, &bad_version), logout(reason::NOT_LOGGED_IN));
+    assert_eq!(raw_exchange(&node, &bad_version), logout(LogoutReason::NotLoggedIn.code()));
     // Logged on: 1024 is a frame (of the wrong length for a heartbeat: 405, the session goes
     // on); 1025 ends the session.
     let mut a = node.connect(1);
@@ -128,7 +130,7 @@ fn frame_length_limits_and_which_logout_wins_before_a_logon() {
     send(&mut a, limit(1, Side::Buy, 900, 1));
     assert!(matches!(report(&mut a).1, Report::Accepted { .. }), "a heartbeat, then an order: still logged on");
     a.send_raw(&1025u16.to_le_bytes()).unwrap();
-    assert!(matches!(a.recv(), Err(ClientError::LoggedOut(r)) if r == reason::FRAME_TOO_LARGE));
+    assert!(matches!(a.recv(), Err(ClientError::LoggedOut(r)) if r == LogoutReason::FrameTooLarge.code()));
     node.stop();
 }
 

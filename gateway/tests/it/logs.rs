@@ -9,9 +9,9 @@ use std::net::{SocketAddr, TcpStream};
 use std::sync::{Condvar, Mutex, Once, PoisonError};
 use std::time::{Duration, Instant};
 
-use l2x_gateway::client::Options;
-use l2x_gateway::codec::{self, ClientMsg, Logon};
 use l2x_gateway::server::Config;
+use l2x_protocol::client::Options;
+use l2x_protocol::codec::{self, ClientMsg, Logon};
 use tracing::field::{Field, Visit};
 use tracing::{Event, Level, Metadata, Subscriber, span};
 

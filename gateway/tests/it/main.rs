@@ -2,7 +2,6 @@
 //!
 //! - `closing`: how the server ends sessions: every logout readable, then a clean end of
 //!   stream, never a reset.
-//! - `doc`: docs/PROTOCOL.md against the code: reason codes, enums, block lengths, examples.
 //! - `edges`: the corners docs/PROTOCOL.md documents (replay past the end, cid 0, market
 //!   orders, header flags, framing limits, snapshots' md_seq…), pinned.
 //! - `logs`: sessions' logons, logouts and refusals as the gateway logs them.
@@ -15,7 +14,6 @@
 #![allow(clippy::unwrap_used, reason = "test code: a panic is the failure report")]
 
 mod closing;
-mod doc;
 mod edges;
 mod logs;
 mod market_data;

@@ -3,8 +3,9 @@
 use std::str::FromStr;
 
 use l2x_engine::StateMachine;
-use l2x_gateway::codec::MdMsg;
-use l2x_gateway::market_data::{Book, Feed};
+use l2x_gateway::market_data::Feed;
+use l2x_protocol::book::Book;
+use l2x_protocol::codec::MdMsg;
 use l2x_types::{
     AccountId, Amend, Amount, Cancel, ClientOrderId, Command, Decimal, Event, Holder, InstrumentId, InstrumentSpec,
     MassCancel, NewOrder, OrderType, Price, Qty, Seq, Sequenced, Side, StpMode, Symbol, TimeInForce, Timestamp,

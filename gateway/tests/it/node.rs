@@ -7,10 +7,11 @@ use std::str::FromStr;
 use std::time::Duration;
 
 use l2x_engine::StateMachine;
-use l2x_gateway::auth::{Key, Keys};
-use l2x_gateway::client::{Client, Options};
-use l2x_gateway::codec::{ClientMsg, ServerMsg, WireOrder};
+use l2x_gateway::auth::Keys;
 use l2x_gateway::server::{Config, Server};
+use l2x_protocol::client::{Client, Options};
+use l2x_protocol::codec::{ClientMsg, ServerMsg, WireOrder};
+use l2x_protocol::logon::Key;
 use l2x_risk::Ledger;
 use l2x_sequencer::pipeline::{Config as PipelineConfig, Pipeline};
 use l2x_types::{
@@ -114,7 +115,7 @@ pub(crate) fn next(client: &mut Client) -> ServerMsg {
 }
 
 /// The next report (header and body), skipping heartbeats.
-pub(crate) fn report(client: &mut Client) -> (l2x_gateway::codec::ReportHeader, l2x_gateway::codec::Report) {
+pub(crate) fn report(client: &mut Client) -> (l2x_protocol::codec::ReportHeader, l2x_protocol::codec::Report) {
     match next(client) {
         ServerMsg::Report { header, report, .. } => (header, report),
         other => panic!("expected a report, got {other:?}"),

@@ -9,11 +9,11 @@ use std::io::{Read, Write};
 use std::net::TcpStream;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
-use l2x_gateway::auth::sign;
-use l2x_gateway::client::{ClientError, MdClient, Options};
-use l2x_gateway::codec::{self, ClientMsg, Liquidity, Logon, MdMsg, Report, ServerMsg, WireAmend, WireOrder};
-use l2x_gateway::server::{Config, reason};
-use l2x_gateway::throttle::Limits;
+use l2x_gateway::server::Config;
+use l2x_protocol::client::{ClientError, MdClient, Options};
+use l2x_protocol::codec::{self, ClientMsg, Limits, Liquidity, Logon, MdMsg, Report, ServerMsg, WireAmend, WireOrder};
+use l2x_protocol::codes::LogoutReason;
+use l2x_protocol::logon::sign;
 use l2x_types::{
     CancelReason, ClientOrderId, OrderType, Price, Qty, RejectReason, Side, StpMode, TimeInForce, Timestamp,
 };
@@ -230,11 +230,11 @@ fn logons_are_refused_with_a_reason() {
     // connection die) supersedes the first session.
     let mut second = raw_send(&node, ClientMsg::Logon(signed(3, now_ns(), 5)));
     assert!(matches!(read_server(&mut second), ServerMsg::LogonAck { .. }));
-    assert_eq!(read_server(&mut first), ServerMsg::Logout { reason: reason::SUPERSEDED });
+    assert_eq!(read_server(&mut first), ServerMsg::Logout { reason: LogoutReason::Superseded.code() });
     assert_eq!(first.read(&mut [0u8; 16]).unwrap(), 0, "then the old connection closes");
     // Anything but a logon first: logged out.
     let mut stream = raw_send(&node, ClientMsg::Cancel { cid: ClientOrderId(1) });
-    assert_eq!(read_server(&mut stream), ServerMsg::Logout { reason: reason::NOT_LOGGED_IN });
+    assert_eq!(read_server(&mut stream), ServerMsg::Logout { reason: LogoutReason::NotLoggedIn.code() });
     assert_eq!(stream.read(&mut [0u8; 16]).unwrap(), 0, "then the connection closes");
     drop((first, second));
     let mut again = node.connect(3);
@@ -276,7 +276,7 @@ fn heartbeats_keep_a_reading_session_alive_and_silence_times_it_out() {
     }
     assert!(matches!(seen[0], ServerMsg::LogonAck { heartbeat_ms: 100, .. }), "{seen:?}");
     assert!(seen[1..seen.len() - 1].iter().all(|m| *m == ServerMsg::Heartbeat) && seen.len() >= 3, "{seen:?}");
-    assert_eq!(seen.last(), Some(&ServerMsg::Logout { reason: reason::HEARTBEAT_TIMEOUT }));
+    assert_eq!(seen.last(), Some(&ServerMsg::Logout { reason: LogoutReason::HeartbeatTimeout.code() }));
     node.stop();
 }
 
@@ -316,7 +316,7 @@ fn throttles_reject_with_retry_after_then_disconnect_and_cancels_have_their_own_
         }
         assert!(rejects < 100, "never cut off");
     };
-    assert!(matches!(outcome, ClientError::LoggedOut(r) if r == reason::THROTTLE_EXCEEDED), "{outcome:?}");
+    assert!(matches!(outcome, ClientError::LoggedOut(r) if r == LogoutReason::ThrottleExceeded.code()), "{outcome:?}");
     // Cut off at the seventh reject within a second (twice the burst of 3, plus one); more
     // only if the machine stalled for a second (the unit test pins the count exactly).
     assert!(rejects >= 6, "{rejects}");
@@ -385,7 +385,7 @@ fn a_reconnecting_client_gets_exactly_the_reports_it_missed() {
     }
     // Reconnect asking from seq 6: the three fills, flagged, then ReplayComplete, then live.
     let options = Options { heartbeat_ms: 60_000, read_timeout: Some(Duration::from_secs(20)), ..Options::default() };
-    let mut maker = l2x_gateway::client::Client::connect_from(addr, &maker_key, options, 6).unwrap();
+    let mut maker = l2x_protocol::client::Client::connect_from(addr, &maker_key, options, 6).unwrap();
     assert_eq!(maker.info().next_seq, 9);
     let mut seqs = vec![];
     for _ in 0..3 {
@@ -456,7 +456,8 @@ fn after_a_restart_the_streams_continue_and_replay_from_the_journal() {
 
     let node = Node::start(dir.path(), Config::default());
     let options = Options { heartbeat_ms: 60_000, read_timeout: Some(Duration::from_secs(20)), ..Options::default() };
-    let mut a = l2x_gateway::client::Client::connect_from(node.server.order_entry_addr(), &key(1), options, 1).unwrap();
+    let mut a =
+        l2x_protocol::client::Client::connect_from(node.server.order_entry_addr(), &key(1), options, 1).unwrap();
     assert_eq!(a.info().next_seq, 8);
     let replayed: Vec<_> = (0..7).map(|_| report(&mut a)).collect();
     for ((h0, r0), (h1, r1)) in before.iter().zip(&replayed) {
@@ -486,7 +487,7 @@ fn malformed_frames_get_typed_rejects_and_the_session_goes_on() {
     let node = Node::start(dir.path(), Config::default());
     let mut a = node.connect(1);
     let good = order_frame(limit(1, Side::Buy, 990, 1));
-    let gateway_reject = |a: &mut l2x_gateway::client::Client| {
+    let gateway_reject = |a: &mut l2x_protocol::client::Client| {
         let (h, r) = report(a);
         assert_eq!(h.seq, 0, "{r:?}");
         let Report::Rejected { cid, reason, .. } = r else { panic!("{r:?}") };
@@ -536,13 +537,13 @@ fn malformed_frames_get_typed_rejects_and_the_session_goes_on() {
     let mut bystander = node.connect(3);
     // An oversize length: the stream is broken, the session is logged out and closed.
     a.send_raw(&[0x01, 0x10, 0, 0]).unwrap();
-    assert!(matches!(a.recv(), Err(ClientError::LoggedOut(r)) if r == reason::FRAME_TOO_LARGE));
+    assert!(matches!(a.recv(), Err(ClientError::LoggedOut(r)) if r == LogoutReason::FrameTooLarge.code()));
     send(&mut bystander, limit(1, Side::Sell, 1100, 1));
     assert!(matches!(report(&mut bystander).1, Report::Accepted { .. }));
     // A length below the header: logged out as malformed.
     let mut c = node.connect(4);
     c.send_raw(&[0x02, 0x00, 0, 0]).unwrap();
-    assert!(matches!(c.recv(), Err(ClientError::LoggedOut(r)) if r == reason::MALFORMED));
+    assert!(matches!(c.recv(), Err(ClientError::LoggedOut(r)) if r == LogoutReason::Malformed.code()));
     // More than 100 malformed frames: logged out.
     let mut d = node.connect(5);
     let mut junk = good.clone();
@@ -560,7 +561,10 @@ fn malformed_frames_get_typed_rejects_and_the_session_goes_on() {
             }
         }
     }
-    assert!(matches!(outcome, Some(Err(ClientError::LoggedOut(r))) if r == reason::MALFORMED), "{outcome:?}");
+    assert!(
+        matches!(outcome, Some(Err(ClientError::LoggedOut(r))) if r == LogoutReason::Malformed.code()),
+        "{outcome:?}"
+    );
     node.stop();
 }
 
@@ -647,7 +651,7 @@ fn a_slow_reader_is_cut_off_without_stalling_anyone_and_loses_nothing_on_replay(
             Err(e) => break e,
         }
     };
-    assert!(matches!(err, ClientError::LoggedOut(r) if r == reason::SLOW_CONSUMER), "{err:?}");
+    assert!(matches!(err, ClientError::LoggedOut(r) if r == LogoutReason::SlowConsumer.code()), "{err:?}");
     assert!(seen > 0 && slow.last_seq() < last.seq);
     // Reconnecting, it replays the rest: nothing is lost.
     let had = slow.last_seq();

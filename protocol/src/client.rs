@@ -1,5 +1,5 @@
 //! The Rust client of docs/PROTOCOL.md: blocking, on standard sockets, one connection per
-//! value. What a market maker's own code would do, and what the tests, `l2x order` and
+//! value. What a market maker's own code would do, and what the tests, `l2x demo` and
 //! `l2x bench wire` use.
 //!
 //! ```text
@@ -28,10 +28,10 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use l2x_types::InstrumentId;
 
-use crate::auth::Key;
-use crate::codec::{self, ClientMsg, FramingError, Logon, MdMsg, ServerMsg, WireError};
-use crate::market_data::{Book, Gap};
-use crate::throttle::Limits;
+use crate::book::{Book, Gap};
+use crate::codec::{self, ClientMsg, FramingError, Limits, Logon, MdMsg, ServerMsg, WireError};
+use crate::codes::LogoutReason;
+use crate::logon::Key;
 
 /// What went wrong on a connection.
 #[derive(Debug, thiserror::Error)]
@@ -290,7 +290,7 @@ impl Client {
     /// # Errors
     /// The socket's, or [`ClientError::Unexpected`] if the server answers otherwise.
     pub fn logout(mut self) -> Result<(), ClientError> {
-        self.send(&ClientMsg::Logout { reason: 1 })?;
+        self.send(&ClientMsg::Logout { reason: LogoutReason::ClientRequest.code() })?;
         loop {
             match self.recv() {
                 Err(ClientError::LoggedOut(_)) => return Ok(()),

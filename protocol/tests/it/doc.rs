@@ -4,8 +4,9 @@
 
 use std::collections::BTreeMap;
 
-use l2x_gateway::auth::{Refusal, sign};
-use l2x_gateway::codec::{self, ClientMsg, Liquidity, Logon, LogoutReason, WireOrder, WireReject};
+use l2x_protocol::codec::{self, ClientMsg, ClientTemplate, Liquidity, Logon, MdTemplate, ServerTemplate, WireOrder};
+use l2x_protocol::codes::{LogoutReason, Refusal, SessionReject};
+use l2x_protocol::logon::sign;
 use l2x_types::{
     CancelReason, ClientOrderId, InstrumentId, OrderType, Price, Qty, RejectReason, Side, StpMode, TimeInForce,
 };
@@ -58,7 +59,7 @@ fn expected<T: Copy>(all: &[T], code: impl Fn(T) -> u64, name: impl Fn(T) -> &'s
 #[test]
 fn every_reason_code_is_in_protocol_md_with_its_number() {
     let mut rejects = expected(RejectReason::ALL, |r| u64::from(r.code()), RejectReason::as_str);
-    rejects.extend(expected(WireReject::ALL, |r| u64::from(r.code()), WireReject::as_str));
+    rejects.extend(expected(SessionReject::ALL, |r| u64::from(r.code()), SessionReject::as_str));
     assert_eq!(codes("### Reject reasons"), rejects, "Rejected.reason");
     assert_eq!(
         codes("### Cancel reasons"),
@@ -107,6 +108,13 @@ fn every_template_is_documented_with_its_block_length() {
     }
     let known: Vec<u16> = (0..=u16::MAX).filter(|&t| codec::block_len(t).is_some()).collect();
     assert_eq!(documented.keys().copied().collect::<Vec<_>>(), known, "every template the codec knows");
+    let names: BTreeMap<u16, &str> = (ClientTemplate::ALL.iter().map(|t| (t.code(), t.as_str())))
+        .chain(ServerTemplate::ALL.iter().map(|t| (t.code(), t.as_str())))
+        .chain(MdTemplate::ALL.iter().map(|t| (t.code(), t.as_str())))
+        .collect();
+    for (&template, (name, _)) in &documented {
+        assert_eq!(names.get(&template), Some(&name.as_str()), "the name of template {template}");
+    }
 }
 
 /// `bytes` as the document prints a frame: hex, 32 bytes a line.
