@@ -84,6 +84,14 @@ enum JournalCmd {
         #[arg(value_parser = config::non_empty_path)]
         dir: PathBuf,
     },
+    /// Cut a damaged journal at its first damage, moving everything from there on into
+    /// DIR/cut-N (docs/JOURNAL.md, "When the node refuses to start"). The node must be
+    /// stopped. The records after the damage are given up: run it only once you decided so.
+    Truncate {
+        /// The journal directory.
+        #[arg(value_parser = config::non_empty_path)]
+        dir: PathBuf,
+    },
 }
 
 #[derive(Debug, Subcommand)]
@@ -125,6 +133,7 @@ fn run(cli: Cli) -> Result<ExitCode> {
             run_match(&input, state_out.as_deref(), journal)
         }
         Cmd::Journal { which: JournalCmd::Export { dir } } => journal_export(&dir),
+        Cmd::Journal { which: JournalCmd::Truncate { dir } } => journal_truncate(&dir),
         Cmd::Replay(opts) => replay::replay(&opts),
         Cmd::Serve(opts) => serve::serve(&opts),
         Cmd::Settle { which } => settle::settle(which),
@@ -228,6 +237,20 @@ fn open_input(input: &Path) -> Result<File> {
     let meta = std::fs::metadata(input).with_context(|| format!("cannot open {} (--input)", input.display()))?;
     anyhow::ensure!(!meta.is_dir(), "--input {}: is a directory, not a scenario file", input.display());
     File::open(input).with_context(|| format!("cannot open {} (--input)", input.display()))
+}
+
+/// `l2x journal truncate DIR`: the journal cut at its first damage, what was cut kept aside.
+fn journal_truncate(dir: &Path) -> Result<ExitCode> {
+    let mut out = io::stdout().lock();
+    match journal::truncate_at_damage(dir)? {
+        None => writeln!(out, "{}: the journal reads to its end by every rule: nothing to cut", dir.display())?,
+        Some(t) => {
+            writeln!(out, "damage: {}", t.damage)?;
+            writeln!(out, "cut at {} byte {}; the journal now ends at seq {}", t.at.0.display(), t.at.1, t.kept.seq)?;
+            writeln!(out, "everything cut is in {}", t.kept_aside.display())?;
+        }
+    }
+    Ok(ExitCode::SUCCESS)
 }
 
 /// `l2x journal export DIR`: the journal as scenario lines on standard output.

@@ -159,7 +159,7 @@ pub fn replay(dir: &Path, ledger: &Ledger, opts: Options, observer: &mut dyn Obs
     let mut events = Vec::new();
     let (state, replayed, last) = (&mut outcome.state, &mut outcome.replayed, &mut outcome.last_seq);
     let mut past_limit = false;
-    let scanned = journal::read_after(&journal, point, outcome.snapshot.as_ref(), |cmd| {
+    let scanned = journal::read_after(&journal, point, outcome.snapshot.as_ref(), |cmd, _| {
         if cmd.seq.0 > limit {
             past_limit = true;
             return ControlFlow::Break(());
@@ -171,6 +171,11 @@ pub fn replay(dir: &Path, ledger: &Ledger, opts: Options, observer: &mut dyn Obs
         *replayed += 1;
         *last = cmd.seq.0;
         bar.tick(cmd.seq.0);
+        // At the point asked for the read stops: it claims nothing about what follows.
+        if cmd.seq.0 == limit {
+            past_limit = true;
+            return ControlFlow::Break(());
+        }
         ControlFlow::Continue(())
     })?;
     bar.finish(outcome.last_seq);

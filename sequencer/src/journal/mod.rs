@@ -37,6 +37,7 @@ mod record;
 mod recovery;
 mod segment;
 pub mod snapshot;
+mod truncate;
 mod walk;
 mod write;
 
@@ -46,6 +47,7 @@ use std::path::{Path, PathBuf};
 pub use self::read::{Journal, ScanReport, TornTail, first_seqs, scan, segments};
 pub use self::record::{MAX_RECORD, encoded_len};
 pub use self::recovery::{RecoveryReport, Start, read_after, recover, replay, start};
+pub use self::truncate::{Truncated, truncate_at_damage};
 pub use self::write::{JournalSyncer, JournalWriter};
 
 /// Default segment size: 64 MiB (about a million records).

@@ -237,6 +237,19 @@ impl Journal {
         from: Point,
         mut f: impl FnMut(Sequenced) -> ControlFlow<()>,
     ) -> Result<ScanReport, JournalError> {
+        self.read_points(from, |cmd, _| f(cmd))
+    }
+
+    /// [`Journal::read`], also telling the callback each record's point (its sequence
+    /// number and CRC: what a snapshot of the state after it is bound to).
+    ///
+    /// # Errors
+    /// As [`Journal::read`].
+    pub fn read_points(
+        &self,
+        from: Point,
+        mut f: impl FnMut(Sequenced, Point) -> ControlFlow<()>,
+    ) -> Result<ScanReport, JournalError> {
         // The segment that holds record `from`: the last whose header names a record before it.
         let first = if from == Point::START {
             0

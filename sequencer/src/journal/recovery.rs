@@ -60,9 +60,9 @@ pub fn read_after(
     journal: &Journal,
     point: Point,
     snapshot: Option<&(u64, PathBuf)>,
-    f: impl FnMut(l2x_types::Sequenced) -> ControlFlow<()>,
+    f: impl FnMut(l2x_types::Sequenced, Point) -> ControlFlow<()>,
 ) -> Result<ScanReport, JournalError> {
-    journal.read(point, f).map_err(|e| match (e, snapshot) {
+    journal.read_points(point, f).map_err(|e| match (e, snapshot) {
         (e @ JournalError::PointNotInJournal { .. }, Some((_, path))) => {
             JournalError::SnapshotNotInJournal { path: path.clone(), source: Box::new(e) }
         }
@@ -138,7 +138,7 @@ fn replay_journal(
         ..RecoveryReport::default()
     };
     let mut events = Vec::new();
-    let scanned = read_after(journal, point, report.snapshot.clone().as_ref(), |cmd| {
+    let scanned = read_after(journal, point, report.snapshot.clone().as_ref(), |cmd, at| {
         if cmd.seq.0 > limit {
             return ControlFlow::Break(());
         }
@@ -146,10 +146,11 @@ fn replay_journal(
         state.apply(&cmd, &mut events);
         report.replayed += 1;
         report.last_seq = cmd.seq.0;
-        ControlFlow::Continue(())
+        report.last = at;
+        // At the point asked for the read stops: it claims nothing about what follows.
+        if cmd.seq.0 == limit { ControlFlow::Break(()) } else { ControlFlow::Continue(()) }
     })?;
     report.torn = scanned.torn.clone();
-    report.last = scanned.last;
     Ok((state, report, scanned))
 }
 

@@ -78,7 +78,7 @@ impl<'a> Walk<'a> {
     pub(crate) fn segment(
         &mut self,
         k: usize,
-        f: &mut impl FnMut(Sequenced) -> ControlFlow<()>,
+        f: &mut impl FnMut(Sequenced, Point) -> ControlFlow<()>,
     ) -> Result<Step, JournalError> {
         let segments = self.journal.mapped();
         let Some(seg) = segments.get(k) else { return Ok(Step::Ended) };
@@ -121,7 +121,7 @@ impl<'a> Walk<'a> {
             if self.passes_start(point, seg, at - len)? {
                 continue;
             }
-            if f(cmd).is_break() {
+            if f(cmd, point).is_break() {
                 self.report.tail = None;
                 return Ok(Step::Stopped);
             }

@@ -712,3 +712,43 @@ fn a_snapshot_past_the_end_fails_every_read_to_the_end() {
     let (_, report) = journal::replay(dir.path(), Some(cmds[40].seq.0), &Ledger::default()).unwrap();
     assert_eq!(report.last_seq, cmds[40].seq.0);
 }
+
+/// After a machine failure the never-synced end of a journal can hold holes (pages written
+/// back out of order): the node refuses to start, naming the offset, and writes nothing.
+/// An operator cuts the journal at the damage with `truncate_at_damage`, which keeps every
+/// byte it cuts (a copy of the segment as it was, the later files moved) and leaves a
+/// journal that reads by every rule.
+#[test]
+fn a_hole_in_the_unsynced_tail_is_cut_by_an_operator_and_nothing_is_destroyed() {
+    let cmds = commands(80);
+    let dir = tempfile::tempdir().unwrap();
+    let (mut w, _) = JournalWriter::open(dir.path(), 1 << 20).unwrap();
+    let mut starts = Vec::new();
+    for c in &cmds {
+        starts.push(usize::try_from(w.position().1).unwrap());
+        w.append(c).unwrap();
+    }
+    drop(w);
+    snapshot_at(dir.path(), cmds[70].seq.0, &state_after(&cmds[..71]).canonical());
+    let seg = segment(dir.path(), 0);
+    let mut bytes = fs::read(&seg).unwrap();
+    // A 512-byte sector never written back, in the middle of the records.
+    let hole = (starts[50] / 512 + 1) * 512;
+    bytes[hole..hole + 512].fill(0);
+    fs::write(&seg, &bytes).unwrap();
+    let before = contents(dir.path());
+    assert!(matches!(journal::recover(dir.path(), 1 << 20, &Ledger::default()), Err(JournalError::Corrupt { .. })));
+    assert_eq!(contents(dir.path()), before, "the refused start wrote nothing");
+
+    let cut = journal::truncate_at_damage(dir.path()).unwrap().expect("something to cut");
+    // The last record that ends at or before the hole (record i ends where i + 1 starts).
+    let kept = (0..cmds.len() - 1).rev().find(|&i| starts[i + 1] <= hole).unwrap();
+    assert_eq!(cut.kept.seq, cmds[kept].seq.0, "the journal ends before the record the hole damaged");
+    assert_eq!(cut.at.0, seg);
+    assert_eq!(fs::read(cut.kept_aside.join("journal-00000000.l2xj")).unwrap(), bytes, "the segment as it was");
+    assert!(cut.kept_aside.join(snapshot::file_name(cmds[70].seq.0)).exists(), "the snapshot past the cut");
+    let (state, _, report) = journal::recover(dir.path(), 1 << 20, &Ledger::default()).unwrap();
+    assert_eq!(report.last_seq, cmds[kept].seq.0);
+    assert_eq!(state.canonical().hash(), state_after(&cmds[..=kept]).canonical().hash());
+    assert_eq!(journal::truncate_at_damage(dir.path()).unwrap(), None, "nothing more to cut");
+}
