@@ -196,6 +196,16 @@ pub enum BatchError {
         /// ", but batch N is" when a later batch is there.
         after: String,
     },
+    /// The tree the batch is applied to is not at the batch's previous root.
+    #[error("batch {index}: header field prev_root is {expected}, but the tree before the batch has root {got}")]
+    PrevRoot {
+        /// The batch.
+        index: u64,
+        /// The header's previous root.
+        expected: B256,
+        /// The root of the tree before the batch.
+        got: B256,
+    },
     /// The data's leaves do not lead from the previous root to the header's new root.
     #[error("batch {index}: its leaves give root {got}, the header says {expected}")]
     Root {
@@ -469,12 +479,13 @@ pub fn calldata_floor_gas(bytes: &[u8]) -> u64 {
 /// the batch's previous root, and its leaves must lead to its new root.
 ///
 /// # Errors
-/// [`BatchError::Root`] when either root does not match; [`BatchError::Format`] when the
-/// data does not decode.
+/// [`BatchError::PrevRoot`] when the tree is not at the batch's previous root,
+/// [`BatchError::Root`] when its leaves do not give its new root; [`BatchError::Format`]
+/// when the data does not decode.
 pub fn apply(tree: &mut crate::tree::Tree, batch: &Batch) -> Result<(), BatchError> {
     let h = &batch.header;
     if tree.root() != h.prev_root {
-        return Err(BatchError::Root { index: h.index, expected: h.prev_root, got: tree.root() });
+        return Err(BatchError::PrevRoot { index: h.index, expected: h.prev_root, got: tree.root() });
     }
     let leaves = batch.leaves().map_err(|what| BatchError::Format { index: h.index, what })?;
     let root = tree.update(leaves.iter().map(|l| (l.account, Some(l.hash()))));
