@@ -57,13 +57,15 @@ pub struct Header {
     /// The batch's index, from 1 (batches are numbered without gaps; epochs that changed
     /// nothing are not batches, docs/SETTLEMENT.md "Epochs").
     pub index: u64,
-    /// The epoch's first command.
+    /// The first sequence number of the batch's range: the previous batch's `last_seq + 1`
+    /// (1 for batch 1), whether or not the journal has a command with it.
     pub first_seq: u64,
-    /// Its last command.
+    /// Its last command: the one that closed the epoch.
     pub last_seq: u64,
     /// Sequenced time of the last command, ns.
     pub epoch_ts: u64,
-    /// Commands in the epoch (`last_seq − first_seq + 1`).
+    /// Commands in the range: at least 1, at most `last_seq − first_seq + 1` (fewer where
+    /// the journal's sequence numbers have gaps).
     pub commands: u64,
     /// The root before.
     pub prev_root: B256,
@@ -452,12 +454,20 @@ fn check_ranges(header: &Header) -> Result<(), FormatError> {
     if header.last_seq < header.first_seq {
         return bad("last_seq", 28, format!("{}, before first_seq {}", header.last_seq, header.first_seq));
     }
-    if header.commands != header.last_seq - header.first_seq + 1 {
-        let n = header.last_seq - header.first_seq + 1;
+    // A range holds its closing command, and at most one command per sequence number (the
+    // journal's numbers may have gaps: fewer is fine).
+    let room = header.last_seq - header.first_seq + 1;
+    if header.commands == 0 {
+        return bad("commands", 44, "0: a batch holds at least the command that closed it".into());
+    }
+    if header.commands > room {
         return bad(
             "commands",
             44,
-            format!("{}, but seq {}-{} is {n} commands", header.commands, header.first_seq, header.last_seq),
+            format!(
+                "{}, but seq {}-{} has room for {room} commands at most",
+                header.commands, header.first_seq, header.last_seq
+            ),
         );
     }
     Ok(())

@@ -9,7 +9,9 @@
 //!     k > epochs                          ──▶ stop: ChainAhead
 //!     batches 1..=k not compared yet: root or data hash ≠ the journal's
 //!                                         ──▶ stop: Mismatch { the first }  (nothing committed)
-//!     otherwise: commit batch k+1, read the chain again, until it has every epoch
+//!     otherwise: check batch k+1 as the batch-set loader checks a file after batch k's
+//!                (batch_set::check_next on its encoded bytes)  ──▶ refused: stop, nothing sent
+//!                commit batch k+1, read the chain again, until it has every epoch
 //! ```
 //!
 //! Resuming is reading the chain: after a restart the submitter asks the contract for its
@@ -72,6 +74,16 @@ pub enum SubmitError {
         chain: B256,
         /// The batch file's.
         ours: B256,
+    },
+    /// A batch the batch-set loader would refuse after the one before it (a bug in what the
+    /// submitter built): it is not committed, so the chain never holds a batch that `settle
+    /// verify`, `status`, `prove` and `replay --verify-roots` refuse to read.
+    #[error("batch {index} was not committed: the batch files would not load with it: {what}")]
+    Refused {
+        /// The batch.
+        index: u64,
+        /// What the loader would say.
+        what: BatchError,
     },
     /// The chain has more batches than the journal closes.
     #[error("the chain has {chain} batches, the journal closes only {journal}")]
@@ -213,9 +225,32 @@ impl Submitter {
             let Some(next) = batches.get(usize::try_from(k).unwrap_or(usize::MAX)) else {
                 return Ok(Synced { epochs: batches.len() as u64, committed_before: before, committed, root });
             };
+            self.check_before_commit(batches, k)?;
             chain.commit(next)?;
             committed += 1;
         }
+    }
+
+    /// Checks batch `k + 1` (`batches[k]`) as [`BatchSet::load`](crate::batch_set::BatchSet::load)
+    /// would check its file after batch `k`'s: its encoded bytes decode, and it continues
+    /// batch `k` (index, sequence range, previous root, market state).
+    fn check_before_commit(&self, batches: &[Batch], k: u64) -> Result<(), SubmitError> {
+        let index = k + 1;
+        let refused = |what| SubmitError::Refused { index, what };
+        let at = |i: u64| batches.get(usize::try_from(i).unwrap_or(usize::MAX));
+        let Some(next) = at(k) else { return Ok(()) };
+        let prev = match k.checked_sub(1).and_then(at) {
+            Some(pb) => {
+                let markets =
+                    pb.markets().map_err(|what| refused(BatchError::Format { index: pb.header.index, what }))?;
+                Some((pb, markets))
+            }
+            None => None,
+        };
+        let path = self.batches.join(Batch::file_name(index));
+        let prev = prev.as_ref().map(|(pb, m)| (*pb, m.as_slice()));
+        crate::batch_set::check_next(&path, &next.encode(), index, prev).map_err(refused)?;
+        Ok(())
     }
 
     /// Writes a batch file, or checks the one already there; returns the batch as stored.
@@ -234,3 +269,6 @@ impl Submitter {
         Ok(batch.clone())
     }
 }
+
+#[cfg(test)]
+mod tests;

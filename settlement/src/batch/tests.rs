@@ -83,6 +83,28 @@ fn a_prev_root_mismatch_says_it_is_the_root_before_the_batch() {
     assert!(err.to_string().contains("its leaves give root"), "{err}");
 }
 
+/// Issue 14 review: `commands` counts the commands in the batch's range, which may be
+/// fewer than its sequence numbers (a journal's numbers may have gaps), never more, and at
+/// least the closing one.
+#[test]
+fn commands_may_be_fewer_than_the_range_but_not_zero_nor_more() {
+    let mut tree = Tree::new();
+    let e = epoch(1, B256::ZERO, vec![leaf(1, 0)], &mut tree);
+    assert_eq!((e.first_seq, e.last_seq), (10, 19));
+    for commands in [1, 3, 10] {
+        let b = Batch::of(&Epoch { commands, ..e.clone() });
+        assert!(Batch::decode(&b.encode()).is_ok(), "{commands} commands in seq 10-19");
+    }
+    for (commands, why) in [(0, "0: a batch holds at least the command that closed it"), (11, "room for 10")] {
+        let b = Batch::of(&Epoch { commands, ..e.clone() });
+        let err = Batch::decode(&b.encode()).unwrap_err();
+        assert!(
+            matches!(&err, FormatError::Header { field: "commands", offset: 44, why: w } if w.contains(why)),
+            "{err}"
+        );
+    }
+}
+
 /// The layout of docs/SETTLEMENT.md, byte for byte: header offsets, the data's epoch
 /// fields, the markets, the leaves.
 #[test]
