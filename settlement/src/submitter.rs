@@ -22,6 +22,13 @@
 //! batch's root and data hash are compared with the journal's once per submitter (the
 //! contract checks that each batch starts from the previous root, but a new root is the
 //! submitter's word: agreeing on the last one alone would not prove the earlier ones).
+//!
+//! A live journal is read up to the sequence number its writer publishes
+//! ([`Submitter::reading_up_to`]). Where that number is not durable yet (`durability = os`),
+//! each pass makes the journal durable between reading the number and reading the journal
+//! ([`Submitter::syncing_before_reading`], with a [`crate::journal_sync::JournalSync`]):
+//! a committed root is irreversible, so it is never built on a record a power cut could
+//! take back.
 
 use std::path::PathBuf;
 
@@ -39,6 +46,9 @@ pub enum SubmitError {
     /// Reading the journal.
     #[error(transparent)]
     Journal(#[from] JournalError),
+    /// Making the journal durable before reading it (nothing was read).
+    #[error("making the journal durable before reading it: {0}")]
+    Durable(JournalError),
     /// A batch file.
     #[error(transparent)]
     Batch(#[from] BatchError),
@@ -125,6 +135,19 @@ pub struct Submitter {
     /// How far the journal may be read: the writer's published sequence number, for a
     /// journal being written (`None`: to its end).
     until: Option<PublishedSeq>,
+    /// What makes the journal durable up to that number before a pass reads it (`None`: it
+    /// already is).
+    sync_first: Option<SyncFirst>,
+}
+
+/// Makes a journal durable up to what a pass is about to read (see
+/// [`Submitter::syncing_before_reading`]).
+struct SyncFirst(Box<dyn FnMut() -> Result<(), JournalError> + Send>);
+
+impl std::fmt::Debug for SyncFirst {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("SyncFirst")
+    }
 }
 
 /// The last sequence number a journal's writer has published as readable (and, with
@@ -156,6 +179,7 @@ impl Submitter {
             closed: Vec::new(),
             stored: 0,
             until: None,
+            sync_first: None,
         }
     }
 
@@ -168,10 +192,27 @@ impl Submitter {
         self
     }
 
-    /// Reads the journal's commands after the last one read.
+    /// Calls `sync` at each pass after reading the published sequence number and before
+    /// reading the journal: for a writer that publishes records before they are durable
+    /// (`durability = os`), `sync` makes durable what the pass will read — every record
+    /// appended before it is called ([`crate::journal_sync::JournalSync::sync`]). A pass
+    /// whose `sync` fails reads nothing ([`SubmitError::Durable`]); the next one tries again.
+    pub fn syncing_before_reading(
+        mut self,
+        sync: impl FnMut() -> Result<(), JournalError> + Send + 'static,
+    ) -> Submitter {
+        self.sync_first = Some(SyncFirst(Box::new(sync)));
+        self
+    }
+
+    /// Reads the journal's commands after the last one read: up to the published sequence
+    /// number read first, made durable second (if it is not already).
     fn follow(&mut self) -> Result<(), SubmitError> {
         let mut epochs = Vec::new();
         let until = self.until.as_ref().map_or(u64::MAX, |p| (p.0)());
+        if let Some(SyncFirst(sync)) = &mut self.sync_first {
+            sync().map_err(SubmitError::Durable)?;
+        }
         let read = self.follower.read(&self.journal, &mut epochs, until);
         self.closed.extend(epochs.iter().map(Batch::of));
         Ok(read?)
