@@ -317,3 +317,43 @@ fn a_journal_with_sequence_gaps_settles_and_verifies() {
     assert!(headers.windows(2).all(|w| w[1].first_seq == w[0].last_seq + 1), "{headers:?}");
     assert!(headers.iter().any(|h| h.commands < h.last_seq - h.first_seq + 1), "{headers:?}");
 }
+
+/// Issue 14 review: `settle prove` valued a leaf with unchecked `i128` products on values
+/// read from the batch files: a crafted but hash-consistent set made it panic (debug build)
+/// or print a wrapped equity (release). It is an error naming the batch and the account,
+/// with nothing on stdout.
+#[test]
+fn prove_refuses_a_leaf_whose_value_does_not_fit_naming_the_batch_and_account() {
+    use l2x_settlement::batch::Batch;
+    use l2x_settlement::epoch::Epoch;
+    use l2x_settlement::leaf::{AccountLeaf, Position};
+    use l2x_settlement::market::Market;
+
+    let dir = tempfile::tempdir().unwrap();
+    let batches = dir.path().join("batches");
+    std::fs::create_dir_all(&batches).unwrap();
+    let position = Position { instrument: 0, size: i64::MAX, cost: 0, fundingIndex: 0 };
+    let changes = vec![AccountLeaf { account: 5, collateral: 0, positions: vec![position] }];
+    let root = l2x_settlement::tree::Tree::new().update(changes.iter().map(|l| (l.account, Some(l.hash()))));
+    let epoch = Epoch {
+        index: 1,
+        first_seq: 1,
+        last_seq: 1,
+        ts: 1,
+        commands: 1,
+        fills: 0,
+        prev_root: alloy::primitives::B256::ZERO,
+        root,
+        markets: vec![Market { instrument: 0, mark: i64::MAX, fundingIndex: 0, tickValue: i64::MAX }],
+        changes,
+    };
+    Batch::of(&epoch).write(&batches).unwrap();
+    // The set itself loads: status answers.
+    let status = l2x(&["settle", "status", "--batches", s(&batches)]);
+    assert!(status.status.success(), "{}", stderr(&status));
+    let prove = l2x(&["settle", "prove", "--batches", s(&batches), "--account", "5"]);
+    refused(&prove, &["batch 1", "account 5", "instrument 0", "size × mark × tickValue", "does not fit in 128 bits"]);
+    // Another account of the same batch is proven as before.
+    let absent = l2x(&["settle", "prove", "--batches", s(&batches), "--account", "6"]);
+    assert!(absent.status.success(), "{}", stderr(&absent));
+}
