@@ -21,7 +21,9 @@
 //!    on a local anvil (installed from npm on first use, its default hardfork named in the
 //!    report); gas used per batch, per changed leaf and per trade, as the receipts say, next
 //!    to the EIP-7623 floor of each commit's whole input (21,000 + 10 per zero byte + 40 per
-//!    non-zero byte, Prague and later): a data-heavy commit pays the floor.
+//!    non-zero byte, Prague and later): a data-heavy commit pays the floor. Every per-batch,
+//!    per-leaf and per-trade figure of this step is over the committed batches alone (the
+//!    first ones of the stream, which may be larger than its average batch).
 
 use std::time::Instant;
 
@@ -92,6 +94,8 @@ pub struct BatchSizes {
     pub chain_hardfork: Option<String>,
     /// The EIP-7623 floor of each committed batch's transaction (21,000 + its whole input).
     pub chain_floor_per_batch: Vec<u64>,
+    /// Changed leaves per batch of the batches committed on anvil (not of the whole stream).
+    pub chain_leaves_per_batch: Option<f64>,
     /// Gas used on anvil per changed leaf of those batches.
     pub chain_gas_per_leaf: Option<f64>,
     /// Gas used by each batch committed on anvil.
@@ -274,17 +278,45 @@ fn chain_gas(batches: &[l2x_settlement::batch::Batch], out: &mut BatchSizes) -> 
     let key = l2x_settlement::devnode::DEV_KEYS[0];
     let address = l2x_settlement::chain::RpcChain::deploy(node.url(), key)?;
     let mut chain = l2x_settlement::chain::RpcChain::connect(node.url(), key, address, 1)?;
-    let (mut trades, mut leaves) = (0, 0);
     for b in batches {
         out.chain_gas_per_batch.push(chain.commit_for_gas(b)?);
         out.chain_floor_per_batch.push(l2x_settlement::chain::commit_floor_gas(b));
-        trades += b.header.fills;
-        leaves += u64::from(b.header.leaves);
     }
-    let used: u64 = out.chain_gas_per_batch.iter().sum();
-    out.chain_gas_per_trade = Some(used as f64 / trades.max(1) as f64);
-    out.chain_gas_per_leaf = Some(used as f64 / leaves.max(1) as f64);
+    let figures = Committed::of(batches.iter().map(|b| &b.header).zip(&out.chain_gas_per_batch));
+    out.chain_leaves_per_batch = Some(figures.leaves_per_batch);
+    out.chain_gas_per_leaf = Some(figures.gas_per_leaf);
+    out.chain_gas_per_trade = Some(figures.gas_per_trade);
     Ok(())
+}
+
+/// Per-batch, per-leaf and per-trade figures of committed batches, all over the same
+/// batches (the committed ones), so that leaves per batch × gas per leaf is the mean gas
+/// per batch.
+#[derive(Clone, Copy, Debug, PartialEq)]
+struct Committed {
+    leaves_per_batch: f64,
+    gas_per_leaf: f64,
+    gas_per_trade: f64,
+}
+
+impl Committed {
+    /// From each committed batch's header and the gas its commit used.
+    #[allow(clippy::cast_precision_loss, reason = "ratios for a report")]
+    fn of<'a>(committed: impl Iterator<Item = (&'a l2x_settlement::batch::Header, &'a u64)>) -> Committed {
+        let (mut batches, mut leaves, mut trades, mut gas) = (0u64, 0u64, 0u64, 0u64);
+        for (header, used) in committed {
+            batches += 1;
+            leaves += u64::from(header.leaves);
+            trades += header.fills;
+            gas += used;
+        }
+        let per = |x: u64, n: u64| x as f64 / n.max(1) as f64;
+        Committed {
+            leaves_per_batch: per(leaves, batches),
+            gas_per_leaf: per(gas, leaves),
+            gas_per_trade: per(gas, trades),
+        }
+    }
 }
 
 impl Report {
@@ -336,15 +368,54 @@ impl Report {
             "EIP-7623 floor of the data per changed leaf: {:.0} raw / {:.0} zstd",
             b.floor_gas_per_leaf_raw, b.floor_gas_per_leaf_zstd
         );
-        if let (Some(per_trade), Some(per_leaf)) = (b.chain_gas_per_trade, b.chain_gas_per_leaf) {
+        if let (Some(per_trade), Some(per_leaf), Some(leaves)) =
+            (b.chain_gas_per_trade, b.chain_gas_per_leaf, b.chain_leaves_per_batch)
+        {
             let _ = writeln!(
                 s,
-                "on anvil (hardfork {}): receipts' gas per batch {:?}, the EIP-7623 floor of each transaction {:?}; {per_leaf:.0} gas per changed leaf, {per_trade:.0} per trade",
+                "on anvil (hardfork {}): {} batches committed, {leaves:.1} changed leaves per batch; receipts' gas per batch {:?}, the EIP-7623 floor of each transaction {:?}; {per_leaf:.0} gas per changed leaf, {per_trade:.0} per trade (over the committed batches)",
                 b.chain_hardfork.as_deref().unwrap_or("?"),
+                b.chain_gas_per_batch.len(),
                 b.chain_gas_per_batch,
                 b.chain_floor_per_batch
             );
         }
         s
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// BENCHMARKS.md's 100-fill row gave leaves per batch over every batch of the stream and
+    /// gas per leaf over the committed ones: their product was below the row's cheapest
+    /// batch. Both are over the committed batches now.
+    #[test]
+    fn leaves_per_batch_and_gas_per_leaf_are_over_the_same_committed_batches() {
+        use l2x_settlement::batch::Header;
+        let header = |leaves: u32, fills: u64| Header {
+            index: 1,
+            first_seq: 1,
+            last_seq: 1,
+            epoch_ts: 0,
+            commands: 1,
+            prev_root: B256::ZERO,
+            new_root: B256::ZERO,
+            data_hash: B256::ZERO,
+            fills,
+            data_len: 0,
+            leaves,
+            raw_len: 0,
+            market_hash: B256::ZERO,
+        };
+        let headers = [header(150, 100), header(130, 100)];
+        let gas = [110_000u64, 100_000];
+        let c = Committed::of(headers.iter().zip(&gas));
+        assert!((c.leaves_per_batch - 140.0).abs() < 1e-9, "{c:?}");
+        assert!((c.gas_per_leaf - 750.0).abs() < 1e-9, "{c:?}");
+        assert!((c.gas_per_trade - 1_050.0).abs() < 1e-9, "{c:?}");
+        let mean = gas.iter().sum::<u64>() as f64 / gas.len() as f64;
+        assert!((c.leaves_per_batch * c.gas_per_leaf - mean).abs() < 1e-6, "{c:?}");
     }
 }

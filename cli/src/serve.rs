@@ -38,7 +38,8 @@ use l2x_sequencer::journal;
 use l2x_sequencer::pipeline::{Config as PipelineConfig, Pipeline, StatsReader};
 use l2x_settlement::chain::{Chain, RpcChain};
 use l2x_settlement::embedded::EmbeddedChain;
-use l2x_settlement::submitter::PublishedSeq;
+use l2x_settlement::journal_sync::JournalSync;
+use l2x_settlement::submitter::{PublishedSeq, Submitter};
 use l2x_types::{AccountId, Amount, Command, Holder, InstrumentId};
 
 use crate::config::{ChainKind, Config};
@@ -237,16 +238,10 @@ impl Node {
         } else {
             tracing::info!(dir = %dir.display(), last_seq = recovery.last_seq, "journal recovered");
         }
-        // The submitter reads the live journal up to what the pipeline has published as
-        // readable: appended (durability os), or durable (fsync: never a record a machine
-        // failure could take back, which a committed root would then disagree with).
-        let stats = pipeline.stats_reader();
-        let durable = config.pipeline.durability() == l2x_sequencer::pipeline::Durability::Fsync;
-        let published = PublishedSeq::new(move || {
-            let now = stats.stats();
-            if durable { now.durable_seq } else { now.appended_seq }
-        });
-        let settlement = chain.map(|chain| Settlement::start(config, chain, published)).transpose()?;
+        let settlement = match chain {
+            Some(chain) => Some(Settlement::start(config, chain, live_submitter(config, pipeline.stats_reader()))?),
+            None => None,
+        };
         let idle = std::time::Duration::from_millis(config.pipeline.idle_tick_ms);
         let ticker = Ticker::start(idle, server.control(), pipeline.stats_reader())?;
         let mut node = Node {
@@ -384,6 +379,33 @@ fn open_chain(config: &Config) -> Result<Box<dyn Chain + Send>> {
     }
 }
 
+/// The node's submitter: it reads the live journal up to what the pipeline has published
+/// as readable, and never commits a root built on a record a machine failure could take
+/// back (a committed root is irreversible: the journal must always reproduce it). Under
+/// `durability = fsync` the published number is the durable one; under `os` it is the
+/// appended one, and each pass `fsync`s the journal's segments written since the last pass
+/// after reading that number and before reading the journal (docs/SETTLEMENT.md, "In
+/// `l2x serve`").
+fn live_submitter(config: &Config, stats: StatsReader) -> Submitter {
+    let durable = config.pipeline.durability() == l2x_sequencer::pipeline::Durability::Fsync;
+    let published = PublishedSeq::new(move || {
+        let now = stats.stats();
+        if durable { now.durable_seq } else { now.appended_seq }
+    });
+    let submitter = Submitter::new(
+        config.data_dir.clone(),
+        config.data_dir.join("batches"),
+        config.settlement.policy(),
+        Ledger::default(),
+    )
+    .reading_up_to(published);
+    if durable {
+        return submitter;
+    }
+    let mut journal = JournalSync::new(config.data_dir.clone());
+    submitter.syncing_before_reading(move || journal.sync().map(drop))
+}
+
 /// Sequences a [`Command::Tick`] whenever nothing was sequenced for `every`, so that
 /// sequenced time passes on an idle exchange: GTD orders expire and settlement epochs
 /// close on time (docs/SETTLEMENT.md, "Epochs"). The pipeline's count of sequenced commands
@@ -449,14 +471,7 @@ pub(crate) struct Settlement {
 }
 
 impl Settlement {
-    fn start(config: &Config, mut chain: Box<dyn Chain + Send>, published: PublishedSeq) -> Result<Settlement> {
-        let mut submitter = l2x_settlement::submitter::Submitter::new(
-            config.data_dir.clone(),
-            config.data_dir.join("batches"),
-            config.settlement.policy(),
-            Ledger::default(),
-        )
-        .reading_up_to(published);
+    fn start(config: &Config, mut chain: Box<dyn Chain + Send>, mut submitter: Submitter) -> Result<Settlement> {
         let every = std::time::Duration::from_millis(config.settlement.every_ms.max(1));
         let status = Arc::new(Mutex::new(SettleStatus::default()));
         let print = Arc::new(AtomicBool::new(false));

@@ -35,7 +35,6 @@ use l2x_settlement::batch_set::BatchSet;
 use l2x_settlement::chain::{Chain, RpcChain};
 use l2x_settlement::embedded::EmbeddedChain;
 use l2x_settlement::epoch::Policy;
-use l2x_settlement::market;
 use l2x_settlement::submitter::Submitter;
 
 use crate::config::{MAX_CONFIRMATIONS, MAX_EPOCH_FILLS, MAX_EPOCH_MS, non_empty_path, ranged};
@@ -261,14 +260,16 @@ fn prove(
     let mut reader = chain.reader()?;
     let proven = audit::prove(&set, account, batch, reader.as_deref_mut().map(|c| c as &mut dyn Chain))?;
     anyhow::ensure!(proven.verified(), "the proof does not verify against the rebuilt root (a bug)");
-    let json = prove_json(&proven);
+    // A value that does not fit is an error, before anything is printed.
+    let value = proven.value()?;
+    let json = prove_json(&proven, value);
     writeln!(out, "{}", serde_json::to_string_pretty(&json)?)?;
     let agrees = proven.chain.as_ref().is_none_or(|c| c.agrees.is_ok());
     Ok(if agrees { ExitCode::SUCCESS } else { ExitCode::FAILURE })
 }
 
 /// What a proof says, as JSON (docs/SETTLEMENT.md, "Command line").
-fn prove_json(p: &audit::Proven) -> serde_json::Value {
+fn prove_json(p: &audit::Proven, value: Option<audit::Value>) -> serde_json::Value {
     use serde_json::json;
     let batch = p.state.index;
     let markets = &p.state.markets;
@@ -283,8 +284,8 @@ fn prove_json(p: &audit::Proven) -> serde_json::Value {
             })).collect::<Vec<_>>(),
             "abi": format!("0x{}", alloy::hex::encode(l.encode())),
             "hash": l.hash().to_string(),
-            "funding_owed": market::funding_owed(l, markets).ok().map(|v| v.to_string()),
-            "equity": market::equity(l, markets).ok().map(|v| v.to_string()),
+            "funding_owed": value.and_then(|v| v.funding_owed).map(|v| v.to_string()),
+            "equity": value.and_then(|v| v.equity).map(|v| v.to_string()),
         })
     });
     json!({

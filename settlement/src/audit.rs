@@ -41,6 +41,15 @@ pub enum AuditError {
     /// The chain.
     #[error(transparent)]
     Chain(#[from] ChainError),
+    /// A leaf whose value at its batch's market state does not fit in 128 bits (a crafted
+    /// batch file: the exchange produces none).
+    #[error("batch {index}: {what}")]
+    Value {
+        /// The batch.
+        index: u64,
+        /// The account, the position and the figure.
+        what: crate::market::ValueError,
+    },
     /// A batch asked for that the set does not have.
     #[error("{dir}: {why}")]
     NoBatch {
@@ -386,7 +395,37 @@ fn on_chain(
     Ok(result)
 }
 
+/// A leaf's value at its batch's market state (docs/SETTLEMENT.md, "Valuing an account").
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Value {
+    /// The funding it owes and has not settled (`None`: a position's instrument is not
+    /// listed).
+    pub funding_owed: Option<i128>,
+    /// Its equity (`None`: a position's instrument is not listed or has no mark).
+    pub equity: Option<i128>,
+}
+
 impl Proven {
+    /// The leaf's value at the batch's market state (`None`: no leaf, a proof of absence).
+    ///
+    /// # Errors
+    /// [`AuditError::Value`] naming the batch, the account and the figure that does not fit
+    /// in 128 bits.
+    pub fn value(&self) -> Result<Option<Value>, AuditError> {
+        use crate::market::{self, ValueError};
+        let Some(leaf) = &self.leaf else { return Ok(None) };
+        let markets = &self.state.markets;
+        let known = |r: Result<i128, ValueError>| match r {
+            Ok(v) => Ok(Some(v)),
+            Err(what @ ValueError::Overflow { .. }) => Err(AuditError::Value { index: self.state.index, what }),
+            Err(ValueError::Unlisted { .. } | ValueError::NoMark { .. }) => Ok(None),
+        };
+        Ok(Some(Value {
+            funding_owed: known(market::funding_owed(leaf, markets))?,
+            equity: known(market::equity(leaf, markets))?,
+        }))
+    }
+
     /// Whether the proof verifies against the root rebuilt from the batch files (it always
     /// should: a `false` is a bug).
     pub fn verified(&self) -> bool {

@@ -57,13 +57,15 @@ pub struct Header {
     /// The batch's index, from 1 (batches are numbered without gaps; epochs that changed
     /// nothing are not batches, docs/SETTLEMENT.md "Epochs").
     pub index: u64,
-    /// The epoch's first command.
+    /// The first sequence number of the batch's range: the previous batch's `last_seq + 1`
+    /// (1 for batch 1), whether or not the journal has a command with it.
     pub first_seq: u64,
-    /// Its last command.
+    /// Its last command: the one that closed the epoch.
     pub last_seq: u64,
     /// Sequenced time of the last command, ns.
     pub epoch_ts: u64,
-    /// Commands in the epoch (`last_seq − first_seq + 1`).
+    /// Commands in the range: at least 1, at most `last_seq − first_seq + 1` (fewer where
+    /// the journal's sequence numbers have gaps).
     pub commands: u64,
     /// The root before.
     pub prev_root: B256,
@@ -195,6 +197,16 @@ pub enum BatchError {
         file: String,
         /// ", but batch N is" when a later batch is there.
         after: String,
+    },
+    /// The tree the batch is applied to is not at the batch's previous root.
+    #[error("batch {index}: header field prev_root is {expected}, but the tree before the batch has root {got}")]
+    PrevRoot {
+        /// The batch.
+        index: u64,
+        /// The header's previous root.
+        expected: B256,
+        /// The root of the tree before the batch.
+        got: B256,
     },
     /// The data's leaves do not lead from the previous root to the header's new root.
     #[error("batch {index}: its leaves give root {got}, the header says {expected}")]
@@ -442,12 +454,20 @@ fn check_ranges(header: &Header) -> Result<(), FormatError> {
     if header.last_seq < header.first_seq {
         return bad("last_seq", 28, format!("{}, before first_seq {}", header.last_seq, header.first_seq));
     }
-    if header.commands != header.last_seq - header.first_seq + 1 {
-        let n = header.last_seq - header.first_seq + 1;
+    // A range holds its closing command, and at most one command per sequence number (the
+    // journal's numbers may have gaps: fewer is fine).
+    let room = header.last_seq - header.first_seq + 1;
+    if header.commands == 0 {
+        return bad("commands", 44, "0: a batch holds at least the command that closed it".into());
+    }
+    if header.commands > room {
         return bad(
             "commands",
             44,
-            format!("{}, but seq {}-{} is {n} commands", header.commands, header.first_seq, header.last_seq),
+            format!(
+                "{}, but seq {}-{} has room for {room} commands at most",
+                header.commands, header.first_seq, header.last_seq
+            ),
         );
     }
     Ok(())
@@ -469,12 +489,13 @@ pub fn calldata_floor_gas(bytes: &[u8]) -> u64 {
 /// the batch's previous root, and its leaves must lead to its new root.
 ///
 /// # Errors
-/// [`BatchError::Root`] when either root does not match; [`BatchError::Format`] when the
-/// data does not decode.
+/// [`BatchError::PrevRoot`] when the tree is not at the batch's previous root,
+/// [`BatchError::Root`] when its leaves do not give its new root; [`BatchError::Format`]
+/// when the data does not decode.
 pub fn apply(tree: &mut crate::tree::Tree, batch: &Batch) -> Result<(), BatchError> {
     let h = &batch.header;
     if tree.root() != h.prev_root {
-        return Err(BatchError::Root { index: h.index, expected: h.prev_root, got: tree.root() });
+        return Err(BatchError::PrevRoot { index: h.index, expected: h.prev_root, got: tree.root() });
     }
     let leaves = batch.leaves().map_err(|what| BatchError::Format { index: h.index, what })?;
     let root = tree.update(leaves.iter().map(|l| (l.account, Some(l.hash()))));

@@ -10,13 +10,16 @@
 //!    each file  Batch::read: magic, version, header, data hash, content   → Damaged
 //!               its header's index is its name's                          → Inconsistent (index)
 //!    in order   first_seq = the previous last_seq + 1 (batch 1: seq 1)    → Inconsistent (first_seq)
+//!               (commands ≤ last_seq − first_seq + 1: sequence numbers may have gaps)
 //!               prev_root = the previous new_root (batch 1: 0x00…00)      → Inconsistent (prev_root)
 //!               markets: never fewer, tick values fixed, a mark once set stays set
 //!               its leaves applied to the tree give new_root              → Inconsistent (new_root)
 //! ```
 //!
 //! A set that loads is a chain of batches anyone could have rebuilt from the first: each
-//! one's leaves lead from the root before it to its own. Whether it is *the exchange's*
+//! one's leaves lead from the root before it to its own. The per-file rules ([`check_next`])
+//! are also what the submitter checks each batch against before committing it: a batch the
+//! tools would refuse never reaches the chain. Whether it is *the exchange's*
 //! chain is for the journal (`settle verify`) or the contract's roots to say.
 
 use std::collections::BTreeMap;
@@ -125,9 +128,12 @@ fn list(dir: &Path) -> Result<Vec<(u64, PathBuf)>, BatchError> {
 }
 
 /// Checks that `b` follows `prev` (the last batch before it): sequence range and roots.
-fn check_follows(path: &Path, b: &Batch, prev: Option<(&Path, &Batch)>) -> Result<(), BatchError> {
+fn check_follows(path: &Path, b: &Batch, prev: Option<&Batch>) -> Result<(), BatchError> {
     let h = &b.header;
-    let (prev_last, prev_root, after) = match prev {
+    // The batch before is named by its file name (the loader checked that names and
+    // indexes agree).
+    let prev = prev.map(|pb| (path.with_file_name(Batch::file_name(pb.header.index)), pb));
+    let (prev_last, prev_root, after) = match &prev {
         Some((p, pb)) => (pb.header.last_seq, pb.header.new_root, format!("{} ends", p.display())),
         None => (0, B256::ZERO, "batch 1 starts the set".into()),
     };
@@ -137,7 +143,7 @@ fn check_follows(path: &Path, b: &Batch, prev: Option<(&Path, &Batch)>) -> Resul
         return Err(inconsistent(path, "first_seq", why));
     }
     if h.prev_root != prev_root {
-        let why = match prev {
+        let why = match &prev {
             Some((p, _)) => {
                 format!("the header says {}, but the new_root of {} is {prev_root}", h.prev_root, p.display())
             }
@@ -173,6 +179,33 @@ fn check_markets(path: &Path, markets: &[Market], prev: &[Market]) -> Result<(),
     Ok(())
 }
 
+/// Checks one batch file's bytes as [`BatchSet::load`] checks each file of a set, given the
+/// batch before it and that batch's market state (`None`: it is batch 1): the bytes decode
+/// ([`Batch::decode`]: every field, the data hash, the content), the header's index is
+/// `index` (the file name's), its sequence range and `prev_root` continue the previous
+/// batch's, and its market state can follow the previous one. Returns the batch and its
+/// decoded content. (What the loader checks beyond this needs every batch before: that the
+/// leaves lead from `prev_root` to `new_root`.)
+///
+/// # Errors
+/// [`BatchError::Damaged`] or [`BatchError::Inconsistent`] naming `path` and the field.
+pub fn check_next(
+    path: &Path,
+    bytes: &[u8],
+    index: u64,
+    prev: Option<(&Batch, &[Market])>,
+) -> Result<(Batch, Contents), BatchError> {
+    let b = Batch::decode(bytes).map_err(|what| BatchError::Damaged { path: path.to_path_buf(), what })?;
+    if b.header.index != index {
+        let why = format!("the header says {}, but the file name says {index}", b.header.index);
+        return Err(inconsistent(path, "index", why));
+    }
+    check_follows(path, &b, prev.map(|(pb, _)| pb))?;
+    let contents = b.contents().map_err(|what| BatchError::Damaged { path: path.to_path_buf(), what })?;
+    check_markets(path, &contents.markets, prev.map_or(&[], |(_, m)| m))?;
+    Ok((b, contents))
+}
+
 impl BatchSet {
     /// Reads every batch file of `dir` and checks each and all of them together (the
     /// module's list). An empty directory is an empty set.
@@ -184,16 +217,10 @@ impl BatchSet {
         let files = list(dir)?;
         let mut batches: Vec<Batch> = Vec::with_capacity(files.len());
         let mut state = State::empty();
-        for (i, (index, path)) in files.iter().enumerate() {
-            let b = Batch::read(path)?;
-            if b.header.index != *index {
-                let why = format!("the header says {}, but the file name says {index}", b.header.index);
-                return Err(inconsistent(path, "index", why));
-            }
-            let prev = i.checked_sub(1).map(|p| (files[p].1.as_path(), &batches[p]));
-            check_follows(path, &b, prev)?;
-            let contents = b.contents().map_err(|what| BatchError::Damaged { path: path.clone(), what })?;
-            check_markets(path, &contents.markets, &state.markets)?;
+        for (index, path) in &files {
+            let bytes = std::fs::read(path).map_err(|source| BatchError::Io { path: path.clone(), source })?;
+            let prev = batches.last().map(|pb| (pb, state.markets.as_slice()));
+            let (b, contents) = check_next(path, &bytes, *index, prev)?;
             state.apply(path, &b, contents)?;
             batches.push(b);
         }

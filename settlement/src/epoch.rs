@@ -18,13 +18,20 @@
 //! replay of the journal closes the same epochs at the same commands with the same roots:
 //! the submitter's roots and `l2x settle verify`'s are one computation. An epoch starts at
 //! the first command after the previous one closed; the command that closes it is its last.
+//!
+//! A batch's sequence range is defined from the batch before it, not from the commands it
+//! holds: `first_seq` is the previous batch's `last_seq + 1` (1 for batch 1), `last_seq` the
+//! closing command's, and `commands` counts the commands in the range — fewer than
+//! `last_seq − first_seq + 1` where the journal's sequence numbers have gaps (`l2x match`
+//! numbers commands by input line, so a blank or bad line leaves one). So the ranges are
+//! contiguous whatever gaps the journal has.
 //! Time passes only with commands: an idle node sequences `Command::Tick`s so that epochs
 //! close on time when nobody trades.
 //!
 //! An epoch that changed nothing — no leaf (its root is the last batch's) and no market
 //! state — is not a batch: it is extended until a command changes something. So an idle
-//! exchange commits nothing, the batches' sequence ranges stay contiguous (an extended
-//! epoch keeps its first command), and batch indexes run without gaps.
+//! exchange commits nothing, and batch indexes run without gaps (an extended epoch keeps
+//! its first command: its range holds the commands that changed nothing).
 //!
 //! An epoch's *changes* are the leaves of every holder whose collateral or positions its
 //! commands changed (a holder whose leaf came back to what it was may be listed), in key
@@ -63,13 +70,16 @@ impl Default for Policy {
 pub struct Epoch {
     /// Its number, from 1.
     pub index: u64,
-    /// Its first and last command.
+    /// The first sequence number of its range: the previous epoch's `last_seq + 1` (1 for
+    /// the first). The journal need not have a command with it (sequence numbers may have
+    /// gaps).
     pub first_seq: u64,
     /// The command that closed it.
     pub last_seq: u64,
     /// The sequenced time of its last command, ns.
     pub ts: u64,
-    /// Commands in it.
+    /// Commands in it: at least 1, at most `last_seq − first_seq + 1` (fewer where the
+    /// journal's sequence numbers have gaps).
     pub commands: u64,
     /// Trades in it.
     pub fills: u64,
@@ -89,8 +99,10 @@ pub struct Epochs {
     policy: Policy,
     tree: Tree,
     next_index: u64,
-    /// The open epoch: (first seq, first ts), once it has a command.
-    open: Option<(u64, u64)>,
+    /// The last closed epoch's last command (0: none yet): the next range starts after it.
+    closed_seq: u64,
+    /// The open epoch's first command's sequenced time, once it has a command.
+    open: Option<u64>,
     commands: u64,
     fills: u64,
     touched: BTreeSet<Holder>,
@@ -105,6 +117,7 @@ impl Epochs {
             policy,
             tree: Tree::new(),
             next_index: 1,
+            closed_seq: 0,
             open: None,
             commands: 0,
             fills: 0,
@@ -121,7 +134,7 @@ impl Epochs {
 
     /// Records one applied command; returns the epoch it closed, if it closed one.
     pub fn on_command(&mut self, cmd: &Sequenced, events: &[Event], state: &StateMachine) -> Option<Epoch> {
-        let (first_seq, start_ts) = *self.open.get_or_insert((cmd.seq.0, cmd.ts.0));
+        let start_ts = *self.open.get_or_insert(cmd.ts.0);
         self.commands += 1;
         for ev in events {
             match *ev {
@@ -154,7 +167,7 @@ impl Epochs {
         let markets = market::of(ledger);
         let epoch = Epoch {
             index: self.next_index,
-            first_seq,
+            first_seq: self.closed_seq + 1,
             last_seq: cmd.seq.0,
             ts: cmd.ts.0,
             commands: self.commands,
@@ -166,6 +179,7 @@ impl Epochs {
         };
         self.markets = markets;
         self.next_index += 1;
+        self.closed_seq = cmd.seq.0;
         self.open = None;
         self.commands = 0;
         self.fills = 0;
@@ -261,4 +275,53 @@ pub fn all_leaves(state: &StateMachine) -> Vec<AccountLeaf> {
         .collect();
     leaves.sort_by_key(|l| l.account);
     leaves
+}
+
+#[cfg(test)]
+mod tests {
+    use l2x_types::{AccountId, Amount, Command, Seq, Timestamp};
+
+    use super::*;
+    use crate::batch::Batch;
+
+    fn at(seq: u64, cmd: Command) -> Sequenced {
+        Sequenced { seq: Seq(seq), ts: Timestamp(seq * 1_000_000), cmd }
+    }
+
+    fn deposit(seq: u64, account: u64) -> Sequenced {
+        at(seq, Command::Deposit { to: Holder::Account(AccountId(account)), amount: Amount(1_000_000) })
+    }
+
+    /// Issue 14 review: a journal with gaps in its sequence numbers (`l2x match` numbers
+    /// commands by input line) gave batches whose `first_seq` was their first command's and
+    /// whose `commands` was a count, which the loader refused once committed. A batch's range
+    /// starts after the previous batch's (at 1 for batch 1), ends at its closing command, and
+    /// counts the commands in it.
+    #[test]
+    fn batch_ranges_are_contiguous_over_sequence_gaps() {
+        // Every command is due; deposits change a leaf, ticks change nothing.
+        let mut epochs = Epochs::new(Policy { max_ms: 0, max_fills: 0 });
+        let mut state = StateMachine::new();
+        let stream = [deposit(3, 1), deposit(4, 2), deposit(7, 3), at(8, Command::Tick), deposit(12, 1)];
+        let mut closed = Vec::new();
+        let mut events = Vec::new();
+        for cmd in &stream {
+            events.clear();
+            state.apply(cmd, &mut events);
+            closed.extend(epochs.on_command(cmd, &events, &state));
+        }
+        let ranges: Vec<(u64, u64, u64, u64)> =
+            closed.iter().map(|e| (e.index, e.first_seq, e.last_seq, e.commands)).collect();
+        assert_eq!(ranges, [(1, 1, 3, 1), (2, 4, 4, 1), (3, 5, 7, 1), (4, 8, 12, 2)]);
+        // Each one is a batch the loader reads after the one before it.
+        let mut prev: Option<(Batch, Vec<Market>)> = None;
+        for e in &closed {
+            let b = Batch::of(e);
+            let path = std::path::PathBuf::from(Batch::file_name(e.index));
+            let before = prev.as_ref().map(|(b, m)| (b, m.as_slice()));
+            let checked = crate::batch_set::check_next(&path, &b.encode(), e.index, before);
+            assert!(checked.is_ok(), "batch {}: {checked:?}", e.index);
+            prev = Some((b, e.markets.clone()));
+        }
+    }
 }

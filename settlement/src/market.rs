@@ -25,7 +25,7 @@ use alloy_sol_types::{SolValue, sol};
 use l2x_risk::Ledger;
 use l2x_types::InstrumentId;
 
-use crate::leaf::AccountLeaf;
+use crate::leaf::{AccountLeaf, Position};
 
 sol! {
     /// One listed instrument's market state (ABI struct).
@@ -109,18 +109,30 @@ pub enum ValueError {
         /// The instrument.
         instrument: u32,
     },
+    /// A figure that does not fit in 128 bits. The exchange's risk limits keep every value
+    /// it produces far inside; only a crafted batch file can hold such a leaf or market.
+    #[error("account {account}: the position in instrument {instrument}: {what} does not fit in 128 bits")]
+    Overflow {
+        /// The account.
+        account: u64,
+        /// The position's instrument.
+        instrument: u32,
+        /// The figure.
+        what: &'static str,
+    },
 }
 
 /// What `leaf` owes in funding not settled yet, at `markets`: `Σ size · (F − f)` over its
 /// positions, micro-USDC (negative: it is owed).
 ///
 /// # Errors
-/// [`ValueError::Unlisted`] for a position the market state does not list.
+/// [`ValueError::Unlisted`] for a position the market state does not list,
+/// [`ValueError::Overflow`] for a figure that does not fit in 128 bits.
 pub fn funding_owed(leaf: &AccountLeaf, markets: &[Market]) -> Result<i128, ValueError> {
     let mut owed = 0i128;
     for p in &leaf.positions {
         let m = market(leaf, p.instrument, markets)?;
-        owed += i128::from(p.size) * (m.fundingIndex - p.fundingIndex);
+        owed = owed.checked_add(position_funding(leaf, p, m)?).ok_or_else(|| overflow(leaf, p, "the funding owed"))?;
     }
     Ok(owed)
 }
@@ -129,7 +141,8 @@ pub fn funding_owed(leaf: &AccountLeaf, markets: &[Market]) -> Result<i128, Valu
 /// micro-USDC, exact (docs/RISK.md, "Margin").
 ///
 /// # Errors
-/// [`ValueError`] for a position whose instrument is not listed or has no mark.
+/// [`ValueError`] for a position whose instrument is not listed or has no mark, or a figure
+/// that does not fit in 128 bits.
 pub fn equity(leaf: &AccountLeaf, markets: &[Market]) -> Result<i128, ValueError> {
     let mut equity = i128::from(leaf.collateral);
     for p in &leaf.positions {
@@ -137,10 +150,30 @@ pub fn equity(leaf: &AccountLeaf, markets: &[Market]) -> Result<i128, ValueError
         if m.mark == 0 {
             return Err(ValueError::NoMark { account: leaf.account, instrument: p.instrument });
         }
-        let s = i128::from(p.size);
-        equity += s * i128::from(m.mark) * i128::from(m.tickValue) - p.cost - s * (m.fundingIndex - p.fundingIndex);
+        let notional = i128::from(p.size)
+            .checked_mul(i128::from(m.mark))
+            .and_then(|v| v.checked_mul(i128::from(m.tickValue)))
+            .ok_or_else(|| overflow(leaf, p, "size × mark × tickValue"))?;
+        let funding = position_funding(leaf, p, m)?;
+        let value = notional
+            .checked_sub(p.cost)
+            .and_then(|v| v.checked_sub(funding))
+            .ok_or_else(|| overflow(leaf, p, "size × mark × tickValue − cost − funding owed"))?;
+        equity = equity.checked_add(value).ok_or_else(|| overflow(leaf, p, "the equity"))?;
     }
     Ok(equity)
+}
+
+/// What one position owes in funding: `size · (F − f)`.
+fn position_funding(leaf: &AccountLeaf, p: &Position, m: &Market) -> Result<i128, ValueError> {
+    m.fundingIndex
+        .checked_sub(p.fundingIndex)
+        .and_then(|delta| i128::from(p.size).checked_mul(delta))
+        .ok_or_else(|| overflow(leaf, p, "size × (the market's fundingIndex − the position's)"))
+}
+
+fn overflow(leaf: &AccountLeaf, p: &Position, what: &'static str) -> ValueError {
+    ValueError::Overflow { account: leaf.account, instrument: p.instrument, what }
 }
 
 fn market<'a>(leaf: &AccountLeaf, instrument: u32, markets: &'a [Market]) -> Result<&'a Market, ValueError> {
@@ -153,7 +186,6 @@ fn market<'a>(leaf: &AccountLeaf, instrument: u32, markets: &'a [Market]) -> Res
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::leaf::Position;
 
     #[test]
     fn the_market_hash_is_keccak_of_the_abi_encoded_array() {
@@ -203,5 +235,55 @@ mod tests {
         assert_eq!(equity(&leaf, &markets), Ok(10_000_000_000 + 10_100_000_000 - 10_000_000_000 - 100_000_000));
         let unlisted = AccountLeaf { positions: vec![Position { instrument: 3, ..leaf.positions[0].clone() }], ..leaf };
         assert_eq!(equity(&unlisted, &markets), Err(ValueError::Unlisted { account: 7, instrument: 3 }));
+    }
+
+    /// Issue 14 review: the products were unchecked `i128` arithmetic on values read from
+    /// batch files: a crafted, hash-consistent batch made `settle prove` panic (debug) or
+    /// print a wrapped equity (release). Each figure that does not fit is an error naming
+    /// the account and the instrument.
+    #[test]
+    fn values_that_do_not_fit_in_128_bits_are_errors_not_wrapped() {
+        let big = Market { instrument: 0, mark: i64::MAX, fundingIndex: i128::MAX, tickValue: i64::MAX };
+        let p = Position { instrument: 0, size: 1, cost: 0, fundingIndex: 0 };
+        let leaf = |p: Position| AccountLeaf { account: 9, collateral: i64::MAX, positions: vec![p] };
+        let what = |r: Result<i128, ValueError>| match r {
+            Err(ValueError::Overflow { account: 9, instrument: 0, what }) => what,
+            other => panic!("{other:?}"),
+        };
+        // size × mark × tickValue: 2^189.
+        let huge = leaf(Position { size: i64::MAX, ..p.clone() });
+        assert_eq!(what(equity(&huge, &[Market { fundingIndex: 0, ..big.clone() }])), "size × mark × tickValue");
+        // F − f.
+        let behind = leaf(Position { fundingIndex: -1, ..p.clone() });
+        assert_eq!(
+            what(funding_owed(&behind, std::slice::from_ref(&big))),
+            "size × (the market's fundingIndex − the position's)"
+        );
+        // size × (F − f).
+        let long = leaf(Position { size: 2, ..p.clone() });
+        assert_eq!(
+            what(funding_owed(&long, std::slice::from_ref(&big))),
+            "size × (the market's fundingIndex − the position's)"
+        );
+        // − cost.
+        let cost = leaf(Position { cost: i128::MIN, ..p.clone() });
+        let small = Market { instrument: 0, mark: 1, fundingIndex: 0, tickValue: 1 };
+        assert_eq!(what(equity(&cost, std::slice::from_ref(&small))), "size × mark × tickValue − cost − funding owed");
+        // The sum over positions.
+        let two = AccountLeaf {
+            account: 9,
+            collateral: 0,
+            positions: vec![
+                Position { instrument: 0, size: 1, cost: -(i128::MAX / 2) - 1, fundingIndex: 0 },
+                Position { instrument: 1, size: 1, cost: -(i128::MAX / 2) - 1, fundingIndex: 0 },
+            ],
+        };
+        let both = [small.clone(), Market { instrument: 1, ..small }];
+        let err = equity(&two, &both).unwrap_err();
+        assert_eq!(
+            err.to_string(),
+            "account 9: the position in instrument 1: the equity does not fit in 128 bits",
+            "{err:?}"
+        );
     }
 }

@@ -9,7 +9,9 @@
 //!     k > epochs                          ──▶ stop: ChainAhead
 //!     batches 1..=k not compared yet: root or data hash ≠ the journal's
 //!                                         ──▶ stop: Mismatch { the first }  (nothing committed)
-//!     otherwise: commit batch k+1, read the chain again, until it has every epoch
+//!     otherwise: check batch k+1 as the batch-set loader checks a file after batch k's
+//!                (batch_set::check_next on its encoded bytes)  ──▶ refused: stop, nothing sent
+//!                commit batch k+1, read the chain again, until it has every epoch
 //! ```
 //!
 //! Resuming is reading the chain: after a restart the submitter asks the contract for its
@@ -20,6 +22,13 @@
 //! batch's root and data hash are compared with the journal's once per submitter (the
 //! contract checks that each batch starts from the previous root, but a new root is the
 //! submitter's word: agreeing on the last one alone would not prove the earlier ones).
+//!
+//! A live journal is read up to the sequence number its writer publishes
+//! ([`Submitter::reading_up_to`]). Where that number is not durable yet (`durability = os`),
+//! each pass makes the journal durable between reading the number and reading the journal
+//! ([`Submitter::syncing_before_reading`], with a [`crate::journal_sync::JournalSync`]):
+//! a committed root is irreversible, so it is never built on a record a power cut could
+//! take back.
 
 use std::path::PathBuf;
 
@@ -37,6 +46,9 @@ pub enum SubmitError {
     /// Reading the journal.
     #[error(transparent)]
     Journal(#[from] JournalError),
+    /// Making the journal durable before reading it (nothing was read).
+    #[error("making the journal durable before reading it: {0}")]
+    Durable(JournalError),
     /// A batch file.
     #[error(transparent)]
     Batch(#[from] BatchError),
@@ -72,6 +84,16 @@ pub enum SubmitError {
         chain: B256,
         /// The batch file's.
         ours: B256,
+    },
+    /// A batch the batch-set loader would refuse after the one before it (a bug in what the
+    /// submitter built): it is not committed, so the chain never holds a batch that `settle
+    /// verify`, `status`, `prove` and `replay --verify-roots` refuse to read.
+    #[error("batch {index} was not committed: the batch files would not load with it: {what}")]
+    Refused {
+        /// The batch.
+        index: u64,
+        /// What the loader would say.
+        what: BatchError,
     },
     /// The chain has more batches than the journal closes.
     #[error("the chain has {chain} batches, the journal closes only {journal}")]
@@ -113,6 +135,19 @@ pub struct Submitter {
     /// How far the journal may be read: the writer's published sequence number, for a
     /// journal being written (`None`: to its end).
     until: Option<PublishedSeq>,
+    /// What makes the journal durable up to that number before a pass reads it (`None`: it
+    /// already is).
+    sync_first: Option<SyncFirst>,
+}
+
+/// Makes a journal durable up to what a pass is about to read (see
+/// [`Submitter::syncing_before_reading`]).
+struct SyncFirst(Box<dyn FnMut() -> Result<(), JournalError> + Send>);
+
+impl std::fmt::Debug for SyncFirst {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("SyncFirst")
+    }
 }
 
 /// The last sequence number a journal's writer has published as readable (and, with
@@ -144,6 +179,7 @@ impl Submitter {
             closed: Vec::new(),
             stored: 0,
             until: None,
+            sync_first: None,
         }
     }
 
@@ -156,10 +192,27 @@ impl Submitter {
         self
     }
 
-    /// Reads the journal's commands after the last one read.
+    /// Calls `sync` at each pass after reading the published sequence number and before
+    /// reading the journal: for a writer that publishes records before they are durable
+    /// (`durability = os`), `sync` makes durable what the pass will read — every record
+    /// appended before it is called ([`crate::journal_sync::JournalSync::sync`]). A pass
+    /// whose `sync` fails reads nothing ([`SubmitError::Durable`]); the next one tries again.
+    pub fn syncing_before_reading(
+        mut self,
+        sync: impl FnMut() -> Result<(), JournalError> + Send + 'static,
+    ) -> Submitter {
+        self.sync_first = Some(SyncFirst(Box::new(sync)));
+        self
+    }
+
+    /// Reads the journal's commands after the last one read: up to the published sequence
+    /// number read first, made durable second (if it is not already).
     fn follow(&mut self) -> Result<(), SubmitError> {
         let mut epochs = Vec::new();
         let until = self.until.as_ref().map_or(u64::MAX, |p| (p.0)());
+        if let Some(SyncFirst(sync)) = &mut self.sync_first {
+            sync().map_err(SubmitError::Durable)?;
+        }
         let read = self.follower.read(&self.journal, &mut epochs, until);
         self.closed.extend(epochs.iter().map(Batch::of));
         Ok(read?)
@@ -213,9 +266,32 @@ impl Submitter {
             let Some(next) = batches.get(usize::try_from(k).unwrap_or(usize::MAX)) else {
                 return Ok(Synced { epochs: batches.len() as u64, committed_before: before, committed, root });
             };
+            self.check_before_commit(batches, k)?;
             chain.commit(next)?;
             committed += 1;
         }
+    }
+
+    /// Checks batch `k + 1` (`batches[k]`) as [`BatchSet::load`](crate::batch_set::BatchSet::load)
+    /// would check its file after batch `k`'s: its encoded bytes decode, and it continues
+    /// batch `k` (index, sequence range, previous root, market state).
+    fn check_before_commit(&self, batches: &[Batch], k: u64) -> Result<(), SubmitError> {
+        let index = k + 1;
+        let refused = |what| SubmitError::Refused { index, what };
+        let at = |i: u64| batches.get(usize::try_from(i).unwrap_or(usize::MAX));
+        let Some(next) = at(k) else { return Ok(()) };
+        let prev = match k.checked_sub(1).and_then(at) {
+            Some(pb) => {
+                let markets =
+                    pb.markets().map_err(|what| refused(BatchError::Format { index: pb.header.index, what }))?;
+                Some((pb, markets))
+            }
+            None => None,
+        };
+        let path = self.batches.join(Batch::file_name(index));
+        let prev = prev.as_ref().map(|(pb, m)| (*pb, m.as_slice()));
+        crate::batch_set::check_next(&path, &next.encode(), index, prev).map_err(refused)?;
+        Ok(())
     }
 
     /// Writes a batch file, or checks the one already there; returns the batch as stored.
@@ -234,3 +310,6 @@ impl Submitter {
         Ok(batch.clone())
     }
 }
+
+#[cfg(test)]
+mod tests;

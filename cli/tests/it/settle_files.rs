@@ -262,3 +262,98 @@ fn every_truncation_of_a_batch_file_is_refused_by_settle_status() {
     std::fs::write(&path, [&good[..], b"x"].concat()).unwrap();
     refused(&l2x(&["settle", "status", "--batches", s(&set.batches)]), &[&name, "data_len"]);
 }
+
+/// Issue 14 review: `l2x match` numbers commands by input line, so blank and bad lines leave
+/// gaps in the journal's sequence numbers. Batches used to take their first command's seq
+/// as `first_seq` and require `commands = last_seq − first_seq + 1`: `settle submit`
+/// committed batches that every command then refused to load. A batch's range now starts
+/// after the batch before it, and `commands` counts what is in it.
+#[test]
+fn a_journal_with_sequence_gaps_settles_and_verifies() {
+    let dir = tempfile::tempdir().unwrap();
+    let (journal, batches, chain) = (dir.path().join("journal"), dir.path().join("batches"), dir.path().join("chain"));
+    let lines = crate::scenario_1ms_apart("liquidation_insurance.jsonl");
+    let lines: Vec<&str> = lines.lines().collect();
+    // A blank first line (batch 1 starts at seq 1 all the same), then blank and bad lines
+    // inside epochs and between them.
+    let mut gappy = vec![""];
+    for (i, line) in lines.iter().enumerate() {
+        gappy.push(line);
+        match i {
+            1 => gappy.push("not json"),
+            4 => gappy.extend(["", ""]),
+            7 => gappy.push(r#"{"cmd":"no_such_command"}"#),
+            _ => {}
+        }
+    }
+    let input = dir.path().join("gappy.jsonl");
+    std::fs::write(&input, gappy.join("\n") + "\n").unwrap();
+    let run = l2x(&["match", "--input", s(&input), "--journal", s(&journal)]);
+    assert_eq!(run.status.code(), Some(2), "bad lines are reported: {}", stderr(&run));
+    let (j, b, c) = (s(&journal), s(&batches), s(&chain));
+    let ok = |args: &[&str]| {
+        let o = l2x(args);
+        assert!(o.status.success(), "{args:?}: {}{}", stdout(&o), stderr(&o));
+        stdout(&o)
+    };
+    let submit = ["settle", "submit", "--journal", j, "--batches", b, "--chain-dir", c, "--epoch-ms", "1"];
+    let first = ok(&submit);
+    assert!(first.contains("the chain had 0"), "{first}");
+    let again = ok(&submit);
+    assert!(again.contains("committed 0"), "{again}");
+    let verify = ok(&["settle", "verify", "--journal", j, "--batches", b, "--chain-dir", c, "--epoch-ms", "1"]);
+    assert!(verify.contains("batch files match") && verify.contains("committed roots match"), "{verify}");
+    ok(&["settle", "status", "--batches", b, "--chain-dir", c]);
+    ok(&["replay", j, "--verify-roots", "--batches", b, "--chain-dir", c, "--epoch-ms", "1"]);
+    ok(&["settle", "prove", "--batches", b, "--account", "2", "--chain-dir", c]);
+    // The ranges run on from seq 1 without gaps; some hold fewer commands than numbers.
+    let headers: Vec<_> = (1..)
+        .map(|i| file(&batches, i))
+        .take_while(|p| p.exists())
+        .map(|p| l2x_settlement::batch::Batch::read(&p).unwrap().header)
+        .collect();
+    assert!(headers.len() > 2, "{headers:?}");
+    assert_eq!(headers[0].first_seq, 1);
+    assert!(headers.windows(2).all(|w| w[1].first_seq == w[0].last_seq + 1), "{headers:?}");
+    assert!(headers.iter().any(|h| h.commands < h.last_seq - h.first_seq + 1), "{headers:?}");
+}
+
+/// Issue 14 review: `settle prove` valued a leaf with unchecked `i128` products on values
+/// read from the batch files: a crafted but hash-consistent set made it panic (debug build)
+/// or print a wrapped equity (release). It is an error naming the batch and the account,
+/// with nothing on stdout.
+#[test]
+fn prove_refuses_a_leaf_whose_value_does_not_fit_naming_the_batch_and_account() {
+    use l2x_settlement::batch::Batch;
+    use l2x_settlement::epoch::Epoch;
+    use l2x_settlement::leaf::{AccountLeaf, Position};
+    use l2x_settlement::market::Market;
+
+    let dir = tempfile::tempdir().unwrap();
+    let batches = dir.path().join("batches");
+    std::fs::create_dir_all(&batches).unwrap();
+    let position = Position { instrument: 0, size: i64::MAX, cost: 0, fundingIndex: 0 };
+    let changes = vec![AccountLeaf { account: 5, collateral: 0, positions: vec![position] }];
+    let root = l2x_settlement::tree::Tree::new().update(changes.iter().map(|l| (l.account, Some(l.hash()))));
+    let epoch = Epoch {
+        index: 1,
+        first_seq: 1,
+        last_seq: 1,
+        ts: 1,
+        commands: 1,
+        fills: 0,
+        prev_root: alloy::primitives::B256::ZERO,
+        root,
+        markets: vec![Market { instrument: 0, mark: i64::MAX, fundingIndex: 0, tickValue: i64::MAX }],
+        changes,
+    };
+    Batch::of(&epoch).write(&batches).unwrap();
+    // The set itself loads: status answers.
+    let status = l2x(&["settle", "status", "--batches", s(&batches)]);
+    assert!(status.status.success(), "{}", stderr(&status));
+    let prove = l2x(&["settle", "prove", "--batches", s(&batches), "--account", "5"]);
+    refused(&prove, &["batch 1", "account 5", "instrument 0", "size × mark × tickValue", "does not fit in 128 bits"]);
+    // Another account of the same batch is proven as before.
+    let absent = l2x(&["settle", "prove", "--batches", s(&batches), "--account", "6"]);
+    assert!(absent.status.success(), "{}", stderr(&absent));
+}

@@ -54,7 +54,55 @@ fn batches_round_trip_and_rebuild_the_tree_alone() {
     }
     assert_eq!(rebuilt.root(), tree.root());
     // Out of order: batch 2 on an empty tree.
-    assert!(matches!(apply(&mut Tree::new(), &Batch::of(&e2)), Err(BatchError::Root { index: 2, .. })));
+    assert!(matches!(apply(&mut Tree::new(), &Batch::of(&e2)), Err(BatchError::PrevRoot { index: 2, .. })));
+}
+
+/// Issue 14 review: a previous root that did not match was reported as "its leaves give
+/// root …", although the value was the root of the tree before the batch.
+#[test]
+fn a_prev_root_mismatch_says_it_is_the_root_before_the_batch() {
+    let mut tree = Tree::new();
+    let e1 = epoch(1, B256::ZERO, vec![leaf(1, 0)], &mut tree);
+    let e2 = epoch(2, e1.root, vec![leaf(2, 1)], &mut tree);
+    let err = apply(&mut Tree::new(), &Batch::of(&e2)).unwrap_err();
+    let text = err.to_string();
+    assert_eq!(
+        text,
+        format!(
+            "batch 2: header field prev_root is {}, but the tree before the batch has root {}",
+            e1.root,
+            B256::ZERO
+        )
+    );
+    // A new root that does not match is still said to be what the leaves give.
+    let mut at_e1 = Tree::new();
+    apply(&mut at_e1, &Batch::of(&e1)).unwrap_or_else(|e| panic!("{e}"));
+    let forged = Batch::of(&Epoch { root: B256::repeat_byte(7), ..e2 });
+    let err = apply(&mut at_e1, &forged).unwrap_err();
+    assert!(matches!(err, BatchError::Root { index: 2, .. }), "{err}");
+    assert!(err.to_string().contains("its leaves give root"), "{err}");
+}
+
+/// Issue 14 review: `commands` counts the commands in the batch's range, which may be
+/// fewer than its sequence numbers (a journal's numbers may have gaps), never more, and at
+/// least the closing one.
+#[test]
+fn commands_may_be_fewer_than_the_range_but_not_zero_nor_more() {
+    let mut tree = Tree::new();
+    let e = epoch(1, B256::ZERO, vec![leaf(1, 0)], &mut tree);
+    assert_eq!((e.first_seq, e.last_seq), (10, 19));
+    for commands in [1, 3, 10] {
+        let b = Batch::of(&Epoch { commands, ..e.clone() });
+        assert!(Batch::decode(&b.encode()).is_ok(), "{commands} commands in seq 10-19");
+    }
+    for (commands, why) in [(0, "0: a batch holds at least the command that closed it"), (11, "room for 10")] {
+        let b = Batch::of(&Epoch { commands, ..e.clone() });
+        let err = Batch::decode(&b.encode()).unwrap_err();
+        assert!(
+            matches!(&err, FormatError::Header { field: "commands", offset: 44, why: w } if w.contains(why)),
+            "{err}"
+        );
+    }
 }
 
 /// The layout of docs/SETTLEMENT.md, byte for byte: header offsets, the data's epoch
