@@ -38,7 +38,6 @@ use l2x_sequencer::journal;
 use l2x_sequencer::pipeline::{Config as PipelineConfig, Pipeline, StatsReader};
 use l2x_settlement::chain::{Chain, RpcChain};
 use l2x_settlement::embedded::EmbeddedChain;
-use l2x_settlement::journal_sync::JournalSync;
 use l2x_settlement::submitter::{PublishedSeq, Submitter};
 use l2x_types::{AccountId, Amount, Command, Holder, InstrumentId};
 
@@ -239,7 +238,7 @@ impl Node {
             tracing::info!(dir = %dir.display(), last_seq = recovery.last_seq, "journal recovered");
         }
         let settlement = match chain {
-            Some(chain) => Some(Settlement::start(config, chain, live_submitter(config, pipeline.stats_reader()))?),
+            Some(chain) => Some(Settlement::start(config, chain, live_submitter(config, &pipeline))?),
             None => None,
         };
         let idle = std::time::Duration::from_millis(config.pipeline.idle_tick_ms);
@@ -386,7 +385,8 @@ fn open_chain(config: &Config) -> Result<Box<dyn Chain + Send>> {
 /// appended one, and each pass `fsync`s the journal's segments written since the last pass
 /// after reading that number and before reading the journal (docs/SETTLEMENT.md, "In
 /// `l2x serve`").
-fn live_submitter(config: &Config, stats: StatsReader) -> Submitter {
+fn live_submitter(config: &Config, pipeline: &Pipeline) -> Submitter {
+    let stats = pipeline.stats_reader();
     let durable = config.pipeline.durability() == l2x_sequencer::pipeline::Durability::Fsync;
     let published = PublishedSeq::new(move || {
         let now = stats.stats();
@@ -402,8 +402,8 @@ fn live_submitter(config: &Config, stats: StatsReader) -> Submitter {
     if durable {
         return submitter;
     }
-    let mut journal = JournalSync::new(config.data_dir.clone());
-    submitter.syncing_before_reading(move || journal.sync().map(drop))
+    let mut journal = pipeline.journal_syncer();
+    submitter.syncing_before_reading(move || journal.sync())
 }
 
 /// Sequences a [`Command::Tick`] whenever nothing was sequenced for `every`, so that

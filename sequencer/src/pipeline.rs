@@ -180,7 +180,7 @@ use self::sequencer::{Sequencer, SequencerExit};
 use self::shared::{Output, Shared};
 use self::snapshots::SnapshotLog;
 pub use self::stats::{Stats, StatsReader};
-use crate::journal::{self, DEFAULT_SEGMENT_BYTES, JournalError, JournalId, Point, RecoveryReport};
+use crate::journal::{self, DEFAULT_SEGMENT_BYTES, JournalError, JournalId, JournalSyncer, Point, RecoveryReport};
 use crate::pin::{self, PinError};
 
 /// When a batch may leave the pipeline.
@@ -307,6 +307,8 @@ pub struct Pipeline {
     group_commit: Option<JoinHandle<Result<(), JournalError>>>,
     snapshot: Option<JoinHandle<SnapshotLog>>,
     snapshot_ring: Arc<Ring<(Point, CanonicalState)>>,
+    /// The syncer [`Pipeline::journal_syncer`] hands out copies of.
+    syncer: JournalSyncer,
 }
 
 impl fmt::Debug for Pipeline {
@@ -367,7 +369,7 @@ impl Pipeline {
         snapshot_syncer.sync()?;
         // 5. The pipeline's handle, with the two receivers.
         let snapshot_ring = Arc::new(Ring::new(1, WaitStrategy::Park));
-        let mut pipeline = Pipeline::new(&shared, dir, &snapshot_ring);
+        let mut pipeline = Pipeline::new(&shared, dir, &snapshot_ring, writer.syncer());
         let (pinned_tx, pinned_rx) = mpsc::channel();
         // 6. The snapshot thread (not latency-critical: it always parks when idle).
         let (journal_id, snapshot_dir, ring, tx) =
@@ -402,7 +404,12 @@ impl Pipeline {
     }
 
     /// The handle of a pipeline whose threads are not started yet.
-    fn new(shared: &Arc<Shared>, dir: &Path, snapshot_ring: &Arc<Ring<(Point, CanonicalState)>>) -> Pipeline {
+    fn new(
+        shared: &Arc<Shared>,
+        dir: &Path,
+        snapshot_ring: &Arc<Ring<(Point, CanonicalState)>>,
+        syncer: JournalSyncer,
+    ) -> Pipeline {
         let receiver = |output| Receiver { shared: Arc::clone(shared), output, run: None, next: 0 };
         Pipeline {
             shared: Arc::clone(shared),
@@ -413,7 +420,15 @@ impl Pipeline {
             group_commit: None,
             snapshot: None,
             snapshot_ring: Arc::clone(snapshot_ring),
+            syncer,
         }
+    }
+
+    /// A syncer of the pipeline's journal, for another thread that must make what it read
+    /// durable first (the settlement submitter under `durability = os`): each
+    /// [`JournalSyncer::sync`] `fsync`s the segments written since its last.
+    pub fn journal_syncer(&self) -> JournalSyncer {
+        self.syncer.fresh()
     }
 
     /// A new handle to submit commands with (cloneable, `Send`). The input closes when

@@ -19,8 +19,6 @@
 //! - [`embedded`]: the embedded chain: the contract's bytecode in revm, its state in a file.
 //! - [`epoch`]: the sequenced stream cut into epochs by a rule on sequenced time and fills;
 //!   each closed epoch's changed leaves and root.
-//! - [`journal_sync`]: `fsync` of a live journal's segments before the submitter reads
-//!   them, where the writer publishes records before they are durable.
 //! - [`leaf`]: the canonical account leaf and its ABI encoding.
 //! - [`market`]: the market state at an epoch's close (marks, funding indexes), with which
 //!   a leaf is valued.
@@ -39,7 +37,6 @@ pub mod chain;
 pub mod devnode;
 pub mod embedded;
 pub mod epoch;
-pub mod journal_sync;
 pub mod leaf;
 pub mod market;
 pub mod submitter;

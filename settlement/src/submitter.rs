@@ -26,7 +26,7 @@
 //! A live journal is read up to the sequence number its writer publishes
 //! ([`Submitter::reading_up_to`]). Where that number is not durable yet (`durability = os`),
 //! each pass makes the journal durable between reading the number and reading the journal
-//! ([`Submitter::syncing_before_reading`], with a [`crate::journal_sync::JournalSync`]):
+//! ([`Submitter::syncing_before_reading`], with the pipeline's `JournalSyncer`):
 //! a committed root is irreversible, so it is never built on a record a power cut could
 //! take back.
 
@@ -195,7 +195,7 @@ impl Submitter {
     /// Calls `sync` at each pass after reading the published sequence number and before
     /// reading the journal: for a writer that publishes records before they are durable
     /// (`durability = os`), `sync` makes durable what the pass will read — every record
-    /// appended before it is called ([`crate::journal_sync::JournalSync::sync`]). A pass
+    /// appended before it is called (the pipeline's `JournalSyncer::sync`). A pass
     /// whose `sync` fails reads nothing ([`SubmitError::Durable`]); the next one tries again.
     pub fn syncing_before_reading(
         mut self,

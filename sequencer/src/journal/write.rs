@@ -338,6 +338,17 @@ impl core::fmt::Debug for JournalSyncer {
 }
 
 impl JournalSyncer {
+    /// Another syncer of the same journal, starting afresh (its first [`JournalSyncer::sync`]
+    /// covers the segment being written then, and every later one).
+    pub fn fresh(&self) -> JournalSyncer {
+        JournalSyncer {
+            dir: self.dir.clone(),
+            current: Arc::clone(&self.current),
+            synced_index: None,
+            files: Vec::new(),
+        }
+    }
+
     /// `fsync`s the segments that may hold records appended before this call.
     ///
     /// # Errors
