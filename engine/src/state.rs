@@ -48,7 +48,7 @@ use l2x_types::{
     StpMode, Symbol, TimeInForce, Timestamp, Trade, TradeId,
 };
 
-use crate::book::{Books, Handle, NIL, Order, RestingOrder, crosses};
+use crate::book::{Books, Order, OrderHandle, RestingOrder, crosses};
 use crate::canonical::{AccountState, CanonicalState, MatchingState, PositionState};
 
 /// Everything the exchange knows, and the only code that changes it.
@@ -62,14 +62,14 @@ pub struct StateMachine {
     books: Books,
     ledger: Ledger,
     /// GTD orders by (expiry, order id); entries of orders gone since are skipped lazily.
-    expiries: BinaryHeap<Reverse<(Timestamp, OrderId, Handle)>>,
+    expiries: BinaryHeap<Reverse<(Timestamp, OrderId, OrderHandle)>>,
     gtd_live: usize,
     /// Resting reduce-only orders per account slot.
     reduce_only_resting: Vec<u32>,
     next_order_id: u64,
     next_trade_id: u64,
     now: Timestamp,
-    scratch: Vec<Handle>,
+    scratch: Vec<OrderHandle>,
     /// (account, instrument) whose position changed during this command.
     touched: Vec<(AccountSlot, InstrumentId)>,
     /// Accounts an oracle or funding tick may have put below maintenance.
@@ -734,7 +734,7 @@ impl StateMachine {
                 break;
             }
             let mut h = self.books.level_head(lv);
-            while h != NIL {
+            while !h.is_nil() {
                 let o = self.books.order(h);
                 if o.account == t.account {
                     if t.stp != StpMode::CancelMaker {
@@ -759,7 +759,7 @@ impl StateMachine {
         account: AccountId,
         instrument: InstrumentId,
         side: Side,
-        except: Option<Handle>,
+        except: Option<OrderHandle>,
     ) -> i64 {
         let Some(slot) = self.ledger.slot(account) else { return 0 };
         if self.reduce_only_resting.get(slot.index()).copied().unwrap_or(0) == 0 {
@@ -798,7 +798,7 @@ impl StateMachine {
                 return MatchEnd::Exhausted;
             }
             let mut h = self.books.level_head(lv);
-            while h != NIL {
+            while !h.is_nil() {
                 let mut maker = *self.books.order(h);
                 let next = maker.next_in_level();
                 if maker.account == t.account {
@@ -947,7 +947,7 @@ impl StateMachine {
     // ----- resting orders (every change of resting quantity goes through here) ----------
 
     /// Puts an order on the book and records its open quantity.
-    fn rest(&mut self, order: Order) -> Handle {
+    fn rest(&mut self, order: Order) -> OrderHandle {
         let slot = AccountSlot(order.acct_slot);
         self.ledger.open_order_delta(slot, order.instrument, order.side, order.leaves.0);
         if order.reduce_only {
@@ -965,7 +965,7 @@ impl StateMachine {
     }
 
     /// Cancels a resting order's whole open quantity and removes it.
-    fn cancel_resting(&mut self, h: Handle, reason: CancelReason, out: &mut Vec<Event>) {
+    fn cancel_resting(&mut self, h: OrderHandle, reason: CancelReason, out: &mut Vec<Event>) {
         let o = *self.books.order(h);
         out.push(Event::Cancelled {
             account: o.account,
@@ -981,7 +981,7 @@ impl StateMachine {
     }
 
     /// Cuts a resting order down to `leaves` in place (it keeps its priority).
-    fn cut(&mut self, h: Handle, leaves: Qty, reason: CancelReason, out: &mut Vec<Event>) {
+    fn cut(&mut self, h: OrderHandle, leaves: Qty, reason: CancelReason, out: &mut Vec<Event>) {
         let o = *self.books.order(h);
         out.push(Event::Cancelled {
             account: o.account,
@@ -996,7 +996,7 @@ impl StateMachine {
         self.resize(h, leaves);
     }
 
-    fn remove_resting(&mut self, h: Handle) {
+    fn remove_resting(&mut self, h: OrderHandle) {
         let o = *self.books.order(h);
         self.ledger.open_order_delta(AccountSlot(o.acct_slot), o.instrument, o.side, -o.leaves.0);
         self.forget_counts(&o);
@@ -1004,7 +1004,7 @@ impl StateMachine {
     }
 
     /// Frees an order already out of its level (an amend that ended without resting).
-    fn forget(&mut self, h: Handle) {
+    fn forget(&mut self, h: OrderHandle) {
         let o = *self.books.order(h);
         self.forget_counts(&o);
         self.books.forget(h);
@@ -1019,20 +1019,20 @@ impl StateMachine {
         }
     }
 
-    fn resize(&mut self, h: Handle, leaves: Qty) {
+    fn resize(&mut self, h: OrderHandle, leaves: Qty) {
         let o = *self.books.order(h);
         self.ledger.open_order_delta(AccountSlot(o.acct_slot), o.instrument, o.side, leaves.0 - o.leaves.0);
         self.books.resize_in_place(h, leaves);
     }
 
     /// Reduces a resting order without a trade (self-trade decrement).
-    fn decrement(&mut self, h: Handle, by: Qty) -> Qty {
+    fn decrement(&mut self, h: OrderHandle, by: Qty) -> Qty {
         let o = *self.books.order(h);
         self.ledger.open_order_delta(AccountSlot(o.acct_slot), o.instrument, o.side, -by.0);
         self.books.reduce(h, by, false)
     }
 
-    fn unlink(&mut self, h: Handle) {
+    fn unlink(&mut self, h: OrderHandle) {
         let o = *self.books.order(h);
         self.ledger.open_order_delta(AccountSlot(o.acct_slot), o.instrument, o.side, -o.leaves.0);
         self.books.unlink_from_level(h);
@@ -1041,7 +1041,7 @@ impl StateMachine {
     /// Moves a resting order to the back of the level at `price` with open quantity `leaves`
     /// (an amend that loses priority and does not cross): one open-quantity update for the
     /// difference, none when the quantity is unchanged.
-    fn move_resting(&mut self, h: Handle, price: Price, leaves: Qty) {
+    fn move_resting(&mut self, h: OrderHandle, price: Price, leaves: Qty) {
         let o = *self.books.order(h);
         let delta = leaves.0 - o.leaves.0;
         if delta != 0 {
@@ -1051,7 +1051,7 @@ impl StateMachine {
         self.books.relink(h, price, leaves, Qty::ZERO);
     }
 
-    fn relink(&mut self, h: Handle, price: Price, leaves: Qty, filled: Qty) {
+    fn relink(&mut self, h: OrderHandle, price: Price, leaves: Qty, filled: Qty) {
         let o = *self.books.order(h);
         self.ledger.open_order_delta(AccountSlot(o.acct_slot), o.instrument, o.side, leaves.0);
         self.books.relink(h, price, leaves, filled);
@@ -1251,7 +1251,7 @@ impl StateMachine {
 
     // ----- expiry --------------------------------------------------------------------------
 
-    fn push_expiry(&mut self, expiry: Timestamp, id: OrderId, h: Handle) {
+    fn push_expiry(&mut self, expiry: Timestamp, id: OrderId, h: OrderHandle) {
         self.gtd_live += 1;
         // Lazily deleted entries are dropped once they outnumber the live ones.
         if self.expiries.len() >= 2 * self.gtd_live + 64 {
