@@ -73,6 +73,8 @@ use l2x_types::{
     AccountId, ClientOrderId, DetMap, Event, InstrumentId, OrderId, Price, Qty, Side, StpMode, TimeInForce, Timestamp,
 };
 
+use l2x_risk::AccountSlot;
+
 use crate::ladder::Ladder;
 
 /// A handle to an order: its index in the order slab.
@@ -151,8 +153,8 @@ pub(crate) struct Order {
     pub(crate) post_only: bool,
     pub(crate) reduce_only: bool,
     pub(crate) stp: StpMode,
-    /// Owning account's slot (per-account list).
-    pub(crate) acct_slot: u32,
+    /// Owning account's slot (the per-account list, the ledger's tables).
+    pub(crate) slot: AccountSlot,
     level: LevelHandle,
     prev: OrderHandle,
     next: OrderHandle,
@@ -166,7 +168,7 @@ impl Order {
     pub(crate) fn new(
         id: OrderId,
         account: AccountId,
-        acct_slot: u32,
+        slot: AccountSlot,
         cid: ClientOrderId,
         instrument: InstrumentId,
         side: Side,
@@ -192,7 +194,7 @@ impl Order {
             post_only,
             reduce_only,
             stp,
-            acct_slot,
+            slot,
             level: LevelHandle::NIL,
             prev: OrderHandle::NIL,
             next: OrderHandle::NIL,
@@ -522,9 +524,9 @@ impl Books {
     }
 
     /// The resting orders of an account, by handle, in no particular order.
-    pub(crate) fn account_orders(&self, acct_slot: u32, into: &mut Vec<OrderHandle>) {
+    pub(crate) fn account_orders(&self, slot: AccountSlot, into: &mut Vec<OrderHandle>) {
         into.clear();
-        let mut h = self.acct_heads.get(acct_slot as usize).copied().unwrap_or(OrderHandle::NIL);
+        let mut h = self.acct_heads.get(slot.index()).copied().unwrap_or(OrderHandle::NIL);
         while !h.is_nil() {
             into.push(h);
             h = self.orders[h.index()].acct_next;
@@ -667,7 +669,7 @@ impl Books {
     }
 
     fn link_account(&mut self, h: OrderHandle) {
-        let slot = self.orders[h.index()].acct_slot as usize;
+        let slot = self.orders[h.index()].slot.index();
         if self.acct_heads.len() <= slot {
             self.acct_heads.resize(slot + 1, OrderHandle::NIL);
         }
@@ -686,7 +688,7 @@ impl Books {
         if !o.acct_prev.is_nil() {
             self.orders[o.acct_prev.index()].acct_next = o.acct_next;
         } else {
-            self.acct_heads[o.acct_slot as usize] = o.acct_next;
+            self.acct_heads[o.slot.index()] = o.acct_next;
         }
         if !o.acct_next.is_nil() {
             self.orders[o.acct_next.index()].acct_prev = o.acct_prev;
@@ -757,7 +759,7 @@ impl Books {
             let (mut prev, mut h) = (OrderHandle::NIL, head);
             while !h.is_nil() {
                 let o = &self.orders[h.index()];
-                if o.acct_slot as usize != slot || o.acct_prev != prev || o.level.is_nil() {
+                if o.slot.index() != slot || o.acct_prev != prev || o.level.is_nil() {
                     return Err(format!("order {:?}: account list broken", o.id));
                 }
                 in_accounts += 1;

@@ -168,7 +168,7 @@ impl StateMachine {
             let mut order = Order::new(
                 o.order_id,
                 o.account,
-                slot.0,
+                slot,
                 o.cid,
                 o.instrument,
                 o.side,
@@ -575,7 +575,7 @@ impl StateMachine {
                 let mut order = Order::new(
                     order_id,
                     o.account,
-                    slot.0,
+                    slot,
                     o.cid,
                     o.instrument,
                     o.side,
@@ -628,13 +628,13 @@ impl StateMachine {
             }
         }
         if o.reduce_only {
-            let size = self.ledger.account(AccountSlot(o.acct_slot)).position(o.instrument).map_or(0, |p| p.size);
+            let size = self.ledger.account(o.slot).position(o.instrument).map_or(0, |p| p.size);
             if qty.0 + self.reduce_only_open(o.account, o.instrument, o.side, Some(h)) > size.abs() {
                 return out.push(rej(RejectReason::ReduceOnlyWouldIncrease));
             }
         }
         if let Err(reason) = self.ledger.check_amend_at(
-            Some(AccountSlot(o.acct_slot)),
+            Some(o.slot),
             o.instrument,
             o.side,
             o.leaves,
@@ -670,7 +670,7 @@ impl StateMachine {
         self.unlink(h);
         let mut taker = Taker {
             account: o.account,
-            slot: AccountSlot(o.acct_slot),
+            slot: o.slot,
             cid: o.cid,
             order_id: o.id,
             instrument: o.instrument,
@@ -700,7 +700,7 @@ impl StateMachine {
         }
         let Some(slot) = self.ledger.slot(m.account) else { return };
         let mut handles = core::mem::take(&mut self.scratch);
-        self.books.account_orders(slot.0, &mut handles);
+        self.books.account_orders(slot, &mut handles);
         handles.retain(|&h| {
             let o = self.books.order(h);
             m.instrument.is_none_or(|i| i == o.instrument) && m.side.is_none_or(|s| s == o.side)
@@ -766,7 +766,7 @@ impl StateMachine {
             return 0;
         }
         let mut handles = Vec::new();
-        self.books.account_orders(slot.0, &mut handles);
+        self.books.account_orders(slot, &mut handles);
         handles
             .iter()
             .filter(|&&h| Some(h) != except)
@@ -779,7 +779,7 @@ impl StateMachine {
     /// How much a reduce-only order may still trade: its account's position if the order
     /// is on the other side of it, else nothing.
     fn reduce_only_capacity(&self, o: &Order) -> i64 {
-        let size = self.ledger.account(AccountSlot(o.acct_slot)).position(o.instrument).map_or(0, |p| p.size);
+        let size = self.ledger.account(o.slot).position(o.instrument).map_or(0, |p| p.size);
         match o.side {
             Side::Buy if size < 0 => -size,
             Side::Sell if size > 0 => size,
@@ -854,7 +854,7 @@ impl StateMachine {
                 t.filled.0 += qty.0;
                 let trade_id = TradeId(self.next_trade_id);
                 self.next_trade_id += 1;
-                let maker_slot = AccountSlot(maker.acct_slot);
+                let maker_slot = maker.slot;
                 let (te, me, liquidation_fee) = self.ledger.fill(Fill {
                     instrument: t.instrument,
                     price,
@@ -948,7 +948,7 @@ impl StateMachine {
 
     /// Puts an order on the book and records its open quantity.
     fn rest(&mut self, order: Order) -> OrderHandle {
-        let slot = AccountSlot(order.acct_slot);
+        let slot = order.slot;
         self.ledger.open_order_delta(slot, order.instrument, order.side, order.leaves.0);
         if order.reduce_only {
             let i = slot.index();
@@ -998,7 +998,7 @@ impl StateMachine {
 
     fn remove_resting(&mut self, h: OrderHandle) {
         let o = *self.books.order(h);
-        self.ledger.open_order_delta(AccountSlot(o.acct_slot), o.instrument, o.side, -o.leaves.0);
+        self.ledger.open_order_delta(o.slot, o.instrument, o.side, -o.leaves.0);
         self.forget_counts(&o);
         self.books.remove(h);
     }
@@ -1015,26 +1015,26 @@ impl StateMachine {
             self.gtd_live -= 1;
         }
         if o.reduce_only {
-            self.reduce_only_resting[o.acct_slot as usize] -= 1;
+            self.reduce_only_resting[o.slot.index()] -= 1;
         }
     }
 
     fn resize(&mut self, h: OrderHandle, leaves: Qty) {
         let o = *self.books.order(h);
-        self.ledger.open_order_delta(AccountSlot(o.acct_slot), o.instrument, o.side, leaves.0 - o.leaves.0);
+        self.ledger.open_order_delta(o.slot, o.instrument, o.side, leaves.0 - o.leaves.0);
         self.books.resize_in_place(h, leaves);
     }
 
     /// Reduces a resting order without a trade (self-trade decrement).
     fn decrement(&mut self, h: OrderHandle, by: Qty) -> Qty {
         let o = *self.books.order(h);
-        self.ledger.open_order_delta(AccountSlot(o.acct_slot), o.instrument, o.side, -by.0);
+        self.ledger.open_order_delta(o.slot, o.instrument, o.side, -by.0);
         self.books.reduce(h, by, false)
     }
 
     fn unlink(&mut self, h: OrderHandle) {
         let o = *self.books.order(h);
-        self.ledger.open_order_delta(AccountSlot(o.acct_slot), o.instrument, o.side, -o.leaves.0);
+        self.ledger.open_order_delta(o.slot, o.instrument, o.side, -o.leaves.0);
         self.books.unlink_from_level(h);
     }
 
@@ -1045,7 +1045,7 @@ impl StateMachine {
         let o = *self.books.order(h);
         let delta = leaves.0 - o.leaves.0;
         if delta != 0 {
-            self.ledger.open_order_delta(AccountSlot(o.acct_slot), o.instrument, o.side, delta);
+            self.ledger.open_order_delta(o.slot, o.instrument, o.side, delta);
         }
         self.books.unlink_from_level(h);
         self.books.relink(h, price, leaves, Qty::ZERO);
@@ -1053,7 +1053,7 @@ impl StateMachine {
 
     fn relink(&mut self, h: OrderHandle, price: Price, leaves: Qty, filled: Qty) {
         let o = *self.books.order(h);
-        self.ledger.open_order_delta(AccountSlot(o.acct_slot), o.instrument, o.side, leaves.0);
+        self.ledger.open_order_delta(o.slot, o.instrument, o.side, leaves.0);
         self.books.relink(h, price, leaves, filled);
     }
 
@@ -1076,7 +1076,7 @@ impl StateMachine {
             if self.reduce_only_resting.get(slot.index()).copied().unwrap_or(0) == 0 {
                 continue;
             }
-            self.books.account_orders(slot.0, &mut handles);
+            self.books.account_orders(slot, &mut handles);
             handles.retain(|&h| {
                 let o = self.books.order(h);
                 o.reduce_only && o.instrument == instrument
@@ -1150,7 +1150,7 @@ impl StateMachine {
     /// Liquidates one account below maintenance (docs/RISK.md, "Liquidating an account").
     fn liquidate(&mut self, id: AccountId, slot: AccountSlot, out: &mut Vec<Event>) {
         let mut handles = core::mem::take(&mut self.scratch);
-        self.books.account_orders(slot.0, &mut handles);
+        self.books.account_orders(slot, &mut handles);
         handles.sort_unstable_by_key(|&h| self.books.order(h).id);
         for &h in &handles {
             self.cancel_resting(h, CancelReason::Liquidation, out);

@@ -41,6 +41,7 @@ pub use params::{LiquidationParams, MarketParams, ParamsError};
 
 /// A dense index of an account in every per-account table.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
+#[repr(transparent)]
 pub struct AccountSlot(pub u32);
 
 impl AccountSlot {
