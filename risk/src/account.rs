@@ -39,8 +39,31 @@ pub struct Position {
 pub(crate) struct IndexKey {
     /// In the longs' set (else the shorts').
     pub(crate) long: bool,
-    /// The threshold mark, or the far sentinel (`i64::MIN` long, `i64::MAX` short).
-    pub(crate) key: i64,
+    /// The threshold mark, or far.
+    pub(crate) key: Key,
+}
+
+/// The mark at which a position's account crosses maintenance, as far as the liquidation
+/// index needs to know it (see the ledger's module doc, "The window").
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Key {
+    /// No mark inside the market's window can liquidate it (nor can any `i64` mark, when its
+    /// exact threshold lies beyond the `i64` range on the safe side): it sits in no bucket.
+    Far,
+    /// The threshold mark, saturated to `i64`: a long is liquidatable when the mark is below
+    /// it, a short when the mark is above it.
+    At(i64),
+}
+
+impl IndexKey {
+    /// The threshold mark, unless far.
+    #[inline]
+    pub(crate) fn threshold(self) -> Option<i64> {
+        match self.key {
+            Key::Far => None,
+            Key::At(t) => Some(t),
+        }
+    }
 }
 
 impl Position {

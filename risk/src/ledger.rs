@@ -23,7 +23,8 @@
 //! `hi = 2 · mark`, set when the first oracle price arrives and reset whenever an oracle
 //! price falls outside it). A long whose threshold is at or below `lo`, or a short whose
 //! threshold is at or above `hi`, cannot be liquidated by any mark inside the window: it is
-//! keyed with the sentinel `i64::MIN` (long) or `i64::MAX` (short) and sits in no bucket.
+//! keyed [`Key::Far`] and sits in no bucket (so is a position whose exact threshold lies
+//! beyond the `i64` range on the safe side).
 //! Telling "far" from "near" needs no division (`(mark − lo) · b ≤ h` for a long). So an
 //! account with low leverage (a long with less than about 2× leverage, a short with less
 //! than about 1×) costs a few multiplications per fill; a leveraged one also moves between
@@ -45,7 +46,7 @@ use std::collections::BTreeSet;
 
 use l2x_types::{AccountId, Amount, DetMap, Fraction, Holder, InstrumentId, Ppb, Price, Qty, RejectReason, Side};
 
-use crate::account::{Account, FillEffect, IndexKey, Position};
+use crate::account::{Account, FillEffect, IndexKey, Key, Position};
 use crate::formulas::{self, LiquidationPrices};
 use crate::index::{BUCKETS, Buckets, Geometry, OVERFLOW};
 use crate::math::{ceil_div, floor_div, saturate};
@@ -109,10 +110,10 @@ impl Market {
     /// overflow bucket while there is no window.
     #[inline]
     fn bucket(&self, key: IndexKey) -> Option<usize> {
-        match self.window {
-            None => Some(OVERFLOW),
-            Some(_) if key.key == if key.long { i64::MIN } else { i64::MAX } => None,
-            Some(g) => Some(g.bucket(key.long, key.key)),
+        match (self.window, key.key) {
+            (None, _) => Some(OVERFLOW),
+            (Some(_), Key::Far) => None,
+            (Some(g), Key::At(k)) => Some(g.bucket(key.long, k)),
         }
     }
 
@@ -162,11 +163,17 @@ impl Market {
                 mul_wide(i128::from(hi) - i128::from(mark), -b).is_some_and(|x| x <= hscaled)
             };
             if far {
-                return Some(IndexKey { long, key: if long { i64::MIN } else { i64::MAX } });
+                return Some(IndexKey { long, key: Key::Far });
             }
         }
         let rest = hscaled - i128::from(mark) * b;
         let key = if long { saturate(ceil_div(-rest, b)) } else { saturate(floor_div(rest, -b)) };
+        // A threshold saturated on the safe side (below every mark for a long, above every
+        // mark for a short) liquidates at no `i64` mark: far.
+        let key = match (long, key) {
+            (true, i64::MIN) | (false, i64::MAX) => Key::Far,
+            _ => Key::At(key),
+        };
         Some(IndexKey { long, key })
     }
 }
@@ -481,11 +488,12 @@ impl Ledger {
         let a = self.account(slot);
         for p in &a.positions {
             let (Some(k), Some(mark)) = (p.liq_key, self.markets[p.instrument.0 as usize].mark) else { continue };
-            if k.long && k.key != i64::MAX {
-                return mark.price.0 < k.key;
-            }
-            if !k.long && k.key != i64::MIN {
-                return mark.price.0 > k.key;
+            // A threshold saturated on the unsafe side says nothing exact: computed in full.
+            match (k.long, k.key) {
+                (_, Key::Far) => return false,
+                (true, Key::At(t)) if t != i64::MAX => return mark.price.0 < t,
+                (false, Key::At(t)) if t != i64::MIN => return mark.price.0 > t,
+                _ => {}
             }
         }
         self.scaled(slot).below_maintenance()
@@ -785,7 +793,7 @@ impl Ledger {
         let m = &self.markets[instrument.0 as usize];
         let g = m.window.unwrap_or(window_at(p));
         let key_of =
-            |s: u32| self.accounts[s as usize].position(instrument).and_then(|p| p.liq_key).map_or(0, |k| k.key);
+            |s: u32| self.accounts[s as usize].position(instrument).and_then(|p| p.liq_key?.threshold()).unwrap_or(0);
         // Longs with key > p: the buckets above p's, the overflow, and those of p's own bucket
         // whose key is above p (index.rs, "Queries").
         let first = if p > g.lo { g.bucket(true, p) } else { 0 };
@@ -1313,7 +1321,7 @@ mod tests {
         // below the window: far. Short: 30,000 − 0.4·(m − 50,000) < 0.012·m ⟺ m > 121,359.2…:
         // threshold 242,718 ticks, above the window: far.
         let key = |l: &Ledger, s: AccountSlot| l.account(s).position(BTC).unwrap().liq_key.unwrap().key;
-        assert_eq!((key(&l, long), key(&l, short)), (i64::MIN, i64::MAX));
+        assert_eq!((key(&l, long), key(&l, short)), (Key::Far, Key::Far));
         l.check_invariants().unwrap();
         // A jump to 41,237 ticks leaves the window: it is re-centred, and the long is found.
         let mut out = Vec::new();
