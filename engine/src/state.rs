@@ -41,7 +41,7 @@
 use std::cmp::Reverse;
 use std::collections::{BTreeSet, BinaryHeap};
 
-use l2x_risk::{AccountSlot, Fill, FillEffect, Ledger, MarketParams, formulas};
+use l2x_risk::{AccountSlot, ExactPrice, Fill, FillEffect, Ledger, MarketParams, formulas};
 use l2x_types::{
     AccountId, Amend, Amount, CancelReason, ClientOrderId, Command, CommandKind, DetMap, Event, Holder, Instrument,
     InstrumentId, InstrumentSpec, MassCancel, NewOrder, OrderId, OrderType, Price, Qty, RejectReason, Sequenced, Side,
@@ -97,7 +97,7 @@ struct Taker {
     filled: Qty,
     stp: StpMode,
     /// The bankruptcy price, when this is a liquidation order.
-    liquidation: Option<(i128, i128)>,
+    liquidation: Option<ExactPrice>,
 }
 
 /// Why matching stopped.
@@ -1214,7 +1214,7 @@ impl StateMachine {
         instrument: InstrumentId,
         side: Side,
         qty: Qty,
-        bankruptcy: (i128, i128),
+        bankruptcy: ExactPrice,
         out: &mut Vec<Event>,
     ) -> Qty {
         let price = formulas::bankruptcy_tick(bankruptcy, side);

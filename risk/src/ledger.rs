@@ -47,7 +47,7 @@ use std::collections::BTreeSet;
 use l2x_types::{AccountId, Amount, DetMap, Fraction, Holder, InstrumentId, Ppb, Price, Qty, RejectReason, Side};
 
 use crate::account::{Account, FillEffect, IndexKey, Key, Position};
-use crate::formulas::{self, LiquidationPrices};
+use crate::formulas::{self, ExactPrice, LiquidationPrices};
 use crate::index::{BUCKETS, Buckets, Geometry, OVERFLOW};
 use crate::math::{ceil_div, floor_div, saturate};
 use crate::params::{LiquidationParams, MarketParams};
@@ -244,7 +244,7 @@ pub struct Fill {
     /// The resting maker.
     pub maker: AccountSlot,
     /// The taker's bankruptcy price when the taker is being liquidated.
-    pub liquidation: Option<(i128, i128)>,
+    pub liquidation: Option<ExactPrice>,
 }
 
 /// Every account and market of the risk engine.
@@ -903,9 +903,9 @@ impl Ledger {
         Some(LiquidationOrder { instrument: p.instrument, side, qty, prices })
     }
 
-    /// The bankruptcy price (exact fraction of ticks) of an account's position in one
-    /// instrument at the current state, if the account is below maintenance and holds it.
-    pub fn bankruptcy_price(&self, slot: AccountSlot, instrument: InstrumentId) -> Option<(i128, i128)> {
+    /// The bankruptcy price (exact) of an account's position in one instrument at the
+    /// current state, if the account is below maintenance and holds it.
+    pub fn bankruptcy_price(&self, slot: AccountSlot, instrument: InstrumentId) -> Option<ExactPrice> {
         let h = self.scaled(slot);
         let size = self.account(slot).position(instrument).map(|p| p.size).filter(|&s| s != 0)?;
         if !h.below_maintenance() {

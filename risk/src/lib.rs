@@ -35,6 +35,7 @@ mod math;
 mod params;
 
 pub use account::{Account, FillEffect, Position};
+pub use formulas::ExactPrice;
 pub use l2x_types::{Holder, Ppb};
 pub use ledger::{Fill, Health, Ledger, LiquidationOrder, fraction_of};
 pub use params::{LiquidationParams, MarketParams, ParamsError};
