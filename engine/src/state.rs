@@ -41,7 +41,7 @@
 use std::cmp::Reverse;
 use std::collections::{BTreeSet, BinaryHeap};
 
-use l2x_risk::{AccountSlot, ExactPrice, Fill, FillEffect, Ledger, MarketParams, formulas};
+use l2x_risk::{AccountSlot, Change, ExactPrice, Exposure, Fill, FillEffect, Ledger, MarketParams, formulas};
 use l2x_types::{
     AccountId, Amend, Amount, CancelReason, ClientOrderId, Command, CommandKind, DetMap, Event, Holder, Instrument,
     InstrumentId, InstrumentSpec, MassCancel, NewOrder, OrderId, OrderType, Price, Qty, RejectReason, Sequenced, Side,
@@ -516,7 +516,15 @@ impl StateMachine {
             (None, Side::Sell) => low,
         };
         let known = self.ledger.slot(o.account);
-        let mut qty = match self.ledger.check_order_at(known, o.instrument, o.side, o.qty, limit, o.reduce_only) {
+        let exposure = Exposure {
+            instrument: o.instrument,
+            side: o.side,
+            price: limit,
+            qty: o.qty,
+            reduce_only: o.reduce_only,
+            change: Change::New,
+        };
+        let mut qty = match self.ledger.check_exposure(known, &exposure) {
             Ok(qty) => qty,
             Err(reason) => return out.push(rej(reason)),
         };
@@ -633,16 +641,15 @@ impl StateMachine {
                 return out.push(rej(RejectReason::ReduceOnlyWouldIncrease));
             }
         }
-        if let Err(reason) = self.ledger.check_amend_at(
-            Some(o.slot),
-            o.instrument,
-            o.side,
-            o.leaves,
-            qty,
-            price != o.price,
+        let exposure = Exposure {
+            instrument: o.instrument,
+            side: o.side,
             price,
-            o.reduce_only,
-        ) {
+            qty,
+            reduce_only: o.reduce_only,
+            change: Change::Amend { from: o.leaves, repriced: price != o.price },
+        };
+        if let Err(reason) = self.ledger.check_exposure(Some(o.slot), &exposure) {
             return out.push(rej(reason));
         }
         let priority_kept = price == o.price && qty <= o.leaves;

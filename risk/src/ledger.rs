@@ -247,6 +247,48 @@ pub struct Fill {
     pub liquidation: Option<ExactPrice>,
 }
 
+/// What an order asks of its account's margin: the input of the pre-trade check
+/// ([`Ledger::check_exposure`]), for a new order and for an amend alike.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Exposure {
+    /// The instrument.
+    pub instrument: InstrumentId,
+    /// The order's side.
+    pub side: Side,
+    /// The price it may fill at: its limit (an amend's new price), or a market order's
+    /// protection price.
+    pub price: Price,
+    /// The open quantity it asks for: the new order's quantity, or the amended order's new
+    /// open quantity.
+    pub qty: Qty,
+    /// Reduce-only.
+    pub reduce_only: bool,
+    /// A new order, or an amend of a resting one.
+    pub change: Change,
+}
+
+/// Whether an [`Exposure`] is a new order or an amend of a resting order.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Change {
+    /// A new order.
+    New,
+    /// An amend of a resting order.
+    Amend {
+        /// The resting order's open quantity before the amend.
+        from: Qty,
+        /// Whether the amend changes the price.
+        repriced: bool,
+    },
+}
+
+/// An account's position and open orders in one instrument, before an order.
+#[derive(Clone, Copy, Debug)]
+struct Open {
+    size: i64,
+    buy: i64,
+    sell: i64,
+}
+
 /// Every account and market of the risk engine.
 #[derive(Clone, Debug)]
 pub struct Ledger {
@@ -516,147 +558,80 @@ impl Ledger {
         Scaled { equity, maintenance: mmr, initial: imr }
     }
 
-    /// Pre-trade check of a new order; returns the quantity to enter (a reduce-only
-    /// order is resized down to the position).
+    /// The pre-trade check of an order's [`Exposure`] for the account in `slot` (`None`: an
+    /// account that does not exist yet, which has no equity). Returns the quantity to enter:
+    /// a reduce-only new order is cut down to its position; anything else enters whole.
     ///
-    /// Rules, in order: a reduce-only order must be opposite a position
-    /// (`reduce_only_would_increase`) and is cut to its size; the position if this and every
-    /// same-side open order filled must stay within `max_position_qty` (`max_position`);
-    /// then margin (`insufficient_margin`) unless one of: equity after the worst case
-    /// (filled at the limit, paying the taker fee) covers the initial requirement with this
-    /// order open; the order strictly lowers the requirement; or it can only reduce the
-    /// position (opposite side, and with the same-side open orders no larger than it).
+    /// Rules, in order:
     ///
-    /// # Errors
-    /// The reject reason.
-    pub fn check_order(
-        &self,
-        account: AccountId,
-        instrument: InstrumentId,
-        side: Side,
-        qty: Qty,
-        limit: Price,
-        reduce_only: bool,
-    ) -> Result<Qty, RejectReason> {
-        self.check_order_at(self.slot(account), instrument, side, qty, limit, reduce_only)
-    }
-
-    /// [`Ledger::check_order`] for a caller that already looked the account up: `slot` is
-    /// `None` for an account that does not exist yet.
+    /// 1. An amend that neither raises the quantity nor changes the price adds no risk and
+    ///    always passes.
+    /// 2. Reduce-only (`reduce_only_would_increase`): a new order must be opposite a position
+    ///    and is cut to its size; an amended order may not grow beyond the position.
+    /// 3. The position if this and every same-side open order filled must stay within
+    ///    `max_position_qty`, unless it is no larger than now (`max_position`).
+    /// 4. Margin (`insufficient_margin`) unless one of: equity after the worst case (the
+    ///    order, or the amended order as a whole, filled at its price, paying the taker fee)
+    ///    covers the initial requirement with it open; it strictly lowers the requirement;
+    ///    or it can only reduce the position (opposite side, and with the same-side open
+    ///    orders no larger than it).
     ///
     /// # Errors
     /// The reject reason.
-    pub fn check_order_at(
-        &self,
-        slot: Option<AccountSlot>,
-        instrument: InstrumentId,
-        side: Side,
-        qty: Qty,
-        limit: Price,
-        reduce_only: bool,
-    ) -> Result<Qty, RejectReason> {
-        let pos = slot.and_then(|s| self.account(s).position(instrument)).copied();
-        let (size, open_buy, open_sell) = pos.map_or((0, 0, 0), |p| (p.size, p.open_buy, p.open_sell));
-        let mut qty = qty.0;
-        if reduce_only {
-            if size == 0 || (side == Side::Buy) == (size > 0) {
-                return Err(RejectReason::ReduceOnlyWouldIncrease);
-            }
-            qty = qty.min(size.abs());
+    #[inline]
+    pub fn check_exposure(&self, slot: Option<AccountSlot>, exposure: &Exposure) -> Result<Qty, RejectReason> {
+        let e = exposure;
+        if let Change::Amend { from, repriced: false } = e.change
+            && e.qty <= from
+        {
+            return Ok(e.qty);
         }
-        let (buy_delta, sell_delta) = match side {
-            Side::Buy => (qty, 0),
-            Side::Sell => (0, qty),
+        let pos = slot.and_then(|s| self.account(s).position(e.instrument)).copied();
+        let (size, open_buy, open_sell) = pos.map_or((0, 0, 0), |p| (p.size, p.open_buy, p.open_sell));
+        let (qty, delta) = match e.change {
+            Change::New => {
+                let mut qty = e.qty.0;
+                if e.reduce_only {
+                    if size == 0 || (e.side == Side::Buy) == (size > 0) {
+                        return Err(RejectReason::ReduceOnlyWouldIncrease);
+                    }
+                    qty = qty.min(size.abs());
+                }
+                (qty, qty)
+            }
+            Change::Amend { from, .. } => {
+                if e.reduce_only && e.qty.0 > size.abs() {
+                    return Err(RejectReason::ReduceOnlyWouldIncrease);
+                }
+                (e.qty.0, e.qty.0 - from.0)
+            }
         };
-        self.check_exposure(slot, instrument, side, size, open_buy, open_sell, buy_delta, sell_delta, limit, qty)?;
+        let open = Open { size, buy: open_buy, sell: open_sell };
+        self.check_margin(slot, e, open, delta, qty)?;
         Ok(Qty(qty))
     }
 
-    /// Pre-trade check of an amend of a resting order from `old_qty` to `new_qty` (open
-    /// quantities) at `new_price`. An amend that neither raises the quantity nor changes the
-    /// price adds no risk and always passes; a reduce-only order may not grow beyond the
-    /// position.
-    ///
-    /// # Errors
-    /// The reject reason.
-    #[allow(clippy::too_many_arguments, reason = "the amend's full before/after description")]
-    pub fn check_amend(
-        &self,
-        account: AccountId,
-        instrument: InstrumentId,
-        side: Side,
-        old_qty: Qty,
-        new_qty: Qty,
-        price_changed: bool,
-        new_price: Price,
-        reduce_only: bool,
-    ) -> Result<(), RejectReason> {
-        self.check_amend_at(
-            self.slot(account),
-            instrument,
-            side,
-            old_qty,
-            new_qty,
-            price_changed,
-            new_price,
-            reduce_only,
-        )
-    }
-
-    /// [`Ledger::check_amend`] for a caller that already looked the account up.
-    ///
-    /// # Errors
-    /// The reject reason.
-    #[allow(clippy::too_many_arguments, reason = "the amend's full before/after description")]
-    pub fn check_amend_at(
+    /// Rules 3 and 4 of [`Ledger::check_exposure`]: `open` is the position and open orders
+    /// before, `delta` the change of the order's side's open quantity, `fill_qty` what may
+    /// fill at the exposure's price.
+    #[inline(always)]
+    fn check_margin(
         &self,
         slot: Option<AccountSlot>,
-        instrument: InstrumentId,
-        side: Side,
-        old_qty: Qty,
-        new_qty: Qty,
-        price_changed: bool,
-        new_price: Price,
-        reduce_only: bool,
+        e: &Exposure,
+        open: Open,
+        delta: i64,
+        fill_qty: i64,
     ) -> Result<(), RejectReason> {
-        if new_qty <= old_qty && !price_changed {
-            return Ok(());
-        }
-        let pos = slot.and_then(|s| self.account(s).position(instrument)).copied();
-        let (size, open_buy, open_sell) = pos.map_or((0, 0, 0), |p| (p.size, p.open_buy, p.open_sell));
-        if reduce_only && new_qty.0 > size.abs() {
-            return Err(RejectReason::ReduceOnlyWouldIncrease);
-        }
-        let delta = new_qty.0 - old_qty.0;
+        let Some(m) = self.markets.get(e.instrument.0 as usize) else { return Err(RejectReason::UnknownSymbol) };
+        let at = m.mark.ok_or(RejectReason::NoMarkPrice)?;
+        let (side, size, limit) = (e.side, open.size, e.price);
         let (buy_delta, sell_delta) = match side {
             Side::Buy => (delta, 0),
             Side::Sell => (0, delta),
         };
-        // The amended order as a whole is what may fill at its new limit.
-        self.check_exposure(
-            slot, instrument, side, size, open_buy, open_sell, buy_delta, sell_delta, new_price, new_qty.0,
-        )
-    }
-
-    #[allow(clippy::too_many_arguments, reason = "shared core of the two pre-trade checks")]
-    #[inline(always)]
-    fn check_exposure(
-        &self,
-        slot: Option<AccountSlot>,
-        instrument: InstrumentId,
-        side: Side,
-        size: i64,
-        open_buy: i64,
-        open_sell: i64,
-        buy_delta: i64,
-        sell_delta: i64,
-        limit: Price,
-        fill_qty: i64,
-    ) -> Result<(), RejectReason> {
-        let Some(m) = self.markets.get(instrument.0 as usize) else { return Err(RejectReason::UnknownSymbol) };
-        let at = m.mark.ok_or(RejectReason::NoMarkPrice)?;
         let mark = at.price;
-        let (s, ob, os) = (i128::from(size), i128::from(open_buy), i128::from(open_sell));
+        let (s, ob, os) = (i128::from(size), i128::from(open.buy), i128::from(open.sell));
         let (bd, sd) = (i128::from(buy_delta), i128::from(sell_delta));
         let reach = match side {
             Side::Buy => s + ob + bd,
@@ -1156,6 +1131,20 @@ mod tests {
         });
     }
 
+    /// The pre-trade check of a new order of `account` (the examples' form).
+    fn check_order(
+        l: &Ledger,
+        account: AccountId,
+        instrument: InstrumentId,
+        side: Side,
+        qty: Qty,
+        price: Price,
+        reduce_only: bool,
+    ) -> Result<Qty, RejectReason> {
+        let exposure = Exposure { instrument, side, price, qty, reduce_only, change: Change::New };
+        l.check_exposure(l.slot(account), &exposure)
+    }
+
     fn usdc(n: i64) -> Amount {
         Amount(n * 1_000_000)
     }
@@ -1175,20 +1164,20 @@ mod tests {
         let mut l = ledger();
         l.deposit(Holder::Account(AccountId(1)), usdc(1_000)).unwrap();
         // 0.4 BTC at 50,000 = 20,000 notional → IMR 1,000 = equity: accepted.
-        assert_eq!(l.check_order(AccountId(1), BTC, Side::Buy, Qty(400), Price(100_000), false), Ok(Qty(400)));
+        assert_eq!(check_order(&l, AccountId(1), BTC, Side::Buy, Qty(400), Price(100_000), false), Ok(Qty(400)));
         // 0.401 BTC → IMR 1,002.5 > 1,000.
         assert_eq!(
-            l.check_order(AccountId(1), BTC, Side::Buy, Qty(401), Price(100_000), false),
+            check_order(&l, AccountId(1), BTC, Side::Buy, Qty(401), Price(100_000), false),
             Err(RejectReason::InsufficientMargin)
         );
         // 0.4 BTC with a limit 10 above the mark: worst-case slippage 0.4 × 10 = 4 USDC.
         assert_eq!(
-            l.check_order(AccountId(1), BTC, Side::Buy, Qty(400), Price(100_020), false),
+            check_order(&l, AccountId(1), BTC, Side::Buy, Qty(400), Price(100_020), false),
             Err(RejectReason::InsufficientMargin)
         );
         // Unknown accounts have no equity.
         assert_eq!(
-            l.check_order(AccountId(9), BTC, Side::Buy, Qty(1), Price(100_000), false),
+            check_order(&l, AccountId(9), BTC, Side::Buy, Qty(1), Price(100_000), false),
             Err(RejectReason::InsufficientMargin)
         );
     }
@@ -1201,11 +1190,11 @@ mod tests {
         // Buys of 0.3 rest (IMR 750). Another 0.1 buy makes the buy side 0.4 (IMR 1,000 =
         // equity): fine; 0.101 is too much. Sells are the other side: up to 0.4 the worse side
         // is at most 0.4, so 0.4 passes and 0.401 does not.
-        assert!(l.check_order(AccountId(1), BTC, Side::Buy, Qty(100), Price(100_000), false).is_ok());
-        assert!(l.check_order(AccountId(1), BTC, Side::Buy, Qty(101), Price(100_000), false).is_err());
-        assert!(l.check_order(AccountId(1), BTC, Side::Sell, Qty(300), Price(100_000), false).is_ok());
-        assert!(l.check_order(AccountId(1), BTC, Side::Sell, Qty(400), Price(100_000), false).is_ok());
-        assert!(l.check_order(AccountId(1), BTC, Side::Sell, Qty(401), Price(100_000), false).is_err());
+        assert!(check_order(&l, AccountId(1), BTC, Side::Buy, Qty(100), Price(100_000), false).is_ok());
+        assert!(check_order(&l, AccountId(1), BTC, Side::Buy, Qty(101), Price(100_000), false).is_err());
+        assert!(check_order(&l, AccountId(1), BTC, Side::Sell, Qty(300), Price(100_000), false).is_ok());
+        assert!(check_order(&l, AccountId(1), BTC, Side::Sell, Qty(400), Price(100_000), false).is_ok());
+        assert!(check_order(&l, AccountId(1), BTC, Side::Sell, Qty(401), Price(100_000), false).is_err());
     }
 
     #[test]
@@ -1214,14 +1203,14 @@ mod tests {
         let a = l.deposit(Holder::Account(AccountId(1)), usdc(100_000)).unwrap().0;
         let b = l.deposit(Holder::Account(AccountId(2)), usdc(100_000)).unwrap().0;
         assert_eq!(
-            l.check_order(AccountId(1), BTC, Side::Sell, Qty(5), Price(100_000), true),
+            check_order(&l, AccountId(1), BTC, Side::Sell, Qty(5), Price(100_000), true),
             Err(RejectReason::ReduceOnlyWouldIncrease)
         );
         trade(&mut l, BTC, 100_000, 100, a, b);
         // Long 0.1: a reduce-only sell of 0.5 is cut to 0.1; a reduce-only buy is refused.
-        assert_eq!(l.check_order(AccountId(1), BTC, Side::Sell, Qty(500), Price(100_000), true), Ok(Qty(100)));
+        assert_eq!(check_order(&l, AccountId(1), BTC, Side::Sell, Qty(500), Price(100_000), true), Ok(Qty(100)));
         assert_eq!(
-            l.check_order(AccountId(1), BTC, Side::Buy, Qty(1), Price(100_000), true),
+            check_order(&l, AccountId(1), BTC, Side::Buy, Qty(1), Price(100_000), true),
             Err(RejectReason::ReduceOnlyWouldIncrease)
         );
         let mut small = btc();
@@ -1230,7 +1219,7 @@ mod tests {
         let mut out = Vec::new();
         l.set_mark(InstrumentId(2), Price(100_000), &mut out);
         assert_eq!(
-            l.check_order(AccountId(1), InstrumentId(2), Side::Buy, Qty(151), Price(100_000), false),
+            check_order(&l, AccountId(1), InstrumentId(2), Side::Buy, Qty(151), Price(100_000), false),
             Err(RejectReason::MaxPosition)
         );
     }
@@ -1243,8 +1232,8 @@ mod tests {
         trade(&mut l, BTC, 100_000, 400, a, b);
         let mut out = Vec::new();
         l.set_mark(BTC, Price(99_000), &mut out); // −200 USDC: equity 900 < IMR 990
-        assert!(l.check_order(AccountId(1), BTC, Side::Buy, Qty(1), Price(99_000), false).is_err());
-        assert!(l.check_order(AccountId(1), BTC, Side::Sell, Qty(400), Price(99_000), false).is_ok());
+        assert!(check_order(&l, AccountId(1), BTC, Side::Buy, Qty(1), Price(99_000), false).is_err());
+        assert!(check_order(&l, AccountId(1), BTC, Side::Sell, Qty(400), Price(99_000), false).is_ok());
         // Withdrawals need equity above the initial requirement afterwards.
         assert_eq!(l.withdraw(AccountId(1), usdc(1)), Err(RejectReason::InsufficientMargin));
     }
