@@ -82,15 +82,6 @@ impl Position {
         }
     }
 
-    /// Average entry price in ticks, exact as a fraction `cost / (size · k)`; `None` when
-    /// flat. Returned as (numerator, denominator) with a positive denominator.
-    pub fn entry(&self, quote_per_tick_lot: i64) -> Option<(i128, i128)> {
-        (self.size != 0).then(|| {
-            let den = i128::from(self.size) * i128::from(quote_per_tick_lot);
-            if den < 0 { (-self.cost, -den) } else { (self.cost, den) }
-        })
-    }
-
     /// The worse-side open exposure used by the initial requirement:
     /// `max(|size + open buys|, |size − open sells|)`.
     #[inline]
@@ -173,17 +164,6 @@ impl Account {
         self.collateral = crate::math::saturate(i128::from(self.collateral) + amount);
     }
 
-    /// Settles funding of one position against the instrument's index; returns what was
-    /// paid (positive reduces collateral). Exact: the index is in micro-units per lot.
-    pub(crate) fn settle_funding(&mut self, instrument: InstrumentId, index: i128) -> i128 {
-        let Ok(i) = self.positions.binary_search_by_key(&instrument, |p| p.instrument) else { return 0 };
-        let p = &mut self.positions[i];
-        let paid = i128::from(p.size) * (index - p.funding_index);
-        p.funding_index = index;
-        self.credit(-paid);
-        paid
-    }
-
     /// Applies a fill of `qty` lots at `price` ticks on `side`, with fee fraction `fee_ppm`
     /// (ppm of notional, rounded up: against the account). Realised PnL on the closed part
     /// uses the closed share of the cost rounded up (`⌈cost · closed / |size|⌉`), which is
@@ -202,7 +182,7 @@ impl Account {
         funding_index: i128,
     ) -> FillEffect {
         // One lookup for the funding settlement and the fill (a new record starts at the
-        // current index, so it owes no funding, as when settle_funding finds no record).
+        // current index, so it owes no funding).
         let i = self.position_index(instrument, funding_index);
         let funding_paid = {
             let p = &mut self.positions[i];
@@ -238,10 +218,31 @@ impl Account {
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use l2x_types::AccountId;
 
     use super::*;
+
+    /// Average entry price in ticks, exact as a fraction `cost / (size · k)`; `None` when
+    /// flat. Returned as (numerator, denominator) with a positive denominator.
+    fn entry(p: &Position, quote_per_tick_lot: i64) -> Option<(i128, i128)> {
+        (p.size != 0).then(|| {
+            let den = i128::from(p.size) * i128::from(quote_per_tick_lot);
+            if den < 0 { (-p.cost, -den) } else { (p.cost, den) }
+        })
+    }
+
+    /// Settles funding of one position against the instrument's index; returns what was
+    /// paid (positive reduces collateral). Exact: the index is in micro-units per lot.
+    /// (Funding otherwise settles with the position's next fill.)
+    pub(crate) fn settle_funding(a: &mut Account, instrument: InstrumentId, index: i128) -> i128 {
+        let Ok(i) = a.positions.binary_search_by_key(&instrument, |p| p.instrument) else { return 0 };
+        let p = &mut a.positions[i];
+        let paid = i128::from(p.size) * (index - p.funding_index);
+        p.funding_index = index;
+        a.credit(-paid);
+        paid
+    }
 
     const K: i64 = 500; // BTC-PERP: tick 0.5 × lot 0.001 = 500 micro-USDC
     const I: InstrumentId = InstrumentId(0);
@@ -277,7 +278,7 @@ mod tests {
         assert_eq!(e.realised, 10_000_000);
         let p = *a.position(I).unwrap();
         assert_eq!((p.size, p.cost), (20, 20 * 98_000 * 500));
-        assert_eq!(p.entry(K), Some((980_000_000, 10_000)));
+        assert_eq!(entry(&p, K), Some((980_000_000, 10_000)));
     }
 
     #[test]
@@ -327,9 +328,9 @@ mod tests {
         let mut a = acct();
         a.apply_fill(I, Side::Buy, 100_000, 100, K, 0, 1_000);
         // Index rises by 25 micro-units per lot: a 100-lot long pays 2,500.
-        assert_eq!(a.settle_funding(I, 1_025), 2_500);
+        assert_eq!(settle_funding(&mut a, I, 1_025), 2_500);
         assert_eq!(a.collateral, 10_000_000_000 - 2_500);
-        assert_eq!(a.settle_funding(I, 1_025), 0);
+        assert_eq!(settle_funding(&mut a, I, 1_025), 0);
     }
 
     #[test]

@@ -44,7 +44,7 @@
 
 use std::collections::BTreeSet;
 
-use l2x_types::{AccountId, Amount, DetMap, Fraction, Holder, InstrumentId, Ppb, Price, Qty, RejectReason, Side};
+use l2x_types::{AccountId, Amount, DetMap, Holder, InstrumentId, Ppb, Price, Qty, RejectReason, Side};
 
 use crate::account::{Account, FillEffect, IndexKey, Key, Position};
 use crate::formulas::{self, ExactPrice, LiquidationPrices};
@@ -350,11 +350,6 @@ impl Ledger {
             slope_short: i128::from(params.quote_per_tick_lot) * (PPM + i128::from(params.maintenance_margin.0)),
         });
         Ok(id)
-    }
-
-    /// A market's parameters.
-    pub fn market_params(&self, instrument: InstrumentId) -> Option<&MarketParams> {
-        self.markets.get(instrument.0 as usize).map(|m| &m.params)
     }
 
     /// A market's mark price.
@@ -819,16 +814,6 @@ impl Ledger {
         Some((rate, index))
     }
 
-    /// Settles an account's funding in one instrument into collateral; returns what it paid.
-    pub fn settle_funding(&mut self, slot: AccountSlot, instrument: InstrumentId) -> i128 {
-        let index = self.funding_index(instrument);
-        let paid = self.accounts[slot.index()].settle_funding(instrument, index);
-        if paid != 0 {
-            self.reindex(slot);
-        }
-        paid
-    }
-
     // ----- liquidation ---------------------------------------------------------------------
 
     /// The next liquidation order for an account below maintenance: the position with the
@@ -1087,13 +1072,9 @@ impl Ledger {
     }
 }
 
-/// Quote-unit notional of a fraction, rounded up: exposed for callers' reports.
-pub fn fraction_of(value: i128, f: Fraction) -> i128 {
-    ceil_div(value * i128::from(f.0), PPM)
-}
-
 #[cfg(test)]
 mod tests {
+    use l2x_types::Fraction;
     use proptest::prelude::*;
 
     use super::*;
@@ -1143,6 +1124,17 @@ mod tests {
     ) -> Result<Qty, RejectReason> {
         let exposure = Exposure { instrument, side, price, qty, reduce_only, change: Change::New };
         l.check_exposure(l.slot(account), &exposure)
+    }
+
+    /// Settles an account's funding in one instrument into collateral; returns what it paid
+    /// (funding otherwise settles with the next fill).
+    fn settle_funding(l: &mut Ledger, slot: AccountSlot, instrument: InstrumentId) -> i128 {
+        let index = l.funding_index(instrument);
+        let paid = crate::account::tests::settle_funding(&mut l.accounts[slot.index()], instrument, index);
+        if paid != 0 {
+            l.reindex(slot);
+        }
+        paid
     }
 
     fn usdc(n: i64) -> Amount {
@@ -1276,7 +1268,7 @@ mod tests {
         // Unsettled funding already counts in equity: the long is down 50 USDC.
         assert_eq!(l.health(a).equity, 10_000_000_000 - 50_000_000);
         assert_eq!(l.health(b).equity, 10_000_000_000 + 50_000_000);
-        assert_eq!(l.settle_funding(a, BTC), 50_000_000);
+        assert_eq!(settle_funding(&mut l, a, BTC), 50_000_000);
         l.check_invariants().unwrap();
     }
 

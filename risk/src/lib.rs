@@ -37,7 +37,7 @@ mod params;
 pub use account::{Account, FillEffect, Position};
 pub use formulas::ExactPrice;
 pub use l2x_types::{Holder, Ppb};
-pub use ledger::{Change, Exposure, Fill, Health, Ledger, LiquidationOrder, fraction_of};
+pub use ledger::{Change, Exposure, Fill, Health, Ledger, LiquidationOrder};
 pub use params::{LiquidationParams, MarketParams, ParamsError};
 
 /// A dense index of an account in every per-account table.

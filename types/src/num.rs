@@ -5,7 +5,7 @@
 //! | [`Price`] | `i64` | ticks of the instrument | compare, add/sub ticks; products via `i128` |
 //! | [`Qty`] | `i64` | lots of the instrument | checked add/sub; `min` |
 //! | [`Amount`] | `i64` | micro-units of the quote asset (6 decimals) | checked add/sub |
-//! | [`Fraction`] | `i64` | parts per million (`50_000` = 5 %) | `mul_floor`/`mul_ceil` via `i128` |
+//! | [`Fraction`] | `i64` | parts per million (`50_000` = 5 %) | via `i128` |
 //! | [`Ppb`] | `i64` | parts per billion (funding rates) | via `i128` |
 //!
 //! Conversions to and from decimal strings are exact: [`exact_units`] refuses a value that
@@ -92,18 +92,6 @@ impl Fraction {
     /// The exact decimal string, without trailing zeros.
     pub fn format(self) -> String {
         format_units(i128::from(self.0), Decimal::new(1, 6))
-    }
-
-    /// `value · self`, rounded towards negative infinity.
-    #[inline]
-    pub const fn mul_floor(self, value: i128) -> i128 {
-        (value * self.0 as i128).div_euclid(Self::SCALE as i128)
-    }
-
-    /// `value · self`, rounded towards positive infinity.
-    #[inline]
-    pub const fn mul_ceil(self, value: i128) -> i128 {
-        -(-(value * self.0 as i128)).div_euclid(Self::SCALE as i128)
     }
 }
 
@@ -258,15 +246,25 @@ mod tests {
         assert_eq!(Amount(1_500_000).format(), "1.5");
     }
 
+    /// `value · f`, rounded towards negative infinity.
+    fn mul_floor(f: Fraction, value: i128) -> i128 {
+        (value * i128::from(f.0)).div_euclid(i128::from(Fraction::SCALE))
+    }
+
+    /// `value · f`, rounded towards positive infinity.
+    fn mul_ceil(f: Fraction, value: i128) -> i128 {
+        -(-(value * i128::from(f.0))).div_euclid(i128::from(Fraction::SCALE))
+    }
+
     #[test]
     fn fraction_rounding_directions() {
         let f = Fraction(333_333); // 0.333333
-        assert_eq!(f.mul_floor(10), 3);
-        assert_eq!(f.mul_ceil(10), 4);
-        assert_eq!(f.mul_floor(-10), -4);
-        assert_eq!(f.mul_ceil(-10), -3);
-        assert_eq!(Fraction(500_000).mul_floor(10), 5);
-        assert_eq!(Fraction(500_000).mul_ceil(10), 5);
+        assert_eq!(mul_floor(f, 10), 3);
+        assert_eq!(mul_ceil(f, 10), 4);
+        assert_eq!(mul_floor(f, -10), -4);
+        assert_eq!(mul_ceil(f, -10), -3);
+        assert_eq!(mul_floor(Fraction(500_000), 10), 5);
+        assert_eq!(mul_ceil(Fraction(500_000), 10), 5);
     }
 
     proptest! {
