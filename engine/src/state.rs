@@ -41,11 +41,13 @@
 use std::cmp::Reverse;
 use std::collections::{BTreeSet, BinaryHeap};
 
-use l2x_risk::{AccountSlot, Change, ExactPrice, Exposure, Fill, FillEffect, Ledger, MarketParams, formulas};
+use l2x_risk::{
+    AccountSlot, Change, ExactPrice, Exposure, Fill, FillEffect, Ledger, MarketParams, ParamsError, formulas,
+};
 use l2x_types::{
     AccountId, Amend, Amount, CancelReason, ClientOrderId, Command, CommandKind, DetMap, Event, Holder, Instrument,
     InstrumentId, InstrumentSpec, MassCancel, NewOrder, OrderId, OrderType, Price, Qty, RejectReason, Sequenced, Side,
-    StpMode, Symbol, TimeInForce, Timestamp, Trade, TradeId,
+    SpecError, StpMode, Symbol, TimeInForce, Timestamp, Trade, TradeId,
 };
 
 use crate::book::{Books, Order, OrderHandle, RestingOrder, crosses};
@@ -76,10 +78,80 @@ pub struct StateMachine {
     suspects: Vec<AccountSlot>,
 }
 
-/// Why a canonical state could not be restored.
+/// Why a canonical state could not be restored: what in it is inconsistent.
 #[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
-#[error("inconsistent snapshot: {0}")]
-pub struct RestoreError(pub String);
+pub enum RestoreError {
+    /// An instrument of the snapshot does not list.
+    #[error("inconsistent snapshot: instrument {index} ({symbol}) does not list")]
+    Instrument {
+        /// Its place in the snapshot (its id).
+        index: usize,
+        /// Its symbol.
+        symbol: Symbol,
+        /// Why it does not list.
+        #[source]
+        source: ListingError,
+    },
+    /// An instrument has no funding index.
+    #[error("inconsistent snapshot: missing funding index")]
+    MissingFundingIndex {
+        /// The instrument's place in the snapshot.
+        index: usize,
+    },
+    /// A resting order names an unknown instrument, has no open quantity, or repeats a
+    /// live (account, client id).
+    #[error("inconsistent snapshot: resting order {order} is not valid here")]
+    Order {
+        /// The order.
+        order: OrderId,
+    },
+    /// A resting order belongs to an account the snapshot does not have.
+    #[error("inconsistent snapshot: order {order} of an unknown account")]
+    UnknownAccount {
+        /// The order.
+        order: OrderId,
+    },
+    /// The parts are each valid but rebuilding them gives another state (a derived part,
+    /// such as an open quantity, disagrees with what it derives from).
+    #[error("inconsistent snapshot: the snapshot's parts disagree (rebuilding it gives another state)")]
+    Disagrees,
+    /// The rebuilt state breaks an invariant.
+    #[error("inconsistent snapshot: restored state breaks an invariant: {what}")]
+    Invariant {
+        /// The first broken invariant.
+        what: String,
+    },
+}
+
+/// Why an instrument does not list (reject reason `duplicate_symbol` or `bad_instrument`).
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+pub enum ListingError {
+    /// The symbol is listed already.
+    #[error("the symbol is listed already")]
+    DuplicateSymbol,
+    /// There are `u32::MAX` instruments already.
+    #[error("too many instruments")]
+    TooMany,
+    /// The specification does not validate.
+    #[error("bad specification")]
+    Spec(#[source] SpecError),
+    /// The risk parameters derived from it do not validate.
+    #[error("bad risk parameters")]
+    Params(#[source] ParamsError),
+    /// The ledger gave its market another id.
+    #[error("the ledger's market id disagrees")]
+    MarketId,
+}
+
+impl ListingError {
+    /// The reject reason of a listing command that fails this way.
+    pub fn reason(&self) -> RejectReason {
+        match self {
+            ListingError::DuplicateSymbol => RejectReason::DuplicateSymbol,
+            _ => RejectReason::BadInstrument,
+        }
+    }
+}
 
 /// The order that is taking liquidity: a new order, an amended one that crosses, or a
 /// liquidation order.
@@ -130,15 +202,10 @@ impl StateMachine {
     /// # Errors
     /// [`RestoreError`] naming what in the snapshot is inconsistent.
     pub fn restore(state: &CanonicalState, ledger: Ledger) -> Result<StateMachine, RestoreError> {
-        let bad = |what: String| RestoreError(what);
         let mut sm = StateMachine::with_ledger(ledger);
         for (i, (spec, mark)) in state.matching.instruments.iter().enumerate() {
-            let mut out = Vec::new();
-            sm.list_instrument(spec, &mut out);
-            if !matches!(out.as_slice(), [Event::InstrumentListed { .. }]) {
-                return Err(bad(format!("instrument {i} ({}) does not list", spec.symbol)));
-            }
-            let index = state.funding_indexes.get(i).copied().ok_or(bad("missing funding index".into()))?;
+            sm.list(spec).map_err(|source| RestoreError::Instrument { index: i, symbol: spec.symbol, source })?;
+            let index = state.funding_indexes.get(i).copied().ok_or(RestoreError::MissingFundingIndex { index: i })?;
             sm.ledger.restore_market(InstrumentId(u32::try_from(i).unwrap_or(u32::MAX)), *mark, index);
         }
         for a in &state.accounts {
@@ -162,9 +229,9 @@ impl StateMachine {
                 || !o.leaves.is_positive()
                 || sm.books.find(o.account, o.cid).is_some()
             {
-                return Err(bad(format!("resting order {} is not valid here", o.order_id)));
+                return Err(RestoreError::Order { order: o.order_id });
             }
-            let slot = sm.ledger.slot(o.account).ok_or(bad(format!("order {} of an unknown account", o.order_id)))?;
+            let slot = sm.ledger.slot(o.account).ok_or(RestoreError::UnknownAccount { order: o.order_id })?;
             let mut order = Order::new(
                 o.order_id,
                 o.account,
@@ -189,9 +256,9 @@ impl StateMachine {
         sm.touched.clear();
         let rebuilt = sm.canonical();
         if rebuilt != *state {
-            return Err(bad("the snapshot's parts disagree (rebuilding it gives another state)".into()));
+            return Err(RestoreError::Disagrees);
         }
-        sm.check_invariants().map_err(|e| bad(format!("restored state breaks an invariant: {e}")))?;
+        sm.check_invariants().map_err(|what| RestoreError::Invariant { what })?;
         Ok(sm)
     }
 
@@ -383,29 +450,31 @@ impl StateMachine {
     // ----- commands --------------------------------------------------------------------
 
     fn list_instrument(&mut self, spec: &InstrumentSpec, out: &mut Vec<Event>) {
-        let rej = |r| reject(CommandKind::Instrument, None, None, r);
+        match self.list(spec) {
+            Ok(instrument) => out.push(Event::InstrumentListed { instrument }),
+            Err(e) => out.push(reject(CommandKind::Instrument, None, None, e.reason())),
+        }
+    }
+
+    /// Lists an instrument: its book, its market in the ledger, its symbol.
+    fn list(&mut self, spec: &InstrumentSpec) -> Result<InstrumentId, ListingError> {
         if self.symbols.contains_key(&spec.symbol) {
-            return out.push(rej(RejectReason::DuplicateSymbol));
+            return Err(ListingError::DuplicateSymbol);
         }
-        let Ok(id) = u32::try_from(self.instruments.len()).map(InstrumentId) else {
-            return out.push(rej(RejectReason::BadInstrument));
-        };
-        let Ok(instrument) = Instrument::try_new(id, spec) else {
-            return out.push(rej(RejectReason::BadInstrument));
-        };
+        let id = u32::try_from(self.instruments.len()).map(InstrumentId).map_err(|_| ListingError::TooMany)?;
+        let instrument = Instrument::try_new(id, spec).map_err(ListingError::Spec)?;
         let params = MarketParams::from_instrument(&instrument);
-        if params.validate().is_err() {
-            return out.push(rej(RejectReason::BadInstrument));
-        }
+        params.validate().map_err(ListingError::Params)?;
         match self.ledger.add_market(params) {
             Ok(market) if market == id => {}
-            _ => return out.push(rej(RejectReason::BadInstrument)),
+            Ok(_) => return Err(ListingError::MarketId),
+            Err(e) => return Err(ListingError::Params(e)),
         }
         self.instruments.push(instrument);
         self.bands.push(None);
         self.symbols.insert(spec.symbol, id);
         self.books.add_instrument();
-        out.push(Event::InstrumentListed { instrument: id });
+        Ok(id)
     }
 
     fn deposit(&mut self, to: Holder, amount: Amount, out: &mut Vec<Event>) {
@@ -2313,6 +2382,35 @@ mod tests {
             assert!(matches!(events[0], Event::Rejected { .. }));
         }
         assert_eq!(ex.sm.canonical(), before);
+    }
+
+    /// A snapshot that does not restore says what is wrong in a typed error, and keeps why
+    /// an instrument does not list as its source.
+    #[test]
+    fn restore_errors_are_typed_and_keep_their_source() {
+        let ex = Exchange::new();
+        let mut state = ex.sm.canonical();
+        state.matching.instruments[1].0.price_band = Decimal::ONE;
+        let err = StateMachine::restore(&state, Ledger::default()).unwrap_err();
+        assert!(matches!(&err, RestoreError::Instrument { index: 1, source: ListingError::Spec(_), .. }), "{err:?}");
+        let spec = std::error::Error::source(&err).and_then(std::error::Error::source);
+        assert_eq!(spec.map(ToString::to_string).as_deref(), Some("price_band: 1 must be above 0 and below 1"));
+        let mut state = ex.sm.canonical();
+        state.funding_indexes.pop();
+        let err = StateMachine::restore(&state, Ledger::default()).unwrap_err();
+        assert_eq!(err, RestoreError::MissingFundingIndex { index: 1 });
+        // An open quantity that no resting order accounts for.
+        let mut state = ex.sm.canonical();
+        state.accounts[2].positions.push(PositionState {
+            instrument: BTC,
+            size: Qty(0),
+            cost: 0,
+            funding_index: 0,
+            realised: 0,
+            open_buy: Qty(1),
+            open_sell: Qty(0),
+        });
+        assert_eq!(StateMachine::restore(&state, Ledger::default()).err(), Some(RestoreError::Disagrees));
     }
 
     #[test]
