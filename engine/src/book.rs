@@ -70,7 +70,8 @@
 //! allocation of a slot bumps its generation. The common one-touch command needs no sort.
 
 use l2x_types::{
-    AccountId, ClientOrderId, DetMap, Event, InstrumentId, OrderId, Price, Qty, Side, StpMode, TimeInForce, Timestamp,
+    AccountId, ClientOrderId, DetMap, Event, InstrumentId, NewOrder, OrderId, Price, Qty, Side, StpMode, TimeInForce,
+    Timestamp,
 };
 
 use l2x_risk::AccountSlot;
@@ -163,37 +164,55 @@ pub(crate) struct Order {
 }
 
 impl Order {
-    /// A new order not yet linked anywhere.
-    #[allow(clippy::too_many_arguments, reason = "a plain constructor of a plain record")]
-    pub(crate) fn new(
+    /// A new order entering the book at `price` with open quantity `leaves`, having
+    /// executed `filled` while taking liquidity; not yet linked anywhere.
+    pub(crate) fn entering(
+        o: &NewOrder,
         id: OrderId,
-        account: AccountId,
         slot: AccountSlot,
-        cid: ClientOrderId,
-        instrument: InstrumentId,
-        side: Side,
         price: Price,
         leaves: Qty,
-        tif: TimeInForce,
-        expire_ts: Option<Timestamp>,
-        post_only: bool,
-        reduce_only: bool,
-        stp: StpMode,
+        filled: Qty,
     ) -> Order {
         Order {
             id,
-            account,
-            cid,
-            instrument,
-            side,
+            account: o.account,
+            cid: o.cid,
+            instrument: o.instrument,
+            side: o.side,
             price,
             leaves,
-            filled: Qty::ZERO,
-            tif,
-            expire_ts,
-            post_only,
-            reduce_only,
-            stp,
+            filled,
+            tif: o.tif,
+            expire_ts: o.expire_ts,
+            post_only: o.post_only,
+            reduce_only: o.reduce_only,
+            stp: o.stp,
+            slot,
+            level: LevelHandle::NIL,
+            prev: OrderHandle::NIL,
+            next: OrderHandle::NIL,
+            acct_prev: OrderHandle::NIL,
+            acct_next: OrderHandle::NIL,
+        }
+    }
+
+    /// A resting order of a snapshot, not yet linked anywhere.
+    pub(crate) fn restored(r: &RestingOrder, slot: AccountSlot) -> Order {
+        Order {
+            id: r.order_id,
+            account: r.account,
+            cid: r.cid,
+            instrument: r.instrument,
+            side: r.side,
+            price: r.price,
+            leaves: r.leaves,
+            filled: r.filled,
+            tif: r.tif,
+            expire_ts: r.expire_ts,
+            post_only: r.post_only,
+            reduce_only: r.reduce_only,
+            stp: r.stp,
             slot,
             level: LevelHandle::NIL,
             prev: OrderHandle::NIL,

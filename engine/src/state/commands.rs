@@ -1,10 +1,10 @@
-//! The commands that are not orders: listing an instrument, deposits, oracle prices (the
-//! mark, and the accounts it may put below maintenance), funding ticks. A withdrawal is one
-//! ledger call, made in [`StateMachine::apply`].
+//! The commands that are not orders: listing an instrument, deposits and withdrawals,
+//! oracle prices (the mark, and the accounts it may put below maintenance), funding ticks.
 
 use l2x_risk::{MarketParams, ParamsError};
 use l2x_types::{
-    Amount, CommandKind, Event, Holder, Instrument, InstrumentId, InstrumentSpec, Price, RejectReason, Side, SpecError,
+    AccountId, Amount, CommandKind, Event, Holder, Instrument, InstrumentId, InstrumentSpec, Price, RejectReason, Side,
+    SpecError,
 };
 
 use super::{StateMachine, reject};
@@ -86,6 +86,15 @@ impl StateMachine {
                 };
                 out.push(reject(CommandKind::Deposit, account, None, RejectReason::BadAmount));
             }
+        }
+    }
+
+    pub(super) fn withdraw(&mut self, account: AccountId, amount: Amount, out: &mut Vec<Event>) {
+        match self.ledger.withdraw(account, amount) {
+            Ok((_, collateral)) => {
+                out.push(Event::Balance { holder: Holder::Account(account), collateral: Amount(collateral) });
+            }
+            Err(reason) => out.push(reject(CommandKind::Withdraw, Some(account), None, reason)),
         }
     }
 

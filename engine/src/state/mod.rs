@@ -65,8 +65,8 @@ use std::collections::BinaryHeap;
 
 use l2x_risk::{AccountSlot, Ledger};
 use l2x_types::{
-    AccountId, Amount, CancelReason, ClientOrderId, Command, CommandKind, DetMap, Event, Holder, Instrument,
-    InstrumentId, OrderId, Price, Qty, RejectReason, Sequenced, Side, Symbol, TimeInForce, Timestamp,
+    AccountId, ClientOrderId, Command, CommandKind, DetMap, Event, Holder, Instrument, InstrumentId, OrderId, Price,
+    Qty, RejectReason, Sequenced, Side, Symbol, TimeInForce, Timestamp,
 };
 
 use crate::book::{Books, OrderHandle, RestingOrder};
@@ -120,23 +120,12 @@ impl StateMachine {
         match &cmd.cmd {
             Command::ListInstrument(spec) => self.list_instrument(spec, out),
             Command::Deposit { to, amount } => self.deposit(*to, *amount, out),
-            Command::Withdraw { account, amount } => match self.ledger.withdraw(*account, *amount) {
-                Ok((_, collateral)) => {
-                    out.push(Event::Balance { holder: Holder::Account(*account), collateral: Amount(collateral) })
-                }
-                Err(reason) => out.push(reject(CommandKind::Withdraw, Some(*account), None, reason)),
-            },
+            Command::Withdraw { account, amount } => self.withdraw(*account, *amount, out),
             Command::Oracle { instrument, price } => self.oracle(*instrument, *price, out),
             Command::Funding { instrument } => self.funding(*instrument, out),
             Command::NewOrder(order) => self.new_order(order, out),
             Command::Amend(amend) => self.amend(amend, out),
-            Command::Cancel(c) => match self.books.find(c.account, c.cid) {
-                Some(h) => {
-                    let reason = if c.on_disconnect { CancelReason::Disconnect } else { CancelReason::User };
-                    self.cancel_resting(h, reason, out);
-                }
-                None => out.push(reject(CommandKind::Cancel, Some(c.account), Some(c.cid), RejectReason::UnknownOrder)),
-            },
+            Command::Cancel(c) => self.cancel(c, out),
             Command::MassCancel(m) => self.mass_cancel(m, out),
             // Time passing is all a tick does: the expiries above.
             Command::Tick => {}

@@ -1,57 +1,47 @@
 //! Orders in: a new order is validated, accepted, matched and rested; an amend keeps or
 //! loses its priority and may trade; cancels and mass cancels remove resting orders.
 
-use l2x_risk::{Change, Exposure};
+use l2x_risk::{AccountSlot, Change, Exposure};
 use l2x_types::{
-    AccountId, Amend, CancelReason, CommandKind, Event, InstrumentId, MassCancel, NewOrder, OrderId, OrderType, Qty,
-    RejectReason, Side, TimeInForce,
+    AccountId, Amend, Cancel, CancelReason, CommandKind, Event, InstrumentId, MassCancel, NewOrder, OrderId, OrderType,
+    Price, Qty, RejectReason, Side, TimeInForce,
 };
 
 use super::matching::{MatchEnd, Taker, cancelled};
 use super::{StateMachine, reject};
 use crate::book::{Order, OrderHandle};
 
+/// What validating a new order found: its account's slot if the account exists, its limit
+/// (a market order's: the protection price, the band's edge), the quantity it enters with.
+#[derive(Clone, Copy, Debug)]
+struct Valid {
+    slot: Option<AccountSlot>,
+    limit: Price,
+    qty: Qty,
+}
+
 impl StateMachine {
+    /// A new order: validated (the first failing check is the reject reason, in the order of
+    /// the module doc), accepted, matched against the book, and then rested or cancelled.
     pub(super) fn new_order(&mut self, o: &NewOrder, out: &mut Vec<Event>) {
-        let rej = |r| reject(CommandKind::New, Some(o.account), Some(o.cid), r);
-        let Some(max_order_qty) = self.instrument(o.instrument).map(|i| i.max_order_qty) else {
-            return out.push(rej(RejectReason::UnknownSymbol));
+        let valid = match self.validate_new(o) {
+            Ok(valid) => valid,
+            Err(reason) => return out.push(reject(CommandKind::New, Some(o.account), Some(o.cid), reason)),
         };
-        let market = o.order_type == OrderType::Market;
-        if (market && o.tif == TimeInForce::Gtd)
-            || (o.post_only && (market || matches!(o.tif, TimeInForce::Ioc | TimeInForce::Fok)))
-        {
-            return out.push(rej(RejectReason::BadFlags));
+        let mut taker = self.accept(o, valid, out);
+        if o.tif == TimeInForce::Fok && !self.fok_fillable(&taker) {
+            return out.push(cancelled(&taker, taker.leaves, Qty::ZERO, CancelReason::FokUnfilled));
         }
-        match (o.tif, o.expire_ts) {
-            (TimeInForce::Gtd, Some(t)) if t > self.now => {}
-            (TimeInForce::Gtd, _) | (_, Some(_)) => return out.push(rej(RejectReason::BadExpiry)),
-            _ => {}
-        }
-        match (market, o.price) {
-            (false, Some(p)) if p.0 > 0 => {}
-            (true, None) => {}
-            _ => return out.push(rej(RejectReason::BadPrice)),
-        }
-        if !o.qty.is_positive() {
-            return out.push(rej(RejectReason::BadQty));
-        }
-        if o.qty > max_order_qty {
-            return out.push(rej(RejectReason::MaxOrderQty));
-        }
-        if self.books.find(o.account, o.cid).is_some() {
-            return out.push(rej(RejectReason::DuplicateCid));
-        }
-        let Some((low, high)) = self.band(o.instrument) else {
-            return out.push(rej(RejectReason::NoMarkPrice));
-        };
-        let limit = match (o.price, o.side) {
-            (Some(p), _) if p < low || p > high => return out.push(rej(RejectReason::PriceOutOfBand)),
-            (Some(p), _) => p,
-            (None, Side::Buy) => high,
-            (None, Side::Sell) => low,
-        };
-        let known = self.ledger.slot(o.account);
+        let end = self.match_taker(&mut taker, out);
+        self.rest_or_cancel(o, &taker, end, out);
+    }
+
+    /// Every check of a new order, in the module doc's order; changes nothing but the band
+    /// cache.
+    fn validate_new(&mut self, o: &NewOrder) -> Result<Valid, RejectReason> {
+        self.check_new_fields(o)?;
+        let limit = self.limit_in_band(o)?;
+        let slot = self.ledger.slot(o.account);
         let exposure = Exposure {
             instrument: o.instrument,
             side: o.side,
@@ -60,23 +50,72 @@ impl StateMachine {
             reduce_only: o.reduce_only,
             change: Change::New,
         };
-        let mut qty = match self.ledger.check_exposure(known, &exposure) {
-            Ok(qty) => qty,
-            Err(reason) => return out.push(rej(reason)),
-        };
+        let mut qty = self.ledger.check_exposure(slot, &exposure)?;
         if o.reduce_only {
             // Resting reduce-only orders of the same side share the position (docs/RISK.md).
             let room = qty.0 - self.reduce_only_open(o.account, o.instrument, o.side, None);
             if room <= 0 {
-                return out.push(rej(RejectReason::ReduceOnlyWouldIncrease));
+                return Err(RejectReason::ReduceOnlyWouldIncrease);
             }
             qty = Qty(room.min(qty.0));
         }
         if o.post_only && self.would_cross(o.instrument, o.side, limit) {
-            return out.push(rej(RejectReason::PostOnlyWouldCross));
+            return Err(RejectReason::PostOnlyWouldCross);
         }
+        Ok(Valid { slot, limit, qty })
+    }
 
-        let slot = match known {
+    /// The checks of a new order's own fields, up to `duplicate_cid`.
+    fn check_new_fields(&self, o: &NewOrder) -> Result<(), RejectReason> {
+        let Some(max_order_qty) = self.instrument(o.instrument).map(|i| i.max_order_qty) else {
+            return Err(RejectReason::UnknownSymbol);
+        };
+        let market = o.order_type == OrderType::Market;
+        if (market && o.tif == TimeInForce::Gtd)
+            || (o.post_only && (market || matches!(o.tif, TimeInForce::Ioc | TimeInForce::Fok)))
+        {
+            return Err(RejectReason::BadFlags);
+        }
+        match (o.tif, o.expire_ts) {
+            (TimeInForce::Gtd, Some(t)) if t > self.now => {}
+            (TimeInForce::Gtd, _) | (_, Some(_)) => return Err(RejectReason::BadExpiry),
+            _ => {}
+        }
+        match (market, o.price) {
+            (false, Some(p)) if p.0 > 0 => {}
+            (true, None) => {}
+            _ => return Err(RejectReason::BadPrice),
+        }
+        if !o.qty.is_positive() {
+            return Err(RejectReason::BadQty);
+        }
+        if o.qty > max_order_qty {
+            return Err(RejectReason::MaxOrderQty);
+        }
+        if self.books.find(o.account, o.cid).is_some() {
+            return Err(RejectReason::DuplicateCid);
+        }
+        Ok(())
+    }
+
+    /// A limit order's price if it lies in the band; a market order's protection price.
+    fn limit_in_band(&mut self, o: &NewOrder) -> Result<Price, RejectReason> {
+        let Some((low, high)) = self.band(o.instrument) else {
+            return Err(RejectReason::NoMarkPrice);
+        };
+        match (o.price, o.side) {
+            (Some(p), _) if p < low || p > high => Err(RejectReason::PriceOutOfBand),
+            (Some(p), _) => Ok(p),
+            (None, Side::Buy) => Ok(high),
+            (None, Side::Sell) => Ok(low),
+        }
+    }
+
+    /// Accepts a validated order: the account's slot (created by its first order), an order
+    /// id, the `accepted` event, and the cut of a reduce-only order larger than what it may
+    /// reduce. Returns it as a taker.
+    fn accept(&mut self, o: &NewOrder, valid: Valid, out: &mut Vec<Event>) -> Taker {
+        let slot = match valid.slot {
             Some(slot) => slot,
             None => self.ledger.slot_or_create(o.account),
         };
@@ -88,63 +127,51 @@ impl StateMachine {
             order_id,
             instrument: o.instrument,
             side: o.side,
-            price: limit,
+            price: valid.limit,
             qty: o.qty,
         });
-        let mut taker = Taker {
+        let taker = Taker {
             account: o.account,
             slot,
             cid: o.cid,
             order_id,
             instrument: o.instrument,
             side: o.side,
-            limit,
-            leaves: qty,
+            limit: valid.limit,
+            leaves: valid.qty,
             filled: Qty::ZERO,
             stp: o.stp,
             liquidation: None,
         };
-        if qty < o.qty {
-            // A reduce-only order larger than what it may reduce is cut at once.
-            out.push(cancelled(&taker, Qty(o.qty.0 - qty.0), qty, CancelReason::ReduceOnly));
+        if valid.qty < o.qty {
+            out.push(cancelled(&taker, Qty(o.qty.0 - valid.qty.0), valid.qty, CancelReason::ReduceOnly));
         }
-        if o.tif == TimeInForce::Fok && !self.fok_fillable(&taker) {
-            return out.push(cancelled(&taker, taker.leaves, Qty::ZERO, CancelReason::FokUnfilled));
-        }
-        let end = self.match_taker(&mut taker, out);
-        match end {
-            MatchEnd::Filled => {}
-            MatchEnd::SelfTrade => out.push(cancelled(&taker, taker.leaves, Qty::ZERO, CancelReason::SelfTrade)),
-            MatchEnd::Exhausted if !market && o.tif.may_rest() => {
-                let mut order = Order::new(
-                    order_id,
-                    o.account,
-                    slot,
-                    o.cid,
-                    o.instrument,
-                    o.side,
-                    limit,
-                    taker.leaves,
-                    o.tif,
-                    o.expire_ts,
-                    o.post_only,
-                    o.reduce_only,
-                    o.stp,
-                );
-                order.filled = taker.filled;
-                self.rest(order);
-            }
-            MatchEnd::Exhausted => {
-                let reason = match (market, o.tif) {
-                    (_, TimeInForce::Fok) => CancelReason::FokUnfilled,
-                    (true, _) => CancelReason::MarketRemainder,
-                    (false, _) => CancelReason::IocRemainder,
-                };
-                out.push(cancelled(&taker, taker.leaves, Qty::ZERO, reason));
-            }
-        }
+        taker
     }
 
+    /// After matching: a limit GTC or GTD order rests what is left (with what it filled); any
+    /// other remainder is cancelled with the reason its type gives.
+    fn rest_or_cancel(&mut self, o: &NewOrder, taker: &Taker, end: MatchEnd, out: &mut Vec<Event>) {
+        let market = o.order_type == OrderType::Market;
+        let reason = match end {
+            MatchEnd::Filled => return,
+            MatchEnd::Exhausted if !market && o.tif.may_rest() => {
+                let order = Order::entering(o, taker.order_id, taker.slot, taker.limit, taker.leaves, taker.filled);
+                self.rest(order);
+                return;
+            }
+            MatchEnd::SelfTrade => CancelReason::SelfTrade,
+            MatchEnd::Exhausted => match (market, o.tif) {
+                (_, TimeInForce::Fok) => CancelReason::FokUnfilled,
+                (true, _) => CancelReason::MarketRemainder,
+                (false, _) => CancelReason::IocRemainder,
+            },
+        };
+        out.push(cancelled(taker, taker.leaves, Qty::ZERO, reason));
+    }
+
+    /// An amend: validated, then the quantity changed in place (priority kept), or the order
+    /// moved to the back of its new level, or (when it now crosses) matched as a taker.
     pub(super) fn amend(&mut self, a: &Amend, out: &mut Vec<Event>) {
         let rej = |r| reject(CommandKind::Amend, Some(a.account), Some(a.cid), r);
         let Some(h) = self.books.find(a.account, a.cid).filter(|&h| self.books.order(h).instrument == a.instrument)
@@ -152,40 +179,9 @@ impl StateMachine {
             return out.push(rej(RejectReason::UnknownOrder));
         };
         let o = *self.books.order(h);
-        let max_order_qty = self.instruments[o.instrument.0 as usize].max_order_qty;
         let price = a.price.unwrap_or(o.price);
         let qty = a.qty.unwrap_or(o.leaves);
-        if price.0 <= 0 {
-            return out.push(rej(RejectReason::BadPrice));
-        }
-        if !qty.is_positive() {
-            return out.push(rej(RejectReason::BadQty));
-        }
-        if qty > max_order_qty {
-            return out.push(rej(RejectReason::MaxOrderQty));
-        }
-        if price != o.price {
-            // A resting order implies a mark exists; the fallback keeps this total.
-            let (low, high) = self.band(o.instrument).unwrap_or((price, price));
-            if price < low || price > high {
-                return out.push(rej(RejectReason::PriceOutOfBand));
-            }
-        }
-        if o.reduce_only {
-            let size = self.ledger.account(o.slot).position(o.instrument).map_or(0, |p| p.size);
-            if qty.0 + self.reduce_only_open(o.account, o.instrument, o.side, Some(h)) > size.abs() {
-                return out.push(rej(RejectReason::ReduceOnlyWouldIncrease));
-            }
-        }
-        let exposure = Exposure {
-            instrument: o.instrument,
-            side: o.side,
-            price,
-            qty,
-            reduce_only: o.reduce_only,
-            change: Change::Amend { from: o.leaves, repriced: price != o.price },
-        };
-        if let Err(reason) = self.ledger.check_exposure(Some(o.slot), &exposure) {
+        if let Err(reason) = self.validate_amend(h, &o, price, qty) {
             return out.push(rej(reason));
         }
         let priority_kept = price == o.price && qty <= o.leaves;
@@ -204,12 +200,54 @@ impl StateMachine {
         });
         if priority_kept {
             self.resize(h, qty);
-            return;
-        }
-        if !crossing {
+        } else if crossing {
+            self.amend_crossing(h, &o, price, qty, out);
+        } else {
             self.move_resting(h, price, qty);
-            return;
         }
+    }
+
+    /// The checks of an amend of the resting order `o` (handle `h`) to `price` and `qty`, up
+    /// to the risk checks.
+    fn validate_amend(&mut self, h: OrderHandle, o: &Order, price: Price, qty: Qty) -> Result<(), RejectReason> {
+        let max_order_qty = self.instruments[o.instrument.0 as usize].max_order_qty;
+        if price.0 <= 0 {
+            return Err(RejectReason::BadPrice);
+        }
+        if !qty.is_positive() {
+            return Err(RejectReason::BadQty);
+        }
+        if qty > max_order_qty {
+            return Err(RejectReason::MaxOrderQty);
+        }
+        if price != o.price {
+            // A resting order implies a mark exists; the fallback keeps this total.
+            let (low, high) = self.band(o.instrument).unwrap_or((price, price));
+            if price < low || price > high {
+                return Err(RejectReason::PriceOutOfBand);
+            }
+        }
+        if o.reduce_only {
+            let size = self.ledger.account(o.slot).position(o.instrument).map_or(0, |p| p.size);
+            if qty.0 + self.reduce_only_open(o.account, o.instrument, o.side, Some(h)) > size.abs() {
+                return Err(RejectReason::ReduceOnlyWouldIncrease);
+            }
+        }
+        let exposure = Exposure {
+            instrument: o.instrument,
+            side: o.side,
+            price,
+            qty,
+            reduce_only: o.reduce_only,
+            change: Change::Amend { from: o.leaves, repriced: price != o.price },
+        };
+        self.ledger.check_exposure(Some(o.slot), &exposure).map(|_| ())
+    }
+
+    /// An amend that crosses: the order leaves its level, takes liquidity at its new price,
+    /// and rests again with what is left (or is gone, filled or cancelled by self-trade
+    /// prevention).
+    fn amend_crossing(&mut self, h: OrderHandle, o: &Order, price: Price, qty: Qty, out: &mut Vec<Event>) {
         self.unlink(h);
         let mut taker = Taker {
             account: o.account,
@@ -235,6 +273,20 @@ impl StateMachine {
         }
     }
 
+    /// A cancel: the whole open quantity of a live order (reason `user`, or `disconnect` when
+    /// the gateway sent it for a session that went away).
+    pub(super) fn cancel(&mut self, c: &Cancel, out: &mut Vec<Event>) {
+        match self.books.find(c.account, c.cid) {
+            Some(h) => {
+                let reason = if c.on_disconnect { CancelReason::Disconnect } else { CancelReason::User };
+                self.cancel_resting(h, reason, out);
+            }
+            None => out.push(reject(CommandKind::Cancel, Some(c.account), Some(c.cid), RejectReason::UnknownOrder)),
+        }
+    }
+
+    /// A mass cancel: every live order of the account, narrowed by instrument and side, in
+    /// ascending order id.
     pub(super) fn mass_cancel(&mut self, m: &MassCancel, out: &mut Vec<Event>) {
         if let Some(instrument) = m.instrument
             && self.instrument(instrument).is_none()

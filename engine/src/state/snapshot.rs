@@ -92,23 +92,7 @@ impl StateMachine {
                 return Err(RestoreError::Order { order: o.order_id });
             }
             let slot = sm.ledger.slot(o.account).ok_or(RestoreError::UnknownAccount { order: o.order_id })?;
-            let mut order = Order::new(
-                o.order_id,
-                o.account,
-                slot,
-                o.cid,
-                o.instrument,
-                o.side,
-                o.price,
-                o.leaves,
-                o.tif,
-                o.expire_ts,
-                o.post_only,
-                o.reduce_only,
-                o.stp,
-            );
-            order.filled = o.filled;
-            sm.rest(order);
+            sm.rest(Order::restored(o, slot));
         }
         sm.next_order_id = state.matching.next_order_id;
         sm.next_trade_id = state.matching.next_trade_id;
