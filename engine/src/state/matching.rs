@@ -9,7 +9,7 @@ use l2x_types::{
 };
 
 use super::StateMachine;
-use crate::book::{Order, crosses};
+use crate::book::{Order, OrderHandle, crosses};
 
 /// The order that is taking liquidity: a new order, an amended one that crosses, or a
 /// liquidation order.
@@ -90,7 +90,10 @@ impl StateMachine {
         }
     }
 
-    /// Matches a taker against the opposite side in price-time priority.
+    /// Matches a taker against the opposite side in price-time priority: level by level
+    /// from the best while the level's price crosses the taker's limit, oldest order first.
+    /// A maker of the taker's own account is handled by self-trade prevention, a reduce-only
+    /// maker is first held to its position, and every other match is a fill.
     pub(super) fn match_taker(&mut self, t: &mut Taker, out: &mut Vec<Event>) -> MatchEnd {
         let opposite = t.side.opposite();
         loop {
@@ -105,114 +108,135 @@ impl StateMachine {
                 let mut maker = *self.books.order(h);
                 let next = maker.next_in_level();
                 if maker.account == t.account {
-                    match t.stp {
-                        StpMode::CancelTaker => return MatchEnd::SelfTrade,
-                        StpMode::CancelMaker => self.cancel_resting(h, CancelReason::SelfTrade, out),
-                        StpMode::CancelBoth => {
-                            self.cancel_resting(h, CancelReason::SelfTrade, out);
-                            return MatchEnd::SelfTrade;
-                        }
-                        StpMode::Decrement => {
-                            let by = maker.leaves.min(t.leaves);
-                            let maker_left = self.decrement(h, by);
-                            t.leaves.0 -= by.0;
-                            out.push(Event::Cancelled {
-                                account: maker.account,
-                                cid: maker.cid,
-                                order_id: maker.id,
-                                instrument: maker.instrument,
-                                side: maker.side,
-                                qty: by,
-                                leaves: maker_left,
-                                reason: CancelReason::SelfTrade,
-                            });
-                            out.push(cancelled(t, by, t.leaves, CancelReason::SelfTrade));
-                            if maker_left == Qty::ZERO {
-                                self.remove_resting(h);
-                            }
-                            if t.leaves == Qty::ZERO {
-                                return MatchEnd::Filled;
-                            }
-                        }
+                    if let Some(end) = self.self_trade(t, h, &maker, out) {
+                        return end;
                     }
-                    h = next;
-                    continue;
-                }
-                if maker.reduce_only {
-                    // A reduce-only maker never trades past its position (docs/RISK.md).
-                    let capacity = self.reduce_only_capacity(&maker);
-                    if capacity == 0 {
-                        self.cancel_resting(h, CancelReason::ReduceOnly, out);
-                        h = next;
-                        continue;
+                } else if !maker.reduce_only || self.fit_reduce_only(h, &mut maker, out) {
+                    self.book_fill(t, h, &maker, price, out);
+                    if t.leaves == Qty::ZERO {
+                        return MatchEnd::Filled;
                     }
-                    if maker.leaves.0 > capacity {
-                        self.cut(h, Qty(capacity), CancelReason::ReduceOnly, out);
-                        maker.leaves = Qty(capacity);
-                    }
-                }
-                let qty = maker.leaves.min(t.leaves);
-                let maker_left = self.books.reduce(h, qty, true);
-                t.leaves.0 -= qty.0;
-                t.filled.0 += qty.0;
-                let trade_id = TradeId(self.next_trade_id);
-                self.next_trade_id += 1;
-                let maker_slot = maker.slot;
-                let (te, me, liquidation_fee) = self.ledger.fill(Fill {
-                    instrument: t.instrument,
-                    price,
-                    qty,
-                    taker_side: t.side,
-                    taker: t.slot,
-                    maker: maker_slot,
-                    liquidation: t.liquidation,
-                });
-                let saturate = |v: i128| i64::try_from(v).unwrap_or(if v < 0 { i64::MIN } else { i64::MAX });
-                out.push(Event::Trade(Trade {
-                    trade_id,
-                    instrument: t.instrument,
-                    price,
-                    qty,
-                    maker_account: maker.account,
-                    maker_cid: maker.cid,
-                    maker_order_id: maker.id,
-                    maker_leaves: maker_left,
-                    maker_fee: saturate(me.fee),
-                    taker_account: t.account,
-                    taker_cid: t.cid,
-                    taker_order_id: t.order_id,
-                    taker_leaves: t.leaves,
-                    taker_fee: saturate(te.fee + liquidation_fee),
-                    taker_side: t.side,
-                    liquidation: t.liquidation.is_some(),
-                }));
-                if t.liquidation.is_some() {
-                    out.push(Event::Liquidation {
-                        account: t.account,
-                        instrument: t.instrument,
-                        side: t.side,
-                        qty,
-                        price,
-                        fee: liquidation_fee,
-                    });
-                    if liquidation_fee != 0 {
-                        self.insurance_event(liquidation_fee, out);
-                    }
-                }
-                self.position_events(maker_slot, t.instrument, &me, 0, out);
-                self.position_events(t.slot, t.instrument, &te, liquidation_fee, out);
-                if te.fee != 0 || me.fee != 0 {
-                    let fees = self.ledger.account(Ledger::FEES).collateral;
-                    out.push(Event::Balance { holder: Holder::Fees, collateral: Amount(fees) });
-                }
-                if maker_left == Qty::ZERO {
-                    self.remove_resting(h);
-                }
-                if t.leaves == Qty::ZERO {
-                    return MatchEnd::Filled;
                 }
                 h = next;
             }
+        }
+    }
+
+    /// Self-trade prevention: the taker met a resting order of its own account. The taker's
+    /// mode decides: cancel the taker's remainder, the maker, or both, or decrement both by
+    /// the smaller quantity without a trade. Returns how matching ends, if it does.
+    #[inline(always)]
+    fn self_trade(&mut self, t: &mut Taker, h: OrderHandle, maker: &Order, out: &mut Vec<Event>) -> Option<MatchEnd> {
+        match t.stp {
+            StpMode::CancelTaker => Some(MatchEnd::SelfTrade),
+            StpMode::CancelMaker => {
+                self.cancel_resting(h, CancelReason::SelfTrade, out);
+                None
+            }
+            StpMode::CancelBoth => {
+                self.cancel_resting(h, CancelReason::SelfTrade, out);
+                Some(MatchEnd::SelfTrade)
+            }
+            StpMode::Decrement => {
+                let by = maker.leaves.min(t.leaves);
+                let maker_left = self.decrement(h, by);
+                t.leaves.0 -= by.0;
+                out.push(Event::Cancelled {
+                    account: maker.account,
+                    cid: maker.cid,
+                    order_id: maker.id,
+                    instrument: maker.instrument,
+                    side: maker.side,
+                    qty: by,
+                    leaves: maker_left,
+                    reason: CancelReason::SelfTrade,
+                });
+                out.push(cancelled(t, by, t.leaves, CancelReason::SelfTrade));
+                if maker_left == Qty::ZERO {
+                    self.remove_resting(h);
+                }
+                (t.leaves == Qty::ZERO).then_some(MatchEnd::Filled)
+            }
+        }
+    }
+
+    /// A reduce-only maker never trades past its position (docs/RISK.md): with nothing left
+    /// to reduce it is cancelled (`false`: no fill), with less than its open quantity it is
+    /// cut to what is left (`maker` follows).
+    #[inline(always)]
+    fn fit_reduce_only(&mut self, h: OrderHandle, maker: &mut Order, out: &mut Vec<Event>) -> bool {
+        let capacity = self.reduce_only_capacity(maker);
+        if capacity == 0 {
+            self.cancel_resting(h, CancelReason::ReduceOnly, out);
+            return false;
+        }
+        if maker.leaves.0 > capacity {
+            self.cut(h, Qty(capacity), CancelReason::ReduceOnly, out);
+            maker.leaves = Qty(capacity);
+        }
+        true
+    }
+
+    /// One fill of the taker against the resting order `h` at the maker's `price`: the book,
+    /// the ledger (positions, fees, a liquidation's fee to the insurance fund) and the
+    /// events, in the module doc's order; the maker leaves the book when it is filled.
+    #[inline(always)]
+    fn book_fill(&mut self, t: &mut Taker, h: OrderHandle, maker: &Order, price: Price, out: &mut Vec<Event>) {
+        let qty = maker.leaves.min(t.leaves);
+        let maker_left = self.books.reduce(h, qty, true);
+        t.leaves.0 -= qty.0;
+        t.filled.0 += qty.0;
+        let trade_id = TradeId(self.next_trade_id);
+        self.next_trade_id += 1;
+        let (te, me, liquidation_fee) = self.ledger.fill(Fill {
+            instrument: t.instrument,
+            price,
+            qty,
+            taker_side: t.side,
+            taker: t.slot,
+            maker: maker.slot,
+            liquidation: t.liquidation,
+        });
+        let saturate = |v: i128| i64::try_from(v).unwrap_or(if v < 0 { i64::MIN } else { i64::MAX });
+        out.push(Event::Trade(Trade {
+            trade_id,
+            instrument: t.instrument,
+            price,
+            qty,
+            maker_account: maker.account,
+            maker_cid: maker.cid,
+            maker_order_id: maker.id,
+            maker_leaves: maker_left,
+            maker_fee: saturate(me.fee),
+            taker_account: t.account,
+            taker_cid: t.cid,
+            taker_order_id: t.order_id,
+            taker_leaves: t.leaves,
+            taker_fee: saturate(te.fee + liquidation_fee),
+            taker_side: t.side,
+            liquidation: t.liquidation.is_some(),
+        }));
+        if t.liquidation.is_some() {
+            out.push(Event::Liquidation {
+                account: t.account,
+                instrument: t.instrument,
+                side: t.side,
+                qty,
+                price,
+                fee: liquidation_fee,
+            });
+            if liquidation_fee != 0 {
+                self.insurance_event(liquidation_fee, out);
+            }
+        }
+        self.position_events(maker.slot, t.instrument, &me, 0, out);
+        self.position_events(t.slot, t.instrument, &te, liquidation_fee, out);
+        if te.fee != 0 || me.fee != 0 {
+            let fees = self.ledger.account(Ledger::FEES).collateral;
+            out.push(Event::Balance { holder: Holder::Fees, collateral: Amount(fees) });
+        }
+        if maker_left == Qty::ZERO {
+            self.remove_resting(h);
         }
     }
 
