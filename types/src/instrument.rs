@@ -439,18 +439,18 @@ impl Instrument {
 
     /// The exact decimal string of a price.
     pub fn format_price(&self, price: Price) -> String {
-        format_units(i128::from(price.0), self.tick_size)
+        format_units(i128::from(price), self.tick_size)
     }
 
     /// The exact decimal string of a quantity.
     pub fn format_qty(&self, qty: Qty) -> String {
-        format_units(i128::from(qty.0), self.lot_size)
+        format_units(i128::from(qty), self.lot_size)
     }
 
     /// Notional value of `qty` at `price`, in quote micro-units (exact, signed with `qty`).
     #[inline]
     pub fn notional(&self, price: Price, qty: Qty) -> i128 {
-        i128::from(price.0) * i128::from(qty.0) * i128::from(self.quote_per_tick_lot)
+        i128::from(price) * i128::from(qty) * i128::from(self.quote_per_tick_lot)
     }
 
     /// The inclusive range of limit prices allowed at this mark: every tick within
@@ -458,8 +458,8 @@ impl Instrument {
     /// (sell, buy): the band edge rounded to the tick towards the mark.
     #[inline]
     pub fn band(&self, mark: Price) -> (Price, Price) {
-        let mark = i128::from(mark.0);
-        let band = i128::from(self.price_band.0);
+        let mark = i128::from(mark);
+        let band = i128::from(self.price_band);
         let scale = i128::from(Fraction::SCALE);
         let low = -((-(mark * (scale - band))).div_euclid(scale)); // ceil: towards the mark
         let high = (mark * (scale + band)).div_euclid(scale); // floor: towards the mark
