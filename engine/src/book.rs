@@ -232,6 +232,8 @@ impl Order {
 #[derive(Clone, Copy, Debug)]
 struct Level {
     price: Price,
+    /// The orders' total open quantity, in lots: a sum over orders that validation does not
+    /// bound (one of the known limits of `l2x_types`' arithmetic rules).
     qty: i64,
     count: u32,
     head: OrderHandle,
@@ -342,12 +344,12 @@ impl Books {
 
     #[inline]
     fn ladder(&self, instrument: InstrumentId, side: Side) -> &Ladder {
-        &self.ladders[instrument.0 as usize][side as usize]
+        &self.ladders[instrument.index()][side as usize]
     }
 
     #[inline]
     fn ladder_mut(&mut self, instrument: InstrumentId, side: Side) -> &mut Ladder {
-        &mut self.ladders[instrument.0 as usize][side as usize]
+        &mut self.ladders[instrument.index()][side as usize]
     }
 
     /// The best level of one side: its price and handle.
@@ -484,7 +486,7 @@ impl Books {
             let o = &mut self.orders[h.index()];
             o.price = price;
             o.leaves = leaves;
-            o.filled.0 += filled.0;
+            o.filled = o.filled.saturating_add(filled);
             (o.instrument, o.side)
         };
         let level = match self.ladder(instrument, side).get(price) {
@@ -524,9 +526,9 @@ impl Books {
     #[inline]
     pub(crate) fn reduce(&mut self, h: OrderHandle, by: Qty, fill: bool) -> Qty {
         let o = &mut self.orders[h.index()];
-        o.leaves.0 -= by.0;
+        o.leaves = o.leaves.less(by);
         if fill {
-            o.filled.0 += by.0;
+            o.filled = o.filled.saturating_add(by);
         }
         let (level, instrument, side, leaves) = (o.level, o.instrument, o.side, o.leaves);
         self.touch(level, instrument, side);
@@ -538,7 +540,7 @@ impl Books {
     pub(crate) fn resize_in_place(&mut self, h: OrderHandle, leaves: Qty) {
         let o = self.orders[h.index()];
         self.touch(o.level, o.instrument, o.side);
-        self.levels[o.level.index()].qty += leaves.0 - o.leaves.0;
+        self.levels[o.level.index()].qty += Qty::change(o.leaves, leaves);
         self.orders[h.index()].leaves = leaves;
     }
 
@@ -744,7 +746,7 @@ impl Books {
                         if o.level != lv || o.prev != prev || o.price != price || o.side != *side {
                             return Err(format!("order {:?}: links or placement wrong", o.id));
                         }
-                        if o.instrument.0 as usize != i || o.leaves.0 <= 0 || o.id == OrderId(0) {
+                        if o.instrument.index() != i || o.leaves.0 <= 0 || o.id == OrderId(0) {
                             return Err(format!("order {:?}: bad instrument or leaves", o.id));
                         }
                         if self.cids.get(&(o.account, o.cid)) != Some(&h) {

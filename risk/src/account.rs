@@ -6,7 +6,7 @@
 //! funding index it last settled at, and its open orders per side. Unrealised PnL at mark
 //! `m` is `size · m · k − cost` (k = micro-units per tick-lot).
 
-use l2x_types::{Holder, InstrumentId, Side};
+use l2x_types::{Fraction, Holder, InstrumentId, Price, Qty, Side};
 
 use crate::math::ceil_div;
 
@@ -79,6 +79,16 @@ impl Position {
             open_sell: 0,
             liq_key: None,
             liq_place: 0,
+        }
+    }
+
+    /// Adds `delta` lots to the open quantity of the resting orders on `side` (the total is
+    /// one of the known limits of `l2x_types`' arithmetic rules: below 2⁶³ lots).
+    #[inline]
+    pub(crate) fn add_open(&mut self, side: Side, delta: i64) {
+        match side {
+            Side::Buy => self.open_buy += delta,
+            Side::Sell => self.open_sell += delta,
         }
     }
 
@@ -164,8 +174,8 @@ impl Account {
         self.collateral = crate::math::saturate(i128::from(self.collateral) + amount);
     }
 
-    /// Applies a fill of `qty` lots at `price` ticks on `side`, with fee fraction `fee_ppm`
-    /// (ppm of notional, rounded up: against the account). Realised PnL on the closed part
+    /// Applies a fill of `qty` lots at `price` ticks on `side`, with fee fraction `fee` of
+    /// the notional (rounded up: against the account). Realised PnL on the closed part
     /// uses the closed share of the cost rounded up (`⌈cost · closed / |size|⌉`), which is
     /// against the account for longs and shorts alike. Returns the effect; the fee is
     /// the caller's to credit to the fee account.
@@ -175,10 +185,10 @@ impl Account {
         &mut self,
         instrument: InstrumentId,
         side: Side,
-        price: i64,
-        qty: i64,
+        price: Price,
+        qty: Qty,
         k: i64,
-        fee_ppm: i64,
+        fee: Fraction,
         funding_index: i128,
     ) -> FillEffect {
         // One lookup for the funding settlement and the fill (a new record starts at the
@@ -192,7 +202,8 @@ impl Account {
         };
         self.credit(-funding_paid);
         let notional = i128::from(price) * i128::from(qty) * i128::from(k);
-        let fee = if fee_ppm == 0 { 0 } else { ceil_div(notional * i128::from(fee_ppm), 1_000_000) };
+        let fee_ppm = i128::from(fee);
+        let fee = if fee_ppm == 0 { 0 } else { ceil_div(notional * fee_ppm, 1_000_000) };
         let p = &mut self.positions[i];
         let d = match side {
             Side::Buy => i128::from(qty),
@@ -257,12 +268,12 @@ pub(crate) mod tests {
     fn open_then_close_long_realises_exact_pnl() {
         let mut a = acct();
         // Buy 0.1 BTC (100 lots) at 50,000 (100,000 ticks): cost 5,000 USDC, no fee.
-        let e = a.apply_fill(I, Side::Buy, 100_000, 100, K, 0, 0);
+        let e = a.apply_fill(I, Side::Buy, Price(100_000), Qty(100), K, Fraction(0), 0);
         assert_eq!(e, FillEffect { funding_paid: 0, realised: 0, fee: 0 });
         let p = *a.position(I).unwrap();
         assert_eq!((p.size, p.cost), (100, 5_000_000_000));
         // Sell 0.04 BTC at 51,000: realised = 0.04 × 1,000 = 40 USDC.
-        let e = a.apply_fill(I, Side::Sell, 102_000, 40, K, 0, 0);
+        let e = a.apply_fill(I, Side::Sell, Price(102_000), Qty(40), K, Fraction(0), 0);
         assert_eq!(e.realised, 40_000_000);
         let p = *a.position(I).unwrap();
         assert_eq!((p.size, p.cost), (60, 3_000_000_000));
@@ -272,9 +283,9 @@ pub(crate) mod tests {
     #[test]
     fn a_fill_through_zero_flips_the_position_at_the_fill_price() {
         let mut a = acct();
-        a.apply_fill(I, Side::Sell, 100_000, 10, K, 0, 0); // short 0.01 at 50,000
+        a.apply_fill(I, Side::Sell, Price(100_000), Qty(10), K, Fraction(0), 0); // short 0.01 at 50,000
         // Buy 0.03 at 49,000: closes 0.01 (+10 USDC), opens long 0.02 at 49,000.
-        let e = a.apply_fill(I, Side::Buy, 98_000, 30, K, 0, 0);
+        let e = a.apply_fill(I, Side::Buy, Price(98_000), Qty(30), K, Fraction(0), 0);
         assert_eq!(e.realised, 10_000_000);
         let p = *a.position(I).unwrap();
         assert_eq!((p.size, p.cost), (20, 20 * 98_000 * 500));
@@ -286,14 +297,14 @@ pub(crate) mod tests {
         // Long 3 lots with cost 1,000 (not divisible by 3): closing 1 lot takes ⌈333.3⌉ = 334.
         let mut a = acct();
         a.positions.push(Position { size: 3, cost: 1_000, ..Position::new(I, 0) });
-        let e = a.apply_fill(I, Side::Sell, 1, 1, 1, 0, 0);
+        let e = a.apply_fill(I, Side::Sell, Price(1), Qty(1), 1, Fraction(0), 0);
         assert_eq!(e.realised, 1 - 334);
         assert_eq!(a.position(I).unwrap().cost, 666);
         // Short 3 lots with cost −1,000: closing 1 lot takes ⌈−333.3⌉ = −333, so the
         // short's profit is 333 − price (not 334 − price).
         let mut b = acct();
         b.positions.push(Position { size: -3, cost: -1_000, ..Position::new(I, 0) });
-        let e = b.apply_fill(I, Side::Buy, 1, 1, 1, 0, 0);
+        let e = b.apply_fill(I, Side::Buy, Price(1), Qty(1), 1, Fraction(0), 0);
         assert_eq!(e.realised, 333 - 1);
         assert_eq!(b.position(I).unwrap().cost, -667);
     }
@@ -302,10 +313,10 @@ pub(crate) mod tests {
     fn fees_round_up_and_rebates_round_towards_zero() {
         let mut a = acct();
         // Notional 1,001 micro-units at 0.05 % taker: 0.5005 → 1.
-        let e = a.apply_fill(I, Side::Buy, 1_001, 1, 1, 500, 0);
+        let e = a.apply_fill(I, Side::Buy, Price(1_001), Qty(1), 1, Fraction(500), 0);
         assert_eq!(e.fee, 1);
         // Maker rebate −0.02 % on 1,001: −0.2002 → 0 (the account is not paid the dust).
-        let e = a.apply_fill(I, Side::Sell, 1_001, 1, 1, -200, 0);
+        let e = a.apply_fill(I, Side::Sell, Price(1_001), Qty(1), 1, Fraction(-200), 0);
         assert_eq!(e.fee, 0);
     }
 
@@ -316,7 +327,7 @@ pub(crate) mod tests {
         let mut a = acct();
         for (side, price, qty) in fills {
             let before = i128::from(a.collateral) - a.position(I).map_or(0, |p| p.cost);
-            let e = a.apply_fill(I, side, price, qty, 7, 250, 0);
+            let e = a.apply_fill(I, side, Price(price), Qty(qty), 7, Fraction(250), 0);
             let after = i128::from(a.collateral) - a.position(I).unwrap().cost;
             let flow = i128::from(price * qty * 7) * if side == Side::Buy { -1 } else { 1 };
             assert_eq!(after - before, flow - e.fee, "{side:?} {price} {qty}");
@@ -326,7 +337,7 @@ pub(crate) mod tests {
     #[test]
     fn funding_settles_exactly_against_the_index() {
         let mut a = acct();
-        a.apply_fill(I, Side::Buy, 100_000, 100, K, 0, 1_000);
+        a.apply_fill(I, Side::Buy, Price(100_000), Qty(100), K, Fraction(0), 1_000);
         // Index rises by 25 micro-units per lot: a 100-lot long pays 2,500.
         assert_eq!(settle_funding(&mut a, I, 1_025), 2_500);
         assert_eq!(a.collateral, 10_000_000_000 - 2_500);

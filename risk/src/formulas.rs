@@ -55,7 +55,7 @@ impl ExactPrice {
 impl From<Price> for ExactPrice {
     #[inline]
     fn from(p: Price) -> ExactPrice {
-        ExactPrice { num: i128::from(p.0), den: 1 }
+        ExactPrice { num: i128::from(p), den: 1 }
     }
 }
 
@@ -97,13 +97,13 @@ pub fn liquidation_prices(
     ba: Fraction,
     smmr: Fraction,
 ) -> LiquidationPrices {
-    let o = i128::from(oracle.0);
-    let mmf = i128::from(mmf.0);
+    let o = i128::from(oracle);
+    let mmf = i128::from(mmf);
     let long = size > 0;
     // ABR in ppm, rounded down (a narrower spread: the account's favour), clamped to [0, 1].
-    let abr_ppm = floor_div(i128::from(ba.0) * (tmmr_scaled - PPM * tnc), tmmr_scaled).clamp(0, PPM);
+    let abr_ppm = floor_div(i128::from(ba) * (tmmr_scaled - PPM * tnc), tmmr_scaled).clamp(0, PPM);
     // Spread ABR · SMMR · MMF in ppb (ppm³ / 10⁹), rounded down.
-    let spread_ppb = abr_ppm * i128::from(smmr.0) * mmf / PPB;
+    let spread_ppb = abr_ppm * i128::from(smmr) * mmf / PPB;
     // BP = o · (TMMR_scaled ∓ TNC · MMF_ppm) / TMMR_scaled.
     let bp_num = o * if long { tmmr_scaled - tnc * mmf } else { tmmr_scaled + tnc * mmf };
     let bankruptcy = ExactPrice::positive(bp_num, tmmr_scaled);
@@ -136,8 +136,8 @@ pub fn bankruptcy_tick(bankruptcy: ExactPrice, side_of_account: Side) -> Price {
 /// zero) improves by `o·k·MMF − 1e6·|o − L|·k − L·k·fee`; the answer is
 /// `⌈−h / that⌉`, at least 1 and at most `|size|`.
 pub fn liquidation_qty(size: i64, oracle: Price, limit: Price, k: i64, mmf: Fraction, fee: Fraction, h: i128) -> Qty {
-    let (o, l, k) = (i128::from(oracle.0), i128::from(limit.0), i128::from(k));
-    let per_lot = o * k * i128::from(mmf.0) - PPM * (o - l).abs() * k - l * k * i128::from(fee.0);
+    let (o, l, k) = (i128::from(oracle), i128::from(limit), i128::from(k));
+    let per_lot = o * k * i128::from(mmf) - PPM * (o - l).abs() * k - l * k * i128::from(fee);
     let whole = i128::from(size).abs();
     if per_lot <= 0 || h >= 0 {
         return Qty(saturate(whole));
@@ -156,13 +156,13 @@ pub fn liquidation_fee(
     fee: Fraction,
     bankruptcy: ExactPrice,
 ) -> i128 {
-    let notional = i128::from(price.0) * i128::from(qty.0) * i128::from(k);
-    let full = ceil_div(notional * i128::from(fee.0), PPM);
+    let notional = i128::from(price) * i128::from(qty) * i128::from(k);
+    let full = ceil_div(notional * i128::from(fee), PPM);
     let (num, den) = (bankruptcy.num, bankruptcy.den);
     // (price − BP) · qty · k for a sell, (BP − price) · qty · k for a buy, rounded down.
     let better = match side_of_account {
-        Side::Sell => floor_div((i128::from(price.0) * den - num) * i128::from(qty.0) * i128::from(k), den),
-        Side::Buy => floor_div((num - i128::from(price.0) * den) * i128::from(qty.0) * i128::from(k), den),
+        Side::Sell => floor_div((i128::from(price) * den - num) * i128::from(qty) * i128::from(k), den),
+        Side::Buy => floor_div((num - i128::from(price) * den) * i128::from(qty) * i128::from(k), den),
     };
     full.min(better).max(0)
 }
@@ -193,8 +193,8 @@ pub fn impact_price(levels: impl Iterator<Item = (Price, Qty)>, impact_notional:
     let k = i128::from(k);
     let (mut notional, mut lots) = (0i128, 0i128);
     for (price, qty) in levels {
-        let p = i128::from(price.0);
-        let level_notional = p * i128::from(qty.0) * k;
+        let p = i128::from(price);
+        let level_notional = p * i128::from(qty) * k;
         let remaining = impact_notional - notional;
         if level_notional >= remaining {
             let take = ceil_div(remaining, p * k);
@@ -202,7 +202,7 @@ pub fn impact_price(levels: impl Iterator<Item = (Price, Qty)>, impact_notional:
             return Some(ExactPrice::positive(notional + take * p * k, (lots + take) * k));
         }
         notional += level_notional;
-        lots += i128::from(qty.0);
+        lots += i128::from(qty);
     }
     None
 }
@@ -219,20 +219,20 @@ pub fn funding_rate(
     interest: Ppb,
     clamp: Ppb,
 ) -> Ppb {
-    let i = i128::from(index.0);
+    let i = i128::from(index);
     // max(0, IB − I) as a fraction over its own denominator, and likewise for the ask.
     let (a_num, a_den) = impact_bid.map_or((0, 1), |p| ((p.num - i * p.den).max(0), p.den));
     let (b_num, b_den) = impact_ask.map_or((0, 1), |p| ((i * p.den - p.num).max(0), p.den));
     let premium = trunc_div((a_num * b_den - b_num * a_den) * PPB, a_den * b_den * i);
-    let c = i128::from(clamp.0);
-    Ppb(saturate((premium + i128::from(interest.0)).clamp(-c, c)))
+    let c = i128::from(clamp);
+    Ppb(saturate((premium + i128::from(interest)).clamp(-c, c)))
 }
 
 /// What one funding tick adds to the cumulative index, in quote micro-units per lot (longs
 /// pay it, shorts receive it): `rate · index price · k`, rounded towards zero. Because
 /// positions net to zero, longs pay exactly what shorts receive: no rounding dust.
 pub fn funding_per_lot(rate: Ppb, index: Price, k: i64) -> i128 {
-    trunc_div(i128::from(rate.0) * i128::from(index.0) * i128::from(k), PPB)
+    trunc_div(i128::from(rate) * i128::from(index) * i128::from(k), PPB)
 }
 
 #[cfg(test)]

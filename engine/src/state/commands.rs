@@ -76,7 +76,7 @@ impl StateMachine {
         }
         match self.ledger.deposit(to, amount) {
             Ok((_, collateral)) => out.push(match to {
-                Holder::Insurance => Event::Insurance { delta: i128::from(amount.0), balance: Amount(collateral) },
+                Holder::Insurance => Event::Insurance { delta: i128::from(amount), balance: Amount(collateral) },
                 holder => Event::Balance { holder, collateral: Amount(collateral) },
             }),
             Err(_) => {
@@ -103,7 +103,7 @@ impl StateMachine {
         if self.instrument(instrument).is_none() {
             return out.push(rej(RejectReason::UnknownSymbol));
         }
-        if price.0 <= 0 {
+        if !price.is_positive() {
             return out.push(rej(RejectReason::BadOraclePrice));
         }
         let mut suspects = core::mem::take(&mut self.suspects);
@@ -115,7 +115,7 @@ impl StateMachine {
     #[inline]
     pub(super) fn band(&mut self, instrument: InstrumentId) -> Option<(Price, Price)> {
         let mark = self.ledger.mark(instrument)?;
-        let i = instrument.0 as usize;
+        let i = instrument.index();
         match self.bands[i] {
             Some((at, band)) if at == mark => Some(band),
             _ => {

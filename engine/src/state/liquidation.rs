@@ -37,16 +37,16 @@ impl StateMachine {
             handles.sort_unstable_by_key(|&h| self.books.order(h).id);
             // What each side may still trade: a buy reduces a short, a sell a long.
             let size = self.ledger.account(slot).position(instrument).map_or(0, |p| p.size);
-            let mut capacity = [(-size).max(0), size.max(0)]; // [buy, sell]
+            let mut capacity = [Qty((-size).max(0)), Qty(size.max(0))]; // [buy, sell]
             for &h in &handles {
                 let o = *self.books.order(h);
                 let room = capacity[o.side as usize];
-                let keep = o.leaves.0.min(room);
-                capacity[o.side as usize] = room - keep;
-                if keep == 0 {
+                let keep = o.leaves.min(room);
+                capacity[o.side as usize] = room.less(keep);
+                if keep == Qty::ZERO {
                     self.cancel_resting(h, CancelReason::ReduceOnly, out);
-                } else if keep < o.leaves.0 {
-                    self.cut(h, Qty(keep), CancelReason::ReduceOnly, out);
+                } else if keep < o.leaves {
+                    self.cut(h, keep, CancelReason::ReduceOnly, out);
                 }
             }
         }
@@ -178,7 +178,7 @@ impl StateMachine {
             let (a, f) = self.ledger.transfer(instrument, price, take, side, slot, Ledger::INSURANCE);
             self.position_events(slot, instrument, &a, 0, out);
             self.position_events(Ledger::INSURANCE, instrument, &f, 0, out);
-            rest.0 -= take.0;
+            rest = rest.less(take);
         }
         if !rest.is_positive() || !self.ledger.liquidation_params().adl {
             return rest;
@@ -186,7 +186,7 @@ impl StateMachine {
         for cp in self.ledger.adl_queue(instrument, side, slot) {
             let Holder::Account(counterparty) = self.ledger.account(cp).holder else { continue };
             let size = self.ledger.account(cp).position(instrument).map_or(0, |p| p.size);
-            let q = Qty(rest.0.min(size.abs()));
+            let q = rest.min(Qty(size.abs()));
             if !q.is_positive() {
                 continue;
             }
@@ -194,7 +194,7 @@ impl StateMachine {
             let (a, c) = self.ledger.transfer(instrument, price, q, side, slot, cp);
             self.position_events(slot, instrument, &a, 0, out);
             self.position_events(cp, instrument, &c, 0, out);
-            rest.0 -= q.0;
+            rest = rest.less(q);
             if !rest.is_positive() {
                 break;
             }

@@ -55,7 +55,7 @@ impl StateMachine {
     /// orders on one side never add up to more than its position (entry sizing and
     /// `trim_reduce_only`), counting each on its own is exact.
     pub(super) fn fok_fillable(&self, t: &Taker) -> bool {
-        let mut need = t.leaves.0;
+        let mut need = t.leaves;
         for (price, lv) in self.books.levels_best_first(t.instrument, t.side.opposite()) {
             if !crosses(t.side, t.limit, price) {
                 break;
@@ -68,10 +68,11 @@ impl StateMachine {
                         return false;
                     }
                 } else {
-                    need -= if o.reduce_only { o.leaves.0.min(self.reduce_only_capacity(o)) } else { o.leaves.0 };
-                    if need <= 0 {
+                    let offered = if o.reduce_only { o.leaves.min(self.reduce_only_capacity(o)) } else { o.leaves };
+                    if offered >= need {
                         return true;
                     }
+                    need = need.less(offered);
                 }
                 h = o.next_in_level();
             }
@@ -81,12 +82,12 @@ impl StateMachine {
 
     /// How much a reduce-only order may still trade: its account's position if the order
     /// is on the other side of it, else nothing.
-    fn reduce_only_capacity(&self, o: &Order) -> i64 {
+    fn reduce_only_capacity(&self, o: &Order) -> Qty {
         let size = self.ledger.account(o.slot).position(o.instrument).map_or(0, |p| p.size);
         match o.side {
-            Side::Buy if size < 0 => -size,
-            Side::Sell if size > 0 => size,
-            _ => 0,
+            Side::Buy if size < 0 => Qty(-size),
+            Side::Sell if size > 0 => Qty(size),
+            _ => Qty::ZERO,
         }
     }
 
@@ -140,7 +141,7 @@ impl StateMachine {
             StpMode::Decrement => {
                 let by = maker.leaves.min(t.leaves);
                 let maker_left = self.decrement(h, by);
-                t.leaves.0 -= by.0;
+                t.leaves = t.leaves.less(by);
                 out.push(Event::Cancelled {
                     account: maker.account,
                     cid: maker.cid,
@@ -166,13 +167,13 @@ impl StateMachine {
     #[inline(always)]
     fn fit_reduce_only(&mut self, h: OrderHandle, maker: &mut Order, out: &mut Vec<Event>) -> bool {
         let capacity = self.reduce_only_capacity(maker);
-        if capacity == 0 {
+        if capacity == Qty::ZERO {
             self.cancel_resting(h, CancelReason::ReduceOnly, out);
             return false;
         }
-        if maker.leaves.0 > capacity {
-            self.cut(h, Qty(capacity), CancelReason::ReduceOnly, out);
-            maker.leaves = Qty(capacity);
+        if maker.leaves > capacity {
+            self.cut(h, capacity, CancelReason::ReduceOnly, out);
+            maker.leaves = capacity;
         }
         true
     }
@@ -184,8 +185,8 @@ impl StateMachine {
     fn book_fill(&mut self, t: &mut Taker, h: OrderHandle, maker: &Order, price: Price, out: &mut Vec<Event>) {
         let qty = maker.leaves.min(t.leaves);
         let maker_left = self.books.reduce(h, qty, true);
-        t.leaves.0 -= qty.0;
-        t.filled.0 += qty.0;
+        t.leaves = t.leaves.less(qty);
+        t.filled = t.filled.plus(qty);
         let trade_id = TradeId(self.next_trade_id);
         self.next_trade_id += 1;
         let (te, me, liquidation_fee) = self.ledger.fill(Fill {

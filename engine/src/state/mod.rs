@@ -140,12 +140,12 @@ impl StateMachine {
     /// The instrument listed under `symbol`.
     pub fn instrument_by_symbol(&self, symbol: &str) -> Option<&Instrument> {
         let symbol = Symbol::try_new(symbol).ok()?;
-        self.symbols.get(&symbol).map(|id| &self.instruments[id.0 as usize])
+        self.symbols.get(&symbol).map(|id| &self.instruments[id.index()])
     }
 
     /// The instrument with this id.
     pub fn instrument(&self, id: InstrumentId) -> Option<&Instrument> {
-        self.instruments.get(id.0 as usize)
+        self.instruments.get(id.index())
     }
 
     /// Every listed instrument, in id order.

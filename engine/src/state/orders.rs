@@ -53,11 +53,11 @@ impl StateMachine {
         let mut qty = self.ledger.check_exposure(slot, &exposure)?;
         if o.reduce_only {
             // Resting reduce-only orders of the same side share the position (docs/RISK.md).
-            let room = qty.0 - self.reduce_only_open(o.account, o.instrument, o.side, None);
-            if room <= 0 {
+            let open = self.reduce_only_open(o.account, o.instrument, o.side, None);
+            if open >= qty {
                 return Err(RejectReason::ReduceOnlyWouldIncrease);
             }
-            qty = Qty(room.min(qty.0));
+            qty = qty.less(open);
         }
         if o.post_only && self.would_cross(o.instrument, o.side, limit) {
             return Err(RejectReason::PostOnlyWouldCross);
@@ -82,7 +82,7 @@ impl StateMachine {
             _ => {}
         }
         match (market, o.price) {
-            (false, Some(p)) if p.0 > 0 => {}
+            (false, Some(p)) if p.is_positive() => {}
             (true, None) => {}
             _ => return Err(RejectReason::BadPrice),
         }
@@ -144,7 +144,7 @@ impl StateMachine {
             liquidation: None,
         };
         if valid.qty < o.qty {
-            out.push(cancelled(&taker, Qty(o.qty.0 - valid.qty.0), valid.qty, CancelReason::ReduceOnly));
+            out.push(cancelled(&taker, o.qty.less(valid.qty), valid.qty, CancelReason::ReduceOnly));
         }
         taker
     }
@@ -210,8 +210,8 @@ impl StateMachine {
     /// The checks of an amend of the resting order `o` (handle `h`) to `price` and `qty`, up
     /// to the risk checks.
     fn validate_amend(&mut self, h: OrderHandle, o: &Order, price: Price, qty: Qty) -> Result<(), RejectReason> {
-        let max_order_qty = self.instruments[o.instrument.0 as usize].max_order_qty;
-        if price.0 <= 0 {
+        let max_order_qty = self.instruments[o.instrument.index()].max_order_qty;
+        if !price.is_positive() {
             return Err(RejectReason::BadPrice);
         }
         if !qty.is_positive() {
@@ -229,7 +229,8 @@ impl StateMachine {
         }
         if o.reduce_only {
             let size = self.ledger.account(o.slot).position(o.instrument).map_or(0, |p| p.size);
-            if qty.0 + self.reduce_only_open(o.account, o.instrument, o.side, Some(h)) > size.abs() {
+            let open = self.reduce_only_open(o.account, o.instrument, o.side, Some(h));
+            if qty.checked_add(open).is_none_or(|total| total > Qty(size.abs())) {
                 return Err(RejectReason::ReduceOnlyWouldIncrease);
             }
         }
@@ -316,10 +317,10 @@ impl StateMachine {
         instrument: InstrumentId,
         side: Side,
         except: Option<OrderHandle>,
-    ) -> i64 {
-        let Some(slot) = self.ledger.slot(account) else { return 0 };
+    ) -> Qty {
+        let Some(slot) = self.ledger.slot(account) else { return Qty::ZERO };
         if self.reduce_only_resting.get(slot.index()).copied().unwrap_or(0) == 0 {
-            return 0;
+            return Qty::ZERO;
         }
         let mut handles = Vec::new();
         self.books.account_orders(slot, &mut handles);
@@ -328,8 +329,7 @@ impl StateMachine {
             .filter(|&&h| Some(h) != except)
             .map(|&h| self.books.order(h))
             .filter(|o| o.reduce_only && o.instrument == instrument && o.side == side)
-            .map(|o| o.leaves.0)
-            .sum()
+            .fold(Qty::ZERO, |open, o| open.saturating_add(o.leaves))
     }
 }
 

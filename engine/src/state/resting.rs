@@ -12,7 +12,7 @@ impl StateMachine {
     /// Puts an order on the book and records its open quantity.
     pub(super) fn rest(&mut self, order: Order) -> OrderHandle {
         let slot = order.slot;
-        self.ledger.open_order_delta(slot, order.instrument, order.side, order.leaves.0);
+        self.ledger.open_order_delta(slot, order.instrument, order.side, Qty::change(Qty::ZERO, order.leaves));
         if order.reduce_only {
             let i = slot.index();
             if self.reduce_only_resting.len() <= i {
@@ -52,7 +52,7 @@ impl StateMachine {
             order_id: o.id,
             instrument: o.instrument,
             side: o.side,
-            qty: Qty(o.leaves.0 - leaves.0),
+            qty: o.leaves.less(leaves),
             leaves,
             reason,
         });
@@ -61,7 +61,7 @@ impl StateMachine {
 
     pub(super) fn remove_resting(&mut self, h: OrderHandle) {
         let o = *self.books.order(h);
-        self.ledger.open_order_delta(o.slot, o.instrument, o.side, -o.leaves.0);
+        self.ledger.open_order_delta(o.slot, o.instrument, o.side, Qty::change(o.leaves, Qty::ZERO));
         self.forget_counts(&o);
         self.books.remove(h);
     }
@@ -84,20 +84,20 @@ impl StateMachine {
 
     pub(super) fn resize(&mut self, h: OrderHandle, leaves: Qty) {
         let o = *self.books.order(h);
-        self.ledger.open_order_delta(o.slot, o.instrument, o.side, leaves.0 - o.leaves.0);
+        self.ledger.open_order_delta(o.slot, o.instrument, o.side, Qty::change(o.leaves, leaves));
         self.books.resize_in_place(h, leaves);
     }
 
     /// Reduces a resting order without a trade (self-trade decrement).
     pub(super) fn decrement(&mut self, h: OrderHandle, by: Qty) -> Qty {
         let o = *self.books.order(h);
-        self.ledger.open_order_delta(o.slot, o.instrument, o.side, -by.0);
+        self.ledger.open_order_delta(o.slot, o.instrument, o.side, Qty::change(o.leaves, o.leaves.less(by)));
         self.books.reduce(h, by, false)
     }
 
     pub(super) fn unlink(&mut self, h: OrderHandle) {
         let o = *self.books.order(h);
-        self.ledger.open_order_delta(o.slot, o.instrument, o.side, -o.leaves.0);
+        self.ledger.open_order_delta(o.slot, o.instrument, o.side, Qty::change(o.leaves, Qty::ZERO));
         self.books.unlink_from_level(h);
     }
 
@@ -106,7 +106,7 @@ impl StateMachine {
     /// difference, none when the quantity is unchanged.
     pub(super) fn move_resting(&mut self, h: OrderHandle, price: Price, leaves: Qty) {
         let o = *self.books.order(h);
-        let delta = leaves.0 - o.leaves.0;
+        let delta = Qty::change(o.leaves, leaves);
         if delta != 0 {
             self.ledger.open_order_delta(o.slot, o.instrument, o.side, delta);
         }
@@ -116,7 +116,7 @@ impl StateMachine {
 
     pub(super) fn relink(&mut self, h: OrderHandle, price: Price, leaves: Qty, filled: Qty) {
         let o = *self.books.order(h);
-        self.ledger.open_order_delta(o.slot, o.instrument, o.side, leaves.0);
+        self.ledger.open_order_delta(o.slot, o.instrument, o.side, Qty::change(Qty::ZERO, leaves));
         self.books.relink(h, price, leaves, filled);
     }
 }

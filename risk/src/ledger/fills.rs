@@ -2,7 +2,7 @@
 //! fee account, a liquidation's fee to the insurance fund), and a transfer of position with
 //! no fee (an insurance-fund takeover, an auto-deleveraging close).
 
-use l2x_types::{InstrumentId, Price, Qty, Side};
+use l2x_types::{Fraction, InstrumentId, Price, Qty, Side};
 
 use super::Ledger;
 use crate::AccountSlot;
@@ -37,25 +37,15 @@ impl Ledger {
     /// Returns the taker's and the maker's effects and the liquidation fee.
     pub fn fill(&mut self, fill: Fill) -> (FillEffect, FillEffect, i128) {
         let Fill { instrument, price, qty, taker_side, taker, maker, liquidation } = fill;
-        let m = &self.markets[instrument.0 as usize];
+        let m = &self.markets[instrument.index()];
         let (k, index) = (m.params.quote_per_tick_lot, m.funding_index);
-        let taker_fee = if liquidation.is_some() { 0 } else { m.params.taker_fee.0 };
-        let (maker_fee, liq_fee) = (m.params.maker_fee.0, m.params.liquidation_fee);
-        let t = self.accounts[taker.index()].apply_fill(instrument, taker_side, price.0, qty.0, k, taker_fee, index);
-        let mk = self.accounts[maker.index()].apply_fill(
-            instrument,
-            taker_side.opposite(),
-            price.0,
-            qty.0,
-            k,
-            maker_fee,
-            index,
-        );
+        let taker_fee = if liquidation.is_some() { Fraction(0) } else { m.params.taker_fee };
+        let (maker_fee, liq_fee) = (m.params.maker_fee, m.params.liquidation_fee);
+        let t = self.accounts[taker.index()].apply_fill(instrument, taker_side, price, qty, k, taker_fee, index);
+        let mk =
+            self.accounts[maker.index()].apply_fill(instrument, taker_side.opposite(), price, qty, k, maker_fee, index);
         let maker_pos = self.accounts[maker.index()].position_mut(instrument, index);
-        match taker_side.opposite() {
-            Side::Buy => maker_pos.open_buy -= qty.0,
-            Side::Sell => maker_pos.open_sell -= qty.0,
-        }
+        maker_pos.add_open(taker_side.opposite(), Qty::change(qty, Qty::ZERO));
         self.accounts[Self::FEES.index()].credit(t.fee + mk.fee);
         let lfee = match liquidation {
             Some(bp) => {
@@ -82,10 +72,18 @@ impl Ledger {
         from: AccountSlot,
         to: AccountSlot,
     ) -> (FillEffect, FillEffect) {
-        let m = &self.markets[instrument.0 as usize];
+        let m = &self.markets[instrument.index()];
         let (k, index) = (m.params.quote_per_tick_lot, m.funding_index);
-        let a = self.accounts[from.index()].apply_fill(instrument, side_of_from, price.0, qty.0, k, 0, index);
-        let b = self.accounts[to.index()].apply_fill(instrument, side_of_from.opposite(), price.0, qty.0, k, 0, index);
+        let a = self.accounts[from.index()].apply_fill(instrument, side_of_from, price, qty, k, Fraction(0), index);
+        let b = self.accounts[to.index()].apply_fill(
+            instrument,
+            side_of_from.opposite(),
+            price,
+            qty,
+            k,
+            Fraction(0),
+            index,
+        );
         self.reindex(from);
         self.reindex(to);
         (a, b)

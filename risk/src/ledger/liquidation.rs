@@ -37,12 +37,12 @@ impl Ledger {
         }
         let a = self.account(slot);
         let p = a.positions.iter().filter(|p| p.size != 0).max_by_key(|p| {
-            let m = &self.markets[p.instrument.0 as usize];
-            let mark = i128::from(m.mark.map_or(0, |x| x.price.0));
+            let m = &self.markets[p.instrument.index()];
+            let mark = m.mark.map_or(0, |x| i128::from(x.price));
             let mmr = i128::from(p.size).abs() * mark * i128::from(m.params.quote_per_tick_lot);
-            (mmr * i128::from(m.params.maintenance_margin.0), core::cmp::Reverse(p.instrument))
+            (mmr * i128::from(m.params.maintenance_margin), core::cmp::Reverse(p.instrument))
         })?;
-        let m = &self.markets[p.instrument.0 as usize];
+        let m = &self.markets[p.instrument.index()];
         let mark = m.mark?.price;
         let lq = self.liquidation;
         let mut prices = formulas::liquidation_prices(
@@ -66,7 +66,7 @@ impl Ledger {
             hscaled,
         );
         // Never beyond bankruptcy, and never outside what a user order could do.
-        prices.limit = Price(prices.limit.0.max(1));
+        prices.limit = prices.limit.max(Price(1));
         Some(LiquidationOrder { instrument: p.instrument, side, qty, prices })
     }
 
@@ -78,7 +78,7 @@ impl Ledger {
         if !h.below_maintenance() {
             return None;
         }
-        let m = self.markets.get(instrument.0 as usize)?;
+        let m = self.markets.get(instrument.index())?;
         let lq = self.liquidation;
         let prices = formulas::liquidation_prices(
             size,
@@ -96,18 +96,18 @@ impl Ledger {
     /// everything when the takeover does not cost it equity at the mark, otherwise what its
     /// equity covers (nothing once it has none).
     pub fn insurance_capacity(&self, instrument: InstrumentId, price: Price, qty: Qty, side_of_fund: Side) -> Qty {
-        let m = &self.markets[instrument.0 as usize];
-        let mark = i128::from(m.mark.map_or(price.0, |x| x.price.0));
+        let m = &self.markets[instrument.index()];
+        let mark = i128::from(m.mark.map_or(price, |x| x.price));
         let k = i128::from(m.params.quote_per_tick_lot);
         let loss_per_lot = match side_of_fund {
-            Side::Buy => i128::from(price.0) - mark,
-            Side::Sell => mark - i128::from(price.0),
+            Side::Buy => i128::from(price) - mark,
+            Side::Sell => mark - i128::from(price),
         } * k;
         if loss_per_lot <= 0 {
             return qty;
         }
         let equity = self.scaled(Self::INSURANCE).equity;
-        Qty(saturate(floor_div(equity.max(0), loss_per_lot).min(i128::from(qty.0))))
+        Qty(saturate(floor_div(equity.max(0), loss_per_lot).min(i128::from(qty))))
     }
 
     /// Auto-deleveraging candidates against a liquidated position on `side_of_liquidated`:
@@ -119,13 +119,13 @@ impl Ledger {
         side_of_liquidated: Side,
         exclude: AccountSlot,
     ) -> Vec<AccountSlot> {
-        let m = &self.markets[instrument.0 as usize];
+        let m = &self.markets[instrument.index()];
         // The liquidated account sells (it is long): counterparties are shorts, and so on.
         let holders = match side_of_liquidated {
             Side::Sell => &m.short_holders,
             Side::Buy => &m.long_holders,
         };
-        let mark = i128::from(m.mark.map_or(0, |x| x.price.0));
+        let mark = m.mark.map_or(0, |x| i128::from(x.price));
         let k = i128::from(m.params.quote_per_tick_lot);
         let mut ranked: Vec<(core::cmp::Reverse<i128>, AccountId, AccountSlot)> = holders
             .iter()

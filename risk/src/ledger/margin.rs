@@ -114,12 +114,12 @@ impl Ledger {
     pub fn below_maintenance(&self, slot: AccountSlot) -> bool {
         let a = self.account(slot);
         for p in &a.positions {
-            let (Some(k), Some(mark)) = (p.liq_key, self.markets[p.instrument.0 as usize].mark) else { continue };
+            let (Some(k), Some(mark)) = (p.liq_key, self.markets[p.instrument.index()].mark) else { continue };
             // A threshold saturated on the unsafe side says nothing exact: computed in full.
             match (k.long, k.key) {
                 (_, Key::Far) => return false,
-                (true, Key::At(t)) if t != i64::MAX => return mark.price.0 < t,
-                (false, Key::At(t)) if t != i64::MIN => return mark.price.0 > t,
+                (true, Key::At(t)) if t != i64::MAX => return mark.price < Price(t),
+                (false, Key::At(t)) if t != i64::MIN => return mark.price > Price(t),
                 _ => {}
             }
         }
@@ -133,7 +133,7 @@ impl Ledger {
         let mut equity = i128::from(a.collateral);
         let (mut mmr, mut imr) = (0i128, 0i128);
         for p in &a.positions {
-            let m = &self.markets[p.instrument.0 as usize];
+            let m = &self.markets[p.instrument.index()];
             let (value, maintenance, initial) = m.mark.map_or((0, 0, 0), |x| (x.value, x.maintenance, x.initial));
             let s = i128::from(p.size);
             equity += s * value - p.cost - s * (m.funding_index - p.funding_index);
@@ -175,25 +175,25 @@ impl Ledger {
         let (size, open_buy, open_sell) = pos.map_or((0, 0, 0), |p| (p.size, p.open_buy, p.open_sell));
         let (qty, delta) = match e.change {
             Change::New => {
-                let mut qty = e.qty.0;
+                let mut qty = e.qty;
                 if e.reduce_only {
                     if size == 0 || (e.side == Side::Buy) == (size > 0) {
                         return Err(RejectReason::ReduceOnlyWouldIncrease);
                     }
-                    qty = qty.min(size.abs());
+                    qty = qty.min(Qty(size.abs()));
                 }
-                (qty, qty)
+                (qty, Qty::change(Qty::ZERO, qty))
             }
             Change::Amend { from, .. } => {
-                if e.reduce_only && e.qty.0 > size.abs() {
+                if e.reduce_only && e.qty > Qty(size.abs()) {
                     return Err(RejectReason::ReduceOnlyWouldIncrease);
                 }
-                (e.qty.0, e.qty.0 - from.0)
+                (e.qty, Qty::change(from, e.qty))
             }
         };
         let open = Open { size, buy: open_buy, sell: open_sell };
         self.check_margin(slot, e, open, delta, qty)?;
-        Ok(Qty(qty))
+        Ok(qty)
     }
 
     /// Rules 3 and 4 of [`Ledger::check_exposure`]: `open` is the position and open orders
@@ -206,9 +206,9 @@ impl Ledger {
         e: &Exposure,
         open: Open,
         delta: i64,
-        fill_qty: i64,
+        fill_qty: Qty,
     ) -> Result<(), RejectReason> {
-        let Some(m) = self.markets.get(e.instrument.0 as usize) else { return Err(RejectReason::UnknownSymbol) };
+        let Some(m) = self.markets.get(e.instrument.index()) else { return Err(RejectReason::UnknownSymbol) };
         let at = m.mark.ok_or(RejectReason::NoMarkPrice)?;
         let (side, size, limit) = (e.side, open.size, e.price);
         let (buy_delta, sell_delta) = match side {
@@ -222,11 +222,11 @@ impl Ledger {
             Side::Buy => s + ob + bd,
             Side::Sell => s - os - sd,
         };
-        if reach.abs() > i128::from(m.params.max_position_qty.0) && reach.abs() > s.abs() {
+        if reach.abs() > i128::from(m.params.max_position_qty) && reach.abs() > s.abs() {
             return Err(RejectReason::MaxPosition);
         }
         let k = i128::from(m.params.quote_per_tick_lot);
-        let (o, l, q) = (i128::from(mark.0), i128::from(limit.0), i128::from(fill_qty));
+        let (o, l, q) = (i128::from(mark), i128::from(limit), i128::from(fill_qty));
         let worst = |b: i128, sl: i128| (s + b).abs().max((s - sl).abs());
         let before_j = worst(ob, os) * at.initial;
         let after_j = worst(ob + bd, os + sd) * at.initial;
@@ -236,7 +236,7 @@ impl Ledger {
             Side::Buy => (l - o).max(0) * q * k,
             Side::Sell => (o - l).max(0) * q * k,
         };
-        let taker_fee = i128::from(m.params.taker_fee.0.max(0));
+        let taker_fee = i128::from(m.params.taker_fee).max(0);
         let fee = if taker_fee == 0 { 0 } else { ceil_div(l * q * k * taker_fee, PPM) };
         let equity_after = h.equity - slippage - fee;
         let opposite = (side == Side::Buy && size < 0) || (side == Side::Sell && size > 0);
@@ -255,11 +255,7 @@ impl Ledger {
     /// Records resting quantity entering (`delta > 0`) or leaving (`< 0`) the book.
     pub fn open_order_delta(&mut self, slot: AccountSlot, instrument: InstrumentId, side: Side, delta: i64) {
         let index = self.funding_index(instrument);
-        let p = self.accounts[slot.index()].position_mut(instrument, index);
-        match side {
-            Side::Buy => p.open_buy += delta,
-            Side::Sell => p.open_sell += delta,
-        }
+        self.accounts[slot.index()].position_mut(instrument, index).add_open(side, delta);
     }
 }
 

@@ -77,8 +77,8 @@ impl Market {
             near_shorts: Buckets::default(),
             multi: BTreeSet::new(),
             window: None,
-            slope_long: i128::from(params.quote_per_tick_lot) * (PPM - i128::from(params.maintenance_margin.0)),
-            slope_short: i128::from(params.quote_per_tick_lot) * (PPM + i128::from(params.maintenance_margin.0)),
+            slope_long: i128::from(params.quote_per_tick_lot) * (PPM - i128::from(params.maintenance_margin)),
+            slope_short: i128::from(params.quote_per_tick_lot) * (PPM + i128::from(params.maintenance_margin)),
         }
     }
 
@@ -117,12 +117,12 @@ impl Market {
     /// Sets (or clears) the mark and the per-lot products that go with it.
     fn set_mark_price(&mut self, price: Option<Price>) {
         self.mark = price.map(|price| {
-            let value = i128::from(price.0) * i128::from(self.params.quote_per_tick_lot);
+            let value = i128::from(price) * i128::from(self.params.quote_per_tick_lot);
             Mark {
                 price,
                 value,
-                maintenance: value * i128::from(self.params.maintenance_margin.0),
-                initial: value * i128::from(self.params.initial_margin.0),
+                maintenance: value * i128::from(self.params.maintenance_margin),
+                initial: value * i128::from(self.params.initial_margin),
             }
         });
     }
@@ -166,7 +166,7 @@ impl Ledger {
     /// Sets a market's mark price and collects (into `out`, unsorted, possibly with
     /// duplicates) the accounts that may now be below maintenance.
     pub fn set_mark(&mut self, instrument: InstrumentId, price: Price, out: &mut Vec<AccountSlot>) {
-        let Some(m) = self.markets.get_mut(instrument.0 as usize) else { return };
+        let Some(m) = self.markets.get_mut(instrument.index()) else { return };
         m.set_mark_price(Some(price));
         let p = price.0;
         if m.window.is_none_or(|g| p < g.lo || p > g.hi) {
@@ -185,7 +185,7 @@ impl Ledger {
                 self.reindex(AccountSlot(s));
             }
         }
-        let m = &self.markets[instrument.0 as usize];
+        let m = &self.markets[instrument.index()];
         let g = m.window.unwrap_or(window_at(p));
         let key_of =
             |s: u32| self.accounts[s as usize].position(instrument).and_then(|p| p.liq_key?.threshold()).unwrap_or(0);
@@ -221,10 +221,10 @@ impl Ledger {
         asks: impl Iterator<Item = (Price, Qty)>,
         out: &mut Vec<AccountSlot>,
     ) -> Option<(Ppb, i128)> {
-        let m = self.markets.get_mut(instrument.0 as usize)?;
+        let m = self.markets.get_mut(instrument.index())?;
         let mark = m.mark?.price;
         let (k, p) = (m.params.quote_per_tick_lot, m.params);
-        let notional = i128::from(p.impact_notional.0);
+        let notional = i128::from(p.impact_notional);
         let ib = formulas::impact_price(bids, notional, k);
         let ia = formulas::impact_price(asks, notional, k);
         let rate = formulas::funding_rate(ib, ia, mark, p.funding_interest, p.funding_clamp);
@@ -250,7 +250,7 @@ impl Ledger {
         let count = self.accounts[slot.index()].positions.len();
         for i in 0..count {
             let p: Position = self.accounts[slot.index()].positions[i];
-            let m = &mut self.markets[p.instrument.0 as usize];
+            let m = &mut self.markets[p.instrument.index()];
             let key = m.index_key(p.size, hscaled);
             if key != p.liq_key {
                 let (old_side, new_side) = (p.liq_key.map(|k| k.long), key.map(|k| k.long));

@@ -126,12 +126,12 @@ impl Ledger {
 
     /// A market's mark price.
     pub fn mark(&self, instrument: InstrumentId) -> Option<Price> {
-        self.markets.get(instrument.0 as usize).and_then(|m| m.mark.map(|x| x.price))
+        self.markets.get(instrument.index()).and_then(|m| m.mark.map(|x| x.price))
     }
 
     /// A market's cumulative funding index (quote micro-units per lot).
     pub fn funding_index(&self, instrument: InstrumentId) -> i128 {
-        self.markets.get(instrument.0 as usize).map_or(0, |m| m.funding_index)
+        self.markets.get(instrument.index()).map_or(0, |m| m.funding_index)
     }
 
     /// The slot of an existing trading account.
@@ -232,7 +232,7 @@ impl Ledger {
     /// Sets a market's mark and funding index as a snapshot recorded them (no liquidation
     /// check: the snapshot was taken after its command's liquidations).
     pub fn restore_market(&mut self, instrument: InstrumentId, mark: Option<Price>, funding_index: i128) {
-        if let Some(m) = self.markets.get_mut(instrument.0 as usize) {
+        if let Some(m) = self.markets.get_mut(instrument.index()) {
             m.restore(mark, funding_index);
         }
     }
@@ -244,7 +244,7 @@ impl Ledger {
         let records: Vec<Position> = positions
             .iter()
             .map(|p| Position { open_buy: 0, open_sell: 0, liq_key: None, liq_place: 0, ..*p })
-            .filter(|p| (p.instrument.0 as usize) < self.markets.len())
+            .filter(|p| (p.instrument.index()) < self.markets.len())
             .collect();
         let a = &mut self.accounts[slot.index()];
         a.collateral = collateral;
