@@ -143,7 +143,7 @@ impl StateMachine {
                 // bankruptcy price of now (closing there leaves the margin ratio unchanged, so
                 // closing piecemeal would not help).
                 let size = self.ledger.account(slot).position(lo.instrument).map_or(0, |p| p.size);
-                rest = self.absorb(id, slot, lo.instrument, lo.side, Qty(size.abs()), bankruptcy, out);
+                rest = self.absorb(&taker, Qty(size.abs()), bankruptcy, out);
             }
             if rest.is_positive() {
                 out.push(Event::LiquidationIncomplete { account: id, instrument: lo.instrument, qty: rest });
@@ -156,20 +156,12 @@ impl StateMachine {
         }
     }
 
-    /// What the book did not absorb of a liquidation order: the insurance fund takes what
-    /// it can at the bankruptcy price, auto-deleveraging closes the rest against ranked
-    /// opposite positions. Returns what is left.
-    #[allow(clippy::too_many_arguments, reason = "one liquidation remainder, fully described")]
-    fn absorb(
-        &mut self,
-        id: AccountId,
-        slot: AccountSlot,
-        instrument: InstrumentId,
-        side: Side,
-        qty: Qty,
-        bankruptcy: ExactPrice,
-        out: &mut Vec<Event>,
-    ) -> Qty {
+    /// What the book did not absorb of the liquidation order `t`, `qty` lots of the
+    /// liquidated account's position: the insurance fund takes what it can at the
+    /// bankruptcy price, auto-deleveraging closes the rest against ranked opposite
+    /// positions. Returns what is left.
+    fn absorb(&mut self, t: &Taker, qty: Qty, bankruptcy: ExactPrice, out: &mut Vec<Event>) -> Qty {
+        let (id, slot, instrument, side) = (t.account, t.slot, t.instrument, t.side);
         let price = formulas::bankruptcy_tick(bankruptcy, side);
         let take = self.ledger.insurance_capacity(instrument, price, qty, side.opposite());
         let mut rest = qty;
