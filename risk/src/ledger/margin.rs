@@ -163,7 +163,13 @@ impl Ledger {
     ///
     /// # Errors
     /// The reject reason.
-    #[inline]
+    ///
+    /// # Performance
+    ///
+    /// Always inlined: each caller passes one kind of [`Change`], so the other kind's code
+    /// folds away and the [`Exposure`] stays in registers (an out-of-line call that read it
+    /// from memory cost 8 instructions per amend, 5 % of the amend path).
+    #[inline(always)]
     pub fn check_exposure(&self, slot: Option<AccountSlot>, exposure: &Exposure) -> Result<Qty, RejectReason> {
         let e = exposure;
         if let Change::Amend { from, repriced: false } = e.change
