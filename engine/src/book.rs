@@ -16,10 +16,10 @@
 //! (`u32` indexes); freed slots go on a free list and are reused, so the steady state
 //! allocates nothing. A level is an intrusive doubly linked FIFO of orders; levels are pooled
 //! the same way and addressed by [`LevelHandle`]s, a distinct type, so that an order's handle
-//! can never index the level pool (or the reverse). Each side of
-//! each book is a [`Ladder`]: the level at a price is found by indexing an array with the
-//! price's distance from the start of a window of ticks, and the best level is kept; when
-//! the best level goes, a bitmap finds the next one (see `ladder.rs`).
+//! can never index the level pool (or the reverse). Each side of each book is a [`Ladder`]:
+//! the level at a price is found by indexing an array with the price's distance from the
+//! start of a window of ticks, and the best level is kept; when the best level goes, a bitmap
+//! finds the next one (see `ladder.rs`).
 //!
 //! # Invariants (checked by [`Books::check_invariants`] after every command in tests)
 //!
@@ -69,12 +69,11 @@
 //! reused (for another price, or the other side at the same price), because every
 //! allocation of a slot bumps its generation. The common one-touch command needs no sort.
 
+use l2x_risk::AccountSlot;
 use l2x_types::{
     AccountId, ClientOrderId, DetMap, Event, InstrumentId, NewOrder, OrderId, Price, Qty, Side, StpMode, TimeInForce,
     Timestamp,
 };
-
-use l2x_risk::AccountSlot;
 
 use crate::ladder::Ladder;
 

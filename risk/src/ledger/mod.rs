@@ -27,8 +27,8 @@
 //! whose exact threshold lies beyond the `i64` range on the safe side). Telling "far" from
 //! "near" needs no division (`(mark − lo) · b ≤ h` for a long). So an account with low
 //! leverage (a long with less than about 2× leverage, a short with less than about 1×) costs
-//! a few multiplications per fill; a leveraged one also moves between
-//! buckets when its key leaves its bucket (a swap-remove and a push). When an oracle price
+//! a few multiplications per fill; a leveraged one also moves between buckets when its key
+//! leaves its bucket (a swap-remove and a push). When an oracle price
 //! leaves the window, the window is re-centred on it and every holder of the instrument
 //! re-keyed and re-bucketed (O(holders), once per halving or doubling of the price) before
 //! the queries, so the queries stay exact. Before the first oracle price there is no
