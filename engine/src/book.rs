@@ -12,12 +12,14 @@
 //!  cids:   DetMap<(account, cid), OrderHandle>       acct_heads[slot] → one list per account
 //! ```
 //!
-//! All resting orders of all instruments live in one slab addressed by `u32` handles; freed
-//! slots go on a free list and are reused, so the steady state allocates nothing. A level is
-//! an intrusive doubly linked FIFO of orders; levels are pooled the same way. Each side of
-//! each book is a [`Ladder`]: the level at a price is found by indexing an array with the
-//! price's distance from the start of a window of ticks, and the best level is kept; when
-//! the best level goes, a bitmap finds the next one (see `ladder.rs`).
+//! All resting orders of all instruments live in one slab addressed by [`OrderHandle`]s
+//! (`u32` indexes); freed slots go on a free list and are reused, so the steady state
+//! allocates nothing. A level is an intrusive doubly linked FIFO of orders; levels are pooled
+//! the same way and addressed by [`LevelHandle`]s, a distinct type, so that an order's handle
+//! can never index the level pool (or the reverse). Each side of each book is a [`Ladder`]:
+//! the level at a price is found by indexing an array with the price's distance from the
+//! start of a window of ticks, and the best level is kept; when the best level goes, a bitmap
+//! finds the next one (see `ladder.rs`).
 //!
 //! # Invariants (checked by [`Books::check_invariants`] after every command in tests)
 //!
@@ -52,7 +54,8 @@
 //! - Memory per side grows with the span of its resting prices in ticks (4 bytes per tick
 //!   plus 1 bit, from 16 KiB up to 16 MiB per side), not with the number of levels; the
 //!   window does not shrink until the side empties.
-//! - Handles are `u32`: at most about 4 billion resting orders and levels.
+//! - Handles are `u32` (`u32::MAX` is `NIL`): at most about 4 billion resting orders and
+//!   levels.
 //!
 //! # Book events
 //!
@@ -66,16 +69,73 @@
 //! reused (for another price, or the other side at the same price), because every
 //! allocation of a slot bumps its generation. The common one-touch command needs no sort.
 
+use l2x_risk::AccountSlot;
 use l2x_types::{
-    AccountId, ClientOrderId, DetMap, Event, InstrumentId, OrderId, Price, Qty, Side, StpMode, TimeInForce, Timestamp,
+    AccountId, ClientOrderId, DetMap, Event, InstrumentId, NewOrder, OrderId, Price, Qty, Side, StpMode, TimeInForce,
+    Timestamp,
 };
 
 use crate::ladder::Ladder;
 
-/// A handle into a slab.
-pub(crate) type Handle = u32;
-/// "No handle" inside intrusive lists only.
-pub(crate) const NIL: Handle = u32::MAX;
+/// A handle to an order: its index in the order slab.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
+#[repr(transparent)]
+pub(crate) struct OrderHandle(u32);
+
+/// A handle to a price level: its index in the level pool.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
+#[repr(transparent)]
+pub(crate) struct LevelHandle(u32);
+
+impl OrderHandle {
+    /// "No order", inside intrusive lists only (a slab never grows to `u32::MAX` orders).
+    pub(crate) const NIL: OrderHandle = OrderHandle(u32::MAX);
+
+    /// The handle of slab index `i`.
+    ///
+    /// # Panics
+    /// If `i` does not fit 32 bits.
+    fn at(i: usize) -> OrderHandle {
+        OrderHandle(u32::try_from(i).expect("fewer than 2^32 - 1 orders"))
+    }
+
+    /// Its index in the slab.
+    #[inline]
+    pub(crate) const fn index(self) -> usize {
+        self.0 as usize
+    }
+
+    /// `true` for [`OrderHandle::NIL`].
+    #[inline]
+    pub(crate) const fn is_nil(self) -> bool {
+        self.0 == u32::MAX
+    }
+}
+
+impl LevelHandle {
+    /// "No level": an order not in a level, a tick of a ladder without one.
+    pub(crate) const NIL: LevelHandle = LevelHandle(u32::MAX);
+
+    /// The handle of pool index `i`.
+    ///
+    /// # Panics
+    /// If `i` does not fit 32 bits.
+    pub(crate) fn at(i: usize) -> LevelHandle {
+        LevelHandle(u32::try_from(i).expect("fewer than 2^32 - 1 levels"))
+    }
+
+    /// Its index in the pool.
+    #[inline]
+    pub(crate) const fn index(self) -> usize {
+        self.0 as usize
+    }
+
+    /// `true` for [`LevelHandle::NIL`].
+    #[inline]
+    pub(crate) const fn is_nil(self) -> bool {
+        self.0 == u32::MAX
+    }
+}
 
 /// A resting order.
 #[derive(Clone, Copy, Debug)]
@@ -93,59 +153,77 @@ pub(crate) struct Order {
     pub(crate) post_only: bool,
     pub(crate) reduce_only: bool,
     pub(crate) stp: StpMode,
-    /// Owning account's slot (per-account list).
-    pub(crate) acct_slot: u32,
-    level: Handle,
-    prev: Handle,
-    next: Handle,
-    acct_prev: Handle,
-    acct_next: Handle,
+    /// Owning account's slot (the per-account list, the ledger's tables).
+    pub(crate) slot: AccountSlot,
+    level: LevelHandle,
+    prev: OrderHandle,
+    next: OrderHandle,
+    acct_prev: OrderHandle,
+    acct_next: OrderHandle,
 }
 
 impl Order {
-    /// A new order not yet linked anywhere.
-    #[allow(clippy::too_many_arguments, reason = "a plain constructor of a plain record")]
-    pub(crate) fn new(
+    /// A new order entering the book at `price` with open quantity `leaves`, having
+    /// executed `filled` while taking liquidity; not yet linked anywhere.
+    pub(crate) fn entering(
+        o: &NewOrder,
         id: OrderId,
-        account: AccountId,
-        acct_slot: u32,
-        cid: ClientOrderId,
-        instrument: InstrumentId,
-        side: Side,
+        slot: AccountSlot,
         price: Price,
         leaves: Qty,
-        tif: TimeInForce,
-        expire_ts: Option<Timestamp>,
-        post_only: bool,
-        reduce_only: bool,
-        stp: StpMode,
+        filled: Qty,
     ) -> Order {
         Order {
             id,
-            account,
-            cid,
-            instrument,
-            side,
+            account: o.account,
+            cid: o.cid,
+            instrument: o.instrument,
+            side: o.side,
             price,
             leaves,
-            filled: Qty::ZERO,
-            tif,
-            expire_ts,
-            post_only,
-            reduce_only,
-            stp,
-            acct_slot,
-            level: NIL,
-            prev: NIL,
-            next: NIL,
-            acct_prev: NIL,
-            acct_next: NIL,
+            filled,
+            tif: o.tif,
+            expire_ts: o.expire_ts,
+            post_only: o.post_only,
+            reduce_only: o.reduce_only,
+            stp: o.stp,
+            slot,
+            level: LevelHandle::NIL,
+            prev: OrderHandle::NIL,
+            next: OrderHandle::NIL,
+            acct_prev: OrderHandle::NIL,
+            acct_next: OrderHandle::NIL,
         }
     }
 
-    /// The next order in its level (FIFO), or [`NIL`].
+    /// A resting order of a snapshot, not yet linked anywhere.
+    pub(crate) fn restored(r: &RestingOrder, slot: AccountSlot) -> Order {
+        Order {
+            id: r.order_id,
+            account: r.account,
+            cid: r.cid,
+            instrument: r.instrument,
+            side: r.side,
+            price: r.price,
+            leaves: r.leaves,
+            filled: r.filled,
+            tif: r.tif,
+            expire_ts: r.expire_ts,
+            post_only: r.post_only,
+            reduce_only: r.reduce_only,
+            stp: r.stp,
+            slot,
+            level: LevelHandle::NIL,
+            prev: OrderHandle::NIL,
+            next: OrderHandle::NIL,
+            acct_prev: OrderHandle::NIL,
+            acct_next: OrderHandle::NIL,
+        }
+    }
+
+    /// The next order in its level (FIFO), or [`OrderHandle::NIL`].
     #[inline]
-    pub(crate) fn next_in_level(&self) -> Handle {
+    pub(crate) fn next_in_level(&self) -> OrderHandle {
         self.next
     }
 }
@@ -153,10 +231,12 @@ impl Order {
 #[derive(Clone, Copy, Debug)]
 struct Level {
     price: Price,
+    /// The orders' total open quantity, in lots: a sum over orders that validation does not
+    /// bound (one of the known limits of `l2x_types`' arithmetic rules).
     qty: i64,
     count: u32,
-    head: Handle,
-    tail: Handle,
+    head: OrderHandle,
+    tail: OrderHandle,
     /// Bumped each time the slot is allocated, so that a touch of a level freed since can
     /// tell it from a new level in the reused slot (see module doc, "Book events").
     generation: u32,
@@ -174,7 +254,7 @@ struct Touch {
     count_before: u32,
     order: u32,
     /// The level touched, and its generation then.
-    level: Handle,
+    level: LevelHandle,
     generation: u32,
 }
 
@@ -231,13 +311,13 @@ pub struct RestingOrder {
 #[derive(Clone, Debug, Default)]
 pub(crate) struct Books {
     orders: Vec<Order>,
-    free_orders: Vec<Handle>,
+    free_orders: Vec<OrderHandle>,
     levels: Vec<Level>,
-    free_levels: Vec<Handle>,
+    free_levels: Vec<LevelHandle>,
     /// `[bids, asks]` per instrument.
     ladders: Vec<[Ladder; 2]>,
-    cids: DetMap<(AccountId, ClientOrderId), Handle>,
-    acct_heads: Vec<Handle>,
+    cids: DetMap<(AccountId, ClientOrderId), OrderHandle>,
+    acct_heads: Vec<OrderHandle>,
     live: usize,
     stamp: u64,
     touches: Vec<Touch>,
@@ -263,17 +343,17 @@ impl Books {
 
     #[inline]
     fn ladder(&self, instrument: InstrumentId, side: Side) -> &Ladder {
-        &self.ladders[instrument.0 as usize][side as usize]
+        &self.ladders[instrument.index()][side as usize]
     }
 
     #[inline]
     fn ladder_mut(&mut self, instrument: InstrumentId, side: Side) -> &mut Ladder {
-        &mut self.ladders[instrument.0 as usize][side as usize]
+        &mut self.ladders[instrument.index()][side as usize]
     }
 
     /// The best level of one side: its price and handle.
     #[inline]
-    pub(crate) fn best(&self, instrument: InstrumentId, side: Side) -> Option<(Price, Handle)> {
+    pub(crate) fn best(&self, instrument: InstrumentId, side: Side) -> Option<(Price, LevelHandle)> {
         self.ladder(instrument, side).best()
     }
 
@@ -282,52 +362,52 @@ impl Books {
         &self,
         instrument: InstrumentId,
         side: Side,
-    ) -> impl Iterator<Item = (Price, Handle)> + '_ {
+    ) -> impl Iterator<Item = (Price, LevelHandle)> + '_ {
         self.ladder(instrument, side).iter()
     }
 
     /// Levels of one side from best to worst as (price, total open quantity).
     pub(crate) fn depth(&self, instrument: InstrumentId, side: Side) -> impl Iterator<Item = (Price, Qty)> + '_ {
-        self.ladder(instrument, side).iter().map(|(p, lv)| (p, Qty(self.levels[lv as usize].qty)))
+        self.ladder(instrument, side).iter().map(|(p, lv)| (p, Qty(self.levels[lv.index()].qty)))
     }
 
     /// First order (oldest) of a level.
     #[inline]
-    pub(crate) fn level_head(&self, level: Handle) -> Handle {
-        self.levels[level as usize].head
+    pub(crate) fn level_head(&self, level: LevelHandle) -> OrderHandle {
+        self.levels[level.index()].head
     }
 
     /// The order behind a handle.
     #[inline]
-    pub(crate) fn order(&self, h: Handle) -> &Order {
-        &self.orders[h as usize]
+    pub(crate) fn order(&self, h: OrderHandle) -> &Order {
+        &self.orders[h.index()]
     }
 
     /// The live order with this (account, cid).
     #[inline]
-    pub(crate) fn find(&self, account: AccountId, cid: ClientOrderId) -> Option<Handle> {
+    pub(crate) fn find(&self, account: AccountId, cid: ClientOrderId) -> Option<OrderHandle> {
         self.cids.get(&(account, cid)).copied()
     }
 
     /// `true` if `h` still holds the live order `id` (handles are reused after free).
     #[inline]
-    pub(crate) fn is_live(&self, h: Handle, id: OrderId) -> bool {
-        self.orders.get(h as usize).is_some_and(|o| o.id == id && o.level != NIL)
+    pub(crate) fn is_live(&self, h: OrderHandle, id: OrderId) -> bool {
+        self.orders.get(h.index()).is_some_and(|o| o.id == id && !o.level.is_nil())
     }
 
     /// Total open quantity and order count at a price (zeros if no level).
     pub(crate) fn level_at(&self, instrument: InstrumentId, side: Side, price: Price) -> (i64, u32) {
         match self.ladder(instrument, side).get(price) {
             Some(lv) => {
-                let lv = &self.levels[lv as usize];
+                let lv = &self.levels[lv.index()];
                 (lv.qty, lv.count)
             }
             None => (0, 0),
         }
     }
 
-    fn touch(&mut self, level: Handle, instrument: InstrumentId, side: Side) {
-        let lv = &mut self.levels[level as usize];
+    fn touch(&mut self, level: LevelHandle, instrument: InstrumentId, side: Side) {
+        let lv = &mut self.levels[level.index()];
         if lv.stamp != self.stamp {
             lv.stamp = self.stamp;
             #[allow(clippy::cast_possible_truncation, reason = "touches per command fit in u32")]
@@ -346,7 +426,7 @@ impl Books {
     }
 
     /// Puts an order at the back of its level (creating the level), and indexes it.
-    pub(crate) fn rest(&mut self, order: Order) -> Handle {
+    pub(crate) fn rest(&mut self, order: Order) -> OrderHandle {
         let (instrument, side, price) = (order.instrument, order.side, order.price);
         let level = match self.ladder(instrument, side).get(price) {
             Some(lv) => {
@@ -370,28 +450,28 @@ impl Books {
 
     /// Takes an order out of its level (removing the level if it empties) but keeps it
     /// allocated and indexed by cid: used by amends that lose priority.
-    pub(crate) fn unlink_from_level(&mut self, h: Handle) {
-        let o = self.orders[h as usize];
+    pub(crate) fn unlink_from_level(&mut self, h: OrderHandle) {
+        let o = self.orders[h.index()];
         let level = o.level;
         self.touch(level, o.instrument, o.side);
-        if o.prev != NIL {
-            self.orders[o.prev as usize].next = o.next;
+        if !o.prev.is_nil() {
+            self.orders[o.prev.index()].next = o.next;
         } else {
-            self.levels[level as usize].head = o.next;
+            self.levels[level.index()].head = o.next;
         }
-        if o.next != NIL {
-            self.orders[o.next as usize].prev = o.prev;
+        if !o.next.is_nil() {
+            self.orders[o.next.index()].prev = o.prev;
         } else {
-            self.levels[level as usize].tail = o.prev;
+            self.levels[level.index()].tail = o.prev;
         }
-        let lv = &mut self.levels[level as usize];
+        let lv = &mut self.levels[level.index()];
         lv.qty -= o.leaves.0;
         lv.count -= 1;
         let empty = lv.count == 0;
-        let node = &mut self.orders[h as usize];
-        node.level = NIL;
-        node.prev = NIL;
-        node.next = NIL;
+        let node = &mut self.orders[h.index()];
+        node.level = LevelHandle::NIL;
+        node.prev = OrderHandle::NIL;
+        node.next = OrderHandle::NIL;
         if empty {
             self.remove_level(o.instrument, o.side, o.price, level);
         }
@@ -400,12 +480,12 @@ impl Books {
     /// Re-inserts an order taken out by [`Books::unlink_from_level`] at the back of the
     /// level of its (possibly new) price and open quantity, adding what it executed while
     /// out of the book to its `filled`.
-    pub(crate) fn relink(&mut self, h: Handle, price: Price, leaves: Qty, filled: Qty) {
+    pub(crate) fn relink(&mut self, h: OrderHandle, price: Price, leaves: Qty, filled: Qty) {
         let (instrument, side) = {
-            let o = &mut self.orders[h as usize];
+            let o = &mut self.orders[h.index()];
             o.price = price;
             o.leaves = leaves;
-            o.filled.0 += filled.0;
+            o.filled = o.filled.saturating_add(filled);
             (o.instrument, o.side)
         };
         let level = match self.ladder(instrument, side).get(price) {
@@ -421,21 +501,21 @@ impl Books {
     }
 
     /// Removes an order entirely: level, cid index, account list, slab.
-    pub(crate) fn remove(&mut self, h: Handle) {
-        if self.orders[h as usize].level != NIL {
+    pub(crate) fn remove(&mut self, h: OrderHandle) {
+        if !self.orders[h.index()].level.is_nil() {
             self.unlink_from_level(h);
         }
         self.forget(h);
     }
 
     /// Frees an order already unlinked from its level (see [`Books::unlink_from_level`]).
-    pub(crate) fn forget(&mut self, h: Handle) {
-        let o = self.orders[h as usize];
+    pub(crate) fn forget(&mut self, h: OrderHandle) {
+        let o = self.orders[h.index()];
         self.cids.remove(&(o.account, o.cid));
         self.unlink_account(h);
-        let node = &mut self.orders[h as usize];
+        let node = &mut self.orders[h.index()];
         node.id = OrderId(0);
-        node.level = NIL;
+        node.level = LevelHandle::NIL;
         self.free_orders.push(h);
         self.live -= 1;
     }
@@ -443,33 +523,33 @@ impl Books {
     /// Reduces a resting order's open quantity by `by` (a fill or a decrement), recording
     /// `filled` for fills. The caller removes the order when it reaches zero.
     #[inline]
-    pub(crate) fn reduce(&mut self, h: Handle, by: Qty, fill: bool) -> Qty {
-        let o = &mut self.orders[h as usize];
-        o.leaves.0 -= by.0;
+    pub(crate) fn reduce(&mut self, h: OrderHandle, by: Qty, fill: bool) -> Qty {
+        let o = &mut self.orders[h.index()];
+        o.leaves = o.leaves.less(by);
         if fill {
-            o.filled.0 += by.0;
+            o.filled = o.filled.saturating_add(by);
         }
         let (level, instrument, side, leaves) = (o.level, o.instrument, o.side, o.leaves);
         self.touch(level, instrument, side);
-        self.levels[level as usize].qty -= by.0;
+        self.levels[level.index()].qty -= by.0;
         leaves
     }
 
     /// Sets a resting order's open quantity in place, keeping its queue position.
-    pub(crate) fn resize_in_place(&mut self, h: Handle, leaves: Qty) {
-        let o = self.orders[h as usize];
+    pub(crate) fn resize_in_place(&mut self, h: OrderHandle, leaves: Qty) {
+        let o = self.orders[h.index()];
         self.touch(o.level, o.instrument, o.side);
-        self.levels[o.level as usize].qty += leaves.0 - o.leaves.0;
-        self.orders[h as usize].leaves = leaves;
+        self.levels[o.level.index()].qty += Qty::change(o.leaves, leaves);
+        self.orders[h.index()].leaves = leaves;
     }
 
     /// The resting orders of an account, by handle, in no particular order.
-    pub(crate) fn account_orders(&self, acct_slot: u32, into: &mut Vec<Handle>) {
+    pub(crate) fn account_orders(&self, slot: AccountSlot, into: &mut Vec<OrderHandle>) {
         into.clear();
-        let mut h = self.acct_heads.get(acct_slot as usize).copied().unwrap_or(NIL);
-        while h != NIL {
+        let mut h = self.acct_heads.get(slot.index()).copied().unwrap_or(OrderHandle::NIL);
+        while !h.is_nil() {
             into.push(h);
-            h = self.orders[h as usize].acct_next;
+            h = self.orders[h.index()].acct_next;
         }
     }
 
@@ -500,7 +580,7 @@ impl Books {
             let (qty, count) = touches[group..end]
                 .iter()
                 .find_map(|t| {
-                    let lv = &self.levels[t.level as usize];
+                    let lv = &self.levels[t.level.index()];
                     (lv.generation == t.generation && lv.count > 0).then_some((lv.qty, lv.count))
                 })
                 .unwrap_or((0, 0));
@@ -526,9 +606,9 @@ impl Books {
         for (i, sides) in self.ladders.iter().enumerate() {
             for side in Side::ALL {
                 for (_, lv) in sides[*side as usize].iter() {
-                    let mut h = self.levels[lv as usize].head;
-                    while h != NIL {
-                        let o = &self.orders[h as usize];
+                    let mut h = self.levels[lv.index()].head;
+                    while !h.is_nil() {
+                        let o = &self.orders[h.index()];
                         #[allow(clippy::cast_possible_truncation, reason = "instrument count fits u32")]
                         all.push(RestingOrder {
                             instrument: InstrumentId(i as u32),
@@ -553,84 +633,85 @@ impl Books {
         all
     }
 
-    fn alloc_order(&mut self, order: Order) -> Handle {
+    fn alloc_order(&mut self, order: Order) -> OrderHandle {
         match self.free_orders.pop() {
             Some(h) => {
-                self.orders[h as usize] = order;
+                self.orders[h.index()] = order;
                 h
             }
             None => {
-                let h = Handle::try_from(self.orders.len()).expect("fewer than 2^32 - 1 orders");
+                let h = OrderHandle::at(self.orders.len());
                 self.orders.push(order);
                 h
             }
         }
     }
 
-    fn alloc_level(&mut self, price: Price) -> Handle {
-        let level = Level { price, qty: 0, count: 0, head: NIL, tail: NIL, generation: 0, stamp: 0 };
+    fn alloc_level(&mut self, price: Price) -> LevelHandle {
+        let level =
+            Level { price, qty: 0, count: 0, head: OrderHandle::NIL, tail: OrderHandle::NIL, generation: 0, stamp: 0 };
         match self.free_levels.pop() {
             Some(h) => {
-                let generation = self.levels[h as usize].generation.wrapping_add(1);
-                self.levels[h as usize] = Level { generation, ..level };
+                let generation = self.levels[h.index()].generation.wrapping_add(1);
+                self.levels[h.index()] = Level { generation, ..level };
                 h
             }
             None => {
-                let h = Handle::try_from(self.levels.len()).expect("fewer than 2^32 - 1 levels");
+                let h = LevelHandle::at(self.levels.len());
                 self.levels.push(level);
                 h
             }
         }
     }
 
-    fn remove_level(&mut self, instrument: InstrumentId, side: Side, price: Price, level: Handle) {
+    fn remove_level(&mut self, instrument: InstrumentId, side: Side, price: Price, level: LevelHandle) {
         let removed = self.ladder_mut(instrument, side).remove(price);
         debug_assert_eq!(removed, level, "the ladder held another level at {price:?}");
         self.free_levels.push(level);
     }
 
-    fn append_to_level(&mut self, h: Handle, level: Handle) {
-        let lv = &mut self.levels[level as usize];
+    fn append_to_level(&mut self, h: OrderHandle, level: LevelHandle) {
+        let lv = &mut self.levels[level.index()];
         let tail = lv.tail;
         lv.tail = h;
-        if tail == NIL {
+        if tail.is_nil() {
             lv.head = h;
         }
-        lv.qty += self.orders[h as usize].leaves.0;
+        lv.qty += self.orders[h.index()].leaves.0;
         lv.count += 1;
-        if tail != NIL {
-            self.orders[tail as usize].next = h;
+        if !tail.is_nil() {
+            self.orders[tail.index()].next = h;
         }
-        let o = &mut self.orders[h as usize];
+        let o = &mut self.orders[h.index()];
         o.level = level;
         o.prev = tail;
-        o.next = NIL;
+        o.next = OrderHandle::NIL;
     }
 
-    fn link_account(&mut self, h: Handle) {
-        let slot = self.orders[h as usize].acct_slot as usize;
+    fn link_account(&mut self, h: OrderHandle) {
+        let slot = self.orders[h.index()].slot.index();
         if self.acct_heads.len() <= slot {
-            self.acct_heads.resize(slot + 1, NIL);
+            self.acct_heads.resize(slot + 1, OrderHandle::NIL);
         }
         let head = self.acct_heads[slot];
-        if head != NIL {
-            self.orders[head as usize].acct_prev = h;
+        if !head.is_nil() {
+            self.orders[head.index()].acct_prev = h;
         }
-        let o = &mut self.orders[h as usize];
-        o.acct_prev = NIL;
+        let o = &mut self.orders[h.index()];
+        o.acct_prev = OrderHandle::NIL;
         o.acct_next = head;
         self.acct_heads[slot] = h;
     }
 
-    fn unlink_account(&mut self, h: Handle) {
-        let o = self.orders[h as usize];
-        if o.acct_prev != NIL {
-            self.orders[o.acct_prev as usize].acct_next = o.acct_next;
+    fn unlink_account(&mut self, h: OrderHandle) {
+        let o = self.orders[h.index()];
+        if !o.acct_prev.is_nil() {
+            self.orders[o.acct_prev.index()].acct_next = o.acct_next;
         } else {
-            self.acct_heads[o.acct_slot as usize] = o.acct_next;
+            self.acct_heads[o.slot.index()] = o.acct_next;
         }
-        if o.acct_next != NIL {
-            self.orders[o.acct_next as usize].acct_prev = o.acct_prev;
+        if !o.acct_next.is_nil() {
+            self.orders[o.acct_next.index()].acct_prev = o.acct_prev;
         }
     }
 
@@ -644,7 +725,7 @@ impl Books {
             for side in Side::ALL {
                 let ladder = &sides[*side as usize];
                 ladder.check_invariants().map_err(|e| format!("instrument {i} ladder: {e}"))?;
-                let levels: Vec<(Price, Handle)> = ladder.iter().collect();
+                let levels: Vec<(Price, LevelHandle)> = ladder.iter().collect();
                 for w in levels.windows(2) {
                     if rank(*side, w[0].0) <= rank(*side, w[1].0) {
                         return Err(format!("instrument {i} {side}: levels not strictly best first at {:?}", w));
@@ -654,17 +735,17 @@ impl Books {
                     return Err(format!("instrument {i} {side}: {} levels, ladder len {}", levels.len(), ladder.len()));
                 }
                 for (price, lv) in levels {
-                    let level = &self.levels[lv as usize];
+                    let level = &self.levels[lv.index()];
                     if level.price != price || level.count == 0 {
                         return Err(format!("instrument {i} {side} {price:?}: bad level {level:?}"));
                     }
-                    let (mut qty, mut count, mut prev, mut h) = (0i64, 0u32, NIL, level.head);
-                    while h != NIL {
-                        let o = &self.orders[h as usize];
+                    let (mut qty, mut count, mut prev, mut h) = (0i64, 0u32, OrderHandle::NIL, level.head);
+                    while !h.is_nil() {
+                        let o = &self.orders[h.index()];
                         if o.level != lv || o.prev != prev || o.price != price || o.side != *side {
                             return Err(format!("order {:?}: links or placement wrong", o.id));
                         }
-                        if o.instrument.0 as usize != i || o.leaves.0 <= 0 || o.id == OrderId(0) {
+                        if o.instrument.index() != i || o.leaves.0 <= 0 || o.id == OrderId(0) {
                             return Err(format!("order {:?}: bad instrument or leaves", o.id));
                         }
                         if self.cids.get(&(o.account, o.cid)) != Some(&h) {
@@ -695,10 +776,10 @@ impl Books {
         }
         let mut in_accounts = 0usize;
         for (slot, &head) in self.acct_heads.iter().enumerate() {
-            let (mut prev, mut h) = (NIL, head);
-            while h != NIL {
-                let o = &self.orders[h as usize];
-                if o.acct_slot as usize != slot || o.acct_prev != prev || o.level == NIL {
+            let (mut prev, mut h) = (OrderHandle::NIL, head);
+            while !h.is_nil() {
+                let o = &self.orders[h.index()];
+                if o.slot.index() != slot || o.acct_prev != prev || o.level.is_nil() {
                     return Err(format!("order {:?}: account list broken", o.id));
                 }
                 in_accounts += 1;

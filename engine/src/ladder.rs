@@ -55,7 +55,7 @@ use std::collections::BTreeMap;
 
 use l2x_types::{Price, Side};
 
-use crate::book::{Handle, NIL};
+use crate::book::LevelHandle;
 
 /// Smallest window, in ticks (a multiple of 4,096, the span of one summary word).
 pub(crate) const MIN_WINDOW: usize = 1 << 12;
@@ -67,12 +67,12 @@ pub(crate) const MAX_WINDOW: usize = 1 << 22;
 pub(crate) struct Ladder {
     side: Side,
     base: i64,
-    slots: Vec<Handle>,
+    slots: Vec<LevelHandle>,
     words: Vec<u64>,
     summary: Vec<u64>,
-    far: BTreeMap<i64, Handle>,
+    far: BTreeMap<i64, LevelHandle>,
     len: usize,
-    best: Option<(Price, Handle)>,
+    best: Option<(Price, LevelHandle)>,
     max_window: usize,
 }
 
@@ -105,7 +105,7 @@ impl Ladder {
 
     /// The best level.
     #[inline]
-    pub(crate) fn best(&self) -> Option<(Price, Handle)> {
+    pub(crate) fn best(&self) -> Option<(Price, LevelHandle)> {
         self.best
     }
 
@@ -136,7 +136,7 @@ impl Ladder {
 
     /// The level at `price`, if any.
     #[inline]
-    pub(crate) fn get(&self, price: Price) -> Option<Handle> {
+    pub(crate) fn get(&self, price: Price) -> Option<LevelHandle> {
         match self.index(price.0) {
             Some(i) => (self.words[i >> 6] >> (i & 63) & 1 == 1).then(|| self.slots[i]),
             None => self.far.get(&price.0).copied(),
@@ -144,7 +144,7 @@ impl Ladder {
     }
 
     /// Adds a level at a price that has none.
-    pub(crate) fn insert(&mut self, price: Price, level: Handle) {
+    pub(crate) fn insert(&mut self, price: Price, level: LevelHandle) {
         debug_assert!(self.get(price).is_none(), "a level at {price:?} already exists");
         let p = price.0;
         if self.index(p).is_none() {
@@ -163,7 +163,7 @@ impl Ladder {
     }
 
     /// Removes the level at `price` (which must exist); returns its handle.
-    pub(crate) fn remove(&mut self, price: Price) -> Handle {
+    pub(crate) fn remove(&mut self, price: Price) -> LevelHandle {
         let p = price.0;
         let (level, index) = match self.index(p) {
             Some(i) => {
@@ -171,9 +171,9 @@ impl Ladder {
                 self.clear(i);
                 (h, Some(i))
             }
-            None => (self.far.remove(&p).unwrap_or(NIL), None),
+            None => (self.far.remove(&p).unwrap_or(LevelHandle::NIL), None),
         };
-        debug_assert!(level != NIL, "no level at {price:?}");
+        debug_assert!(!level.is_nil(), "no level at {price:?}");
         self.len -= 1;
         if self.best.is_some_and(|(b, _)| b == price) {
             // The window's best after the removal: the next level on the worse side of the
@@ -206,7 +206,7 @@ impl Ladder {
 
     // ----- the bitmap --------------------------------------------------------------------
 
-    fn set(&mut self, i: usize, level: Handle) {
+    fn set(&mut self, i: usize, level: LevelHandle) {
         self.slots[i] = level;
         let w = i >> 6;
         self.words[w] |= 1 << (i & 63);
@@ -214,7 +214,7 @@ impl Ladder {
     }
 
     fn clear(&mut self, i: usize) {
-        self.slots[i] = NIL;
+        self.slots[i] = LevelHandle::NIL;
         let w = i >> 6;
         self.words[w] &= !(1 << (i & 63));
         if self.words[w] == 0 {
@@ -285,7 +285,7 @@ impl Ladder {
     }
 
     /// The best level outside the window.
-    fn far_best(&self) -> Option<(i64, Handle)> {
+    fn far_best(&self) -> Option<(i64, LevelHandle)> {
         let e = match self.side {
             Side::Buy => self.far.last_key_value(),
             Side::Sell => self.far.first_key_value(),
@@ -331,7 +331,7 @@ impl Ladder {
 
     /// Re-places every level in a window of `cap` ticks from `base`.
     fn rebuild(&mut self, base: i64, cap: usize) {
-        let mut all: Vec<(i64, Handle)> = self.far.iter().map(|(&p, &h)| (p, h)).collect();
+        let mut all: Vec<(i64, LevelHandle)> = self.far.iter().map(|(&p, &h)| (p, h)).collect();
         let mut i = self.at_or_above(0);
         while let Some(j) = i {
             all.push((self.price_at(j), self.slots[j]));
@@ -340,7 +340,7 @@ impl Ladder {
         self.far.clear();
         self.base = base;
         self.slots.clear();
-        self.slots.resize(cap, NIL);
+        self.slots.resize(cap, LevelHandle::NIL);
         self.words.clear();
         self.words.resize(cap / 64, 0);
         self.summary.clear();
@@ -376,7 +376,7 @@ impl Ladder {
             let mut bits = word;
             while bits != 0 {
                 let i = (w << 6) | bits.trailing_zeros() as usize;
-                if self.slots[i] == NIL {
+                if self.slots[i].is_nil() {
                     return Err(format!("{}: tick {i} is marked but holds no level", self.side));
                 }
                 bits &= bits - 1;
@@ -407,15 +407,15 @@ pub(crate) struct Levels<'a> {
     ladder: &'a Ladder,
     /// The next window level, best first.
     window: Option<usize>,
-    far: std::collections::btree_map::Iter<'a, i64, Handle>,
-    far_next: Option<(i64, Handle)>,
+    far: std::collections::btree_map::Iter<'a, i64, LevelHandle>,
+    far_next: Option<(i64, LevelHandle)>,
     started: bool,
 }
 
 impl Iterator for Levels<'_> {
-    type Item = (Price, Handle);
+    type Item = (Price, LevelHandle);
 
-    fn next(&mut self) -> Option<(Price, Handle)> {
+    fn next(&mut self) -> Option<(Price, LevelHandle)> {
         let l = self.ladder;
         if !self.started {
             self.started = true;
@@ -444,7 +444,7 @@ impl Iterator for Levels<'_> {
 }
 
 impl Levels<'_> {
-    fn next_far(&mut self) -> Option<(i64, Handle)> {
+    fn next_far(&mut self) -> Option<(i64, LevelHandle)> {
         let e = match self.ladder.side {
             Side::Buy => self.far.next_back(),
             Side::Sell => self.far.next(),
@@ -459,9 +459,14 @@ mod tests {
 
     use super::*;
 
+    /// Level handle `i` (the ladder only stores handles; which ones is the caller's business).
+    fn lv(i: usize) -> LevelHandle {
+        LevelHandle::at(i)
+    }
+
     /// The reference: an ordered map, best first by iteration direction.
-    fn reference_levels(side: Side, r: &BTreeMap<i64, Handle>) -> Vec<(Price, Handle)> {
-        let v: Vec<(Price, Handle)> = r.iter().map(|(&p, &h)| (Price(p), h)).collect();
+    fn reference_levels(side: Side, r: &BTreeMap<i64, LevelHandle>) -> Vec<(Price, LevelHandle)> {
+        let v: Vec<(Price, LevelHandle)> = r.iter().map(|(&p, &h)| (Price(p), h)).collect();
         match side {
             Side::Buy => v.into_iter().rev().collect(),
             Side::Sell => v,
@@ -472,30 +477,30 @@ mod tests {
     fn best_moves_to_the_next_level_on_the_worse_side() {
         let mut bids = Ladder::new(Side::Buy);
         for (p, h) in [(100, 1), (90, 2), (5_000, 3), (99, 4)] {
-            bids.insert(Price(p), h);
+            bids.insert(Price(p), lv(h));
         }
-        assert_eq!(bids.best(), Some((Price(5_000), 3)));
+        assert_eq!(bids.best(), Some((Price(5_000), lv(3))));
         bids.remove(Price(5_000));
-        assert_eq!(bids.best(), Some((Price(100), 1)));
+        assert_eq!(bids.best(), Some((Price(100), lv(1))));
         bids.remove(Price(100));
-        assert_eq!(bids.best(), Some((Price(99), 4)));
-        assert_eq!(bids.iter().collect::<Vec<_>>(), vec![(Price(99), 4), (Price(90), 2)]);
+        assert_eq!(bids.best(), Some((Price(99), lv(4))));
+        assert_eq!(bids.iter().collect::<Vec<_>>(), vec![(Price(99), lv(4)), (Price(90), lv(2))]);
         bids.check_invariants().unwrap();
     }
 
     #[test]
     fn levels_beyond_the_largest_window_go_far_and_the_window_follows_the_best() {
         let mut asks = Ladder::with_max_window(Side::Sell, MIN_WINDOW);
-        asks.insert(Price(1_000_000), 1);
-        asks.insert(Price(10), 2); // too far for one window: the best moves, the window follows
-        assert_eq!(asks.best(), Some((Price(10), 2)));
+        asks.insert(Price(1_000_000), lv(1));
+        asks.insert(Price(10), lv(2)); // too far for one window: the best moves, the window follows
+        assert_eq!(asks.best(), Some((Price(10), lv(2))));
         assert!(asks.index(10).is_some() && asks.far.contains_key(&1_000_000));
-        asks.insert(Price(20), 3);
+        asks.insert(Price(20), lv(3));
         asks.check_invariants().unwrap();
         assert_eq!(asks.iter().map(|(p, _)| p.0).collect::<Vec<_>>(), vec![10, 20, 1_000_000]);
         asks.remove(Price(10));
         asks.remove(Price(20));
-        assert_eq!(asks.best(), Some((Price(1_000_000), 1)));
+        assert_eq!(asks.best(), Some((Price(1_000_000), lv(1))));
         asks.check_invariants().unwrap();
     }
 
@@ -514,15 +519,15 @@ mod tests {
         ) {
             let side = if buy { Side::Buy } else { Side::Sell };
             let mut ladder = Ladder::with_max_window(side, if small { MIN_WINDOW } else { 1 << 14 });
-            let mut reference: BTreeMap<i64, Handle> = BTreeMap::new();
-            let mut next: Handle = 0;
+            let mut reference: BTreeMap<i64, LevelHandle> = BTreeMap::new();
+            let mut next = 0;
             for (add, cluster, offset) in ops {
                 // Four clusters of 3,000 ticks: the middle two fit the larger window together,
                 // the first does not with them, the last is far from all.
                 let price = [1, 10_000, 12_000, 3_000_000][usize::from(cluster)] + offset;
                 if add && !reference.contains_key(&price) {
-                    ladder.insert(Price(price), next);
-                    reference.insert(price, next);
+                    ladder.insert(Price(price), lv(next));
+                    reference.insert(price, lv(next));
                     next += 1;
                 } else if !add {
                     // Remove the nearest existing level at or above the price, if any.

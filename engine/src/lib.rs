@@ -30,4 +30,4 @@ pub mod testing;
 pub use book::RestingOrder;
 pub use canonical::{AccountState, CanonicalState, MatchingState, PositionState, StateHash};
 pub use l2x_types::bytes::DecodeError;
-pub use state::{RestoreError, StateMachine};
+pub use state::{ListingError, RestoreError, StateMachine};

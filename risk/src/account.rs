@@ -6,7 +6,7 @@
 //! funding index it last settled at, and its open orders per side. Unrealised PnL at mark
 //! `m` is `size · m · k − cost` (k = micro-units per tick-lot).
 
-use l2x_types::{Holder, InstrumentId, Side};
+use l2x_types::{Fraction, Holder, InstrumentId, Price, Qty, Side};
 
 use crate::math::ceil_div;
 
@@ -39,8 +39,31 @@ pub struct Position {
 pub(crate) struct IndexKey {
     /// In the longs' set (else the shorts').
     pub(crate) long: bool,
-    /// The threshold mark, or the far sentinel (`i64::MIN` long, `i64::MAX` short).
-    pub(crate) key: i64,
+    /// The threshold mark, or far.
+    pub(crate) key: Key,
+}
+
+/// The mark at which a position's account crosses maintenance, as far as the liquidation
+/// index needs to know it (see the ledger's module doc, "The window").
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Key {
+    /// No mark inside the market's window can liquidate it (nor can any `i64` mark, when its
+    /// exact threshold lies beyond the `i64` range on the safe side): it sits in no bucket.
+    Far,
+    /// The threshold mark, saturated to `i64`: a long is liquidatable when the mark is below
+    /// it, a short when the mark is above it.
+    At(i64),
+}
+
+impl IndexKey {
+    /// The threshold mark, unless far.
+    #[inline]
+    pub(crate) fn threshold(self) -> Option<i64> {
+        match self.key {
+            Key::Far => None,
+            Key::At(t) => Some(t),
+        }
+    }
 }
 
 impl Position {
@@ -59,13 +82,14 @@ impl Position {
         }
     }
 
-    /// Average entry price in ticks, exact as a fraction `cost / (size · k)`; `None` when
-    /// flat. Returned as (numerator, denominator) with a positive denominator.
-    pub fn entry(&self, quote_per_tick_lot: i64) -> Option<(i128, i128)> {
-        (self.size != 0).then(|| {
-            let den = i128::from(self.size) * i128::from(quote_per_tick_lot);
-            if den < 0 { (-self.cost, -den) } else { (self.cost, den) }
-        })
+    /// Adds `delta` lots to the open quantity of the resting orders on `side` (the total is
+    /// one of the known limits of `l2x_types`' arithmetic rules: below 2⁶³ lots).
+    #[inline]
+    pub(crate) fn add_open(&mut self, side: Side, delta: i64) {
+        match side {
+            Side::Buy => self.open_buy += delta,
+            Side::Sell => self.open_sell += delta,
+        }
     }
 
     /// The worse-side open exposure used by the initial requirement:
@@ -150,19 +174,8 @@ impl Account {
         self.collateral = crate::math::saturate(i128::from(self.collateral) + amount);
     }
 
-    /// Settles funding of one position against the instrument's index; returns what was
-    /// paid (positive reduces collateral). Exact: the index is in micro-units per lot.
-    pub(crate) fn settle_funding(&mut self, instrument: InstrumentId, index: i128) -> i128 {
-        let Ok(i) = self.positions.binary_search_by_key(&instrument, |p| p.instrument) else { return 0 };
-        let p = &mut self.positions[i];
-        let paid = i128::from(p.size) * (index - p.funding_index);
-        p.funding_index = index;
-        self.credit(-paid);
-        paid
-    }
-
-    /// Applies a fill of `qty` lots at `price` ticks on `side`, with fee fraction `fee_ppm`
-    /// (ppm of notional, rounded up: against the account). Realised PnL on the closed part
+    /// Applies a fill of `qty` lots at `price` ticks on `side`, with fee fraction `fee` of
+    /// the notional (rounded up: against the account). Realised PnL on the closed part
     /// uses the closed share of the cost rounded up (`⌈cost · closed / |size|⌉`), which is
     /// against the account for longs and shorts alike. Returns the effect; the fee is
     /// the caller's to credit to the fee account.
@@ -172,14 +185,14 @@ impl Account {
         &mut self,
         instrument: InstrumentId,
         side: Side,
-        price: i64,
-        qty: i64,
+        price: Price,
+        qty: Qty,
         k: i64,
-        fee_ppm: i64,
+        fee: Fraction,
         funding_index: i128,
     ) -> FillEffect {
         // One lookup for the funding settlement and the fill (a new record starts at the
-        // current index, so it owes no funding, as when settle_funding finds no record).
+        // current index, so it owes no funding).
         let i = self.position_index(instrument, funding_index);
         let funding_paid = {
             let p = &mut self.positions[i];
@@ -189,7 +202,8 @@ impl Account {
         };
         self.credit(-funding_paid);
         let notional = i128::from(price) * i128::from(qty) * i128::from(k);
-        let fee = if fee_ppm == 0 { 0 } else { ceil_div(notional * i128::from(fee_ppm), 1_000_000) };
+        let fee_ppm = i128::from(fee);
+        let fee = if fee_ppm == 0 { 0 } else { ceil_div(notional * fee_ppm, 1_000_000) };
         let p = &mut self.positions[i];
         let d = match side {
             Side::Buy => i128::from(qty),
@@ -215,10 +229,31 @@ impl Account {
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use l2x_types::AccountId;
 
     use super::*;
+
+    /// Average entry price in ticks, exact as a fraction `cost / (size · k)`; `None` when
+    /// flat. Returned as (numerator, denominator) with a positive denominator.
+    fn entry(p: &Position, quote_per_tick_lot: i64) -> Option<(i128, i128)> {
+        (p.size != 0).then(|| {
+            let den = i128::from(p.size) * i128::from(quote_per_tick_lot);
+            if den < 0 { (-p.cost, -den) } else { (p.cost, den) }
+        })
+    }
+
+    /// Settles funding of one position against the instrument's index; returns what was
+    /// paid (positive reduces collateral). Exact: the index is in micro-units per lot.
+    /// (Funding otherwise settles with the position's next fill.)
+    pub(crate) fn settle_funding(a: &mut Account, instrument: InstrumentId, index: i128) -> i128 {
+        let Ok(i) = a.positions.binary_search_by_key(&instrument, |p| p.instrument) else { return 0 };
+        let p = &mut a.positions[i];
+        let paid = i128::from(p.size) * (index - p.funding_index);
+        p.funding_index = index;
+        a.credit(-paid);
+        paid
+    }
 
     const K: i64 = 500; // BTC-PERP: tick 0.5 × lot 0.001 = 500 micro-USDC
     const I: InstrumentId = InstrumentId(0);
@@ -233,12 +268,12 @@ mod tests {
     fn open_then_close_long_realises_exact_pnl() {
         let mut a = acct();
         // Buy 0.1 BTC (100 lots) at 50,000 (100,000 ticks): cost 5,000 USDC, no fee.
-        let e = a.apply_fill(I, Side::Buy, 100_000, 100, K, 0, 0);
+        let e = a.apply_fill(I, Side::Buy, Price(100_000), Qty(100), K, Fraction(0), 0);
         assert_eq!(e, FillEffect { funding_paid: 0, realised: 0, fee: 0 });
         let p = *a.position(I).unwrap();
         assert_eq!((p.size, p.cost), (100, 5_000_000_000));
         // Sell 0.04 BTC at 51,000: realised = 0.04 × 1,000 = 40 USDC.
-        let e = a.apply_fill(I, Side::Sell, 102_000, 40, K, 0, 0);
+        let e = a.apply_fill(I, Side::Sell, Price(102_000), Qty(40), K, Fraction(0), 0);
         assert_eq!(e.realised, 40_000_000);
         let p = *a.position(I).unwrap();
         assert_eq!((p.size, p.cost), (60, 3_000_000_000));
@@ -248,13 +283,13 @@ mod tests {
     #[test]
     fn a_fill_through_zero_flips_the_position_at_the_fill_price() {
         let mut a = acct();
-        a.apply_fill(I, Side::Sell, 100_000, 10, K, 0, 0); // short 0.01 at 50,000
+        a.apply_fill(I, Side::Sell, Price(100_000), Qty(10), K, Fraction(0), 0); // short 0.01 at 50,000
         // Buy 0.03 at 49,000: closes 0.01 (+10 USDC), opens long 0.02 at 49,000.
-        let e = a.apply_fill(I, Side::Buy, 98_000, 30, K, 0, 0);
+        let e = a.apply_fill(I, Side::Buy, Price(98_000), Qty(30), K, Fraction(0), 0);
         assert_eq!(e.realised, 10_000_000);
         let p = *a.position(I).unwrap();
         assert_eq!((p.size, p.cost), (20, 20 * 98_000 * 500));
-        assert_eq!(p.entry(K), Some((980_000_000, 10_000)));
+        assert_eq!(entry(&p, K), Some((980_000_000, 10_000)));
     }
 
     #[test]
@@ -262,14 +297,14 @@ mod tests {
         // Long 3 lots with cost 1,000 (not divisible by 3): closing 1 lot takes ⌈333.3⌉ = 334.
         let mut a = acct();
         a.positions.push(Position { size: 3, cost: 1_000, ..Position::new(I, 0) });
-        let e = a.apply_fill(I, Side::Sell, 1, 1, 1, 0, 0);
+        let e = a.apply_fill(I, Side::Sell, Price(1), Qty(1), 1, Fraction(0), 0);
         assert_eq!(e.realised, 1 - 334);
         assert_eq!(a.position(I).unwrap().cost, 666);
         // Short 3 lots with cost −1,000: closing 1 lot takes ⌈−333.3⌉ = −333, so the
         // short's profit is 333 − price (not 334 − price).
         let mut b = acct();
         b.positions.push(Position { size: -3, cost: -1_000, ..Position::new(I, 0) });
-        let e = b.apply_fill(I, Side::Buy, 1, 1, 1, 0, 0);
+        let e = b.apply_fill(I, Side::Buy, Price(1), Qty(1), 1, Fraction(0), 0);
         assert_eq!(e.realised, 333 - 1);
         assert_eq!(b.position(I).unwrap().cost, -667);
     }
@@ -278,10 +313,10 @@ mod tests {
     fn fees_round_up_and_rebates_round_towards_zero() {
         let mut a = acct();
         // Notional 1,001 micro-units at 0.05 % taker: 0.5005 → 1.
-        let e = a.apply_fill(I, Side::Buy, 1_001, 1, 1, 500, 0);
+        let e = a.apply_fill(I, Side::Buy, Price(1_001), Qty(1), 1, Fraction(500), 0);
         assert_eq!(e.fee, 1);
         // Maker rebate −0.02 % on 1,001: −0.2002 → 0 (the account is not paid the dust).
-        let e = a.apply_fill(I, Side::Sell, 1_001, 1, 1, -200, 0);
+        let e = a.apply_fill(I, Side::Sell, Price(1_001), Qty(1), 1, Fraction(-200), 0);
         assert_eq!(e.fee, 0);
     }
 
@@ -292,7 +327,7 @@ mod tests {
         let mut a = acct();
         for (side, price, qty) in fills {
             let before = i128::from(a.collateral) - a.position(I).map_or(0, |p| p.cost);
-            let e = a.apply_fill(I, side, price, qty, 7, 250, 0);
+            let e = a.apply_fill(I, side, Price(price), Qty(qty), 7, Fraction(250), 0);
             let after = i128::from(a.collateral) - a.position(I).unwrap().cost;
             let flow = i128::from(price * qty * 7) * if side == Side::Buy { -1 } else { 1 };
             assert_eq!(after - before, flow - e.fee, "{side:?} {price} {qty}");
@@ -302,11 +337,11 @@ mod tests {
     #[test]
     fn funding_settles_exactly_against_the_index() {
         let mut a = acct();
-        a.apply_fill(I, Side::Buy, 100_000, 100, K, 0, 1_000);
+        a.apply_fill(I, Side::Buy, Price(100_000), Qty(100), K, Fraction(0), 1_000);
         // Index rises by 25 micro-units per lot: a 100-lot long pays 2,500.
-        assert_eq!(a.settle_funding(I, 1_025), 2_500);
+        assert_eq!(settle_funding(&mut a, I, 1_025), 2_500);
         assert_eq!(a.collateral, 10_000_000_000 - 2_500);
-        assert_eq!(a.settle_funding(I, 1_025), 0);
+        assert_eq!(settle_funding(&mut a, I, 1_025), 0);
     }
 
     #[test]

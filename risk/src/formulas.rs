@@ -11,6 +11,54 @@ use crate::math::{ceil_div, floor_div, saturate, trunc_div};
 const PPM: i128 = 1_000_000;
 const PPB: i128 = 1_000_000_000;
 
+/// A price in ticks as an exact fraction `num / den` of ticks, `den > 0`: a bankruptcy price
+/// or an impact price, which fall between ticks. Not reduced: equality compares the two
+/// numbers as they were formed.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct ExactPrice {
+    num: i128,
+    den: i128,
+}
+
+impl ExactPrice {
+    /// `num / den` ticks.
+    ///
+    /// # Errors
+    /// `None` unless `den > 0`.
+    #[inline]
+    pub const fn try_new(num: i128, den: i128) -> Option<ExactPrice> {
+        if den > 0 { Some(ExactPrice { num, den }) } else { None }
+    }
+
+    /// For formulas whose denominator is positive by construction (a maintenance
+    /// requirement of an open position, a quantity of lots times `k`).
+    #[inline]
+    const fn positive(num: i128, den: i128) -> ExactPrice {
+        debug_assert!(den > 0, "an exact price needs a positive denominator");
+        ExactPrice { num, den }
+    }
+
+    /// The numerator, in ticks times [`ExactPrice::den`].
+    #[inline]
+    pub const fn num(self) -> i128 {
+        self.num
+    }
+
+    /// The denominator, positive.
+    #[inline]
+    pub const fn den(self) -> i128 {
+        self.den
+    }
+}
+
+/// A whole number of ticks.
+impl From<Price> for ExactPrice {
+    #[inline]
+    fn from(p: Price) -> ExactPrice {
+        ExactPrice { num: i128::from(p), den: 1 }
+    }
+}
+
 /// The liquidation prices of one position of an account below maintenance, after
 /// dYdX v4 (`x/clob/keeper/liquidations.go`).
 ///
@@ -27,8 +75,8 @@ const PPB: i128 = 1_000_000_000;
 ///   rounded towards the account's side (up for a sell, down for a buy).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct LiquidationPrices {
-    /// Bankruptcy price as an exact fraction of ticks: `(numerator, denominator > 0)`.
-    pub bankruptcy: (i128, i128),
+    /// Bankruptcy price, exact.
+    pub bankruptcy: ExactPrice,
     /// Fillable price in ticks (rounded towards the account).
     pub fillable: Price,
     /// The limit of the liquidation order, in ticks.
@@ -49,16 +97,16 @@ pub fn liquidation_prices(
     ba: Fraction,
     smmr: Fraction,
 ) -> LiquidationPrices {
-    let o = i128::from(oracle.0);
-    let mmf = i128::from(mmf.0);
+    let o = i128::from(oracle);
+    let mmf = i128::from(mmf);
     let long = size > 0;
     // ABR in ppm, rounded down (a narrower spread: the account's favour), clamped to [0, 1].
-    let abr_ppm = floor_div(i128::from(ba.0) * (tmmr_scaled - PPM * tnc), tmmr_scaled).clamp(0, PPM);
+    let abr_ppm = floor_div(i128::from(ba) * (tmmr_scaled - PPM * tnc), tmmr_scaled).clamp(0, PPM);
     // Spread ABR · SMMR · MMF in ppb (ppm³ / 10⁹), rounded down.
-    let spread_ppb = abr_ppm * i128::from(smmr.0) * mmf / PPB;
+    let spread_ppb = abr_ppm * i128::from(smmr) * mmf / PPB;
     // BP = o · (TMMR_scaled ∓ TNC · MMF_ppm) / TMMR_scaled.
     let bp_num = o * if long { tmmr_scaled - tnc * mmf } else { tmmr_scaled + tnc * mmf };
-    let bankruptcy = (bp_num, tmmr_scaled);
+    let bankruptcy = ExactPrice::positive(bp_num, tmmr_scaled);
     let (fillable, limit) = if long {
         let fp = ceil_div(o * (PPB - spread_ppb), PPB);
         (fp, fp.max(ceil_div(bp_num, tmmr_scaled)))
@@ -71,8 +119,8 @@ pub fn liquidation_prices(
 
 /// The bankruptcy price rounded to a tick in the liquidated account's favour (up when it
 /// sells, down when it buys): the price of an insurance-fund takeover or an ADL close.
-pub fn bankruptcy_tick(bankruptcy: (i128, i128), side_of_account: Side) -> Price {
-    let (num, den) = bankruptcy;
+pub fn bankruptcy_tick(bankruptcy: ExactPrice, side_of_account: Side) -> Price {
+    let (num, den) = (bankruptcy.num, bankruptcy.den);
     let p = match side_of_account {
         Side::Sell => ceil_div(num, den),
         Side::Buy => floor_div(num, den),
@@ -88,8 +136,8 @@ pub fn bankruptcy_tick(bankruptcy: (i128, i128), side_of_account: Side) -> Price
 /// zero) improves by `o·k·MMF − 1e6·|o − L|·k − L·k·fee`; the answer is
 /// `⌈−h / that⌉`, at least 1 and at most `|size|`.
 pub fn liquidation_qty(size: i64, oracle: Price, limit: Price, k: i64, mmf: Fraction, fee: Fraction, h: i128) -> Qty {
-    let (o, l, k) = (i128::from(oracle.0), i128::from(limit.0), i128::from(k));
-    let per_lot = o * k * i128::from(mmf.0) - PPM * (o - l).abs() * k - l * k * i128::from(fee.0);
+    let (o, l, k) = (i128::from(oracle), i128::from(limit), i128::from(k));
+    let per_lot = o * k * i128::from(mmf) - PPM * (o - l).abs() * k - l * k * i128::from(fee);
     let whole = i128::from(size).abs();
     if per_lot <= 0 || h >= 0 {
         return Qty(saturate(whole));
@@ -106,15 +154,15 @@ pub fn liquidation_fee(
     qty: Qty,
     k: i64,
     fee: Fraction,
-    bankruptcy: (i128, i128),
+    bankruptcy: ExactPrice,
 ) -> i128 {
-    let notional = i128::from(price.0) * i128::from(qty.0) * i128::from(k);
-    let full = ceil_div(notional * i128::from(fee.0), PPM);
-    let (num, den) = bankruptcy;
+    let notional = i128::from(price) * i128::from(qty) * i128::from(k);
+    let full = ceil_div(notional * i128::from(fee), PPM);
+    let (num, den) = (bankruptcy.num, bankruptcy.den);
     // (price − BP) · qty · k for a sell, (BP − price) · qty · k for a buy, rounded down.
     let better = match side_of_account {
-        Side::Sell => floor_div((i128::from(price.0) * den - num) * i128::from(qty.0) * i128::from(k), den),
-        Side::Buy => floor_div((num - i128::from(price.0) * den) * i128::from(qty.0) * i128::from(k), den),
+        Side::Sell => floor_div((i128::from(price) * den - num) * i128::from(qty) * i128::from(k), den),
+        Side::Buy => floor_div((num - i128::from(price) * den) * i128::from(qty) * i128::from(k), den),
     };
     full.min(better).max(0)
 }
@@ -138,22 +186,23 @@ pub fn adl_rank(upnl: i128, cost: i128, notional: i128, equity: i128) -> i128 {
 }
 
 /// Impact price: the average price, in ticks, of a market order of `impact_notional` quote
-/// micro-units against `levels` (best first), as an exact fraction
-/// `(notional, qty · k)`. The last level is taken in whole lots (rounded up). `None` when
+/// micro-units against `levels` (best first), as the exact fraction
+/// `notional / (qty · k)`. The last level is taken in whole lots (rounded up). `None` when
 /// the side cannot absorb the notional.
-pub fn impact_price(levels: impl Iterator<Item = (Price, Qty)>, impact_notional: i128, k: i64) -> Option<(i128, i128)> {
+pub fn impact_price(levels: impl Iterator<Item = (Price, Qty)>, impact_notional: i128, k: i64) -> Option<ExactPrice> {
     let k = i128::from(k);
     let (mut notional, mut lots) = (0i128, 0i128);
     for (price, qty) in levels {
-        let p = i128::from(price.0);
-        let level_notional = p * i128::from(qty.0) * k;
+        let p = i128::from(price);
+        let level_notional = p * i128::from(qty) * k;
         let remaining = impact_notional - notional;
         if level_notional >= remaining {
             let take = ceil_div(remaining, p * k);
-            return Some((notional + take * p * k, (lots + take) * k));
+            // Positive: at least the one lot `take` rounds up to (prices are positive).
+            return Some(ExactPrice::positive(notional + take * p * k, (lots + take) * k));
         }
         notional += level_notional;
-        lots += i128::from(qty.0);
+        lots += i128::from(qty);
     }
     None
 }
@@ -164,26 +213,26 @@ pub fn impact_price(levels: impl Iterator<Item = (Price, Qty)>, impact_notional:
 /// premium; a side without depth for the impact notional contributes zero), rounded
 /// towards zero. `index` is the oracle (index) price.
 pub fn funding_rate(
-    impact_bid: Option<(i128, i128)>,
-    impact_ask: Option<(i128, i128)>,
+    impact_bid: Option<ExactPrice>,
+    impact_ask: Option<ExactPrice>,
     index: Price,
     interest: Ppb,
     clamp: Ppb,
 ) -> Ppb {
-    let i = i128::from(index.0);
+    let i = i128::from(index);
     // max(0, IB − I) as a fraction over its own denominator, and likewise for the ask.
-    let (a_num, a_den) = impact_bid.map_or((0, 1), |(n, d)| ((n - i * d).max(0), d));
-    let (b_num, b_den) = impact_ask.map_or((0, 1), |(n, d)| ((i * d - n).max(0), d));
+    let (a_num, a_den) = impact_bid.map_or((0, 1), |p| ((p.num - i * p.den).max(0), p.den));
+    let (b_num, b_den) = impact_ask.map_or((0, 1), |p| ((i * p.den - p.num).max(0), p.den));
     let premium = trunc_div((a_num * b_den - b_num * a_den) * PPB, a_den * b_den * i);
-    let c = i128::from(clamp.0);
-    Ppb(saturate((premium + i128::from(interest.0)).clamp(-c, c)))
+    let c = i128::from(clamp);
+    Ppb(saturate((premium + i128::from(interest)).clamp(-c, c)))
 }
 
 /// What one funding tick adds to the cumulative index, in quote micro-units per lot (longs
 /// pay it, shorts receive it): `rate · index price · k`, rounded towards zero. Because
 /// positions net to zero, longs pay exactly what shorts receive: no rounding dust.
 pub fn funding_per_lot(rate: Ppb, index: Price, k: i64) -> i128 {
-    trunc_div(i128::from(rate.0) * i128::from(index.0) * i128::from(k), PPB)
+    trunc_div(i128::from(rate) * i128::from(index) * i128::from(k), PPB)
 }
 
 #[cfg(test)]
@@ -195,6 +244,10 @@ mod tests {
     const BA: Fraction = Fraction(1_000_000);
     const SMMR: Fraction = Fraction(1_500_000);
 
+    fn tick(p: i64) -> ExactPrice {
+        ExactPrice::from(Price(p))
+    }
+
     #[test]
     fn at_maintenance_the_fillable_price_is_the_oracle() {
         // Long 1 BTC (1000 lots) at oracle 50,000 (100,000 ticks): TMMR = 1,500 USDC.
@@ -203,7 +256,7 @@ mod tests {
         let lp = liquidation_prices(1_000, Price(100_000), tnc, tmmr_scaled, MMF, BA, SMMR);
         assert_eq!(lp.fillable, Price(100_000));
         // BP = o·(1 − 1·0.03) = 48,500 (97,000 ticks).
-        assert_eq!(lp.bankruptcy.0 / lp.bankruptcy.1, 97_000);
+        assert_eq!(lp.bankruptcy.num() / lp.bankruptcy.den(), 97_000);
         assert_eq!(lp.limit, Price(100_000));
     }
 
@@ -251,13 +304,13 @@ mod tests {
     fn liquidation_fee_is_capped_at_the_distance_to_bankruptcy() {
         // Sell 10 lots at 100,000 ticks, BP = 99,990 ticks: the fill is 10 ticks · 10 lots ·
         // 500 = 50,000 better than bankrupt. A 1 % fee would be 5,000,000: capped at 50,000.
-        let fee = liquidation_fee(Side::Sell, Price(100_000), Qty(10), K, Fraction(10_000), (99_990, 1));
+        let fee = liquidation_fee(Side::Sell, Price(100_000), Qty(10), K, Fraction(10_000), tick(99_990));
         assert_eq!(fee, 50_000);
         // Far from bankruptcy the fee is the full 1 %.
-        let fee = liquidation_fee(Side::Sell, Price(100_000), Qty(10), K, Fraction(10_000), (90_000, 1));
+        let fee = liquidation_fee(Side::Sell, Price(100_000), Qty(10), K, Fraction(10_000), tick(90_000));
         assert_eq!(fee, 5_000_000);
         // Never negative.
-        assert_eq!(liquidation_fee(Side::Buy, Price(100_000), Qty(1), K, Fraction(10_000), (90_000, 1)), 0);
+        assert_eq!(liquidation_fee(Side::Buy, Price(100_000), Qty(1), K, Fraction(10_000), tick(90_000)), 0);
     }
 
     #[test]
@@ -279,20 +332,20 @@ mod tests {
         // Asks 100 × 2 lots, 101 × 10 lots, k = 1; impact notional 400: takes 2 at 100 (200)
         // and ⌈200 / 101⌉ = 2 at 101 (202): average 402 / 4.
         let levels = [(Price(100), Qty(2)), (Price(101), Qty(10))];
-        assert_eq!(impact_price(levels.into_iter(), 400, 1), Some((402, 4)));
+        assert_eq!(impact_price(levels.into_iter(), 400, 1), ExactPrice::try_new(402, 4));
         assert_eq!(impact_price(levels.into_iter(), 10_000, 1), None);
     }
 
     #[test]
     fn funding_rate_is_the_clamped_premium_plus_interest() {
         // Index 1,000; impact bid 1,002 (2/1000 = 0.2 % premium), no ask depth.
-        let r = funding_rate(Some((1_002, 1)), None, Price(1_000), Ppb(100_000), Ppb(10_000_000));
+        let r = funding_rate(Some(tick(1_002)), None, Price(1_000), Ppb(100_000), Ppb(10_000_000));
         assert_eq!(r, Ppb(2_100_000)); // 0.2 % + 0.01 %
         // Impact ask below the index: negative premium.
-        let r = funding_rate(None, Some((997, 1)), Price(1_000), Ppb(0), Ppb(10_000_000));
+        let r = funding_rate(None, Some(tick(997)), Price(1_000), Ppb(0), Ppb(10_000_000));
         assert_eq!(r, Ppb(-3_000_000));
         // Clamped.
-        let r = funding_rate(Some((1_100, 1)), None, Price(1_000), Ppb(0), Ppb(5_000_000));
+        let r = funding_rate(Some(tick(1_100)), None, Price(1_000), Ppb(0), Ppb(5_000_000));
         assert_eq!(r, Ppb(5_000_000));
         // Per lot: 0.21 % of 100,000 ticks × 500 = 105,000 micro-USDC per lot.
         assert_eq!(funding_per_lot(Ppb(2_100_000), Price(100_000), 500), 105_000);

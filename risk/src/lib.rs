@@ -35,12 +35,14 @@ mod math;
 mod params;
 
 pub use account::{Account, FillEffect, Position};
+pub use formulas::ExactPrice;
 pub use l2x_types::{Holder, Ppb};
-pub use ledger::{Fill, Health, Ledger, LiquidationOrder, fraction_of};
+pub use ledger::{Change, Exposure, Fill, Health, Ledger, LiquidationOrder};
 pub use params::{LiquidationParams, MarketParams, ParamsError};
 
 /// A dense index of an account in every per-account table.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
+#[repr(transparent)]
 pub struct AccountSlot(pub u32);
 
 impl AccountSlot {

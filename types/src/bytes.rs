@@ -20,6 +20,13 @@ pub struct Reader<'a> {
     pos: usize,
 }
 
+/// The position and the length, not the bytes (a snapshot is megabytes).
+impl core::fmt::Debug for Reader<'_> {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        f.debug_struct("Reader").field("pos", &self.pos).field("len", &self.buf.len()).finish()
+    }
+}
+
 impl<'a> Reader<'a> {
     /// A reader at the start of `buf`.
     pub fn new(buf: &'a [u8]) -> Reader<'a> {

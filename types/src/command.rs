@@ -133,7 +133,8 @@ pub struct MassCancel {
     pub side: Option<Side>,
 }
 
-/// Which kind of command a reject answers (for rejects of commands that are not orders).
+/// The kind of a [`Command`] ([`Command::kind`]): what a reject answers, for every command
+/// (orders and the rest), and the `cmd` name in the scenario format.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 #[repr(u8)]
 pub enum CommandKind {

@@ -47,6 +47,14 @@ id_type!(
     /// A listed instrument: its index in listing order, starting at 0.
     InstrumentId(u32)
 );
+
+impl InstrumentId {
+    /// Its index in every per-instrument table (ids are dense, in listing order).
+    #[inline]
+    pub const fn index(self) -> usize {
+        self.0 as usize
+    }
+}
 id_type!(
     /// A trade (match), assigned in execution order, starting at 1; both sides share it.
     TradeId(u64)

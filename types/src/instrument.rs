@@ -375,88 +375,11 @@ impl Instrument {
     /// [`SpecError`] naming the first field that breaks a rule, and the rule
     /// ([`SpecRule`]) or why the value does not convert to the field's unit.
     pub fn try_new(id: InstrumentId, spec: &InstrumentSpec) -> Result<Instrument, SpecError> {
-        use SpecField as F;
-        use SpecRule as R;
-        let range = |field, value, rule| SpecError::Range { field, value, rule };
-        let increment = |field, value: Decimal| {
-            if value <= Decimal::ZERO
-                || value > Decimal::from(MAX_INCREMENT)
-                || value.normalize().scale() > MAX_INCREMENT_SCALE
-            {
-                Err(range(field, value, R::Increment))
-            } else {
-                Ok(value.normalize())
-            }
-        };
-        let tick_size = increment(F::TickSize, spec.tick_size)?;
-        let lot_size = increment(F::LotSize, spec.lot_size)?;
-        let per_tick_lot = tick_size * lot_size * Decimal::from(Amount::ONE);
-        if !per_tick_lot.fract().is_zero() {
-            return Err(range(F::TickSize, spec.tick_size, R::TickLotWhole));
-        }
-        let quote_per_tick_lot = per_tick_lot
-            .to_i64()
-            .filter(|&q| (1..=MAX_QUOTE_PER_TICK_LOT).contains(&q))
-            .ok_or(range(F::TickSize, spec.tick_size, R::TickLotTooLarge))?;
-
-        let fraction =
-            |field, value| Fraction::from_decimal(value).map_err(|source| SpecError::Inexact { field, source });
-        let initial_margin = fraction(F::InitialMargin, spec.initial_margin)?;
-        let maintenance_margin = fraction(F::MaintenanceMargin, spec.maintenance_margin)?;
-        let price_band = fraction(F::PriceBand, spec.price_band)?;
-        if maintenance_margin.0 <= 0 {
-            return Err(range(F::MaintenanceMargin, spec.maintenance_margin, R::Positive));
-        }
-        if initial_margin <= maintenance_margin || initial_margin > Fraction::ONE {
-            return Err(range(F::InitialMargin, spec.initial_margin, R::AboveMaintenance));
-        }
-        if price_band.0 <= 0 || price_band >= Fraction::ONE {
-            return Err(range(F::PriceBand, spec.price_band, R::OpenUnit));
-        }
-
-        let lots = |field, value| {
-            let units = exact_units(value, lot_size).map_err(|source| SpecError::Inexact { field, source })?;
-            if units <= 0 {
-                return Err(range(field, value, R::Positive));
-            }
-            Ok(Qty(units))
-        };
-        let max_order_qty = lots(F::MaxOrderQty, spec.max_order_qty)?;
-        let max_position_qty = lots(F::MaxPositionQty, spec.max_position_qty)?;
-        if max_order_qty > max_position_qty {
-            return Err(range(F::MaxOrderQty, spec.max_order_qty, R::AboveMaxPosition));
-        }
-
-        let maker_fee = fraction(F::MakerFee, spec.maker_fee)?;
-        let taker_fee = fraction(F::TakerFee, spec.taker_fee)?;
-        for (field, fee, value) in [(F::MakerFee, maker_fee, spec.maker_fee), (F::TakerFee, taker_fee, spec.taker_fee)]
-        {
-            if fee.0.abs() >= Fraction::SCALE {
-                return Err(range(field, value, R::SignedOpenUnit));
-            }
-        }
-        if maker_fee.0 + taker_fee.0 < 0 {
-            return Err(range(F::MakerFee, spec.maker_fee, R::FeesBelowZero));
-        }
-        let liquidation_fee = fraction(F::LiquidationFee, spec.liquidation_fee)?;
-        if liquidation_fee.0 < 0 || liquidation_fee >= Fraction::ONE {
-            return Err(range(F::LiquidationFee, spec.liquidation_fee, R::HalfOpenUnit));
-        }
-        let impact_notional = Amount::from_decimal(spec.impact_notional)
-            .map_err(|source| SpecError::Inexact { field: F::ImpactNotional, source })?;
-        if impact_notional.0 <= 0 {
-            return Err(range(F::ImpactNotional, spec.impact_notional, R::Positive));
-        }
-        let rate = |field, value| Ppb::from_decimal(value).map_err(|source| SpecError::Inexact { field, source });
-        let funding_interest = rate(F::FundingInterest, spec.funding_interest)?;
-        let funding_clamp = rate(F::FundingClamp, spec.funding_clamp)?;
-        if funding_interest.0.abs() >= Ppb::SCALE {
-            return Err(range(F::FundingInterest, spec.funding_interest, R::SignedOpenUnit));
-        }
-        if funding_clamp.0 < 0 || funding_clamp.0 >= Ppb::SCALE {
-            return Err(range(F::FundingClamp, spec.funding_clamp, R::HalfOpenUnit));
-        }
-
+        let (tick_size, lot_size, quote_per_tick_lot) = checked_grid(spec)?;
+        let (initial_margin, maintenance_margin, price_band) = checked_margins(spec)?;
+        let (max_order_qty, max_position_qty) = checked_limits(spec, lot_size)?;
+        let (maker_fee, taker_fee, liquidation_fee) = checked_fees(spec)?;
+        let (impact_notional, funding_interest, funding_clamp) = checked_funding(spec)?;
         Ok(Instrument {
             id,
             symbol: spec.symbol,
@@ -516,18 +439,18 @@ impl Instrument {
 
     /// The exact decimal string of a price.
     pub fn format_price(&self, price: Price) -> String {
-        format_units(i128::from(price.0), self.tick_size)
+        format_units(i128::from(price), self.tick_size)
     }
 
     /// The exact decimal string of a quantity.
     pub fn format_qty(&self, qty: Qty) -> String {
-        format_units(i128::from(qty.0), self.lot_size)
+        format_units(i128::from(qty), self.lot_size)
     }
 
     /// Notional value of `qty` at `price`, in quote micro-units (exact, signed with `qty`).
     #[inline]
     pub fn notional(&self, price: Price, qty: Qty) -> i128 {
-        i128::from(price.0) * i128::from(qty.0) * i128::from(self.quote_per_tick_lot)
+        i128::from(price) * i128::from(qty) * i128::from(self.quote_per_tick_lot)
     }
 
     /// The inclusive range of limit prices allowed at this mark: every tick within
@@ -535,13 +458,123 @@ impl Instrument {
     /// (sell, buy): the band edge rounded to the tick towards the mark.
     #[inline]
     pub fn band(&self, mark: Price) -> (Price, Price) {
-        let mark = i128::from(mark.0);
-        let band = i128::from(self.price_band.0);
+        let mark = i128::from(mark);
+        let band = i128::from(self.price_band);
         let scale = i128::from(Fraction::SCALE);
         let low = -((-(mark * (scale - band))).div_euclid(scale)); // ceil: towards the mark
         let high = (mark * (scale + band)).div_euclid(scale); // floor: towards the mark
         (Price(clamp_i64(low.max(1))), Price(clamp_i64(high)))
     }
+}
+
+fn range(field: SpecField, value: Decimal, rule: SpecRule) -> SpecError {
+    SpecError::Range { field, value, rule }
+}
+
+fn fraction(field: SpecField, value: Decimal) -> Result<Fraction, SpecError> {
+    Fraction::from_decimal(value).map_err(|source| SpecError::Inexact { field, source })
+}
+
+fn rate(field: SpecField, value: Decimal) -> Result<Ppb, SpecError> {
+    Ppb::from_decimal(value).map_err(|source| SpecError::Inexact { field, source })
+}
+
+/// The tick and lot sizes (normalised) and the value of one tick-lot in quote micro-units.
+fn checked_grid(spec: &InstrumentSpec) -> Result<(Decimal, Decimal, i64), SpecError> {
+    let increment = |field, value: Decimal| {
+        if value <= Decimal::ZERO
+            || value > Decimal::from(MAX_INCREMENT)
+            || value.normalize().scale() > MAX_INCREMENT_SCALE
+        {
+            Err(range(field, value, SpecRule::Increment))
+        } else {
+            Ok(value.normalize())
+        }
+    };
+    let tick_size = increment(SpecField::TickSize, spec.tick_size)?;
+    let lot_size = increment(SpecField::LotSize, spec.lot_size)?;
+    let per_tick_lot = tick_size * lot_size * Decimal::from(Amount::ONE);
+    if !per_tick_lot.fract().is_zero() {
+        return Err(range(SpecField::TickSize, spec.tick_size, SpecRule::TickLotWhole));
+    }
+    let quote_per_tick_lot = per_tick_lot
+        .to_i64()
+        .filter(|&q| (1..=MAX_QUOTE_PER_TICK_LOT).contains(&q))
+        .ok_or(range(SpecField::TickSize, spec.tick_size, SpecRule::TickLotTooLarge))?;
+    Ok((tick_size, lot_size, quote_per_tick_lot))
+}
+
+/// The initial and maintenance margin fractions and the price band.
+fn checked_margins(spec: &InstrumentSpec) -> Result<(Fraction, Fraction, Fraction), SpecError> {
+    let initial_margin = fraction(SpecField::InitialMargin, spec.initial_margin)?;
+    let maintenance_margin = fraction(SpecField::MaintenanceMargin, spec.maintenance_margin)?;
+    let price_band = fraction(SpecField::PriceBand, spec.price_band)?;
+    if maintenance_margin.0 <= 0 {
+        return Err(range(SpecField::MaintenanceMargin, spec.maintenance_margin, SpecRule::Positive));
+    }
+    if initial_margin <= maintenance_margin || initial_margin > Fraction::ONE {
+        return Err(range(SpecField::InitialMargin, spec.initial_margin, SpecRule::AboveMaintenance));
+    }
+    if price_band.0 <= 0 || price_band >= Fraction::ONE {
+        return Err(range(SpecField::PriceBand, spec.price_band, SpecRule::OpenUnit));
+    }
+    Ok((initial_margin, maintenance_margin, price_band))
+}
+
+/// The largest order and the largest position, in lots.
+fn checked_limits(spec: &InstrumentSpec, lot_size: Decimal) -> Result<(Qty, Qty), SpecError> {
+    let lots = |field, value| {
+        let units = exact_units(value, lot_size).map_err(|source| SpecError::Inexact { field, source })?;
+        if units <= 0 {
+            return Err(range(field, value, SpecRule::Positive));
+        }
+        Ok(Qty(units))
+    };
+    let max_order_qty = lots(SpecField::MaxOrderQty, spec.max_order_qty)?;
+    let max_position_qty = lots(SpecField::MaxPositionQty, spec.max_position_qty)?;
+    if max_order_qty > max_position_qty {
+        return Err(range(SpecField::MaxOrderQty, spec.max_order_qty, SpecRule::AboveMaxPosition));
+    }
+    Ok((max_order_qty, max_position_qty))
+}
+
+/// The maker, taker and liquidation fees.
+fn checked_fees(spec: &InstrumentSpec) -> Result<(Fraction, Fraction, Fraction), SpecError> {
+    let maker_fee = fraction(SpecField::MakerFee, spec.maker_fee)?;
+    let taker_fee = fraction(SpecField::TakerFee, spec.taker_fee)?;
+    for (field, fee, value) in
+        [(SpecField::MakerFee, maker_fee, spec.maker_fee), (SpecField::TakerFee, taker_fee, spec.taker_fee)]
+    {
+        if fee.0.abs() >= Fraction::SCALE {
+            return Err(range(field, value, SpecRule::SignedOpenUnit));
+        }
+    }
+    if maker_fee.0 + taker_fee.0 < 0 {
+        return Err(range(SpecField::MakerFee, spec.maker_fee, SpecRule::FeesBelowZero));
+    }
+    let liquidation_fee = fraction(SpecField::LiquidationFee, spec.liquidation_fee)?;
+    if liquidation_fee.0 < 0 || liquidation_fee >= Fraction::ONE {
+        return Err(range(SpecField::LiquidationFee, spec.liquidation_fee, SpecRule::HalfOpenUnit));
+    }
+    Ok((maker_fee, taker_fee, liquidation_fee))
+}
+
+/// The impact notional, the funding interest and the funding clamp.
+fn checked_funding(spec: &InstrumentSpec) -> Result<(Amount, Ppb, Ppb), SpecError> {
+    let impact_notional = Amount::from_decimal(spec.impact_notional)
+        .map_err(|source| SpecError::Inexact { field: SpecField::ImpactNotional, source })?;
+    if impact_notional.0 <= 0 {
+        return Err(range(SpecField::ImpactNotional, spec.impact_notional, SpecRule::Positive));
+    }
+    let funding_interest = rate(SpecField::FundingInterest, spec.funding_interest)?;
+    let funding_clamp = rate(SpecField::FundingClamp, spec.funding_clamp)?;
+    if funding_interest.0.abs() >= Ppb::SCALE {
+        return Err(range(SpecField::FundingInterest, spec.funding_interest, SpecRule::SignedOpenUnit));
+    }
+    if funding_clamp.0 < 0 || funding_clamp.0 >= Ppb::SCALE {
+        return Err(range(SpecField::FundingClamp, spec.funding_clamp, SpecRule::HalfOpenUnit));
+    }
+    Ok((impact_notional, funding_interest, funding_clamp))
 }
 
 fn clamp_i64(v: i128) -> i64 {

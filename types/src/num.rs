@@ -1,16 +1,44 @@
 //! Fixed-point numbers and their exact decimal edge.
 //!
-//! | type | raw | meaning | arithmetic |
-//! |---|---|---|---|
-//! | [`Price`] | `i64` | ticks of the instrument | compare, add/sub ticks; products via `i128` |
-//! | [`Qty`] | `i64` | lots of the instrument | checked add/sub; `min` |
-//! | [`Amount`] | `i64` | micro-units of the quote asset (6 decimals) | checked add/sub |
-//! | [`Fraction`] | `i64` | parts per million (`50_000` = 5 %) | `mul_floor`/`mul_ceil` via `i128` |
-//! | [`Ppb`] | `i64` | parts per billion (funding rates) | via `i128` |
+//! | type | raw | meaning |
+//! |---|---|---|
+//! | [`Price`] | `i64` | ticks of the instrument; order prices are positive |
+//! | [`Qty`] | `i64` | lots of the instrument; order quantities are positive, positions signed |
+//! | [`Amount`] | `i64` | micro-units of the quote asset (6 decimals) |
+//! | [`Fraction`] | `i64` | parts per million (`50_000` = 5 %) |
+//! | [`Ppb`] | `i64` | parts per billion (funding rates) |
 //!
 //! Conversions to and from decimal strings are exact: [`exact_units`] refuses a value that
 //! is not a whole number of units, [`format_units`] prints the exact decimal with no
 //! trailing zeros.
+//!
+//! # Arithmetic rules
+//!
+//! Values compare freely (`Ord`). Arithmetic goes through the methods below, not through the
+//! raw field, and each operation has a reason it cannot overflow or a defined result when it
+//! can. The bounds come from validation: an order's quantity is in `1..=max_order_qty` and
+//! `max_order_qty ≤ max_position_qty < 2⁶³` ([`crate::Instrument::try_new`]); an order's
+//! price is positive and inside the band around the mark; `k`, the quote micro-units of one
+//! tick-lot, is in `1..=10¹²`. None of the operations on the matching path adds a branch:
+//! the preconditions are `debug_assert!`s, which release builds compile out.
+//!
+//! | operation | method | why it cannot overflow, or what happens when it does |
+//! |---|---|---|
+//! | widen for a product or a margin figure | `i128::from(x)` | exact; a product of two widened `i64`s is below 2¹²⁶ in magnitude |
+//! | a part taken off an open quantity: a fill, a self-trade decrement, a cut | [`Qty::less`] (`ZERO ≤ part ≤ self`) | the result lies in `[0, self]`; debug builds assert the precondition |
+//! | a taker's executed quantity grows by a fill | [`Qty::plus`] | `filled + leaves` of a taker never exceeds its order's quantity (`≤ max_order_qty`), or a liquidated position; debug builds assert |
+//! | a sum that validation does not bound and that is only compared or reported: a resting order's executed quantity over its life (amends can raise its quantity again and again), the open quantity of an account's reduce-only orders on one side | [`Qty::saturating_add`] | saturates at `i64::MAX` lots, which compares above any position; branch-free (a conditional move) |
+//! | a sum no validation bounds (an amended reduce-only order plus the other reduce-only orders on its side) | [`Qty::checked_add`] | `None` is more than any position: the amend is refused `reduce_only_would_increase` |
+//! | how an open quantity changes, `to − from` | [`Qty::change`] | both in `[0, 2⁶³)`, so the difference fits `i64` |
+//! | a price or a quantity is positive | [`Price::is_positive`], [`Qty::is_positive`] | — |
+//!
+//! Known limits, not checked (each needs far more than any real market, and checking them on
+//! the fill path would cost every fill a branch): a notional `price · qty · k` is formed in
+//! `i128` and fits while `price · qty < 2⁸⁷` (ticks times lots, e.g. 10¹³ ticks and 10¹³
+//! lots); the total open quantity of one price level, or of one account's orders on one side,
+//! fits `i64` while it stays below 2⁶³ lots. Beyond them release builds wrap (debug builds
+//! panic). A listing rule bounding `max_position_qty · k` and the band would close them; it
+//! would refuse listings that are accepted today, so it is a change of its own.
 
 use core::fmt;
 
@@ -38,6 +66,14 @@ pub struct Amount(pub i64);
 #[repr(transparent)]
 pub struct Fraction(pub i64);
 
+impl Price {
+    /// `true` if strictly positive (every order price is).
+    #[inline]
+    pub const fn is_positive(self) -> bool {
+        self.0 > 0
+    }
+}
+
 impl Qty {
     /// The zero quantity.
     pub const ZERO: Qty = Qty(0);
@@ -47,7 +83,59 @@ impl Qty {
     pub const fn is_positive(self) -> bool {
         self.0 > 0
     }
+
+    /// What is left of this quantity after `part` of it goes (a fill, a decrement, a cut):
+    /// `self − part`, for `ZERO ≤ part ≤ self`, which keeps the result in `[0, self]`.
+    #[inline]
+    pub const fn less(self, part: Qty) -> Qty {
+        debug_assert!(0 <= part.0 && part.0 <= self.0, "a part of a quantity is at most the quantity");
+        Qty(self.0 - part.0)
+    }
+
+    /// `self + more`, for a sum the caller has bounded below `i64::MAX` (a taker's executed
+    /// quantity: at most its order's).
+    #[inline]
+    pub const fn plus(self, more: Qty) -> Qty {
+        debug_assert!(self.0.checked_add(more.0).is_some(), "a bounded sum of quantities");
+        Qty(self.0 + more.0)
+    }
+
+    /// `self + more`, saturating at `i64::MAX` lots.
+    #[inline]
+    pub const fn saturating_add(self, more: Qty) -> Qty {
+        Qty(self.0.saturating_add(more.0))
+    }
+
+    /// `self + more`, or `None` if it does not fit `i64`.
+    #[inline]
+    pub const fn checked_add(self, more: Qty) -> Option<Qty> {
+        match self.0.checked_add(more.0) {
+            Some(sum) => Some(Qty(sum)),
+            None => None,
+        }
+    }
+
+    /// The signed change `to − from` of a non-negative quantity (an order's open quantity),
+    /// in lots: both are in `[0, 2⁶³)`, so it fits `i64`.
+    #[inline]
+    pub const fn change(from: Qty, to: Qty) -> i64 {
+        debug_assert!(from.0 >= 0 && to.0 >= 0, "open quantities are not negative");
+        to.0 - from.0
+    }
 }
+
+/// Exact widening, for products and margin figures (see the module doc's rules).
+macro_rules! widen {
+    ($($t:ident),*) => {$(
+        impl From<$t> for i128 {
+            #[inline]
+            fn from(v: $t) -> i128 {
+                i128::from(v.0)
+            }
+        }
+    )*};
+}
+widen!(Price, Qty, Amount, Fraction, Ppb);
 
 impl Amount {
     /// Decimal places of the quote asset (USDC).
@@ -92,18 +180,6 @@ impl Fraction {
     /// The exact decimal string, without trailing zeros.
     pub fn format(self) -> String {
         format_units(i128::from(self.0), Decimal::new(1, 6))
-    }
-
-    /// `value · self`, rounded towards negative infinity.
-    #[inline]
-    pub const fn mul_floor(self, value: i128) -> i128 {
-        (value * self.0 as i128).div_euclid(Self::SCALE as i128)
-    }
-
-    /// `value · self`, rounded towards positive infinity.
-    #[inline]
-    pub const fn mul_ceil(self, value: i128) -> i128 {
-        -(-(value * self.0 as i128)).div_euclid(Self::SCALE as i128)
     }
 }
 
@@ -258,15 +334,40 @@ mod tests {
         assert_eq!(Amount(1_500_000).format(), "1.5");
     }
 
+    /// `value · f`, rounded towards negative infinity.
+    fn mul_floor(f: Fraction, value: i128) -> i128 {
+        (value * i128::from(f.0)).div_euclid(i128::from(Fraction::SCALE))
+    }
+
+    /// `value · f`, rounded towards positive infinity.
+    fn mul_ceil(f: Fraction, value: i128) -> i128 {
+        -(-(value * i128::from(f.0))).div_euclid(i128::from(Fraction::SCALE))
+    }
+
     #[test]
     fn fraction_rounding_directions() {
         let f = Fraction(333_333); // 0.333333
-        assert_eq!(f.mul_floor(10), 3);
-        assert_eq!(f.mul_ceil(10), 4);
-        assert_eq!(f.mul_floor(-10), -4);
-        assert_eq!(f.mul_ceil(-10), -3);
-        assert_eq!(Fraction(500_000).mul_floor(10), 5);
-        assert_eq!(Fraction(500_000).mul_ceil(10), 5);
+        assert_eq!(mul_floor(f, 10), 3);
+        assert_eq!(mul_ceil(f, 10), 4);
+        assert_eq!(mul_floor(f, -10), -4);
+        assert_eq!(mul_ceil(f, -10), -3);
+        assert_eq!(mul_floor(Fraction(500_000), 10), 5);
+        assert_eq!(mul_ceil(Fraction(500_000), 10), 5);
+    }
+
+    /// Each quantity operation of the rules table at its edges.
+    #[test]
+    fn quantity_arithmetic_follows_the_rules_table() {
+        assert_eq!(Qty(7).less(Qty(7)), Qty::ZERO);
+        assert_eq!(Qty(7).less(Qty::ZERO), Qty(7));
+        assert_eq!(Qty(3).plus(Qty(4)), Qty(7));
+        assert_eq!(Qty(i64::MAX - 1).saturating_add(Qty(5)), Qty(i64::MAX));
+        assert_eq!(Qty(i64::MAX).checked_add(Qty(1)), None);
+        assert_eq!(Qty(2).checked_add(Qty(3)), Some(Qty(5)));
+        assert_eq!(Qty::change(Qty::ZERO, Qty(i64::MAX)), i64::MAX);
+        assert_eq!(Qty::change(Qty(i64::MAX), Qty::ZERO), -i64::MAX);
+        assert_eq!(i128::from(Price(i64::MIN)) * i128::from(Qty(i64::MIN)), 1 << 126);
+        assert!(Price(1).is_positive() && !Price(0).is_positive() && !Qty(-1).is_positive());
     }
 
     proptest! {

@@ -1,0 +1,172 @@
+//! The commands that are not orders: listing an instrument, deposits and withdrawals,
+//! oracle prices (the mark, and the accounts it may put below maintenance), funding ticks.
+
+use l2x_risk::{MarketParams, ParamsError};
+use l2x_types::{
+    AccountId, Amount, CommandKind, Event, Holder, Instrument, InstrumentId, InstrumentSpec, Price, RejectReason, Side,
+    SpecError,
+};
+
+use super::{StateMachine, reject};
+
+/// Why an instrument does not list (reject reason `duplicate_symbol` or `bad_instrument`).
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+pub enum ListingError {
+    /// The symbol is listed already.
+    #[error("the symbol is listed already")]
+    DuplicateSymbol,
+    /// There are `u32::MAX` instruments already.
+    #[error("too many instruments")]
+    TooMany,
+    /// The specification does not validate.
+    #[error("bad specification")]
+    Spec(#[source] SpecError),
+    /// The risk parameters derived from it do not validate.
+    #[error("bad risk parameters")]
+    Params(#[source] ParamsError),
+    /// The ledger gave its market another id.
+    #[error("the ledger's market id disagrees")]
+    MarketId,
+}
+
+impl ListingError {
+    /// The reject reason of a listing command that fails this way.
+    pub fn reason(&self) -> RejectReason {
+        match self {
+            ListingError::DuplicateSymbol => RejectReason::DuplicateSymbol,
+            _ => RejectReason::BadInstrument,
+        }
+    }
+}
+
+impl StateMachine {
+    pub(super) fn list_instrument(&mut self, spec: &InstrumentSpec, out: &mut Vec<Event>) {
+        match self.list(spec) {
+            Ok(instrument) => out.push(Event::InstrumentListed { instrument }),
+            Err(e) => out.push(reject(CommandKind::Instrument, None, None, e.reason())),
+        }
+    }
+
+    /// Lists an instrument: its book, its market in the ledger, its symbol.
+    pub(super) fn list(&mut self, spec: &InstrumentSpec) -> Result<InstrumentId, ListingError> {
+        if self.symbols.contains_key(&spec.symbol) {
+            return Err(ListingError::DuplicateSymbol);
+        }
+        let id = u32::try_from(self.instruments.len()).map(InstrumentId).map_err(|_| ListingError::TooMany)?;
+        let instrument = Instrument::try_new(id, spec).map_err(ListingError::Spec)?;
+        let params = MarketParams::from_instrument(&instrument);
+        params.validate().map_err(ListingError::Params)?;
+        match self.ledger.add_market(params) {
+            Ok(market) if market == id => {}
+            Ok(_) => return Err(ListingError::MarketId),
+            Err(e) => return Err(ListingError::Params(e)),
+        }
+        self.instruments.push(instrument);
+        self.bands.push(None);
+        self.symbols.insert(spec.symbol, id);
+        self.books.add_instrument();
+        Ok(id)
+    }
+
+    pub(super) fn deposit(&mut self, to: Holder, amount: Amount, out: &mut Vec<Event>) {
+        if let Holder::Account(a) = to
+            && a.is_reserved()
+        {
+            return out.push(reject(CommandKind::Deposit, Some(a), None, RejectReason::ReservedAccount));
+        }
+        match self.ledger.deposit(to, amount) {
+            Ok((_, collateral)) => out.push(match to {
+                Holder::Insurance => Event::Insurance { delta: i128::from(amount), balance: Amount(collateral) },
+                holder => Event::Balance { holder, collateral: Amount(collateral) },
+            }),
+            Err(_) => {
+                let account = match to {
+                    Holder::Account(a) => Some(a),
+                    _ => None,
+                };
+                out.push(reject(CommandKind::Deposit, account, None, RejectReason::BadAmount));
+            }
+        }
+    }
+
+    pub(super) fn withdraw(&mut self, account: AccountId, amount: Amount, out: &mut Vec<Event>) {
+        match self.ledger.withdraw(account, amount) {
+            Ok((_, collateral)) => {
+                out.push(Event::Balance { holder: Holder::Account(account), collateral: Amount(collateral) });
+            }
+            Err(reason) => out.push(reject(CommandKind::Withdraw, Some(account), None, reason)),
+        }
+    }
+
+    pub(super) fn oracle(&mut self, instrument: InstrumentId, price: Price, out: &mut Vec<Event>) {
+        let rej = |r| reject(CommandKind::Oracle, None, None, r);
+        if self.instrument(instrument).is_none() {
+            return out.push(rej(RejectReason::UnknownSymbol));
+        }
+        if !price.is_positive() {
+            return out.push(rej(RejectReason::BadOraclePrice));
+        }
+        let mut suspects = core::mem::take(&mut self.suspects);
+        self.ledger.set_mark(instrument, price, &mut suspects);
+        self.suspects = suspects;
+    }
+
+    /// The price band of an instrument at its mark, `None` without a mark.
+    #[inline]
+    pub(super) fn band(&mut self, instrument: InstrumentId) -> Option<(Price, Price)> {
+        let mark = self.ledger.mark(instrument)?;
+        let i = instrument.index();
+        match self.bands[i] {
+            Some((at, band)) if at == mark => Some(band),
+            _ => {
+                let band = self.instruments[i].band(mark);
+                self.bands[i] = Some((mark, band));
+                Some(band)
+            }
+        }
+    }
+
+    pub(super) fn funding(&mut self, instrument: InstrumentId, out: &mut Vec<Event>) {
+        let rej = |r| reject(CommandKind::Funding, None, None, r);
+        if self.instrument(instrument).is_none() {
+            return out.push(rej(RejectReason::UnknownSymbol));
+        }
+        let mut suspects = core::mem::take(&mut self.suspects);
+        let tick = self.ledger.funding_tick(
+            instrument,
+            self.books.depth(instrument, Side::Buy),
+            self.books.depth(instrument, Side::Sell),
+            &mut suspects,
+        );
+        self.suspects = suspects;
+        match tick {
+            Some((rate, index)) => out.push(Event::Funding { instrument, rate, index }),
+            None => out.push(rej(RejectReason::NoMarkPrice)),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::super::test_support::*;
+
+    #[test]
+    fn deposits_to_the_reserved_account_ids_are_refused() {
+        let mut ex = Exchange::new();
+        for id in [u64::MAX, u64::MAX - 1] {
+            let events = ex.apply(Command::Deposit { to: Holder::Account(AccountId(id)), amount: Amount(1) });
+            assert_eq!(
+                events,
+                vec![Event::Rejected {
+                    kind: CommandKind::Deposit,
+                    account: Some(AccountId(id)),
+                    cid: None,
+                    reason: RejectReason::ReservedAccount,
+                }]
+            );
+        }
+        let last_trading = AccountId(AccountId::RESERVED_FROM - 1);
+        assert!(!last_trading.is_reserved());
+        assert_eq!(ex.apply(Command::Deposit { to: Holder::Account(last_trading), amount: Amount(1) }), vec![]);
+    }
+}
