@@ -124,6 +124,11 @@ impl Ledger {
         Ok(id)
     }
 
+    /// A market's parameters (settlement reads their tick value).
+    pub fn market_params(&self, instrument: InstrumentId) -> Option<&MarketParams> {
+        self.markets.get(instrument.index()).map(|m| &m.params)
+    }
+
     /// A market's mark price.
     pub fn mark(&self, instrument: InstrumentId) -> Option<Price> {
         self.markets.get(instrument.index()).and_then(|m| m.mark.map(|x| x.price))
