@@ -32,6 +32,7 @@ pub fn estimate(dir: &Path, limit: u64) -> Result<(u64, bool), JournalError> {
 }
 
 /// A bar, or nothing (`--no-progress`, or not asked for).
+#[derive(Debug)]
 pub struct Bar(Option<ProgressBar>);
 
 impl Bar {

@@ -84,6 +84,7 @@ pub enum Format {
 }
 
 /// Rows of one view to a writer.
+#[derive(Debug)]
 pub struct Table<W: Write> {
     view: View,
     format: Format,
@@ -334,6 +335,7 @@ fn json_string(v: &str) -> String {
 
 /// A view as an [`Observer`]: event views write each command's events; state views with a
 /// period write a sample at each boundary passed.
+#[derive(Debug)]
 pub struct Viewer<W: Write> {
     /// The table written to.
     pub table: Table<W>,

@@ -85,18 +85,7 @@ pub(crate) fn encode(cmd: &Sequenced, prev_crc: u32, buf: &mut [u8; MAX_RECORD])
             }
             ty::INSTRUMENT
         }
-        Command::Deposit { to, amount } => {
-            let (kind, id) = match to {
-                Holder::Account(a) => (0, a.0),
-                Holder::Insurance => (1, 0),
-                Holder::Fees => (2, 0),
-            };
-            p.u8(kind);
-            p.skip(7);
-            p.u64(id);
-            p.i64(amount.0);
-            ty::DEPOSIT
-        }
+        Command::Deposit { to, amount } => p.deposit(*to, *amount),
         Command::Withdraw { account, amount } => {
             p.u64(account.0);
             p.i64(amount.0);
@@ -112,47 +101,14 @@ pub(crate) fn encode(cmd: &Sequenced, prev_crc: u32, buf: &mut [u8; MAX_RECORD])
             p.u32(instrument.0);
             ty::FUNDING
         }
-        Command::NewOrder(o) => {
-            p.u64(o.account.0);
-            p.u64(o.cid.0);
-            p.u32(o.instrument.0);
-            p.u8(o.side.code());
-            p.u8(o.order_type.code());
-            p.u8(o.tif.code());
-            p.u8(o.stp.code());
-            let flags = u8::from(o.price.is_some())
-                | u8::from(o.expire_ts.is_some()) << 1
-                | u8::from(o.post_only) << 2
-                | u8::from(o.reduce_only) << 3;
-            p.u8(flags);
-            p.skip(7);
-            p.i64(o.price.map_or(0, |x| x.0));
-            p.i64(o.qty.0);
-            p.u64(o.expire_ts.map_or(0, |t| t.0));
-            ty::NEW_ORDER
-        }
-        Command::Amend(a) => {
-            p.u64(a.account.0);
-            p.u64(a.cid.0);
-            p.u8(u8::from(a.price.is_some()) | u8::from(a.qty.is_some()) << 1);
-            p.skip(3);
-            p.u32(a.instrument.0);
-            p.i64(a.price.map_or(0, |x| x.0));
-            p.i64(a.qty.map_or(0, |x| x.0));
-            ty::AMEND
-        }
+        Command::NewOrder(o) => p.new_order(o),
+        Command::Amend(a) => p.amend(a),
         Command::Cancel(c) => {
             p.u64(c.account.0);
             p.u64(c.cid.0);
             if c.on_disconnect { ty::DISCONNECT_CANCEL } else { ty::CANCEL }
         }
-        Command::MassCancel(m) => {
-            p.u64(m.account.0);
-            p.u32(m.instrument.map_or(0, |i| i.0));
-            p.u8(u8::from(m.instrument.is_some()) | u8::from(m.side.is_some()) << 1);
-            p.u8(m.side.map_or(0, Side::code));
-            ty::MASS_CANCEL
-        }
+        Command::MassCancel(m) => p.mass_cancel(m),
         Command::Tick => {
             p.skip(8);
             ty::TICK
@@ -169,6 +125,60 @@ pub(crate) fn encode(cmd: &Sequenced, prev_crc: u32, buf: &mut [u8; MAX_RECORD])
     let crc = crc32c::crc32c(&buf[8..len]);
     buf[4..8].copy_from_slice(&crc.to_le_bytes());
     len
+}
+
+impl Payload<'_> {
+    fn deposit(&mut self, to: Holder, amount: Amount) -> u8 {
+        let (kind, id) = match to {
+            Holder::Account(a) => (0, a.0),
+            Holder::Insurance => (1, 0),
+            Holder::Fees => (2, 0),
+        };
+        self.u8(kind);
+        self.skip(7);
+        self.u64(id);
+        self.i64(amount.0);
+        ty::DEPOSIT
+    }
+
+    fn new_order(&mut self, o: &NewOrder) -> u8 {
+        self.u64(o.account.0);
+        self.u64(o.cid.0);
+        self.u32(o.instrument.0);
+        self.u8(o.side.code());
+        self.u8(o.order_type.code());
+        self.u8(o.tif.code());
+        self.u8(o.stp.code());
+        let flags = u8::from(o.price.is_some())
+            | u8::from(o.expire_ts.is_some()) << 1
+            | u8::from(o.post_only) << 2
+            | u8::from(o.reduce_only) << 3;
+        self.u8(flags);
+        self.skip(7);
+        self.i64(o.price.map_or(0, |x| x.0));
+        self.i64(o.qty.0);
+        self.u64(o.expire_ts.map_or(0, |t| t.0));
+        ty::NEW_ORDER
+    }
+
+    fn amend(&mut self, a: &Amend) -> u8 {
+        self.u64(a.account.0);
+        self.u64(a.cid.0);
+        self.u8(u8::from(a.price.is_some()) | u8::from(a.qty.is_some()) << 1);
+        self.skip(3);
+        self.u32(a.instrument.0);
+        self.i64(a.price.map_or(0, |x| x.0));
+        self.i64(a.qty.map_or(0, |x| x.0));
+        ty::AMEND
+    }
+
+    fn mass_cancel(&mut self, m: &MassCancel) -> u8 {
+        self.u64(m.account.0);
+        self.u32(m.instrument.map_or(0, |i| i.0));
+        self.u8(u8::from(m.instrument.is_some()) | u8::from(m.side.is_some()) << 1);
+        self.u8(m.side.map_or(0, Side::code));
+        ty::MASS_CANCEL
+    }
 }
 
 struct Payload<'a> {
@@ -284,19 +294,7 @@ fn decode_command(rec: &[u8]) -> Result<Sequenced, DecodeError> {
     r.u32("previous crc")?;
     let cmd = match t {
         ty::INSTRUMENT => Command::ListInstrument(Box::new(InstrumentSpec::read(&mut r)?)),
-        ty::DEPOSIT => {
-            let at = r.pos();
-            let kind = r.u8("holder kind")?;
-            r.zeros(7, "padding")?;
-            let id = r.u64("account")?;
-            let to = match (kind, id) {
-                (0, id) => Holder::Account(AccountId(id)),
-                (1, 0) => Holder::Insurance,
-                (2, 0) => Holder::Fees,
-                _ => return Err(DecodeError { offset: at, what: "holder" }),
-            };
-            Command::Deposit { to, amount: Amount(r.i64("amount")?) }
-        }
+        ty::DEPOSIT => read_deposit(&mut r)?,
         ty::WITHDRAW => Command::Withdraw { account: AccountId(r.u64("account")?), amount: Amount(r.i64("amount")?) },
         ty::ORACLE => {
             let instrument = InstrumentId(r.u32("instrument")?);
@@ -308,82 +306,14 @@ fn decode_command(rec: &[u8]) -> Result<Sequenced, DecodeError> {
             r.zeros(4, "padding")?;
             Command::Funding { instrument }
         }
-        ty::NEW_ORDER => {
-            let account = AccountId(r.u64("account")?);
-            let cid = ClientOrderId(r.u64("cid")?);
-            let instrument = InstrumentId(r.u32("instrument")?);
-            let side = Side::from_code(r.u8("side")?).ok_or(r.err("side"))?;
-            let order_type = OrderType::from_code(r.u8("order type")?).ok_or(r.err("order type"))?;
-            let tif = TimeInForce::from_code(r.u8("time in force")?).ok_or(r.err("time in force"))?;
-            let stp = StpMode::from_code(r.u8("stp")?).ok_or(r.err("stp"))?;
-            let at = r.pos();
-            let flags = r.u8("flags")?;
-            if flags & !0b1111 != 0 {
-                return Err(DecodeError { offset: at, what: "flags" });
-            }
-            r.zeros(7, "padding")?;
-            let price = r.i64("price")?;
-            let qty = Qty(r.i64("qty")?);
-            let expire = r.u64("expire_ts")?;
-            if (flags & 1 == 0 && price != 0) || (flags & 2 == 0 && expire != 0) {
-                return Err(DecodeError { offset: at, what: "a field present without its flag" });
-            }
-            Command::NewOrder(NewOrder {
-                account,
-                cid,
-                instrument,
-                side,
-                order_type,
-                price: (flags & 1 != 0).then_some(Price(price)),
-                qty,
-                tif,
-                expire_ts: (flags & 2 != 0).then_some(Timestamp(expire)),
-                post_only: flags & 4 != 0,
-                reduce_only: flags & 8 != 0,
-                stp,
-            })
-        }
-        ty::AMEND => {
-            let account = AccountId(r.u64("account")?);
-            let cid = ClientOrderId(r.u64("cid")?);
-            let at = r.pos();
-            let flags = r.u8("flags")?;
-            r.zeros(3, "padding")?;
-            let instrument = InstrumentId(r.u32("instrument")?);
-            let price = r.i64("price")?;
-            let qty = r.i64("qty")?;
-            if flags & !0b11 != 0 || (flags & 1 == 0 && price != 0) || (flags & 2 == 0 && qty != 0) {
-                return Err(DecodeError { offset: at, what: "flags" });
-            }
-            Command::Amend(Amend {
-                account,
-                cid,
-                instrument,
-                price: (flags & 1 != 0).then_some(Price(price)),
-                qty: (flags & 2 != 0).then_some(Qty(qty)),
-            })
-        }
+        ty::NEW_ORDER => Command::NewOrder(read_new_order(&mut r)?),
+        ty::AMEND => Command::Amend(read_amend(&mut r)?),
         ty::CANCEL | ty::DISCONNECT_CANCEL => Command::Cancel(Cancel {
             account: AccountId(r.u64("account")?),
             cid: ClientOrderId(r.u64("cid")?),
             on_disconnect: t == ty::DISCONNECT_CANCEL,
         }),
-        ty::MASS_CANCEL => {
-            let account = AccountId(r.u64("account")?);
-            let instrument = r.u32("instrument")?;
-            let at = r.pos();
-            let flags = r.u8("flags")?;
-            let side = r.u8("side")?;
-            r.zeros(2, "padding")?;
-            if flags & !0b11 != 0 || (flags & 1 == 0 && instrument != 0) || (flags & 2 == 0 && side != 0) {
-                return Err(DecodeError { offset: at, what: "flags" });
-            }
-            Command::MassCancel(MassCancel {
-                account,
-                instrument: (flags & 1 != 0).then_some(InstrumentId(instrument)),
-                side: if flags & 2 != 0 { Some(Side::from_code(side).ok_or(r.err("side"))?) } else { None },
-            })
-        }
+        ty::MASS_CANCEL => Command::MassCancel(read_mass_cancel(&mut r)?),
         ty::TICK => {
             r.zeros(8, "padding")?;
             Command::Tick
@@ -392,4 +322,92 @@ fn decode_command(rec: &[u8]) -> Result<Sequenced, DecodeError> {
     };
     r.zeros(r.remaining(), "padding")?;
     Ok(Sequenced { seq, ts, cmd })
+}
+
+fn read_deposit(r: &mut Reader<'_>) -> Result<Command, DecodeError> {
+    let at = r.pos();
+    let kind = r.u8("holder kind")?;
+    r.zeros(7, "padding")?;
+    let id = r.u64("account")?;
+    let to = match (kind, id) {
+        (0, id) => Holder::Account(AccountId(id)),
+        (1, 0) => Holder::Insurance,
+        (2, 0) => Holder::Fees,
+        _ => return Err(DecodeError { offset: at, what: "holder" }),
+    };
+    Ok(Command::Deposit { to, amount: Amount(r.i64("amount")?) })
+}
+
+fn read_new_order(r: &mut Reader<'_>) -> Result<NewOrder, DecodeError> {
+    let account = AccountId(r.u64("account")?);
+    let cid = ClientOrderId(r.u64("cid")?);
+    let instrument = InstrumentId(r.u32("instrument")?);
+    let side = Side::from_code(r.u8("side")?).ok_or(r.err("side"))?;
+    let order_type = OrderType::from_code(r.u8("order type")?).ok_or(r.err("order type"))?;
+    let tif = TimeInForce::from_code(r.u8("time in force")?).ok_or(r.err("time in force"))?;
+    let stp = StpMode::from_code(r.u8("stp")?).ok_or(r.err("stp"))?;
+    let at = r.pos();
+    let flags = r.u8("flags")?;
+    if flags & !0b1111 != 0 {
+        return Err(DecodeError { offset: at, what: "flags" });
+    }
+    r.zeros(7, "padding")?;
+    let price = r.i64("price")?;
+    let qty = Qty(r.i64("qty")?);
+    let expire = r.u64("expire_ts")?;
+    if (flags & 1 == 0 && price != 0) || (flags & 2 == 0 && expire != 0) {
+        return Err(DecodeError { offset: at, what: "a field present without its flag" });
+    }
+    Ok(NewOrder {
+        account,
+        cid,
+        instrument,
+        side,
+        order_type,
+        price: (flags & 1 != 0).then_some(Price(price)),
+        qty,
+        tif,
+        expire_ts: (flags & 2 != 0).then_some(Timestamp(expire)),
+        post_only: flags & 4 != 0,
+        reduce_only: flags & 8 != 0,
+        stp,
+    })
+}
+
+fn read_amend(r: &mut Reader<'_>) -> Result<Amend, DecodeError> {
+    let account = AccountId(r.u64("account")?);
+    let cid = ClientOrderId(r.u64("cid")?);
+    let at = r.pos();
+    let flags = r.u8("flags")?;
+    r.zeros(3, "padding")?;
+    let instrument = InstrumentId(r.u32("instrument")?);
+    let price = r.i64("price")?;
+    let qty = r.i64("qty")?;
+    if flags & !0b11 != 0 || (flags & 1 == 0 && price != 0) || (flags & 2 == 0 && qty != 0) {
+        return Err(DecodeError { offset: at, what: "flags" });
+    }
+    Ok(Amend {
+        account,
+        cid,
+        instrument,
+        price: (flags & 1 != 0).then_some(Price(price)),
+        qty: (flags & 2 != 0).then_some(Qty(qty)),
+    })
+}
+
+fn read_mass_cancel(r: &mut Reader<'_>) -> Result<MassCancel, DecodeError> {
+    let account = AccountId(r.u64("account")?);
+    let instrument = r.u32("instrument")?;
+    let at = r.pos();
+    let flags = r.u8("flags")?;
+    let side = r.u8("side")?;
+    r.zeros(2, "padding")?;
+    if flags & !0b11 != 0 || (flags & 1 == 0 && instrument != 0) || (flags & 2 == 0 && side != 0) {
+        return Err(DecodeError { offset: at, what: "flags" });
+    }
+    Ok(MassCancel {
+        account,
+        instrument: (flags & 1 != 0).then_some(InstrumentId(instrument)),
+        side: if flags & 2 != 0 { Some(Side::from_code(side).ok_or(r.err("side"))?) } else { None },
+    })
 }

@@ -148,6 +148,15 @@ pub fn convert(state: &StateMachine, parsed: Parsed) -> Result<Command, Event> {
             let price = inst.price_from_decimal(price).map_err(|_| reject(RejectReason::BadOraclePrice))?;
             Command::Oracle { instrument: inst.id, price }
         }
+        order @ (Parsed::New { .. } | Parsed::Amend { .. } | Parsed::Cancel { .. } | Parsed::MassCancel { .. }) => {
+            return convert_order(state, order);
+        }
+    })
+}
+
+/// [`convert`] for the commands about orders.
+fn convert_order(state: &StateMachine, parsed: Parsed) -> Result<Command, Event> {
+    Ok(match parsed {
         Parsed::New {
             account,
             cid,
@@ -212,5 +221,6 @@ pub fn convert(state: &StateMachine, parsed: Parsed) -> Result<Command, Event> {
             };
             Command::MassCancel(MassCancel { account: AccountId(account), instrument, side })
         }
+        other => return convert(state, other),
     })
 }

@@ -41,13 +41,27 @@ pub(crate) fn funding_index(inst: &Instrument, index: i128) -> String {
 /// Appends one event as a JSON line (fields in the documented order). Events with no
 /// scenario form (an instrument listing) write nothing.
 pub fn format_event(state: &StateMachine, seq: Seq, ev: &Event, out: &mut String) {
+    match ev {
+        Event::InstrumentListed { .. } => return,
+        Event::Accepted { .. }
+        | Event::Rejected { .. }
+        | Event::Amended { .. }
+        | Event::Trade(_)
+        | Event::Cancelled { .. }
+        | Event::Book { .. } => format_order_event(state, seq, ev, out),
+        _ => format_risk_event(state, seq, ev, out),
+    }
+    out.push('\n');
+}
+
+/// The events of orders and books (without the line's end).
+fn format_order_event(state: &StateMachine, seq: Seq, ev: &Event, out: &mut String) {
     use core::fmt::Write as _;
     let symbol = |id| state.instrument(id).map_or("?", |i| i.symbol.as_str());
     let price = |id, p: l2x_types::Price| state.instrument(id).map_or_else(|| p.0.to_string(), |i| i.format_price(p));
     let qty = |id, q: Qty| state.instrument(id).map_or_else(|| q.0.to_string(), |i| i.format_qty(q));
     // Writing to a String cannot fail.
     let _ = match *ev {
-        Event::InstrumentListed { .. } => return,
         Event::Accepted { account, cid, order_id, .. } => {
             write!(out, r#"{{"ev":"accepted","seq":{seq},"account":{account},"cid":{cid},"order_id":{order_id}}}"#)
         }
@@ -101,6 +115,18 @@ pub fn format_event(state: &StateMachine, seq: Seq, ev: &Event, out: &mut String
             price(instrument, p),
             qty(instrument, q)
         ),
+        _ => Ok(()),
+    };
+}
+
+/// The events of positions, balances, funding and liquidation (without the line's end).
+fn format_risk_event(state: &StateMachine, seq: Seq, ev: &Event, out: &mut String) {
+    use core::fmt::Write as _;
+    let symbol = |id| state.instrument(id).map_or("?", |i| i.symbol.as_str());
+    let price = |id, p: l2x_types::Price| state.instrument(id).map_or_else(|| p.0.to_string(), |i| i.format_price(p));
+    let qty = |id, q: Qty| state.instrument(id).map_or_else(|| q.0.to_string(), |i| i.format_qty(q));
+    // Writing to a String cannot fail.
+    let _ = match *ev {
         Event::Position { holder, instrument, size, cost, realised } => {
             let entry = state
                 .instrument(instrument)
@@ -163,6 +189,6 @@ pub fn format_event(state: &StateMachine, seq: Seq, ev: &Event, out: &mut String
             symbol(instrument),
             qty(instrument, q)
         ),
+        _ => Ok(()),
     };
-    out.push('\n');
 }
