@@ -27,7 +27,7 @@ use l2x_types::{Event, Sequenced};
 use serde::Serialize;
 
 use crate::machine::{CpuMeter, Machine};
-use crate::workload::{Config, Kind, Mix, Stats, Workload};
+use crate::workload::{Config, Mix, Op, Stats, Workload};
 
 /// Command-line options of `l2x bench engine`.
 #[derive(Clone, Debug, PartialEq, Eq, clap::Args)]
@@ -352,15 +352,15 @@ pub(crate) fn pin(core: usize) -> anyhow::Result<()> {
 
 fn summarize(s: &Stats, n: u64) -> WorkloadSummary {
     let n = n.max(1) as f64;
-    let share = |k: Kind| s.kinds[k as usize] as f64 / n;
+    let share = |k: Op| s.kinds[k as usize] as f64 / n;
     WorkloadSummary {
         composition: Composition {
-            gtc: share(Kind::Gtc),
-            ioc: share(Kind::Ioc),
-            fok: share(Kind::Fok),
-            market: share(Kind::Market),
-            cancel: share(Kind::Cancel),
-            amend: share(Kind::Amend),
+            gtc: share(Op::Gtc),
+            ioc: share(Op::Ioc),
+            fok: share(Op::Fok),
+            market: share(Op::Market),
+            cancel: share(Op::Cancel),
+            amend: share(Op::Amend),
         },
         trades_per_command: s.trades as f64 / n,
         events_per_command: s.events as f64 / n,

@@ -76,7 +76,7 @@ const AMEND_MAX_TICKS: i64 = 8;
 /// The kinds of command a mix is made of.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "snake_case")]
-pub enum Kind {
+pub enum Op {
     /// A new good-till-cancel limit order (passive, or crossing with the mix's `gtc_cross` share).
     Gtc = 0,
     /// A new immediate-or-cancel limit order priced through the opposite best.
@@ -91,21 +91,21 @@ pub enum Kind {
     Amend = 5,
 }
 
-impl Kind {
+impl Op {
     /// Number of kinds.
     pub const COUNT: usize = 6;
     /// Every kind, in the order of [`Mix::shares`].
-    pub const ALL: [Kind; Kind::COUNT] = [Kind::Gtc, Kind::Ioc, Kind::Fok, Kind::Market, Kind::Cancel, Kind::Amend];
+    pub const ALL: [Op; Op::COUNT] = [Op::Gtc, Op::Ioc, Op::Fok, Op::Market, Op::Cancel, Op::Amend];
 
     /// Its name in reports.
     pub const fn name(self) -> &'static str {
         match self {
-            Kind::Gtc => "gtc",
-            Kind::Ioc => "ioc",
-            Kind::Fok => "fok",
-            Kind::Market => "market",
-            Kind::Cancel => "cancel",
-            Kind::Amend => "amend",
+            Op::Gtc => "gtc",
+            Op::Ioc => "ioc",
+            Op::Fok => "fok",
+            Op::Market => "market",
+            Op::Cancel => "cancel",
+            Op::Amend => "amend",
         }
     }
 }
@@ -115,8 +115,8 @@ impl Kind {
 pub struct Mix {
     /// Its name on the command line and in reports.
     pub name: &'static str,
-    /// Per-mille of the stream for each [`Kind`], in [`Kind::ALL`] order; they sum to 1,000.
-    pub shares: [u32; Kind::COUNT],
+    /// Per-mille of the stream for each [`Op`], in [`Op::ALL`] order; they sum to 1,000.
+    pub shares: [u32; Op::COUNT],
     /// Per-mille of GTC orders priced at the opposite best (they take, then rest the rest).
     pub gtc_cross: u32,
     /// Per-mille of amends whose new price is the opposite best (they trade as takers).
@@ -158,7 +158,7 @@ impl Mix {
     };
 
     /// The share of `kind`, as a fraction of one.
-    pub fn share(&self, kind: Kind) -> f64 {
+    pub fn share(&self, kind: Op) -> f64 {
         f64::from(self.shares[kind as usize]) / 1_000.0
     }
 }
@@ -185,8 +185,8 @@ pub struct Config {
 /// What the measured part of a stream did when the generator ran it.
 #[derive(Clone, Debug, Default, PartialEq, Serialize)]
 pub struct Stats {
-    /// Commands of each [`Kind`], in [`Kind::ALL`] order.
-    pub kinds: [u64; Kind::COUNT],
+    /// Commands of each [`Op`], in [`Op::ALL`] order.
+    pub kinds: [u64; Op::COUNT],
     /// `trade` events.
     pub trades: u64,
     /// All events.
@@ -421,16 +421,16 @@ impl Generator {
     fn step(&mut self, measured: bool) {
         let mut kind = self.pick_kind();
         let cmd = match kind {
-            Kind::Gtc => None,
-            Kind::Ioc => Some(self.taker(OrderType::Limit, TimeInForce::Ioc)),
-            Kind::Fok => Some(self.taker(OrderType::Limit, TimeInForce::Fok)),
-            Kind::Market => Some(self.taker(OrderType::Market, TimeInForce::Ioc)),
-            Kind::Cancel => self.cancel(),
-            Kind::Amend => self.amend(),
+            Op::Gtc => None,
+            Op::Ioc => Some(self.taker(OrderType::Limit, TimeInForce::Ioc)),
+            Op::Fok => Some(self.taker(OrderType::Limit, TimeInForce::Fok)),
+            Op::Market => Some(self.taker(OrderType::Market, TimeInForce::Ioc)),
+            Op::Cancel => self.cancel(),
+            Op::Amend => self.amend(),
         };
         let cmd = cmd.unwrap_or_else(|| {
             // A GTC, or a cancel or amend with no live order to target (an empty book).
-            kind = Kind::Gtc;
+            kind = Op::Gtc;
             let cross = self.crossing(self.config.mix.gtc_cross);
             self.gtc(cross)
         });
@@ -444,16 +444,16 @@ impl Generator {
         self.rng.random_range(0..1_000u32) < share
     }
 
-    fn pick_kind(&mut self) -> Kind {
+    fn pick_kind(&mut self) -> Op {
         let mut r = self.rng.random_range(0..1_000u32);
-        for kind in Kind::ALL {
+        for kind in Op::ALL {
             let share = self.config.mix.shares[kind as usize];
             if r < share {
                 return kind;
             }
             r -= share;
         }
-        Kind::Gtc
+        Op::Gtc
     }
 
     fn side(&mut self) -> Side {
@@ -723,7 +723,7 @@ mod tests {
             let n = 40_000;
             let w = Workload::generate(&config(mix, n));
             assert_eq!(w.measured().len(), n);
-            for kind in Kind::ALL {
+            for kind in Op::ALL {
                 let got = w.stats().kinds[kind as usize] as f64 / n as f64;
                 let want = mix.share(kind);
                 assert!((got - want).abs() < 0.006, "{} {}: {got} vs {want}", mix.name, kind.name());

@@ -64,11 +64,11 @@ pub enum Verdict {
 
 /// Which bucket a request draws from.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Kind {
-    /// New order or amend.
-    Order,
-    /// Cancel or mass cancel.
-    Cancel,
+pub enum Bucket {
+    /// New orders and amends.
+    Orders,
+    /// Cancels and mass cancels.
+    Cancels,
 }
 
 /// A session's throttles.
@@ -95,12 +95,12 @@ impl Throttle {
     }
 
     /// Judges one request.
-    pub fn check(&mut self, kind: Kind, now_ns: u64) -> Verdict {
-        let bucket = match kind {
-            Kind::Order => &mut self.orders,
-            Kind::Cancel => &mut self.cancels,
+    pub fn check(&mut self, bucket: Bucket, now_ns: u64) -> Verdict {
+        let tokens = match bucket {
+            Bucket::Orders => &mut self.orders,
+            Bucket::Cancels => &mut self.cancels,
         };
-        match bucket.take(now_ns) {
+        match tokens.take(now_ns) {
             Ok(()) => Verdict::Pass,
             Err(wait) => {
                 if now_ns.saturating_sub(self.window_start) >= NS {
@@ -136,17 +136,17 @@ mod tests {
     fn cancels_have_their_own_bucket_and_persistent_senders_are_cut_off() {
         let limits = Limits { order_rate: 1, order_burst: 2, cancel_rate: 1, cancel_burst: 5 };
         let mut t = Throttle::new(limits, 0);
-        assert_eq!(t.check(Kind::Order, 0), Verdict::Pass);
-        assert_eq!(t.check(Kind::Order, 0), Verdict::Pass);
-        assert!(matches!(t.check(Kind::Order, 0), Verdict::Throttled(_)));
+        assert_eq!(t.check(Bucket::Orders, 0), Verdict::Pass);
+        assert_eq!(t.check(Bucket::Orders, 0), Verdict::Pass);
+        assert!(matches!(t.check(Bucket::Orders, 0), Verdict::Throttled(_)));
         // Cancels still pass.
         for _ in 0..5 {
-            assert_eq!(t.check(Kind::Cancel, 0), Verdict::Pass);
+            assert_eq!(t.check(Bucket::Cancels, 0), Verdict::Pass);
         }
         // Throttled requests beyond twice the burst (4) within a second disconnect.
-        assert!(matches!(t.check(Kind::Order, 1), Verdict::Throttled(_)));
-        assert!(matches!(t.check(Kind::Order, 2), Verdict::Throttled(_)));
-        assert!(matches!(t.check(Kind::Order, 3), Verdict::Throttled(_)));
-        assert_eq!(t.check(Kind::Order, 4), Verdict::Disconnect);
+        assert!(matches!(t.check(Bucket::Orders, 1), Verdict::Throttled(_)));
+        assert!(matches!(t.check(Bucket::Orders, 2), Verdict::Throttled(_)));
+        assert!(matches!(t.check(Bucket::Orders, 3), Verdict::Throttled(_)));
+        assert_eq!(t.check(Bucket::Orders, 4), Verdict::Disconnect);
     }
 }

@@ -27,7 +27,7 @@ use super::catch_up::CatchUp;
 use super::event_loop::EventLoop;
 use super::{Closing, DEFAULT_HEARTBEAT_MS, DISCONNECT_SESSION, HEARTBEAT_MS, MAX_MALFORMED, Role, now_ns};
 use crate::auth::{Authenticator, Keys};
-use crate::throttle::{Kind, Throttle, Verdict};
+use crate::throttle::{Bucket, Throttle, Verdict};
 
 /// A logged-on session: what its connection carries.
 #[derive(Debug)]
@@ -167,7 +167,7 @@ pub(super) enum Ask {
     Replay(u64),
     /// A command for the engine, throttled first: its client order id (for a reject), the
     /// command, and the bucket it draws from.
-    Command(ClientOrderId, Command, Kind),
+    Command(ClientOrderId, Command, Bucket),
 }
 
 impl Ask {
@@ -193,20 +193,20 @@ impl Ask {
                     reduce_only: o.reduce_only,
                     stp: o.stp,
                 });
-                Ask::Command(o.cid, cmd, Kind::Order)
+                Ask::Command(o.cid, cmd, Bucket::Orders)
             }
             ClientMsg::Amend(a) => {
                 let cmd =
                     Command::Amend(Amend { account, cid: a.cid, instrument: a.instrument, price: a.price, qty: a.qty });
-                Ask::Command(a.cid, cmd, Kind::Order)
+                Ask::Command(a.cid, cmd, Bucket::Orders)
             }
             ClientMsg::Cancel { cid } => {
-                Ask::Command(cid, Command::Cancel(Cancel { account, cid, on_disconnect: false }), Kind::Cancel)
+                Ask::Command(cid, Command::Cancel(Cancel { account, cid, on_disconnect: false }), Bucket::Cancels)
             }
             ClientMsg::MassCancel { instrument, side } => Ask::Command(
                 ClientOrderId(0),
                 Command::MassCancel(MassCancel { account, instrument, side }),
-                Kind::Cancel,
+                Bucket::Cancels,
             ),
         }
     }
@@ -482,7 +482,7 @@ mod tests {
     #[test]
     fn messages_ask_for_the_sessions_account_and_draw_from_their_bucket() {
         let order = WireOrder::limit(ClientOrderId(4), InstrumentId(1), Side::Sell, Price(10), Qty(2));
-        let Ask::Command(cid, Command::NewOrder(o), Kind::Order) = Ask::of(ClientMsg::NewOrder(order), A) else {
+        let Ask::Command(cid, Command::NewOrder(o), Bucket::Orders) = Ask::of(ClientMsg::NewOrder(order), A) else {
             panic!("a new order")
         };
         assert_eq!(
@@ -501,7 +501,7 @@ mod tests {
                     price: None,
                     qty: Some(Qty(1))
                 }),
-                Kind::Order
+                Bucket::Orders
             )
         );
         assert_eq!(
@@ -509,7 +509,7 @@ mod tests {
             Ask::Command(
                 ClientOrderId(6),
                 Command::Cancel(Cancel { account: A, cid: ClientOrderId(6), on_disconnect: false }),
-                Kind::Cancel
+                Bucket::Cancels
             )
         );
         assert_eq!(
@@ -517,7 +517,7 @@ mod tests {
             Ask::Command(
                 ClientOrderId(0),
                 Command::MassCancel(MassCancel { account: A, instrument: None, side: Some(Side::Buy) }),
-                Kind::Cancel
+                Bucket::Cancels
             )
         );
         assert_eq!(Ask::of(ClientMsg::Replay { from_seq: 3 }, A), Ask::Replay(3));
