@@ -379,65 +379,7 @@ pub fn run(opts: &Options) -> anyhow::Result<Report> {
     let mut modes = Vec::new();
     let durability: &[DurabilityChoice] = if opts.recovery_only { &[] } else { &opts.durability };
     for &choice in durability {
-        let pipeline_config = PipelineConfig {
-            durability: choice.mode(),
-            wait: opts.wait.strategy(),
-            input_capacity: opts.capacity,
-            reports_capacity: opts.capacity,
-            market_data_capacity: opts.capacity,
-            snapshot_every: opts.snapshot_every,
-            segment_bytes: DEFAULT_SEGMENT_BYTES,
-            ledger: Ledger::default(),
-            cores: Cores { sequencer: opts.pin_sequencer, group_commit: opts.pin_group_commit, snapshot: None },
-        };
-        let meter = CpuMeter::start();
-        let mut runs = Vec::new();
-        for _ in 0..opts.throughput_runs {
-            runs.push(drive(
-                &base,
-                &pipeline_config,
-                &workload,
-                workload.measured().len(),
-                None,
-                !opts.no_market_data,
-            )?);
-        }
-        let other = meter.and_then(|m| m.other_cores());
-        let best = runs.iter().min_by_key(|r| r.elapsed).context("at least one run")?;
-        let n = workload.measured().len() as u64;
-        let mut rates = Vec::new();
-        for &rate in &opts.rates {
-            let count = usize::try_from(rate.saturating_mul(opts.latency_seconds))
-                .unwrap_or(usize::MAX)
-                .clamp(1, workload.measured().len());
-            let meter = CpuMeter::start();
-            let run = drive(&base, &pipeline_config, &workload, count, Some(rate), !opts.no_market_data)?;
-            let h = run.latency.context("a latency run records latencies")?;
-            let achieved = per_second(count as u64, run.elapsed);
-            rates.push(RateReport {
-                offered_per_s: rate,
-                achieved_per_s: achieved,
-                saturated: (achieved as f64) < 0.99 * rate as f64,
-                commands: count as u64,
-                p50_ns: h.value_at_quantile(0.5),
-                p90_ns: h.value_at_quantile(0.9),
-                p99_ns: h.value_at_quantile(0.99),
-                p999_ns: h.value_at_quantile(0.999),
-                p9999_ns: h.value_at_quantile(0.9999),
-                max_ns: h.max(),
-                mean_ns: h.mean(),
-                stats: StatsSummary::of(&run.stats),
-                other_load_cores: meter.and_then(|m| m.other_cores()),
-            });
-        }
-        modes.push(ModeReport {
-            durability: choice,
-            max_throughput_per_s: per_second(n, best.elapsed),
-            throughput_runs_per_s: runs.iter().map(|r| per_second(n, r.elapsed)).collect(),
-            throughput_other_load_cores: other,
-            throughput_stats: StatsSummary::of(&best.stats),
-            rates,
-        });
+        modes.push(measure_mode(opts, choice, &base, &workload)?);
     }
     drop(workload);
     let recovery = if opts.recovery_commands > 0 { Some(recovery(&base, opts, mix)?) } else { None };
@@ -453,6 +395,78 @@ pub fn run(opts: &Options) -> anyhow::Result<Report> {
         append,
         modes,
         recovery,
+    })
+}
+
+/// One durability mode: the throughput runs, then one latency run per offered rate.
+fn measure_mode(
+    opts: &Options,
+    choice: DurabilityChoice,
+    base: &Path,
+    workload: &Workload,
+) -> anyhow::Result<ModeReport> {
+    let pipeline_config = PipelineConfig {
+        durability: choice.mode(),
+        wait: opts.wait.strategy(),
+        input_capacity: opts.capacity,
+        reports_capacity: opts.capacity,
+        market_data_capacity: opts.capacity,
+        snapshot_every: opts.snapshot_every,
+        segment_bytes: DEFAULT_SEGMENT_BYTES,
+        ledger: Ledger::default(),
+        cores: Cores { sequencer: opts.pin_sequencer, group_commit: opts.pin_group_commit, snapshot: None },
+    };
+    let meter = CpuMeter::start();
+    let mut runs = Vec::new();
+    for _ in 0..opts.throughput_runs {
+        runs.push(drive(base, &pipeline_config, workload, workload.measured().len(), None, !opts.no_market_data)?);
+    }
+    let other = meter.and_then(|m| m.other_cores());
+    let best = runs.iter().min_by_key(|r| r.elapsed).context("at least one run")?;
+    let n = workload.measured().len() as u64;
+    let mut rates = Vec::new();
+    for &rate in &opts.rates {
+        rates.push(latency_at(opts, rate, base, &pipeline_config, workload)?);
+    }
+    Ok(ModeReport {
+        durability: choice,
+        max_throughput_per_s: per_second(n, best.elapsed),
+        throughput_runs_per_s: runs.iter().map(|r| per_second(n, r.elapsed)).collect(),
+        throughput_other_load_cores: other,
+        throughput_stats: StatsSummary::of(&best.stats),
+        rates,
+    })
+}
+
+/// One latency run at an offered rate, `--latency-seconds` long (at most the whole workload).
+fn latency_at(
+    opts: &Options,
+    rate: u64,
+    base: &Path,
+    pipeline_config: &PipelineConfig,
+    workload: &Workload,
+) -> anyhow::Result<RateReport> {
+    let count = usize::try_from(rate.saturating_mul(opts.latency_seconds))
+        .unwrap_or(usize::MAX)
+        .clamp(1, workload.measured().len());
+    let meter = CpuMeter::start();
+    let run = drive(base, pipeline_config, workload, count, Some(rate), !opts.no_market_data)?;
+    let h = run.latency.context("a latency run records latencies")?;
+    let achieved = per_second(count as u64, run.elapsed);
+    Ok(RateReport {
+        offered_per_s: rate,
+        achieved_per_s: achieved,
+        saturated: (achieved as f64) < 0.99 * rate as f64,
+        commands: count as u64,
+        p50_ns: h.value_at_quantile(0.5),
+        p90_ns: h.value_at_quantile(0.9),
+        p99_ns: h.value_at_quantile(0.99),
+        p999_ns: h.value_at_quantile(0.999),
+        p9999_ns: h.value_at_quantile(0.9999),
+        max_ns: h.max(),
+        mean_ns: h.mean(),
+        stats: StatsSummary::of(&run.stats),
+        other_load_cores: meter.and_then(|m| m.other_cores()),
     })
 }
 
@@ -732,64 +746,7 @@ impl Report {
             );
         }
         for mode in &self.modes {
-            let st = &mode.throughput_stats;
-            let _ = writeln!(
-                s,
-                "\ndurability {:?}: max throughput {} (runs {}; other load {}); sequencer busy {:.0} ns/command; {} fsyncs ({:.0} commands each), rings full {}/{} times",
-                mode.durability,
-                rate(mode.max_throughput_per_s),
-                mode.throughput_runs_per_s.iter().map(|&x| rate(x)).collect::<Vec<_>>().join(", "),
-                cores(mode.throughput_other_load_cores),
-                st.sequencer_ns_per_command,
-                st.fsyncs,
-                st.commands_per_fsync,
-                st.reports_full_waits,
-                st.market_data_full_waits,
-            );
-            if st.snapshots > 0 {
-                let _ = writeln!(
-                    s,
-                    "  snapshots: {} taken, sequencer pause mean {} max {}",
-                    st.snapshots,
-                    ns(st.snapshot_mean_pause_ns),
-                    ns(st.snapshot_max_pause_ns)
-                );
-            }
-            let _ = writeln!(
-                s,
-                "  {:>9} {:>9} {:>8} {:>8} {:>8} {:>8} {:>8} {:>8} {:>6} {:>9} {:>8} {:>8}",
-                "offered",
-                "achieved",
-                "p50",
-                "p90",
-                "p99",
-                "p99.9",
-                "p99.99",
-                "max",
-                "other",
-                "cmd/fsync",
-                "fsync",
-                "max"
-            );
-            for x in &mode.rates {
-                let _ = writeln!(
-                    s,
-                    "  {:>9} {:>9} {:>8} {:>8} {:>8} {:>8} {:>8} {:>8} {:>6} {:>9.0} {:>8} {:>8}{}",
-                    rate(x.offered_per_s),
-                    rate(x.achieved_per_s),
-                    ns(x.p50_ns),
-                    ns(x.p90_ns),
-                    ns(x.p99_ns),
-                    ns(x.p999_ns),
-                    ns(x.p9999_ns),
-                    ns(x.max_ns),
-                    cores(x.other_load_cores),
-                    x.stats.commands_per_fsync,
-                    ns(x.stats.fsync_mean_ns),
-                    ns(x.stats.fsync_max_ns),
-                    if x.saturated { "  (saturated)" } else { "" }
-                );
-            }
+            mode.table(&mut s);
         }
         if let Some(r) = &self.recovery {
             let _ = writeln!(
@@ -809,6 +766,60 @@ impl Report {
             );
         }
         s
+    }
+}
+
+impl ModeReport {
+    /// This mode's lines of [`Report::table`].
+    fn table(&self, s: &mut String) {
+        use std::fmt::Write as _;
+        let st = &self.throughput_stats;
+        let _ = writeln!(
+            s,
+            "\ndurability {:?}: max throughput {} (runs {}; other load {}); sequencer busy {:.0} ns/command; {} fsyncs ({:.0} commands each), rings full {}/{} times",
+            self.durability,
+            rate(self.max_throughput_per_s),
+            self.throughput_runs_per_s.iter().map(|&x| rate(x)).collect::<Vec<_>>().join(", "),
+            cores(self.throughput_other_load_cores),
+            st.sequencer_ns_per_command,
+            st.fsyncs,
+            st.commands_per_fsync,
+            st.reports_full_waits,
+            st.market_data_full_waits,
+        );
+        if st.snapshots > 0 {
+            let _ = writeln!(
+                s,
+                "  snapshots: {} taken, sequencer pause mean {} max {}",
+                st.snapshots,
+                ns(st.snapshot_mean_pause_ns),
+                ns(st.snapshot_max_pause_ns)
+            );
+        }
+        let _ = writeln!(
+            s,
+            "  {:>9} {:>9} {:>8} {:>8} {:>8} {:>8} {:>8} {:>8} {:>6} {:>9} {:>8} {:>8}",
+            "offered", "achieved", "p50", "p90", "p99", "p99.9", "p99.99", "max", "other", "cmd/fsync", "fsync", "max"
+        );
+        for x in &self.rates {
+            let _ = writeln!(
+                s,
+                "  {:>9} {:>9} {:>8} {:>8} {:>8} {:>8} {:>8} {:>8} {:>6} {:>9.0} {:>8} {:>8}{}",
+                rate(x.offered_per_s),
+                rate(x.achieved_per_s),
+                ns(x.p50_ns),
+                ns(x.p90_ns),
+                ns(x.p99_ns),
+                ns(x.p999_ns),
+                ns(x.p9999_ns),
+                ns(x.max_ns),
+                cores(x.other_load_cores),
+                x.stats.commands_per_fsync,
+                ns(x.stats.fsync_mean_ns),
+                ns(x.stats.fsync_max_ns),
+                if x.saturated { "  (saturated)" } else { "" }
+            );
+        }
     }
 }
 
