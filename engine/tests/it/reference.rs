@@ -253,6 +253,10 @@ impl Reference {
         m.mark = Some(price);
     }
 
+    #[allow(
+        clippy::too_many_lines,
+        reason = "the reference model states every rule of MATCHING.md in order, in one place"
+    )]
     fn new_order(&mut self, o: &NewOrder, out: &mut Vec<Event>) {
         let rej = |r| rejected(CommandKind::New, Some(o.account), Some(o.cid), r);
         let Some(m) = self.markets.get(o.instrument.0 as usize) else {
