@@ -268,10 +268,7 @@ fn report_reading(outcome: &Outcome, err: &mut impl Write) -> io::Result<()> {
 
 /// A file of at most `limit` bytes, as text (a path to something endless, like /dev/zero,
 /// must not exhaust memory).
-///
-/// # Errors
-/// [`FileError`], naming the file.
-pub fn read_small_file(path: &Path, limit: u64) -> Result<String, FileError> {
+fn read_small_file(path: &Path, limit: u64) -> Result<String, FileError> {
     use std::io::Read as _;
     let file = std::fs::File::open(path).map_err(|source| FileError::Open { path: path.into(), source })?;
     if file.metadata().map_err(FileError::Metadata)?.is_dir() {
