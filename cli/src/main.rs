@@ -3,9 +3,8 @@
 
 #![allow(clippy::print_stdout, clippy::print_stderr, reason = "a command-line program talks on stdout and stderr")]
 
-use std::fs::File;
-use std::io::{self, BufReader, BufWriter, Write};
-use std::path::{Path, PathBuf};
+use std::io::{self, BufWriter, Write};
+use std::path::PathBuf;
 use std::process::ExitCode;
 
 mod config;
@@ -15,10 +14,10 @@ mod replay;
 mod serve;
 mod settle;
 
-use anyhow::{Context, Result};
+use anyhow::Result;
 use clap::{Parser, Subcommand};
-use l2x_sequencer::journal::{self, JournalWriter};
-use l2x_sequencer::scenario::Runner;
+use l2x_sequencer::journal;
+use l2x_sequencer::scenario::{self, JournalOptions, MatchOptions};
 
 /// l2x: a deterministic perpetual-futures exchange core.
 #[derive(Debug, Parser)]
@@ -129,11 +128,20 @@ fn main() -> ExitCode {
 fn run(cli: Cli) -> Result<ExitCode> {
     match cli.command {
         Cmd::Match { input, state_out, journal, durability, snapshot_every } => {
-            let journal = journal.map(|dir| (dir, durability == config::DurabilityName::Fsync, snapshot_every));
-            run_match(&input, state_out.as_deref(), journal)
+            let fsync = durability == config::DurabilityName::Fsync;
+            let journal = journal.map(|dir| JournalOptions { dir, fsync, snapshot_every });
+            let opts = MatchOptions { input: input.into(), state_out, journal };
+            let summary = scenario::run_match(&opts, &mut BufWriter::new(io::stdout().lock()), &mut io::stderr())?;
+            Ok(ExitCode::from(summary.exit_status()))
         }
-        Cmd::Journal { which: JournalCmd::Export { dir } } => journal_export(&dir),
-        Cmd::Journal { which: JournalCmd::Truncate { dir } } => journal_truncate(&dir),
+        Cmd::Journal { which: JournalCmd::Export { dir } } => {
+            scenario::export_journal(&dir, &mut BufWriter::new(io::stdout().lock()), &mut io::stderr())?;
+            Ok(ExitCode::SUCCESS)
+        }
+        Cmd::Journal { which: JournalCmd::Truncate { dir } } => {
+            journal::truncate_and_report(&dir, &mut io::stdout().lock())?;
+            Ok(ExitCode::SUCCESS)
+        }
         Cmd::Replay(opts) => replay::replay(&opts),
         Cmd::Serve(opts) => serve::serve(&opts),
         Cmd::Settle { which } => settle::settle(which),
@@ -192,79 +200,5 @@ fn print_bench(
         write!(out, "{}", table())?;
     }
     out.flush()?;
-    Ok(ExitCode::SUCCESS)
-}
-
-/// `l2x match`: exit 0, or 2 when any line was reported and skipped. (A listing refused
-/// `bad_instrument` is not a bad line: its reason goes to standard error, the exit status
-/// stays.)
-fn run_match(input: &Path, state_out: Option<&Path>, journal: Option<(PathBuf, bool, u64)>) -> Result<ExitCode> {
-    let stdout = io::stdout();
-    let mut out = BufWriter::new(stdout.lock());
-    let mut err = io::stderr();
-    let mut runner = Runner::new();
-    if let Some((dir, fsync, snapshot_every)) = journal {
-        let (writer, report) = JournalWriter::open(&dir, journal::DEFAULT_SEGMENT_BYTES)
-            .with_context(|| format!("cannot open the journal in {}", dir.display()))?;
-        if report.records > 0 || report.torn.is_some() {
-            anyhow::bail!(
-                "{} already holds a journal ({} records); `l2x match --journal` needs a new or empty directory",
-                dir.display(),
-                report.records
-            );
-        }
-        runner = runner.with_journal(writer, fsync, snapshot_every);
-    }
-    let summary = if input.as_os_str() == "-" {
-        runner.run(io::stdin().lock(), &mut out, &mut err).context("--input - (standard input)")?
-    } else {
-        let file = open_input(input)?;
-        runner.run(BufReader::new(file), &mut out, &mut err).with_context(|| format!("--input {}", input.display()))?
-    };
-    runner.close_journal()?;
-    out.flush()?;
-    if let Some(path) = state_out {
-        let text = l2x_sequencer::scenario::state_report(runner.state(), runner.last_seq()).to_json();
-        std::fs::write(path, text).with_context(|| format!("cannot write {}", path.display()))?;
-    }
-    Ok(if summary.errors > 0 { ExitCode::from(2) } else { ExitCode::SUCCESS })
-}
-
-/// `--input FILE`, opened for reading; a directory or anything else that is not a file one
-/// can read lines from is refused here, with the path (reading a directory fails later,
-/// with an OS error that names nothing).
-fn open_input(input: &Path) -> Result<File> {
-    let meta = std::fs::metadata(input).with_context(|| format!("cannot open {} (--input)", input.display()))?;
-    anyhow::ensure!(!meta.is_dir(), "--input {}: is a directory, not a scenario file", input.display());
-    File::open(input).with_context(|| format!("cannot open {} (--input)", input.display()))
-}
-
-/// `l2x journal truncate DIR`: the journal cut at its first damage, what was cut kept aside.
-fn journal_truncate(dir: &Path) -> Result<ExitCode> {
-    let mut out = io::stdout().lock();
-    match journal::truncate_at_damage(dir)? {
-        None => writeln!(out, "{}: the journal reads to its end by every rule: nothing to cut", dir.display())?,
-        Some(t) => {
-            writeln!(out, "damage: {}", t.damage)?;
-            writeln!(out, "cut at {} byte {}; the journal now ends at seq {}", t.at.0.display(), t.at.1, t.kept.seq)?;
-            writeln!(out, "everything cut is in {}", t.kept_aside.display())?;
-        }
-    }
-    Ok(ExitCode::SUCCESS)
-}
-
-/// `l2x journal export DIR`: the journal as scenario lines on standard output.
-fn journal_export(dir: &Path) -> Result<ExitCode> {
-    let stdout = io::stdout();
-    let mut out = BufWriter::new(stdout.lock());
-    let exported = l2x_sequencer::scenario::export(dir, &mut out)?;
-    out.flush()?;
-    if exported.torn {
-        eprintln!(
-            "l2x: {}: the journal ends with a torn record after seq {} (not exported)",
-            dir.display(),
-            exported.last_seq
-        );
-    }
     Ok(ExitCode::SUCCESS)
 }

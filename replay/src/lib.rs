@@ -27,7 +27,9 @@ use l2x_risk::Ledger;
 use l2x_sequencer::journal::{self, Journal, JournalError, Point, Start, TornTail};
 use l2x_types::{Event, Sequenced, Timestamp};
 
+pub mod point;
 pub mod progress;
+pub mod report;
 pub mod views;
 pub mod whatif;
 

@@ -14,6 +14,7 @@
 //! USDC for money), exact: a desk's notebook gets what the engine holds, not floats.
 
 use std::io::{self, Write};
+use std::str::FromStr;
 
 use l2x_engine::StateMachine;
 use l2x_types::{AccountId, Amount, Decimal, Event, Holder, Instrument, InstrumentId, Sequenced, Side, format_units};
@@ -36,6 +37,21 @@ pub enum View {
 }
 
 impl View {
+    /// Every view, in the order `l2x replay --dump` lists them.
+    pub const ALL: [View; 5] = [View::Accounts, View::Positions, View::Book, View::Trades, View::Liquidations];
+
+    /// The view's name, as `--dump` takes it: `accounts`, `positions`, `book`, `trades`,
+    /// `liquidations`.
+    pub fn name(self) -> &'static str {
+        match self {
+            View::Accounts => "accounts",
+            View::Positions => "positions",
+            View::Book => "book",
+            View::Trades => "trades",
+            View::Liquidations => "liquidations",
+        }
+    }
+
     /// Whether the view is of events (it needs every command from the first).
     pub fn of_events(self) -> bool {
         matches!(self, View::Trades | View::Liquidations)
@@ -81,6 +97,39 @@ pub enum Format {
     Csv,
     /// One JSON object per line, keyed by the header's names (all values strings, exact).
     Json,
+}
+
+/// A name that is not a view's or a format's.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+#[error("{name:?} is not one of {allowed}")]
+pub struct UnknownName {
+    /// The name given.
+    pub name: String,
+    /// The names allowed.
+    pub allowed: &'static str,
+}
+
+impl FromStr for View {
+    type Err = UnknownName;
+
+    fn from_str(name: &str) -> Result<View, UnknownName> {
+        View::ALL.into_iter().find(|v| v.name() == name).ok_or_else(|| UnknownName {
+            name: name.into(),
+            allowed: "accounts, positions, book, trades, liquidations",
+        })
+    }
+}
+
+impl FromStr for Format {
+    type Err = UnknownName;
+
+    fn from_str(name: &str) -> Result<Format, UnknownName> {
+        match name {
+            "csv" => Ok(Format::Csv),
+            "json" => Ok(Format::Json),
+            _ => Err(UnknownName { name: name.into(), allowed: "csv, json" }),
+        }
+    }
 }
 
 /// Rows of one view to a writer.

@@ -24,6 +24,9 @@
 //! [`MAX_LINE_BYTES`], is reported and skipped like any other bad line. An instrument
 //! listing the engine refuses (`bad_instrument`) is a `rejected` event, and the runner also
 //! says why on its error stream: which field broke which rule ([`ListingRefused`]).
+//!
+//! The commands over this format are calls here: `l2x match` is [`run_match`] (the input,
+//! the journal, `--state-out`), `l2x journal export` is [`export_journal`].
 
 use std::io::{self, BufRead, Write};
 
@@ -39,12 +42,14 @@ mod export;
 mod lines;
 mod output;
 mod report;
+mod run;
 
 pub use convert::{Parsed, convert};
-pub use export::{Exported, export, format_command};
+pub use export::{ExportError, Exported, export, export_journal, format_command};
 pub use lines::{LineError, MAX_LINE_BYTES, parse_line};
 pub use output::{entry_price, format_event};
 pub use report::{AccountReport, PositionReport, StateReport, state_report};
+pub use run::{Input, JournalOptions, MatchError, MatchOptions, run_match};
 
 /// A well-formed line's outcome.
 #[derive(Debug, PartialEq, Eq)]

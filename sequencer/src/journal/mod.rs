@@ -47,7 +47,7 @@ use std::path::{Path, PathBuf};
 pub use self::read::{Journal, ScanReport, TornTail, first_seqs, scan, segments};
 pub use self::record::{MAX_RECORD, encoded_len};
 pub use self::recovery::{RecoveryReport, Start, read_after, recover, replay, start};
-pub use self::truncate::{Truncated, truncate_at_damage};
+pub use self::truncate::{TruncateError, Truncated, truncate_and_report, truncate_at_damage};
 pub use self::write::{JournalSyncer, JournalWriter};
 
 /// Default segment size: 64 MiB (about a million records).

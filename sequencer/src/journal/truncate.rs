@@ -115,3 +115,32 @@ fn zero_from(path: &Path, offset: u64) -> Result<(), JournalError> {
     }
     file.sync_all().map_err(|e| io(path, e))
 }
+
+/// Why `l2x journal truncate` could not finish.
+#[derive(Debug, thiserror::Error)]
+pub enum TruncateError {
+    /// The truncation ([`truncate_at_damage`]).
+    #[error(transparent)]
+    Journal(#[from] JournalError),
+    /// Writing what was done.
+    #[error(transparent)]
+    Output(#[from] std::io::Error),
+}
+
+/// `l2x journal truncate DIR`: [`truncate_at_damage`], then what it did told on `out`:
+/// nothing to cut, or the damage, where the journal now ends, and where what was cut is.
+///
+/// # Errors
+/// [`TruncateError`]: the truncation's, or I/O writing.
+pub fn truncate_and_report(dir: &Path, out: &mut impl std::io::Write) -> Result<Option<Truncated>, TruncateError> {
+    let truncated = truncate_at_damage(dir)?;
+    match &truncated {
+        None => writeln!(out, "{}: the journal reads to its end by every rule: nothing to cut", dir.display())?,
+        Some(t) => {
+            writeln!(out, "damage: {}", t.damage)?;
+            writeln!(out, "cut at {} byte {}; the journal now ends at seq {}", t.at.0.display(), t.at.1, t.kept.seq)?;
+            writeln!(out, "everything cut is in {}", t.kept_aside.display())?;
+        }
+    }
+    Ok(truncated)
+}

@@ -136,3 +136,38 @@ pub fn export(dir: &std::path::Path, out: &mut impl Write) -> Result<Exported, c
     written.torn = report.torn.is_some();
     Ok(written)
 }
+
+/// Why `l2x journal export` could not finish.
+#[derive(Debug, thiserror::Error)]
+pub enum ExportError {
+    /// Reading the journal, or writing a line ([`export`]).
+    #[error(transparent)]
+    Journal(#[from] crate::journal::JournalError),
+    /// Flushing the lines, or writing the note on a torn tail.
+    #[error(transparent)]
+    Output(#[from] io::Error),
+}
+
+/// `l2x journal export DIR`: [`export`] to `out`, flushed; a journal ending with a torn
+/// record is said on `err` (`l2x: DIR: the journal ends with a torn record after seq N (not
+/// exported)`).
+///
+/// # Errors
+/// [`ExportError`]: the journal's, or I/O writing.
+pub fn export_journal(
+    dir: &std::path::Path,
+    out: &mut impl Write,
+    err: &mut impl Write,
+) -> Result<Exported, ExportError> {
+    let exported = export(dir, out)?;
+    out.flush()?;
+    if exported.torn {
+        writeln!(
+            err,
+            "l2x: {}: the journal ends with a torn record after seq {} (not exported)",
+            dir.display(),
+            exported.last_seq
+        )?;
+    }
+    Ok(exported)
+}
