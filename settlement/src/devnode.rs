@@ -28,11 +28,10 @@ pub fn contracts_dir() -> PathBuf {
 pub fn anvil_binary() -> Result<PathBuf, AnvilError> {
     let dir = contracts_dir();
     let bin = dir.join("node_modules/@foundry-rs/anvil-linux-amd64/bin/anvil");
-    if bin.exists() {
-        return Ok(bin);
-    }
     let failed = |what, source| AnvilError::Install { dir: dir.clone(), what, source };
-    // One installer at a time, across test threads and processes.
+    // One installer at a time, across test threads and processes; and nobody looks at the
+    // binary before the lock: while npm is still writing it, it exists but cannot be
+    // executed ("Text file busy").
     let lock = File::create(dir.join(".npm-install.lock")).map_err(|e| failed("creating its lock", Some(e)))?;
     lock.lock().map_err(|e| failed("locking it", Some(e)))?;
     if !bin.exists() {
