@@ -18,8 +18,8 @@
 //!    non-zero byte, 4 per zero byte), raw and as posted (compressed with zstd at
 //!    `batch::ZSTD_LEVEL`), per changed leaf and per trade.
 //! 5. Gas on a node: the first `--chain-batches` of those batches committed to the contract
-//!    on a local anvil (installed from npm on first use, its default hardfork named in the
-//!    report); gas used per batch, per changed leaf and per trade, as the receipts say, next
+//!    on a local anvil (`--anvil PATH`, else `$L2X_ANVIL`, else `anvil` on `PATH`; its
+//!    default hardfork named in the report); gas used per batch, per changed leaf and per trade, as the receipts say, next
 //!    to the EIP-7623 floor of each commit's whole input (21,000 + 10 per zero byte + 40 per
 //!    non-zero byte, Prague and later): a data-heavy commit pays the floor. Every per-batch,
 //!    per-leaf and per-trade figure of this step is over the committed batches alone (the
@@ -60,6 +60,11 @@ pub struct Options {
     /// Batches committed on a local anvil for their gas (0: skip) (0 to 1,000).
     #[arg(long, default_value_t = 5, value_parser = crate::ranged::<usize>(0, 1_000))]
     pub chain_batches: usize,
+    /// The anvil binary for --chain-batches; without it, $L2X_ANVIL, else `anvil` on PATH.
+    /// In an l2x checkout, `cd settlement/contracts && npm ci` installs the pinned one at
+    /// settlement/contracts/node_modules/@foundry-rs/anvil-linux-amd64/bin/anvil.
+    #[arg(long, value_name = "PATH")]
+    pub anvil: Option<std::path::PathBuf>,
     /// Print one JSON object instead of the table.
     #[arg(long)]
     pub json: bool,
@@ -264,7 +269,7 @@ fn stream_batches(opts: &Options) -> anyhow::Result<BatchSizes> {
     out.floor_gas_per_leaf_raw = per(floor_raw, out.leaves);
     out.floor_gas_per_leaf_zstd = per(floor_zst, out.leaves);
     if opts.chain_batches > 0 && !batches.is_empty() {
-        chain_gas(&batches[..opts.chain_batches.min(batches.len())], &mut out)?;
+        chain_gas(&batches[..opts.chain_batches.min(batches.len())], opts.anvil.as_deref(), &mut out)?;
     }
     Ok(out)
 }
@@ -272,10 +277,15 @@ fn stream_batches(opts: &Options) -> anyhow::Result<BatchSizes> {
 /// Commits `batches` on a local anvil: gas per batch from the receipts, next to the
 /// EIP-7623 floor of each transaction's input.
 #[allow(clippy::cast_precision_loss, reason = "ratios for a report")]
-fn chain_gas(batches: &[l2x_settlement::batch::Batch], out: &mut BatchSizes) -> anyhow::Result<()> {
-    let node = l2x_settlement::devnode::Anvil::spawn().map_err(anyhow::Error::msg)?;
-    out.chain_hardfork = Some(node.hardfork().map_err(anyhow::Error::msg)?);
-    let key = l2x_settlement::devnode::DEV_KEYS[0];
+fn chain_gas(
+    batches: &[l2x_settlement::batch::Batch],
+    anvil: Option<&std::path::Path>,
+    out: &mut BatchSizes,
+) -> anyhow::Result<()> {
+    use l2x_settlement::anvil::{Anvil, DEV_KEYS, find_anvil};
+    let node = Anvil::start(&find_anvil(anvil)?, &[])?;
+    out.chain_hardfork = Some(node.hardfork()?);
+    let key = DEV_KEYS[0];
     let address = l2x_settlement::chain::RpcChain::deploy(node.url(), key)?;
     let mut chain = l2x_settlement::chain::RpcChain::connect(node.url(), key, address, 1)?;
     for b in batches {

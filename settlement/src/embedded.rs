@@ -51,7 +51,7 @@ use revm::{Context, ExecuteCommitEvm, ExecuteEvm, MainBuilder, MainContext};
 
 use crate::batch::Batch;
 use crate::chain::abi::L2xSettlement as C;
-use crate::chain::{Chain, ChainError, commit_call, creation_code, revert_reason};
+use crate::chain::{Chain, ChainError, Result, commit_call, creation_code, revert_reason};
 use crate::leaf::AccountLeaf;
 
 /// The embedded chain's submitter: the only address its contract accepts commits from. No
@@ -92,8 +92,83 @@ impl std::fmt::Debug for EmbeddedChain {
     }
 }
 
-fn state_error(path: &Path, detail: impl std::fmt::Display) -> ChainError {
-    ChainError::State { path: path.to_path_buf(), detail: detail.to_string() }
+/// What is wrong with the embedded chain's directory or state file (the `detail` of
+/// [`ChainError::State`]).
+#[derive(Debug, thiserror::Error)]
+pub enum StateError {
+    /// Reading, writing or syncing it.
+    #[error("{0}")]
+    Io(#[from] std::io::Error),
+    /// Another process has the directory open for committing.
+    #[error("held by another process ({0})")]
+    Locked(#[source] std::fs::TryLockError),
+    /// [`EmbeddedChain::read_only`] of a directory with no chain.
+    #[error("no embedded chain here")]
+    Missing,
+    /// A state file that does not parse.
+    #[error(transparent)]
+    Format(#[from] FormatError),
+    /// A state file written by another build of the contract.
+    #[error(
+        "a chain of another contract build (contract {contract} code {code_hash}, this build deploys {ours} code {our_code_hash})"
+    )]
+    OtherBuild {
+        /// The file's contract address.
+        contract: Address,
+        /// The file's contract code hash.
+        code_hash: B256,
+        /// This build's contract address.
+        ours: Address,
+        /// This build's code hash.
+        our_code_hash: B256,
+    },
+}
+
+/// Why the bytes of a state file are not a chain state (the first thing found wrong).
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+pub enum FormatError {
+    /// Shorter than the fixed part and the checksum.
+    #[error("{len} bytes: too short for a chain state")]
+    TooShort {
+        /// The file's length.
+        len: usize,
+    },
+    /// Not `L2XCHAIN` at the start.
+    #[error("not an l2x chain state (bad magic)")]
+    BadMagic,
+    /// A format version this build does not read.
+    #[error("format version {found}, this build reads {VERSION}")]
+    Version {
+        /// The file's version.
+        found: u32,
+    },
+    /// The keccak-256 at the end is not that of the rest.
+    #[error("checksum mismatch: the file is damaged")]
+    Checksum,
+    /// The bytes end inside a field.
+    #[error("truncated at byte {at}")]
+    Truncated {
+        /// Where the field starts.
+        at: usize,
+    },
+    /// The slot count disagrees with the bytes that follow.
+    #[error("{count} storage slots announced, {bytes} bytes of them")]
+    SlotCount {
+        /// Slots announced.
+        count: u32,
+        /// Bytes present for them.
+        bytes: usize,
+    },
+    /// Slots not in strictly ascending order.
+    #[error("storage slot {slot:#x} out of order")]
+    SlotOrder {
+        /// The first slot out of order.
+        slot: U256,
+    },
+}
+
+fn state_error(path: &Path, detail: impl Into<StateError>) -> ChainError {
+    ChainError::State { path: path.to_path_buf(), detail: Box::new(detail.into()) }
 }
 
 /// The chain's block environment: its number, and a timestamp derived from it (the contract
@@ -108,11 +183,11 @@ fn block_env(number: u64) -> revm::context::BlockEnv {
 
 /// Runs one transaction against `db`; commits its state change only if `commit` and it
 /// succeeded.
-fn execute(db: &mut Db, block: u64, tx: TxEnv, commit: bool) -> Result<ExecutionResult, ChainError> {
+fn execute(db: &mut Db, block: u64, tx: TxEnv, commit: bool) -> Result<ExecutionResult> {
     let mut evm = Context::mainnet().with_db(&mut *db).with_block(block_env(block)).build_mainnet();
     let run = evm
         .transact(tx)
-        .map_err(|e| ChainError::Rpc { what: "executing on the embedded chain", detail: e.to_string() })?;
+        .map_err(|e| ChainError::Evm { what: "executing on the embedded chain", source: Box::new(e) })?;
     if commit && run.result.is_success() {
         evm.commit(run.state);
         // The events are not kept: the contract's storage is the chain's state.
@@ -121,7 +196,7 @@ fn execute(db: &mut Db, block: u64, tx: TxEnv, commit: bool) -> Result<Execution
     Ok(run.result)
 }
 
-fn tx(caller: Address, nonce: u64, kind: TxKind, data: Bytes) -> Result<TxEnv, ChainError> {
+fn tx(caller: Address, nonce: u64, kind: TxKind, data: Bytes) -> Result<TxEnv> {
     TxEnv::builder()
         .caller(caller)
         .nonce(nonce)
@@ -130,17 +205,18 @@ fn tx(caller: Address, nonce: u64, kind: TxKind, data: Bytes) -> Result<TxEnv, C
         .gas_limit(TX_GAS_LIMIT)
         .gas_price(0)
         .build()
-        .map_err(|e| ChainError::Config(format!("an embedded-chain transaction: {e:?}")))
+        .map_err(|e| ChainError::Evm { what: "building an embedded-chain transaction", source: Box::new(e) })
 }
 
 /// The genesis state: the artifact deployed by [`SUBMITTER`] (nonce 0) in block 0.
-fn genesis() -> Result<(Db, Address, B256), ChainError> {
+fn genesis() -> Result<(Db, Address, B256)> {
     let code = creation_code(SUBMITTER)?;
     let mut db = Db::default();
     db.insert_account_info(SUBMITTER, AccountInfo::default());
     let result = execute(&mut db, 0, tx(SUBMITTER, 0, TxKind::Create, Bytes::from(code))?, true)?;
     let ExecutionResult::Success { output: Output::Create(_, Some(contract)), .. } = result else {
-        return Err(ChainError::Config(format!("deploying the contract on the embedded chain failed: {result:?}")));
+        let what = "deploying the contract on the embedded chain";
+        return Err(ChainError::EvmFailed { what, outcome: Box::new(result) });
     };
     let code_hash = db.cache.accounts.get(&contract).map(|a| a.info.code_hash).unwrap_or_default();
     Ok((db, contract, code_hash))
@@ -177,22 +253,22 @@ impl Saved {
     }
 
     /// Parses a state file, naming the first thing that is wrong.
-    fn decode(bytes: &[u8]) -> Result<Saved, String> {
+    fn decode(bytes: &[u8]) -> Result<Saved, FormatError> {
         const FIXED: usize = 8 + 4 + 8 + 20 + 20 + 32 + 8 + 4;
         if bytes.len() < FIXED + 32 {
-            return Err(format!("{} bytes: too short for a chain state", bytes.len()));
+            return Err(FormatError::TooShort { len: bytes.len() });
         }
         if &bytes[..8] != MAGIC {
-            return Err("not an l2x chain state (bad magic)".into());
+            return Err(FormatError::BadMagic);
         }
         let (body, sum) = bytes.split_at(bytes.len() - 32);
         let mut r = Reader(body, 8);
         let version = u32::from_be_bytes(r.take()?);
         if version != VERSION {
-            return Err(format!("format version {version}, this build reads {VERSION}"));
+            return Err(FormatError::Version { found: version });
         }
         if keccak256(body).as_slice() != sum {
-            return Err("checksum mismatch: the file is damaged".into());
+            return Err(FormatError::Checksum);
         }
         let block = u64::from_be_bytes(r.take()?);
         let contract = Address::new(r.take()?);
@@ -201,7 +277,7 @@ impl Saved {
         let nonce = u64::from_be_bytes(r.take()?);
         let count = u32::from_be_bytes(r.take()?);
         if body.len() - FIXED != usize::try_from(count).unwrap_or(usize::MAX).saturating_mul(64) {
-            return Err(format!("{count} storage slots announced, {} bytes of them", body.len() - FIXED));
+            return Err(FormatError::SlotCount { count, bytes: body.len() - FIXED });
         }
         let mut slots = BTreeMap::new();
         let mut previous = None;
@@ -209,7 +285,7 @@ impl Saved {
             let slot = U256::from_be_bytes::<32>(r.take()?);
             let value = U256::from_be_bytes::<32>(r.take()?);
             if previous.is_some_and(|p| p >= slot) {
-                return Err(format!("storage slot {slot:#x} out of order"));
+                return Err(FormatError::SlotOrder { slot });
             }
             previous = Some(slot);
             slots.insert(slot, value);
@@ -221,11 +297,11 @@ impl Saved {
 struct Reader<'a>(&'a [u8], usize);
 
 impl Reader<'_> {
-    fn take<const N: usize>(&mut self) -> Result<[u8; N], String> {
+    fn take<const N: usize>(&mut self) -> Result<[u8; N], FormatError> {
         let end = self.1 + N;
-        let bytes = self.0.get(self.1..end).ok_or_else(|| format!("truncated at byte {}", self.1))?;
+        let bytes = self.0.get(self.1..end).ok_or(FormatError::Truncated { at: self.1 })?;
         self.1 = end;
-        bytes.try_into().map_err(|_| format!("truncated at byte {}", self.1))
+        bytes.try_into().map_err(|_| FormatError::Truncated { at: self.1 })
     }
 }
 
@@ -236,11 +312,11 @@ impl EmbeddedChain {
     /// # Errors
     /// [`ChainError::State`] for a directory that cannot be used, another process holding
     /// it, or a state file that is damaged or from another contract build.
-    pub fn open(dir: &Path) -> Result<EmbeddedChain, ChainError> {
+    pub fn open(dir: &Path) -> Result<EmbeddedChain> {
         std::fs::create_dir_all(dir).map_err(|e| state_error(dir, e))?;
         let lock_path = dir.join("LOCK");
         let lock = File::create(&lock_path).map_err(|e| state_error(&lock_path, e))?;
-        lock.try_lock().map_err(|e| state_error(dir, format!("held by another process ({e})")))?;
+        lock.try_lock().map_err(|e| state_error(dir, StateError::Locked(e)))?;
         let mut chain = EmbeddedChain::load(dir, true)?;
         chain.lock = Some(lock);
         if !dir.join(STATE_FILE).exists() {
@@ -254,11 +330,11 @@ impl EmbeddedChain {
     ///
     /// # Errors
     /// As [`EmbeddedChain::open`], and [`ChainError::State`] if `dir` holds no chain.
-    pub fn read_only(dir: &Path) -> Result<EmbeddedChain, ChainError> {
+    pub fn read_only(dir: &Path) -> Result<EmbeddedChain> {
         EmbeddedChain::load(dir, false)
     }
 
-    fn load(dir: &Path, create: bool) -> Result<EmbeddedChain, ChainError> {
+    fn load(dir: &Path, create: bool) -> Result<EmbeddedChain> {
         let (mut db, contract, code_hash) = genesis()?;
         let mut chain =
             EmbeddedChain { dir: dir.to_path_buf(), db, contract, code_hash, block: 0, last_gas: 0, lock: None };
@@ -267,25 +343,26 @@ impl EmbeddedChain {
             Ok(bytes) => bytes,
             Err(e) if e.kind() == std::io::ErrorKind::NotFound && create => return Ok(chain),
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
-                return Err(state_error(&path, "no embedded chain here"));
+                return Err(state_error(&path, StateError::Missing));
             }
             Err(e) => return Err(state_error(&path, e)),
         };
         let saved = Saved::decode(&bytes).map_err(|why| state_error(&path, why))?;
         if (saved.contract, saved.submitter, saved.code_hash) != (contract, SUBMITTER, code_hash) {
-            return Err(state_error(
-                &path,
-                format!(
-                    "a chain of another contract build (contract {} code {}, this build deploys {} code {})",
-                    saved.contract, saved.code_hash, contract, code_hash
-                ),
-            ));
+            let other = StateError::OtherBuild {
+                contract: saved.contract,
+                code_hash: saved.code_hash,
+                ours: contract,
+                our_code_hash: code_hash,
+            };
+            return Err(state_error(&path, other));
         }
         db = std::mem::take(&mut chain.db);
         for (slot, value) in &saved.slots {
-            db.insert_account_storage(contract, *slot, *value).map_err(|e| state_error(&path, format!("{e:?}")))?;
+            // The empty database behind the cache cannot fail (its error type is uninhabited).
+            db.insert_account_storage(contract, *slot, *value).unwrap_or_else(|e| match e {});
         }
-        let submitter = db.load_account(SUBMITTER).map_err(|e| state_error(&path, format!("{e:?}")))?;
+        let submitter = db.load_account(SUBMITTER).unwrap_or_else(|e| match e {});
         submitter.info.nonce = saved.nonce;
         chain.db = db;
         chain.block = saved.block;
@@ -294,7 +371,7 @@ impl EmbeddedChain {
 
     /// Writes `db` at `block` as the state file: a temporary file, synced, renamed over the
     /// old one, the directory synced.
-    fn save(&self, db: &Db, block: u64) -> Result<(), ChainError> {
+    fn save(&self, db: &Db, block: u64) -> Result<()> {
         let account = db.cache.accounts.get(&self.contract);
         let slots: BTreeMap<U256, U256> = account
             .map(|a| a.storage.iter().map(|(k, v)| (*k, *v)).filter(|(_, v)| !v.is_zero()).collect())
@@ -326,31 +403,31 @@ impl EmbeddedChain {
     }
 
     /// Calls a view of the contract (never committed) and decodes its answer.
-    fn view<T: SolCall>(&mut self, call: &T) -> Result<T::Return, ChainError> {
+    fn view<T: SolCall>(&mut self, call: &T) -> Result<T::Return> {
         let tx = tx(Address::ZERO, 0, TxKind::Call(self.contract), Bytes::from(call.abi_encode()))?;
         let result = execute(&mut self.db, self.block, tx, false)?;
         let ExecutionResult::Success { output, .. } = result else {
-            return Err(ChainError::Rpc { what: "a view of the embedded contract", detail: format!("{result:?}") });
+            return Err(ChainError::EvmFailed { what: "a view of the embedded contract", outcome: Box::new(result) });
         };
         T::abi_decode_returns(output.data())
-            .map_err(|e| ChainError::Rpc { what: "decoding a view of the embedded contract", detail: e.to_string() })
+            .map_err(|e| ChainError::Decode { what: "decoding a view of the embedded contract", source: Box::new(e) })
     }
 }
 
 impl Chain for EmbeddedChain {
-    fn last_committed(&mut self) -> Result<(u64, B256), ChainError> {
+    fn last_committed(&mut self) -> Result<(u64, B256)> {
         let index = self.view(&C::lastIndexCall {})?;
         let root = self.view(&C::lastRootCall {})?;
         Ok((index, root))
     }
 
-    fn committed(&mut self, index: u64) -> Result<(B256, B256), ChainError> {
+    fn committed(&mut self, index: u64) -> Result<(B256, B256)> {
         let root = self.view(&C::rootsCall { index })?;
         let data_hash = self.view(&C::dataHashesCall { index })?;
         Ok((root, data_hash))
     }
 
-    fn commit(&mut self, batch: &Batch) -> Result<B256, ChainError> {
+    fn commit(&mut self, batch: &Batch) -> Result<B256> {
         if self.lock.is_none() {
             return Err(ChainError::Config("the embedded chain was opened read-only".into()));
         }
@@ -385,7 +462,7 @@ impl Chain for EmbeddedChain {
         }
     }
 
-    fn verify_leaf(&mut self, index: u64, leaf: &AccountLeaf, siblings: &[B256]) -> Result<bool, ChainError> {
+    fn verify_leaf(&mut self, index: u64, leaf: &AccountLeaf, siblings: &[B256]) -> Result<bool> {
         self.view(&C::verifyLeafCall { index, leaf: leaf.into(), siblings: siblings.to_vec() })
     }
 }

@@ -7,6 +7,8 @@
 //!                                                                                   incremental) ──▶ root
 //! ```
 //!
+//! - [`anvil`]: finding anvil (flag, `L2X_ANVIL`, `PATH`) and running it: a local node
+//!   for `l2x bench settlement`.
 //! - [`audit`]: what an auditor runs: the journal against the batch files and the chain,
 //!   proofs checked against the chain.
 //! - [`batch`]: an epoch as stored and posted: header, the epoch's fields, its market state
@@ -15,7 +17,8 @@
 //!   one place; applying the batches alone rebuilds the tree.
 //! - [`chain`]: the base chain behind one trait; the JSON-RPC backend (alloy) with the
 //!   contract's bindings.
-//! - [`devnode`]: a local anvil for tests and demos, installed from npm on first use.
+//! - `devnode` (feature `test-utils`): the tests' anvil, the pinned one installed from npm
+//!   into the source tree on first use.
 //! - [`embedded`]: the embedded chain: the contract's bytecode in revm, its state in a file.
 //! - [`epoch`]: the sequenced stream cut into epochs by a rule on sequenced time and fills;
 //!   each closed epoch's changed leaves and root.
@@ -30,10 +33,12 @@
 
 #![deny(clippy::float_arithmetic)]
 
+pub mod anvil;
 pub mod audit;
 pub mod batch;
 pub mod batch_set;
 pub mod chain;
+#[cfg(feature = "test-utils")]
 pub mod devnode;
 pub mod embedded;
 pub mod epoch;

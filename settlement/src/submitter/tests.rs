@@ -1,5 +1,5 @@
 //! The submitter's own steps: the check before a commit, and the journal made durable
-//! before a pass reads it. (Against a node: `settlement/tests/submitter.rs`.)
+//! before a pass reads it. (Against a node: `settlement/tests/it/submitter.rs`.)
 
 use std::sync::{Arc, Mutex};
 

@@ -1,7 +1,5 @@
 //! The seeded command stream the settlement tests share.
 
-#![allow(dead_code, reason = "each test binary uses part of it")]
-
 use std::str::FromStr;
 
 use l2x_types::{

@@ -3,8 +3,6 @@
 //! restart, refuses a damaged or foreign state file by name, keeps one writer per directory,
 //! and spends the gas a real node (anvil) spends on the same batches.
 
-#![allow(clippy::unwrap_used, reason = "test code: a panic is the failure report")]
-
 use alloy::primitives::{B256, keccak256};
 use l2x_engine::StateMachine;
 use l2x_risk::Ledger;
@@ -15,8 +13,7 @@ use l2x_settlement::embedded::{EmbeddedChain, STATE_FILE};
 use l2x_settlement::epoch::{self, Epoch, Epochs, Policy};
 use l2x_settlement::submitter::Submitter;
 
-mod common;
-use common::{SUBMITTER_KEY, anvil, stream};
+use crate::common::{SUBMITTER_KEY, anvil, stream};
 
 const POLICY: Policy = Policy { max_ms: 400, max_fills: 0 };
 

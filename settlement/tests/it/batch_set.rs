@@ -5,8 +5,6 @@
 //! never another answer without an error. And the auditor's comparison with the journal
 //! names a batch file whose market state is not the journal's.
 
-#![allow(clippy::unwrap_used, reason = "test code: a panic is the failure report")]
-
 use std::path::{Path, PathBuf};
 
 use l2x_risk::Ledger;
@@ -17,8 +15,7 @@ use l2x_settlement::batch_set::BatchSet;
 use l2x_settlement::epoch::{self, Epoch, Policy};
 use l2x_types::Sequenced;
 
-mod common;
-use common::stream;
+use crate::common::stream;
 
 const POLICY: Policy = Policy { max_ms: 300, max_fills: 0 };
 

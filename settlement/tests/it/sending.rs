@@ -7,8 +7,6 @@
 //! The tests wait for conditions on the node (the pool's contents, a thread finishing),
 //! never for a length of time.
 
-#![allow(clippy::unwrap_used, reason = "test code: a panic is the failure report")]
-
 use std::time::{Duration, Instant};
 
 use alloy::primitives::{Address, B256};
@@ -20,8 +18,7 @@ use l2x_settlement::chain::{Chain, ChainError, RpcChain, SendPolicy};
 use l2x_settlement::devnode::Anvil;
 use l2x_settlement::epoch::{Epochs, Policy};
 
-mod common;
-use common::{SUBMITTER_KEY, stream};
+use crate::common::{SUBMITTER_KEY, stream};
 
 const GWEI: u128 = 1_000_000_000;
 

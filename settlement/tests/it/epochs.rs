@@ -3,8 +3,6 @@
 //! the state at that point, its changes cover every leaf that changed, a replay of the
 //! journal closes the same epochs with the same roots, and the batches alone rebuild them.
 
-#![allow(clippy::unwrap_used, reason = "test code: a panic is the failure report")]
-
 use std::collections::BTreeMap;
 
 use alloy_primitives::B256;
@@ -16,8 +14,7 @@ use l2x_settlement::epoch::{self, Epoch, Epochs, Policy};
 use l2x_settlement::tree::root_of;
 use l2x_types::Sequenced;
 
-mod common;
-use common::stream;
+use crate::common::stream;
 
 fn leaf_map(state: &StateMachine) -> BTreeMap<u64, B256> {
     epoch::all_leaves(state).into_iter().map(|l| (l.account, l.hash())).collect()

@@ -3,8 +3,6 @@
 //! the journal does not reproduce, checks its batch files, and reports a wrong contract, a
 //! node that answers garbage and one that does not answer.
 
-#![allow(clippy::unwrap_used, reason = "test code: a panic is the failure report")]
-
 use std::io::{Read, Write};
 use std::net::TcpListener;
 use std::path::Path;
@@ -18,8 +16,7 @@ use l2x_settlement::epoch::{self, Policy};
 use l2x_settlement::submitter::{SubmitError, Submitter};
 use l2x_types::{Command, Sequenced};
 
-mod common;
-use common::{OTHER_KEY, SUBMITTER_KEY, anvil, stream};
+use crate::common::{OTHER_KEY, SUBMITTER_KEY, anvil, stream};
 
 const POLICY: Policy = Policy { max_ms: 400, max_fills: 0 };
 

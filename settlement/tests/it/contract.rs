@@ -3,8 +3,6 @@
 //! deployed (`RpcChain::deploy`), the batches of real epochs are committed, every refusal of `commitBatch` is
 //! checked, and the Rust tree's proofs verify on chain.
 
-#![allow(clippy::unwrap_used, reason = "test code: a panic is the failure report")]
-
 use alloy::network::EthereumWallet;
 use alloy::primitives::B256;
 use alloy::providers::ProviderBuilder;
@@ -14,12 +12,10 @@ use l2x_risk::Ledger;
 use l2x_settlement::batch::Batch;
 use l2x_settlement::epoch::{self, Epoch, Epochs, Policy};
 
-mod common;
-
 use l2x_settlement::chain::abi::L2xSettlement;
 use l2x_settlement::chain::{RpcChain, commit_call};
 
-use common::{OTHER_KEY, SUBMITTER_KEY, anvil};
+use crate::common::{OTHER_KEY, SUBMITTER_KEY, anvil};
 
 #[tokio::test(flavor = "current_thread")]
 async fn the_contract_commits_batches_refuses_bad_ones_and_verifies_rust_proofs() {
@@ -34,7 +30,7 @@ async fn the_contract_commits_batches_refuses_bad_ones_and_verifies_rust_proofs(
     let contract = L2xSettlement::new(address, &provider);
 
     // Real epochs of a seeded stream: commit the first five.
-    let cmds = common::stream(4, 1_500);
+    let cmds = crate::common::stream(4, 1_500);
     let mut state = StateMachine::with_ledger(Ledger::default());
     let mut epochs = Epochs::new(Policy { max_ms: 400, max_fills: 0 });
     let mut closed: Vec<Epoch> = Vec::new();

@@ -1,0 +1,216 @@
+//! What can go wrong between settlement and a chain, one variant per cause, each keeping
+//! the error it came from (`#[source]`).
+//!
+//! | variant | from | retryable |
+//! |---|---|---|
+//! | [`Rpc`](ChainError::Rpc), [`Call`](ChainError::Call), [`Receipt`](ChainError::Receipt), [`Incomplete`](ChainError::Incomplete) | a node: transport, JSON-RPC error, an answer that does not decode or lacks a field | yes |
+//! | [`Timeout`](ChainError::Timeout) | a node that does not answer in time, a commit not confirmed in time | yes |
+//! | [`Pending`](ChainError::Pending), [`NonceUsed`](ChainError::NonceUsed) | the submitter's key used elsewhere: wait, read the chain again | yes |
+//! | [`Refused`](ChainError::Refused) | the contract (a revert, decoded) | no |
+//! | [`WrongContract`](ChainError::WrongContract), [`Config`](ChainError::Config) | our configuration | no |
+//! | [`Evm`](ChainError::Evm), [`EvmFailed`](ChainError::EvmFailed), [`Decode`](ChainError::Decode), [`State`](ChainError::State) | the embedded chain (revm, its state file): not RPC errors | no |
+//! | [`Artifact`](ChainError::Artifact) | the committed contract artifact (a broken build) | no |
+//!
+//! "Retryable" ([`ChainError::is_retryable`]) means the same call may succeed later with
+//! nothing changed on our side: a node that comes back, a transaction that lands or
+//! leaves. The rest need someone to change something.
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+use alloy::primitives::Address;
+
+/// A result whose error is, unless said otherwise, a [`ChainError`].
+pub type Result<T, E = ChainError> = std::result::Result<T, E>;
+
+/// Any error type, boxed (revm's errors are generic over its database).
+pub type BoxError = Box<dyn std::error::Error + Send + Sync>;
+
+/// What went wrong talking to the chain (see the module docs for the catalogue).
+#[derive(Debug, thiserror::Error)]
+pub enum ChainError {
+    /// The endpoint failed or answered something that is not a valid answer.
+    #[error("{what}: {source}")]
+    Rpc {
+        /// What was being done.
+        what: &'static str,
+        /// The transport's error.
+        #[source]
+        source: Box<alloy::transports::TransportError>,
+    },
+    /// A contract call failed other than by a revert of the contract's own.
+    #[error("{what}: {source}")]
+    Call {
+        /// What was being done.
+        what: &'static str,
+        /// The contract client's error.
+        #[source]
+        source: Box<alloy::contract::Error>,
+    },
+    /// Waiting for a transaction's receipt failed.
+    #[error("{what}: {source}")]
+    Receipt {
+        /// What was being done.
+        what: &'static str,
+        /// The client's error.
+        #[source]
+        source: Box<alloy::providers::PendingTransactionError>,
+    },
+    /// The node answered without something the answer must hold.
+    #[error("{what}: {missing}")]
+    Incomplete {
+        /// What was being done.
+        what: &'static str,
+        /// What the answer lacked.
+        missing: &'static str,
+    },
+    /// No answer in time.
+    #[error("{what}: no answer within {timeout:?}")]
+    Timeout {
+        /// What was being done.
+        what: &'static str,
+        /// The limit.
+        timeout: Duration,
+    },
+    /// The address does not hold the settlement contract this submitter may use.
+    #[error("{address} is not the l2x settlement contract for submitter {submitter}: {why}")]
+    WrongContract {
+        /// The address.
+        address: Address,
+        /// Our submitter address.
+        submitter: Address,
+        /// What did not match.
+        why: String,
+        /// The error of the call that should have answered, if one failed.
+        #[source]
+        source: Option<Box<ChainError>>,
+    },
+    /// The contract refused the commit (its revert, decoded when it is one of its errors).
+    #[error("batch {index} refused: {reason}")]
+    Refused {
+        /// The batch.
+        index: u64,
+        /// Why.
+        reason: String,
+    },
+    /// The embedded chain's directory or state file.
+    #[error("{path}: {detail}")]
+    State {
+        /// The file or directory.
+        path: PathBuf,
+        /// What is wrong with it.
+        #[source]
+        detail: Box<crate::embedded::StateError>,
+    },
+    /// revm could not execute a transaction of the embedded chain (it refused the
+    /// transaction itself; a revert is [`ChainError::Refused`] or
+    /// [`ChainError::EvmFailed`]).
+    #[error("{what}: {source}")]
+    Evm {
+        /// What was being done.
+        what: &'static str,
+        /// revm's error.
+        #[source]
+        source: BoxError,
+    },
+    /// A call on the embedded chain that must succeed (a view, the genesis deployment)
+    /// reverted or halted.
+    #[error("{what}: {outcome:?}")]
+    EvmFailed {
+        /// What was being done.
+        what: &'static str,
+        /// What revm reported.
+        outcome: Box<revm::context::result::ExecutionResult>,
+    },
+    /// An answer of the embedded contract that does not decode as its ABI says.
+    #[error("{what}: {source}")]
+    Decode {
+        /// What was being done.
+        what: &'static str,
+        /// The ABI decoder's error.
+        #[source]
+        source: Box<alloy::sol_types::Error>,
+    },
+    /// The committed contract artifact is broken (a broken build).
+    #[error("the contract artifact: {what}")]
+    Artifact {
+        /// What is wrong with it.
+        what: &'static str,
+        /// The parser's error, if it does not parse.
+        #[source]
+        source: Option<serde_json::Error>,
+    },
+    /// Bad configuration (a key or URL that does not parse, a read-only chain asked to
+    /// commit).
+    #[error("{0}")]
+    Config(String),
+    /// More than one transaction of the submitter is pending: not the submitter's doing,
+    /// and nothing is sent until they land or leave.
+    #[error("{count} transactions of the submitter still pending; not sending another")]
+    Pending {
+        /// How many.
+        count: u64,
+    },
+    /// The commit's nonce was used by another transaction of the submitter's key (one sent
+    /// before a restart, say): read the chain again to see whether the batch landed.
+    #[error("nonce {nonce} was used by another transaction of the submitter; read the chain again")]
+    NonceUsed {
+        /// The nonce.
+        nonce: u64,
+    },
+}
+
+impl ChainError {
+    /// Whether the same call may succeed later with nothing changed on our side (a node
+    /// back, a transaction landed or gone): the submitter's next pass tries again. The
+    /// others (a refusal, a wrong contract or key, a broken embedded chain) need someone
+    /// to change something first.
+    pub fn is_retryable(&self) -> bool {
+        match self {
+            ChainError::Rpc { .. }
+            | ChainError::Call { .. }
+            | ChainError::Receipt { .. }
+            | ChainError::Incomplete { .. }
+            | ChainError::Timeout { .. }
+            | ChainError::Pending { .. }
+            | ChainError::NonceUsed { .. } => true,
+            ChainError::WrongContract { .. }
+            | ChainError::Refused { .. }
+            | ChainError::State { .. }
+            | ChainError::Evm { .. }
+            | ChainError::EvmFailed { .. }
+            | ChainError::Decode { .. }
+            | ChainError::Artifact { .. }
+            | ChainError::Config(_) => false,
+        }
+    }
+
+    /// A transport error while doing `what`.
+    pub(crate) fn rpc(what: &'static str) -> impl FnOnce(alloy::transports::TransportError) -> ChainError {
+        move |source| ChainError::Rpc { what, source: Box::new(source) }
+    }
+
+    /// A contract client's error while doing `what`.
+    pub(crate) fn call(what: &'static str) -> impl FnOnce(alloy::contract::Error) -> ChainError {
+        move |source| ChainError::Call { what, source: Box::new(source) }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn refusals_and_configuration_are_not_retryable_node_trouble_is() {
+        let timeout = ChainError::Timeout { what: "x", timeout: Duration::from_secs(1) };
+        assert!(timeout.is_retryable());
+        assert!(ChainError::NonceUsed { nonce: 3 }.is_retryable());
+        assert!(ChainError::Pending { count: 2 }.is_retryable());
+        assert!(!ChainError::Refused { index: 1, reason: "WrongIndex".into() }.is_retryable());
+        assert!(!ChainError::Config("bad key".into()).is_retryable());
+        assert!(!ChainError::Artifact { what: "no bytecode", source: None }.is_retryable());
+        let evm = ChainError::Evm { what: "executing", source: "nonce too low".into() };
+        assert!(!evm.is_retryable());
+        assert!(evm.to_string().starts_with("executing: "), "{evm}");
+    }
+}

@@ -1,0 +1,79 @@
+//! The base chain, as settlement sees it: the contract's committed state and a way to
+//! commit a batch (docs/SETTLEMENT.md, "Chain backends").
+//!
+//! ```text
+//!  Submitter ──▶ dyn Chain ──▶ RpcChain: alloy over JSON-RPC (any node; anvil in tests)
+//!                          │      └─ fees::Resender: when to replace, at what price, when to stop
+//!                          └─▶ EmbeddedChain: the same bytecode in revm, state in a file
+//!                 binding: the ABI, the committed artifact, revert reasons (both use it)
+//! ```
+//!
+//! | module | job |
+//! |---|---|
+//! | `binding` | the contract's ABI (`sol!`), the committed artifact, creation and runtime code, revert decoding; no I/O |
+//! | `error` | [`ChainError`], what each failure keeps as its source, [`ChainError::is_retryable`] |
+//! | `fees` | [`SendPolicy`] and the pure send-and-replace state machine the RPC chain drives |
+//! | `rpc` | [`RpcChain`]: the provider, the commit's dry run, nonces, gas, and the wait |
+//!
+//! # Design
+//!
+//! The trait is synchronous: the submitter runs on its own thread, never on the sequencer.
+//! [`RpcChain`] keeps a single-threaded tokio runtime and blocks on each call, with a
+//! timeout, so a node that hangs is an error and not a stuck thread.
+//!
+//! The decisions of sending (bump, replace, resend a dropped version, wait out a spike,
+//! give up) are in `fees`, with no I/O and no clock, and unit-tested there; `rpc` only
+//! asks the node and reports what it said.
+//!
+//! # Invariants
+//!
+//! - At most one commit transaction of the submitter is pending: a stuck one is replaced
+//!   at the same nonce, never joined by another; more than one pending is an error
+//!   ([`ChainError::Pending`]) and nothing is sent.
+//! - A refusal costs nothing: every commit is simulated first, and a revert comes back as
+//!   [`ChainError::Refused`] with the contract's reason.
+
+mod binding;
+mod error;
+mod fees;
+mod rpc;
+
+use alloy::primitives::B256;
+
+pub use binding::{
+    ARTIFACT, abi, commit_call, commit_floor_gas, commit_input, creation_code, revert_reason, runtime_code,
+};
+pub use error::{BoxError, ChainError, Result};
+pub use fees::SendPolicy;
+pub use rpc::RpcChain;
+
+use crate::batch::Batch;
+
+/// The base chain as settlement uses it.
+pub trait Chain {
+    /// The last committed batch's index and root (0 and `0x00…00` before the first).
+    ///
+    /// # Errors
+    /// [`ChainError`].
+    fn last_committed(&mut self) -> Result<(u64, B256)>;
+
+    /// The root and the data hash committed by batch `index` (both `0x00…00` if none).
+    ///
+    /// # Errors
+    /// [`ChainError`].
+    fn committed(&mut self, index: u64) -> Result<(B256, B256)>;
+
+    /// Commits a batch and waits until its transaction has the configured confirmations;
+    /// returns the transaction hash.
+    ///
+    /// # Errors
+    /// [`ChainError::Refused`] with the contract's reason, or the transport's errors.
+    fn commit(&mut self, batch: &Batch) -> Result<B256>;
+
+    /// Asks the contract whether `leaf` is in batch `index`'s root by `siblings` (its
+    /// `verifyLeaf`).
+    ///
+    /// # Errors
+    /// The transport's.
+    fn verify_leaf(&mut self, index: u64, leaf: &crate::leaf::AccountLeaf, siblings: &[B256]) -> Result<bool>;
+}

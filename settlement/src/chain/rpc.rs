@@ -1,0 +1,349 @@
+//! A chain reached over JSON-RPC (alloy): any Ethereum node, anvil in the tests.
+//!
+//! ```text
+//!  RpcChain::connect ──▶ code at the address? its submitter() = our key's address?
+//!  commit(batch) ──▶ nonces (latest, pending) ──▶ dry run (a refusal comes back decoded,
+//!                    nothing spent) ──▶ more than one of ours pending: Pending, nothing sent
+//!               ──▶ first price (fees::first_price: outbid our own pending one)
+//!               ──▶ gas estimate on the latest state, +20 %
+//!               ──▶ wait::send_and_wait: the fees::Resender's rules, driven over RPC
+//! ```
+//!
+//! The runtime is a single-threaded tokio runtime owned by the chain; every call blocks
+//! on it with a timeout, so a node that hangs is an error ([`ChainError::Timeout`]) and
+//! not a stuck thread. The nonce is asked of the node for every transaction (never
+//! cached): after a reorg or a dropped transaction a cached nonce would be too high and
+//! the commit would never land.
+
+use std::time::Duration;
+
+use alloy::eips::BlockId;
+use alloy::network::{EthereumWallet, TransactionBuilder};
+use alloy::primitives::{Address, B256, Bytes};
+use alloy::providers::{DynProvider, Provider, ProviderBuilder};
+use alloy::rpc::types::TransactionRequest;
+use alloy::signers::local::PrivateKeySigner;
+
+use super::binding::{abi, commit_call, creation_code, refusal};
+use super::fees::{Fees, InFlight, SendPolicy, first_price};
+use super::{Chain, ChainError, Result};
+use crate::batch::Batch;
+
+mod wait;
+
+/// A chain reached over JSON-RPC (alloy).
+pub struct RpcChain {
+    runtime: tokio::runtime::Runtime,
+    provider: DynProvider,
+    address: Address,
+    submitter: Address,
+    confirmations: u64,
+    timeout: Duration,
+    /// How commits are priced, replaced and waited for.
+    policy: SendPolicy,
+    /// The last commit transaction this process sent (to price a replacement above it).
+    in_flight: Option<InFlight>,
+}
+
+impl std::fmt::Debug for RpcChain {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("RpcChain").field("contract", &self.address).field("submitter", &self.submitter).finish()
+    }
+}
+
+/// Runs `fut` on `runtime`, failing with [`ChainError::Timeout`] naming `what` after
+/// `timeout`.
+fn within<T>(
+    runtime: &tokio::runtime::Runtime,
+    what: &'static str,
+    timeout: Duration,
+    fut: impl std::future::Future<Output = Result<T>>,
+) -> Result<T> {
+    runtime.block_on(async move {
+        tokio::time::timeout(timeout, fut).await.map_err(|_| ChainError::Timeout { what, timeout })?
+    })
+}
+
+fn runtime() -> Result<tokio::runtime::Runtime> {
+    tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .map_err(|e| ChainError::Config(format!("cannot start the RPC runtime: {e}")))
+}
+
+fn provider(url: &str, key: &str) -> Result<(DynProvider, Address)> {
+    let signer: PrivateKeySigner =
+        key.parse().map_err(|_| ChainError::Config("the submitter key is not a 32-byte hex private key".into()))?;
+    let submitter = signer.address();
+    let url = url.parse().map_err(|_| ChainError::Config(format!("{url:?} is not a URL")))?;
+    // The nonce is asked of the node for every transaction (not cached): see the module docs.
+    let provider = ProviderBuilder::new()
+        .disable_recommended_fillers()
+        .with_gas_estimation()
+        .with_simple_nonce_management()
+        .fetch_chain_id()
+        .wallet(EthereumWallet::from(signer))
+        .connect_http(url);
+    Ok((provider.erased(), submitter))
+}
+
+/// What a commit sent now should pay: the tip the node suggests, and twice the next
+/// block's base fee on top (room for six full blocks in a row); and that base fee.
+async fn fees_now(provider: &DynProvider) -> Result<(Fees, u128)> {
+    let history = provider
+        .get_fee_history(1, alloy::eips::BlockNumberOrTag::Latest, &[])
+        .await
+        .map_err(ChainError::rpc("reading the base fee"))?;
+    let base = history.next_block_base_fee().unwrap_or(0);
+    let tip = provider.get_max_priority_fee_per_gas().await.map_err(ChainError::rpc("reading the tip"))?;
+    Ok((Fees { max_fee: base.saturating_mul(2).saturating_add(tip), tip }, base))
+}
+
+impl RpcChain {
+    /// The default time allowed for one RPC exchange.
+    pub const TIMEOUT: Duration = Duration::from_secs(10);
+    /// The default time a commit may wait for its confirmations (blocks are slow).
+    pub const CONFIRMATION_TIMEOUT: Duration = Duration::from_secs(600);
+
+    /// Connects to the contract at `address` as the submitter whose private key is `key`,
+    /// and checks that the address holds the settlement contract with that submitter.
+    ///
+    /// # Errors
+    /// [`ChainError::Config`], [`ChainError::WrongContract`], the transport's errors.
+    pub fn connect(url: &str, key: &str, address: Address, confirmations: u64) -> Result<RpcChain> {
+        RpcChain::connect_with_timeout(url, key, address, confirmations, Self::TIMEOUT)
+    }
+
+    /// [`RpcChain::connect`] with another time allowed for each RPC exchange.
+    ///
+    /// # Errors
+    /// As [`RpcChain::connect`].
+    pub fn connect_with_timeout(
+        url: &str,
+        key: &str,
+        address: Address,
+        confirmations: u64,
+        timeout: Duration,
+    ) -> Result<RpcChain> {
+        let (provider, submitter) = provider(url, key)?;
+        let mut chain = RpcChain {
+            runtime: runtime()?,
+            provider,
+            address,
+            submitter,
+            confirmations: confirmations.max(1),
+            timeout,
+            policy: SendPolicy::default(),
+            in_flight: None,
+        };
+        chain.check_contract()?;
+        Ok(chain)
+    }
+
+    /// Connects to the contract at `address` to read it only (auditors: `l2x settle verify`);
+    /// committing through it fails. Checks that the address holds code that answers
+    /// `lastIndex()`.
+    ///
+    /// # Errors
+    /// [`ChainError::Config`], [`ChainError::WrongContract`], the transport's errors.
+    pub fn read_only(url: &str, address: Address) -> Result<RpcChain> {
+        let parsed = url.parse().map_err(|_| ChainError::Config(format!("{url:?} is not a URL")))?;
+        let provider = ProviderBuilder::new().connect_http(parsed).erased();
+        let chain = RpcChain {
+            runtime: runtime()?,
+            provider,
+            address,
+            submitter: Address::ZERO,
+            confirmations: 1,
+            timeout: Self::TIMEOUT,
+            policy: SendPolicy::default(),
+            in_flight: None,
+        };
+        let contract = abi::L2xSettlement::new(address, chain.provider.clone());
+        let provider = chain.provider.clone();
+        let wrong = |why: String, source: Option<ChainError>| ChainError::WrongContract {
+            address,
+            submitter: Address::ZERO,
+            why,
+            source: source.map(Box::new),
+        };
+        chain.block_on("checking the contract", async move {
+            let code = provider.get_code_at(address).await.map_err(ChainError::rpc("reading the contract's code"))?;
+            if code.is_empty() {
+                return Err(wrong("no code at that address".into(), None));
+            }
+            match contract.lastIndex().call().await {
+                Ok(_) => Ok(()),
+                Err(e) => Err(wrong(e.to_string(), Some(ChainError::call("reading lastIndex")(e)))),
+            }
+        })?;
+        Ok(chain)
+    }
+
+    /// Deploys the committed artifact with the key's address as submitter; returns the
+    /// contract's address.
+    ///
+    /// # Errors
+    /// As [`RpcChain::connect`].
+    pub fn deploy(url: &str, key: &str) -> Result<Address> {
+        let (provider, submitter) = provider(url, key)?;
+        let rt = runtime()?;
+        let tx = TransactionRequest::default().with_deploy_code(Bytes::from(creation_code(submitter)?));
+        within(&rt, "deploying", Self::CONFIRMATION_TIMEOUT, async {
+            let pending = provider.send_transaction(tx).await.map_err(ChainError::rpc("deploying"))?;
+            let receipt = pending
+                .get_receipt()
+                .await
+                .map_err(|e| ChainError::Receipt { what: "deploying", source: Box::new(e) })?;
+            receipt
+                .contract_address
+                .ok_or(ChainError::Incomplete { what: "deploying", missing: "no contract address in the receipt" })
+        })
+    }
+
+    /// The contract's address.
+    pub fn address(&self) -> Address {
+        self.address
+    }
+
+    /// Prices, replaces and waits for commits by `policy` from now on.
+    pub fn set_policy(&mut self, policy: SendPolicy) {
+        self.policy = policy;
+    }
+
+    fn block_on<T>(&self, what: &'static str, fut: impl std::future::Future<Output = Result<T>>) -> Result<T> {
+        within(&self.runtime, what, self.timeout, fut)
+    }
+
+    /// Commits a batch and returns the gas its transaction used (benchmarks).
+    ///
+    /// # Errors
+    /// As [`Chain::commit`].
+    pub fn commit_for_gas(&mut self, batch: &Batch) -> Result<u64> {
+        let tx = self.commit(batch)?;
+        let provider = self.provider.clone();
+        let receipt = self.block_on("reading a receipt", async move {
+            provider.get_transaction_receipt(tx).await.map_err(ChainError::rpc("reading a receipt"))
+        })?;
+        receipt.map(|r| r.gas_used).ok_or(ChainError::Incomplete { what: "reading a receipt", missing: "no receipt" })
+    }
+
+    fn check_contract(&mut self) -> Result<()> {
+        let (address, submitter) = (self.address, self.submitter);
+        let provider = self.provider.clone();
+        let code = self.block_on("reading the contract's code", async move {
+            provider.get_code_at(address).await.map_err(ChainError::rpc("reading the contract's code"))
+        })?;
+        let wrong = |why: String, source: Option<ChainError>| ChainError::WrongContract {
+            address,
+            submitter,
+            why,
+            source: source.map(Box::new),
+        };
+        if code.is_empty() {
+            return Err(wrong("no code at that address".into(), None));
+        }
+        let contract = abi::L2xSettlement::new(address, self.provider.clone());
+        let theirs = self.block_on("reading the contract's submitter", async move {
+            contract.submitter().call().await.map_err(ChainError::call("reading the contract's submitter"))
+        });
+        match theirs {
+            Ok(s) if s == submitter => Ok(()),
+            Ok(s) => Err(wrong(format!("its submitter is {s}"), None)),
+            Err(e) => Err(wrong(e.to_string(), Some(e))),
+        }
+    }
+
+    /// The submitter's transaction count on the latest and the pending state.
+    fn nonces(&self) -> Result<(u64, u64)> {
+        let (provider, submitter) = (self.provider.clone(), self.submitter);
+        self.block_on("reading the submitter's nonces", async move {
+            let count = |tag| provider.get_transaction_count(submitter).block_id(tag);
+            let latest = count(BlockId::latest()).await.map_err(ChainError::rpc("reading the nonce"))?;
+            let pending = count(BlockId::pending()).await.map_err(ChainError::rpc("reading the nonce"))?;
+            Ok((latest, pending))
+        })
+    }
+}
+
+impl Chain for RpcChain {
+    fn last_committed(&mut self) -> Result<(u64, B256)> {
+        let contract = abi::L2xSettlement::new(self.address, self.provider.clone());
+        self.block_on("reading the last committed batch", async move {
+            let index = contract.lastIndex().call().await.map_err(ChainError::call("reading lastIndex"))?;
+            // A batch's root never changes once committed: (index, roots(index)) is one
+            // consistent reading even if a block lands between the two calls.
+            let root = if index == 0 {
+                B256::ZERO
+            } else {
+                contract.roots(index).call().await.map_err(ChainError::call("reading roots"))?
+            };
+            Ok((index, root))
+        })
+    }
+
+    fn committed(&mut self, index: u64) -> Result<(B256, B256)> {
+        let contract = abi::L2xSettlement::new(self.address, self.provider.clone());
+        self.block_on("reading a committed batch", async move {
+            let root = contract.roots(index).call().await.map_err(ChainError::call("reading roots"))?;
+            let data_hash = contract.dataHashes(index).call().await.map_err(ChainError::call("reading dataHashes"))?;
+            Ok((root, data_hash))
+        })
+    }
+
+    fn commit(&mut self, batch: &Batch) -> Result<B256> {
+        let contract = abi::L2xSettlement::new(self.address, self.provider.clone());
+        let index = batch.header.index;
+        let commit = commit_call(batch);
+        let call = contract.call_builder(&commit);
+        // The nonces before the dry run: a commit of ours that lands in between then fails
+        // the dry run, instead of this one going out at the next nonce only to revert.
+        let (latest, pending) = self.nonces()?;
+        // A dry run: a refusal comes back decoded, and nothing is spent on it; a transport
+        // failure is not a refusal.
+        let refused = self.block_on("simulating the commit", async {
+            match call.call().await {
+                Ok(_) => Ok(None),
+                Err(e) if e.as_revert_data().is_some() => Ok(Some(refusal(&e))),
+                Err(e) => Err(ChainError::call("simulating the commit")(e)),
+            }
+        })?;
+        if let Some(reason) = refused {
+            return Err(ChainError::Refused { index, reason });
+        }
+        // One transaction of ours pending (a commit whose wait timed out, or one sent before
+        // a restart) is replaced: same nonce, higher fee, so that at most one lands. More
+        // than one is not the submitter's doing; nothing is sent.
+        if pending > latest.saturating_add(1) {
+            return Err(ChainError::Pending { count: pending.saturating_sub(latest) });
+        }
+        let nonce = latest;
+        let provider = self.provider.clone();
+        let (now, _) = self.block_on("pricing the commit", fees_now(&provider))?;
+        let fees = first_price(now, pending > latest, self.in_flight, nonce, &self.policy);
+        let mut request = call.into_transaction_request().with_nonce(nonce);
+        // Estimated on the latest state: the pending one may hold our own stuck commit.
+        let gas = self.block_on("estimating the commit's gas", async {
+            provider
+                .estimate_gas(request.clone())
+                .block(BlockId::latest())
+                .await
+                .map_err(ChainError::rpc("estimating the commit's gas"))
+        })?;
+        request.set_gas_limit(gas.saturating_add(gas / 5));
+        let receipt = self.send_and_wait(request, nonce, fees)?;
+        if !receipt.status() {
+            return Err(ChainError::Refused { index, reason: "the transaction reverted".into() });
+        }
+        Ok(receipt.transaction_hash)
+    }
+
+    fn verify_leaf(&mut self, index: u64, leaf: &crate::leaf::AccountLeaf, siblings: &[B256]) -> Result<bool> {
+        let contract = abi::L2xSettlement::new(self.address, self.provider.clone());
+        let sol_leaf = abi::L2xSettlement::AccountLeaf::from(leaf);
+        let siblings = siblings.to_vec();
+        self.block_on("verifying a leaf", async move {
+            contract.verifyLeaf(index, sol_leaf, siblings).call().await.map_err(ChainError::call("verifyLeaf"))
+        })
+    }
+}
