@@ -129,3 +129,29 @@ fn listings_the_engine_refused_stay_refused_and_ids_stay_put() {
     let c = what_if(tmp.path(), "[instruments.\"*\"]\ninitial_margin = \"0.2\"\n").unwrap();
     assert_eq!(c.states.0.instruments().len(), c.states.1.instruments().len());
 }
+
+/// Regression (issue 14, "one reader, one rule"): what-if reads the journal through the
+/// journal's own reader, so a journal whose first or last segment is missing is an error
+/// naming the gap, not a comparison of two runs of a shorter history.
+#[test]
+fn what_if_refuses_a_journal_with_a_missing_segment() {
+    let tmp = tempfile::tempdir().unwrap();
+    let (writer, _) = JournalWriter::open(tmp.path(), 512).unwrap();
+    let mut runner = Runner::new().with_journal(writer, false, 0);
+    runner.run(SCENARIO.as_bytes(), &mut std::io::sink(), &mut std::io::sink()).unwrap();
+    drop(runner);
+    let segments = l2x_sequencer::journal::segments(tmp.path()).unwrap();
+    assert!(segments.len() >= 2, "{} segments", segments.len());
+    what_if(tmp.path(), "").unwrap();
+    for missing in [0, segments.len() - 1] {
+        let case = tempfile::tempdir().unwrap();
+        for entry in std::fs::read_dir(tmp.path()).unwrap() {
+            let path = entry.unwrap().path();
+            if path.is_file() && path != segments[missing].1 && path.file_name().unwrap() != "LOCK" {
+                std::fs::copy(&path, case.path().join(path.file_name().unwrap())).unwrap();
+            }
+        }
+        let Err(e) = what_if(case.path(), "") else { panic!("segment {missing}: what-if ran on a gap") };
+        assert!(e.to_string().contains("missing"), "segment {missing}: {e}");
+    }
+}

@@ -302,3 +302,38 @@ fn a_bounded_read_never_looks_past_the_published_record() {
     follower.read(dir.path(), &mut closed, u64::MAX).unwrap();
     assert_eq!(closed, whole, "the two bounded reads close the epochs of one whole read");
 }
+
+/// Regression (issue 14, "one reader, one rule"): the settlement follower reads a journal
+/// through the journal's own reader, so a missing first segment, a missing segment in the
+/// middle and a missing last segment of a cleanly stopped journal are each an error naming
+/// the gap — never epochs from a shorter or shifted history.
+#[test]
+fn the_follower_refuses_a_journal_with_a_missing_segment() {
+    let cmds = stream(11, 300);
+    let policy = Policy { max_ms: 300, max_fills: 0 };
+    let clean = tempfile::tempdir().unwrap();
+    let (mut w, _) = JournalWriter::open(clean.path(), 4096).unwrap();
+    for c in &cmds {
+        w.append(c).unwrap();
+    }
+    w.close().unwrap();
+    let whole = epoch::from_journal(clean.path(), policy, &Ledger::default()).unwrap();
+    let segments = l2x_sequencer::journal::segments(clean.path()).unwrap();
+    assert!(segments.len() >= 4, "{} segments", segments.len());
+    let last = segments.len() - 1;
+    for missing in [0, 1, last] {
+        let case = tempfile::tempdir().unwrap();
+        for (_, path) in &segments {
+            std::fs::copy(path, case.path().join(path.file_name().unwrap())).unwrap();
+        }
+        std::fs::copy(clean.path().join("journal.end"), case.path().join("journal.end")).unwrap();
+        let gone = case.path().join(segments[missing].1.file_name().unwrap());
+        std::fs::remove_file(&gone).unwrap();
+        let e = epoch::from_journal(case.path(), policy, &Ledger::default()).unwrap_err().to_string();
+        assert!(e.contains("missing"), "segment {missing}: {e}");
+        let mut closed = Vec::new();
+        let read = epoch::Follower::new(policy, &Ledger::default()).read(case.path(), &mut closed, u64::MAX);
+        assert!(read.is_err(), "segment {missing}: the live follower too");
+        assert!(whole.starts_with(&closed), "segment {missing}: only epochs of the true history before the error");
+    }
+}
