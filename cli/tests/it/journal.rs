@@ -269,3 +269,82 @@ fn serve_refuses_a_damaged_record_before_a_valid_one_and_zeroes_nothing() {
     );
     assert_eq!(fs::read(&seg).unwrap(), bytes, "the journal was modified");
 }
+
+/// A golden scenario journaled in 512-byte segments with a snapshot every 10 commands:
+/// several segments, snapshots in the middle. Returns the last seq.
+fn small_segments(dir: &Path, scenario: &str) -> u64 {
+    let text = fs::read_to_string(scenarios_dir().join(scenario)).unwrap();
+    let (writer, _) = JournalWriter::open(dir, 512).unwrap();
+    let mut runner = Runner::new().with_journal(writer, false, 10);
+    runner.run(text.as_bytes(), &mut std::io::sink(), &mut std::io::sink()).unwrap();
+    drop(runner);
+    assert!(journal::segments(dir).unwrap().len() >= 3, "several segments");
+    replay_hash(dir, None).0
+}
+
+/// Regression (issue 14, "a missing segment is not detected"), through the binary as it
+/// was reported: with the first segment deleted, `l2x replay --until-seq N --state-hash`
+/// (from a snapshot), `l2x replay --state-hash` and `l2x journal export` printed a wrong
+/// hash or exported from a later seq with exit 0. Each must exit 1 naming the missing
+/// segment; with the last segment deleted, likewise.
+#[test]
+fn replay_and_export_exit_1_naming_a_missing_first_or_last_segment() {
+    let tmp = tempfile::tempdir().unwrap();
+    let clean = tmp.path().join("clean");
+    let last_seq = small_segments(&clean, "time_in_force.jsonl");
+    let segments = journal::segments(&clean).unwrap();
+    for (missing, index) in [(0, 0), (segments.len() - 1, segments[segments.len() - 1].0)] {
+        let case = tmp.path().join(format!("without-{missing}"));
+        fs::create_dir(&case).unwrap();
+        for entry in fs::read_dir(&clean).unwrap() {
+            let p = entry.unwrap().path();
+            if p != segments[missing].1 && p.file_name().unwrap() != "LOCK" {
+                fs::copy(&p, case.join(p.file_name().unwrap())).unwrap();
+            }
+        }
+        let until = last_seq.to_string();
+        for args in [
+            vec!["replay", path(&case), "--until-seq", &until, "--state-hash"],
+            vec!["replay", path(&case), "--state-hash"],
+            vec!["journal", "export", path(&case)],
+        ] {
+            let out = l2x(&args);
+            let err = String::from_utf8_lossy(&out.stderr);
+            assert_eq!(out.status.code(), Some(1), "segment {index} missing, {args:?}: {err}");
+            assert!(err.contains("missing"), "segment {index} missing, {args:?}: {err}");
+            assert!(!String::from_utf8_lossy(&out.stdout).contains("state_hash"), "{args:?}: no hash printed");
+        }
+    }
+}
+
+/// `l2x journal truncate`, through the binary: on a sound journal it cuts nothing; on one
+/// with a damaged record before valid ones (which every reader refuses) it cuts at the
+/// damage, keeps what it cut in `cut-N/`, and the journal then replays to the record
+/// before the damage.
+#[test]
+fn journal_truncate_cuts_at_the_damage_and_keeps_what_it_cut() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path().join("j");
+    let scenario = scenarios_dir().join("basic_matching.jsonl");
+    assert!(l2x(&["match", "--input", path(&scenario), "--journal", path(&dir)]).status.success());
+    let (last_seq, _) = replay_hash(&dir, None);
+    let sound = l2x(&["journal", "truncate", path(&dir)]);
+    assert!(sound.status.success());
+    assert!(String::from_utf8_lossy(&sound.stdout).contains("nothing to cut"), "{sound:?}");
+
+    let seg = dir.join("journal-00000000.l2xj");
+    let mut bytes = fs::read(&seg).unwrap();
+    let second = 96 + u32::from_le_bytes(bytes[96..100].try_into().unwrap()) as usize;
+    bytes[second + 36] ^= 0x10;
+    fs::write(&seg, &bytes).unwrap();
+    assert_eq!(l2x(&["replay", path(&dir), "--state-hash"]).status.code(), Some(1), "refused before the cut");
+    let cut = l2x(&["journal", "truncate", path(&dir)]);
+    let said = String::from_utf8_lossy(&cut.stdout);
+    assert!(cut.status.success(), "{}", String::from_utf8_lossy(&cut.stderr));
+    assert!(said.contains(&format!("byte {second}; the journal now ends at seq 1")), "{said}");
+    let aside = dir.join("cut-1");
+    assert!(said.contains(&format!("everything cut is in {}", aside.display())), "{said}");
+    assert_eq!(fs::read(aside.join("journal-00000000.l2xj")).unwrap(), bytes, "the segment as it was");
+    assert_eq!(replay_hash(&dir, None).0, 1);
+    assert!(last_seq > 1);
+}
