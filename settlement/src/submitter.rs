@@ -14,6 +14,10 @@
 //!                commit batch k+1, read the chain again, until it has every epoch
 //! ```
 //!
+//! The first pass loads the batch directory as it finds it, whole
+//! ([`BatchSet::load`], as `status`, `prove` and `verify` do): a stray, misnamed, damaged or
+//! foreign file stops the submitter before it reads the journal or sends anything.
+//!
 //! Resuming is reading the chain: after a restart the submitter asks the contract for its
 //! last index and root and continues after it, so a batch committed just before a crash is
 //! never sent twice, and one whose transaction never landed is sent again. The contract
@@ -37,6 +41,7 @@ use l2x_risk::Ledger;
 use l2x_sequencer::journal::JournalError;
 
 use crate::batch::{Batch, BatchError};
+use crate::batch_set::BatchSet;
 use crate::chain::{Chain, ChainError};
 use crate::epoch::{Follower, Policy};
 
@@ -138,6 +143,9 @@ pub struct Submitter {
     /// What makes the journal durable up to that number before a pass reads it (`None`: it
     /// already is).
     sync_first: Option<SyncFirst>,
+    /// Whether the batch directory as found was loaded and checked whole (the first pass
+    /// does it; later files are this submitter's own, each checked as it is stored).
+    dir_checked: bool,
 }
 
 /// Makes a journal durable up to what a pass is about to read (see
@@ -180,6 +188,7 @@ impl Submitter {
             stored: 0,
             until: None,
             sync_first: None,
+            dir_checked: false,
         }
     }
 
@@ -225,9 +234,15 @@ impl Submitter {
     /// # Errors
     /// [`SubmitError`]; on a disagreement nothing more is committed.
     pub fn sync(&mut self, chain: &mut dyn Chain) -> Result<Synced, SubmitError> {
-        self.follow()?;
         std::fs::create_dir_all(&self.batches)
             .map_err(|source| BatchError::Io { path: self.batches.clone(), source })?;
+        if !self.dir_checked {
+            // Every file already there, as every command that reads batch files checks it:
+            // a stray, misnamed or foreign file stops the submitter before it reads or sends.
+            BatchSet::load(&self.batches)?;
+            self.dir_checked = true;
+        }
+        self.follow()?;
         // Every batch not stored yet (also those of a pass that failed half-way).
         while let Some(b) = self.closed.get(self.stored) {
             let stored = self.store(b)?;

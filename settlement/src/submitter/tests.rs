@@ -128,3 +128,43 @@ fn a_pass_whose_sync_fails_reads_and_commits_nothing() {
     let next = sub.sync(&mut chain).unwrap_or_else(|e| panic!("{e}"));
     assert_eq!((next.epochs, next.committed), (3, 3));
 }
+
+/// Regression (issue 14 closing review): `l2x settle submit` checked only the files of the
+/// epochs it recomputed, so a misnamed or stray file in the batch directory was never
+/// looked at, while SETTLEMENT.md says every command that reads batch files loads the whole
+/// directory first. The first pass now does: each bad directory stops it before it reads
+/// the journal or sends anything, naming the file.
+#[test]
+fn submit_loads_the_whole_batch_directory_before_it_sends() {
+    let dir = tempdir();
+    drop(journal(dir.path(), 1..=3));
+    let good = tempdir();
+    let mut chain = EmbeddedChain::open(good.path()).unwrap_or_else(|e| panic!("{e}"));
+    let batches = dir.path().join("batches");
+    Submitter::new(dir.path().to_path_buf(), batches.clone(), EVERY_COMMAND, Ledger::default())
+        .sync(&mut chain)
+        .unwrap_or_else(|e| panic!("{e}"));
+    let first = std::fs::read(batches.join(Batch::file_name(1))).unwrap_or_else(|e| panic!("{e}"));
+    let cases: [(&str, &str, &[u8]); 3] = [
+        ("batch-7.l2xb", "not a batch file name", &first),
+        (&Batch::file_name(5), "batch 4 is missing", &first),
+        (&Batch::file_name(4), "batch-00000000000000000004.l2xb", b"not a batch"),
+    ];
+    for (name, says, bytes) in cases {
+        let case = tempdir();
+        let case_batches = case.path().join("batches");
+        std::fs::create_dir(&case_batches).unwrap_or_else(|e| panic!("{e}"));
+        for i in 1..=3 {
+            std::fs::copy(batches.join(Batch::file_name(i)), case_batches.join(Batch::file_name(i)))
+                .unwrap_or_else(|e| panic!("{e}"));
+        }
+        std::fs::write(case_batches.join(name), bytes).unwrap_or_else(|e| panic!("{e}"));
+        let chain_dir = tempdir();
+        let mut chain = EmbeddedChain::open(chain_dir.path()).unwrap_or_else(|e| panic!("{e}"));
+        let mut sub = Submitter::new(dir.path().to_path_buf(), case_batches, EVERY_COMMAND, Ledger::default());
+        let err = sub.sync(&mut chain).expect_err(name).to_string();
+        assert!(err.contains(says), "{name}: {err}");
+        assert!(sub.closed.is_empty(), "{name}: the journal was not read");
+        assert_eq!(chain.last_committed().unwrap_or_else(|e| panic!("{e}")).0, 0, "{name}: nothing sent");
+    }
+}
