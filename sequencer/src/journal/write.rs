@@ -355,9 +355,10 @@ impl JournalSyncer {
     /// I/O errors.
     pub fn sync(&mut self) -> Result<(), JournalError> {
         let current = self.current.load(Ordering::Acquire);
-        let from = self.synced_index.unwrap_or(current);
+        let due = self.due(current);
+        let from = *due.start();
         let mut opened = false;
-        for index in from..=current {
+        for index in due {
             if !self.files.iter().any(|(i, _)| *i == index) {
                 let path = self.dir.join(segment::file_name(index));
                 let file = File::open(&path).map_err(|e| io(&path, e))?;
@@ -378,5 +379,54 @@ impl JournalSyncer {
         self.files.retain(|(i, _)| *i >= current);
         self.synced_index = Some(current);
         Ok(())
+    }
+
+    /// The segments a sync now must cover, `current` being the one written now: from the
+    /// one current at the last sync (records may have been appended to it since) through
+    /// `current`, every segment rolled in between included; the first sync covers only
+    /// `current` (a syncer is made before the records it is to make durable).
+    fn due(&self, current: u64) -> std::ops::RangeInclusive<u64> {
+        self.synced_index.unwrap_or(current)..=current
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use l2x_types::{AccountId, Amount, Command, Holder, Seq, Sequenced, Timestamp};
+
+    use super::*;
+
+    fn deposit(seq: u64) -> Sequenced {
+        Sequenced {
+            seq: Seq(seq),
+            ts: Timestamp(seq),
+            cmd: Command::Deposit { to: Holder::Account(AccountId(seq)), amount: Amount(1) },
+        }
+    }
+
+    /// Regression (issue 14 closing read): the test of which segments the group commit
+    /// `fsync`s was lost when the submitter's own syncer was replaced by this one. A sync
+    /// covers the segment current at the last sync and every segment rolled since, and then
+    /// forgets the completed ones.
+    #[test]
+    fn a_sync_covers_every_segment_written_since_the_last() {
+        let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
+        let (mut w, _) = JournalWriter::open(dir.path(), 0).unwrap_or_else(|e| panic!("{e}"));
+        let mut syncer = w.syncer();
+        assert_eq!(syncer.due(0), 0..=0, "the first sync: the segment being written");
+        w.append(&deposit(1)).unwrap_or_else(|e| panic!("{e}"));
+        syncer.sync().unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!(syncer.synced_index, Some(0));
+        let mut seq = 1;
+        while w.current_index.load(Ordering::Acquire) < 3 {
+            seq += 1;
+            w.append(&deposit(seq)).unwrap_or_else(|e| panic!("{e}"));
+        }
+        assert_eq!(syncer.due(3), 0..=3, "the last sync's segment, the rolled ones, the current one");
+        syncer.sync().unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!(syncer.synced_index, Some(3));
+        assert_eq!(syncer.files.iter().map(|(i, _)| *i).collect::<Vec<_>>(), [3], "completed segments forgotten");
+        assert_eq!(syncer.due(3), 3..=3, "the current segment again: records may be appended to it");
+        assert_eq!(syncer.fresh().due(3), 3..=3);
     }
 }
