@@ -234,15 +234,17 @@ impl Submitter {
     /// # Errors
     /// [`SubmitError`]; on a disagreement nothing more is committed.
     pub fn sync(&mut self, chain: &mut dyn Chain) -> Result<Synced, SubmitError> {
-        std::fs::create_dir_all(&self.batches)
-            .map_err(|source| BatchError::Io { path: self.batches.clone(), source })?;
         if !self.dir_checked {
             // Every file already there, as every command that reads batch files checks it:
             // a stray, misnamed or foreign file stops the submitter before it reads or sends.
-            BatchSet::load(&self.batches)?;
+            if self.batches.exists() {
+                BatchSet::load(&self.batches)?;
+            }
             self.dir_checked = true;
         }
         self.follow()?;
+        std::fs::create_dir_all(&self.batches)
+            .map_err(|source| BatchError::Io { path: self.batches.clone(), source })?;
         // Every batch not stored yet (also those of a pass that failed half-way).
         while let Some(b) = self.closed.get(self.stored) {
             let stored = self.store(b)?;
