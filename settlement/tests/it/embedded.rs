@@ -282,8 +282,16 @@ fn batch_files_a_failed_pass_did_not_write_are_written_by_the_next() {
     let mut chain = EmbeddedChain::open(chain_dir.path()).unwrap();
     let mut sub = Submitter::new(dir.path().to_path_buf(), batches.path().to_path_buf(), POLICY, Ledger::default());
     let err = sub.sync(&mut chain).unwrap_err();
-    assert!(matches!(err, l2x_settlement::submitter::SubmitError::LocalMismatch { index: 3, .. }), "{err}");
+    // The directory as found is loaded whole first: batch 3 alone is a gap.
+    assert!(
+        matches!(
+            err,
+            l2x_settlement::submitter::SubmitError::Batch(l2x_settlement::batch::BatchError::Missing { index: 1, .. })
+        ),
+        "{err}"
+    );
     assert_eq!(chain.last_committed().unwrap().0, 0, "nothing committed before every file is in place");
+    assert!(!batches.path().join(Batch::file_name(1)).exists(), "nothing written by the refused pass");
     std::fs::remove_file(&path).unwrap();
     let synced = sub.sync(&mut chain).unwrap();
     assert_eq!(synced.committed, expected.len() as u64);
@@ -293,6 +301,31 @@ fn batch_files_a_failed_pass_did_not_write_are_written_by_the_next() {
     for (f, e) in files.iter().zip(&expected) {
         assert!(f.same_content(&Batch::of(e)), "batch {}", e.index);
     }
+}
+
+/// A batch directory that loads (a whole, consistent set) but was made from another
+/// journal is refused at the first file that is not this journal's batch, before anything
+/// is committed.
+#[test]
+fn a_consistent_batch_set_of_another_journal_is_a_local_mismatch() {
+    let dirs: Vec<_> = (0..5).map(|_| tempfile::tempdir().unwrap()).collect();
+    let (journal_a, journal_b, batches) = (dirs[0].path(), dirs[1].path(), dirs[2].path());
+    journal_of(journal_a, 600);
+    let mut chain_a = EmbeddedChain::open(dirs[3].path()).unwrap();
+    Submitter::new(journal_a.to_path_buf(), batches.to_path_buf(), POLICY, Ledger::default())
+        .sync(&mut chain_a)
+        .unwrap();
+    let (mut w, _) = JournalWriter::open(journal_b, 1 << 20).unwrap();
+    for c in &stream(5, 600) {
+        w.append(c).unwrap();
+    }
+    w.sync().unwrap();
+    let mut chain_b = EmbeddedChain::open(dirs[4].path()).unwrap();
+    let err = Submitter::new(journal_b.to_path_buf(), batches.to_path_buf(), POLICY, Ledger::default())
+        .sync(&mut chain_b)
+        .unwrap_err();
+    assert!(matches!(err, l2x_settlement::submitter::SubmitError::LocalMismatch { index: 1, .. }), "{err}");
+    assert_eq!(chain_b.last_committed().unwrap().0, 0, "nothing committed");
 }
 
 /// Issue 14: "batches on a current-hardfork chain pay the EIP-7623 calldata floor". The
