@@ -1,22 +1,23 @@
-//! The contract as Rust sees it: its ABI (alloy's `sol!`), the committed artifact
-//! (`settlement/contracts/L2xSettlement.json`, compiled by the pinned solc) and the
-//! decoding of its reverts.
+//! The contracts as Rust sees them: their ABIs (alloy's `sol!`), the committed artifacts
+//! (`settlement/contracts/*.json`, compiled by the pinned solc) and the decoding of the
+//! settlement contract's reverts.
 //!
 //! Both backends take everything contract-shaped from here: [`RpcChain`](super::RpcChain)
 //! sends [`creation_code`] and [`commit_call`] to a node, the embedded chain runs the same
 //! bytes in revm, and a refusal from either is named by [`revert_reason`]. Nothing here
 //! does I/O.
 //!
-//! The artifact is embedded in the binary (`include_str!`): a build deploys exactly the
+//! The artifacts are embedded in the binary (`include_str!`): a build deploys exactly the
 //! code it was compiled with, wherever it runs.
 
 use alloy::primitives::{Address, Bytes};
 use alloy::sol_types::SolValue;
 
 use super::ChainError;
+use super::artifact::Artifact;
 use crate::batch::Batch;
 
-/// The contract's interface (docs/SETTLEMENT.md, "Contract").
+/// The contracts' interfaces (docs/SETTLEMENT.md, "Contract").
 #[allow(clippy::too_many_arguments, reason = "generated: one argument per ABI parameter")]
 pub mod abi {
     alloy::sol! {
@@ -95,58 +96,30 @@ pub fn commit_floor_gas(batch: &Batch) -> u64 {
 /// The committed contract artifact (`settlement/contracts/L2xSettlement.json`).
 pub const ARTIFACT: &str = include_str!("../../contracts/L2xSettlement.json");
 
-/// The artifact, parsed.
-fn artifact() -> Result<serde_json::Value, ChainError> {
-    serde_json::from_str(ARTIFACT)
-        .map_err(|source| ChainError::Artifact { what: "it is not JSON", source: Some(source) })
-}
-
-/// A broken artifact (a broken build): `what` is missing or wrong.
-fn broken(what: &'static str) -> ChainError {
-    ChainError::Artifact { what, source: None }
+/// The settlement contract's artifact, parsed.
+fn settlement() -> Result<Artifact, ChainError> {
+    Artifact::parse("L2xSettlement", ARTIFACT)
 }
 
 /// The contract's creation code from the committed artifact, with `submitter` as its
 /// constructor argument: what `RpcChain::deploy` sends and the embedded chain's genesis runs.
 ///
 /// # Errors
-/// [`ChainError::Artifact`] if the artifact has no bytecode (a broken build).
+/// [`ChainError::Artifact`] if the artifact is broken (a broken build).
 pub fn creation_code(submitter: Address) -> Result<Vec<u8>, ChainError> {
-    let mut code = artifact()?["bytecode"]
-        .as_str()
-        .and_then(|h| alloy::hex::decode(h).ok())
-        .ok_or_else(|| broken("no bytecode"))?;
-    code.extend(submitter.abi_encode());
-    Ok(code)
+    Ok(settlement()?.creation_code(&submitter.abi_encode()))
 }
 
 /// The runtime code a chain holds for the contract deployed with `submitter`: the
-/// artifact's `deployedBytecode` with each of its `immutableReferences` (byte ranges the
-/// constructor writes; here the `submitter` address as a 32-byte word) filled in. A
-/// verifier comparing a chain's code with the artifact compares it with this (or masks
-/// those ranges).
+/// artifact's `deployedBytecode` with the immutable `submitter` (the address as a 32-byte
+/// word) written at each of its `immutableReferences`. A verifier comparing a chain's
+/// code with the artifact compares it with this (or masks those ranges).
 ///
 /// # Errors
-/// [`ChainError::Artifact`] if the artifact lacks the code or its references (a broken
-/// build).
+/// [`ChainError::Artifact`] if the artifact is broken or its immutables are not exactly
+/// `submitter` (a broken build).
 pub fn runtime_code(submitter: Address) -> Result<Vec<u8>, ChainError> {
-    let artifact = artifact()?;
-    let mut code = artifact["deployedBytecode"]
-        .as_str()
-        .and_then(|h| alloy::hex::decode(h).ok())
-        .ok_or_else(|| broken("no deployedBytecode"))?;
-    let word = submitter.into_word();
-    let refs = artifact["immutableReferences"].as_array().ok_or_else(|| broken("no immutableReferences"))?;
-    for r in refs {
-        let (Some(start), Some(32)) = (r["start"].as_u64(), r["length"].as_u64()) else {
-            return Err(broken("an immutable reference that is not a 32-byte word"));
-        };
-        let start = usize::try_from(start).map_err(|_| broken("an immutable reference out of range"))?;
-        code.get_mut(start..start + 32)
-            .ok_or_else(|| broken("an immutable reference past the code"))?
-            .copy_from_slice(word.as_slice());
-    }
-    Ok(code)
+    settlement()?.runtime_code(&[("submitter", submitter.into_word())])
 }
 
 /// The contract's reason for a revert, when its data is one of the contract's errors.
@@ -165,4 +138,19 @@ pub fn revert_reason(data: &[u8]) -> Option<String> {
 /// errors (else the client's words for it).
 pub(super) fn refusal(e: &alloy::contract::Error) -> String {
     e.as_revert_data().and_then(|data| revert_reason(&data)).unwrap_or_else(|| e.to_string())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_committed_artifacts_parse_and_name_their_immutables() {
+        let settlement = super::settlement().unwrap();
+        assert_eq!(settlement.immutables().keys().collect::<Vec<_>>(), ["submitter"]);
+        let code = runtime_code(Address::repeat_byte(0x11)).unwrap();
+        for r in &settlement.immutables()["submitter"] {
+            assert_eq!(code[r.clone()], Address::repeat_byte(0x11).into_word()[..]);
+        }
+    }
 }
