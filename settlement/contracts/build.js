@@ -6,13 +6,15 @@
 // the source.
 //
 //   L2xSettlement: the settlement contract (docs/SETTLEMENT.md, "Contract").
+//   L2xTestUSD:    an ERC-20 with 6 decimals for tests and the demo, never production
+//                  collateral (docs/SETTLEMENT.md, "Test token").
 'use strict';
 const fs = require('fs');
 const path = require('path');
 const solc = require('solc');
 
 const dir = __dirname;
-const CONTRACTS = ['L2xSettlement'];
+const CONTRACTS = ['L2xSettlement', 'L2xTestUSD'];
 
 const sources = {};
 for (const name of CONTRACTS) {
