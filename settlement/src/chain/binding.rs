@@ -7,6 +7,11 @@
 //! bytes in revm, and a refusal from either is named by [`revert_reason`]. Nothing here
 //! does I/O.
 //!
+//! | contract | artifact | what for |
+//! |---|---|---|
+//! | `L2xSettlement` | [`ARTIFACT`] | the settlement contract: [`creation_code`], [`runtime_code`] |
+//! | `L2xTestUSD` | [`TEST_USD_ARTIFACT`] | an ERC-20 with 6 decimals and an open `mint`, for tests and the demo only, never production collateral: [`test_usd_creation_code`], [`test_usd_runtime_code`] |
+//!
 //! The artifacts are embedded in the binary (`include_str!`): a build deploys exactly the
 //! code it was compiled with, wherever it runs.
 
@@ -17,7 +22,7 @@ use super::ChainError;
 use super::artifact::Artifact;
 use crate::batch::Batch;
 
-/// The contracts' interfaces (docs/SETTLEMENT.md, "Contract").
+/// The contracts' interfaces (docs/SETTLEMENT.md, "Contract" and "Test token").
 #[allow(clippy::too_many_arguments, reason = "generated: one argument per ABI parameter")]
 pub mod abi {
     alloy::sol! {
@@ -39,6 +44,26 @@ pub mod abi {
             function commitBatch(uint64 index, bytes32 prevRoot, bytes32 newRoot, bytes32 dataHash, uint64 firstSeq, uint64 lastSeq, uint64 epochTs, bytes calldata data) external;
             function leafHash(AccountLeaf calldata leaf) external pure returns (bytes32);
             function verifyLeaf(uint64 index, AccountLeaf calldata leaf, bytes32[] calldata siblings) external view returns (bool);
+        }
+
+        #[sol(rpc)]
+        #[derive(Debug, PartialEq, Eq)]
+        contract L2xTestUSD {
+            event Transfer(address indexed from, address indexed to, uint256 value);
+            event Approval(address indexed owner, address indexed spender, uint256 value);
+            error ERC20InsufficientBalance(address sender, uint256 balance, uint256 needed);
+            error ERC20InsufficientAllowance(address spender, uint256 allowance, uint256 needed);
+            error ERC20InvalidReceiver(address receiver);
+            function name() external view returns (string);
+            function symbol() external view returns (string);
+            function decimals() external view returns (uint8);
+            function totalSupply() external view returns (uint256);
+            function balanceOf(address holder) external view returns (uint256);
+            function allowance(address owner, address spender) external view returns (uint256);
+            function mint(address to, uint256 amount) external;
+            function transfer(address to, uint256 amount) external returns (bool);
+            function approve(address spender, uint256 amount) external returns (bool);
+            function transferFrom(address from, address to, uint256 amount) external returns (bool);
         }
     }
 }
@@ -96,9 +121,17 @@ pub fn commit_floor_gas(batch: &Batch) -> u64 {
 /// The committed contract artifact (`settlement/contracts/L2xSettlement.json`).
 pub const ARTIFACT: &str = include_str!("../../contracts/L2xSettlement.json");
 
+/// The committed test token's artifact (`settlement/contracts/L2xTestUSD.json`).
+pub const TEST_USD_ARTIFACT: &str = include_str!("../../contracts/L2xTestUSD.json");
+
 /// The settlement contract's artifact, parsed.
 fn settlement() -> Result<Artifact, ChainError> {
     Artifact::parse("L2xSettlement", ARTIFACT)
+}
+
+/// The test token's artifact, parsed.
+fn test_usd() -> Result<Artifact, ChainError> {
+    Artifact::parse("L2xTestUSD", TEST_USD_ARTIFACT)
 }
 
 /// The contract's creation code from the committed artifact, with `submitter` as its
@@ -122,6 +155,25 @@ pub fn runtime_code(submitter: Address) -> Result<Vec<u8>, ChainError> {
     settlement()?.runtime_code(&[("submitter", submitter.into_word())])
 }
 
+/// The test token's creation code from the committed artifact (no constructor arguments).
+/// For tests and the demo only: anyone can mint this token.
+///
+/// # Errors
+/// [`ChainError::Artifact`] if the artifact is broken (a broken build).
+pub fn test_usd_creation_code() -> Result<Vec<u8>, ChainError> {
+    Ok(test_usd()?.creation_code(&[]))
+}
+
+/// The runtime code a chain holds for the test token (it has no immutables: the artifact's
+/// `deployedBytecode` as it is).
+///
+/// # Errors
+/// [`ChainError::Artifact`] if the artifact is broken or declares immutables (a broken
+/// build).
+pub fn test_usd_runtime_code() -> Result<Vec<u8>, ChainError> {
+    test_usd()?.runtime_code(&[])
+}
+
 /// The contract's reason for a revert, when its data is one of the contract's errors.
 pub fn revert_reason(data: &[u8]) -> Option<String> {
     use abi::L2xSettlement::L2xSettlementErrors as E;
@@ -142,15 +194,67 @@ pub(super) fn refusal(e: &alloy::contract::Error) -> String {
 
 #[cfg(test)]
 mod tests {
+    use std::collections::BTreeSet;
+
+    use super::abi::{L2xSettlement as S, L2xTestUSD as T};
     use super::*;
+
+    /// The canonical ABI type of a parameter of the artifact's ABI (tuples spelled out).
+    fn canonical(param: &serde_json::Value) -> String {
+        let ty = param["type"].as_str().unwrap();
+        match ty.strip_prefix("tuple") {
+            Some(suffix) => {
+                let parts: Vec<String> = param["components"].as_array().unwrap().iter().map(canonical).collect();
+                format!("({}){suffix}", parts.join(","))
+            }
+            None => ty.to_owned(),
+        }
+    }
+
+    /// Every function, event and error signature of an artifact's ABI.
+    fn signatures(artifact: &str) -> BTreeSet<String> {
+        let artifact: serde_json::Value = serde_json::from_str(artifact).unwrap();
+        let entries = artifact["abi"].as_array().unwrap().iter();
+        entries
+            .filter(|e| matches!(e["type"].as_str(), Some("function" | "event" | "error")))
+            .map(|e| {
+                let inputs: Vec<String> = e["inputs"].as_array().unwrap().iter().map(canonical).collect();
+                format!("{}({})", e["name"].as_str().unwrap(), inputs.join(","))
+            })
+            .collect()
+    }
+
+    fn set(lists: &[&[&str]]) -> BTreeSet<String> {
+        lists.iter().flat_map(|l| l.iter().map(|s| (*s).to_owned())).collect()
+    }
+
+    /// The `sol!` interfaces are written by hand: each must name only what the compiled
+    /// contract declares (the settlement contract's pure tree helpers are left out); the
+    /// token's names all of it.
+    #[test]
+    fn the_bindings_match_the_committed_artifacts() {
+        let settlement = set(&[
+            S::L2xSettlementCalls::SIGNATURES,
+            S::L2xSettlementErrors::SIGNATURES,
+            &[<S::BatchCommitted as alloy::sol_types::SolEvent>::SIGNATURE],
+        ]);
+        let compiled = signatures(ARTIFACT);
+        let missing: Vec<_> = settlement.difference(&compiled).collect();
+        assert!(missing.is_empty(), "not in L2xSettlement.json: {missing:?}");
+        let token =
+            set(&[T::L2xTestUSDCalls::SIGNATURES, T::L2xTestUSDErrors::SIGNATURES, T::L2xTestUSDEvents::SIGNATURES]);
+        assert_eq!(token, signatures(TEST_USD_ARTIFACT));
+    }
 
     #[test]
     fn the_committed_artifacts_parse_and_name_their_immutables() {
         let settlement = super::settlement().unwrap();
         assert_eq!(settlement.immutables().keys().collect::<Vec<_>>(), ["submitter"]);
+        assert!(test_usd().unwrap().immutables().is_empty());
         let code = runtime_code(Address::repeat_byte(0x11)).unwrap();
         for r in &settlement.immutables()["submitter"] {
             assert_eq!(code[r.clone()], Address::repeat_byte(0x11).into_word()[..]);
         }
+        assert!(test_usd_creation_code().unwrap().len() > test_usd_runtime_code().unwrap().len());
     }
 }

@@ -44,7 +44,8 @@ use alloy::primitives::B256;
 
 pub use artifact::Artifact;
 pub use binding::{
-    ARTIFACT, abi, commit_call, commit_floor_gas, commit_input, creation_code, revert_reason, runtime_code,
+    ARTIFACT, TEST_USD_ARTIFACT, abi, commit_call, commit_floor_gas, commit_input, creation_code, revert_reason,
+    runtime_code, test_usd_creation_code, test_usd_runtime_code,
 };
 pub use error::{BoxError, ChainError, Result};
 pub use fees::SendPolicy;
