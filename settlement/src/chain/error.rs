@@ -9,7 +9,7 @@
 //! | [`Refused`](ChainError::Refused) | the contract (a revert, decoded) | no |
 //! | [`WrongContract`](ChainError::WrongContract), [`Config`](ChainError::Config) | our configuration | no |
 //! | [`Evm`](ChainError::Evm), [`EvmFailed`](ChainError::EvmFailed), [`Decode`](ChainError::Decode), [`State`](ChainError::State) | the embedded chain (revm, its state file): not RPC errors | no |
-//! | [`Artifact`](ChainError::Artifact) | the committed contract artifact (a broken build) | no |
+//! | [`Artifact`](ChainError::Artifact) | a committed contract artifact (a broken build) | no |
 //!
 //! "Retryable" ([`ChainError::is_retryable`]) means the same call may succeed later with
 //! nothing changed on our side: a node that comes back, a transaction that lands or
@@ -131,11 +131,14 @@ pub enum ChainError {
         #[source]
         source: Box<alloy::sol_types::Error>,
     },
-    /// The committed contract artifact is broken (a broken build).
-    #[error("the contract artifact: {what}")]
+    /// A committed contract artifact is broken (a broken build), or the code's values for
+    /// its immutables do not match it.
+    #[error("the {contract} artifact: {what}")]
     Artifact {
+        /// The contract whose artifact it is.
+        contract: &'static str,
         /// What is wrong with it.
-        what: &'static str,
+        what: String,
         /// The parser's error, if it does not parse.
         #[source]
         source: Option<serde_json::Error>,
@@ -208,7 +211,8 @@ mod tests {
         assert!(ChainError::Pending { count: 2 }.is_retryable());
         assert!(!ChainError::Refused { index: 1, reason: "WrongIndex".into() }.is_retryable());
         assert!(!ChainError::Config("bad key".into()).is_retryable());
-        assert!(!ChainError::Artifact { what: "no bytecode", source: None }.is_retryable());
+        let artifact = ChainError::Artifact { contract: "L2xSettlement", what: "no bytecode".into(), source: None };
+        assert!(!artifact.is_retryable());
         let evm = ChainError::Evm { what: "executing", source: "nonce too low".into() };
         assert!(!evm.is_retryable());
         assert!(evm.to_string().starts_with("executing: "), "{evm}");

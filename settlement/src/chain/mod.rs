@@ -5,12 +5,13 @@
 //!  Submitter ──▶ dyn Chain ──▶ RpcChain: alloy over JSON-RPC (any node; anvil in tests)
 //!                          │      └─ fees::Resender: when to replace, at what price, when to stop
 //!                          └─▶ EmbeddedChain: the same bytecode in revm, state in a file
-//!                 binding: the ABI, the committed artifact, revert reasons (both use it)
+//!                 binding: the ABIs, the committed artifacts, revert reasons (both use it)
 //! ```
 //!
 //! | module | job |
 //! |---|---|
-//! | `binding` | the contract's ABI (`sol!`), the committed artifact, creation and runtime code, revert decoding; no I/O |
+//! | `artifact` | [`Artifact`]: build.js's format, creation code, runtime code with immutables filled by name |
+//! | `binding` | the contracts' ABIs (`sol!`), the committed artifacts, creation and runtime code, revert decoding; no I/O |
 //! | `error` | [`ChainError`], what each failure keeps as its source, [`ChainError::is_retryable`] |
 //! | `fees` | [`SendPolicy`] and the pure send-and-replace state machine the RPC chain drives |
 //! | `rpc` | [`RpcChain`]: the provider, the commit's dry run, nonces, gas, and the wait |
@@ -33,6 +34,7 @@
 //! - A refusal costs nothing: every commit is simulated first, and a revert comes back as
 //!   [`ChainError::Refused`] with the contract's reason.
 
+mod artifact;
 mod binding;
 mod error;
 mod fees;
@@ -40,8 +42,10 @@ mod rpc;
 
 use alloy::primitives::B256;
 
+pub use artifact::Artifact;
 pub use binding::{
-    ARTIFACT, abi, commit_call, commit_floor_gas, commit_input, creation_code, revert_reason, runtime_code,
+    ARTIFACT, TEST_USD_ARTIFACT, abi, commit_call, commit_floor_gas, commit_input, creation_code, revert_reason,
+    runtime_code, test_usd_creation_code, test_usd_runtime_code,
 };
 pub use error::{BoxError, ChainError, Result};
 pub use fees::SendPolicy;

@@ -100,8 +100,9 @@ async fn the_contract_commits_batches_refuses_bad_ones_and_verifies_rust_proofs(
 
 /// Issue 14: a verifier comparing deployed code with the artifact must know where the
 /// artifact's immutable references are. The code anvil holds after `RpcChain::deploy` is
-/// the artifact's `deployedBytecode` with the submitter's address written at each of its
-/// `immutableReferences`, and differs from it nowhere else.
+/// the artifact's `deployedBytecode` with the submitter's address written at each range of
+/// `immutableReferences.submitter`, and differs from it nowhere else. The artifact is read
+/// here as JSON, as a verifier reads it (docs/SETTLEMENT.md, "Contract").
 #[tokio::test(flavor = "current_thread")]
 async fn deployed_code_differs_from_the_artifact_only_at_its_immutable_references() {
     use alloy::providers::Provider;
@@ -114,7 +115,9 @@ async fn deployed_code_differs_from_the_artifact_only_at_its_immutable_reference
     assert_eq!(on_chain, l2x_settlement::chain::runtime_code(submitter).unwrap());
     let artifact: serde_json::Value = serde_json::from_str(l2x_settlement::chain::ARTIFACT).unwrap();
     let plain = alloy::hex::decode(artifact["deployedBytecode"].as_str().unwrap()).unwrap();
-    let refs: Vec<(usize, usize)> = artifact["immutableReferences"]
+    let by_name = artifact["immutableReferences"].as_object().unwrap();
+    assert_eq!(by_name.keys().collect::<Vec<_>>(), ["submitter"], "the contract's only immutable");
+    let refs: Vec<(usize, usize)> = by_name["submitter"]
         .as_array()
         .unwrap()
         .iter()
@@ -132,5 +135,8 @@ async fn deployed_code_differs_from_the_artifact_only_at_its_immutable_reference
         code
     };
     assert_ne!(on_chain, plain, "the submitter is written into the code");
+    for &(start, len) in &refs {
+        assert_eq!(on_chain[start..start + len], submitter.into_word()[..], "at {start}");
+    }
     assert_eq!(masked(&on_chain), masked(&plain), "and nothing else differs");
 }
