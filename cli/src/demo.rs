@@ -50,7 +50,9 @@ use l2x_types::{
 use rand::{RngExt, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 
-use crate::config::{Config, LogLevel};
+use l2x_node::config::{Config, LogLevel};
+use l2x_node::keys::demo_key;
+
 use crate::serve::{self, Node};
 
 /// Options of `l2x demo`.
@@ -58,10 +60,10 @@ use crate::serve::{self, Node};
 pub(crate) struct Options {
     /// Where the demo's node keeps its journal, batches and chain (recreated on each run;
     /// only a directory an earlier demo made is ever removed).
-    #[arg(long, default_value = "l2x-demo", value_parser = crate::config::non_empty_path)]
+    #[arg(long, default_value = "l2x-demo", value_parser = crate::args::non_empty_path)]
     data_dir: PathBuf,
     /// How long the clients trade, seconds (1 to 3,600).
-    #[arg(long, default_value_t = 5, value_parser = crate::config::ranged(1, 3_600))]
+    #[arg(long, default_value_t = 5, value_parser = crate::args::ranged(1, 3_600))]
     seconds: u64,
     /// The workload's seed.
     #[arg(long, default_value_t = 42)]
@@ -188,7 +190,7 @@ fn rejected(stats: &Stats, reason: u16, retry_after_ms: u32) {
 /// A market maker: a bid and an ask on each instrument around the oracle, replaced every
 /// turn.
 fn maker(addr: SocketAddr, id: u8, seed: u64, fair: &[AtomicI64], stop: &AtomicBool, stats: &Stats) -> Result<()> {
-    let mut client = Client::connect(addr, &serve::demo_key(id), ClientOptions::default())?;
+    let mut client = Client::connect(addr, &demo_key(id), ClientOptions::default())?;
     let mut rng = ChaCha8Rng::seed_from_u64(seed ^ u64::from(id));
     let mut next_cid = 1u64;
     let mut resting: Vec<ClientOrderId> = Vec::new();
@@ -237,7 +239,7 @@ fn leveraged(addr: SocketAddr, id: u8, target: i64, fair: &[AtomicI64], longs: &
 }
 
 fn buy_leveraged(addr: SocketAddr, id: u8, target: i64, fair: &[AtomicI64], stats: &Stats) -> Result<i64> {
-    let mut client = Client::connect(addr, &serve::demo_key(id), ClientOptions::default())?;
+    let mut client = Client::connect(addr, &demo_key(id), ClientOptions::default())?;
     let mut next_cid = 1u64;
     let mut held = 0i64;
     while held < target {
@@ -282,7 +284,7 @@ fn buy_leveraged(addr: SocketAddr, id: u8, target: i64, fair: &[AtomicI64], stat
 
 /// A taker: IOC orders a few ticks through the oracle, either side.
 fn taker(addr: SocketAddr, id: u8, seed: u64, fair: &[AtomicI64], stop: &AtomicBool, stats: &Stats) -> Result<()> {
-    let mut client = Client::connect(addr, &serve::demo_key(id), ClientOptions::default())?;
+    let mut client = Client::connect(addr, &demo_key(id), ClientOptions::default())?;
     let mut rng = ChaCha8Rng::seed_from_u64(seed ^ u64::from(id));
     let mut next_cid = 1u64;
     while !stop.load(Ordering::Relaxed) {
@@ -306,7 +308,7 @@ pub(crate) fn demo(opts: &Options) -> Result<ExitCode> {
     prepare(&opts.data_dir)?;
     let config = node_config(&opts.data_dir, &opts.log_level);
     crate::logs(config.log_level.filter());
-    let keys = Keys::from_keys((1..=*LEVERAGED.end()).map(serve::demo_key))?;
+    let keys = Keys::from_keys((1..=*LEVERAGED.end()).map(demo_key))?;
     let node = Node::start(&config, keys)?;
     let addr = node.server.order_entry_addr();
     let control = node.server.control();

@@ -20,7 +20,7 @@ use l2x_types::AccountId;
 #[derive(Clone, Debug, clap::Args)]
 pub(crate) struct Options {
     /// The journal directory (its snapshots are used when they help).
-    #[arg(value_parser = crate::config::non_empty_path)]
+    #[arg(value_parser = crate::args::non_empty_path)]
     dir: PathBuf,
     /// Stop after this sequence number.
     #[arg(long, conflicts_with = "until_time")]
@@ -47,7 +47,7 @@ pub(crate) struct Options {
     format: Option<String>,
     /// Replay the same inputs under the risk parameters in this TOML file as well, and
     /// compare (docs/REPLAY.md, "What-if").
-    #[arg(long, conflicts_with_all = ["dump", "state_hash"], value_parser = crate::config::non_empty_path)]
+    #[arg(long, conflicts_with_all = ["dump", "state_hash"], value_parser = crate::args::non_empty_path)]
     risk_params: Option<PathBuf>,
     /// Only this account's rows.
     #[arg(long, requires = "dump")]
@@ -62,7 +62,7 @@ pub(crate) struct Options {
     #[arg(long, conflicts_with_all = ["dump", "state_hash", "until_seq", "until_time"])]
     verify_roots: bool,
     /// With --verify-roots: the batch files to compare with.
-    #[arg(long, value_parser = crate::config::non_empty_path)]
+    #[arg(long, value_parser = crate::args::non_empty_path)]
     batches: Option<PathBuf>,
     /// With --verify-roots: the chain to compare with.
     #[command(flatten)]

@@ -32,16 +32,16 @@ use alloy::primitives::B256;
 use anyhow::{Context, Result};
 use l2x_gateway::auth::Keys;
 use l2x_gateway::server::{Config as ServerConfig, Control, Server};
-use l2x_protocol::logon::Key;
+use l2x_node::config::{ChainKind, Config, Overrides};
+use l2x_node::keys::{check_accounts, keys};
 use l2x_risk::Ledger;
 use l2x_sequencer::journal;
 use l2x_sequencer::pipeline::{Config as PipelineConfig, Pipeline, StatsReader};
 use l2x_settlement::chain::{Chain, RpcChain};
 use l2x_settlement::embedded::EmbeddedChain;
 use l2x_settlement::submitter::{PublishedSeq, Submitter};
-use l2x_types::{AccountId, Amount, Command, Holder, InstrumentId};
+use l2x_types::{Amount, Command, Holder, InstrumentId};
 
-use crate::config::{ChainKind, Config};
 use crate::metrics::Metrics;
 
 /// Options of `l2x serve`: a config file, and the settings most often changed per run.
@@ -49,10 +49,10 @@ use crate::metrics::Metrics;
 pub(crate) struct Options {
     /// The config file (TOML; docs/OPERATIONS.md, docs/l2x.example.toml). Without it: the
     /// defaults, on loopback, data in ./l2x-data.
-    #[arg(long, value_parser = crate::config::non_empty_path)]
+    #[arg(long, value_parser = crate::args::non_empty_path)]
     config: Option<PathBuf>,
     /// Overrides `data_dir`.
-    #[arg(long, value_parser = crate::config::non_empty_path)]
+    #[arg(long, value_parser = crate::args::non_empty_path)]
     data_dir: Option<PathBuf>,
     /// Overrides `ports.order_entry`.
     #[arg(long)]
@@ -68,84 +68,14 @@ pub(crate) struct Options {
 impl Options {
     /// The config file (or the defaults) with the overrides applied.
     fn config(&self) -> Result<Config> {
-        let mut config = match &self.config {
-            Some(path) => Config::load(path)?,
-            None => Config::default(),
+        let overrides = Overrides {
+            data_dir: self.data_dir.clone(),
+            order_entry: self.order_entry,
+            market_data: self.market_data,
+            metrics: self.metrics,
         };
-        if let Some(dir) = &self.data_dir {
-            config.data_dir.clone_from(dir);
-        }
-        if let Some(a) = self.order_entry {
-            config.ports.order_entry = a;
-        }
-        if let Some(a) = self.market_data {
-            config.ports.market_data = a;
-        }
-        if let Some(a) = self.metrics {
-            config.ports.metrics = a;
-        }
-        // The overrides are settings too.
-        config.check()?;
-        Ok(config)
+        Ok(Config::with_overrides(self.config.as_deref(), &overrides)?)
     }
-}
-
-/// Public demo key `id` (1–4 by default): key id and account `id`, secret 32 bytes each equal to `id`.
-pub(crate) fn demo_key(id: u8) -> Key {
-    Key::new(u64::from(id), AccountId(u64::from(id)), [id; 32])
-}
-
-/// The public demo keys used when no accounts file is given.
-pub(crate) fn demo_keys() -> Keys {
-    Keys::from_keys((1..=4u8).map(demo_key)).unwrap_or_default()
-}
-
-/// The config's keys: its accounts file, or the demo keys — which are public, so only on
-/// loopback addresses.
-fn keys(config: &Config) -> Result<Keys> {
-    let keys = match &config.accounts.keys_file {
-        Some(path) => {
-            let text = crate::config::read_small_file(path, Config::MAX_FILE_BYTES)
-                .with_context(|| format!("accounts.keys_file {}", path.display()))?;
-            Keys::parse(&text).with_context(|| format!("accounts.keys_file {}", path.display()))?
-        }
-        None => {
-            let ports = [config.ports.order_entry, config.ports.market_data];
-            anyhow::ensure!(
-                ports.iter().all(|a| a.ip().is_loopback()),
-                "no accounts.keys_file: the public demo keys are only accepted on loopback addresses, and {} is not one",
-                ports.iter().find(|a| !a.ip().is_loopback()).map(ToString::to_string).unwrap_or_default()
-            );
-            demo_keys()
-        }
-    };
-    Ok(keys)
-}
-
-/// The keys' accounts and the config's deposits agree: no key on a reserved account (a new
-/// journal deposits to every key's account), and no deposit for an account without a key
-/// (it would be dropped silently).
-fn check_accounts(config: &Config, keys: &Keys) -> Result<()> {
-    let file = || config.accounts.keys_file.as_ref().map_or("the demo keys".to_string(), |p| p.display().to_string());
-    if let Some(key) = keys.iter().find(|k| k.account.is_reserved()) {
-        anyhow::bail!(
-            "accounts.keys_file {}: key id {} is on account {}, which is reserved ({})",
-            file(),
-            key.id,
-            key.account,
-            crate::config::RESERVED_ACCOUNTS
-        );
-    }
-    for account in config.accounts.deposits.keys() {
-        let id =
-            account.parse::<u64>().with_context(|| format!("accounts.deposits: {account:?} is not an account id"))?;
-        anyhow::ensure!(
-            keys.iter().any(|k| k.account.0 == id),
-            "accounts.deposits: account {id} has no key in {} (deposits go to the keys' accounts)",
-            file()
-        );
-    }
-    Ok(())
 }
 
 /// A running node: the pipeline, the gateway over it, the submitter (if settling) and the
@@ -363,7 +293,7 @@ fn open_chain(config: &Config) -> Result<Box<dyn Chain + Send>> {
     let settlement = &config.settlement;
     match (settlement.chain, &settlement.rpc) {
         (ChainKind::Rpc, Some(rpc)) => {
-            let address = crate::settle::address(&rpc.contract)?;
+            let address = l2x_node::config::address(&rpc.contract)?;
             let mut chain = RpcChain::connect(&rpc.url, &rpc.key()?, address, rpc.confirmations)?;
             chain.set_policy(rpc.send_policy());
             Ok(Box::new(chain))
@@ -549,27 +479,5 @@ impl Settlement {
         let _ = self.stop.send(());
         self.thread.join().map_err(|_| anyhow::anyhow!("the submitter thread panicked"))?;
         Ok(self.status.lock().unwrap_or_else(std::sync::PoisonError::into_inner).clone())
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    /// docs/PROTOCOL.md tells a client written from it alone what the demo keys are: key
-    /// `n`'s secret is 32 bytes each of value `n`, and its signature example is demo key 1's.
-    #[test]
-    fn the_demo_keys_are_what_protocol_md_says() {
-        let (timestamp_ns, nonce) = (1_700_000_000_000_000_000, 7);
-        for n in 1..=4u8 {
-            let key = demo_key(n);
-            assert_eq!((key.id, key.account), (u64::from(n), AccountId(u64::from(n))));
-            let described = l2x_protocol::logon::sign(&[n; 32], u64::from(n), timestamp_ns, nonce);
-            assert_eq!(key.sign(timestamp_ns, nonce), described, "key {n}");
-        }
-        let doc = include_str!("../../docs/PROTOCOL.md");
-        let signature: String = demo_key(1).sign(timestamp_ns, nonce).iter().map(|b| format!("{b:02x}")).collect();
-        assert!(doc.lines().any(|l| l == format!("signature    = {signature}")), "{signature}");
-        assert!(doc.contains("key `n`'s secret is 32 bytes each of value `n`"));
     }
 }

@@ -37,7 +37,9 @@ use l2x_settlement::embedded::EmbeddedChain;
 use l2x_settlement::epoch::Policy;
 use l2x_settlement::submitter::Submitter;
 
-use crate::config::{MAX_CONFIRMATIONS, MAX_EPOCH_FILLS, MAX_EPOCH_MS, non_empty_path, ranged};
+use l2x_node::config::{MAX_CONFIRMATIONS, MAX_EPOCH_FILLS, MAX_EPOCH_MS};
+
+use crate::args::{non_empty_path, ranged};
 
 /// How epochs close (must be what the submitter used).
 #[derive(Clone, Copy, Debug, clap::Args)]
@@ -174,8 +176,8 @@ pub(crate) enum SettleCmd {
 }
 
 /// `--contract`'s address.
-pub(crate) fn address(text: &str) -> Result<alloy::primitives::Address> {
-    text.parse().with_context(|| format!("--contract {text:?} is not an address"))
+fn address(text: &str) -> Result<alloy::primitives::Address> {
+    Ok(l2x_node::config::address(text)?)
 }
 
 pub(crate) fn settle(cmd: SettleCmd) -> Result<ExitCode> {
