@@ -3,7 +3,7 @@
 //! verified.
 //!
 //! ```text
-//!  DATA_DIR (default ./l2x-demo, recreated each run) ─▶ serve::Node::start
+//!  DATA_DIR (default ./l2x-demo, recreated each run) ─▶ l2x_node::Node::start
 //!     the default config on loopback ports (any free ones) · pipeline + journal ·
 //!     submitter on the embedded chain · metrics endpoint
 //!  clients (gateway::client over TCP):  makers (keys 1, 2): a bid and an ask on each
@@ -53,7 +53,7 @@ use rand_chacha::ChaCha8Rng;
 use l2x_node::config::{Config, LogLevel};
 use l2x_node::keys::demo_key;
 
-use crate::serve::{self, Node};
+use l2x_node::{Node, Settlement};
 
 /// Options of `l2x demo`.
 #[derive(Clone, Debug, clap::Args)]
@@ -310,8 +310,8 @@ pub(crate) fn demo(opts: &Options) -> Result<ExitCode> {
     crate::logs(config.log_level.filter());
     let keys = Keys::from_keys((1..=*LEVERAGED.end()).map(demo_key))?;
     let node = Node::start(&config, keys)?;
-    let addr = node.server.order_entry_addr();
-    let control = node.server.control();
+    let addr = node.server().order_entry_addr();
+    let control = node.server().control();
     let stdout = io::stdout();
     writeln!(
         stdout.lock(),
@@ -321,7 +321,7 @@ pub(crate) fn demo(opts: &Options) -> Result<ExitCode> {
         opts.seconds,
         SHOCK_PER_MILLE / 10,
         SHOCK_PER_MILLE % 10,
-        node.metrics.as_ref().map(|m| format!("; metrics at http://{}/metrics", m.addr())).unwrap_or_default(),
+        node.metrics().map(|m| format!("; metrics at http://{}/metrics", m.addr())).unwrap_or_default(),
     )?;
 
     // The instruments the node listed, from their first prices.
@@ -363,7 +363,7 @@ pub(crate) fn demo(opts: &Options) -> Result<ExitCode> {
     let hard_end = end + Duration::from_secs(10);
     let mut shocked = false;
     let mut next_status = started + Duration::from_secs(1);
-    let trading = node.server.counters_handle();
+    let trading = node.server().counters_handle();
     while Instant::now() < end {
         std::thread::sleep(Duration::from_millis(100));
         let now = Instant::now();
@@ -390,7 +390,7 @@ pub(crate) fn demo(opts: &Options) -> Result<ExitCode> {
         }
         if Instant::now() >= next_status {
             next_status += Duration::from_secs(1);
-            let settled = node.settlement.as_ref().map(serve::Settlement::status).unwrap_or_default();
+            let settled = node.settlement().map(Settlement::status).unwrap_or_default();
             let oi = open_interest(&trading.trading, &lots);
             status_line(
                 &stats,

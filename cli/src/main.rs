@@ -11,7 +11,6 @@ use std::process::ExitCode;
 
 mod args;
 mod demo;
-mod metrics;
 mod replay;
 mod serve;
 mod settle;

@@ -1,14 +1,51 @@
-//! The l2x node, composed: the composition root of the exchange. `l2x serve`, `l2x demo`,
-//! `l2x bench wire` and the gateway's socket tests each wire the same parts; this crate is
-//! where that wiring goes, so that they all start the same node.
+//! The l2x node, composed: one [`Node`] is the gateway, the sequencer pipeline with its
+//! journal and snapshots, the settlement submitter, the idle ticker and the metrics
+//! endpoint, started from one [`Config`] and stopped in order. `l2x serve` runs it until a
+//! signal, and `l2x demo` trades on it.
 //!
-//! So far it holds what the node runs by: the TOML config ([`config`], with its
-//! [`ConfigError`]) and the API keys ([`keys`]).
+//! ```text
+//!            config (TOML, or the defaults; docs/OPERATIONS.md)   keys (accounts file, or
+//!                        │                                         the demo keys)
+//!                        ▼                                             │
+//!   Node::start ─▶ Pipeline (l2x-sequencer) ─▶ Server (l2x-gateway) ◀──┘
+//!                     │  journal, snapshots      order entry, market data
+//!                     ├─▶ Settlement thread ─▶ Submitter (l2x-settlement) ─▶ chain
+//!                     ├─▶ Ticker thread: a Tick when nothing was sequenced for a while
+//!                     └─▶ Metrics thread: GET /metrics
+//!   Node::stop ─▶ Stopped { last seq, state hash, final snapshot, last settlement pass }
+//! ```
+//!
+//! # Modules
+//!
+//! | module | what it owns |
+//! |---|---|
+//! | [`config`] | the TOML config: tables, instruments, ranges, [`ConfigError`] |
+//! | [`keys`] | the accounts file or the public demo keys, checked against the deposits |
+//! | `node` | [`Node`] and [`Stopped`]: the start in numbered steps, the stop in reverse |
+//! | [`settlement`] | the submitter thread and its [`SettleStatus`] |
+//! | `ticker` | idle ticks, so that sequenced time passes |
+//! | [`metrics`] | the Prometheus endpoint |
+//! | [`chain`] | opening the chain the config names |
+//!
+//! # Errors
+//!
+//! [`NodeError`] (with [`Result`]), wrapping a [`ConfigError`] for anything the config or
+//! the keys refuse. Each wraps the failing part's error as its `#[source]`; the chain reads
+//! as one sentence (`config file l2x.toml: pipeline.input_capacity = … is out of range: …`).
 
+pub mod chain;
 pub mod config;
+mod error;
 pub mod keys;
+pub mod metrics;
+mod node;
+pub mod settlement;
+mod ticker;
 
 pub use config::{Config, ConfigError};
+pub use error::{NodeError, Result};
+pub use node::{Node, Stopped};
+pub use settlement::{SettleStatus, Settlement};
 
 /// An error and its sources, joined with `": "`: what the binary prints.
 #[cfg(test)]

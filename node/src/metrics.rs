@@ -23,25 +23,37 @@ use std::sync::{Arc, Mutex, PoisonError};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
-use anyhow::{Context, Result};
 use l2x_gateway::metrics::{Exposition, seconds};
 use l2x_gateway::server::Counters;
 use l2x_sequencer::pipeline::{RingStats, StatsReader};
 use l2x_types::InstrumentId;
 
-use crate::serve::SettleStatus;
+use crate::error::{NodeError, Result};
+use crate::settlement::SettleStatus;
 
 /// Where the figures come from.
-pub(crate) struct Sources {
-    pub(crate) gateway: Arc<Counters>,
-    pub(crate) pipeline: StatsReader,
-    pub(crate) settlement: Option<Arc<Mutex<SettleStatus>>>,
+pub struct Sources {
+    /// The gateway's counters (sessions, traffic, trading).
+    pub gateway: Arc<Counters>,
+    /// The pipeline's stats (sequenced, rings, watermarks, snapshots).
+    pub pipeline: StatsReader,
+    /// The submitter's status, if the node settles.
+    pub settlement: Option<Arc<Mutex<SettleStatus>>>,
     /// Instruments whose open interest is shown (ids 0 .. this).
-    pub(crate) instruments: usize,
+    pub instruments: usize,
+}
+
+impl std::fmt::Debug for Sources {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Sources")
+            .field("settlement", &self.settlement.is_some())
+            .field("instruments", &self.instruments)
+            .finish_non_exhaustive()
+    }
 }
 
 /// The metrics text now.
-pub(crate) fn render(sources: &Sources) -> String {
+fn render(sources: &Sources) -> String {
     let mut e = Exposition::default();
     e.gateway(&sources.gateway);
     let ids: Vec<InstrumentId> =
@@ -89,7 +101,8 @@ pub(crate) fn render(sources: &Sources) -> String {
 }
 
 /// A running metrics endpoint.
-pub(crate) struct Metrics {
+#[derive(Debug)]
+pub struct Metrics {
     addr: SocketAddr,
     stop: Arc<AtomicBool>,
     thread: Option<JoinHandle<()>>,
@@ -97,12 +110,18 @@ pub(crate) struct Metrics {
 
 impl Metrics {
     /// Binds the port (first, so that a port in use stops the node before anything runs).
-    pub(crate) fn bind(addr: SocketAddr) -> Result<TcpListener> {
-        TcpListener::bind(addr).with_context(|| format!("binding the metrics port {addr}"))
+    ///
+    /// # Errors
+    /// [`NodeError::MetricsPort`] naming the address.
+    pub fn bind(addr: SocketAddr) -> Result<TcpListener> {
+        TcpListener::bind(addr).map_err(|source| NodeError::MetricsPort { addr, source })
     }
 
     /// Serves `sources` on `listener` on a thread.
-    pub(crate) fn start(listener: TcpListener, sources: Sources) -> Result<Metrics> {
+    ///
+    /// # Errors
+    /// The listener's address cannot be read, or the thread cannot be made.
+    pub fn start(listener: TcpListener, sources: Sources) -> Result<Metrics> {
         let addr = listener.local_addr()?;
         let stop = Arc::new(AtomicBool::new(false));
         let stopping = Arc::clone(&stop);
@@ -125,12 +144,12 @@ impl Metrics {
     }
 
     /// The address it listens on.
-    pub(crate) fn addr(&self) -> SocketAddr {
+    pub fn addr(&self) -> SocketAddr {
         self.addr
     }
 
     /// Stops the thread (a connection to itself wakes the blocked accept).
-    pub(crate) fn stop(mut self) {
+    pub fn stop(mut self) {
         self.stop.store(true, Ordering::SeqCst);
         if TcpStream::connect_timeout(&self.addr, Duration::from_secs(1)).is_ok()
             && let Some(t) = self.thread.take()
