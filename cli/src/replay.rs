@@ -1,9 +1,12 @@
-//! `l2x replay`: the risk desk's tool (docs/REPLAY.md) over `l2x_replay`.
+//! `l2x replay`: the risk desk's tool (docs/REPLAY.md) over `l2x_replay`, and the auditor's
+//! root verification over `l2x_node::settle`.
 //!
 //! ```text
 //!  replay DIR [--until-seq N | --until-time T] [--state-hash] [--no-progress]
 //!     the state at the point: sequence, time, accounts, open interest, insurance fund,
 //!     state hash
+//!  replay DIR --verify-roots [--batches B] [CHAIN]
+//!     every epoch's root recomputed and compared (what `settle verify` does)
 //! ```
 
 use std::io;
@@ -11,6 +14,7 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 
 use anyhow::Result;
+use l2x_node::settle;
 use l2x_replay::Until;
 use l2x_replay::point::{parse_point, parse_time};
 use l2x_replay::report::{self, Query};
@@ -104,18 +108,21 @@ fn query(opts: &Options) -> Result<Query> {
     })
 }
 
-/// `l2x replay`: roots verified by the settlement audit, anything else reported by
-/// [`l2x_replay::report`].
+/// `l2x replay`: roots verified by [`l2x_node::settle::verify`] (the settlement audit),
+/// anything else reported by [`l2x_replay::report`].
 pub(crate) fn replay(opts: &Options) -> Result<ExitCode> {
     if opts.verify_roots {
         let batches = opts.batches.clone().or_else(|| {
             let default = opts.dir.join("batches");
             default.is_dir().then_some(default)
         });
-        return crate::settle::verify(&opts.dir, batches, &opts.chain, opts.epochs);
+        let chain = opts.chain.spec();
+        let mut out = io::stdout().lock();
+        let verdict = settle::verify(&mut out, &opts.dir, batches.as_deref(), chain.as_ref(), opts.epochs.policy())?;
+        return Ok(crate::settle::exit(verdict));
     }
     anyhow::ensure!(
-        opts.batches.is_none() && !opts.chain.is_named(),
+        opts.batches.is_none() && opts.chain.spec().is_none(),
         "--batches, --chain-dir and --rpc-url are for --verify-roots"
     );
     let mut out = io::BufWriter::new(io::stdout().lock());

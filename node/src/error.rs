@@ -1,7 +1,9 @@
-//! [`NodeError`]: why the node would not start or stop cleanly.
+//! [`NodeError`]: why the node would not start or stop cleanly, or why a settlement command
+//! failed.
 //!
 //! The variants follow the node's parts: the config ([`ConfigError`], the whole of it), the
-//! data directory, the pipeline, the gateway, the chain, the submitter, the metrics port. An error of a part is kept whole as the
+//! data directory, the pipeline, the gateway, the chain, the submitter, the metrics port,
+//! and the `l2x settle` commands' own refusals. An error of a part is kept whole as the
 //! `#[source]` (or forwarded, `transparent`, where the node adds nothing to say), so the
 //! chain printed by the binary (`l2x: …: …`) reads as it did when the binary composed the
 //! node itself.
@@ -17,7 +19,7 @@ use crate::config::{AddressError, ConfigError};
 /// What `l2x_node` returns.
 pub type Result<T, E = NodeError> = std::result::Result<T, E>;
 
-/// Why the node failed.
+/// Why the node, or a settlement command over its parts, failed.
 #[derive(Debug, thiserror::Error)]
 pub enum NodeError {
     /// A setting, the accounts file, or the keys against the deposits.
@@ -86,10 +88,40 @@ pub enum NodeError {
     /// A `--contract` that is not an address.
     #[error(transparent)]
     Address(#[from] AddressError),
+    /// `--rpc-url` without `--key` where something is committed.
+    #[error("--rpc-url needs --key: the submitter's private key")]
+    NoKey,
+    /// A command that commits, and no chain named.
+    #[error("name a chain: --chain-dir DIR, or --rpc-url URL --contract ADDRESS")]
+    NoChain,
+    /// The submitter failed (`l2x settle submit`).
+    #[error(transparent)]
+    Settle(#[from] l2x_settlement::submitter::SubmitError),
+    /// A directory of batch files that does not load.
+    #[error(transparent)]
+    Batches(#[from] l2x_settlement::batch::BatchError),
+    /// The audit (status, proof) failed.
+    #[error(transparent)]
+    Audit(#[from] l2x_settlement::audit::AuditError),
+    /// Recomputing a journal's roots failed.
+    #[error("verifying {}", journal.display())]
+    Verify {
+        /// The journal.
+        journal: PathBuf,
+        /// Why.
+        #[source]
+        source: l2x_settlement::audit::AuditError,
+    },
+    /// A proof that does not verify against the root rebuilt from its own batch files.
+    #[error("the proof does not verify against the rebuilt root (a bug)")]
+    ProofDoesNotVerify,
+    /// A JSON answer that does not serialize.
+    #[error(transparent)]
+    Json(#[from] serde_json::Error),
     /// A thread of the node's that panicked.
     #[error("the {0} thread panicked")]
     Panicked(&'static str),
-    /// Starting a thread, reading a socket's address.
+    /// Writing an answer, starting a thread, reading a socket's address.
     #[error(transparent)]
     Io(#[from] std::io::Error),
 }

@@ -15,6 +15,11 @@
 //!   Node::stop ─▶ Stopped { last seq, state hash, final snapshot, last settlement pass }
 //! ```
 //!
+//! Besides the running node, the crate holds what the command line does with a node's
+//! files: the settlement commands over a journal, its batch files and a chain
+//! ([`settle`], including root verification for `l2x settle verify` and
+//! `l2x replay --verify-roots`).
+//!
 //! # Modules
 //!
 //! | module | what it owns |
@@ -25,12 +30,13 @@
 //! | [`settlement`] | the submitter thread and its [`SettleStatus`] |
 //! | `ticker` | idle ticks, so that sequenced time passes |
 //! | [`metrics`] | the Prometheus endpoint |
-//! | [`chain`] | opening the chain the config names |
+//! | [`chain`] | opening the chain a config or a command names |
+//! | [`settle`] | `l2x settle …` and root verification |
 //!
 //! # Errors
 //!
-//! [`NodeError`] (with [`Result`]), wrapping a [`ConfigError`] for anything the config or
-//! the keys refuse. Each wraps the failing part's error as its `#[source]`; the chain reads
+//! [`NodeError`] (with [`Result`]) for the node and the settlement commands, wrapping a
+//! [`ConfigError`] for anything the config or the keys refuse. Each wraps the failing part's error as its `#[source]`; the chain reads
 //! as one sentence (`config file l2x.toml: pipeline.input_capacity = … is out of range: …`).
 
 pub mod chain;
@@ -39,6 +45,7 @@ mod error;
 pub mod keys;
 pub mod metrics;
 mod node;
+pub mod settle;
 pub mod settlement;
 mod ticker;
 
