@@ -76,19 +76,6 @@ pub(crate) struct Options {
     epochs: crate::settle::EpochArgs,
 }
 
-impl Options {
-    /// The options of `l2x replay ARGS…` (the demo runs the command it prints).
-    pub(crate) fn parse_args(args: &[&str]) -> Result<Options> {
-        #[derive(clap::Parser)]
-        struct Wrapper {
-            #[command(flatten)]
-            replay: Options,
-        }
-        let all = std::iter::once("replay").chain(args.iter().copied());
-        Ok(<Wrapper as clap::Parser>::try_parse_from(all)?.replay)
-    }
-}
-
 /// The library's query: the flags, parsed.
 fn query(opts: &Options) -> Result<Query> {
     Ok(Query {

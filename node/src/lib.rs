@@ -18,7 +18,7 @@
 //! Besides the running node, the crate holds what the command line does with a node's
 //! files: the settlement commands over a journal, its batch files and a chain
 //! ([`settle`], including root verification for `l2x settle verify` and
-//! `l2x replay --verify-roots`).
+//! `l2x replay --verify-roots`), and the demo ([`demo`]).
 //!
 //! # Modules
 //!
@@ -32,15 +32,18 @@
 //! | [`metrics`] | the Prometheus endpoint |
 //! | [`chain`] | opening the chain a config or a command names |
 //! | [`settle`] | `l2x settle …` and root verification |
+//! | [`demo`] | `l2x demo` |
 //!
 //! # Errors
 //!
 //! [`NodeError`] (with [`Result`]) for the node and the settlement commands, wrapping a
-//! [`ConfigError`] for anything the config or the keys refuse. Each wraps the failing part's error as its `#[source]`; the chain reads
-//! as one sentence (`config file l2x.toml: pipeline.input_capacity = … is out of range: …`).
+//! [`ConfigError`] for anything the config or the keys refuse, and [`demo::DemoError`] for
+//! the demo. Each wraps the failing part's error as its `#[source]`; the chain reads as one
+//! sentence (`config file l2x.toml: pipeline.input_capacity = … is out of range: …`).
 
 pub mod chain;
 pub mod config;
+pub mod demo;
 mod error;
 pub mod keys;
 pub mod metrics;
