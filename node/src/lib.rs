@@ -1,7 +1,8 @@
 //! The l2x node, composed: one [`Node`] is the gateway, the sequencer pipeline with its
 //! journal and snapshots, the settlement submitter, the idle ticker and the metrics
 //! endpoint, started from one [`Config`] and stopped in order. `l2x serve` runs it until a
-//! signal, and `l2x demo` trades on it.
+//! signal, `l2x demo` trades on it, `l2x bench wire` measures it, and the integration tests
+//! of the gateway drive it: all start the same node.
 //!
 //! ```text
 //!            config (TOML, or the defaults; docs/OPERATIONS.md)   keys (accounts file, or

@@ -96,7 +96,7 @@ fn slow_consumer_that_keeps_sending_reads_its_logout_not_reset() {
     // Keys 1 and 2 share account 1: `slow` never reads while `loader` trades.
     let (mut slow, reader) = raw_session(&node, 2);
     let mut loader = node.connect(1);
-    let counters = node.server.counters();
+    let counters = node.server().counters();
     let mut rounds = 0;
     while counters.slow_consumers.load(Ordering::SeqCst) == 0 {
         rounds += 1;
@@ -155,7 +155,7 @@ fn broken_framing_with_more_bytes_behind_reads_its_logout_not_reset() {
     end.expect("a clean end of stream after the logout, not a reset");
     assert_eq!(msgs, [ServerMsg::Logout { reason: LogoutReason::FrameTooLarge.code() }]);
     // Not logged on: a length of 3, then a megabyte more.
-    let mut stream = TcpStream::connect(node.server.order_entry_addr()).unwrap();
+    let mut stream = TcpStream::connect(node.server().order_entry_addr()).unwrap();
     stream.set_read_timeout(Some(Duration::from_secs(20))).unwrap();
     let mut bytes = vec![0x03, 0x00];
     bytes.extend_from_slice(&garbage);
@@ -199,7 +199,7 @@ fn reports_after_a_client_logout_wait_in_the_stream() {
     assert_eq!(msgs.last(), Some(&ServerMsg::Logout { reason: LogoutReason::ClientRequest.code() }));
     assert!(msgs.len() <= 2, "{msgs:?}");
     // The report is in the account's stream: a logon with resume_from 1 replays it.
-    let addr = node.server.order_entry_addr();
+    let addr = node.server().order_entry_addr();
     let options = Options { heartbeat_ms: 60_000, read_timeout: Some(Duration::from_secs(20)), ..Options::default() };
     let mut again = l2x_protocol::client::Client::connect_from(addr, &crate::node::key(1), options, 1).unwrap();
     // (If the report was still in flight at the logon, it comes live, after an empty replay.)
