@@ -114,6 +114,7 @@ fn slow_consumer_that_keeps_sending_reads_its_logout_not_reset() {
     // Cut off, the slow client goes on sending (heartbeats) while it reads its backlog.
     let stop = Arc::new(AtomicBool::new(false));
     let mut writer = slow.try_clone().unwrap();
+    let (first, sending) = std::sync::mpsc::channel::<()>();
     let writing = {
         let stop = Arc::clone(&stop);
         std::thread::spawn(move || {
@@ -126,11 +127,19 @@ fn slow_consumer_that_keeps_sending_reads_its_logout_not_reset() {
                 if writer.write_all(&chunk).is_err() {
                     break;
                 }
+                if sent == 0 {
+                    let _ = first.send(());
+                }
                 sent += chunk.len();
             }
             sent
         })
     };
+    // Regression: the reading below could finish before the writer thread was first
+    // scheduled (a loaded machine), and the test then failed on `sent > 0`. The client is
+    // sending before it reads; a writer that fails at once ends (dropping `first`), and the
+    // assertion on `sent` says so.
+    let _ = sending.recv();
     let (msgs, end) = read_to_end(&mut slow, reader);
     stop.store(true, Ordering::SeqCst);
     let sent = writing.join().unwrap();
