@@ -12,7 +12,7 @@
 //!                     │  journal, snapshots      order entry, market data
 //!                     ├─▶ Settlement thread ─▶ Submitter (l2x-settlement) ─▶ chain
 //!                     ├─▶ Ticker thread: a Tick when nothing was sequenced for a while
-//!                     └─▶ Metrics thread: GET /metrics
+//!                     └─▶ Metrics thread: GET /metrics (prometheus text, served by hyper)
 //!   Node::stop ─▶ Stopped { last seq, state hash, final snapshot, last settlement pass }
 //! ```
 //!

@@ -6,6 +6,7 @@
 //! - `edges`: the corners docs/PROTOCOL.md documents (replay past the end, cid 0, market
 //!   orders, header flags, framing limits, snapshots' md_seq…), pinned.
 //! - `logs`: sessions' logons, logouts and refusals as the gateway logs them.
+//! - `metrics`: the Prometheus endpoint: what it answers, and to what.
 //! - `server`: logon, every order type, throttles, cancel-on-disconnect, replay after a
 //!   reconnect and after a restart, slow consumers, market data (`node` starts the node
 //!   these tests share).
@@ -15,5 +16,6 @@
 mod closing;
 mod edges;
 mod logs;
+mod metrics;
 mod node;
 mod server;
