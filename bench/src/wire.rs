@@ -15,9 +15,10 @@
 //!
 //! # Method
 //!
-//! 1. A pipeline (durability `os`, a fresh journal in a temporary directory) and a gateway
-//!    on loopback with throttles out of the way; one instrument, `--sessions` keys on as
-//!    many accounts, each funded, logged on by the benchmark's own non-blocking client.
+//! 1. An [`l2x_node::Node`], as `l2x serve` runs it (durability `os`, a fresh journal in a
+//!    temporary directory, the gateway on loopback with throttles out of the way, no
+//!    settlement, no metrics endpoint); one instrument, `--sessions` keys on as many
+//!    accounts, each funded, logged on by the benchmark's own non-blocking client.
 //! 2. The seeded mix: 60 % post-only limit orders resting a few ticks off the mark, 30 %
 //!    cancels of the session's oldest live order, 10 % IOC orders that cross (trades). Each
 //!    request is *acknowledged* by the first report for its client order id (accepted or
@@ -40,22 +41,17 @@
 use std::collections::{BTreeMap, BTreeSet};
 use std::io::{self, Read, Write};
 use std::net::{SocketAddr, TcpListener, TcpStream};
-use std::str::FromStr;
 use std::time::{Duration, Instant};
 
 use anyhow::{bail, ensure};
 use hdrhistogram::Histogram;
 use l2x_gateway::auth::Keys;
-use l2x_gateway::server::{Config as ServerConfig, Server};
+use l2x_node::Node;
+use l2x_node::config::{ChainKind, Config, InstrumentEntry};
 use l2x_protocol::client::Client;
 use l2x_protocol::codec::{self, ClientMsg, FrameReader, Limits, Report as Wired, ServerMsg, WireOrder};
 use l2x_protocol::logon::Key;
-use l2x_risk::Ledger;
-use l2x_sequencer::pipeline::{Config as PipelineConfig, Pipeline};
-use l2x_types::{
-    AccountId, Amount, ClientOrderId, Command, Decimal, Holder, InstrumentId, InstrumentSpec, Price, Qty, Side, Symbol,
-    TimeInForce,
-};
+use l2x_types::{AccountId, ClientOrderId, InstrumentId, Price, Qty, Side, TimeInForce};
 use mio::{Events, Interest, Poll, Token};
 use rand::{RngExt, SeedableRng};
 use rand_chacha::ChaCha8Rng;
@@ -178,28 +174,54 @@ fn histogram() -> Histogram<u64> {
     Histogram::new_with_bounds(1, 100_000_000_000, 3).expect("valid histogram bounds")
 }
 
-fn spec() -> InstrumentSpec {
-    let d = |s: &str| Decimal::from_str(s).expect("a decimal literal");
-    InstrumentSpec {
-        symbol: Symbol::try_new("BTC-PERP").expect("a valid symbol"),
-        tick_size: d("0.5"),
-        lot_size: d("0.001"),
-        initial_margin: d("0.05"),
-        maintenance_margin: d("0.03"),
-        max_order_qty: d("100"),
-        max_position_qty: d("1000000"),
-        price_band: d("0.1"),
-        maker_fee: d("-0.0001"),
-        taker_fee: d("0.0005"),
-        liquidation_fee: d("0.01"),
-        impact_notional: d("10000"),
-        funding_interest: d("0"),
-        funding_clamp: d("0.05"),
+/// BTC-PERP as the benchmark lists it, its first oracle price the mark.
+fn instrument() -> InstrumentEntry {
+    let text = |s: &str| s.to_string();
+    InstrumentEntry {
+        symbol: text("BTC-PERP"),
+        tick_size: text("0.5"),
+        lot_size: text("0.001"),
+        initial_margin: text("0.05"),
+        maintenance_margin: text("0.03"),
+        max_order_qty: text("100"),
+        max_position_qty: text("1000000"),
+        price_band: text("0.1"),
+        maker_fee: Some(text("-0.0001")),
+        taker_fee: Some(text("0.0005")),
+        liquidation_fee: Some(text("0.01")),
+        impact_notional: Some(text("10000")),
+        funding_interest: Some(text("0")),
+        funding_clamp: Some(text("0.05")),
+        // MARK ticks of 0.5.
+        oracle_price: text("50000"),
     }
 }
 
 /// The mark, in ticks of 0.5: 50,000 USDC.
 const MARK: i64 = 100_000;
+
+/// The node under test: a fresh journal in `dir` (durability `os`, no snapshots but the
+/// last), loopback ports, throttles out of the way, one instrument at [`MARK`], every
+/// session's account funded; no settlement, no metrics endpoint.
+fn node_config(opts: &Options, dir: &std::path::Path) -> Config {
+    let mut config = Config { data_dir: dir.to_path_buf(), ..Config::default() };
+    let any = SocketAddr::from(([127, 0, 0, 1], 0));
+    (config.ports.order_entry, config.ports.market_data, config.ports.metrics_enabled) = (any, any, false);
+    config.gateway.set_limits(Limits {
+        order_rate: u32::MAX,
+        order_burst: u32::MAX,
+        cancel_rate: u32::MAX,
+        cancel_burst: u32::MAX,
+    });
+    config.gateway.max_outbound_bytes = 64 << 20;
+    config.gateway.core = opts.pin_gateway;
+    config.pipeline.snapshot_every = 0;
+    config.pipeline.sequencer_core = opts.pin_sequencer;
+    config.accounts.deposit_usdc = 1_000_000_000;
+    config.instruments = vec![instrument()];
+    config.settlement.chain = ChainKind::None;
+    config
+}
 
 /// Runs the benchmark.
 ///
@@ -213,30 +235,12 @@ pub fn run(opts: &Options) -> anyhow::Result<Report> {
     let blocking_floor = pingpong(opts.pingpong, false)?;
     let dir = crate::pipeline::temp_dir(&std::env::temp_dir(), "wire")?;
     let result = (|| {
-        let cores = l2x_sequencer::pipeline::Cores { sequencer: opts.pin_sequencer, ..Default::default() };
-        let (mut pipeline, _) = Pipeline::start(PipelineConfig { cores, ..PipelineConfig::default() }, &dir)?;
         let keys: Vec<Key> = (1..=opts.sessions as u64)
             .map(|i| Key::new(i, AccountId(i), [u8::try_from(i % 251).unwrap_or(1); 32]))
             .collect();
-        let limits =
-            Limits { order_rate: u32::MAX, order_burst: u32::MAX, cancel_rate: u32::MAX, cancel_burst: u32::MAX };
-        let config =
-            ServerConfig { limits, max_outbound_bytes: 64 << 20, core: opts.pin_gateway, ..ServerConfig::default() };
-        let server = Server::start(config, Keys::from_keys(keys.clone())?, &mut pipeline, &Ledger::default())?;
-        let control = server.control();
-        control.submit(Command::ListInstrument(Box::new(spec()))).map_err(|e| anyhow::anyhow!("{e}"))?;
-        for key in &keys {
-            let to = Holder::Account(key.account);
-            control
-                .submit(Command::Deposit { to, amount: Amount(1_000_000_000_000_000) })
-                .map_err(|e| anyhow::anyhow!("{e}"))?;
-        }
-        control
-            .submit(Command::Oracle { instrument: InstrumentId(0), price: Price(MARK) })
-            .map_err(|e| anyhow::anyhow!("{e}"))?;
-        let measured = load(opts, server.order_entry_addr(), &keys);
-        server.stop()?;
-        pipeline.shutdown()?;
+        let node = Node::start(&node_config(opts, &dir), Keys::from_keys(keys.clone())?)?;
+        let measured = load(opts, node.server().order_entry_addr(), &keys);
+        node.stop()?;
         measured
     })();
     crate::pipeline::remove(&dir);

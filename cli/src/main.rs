@@ -1,5 +1,7 @@
-//! `l2x`: the one command-line binary. Thin by design: each subcommand parses its flags and
-//! calls a library crate.
+//! `l2x`: the one command-line binary. Thin by design: each subcommand parses its flags,
+//! calls a library crate, and prints what it returns. The node, its config, settlement
+//! from the command line and the demo are `l2x_node`'s; the scenario format and the journal
+//! tools `l2x_sequencer`'s; replay `l2x_replay`'s; the benchmarks `l2x_bench`'s.
 
 #![allow(clippy::print_stdout, clippy::print_stderr, reason = "a command-line program talks on stdout and stderr")]
 
@@ -7,9 +9,8 @@ use std::io::{self, BufWriter, Write};
 use std::path::PathBuf;
 use std::process::ExitCode;
 
-mod config;
+mod args;
 mod demo;
-mod metrics;
 mod replay;
 mod serve;
 mod settle;
@@ -32,21 +33,21 @@ enum Cmd {
     /// Run a scenario: commands as JSON lines in, events as JSON lines out (docs/SCENARIOS.md).
     Match {
         /// Scenario file, or `-` for standard input.
-        #[arg(long, value_parser = config::non_empty_path)]
+        #[arg(long, value_parser = args::non_empty_path)]
         input: PathBuf,
         /// Write the final state (balances, margin, positions, state hash) as JSON here.
-        #[arg(long, value_parser = config::non_empty_path)]
+        #[arg(long, value_parser = args::non_empty_path)]
         state_out: Option<PathBuf>,
         /// Journal every applied command into this (new or empty) directory, before its
         /// events are printed (docs/JOURNAL.md).
-        #[arg(long, value_parser = config::non_empty_path)]
+        #[arg(long, value_parser = args::non_empty_path)]
         journal: Option<PathBuf>,
         /// With --journal: `os` (in the page cache before release) or `fsync` (on disk).
-        #[arg(long, value_enum, default_value_t = config::DurabilityName::Os)]
-        durability: config::DurabilityName,
+        #[arg(long, value_enum, default_value_t = args::DurabilityName::Os)]
+        durability: args::DurabilityName,
         /// With --journal: write a snapshot after every N applied commands (0: none; at most
         /// 1,000,000,000,000).
-        #[arg(long, default_value_t = 0, value_parser = config::ranged(0, config::MAX_SNAPSHOT_EVERY))]
+        #[arg(long, default_value_t = 0, value_parser = args::ranged(0, l2x_node::config::MAX_SNAPSHOT_EVERY))]
         snapshot_every: u64,
     },
     /// Journal tools.
@@ -80,7 +81,7 @@ enum JournalCmd {
     /// Print a journal as the JSON-lines commands of `l2x match` (docs/SCENARIOS.md).
     Export {
         /// The journal directory.
-        #[arg(value_parser = config::non_empty_path)]
+        #[arg(value_parser = args::non_empty_path)]
         dir: PathBuf,
     },
     /// Cut a damaged journal at its first damage, moving everything from there on into
@@ -88,7 +89,7 @@ enum JournalCmd {
     /// stopped. The records after the damage are given up: run it only once you decided so.
     Truncate {
         /// The journal directory.
-        #[arg(value_parser = config::non_empty_path)]
+        #[arg(value_parser = args::non_empty_path)]
         dir: PathBuf,
     },
 }
@@ -128,7 +129,7 @@ fn main() -> ExitCode {
 fn run(cli: Cli) -> Result<ExitCode> {
     match cli.command {
         Cmd::Match { input, state_out, journal, durability, snapshot_every } => {
-            let fsync = durability == config::DurabilityName::Fsync;
+            let fsync = durability == args::DurabilityName::Fsync;
             let journal = journal.map(|dir| JournalOptions { dir, fsync, snapshot_every });
             let opts = MatchOptions { input: input.into(), state_out, journal };
             let summary = scenario::run_match(&opts, &mut BufWriter::new(io::stdout().lock()), &mut io::stderr())?;

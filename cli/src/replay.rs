@@ -1,9 +1,12 @@
-//! `l2x replay`: the risk desk's tool (docs/REPLAY.md) over `l2x_replay`.
+//! `l2x replay`: the risk desk's tool (docs/REPLAY.md) over `l2x_replay`, and the auditor's
+//! root verification over `l2x_node::settle`.
 //!
 //! ```text
 //!  replay DIR [--until-seq N | --until-time T] [--state-hash] [--no-progress]
 //!     the state at the point: sequence, time, accounts, open interest, insurance fund,
 //!     state hash
+//!  replay DIR --verify-roots [--batches B] [CHAIN]
+//!     every epoch's root recomputed and compared (what `settle verify` does)
 //! ```
 
 use std::io;
@@ -11,6 +14,7 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 
 use anyhow::Result;
+use l2x_node::settle;
 use l2x_replay::Until;
 use l2x_replay::point::{parse_point, parse_time};
 use l2x_replay::report::{self, Query};
@@ -20,7 +24,7 @@ use l2x_types::AccountId;
 #[derive(Clone, Debug, clap::Args)]
 pub(crate) struct Options {
     /// The journal directory (its snapshots are used when they help).
-    #[arg(value_parser = crate::config::non_empty_path)]
+    #[arg(value_parser = crate::args::non_empty_path)]
     dir: PathBuf,
     /// Stop after this sequence number.
     #[arg(long, conflicts_with = "until_time")]
@@ -47,7 +51,7 @@ pub(crate) struct Options {
     format: Option<String>,
     /// Replay the same inputs under the risk parameters in this TOML file as well, and
     /// compare (docs/REPLAY.md, "What-if").
-    #[arg(long, conflicts_with_all = ["dump", "state_hash"], value_parser = crate::config::non_empty_path)]
+    #[arg(long, conflicts_with_all = ["dump", "state_hash"], value_parser = crate::args::non_empty_path)]
     risk_params: Option<PathBuf>,
     /// Only this account's rows.
     #[arg(long, requires = "dump")]
@@ -62,7 +66,7 @@ pub(crate) struct Options {
     #[arg(long, conflicts_with_all = ["dump", "state_hash", "until_seq", "until_time"])]
     verify_roots: bool,
     /// With --verify-roots: the batch files to compare with.
-    #[arg(long, value_parser = crate::config::non_empty_path)]
+    #[arg(long, value_parser = crate::args::non_empty_path)]
     batches: Option<PathBuf>,
     /// With --verify-roots: the chain to compare with.
     #[command(flatten)]
@@ -70,19 +74,6 @@ pub(crate) struct Options {
     /// With --verify-roots: the epoch policy the submitter used.
     #[command(flatten)]
     epochs: crate::settle::EpochArgs,
-}
-
-impl Options {
-    /// The options of `l2x replay ARGS…` (the demo runs the command it prints).
-    pub(crate) fn parse_args(args: &[&str]) -> Result<Options> {
-        #[derive(clap::Parser)]
-        struct Wrapper {
-            #[command(flatten)]
-            replay: Options,
-        }
-        let all = std::iter::once("replay").chain(args.iter().copied());
-        Ok(<Wrapper as clap::Parser>::try_parse_from(all)?.replay)
-    }
 }
 
 /// The library's query: the flags, parsed.
@@ -104,18 +95,21 @@ fn query(opts: &Options) -> Result<Query> {
     })
 }
 
-/// `l2x replay`: roots verified by the settlement audit, anything else reported by
-/// [`l2x_replay::report`].
+/// `l2x replay`: roots verified by [`l2x_node::settle::verify`] (the settlement audit),
+/// anything else reported by [`l2x_replay::report`].
 pub(crate) fn replay(opts: &Options) -> Result<ExitCode> {
     if opts.verify_roots {
         let batches = opts.batches.clone().or_else(|| {
             let default = opts.dir.join("batches");
             default.is_dir().then_some(default)
         });
-        return crate::settle::verify(&opts.dir, batches, &opts.chain, opts.epochs);
+        let chain = opts.chain.spec();
+        let mut out = io::stdout().lock();
+        let verdict = settle::verify(&mut out, &opts.dir, batches.as_deref(), chain.as_ref(), opts.epochs.policy())?;
+        return Ok(crate::settle::exit(verdict));
     }
     anyhow::ensure!(
-        opts.batches.is_none() && !opts.chain.is_named(),
+        opts.batches.is_none() && opts.chain.spec().is_none(),
         "--batches, --chain-dir and --rpc-url are for --verify-roots"
     );
     let mut out = io::BufWriter::new(io::stdout().lock());

@@ -1,5 +1,5 @@
-//! What the gateway measures about trading, for the node's Prometheus endpoint, and the text
-//! exposition format it is served in.
+//! What the gateway measures about trading, for the node's Prometheus endpoint
+//! (`l2x_node::metrics`, which reads these figures at each scrape and encodes them).
 //!
 //! The gateway thread sees every command's events on their way to the sessions, so it counts
 //! there — never on the sequencer: accepted orders, rejects by reason, fills, liquidations,
@@ -12,11 +12,9 @@
 //! function of the journal); the counters count from the process's start, as Prometheus
 //! counters do.
 //!
-//! [`Exposition`] writes the text format (version 0.0.4): `# HELP`, `# TYPE`, then samples;
-//! histograms as cumulative `_bucket{le=…}` lines, `_sum` and `_count`; seconds printed from
-//! integer nanoseconds.
+//! The latency histogram has fixed buckets ([`LATENCY_BUCKETS_NS`]) and reads as
+//! cumulative counts, the sum and the count: what a Prometheus histogram exposes.
 
-use std::fmt::Write as _;
 use std::sync::atomic::{AtomicI64, AtomicU64, Ordering};
 
 use l2x_types::{AccountId, CommandKind, DetMap, Event, Holder, InstrumentId, RejectReason};
@@ -224,138 +222,11 @@ pub(crate) fn count(trading: &Trading, events: &[Event], ack_ns: Option<u64>, li
     }
 }
 
-/// A Prometheus text exposition being written.
-#[derive(Debug, Default)]
-pub struct Exposition {
-    out: String,
-}
-
-/// Seconds from nanoseconds, exactly, without floats: `1500` → `0.0000015`.
-pub fn seconds(ns: u64) -> String {
-    let (whole, frac) = (ns / 1_000_000_000, ns % 1_000_000_000);
-    if frac == 0 {
-        return whole.to_string();
-    }
-    let digits = format!("{frac:09}");
-    format!("{whole}.{}", digits.trim_end_matches('0'))
-}
-
-impl Exposition {
-    fn header(&mut self, name: &str, help: &str, kind: &str) {
-        let _ = writeln!(self.out, "# HELP {name} {help}\n# TYPE {name} {kind}");
-    }
-
-    /// A counter (a value given as text for fractional ones, e.g. from [`seconds`]).
-    pub fn counter(&mut self, name: &str, help: &str, value: impl std::fmt::Display) {
-        self.header(name, help, "counter");
-        let _ = writeln!(self.out, "{name} {value}");
-    }
-
-    /// A gauge (a value given as text, e.g. from [`seconds`]).
-    pub fn gauge(&mut self, name: &str, help: &str, value: impl std::fmt::Display) {
-        self.header(name, help, "gauge");
-        let _ = writeln!(self.out, "{name} {value}");
-    }
-
-    /// A metric with one label: (label value, value) per sample. Label values are escaped.
-    pub fn labelled(
-        &mut self,
-        name: &str,
-        help: &str,
-        kind: &str,
-        label: &str,
-        samples: impl IntoIterator<Item = (String, String)>,
-    ) {
-        self.header(name, help, kind);
-        for (value_of_label, value) in samples {
-            let escaped = value_of_label.replace('\\', "\\\\").replace('"', "\\\"").replace('\n', "\\n");
-            let _ = writeln!(self.out, "{name}{{{label}=\"{escaped}\"}} {value}");
-        }
-    }
-
-    /// A histogram in seconds.
-    pub fn histogram(&mut self, name: &str, help: &str, latency: &Latency) {
-        self.header(name, help, "histogram");
-        let (cumulative, sum_ns, count) = latency.read();
-        for (i, c) in cumulative.iter().enumerate() {
-            let le = LATENCY_BUCKETS_NS.get(i).map_or_else(|| "+Inf".to_string(), |&ns| seconds(ns));
-            let _ = writeln!(self.out, "{name}_bucket{{le=\"{le}\"}} {c}");
-        }
-        // The count is the +Inf bucket's: read separately, it could be ahead of the buckets.
-        let _ = count;
-        let count = cumulative.last().copied().unwrap_or(0);
-        let _ = writeln!(self.out, "{name}_sum {}\n{name}_count {count}", seconds(sum_ns));
-    }
-
-    /// The gateway's metrics: sessions and connections, traffic, trading.
-    pub fn gateway(&mut self, counters: &crate::server::Counters) {
-        let c = |a: &AtomicU64| a.load(Ordering::Relaxed);
-        self.gauge("l2x_sessions", "Order-entry sessions logged on now.", c(&counters.sessions));
-        self.counter("l2x_connections_total", "Order-entry connections accepted.", c(&counters.connections));
-        self.counter("l2x_logons_total", "Successful logons.", c(&counters.logons));
-        self.counter("l2x_logon_rejects_total", "Refused logons.", c(&counters.logon_rejects));
-        self.counter("l2x_md_subscribers_total", "Market-data subscribers accepted.", c(&counters.md_subscribers));
-        self.counter("l2x_commands_total", "Commands the gateway submitted to the sequencer.", c(&counters.commands));
-        self.counter("l2x_reports_total", "Execution reports written live (not replays).", c(&counters.reports));
-        self.counter("l2x_throttled_total", "Requests rejected by the throttles.", c(&counters.throttled));
-        self.counter("l2x_malformed_total", "Malformed frames received.", c(&counters.malformed));
-        self.counter("l2x_slow_consumers_total", "Connections cut off as slow consumers.", c(&counters.slow_consumers));
-        self.counter(
-            "l2x_cancelled_on_disconnect_total",
-            "Orders cancelled because their session's connection ended.",
-            c(&counters.cancelled_on_disconnect),
-        );
-        let t = &counters.trading;
-        self.counter("l2x_orders_accepted_total", "New orders accepted from sessions.", c(&t.orders_accepted));
-        self.labelled(
-            "l2x_rejects_total",
-            "Rejected commands by reason (docs/MATCHING.md, docs/RISK.md).",
-            "counter",
-            "reason",
-            t.rejects().into_iter().map(|(r, n)| (r.as_str().to_string(), n.to_string())),
-        );
-        self.counter("l2x_fills_total", "Trades (maker-taker matches, liquidation fills included).", c(&t.fills));
-        self.counter("l2x_liquidations_total", "Accounts liquidated.", c(&t.liquidations));
-        self.counter("l2x_liquidation_fills_total", "Fills of liquidation orders.", c(&t.liquidation_fills));
-        self.counter("l2x_takeovers_total", "Positions taken over by the insurance fund.", c(&t.takeovers));
-        self.counter("l2x_adl_total", "Auto-deleveraging closes.", c(&t.adl));
-        self.histogram(
-            "l2x_order_to_ack_seconds",
-            "From a new order or amend read off its socket to its first report queued for the socket.",
-            &t.order_to_ack,
-        );
-    }
-
-    /// Open interest per instrument (lots), labelled by instrument id.
-    pub fn open_interest(&mut self, trading: &Trading, instruments: &[InstrumentId]) {
-        self.labelled(
-            "l2x_open_interest_lots",
-            "Open interest (the sum of long positions), lots, by instrument id.",
-            "gauge",
-            "instrument",
-            instruments.iter().map(|&id| (id.0.to_string(), trading.open_interest(id).to_string())),
-        );
-    }
-
-    /// The text.
-    pub fn finish(self) -> String {
-        self.out
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use l2x_types::{Qty, Side};
 
     use super::*;
-
-    #[test]
-    fn seconds_are_exact() {
-        assert_eq!(seconds(0), "0");
-        assert_eq!(seconds(1_500), "0.0000015");
-        assert_eq!(seconds(2_000_000_000), "2");
-        assert_eq!(seconds(1_000_000_001), "1.000000001");
-    }
 
     #[test]
     fn histogram_buckets_are_cumulative() {
@@ -369,11 +240,7 @@ mod tests {
         assert_eq!(l.quantile_bound_ns(500), Some(5_000));
         assert_eq!(l.quantile_bound_ns(750), Some(10_000));
         assert_eq!(l.quantile_bound_ns(1_000), None, "past the last bound");
-        let mut e = Exposition::default();
-        e.histogram("x_seconds", "h", &l);
-        let text = e.finish();
-        assert!(text.contains("x_seconds_bucket{le=\"0.000005\"} 2\n"), "{text}");
-        assert!(text.contains("x_seconds_bucket{le=\"+Inf\"} 4\nx_seconds_sum 2.000010002\nx_seconds_count 4\n"));
+        // Its text exposition: l2x_node::metrics::families' tests.
     }
 
     #[test]

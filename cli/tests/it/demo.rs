@@ -45,6 +45,10 @@ fn the_demo_trades_settles_on_the_embedded_chain_and_verifies_its_roots() {
     assert!(out.contains(&format!("{committed} committed roots match")), "{out}");
 
     // The printed command, run by hand, agrees.
+    let printed = out.lines().find_map(|l| l.trim().strip_prefix("l2x replay ")).unwrap_or_else(|| panic!("{out}"));
+    let replay = l2x(&[&["replay"][..], &printed.split(' ').collect::<Vec<_>>()].concat(), dir.path());
+    assert!(replay.status.success(), "{}", text(&replay));
+    assert!(text(&replay).contains(&format!("{committed} committed roots match")), "{}", text(&replay));
     let data = dir.path().join("l2x-demo");
     let d = data.to_str().unwrap();
     let (batches, chain) = (format!("{d}/batches"), format!("{d}/chain"));

@@ -61,7 +61,7 @@ fn replay_request_past_next_seq_skips_no_live_report() {
     // The same at logon: resume_from past next_seq replays nothing; the next report is
     // next_seq.
     drop(a);
-    let mut c = Client::connect_from(node.server.order_entry_addr(), &key(1), options(), 1_000_000).unwrap();
+    let mut c = Client::connect_from(node.server().order_entry_addr(), &key(1), options(), 1_000_000).unwrap();
     assert_eq!(c.info().next_seq, 3002);
     assert_eq!(next(&mut c), ServerMsg::ReplayComplete { first: 0, last: 0 });
     send(&mut c, limit(1000, Side::Buy, 900, 1));
@@ -72,7 +72,7 @@ fn replay_request_past_next_seq_skips_no_live_report() {
 /// A raw connection that has sent `bytes` and nothing else; what it reads until the end of
 /// the stream (which must be clean).
 fn raw_exchange(node: &Node, bytes: &[u8]) -> Vec<ServerMsg> {
-    let mut stream = TcpStream::connect(node.server.order_entry_addr()).unwrap();
+    let mut stream = TcpStream::connect(node.server().order_entry_addr()).unwrap();
     stream.set_read_timeout(Some(Duration::from_secs(20))).unwrap();
     stream.write_all(bytes).unwrap();
     let mut reader = FrameReader::new();
@@ -225,7 +225,7 @@ fn market_orders_trade_at_the_protection_price_of_the_last_oracle_price_and_neve
     assert!(matches!(report(&mut a).1, Report::Rejected { reason, .. } if reason == RejectReason::BadPrice.code()));
     // A new oracle price moves the protection price: mark 1101, 1.5 × 1101 = 1651.5 → 1651
     // (rounded towards the mark).
-    node.server.control().submit(Command::Oracle { instrument: BTC, price: Price(1101) }).unwrap();
+    node.server().control().submit(Command::Oracle { instrument: BTC, price: Price(1101) }).unwrap();
     let mut b = node.connect(3);
     send(&mut b, limit(1, Side::Sell, 1600, 1));
     assert!(matches!(report(&mut b).1, Report::Accepted { .. }));
@@ -298,7 +298,7 @@ fn amend_without_price_or_qty_changes_nothing_and_mass_cancel_of_nothing_sends_n
 fn snapshot_messages_carry_the_md_seq_of_the_last_update() {
     let dir = tempfile::tempdir().unwrap();
     let node = Node::start(dir.path(), Config::default());
-    let md_addr = node.server.market_data_addr();
+    let md_addr = node.server().market_data_addr();
     let mut early = MdClient::connect(md_addr, Some(Duration::from_secs(20))).unwrap();
     let mut a = node.connect(1);
     for cid in 1..=3 {

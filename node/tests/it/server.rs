@@ -167,7 +167,7 @@ fn order_lifecycle_of_every_order_type_over_loopback() {
 /// A raw socket to the order-entry port that has sent `first` (a hand-made logon, or
 /// anything else) and nothing more.
 fn raw_send(node: &Node, first: ClientMsg) -> TcpStream {
-    let mut stream = TcpStream::connect(node.server.order_entry_addr()).unwrap();
+    let mut stream = TcpStream::connect(node.server().order_entry_addr()).unwrap();
     stream.set_read_timeout(Some(Duration::from_secs(20))).unwrap();
     let mut out = Vec::new();
     codec::encode_client(&first, &mut out);
@@ -240,7 +240,7 @@ fn logons_are_refused_with_a_reason() {
     let mut again = node.connect(3);
     send(&mut again, limit(1, Side::Buy, 990, 1));
     assert!(matches!(report(&mut again).1, Report::Accepted { .. }));
-    assert_eq!(node.server.counters().logon_rejects.load(std::sync::atomic::Ordering::Relaxed), 4);
+    assert_eq!(node.server().counters().logon_rejects.load(std::sync::atomic::Ordering::Relaxed), 4);
     node.stop();
 }
 
@@ -375,7 +375,7 @@ fn a_reconnecting_client_gets_exactly_the_reports_it_missed() {
     }
     assert_eq!(maker.last_seq(), 5);
     // The maker's connection fails; meanwhile its orders trade.
-    let addr = node.server.order_entry_addr();
+    let addr = node.server().order_entry_addr();
     let maker_key = key(1);
     drop(maker);
     let mut taker = node.connect(3);
@@ -457,7 +457,7 @@ fn after_a_restart_the_streams_continue_and_replay_from_the_journal() {
     let node = Node::start(dir.path(), Config::default());
     let options = Options { heartbeat_ms: 60_000, read_timeout: Some(Duration::from_secs(20)), ..Options::default() };
     let mut a =
-        l2x_protocol::client::Client::connect_from(node.server.order_entry_addr(), &key(1), options, 1).unwrap();
+        l2x_protocol::client::Client::connect_from(node.server().order_entry_addr(), &key(1), options, 1).unwrap();
     assert_eq!(a.info().next_seq, 8);
     let replayed: Vec<_> = (0..7).map(|_| report(&mut a)).collect();
     for ((h0, r0), (h1, r1)) in before.iter().zip(&replayed) {
@@ -580,7 +580,7 @@ fn arbitrary_bytes_never_hurt_the_server_or_other_sessions() {
     for round in 0..60 {
         if round % 2 == 1 {
             // Not logged on: noise on a raw socket.
-            let mut raw = TcpStream::connect(node.server.order_entry_addr()).unwrap();
+            let mut raw = TcpStream::connect(node.server().order_entry_addr()).unwrap();
             let mut bytes = vec![0u8; rng.random_range(1..300)];
             rng.fill(&mut bytes[..]);
             let _ = raw.write_all(&bytes);
@@ -622,7 +622,7 @@ fn a_slow_reader_is_cut_off_without_stalling_anyone_and_loses_nothing_on_replay(
     // Keys 1 and 2 share account 1: `slow` never reads while `loader` trades.
     let mut slow = node.connect(2);
     let mut loader = node.connect(1);
-    let counters = node.server.counters();
+    let counters = node.server().counters();
     let mut rounds = 0;
     while counters.slow_consumers.load(std::sync::atomic::Ordering::SeqCst) == 0 {
         rounds += 1;
@@ -695,7 +695,7 @@ fn market_data_snapshot_and_updates_rebuild_the_engines_book() {
     use rand::{RngExt, SeedableRng};
     let dir = tempfile::tempdir().unwrap();
     let node = Node::start(dir.path(), Config { limits: UNTHROTTLED, ..Config::default() });
-    let md_addr = node.server.market_data_addr();
+    let md_addr = node.server().market_data_addr();
     let mut early = MdClient::connect(md_addr, Some(Duration::from_secs(20))).unwrap();
     let mut sessions = [node.connect(1), node.connect(3), node.connect(4)];
     let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(3);

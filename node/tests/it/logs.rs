@@ -138,7 +138,7 @@ fn logons_refused_logons_and_logouts_are_logged_with_their_reason() {
     assert_eq!((field(&gone, "key"), field(&gone, "account")), ("3", "2"));
 
     // A refused logon (a key the server does not know), at warn with its reason.
-    let mut raw = TcpStream::connect(node.server.order_entry_addr()).unwrap();
+    let mut raw = TcpStream::connect(node.server().order_entry_addr()).unwrap();
     let peer = raw.local_addr().unwrap();
     let logon = Logon {
         key_id: 99,
@@ -160,7 +160,7 @@ fn logons_refused_logons_and_logouts_are_logged_with_their_reason() {
     );
 
     // A connection logged out before any logon.
-    let mut raw = TcpStream::connect(node.server.order_entry_addr()).unwrap();
+    let mut raw = TcpStream::connect(node.server().order_entry_addr()).unwrap();
     let peer = raw.local_addr().unwrap();
     let mut bytes = Vec::new();
     codec::encode_client(&ClientMsg::Heartbeat, &mut bytes);

@@ -96,7 +96,7 @@ fn slow_consumer_that_keeps_sending_reads_its_logout_not_reset() {
     // Keys 1 and 2 share account 1: `slow` never reads while `loader` trades.
     let (mut slow, reader) = raw_session(&node, 2);
     let mut loader = node.connect(1);
-    let counters = node.server.counters();
+    let counters = node.server().counters();
     let mut rounds = 0;
     while counters.slow_consumers.load(Ordering::SeqCst) == 0 {
         rounds += 1;
@@ -114,6 +114,7 @@ fn slow_consumer_that_keeps_sending_reads_its_logout_not_reset() {
     // Cut off, the slow client goes on sending (heartbeats) while it reads its backlog.
     let stop = Arc::new(AtomicBool::new(false));
     let mut writer = slow.try_clone().unwrap();
+    let (first, sending) = std::sync::mpsc::channel::<()>();
     let writing = {
         let stop = Arc::clone(&stop);
         std::thread::spawn(move || {
@@ -126,11 +127,19 @@ fn slow_consumer_that_keeps_sending_reads_its_logout_not_reset() {
                 if writer.write_all(&chunk).is_err() {
                     break;
                 }
+                if sent == 0 {
+                    let _ = first.send(());
+                }
                 sent += chunk.len();
             }
             sent
         })
     };
+    // Regression: the reading below could finish before the writer thread was first
+    // scheduled (a loaded machine), and the test then failed on `sent > 0`. The client is
+    // sending before it reads; a writer that fails at once ends (dropping `first`), and the
+    // assertion on `sent` says so.
+    let _ = sending.recv();
     let (msgs, end) = read_to_end(&mut slow, reader);
     stop.store(true, Ordering::SeqCst);
     let sent = writing.join().unwrap();
@@ -155,7 +164,7 @@ fn broken_framing_with_more_bytes_behind_reads_its_logout_not_reset() {
     end.expect("a clean end of stream after the logout, not a reset");
     assert_eq!(msgs, [ServerMsg::Logout { reason: LogoutReason::FrameTooLarge.code() }]);
     // Not logged on: a length of 3, then a megabyte more.
-    let mut stream = TcpStream::connect(node.server.order_entry_addr()).unwrap();
+    let mut stream = TcpStream::connect(node.server().order_entry_addr()).unwrap();
     stream.set_read_timeout(Some(Duration::from_secs(20))).unwrap();
     let mut bytes = vec![0x03, 0x00];
     bytes.extend_from_slice(&garbage);
@@ -199,7 +208,7 @@ fn reports_after_a_client_logout_wait_in_the_stream() {
     assert_eq!(msgs.last(), Some(&ServerMsg::Logout { reason: LogoutReason::ClientRequest.code() }));
     assert!(msgs.len() <= 2, "{msgs:?}");
     // The report is in the account's stream: a logon with resume_from 1 replays it.
-    let addr = node.server.order_entry_addr();
+    let addr = node.server().order_entry_addr();
     let options = Options { heartbeat_ms: 60_000, read_timeout: Some(Duration::from_secs(20)), ..Options::default() };
     let mut again = l2x_protocol::client::Client::connect_from(addr, &crate::node::key(1), options, 1).unwrap();
     // (If the report was still in flight at the logon, it comes live, after an empty replay.)

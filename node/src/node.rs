@@ -1,0 +1,243 @@
+//! [`Node`]: the parts started in order, stopped in reverse, by one config.
+//!
+//! ```text
+//!  Node::start(config, keys)
+//!   1. refuse early: keys against deposits, the metrics port bound, the data directory
+//!      made, the chain opened — a port in use or a bad key stops the node before
+//!      anything is written
+//!   2. Pipeline::start: recover the journal (newest valid snapshot, then the records
+//!      after it; a torn tail truncated)
+//!   3. Server::start: the gateway over the pipeline, report streams rebuilt
+//!   4. a new journal: list the config's instruments, set their oracle prices, fund every
+//!      key's account — through the server's Control, so the gateway announces them
+//!   5. the submitter thread (unless chain = "none"), the idle ticker, the metrics endpoint
+//!  Node::stop
+//!   ticker stopped ─▶ gateway stopped (sessions logged out, orders kept) ─▶ pipeline
+//!   drained and the journal synced ─▶ a snapshot of the final state ─▶ the submitter's
+//!   last pass ─▶ the metrics endpoint stopped
+//! ```
+//!
+//! The journal holds every command before its result is sent (in the page cache with
+//! `durability = "os"`, on disk with `fsync`), so even SIGKILL loses nothing a client saw
+//! acknowledged; the next start recovers and clients replay. A clean stop adds the final
+//! snapshot, so the next start recovers without replaying the journal's tail.
+
+use std::collections::BTreeSet;
+use std::path::{Path, PathBuf};
+
+use l2x_gateway::auth::Keys;
+use l2x_gateway::server::{Config as ServerConfig, Server};
+use l2x_risk::Ledger;
+use l2x_sequencer::journal::{self, RecoveryReport};
+use l2x_sequencer::pipeline::{Config as PipelineConfig, Pipeline, Summary};
+use l2x_settlement::chain::Chain;
+use l2x_types::{Amount, Command, Holder, InstrumentId};
+
+use crate::config::Config;
+use crate::error::{NodeError, Result};
+use crate::metrics::{Metrics, Sources};
+use crate::settlement::{SettleStatus, Settlement, live_submitter};
+use crate::ticker::Ticker;
+
+/// A running node: the pipeline, the gateway over it, the submitter (if settling), the idle
+/// ticker and the metrics endpoint (if enabled).
+#[derive(Debug)]
+pub struct Node {
+    server: Server,
+    pipeline: Pipeline,
+    data_dir: PathBuf,
+    /// The journal's last command when the node started (0: a new journal).
+    recovered_seq: u64,
+    settlement: Option<Settlement>,
+    metrics: Option<Metrics>,
+    ticker: Ticker,
+}
+
+/// What a clean stop did.
+#[derive(Debug)]
+pub struct Stopped {
+    /// The journal's last command.
+    pub last_seq: u64,
+    /// The state hash after it.
+    pub state_hash: String,
+    /// The snapshot written at the stop (none on an empty journal, or if one was there).
+    pub snapshot: Option<PathBuf>,
+    /// The submitter's status after its last pass.
+    pub settled: Option<SettleStatus>,
+    /// The final state.
+    pub state: l2x_engine::StateMachine,
+}
+
+/// What step 1 of [`Node::start`] made, before anything is written.
+struct Refusals {
+    metrics: Option<std::net::TcpListener>,
+    chain: Option<Box<dyn Chain + Send>>,
+}
+
+impl Node {
+    /// Starts the node `config` describes with `keys` (the steps of the module
+    /// documentation).
+    ///
+    /// # Errors
+    /// A key or deposit the config refuses, a port in use, a data directory that cannot be
+    /// one, a chain that cannot be opened, a journal that does not recover, a gateway that
+    /// does not start; each names what it was about.
+    pub fn start(config: &Config, keys: Keys) -> Result<Node> {
+        let early = Node::refuse_early(config, &keys)?;
+        let dir = &config.data_dir;
+        let ledger = Ledger::default();
+        let (mut pipeline, recovery) = Node::pipeline(config, &ledger)?;
+        let server_config = ServerConfig {
+            order_entry: config.ports.order_entry,
+            market_data: config.ports.market_data,
+            limits: config.gateway.limits(),
+            max_outbound_bytes: config.gateway.max_outbound_bytes,
+            core: config.gateway.core,
+        };
+        let server = Server::start(server_config, keys.clone(), &mut pipeline, &ledger)?;
+        if recovery.last_seq == 0 {
+            Node::set_up(config, &server, &keys)?;
+            tracing::info!(dir = %dir.display(), "new journal: instruments listed, accounts funded");
+        } else {
+            tracing::info!(dir = %dir.display(), last_seq = recovery.last_seq, "journal recovered");
+        }
+        let settlement = match early.chain {
+            Some(chain) => Some(Settlement::start(config, chain, live_submitter(config, &pipeline))?),
+            None => None,
+        };
+        let idle = std::time::Duration::from_millis(config.pipeline.idle_tick_ms);
+        let ticker = Ticker::start(idle, server.control(), pipeline.stats_reader())?;
+        let metrics = match early.metrics {
+            Some(listener) => {
+                let sources = Sources {
+                    gateway: server.counters_handle(),
+                    pipeline: pipeline.stats_reader(),
+                    settlement: settlement.as_ref().map(Settlement::status_handle),
+                    instruments: config.instruments.len(),
+                };
+                Some(Metrics::start(listener, sources)?)
+            }
+            None => None,
+        };
+        let recovered_seq = recovery.last_seq;
+        Ok(Node { server, pipeline, data_dir: dir.clone(), recovered_seq, settlement, metrics, ticker })
+    }
+
+    /// Step 1: everything that can refuse the config before anything is written.
+    fn refuse_early(config: &Config, keys: &Keys) -> Result<Refusals> {
+        crate::keys::check_accounts(config, keys)?;
+        // A port in use stops the node before anything is written.
+        let metrics = config.ports.metrics_enabled.then(|| Metrics::bind(config.ports.metrics)).transpose()?;
+        let dir = &config.data_dir;
+        if dir.is_file() {
+            return Err(NodeError::DataDirIsFile { dir: dir.clone() });
+        }
+        std::fs::create_dir_all(dir).map_err(|source| NodeError::DataDir { dir: dir.clone(), source })?;
+        // The chain too (a missing key, a bad URL, a chain directory in use).
+        let chain = crate::chain::open_chain(config)?;
+        Ok(Refusals { metrics, chain })
+    }
+
+    /// Step 2: the pipeline on the data directory, its journal recovered.
+    fn pipeline(config: &Config, ledger: &Ledger) -> Result<(Pipeline, RecoveryReport)> {
+        let p = &config.pipeline;
+        let pipeline_config = PipelineConfig {
+            durability: p.durability(),
+            wait: p.wait(),
+            input_capacity: p.input_capacity,
+            snapshot_every: p.snapshot_every,
+            ledger: ledger.clone(),
+            cores: p.cores(),
+            ..PipelineConfig::default()
+        };
+        let dir = &config.data_dir;
+        let (pipeline, recovery) =
+            Pipeline::start(pipeline_config, dir).map_err(|source| NodeError::Pipeline { dir: dir.clone(), source })?;
+        if let Some(torn) = &recovery.torn {
+            tracing::warn!(?torn, "the journal ended with a torn record: truncated");
+        }
+        Ok((pipeline, recovery))
+    }
+
+    /// Step 4, on a new journal: the listings, their first oracle prices, and a deposit to
+    /// every key's account (once per account).
+    fn set_up(config: &Config, server: &Server, keys: &Keys) -> Result<()> {
+        let control = server.control();
+        for (i, (spec, price)) in config.listings()?.into_iter().enumerate() {
+            control.submit(Command::ListInstrument(Box::new(spec)))?;
+            let instrument = InstrumentId(u32::try_from(i).map_err(crate::config::ConfigError::from)?);
+            control.submit(Command::Oracle { instrument, price })?;
+        }
+        let mut funded = BTreeSet::new();
+        for key in keys.iter() {
+            let usdc = config.accounts.deposit_for(key.account.0);
+            if funded.insert(key.account) && usdc > 0 {
+                let micro = i64::try_from(usdc.saturating_mul(1_000_000)).map_err(NodeError::DepositTooLarge)?;
+                control.submit(Command::Deposit { to: Holder::Account(key.account), amount: Amount(micro) })?;
+            }
+        }
+        Ok(())
+    }
+
+    /// The gateway (its addresses, its [`Control`](l2x_gateway::server::Control), its
+    /// counters).
+    pub fn server(&self) -> &Server {
+        &self.server
+    }
+
+    /// The journal's last command when the node started (0: a new journal, set up by this
+    /// start).
+    pub fn recovered_seq(&self) -> u64 {
+        self.recovered_seq
+    }
+
+    /// The submitter, if the node settles.
+    pub fn settlement(&self) -> Option<&Settlement> {
+        self.settlement.as_ref()
+    }
+
+    /// The metrics endpoint, if enabled.
+    pub fn metrics(&self) -> Option<&Metrics> {
+        self.metrics.as_ref()
+    }
+
+    /// Stops the gateway (sessions logged out, orders kept), drains and closes the pipeline
+    /// (journal synced), writes a snapshot of the final state, lets the submitter make a
+    /// last pass over the whole journal, and stops the metrics endpoint. Every step runs
+    /// even if one before it failed; the first error is returned.
+    ///
+    /// # Errors
+    /// The gateway, the pipeline, the snapshot or the submitter thread failed.
+    pub fn stop(self) -> Result<Stopped> {
+        self.ticker.stop();
+        let server = self.server.stop().map_err(NodeError::from);
+        let summary = self.pipeline.shutdown().map_err(NodeError::Shutdown);
+        let stopped = summary.and_then(|summary| final_snapshot(&self.data_dir, summary));
+        let settled = self.settlement.map(Settlement::finish).transpose();
+        if let Some(m) = self.metrics {
+            m.stop();
+        }
+        let (mut stopped, settled) = (server.and(stopped)?, settled?);
+        stopped.settled = settled;
+        Ok(stopped)
+    }
+}
+
+/// The snapshot of a drained pipeline's final state, unless the journal is empty or one is
+/// there already.
+fn final_snapshot(dir: &Path, summary: Summary) -> Result<Stopped> {
+    let have = journal::snapshot::list(dir, summary.last_seq)?;
+    let fresh = summary.last_seq > 0 && have.last().is_none_or(|(seq, _)| *seq < summary.last_seq);
+    let snapshot = if fresh {
+        Some(journal::snapshot::write(dir, summary.journal, summary.end, &summary.state.canonical())?)
+    } else {
+        None
+    };
+    Ok(Stopped {
+        last_seq: summary.last_seq,
+        state_hash: summary.state_hash.to_string(),
+        snapshot,
+        settled: None,
+        state: summary.state,
+    })
+}

@@ -1,0 +1,21 @@
+//! Integration tests of the node crate (one binary, `it`): the gateway over real loopback
+//! sockets, a real pipeline and a real journal, all started as one [`l2x_node::Node`].
+//!
+//! - `closing`: how the server ends sessions: every logout readable, then a clean end of
+//!   stream, never a reset.
+//! - `edges`: the corners docs/PROTOCOL.md documents (replay past the end, cid 0, market
+//!   orders, header flags, framing limits, snapshots' md_seq…), pinned.
+//! - `logs`: sessions' logons, logouts and refusals as the gateway logs them.
+//! - `metrics`: the Prometheus endpoint: what it answers, and to what.
+//! - `server`: logon, every order type, throttles, cancel-on-disconnect, replay after a
+//!   reconnect and after a restart, slow consumers, market data (`node` starts the node
+//!   these tests share).
+
+#![allow(clippy::unwrap_used, reason = "test code: a panic is the failure report")]
+
+mod closing;
+mod edges;
+mod logs;
+mod metrics;
+mod node;
+mod server;
