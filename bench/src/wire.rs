@@ -357,40 +357,138 @@ struct Conn {
     next_cid: u64,
 }
 
+/// What the load thread measured: order-to-ack of every request, of new orders and of
+/// cancels; the rate achieved; fills and rejects seen; the other cores' load.
 type Measured = (Histogram<u64>, Histogram<u64>, Histogram<u64>, u64, u64, u64, Option<f64>);
 
-/// The load: logs the sessions on, then runs the open-loop schedule.
-fn load(opts: &Options, addr: SocketAddr, keys: &[Key]) -> anyhow::Result<Measured> {
-    if let Some(core) = opts.pin_client {
-        l2x_sequencer::pin::pin_current_thread(core).map_err(|e| anyhow::anyhow!("--pin-client: {e}"))?;
-    }
-    let mut poll = Poll::new()?;
-    let mut conns = Vec::with_capacity(keys.len());
-    for (i, key) in keys.iter().enumerate() {
-        // Log on with the client library (blocking), then take the socket over.
+/// The acks counted so far.
+struct Tally {
+    all: Histogram<u64>,
+    new: Histogram<u64>,
+    cancel: Histogram<u64>,
+    fills: u64,
+    rejects: u64,
+}
+
+impl Conn {
+    /// Logs on with the client library (blocking), then takes the socket over for `poll`.
+    fn log_on(poll: &Poll, token: usize, addr: SocketAddr, key: &Key) -> anyhow::Result<Conn> {
         let client =
             Client::connect(addr, key, l2x_protocol::client::Options { heartbeat_ms: 60_000, ..Default::default() })?;
         let (std_stream, reader) = client.into_parts();
         std_stream.set_nonblocking(true)?;
         let mut stream = mio::net::TcpStream::from_std(std_stream);
-        poll.registry().register(&mut stream, Token(i), Interest::READABLE)?;
-        conns.push(Conn { stream, reader, pending: BTreeMap::new(), live: BTreeSet::new(), next_cid: 1 });
+        poll.registry().register(&mut stream, Token(token), Interest::READABLE)?;
+        Ok(Conn { stream, reader, pending: BTreeMap::new(), live: BTreeSet::new(), next_cid: 1 })
     }
+
+    /// The next request of the mix, due at `due`: 30 % cancels of the oldest live order,
+    /// 10 % IOC orders through the touch, the rest post-only quotes near the mark.
+    fn next_request(&mut self, rng: &mut ChaCha8Rng, due: Instant, record: bool) -> ClientMsg {
+        let roll = rng.random_range(0..100);
+        if roll < 30 && !self.live.is_empty() {
+            let cid = self.live.pop_first().unwrap_or(0);
+            self.pending.insert(cid, (due, false, record));
+            return ClientMsg::Cancel { cid: ClientOrderId(cid) };
+        }
+        let cid = self.next_cid;
+        self.next_cid += 1;
+        let side = if rng.random_bool(0.5) { Side::Buy } else { Side::Sell };
+        let sign = if side == Side::Buy { -1 } else { 1 };
+        self.pending.insert(cid, (due, true, record));
+        if roll < 40 {
+            // Crosses the touch: trades against other sessions' quotes.
+            ClientMsg::NewOrder(order(cid, side, MARK - sign * 200, TimeInForce::Ioc, false))
+        } else {
+            let away = rng.random_range(1..50);
+            ClientMsg::NewOrder(order(cid, side, MARK + sign * away, TimeInForce::Gtc, true))
+        }
+    }
+
+    /// Reads what the socket has, and takes every whole report: returns how many pending
+    /// requests they acknowledged.
+    fn read_acks(&mut self, buf: &mut [u8], tally: &mut Tally) -> anyhow::Result<usize> {
+        loop {
+            match self.stream.read(buf) {
+                Ok(0) => bail!("the gateway closed a session"),
+                Ok(n) => self.reader.extend(&buf[..n]),
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => break,
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                Err(e) => return Err(e.into()),
+            }
+        }
+        let received = Instant::now();
+        let mut acked = 0;
+        while let Some(frame) = self.reader.next_frame()? {
+            let ServerMsg::Report { report, .. } = codec::decode_server(frame)? else { continue };
+            acked += usize::from(self.on_report(&report, received, tally)?);
+        }
+        Ok(acked)
+    }
+
+    /// One report: whether it acknowledged a pending request (recorded if measured).
+    fn on_report(&mut self, report: &Wired, received: Instant, tally: &mut Tally) -> anyhow::Result<bool> {
+        let (cid, acks_new, acks_cancel) = match *report {
+            Wired::Accepted { cid, .. } => (cid.0, true, false),
+            Wired::Rejected { cid, .. } => {
+                tally.rejects += 1;
+                (cid.0, true, true)
+            }
+            Wired::Cancelled { cid, leaves, .. } => {
+                if leaves == Qty::ZERO {
+                    self.live.remove(&cid.0);
+                }
+                (cid.0, false, true)
+            }
+            Wired::Fill { cid, leaves, .. } => {
+                tally.fills += 1;
+                if leaves == Qty::ZERO {
+                    self.live.remove(&cid.0);
+                }
+                return Ok(false);
+            }
+            Wired::Amended { .. } => return Ok(false),
+        };
+        let Some(&(due, is_new, record)) = self.pending.get(&cid) else { return Ok(false) };
+        if (is_new && !acks_new) || (!is_new && !acks_cancel) {
+            return Ok(false);
+        }
+        self.pending.remove(&cid);
+        if is_new && matches!(report, Wired::Accepted { .. }) {
+            self.live.insert(cid);
+        }
+        if record {
+            let ns = u64::try_from(received.duration_since(due).as_nanos()).unwrap_or(u64::MAX).max(1);
+            tally.all.record(ns)?;
+            if is_new { tally.new.record(ns)? } else { tally.cancel.record(ns)? }
+        }
+        Ok(true)
+    }
+}
+
+/// The load: logs the sessions on, then runs the open-loop schedule (request `i` is due at
+/// `i / rate` after the start, whenever it is actually sent: coordinated omission counted).
+fn load(opts: &Options, addr: SocketAddr, keys: &[Key]) -> anyhow::Result<Measured> {
+    if let Some(core) = opts.pin_client {
+        l2x_sequencer::pin::pin_current_thread(core).map_err(|e| anyhow::anyhow!("--pin-client: {e}"))?;
+    }
+    let mut poll = Poll::new()?;
+    let mut conns = keys
+        .iter()
+        .enumerate()
+        .map(|(i, key)| Conn::log_on(&poll, i, addr, key))
+        .collect::<anyhow::Result<Vec<_>>>()?;
     let mut rng = ChaCha8Rng::seed_from_u64(opts.seed);
-    let (mut all, mut new, mut cancel) = (histogram(), histogram(), histogram());
-    let (mut fills, mut rejects) = (0u64, 0u64);
+    let mut tally = Tally { all: histogram(), new: histogram(), cancel: histogram(), fills: 0, rejects: 0 };
     let total = opts.warmup + opts.requests;
     let interval_ns = 1_000_000_000u128 / u128::from(opts.rate);
     let mut events = Events::with_capacity(256);
     let mut buf = vec![0u8; 256 * 1024];
     let mut out = Vec::with_capacity(128);
-    let mut sent = 0usize;
-    let mut outstanding = 0usize;
+    let (mut sent, mut outstanding) = (0usize, 0usize);
     let t0 = Instant::now();
-    let mut measured_start = t0;
+    let (mut measured_start, mut last_send) = (t0, t0);
     let meter = CpuMeter::start();
-    let deadline_after_last = Duration::from_secs(30);
-    let mut last_send = t0;
     while sent < total || outstanding > 0 {
         let now = Instant::now();
         if sent < total {
@@ -399,36 +497,14 @@ fn load(opts: &Options, addr: SocketAddr, keys: &[Key]) -> anyhow::Result<Measur
                 if sent == opts.warmup {
                     measured_start = due;
                 }
-                let record = sent >= opts.warmup;
                 let n_conns = conns.len();
                 let c = &mut conns[sent % n_conns];
                 out.clear();
-                let roll = rng.random_range(0..100);
-                let msg = if roll < 30 && !c.live.is_empty() {
-                    let cid = c.live.pop_first().unwrap_or(0);
-                    c.pending.insert(cid, (due, false, record));
-                    ClientMsg::Cancel { cid: ClientOrderId(cid) }
-                } else {
-                    let cid = c.next_cid;
-                    c.next_cid += 1;
-                    let side = if rng.random_bool(0.5) { Side::Buy } else { Side::Sell };
-                    let sign = if side == Side::Buy { -1 } else { 1 };
-                    c.pending.insert(cid, (due, true, record));
-                    if roll < 40 {
-                        // Crosses the touch: trades against other sessions' quotes.
-                        ClientMsg::NewOrder(order(cid, side, MARK - sign * 200, TimeInForce::Ioc, false))
-                    } else {
-                        let away = rng.random_range(1..50);
-                        ClientMsg::NewOrder(order(cid, side, MARK + sign * away, TimeInForce::Gtc, true))
-                    }
-                };
-                codec::encode_client(&msg, &mut out);
+                codec::encode_client(&c.next_request(&mut rng, due, sent >= opts.warmup), &mut out);
                 write_all_nonblocking(&mut c.stream, &out)?;
-                sent += 1;
-                outstanding += 1;
-                last_send = now;
+                (sent, outstanding, last_send) = (sent + 1, outstanding + 1, now);
             }
-        } else if now.duration_since(last_send) > deadline_after_last {
+        } else if now.duration_since(last_send) > Duration::from_secs(30) {
             bail!("{outstanding} requests were never acknowledged");
         }
         poll.poll(&mut events, Some(Duration::ZERO))?;
@@ -437,62 +513,14 @@ fn load(opts: &Options, addr: SocketAddr, keys: &[Key]) -> anyhow::Result<Measur
             std::thread::yield_now();
         }
         for event in &events {
-            let c = &mut conns[event.token().0];
-            loop {
-                match c.stream.read(&mut buf) {
-                    Ok(0) => bail!("the gateway closed a session"),
-                    Ok(n) => c.reader.extend(&buf[..n]),
-                    Err(e) if e.kind() == io::ErrorKind::WouldBlock => break,
-                    Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
-                    Err(e) => return Err(e.into()),
-                }
-            }
-            let received = Instant::now();
-            while let Some(frame) = c.reader.next_frame()? {
-                let ServerMsg::Report { report, .. } = codec::decode_server(frame)? else { continue };
-                let (cid, acks_new, acks_cancel) = match report {
-                    Wired::Accepted { cid, .. } => (cid.0, true, false),
-                    Wired::Rejected { cid, .. } => {
-                        rejects += 1;
-                        (cid.0, true, true)
-                    }
-                    Wired::Cancelled { cid, leaves, .. } => {
-                        if leaves == Qty::ZERO {
-                            c.live.remove(&cid.0);
-                        }
-                        (cid.0, false, true)
-                    }
-                    Wired::Fill { cid, leaves, .. } => {
-                        fills += 1;
-                        if leaves == Qty::ZERO {
-                            c.live.remove(&cid.0);
-                        }
-                        continue;
-                    }
-                    Wired::Amended { .. } => continue,
-                };
-                let Some(&(due, is_new, record)) = c.pending.get(&cid) else { continue };
-                if (is_new && !acks_new) || (!is_new && !acks_cancel) {
-                    continue;
-                }
-                c.pending.remove(&cid);
-                outstanding -= 1;
-                if is_new && matches!(report, Wired::Accepted { .. }) {
-                    c.live.insert(cid);
-                }
-                if record {
-                    let ns = u64::try_from(received.duration_since(due).as_nanos()).unwrap_or(u64::MAX).max(1);
-                    all.record(ns)?;
-                    if is_new { new.record(ns)? } else { cancel.record(ns)? }
-                }
-            }
+            outstanding -= conns[event.token().0].read_acks(&mut buf, &mut tally)?;
         }
     }
     let other = meter.and_then(|m| m.other_cores());
     let secs = last_send.duration_since(measured_start).as_secs_f64().max(1e-9);
     #[allow(clippy::cast_possible_truncation, clippy::cast_sign_loss, clippy::cast_precision_loss, reason = "a rate")]
     let achieved = (opts.requests as f64 / secs) as u64;
-    Ok((all, new, cancel, achieved, fills, rejects, other))
+    Ok((tally.all, tally.new, tally.cancel, achieved, tally.fills, tally.rejects, other))
 }
 
 /// Writes a whole request on a non-blocking socket (a request is tiny: the socket takes it
