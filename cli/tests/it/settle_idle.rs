@@ -52,6 +52,7 @@ fn position_in_last_batch(batches: &Path) -> Option<i64> {
 
 #[test]
 #[allow(clippy::disallowed_methods, reason = "the test measures wall-clock time and sets a GTD expiry")]
+#[allow(clippy::too_many_lines, reason = "one story through a real node: trade, fall idle, see every batch land")]
 fn an_idle_node_commits_its_last_trades_on_time_without_empty_batches() {
     let dir = tempfile::tempdir().unwrap();
     let data = dir.path().join("node");

@@ -26,6 +26,7 @@ fn now_ns() -> u64 {
 }
 
 #[test]
+#[allow(clippy::too_many_lines, reason = "one session walks every order type in turn; the steps depend on each other")]
 fn order_lifecycle_of_every_order_type_over_loopback() {
     let dir = tempfile::tempdir().unwrap();
     let node = Node::start(dir.path(), Config::default());
