@@ -43,7 +43,19 @@ pub struct SettleStatus {
 }
 
 /// Where each pass that commits something or fails is told, once the node prints them.
-type Sink = Arc<Mutex<Option<Box<dyn Write + Send>>>>;
+type Sink = Arc<Mutex<Printing>>;
+
+/// The first lines a node prints before its output is switched on (the set-up's first
+/// commits can land in the moment between the start and `print_passes`).
+const EARLY_LINES: usize = 64;
+
+/// Where pass lines go: kept (the first [`EARLY_LINES`]) until an output is given, then
+/// written there, the kept ones first.
+#[derive(Default)]
+struct Printing {
+    out: Option<Box<dyn Write + Send>>,
+    early: Vec<String>,
+}
 
 /// The submitter thread: every `settlement.every_ms` it recomputes the journal's epochs and
 /// commits what the chain lacks (`l2x_settlement::submitter`). Errors are kept in the status
@@ -70,7 +82,7 @@ impl Settlement {
     ) -> std::io::Result<Settlement> {
         let every = Duration::from_millis(config.settlement.every_ms.max(1));
         let status = Arc::new(Mutex::new(SettleStatus::default()));
-        let sink: Sink = Arc::new(Mutex::new(None));
+        let sink: Sink = Arc::new(Mutex::new(Printing::default()));
         let (stop, stopped) = mpsc::channel::<()>();
         let (shared, printing) = (Arc::clone(&status), Arc::clone(&sink));
         let thread = std::thread::Builder::new().name("l2x-submitter".into()).spawn(move || {
@@ -88,9 +100,11 @@ impl Settlement {
         Ok(Settlement { status, sink, stop, thread })
     }
 
-    /// From now on, each pass that commits something or fails writes a line to `out`.
+    /// From now on, each pass that commits something or fails writes a line to `out`; the
+    /// lines of such passes since the start come first (up to 64), so a commit that landed
+    /// before this call is told too.
     pub fn print_passes(&self, out: Box<dyn Write + Send>) {
-        *self.sink.lock().unwrap_or_else(PoisonError::into_inner) = Some(out);
+        switch_on(&self.sink, out);
     }
 
     /// The status, shared (for the metrics endpoint).
@@ -141,12 +155,29 @@ fn pass(submitter: &mut Submitter, chain: &mut dyn Chain, shared: &Mutex<SettleS
     }
 }
 
-/// Writes `line` to the sink, if one was given.
-fn tell(sink: &Sink, line: &str) {
-    if let Some(out) = sink.lock().unwrap_or_else(PoisonError::into_inner).as_mut() {
+/// Gives the lines an output: the kept ones are written first.
+fn switch_on(sink: &Sink, mut out: Box<dyn Write + Send>) {
+    let mut printing = sink.lock().unwrap_or_else(PoisonError::into_inner);
+    for line in printing.early.drain(..) {
         // Nobody reading our output is no reason to stop settling.
         let _ = writeln!(out, "{line}");
-        let _ = out.flush();
+    }
+    let _ = out.flush();
+    printing.out = Some(out);
+}
+
+/// Writes `line` to the output, or keeps it until there is one (the first [`EARLY_LINES`]).
+fn tell(sink: &Sink, line: &str) {
+    let mut guard = sink.lock().unwrap_or_else(PoisonError::into_inner);
+    let printing = &mut *guard;
+    match printing.out.as_mut() {
+        Some(out) => {
+            // Nobody reading our output is no reason to stop settling.
+            let _ = writeln!(out, "{line}");
+            let _ = out.flush();
+        }
+        None if printing.early.len() < EARLY_LINES => printing.early.push(line.to_string()),
+        None => {}
     }
 }
 
@@ -176,4 +207,44 @@ pub(crate) fn live_submitter(config: &Config, pipeline: &Pipeline) -> Submitter 
     }
     let mut journal = pipeline.journal_syncer();
     submitter.syncing_before_reading(move || journal.sync())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A writer whose bytes the test reads back.
+    #[derive(Clone, Default)]
+    struct Shared(Arc<Mutex<Vec<u8>>>);
+
+    impl Write for Shared {
+        fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+            self.0.lock().unwrap_or_else(PoisonError::into_inner).extend_from_slice(buf);
+            Ok(buf.len())
+        }
+        fn flush(&mut self) -> std::io::Result<()> {
+            Ok(())
+        }
+    }
+
+    /// Regression (flaky `serve_settles_on_a_node_while_it_trades`): a commit that landed
+    /// before `l2x serve` switched its pass lines on was never printed, and a reader waiting
+    /// for it waited forever. The lines before are kept (a bounded number) and come first.
+    #[test]
+    fn pass_lines_before_printing_is_switched_on_are_printed_first() {
+        let sink: Sink = Arc::new(Mutex::new(Printing::default()));
+        tell(&sink, "settled: 1 epochs");
+        tell(&sink, "settled: 2 epochs");
+        let out = Shared::default();
+        switch_on(&sink, Box::new(out.clone()));
+        tell(&sink, "settled: 3 epochs");
+        let text = String::from_utf8(out.0.lock().unwrap_or_else(PoisonError::into_inner).clone())
+            .unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!(text, "settled: 1 epochs\nsettled: 2 epochs\nsettled: 3 epochs\n");
+        let unread: Sink = Arc::new(Mutex::new(Printing::default()));
+        for i in 0..EARLY_LINES + 10 {
+            tell(&unread, &format!("line {i}"));
+        }
+        assert_eq!(unread.lock().unwrap_or_else(PoisonError::into_inner).early.len(), EARLY_LINES, "bounded");
+    }
 }

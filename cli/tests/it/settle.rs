@@ -159,8 +159,9 @@ fn serve_settles_while_it_trades(settlement: &str, env: &[(&str, &str)], verify_
             break a.trim().parse::<std::net::SocketAddr>().unwrap();
         }
     };
-    // The node prints its submitter's passes from the line after the metrics address on:
-    // the order that closes the set-up's epochs comes after it.
+    // The node prints its submitter's passes from the line after the metrics address on
+    // (passes before it, such as an idle tick's commit of the set-up on a slow machine,
+    // come first there: none is lost).
     while !next_line().starts_with("metrics http://") {}
     let options = Options { heartbeat_ms: 60_000, ..Options::default() };
     let mut client = Client::connect(order_entry, &Key::new(1, AccountId(1), [1; 32]), options).unwrap();
