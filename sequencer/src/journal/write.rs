@@ -248,6 +248,7 @@ impl JournalWriter {
         JournalSyncer {
             dir: self.dir.clone(),
             current: Arc::clone(&self.current_index),
+            first: self.first_index,
             synced_index: None,
             files: Vec::new(),
         }
@@ -327,6 +328,8 @@ pub(crate) fn lock(dir: &Path) -> Result<File, JournalError> {
 pub struct JournalSyncer {
     dir: PathBuf,
     current: Arc<AtomicU64>,
+    /// The writer's first segment: the first sync starts there.
+    first: u64,
     synced_index: Option<u64>,
     files: Vec<(u64, File)>,
 }
@@ -339,11 +342,12 @@ impl core::fmt::Debug for JournalSyncer {
 
 impl JournalSyncer {
     /// Another syncer of the same journal, starting afresh (its first [`JournalSyncer::sync`]
-    /// covers the segment being written then, and every later one).
+    /// covers every segment the writer has appended to, whenever it is called).
     pub fn fresh(&self) -> JournalSyncer {
         JournalSyncer {
             dir: self.dir.clone(),
             current: Arc::clone(&self.current),
+            first: self.first,
             synced_index: None,
             files: Vec::new(),
         }
@@ -383,10 +387,12 @@ impl JournalSyncer {
 
     /// The segments a sync now must cover, `current` being the one written now: from the
     /// one current at the last sync (records may have been appended to it since) through
-    /// `current`, every segment rolled in between included; the first sync covers only
-    /// `current` (a syncer is made before the records it is to make durable).
+    /// `current`, every segment rolled in between included. The first sync starts at the
+    /// writer's first segment (the segments before it were made durable by the recovery that
+    /// opened the writer): however long after the writer's start it comes, and however
+    /// many segments rolled meanwhile, none is missed.
     fn due(&self, current: u64) -> std::ops::RangeInclusive<u64> {
-        self.synced_index.unwrap_or(current)..=current
+        self.synced_index.unwrap_or(self.first)..=current
     }
 }
 
@@ -417,16 +423,37 @@ mod tests {
         w.append(&deposit(1)).unwrap_or_else(|e| panic!("{e}"));
         syncer.sync().unwrap_or_else(|e| panic!("{e}"));
         assert_eq!(syncer.synced_index, Some(0));
-        let mut seq = 1;
-        while w.current_index.load(Ordering::Acquire) < 3 {
-            seq += 1;
-            w.append(&deposit(seq)).unwrap_or_else(|e| panic!("{e}"));
-        }
+        roll_to(&mut w, 3, 1);
         assert_eq!(syncer.due(3), 0..=3, "the last sync's segment, the rolled ones, the current one");
         syncer.sync().unwrap_or_else(|e| panic!("{e}"));
         assert_eq!(syncer.synced_index, Some(3));
         assert_eq!(syncer.files.iter().map(|(i, _)| *i).collect::<Vec<_>>(), [3], "completed segments forgotten");
         assert_eq!(syncer.due(3), 3..=3, "the current segment again: records may be appended to it");
-        assert_eq!(syncer.fresh().due(3), 3..=3);
+    }
+
+    /// Regression (review of the above): a syncer's first sync covered only the segment
+    /// current then, so segments the journal rolled through between the syncer's creation
+    /// (the node's start) and its first sync (one settlement interval later) were never
+    /// `fsync`ed, and the submitter settled records a power cut could take back. The first
+    /// sync of a syncer, or of a fresh one, starts at the writer's first segment.
+    #[test]
+    fn a_first_sync_covers_segments_rolled_before_it() {
+        let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
+        let (mut w, _) = JournalWriter::open(dir.path(), 0).unwrap_or_else(|e| panic!("{e}"));
+        let syncer = w.syncer();
+        roll_to(&mut w, 2, 0);
+        assert_eq!(syncer.due(2), 0..=2);
+        assert_eq!(syncer.fresh().due(2), 0..=2, "a fresh syncer too");
+        let mut fresh = syncer.fresh();
+        fresh.sync().unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!(fresh.synced_index, Some(2));
+    }
+
+    /// Appends deposits after seq `seq` until the writer writes segment `index`.
+    fn roll_to(w: &mut JournalWriter, index: u64, mut seq: u64) {
+        while w.current_index.load(Ordering::Acquire) < index {
+            seq += 1;
+            w.append(&deposit(seq)).unwrap_or_else(|e| panic!("{e}"));
+        }
     }
 }
