@@ -268,31 +268,27 @@ fn batch_files_compressed_by_another_zstd_are_committed_as_they_are() {
     }
 }
 
-/// A pass that stops at a batch file it cannot accept has not written the files after it;
-/// the next pass (the bad file gone) writes every one of them before committing.
+/// A pass that stops half-way through writing the batch files (batch 3's cannot be
+/// written) has written those before it, committed nothing, and written none after it; the
+/// next pass (the obstacle gone) writes every one of them before committing.
 #[test]
 fn batch_files_a_failed_pass_did_not_write_are_written_by_the_next() {
     let (dir, batches, chain_dir) =
         (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
     let expected = journal_of(dir.path(), 600);
     assert!(expected.len() >= 4);
-    // A valid batch file in batch 3's place that says something else (batch 4's leaves).
-    let wrong = Batch::of(&l2x_settlement::epoch::Epoch { index: 3, ..expected[3].clone() });
-    let path = wrong.write(batches.path()).unwrap();
+    // A directory where batch 3's temporary file goes: the loader ignores the name, the
+    // write of batch 3 fails.
+    let obstacle = batches.path().join(Batch::file_name(3)).with_extension("tmp");
+    std::fs::create_dir(&obstacle).unwrap();
     let mut chain = EmbeddedChain::open(chain_dir.path()).unwrap();
     let mut sub = Submitter::new(dir.path().to_path_buf(), batches.path().to_path_buf(), POLICY, Ledger::default());
     let err = sub.sync(&mut chain).unwrap_err();
-    // The directory as found is loaded whole first: batch 3 alone is a gap.
-    assert!(
-        matches!(
-            err,
-            l2x_settlement::submitter::SubmitError::Batch(l2x_settlement::batch::BatchError::Missing { index: 1, .. })
-        ),
-        "{err}"
-    );
+    assert!(err.to_string().contains(&obstacle.display().to_string()), "{err}");
     assert_eq!(chain.last_committed().unwrap().0, 0, "nothing committed before every file is in place");
-    assert!(!batches.path().join(Batch::file_name(1)).exists(), "nothing written by the refused pass");
-    std::fs::remove_file(&path).unwrap();
+    assert!(batches.path().join(Batch::file_name(2)).exists(), "the files before the failure are written");
+    assert!(!batches.path().join(Batch::file_name(4)).exists(), "none after it");
+    std::fs::remove_dir(&obstacle).unwrap();
     let synced = sub.sync(&mut chain).unwrap();
     assert_eq!(synced.committed, expected.len() as u64);
     let set = l2x_settlement::batch_set::BatchSet::load(batches.path()).unwrap();
