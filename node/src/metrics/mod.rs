@@ -18,8 +18,8 @@
 //! status, written once a pass), so a scrape costs the sequencer and the gateway nothing
 //! ([`families`]). The HTTP side is hyper's: request parsing, the limits on a request's
 //! size and time, and the answers to what is not a request are the library's, not ours.
-//! The runtime is the endpoint's alone, on its own thread: the rest of the node has no
-//! async code.
+//! The runtime is the endpoint's alone, on its own thread (the RPC chain, on the submitter's
+//! thread, has the node's only other one; everything else is blocking).
 
 use std::convert::Infallible;
 use std::net::SocketAddr;
@@ -104,8 +104,11 @@ impl Drop for Metrics {
     }
 }
 
-/// Accepts connections until `stopped`, each served on a task; then waits for those in
-/// flight (each bounded by [`CONNECTION_DEADLINE`]).
+/// Connections served at once (each lives at most [`CONNECTION_DEADLINE`]).
+const MAX_CONNECTIONS: usize = 32;
+
+/// Accepts connections until `stopped`, each served on a task, at most [`MAX_CONNECTIONS`]
+/// at once; then waits for those in flight (each bounded by [`CONNECTION_DEADLINE`]).
 async fn serve(listener: std::net::TcpListener, sources: Arc<Sources>, mut stopped: oneshot::Receiver<()>) {
     let listener = match tokio::net::TcpListener::from_std(listener) {
         Ok(listener) => listener,
@@ -118,7 +121,10 @@ async fn serve(listener: std::net::TcpListener, sources: Arc<Sources>, mut stopp
     loop {
         tokio::select! {
             _ = &mut stopped => break,
-            accepted = listener.accept() => match accepted {
+            // Beyond the cap, connections wait in the kernel's backlog: a client opening
+            // connections in a loop cannot take the descriptors the journal and the
+            // gateway need.
+            accepted = listener.accept(), if connections.len() < MAX_CONNECTIONS => match accepted {
                 Ok((stream, _)) => {
                     connections.spawn(connection(stream, Arc::clone(&sources)));
                 }
