@@ -27,7 +27,7 @@
 //! |---|---|
 //! | [`config`] | the TOML config: tables, instruments, ranges, [`ConfigError`] |
 //! | [`keys`] | the accounts file or the public demo keys, checked against the deposits |
-//! | `node` | [`Node`] and [`Stopped`]: the start in numbered steps, the stop in reverse |
+//! | `node` | [`Node`] and [`Stopped`]: the start in numbered steps, the stop in its own order |
 //! | [`settlement`] | the submitter thread and its [`SettleStatus`] |
 //! | `ticker` | idle ticks, so that sequenced time passes |
 //! | [`metrics`] | the Prometheus endpoint |

@@ -1,10 +1,11 @@
-//! [`Node`]: the parts started in order, stopped in reverse, by one config.
+//! [`Node`]: the parts started in order and stopped in the order below, by one config.
 //!
 //! ```text
 //!  Node::start(config, keys)
 //!   1. refuse early: keys against deposits, the metrics port bound, the data directory
-//!      made, the chain opened — a port in use or a bad key stops the node before
-//!      anything is written
+//!      made, the chain opened — a metrics port in use or a bad key stops the node
+//!      before anything is written (the trading ports are bound in step 3, after the
+//!      journal's recovery)
 //!   2. Pipeline::start: recover the journal (newest valid snapshot, then the records
 //!      after it; a torn tail truncated)
 //!   3. Server::start: the gateway over the pipeline, report streams rebuilt
@@ -76,7 +77,10 @@ struct Refusals {
 
 impl Node {
     /// Starts the node `config` describes with `keys` (the steps of the module
-    /// documentation).
+    /// documentation). The config is taken as given: [`Config::load`] and
+    /// [`Config::with_overrides`] check it (every number in its range, by key); a config
+    /// built in code is checked only if its builder calls [`Config::check`] (the wire
+    /// benchmark lifts the throttles past their configurable range on purpose).
     ///
     /// # Errors
     /// A key or deposit the config refuses, a port in use, a data directory that cannot be
@@ -204,7 +208,8 @@ impl Node {
     /// Stops the gateway (sessions logged out, orders kept), drains and closes the pipeline
     /// (journal synced), writes a snapshot of the final state, lets the submitter make a
     /// last pass over the whole journal, and stops the metrics endpoint. Every step runs
-    /// even if one before it failed; the first error is returned.
+    /// even if one before it failed; the first error is returned, and any later one is
+    /// logged.
     ///
     /// # Errors
     /// The gateway, the pipeline, the snapshot or the submitter thread failed.
@@ -216,6 +221,11 @@ impl Node {
         let settled = self.settlement.map(Settlement::finish).transpose();
         if let Some(m) = self.metrics {
             m.stop();
+        }
+        // Every step ran: the first failure is the answer, the later ones are logged.
+        let failures = [server.as_ref().err(), stopped.as_ref().err(), settled.as_ref().err()];
+        for later in failures.iter().flatten().skip(1) {
+            tracing::warn!(error = %later, "stopping the node: a later step failed too");
         }
         let (mut stopped, settled) = (server.and(stopped)?, settled?);
         stopped.settled = settled;
