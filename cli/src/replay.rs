@@ -95,17 +95,14 @@ fn query(opts: &Options) -> Result<Query> {
     })
 }
 
-/// `l2x replay`: roots verified by [`l2x_node::settle::verify`] (the settlement audit),
+/// `l2x replay`: roots verified by [`l2x_node::settle::verify_roots`] (the settlement audit),
 /// anything else reported by [`l2x_replay::report`].
 pub(crate) fn replay(opts: &Options) -> Result<ExitCode> {
     if opts.verify_roots {
-        let batches = opts.batches.clone().or_else(|| {
-            let default = opts.dir.join("batches");
-            default.is_dir().then_some(default)
-        });
         let chain = opts.chain.spec();
         let mut out = io::stdout().lock();
-        let verdict = settle::verify(&mut out, &opts.dir, batches.as_deref(), chain.as_ref(), opts.epochs.policy())?;
+        let verdict =
+            settle::verify_roots(&mut out, &opts.dir, opts.batches.as_deref(), chain.as_ref(), opts.epochs.policy())?;
         return Ok(crate::settle::exit(verdict));
     }
     anyhow::ensure!(

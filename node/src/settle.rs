@@ -245,6 +245,23 @@ fn prove_summary(p: &audit::Proven) -> String {
     }
 }
 
+/// `l2x replay DIR --verify-roots`: [`verify`] with the batch files in `batches`, or by
+/// default in `DIR/batches` if that is a directory (the node's own place for them).
+///
+/// # Errors
+/// As [`verify`].
+pub fn verify_roots(
+    out: &mut dyn Write,
+    journal: &Path,
+    batches: Option<&Path>,
+    chain: Option<&ChainSpec>,
+    policy: Policy,
+) -> Result<Verdict> {
+    let default = journal.join("batches");
+    let batches = batches.or_else(|| default.is_dir().then_some(default.as_path()));
+    verify(out, journal, batches, chain, policy)
+}
+
 /// Root verification — `settle verify`, and `replay --verify-roots`: recomputes every epoch
 /// of the journal under `policy` and compares with the batch files and the chain.
 /// [`Verdict::Differs`] naming (in what it writes) the first batch that differs.
