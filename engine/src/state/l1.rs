@@ -110,3 +110,137 @@ impl StateMachine {
         self.l1.binding.is_some()
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use l2x_types::{Command, Seq, Sequenced, Timestamp};
+
+    use super::super::test_support::Exchange;
+    use super::*;
+    use crate::CanonicalState;
+
+    const FROM: L1Address = L1Address([0x11; 20]);
+
+    /// Applies one command to the state machine directly (every event, not only matching's).
+    fn apply(ex: &mut Exchange, seq: u64, cmd: Command) -> Vec<Event> {
+        let mut out = Vec::new();
+        ex.sm.apply(&Sequenced { seq: Seq(seq), ts: Timestamp(0), cmd }, &mut out);
+        ex.sm.check_invariants().unwrap();
+        out
+    }
+
+    fn deposit(index: u64, to: Holder, amount: i64) -> Command {
+        Command::L1Deposit { index, to, amount: Amount(amount), from: FROM, requested_at: 0 }
+    }
+
+    #[test]
+    fn an_entry_out_of_turn_changes_nothing_and_one_in_turn_is_consumed_whatever_its_outcome() {
+        let mut ex = Exchange::new();
+        let before = ex.sm.canonical();
+        for index in [0, 2, u64::MAX] {
+            let events = apply(&mut ex, index, deposit(index, Holder::Insurance, 5));
+            let account = None;
+            assert_eq!(events, vec![reject(CommandKind::L1Deposit, account, None, RejectReason::QueueOutOfOrder)]);
+        }
+        assert_eq!(ex.sm.canonical(), before);
+        assert!(ex.sm.l1().is_initial());
+        assert_eq!(
+            apply(&mut ex, 1, deposit(1, Holder::Fees, 5)),
+            vec![Event::L1Refunded {
+                index: 1,
+                holder: Holder::Fees,
+                amount: Amount(5),
+                reason: RejectReason::ReservedAccount
+            }]
+        );
+        let (fund, events) = (Holder::Insurance, apply(&mut ex, 2, deposit(2, Holder::Insurance, 5)));
+        assert_eq!(events[0], Event::L1Credited { index: 2, holder: fund, amount: Amount(5) });
+        assert_eq!(events[1], Event::Insurance { delta: 5, balance: Amount(5) });
+        let big = Holder::Account(AccountId(1));
+        let events = apply(&mut ex, 3, deposit(3, big, i64::MAX));
+        assert_eq!(
+            events,
+            vec![Event::L1Refunded {
+                index: 3,
+                holder: big,
+                amount: Amount(i64::MAX),
+                reason: RejectReason::BadAmount
+            }]
+        );
+        let forced = |index, amount| Command::ForcedWithdrawal {
+            index,
+            account: AccountId(1),
+            amount: Amount(amount),
+            from: FROM,
+            requested_at: 0,
+        };
+        let events = apply(&mut ex, 4, forced(4, -1));
+        assert_eq!(
+            events,
+            vec![Event::ForcedRejected {
+                index: 4,
+                account: AccountId(1),
+                amount: Amount(-1),
+                reason: RejectReason::BadAmount
+            }]
+        );
+        let events = apply(&mut ex, 5, forced(5, 7));
+        assert_eq!(events[0], Event::ForcedWithdrawn { index: 5, account: AccountId(1), amount: Amount(7) });
+        let events = apply(&mut ex, 6, forced(5, 7));
+        let out_of_turn = RejectReason::QueueOutOfOrder;
+        assert_eq!(events, vec![reject(CommandKind::ForcedWithdrawal, Some(AccountId(1)), None, out_of_turn)]);
+        assert_eq!(ex.sm.l1().next, 6);
+    }
+
+    #[test]
+    fn binding_refuses_operator_deposits_and_a_second_binding() {
+        let mut ex = Exchange::new();
+        let bind = Command::L1Bind { chain_id: 1, contract: FROM, token: L1Address([2; 20]) };
+        assert_eq!(
+            apply(&mut ex, 1, bind.clone()),
+            vec![Event::L1Bound { chain_id: 1, contract: FROM, token: L1Address([2; 20]) }]
+        );
+        let again = apply(&mut ex, 2, bind);
+        assert_eq!(again, vec![reject(CommandKind::L1Bind, None, None, RejectReason::L1AlreadyBound)]);
+        let events = apply(&mut ex, 3, Command::Deposit { to: Holder::Account(AccountId(1)), amount: Amount(1) });
+        assert_eq!(events, vec![reject(CommandKind::Deposit, Some(AccountId(1)), None, RejectReason::L1Only)]);
+        assert_eq!(
+            apply(&mut ex, 4, deposit(1, Holder::Account(AccountId(1)), 1)).len(),
+            2,
+            "L1 deposits still credit"
+        );
+    }
+
+    #[test]
+    fn the_l1_trailer_is_absent_until_used_and_strictly_decoded() {
+        let mut ex = Exchange::new();
+        let plain = ex.sm.canonical().encode();
+        apply(&mut ex, 1, deposit(9, Holder::Insurance, 1));
+        assert_eq!(ex.sm.canonical().encode(), plain, "an entry out of turn adds no trailer");
+        apply(&mut ex, 2, deposit(1, Holder::Insurance, 1));
+        let state = ex.sm.canonical();
+        let bytes = state.encode();
+        // Total deposits changed too; the trailer is the last 58 bytes.
+        assert_eq!(bytes.len(), plain.len() + 1 + 8 + 1 + 8 + 20 + 20);
+        assert_eq!(CanonicalState::decode(&bytes).unwrap(), state);
+        let trailer = bytes.len() - 58;
+        let refused = |patch: &dyn Fn(&mut Vec<u8>)| {
+            let mut b = bytes.clone();
+            patch(&mut b);
+            CanonicalState::decode(&b).unwrap_err().what
+        };
+        assert_eq!(refused(&|b| b[trailer] = 2), "L1 part tag");
+        assert_eq!(
+            refused(&|b| b[trailer + 1..trailer + 9].copy_from_slice(&1u64.to_le_bytes())),
+            "L1 part (a next index of 0, or the initial state)"
+        );
+        assert_eq!(
+            refused(&|b| b[trailer + 1..trailer + 9].fill(0)),
+            "L1 part (a next index of 0, or the initial state)"
+        );
+        assert_eq!(refused(&|b| b[trailer + 20] = 1), "L1 binding bytes without a binding");
+        assert_eq!(refused(&|b| b[trailer + 9] = 2), "L1 bound");
+        assert_eq!(refused(&|b| b.push(0)), "trailing bytes");
+        assert_eq!(refused(&|b| b.truncate(trailer + 30)), "L1 contract");
+    }
+}

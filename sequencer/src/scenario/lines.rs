@@ -797,6 +797,47 @@ mod tests {
     }
 
     #[test]
+    fn l1_lines_parse_and_their_errors_name_the_field() {
+        let a = "0x70997970c51812dc3a010c7d01b50e0d17dc79c8";
+        let line = format!(
+            r#"{{"cmd":"l1_deposit","index":3,"account":"insurance","amount":"1.5","from":"{a}","requested_at":9}}"#
+        );
+        let (parsed, ts) = parse_line(&line, 4).unwrap();
+        assert_eq!(ts, 4);
+        let from = L1Address::from_hex(a).unwrap();
+        let amount = Decimal::new(15, 1);
+        assert_eq!(parsed, Parsed::L1Deposit { index: 3, to: Holder::Insurance, amount, from, requested_at: 9 });
+        let line = format!(r#"{{"cmd":"l1_bind","chain_id":31337,"contract":"{a}","token":"{a}","ts":5}}"#);
+        assert_eq!(
+            parse_line(&line, 0).unwrap(),
+            (Parsed::L1Bind { chain_id: 31_337, contract: from, token: from }, 5)
+        );
+        assert_eq!(
+            err(r#"{"cmd":"l1_bind","chain_id":1,"contract":"0x12","token":"0x12"}"#),
+            r#"l1_bind: field "contract": "0x12" is not an L1 address ("0x" and 40 hex digits)"#
+        );
+        assert_eq!(
+            err(&format!(
+                r#"{{"cmd":"forced_withdrawal","index":1,"account":1,"amount":"1","from":"{a}","requested_at":1,"requested_at":2}}"#
+            )),
+            r#"forced_withdrawal: field "requested_at" is given more than once"#
+        );
+        assert_eq!(
+            err(&format!(
+                r#"{{"cmd":"forced_withdrawal","index":1,"account":"insurance","amount":"1","from":"{a}","requested_at":1}}"#
+            )),
+            r#"forced_withdrawal: field "account": "insurance" is not a non-negative integer"#
+        );
+        assert_eq!(
+            err(&format!(
+                r#"{{"cmd":"l1_deposit","index":1,"account":1,"amount":"1","from":"{a}","requested_at":1,"to":2}}"#
+            )),
+            r#"l1_deposit: unknown field "to" (fields: index, account, amount, from, requested_at, ts)"#
+        );
+        assert_eq!(err(r#"{"cmd":"l1_deposit","index":1}"#), r#"l1_deposit: missing field "account""#);
+    }
+
+    #[test]
     fn match_refuses_duplicate_keys() {
         assert_eq!(
             err(r#"{"cmd":"deposit","account":1,"amount":"5","amount":"7"}"#),
