@@ -167,7 +167,8 @@ coded_enum! {
         /// insurance-fund and fee-account leaves.
         ReservedAccount = 113 => "reserved_account",
         /// An L1 queue entry whose index is not the next the state expects (a duplicate, a
-        /// gap or a reordering): nothing changes, the entry is applied when its turn comes.
+        /// gap or a reordering): nothing changes but sequenced time, the entry is applied
+        /// when its turn comes.
         QueueOutOfOrder = 114 => "queue_out_of_order",
         /// An operator-credited deposit in a journal bound to an L1 vault: collateral enters
         /// only through the L1 queue.

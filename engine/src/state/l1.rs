@@ -5,7 +5,8 @@
 //!
 //! The state keeps the next queue index it will apply ([`L1State::next`], from 1). An L1
 //! command carrying any other index — a duplicate, an entry after a gap, a reordering — is
-//! rejected `queue_out_of_order` and changes nothing, not even the index: it is applied when
+//! rejected `queue_out_of_order` and changes nothing but sequenced time (which passes with
+//! every command, expiring GTD orders due by then), not even the index: it is applied when
 //! it arrives again in its turn. So whatever the node's watcher does (resubmit after a
 //! restart, race itself), the replayable state machine applies each entry exactly once and
 //! in order, and the journal proves it.
@@ -19,7 +20,7 @@
 //! |---|---|---|
 //! | deposit, creditable | credited | `l1_credited`, then `balance` (`insurance` for the fund) |
 //! | deposit to the fee account or a reserved id | refunded on L1 | `l1_refunded` (`reserved_account`) |
-//! | deposit not positive, or overflowing the collateral | refunded on L1 | `l1_refunded` (`bad_amount`) |
+//! | deposit not positive, overflowing the collateral, or raising what the ledger holds past [`MAX_HELD`] | refunded on L1 | `l1_refunded` (`bad_amount`) |
 //! | forced withdrawal passing `withdraw`'s checks | debited, paid on L1 | `forced_withdrawn`, then `balance` |
 //! | forced withdrawal failing them | refused, nothing moves | `forced_rejected` (the reason) |
 //!
@@ -32,6 +33,13 @@
 use l2x_types::{AccountId, Amount, CommandKind, Event, Holder, L1Address, L1Binding, RejectReason};
 
 use super::{StateMachine, reject};
+
+/// The most the ledger may hold through deposits, µUSDC: 2⁶² (about 4.6 × 10¹² USDC, far
+/// above any real supply). Every balance stays far below `i64::MAX` — the ledger's credits
+/// saturate there, which would break conservation silently — so an L1 deposit that would
+/// raise deposits minus withdrawals above this is refunded. (Anyone can queue a deposit;
+/// an open-mint test token could otherwise reach the limit.)
+pub(crate) const MAX_HELD: i128 = 1 << 62;
 
 impl StateMachine {
     /// Takes queue entry `index` if it is the next one: advances the index and returns
@@ -71,6 +79,10 @@ impl StateMachine {
         };
         if reserved {
             return out.push(Event::L1Refunded { index, holder: to, amount, reason: RejectReason::ReservedAccount });
+        }
+        let (deposits, withdrawals) = self.ledger.flows();
+        if deposits - withdrawals + i128::from(amount.0) > MAX_HELD {
+            return out.push(Event::L1Refunded { index, holder: to, amount, reason: RejectReason::BadAmount });
         }
         match self.ledger.deposit(to, amount) {
             Ok((_, collateral)) => {
@@ -190,6 +202,31 @@ mod tests {
         let out_of_turn = RejectReason::QueueOutOfOrder;
         assert_eq!(events, vec![reject(CommandKind::ForcedWithdrawal, Some(AccountId(1)), None, out_of_turn)]);
         assert_eq!(ex.sm.l1().next, 6);
+    }
+
+    /// Regression (review of the L1 queue): a deposit of about `i64::MAX` to the fund, queued
+    /// by anyone, left a balance where the ledger's credits saturate: a later fee vanished
+    /// without an error. What the ledger holds is bounded by `MAX_HELD`: the deposit that
+    /// would pass it is refunded, one that reaches it exactly is credited.
+    #[test]
+    fn an_l1_deposit_past_what_the_ledger_may_hold_is_refunded() {
+        let mut ex = Exchange::new();
+        let (deposits, withdrawals) = ex.sm.ledger().flows();
+        let room = i64::try_from(MAX_HELD - (deposits - withdrawals)).unwrap();
+        let half = room / 2;
+        apply(&mut ex, 1, deposit(1, Holder::Insurance, half));
+        let rest = room - half;
+        let holder = Holder::Account(AccountId(1));
+        let over = apply(&mut ex, 2, deposit(2, holder, rest + 1));
+        assert_eq!(
+            over,
+            vec![Event::L1Refunded { index: 2, holder, amount: Amount(rest + 1), reason: RejectReason::BadAmount }]
+        );
+        let exact = apply(&mut ex, 3, deposit(3, holder, rest));
+        assert_eq!(exact[0], Event::L1Credited { index: 3, holder, amount: Amount(rest) });
+        let (deposits, withdrawals) = ex.sm.ledger().flows();
+        assert_eq!(deposits - withdrawals, MAX_HELD);
+        assert_eq!(ex.sm.l1().next, 4);
     }
 
     #[test]
