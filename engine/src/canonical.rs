@@ -33,13 +33,26 @@
 //!       u32 instrument, i64 size, i128 cost, i128 funding index, i128 realised,
 //!       i64 open buy, i64 open sell
 //!   i128 total deposits, i128 total withdrawals
+//! L1 part, only for a state that has seen the L1 queue or a binding (see below):
+//!   u8 1 (the part's tag), u64 next queue index, u8 bound,
+//!   u64 chain id, 20 contract bytes, 20 token bytes (all zero unless bound)
 //! ```
+//!
+//! # The L1 part is a trailer
+//!
+//! A state that never consumed an L1 queue entry and was never bound (next index 1, no
+//! binding: every state before issue 16, and every journal of `chain = none`) ends after the
+//! total withdrawals, so its encoding — and its hash, and every snapshot of it — is
+//! byte-for-byte what it was before the L1 queue existed. Every other state carries the
+//! trailer. The decoder refuses a trailer that describes that initial L1 state (the encoding
+//! would not be the only one), a next index of 0, an unknown tag, and binding bytes that are
+//! not zero when unbound.
 
 use core::fmt;
 
 use l2x_types::{
-    AccountId, Amount, ClientOrderId, Holder, InstrumentId, InstrumentSpec, OrderId, Price, Qty, Side, StpMode,
-    TimeInForce, Timestamp,
+    AccountId, Amount, ClientOrderId, Holder, InstrumentId, InstrumentSpec, L1Address, L1Binding, OrderId, Price, Qty,
+    Side, StpMode, TimeInForce, Timestamp,
 };
 use sha2::{Digest, Sha256};
 
@@ -104,6 +117,77 @@ pub struct CanonicalState {
     pub deposits: i128,
     /// Total withdrawals, quote micro-units.
     pub withdrawals: i128,
+    /// The L1 queue's position and the vault binding.
+    pub l1: L1State,
+}
+
+/// The state machine's view of the L1 queue: the next entry it will apply, and the vault the
+/// journal is bound to.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct L1State {
+    /// The queue index the next L1 command must carry (from 1; every entry before it has
+    /// been applied, exactly once, in order).
+    pub next: u64,
+    /// The vault, once bound.
+    pub binding: Option<L1Binding>,
+}
+
+impl Default for L1State {
+    fn default() -> L1State {
+        L1State { next: 1, binding: None }
+    }
+}
+
+/// The L1 part's tag (the only one so far).
+const L1_TAG: u8 = 1;
+
+impl L1State {
+    /// `true` for the state before any L1 command: encoded as nothing.
+    pub fn is_initial(&self) -> bool {
+        *self == L1State::default()
+    }
+
+    fn encode_into(&self, out: &mut Vec<u8>) {
+        if self.is_initial() {
+            return;
+        }
+        out.push(L1_TAG);
+        out.extend_from_slice(&self.next.to_le_bytes());
+        out.push(u8::from(self.binding.is_some()));
+        let b = self.binding.unwrap_or(L1Binding {
+            chain_id: 0,
+            contract: L1Address::default(),
+            token: L1Address::default(),
+        });
+        out.extend_from_slice(&b.chain_id.to_le_bytes());
+        out.extend_from_slice(&b.contract.0);
+        out.extend_from_slice(&b.token.0);
+    }
+
+    fn decode_from(r: &mut Reader<'_>) -> Result<L1State, DecodeError> {
+        if r.remaining() == 0 {
+            return Ok(L1State::default());
+        }
+        let at = r.pos();
+        if r.u8("L1 part tag")? != L1_TAG {
+            return Err(DecodeError { offset: at, what: "L1 part tag" });
+        }
+        let next = r.u64("L1 next index")?;
+        let bound = r.bool("L1 bound")?;
+        let chain_id = r.u64("L1 chain id")?;
+        let contract = L1Address(r.array::<20>("L1 contract")?);
+        let token = L1Address(r.array::<20>("L1 token")?);
+        let binding = L1Binding { chain_id, contract, token };
+        let unbound = L1Binding { chain_id: 0, contract: L1Address::default(), token: L1Address::default() };
+        if !bound && binding != unbound {
+            return Err(DecodeError { offset: at, what: "L1 binding bytes without a binding" });
+        }
+        let state = L1State { next, binding: bound.then_some(binding) };
+        if next == 0 || state.is_initial() {
+            return Err(DecodeError { offset: at, what: "L1 part (a next index of 0, or the initial state)" });
+        }
+        Ok(state)
+    }
 }
 
 /// A SHA-256 state hash; displays as `0x` and 64 hex digits.
@@ -257,6 +341,7 @@ impl CanonicalState {
         }
         out.extend_from_slice(&self.deposits.to_le_bytes());
         out.extend_from_slice(&self.withdrawals.to_le_bytes());
+        self.l1.encode_into(&mut out);
         out
     }
 
@@ -307,8 +392,9 @@ impl CanonicalState {
         }
         let deposits = r.i128("deposits")?;
         let withdrawals = r.i128("withdrawals")?;
+        let l1 = L1State::decode_from(&mut r)?;
         r.finish("trailing bytes")?;
-        Ok(CanonicalState { matching, funding_indexes, accounts, deposits, withdrawals })
+        Ok(CanonicalState { matching, funding_indexes, accounts, deposits, withdrawals, l1 })
     }
 
     /// The state hash: SHA-256 of [`CanonicalState::encode`].

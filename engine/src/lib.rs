@@ -28,6 +28,6 @@ mod state;
 pub mod testing;
 
 pub use book::RestingOrder;
-pub use canonical::{AccountState, CanonicalState, MatchingState, PositionState, StateHash};
+pub use canonical::{AccountState, CanonicalState, L1State, MatchingState, PositionState, StateHash};
 pub use l2x_types::bytes::DecodeError;
 pub use state::{ListingError, RestoreError, StateMachine};

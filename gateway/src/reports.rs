@@ -26,7 +26,7 @@
 
 use std::collections::BTreeMap;
 
-use l2x_types::{AccountId, DetMap, Event, OrderId, Qty};
+use l2x_types::{AccountId, CommandKind, DetMap, Event, OrderId, Qty};
 
 use l2x_protocol::codec::{Liquidity, Report, ReportHeader};
 
@@ -116,7 +116,13 @@ impl Streams {
                     let report = Report::Accepted { cid, order_id, instrument, side, price, qty };
                     self.push(account, report, engine_in_ns, gateway_in_ns, engine_out_ns, out);
                 }
-                Event::Rejected { account: Some(account), cid, reason, .. } => {
+                // A reject of a command no session sent — an L1 queue entry (`queue_out_of_order`:
+                // the node's watcher sent an entry twice or early), an operator's deposit
+                // (`l1_only`, `reserved_account`, `bad_amount`) — answers no request of the
+                // account's: no report (PROTOCOL.md lists those codes as never sent).
+                Event::Rejected { account: Some(account), cid, reason, kind }
+                    if !kind.is_l1() && kind != CommandKind::Deposit =>
+                {
                     let report =
                         Report::Rejected { cid: cid.unwrap_or_default(), reason: reason.code(), retry_after_ms: 0 };
                     self.push(account, report, engine_in_ns, gateway_in_ns, engine_out_ns, out);
@@ -158,6 +164,9 @@ impl Streams {
                         self.push(account, report, engine_in_ns, gateway_in_ns, engine_out_ns, out);
                     }
                 }
+                // The L1 queue's events (l1_credited, l1_refunded, forced_withdrawn,
+                // forced_rejected, l1_bound) have no report on the wire yet: issue 16 adds the
+                // withdrawal messages in a later step. Balances are not reported either.
                 _ => {}
             }
         }
@@ -299,6 +308,24 @@ mod tests {
             s.get(B, 1).unwrap().report,
             Report::Cancelled { cid: ClientOrderId(4), order_id: OrderId(8), qty: Qty(2), leaves: Qty(0), reason: 8 }
         );
+    }
+
+    /// Rejects of commands no session sent (L1 queue entries, operator deposits) make no
+    /// report: they answer no request, and PROTOCOL.md lists their codes as never sent.
+    #[test]
+    fn rejects_of_commands_no_session_sent_make_no_report() {
+        let mut s = Streams::new();
+        let mut out = Vec::new();
+        let reject = |kind, reason| Event::Rejected { kind, account: Some(A), cid: None, reason };
+        let events = [
+            reject(CommandKind::L1Deposit, RejectReason::QueueOutOfOrder),
+            reject(CommandKind::ForcedWithdrawal, RejectReason::QueueOutOfOrder),
+            reject(CommandKind::Deposit, RejectReason::L1Only),
+            reject(CommandKind::Deposit, RejectReason::BadAmount),
+        ];
+        s.on_batch(&events, 1, 0, 0, &mut out);
+        assert_eq!(out, vec![]);
+        assert_eq!(s.next_seq(A), 1, "nothing numbered");
     }
 
     /// Streams longer than a storage chunk: every sequence number is found, in order.

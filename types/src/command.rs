@@ -4,6 +4,7 @@
 
 use crate::ids::{AccountId, ClientOrderId, Holder, InstrumentId, Seq, Timestamp};
 use crate::instrument::InstrumentSpec;
+use crate::l1::L1Address;
 use crate::num::{Amount, Price, Qty};
 use crate::reason::{OrderType, Side, StpMode, TimeInForce};
 
@@ -63,6 +64,45 @@ pub enum Command {
     /// it reaches expire, and settlement epochs can close on time. The node sequences one when
     /// nothing else has been sequenced for a while, so an idle exchange still moves its clock.
     Tick,
+    /// Entry `index` (from 1) of the L1 contract's priority queue: a deposit to an account or
+    /// to the insurance fund. Applied only when `index` is the next the state expects.
+    L1Deposit {
+        /// The queue index.
+        index: u64,
+        /// Who is credited.
+        to: Holder,
+        /// The amount (the contract accepts only positive amounts; anything else is refunded).
+        amount: Amount,
+        /// The depositor on L1 (refunds go there).
+        from: L1Address,
+        /// When the contract queued it (L1 block time, seconds).
+        requested_at: u64,
+    },
+    /// Entry `index` of the L1 queue: an account's owner asks to withdraw on L1, bypassing
+    /// the operator. Applied only when `index` is the next the state expects.
+    ForcedWithdrawal {
+        /// The queue index.
+        index: u64,
+        /// The account debited.
+        account: AccountId,
+        /// The amount.
+        amount: Amount,
+        /// The owner who asked.
+        from: L1Address,
+        /// When the contract queued it (L1 block time, seconds).
+        requested_at: u64,
+    },
+    /// Binds the journal to one vault contract: sequenced once, first, by a node with a
+    /// vault. Afterwards collateral enters only through the queue ([`Command::Deposit`] is
+    /// refused `l1_only`).
+    L1Bind {
+        /// The chain's EIP-155 id.
+        chain_id: u64,
+        /// The settlement (vault) contract.
+        contract: L1Address,
+        /// The collateral token.
+        token: L1Address,
+    },
 }
 
 /// A new order.
@@ -158,6 +198,12 @@ pub enum CommandKind {
     Funding = 9,
     /// [`Command::Tick`].
     Tick = 10,
+    /// [`Command::L1Deposit`].
+    L1Deposit = 11,
+    /// [`Command::ForcedWithdrawal`].
+    ForcedWithdrawal = 12,
+    /// [`Command::L1Bind`].
+    L1Bind = 13,
 }
 
 impl CommandKind {
@@ -174,7 +220,16 @@ impl CommandKind {
             CommandKind::Withdraw => "withdraw",
             CommandKind::Funding => "funding",
             CommandKind::Tick => "tick",
+            CommandKind::L1Deposit => "l1_deposit",
+            CommandKind::ForcedWithdrawal => "forced_withdrawal",
+            CommandKind::L1Bind => "l1_bind",
         }
+    }
+
+    /// `true` for the L1 queue's commands and the vault binding (sequenced by the node from
+    /// the chain, never on behalf of a session).
+    pub const fn is_l1(self) -> bool {
+        matches!(self, CommandKind::L1Deposit | CommandKind::ForcedWithdrawal | CommandKind::L1Bind)
     }
 
     /// `true` for commands about orders (their rejects carry account and client id).
@@ -197,6 +252,9 @@ impl Command {
             Command::Withdraw { .. } => CommandKind::Withdraw,
             Command::Funding { .. } => CommandKind::Funding,
             Command::Tick => CommandKind::Tick,
+            Command::L1Deposit { .. } => CommandKind::L1Deposit,
+            Command::ForcedWithdrawal { .. } => CommandKind::ForcedWithdrawal,
+            Command::L1Bind { .. } => CommandKind::L1Bind,
         }
     }
 }

@@ -3,6 +3,7 @@
 
 use crate::command::CommandKind;
 use crate::ids::{AccountId, ClientOrderId, Holder, InstrumentId, OrderId, TradeId};
+use crate::l1::L1Address;
 use crate::num::{Amount, Ppb, Price, Qty};
 use crate::reason::{CancelReason, RejectReason, Side};
 
@@ -185,12 +186,66 @@ pub enum Event {
         /// Orders at the level now.
         orders: u32,
     },
+    /// L1 queue entry `index`, a deposit, was credited; the `balance` (or `insurance`) event
+    /// with the new collateral follows.
+    L1Credited {
+        /// The queue index.
+        index: u64,
+        /// Who was credited.
+        holder: Holder,
+        /// The amount.
+        amount: Amount,
+    },
+    /// L1 queue entry `index`, a deposit, was consumed without crediting anything: it is
+    /// refunded to its depositor on L1.
+    L1Refunded {
+        /// The queue index.
+        index: u64,
+        /// Who it was for.
+        holder: Holder,
+        /// The amount.
+        amount: Amount,
+        /// Why it could not be credited: `reserved_account` (the fee account or a reserved
+        /// id) or `bad_amount` (not positive, or the collateral would overflow).
+        reason: RejectReason,
+    },
+    /// L1 queue entry `index`, a forced withdrawal, was honoured: the amount leaves the
+    /// account (to be paid on L1); the `balance` event follows.
+    ForcedWithdrawn {
+        /// The queue index.
+        index: u64,
+        /// The account debited.
+        account: AccountId,
+        /// The amount.
+        amount: Amount,
+    },
+    /// L1 queue entry `index`, a forced withdrawal, was consumed and refused: nothing moved.
+    ForcedRejected {
+        /// The queue index.
+        index: u64,
+        /// The account.
+        account: AccountId,
+        /// The amount asked.
+        amount: Amount,
+        /// Why, as for a withdrawal: `insufficient_margin` or `bad_amount`.
+        reason: RejectReason,
+    },
+    /// The journal was bound to an L1 vault.
+    L1Bound {
+        /// The chain's EIP-155 id.
+        chain_id: u64,
+        /// The settlement (vault) contract.
+        contract: L1Address,
+        /// The collateral token.
+        token: L1Address,
+    },
 }
 
 impl Event {
     /// `true` for the events of the matching engine proper (listing, accepted, rejected,
     /// amended, trade, cancelled, book) as opposed to the risk engine's (position, balance,
-    /// funding, liquidation, takeover, insurance, adl, liquidation_incomplete).
+    /// funding, liquidation, takeover, insurance, adl, liquidation_incomplete, and the L1
+    /// queue's l1_credited, l1_refunded, forced_withdrawn, forced_rejected, l1_bound).
     pub const fn is_matching(&self) -> bool {
         matches!(
             self,

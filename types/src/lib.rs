@@ -33,6 +33,7 @@ mod command;
 mod event;
 mod ids;
 mod instrument;
+mod l1;
 mod num;
 mod reason;
 
@@ -40,6 +41,7 @@ pub use command::{Amend, Cancel, Command, CommandKind, MassCancel, NewOrder, Seq
 pub use event::{Event, Trade};
 pub use ids::{AccountId, ClientOrderId, Holder, InstrumentId, OrderId, Seq, Symbol, SymbolError, Timestamp, TradeId};
 pub use instrument::{Instrument, InstrumentSpec, SpecError, SpecField, SpecRule};
+pub use l1::{L1Address, L1AddressError, L1Binding};
 pub use num::{Amount, Fraction, Ppb, Price, Qty, ValueError, exact_units, format_units};
 pub use reason::{CancelReason, OrderType, RejectReason, Side, StpMode, TimeInForce};
 

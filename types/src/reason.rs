@@ -166,6 +166,15 @@ coded_enum! {
         /// A deposit to one of the two highest account ids, reserved for the state tree's
         /// insurance-fund and fee-account leaves.
         ReservedAccount = 113 => "reserved_account",
+        /// An L1 queue entry whose index is not the next the state expects (a duplicate, a
+        /// gap or a reordering): nothing changes but sequenced time, the entry is applied
+        /// when its turn comes.
+        QueueOutOfOrder = 114 => "queue_out_of_order",
+        /// An operator-credited deposit in a journal bound to an L1 vault: collateral enters
+        /// only through the L1 queue.
+        L1Only = 115 => "l1_only",
+        /// A second L1 binding: a journal is bound to one vault, once.
+        L1AlreadyBound = 116 => "l1_already_bound",
         /// Equity would fall below the initial margin requirement.
         InsufficientMargin = 200 => "insufficient_margin",
         /// The position would exceed the instrument's maximum position.

@@ -69,6 +69,13 @@ impl StateMachine {
     }
 
     pub(super) fn deposit(&mut self, to: Holder, amount: Amount, out: &mut Vec<Event>) {
+        if self.l1_only() {
+            let account = match to {
+                Holder::Account(a) => Some(a),
+                _ => None,
+            };
+            return out.push(reject(CommandKind::Deposit, account, None, RejectReason::L1Only));
+        }
         if let Holder::Account(a) = to
             && a.is_reserved()
         {

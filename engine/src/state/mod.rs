@@ -48,10 +48,12 @@
 //! | `resting` | every change of a resting order's open quantity, mirrored in the ledger |
 //! | `liquidation` | reduce-only trimming, liquidations, insurance takeovers, auto-deleveraging |
 //! | `expiry` | GTD orders by expiry |
+//! | `l1` | the L1 queue (deposits, forced withdrawals, exactly once in order) and the vault binding |
 //! | `snapshot` | the canonical state, and a state machine rebuilt from one |
 
 mod commands;
 mod expiry;
+mod l1;
 mod liquidation;
 mod matching;
 mod orders;
@@ -70,6 +72,7 @@ use l2x_types::{
 };
 
 use crate::book::{Books, OrderHandle, RestingOrder};
+use crate::canonical::L1State;
 
 pub use commands::ListingError;
 pub use snapshot::RestoreError;
@@ -97,6 +100,8 @@ pub struct StateMachine {
     touched: Vec<(AccountSlot, InstrumentId)>,
     /// Accounts an oracle or funding tick may have put below maintenance.
     suspects: Vec<AccountSlot>,
+    /// The L1 queue's next index and the vault binding.
+    l1: L1State,
 }
 
 impl StateMachine {
@@ -129,6 +134,11 @@ impl StateMachine {
             Command::MassCancel(m) => self.mass_cancel(m, out),
             // Time passing is all a tick does: the expiries above.
             Command::Tick => {}
+            Command::L1Deposit { index, to, amount, .. } => self.l1_deposit(*index, *to, *amount, out),
+            Command::ForcedWithdrawal { index, account, amount, .. } => {
+                self.forced_withdrawal(*index, *account, *amount, out);
+            }
+            Command::L1Bind { chain_id, contract, token } => self.l1_bind(*chain_id, *contract, *token, out),
         }
         self.trim_reduce_only(out);
         if self.liquidate_all(out) {
@@ -166,6 +176,11 @@ impl StateMachine {
     /// The risk ledger: collateral, positions, marks, funding.
     pub fn ledger(&self) -> &Ledger {
         &self.ledger
+    }
+
+    /// The L1 queue's next index and the vault binding.
+    pub fn l1(&self) -> L1State {
+        self.l1
     }
 
     /// The sequenced time the state has reached.

@@ -96,6 +96,7 @@ impl StateMachine {
         }
         sm.next_order_id = state.matching.next_order_id;
         sm.next_trade_id = state.matching.next_trade_id;
+        sm.l1 = state.l1;
         sm.books.begin_command();
         sm.touched.clear();
         let rebuilt = sm.canonical();
@@ -145,6 +146,7 @@ impl StateMachine {
             accounts,
             deposits,
             withdrawals,
+            l1: self.l1,
         }
     }
 }

@@ -172,12 +172,15 @@ fn long_seeded_run_matches_reference_model() {
         .filter(|r| {
             !matches!(
                 r,
-                // Risk rejects beyond an unfunded account's (risk.rs covers them), and session
-                // rejects (the gateway's).
+                // Risk rejects beyond an unfunded account's (risk.rs covers them), session
+                // rejects (the gateway's), and the L1 queue's (l1_queue.rs covers them).
                 RejectReason::MaxPosition
                     | RejectReason::ReduceOnlyWouldIncrease
                     | RejectReason::Throttled
                     | RejectReason::NotAuthorized
+                    | RejectReason::QueueOutOfOrder
+                    | RejectReason::L1Only
+                    | RejectReason::L1AlreadyBound
             )
         })
         .filter(|r| coverage.rejects.get(r.as_str()).copied().unwrap_or(0) < 5)

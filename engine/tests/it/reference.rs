@@ -158,9 +158,15 @@ impl Reference {
         match &cmd.cmd {
             Command::ListInstrument(spec) => self.list(spec, &mut out),
             Command::Deposit { to: Holder::Account(account), amount } => self.deposit(*account, *amount, &mut out),
-            // The streams deposit only to trading accounts and never withdraw or tick funding.
-            // Time passing is the expiries above.
-            Command::Deposit { .. } | Command::Withdraw { .. } | Command::Funding { .. } | Command::Tick => {}
+            // The streams deposit only to trading accounts and never withdraw, tick funding or
+            // use the L1 queue. Time passing is the expiries above.
+            Command::Deposit { .. }
+            | Command::Withdraw { .. }
+            | Command::Funding { .. }
+            | Command::Tick
+            | Command::L1Deposit { .. }
+            | Command::ForcedWithdrawal { .. }
+            | Command::L1Bind { .. } => {}
             Command::Oracle { instrument, price } => self.oracle(*instrument, *price, &mut out),
             Command::NewOrder(o) => self.new_order(o, &mut out),
             Command::Amend(a) => self.amend(a, &mut out),

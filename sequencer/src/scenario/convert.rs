@@ -5,7 +5,7 @@
 use l2x_engine::StateMachine;
 use l2x_types::{
     AccountId, Amend, Amount, Cancel, ClientOrderId, Command, CommandKind, Decimal, Event, Holder, InstrumentSpec,
-    MassCancel, NewOrder, OrderType, RejectReason, Side, StpMode, Symbol, TimeInForce, Timestamp,
+    L1Address, MassCancel, NewOrder, OrderType, RejectReason, Side, StpMode, Symbol, TimeInForce, Timestamp,
 };
 
 /// A well-formed command, typed but not yet converted to the instrument's units.
@@ -93,6 +93,41 @@ pub enum Parsed {
         /// A gateway's cancel-on-disconnect (reason `disconnect`).
         on_disconnect: bool,
     },
+    /// `l1_deposit`.
+    L1Deposit {
+        /// Queue index.
+        index: u64,
+        /// Account, or the insurance fund or fee account.
+        to: Holder,
+        /// Amount.
+        amount: Decimal,
+        /// Depositor.
+        from: L1Address,
+        /// When the contract queued it.
+        requested_at: u64,
+    },
+    /// `forced_withdrawal`.
+    ForcedWithdrawal {
+        /// Queue index.
+        index: u64,
+        /// Account.
+        account: u64,
+        /// Amount.
+        amount: Decimal,
+        /// The owner who asked.
+        from: L1Address,
+        /// When the contract queued it.
+        requested_at: u64,
+    },
+    /// `l1_bind`.
+    L1Bind {
+        /// Chain id.
+        chain_id: u64,
+        /// Contract.
+        contract: L1Address,
+        /// Token.
+        token: L1Address,
+    },
     /// `mass_cancel`.
     MassCancel {
         /// Account.
@@ -151,6 +186,42 @@ pub fn convert(state: &StateMachine, parsed: Parsed) -> Result<Command, Event> {
         order @ (Parsed::New { .. } | Parsed::Amend { .. } | Parsed::Cancel { .. } | Parsed::MassCancel { .. }) => {
             return convert_order(state, order);
         }
+        l1 @ (Parsed::L1Deposit { .. } | Parsed::ForcedWithdrawal { .. } | Parsed::L1Bind { .. }) => {
+            return convert_l1(state, l1);
+        }
+    })
+}
+
+/// [`convert`] for the L1 commands (no instrument units: amounts are quote).
+fn convert_l1(state: &StateMachine, parsed: Parsed) -> Result<Command, Event> {
+    Ok(match parsed {
+        Parsed::L1Deposit { index, to, amount, from, requested_at } => {
+            let account = match to {
+                Holder::Account(a) => Some(a.0),
+                _ => None,
+            };
+            let reject = || rejected(CommandKind::L1Deposit, account, None, RejectReason::BadAmount);
+            Command::L1Deposit {
+                index,
+                to,
+                amount: Amount::from_decimal(amount).map_err(|_| reject())?,
+                from,
+                requested_at,
+            }
+        }
+        Parsed::ForcedWithdrawal { index, account, amount, from, requested_at } => {
+            let reject = || rejected(CommandKind::ForcedWithdrawal, Some(account), None, RejectReason::BadAmount);
+            Command::ForcedWithdrawal {
+                index,
+                account: AccountId(account),
+                amount: Amount::from_decimal(amount).map_err(|_| reject())?,
+                from,
+                requested_at,
+            }
+        }
+        Parsed::L1Bind { chain_id, contract, token } => Command::L1Bind { chain_id, contract, token },
+        // Never reached: `convert` passes only the three L1 commands.
+        other => return convert(state, other),
     })
 }
 

@@ -43,6 +43,9 @@ pub fn format_command(state: &StateMachine, cmd: &Sequenced) -> String {
         }
         Command::Funding { instrument } => write!(s, r#"{{"cmd":"funding","symbol":"{}""#, symbol(*instrument)),
         Command::Tick => write!(s, r#"{{"cmd":"tick""#),
+        l1 @ (Command::L1Deposit { .. } | Command::ForcedWithdrawal { .. } | Command::L1Bind { .. }) => {
+            format_l1(l1, &mut s)
+        }
         Command::NewOrder(o) => {
             let _ = write!(
                 s,
@@ -92,6 +95,28 @@ pub fn format_command(state: &StateMachine, cmd: &Sequenced) -> String {
     };
     let _ = write!(s, r#","ts":{}}}"#, cmd.ts.0);
     s
+}
+
+/// The scenario line of an L1 command, without its `ts` and closing brace.
+fn format_l1(cmd: &Command, s: &mut String) -> core::fmt::Result {
+    use core::fmt::Write as _;
+    match *cmd {
+        Command::L1Deposit { index, to, amount, from, requested_at } => write!(
+            s,
+            r#"{{"cmd":"l1_deposit","index":{index},"account":{},"amount":"{}","from":"{from}","requested_at":{requested_at}"#,
+            holder_json(to),
+            usdc(i128::from(amount.0))
+        ),
+        Command::ForcedWithdrawal { index, account, amount, from, requested_at } => write!(
+            s,
+            r#"{{"cmd":"forced_withdrawal","index":{index},"account":{account},"amount":"{}","from":"{from}","requested_at":{requested_at}"#,
+            usdc(i128::from(amount.0))
+        ),
+        Command::L1Bind { chain_id, contract, token } => {
+            write!(s, r#"{{"cmd":"l1_bind","chain_id":{chain_id},"contract":"{contract}","token":"{token}""#)
+        }
+        _ => Ok(()),
+    }
 }
 
 /// What an export wrote.

@@ -29,7 +29,7 @@
 
 use core::fmt;
 
-use l2x_types::{AccountId, Decimal, Holder, InstrumentSpec, OrderType, Side, StpMode, TimeInForce};
+use l2x_types::{AccountId, Decimal, Holder, InstrumentSpec, L1Address, OrderType, Side, StpMode, TimeInForce};
 use serde::Deserialize;
 use serde::de::{self, DeserializeSeed, Deserializer, IgnoredAny, IntoDeserializer, MapAccess, SeqAccess, Visitor};
 use serde_json::Value;
@@ -111,8 +111,21 @@ pub enum LineError {
 pub const MAX_LINE_BYTES: usize = 64 * 1024;
 
 /// The commands, as `cmd` names them.
-const COMMANDS: [&str; 10] =
-    ["instrument", "deposit", "withdraw", "oracle", "funding", "tick", "new", "amend", "cancel", "mass_cancel"];
+const COMMANDS: [&str; 13] = [
+    "instrument",
+    "deposit",
+    "withdraw",
+    "oracle",
+    "funding",
+    "tick",
+    "new",
+    "amend",
+    "cancel",
+    "mass_cancel",
+    "l1_deposit",
+    "forced_withdrawal",
+    "l1_bind",
+];
 
 /// Parses one line into a typed command and its timestamp (`last_ts` when absent).
 ///
@@ -143,6 +156,9 @@ pub fn parse_line(line: &str, last_ts: u64) -> Result<(Parsed, u64), LineError> 
         "new" => command::<NewLine>(cmd, fields)?,
         "amend" => command::<AmendLine>(cmd, fields)?,
         "cancel" => command::<CancelLine>(cmd, fields)?,
+        "l1_deposit" => command::<L1DepositLine>(cmd, fields)?,
+        "forced_withdrawal" => command::<ForcedWithdrawalLine>(cmd, fields)?,
+        "l1_bind" => command::<L1BindLine>(cmd, fields)?,
         _ => command::<MassCancelLine>(cmd, fields)?,
     };
     let ts = ts.map_or(last_ts, |t| t.0);
@@ -373,6 +389,69 @@ impl Command for MassCancelLine {
     }
 }
 
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct L1DepositLine {
+    index: Id,
+    account: HolderId,
+    amount: Dec,
+    from: Address,
+    requested_at: Id,
+    ts: Option<Id>,
+}
+
+impl Command for L1DepositLine {
+    fn parsed(self) -> (Parsed, Option<Id>) {
+        let parsed = Parsed::L1Deposit {
+            index: self.index.0,
+            to: self.account.0,
+            amount: self.amount.0,
+            from: self.from.0,
+            requested_at: self.requested_at.0,
+        };
+        (parsed, self.ts)
+    }
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct ForcedWithdrawalLine {
+    index: Id,
+    account: Id,
+    amount: Dec,
+    from: Address,
+    requested_at: Id,
+    ts: Option<Id>,
+}
+
+impl Command for ForcedWithdrawalLine {
+    fn parsed(self) -> (Parsed, Option<Id>) {
+        let parsed = Parsed::ForcedWithdrawal {
+            index: self.index.0,
+            account: self.account.0,
+            amount: self.amount.0,
+            from: self.from.0,
+            requested_at: self.requested_at.0,
+        };
+        (parsed, self.ts)
+    }
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct L1BindLine {
+    chain_id: Id,
+    contract: Address,
+    token: Address,
+    ts: Option<Id>,
+}
+
+impl Command for L1BindLine {
+    fn parsed(self) -> (Parsed, Option<Id>) {
+        (Parsed::L1Bind { chain_id: self.chain_id.0, contract: self.contract.0, token: self.token.0 }, self.ts)
+    }
+}
+
 // ----- field types: what JSON each takes ----------------------------------------------------------
 
 /// A non-negative JSON integer (ids, `ts`, `expire_ts`).
@@ -388,6 +467,25 @@ impl<'de> Deserialize<'de> for Id {
             }
             fn visit_u64<E: de::Error>(self, v: u64) -> Result<Id, E> {
                 Ok(Id(v))
+            }
+        }
+        d.deserialize_any(V)
+    }
+}
+
+/// An L1 address written as a JSON string: `"0x"` and 40 hex digits.
+struct Address(L1Address);
+
+impl<'de> Deserialize<'de> for Address {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Address, D::Error> {
+        struct V;
+        impl Visitor<'_> for V {
+            type Value = Address;
+            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str("a string \"0x\" and 40 hex digits")
+            }
+            fn visit_str<E: de::Error>(self, text: &str) -> Result<Address, E> {
+                L1Address::from_hex(text).map(Address).map_err(E::custom)
             }
         }
         d.deserialize_any(V)
@@ -696,6 +794,47 @@ mod tests {
 
     fn err(line: &str) -> String {
         parse_line(line, 0).unwrap_err().to_string()
+    }
+
+    #[test]
+    fn l1_lines_parse_and_their_errors_name_the_field() {
+        let a = "0x70997970c51812dc3a010c7d01b50e0d17dc79c8";
+        let line = format!(
+            r#"{{"cmd":"l1_deposit","index":3,"account":"insurance","amount":"1.5","from":"{a}","requested_at":9}}"#
+        );
+        let (parsed, ts) = parse_line(&line, 4).unwrap();
+        assert_eq!(ts, 4);
+        let from = L1Address::from_hex(a).unwrap();
+        let amount = Decimal::new(15, 1);
+        assert_eq!(parsed, Parsed::L1Deposit { index: 3, to: Holder::Insurance, amount, from, requested_at: 9 });
+        let line = format!(r#"{{"cmd":"l1_bind","chain_id":31337,"contract":"{a}","token":"{a}","ts":5}}"#);
+        assert_eq!(
+            parse_line(&line, 0).unwrap(),
+            (Parsed::L1Bind { chain_id: 31_337, contract: from, token: from }, 5)
+        );
+        assert_eq!(
+            err(r#"{"cmd":"l1_bind","chain_id":1,"contract":"0x12","token":"0x12"}"#),
+            r#"l1_bind: field "contract": "0x12" is not an L1 address ("0x" and 40 hex digits)"#
+        );
+        assert_eq!(
+            err(&format!(
+                r#"{{"cmd":"forced_withdrawal","index":1,"account":1,"amount":"1","from":"{a}","requested_at":1,"requested_at":2}}"#
+            )),
+            r#"forced_withdrawal: field "requested_at" is given more than once"#
+        );
+        assert_eq!(
+            err(&format!(
+                r#"{{"cmd":"forced_withdrawal","index":1,"account":"insurance","amount":"1","from":"{a}","requested_at":1}}"#
+            )),
+            r#"forced_withdrawal: field "account": "insurance" is not a non-negative integer"#
+        );
+        assert_eq!(
+            err(&format!(
+                r#"{{"cmd":"l1_deposit","index":1,"account":1,"amount":"1","from":"{a}","requested_at":1,"to":2}}"#
+            )),
+            r#"l1_deposit: unknown field "to" (fields: index, account, amount, from, requested_at, ts)"#
+        );
+        assert_eq!(err(r#"{"cmd":"l1_deposit","index":1}"#), r#"l1_deposit: missing field "account""#);
     }
 
     #[test]

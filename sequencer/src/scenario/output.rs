@@ -49,6 +49,11 @@ pub fn format_event(state: &StateMachine, seq: Seq, ev: &Event, out: &mut String
         | Event::Trade(_)
         | Event::Cancelled { .. }
         | Event::Book { .. } => format_order_event(state, seq, ev, out),
+        Event::L1Credited { .. }
+        | Event::L1Refunded { .. }
+        | Event::ForcedWithdrawn { .. }
+        | Event::ForcedRejected { .. }
+        | Event::L1Bound { .. } => format_l1_event(seq, ev, out),
         _ => format_risk_event(state, seq, ev, out),
     }
     out.push('\n');
@@ -188,6 +193,42 @@ fn format_risk_event(state: &StateMachine, seq: Seq, ev: &Event, out: &mut Strin
             r#"{{"ev":"liquidation_incomplete","seq":{seq},"account":{account},"symbol":"{}","qty":"{}"}}"#,
             symbol(instrument),
             qty(instrument, q)
+        ),
+        _ => Ok(()),
+    };
+}
+
+/// The events of the L1 queue and the vault binding (without the line's end).
+fn format_l1_event(seq: Seq, ev: &Event, out: &mut String) {
+    use core::fmt::Write as _;
+    let amount = |a: Amount| usdc(i128::from(a.0));
+    // Writing to a String cannot fail.
+    let _ = match *ev {
+        Event::L1Credited { index, holder, amount: a } => write!(
+            out,
+            r#"{{"ev":"l1_credited","seq":{seq},"index":{index},"account":{},"amount":"{}"}}"#,
+            holder_json(holder),
+            amount(a)
+        ),
+        Event::L1Refunded { index, holder, amount: a, reason } => write!(
+            out,
+            r#"{{"ev":"l1_refunded","seq":{seq},"index":{index},"account":{},"amount":"{}","reason":"{reason}"}}"#,
+            holder_json(holder),
+            amount(a)
+        ),
+        Event::ForcedWithdrawn { index, account, amount: a } => write!(
+            out,
+            r#"{{"ev":"forced_withdrawn","seq":{seq},"index":{index},"account":{account},"amount":"{}"}}"#,
+            amount(a)
+        ),
+        Event::ForcedRejected { index, account, amount: a, reason } => write!(
+            out,
+            r#"{{"ev":"forced_rejected","seq":{seq},"index":{index},"account":{account},"amount":"{}","reason":"{reason}"}}"#,
+            amount(a)
+        ),
+        Event::L1Bound { chain_id, contract, token } => write!(
+            out,
+            r#"{{"ev":"l1_bound","seq":{seq},"chain_id":{chain_id},"contract":"{contract}","token":"{token}"}}"#
         ),
         _ => Ok(()),
     };

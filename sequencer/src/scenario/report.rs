@@ -23,6 +23,10 @@ pub struct StateReport {
     pub fees: String,
     /// Trading accounts in ascending id.
     pub accounts: Vec<AccountReport>,
+    /// The next L1 queue index the state expects; absent for a state that never saw an L1
+    /// command (so reports of such states read as before the L1 queue existed).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub l1_next: Option<u64>,
 }
 
 /// One account in a [`StateReport`].
@@ -121,5 +125,6 @@ pub fn state_report(state: &StateMachine, seq: u64) -> StateReport {
         insurance_positions: positions(l2x_risk::Ledger::INSURANCE),
         fees: usdc(i128::from(ledger.account(l2x_risk::Ledger::FEES).collateral)),
         accounts,
+        l1_next: (!state.l1().is_initial()).then_some(state.l1().next),
     }
 }

@@ -17,9 +17,17 @@ use rand_chacha::ChaCha8Rng;
 
 use l2x_engine::testing::orders::{Generator, Profile};
 
-/// Commands of every kind: book-heavy (GTD, amends, mass cancels, bad values) and
-/// risk-heavy (deposits to the fund, withdrawals, funding, liquidations).
+/// Commands of every kind: book-heavy (GTD, amends, mass cancels, bad values),
+/// risk-heavy (deposits to the fund, withdrawals, funding, liquidations), then the L1 queue
+/// (a binding, deposits and forced withdrawals in and out of turn).
 fn mixed_commands() -> Vec<Sequenced> {
+    let mut cmds = book_and_risk_commands();
+    let (seq, ts) = cmds.last().map_or((0, 0), |c| (c.seq.0, c.ts.0));
+    cmds.extend(crate::l1_queue::tail(seq, ts, 300));
+    cmds
+}
+
+fn book_and_risk_commands() -> Vec<Sequenced> {
     let mut generator = Generator::new(Profile::CROSSING);
     let mut rng = ChaCha8Rng::seed_from_u64(11);
     let mut cmds = generator.setup();

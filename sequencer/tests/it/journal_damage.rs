@@ -21,7 +21,8 @@ use l2x_engine::testing::orders::{Generator, Profile};
 /// Segments this small hold a handful of records (and one instrument listing) each.
 const SMALL: u64 = 512;
 
-/// A short stream of every kind of command.
+/// A short stream of every kind of command, with a few of the L1 queue's (a binding,
+/// entries in and out of turn) among them, before the snapshots.
 fn commands(n: usize) -> Vec<Sequenced> {
     let mut generator = Generator::new(Profile::CROSSING);
     let mut rng = ChaCha8Rng::seed_from_u64(14);
@@ -29,6 +30,14 @@ fn commands(n: usize) -> Vec<Sequenced> {
     while cmds.len() < n {
         cmds.push(generator.next(&mut rng));
     }
+    let at = cmds.len().min(10);
+    let (seq, ts) = (cmds[at - 1].seq.0, cmds[at - 1].ts.0);
+    let l1 = crate::l1_queue::tail(seq, ts, 5);
+    let shift = l1.len() as u64;
+    for c in &mut cmds[at..] {
+        c.seq.0 += shift;
+    }
+    cmds.splice(at..at, l1);
     cmds.truncate(n);
     cmds
 }

@@ -7,6 +7,8 @@
 //!   every offset; missing, renamed, duplicated, truncated and foreign files) gives a named
 //!   error or the undamaged result, and recovery never modifies a valid record; the issue 14
 //!   regressions.
+//! - `l1_queue`: the L1 queue against a reference model (random indices, duplicates, gaps,
+//!   interleaved trading): each entry once, in order; conservation; the journal replays it.
 //! - `pipeline`: the pipeline against direct application of the same commands, durability
 //!   holds, tiny rings, restarts, snapshots.
 
@@ -19,4 +21,5 @@
 mod golden;
 mod journal;
 mod journal_damage;
+mod l1_queue;
 mod pipeline;
