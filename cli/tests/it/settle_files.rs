@@ -346,6 +346,10 @@ fn prove_refuses_a_leaf_whose_value_does_not_fit_naming_the_batch_and_account() 
         root,
         markets: vec![Market { instrument: 0, mark: i64::MAX, fundingIndex: 0, tickValue: i64::MAX }],
         changes,
+        queue_count: 0,
+        queue_hash: alloy::primitives::B256::ZERO,
+        withdrawals: Vec::new(),
+        rejected: Vec::new(),
     };
     Batch::of(&epoch).write(&batches).unwrap();
     // The set itself loads: status answers.
