@@ -6,10 +6,13 @@
 //!    Epochs::on_command(cmd, events, state)
 //!      holders the events touched ──▶ touched set         (balance, position, insurance, …)
 //!      fills += trades
+//!      an L1 queue entry taken ──▶ queue_count, queue_hash (refused: its index listed)
+//!      a withdrawal made ──▶ withdrawals               (forced_withdrawn, or withdraw's balance)
 //!      due? cmd.ts ≥ start + max_ms, or fills ≥ max_fills
 //!        yes ──▶ leaves of the touched holders, read from the state ──▶ Tree::update
 //!                market state of every listed instrument (marks, funding indexes)
-//!                root or market state differ from the last batch's?
+//!                root, market state or queue_count differ from the last batch's,
+//!                or a withdrawal was made?
 //!                  yes ──▶ Epoch (a batch)
 //!                  no  ──▶ the epoch stays open (every later command is due too)
 //! ```

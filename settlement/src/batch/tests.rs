@@ -282,3 +282,15 @@ fn the_compact_encoding_is_a_fifth_of_the_abi() {
     assert_eq!(l.encode().len(), 288);
     assert!(calldata_gas(&encode_leaves(&[l])) < 62 * 16);
 }
+
+/// Issue 16: format 4 replaced format 3 (the L1 queue fields); a format 3 file is refused by
+/// its version, not misread.
+#[test]
+fn a_format_3_file_is_refused_by_its_version() {
+    let mut tree = Tree::new();
+    let mut old = Batch::of(&epoch(1, B256::ZERO, vec![leaf(1, 0)], &mut tree)).encode();
+    old[8..12].copy_from_slice(&3u32.to_be_bytes());
+    let err = Batch::decode(&old).unwrap_err();
+    assert_eq!(err, FormatError::Version { found: 3 });
+    assert_eq!(err.to_string(), "batch format version 3 (bytes 8-11); this l2x reads version 4");
+}
