@@ -42,7 +42,8 @@ use crate::leaf;
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 #[repr(u8)]
 pub enum Kind {
-    /// A deposit to a trading account (or, refunded, to a reserved id).
+    /// A deposit to a trading account (in a hand-made journal, also a refunded one to a
+    /// reserved id: the contract refuses those).
     Deposit = 0,
     /// A deposit to the insurance fund.
     InsuranceDeposit = 1,
@@ -136,7 +137,12 @@ pub fn withdrawal_of(cmd: &Command, events: &[Event]) -> Option<Withdrawal> {
         (Event::ForcedWithdrawn { account, amount, .. }, _) => {
             Some(Withdrawal { account: account.0, amount: amount.0.cast_unsigned() })
         }
-        (Event::Balance { holder: Holder::Account(a), .. }, Command::Withdraw { account, amount }) if a == *account => {
+        // A withdraw the ledger accepted: its account's balance, and no reject (the engine
+        // reports a refused one by its reject alone; the guard keeps a future balance event
+        // of a refused withdraw from listing money that never left).
+        (Event::Balance { holder: Holder::Account(a), .. }, Command::Withdraw { account, amount })
+            if a == *account && !events.iter().any(|e| matches!(e, Event::Rejected { .. })) =>
+        {
             Some(Withdrawal { account: account.0, amount: amount.0.cast_unsigned() })
         }
         _ => None,
