@@ -418,6 +418,10 @@ mod tests {
             leaves,
             raw_len: 0,
             market_hash: B256::ZERO,
+            queue_count: 0,
+            queue_hash: B256::ZERO,
+            withdrawals: 0,
+            rejected: 0,
         };
         let headers = [header(150, 100), header(130, 100)];
         let gas = [110_000u64, 100_000];

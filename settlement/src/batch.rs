@@ -4,12 +4,14 @@
 //! "Batches").
 //!
 //! ```text
-//!  file     = "L2XBATCH" ‖ u32 version = 3 ‖ header (fixed, 212 bytes) ‖ data
+//!  file     = "L2XBATCH" ‖ u32 version = 4 ‖ header (fixed, 260 bytes) ‖ data
 //!  data     = zstd(raw)                   (what is posted as calldata, and hashed)
-//!  raw      = epoch ‖ u32 m ‖ market*m ‖ leaf*
+//!  raw      = epoch ‖ u32 m ‖ market*m ‖ u32 w ‖ withdrawal*w ‖ u32 r ‖ u64 index*r ‖ leaf*
 //!  epoch    = u64 index ‖ u64 first_seq ‖ u64 last_seq ‖ u64 epoch_ts ‖ u64 commands ‖ u64 fills
-//!           ‖ bytes32 prev_root ‖ bytes32 new_root                               (112 bytes)
+//!           ‖ bytes32 prev_root ‖ bytes32 new_root ‖ u64 queue_count ‖ bytes32 queue_hash
+//!                                                                                (152 bytes)
 //!  market   = u32 instrument ‖ i64 mark ‖ i128 fundingIndex ‖ i64 tickValue      (36 bytes)
+//!  withdrawal = u64 account ‖ u64 amount                                          (16 bytes)
 //!  leaf     = u64 account ‖ i64 collateral ‖ u16 n ‖ position*n
 //!  position = u32 instrument ‖ i64 size ‖ i128 cost ‖ i128 fundingIndex          (44 bytes)
 //!  header.data_hash = keccak256(data), header.market_hash = keccak256(abi.encode(markets))
@@ -32,24 +34,25 @@ use alloy_primitives::{B256, keccak256};
 use crate::epoch::Epoch;
 use crate::leaf::AccountLeaf;
 use crate::market::{self, Market};
+use crate::queue::Withdrawal;
 
 /// Start of a batch file.
 pub const MAGIC: &[u8; 8] = b"L2XBATCH";
 /// Format version of batch files this code writes and reads (1: uncompressed leaves; 2:
-/// compressed leaves, no market state).
-pub const VERSION: u32 = 3;
+/// compressed leaves, no market state; 3: no L1 queue, withdrawals or refused entries).
+pub const VERSION: u32 = 4;
 /// The zstd level batches are compressed at.
 pub const ZSTD_LEVEL: i32 = 9;
 /// The most raw bytes a batch may declare (a bound on what decompression allocates).
 pub const MAX_RAW_LEN: u64 = 1 << 30;
 /// Bytes of the encoded header (after the magic and the version).
-pub const HEADER_LEN: usize = 8 * 5 + 32 * 3 + 8 * 2 + 4 + 8 + 32 + PADDING;
+pub const HEADER_LEN: usize = 8 * 5 + 32 * 3 + 8 * 2 + 4 + 8 + 32 + 8 + 32 + 4 + 4 + PADDING;
 /// Zero bytes at the end of the header.
 const PADDING: usize = 16;
 /// Where the data starts in a file.
 pub const DATA_OFFSET: usize = 12 + HEADER_LEN;
 /// Bytes of the epoch fields at the start of the raw data.
-pub const EPOCH_LEN: usize = 8 * 6 + 32 * 2;
+pub const EPOCH_LEN: usize = 8 * 6 + 32 * 2 + 8 + 32;
 
 /// The fixed part of a batch.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -83,6 +86,14 @@ pub struct Header {
     pub raw_len: u64,
     /// `keccak256(abi.encode(markets))` of the market state in the data.
     pub market_hash: B256,
+    /// L1 queue entries taken in all up to the batch's end.
+    pub queue_count: u64,
+    /// The queue's rolling hash after entry `queue_count` ([`crate::queue`]).
+    pub queue_hash: B256,
+    /// Withdrawals in the data.
+    pub withdrawals: u32,
+    /// Refused queue indexes in the data.
+    pub rejected: u32,
 }
 
 /// A batch: header and data.
@@ -100,6 +111,10 @@ pub struct Batch {
 pub struct Contents {
     /// The market state at the epoch's close, instruments 0, 1, … in order.
     pub markets: Vec<Market>,
+    /// The withdrawals, in sequence order.
+    pub withdrawals: Vec<Withdrawal>,
+    /// The refused queue indexes, increasing.
+    pub rejected: Vec<u64>,
     /// The changed leaves, in account order.
     pub leaves: Vec<AccountLeaf>,
 }
@@ -253,8 +268,12 @@ impl Batch {
             leaves: u32::try_from(epoch.changes.len()).unwrap_or(u32::MAX),
             raw_len: 0,
             market_hash: market::hash(&epoch.markets),
+            queue_count: epoch.queue_count,
+            queue_hash: epoch.queue_hash,
+            withdrawals: u32::try_from(epoch.withdrawals.len()).unwrap_or(u32::MAX),
+            rejected: u32::try_from(epoch.rejected.len()).unwrap_or(u32::MAX),
         };
-        let raw = encode_raw(&header, &epoch.markets, &epoch.changes);
+        let raw = encode_raw(&header, &epoch.markets, &epoch.withdrawals, &epoch.rejected, &epoch.changes);
         // Compressing bytes in memory fails only if zstd cannot allocate its context.
         let data = zstd::bulk::compress(&raw, ZSTD_LEVEL).unwrap_or_else(|e| panic!("zstd: {e}"));
         header.data_hash = keccak256(&data);
@@ -342,6 +361,10 @@ impl Batch {
         out.extend_from_slice(&h.leaves.to_be_bytes());
         out.extend_from_slice(&h.raw_len.to_be_bytes());
         out.extend_from_slice(h.market_hash.as_slice());
+        out.extend_from_slice(&h.queue_count.to_be_bytes());
+        out.extend_from_slice(h.queue_hash.as_slice());
+        out.extend_from_slice(&h.withdrawals.to_be_bytes());
+        out.extend_from_slice(&h.rejected.to_be_bytes());
         out.resize(DATA_OFFSET, 0);
         out.extend_from_slice(&self.data);
         out
@@ -433,6 +456,10 @@ fn decode_header(bytes: &[u8]) -> Result<Header, FormatError> {
         leaves: u32::from_be_bytes(c.take::<4>("leaves")?),
         raw_len: c.u64("raw_len")?,
         market_hash: c.b256("market_hash")?,
+        queue_count: c.u64("queue_count")?,
+        queue_hash: c.b256("queue_hash")?,
+        withdrawals: u32::from_be_bytes(c.take::<4>("withdrawals")?),
+        rejected: u32::from_be_bytes(c.take::<4>("rejected")?),
     };
     let pad = c.at;
     if let Some(i) = c.take::<PADDING>("padding")?.iter().position(|&b| b != 0) {
@@ -469,6 +496,13 @@ fn check_ranges(header: &Header) -> Result<(), FormatError> {
                 header.commands, header.first_seq, header.last_seq
             ),
         );
+    }
+    if header.queue_count == 0 && header.queue_hash != B256::ZERO {
+        return bad("queue_hash", 216, format!("{}, but no queue entry was taken: 0x00…00", header.queue_hash));
+    }
+    if u64::from(header.rejected) > header.queue_count {
+        let why = format!("{}, more than the {} queue entries taken", header.rejected, header.queue_count);
+        return bad("rejected", 252, why);
     }
     Ok(())
 }

@@ -13,6 +13,10 @@
 //!               (commands ≤ last_seq − first_seq + 1: sequence numbers may have gaps)
 //!               prev_root = the previous new_root (batch 1: 0x00…00)      → Inconsistent (prev_root)
 //!               markets: never fewer, tick values fixed, a mark once set stays set
+//!               queue_count ≥ the previous one (batch 1: ≥ 0)             → Inconsistent (queue_count)
+//!               the same count: the same queue_hash                        → Inconsistent (queue_hash)
+//!               rejected indexes > the previous queue_count (the decoder
+//!               checked them increasing and ≤ this queue_count)            → Inconsistent (rejected)
 //!               its leaves applied to the tree give new_root              → Inconsistent (new_root)
 //! ```
 //!
@@ -179,6 +183,29 @@ fn check_markets(path: &Path, markets: &[Market], prev: &[Market]) -> Result<(),
     Ok(())
 }
 
+/// Checks that a batch's L1 queue fields continue the previous batch's: the count never
+/// decreases, an unchanged count keeps its hash, and the refused entries are entries this
+/// batch took (after the previous count; the decoder checked the upper bound and the order).
+fn check_queue(path: &Path, b: &Batch, contents: &Contents, prev: Option<&Batch>) -> Result<(), BatchError> {
+    let (count, hash) = (b.header.queue_count, b.header.queue_hash);
+    let (prev_count, prev_hash) = prev.map_or((0, B256::ZERO), |pb| (pb.header.queue_count, pb.header.queue_hash));
+    if count < prev_count {
+        let why = format!("{count}, but the batch before had taken {prev_count} queue entries: it never decreases");
+        return Err(inconsistent(path, "queue_count", why));
+    }
+    if count == prev_count && hash != prev_hash {
+        let why = format!("{hash}, but no entry was taken since the batch before, whose hash is {prev_hash}");
+        return Err(inconsistent(path, "queue_hash", why));
+    }
+    if let Some(&first) = contents.rejected.first()
+        && first <= prev_count
+    {
+        let why = format!("index {first}, but the batch before had taken entries 1..={prev_count} already");
+        return Err(inconsistent(path, "rejected", why));
+    }
+    Ok(())
+}
+
 /// Checks one batch file's bytes as [`BatchSet::load`] checks each file of a set, given the
 /// batch before it and that batch's market state (`None`: it is batch 1): the bytes decode
 /// ([`Batch::decode`]: every field, the data hash, the content), the header's index is
@@ -203,6 +230,7 @@ pub fn check_next(
     check_follows(path, &b, prev.map(|(pb, _)| pb))?;
     let contents = b.contents().map_err(|what| BatchError::Damaged { path: path.to_path_buf(), what })?;
     check_markets(path, &contents.markets, prev.map_or(&[], |(_, m)| m))?;
+    check_queue(path, &b, &contents, prev.map(|(pb, _)| pb))?;
     Ok((b, contents))
 }
 

@@ -6,10 +6,13 @@
 //!    Epochs::on_command(cmd, events, state)
 //!      holders the events touched ──▶ touched set         (balance, position, insurance, …)
 //!      fills += trades
+//!      an L1 queue entry taken ──▶ queue_count, queue_hash (refused: its index listed)
+//!      a withdrawal made ──▶ withdrawals               (forced_withdrawn, or withdraw's balance)
 //!      due? cmd.ts ≥ start + max_ms, or fills ≥ max_fills
 //!        yes ──▶ leaves of the touched holders, read from the state ──▶ Tree::update
 //!                market state of every listed instrument (marks, funding indexes)
-//!                root or market state differ from the last batch's?
+//!                root, market state or queue_count differ from the last batch's,
+//!                or a withdrawal was made?
 //!                  yes ──▶ Epoch (a batch)
 //!                  no  ──▶ the epoch stays open (every later command is due too)
 //! ```
@@ -28,8 +31,9 @@
 //! Time passes only with commands: an idle node sequences `Command::Tick`s so that epochs
 //! close on time when nobody trades.
 //!
-//! An epoch that changed nothing — no leaf (its root is the last batch's) and no market
-//! state — is not a batch: it is extended until a command changes something. So an idle
+//! An epoch that changed nothing — no leaf (its root is the last batch's), no market
+//! state, no L1 queue entry taken (its queue count is the last batch's) and no withdrawal
+//! — is not a batch: it is extended until a command changes something. So an idle
 //! exchange commits nothing, and batch indexes run without gaps (an extended epoch keeps
 //! its first command: its range holds the commands that changed nothing).
 //!
@@ -37,6 +41,12 @@
 //! commands changed (a holder whose leaf came back to what it was may be listed), in key
 //! order: exactly what the tree's root moved by, and what a batch carries, with the market
 //! state at its close ([`crate::market`]).
+//!
+//! An epoch also says what it did with the L1 queue ([`crate::queue`]): how many entries
+//! the state machine has taken in all by its end (`l1_next − 1`) and the rolling hash at
+//! that count, the withdrawals that left the ledger in it (forced ones honoured and
+//! operator ones), and the entries it refused. A refunded deposit changes no leaf, but
+//! the contract must learn of it: an epoch whose queue count moved is a batch.
 
 use std::collections::BTreeSet;
 
@@ -47,6 +57,7 @@ use l2x_types::{Event, Holder, Sequenced};
 
 use crate::leaf::{self, AccountLeaf};
 use crate::market::{self, Market};
+use crate::queue::{self, Withdrawal};
 use crate::tree::Tree;
 
 /// When an epoch is due to close (it closes when it is due and has changed something).
@@ -91,6 +102,16 @@ pub struct Epoch {
     pub markets: Vec<Market>,
     /// The leaves it changed, in key order.
     pub changes: Vec<AccountLeaf>,
+    /// L1 queue entries taken in all up to its end (the state's `l1_next − 1`).
+    pub queue_count: u64,
+    /// The queue's rolling hash after entry `queue_count` (zero for none).
+    pub queue_hash: B256,
+    /// What left the ledger in it, in sequence order: forced withdrawals honoured and
+    /// operator withdrawals.
+    pub withdrawals: Vec<Withdrawal>,
+    /// The queue indexes it refused (deposits refunded, forced withdrawals rejected), in
+    /// order.
+    pub rejected: Vec<u64>,
 }
 
 /// Cuts the stream into epochs and keeps the state tree.
@@ -108,6 +129,14 @@ pub struct Epochs {
     touched: BTreeSet<Holder>,
     /// The market state of the last closed epoch.
     markets: Vec<Market>,
+    /// Queue entries taken so far, and the rolling hash after them.
+    queue_count: u64,
+    queue_hash: B256,
+    /// The last closed epoch's queue count.
+    closed_queue_count: u64,
+    /// The open epoch's withdrawals and refused entries.
+    withdrawals: Vec<Withdrawal>,
+    rejected: Vec<u64>,
 }
 
 impl Epochs {
@@ -124,6 +153,11 @@ impl Epochs {
             // The insurance fund and the fee account exist from the start: in the first root.
             touched: BTreeSet::from([Holder::Insurance, Holder::Fees]),
             markets: Vec::new(),
+            queue_count: 0,
+            queue_hash: B256::ZERO,
+            closed_queue_count: 0,
+            withdrawals: Vec::new(),
+            rejected: Vec::new(),
         }
     }
 
@@ -136,18 +170,8 @@ impl Epochs {
     pub fn on_command(&mut self, cmd: &Sequenced, events: &[Event], state: &StateMachine) -> Option<Epoch> {
         let start_ts = *self.open.get_or_insert(cmd.ts.0);
         self.commands += 1;
-        for ev in events {
-            match *ev {
-                Event::Balance { holder, .. } | Event::Position { holder, .. } => {
-                    self.touched.insert(holder);
-                }
-                Event::Insurance { .. } => {
-                    self.touched.insert(Holder::Insurance);
-                }
-                Event::Trade(_) => self.fills += 1,
-                _ => {}
-            }
-        }
+        self.record(cmd, events);
+        debug_assert_eq!(self.queue_count, state.l1().next - 1, "the queue count is l1_next − 1");
         let by_time = cmd.ts.0.saturating_sub(start_ts) >= self.policy.max_ms.saturating_mul(1_000_000);
         let by_fills = self.policy.max_fills > 0 && self.fills >= self.policy.max_fills;
         if !(by_time || by_fills) {
@@ -160,7 +184,8 @@ impl Epochs {
         let prev_root = self.tree.root();
         // Leaves whose value did not change leave the tree as it was.
         let root = self.tree.update(changes.iter().map(|l| (l.account, Some(l.hash()))));
-        if root == prev_root && market::matches(ledger, &self.markets) {
+        let queue_moved = self.queue_count != self.closed_queue_count || !self.withdrawals.is_empty();
+        if root == prev_root && market::matches(ledger, &self.markets) && !queue_moved {
             // Nothing changed: no batch; the epoch goes on.
             return None;
         }
@@ -176,14 +201,45 @@ impl Epochs {
             root,
             markets: markets.clone(),
             changes,
+            queue_count: self.queue_count,
+            queue_hash: self.queue_hash,
+            withdrawals: std::mem::take(&mut self.withdrawals),
+            rejected: std::mem::take(&mut self.rejected),
         };
         self.markets = markets;
+        self.closed_queue_count = self.queue_count;
         self.next_index += 1;
         self.closed_seq = cmd.seq.0;
         self.open = None;
         self.commands = 0;
         self.fills = 0;
         Some(epoch)
+    }
+
+    /// Records what one command's events say: the holders touched, the trades, the queue
+    /// entry taken, the withdrawal made.
+    fn record(&mut self, cmd: &Sequenced, events: &[Event]) {
+        for ev in events {
+            match *ev {
+                Event::Balance { holder, .. } | Event::Position { holder, .. } => {
+                    self.touched.insert(holder);
+                }
+                Event::Insurance { .. } => {
+                    self.touched.insert(Holder::Insurance);
+                }
+                Event::Trade(_) => self.fills += 1,
+                _ => {}
+            }
+        }
+        if let Some((entry, refused)) = queue::entry_of(&cmd.cmd, events) {
+            debug_assert_eq!(entry.index, self.queue_count + 1, "entries are taken in order");
+            self.queue_hash = entry.next_hash(self.queue_hash);
+            self.queue_count = entry.index;
+            if refused {
+                self.rejected.push(entry.index);
+            }
+        }
+        self.withdrawals.extend(queue::withdrawal_of(&cmd.cmd, events));
     }
 }
 

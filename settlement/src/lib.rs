@@ -25,6 +25,8 @@
 //! - [`leaf`]: the canonical account leaf and its ABI encoding.
 //! - [`market`]: the market state at an epoch's close (marks, funding indexes), with which
 //!   a leaf is valued.
+//! - [`queue`]: the L1 queue as a batch sees it: the rolling hash of the entries taken,
+//!   the withdrawals, the refused entries.
 //! - [`submitter`]: recomputes the epochs from the journal and commits the batches the
 //!   chain lacks, stopping on any disagreement.
 //! - [`tree`]: the sparse Merkle tree over account ids, its proofs, and the reference root
@@ -44,5 +46,6 @@ pub mod embedded;
 pub mod epoch;
 pub mod leaf;
 pub mod market;
+pub mod queue;
 pub mod submitter;
 pub mod tree;

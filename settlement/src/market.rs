@@ -218,15 +218,18 @@ mod tests {
             collateral: 10_000_000_000,
             positions: vec![Position { instrument: 0, size: 200, cost: 10_000_000_000, fundingIndex: 1_000_000 }],
         };
-        // The bytes the worked example shows: the market in the raw data, then the leaf.
+        // The bytes the worked example shows: the market in the raw data, no withdrawal and
+        // no refused queue entry (two zero counts), then the leaf.
         let mut bytes = Vec::new();
         encode(&markets, &mut bytes);
+        bytes.extend([0u8; 8]);
         bytes.extend(crate::batch::encode_leaves(std::slice::from_ref(&leaf)));
         let hex = alloy_primitives::hex::encode(&bytes);
         assert_eq!(
             hex,
             "00000001\
              00000000 0000000000018a88 0000000000000000000000000016e360 00000000000001f4\
+             00000000 00000000\
              0000000000000007 00000002540be400 0001\
              00000000 00000000000000c8 000000000000000000000002540be400 000000000000000000000000000f4240"
                 .replace(' ', "")

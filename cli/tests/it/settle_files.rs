@@ -247,6 +247,35 @@ fn every_flipped_byte_of_a_batch_file_is_refused_by_settle_status() {
     assert!(l2x(&["settle", "status", "--batches", s(&set.batches)]).status.success());
 }
 
+/// Issue 16: the same on the L1 queue's golden scenario, whose batches carry queue
+/// entries, withdrawals (forced and operator) and refused entries: every byte of each batch
+/// with a non-empty withdrawal or refused list flipped, through `settle status`.
+#[test]
+fn every_flipped_byte_of_a_batch_with_l1_queue_sections_is_refused_by_settle_status() {
+    let set = Settled::new("l1_queue.jsonl");
+    let loaded = l2x_settlement::batch_set::BatchSet::load(&set.batches).unwrap();
+    let mut picked = Vec::new();
+    for kind in [0, 1] {
+        let found = loaded.batches().iter().find(|b| {
+            let c = b.contents().unwrap();
+            b.header.queue_count > 0 && if kind == 0 { !c.withdrawals.is_empty() } else { !c.rejected.is_empty() }
+        });
+        picked.push(found.unwrap_or_else(|| panic!("no batch with section {kind}")).header.index);
+    }
+    picked.dedup();
+    for index in picked {
+        let path = file(&set.batches, index);
+        let good = std::fs::read(&path).unwrap();
+        let name = l2x_settlement::batch::Batch::file_name(index);
+        for offset in 0..good.len() {
+            flip(&path, offset, 0x01);
+            refused(&l2x(&["settle", "status", "--batches", s(&set.batches)]), &[&name]);
+            flip(&path, offset, 0x01);
+        }
+    }
+    assert!(l2x(&["settle", "status", "--batches", s(&set.batches)]).status.success());
+}
+
 /// Every truncation of a batch file, and bytes appended to it, through `settle status`:
 /// exit 1 naming the file.
 #[test]
@@ -346,6 +375,10 @@ fn prove_refuses_a_leaf_whose_value_does_not_fit_naming_the_batch_and_account() 
         root,
         markets: vec![Market { instrument: 0, mark: i64::MAX, fundingIndex: 0, tickValue: i64::MAX }],
         changes,
+        queue_count: 0,
+        queue_hash: alloy::primitives::B256::ZERO,
+        withdrawals: Vec::new(),
+        rejected: Vec::new(),
     };
     Batch::of(&epoch).write(&batches).unwrap();
     // The set itself loads: status answers.

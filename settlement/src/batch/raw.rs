@@ -1,5 +1,5 @@
-//! The raw (decompressed) data of a batch: the epoch's header fields, the market state and
-//! the changed leaves, each decoded strictly and named by field and offset when it breaks a
+//! The raw (decompressed) data of a batch: the epoch's header fields, the market state, the
+//! withdrawals, the refused queue entries and the changed leaves, each decoded strictly and named by field and offset when it breaks a
 //! rule (the layout is in the parent module's doc).
 
 use alloy_primitives::B256;
@@ -7,6 +7,7 @@ use alloy_primitives::B256;
 use super::{Contents, EPOCH_LEN, FormatError, Header};
 use crate::leaf::{AccountLeaf, Position};
 use crate::market::{self, Market};
+use crate::queue::Withdrawal;
 
 /// A cursor over bytes that names the field it failed to read.
 pub(super) struct Cursor<'a> {
@@ -32,7 +33,7 @@ impl Cursor<'_> {
 }
 
 /// The epoch fields the raw data repeats from the header.
-pub(super) fn epoch_fields(h: &Header) -> [(&'static str, usize, Field); 8] {
+pub(super) fn epoch_fields(h: &Header) -> [(&'static str, usize, Field); 10] {
     [
         ("index", 12, Field::U64(h.index)),
         ("first_seq", 20, Field::U64(h.first_seq)),
@@ -42,6 +43,8 @@ pub(super) fn epoch_fields(h: &Header) -> [(&'static str, usize, Field); 8] {
         ("fills", 148, Field::U64(h.fills)),
         ("prev_root", 52, Field::Root(h.prev_root)),
         ("new_root", 84, Field::Root(h.new_root)),
+        ("queue_count", 208, Field::U64(h.queue_count)),
+        ("queue_hash", 216, Field::Root(h.queue_hash)),
     ]
 }
 
@@ -60,9 +63,23 @@ impl std::fmt::Display for Field {
     }
 }
 
-/// The raw encoding of a batch's content: the header's epoch fields, the markets, the leaves.
-pub fn encode_raw(header: &Header, markets: &[Market], leaves: &[AccountLeaf]) -> Vec<u8> {
-    let mut out = Vec::with_capacity(EPOCH_LEN + 4 + markets.len() * market::MARKET_LEN + leaves.len() * 62);
+/// The raw encoding of a batch's content: the header's epoch fields, the markets, the
+/// withdrawals, the refused queue indexes, the leaves.
+pub fn encode_raw(
+    header: &Header,
+    markets: &[Market],
+    withdrawals: &[Withdrawal],
+    rejected: &[u64],
+    leaves: &[AccountLeaf],
+) -> Vec<u8> {
+    let mut out = Vec::with_capacity(
+        EPOCH_LEN
+            + 12
+            + markets.len() * market::MARKET_LEN
+            + withdrawals.len() * 16
+            + rejected.len() * 8
+            + leaves.len() * 62,
+    );
     for (_, _, field) in epoch_fields(header) {
         match field {
             Field::U64(v) => out.extend_from_slice(&v.to_be_bytes()),
@@ -70,6 +87,15 @@ pub fn encode_raw(header: &Header, markets: &[Market], leaves: &[AccountLeaf]) -
         }
     }
     market::encode(markets, &mut out);
+    out.extend_from_slice(&u32::try_from(withdrawals.len()).unwrap_or(u32::MAX).to_be_bytes());
+    for w in withdrawals {
+        out.extend_from_slice(&w.account.to_be_bytes());
+        out.extend_from_slice(&w.amount.to_be_bytes());
+    }
+    out.extend_from_slice(&u32::try_from(rejected.len()).unwrap_or(u32::MAX).to_be_bytes());
+    for i in rejected {
+        out.extend_from_slice(&i.to_be_bytes());
+    }
     out.extend_from_slice(&encode_leaves(leaves));
     out
 }
@@ -164,8 +190,61 @@ fn decode_markets(c: &mut Cursor<'_>) -> Result<Vec<Market>, FormatError> {
     Ok(markets)
 }
 
+/// Decodes a count of `len`-byte items, refusing one the rest of the data has no room for.
+fn decode_count(c: &mut Cursor<'_>, field: &'static str, len: usize) -> Result<u32, FormatError> {
+    let at = c.at;
+    let n = u32::from_be_bytes(c.take::<4>(field)?);
+    let room = (c.bytes.len() - c.at) / len;
+    if n as usize > room {
+        return Err(raw_error(field, at, format!("{n} items of {len} bytes, the data has room for {room}")));
+    }
+    Ok(n)
+}
+
+/// Decodes the withdrawals (amounts positive, as a `u64` that fits an `i64`).
+fn decode_withdrawals(c: &mut Cursor<'_>) -> Result<Vec<Withdrawal>, FormatError> {
+    let n = decode_count(c, "withdrawal count", 16)?;
+    let mut out = Vec::with_capacity(n as usize);
+    for _ in 0..n {
+        let account = c.u64("withdrawal account")?;
+        let at = c.at;
+        let amount = c.u64("withdrawal amount")?;
+        if amount == 0 || amount > i64::MAX.cast_unsigned() {
+            return Err(raw_error("withdrawal amount", at, format!("{amount}: not in 1..=2^63-1")));
+        }
+        out.push(Withdrawal { account, amount });
+    }
+    Ok(out)
+}
+
+/// Decodes the refused queue indexes: strictly increasing, within `1..=queue_count`.
+fn decode_rejected(c: &mut Cursor<'_>, queue_count: u64) -> Result<Vec<u64>, FormatError> {
+    let n = decode_count(c, "rejected count", 8)?;
+    let mut out: Vec<u64> = Vec::with_capacity(n as usize);
+    for _ in 0..n {
+        let at = c.at;
+        let index = c.u64("rejected index")?;
+        if out.last().is_some_and(|&p| p >= index) {
+            return Err(raw_error("rejected index", at, format!("{index}: indexes not strictly increasing")));
+        }
+        if index == 0 || index > queue_count {
+            return Err(raw_error("rejected index", at, format!("{index}: not in 1..={queue_count} (queue_count)")));
+        }
+        out.push(index);
+    }
+    Ok(out)
+}
+
+/// Checks a count in the header against the data's.
+fn check_count(field: &'static str, offset: usize, header: u32, data: usize) -> Result<(), FormatError> {
+    if header as usize == data {
+        return Ok(());
+    }
+    Err(FormatError::Header { field, offset, why: format!("{header}, but the data holds {data}") })
+}
+
 /// Decodes the raw data and checks it against `header`: its epoch fields, its market hash,
-/// its leaf count.
+/// its withdrawal, refused-entry and leaf counts.
 pub(super) fn decode(raw: &[u8], header: &Header) -> Result<Contents, FormatError> {
     let mut c = Cursor { bytes: raw, at: 0 };
     for (field, offset, value) in epoch_fields(header) {
@@ -191,6 +270,10 @@ pub(super) fn decode(raw: &[u8], header: &Header) -> Result<Contents, FormatErro
             why: format!("{}, but the data's market state hashes to {hash}", header.market_hash),
         });
     }
+    let withdrawals = decode_withdrawals(&mut c)?;
+    check_count("withdrawals", 248, header.withdrawals, withdrawals.len())?;
+    let rejected = decode_rejected(&mut c, header.queue_count)?;
+    check_count("rejected", 252, header.rejected, rejected.len())?;
     let leaves = decode_leaves(&mut c)?;
     if leaves.len() != header.leaves as usize {
         return Err(FormatError::Header {
@@ -199,5 +282,5 @@ pub(super) fn decode(raw: &[u8], header: &Header) -> Result<Contents, FormatErro
             why: format!("{}, but the data holds {} leaves", header.leaves, leaves.len()),
         });
     }
-    Ok(Contents { markets, leaves })
+    Ok(Contents { markets, withdrawals, rejected, leaves })
 }

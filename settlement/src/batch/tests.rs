@@ -1,6 +1,7 @@
 use super::*;
 use crate::leaf::Position;
 use crate::market::Market;
+use crate::queue::Withdrawal;
 use crate::tree::Tree;
 
 fn leaf(account: u64, n: u32) -> AccountLeaf {
@@ -33,6 +34,11 @@ fn epoch(index: u64, prev: B256, changes: Vec<AccountLeaf>, tree: &mut Tree) -> 
         root,
         markets: markets(),
         changes,
+        // Every section non-empty: the damage tests reach the queue fields too.
+        queue_count: index * 5,
+        queue_hash: B256::repeat_byte(0x51),
+        withdrawals: vec![Withdrawal { account: 3, amount: 7 }, Withdrawal { account: 1, amount: 1 << 40 }],
+        rejected: vec![index * 5 - 3, index * 5],
     }
 }
 
@@ -49,7 +55,15 @@ fn batches_round_trip_and_rebuild_the_tree_alone() {
         let path = b.write(dir.path()).unwrap_or_default();
         let read = Batch::read(&path).unwrap_or_else(|e| panic!("{e}"));
         assert_eq!(read, b);
-        assert_eq!(read.contents(), Ok(Contents { markets: markets(), leaves: e.changes.clone() }));
+        assert_eq!(
+            read.contents(),
+            Ok(Contents {
+                markets: markets(),
+                withdrawals: e.withdrawals.clone(),
+                rejected: e.rejected.clone(),
+                leaves: e.changes.clone()
+            })
+        );
         apply(&mut rebuilt, &read).unwrap_or_else(|e| panic!("{e}"));
     }
     assert_eq!(rebuilt.root(), tree.root());
@@ -114,24 +128,41 @@ fn the_file_layout_is_the_documented_one() {
     let f = b.encode();
     let u64_at = |at: usize| u64::from_be_bytes(f[at..at + 8].try_into().unwrap_or_default());
     assert_eq!(&f[..8], b"L2XBATCH");
-    assert_eq!(f[8..12], 3u32.to_be_bytes());
+    assert_eq!(f[8..12], 4u32.to_be_bytes());
     assert_eq!((u64_at(12), u64_at(20), u64_at(28), u64_at(36), u64_at(44)), (3, 30, 39, 77, 10));
     assert_eq!(&f[52..84], B256::repeat_byte(9).as_slice());
     assert_eq!(&f[84..116], b.header.new_root.as_slice());
     assert_eq!(&f[116..148], keccak256(&b.data).as_slice());
     assert_eq!((u64_at(148), u64_at(156)), (3, b.data.len() as u64));
     assert_eq!(f[164..168], 1u32.to_be_bytes());
-    assert_eq!(u64_at(168), (EPOCH_LEN + 4 + 2 * 36 + 62) as u64);
+    assert_eq!(u64_at(168), (EPOCH_LEN + 4 + 2 * 36 + 4 + 2 * 16 + 4 + 2 * 8 + 62) as u64);
     assert_eq!(&f[176..208], crate::market::hash(&markets()).as_slice());
-    assert!(f[208..224].iter().all(|&x| x == 0));
-    assert_eq!(DATA_OFFSET, 224);
+    assert_eq!(u64_at(208), 15);
+    assert_eq!(&f[216..248], B256::repeat_byte(0x51).as_slice());
+    assert_eq!((&f[248..252], &f[252..256]), (&2u32.to_be_bytes()[..], &2u32.to_be_bytes()[..]));
+    assert!(f[256..272].iter().all(|&x| x == 0));
+    assert_eq!(DATA_OFFSET, 272);
     let raw = b.raw().unwrap_or_default();
     assert_eq!(raw[..8], 3u64.to_be_bytes(), "the data starts with the epoch's index");
     assert_eq!(raw[40..48], 3u64.to_be_bytes(), "… and its fills after index, seqs, time, commands");
+    assert_eq!(raw[112..120], 15u64.to_be_bytes(), "the queue count after the roots");
+    assert_eq!(raw[120..152], *B256::repeat_byte(0x51).as_slice(), "then the queue hash");
     assert_eq!(raw[EPOCH_LEN..EPOCH_LEN + 4], 2u32.to_be_bytes(), "two markets");
     assert_eq!(raw[EPOCH_LEN + 4..EPOCH_LEN + 8], 0u32.to_be_bytes());
     assert_eq!(raw[EPOCH_LEN + 8..EPOCH_LEN + 16], 1000i64.to_be_bytes());
-    let leaf_at = EPOCH_LEN + 4 + 72;
+    let w_at = EPOCH_LEN + 4 + 72;
+    assert_eq!(raw[w_at..w_at + 4], 2u32.to_be_bytes(), "two withdrawals");
+    assert_eq!(
+        (&raw[w_at + 4..w_at + 12], &raw[w_at + 12..w_at + 20]),
+        (&3u64.to_be_bytes()[..], &7u64.to_be_bytes()[..])
+    );
+    let r_at = w_at + 4 + 32;
+    assert_eq!(raw[r_at..r_at + 4], 2u32.to_be_bytes(), "two refused entries");
+    assert_eq!(
+        (&raw[r_at + 4..r_at + 12], &raw[r_at + 12..r_at + 20]),
+        (&12u64.to_be_bytes()[..], &15u64.to_be_bytes()[..])
+    );
+    let leaf_at = r_at + 4 + 16;
     assert_eq!(raw[leaf_at..leaf_at + 8], 5u64.to_be_bytes(), "then the leaves");
     assert_eq!(raw.len(), leaf_at + 62);
 }
@@ -179,7 +210,7 @@ fn data_compressed_by_another_zstd_is_the_same_batch() {
     assert!(other.same_content(&b) && b.same_content(&other));
     // Another leaf, or another header field: not the same batch.
     let mut changed = raw.clone();
-    changed[EPOCH_LEN + 4 + 2 * 36 + 9] ^= 1;
+    changed[EPOCH_LEN + 4 + 2 * 36 + 4 + 2 * 16 + 4 + 2 * 8 + 9] ^= 1;
     let changed_data = zstd::bulk::compress(&changed, ZSTD_LEVEL).unwrap_or_default();
     let changed = Batch { data: changed_data, ..b.clone() };
     assert!(!changed.same_content(&b));
@@ -204,7 +235,7 @@ fn raw_data_that_breaks_a_rule_is_named() {
             Header { data_hash: keccak256(&data), data_len: data.len() as u64, raw_len: raw.len() as u64, ..b.header };
         Batch::decode(&Batch { header, data }.encode())
     };
-    let leaves_at = EPOCH_LEN + 4 + 2 * 36;
+    let leaves_at = EPOCH_LEN + 4 + 2 * 36 + 4 + 2 * 16 + 4 + 2 * 8;
     let mut swapped = raw[..leaves_at].to_vec();
     swapped.extend(encode_leaves(&[leaf(4, 0), leaf(3, 1)]));
     let err = with_raw(&swapped).unwrap_err();
@@ -217,6 +248,31 @@ fn raw_data_that_breaks_a_rule_is_named() {
     too_many[EPOCH_LEN..EPOCH_LEN + 4].copy_from_slice(&u32::MAX.to_be_bytes());
     let err = with_raw(&too_many).unwrap_err();
     assert!(matches!(err, FormatError::Raw { field: "market count", .. }), "{err}");
+    // The queue sections: a zero amount, refused indexes out of order or past the count.
+    let w_at = EPOCH_LEN + 4 + 2 * 36;
+    let r_at = w_at + 4 + 2 * 16;
+    let cases: [(usize, u64, &str, &str); 4] = [
+        (w_at + 4 + 8, 0, "withdrawal amount", "not in 1..="),
+        (r_at + 12, 2, "rejected index", "not strictly increasing"),
+        (r_at + 12, 6, "rejected index", "not in 1..=5"),
+        (r_at + 4, 0, "rejected index", "not in 1..=5"),
+    ];
+    for (at, value, field, why) in cases {
+        let mut bad = raw.clone();
+        bad[at..at + 8].copy_from_slice(&value.to_be_bytes());
+        let err = with_raw(&bad).unwrap_err();
+        assert!(
+            matches!(&err, FormatError::Raw { field: f, offset, why: w } if *f == field && *offset == at && w.contains(why)),
+            "{field} = {value}: {err}"
+        );
+    }
+    let mut w_count = raw.clone();
+    w_count[w_at..w_at + 4].copy_from_slice(&1u32.to_be_bytes());
+    let err = with_raw(&w_count).unwrap_err();
+    assert!(
+        matches!(err, FormatError::Raw { .. } | FormatError::Header { field: "withdrawals", offset: 248, .. }),
+        "{err}"
+    );
 }
 
 #[test]
@@ -225,4 +281,16 @@ fn the_compact_encoding_is_a_fifth_of_the_abi() {
     assert_eq!(encode_leaves(std::slice::from_ref(&l)).len(), 8 + 8 + 2 + 44);
     assert_eq!(l.encode().len(), 288);
     assert!(calldata_gas(&encode_leaves(&[l])) < 62 * 16);
+}
+
+/// Issue 16: format 4 replaced format 3 (the L1 queue fields); a format 3 file is refused by
+/// its version, not misread.
+#[test]
+fn a_format_3_file_is_refused_by_its_version() {
+    let mut tree = Tree::new();
+    let mut old = Batch::of(&epoch(1, B256::ZERO, vec![leaf(1, 0)], &mut tree)).encode();
+    old[8..12].copy_from_slice(&3u32.to_be_bytes());
+    let err = Batch::decode(&old).unwrap_err();
+    assert_eq!(err, FormatError::Version { found: 3 });
+    assert_eq!(err.to_string(), "batch format version 3 (bytes 8-11); this l2x reads version 4");
 }

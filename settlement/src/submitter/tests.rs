@@ -48,7 +48,22 @@ fn a_batch_the_loader_would_refuse_is_never_committed() {
         let changes = vec![AccountLeaf { account: index, collateral: 5, positions: Vec::new() }];
         let root = tree.update(changes.iter().map(|l| (l.account, Some(l.hash()))));
         let commands = last_seq - first_seq + 1;
-        Epoch { index, first_seq, last_seq, ts: 1, commands, fills: 0, prev_root, root, markets: Vec::new(), changes }
+        Epoch {
+            index,
+            first_seq,
+            last_seq,
+            ts: 1,
+            commands,
+            fills: 0,
+            prev_root,
+            root,
+            markets: Vec::new(),
+            changes,
+            queue_count: 0,
+            queue_hash: B256::ZERO,
+            withdrawals: Vec::new(),
+            rejected: Vec::new(),
+        }
     };
     let first = epoch(1, 1, 3, B256::ZERO);
     // Its range starts at 5, not 4: the loader refuses it after batch 1 (the contract,

@@ -15,13 +15,14 @@ use l2x_settlement::batch_set::BatchSet;
 use l2x_settlement::epoch::{self, Epoch, Policy};
 use l2x_types::Sequenced;
 
-use crate::common::stream;
+use crate::common::stream_l1;
 
 const POLICY: Policy = Policy { max_ms: 300, max_fills: 0 };
 
-/// A journal of `n` seeded commands (seed `seed`) in `dir`, and its epochs.
+/// A journal of `n` seeded commands (seed `seed`) with L1 queue entries in `dir`, and its
+/// epochs.
 fn journal(dir: &Path, seed: u64, n: usize) -> Vec<Epoch> {
-    let cmds: Vec<Sequenced> = stream(seed, n);
+    let cmds: Vec<Sequenced> = stream_l1(seed, n);
     let (mut w, _) = JournalWriter::open(dir, 1 << 20).unwrap();
     for c in &cmds {
         w.append(c).unwrap();
@@ -56,13 +57,21 @@ fn named_file(err: &BatchError) -> Option<&Path> {
 #[test]
 fn a_flipped_byte_at_every_offset_of_a_batch_file_is_a_named_error() {
     let jdir = tempfile::tempdir().unwrap();
-    let epochs = journal(jdir.path(), 11, 120);
+    let epochs = journal(jdir.path(), 11, 400);
     assert!(epochs.len() >= 4, "{} epochs", epochs.len());
     let set = files(&epochs);
     let intact = BatchSet::load(set.path()).unwrap();
-    // The smallest file after the first: a middle batch with neighbours on both sides.
-    let index =
-        (2..epochs.len() as u64).min_by_key(|&i| std::fs::metadata(file(set.path(), i)).unwrap().len()).unwrap();
+    // The smallest file after the first with every queue section non-empty: a middle batch
+    // with neighbours on both sides.
+    let index = (2..epochs.len() as u64)
+        .filter(|&i| {
+            let e = &epochs[usize::try_from(i).unwrap() - 1];
+            !e.withdrawals.is_empty()
+                && !e.rejected.is_empty()
+                && e.queue_count > epochs[usize::try_from(i).unwrap() - 2].queue_count
+        })
+        .min_by_key(|&i| std::fs::metadata(file(set.path(), i)).unwrap().len())
+        .unwrap();
     let path = file(set.path(), index);
     let good = std::fs::read(&path).unwrap();
     assert!(good.len() > l2x_settlement::batch::DATA_OFFSET + 40, "a file with data: {} bytes", good.len());
@@ -74,7 +83,7 @@ fn a_flipped_byte_at_every_offset_of_a_batch_file_is_a_named_error() {
             let err = BatchSet::load(set.path()).unwrap_err();
             assert_eq!(named_file(&err), Some(path.as_path()), "byte {offset} ^ {mask:#x}: {err}");
             // A header field is named as one.
-            if (12..12 + 212).contains(&offset) {
+            if (12..l2x_settlement::batch::DATA_OFFSET).contains(&offset) {
                 assert!(
                     matches!(
                         err,
@@ -214,5 +223,46 @@ fn verify_names_a_batch_file_whose_market_state_differs() {
             assert!(what.contains("market state differs at instrument 1"), "{what}");
         }
         other => panic!("{other:?}"),
+    }
+}
+
+/// Issue 16: a batch's queue fields continue the batch before's: the count never
+/// decreases, an unchanged count keeps its hash, and the refused entries were taken after
+/// the previous count. Each break is refused naming the file and the field.
+#[test]
+fn queue_fields_that_do_not_follow_are_named() {
+    let jdir = tempfile::tempdir().unwrap();
+    let epochs = journal(jdir.path(), 14, 400);
+    let k = (1..epochs.len()).find(|&k| epochs[k - 1].queue_count > 1).unwrap();
+    let prev_count = epochs[k - 1].queue_count;
+    let cases: [(&str, Epoch); 3] = [
+        ("queue_count", Epoch { queue_count: prev_count - 1, rejected: Vec::new(), ..epochs[k].clone() }),
+        (
+            "queue_hash",
+            Epoch {
+                queue_count: prev_count,
+                queue_hash: alloy_primitives::B256::repeat_byte(1),
+                rejected: Vec::new(),
+                ..epochs[k].clone()
+            },
+        ),
+        (
+            "rejected",
+            Epoch {
+                queue_count: prev_count,
+                queue_hash: epochs[k - 1].queue_hash,
+                rejected: vec![prev_count],
+                ..epochs[k].clone()
+            },
+        ),
+    ];
+    for (field, bad) in cases {
+        let set = files(&epochs);
+        let path = Batch::of(&bad).write(set.path()).unwrap();
+        let err = BatchSet::load(set.path()).unwrap_err();
+        assert!(
+            matches!(&err, BatchError::Inconsistent { path: p, field: f, .. } if *p == path && *f == field),
+            "{field}: {err}"
+        );
     }
 }

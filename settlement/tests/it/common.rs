@@ -101,3 +101,51 @@ pub(crate) const OTHER_KEY: &str = l2x_settlement::devnode::DEV_KEYS[1];
 pub(crate) fn anvil() -> l2x_settlement::devnode::Anvil {
     l2x_settlement::devnode::Anvil::spawn().unwrap()
 }
+
+/// [`stream`] with the L1 queue woven in: every 9th command after the set-up is the next
+/// queue entry — deposits credited (to accounts and the fund), a deposit to the fee account
+/// (refunded), forced withdrawals honoured and one too large for any margin (rejected) —
+/// and every 50th an entry out of turn (a duplicate: no entry at all).
+pub(crate) fn stream_l1(seed: u64, n: usize) -> Vec<Sequenced> {
+    let from = l2x_types::L1Address([0x5a; 20]);
+    let mut next = 1u64;
+    let mut out: Vec<Sequenced> = Vec::new();
+    for (k, mut c) in stream(seed, n).into_iter().enumerate() {
+        let at = c.ts;
+        if k > 40 && k % 9 == 0 {
+            let account = AccountId(next % 30 + 1);
+            let requested_at = 1_700_000_000 + next;
+            let cmd = match next % 5 {
+                0 => Command::L1Deposit { index: next, to: Holder::Insurance, amount: Amount(7), from, requested_at },
+                1 | 3 => Command::L1Deposit {
+                    index: next,
+                    to: Holder::Account(account),
+                    amount: Amount(3_000_000),
+                    from,
+                    requested_at,
+                },
+                2 => Command::L1Deposit { index: next, to: Holder::Fees, amount: Amount(9), from, requested_at },
+                _ => Command::ForcedWithdrawal {
+                    index: next,
+                    account,
+                    amount: Amount(if next % 10 == 4 { 1_000_000 } else { 1 << 60 }),
+                    from,
+                    requested_at,
+                },
+            };
+            out.push(Sequenced { seq: Seq(0), ts: at, cmd });
+            next += 1;
+        }
+        if k > 40 && k % 50 == 0 {
+            let dup =
+                Command::L1Deposit { index: next - 1, to: Holder::Insurance, amount: Amount(1), from, requested_at: 0 };
+            out.push(Sequenced { seq: Seq(0), ts: at, cmd: dup });
+        }
+        c.seq = Seq(0);
+        out.push(c);
+    }
+    for (k, c) in out.iter_mut().enumerate() {
+        c.seq = Seq(k as u64 + 1);
+    }
+    out
+}

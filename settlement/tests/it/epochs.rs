@@ -337,3 +337,137 @@ fn the_follower_refuses_a_journal_with_a_missing_segment() {
         assert!(whole.starts_with(&closed), "segment {missing}: only epochs of the true history before the error");
     }
 }
+
+/// `keccak256(abi.encodePacked(prev, kind, index, account, amount, from, requestedAt))` of
+/// the L1 command `cmd` taken as entry `index`, by alloy's packed ABI encoding.
+fn reference_hash(prev: B256, index: u64, cmd: &l2x_types::Command) -> B256 {
+    use alloy_primitives::{Address, keccak256};
+    use alloy_sol_types::{SolType, sol_data};
+    use l2x_types::{Command, Holder};
+    type Packed = (
+        sol_data::FixedBytes<32>,
+        sol_data::Uint<8>,
+        sol_data::Uint<64>,
+        sol_data::Uint<64>,
+        sol_data::Uint<64>,
+        sol_data::Address,
+        sol_data::Uint<64>,
+    );
+    let (kind, account, amount, from, at) = match *cmd {
+        Command::L1Deposit { to, amount, from, requested_at, .. } => match to {
+            Holder::Account(a) => (0u8, a.0, amount, from, requested_at),
+            Holder::Insurance => (1, u64::MAX, amount, from, requested_at),
+            Holder::Fees => (0, u64::MAX - 1, amount, from, requested_at),
+        },
+        Command::ForcedWithdrawal { account, amount, from, requested_at, .. } => {
+            (2, account.0, amount, from, requested_at)
+        }
+        ref other => panic!("a queue event from {other:?}"),
+    };
+    let packed =
+        Packed::abi_encode_packed(&(prev, kind, index, account, amount.0.cast_unsigned(), Address::from(from.0), at));
+    assert_eq!(packed.len(), 85);
+    keccak256(packed)
+}
+
+/// The L1 queue fields of every epoch, computed independently of `l2x_settlement::queue`:
+/// the entries and their outcomes from the events, the hash by alloy's packed ABI encoding.
+fn queue_reference(cmds: &[Sequenced], closed: &[Epoch]) -> [usize; 5] {
+    use l2x_settlement::queue::Withdrawal;
+    use l2x_types::{Command, Event, Holder};
+    let mut state = StateMachine::with_ledger(Ledger::default());
+    let (mut events, mut count, mut hash) = (Vec::new(), 0u64, B256::ZERO);
+    let (mut withdrawals, mut rejected) = (Vec::new(), Vec::new());
+    // Credited, refunded, honoured, forced rejected, operator withdrawals.
+    let mut seen = [0usize; 5];
+    for c in cmds {
+        events.clear();
+        state.apply(c, &mut events);
+        for ev in &events {
+            let (index, refused, outcome) = match *ev {
+                Event::L1Credited { index, .. } => (index, false, 0),
+                Event::L1Refunded { index, .. } => (index, true, 1),
+                Event::ForcedWithdrawn { index, account, amount } => {
+                    withdrawals.push(Withdrawal { account: account.0, amount: amount.0.cast_unsigned() });
+                    (index, false, 2)
+                }
+                Event::ForcedRejected { index, .. } => (index, true, 3),
+                Event::Balance { holder: Holder::Account(a), .. } => {
+                    if let Command::Withdraw { account, amount } = c.cmd
+                        && account == a
+                    {
+                        withdrawals.push(Withdrawal { account: a.0, amount: amount.0.cast_unsigned() });
+                        seen[4] += 1;
+                    }
+                    continue;
+                }
+                _ => continue,
+            };
+            seen[outcome] += 1;
+            hash = reference_hash(hash, index, &c.cmd);
+            assert_eq!(index, count + 1, "entries in order");
+            count = index;
+            if refused {
+                rejected.push(index);
+            }
+        }
+        if let Some(e) = closed.iter().find(|e| e.last_seq == c.seq.0) {
+            let expected = (count, hash, std::mem::take(&mut withdrawals), std::mem::take(&mut rejected));
+            assert_eq!(
+                (e.queue_count, e.queue_hash, e.withdrawals.clone(), e.rejected.clone()),
+                expected,
+                "epoch {}",
+                e.index
+            );
+            assert_eq!(state.l1().next - 1, count);
+        }
+    }
+    seen
+}
+
+/// Issue 16: epochs state the L1 queue they consumed — the count, the rolling hash, the
+/// withdrawals (forced and operator), the refused entries — and a replay of the journal
+/// gives the same epochs.
+#[test]
+fn epochs_carry_the_l1_queue_and_a_replay_gives_the_same() {
+    let cmds = crate::common::stream_l1(21, 3_000);
+    let policy = Policy { max_ms: 300, max_fills: 0 };
+    let direct = run(&cmds, policy);
+    let seen = queue_reference(&cmds, &direct);
+    assert!(seen.iter().all(|&n| n > 0), "credited, refunded, honoured, rejected, operator withdrawals: {seen:?}");
+    let dir = tempfile::tempdir().unwrap();
+    let (mut writer, _) = JournalWriter::open(dir.path(), 1 << 20).unwrap();
+    for c in &cmds {
+        writer.append(c).unwrap();
+    }
+    writer.sync().unwrap();
+    drop(writer);
+    assert_eq!(epoch::from_journal(dir.path(), policy, &Ledger::default()).unwrap(), direct);
+    // Every batch round-trips with its queue sections.
+    for e in &direct {
+        let contents = Batch::decode(&Batch::of(e).encode()).unwrap().contents().unwrap();
+        assert_eq!((contents.withdrawals, contents.rejected), (e.withdrawals.clone(), e.rejected.clone()));
+    }
+}
+
+/// Issue 16: a refunded deposit changes no leaf and no market, but the contract must learn
+/// that the entry was consumed: the epoch is a batch.
+#[test]
+fn a_refund_alone_makes_a_batch() {
+    use l2x_types::{Amount, Command, Holder, L1Address, Seq, Timestamp};
+    let mut cmds = stream(7, 0);
+    let mut ts = cmds.last().unwrap().ts.0;
+    for _ in 0..20 {
+        ts += 100_000_000;
+        cmds.push(Sequenced { seq: Seq(cmds.len() as u64 + 1), ts: Timestamp(ts), cmd: Command::Tick });
+    }
+    let from = L1Address([1; 20]);
+    let refund = Command::L1Deposit { index: 1, to: Holder::Fees, amount: Amount(5), from, requested_at: 9 };
+    cmds.push(Sequenced { seq: Seq(cmds.len() as u64 + 1), ts: Timestamp(ts + 100_000_000), cmd: refund });
+    let epochs = run(&cmds, Policy { max_ms: 500, max_fills: 0 });
+    let last = epochs.last().unwrap();
+    assert_eq!(last.last_seq, cmds.len() as u64, "the refund closes a batch");
+    assert_eq!((last.root, last.changes.len()), (last.prev_root, 0), "no leaf changed");
+    assert_eq!((last.queue_count, last.rejected.clone(), last.withdrawals.len()), (1, vec![1], 0));
+    assert_ne!(last.queue_hash, B256::ZERO);
+}
