@@ -14,11 +14,11 @@ use std::time::Duration;
 
 use l2x_gateway::server::Config;
 use l2x_protocol::client::Options;
-use l2x_protocol::codec::{self, ClientMsg, FrameReader, Limits, Report, ServerMsg, WireOrder};
+use l2x_protocol::codec::{self, ClientMsg, FrameReader, Limits, Report, ServerMsg};
 use l2x_protocol::codes::{LogoutReason, SessionReject};
 use l2x_types::{ClientOrderId, Side};
 
-use crate::node::{Node, limit, report, send};
+use crate::node::{Node, limit, trade_until_a_slow_consumer_is_cut_off};
 
 /// Session-band reject `throttled`, as the pattern the tests match.
 const THROTTLED: u16 = SessionReject::Throttled.code();
@@ -96,21 +96,7 @@ fn slow_consumer_that_keeps_sending_reads_its_logout_not_reset() {
     // Keys 1 and 2 share account 1: `slow` never reads while `loader` trades.
     let (mut slow, reader) = raw_session(&node, 2);
     let mut loader = node.connect(1);
-    let counters = node.server().counters();
-    let mut rounds = 0;
-    while counters.slow_consumers.load(Ordering::SeqCst) == 0 {
-        rounds += 1;
-        assert!(rounds <= 500, "the slow reader was never cut off");
-        for cid in 1..=100 {
-            send(&mut loader, WireOrder { post_only: true, ..limit(cid, Side::Buy, 900, 1) });
-        }
-        for cid in 1..=100 {
-            loader.send(&ClientMsg::Cancel { cid: ClientOrderId(cid) }).unwrap();
-        }
-        for _ in 0..200 {
-            report(&mut loader);
-        }
-    }
+    trade_until_a_slow_consumer_is_cut_off(&node, &mut loader);
     // Cut off, the slow client goes on sending (heartbeats) while it reads its backlog.
     let stop = Arc::new(AtomicBool::new(false));
     let mut writer = slow.try_clone().unwrap();

@@ -129,3 +129,24 @@ pub(crate) fn report(client: &mut Client) -> (l2x_protocol::codec::ReportHeader,
         other => panic!("expected a report, got {other:?}"),
     }
 }
+
+/// Makes `loader` trade (post-only bids, then their cancels, reading all of its own
+/// reports, so it is never the one cut off) until the gateway has cut off a slow consumer
+/// — a session on the same account that does not read.
+pub(crate) fn trade_until_a_slow_consumer_is_cut_off(node: &Node, loader: &mut Client) {
+    let counters = node.server().counters();
+    let mut rounds = 0;
+    while counters.slow_consumers.load(std::sync::atomic::Ordering::SeqCst) == 0 {
+        rounds += 1;
+        assert!(rounds <= 500, "the slow reader was never cut off");
+        for cid in 1..=100 {
+            send(loader, WireOrder { post_only: true, ..limit(cid, Side::Buy, 900, 1) });
+        }
+        for cid in 1..=100 {
+            loader.send(&ClientMsg::Cancel { cid: ClientOrderId(cid) }).unwrap();
+        }
+        for _ in 0..200 {
+            report(loader);
+        }
+    }
+}

@@ -18,7 +18,7 @@ use l2x_types::{
     CancelReason, ClientOrderId, OrderType, Price, Qty, RejectReason, Side, StpMode, TimeInForce, Timestamp,
 };
 
-use crate::node::{BTC, Node, key, limit, next, report, send};
+use crate::node::{BTC, Node, key, limit, next, report, send, trade_until_a_slow_consumer_is_cut_off};
 
 #[allow(clippy::disallowed_methods, reason = "logons carry the client's wall-clock time")]
 fn now_ns() -> u64 {
@@ -623,22 +623,7 @@ fn a_slow_reader_is_cut_off_without_stalling_anyone_and_loses_nothing_on_replay(
     // Keys 1 and 2 share account 1: `slow` never reads while `loader` trades.
     let mut slow = node.connect(2);
     let mut loader = node.connect(1);
-    let counters = node.server().counters();
-    let mut rounds = 0;
-    while counters.slow_consumers.load(std::sync::atomic::Ordering::SeqCst) == 0 {
-        rounds += 1;
-        assert!(rounds <= 500, "the slow reader was never cut off");
-        for cid in 1..=100 {
-            send(&mut loader, WireOrder { post_only: true, ..limit(cid, Side::Buy, 900, 1) });
-        }
-        for cid in 1..=100 {
-            loader.send(&ClientMsg::Cancel { cid: ClientOrderId(cid) }).unwrap();
-        }
-        // The loader reads all of its reports: it is never the one cut off.
-        for _ in 0..200 {
-            report(&mut loader);
-        }
-    }
+    trade_until_a_slow_consumer_is_cut_off(&node, &mut loader);
     // The loader goes on.
     send(&mut loader, limit(1000, Side::Buy, 900, 1));
     let (last, _) = report(&mut loader);
