@@ -8,7 +8,6 @@
 use std::path::{Path, PathBuf};
 
 use l2x_risk::Ledger;
-use l2x_sequencer::journal::JournalWriter;
 use l2x_settlement::audit::{self, Disagreement};
 use l2x_settlement::batch::{Batch, BatchError, FormatError};
 use l2x_settlement::batch_set::BatchSet;
@@ -23,11 +22,7 @@ const POLICY: Policy = Policy { max_ms: 300, max_fills: 0 };
 /// epochs.
 fn journal(dir: &Path, seed: u64, n: usize) -> Vec<Epoch> {
     let cmds: Vec<Sequenced> = stream_l1(seed, n);
-    let (mut w, _) = JournalWriter::open(dir, 1 << 20).unwrap();
-    for c in &cmds {
-        w.append(c).unwrap();
-    }
-    w.sync().unwrap();
+    crate::common::write_journal(dir, &cmds);
     epoch::from_journal(dir, POLICY, &Ledger::default()).unwrap()
 }
 

@@ -1,4 +1,4 @@
-//! The seeded command stream the settlement tests share.
+//! The seeded command stream the settlement tests share, and the journal they write it to.
 
 use std::str::FromStr;
 
@@ -148,4 +148,15 @@ pub(crate) fn stream_l1(seed: u64, n: usize) -> Vec<Sequenced> {
         c.seq = Seq(k as u64 + 1);
     }
     out
+}
+
+/// Appends `cmds` to the journal in `dir` (a new one, 1 MiB segments, if there is none)
+/// and makes them durable; the writer is dropped without an end marker, as a running node
+/// leaves it.
+pub(crate) fn write_journal(dir: &std::path::Path, cmds: &[Sequenced]) {
+    let (mut w, _) = l2x_sequencer::journal::JournalWriter::open(dir, 1 << 20).unwrap();
+    for c in cmds {
+        w.append(c).unwrap();
+    }
+    w.sync().unwrap();
 }

@@ -6,7 +6,6 @@
 use alloy::primitives::{B256, keccak256};
 use l2x_engine::StateMachine;
 use l2x_risk::Ledger;
-use l2x_sequencer::journal::JournalWriter;
 use l2x_settlement::batch::Batch;
 use l2x_settlement::chain::{Chain, ChainError, RpcChain};
 use l2x_settlement::embedded::{EmbeddedChain, STATE_FILE};
@@ -38,11 +37,7 @@ fn epochs(n: usize) -> (Vec<Epoch>, Epochs, StateMachine) {
 
 /// Writes the seeded stream's first `n` commands as a journal in `dir`; returns its epochs.
 fn journal_of(dir: &std::path::Path, n: usize) -> Vec<Epoch> {
-    let (mut w, _) = JournalWriter::open(dir, 1 << 20).unwrap();
-    for c in &stream(4, n) {
-        w.append(c).unwrap();
-    }
-    w.sync().unwrap();
+    crate::common::write_journal(dir, &stream(4, n));
     epoch::from_journal(dir, POLICY, &Ledger::default()).unwrap()
 }
 
@@ -311,11 +306,7 @@ fn a_consistent_batch_set_of_another_journal_is_a_local_mismatch() {
     Submitter::new(journal_a.to_path_buf(), batches.to_path_buf(), POLICY, Ledger::default())
         .sync(&mut chain_a)
         .unwrap();
-    let (mut w, _) = JournalWriter::open(journal_b, 1 << 20).unwrap();
-    for c in &stream(5, 600) {
-        w.append(c).unwrap();
-    }
-    w.sync().unwrap();
+    crate::common::write_journal(journal_b, &stream(5, 600));
     let mut chain_b = EmbeddedChain::open(dirs[4].path()).unwrap();
     let err = Submitter::new(journal_b.to_path_buf(), batches.to_path_buf(), POLICY, Ledger::default())
         .sync(&mut chain_b)

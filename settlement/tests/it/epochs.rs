@@ -78,12 +78,7 @@ fn a_journal_replay_closes_the_same_epochs() {
     let policy = Policy { max_ms: 300, max_fills: 0 };
     let direct = run(&cmds, policy);
     let dir = tempfile::tempdir().unwrap();
-    let (mut writer, _) = JournalWriter::open(dir.path(), 1 << 20).unwrap();
-    for c in &cmds {
-        writer.append(c).unwrap();
-    }
-    writer.sync().unwrap();
-    drop(writer);
+    crate::common::write_journal(dir.path(), &cmds);
     let replayed = epoch::from_journal(dir.path(), policy, &Ledger::default()).unwrap();
     assert_eq!(replayed, direct);
     // The batches alone rebuild every root.
@@ -436,12 +431,7 @@ fn epochs_carry_the_l1_queue_and_a_replay_gives_the_same() {
     let seen = queue_reference(&cmds, &direct);
     assert!(seen.iter().all(|&n| n > 0), "credited, refunded, honoured, rejected, operator withdrawals: {seen:?}");
     let dir = tempfile::tempdir().unwrap();
-    let (mut writer, _) = JournalWriter::open(dir.path(), 1 << 20).unwrap();
-    for c in &cmds {
-        writer.append(c).unwrap();
-    }
-    writer.sync().unwrap();
-    drop(writer);
+    crate::common::write_journal(dir.path(), &cmds);
     assert_eq!(epoch::from_journal(dir.path(), policy, &Ledger::default()).unwrap(), direct);
     // Every batch round-trips with its queue sections.
     for e in &direct {

@@ -10,23 +10,14 @@ use std::time::Duration;
 
 use alloy::primitives::Address;
 use l2x_risk::Ledger;
-use l2x_sequencer::journal::JournalWriter;
 use l2x_settlement::chain::{Chain, ChainError, RpcChain};
 use l2x_settlement::epoch::{self, Policy};
 use l2x_settlement::submitter::{SubmitError, Submitter};
-use l2x_types::{Command, Sequenced};
+use l2x_types::Command;
 
-use crate::common::{OTHER_KEY, SUBMITTER_KEY, anvil, stream};
+use crate::common::{OTHER_KEY, SUBMITTER_KEY, anvil, stream, write_journal as journal};
 
 const POLICY: Policy = Policy { max_ms: 400, max_fills: 0 };
-
-fn journal(dir: &Path, cmds: &[Sequenced]) {
-    let (mut w, _) = JournalWriter::open(dir, 1 << 20).unwrap();
-    for c in cmds {
-        w.append(c).unwrap();
-    }
-    w.sync().unwrap();
-}
 
 fn submitter(journal: &Path, batches: &Path) -> Submitter {
     Submitter::new(journal.to_path_buf(), batches.to_path_buf(), POLICY, Ledger::default())
