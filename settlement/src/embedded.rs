@@ -51,7 +51,9 @@ use revm::{Context, ExecuteCommitEvm, ExecuteEvm, MainBuilder, MainContext};
 
 use crate::batch::Batch;
 use crate::chain::abi::L2xSettlement as C;
-use crate::chain::{Chain, ChainError, Result, commit_call, creation_code, revert_reason};
+use crate::chain::{
+    Chain, ChainError, Config, Result, commit_call, creation_code, revert_reason, test_usd_creation_code,
+};
 use crate::leaf::AccountLeaf;
 
 /// The embedded chain's submitter: the only address its contract accepts commits from. No
@@ -208,18 +210,25 @@ fn tx(caller: Address, nonce: u64, kind: TxKind, data: Bytes) -> Result<TxEnv> {
         .map_err(|e| ChainError::Evm { what: "building an embedded-chain transaction", source: Box::new(e) })
 }
 
-/// The genesis state: the artifact deployed by [`SUBMITTER`] (nonce 0) in block 0.
+/// The genesis state, block 0: the test token deployed by [`SUBMITTER`] (nonce 0), then the
+/// settlement contract over it (nonce 1).
 fn genesis() -> Result<(Db, Address, B256)> {
-    let code = creation_code(SUBMITTER)?;
     let mut db = Db::default();
     db.insert_account_info(SUBMITTER, AccountInfo::default());
-    let result = execute(&mut db, 0, tx(SUBMITTER, 0, TxKind::Create, Bytes::from(code))?, true)?;
-    let ExecutionResult::Success { output: Output::Create(_, Some(contract)), .. } = result else {
-        let what = "deploying the contract on the embedded chain";
-        return Err(ChainError::EvmFailed { what, outcome: Box::new(result) });
-    };
+    let token = deploy(&mut db, 0, test_usd_creation_code()?, "deploying the test token on the embedded chain")?;
+    let code = creation_code(&Config::local(SUBMITTER, token))?;
+    let contract = deploy(&mut db, 1, code, "deploying the contract on the embedded chain")?;
     let code_hash = db.cache.accounts.get(&contract).map(|a| a.info.code_hash).unwrap_or_default();
     Ok((db, contract, code_hash))
+}
+
+/// Runs `code` as a creation transaction of [`SUBMITTER`] at `nonce`; the new address.
+fn deploy(db: &mut Db, nonce: u64, code: Vec<u8>, what: &'static str) -> Result<Address> {
+    let result = execute(db, 0, tx(SUBMITTER, nonce, TxKind::Create, Bytes::from(code))?, true)?;
+    let ExecutionResult::Success { output: Output::Create(_, Some(address)), .. } = result else {
+        return Err(ChainError::EvmFailed { what, outcome: Box::new(result) });
+    };
+    Ok(address)
 }
 
 /// What a state file holds besides the genesis.
@@ -423,15 +432,15 @@ impl Chain for EmbeddedChain {
 
     fn committed(&mut self, index: u64) -> Result<(B256, B256)> {
         let root = self.view(&C::rootsCall { index })?;
-        let data_hash = self.view(&C::dataHashesCall { index })?;
-        Ok((root, data_hash))
+        let commitment = self.view(&C::commitmentsCall { index })?;
+        Ok((root, commitment))
     }
 
     fn commit(&mut self, batch: &Batch) -> Result<B256> {
         if self.lock.is_none() {
             return Err(ChainError::Config("the embedded chain was opened read-only".into()));
         }
-        let data = Bytes::from(commit_call(batch).abi_encode());
+        let data = Bytes::from(commit_call(batch)?.abi_encode());
         let nonce = self.db.cache.accounts.get(&SUBMITTER).map_or(0, |a| a.info.nonce);
         let block = self.block + 1;
         let tx_hash = {

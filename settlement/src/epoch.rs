@@ -44,8 +44,8 @@
 //!
 //! An epoch also says what it did with the L1 queue ([`crate::queue`]): how many entries
 //! the state machine has taken in all by its end (`l1_next − 1`) and the rolling hash at
-//! that count, the withdrawals that left the ledger in it (forced ones honoured and
-//! operator ones), and the entries it refused. A refunded deposit changes no leaf, but
+//! that count, the withdrawals asked on L2 that left the ledger in it (a forced one
+//! honoured is paid from its queue entry), and the entries it refused. A refunded deposit changes no leaf, but
 //! the contract must learn of it: an epoch whose queue count moved is a batch.
 
 use std::collections::BTreeSet;
@@ -106,8 +106,8 @@ pub struct Epoch {
     pub queue_count: u64,
     /// The queue's rolling hash after entry `queue_count` (zero for none).
     pub queue_hash: B256,
-    /// What left the ledger in it, in sequence order: forced withdrawals honoured and
-    /// operator withdrawals.
+    /// What left the ledger in it at L2's request, in sequence order: the operator
+    /// withdrawals (a forced withdrawal honoured is paid from its queue entry).
     pub withdrawals: Vec<Withdrawal>,
     /// The queue indexes it refused (deposits refunded, forced withdrawals rejected), in
     /// order.

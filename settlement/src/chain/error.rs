@@ -10,6 +10,7 @@
 //! | [`WrongContract`](ChainError::WrongContract), [`Config`](ChainError::Config) | our configuration | no |
 //! | [`Evm`](ChainError::Evm), [`EvmFailed`](ChainError::EvmFailed), [`Decode`](ChainError::Decode), [`State`](ChainError::State) | the embedded chain (revm, its state file): not RPC errors | no |
 //! | [`Artifact`](ChainError::Artifact) | a committed contract artifact (a broken build) | no |
+//! | [`Batch`](ChainError::Batch) | a batch whose data does not decode | no |
 //!
 //! "Retryable" ([`ChainError::is_retryable`]) means the same call may succeed later with
 //! nothing changed on our side: a node that comes back, a transaction that lands or
@@ -147,6 +148,16 @@ pub enum ChainError {
     /// commit).
     #[error("{0}")]
     Config(String),
+    /// A batch whose data does not decode, so the commit's arguments (its withdrawals and
+    /// refused entries) cannot be read from it.
+    #[error("batch {index}: {source}")]
+    Batch {
+        /// The batch.
+        index: u64,
+        /// What is wrong with its data.
+        #[source]
+        source: crate::batch::FormatError,
+    },
     /// More than one transaction of the submitter is pending: not the submitter's doing,
     /// and nothing is sent until they land or leave.
     #[error("{count} transactions of the submitter still pending; not sending another")]
@@ -184,6 +195,7 @@ impl ChainError {
             | ChainError::EvmFailed { .. }
             | ChainError::Decode { .. }
             | ChainError::Artifact { .. }
+            | ChainError::Batch { .. }
             | ChainError::Config(_) => false,
         }
     }

@@ -44,12 +44,12 @@ use alloy::primitives::B256;
 
 pub use artifact::Artifact;
 pub use binding::{
-    ARTIFACT, TEST_USD_ARTIFACT, abi, commit_call, commit_floor_gas, commit_input, creation_code, revert_reason,
-    runtime_code, test_usd_creation_code, test_usd_runtime_code,
+    ARTIFACT, Config, TEST_USD_ARTIFACT, WEEK, abi, commit_call, commit_floor_gas, commit_input, commitment,
+    creation_code, revert_reason, runtime_code, test_usd_creation_code, test_usd_runtime_code,
 };
 pub use error::{BoxError, ChainError, Result};
 pub use fees::SendPolicy;
-pub use rpc::RpcChain;
+pub use rpc::{RpcChain, submitter_of};
 
 use crate::batch::Batch;
 
@@ -61,7 +61,8 @@ pub trait Chain {
     /// [`ChainError`].
     fn last_committed(&mut self) -> Result<(u64, B256)>;
 
-    /// The root and the data hash committed by batch `index` (both `0x00…00` if none).
+    /// The root and the commitment stored for batch `index` (both `0x00…00` if none); the
+    /// commitment of a batch is [`commitment`].
     ///
     /// # Errors
     /// [`ChainError`].
