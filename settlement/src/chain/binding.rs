@@ -21,6 +21,7 @@ use alloy::sol_types::SolValue;
 use super::ChainError;
 use super::artifact::Artifact;
 use crate::batch::Batch;
+use crate::queue::{Entry, Kind};
 
 /// The contracts' interfaces (docs/SETTLEMENT.md, "Contract" and "Test token").
 #[allow(clippy::too_many_arguments, reason = "generated: one argument per ABI parameter")]
@@ -152,6 +153,24 @@ impl From<&crate::leaf::AccountLeaf> for abi::L2xSettlement::AccountLeaf {
                 .collect(),
         }
     }
+}
+
+/// Queue entry `index` as the contract's `entries(index)` returns it.
+///
+/// # Errors
+/// [`ChainError::Incomplete`] for a kind the contract does not have (an answer that is not
+/// the contract's).
+pub fn entry_of(index: u64, e: &abi::L2xSettlement::entriesReturn) -> Result<Entry, ChainError> {
+    let kind = Kind::from_u8(e.kind as u8)
+        .ok_or(ChainError::Incomplete { what: "reading entries", missing: "a kind the contract has (0, 1 or 2)" })?;
+    Ok(Entry {
+        kind,
+        index,
+        account: e.account,
+        amount: e.amount,
+        from: e.from.into_array(),
+        requested_at: e.requestedAt,
+    })
 }
 
 /// The contract call that commits `batch`: its header's fields, the withdrawals and refused

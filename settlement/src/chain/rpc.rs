@@ -26,8 +26,9 @@ use alloy::signers::local::PrivateKeySigner;
 
 use super::binding::{Config, abi, commit_call, creation_code, refusal, test_usd_creation_code};
 use super::fees::{Fees, InFlight, SendPolicy, first_price};
-use super::{Chain, ChainError, Result};
+use super::{Chain, ChainError, QueueReader, Result, entry_of};
 use crate::batch::Batch;
+use crate::queue::Entry;
 
 mod wait;
 
@@ -391,5 +392,52 @@ impl Chain for RpcChain {
         self.block_on("verifying a leaf", async move {
             contract.verifyLeaf(index, sol_leaf, siblings).call().await.map_err(ChainError::call("verifyLeaf"))
         })
+    }
+}
+
+impl QueueReader for RpcChain {
+    fn binding(&mut self) -> Result<(u64, Address, Address)> {
+        let (provider, address) = (self.provider.clone(), self.address);
+        self.block_on("reading the binding", async move {
+            let chain_id = provider.get_chain_id().await.map_err(ChainError::rpc("reading the chain id"))?;
+            let contract = abi::L2xSettlement::new(address, provider);
+            let token = contract.token().call().await.map_err(ChainError::call("reading token"))?;
+            Ok((chain_id, address, token))
+        })
+    }
+
+    fn confirmed_block(&mut self, confirmations: u64) -> Result<Option<u64>> {
+        let provider = self.provider.clone();
+        let head = self.block_on("reading the head", async move {
+            provider.get_block_number().await.map_err(ChainError::rpc("reading the head"))
+        })?;
+        Ok((head + 1).checked_sub(confirmations.max(1)))
+    }
+
+    fn queue_length(&mut self, block: u64) -> Result<u64> {
+        let contract = abi::L2xSettlement::new(self.address, self.provider.clone());
+        self.block_on("reading queueLength", async move {
+            contract.queueLength().block(block.into()).call().await.map_err(ChainError::call("reading queueLength"))
+        })
+    }
+
+    fn queue_hash(&mut self, index: u64, block: u64) -> Result<B256> {
+        let contract = abi::L2xSettlement::new(self.address, self.provider.clone());
+        self.block_on("reading queueHashes", async move {
+            contract
+                .queueHashes(index)
+                .block(block.into())
+                .call()
+                .await
+                .map_err(ChainError::call("reading queueHashes"))
+        })
+    }
+
+    fn entry(&mut self, index: u64, block: u64) -> Result<Entry> {
+        let contract = abi::L2xSettlement::new(self.address, self.provider.clone());
+        let e = self.block_on("reading entries", async move {
+            contract.entries(index).block(block.into()).call().await.map_err(ChainError::call("reading entries"))
+        })?;
+        entry_of(index, &e)
     }
 }
