@@ -1,81 +1,115 @@
-//! The embedded chain: the settlement contract's committed bytecode executed in-process by
-//! revm, its state kept in one file so that a restart continues where it stopped
-//! (docs/SETTLEMENT.md, "Chain backends").
+//! The embedded chain: a small EVM chain in-process — the test token, the settlement
+//! contract and the users who send them transactions, executed by revm — whose whole state
+//! is kept in one file, so that a restart continues where it stopped (docs/SETTLEMENT.md,
+//! "Chain backends").
 //!
 //! ```text
-//!  open(dir) ──▶ genesis: deploy ARTIFACT (+ constructor(SUBMITTER)) in a fresh revm state
-//!                  │          (the same creation code `l2x settle deploy` sends to a node)
-//!                  ▼
-//!             dir/chain.l2xc present? ──▶ check it (magic, version, checksum, contract
-//!                  │                      address and code hash = genesis's), restore the
-//!                  │                      contract's storage and the submitter's nonce
-//!                  ▼
-//!  commit(batch) ──▶ commitBatch(…) as a transaction from SUBMITTER, one block per commit
-//!                  reverted: Refused (decoded), nothing changes
-//!                  succeeded: apply the state change, write chain.l2xc (temporary file,
-//!                             fsync, rename, fsync the directory), then return
-//!  last_committed / committed / verify_leaf ──▶ calls of the contract's views, never committed
+//!  open(dir, clock) ──▶ genesis (block 0, from DEPLOYER):  nonce 0  L2xTestUSD     ─▶ token()
+//!        │                                                 nonce 1  L2xSettlement  ─▶ address()
+//!        ▼
+//!  dir/chain.l2xc? ──▶ decode (magic, version 2, checksum, every field), rebuild the genesis
+//!        │             at the file's genesis timestamp, check that every account with code
+//!        │             has the code hash the genesis gives it, restore every account
+//!        ▼
+//!  transact(from, to, data) ─┐  one transaction in a block of its own:
+//!  commit(batch) (SUBMITTER) ┘    number = block + 1, timestamp = max(time + 1, clock.now())
+//!                                 reverted or halted: Reverted / Refused (decoded); no block
+//!                                 succeeded: the new state written to chain.l2xc (temporary
+//!                                 file, fsync, rename, fsync the directory), then adopted
+//!  call(to, data), last_committed, committed, verify_leaf ─▶ at the latest block, never kept
+//!  advance_time(secs) ─▶ the chain's time moves on by secs (written to the file); no block
 //! ```
 //!
-//! Everything the contract checks on a node it checks here, by the same bytecode: the
-//! submitter, the next index, the previous root, the data hash. What the embedded chain
-//! does not have is other parties: it is final at once (one confirmation, no reorgs, no
-//! fees), and it is as durable as the file. A crash between executing a commit and
-//! renaming the file loses that commit, exactly like a transaction a node dropped: the
-//! submitter reads the chain on restart and sends the batch again.
+//! | module | job |
+//! |---|---|
+//! | `genesis` | the deployments, their fixed addresses, [`settlement_creation_code`]; code hashes to check a state against |
+//! | `state_file` | [`ChainState`] and `chain.l2xc` format 2: layout, canonical form, [`FormatError`], the atomic write |
+//! | `clock` | [`Clock`]: [`WallClock`] for `serve` and the demo, [`FixedClock`] for tests |
+//! | `evm` | revm's block and transaction environments, revert reasons in words |
 //!
-//! `chain.l2xc` (all integers big-endian, like the EVM's words):
+//! # Design
+//!
+//! Everything a contract checks on a node it checks here, by the same bytecode under the
+//! same rules (revm's default spec, Osaka; tested for equal gas against anvil). What the
+//! embedded chain does not have is other parties: it is final at once (one confirmation,
+//! no reorgs), transactions are not signed (anyone may send as any address: it is a chain
+//! for tests and demos, and for a node that settles alone), and nobody pays for gas (base
+//! fee and gas price 0, so no account needs ether; gas is still counted). A transaction
+//! that reverts leaves no trace — no block, no nonce used — unlike one mined by a node.
+//!
+//! Each transaction runs against the chain's state without changing it; only a success is
+//! applied, to a copy, written to the file, and the chain then continues from exactly what
+//! the file says (rebuilt from it), so a process that continues and one that reopens the
+//! directory hold the same state. A crash between executing a transaction and renaming the
+//! file loses that transaction, exactly like one a node dropped: the submitter reads the
+//! chain on restart and sends its batch again.
+//!
+//! # Time
+//!
+//! The chain's time (`timestamp()`, kept in the file) is the latest block's timestamp,
+//! moved on by [`EmbeddedChain::advance_time`] since. Calls run at it. The next block's
+//! timestamp is `max(time + 1, clock.now())`: block timestamps strictly increase, and the
+//! clock chosen at open (`clock` module) is the only source of time in the chain.
+//!
+//! # The directory
 //!
 //! ```text
-//!  "L2XCHAIN" | version u32 = 1 | block u64 | contract address 20 | submitter address 20
-//!  | contract code hash 32 | submitter nonce u64 | slots u32 | (slot 32, value 32) × slots,
-//!  ascending by slot | keccak-256 of everything before 32
+//!  DIR/LOCK        flock'ed by the one process that may write (open); readers take none
+//!  DIR/chain.l2xc  the state (format 2, `state_file`), only ever replaced whole
+//!  DIR/blobs/      reserved for the blob store (issue 16, item 7: EIP-4844 batch data);
+//!                  not built yet. Its rule when it is: a block's blobs are written and
+//!                  synced before the state file that refers to them is renamed into place.
 //! ```
 //!
-//! One process writes a chain directory at a time (a `flock` on `dir/LOCK`); readers
-//! ([`EmbeddedChain::read_only`]) take no lock: the file is only ever replaced whole.
+//! # Known limitations
+//!
+//! - Only the genesis's contracts have code: a transaction that creates a contract is
+//!   refused (the file keeps no code).
+//! - No history: events are returned in the [`Receipt`] and not kept; old blocks, their
+//!   hashes and receipts are not kept.
+//! - Each block rewrites the whole state file: O(accounts + slots) per transaction. Fine for
+//!   tests and a demo's thousands of accounts, not for a million.
 
-use std::collections::BTreeMap;
+mod clock;
+mod evm;
+mod genesis;
+mod state_file;
+
 use std::fs::File;
-use std::io::Write;
 use std::path::{Path, PathBuf};
 
-use alloy::primitives::{Address, B256, Bytes, U256, keccak256};
+use alloy::primitives::{Address, B256, Bytes, Log, U256, keccak256};
 use alloy::sol_types::SolCall;
-use revm::context::TxEnv;
-use revm::context::result::{ExecutionResult, Output};
-use revm::database::{CacheDB, EmptyDB};
+use revm::context::result::ExecutionResult;
+use revm::database::{CacheDB, DatabaseCommit};
 use revm::primitives::TxKind;
-use revm::state::AccountInfo;
-use revm::{Context, ExecuteCommitEvm, ExecuteEvm, MainBuilder, MainContext};
 
+pub use clock::{Clock, FixedClock, WallClock};
+pub use genesis::{DEPLOYER, settlement_address, settlement_creation_code, token_address};
+pub use state_file::{AccountState, ChainState, FormatError, STATE_FILE, VERSION};
+
+use self::evm::{Db, Header};
+use self::genesis::Genesis;
 use crate::batch::Batch;
-use crate::chain::abi::L2xSettlement as C;
-use crate::chain::{Chain, ChainError, Result, commit_call, creation_code, revert_reason};
+use crate::chain::abi::{L2xSettlement as C, L2xTestUSD};
+use crate::chain::{Chain, ChainError, Result, commit_call};
 use crate::leaf::AccountLeaf;
 
 /// The embedded chain's submitter: the only address its contract accepts commits from. No
 /// key exists for it; transactions on the embedded chain are not signed.
 pub const SUBMITTER: Address = Address::new(*b"l2x-embedded-submit\x01");
 
-/// The state file's name inside the chain directory.
-pub const STATE_FILE: &str = "chain.l2xc";
-
-const MAGIC: &[u8; 8] = b"L2XCHAIN";
-const VERSION: u32 = 1;
-/// Gas allowed to one transaction: EIP-7825's cap, as on mainnet since Osaka.
-const TX_GAS_LIMIT: u64 = 1 << 24;
-
-type Db = CacheDB<EmptyDB>;
-
-/// The settlement contract on an in-process EVM (see the module docs).
+/// The test token, the settlement contract and their users on an in-process EVM (see the
+/// module docs).
 pub struct EmbeddedChain {
     dir: PathBuf,
     db: Db,
-    contract: Address,
-    code_hash: B256,
-    /// Blocks so far (the genesis deployment is block 0; each commit adds one).
+    genesis: Genesis,
+    /// The latest block (0: the genesis alone).
     block: u64,
+    /// The chain's time: the latest block's timestamp, moved on by `advance_time` since.
+    timestamp: u64,
+    clock: Box<dyn Clock>,
     /// Gas used by the last commit.
     last_gas: u64,
     /// Held while this process may write the directory (`None`: read only).
@@ -86,10 +120,26 @@ impl std::fmt::Debug for EmbeddedChain {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("EmbeddedChain")
             .field("dir", &self.dir)
-            .field("contract", &self.contract)
             .field("block", &self.block)
+            .field("timestamp", &self.timestamp)
+            .field("clock", &self.clock)
             .finish_non_exhaustive()
     }
+}
+
+/// What a transaction did: the block it made and what it returned.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Receipt {
+    /// The block it is in (it is that block's only transaction).
+    pub block: u64,
+    /// That block's timestamp.
+    pub timestamp: u64,
+    /// Gas it used, as a node's receipt reports it.
+    pub gas_used: u64,
+    /// The events it emitted, in order.
+    pub logs: Vec<Log>,
+    /// What the call returned (ABI-encoded).
+    pub output: Bytes,
 }
 
 /// What is wrong with the embedded chain's directory or state file (the `detail` of
@@ -99,7 +149,7 @@ pub enum StateError {
     /// Reading, writing or syncing it.
     #[error("{0}")]
     Io(#[from] std::io::Error),
-    /// Another process has the directory open for committing.
+    /// Another process has the directory open for writing.
     #[error("held by another process ({0})")]
     Locked(#[source] std::fs::TryLockError),
     /// [`EmbeddedChain::read_only`] of a directory with no chain.
@@ -108,293 +158,116 @@ pub enum StateError {
     /// A state file that does not parse.
     #[error(transparent)]
     Format(#[from] FormatError),
-    /// A state file written by another build of the contract.
+    /// A state file written by another build of the contracts: an account's code is not
+    /// the code this build's genesis gives it.
     #[error(
-        "a chain of another contract build (contract {contract} code {code_hash}, this build deploys {ours} code {our_code_hash})"
+        "a chain of another contract build: account {address} has {}, this build's genesis gives it {}",
+        code(.code_hash),
+        code(.ours)
     )]
     OtherBuild {
-        /// The file's contract address.
-        contract: Address,
-        /// The file's contract code hash.
-        code_hash: B256,
-        /// This build's contract address.
-        ours: Address,
-        /// This build's code hash.
-        our_code_hash: B256,
+        /// The account.
+        address: Address,
+        /// Its code hash in the file (`None`: no code).
+        code_hash: Option<B256>,
+        /// The code hash this build's genesis gives it (`None`: no code).
+        ours: Option<B256>,
     },
 }
 
-/// Why the bytes of a state file are not a chain state (the first thing found wrong).
-#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
-pub enum FormatError {
-    /// Shorter than the fixed part and the checksum.
-    #[error("{len} bytes: too short for a chain state")]
-    TooShort {
-        /// The file's length.
-        len: usize,
-    },
-    /// Not `L2XCHAIN` at the start.
-    #[error("not an l2x chain state (bad magic)")]
-    BadMagic,
-    /// A format version this build does not read.
-    #[error("format version {found}, this build reads {VERSION}")]
-    Version {
-        /// The file's version.
-        found: u32,
-    },
-    /// The keccak-256 at the end is not that of the rest.
-    #[error("checksum mismatch: the file is damaged")]
-    Checksum,
-    /// The bytes end inside a field.
-    #[error("truncated at byte {at}")]
-    Truncated {
-        /// Where the field starts.
-        at: usize,
-    },
-    /// The slot count disagrees with the bytes that follow.
-    #[error("{count} storage slots announced, {bytes} bytes of them")]
-    SlotCount {
-        /// Slots announced.
-        count: u32,
-        /// Bytes present for them.
-        bytes: usize,
-    },
-    /// Slots not in strictly ascending order.
-    #[error("storage slot {slot:#x} out of order")]
-    SlotOrder {
-        /// The first slot out of order.
-        slot: U256,
-    },
+fn code(hash: &Option<B256>) -> String {
+    hash.map_or_else(|| "no code".to_owned(), |h| format!("code {h}"))
 }
 
 fn state_error(path: &Path, detail: impl Into<StateError>) -> ChainError {
     ChainError::State { path: path.to_path_buf(), detail: Box::new(detail.into()) }
 }
 
-/// The chain's block environment: its number, and a timestamp derived from it (the contract
-/// reads neither; no wall clock reaches the chain).
-fn block_env(number: u64) -> revm::context::BlockEnv {
-    revm::context::BlockEnv {
-        number: U256::from(number),
-        timestamp: U256::from(number.saturating_add(1)),
-        ..revm::context::BlockEnv::default()
-    }
-}
-
-/// Runs one transaction against `db`; commits its state change only if `commit` and it
-/// succeeded.
-fn execute(db: &mut Db, block: u64, tx: TxEnv, commit: bool) -> Result<ExecutionResult> {
-    let mut evm = Context::mainnet().with_db(&mut *db).with_block(block_env(block)).build_mainnet();
-    let run = evm
-        .transact(tx)
-        .map_err(|e| ChainError::Evm { what: "executing on the embedded chain", source: Box::new(e) })?;
-    if commit && run.result.is_success() {
-        evm.commit(run.state);
-        // The events are not kept: the contract's storage is the chain's state.
-        db.cache.logs.clear();
-    }
-    Ok(run.result)
-}
-
-fn tx(caller: Address, nonce: u64, kind: TxKind, data: Bytes) -> Result<TxEnv> {
-    TxEnv::builder()
-        .caller(caller)
-        .nonce(nonce)
-        .kind(kind)
-        .data(data)
-        .gas_limit(TX_GAS_LIMIT)
-        .gas_price(0)
-        .build()
-        .map_err(|e| ChainError::Evm { what: "building an embedded-chain transaction", source: Box::new(e) })
-}
-
-/// The genesis state: the artifact deployed by [`SUBMITTER`] (nonce 0) in block 0.
-fn genesis() -> Result<(Db, Address, B256)> {
-    let code = creation_code(SUBMITTER)?;
-    let mut db = Db::default();
-    db.insert_account_info(SUBMITTER, AccountInfo::default());
-    let result = execute(&mut db, 0, tx(SUBMITTER, 0, TxKind::Create, Bytes::from(code))?, true)?;
-    let ExecutionResult::Success { output: Output::Create(_, Some(contract)), .. } = result else {
-        let what = "deploying the contract on the embedded chain";
-        return Err(ChainError::EvmFailed { what, outcome: Box::new(result) });
-    };
-    let code_hash = db.cache.accounts.get(&contract).map(|a| a.info.code_hash).unwrap_or_default();
-    Ok((db, contract, code_hash))
-}
-
-/// What a state file holds besides the genesis.
-struct Saved {
-    block: u64,
-    contract: Address,
-    submitter: Address,
-    code_hash: B256,
-    nonce: u64,
-    slots: BTreeMap<U256, U256>,
-}
-
-impl Saved {
-    fn encode(&self) -> Vec<u8> {
-        let mut b = Vec::with_capacity(8 + 4 + 8 + 20 + 20 + 32 + 8 + 4 + self.slots.len() * 64 + 32);
-        b.extend_from_slice(MAGIC);
-        b.extend_from_slice(&VERSION.to_be_bytes());
-        b.extend_from_slice(&self.block.to_be_bytes());
-        b.extend_from_slice(self.contract.as_slice());
-        b.extend_from_slice(self.submitter.as_slice());
-        b.extend_from_slice(self.code_hash.as_slice());
-        b.extend_from_slice(&self.nonce.to_be_bytes());
-        b.extend_from_slice(&u32::try_from(self.slots.len()).unwrap_or(u32::MAX).to_be_bytes());
-        for (slot, value) in &self.slots {
-            b.extend_from_slice(&slot.to_be_bytes::<32>());
-            b.extend_from_slice(&value.to_be_bytes::<32>());
-        }
-        let sum = keccak256(&b);
-        b.extend_from_slice(sum.as_slice());
-        b
-    }
-
-    /// Parses a state file, naming the first thing that is wrong.
-    fn decode(bytes: &[u8]) -> Result<Saved, FormatError> {
-        const FIXED: usize = 8 + 4 + 8 + 20 + 20 + 32 + 8 + 4;
-        if bytes.len() < FIXED + 32 {
-            return Err(FormatError::TooShort { len: bytes.len() });
-        }
-        if &bytes[..8] != MAGIC {
-            return Err(FormatError::BadMagic);
-        }
-        let (body, sum) = bytes.split_at(bytes.len() - 32);
-        let mut r = Reader(body, 8);
-        let version = u32::from_be_bytes(r.take()?);
-        if version != VERSION {
-            return Err(FormatError::Version { found: version });
-        }
-        if keccak256(body).as_slice() != sum {
-            return Err(FormatError::Checksum);
-        }
-        let block = u64::from_be_bytes(r.take()?);
-        let contract = Address::new(r.take()?);
-        let submitter = Address::new(r.take()?);
-        let code_hash = B256::new(r.take()?);
-        let nonce = u64::from_be_bytes(r.take()?);
-        let count = u32::from_be_bytes(r.take()?);
-        if body.len() - FIXED != usize::try_from(count).unwrap_or(usize::MAX).saturating_mul(64) {
-            return Err(FormatError::SlotCount { count, bytes: body.len() - FIXED });
-        }
-        let mut slots = BTreeMap::new();
-        let mut previous = None;
-        for _ in 0..count {
-            let slot = U256::from_be_bytes::<32>(r.take()?);
-            let value = U256::from_be_bytes::<32>(r.take()?);
-            if previous.is_some_and(|p| p >= slot) {
-                return Err(FormatError::SlotOrder { slot });
-            }
-            previous = Some(slot);
-            slots.insert(slot, value);
-        }
-        Ok(Saved { block, contract, submitter, code_hash, nonce, slots })
-    }
-}
-
-struct Reader<'a>(&'a [u8], usize);
-
-impl Reader<'_> {
-    fn take<const N: usize>(&mut self) -> Result<[u8; N], FormatError> {
-        let end = self.1 + N;
-        let bytes = self.0.get(self.1..end).ok_or(FormatError::Truncated { at: self.1 })?;
-        self.1 = end;
-        bytes.try_into().map_err(|_| FormatError::Truncated { at: self.1 })
-    }
-}
-
 impl EmbeddedChain {
-    /// Opens the embedded chain kept in `dir` for committing, creating it (genesis: the
-    /// contract deployed) if the directory holds none.
+    /// Opens the embedded chain kept in `dir` for writing, creating it (the genesis) if the
+    /// directory holds none; its blocks follow the wall clock.
     ///
     /// # Errors
     /// [`ChainError::State`] for a directory that cannot be used, another process holding
     /// it, or a state file that is damaged or from another contract build.
     pub fn open(dir: &Path) -> Result<EmbeddedChain> {
+        EmbeddedChain::open_with_clock(dir, WallClock)
+    }
+
+    /// [`EmbeddedChain::open`] with `clock` as the source of its blocks' time (a new chain's
+    /// genesis timestamp is `clock.now()`).
+    ///
+    /// # Errors
+    /// As [`EmbeddedChain::open`].
+    pub fn open_with_clock(dir: &Path, clock: impl Clock + 'static) -> Result<EmbeddedChain> {
         std::fs::create_dir_all(dir).map_err(|e| state_error(dir, e))?;
         let lock_path = dir.join("LOCK");
         let lock = File::create(&lock_path).map_err(|e| state_error(&lock_path, e))?;
         lock.try_lock().map_err(|e| state_error(dir, StateError::Locked(e)))?;
-        let mut chain = EmbeddedChain::load(dir, true)?;
+        let (mut chain, found) = EmbeddedChain::load(dir, Box::new(clock), true)?;
         chain.lock = Some(lock);
-        if !dir.join(STATE_FILE).exists() {
-            chain.save(&chain.db, chain.block)?;
+        if !found {
+            chain.write(&chain.state())?;
         }
         Ok(chain)
     }
 
     /// Opens the embedded chain in `dir` to read it only (`l2x settle verify`, `status`,
-    /// `prove`); committing through it fails.
+    /// `prove`): calls work, transactions, commits and `advance_time` fail.
     ///
     /// # Errors
     /// As [`EmbeddedChain::open`], and [`ChainError::State`] if `dir` holds no chain.
     pub fn read_only(dir: &Path) -> Result<EmbeddedChain> {
-        EmbeddedChain::load(dir, false)
+        EmbeddedChain::load(dir, Box::new(WallClock), false).map(|(chain, _)| chain)
     }
 
-    fn load(dir: &Path, create: bool) -> Result<EmbeddedChain> {
-        let (mut db, contract, code_hash) = genesis()?;
-        let mut chain =
-            EmbeddedChain { dir: dir.to_path_buf(), db, contract, code_hash, block: 0, last_gas: 0, lock: None };
+    /// The chain in `dir` (or a new genesis, if `create`), and whether a state file was
+    /// found.
+    fn load(dir: &Path, clock: Box<dyn Clock>, create: bool) -> Result<(EmbeddedChain, bool)> {
         let path = dir.join(STATE_FILE);
-        let bytes = match std::fs::read(&path) {
-            Ok(bytes) => bytes,
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound && create => return Ok(chain),
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
-                return Err(state_error(&path, StateError::Missing));
-            }
+        let saved = match std::fs::read(&path) {
+            Ok(bytes) => Some(ChainState::decode(&bytes).map_err(|why| state_error(&path, why))?),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound && create => None,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Err(state_error(&path, StateError::Missing)),
             Err(e) => return Err(state_error(&path, e)),
         };
-        let saved = Saved::decode(&bytes).map_err(|why| state_error(&path, why))?;
-        if (saved.contract, saved.submitter, saved.code_hash) != (contract, SUBMITTER, code_hash) {
-            let other = StateError::OtherBuild {
-                contract: saved.contract,
-                code_hash: saved.code_hash,
-                ours: contract,
-                our_code_hash: code_hash,
-            };
-            return Err(state_error(&path, other));
-        }
-        db = std::mem::take(&mut chain.db);
-        for (slot, value) in &saved.slots {
-            // The empty database behind the cache cannot fail (its error type is uninhabited).
-            db.insert_account_storage(contract, *slot, *value).unwrap_or_else(|e| match e {});
-        }
-        let submitter = db.load_account(SUBMITTER).unwrap_or_else(|e| match e {});
-        submitter.info.nonce = saved.nonce;
-        chain.db = db;
-        chain.block = saved.block;
-        Ok(chain)
+        let found = saved.is_some();
+        let genesis_timestamp = saved.as_ref().map_or_else(|| clock.now(), |s| s.genesis_timestamp);
+        let (genesis, genesis_state) = Genesis::build(genesis_timestamp)?;
+        let state = saved.unwrap_or(genesis_state);
+        genesis.check(&state).map_err(|foreign| state_error(&path, foreign))?;
+        let chain = EmbeddedChain {
+            dir: dir.to_path_buf(),
+            db: genesis.restore(&state),
+            genesis,
+            block: state.block,
+            timestamp: state.timestamp,
+            clock,
+            last_gas: 0,
+            lock: None,
+        };
+        Ok((chain, found))
     }
 
-    /// Writes `db` at `block` as the state file: a temporary file, synced, renamed over the
-    /// old one, the directory synced.
-    fn save(&self, db: &Db, block: u64) -> Result<()> {
-        let account = db.cache.accounts.get(&self.contract);
-        let slots: BTreeMap<U256, U256> = account
-            .map(|a| a.storage.iter().map(|(k, v)| (*k, *v)).filter(|(_, v)| !v.is_zero()).collect())
-            .unwrap_or_default();
-        let nonce = db.cache.accounts.get(&SUBMITTER).map_or(0, |a| a.info.nonce);
-        let saved =
-            Saved { block, contract: self.contract, submitter: SUBMITTER, code_hash: self.code_hash, nonce, slots };
-        let path = self.dir.join(STATE_FILE);
-        let tmp = self.dir.join(format!("{STATE_FILE}.tmp"));
-        let mut f = File::create(&tmp).map_err(|e| state_error(&tmp, e))?;
-        f.write_all(&saved.encode()).and_then(|()| f.sync_all()).map_err(|e| state_error(&tmp, e))?;
-        std::fs::rename(&tmp, &path).map_err(|e| state_error(&path, e))?;
-        File::open(&self.dir).and_then(|d| d.sync_all()).map_err(|e| state_error(&self.dir, e))
-    }
-
-    /// The contract's address on this chain.
+    /// The settlement contract's address ([`settlement_address`]).
     pub fn address(&self) -> Address {
-        self.contract
+        settlement_address()
     }
 
-    /// Blocks so far (0: only the genesis).
+    /// The test token's address ([`token_address`]).
+    pub fn token(&self) -> Address {
+        token_address()
+    }
+
+    /// The latest block (0: the genesis alone).
     pub fn block(&self) -> u64 {
         self.block
+    }
+
+    /// The chain's time in seconds: the latest block's timestamp, moved on by
+    /// [`EmbeddedChain::advance_time`] since. Calls run at it.
+    pub fn timestamp(&self) -> u64 {
+        self.timestamp
     }
 
     /// Gas used by the last commit of this process (0 before one).
@@ -402,16 +275,142 @@ impl EmbeddedChain {
         self.last_gas
     }
 
-    /// Calls a view of the contract (never committed) and decodes its answer.
-    fn view<T: SolCall>(&mut self, call: &T) -> Result<T::Return> {
-        let tx = tx(Address::ZERO, 0, TxKind::Call(self.contract), Bytes::from(call.abi_encode()))?;
-        let result = execute(&mut self.db, self.block, tx, false)?;
-        let ExecutionResult::Success { output, .. } = result else {
-            return Err(ChainError::EvmFailed { what: "a view of the embedded contract", outcome: Box::new(result) });
+    /// The chain's whole state, as its file holds it.
+    pub fn state(&self) -> ChainState {
+        ChainState::of(&self.db, self.block, self.timestamp, self.genesis.timestamp)
+    }
+
+    /// Sends a transaction from `from` to `to` with `calldata`, in a block of its own;
+    /// returns once the new state is in the file. Unsigned, and free: `from` needs no ether.
+    ///
+    /// # Errors
+    /// [`ChainError::Reverted`] with the reason decoded (nothing changes, no block),
+    /// [`ChainError::Evm`] if revm refuses the transaction itself (`from` has code),
+    /// [`ChainError::State`] if the file cannot be written (nothing changes), and
+    /// [`ChainError::Config`] on a chain opened read-only.
+    pub fn transact(&mut self, from: Address, to: Address, calldata: impl Into<Bytes>) -> Result<Receipt> {
+        self.send(from, to, calldata.into())?.map_err(|reason| ChainError::Reverted { from, to, reason })
+    }
+
+    /// Mints `amount` (in the token's 6-decimal units) of the test token to `to`: a
+    /// [`EmbeddedChain::transact`] of the token's open `mint`, sent by [`DEPLOYER`].
+    ///
+    /// # Errors
+    /// As [`EmbeddedChain::transact`].
+    pub fn mint_test_usd(&mut self, to: Address, amount: U256) -> Result<Receipt> {
+        self.transact(DEPLOYER, self.token(), L2xTestUSD::mintCall { to, amount }.abi_encode())
+    }
+
+    /// Calls `to` with `calldata` at the latest block (number and time) and returns what it
+    /// returned; nothing is kept. The caller is the zero address.
+    ///
+    /// # Errors
+    /// [`ChainError::Reverted`] with the reason decoded, [`ChainError::Evm`].
+    pub fn call(&self, to: Address, calldata: impl Into<Bytes>) -> Result<Bytes> {
+        let from = Address::ZERO;
+        let tx = evm::tx(from, self.nonce(from), TxKind::Call(to), calldata.into())?;
+        let header = Header { number: self.block, timestamp: self.timestamp };
+        match evm::run(CacheDB::new(&self.db), header, tx)?.result {
+            ExecutionResult::Success { output, .. } => Ok(output.into_data()),
+            ExecutionResult::Revert { output, .. } => {
+                Err(ChainError::Reverted { from, to, reason: evm::reason(&output) })
+            }
+            ExecutionResult::Halt { reason, .. } => {
+                Err(ChainError::Reverted { from, to, reason: format!("halted: {reason:?}") })
+            }
+        }
+    }
+
+    /// Moves the chain's time on by `secs` without making a block (written to the file):
+    /// calls then run at the new time, and the next block is at least a second after it.
+    /// Returns the new time. For tests: delays, deadlines.
+    ///
+    /// # Errors
+    /// [`ChainError::Config`] on a chain opened read-only or past `u64::MAX` seconds;
+    /// [`ChainError::State`] if the file cannot be written (the time does not move).
+    pub fn advance_time(&mut self, secs: u64) -> Result<u64> {
+        self.writable()?;
+        let timestamp = self.timestamp.checked_add(secs).ok_or_else(|| overflow(self.timestamp, secs))?;
+        let state = ChainState { timestamp, ..self.state() };
+        self.write(&state)?;
+        self.timestamp = timestamp;
+        Ok(timestamp)
+    }
+
+    /// Checks what must hold between operations: the state is in canonical form (it
+    /// encodes and decodes to itself), its code is the genesis's, its clock is consistent,
+    /// and for a writer the file holds exactly this state. For tests.
+    ///
+    /// # Errors
+    /// What does not hold, in words.
+    pub fn check_invariants(&self) -> Result<(), String> {
+        let state = self.state();
+        let bytes = state.encode();
+        let decoded = ChainState::decode(&bytes).map_err(|e| format!("the state does not decode: {e}"))?;
+        if decoded != state {
+            return Err("the state does not decode to itself".into());
+        }
+        self.genesis.check(&state).map_err(|f| format!("{}", StateError::from(f)))?;
+        if self.lock.is_some() && std::fs::read(self.dir.join(STATE_FILE)).ok() != Some(bytes) {
+            return Err("the state file does not hold the chain's state".into());
+        }
+        Ok(())
+    }
+
+    /// One transaction from `from` to `to` in a new block: `Ok(Ok(receipt))` once the new
+    /// state is in the file, `Ok(Err(reason))` if the EVM reverted or halted it or it
+    /// created code (nothing changes).
+    fn send(&mut self, from: Address, to: Address, data: Bytes) -> Result<Result<Receipt, String>> {
+        self.writable()?;
+        let timestamp = self.timestamp.checked_add(1).ok_or_else(|| overflow(self.timestamp, 1))?;
+        let header = Header { number: self.block + 1, timestamp: timestamp.max(self.clock.now()) };
+        let tx = evm::tx(from, self.nonce(from), TxKind::Call(to), data)?;
+        let run = evm::run(CacheDB::new(&self.db), header, tx)?;
+        let (gas, logs, output) = match run.result {
+            ExecutionResult::Success { gas, logs, output, .. } => (gas, logs, output.into_data()),
+            ExecutionResult::Revert { output, .. } => return Ok(Err(evm::reason(&output))),
+            ExecutionResult::Halt { reason, .. } => return Ok(Err(format!("halted: {reason:?}"))),
         };
-        T::abi_decode_returns(output.data())
+        let mut next = self.db.clone();
+        next.commit(run.state);
+        let state = ChainState::of(&next, header.number, header.timestamp, self.genesis.timestamp);
+        if let Err(f) = self.genesis.check(&state) {
+            return Ok(Err(format!("created code at {} (only the genesis's contracts have code here)", f.address)));
+        }
+        self.write(&state)?;
+        self.db = self.genesis.restore(&state);
+        (self.block, self.timestamp) = (header.number, header.timestamp);
+        let receipt =
+            Receipt { block: header.number, timestamp: header.timestamp, gas_used: gas.tx_gas_used(), logs, output };
+        Ok(Ok(receipt))
+    }
+
+    fn writable(&self) -> Result<()> {
+        match self.lock {
+            Some(_) => Ok(()),
+            None => Err(ChainError::Config("the embedded chain was opened read-only".into())),
+        }
+    }
+
+    fn nonce(&self, account: Address) -> u64 {
+        self.db.cache.accounts.get(&account).and_then(|a| a.info()).map_or(0, |info| info.nonce)
+    }
+
+    /// Writes `state` as the state file (`state_file`: temporary file, sync, rename, sync).
+    fn write(&self, state: &ChainState) -> Result<()> {
+        state_file::write(&self.dir, &state.encode())
+    }
+
+    /// Calls a view of the settlement contract and decodes its answer.
+    fn view<T: SolCall>(&self, call: &T) -> Result<T::Return> {
+        let output = self.call(self.address(), call.abi_encode())?;
+        T::abi_decode_returns(&output)
             .map_err(|e| ChainError::Decode { what: "decoding a view of the embedded contract", source: Box::new(e) })
     }
+}
+
+fn overflow(timestamp: u64, secs: u64) -> ChainError {
+    ChainError::Config(format!("the embedded chain's time {timestamp} cannot move on by {secs} s (past u64::MAX)"))
 }
 
 impl Chain for EmbeddedChain {
@@ -428,37 +427,18 @@ impl Chain for EmbeddedChain {
     }
 
     fn commit(&mut self, batch: &Batch) -> Result<B256> {
-        if self.lock.is_none() {
-            return Err(ChainError::Config("the embedded chain was opened read-only".into()));
-        }
         let data = Bytes::from(commit_call(batch).abi_encode());
-        let nonce = self.db.cache.accounts.get(&SUBMITTER).map_or(0, |a| a.info.nonce);
-        let block = self.block + 1;
         let tx_hash = {
-            let mut preimage = block.to_be_bytes().to_vec();
+            let mut preimage = (self.block + 1).to_be_bytes().to_vec();
             preimage.extend_from_slice(&data);
             keccak256(preimage)
         };
-        // Executed on a copy that becomes the chain only once it is on disk: a commit whose
-        // state file could not be written did not happen.
-        let mut next = self.db.clone();
-        let result = execute(&mut next, block, tx(SUBMITTER, nonce, TxKind::Call(self.contract), data)?, true)?;
-        match result {
-            ExecutionResult::Success { gas, .. } => {
-                self.save(&next, block)?;
-                self.db = next;
-                self.block = block;
-                self.last_gas = gas.tx_gas_used();
+        match self.send(SUBMITTER, self.address(), data)? {
+            Ok(receipt) => {
+                self.last_gas = receipt.gas_used;
                 Ok(tx_hash)
             }
-            ExecutionResult::Revert { output, .. } => {
-                let reason = revert_reason(&output)
-                    .unwrap_or_else(|| format!("reverted with 0x{}", alloy::hex::encode(&output)));
-                Err(ChainError::Refused { index: batch.header.index, reason })
-            }
-            ExecutionResult::Halt { reason, .. } => {
-                Err(ChainError::Refused { index: batch.header.index, reason: format!("halted: {reason:?}") })
-            }
+            Err(reason) => Err(ChainError::Refused { index: batch.header.index, reason }),
         }
     }
 
@@ -466,3 +446,6 @@ impl Chain for EmbeddedChain {
         self.view(&C::verifyLeafCall { index, leaf: leaf.into(), siblings: siblings.to_vec() })
     }
 }
+
+#[cfg(test)]
+mod tests;
