@@ -350,7 +350,7 @@ impl EmbeddedChain {
         if decoded != state {
             return Err("the state does not decode to itself".into());
         }
-        self.genesis.check(&state).map_err(|f| format!("{}", StateError::from(f)))?;
+        self.genesis.check(&state).map_err(|f| StateError::from(f).to_string())?;
         if self.lock.is_some() && std::fs::read(self.dir.join(STATE_FILE)).ok() != Some(bytes) {
             return Err("the state file does not hold the chain's state".into());
         }
@@ -363,7 +363,9 @@ impl EmbeddedChain {
     fn send(&mut self, from: Address, to: Address, data: Bytes) -> Result<Result<Receipt, String>> {
         self.writable()?;
         let timestamp = self.timestamp.checked_add(1).ok_or_else(|| overflow(self.timestamp, 1))?;
-        let header = Header { number: self.block + 1, timestamp: timestamp.max(self.clock.now()) };
+        // A file's block is at most its time (its clock check), so this cannot fail first.
+        let number = self.block.checked_add(1).ok_or_else(|| overflow(self.timestamp, 1))?;
+        let header = Header { number, timestamp: timestamp.max(self.clock.now()) };
         let tx = evm::tx(from, self.nonce(from), TxKind::Call(to), data)?;
         let run = evm::run(CacheDB::new(&self.db), header, tx)?;
         let (gas, logs, output) = match run.result {
@@ -429,7 +431,7 @@ impl Chain for EmbeddedChain {
     fn commit(&mut self, batch: &Batch) -> Result<B256> {
         let data = Bytes::from(commit_call(batch).abi_encode());
         let tx_hash = {
-            let mut preimage = (self.block + 1).to_be_bytes().to_vec();
+            let mut preimage = self.block.wrapping_add(1).to_be_bytes().to_vec();
             preimage.extend_from_slice(&data);
             keccak256(preimage)
         };
