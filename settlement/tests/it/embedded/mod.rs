@@ -1,14 +1,19 @@
-//! The embedded chain: the contract's bytecode in revm, its state in a file. It commits and
+//! The embedded chain: the contracts' bytecode in revm, its state in a file. It commits and
 //! refuses exactly what the contract does, verifies the Rust tree's proofs, continues after a
-//! restart, refuses a damaged or foreign state file by name, keeps one writer per directory,
-//! and spends the gas a real node (anvil) spends on the same batches.
+//! restart, keeps one writer per directory, and spends the gas a real node (anvil) spends on
+//! the same batches. Its users and clock are in `users`, its state file's damage in
+//! `state_file`.
 
-use alloy::primitives::{B256, keccak256};
+mod state_file;
+mod users;
+mod vault;
+
+use alloy::primitives::B256;
 use l2x_engine::StateMachine;
 use l2x_risk::Ledger;
 use l2x_settlement::batch::Batch;
 use l2x_settlement::chain::{Chain, ChainError, RpcChain, commitment};
-use l2x_settlement::embedded::{EmbeddedChain, STATE_FILE};
+use l2x_settlement::embedded::{EmbeddedChain, STATE_FILE, SUBMITTER};
 use l2x_settlement::epoch::{self, Epoch, Epochs, Policy};
 use l2x_settlement::submitter::Submitter;
 
@@ -83,6 +88,12 @@ fn the_embedded_chain_commits_refuses_verifies_and_continues_after_a_restart() {
     tampered.data.push(0);
     let err = chain.commit(&tampered).unwrap_err();
     assert!(matches!(err, ChainError::Batch { index: 6, .. }), "{err}");
+    // The same sent by hand, as the submitter: the contract's own check.
+    let mut call = l2x_settlement::chain::commit_call(&Batch::of(&closed[5])).unwrap();
+    call.data = [&call.data[..], &[0]].concat().into();
+    let input = alloy::sol_types::SolCall::abi_encode(&call);
+    let err = chain.transact(SUBMITTER, chain.address(), input).unwrap_err();
+    assert!(err.to_string().contains("WrongDataHash("), "{err}");
     assert_eq!(chain.last_committed().unwrap(), (5, closed[4].root));
     assert_eq!(chain.block(), 5, "a refused commit makes no block");
 
@@ -120,9 +131,14 @@ fn the_embedded_chain_commits_refuses_verifies_and_continues_after_a_restart() {
     assert_eq!(chain.block(), 6);
     std::fs::remove_dir(&blocker).unwrap();
 
-    // A restart continues: same roots, same block, and the next commit is accepted.
+    // A restart continues: the same state (roots, block, the submitter's nonce), and the
+    // next commit is accepted.
+    chain.check_invariants().unwrap();
+    let before = chain.state();
+    assert_eq!(before.accounts[&SUBMITTER].nonce, 6, "refused commits use no nonce");
     drop(chain);
     let mut chain = EmbeddedChain::open(dir.path()).unwrap();
+    assert_eq!(chain.state(), before);
     assert_eq!(chain.last_committed().unwrap(), (6, closed[5].root));
     assert_eq!(chain.block(), 6);
     for e in &closed {
@@ -131,59 +147,13 @@ fn the_embedded_chain_commits_refuses_verifies_and_continues_after_a_restart() {
     chain.commit(&Batch::of(&seventh)).unwrap();
     assert_eq!(chain.last_committed().unwrap(), (7, seventh.root));
     assert_eq!(chain.block(), 7);
+    chain.check_invariants().unwrap();
 }
 
 /// Epoch `n + 1` of the seeded stream.
 fn epochs_after(n: usize) -> (Epoch, Epochs, StateMachine) {
     let (mut closed, epochs, state) = epochs(n + 1);
     (closed.pop().unwrap(), epochs, state)
-}
-
-#[test]
-fn a_damaged_missing_or_foreign_state_file_is_refused_by_name() {
-    let dir = tempfile::tempdir().unwrap();
-    let (closed, _, _) = epochs(2);
-    {
-        let mut chain = EmbeddedChain::open(dir.path()).unwrap();
-        for e in &closed {
-            chain.commit(&Batch::of(e)).unwrap();
-        }
-    }
-    let path = dir.path().join(STATE_FILE);
-    let good = std::fs::read(&path).unwrap();
-    let open_with = |bytes: &[u8]| {
-        std::fs::write(&path, bytes).unwrap();
-        state_error(EmbeddedChain::open(dir.path()).unwrap_err())
-    };
-    // A flipped byte anywhere: the checksum names it (the magic and version first).
-    for at in [20, 60, good.len() / 2, good.len() - 1] {
-        let mut bad = good.clone();
-        bad[at] ^= 0x40;
-        let why = open_with(&bad);
-        assert!(why.contains(STATE_FILE) && why.contains("checksum mismatch"), "byte {at}: {why}");
-    }
-    let mut bad = good.clone();
-    bad[0] = b'X';
-    assert!(open_with(&bad).contains("bad magic"));
-    let mut bad = good.clone();
-    bad[11] = 2;
-    assert!(open_with(&bad).contains("format version 2"));
-    assert!(open_with(&good[..good.len() - 40]).contains("checksum mismatch"));
-    assert!(open_with(&good[..30]).contains("too short"));
-    // A consistent file from another contract build (another code hash).
-    let mut foreign = good[..good.len() - 32].to_vec();
-    foreign[60] ^= 1;
-    let sum = keccak256(&foreign);
-    foreign.extend_from_slice(sum.as_slice());
-    assert!(open_with(&foreign).contains("another contract build"));
-    // Nothing was overwritten by the failed opens: the good file still opens.
-    std::fs::write(&path, &good).unwrap();
-    let mut chain = EmbeddedChain::open(dir.path()).unwrap();
-    assert_eq!(chain.last_committed().unwrap(), (2, closed[1].root));
-    drop(chain);
-    // A reader needs a chain to be there.
-    let empty = tempfile::tempdir().unwrap();
-    assert!(state_error(EmbeddedChain::read_only(empty.path()).unwrap_err()).contains("no embedded chain here"));
 }
 
 #[test]
