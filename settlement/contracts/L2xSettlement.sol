@@ -117,7 +117,8 @@ contract L2xSettlement {
     bytes32 public lastRoot;
     /// The root after each committed batch.
     mapping(uint64 => bytes32) public roots;
-    /// Each committed batch's commitment: keccak256 of its `commitBatch` arguments.
+    /// Each committed batch's commitment: `keccak256(abi.encode(h, withdrawals, rejected))`
+    /// of its `commitBatch` arguments (the data is bound through `h.dataHash`).
     mapping(uint64 => bytes32) public commitments;
 
     /// Entries queued (the last index; entries are numbered from 1).
@@ -142,6 +143,8 @@ contract L2xSettlement {
     uint256 public totalClaimable;
     /// Whether the contract is frozen: no more commits, deposits or forced requests.
     bool public frozen;
+    /// The last queue entry `refundQueued` went through (0: none).
+    uint64 public refunded;
 
     event BatchCommitted(
         uint64 indexed index,
@@ -182,12 +185,16 @@ contract L2xSettlement {
     error ClaimNotYet(uint64 availableAt);
     error IsFrozen();
     error NotOverdue(uint64 oldestWaiting, uint64 dueAt);
+    error NotFrozen();
     error BadConfig();
 
     constructor(Config memory c) {
         // Delays far past any use (136 years) would let a sum of times overflow and revert.
         uint64 most = type(uint32).max;
-        if (c.minDeposit == 0 || c.claimDelay > most || c.forcedDeadline > most || c.insuranceExitDelay > most) {
+        if (
+            c.minDeposit == 0 || c.forcedDeadline == 0 || c.claimDelay > most || c.forcedDeadline > most
+                || c.insuranceExitDelay > most
+        ) {
             revert BadConfig();
         }
         submitter = c.submitter;
@@ -285,16 +292,17 @@ contract L2xSettlement {
         _consume(from, h.queueCount, rejected);
         _payWithdrawals(withdrawals);
 
-        _record(h);
+        _record(h, withdrawals, rejected);
     }
 
-    /// Stores what batch `h` committed: the queue it consumed, its root and its commitment.
-    function _record(BatchHeader calldata h) private {
+    /// Stores what batch `h` committed: the queue it consumed, its root and its commitment
+    /// (`keccak256(abi.encode(h, withdrawals, rejected))`: the data is bound by `h.dataHash`).
+    function _record(BatchHeader calldata h, Withdrawal[] calldata withdrawals, uint64[] calldata rejected) private {
         processed = h.queueCount;
         lastIndex = h.index;
         lastRoot = h.newRoot;
         roots[h.index] = h.newRoot;
-        bytes32 commitment = keccak256(msg.data[4:]);
+        bytes32 commitment = keccak256(abi.encode(h, withdrawals, rejected));
         commitments[h.index] = commitment;
         emit BatchCommitted(h.index, h.newRoot, h.dataHash, h.firstSeq, h.lastSeq, h.epochTs, h.queueCount, commitment);
     }
@@ -374,6 +382,24 @@ contract L2xSettlement {
         if (block.timestamp <= dueAt) revert NotOverdue(oldest, dueAt);
         frozen = true;
         emit Frozen(oldest, entries[oldest].requestedAt);
+    }
+
+    /// Once frozen, refunds up to `count` of the deposits no batch consumed, oldest first,
+    /// to their depositors' claims (forced withdrawals waiting are moot: nothing more is
+    /// committed). Anyone may call it, as often as needed; `refunded()` is how far it got.
+    function refundQueued(uint64 count) external {
+        if (!frozen) revert NotFrozen();
+        uint64 i = refunded > processed ? refunded : processed;
+        uint64 last = queueLength - i < count ? queueLength : i + count;
+        while (i < last) {
+            i++;
+            Entry storage e = entries[i];
+            if (e.kind != Kind.ForcedWithdrawal) {
+                pendingDeposits -= e.amount;
+                _credit(e.from, e.amount);
+            }
+        }
+        refunded = i;
     }
 
     /// Calls the token and requires success: no revert, and `true` or nothing returned (the

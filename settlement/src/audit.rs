@@ -141,8 +141,9 @@ impl Verification {
 }
 
 /// Recomputes every batch of the journal in `journal` under `policy` and compares it with
-/// the batch files (by content) and with every batch committed on `chain` (root and data
-/// hash — that of the batch file when there is one: the bytes the batch was posted with).
+/// the batch files (by content) and with every batch committed on `chain` (root and
+/// commitment — that of the batch file when there is one: the bytes the batch was posted
+/// with).
 ///
 /// # Errors
 /// [`AuditError`] when an input cannot be read.
@@ -284,8 +285,9 @@ pub struct ChainStatus {
 }
 
 /// The last batch file, and with a chain, the chain's last batch and whether the last
-/// batch both have agrees (root and commitment; the files' own chain of roots, checked by
-/// [`BatchSet::load`], carries the agreement to every batch before it).
+/// batch both have agrees (root and commitment). The files' own chain of roots, checked by
+/// [`BatchSet::load`], carries the roots' agreement to every batch before it, not that of
+/// their withdrawals and refused entries: `verify` compares every commitment.
 ///
 /// # Errors
 /// [`AuditError::Chain`].

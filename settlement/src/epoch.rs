@@ -7,7 +7,7 @@
 //!      holders the events touched ──▶ touched set         (balance, position, insurance, …)
 //!      fills += trades
 //!      an L1 queue entry taken ──▶ queue_count, queue_hash (refused: its index listed)
-//!      a withdrawal made ──▶ withdrawals               (forced_withdrawn, or withdraw's balance)
+//!      a withdrawal asked on L2 ──▶ withdrawals        (withdraw's balance event)
 //!      due? cmd.ts ≥ start + max_ms, or fills ≥ max_fills
 //!        yes ──▶ leaves of the touched holders, read from the state ──▶ Tree::update
 //!                market state of every listed instrument (marks, funding indexes)

@@ -27,6 +27,10 @@ fn settle_on_a_node_then_verify_and_catch_tampering() {
     assert_eq!(lines.len(), 2, "the contract's address, then the test token's: {printed}");
     assert!(lines[1].starts_with("token 0x"), "{printed}");
     let contract = lines[0].to_string();
+    let real =
+        l2x(&["settle", "deploy", "--rpc-url", &url, "--key", KEY, "--token", lines[1].trim_start_matches("token ")]);
+    assert_eq!(real.status.code(), Some(1), "{}", text(&real));
+    assert!(text(&real).contains("escape"), "{}", text(&real));
     settle_then_verify_and_catch_tampering(&["--rpc-url", &url, "--contract", &contract], &["--key", KEY]);
 }
 

@@ -79,6 +79,7 @@ pub mod abi {
             error ClaimNotYet(uint64 availableAt);
             error IsFrozen();
             error NotOverdue(uint64 oldestWaiting, uint64 dueAt);
+            error NotFrozen();
             error BadConfig();
 
             function submitter() external view returns (address);
@@ -103,6 +104,8 @@ pub mod abi {
             function pendingDeposits() external view returns (uint256);
             function totalClaimable() external view returns (uint256);
             function frozen() external view returns (bool);
+            function refunded() external view returns (uint64);
+            function refundQueued(uint64 count) external;
             function deposit(uint64 account, uint64 amount) external;
             function depositInsurance(uint64 amount) external;
             function requestForcedWithdrawal(uint64 account, uint64 amount) external;
@@ -216,13 +219,16 @@ pub fn commit_input(batch: &Batch) -> Result<Vec<u8>, ChainError> {
 }
 
 /// What the contract stores as batch `index`'s commitment once it is committed
-/// (`commitments(index)`): keccak-256 of the commit's ABI-encoded arguments, its input after
-/// the 4-byte selector. It binds everything the commit carried.
+/// (`commitments(index)`): `keccak256(abi.encode(h, withdrawals, rejected))` of the commit's
+/// arguments — the header fields, the withdrawals and the refused entries; the data is bound
+/// through the header's data hash. Canonical: the same arguments give the same commitment
+/// whatever bytes carried them.
 ///
 /// # Errors
 /// As [`commit_call`].
 pub fn commitment(batch: &Batch) -> Result<B256, ChainError> {
-    Ok(keccak256(&commit_input(batch)?[4..]))
+    let call = commit_call(batch)?;
+    Ok(keccak256((call.h, call.withdrawals, call.rejected).abi_encode_params()))
 }
 
 /// The least gas the commit of `batch` can cost on a chain with EIP-7623 (Prague and
@@ -362,6 +368,7 @@ pub fn revert_reason(data: &[u8]) -> Option<String> {
         E::ClaimNotYet(x) => format!("ClaimNotYet(availableAt {})", x.availableAt),
         E::IsFrozen(_) => "IsFrozen".to_owned(),
         E::NotOverdue(x) => format!("NotOverdue(oldestWaiting {}, dueAt {})", x.oldestWaiting, x.dueAt),
+        E::NotFrozen(_) => "NotFrozen".to_owned(),
         E::BadConfig(_) => "BadConfig".to_owned(),
     })
 }
@@ -416,7 +423,7 @@ mod tests {
         let settlement = set(&[
             S::L2xSettlementCalls::SIGNATURES,
             S::L2xSettlementErrors::SIGNATURES,
-            &[<S::BatchCommitted as alloy::sol_types::SolEvent>::SIGNATURE],
+            S::L2xSettlementEvents::SIGNATURES,
         ]);
         let compiled = signatures(ARTIFACT);
         let missing: Vec<_> = settlement.difference(&compiled).collect();

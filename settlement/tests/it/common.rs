@@ -96,7 +96,7 @@ pub(crate) fn stream(seed: u64, n: usize) -> Vec<Sequenced> {
 /// [`stream`] without its operator withdrawals, for the tests that commit batches: the
 /// vault pays a withdrawal only to an account's L1 owner, and the deposits of [`stream`] are
 /// the operator's, not L1's (so no account has one). The commit mechanics they test do not
-/// depend on withdrawals; the vault's own tests (`contract.rs`) fund accounts through L1.
+/// depend on withdrawals; the vault's own tests (`vault.rs`) fund accounts through L1.
 pub(crate) fn chain_stream(seed: u64, n: usize) -> Vec<Sequenced> {
     let mut cmds: Vec<Sequenced> =
         stream(seed, n).into_iter().filter(|c| !matches!(c.cmd, Command::Withdraw { .. })).collect();

@@ -232,24 +232,7 @@ async fn the_vault_refuses_what_it_cannot_honour_and_changes_nothing() {
     let (bob_vault, _) = v.as_user(&node, DEV_KEYS[2]);
     let alice = wallet(&node, DEV_KEYS[1]).1;
 
-    // Deposits: not approved yet; to the reserved ids; below the minimum.
-    sent(alice_token.mint(alice, U256::from(1_000 * USD))).await;
-    let err = alice_vault.deposit(1, 10 * USD).call().await.unwrap_err();
-    assert!(err.as_decoded_error::<L2xSettlement::TokenTransferFailed>().is_some(), "{err}");
-    sent(alice_token.approve(*v.vault.address(), U256::MAX)).await;
-    for reserved in [u64::MAX - 1, u64::MAX] {
-        let err = alice_vault.deposit(reserved, 10 * USD).call().await.unwrap_err();
-        assert_eq!(err.as_decoded_error::<L2xSettlement::ReservedAccount>().unwrap().account, reserved);
-    }
-    let err = alice_vault.deposit(1, 0).call().await.unwrap_err();
-    assert!(err.as_decoded_error::<L2xSettlement::DepositTooSmall>().is_some(), "{err}");
-    sent(alice_vault.deposit(1, 100 * USD)).await;
-    sent(alice_vault.deposit(3, 7 * USD)).await;
-    // A forced withdrawal by anyone but the owner, or of nothing.
-    let err = bob_vault.requestForcedWithdrawal(1, USD).call().await.unwrap_err();
-    assert!(err.as_decoded_error::<L2xSettlement::NotOwner>().is_some(), "{err}");
-    let err = alice_vault.requestForcedWithdrawal(1, 0).call().await.unwrap_err();
-    assert!(err.as_decoded_error::<L2xSettlement::BadAmount>().is_some(), "{err}");
+    user_refusals(&v, &alice_vault, &bob_vault, &alice_token, alice).await;
 
     // A real batch taking entry 1, then hand-made commits on top of it.
     let mut state = StateMachine::with_ledger(Ledger::default());
@@ -303,6 +286,13 @@ async fn the_vault_refuses_what_it_cannot_honour_and_changes_nothing() {
         let data = err.as_revert_data().unwrap();
         assert_eq!(l2x_settlement::chain::revert_reason(&data).as_deref(), Some(reason));
     }
+    // One of them mined (a fixed gas limit: an estimate would not send it): it reverts and
+    // changes nothing.
+    let mut c = next.clone();
+    c.withdrawals = vec![w(9, USD)];
+    let mined = v.vault.call_builder(&c).gas(1_000_000).send().await.unwrap().get_receipt().await.unwrap();
+    assert!(!mined.status());
+    assert_eq!(v.vault.lastIndex().call().await.unwrap(), 1);
     assert_eq!(v.books().await, (U256::from(100 * USD), U256::from(7 * USD), U256::ZERO), "nothing changed");
 
     // A deposit the batch refuses is refunded to its depositor, who claims it back.
@@ -365,4 +355,102 @@ async fn an_entry_left_past_the_deadline_lets_anyone_freeze_the_vault() {
     assert!(err.as_decoded_error::<L2xSettlement::IsFrozen>().is_some(), "{err}");
     let err = bob_vault.freeze().call().await.unwrap_err();
     assert!(err.as_decoded_error::<L2xSettlement::IsFrozen>().is_some(), "{err}");
+}
+
+/// Issue 16: a claim waits out the deployment's claim delay; the vault's holdings are capped
+/// at the state machine's bound (2^62); a deployment with a zero minimum or deadline is
+/// refused.
+#[tokio::test(flavor = "current_thread")]
+async fn claims_wait_out_the_delay_holdings_are_capped_and_bad_configs_are_refused() {
+    use l2x_settlement::chain::Config;
+    let node = anvil();
+    let url = node.url().to_string();
+    let submitter = wallet(&node, SUBMITTER_KEY).1;
+    let token = {
+        let url = url.clone();
+        tokio::task::spawn_blocking(move || RpcChain::deploy_test_usd(&url, SUBMITTER_KEY)).await.unwrap().unwrap()
+    };
+    for bad in [
+        Config { minDeposit: 0, ..Config::local(submitter, token) },
+        Config { forcedDeadline: 0, ..Config::local(submitter, token) },
+    ] {
+        let url = url.clone();
+        let refused = tokio::task::spawn_blocking(move || RpcChain::deploy(&url, SUBMITTER_KEY, &bad)).await.unwrap();
+        assert!(refused.is_err(), "a config the constructor refuses (BadConfig)");
+    }
+    let config = Config { claimDelay: 100, ..Config::local(submitter, token) };
+    let address = {
+        let url = url.clone();
+        tokio::task::spawn_blocking(move || RpcChain::deploy(&url, SUBMITTER_KEY, &config)).await.unwrap().unwrap()
+    };
+    let (provider, alice) = wallet(&node, DEV_KEYS[1]);
+    let (vault, usd) = (L2xSettlement::new(address, provider.clone()), L2xTestUSD::new(token, provider.clone()));
+    let cap = U256::from(1u64 << 62);
+    sent(usd.mint(alice, cap + U256::from(1))).await;
+    sent(usd.approve(address, U256::MAX)).await;
+    sent(vault.deposit(1, 1 << 62)).await;
+    let err = vault.deposit(1, 1).call().await.unwrap_err();
+    let e = err.as_decoded_error::<L2xSettlement::DepositCapReached>().unwrap();
+    assert_eq!((e.held, e.amount), (cap, 1));
+
+    // Batch 1 refuses the deposit (a hand-made refusal): its refund is a claim that waits
+    // 100 seconds from its block.
+    let mut call = commit_call(&batch_one()).unwrap();
+    call.h.queueCount = 1;
+    call.h.queueHash = vault.queueHashes(1).call().await.unwrap();
+    call.rejected = vec![1];
+    let (submitter_provider, _) = wallet(&node, SUBMITTER_KEY);
+    let as_submitter = L2xSettlement::new(address, submitter_provider);
+    let receipt = as_submitter.call_builder(&call).send().await.unwrap().get_receipt().await.unwrap();
+    assert!(receipt.status());
+    let claim = vault.claims(alice).call().await.unwrap();
+    let block = provider.get_block_by_number(receipt.block_number.unwrap().into()).await.unwrap().unwrap();
+    assert_eq!((claim.amount, claim.availableAt), (1u128 << 62, block.header.timestamp + 100));
+    let err = vault.claim().call().await.unwrap_err();
+    let e = err.as_decoded_error::<L2xSettlement::ClaimNotYet>().unwrap();
+    assert_eq!(e.availableAt, claim.availableAt);
+    let _: serde_json::Value =
+        provider.raw_request("evm_setNextBlockTimestamp".into(), (claim.availableAt,)).await.unwrap();
+    sent(vault.claim()).await;
+    assert_eq!(usd.balanceOf(alice).call().await.unwrap(), cap + U256::from(1));
+}
+
+/// Batch 1 of a journal whose first command is an operator deposit: real data, header and
+/// root, for hand-made commits.
+fn batch_one() -> Batch {
+    let mut state = StateMachine::with_ledger(Ledger::default());
+    let mut epochs = Epochs::new(Policy { max_ms: 0, max_fills: 0 });
+    let bind = Command::L1Bind { chain_id: 1, contract: L1Address([1; 20]), token: L1Address([2; 20]) };
+    let deposit = Command::Deposit { to: l2x_types::Holder::Account(AccountId(5)), amount: Amount(1) };
+    Batch::of(&run(&mut state, &mut epochs, 1, 0, &[deposit, bind])[0])
+}
+
+/// The refusals a user meets: a deposit not approved, to a reserved id, below the minimum;
+/// a forced withdrawal by anyone but the owner, or of nothing. Leaves two deposits queued
+/// (100 to account 1, 7 to account 3).
+async fn user_refusals(
+    v: &Vault,
+    alice_vault: &L2xSettlement::L2xSettlementInstance<DynProvider>,
+    bob_vault: &L2xSettlement::L2xSettlementInstance<DynProvider>,
+    alice_token: &L2xTestUSD::L2xTestUSDInstance<DynProvider>,
+    alice: Address,
+) {
+    // Deposits: not approved yet; to the reserved ids; below the minimum.
+    sent(alice_token.mint(alice, U256::from(1_000 * USD))).await;
+    let err = alice_vault.deposit(1, 10 * USD).call().await.unwrap_err();
+    assert!(err.as_decoded_error::<L2xSettlement::TokenTransferFailed>().is_some(), "{err}");
+    sent(alice_token.approve(*v.vault.address(), U256::MAX)).await;
+    for reserved in [u64::MAX - 1, u64::MAX] {
+        let err = alice_vault.deposit(reserved, 10 * USD).call().await.unwrap_err();
+        assert_eq!(err.as_decoded_error::<L2xSettlement::ReservedAccount>().unwrap().account, reserved);
+    }
+    let err = alice_vault.deposit(1, 0).call().await.unwrap_err();
+    assert!(err.as_decoded_error::<L2xSettlement::DepositTooSmall>().is_some(), "{err}");
+    sent(alice_vault.deposit(1, 100 * USD)).await;
+    sent(alice_vault.deposit(3, 7 * USD)).await;
+    // A forced withdrawal by anyone but the owner, or of nothing.
+    let err = bob_vault.requestForcedWithdrawal(1, USD).call().await.unwrap_err();
+    assert!(err.as_decoded_error::<L2xSettlement::NotOwner>().is_some(), "{err}");
+    let err = alice_vault.requestForcedWithdrawal(1, 0).call().await.unwrap_err();
+    assert!(err.as_decoded_error::<L2xSettlement::BadAmount>().is_some(), "{err}");
 }

@@ -130,15 +130,22 @@ fn deposits_withdrawals_and_claims_on_the_embedded_chain_move_exact_tokens() {
 }
 
 /// The clock decides the freeze on the embedded chain too: an entry waiting exactly the
-/// deadline does not let anyone freeze; one second more does.
+/// deadline does not let anyone freeze; one second more does. Frozen, the deposits still
+/// queued are refunded to their depositors and the vault ends empty.
 #[test]
-fn the_embedded_clock_decides_the_freeze_to_the_second() {
+fn the_embedded_clock_decides_the_freeze_to_the_second_and_queued_deposits_are_refunded() {
     let dir = tempfile::tempdir().unwrap();
     let mut chain = EmbeddedChain::open_with_clock(dir.path(), FixedClock::TESTS).unwrap();
     let (vault, token) = (chain.address(), chain.token());
     chain.mint_test_usd(ALICE, U256::from(USD)).unwrap();
     send(&mut chain, ALICE, token, &T::approveCall { spender: vault, amount: U256::MAX });
     send(&mut chain, ALICE, vault, &S::depositCall { account: 1, amount: USD });
+    send(&mut chain, ALICE, vault, &S::requestForcedWithdrawalCall { account: 1, amount: USD });
+    chain.mint_test_usd(BOB, U256::from(2 * USD)).unwrap();
+    send(&mut chain, BOB, token, &T::approveCall { spender: vault, amount: U256::MAX });
+    send(&mut chain, BOB, vault, &S::depositCall { account: 2, amount: 2 * USD });
+    let err = chain.transact(BOB, vault, S::refundQueuedCall { count: 9 }.abi_encode()).unwrap_err();
+    assert!(err.to_string().contains("NotFrozen"), "{err}");
     let block = chain.confirmed_block(1).unwrap().unwrap();
     let queued = chain.entry(1, block).unwrap().requested_at;
     // The freeze's block is one second after the chain's time.
@@ -148,5 +155,19 @@ fn the_embedded_clock_decides_the_freeze_to_the_second() {
     chain.advance_time(1).unwrap();
     send(&mut chain, BOB, vault, &S::freezeCall {});
     assert!(view(&chain, vault, &S::frozenCall {}));
+    // Frozen, the queued deposits go back to their depositors, a few per call, each once;
+    // the forced withdrawal between them is moot.
+    assert_eq!(books(&chain), (U256::ZERO, U256::from(3 * USD), U256::ZERO));
+    send(&mut chain, BOB, vault, &S::refundQueuedCall { count: 2 });
+    assert_eq!(view(&chain, vault, &S::refundedCall {}), 2);
+    assert_eq!(books(&chain), (U256::ZERO, U256::from(2 * USD), U256::from(USD)));
+    send(&mut chain, BOB, vault, &S::refundQueuedCall { count: 9 });
+    send(&mut chain, BOB, vault, &S::refundQueuedCall { count: 9 });
+    assert_eq!(view(&chain, vault, &S::refundedCall {}), 3);
+    assert_eq!(books(&chain), (U256::ZERO, U256::ZERO, U256::from(3 * USD)));
+    send(&mut chain, ALICE, vault, &S::claimCall {});
+    send(&mut chain, BOB, vault, &S::claimCall {});
+    assert_eq!((balance(&chain, ALICE), balance(&chain, BOB)), (U256::from(USD), U256::from(2 * USD)));
+    assert_eq!(books(&chain), (U256::ZERO, U256::ZERO, U256::ZERO));
     assert!(chain.queue_length(chain.block() + 1).is_err(), "a block the chain has not made");
 }
