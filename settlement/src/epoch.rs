@@ -8,7 +8,8 @@
 //!      fills += trades
 //!      an L1 queue entry taken ──▶ queue_count, queue_hash (refused: its index listed)
 //!      a withdrawal asked on L2 ──▶ withdrawals        (withdraw's balance event)
-//!      due? cmd.ts ≥ start + max_ms, or fills ≥ max_fills
+//!      due? cmd.ts ≥ start + max_ms, or fills ≥ max_fills,
+//!           or entries taken + withdrawals ≥ MAX_L1_OPS (256)
 //!        yes ──▶ leaves of the touched holders, read from the state ──▶ Tree::update
 //!                market state of every listed instrument (marks, funding indexes)
 //!                root, market state or queue_count differ from the last batch's,
@@ -59,6 +60,13 @@ use crate::leaf::{self, AccountLeaf};
 use crate::market::{self, Market};
 use crate::queue::{self, Withdrawal};
 use crate::tree::Tree;
+
+/// The most L1 work one epoch may give its batch: queue entries taken plus withdrawals. An
+/// epoch that reaches it is due, whatever the policy, so that its commit's gas stays far
+/// below a transaction's limit (2^24 since Osaka): each costs the contract some 3,000 (a
+/// deposit) to 30,000 gas (a payment to a new claim), so 256 of them stay under 8M
+/// (docs/SETTLEMENT.md, "Epochs"). Part of the epoch rule: a verifier must use the same.
+pub const MAX_L1_OPS: u64 = 256;
 
 /// When an epoch is due to close (it closes when it is due and has changed something).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -174,7 +182,8 @@ impl Epochs {
         debug_assert_eq!(self.queue_count, state.l1().next - 1, "the queue count is l1_next − 1");
         let by_time = cmd.ts.0.saturating_sub(start_ts) >= self.policy.max_ms.saturating_mul(1_000_000);
         let by_fills = self.policy.max_fills > 0 && self.fills >= self.policy.max_fills;
-        if !(by_time || by_fills) {
+        let l1_ops = self.queue_count - self.closed_queue_count + self.withdrawals.len() as u64;
+        if !(by_time || by_fills || l1_ops >= MAX_L1_OPS) {
             return None;
         }
         let ledger = state.ledger();
