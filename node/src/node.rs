@@ -229,7 +229,7 @@ impl Node {
         let control = server.control();
         if new {
             // A failure is logged and kept in the status; the thread retries it.
-            let _ = watch.pass(&control);
+            let _ = watch.pass(&mut |cmd| control.submit(cmd));
         }
         let status = watch.status_handle();
         let every = std::time::Duration::from_millis(config.settlement.l1_poll_ms.max(1));

@@ -175,20 +175,23 @@ impl Watch {
         Arc::clone(&self.status)
     }
 
-    /// One pass: every confirmed entry from the cursor on (at most [`MAX_PER_PASS`])
-    /// submitted through `control`; the status updated, a new error logged. Returns how
-    /// many were submitted.
-    pub fn pass(&mut self, control: &Control) -> Result<u64, WatcherError> {
+    /// One pass: every confirmed entry from the cursor on (at most [`MAX_PER_PASS`]) given
+    /// to `submit` (the node's: the gateway's [`Control::submit`]); the status updated, a
+    /// new error logged. Returns how many were submitted.
+    ///
+    /// # Errors
+    /// [`WatcherError`]: the entries before the failure were submitted, none after.
+    pub fn pass(&mut self, submit: &mut dyn FnMut(Command) -> Result<(), SubmitError>) -> Result<u64, WatcherError> {
         let mut submitted = 0;
         let result = match &mut self.source {
             Source::Embedded(dir) => match EmbeddedChain::read_only(dir) {
                 Ok(mut chain) => {
-                    read(&mut chain, self.confirmations, &mut self.cursor, &mut self.known, &mut submitted, control)
+                    read(&mut chain, self.confirmations, &mut self.cursor, &mut self.known, &mut submitted, submit)
                 }
                 Err(e) => Err(e.into()),
             },
             Source::Rpc(chain) => {
-                read(chain, self.confirmations, &mut self.cursor, &mut self.known, &mut submitted, control)
+                read(chain, self.confirmations, &mut self.cursor, &mut self.known, &mut submitted, submit)
             }
         };
         let mut status = self.status.lock().unwrap_or_else(PoisonError::into_inner);
@@ -225,7 +228,7 @@ fn read(
     cursor: &mut u64,
     known: &mut Option<B256>,
     submitted: &mut u64,
-    control: &Control,
+    submit: &mut dyn FnMut(Command) -> Result<(), SubmitError>,
 ) -> Result<Option<u64>, WatcherError> {
     let Some(block) = chain.confirmed_block(confirmations)? else { return Ok(None) };
     let length = chain.queue_length(block)?;
@@ -255,7 +258,7 @@ fn read(
         }
         let command: Command =
             entry.command().ok_or(WatcherError::BadEntry { index, why: "the amount does not fit the ledger's i64" })?;
-        control.submit(command).map_err(WatcherError::Closed)?;
+        submit(command).map_err(WatcherError::Closed)?;
         (*cursor, *known, prev) = (index + 1, Some(stored), stored);
         *submitted += 1;
     }
@@ -275,7 +278,7 @@ impl Watcher {
         let (stop, stopped) = mpsc::channel::<()>();
         let thread = std::thread::Builder::new().name("l2x-l1-watcher".into()).spawn(move || {
             while matches!(stopped.recv_timeout(every), Err(mpsc::RecvTimeoutError::Timeout)) {
-                if let Err(WatcherError::Closed(_)) = watch.pass(&control) {
+                if let Err(WatcherError::Closed(_)) = watch.pass(&mut |cmd| control.submit(cmd)) {
                     return; // the pipeline is shutting down
                 }
             }
