@@ -294,3 +294,120 @@ impl Watcher {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use alloy_primitives::Address;
+    use l2x_settlement::queue::{Entry, Kind};
+
+    use super::*;
+
+    /// A queue in memory, every block the same: entries and the hashes stored after them.
+    struct Queue {
+        entries: Vec<Entry>,
+        hashes: Vec<B256>,
+    }
+
+    impl Queue {
+        /// The queue of `entries` with the hashes the contract would store.
+        fn of(entries: Vec<Entry>) -> Queue {
+            let mut hashes = vec![B256::ZERO];
+            for e in &entries {
+                let prev = *hashes.last().unwrap_or(&B256::ZERO);
+                hashes.push(e.next_hash(prev));
+            }
+            Queue { entries, hashes }
+        }
+    }
+
+    impl QueueReader for Queue {
+        fn binding(&mut self) -> Result<(u64, Address, Address), ChainError> {
+            Ok((1, Address::ZERO, Address::ZERO))
+        }
+        fn confirmed_block(&mut self, _: u64) -> Result<Option<u64>, ChainError> {
+            Ok(Some(7))
+        }
+        fn queue_length(&mut self, _: u64) -> Result<u64, ChainError> {
+            Ok(self.entries.len() as u64)
+        }
+        fn queue_hash(&mut self, index: u64, _: u64) -> Result<B256, ChainError> {
+            Ok(self.hashes[usize::try_from(index).unwrap_or(usize::MAX)])
+        }
+        fn entry(&mut self, index: u64, _: u64) -> Result<Entry, ChainError> {
+            Ok(self.entries[usize::try_from(index - 1).unwrap_or(usize::MAX)])
+        }
+    }
+
+    fn deposit(index: u64, amount: u64) -> Entry {
+        Entry { kind: Kind::Deposit, index, account: 1, amount, from: [0x11; 20], requested_at: 9 }
+    }
+
+    /// One pass over `queue` from `cursor`: what it submitted, and its result.
+    fn pass(queue: &mut Queue, cursor: u64) -> (Vec<u64>, Result<Option<u64>, WatcherError>) {
+        let (mut cursor, mut known, mut submitted, mut indexes) = (cursor, None, 0, Vec::new());
+        let result = read(queue, 1, &mut cursor, &mut known, &mut submitted, &mut |cmd| {
+            if let Command::L1Deposit { index, .. } = cmd {
+                indexes.push(index);
+            }
+            Ok(())
+        });
+        assert_eq!(submitted, indexes.len() as u64);
+        (indexes, result)
+    }
+
+    #[test]
+    fn entries_are_submitted_in_order_from_the_cursor() {
+        let mut queue = Queue::of((1..=3).map(|i| deposit(i, 5)).collect());
+        assert_eq!(pass(&mut queue, 1).0, [1, 2, 3]);
+        assert_eq!(pass(&mut queue, 3).0, [3]);
+        assert!(pass(&mut queue, 4).0.is_empty());
+        let (none, shrunk) = pass(&mut queue, 6);
+        assert!(none.is_empty());
+        assert!(matches!(shrunk, Err(WatcherError::Shrunk { length: 3, sequenced: 5, .. })), "{shrunk:?}");
+    }
+
+    #[test]
+    fn at_most_max_per_pass_entries_a_pass() {
+        let n = MAX_PER_PASS + 3;
+        let mut queue = Queue::of((1..=n).map(|i| deposit(i, 5)).collect());
+        assert_eq!(pass(&mut queue, 1).0.len() as u64, MAX_PER_PASS);
+        assert_eq!(pass(&mut queue, MAX_PER_PASS + 1).0, [n - 2, n - 1, n]);
+    }
+
+    /// Bad input from the chain: an entry that does not chain, one from the zero address,
+    /// one whose amount does not fit an i64 — each an error naming it, nothing after it
+    /// submitted, what came before it kept.
+    #[test]
+    fn a_bad_entry_stops_the_pass_at_it() {
+        let mut unchained = Queue::of((1..=3).map(|i| deposit(i, 5)).collect());
+        unchained.entries[1].amount = 6;
+        let (before, e) = pass(&mut unchained, 1);
+        assert_eq!(before, [1]);
+        assert!(matches!(e, Err(WatcherError::Unchained { index: 2, block: 7, .. })), "{e:?}");
+
+        let mut zero = vec![deposit(1, 5), deposit(2, 5)];
+        zero[1].from = [0; 20];
+        let (before, e) = pass(&mut Queue::of(zero), 1);
+        assert_eq!(before, [1]);
+        assert!(matches!(e, Err(WatcherError::BadEntry { index: 2, why: "from the zero address" })), "{e:?}");
+
+        let (before, e) = pass(&mut Queue::of(vec![deposit(1, u64::MAX)]), 1);
+        assert!(before.is_empty());
+        let text = e.map_err(|e| e.to_string()).unwrap_err();
+        assert_eq!(text, "L1 queue entry 1: the amount does not fit the ledger's i64");
+    }
+
+    /// A history rewritten under the watcher (a reorg deeper than its confirmations): the
+    /// hash after its last entry changed, and it credits nothing more.
+    #[test]
+    fn a_rewritten_history_stops_the_watcher() {
+        let mut queue = Queue::of(vec![deposit(1, 5)]);
+        let (mut cursor, mut known, mut submitted) = (1, None, 0);
+        let mut sink = |_| Ok(());
+        read(&mut queue, 1, &mut cursor, &mut known, &mut submitted, &mut sink).unwrap();
+        let mut other = Queue::of(vec![deposit(1, 6), deposit(2, 5)]);
+        let e = read(&mut other, 1, &mut cursor, &mut known, &mut submitted, &mut sink).unwrap_err();
+        assert!(matches!(e, WatcherError::Rewritten { index: 1, .. }), "{e:?}");
+        assert_eq!((cursor, submitted), (2, 1));
+    }
+}
