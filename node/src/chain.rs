@@ -135,7 +135,7 @@ pub fn open_chain(config: &Config) -> Result<Option<NodeChain>> {
             chain.set_policy(rpc.send_policy());
             let mut reader = RpcChain::read_only(&rpc.url, address)?;
             let binding = l1_binding(&mut reader)?;
-            Ok(Some(NodeChain { committer: Committer::Rpc(chain), binding, source: Source::Rpc(reader) }))
+            Ok(Some(NodeChain { committer: Committer::Rpc(chain), binding, source: Source::Rpc(Box::new(reader)) }))
         }
         (ChainKind::Rpc, None) => Err(ConfigError::NoRpcTable.into()),
         (ChainKind::Embedded, _) => {

@@ -135,8 +135,8 @@ pub struct WatchStatus {
 pub enum Source {
     /// The embedded chain in this directory, reopened read-only each pass.
     Embedded(std::path::PathBuf),
-    /// A read-only connection to the vault on a JSON-RPC node.
-    Rpc(RpcChain),
+    /// A read-only connection to the vault on a JSON-RPC node (boxed: it is large).
+    Rpc(Box<RpcChain>),
 }
 
 impl std::fmt::Debug for Source {
@@ -191,7 +191,7 @@ impl Watch {
                 Err(e) => Err(e.into()),
             },
             Source::Rpc(chain) => {
-                read(chain, self.confirmations, &mut self.cursor, &mut self.known, &mut submitted, submit)
+                read(chain.as_mut(), self.confirmations, &mut self.cursor, &mut self.known, &mut submitted, submit)
             }
         };
         let mut status = self.status.lock().unwrap_or_else(PoisonError::into_inner);

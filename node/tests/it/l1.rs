@@ -112,7 +112,7 @@ fn accounts_are_funded_through_the_embedded_vault_once_across_restarts() {
     assert_eq!((collateral(&stopped.state, 1), collateral(&stopped.state, 4)), (1_000_000 * USD, 500 * USD));
     assert_eq!(stopped.state.ledger().flows().0, i128::from(funded));
     let holders = |n: u64| Holder::Account(AccountId(n));
-    let expected = vec![(1, holders(1), 1_000_000 * USD), (2, holders(2), 1_000_000 * USD)];
+    let expected = [(1, holders(1), 1_000_000 * USD), (2, holders(2), 1_000_000 * USD)];
     assert_eq!(l1_deposits(dir.path())[..2], expected[..]);
     assert_eq!(l1_deposits(dir.path()).len(), 4);
     {
@@ -199,7 +199,7 @@ fn the_watcher_credits_confirmed_deposits_only_and_never_a_reorged_one() {
     let anvil = Anvil::spawn().unwrap();
     let url = anvil.url().to_string();
     let (vault, _) = RpcChain::deploy_local(&url, DEV_KEYS[0]).unwrap();
-    let mut watch = Watch::new(Source::Rpc(RpcChain::read_only(&url, vault).unwrap()), 3, 1);
+    let mut watch = Watch::new(Source::Rpc(Box::new(RpcChain::read_only(&url, vault).unwrap())), 3, 1);
     let status = watch.status_handle();
     let mut sequenced = Vec::new();
     let mut pass = |watch: &mut Watch| {
@@ -250,7 +250,7 @@ fn the_watcher_credits_confirmed_deposits_only_and_never_a_reorged_one() {
     let mut reader = RpcChain::read_only(&url, vault).unwrap();
     let block = reader.confirmed_block(1).unwrap().unwrap();
     assert_eq!(reader.queue_length(block).unwrap(), 2);
-    let mut ahead = Watch::new(Source::Rpc(reader), 1, 4);
+    let mut ahead = Watch::new(Source::Rpc(Box::new(reader)), 1, 4);
     let mut none = Vec::new();
     let e = ahead
         .pass(&mut |cmd| {
