@@ -8,7 +8,8 @@
 //!                      replay --verify-roots)
 //!  writer(key, conf)   committing: the embedded chain (created if dir holds none), or the
 //!                      node's with the submitter's key (settle submit)
-//!  open_chain(config)  the node's: settlement.chain = embedded | rpc, with the send policy
+//!  open_chain(config)  the node's: settlement.chain = embedded | rpc, with the send policy,
+//!                      the vault's binding and where the L1 watcher reads (NodeChain)
 //! ```
 //!
 //! The command line says which chain with flags (`--chain-dir`, or `--rpc-url` and
@@ -16,11 +17,13 @@
 
 use std::path::PathBuf;
 
-use l2x_settlement::chain::{Chain, RpcChain};
+use l2x_settlement::chain::{Chain, QueueReader, RpcChain};
 use l2x_settlement::embedded::EmbeddedChain;
+use l2x_types::{L1Address, L1Binding};
 
 use crate::config::{ChainKind, Config, ConfigError, address};
 use crate::error::{NodeError, Result};
+use crate::watcher::Source;
 
 /// A chain named on the command line.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -77,13 +80,52 @@ pub fn reader(spec: Option<&ChainSpec>) -> Result<Option<Box<dyn Chain>>> {
     spec.map(ChainSpec::reader).transpose()
 }
 
-/// The chain the config names, opened for committing (`None` for `chain = "none"`).
+/// The node's chain, opened before anything is written: the chain to commit to (the
+/// embedded one is still concrete, so that a new journal's first deposits can be made on it
+/// before the submitter takes it), the vault's binding, and where the L1 watcher reads.
+#[derive(Debug)]
+pub struct NodeChain {
+    /// The chain the submitter commits to.
+    pub committer: Committer,
+    /// The chain id, the vault and its token: what the journal is bound to.
+    pub binding: L1Binding,
+    /// Where the L1 watcher reads the queue.
+    pub source: Source,
+}
+
+/// The chain the submitter commits to, as opened.
+#[derive(Debug)]
+pub enum Committer {
+    /// The embedded chain, opened for writing.
+    Embedded(EmbeddedChain),
+    /// A JSON-RPC node, with the submitter's key.
+    Rpc(RpcChain),
+}
+
+impl Committer {
+    /// The chain as the submitter takes it.
+    pub fn into_chain(self) -> Box<dyn Chain + Send> {
+        match self {
+            Committer::Embedded(chain) => Box::new(chain),
+            Committer::Rpc(chain) => Box::new(chain),
+        }
+    }
+}
+
+/// `QueueReader::binding`'s answer as the engine's [`L1Binding`].
+pub fn l1_binding(reader: &mut dyn QueueReader) -> Result<L1Binding> {
+    let (chain_id, contract, token) = reader.binding()?;
+    Ok(L1Binding { chain_id, contract: L1Address(contract.into_array()), token: L1Address(token.into_array()) })
+}
+
+/// The chain the config names, opened for committing, with its binding and the watcher's
+/// source (`None` for `chain = "none"`).
 ///
 /// # Errors
 /// No `[settlement.rpc]` table for `rpc`, the submitter's key not in the environment, a
 /// contract that is not an address, an unreachable node, an embedded chain directory that
 /// cannot be used (or is in use).
-pub fn open_chain(config: &Config) -> Result<Option<Box<dyn Chain + Send>>> {
+pub fn open_chain(config: &Config) -> Result<Option<NodeChain>> {
     let settlement = &config.settlement;
     match (settlement.chain, &settlement.rpc) {
         (ChainKind::None, _) => Ok(None),
@@ -91,13 +133,17 @@ pub fn open_chain(config: &Config) -> Result<Option<Box<dyn Chain + Send>>> {
             let address = address(&rpc.contract)?;
             let mut chain = RpcChain::connect(&rpc.url, &rpc.key()?, address, rpc.confirmations)?;
             chain.set_policy(rpc.send_policy());
-            Ok(Some(Box::new(chain)))
+            let mut reader = RpcChain::read_only(&rpc.url, address)?;
+            let binding = l1_binding(&mut reader)?;
+            Ok(Some(NodeChain { committer: Committer::Rpc(chain), binding, source: Source::Rpc(Box::new(reader)) }))
         }
         (ChainKind::Rpc, None) => Err(ConfigError::NoRpcTable.into()),
         (ChainKind::Embedded, _) => {
             let dir = config.chain_dir();
-            let chain = EmbeddedChain::open(&dir).map_err(|source| NodeError::EmbeddedChain { dir, source })?;
-            Ok(Some(Box::new(chain)))
+            let embedded = |source| NodeError::EmbeddedChain { dir: dir.clone(), source };
+            let mut chain = EmbeddedChain::open(&dir).map_err(embedded)?;
+            let binding = l1_binding(&mut chain)?;
+            Ok(Some(NodeChain { committer: Committer::Embedded(chain), binding, source: Source::Embedded(dir) }))
         }
     }
 }

@@ -13,6 +13,7 @@ use std::path::PathBuf;
 use l2x_sequencer::journal::JournalError;
 use l2x_sequencer::pipeline::PipelineError;
 use l2x_settlement::chain::ChainError;
+use l2x_types::L1Binding;
 
 use crate::config::{AddressError, ConfigError};
 
@@ -70,6 +71,41 @@ pub enum NodeError {
     /// A first deposit whose micro-USDC do not fit the ledger.
     #[error("a deposit too large")]
     DepositTooLarge(#[source] std::num::TryFromIntError),
+    /// A recovered journal bound to another vault than the configured chain's.
+    #[error(
+        "the journal is bound to the vault {} (token {}) on chain {}, but the configured chain is \
+         {} with the vault {} (token {}): a journal settles on one vault only",
+        journal.contract, journal.token, journal.chain_id, chain.chain_id, chain.contract, chain.token
+    )]
+    BoundElsewhere {
+        /// The journal's binding.
+        journal: L1Binding,
+        /// The configured chain's.
+        chain: L1Binding,
+    },
+    /// A recovered journal that was never bound to a vault (written before the vault, or with
+    /// `settlement.chain = "none"`), started with a vault configured.
+    #[error(
+        "the journal was never bound to a vault (it was written with settlement.chain = \"none\", or \
+         before the vault existed), so it cannot settle on the vault {} on chain {}: start it with \
+         settlement.chain = \"none\", or start a new journal",
+        chain.contract, chain.chain_id
+    )]
+    NotBound {
+        /// The configured chain's binding.
+        chain: L1Binding,
+    },
+    /// The embedded chain refused a first deposit of the config.
+    #[error("depositing account {account}'s first deposit from its owner {owner} on the embedded chain")]
+    Funding {
+        /// The account.
+        account: l2x_types::AccountId,
+        /// Its test owner.
+        owner: alloy_primitives::Address,
+        /// Why.
+        #[source]
+        source: ChainError,
+    },
     /// The final snapshot could not be listed or written.
     #[error(transparent)]
     Snapshot(#[from] JournalError),

@@ -12,6 +12,7 @@
 //!                     │  journal, snapshots      order entry, market data
 //!                     ├─▶ Settlement thread ─▶ Submitter (l2x-settlement) ─▶ chain
 //!                     ├─▶ Ticker thread: a Tick when nothing was sequenced for a while
+//!                     ├─▶ L1 watcher thread: the vault's queue ─▶ L1Deposit, ForcedWithdrawal
 //!                     └─▶ Metrics thread: GET /metrics (prometheus text, served by hyper)
 //!   Node::stop ─▶ Stopped { last seq, state hash, final snapshot, last settlement pass }
 //! ```
@@ -30,6 +31,8 @@
 //! | `node` | [`Node`] and [`Stopped`]: the start in numbered steps, the stop in its own order |
 //! | [`settlement`] | the submitter thread and its [`SettleStatus`] |
 //! | `ticker` | idle ticks, so that sequenced time passes |
+//! | [`watcher`] | the L1 watcher: the vault's queue, confirmed, sequenced in order |
+//! | [`funding`] | the config's first deposits through the embedded chain's vault |
 //! | [`metrics`] | the Prometheus endpoint |
 //! | [`chain`] | opening the chain a config or a command names |
 //! | [`settle`] | `l2x settle …` and root verification |
@@ -46,12 +49,14 @@ pub mod chain;
 pub mod config;
 pub mod demo;
 mod error;
+pub mod funding;
 pub mod keys;
 pub mod metrics;
 mod node;
 pub mod settle;
 pub mod settlement;
 mod ticker;
+pub mod watcher;
 
 pub use config::{Config, ConfigError};
 pub use error::{NodeError, Result};
@@ -59,7 +64,6 @@ pub use node::{Node, Stopped};
 pub use settlement::{SettleStatus, Settlement};
 
 /// An error and its sources, joined with `": "`: what the binary prints.
-#[cfg(test)]
 pub(crate) fn error_chain(e: &dyn std::error::Error) -> String {
     let mut text = e.to_string();
     let mut source = e.source();

@@ -9,11 +9,18 @@
 //!   2. Pipeline::start: recover the journal (newest valid snapshot, then the records
 //!      after it; a torn tail truncated)
 //!   3. Server::start: the gateway over the pipeline, report streams rebuilt
-//!   4. a new journal: list the config's instruments, set their oracle prices, fund every
-//!      key's account — through the server's Control, so the gateway announces them
-//!   5. the submitter thread (unless chain = "none"), the idle ticker, the metrics endpoint
+//!      a recovered journal with a vault: bound to exactly the configured one, or refused
+//!   4. a new journal: list the config's instruments, set their oracle prices — through the
+//!      server's Control, so the gateway announces them — then fund every key's account:
+//!        chain = "none"      operator deposits
+//!        chain = "embedded"  bound to the vault (l1_bind), then real L1 deposits from each
+//!                            account's test owner (crate::funding)
+//!        chain = "rpc"       bound to the vault; the config funds nothing (owners deposit)
+//!   5. with a vault: the L1 watcher (on a new journal one pass first, so the first deposits
+//!      are sequenced before start returns) and the submitter thread; the idle ticker, the
+//!      metrics endpoint
 //!  Node::stop
-//!   ticker stopped ─▶ gateway stopped (sessions logged out, orders kept) ─▶ pipeline
+//!   ticker and L1 watcher stopped ─▶ gateway stopped (sessions logged out, orders kept) ─▶ pipeline
 //!   drained and the journal synced ─▶ a snapshot of the final state ─▶ the submitter's
 //!   last pass ─▶ the metrics endpoint stopped
 //! ```
@@ -23,22 +30,26 @@
 //! acknowledged; the next start recovers and clients replay. A clean stop adds the final
 //! snapshot, so the next start recovers without replaying the journal's tail.
 
-use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex, PoisonError};
 
+use l2x_engine::L1State;
 use l2x_gateway::auth::Keys;
 use l2x_gateway::server::{Config as ServerConfig, Server};
 use l2x_risk::Ledger;
 use l2x_sequencer::journal::{self, RecoveryReport};
 use l2x_sequencer::pipeline::{Config as PipelineConfig, Pipeline, Summary};
-use l2x_settlement::chain::Chain;
-use l2x_types::{Amount, Command, Holder, InstrumentId};
+use l2x_types::{Amount, Command, Holder, InstrumentId, L1Binding};
+
+use crate::chain::{Committer, NodeChain};
 
 use crate::config::Config;
 use crate::error::{NodeError, Result};
+use crate::funding;
 use crate::metrics::{Metrics, Sources};
 use crate::settlement::{SettleStatus, Settlement, live_submitter};
 use crate::ticker::Ticker;
+use crate::watcher::{Source, Watch, WatchStatus, Watcher};
 
 /// A running node: the pipeline, the gateway over it, the submitter (if settling), the idle
 /// ticker and the metrics endpoint (if enabled).
@@ -50,6 +61,8 @@ pub struct Node {
     /// The journal's last command when the node started (0: a new journal).
     recovered_seq: u64,
     settlement: Option<Settlement>,
+    /// The L1 watcher thread and its status, with a vault.
+    watcher: Option<(Watcher, Arc<Mutex<WatchStatus>>)>,
     metrics: Option<Metrics>,
     ticker: Ticker,
 }
@@ -72,7 +85,7 @@ pub struct Stopped {
 /// What step 1 of [`Node::start`] made, before anything is written.
 struct Refusals {
     metrics: Option<std::net::TcpListener>,
-    chain: Option<Box<dyn Chain + Send>>,
+    chain: Option<NodeChain>,
 }
 
 impl Node {
@@ -87,10 +100,14 @@ impl Node {
     /// one, a chain that cannot be opened, a journal that does not recover, a gateway that
     /// does not start; each names what it was about.
     pub fn start(config: &Config, keys: Keys) -> Result<Node> {
-        let early = Node::refuse_early(config, &keys)?;
+        let Refusals { metrics, mut chain } = Node::refuse_early(config, &keys)?;
         let dir = &config.data_dir;
         let ledger = Ledger::default();
         let (mut pipeline, recovery) = Node::pipeline(config, &ledger)?;
+        let new = recovery.last_seq == 0;
+        if let (Some(chain), false) = (&chain, new) {
+            check_binding(&recovery.l1, chain.binding)?;
+        }
         let server_config = ServerConfig {
             order_entry: config.ports.order_entry,
             market_data: config.ports.market_data,
@@ -99,24 +116,29 @@ impl Node {
             core: config.gateway.core,
         };
         let server = Server::start(server_config, keys.clone(), &mut pipeline, &ledger)?;
-        if recovery.last_seq == 0 {
-            Node::set_up(config, &server, &keys)?;
+        if new {
+            Node::set_up(config, &server, &keys, chain.as_mut())?;
             tracing::info!(dir = %dir.display(), "new journal: instruments listed, accounts funded");
         } else {
             tracing::info!(dir = %dir.display(), last_seq = recovery.last_seq, "journal recovered");
         }
-        let settlement = match early.chain {
-            Some(chain) => Some(Settlement::start(config, chain, live_submitter(config, &pipeline))?),
-            None => None,
+        let (settlement, watcher) = match chain {
+            Some(chain) => {
+                let watcher = Node::watch(config, &server, chain.source, recovery.l1.next, new)?;
+                let submitter = live_submitter(config, &pipeline);
+                (Some(Settlement::start(config, chain.committer.into_chain(), submitter)?), Some(watcher))
+            }
+            None => (None, None),
         };
         let idle = std::time::Duration::from_millis(config.pipeline.idle_tick_ms);
         let ticker = Ticker::start(idle, server.control(), pipeline.stats_reader())?;
-        let metrics = match early.metrics {
+        let metrics = match metrics {
             Some(listener) => {
                 let sources = Sources {
                     gateway: server.counters_handle(),
                     pipeline: pipeline.stats_reader(),
                     settlement: settlement.as_ref().map(Settlement::status_handle),
+                    l1_watcher: watcher.as_ref().map(|(_, status)| Arc::clone(status)),
                     instruments: config.instruments.len(),
                 };
                 Some(Metrics::start(listener, sources)?)
@@ -124,7 +146,8 @@ impl Node {
             None => None,
         };
         let recovered_seq = recovery.last_seq;
-        Ok(Node { server, pipeline, data_dir: dir.clone(), recovered_seq, settlement, metrics, ticker })
+        let data_dir = dir.clone();
+        Ok(Node { server, pipeline, data_dir, recovered_seq, settlement, watcher, metrics, ticker })
     }
 
     /// Step 1: everything that can refuse the config before anything is written.
@@ -163,24 +186,54 @@ impl Node {
         Ok((pipeline, recovery))
     }
 
-    /// Step 4, on a new journal: the listings, their first oracle prices, and a deposit to
-    /// every key's account (once per account).
-    fn set_up(config: &Config, server: &Server, keys: &Keys) -> Result<()> {
+    /// Step 4, on a new journal: the listings, their first oracle prices, then the config's
+    /// first deposits. With a vault (`chain`), the journal is bound to it before anything is
+    /// credited, and the deposits are L1 deposits (made here on the embedded chain,
+    /// `crate::funding`; none with `rpc`) that the watcher credits; without, the operator
+    /// credits them.
+    fn set_up(config: &Config, server: &Server, keys: &Keys, chain: Option<&mut NodeChain>) -> Result<()> {
         let control = server.control();
         for (i, (spec, price)) in config.listings()?.into_iter().enumerate() {
             control.submit(Command::ListInstrument(Box::new(spec)))?;
             let instrument = InstrumentId(u32::try_from(i).map_err(crate::config::ConfigError::from)?);
             control.submit(Command::Oracle { instrument, price })?;
         }
-        let mut funded = BTreeSet::new();
-        for key in keys.iter() {
-            let usdc = config.accounts.deposit_for(key.account.0);
-            if funded.insert(key.account) && usdc > 0 {
-                let micro = i64::try_from(usdc.saturating_mul(1_000_000)).map_err(NodeError::DepositTooLarge)?;
-                control.submit(Command::Deposit { to: Holder::Account(key.account), amount: Amount(micro) })?;
+        match chain {
+            Some(chain) => {
+                let L1Binding { chain_id, contract, token } = chain.binding;
+                control.submit(Command::L1Bind { chain_id, contract, token })?;
+                if let Committer::Embedded(embedded) = &mut chain.committer {
+                    let made = funding::deposit_on_embedded(embedded, config, keys)?;
+                    tracing::info!(deposits = made, "first deposits queued on the embedded chain's vault");
+                }
+            }
+            None => {
+                for (account, micro) in funding::first_deposits(config, keys)? {
+                    control.submit(Command::Deposit { to: Holder::Account(account), amount: Amount(micro) })?;
+                }
             }
         }
         Ok(())
+    }
+
+    /// Step 5's watcher: started at the recovered queue index `next`; on a new journal, one
+    /// pass first, here, so that the first deposits are sequenced before `start` returns.
+    fn watch(
+        config: &Config,
+        server: &Server,
+        source: Source,
+        next: u64,
+        new: bool,
+    ) -> Result<(Watcher, Arc<Mutex<WatchStatus>>)> {
+        let mut watch = Watch::new(source, config.settlement.l1_confirmations(), next);
+        let control = server.control();
+        if new {
+            // A failure is logged and kept in the status; the thread retries it.
+            let _ = watch.pass(&mut |cmd| control.submit(cmd));
+        }
+        let status = watch.status_handle();
+        let every = std::time::Duration::from_millis(config.settlement.l1_poll_ms.max(1));
+        Ok((Watcher::start(watch, every, control)?, status))
     }
 
     /// The gateway (its addresses, its [`Control`](l2x_gateway::server::Control), its
@@ -193,6 +246,11 @@ impl Node {
     /// start).
     pub fn recovered_seq(&self) -> u64 {
         self.recovered_seq
+    }
+
+    /// The L1 watcher's status, if the node has a vault.
+    pub fn l1_watcher(&self) -> Option<WatchStatus> {
+        self.watcher.as_ref().map(|(_, status)| status.lock().unwrap_or_else(PoisonError::into_inner).clone())
     }
 
     /// The submitter, if the node settles.
@@ -215,6 +273,9 @@ impl Node {
     /// The gateway, the pipeline, the snapshot or the submitter thread failed.
     pub fn stop(self) -> Result<Stopped> {
         self.ticker.stop();
+        if let Some((watcher, _)) = self.watcher {
+            watcher.stop();
+        }
         let server = self.server.stop().map_err(NodeError::from);
         let summary = self.pipeline.shutdown().map_err(NodeError::Shutdown);
         let stopped = summary.and_then(|summary| final_snapshot(&self.data_dir, summary));
@@ -230,6 +291,18 @@ impl Node {
         let (mut stopped, settled) = (server.and(stopped)?, settled?);
         stopped.settled = settled;
         Ok(stopped)
+    }
+}
+
+/// A recovered journal settles on the configured vault only if it is bound to exactly it.
+///
+/// # Errors
+/// [`NodeError::NotBound`], [`NodeError::BoundElsewhere`].
+fn check_binding(l1: &L1State, chain: L1Binding) -> Result<()> {
+    match l1.binding {
+        None => Err(NodeError::NotBound { chain }),
+        Some(journal) if journal != chain => Err(NodeError::BoundElsewhere { journal, chain }),
+        Some(_) => Ok(()),
     }
 }
 

@@ -14,7 +14,10 @@ use std::fs::File;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 
+use alloy::primitives::Address;
+
 pub use crate::anvil::{Anvil, AnvilError, DEV_KEYS};
+use crate::chain::ChainError;
 
 /// The directory of the contract, its package.json and node_modules.
 pub fn contracts_dir() -> PathBuf {
@@ -66,4 +69,68 @@ impl Anvil {
     pub fn spawn_with(args: &[&str]) -> Result<Anvil, AnvilError> {
         Anvil::start(&anvil_binary()?, args)
     }
+}
+
+/// What tests do on anvil besides committing: an owner's deposit, and the node's own RPC
+/// methods (mining, snapshots, reverts).
+impl Anvil {
+    /// Sends the JSON-RPC request `method` with `params` (`evm_mine`, `evm_snapshot`,
+    /// `evm_revert`, …) and returns its answer.
+    ///
+    /// # Errors
+    /// [`AnvilError::Rpc`].
+    pub fn request(&self, method: &'static str, params: serde_json::Value) -> Result<serde_json::Value, AnvilError> {
+        use alloy::providers::{Provider, ProviderBuilder};
+        let runtime = test_runtime()?;
+        let url = self.url().parse().map_err(|_| ChainError::Config(format!("{:?} is not a URL", self.url())))?;
+        let provider = ProviderBuilder::new().connect_http(url);
+        Ok(runtime.block_on(provider.raw_request(method.into(), params)).map_err(ChainError::rpc(method))?)
+    }
+
+    /// What an owner does on L1: `key`'s address is minted `amount` of the vault's test token,
+    /// approves the vault and deposits `amount` to `account` (three transactions, three
+    /// blocks with automine). Returns the deposit's block.
+    ///
+    /// # Errors
+    /// [`AnvilError::Rpc`]: a transaction refused or not mined.
+    pub fn deposit(&self, key: &str, vault: Address, account: u64, amount: u64) -> Result<u64, AnvilError> {
+        use alloy::network::EthereumWallet;
+        use alloy::providers::ProviderBuilder;
+        use alloy::signers::local::PrivateKeySigner;
+
+        use crate::chain::abi::{L2xSettlement, L2xTestUSD};
+        let runtime = test_runtime()?;
+        let signer: PrivateKeySigner =
+            key.parse().map_err(|_| ChainError::Config("not a 32-byte hex private key".into()))?;
+        let owner = signer.address();
+        let url = self.url().parse().map_err(|_| ChainError::Config(format!("{:?} is not a URL", self.url())))?;
+        let provider = ProviderBuilder::new().wallet(EthereumWallet::from(signer)).connect_http(url);
+        let block = runtime.block_on(async move {
+            let failed = |what: &'static str| move |e| ChainError::Call { what, source: Box::new(e) };
+            let receipt = |what: &'static str| {
+                move |e: alloy::providers::PendingTransactionError| ChainError::Config(format!("{what}: {e}"))
+            };
+            let contract = L2xSettlement::new(vault, provider.clone());
+            let token = L2xTestUSD::new(contract.token().call().await.map_err(failed("reading token"))?, provider);
+            let amount256 = alloy::primitives::U256::from(amount);
+            let mint = token.mint(owner, amount256).send().await.map_err(failed("mint"))?;
+            mint.get_receipt().await.map_err(receipt("mint"))?;
+            let approve = token.approve(vault, amount256).send().await.map_err(failed("approve"))?;
+            approve.get_receipt().await.map_err(receipt("approve"))?;
+            let deposit = contract.deposit(account, amount).send().await.map_err(failed("deposit"))?;
+            let mined = deposit.get_receipt().await.map_err(receipt("deposit"))?;
+            if !mined.status() {
+                return Err(ChainError::Config("the deposit reverted".into()));
+            }
+            mined.block_number.ok_or(ChainError::Incomplete { what: "the deposit's receipt", missing: "no block" })
+        })?;
+        Ok(block)
+    }
+}
+
+fn test_runtime() -> Result<tokio::runtime::Runtime, ChainError> {
+    tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .map_err(|e| ChainError::Config(format!("cannot start the RPC runtime: {e}")))
 }

@@ -117,9 +117,13 @@ fn serve_settles_on_a_node_while_it_trades() {
     let url = node.url().to_string();
     let deployed = l2x(&["settle", "deploy", "--rpc-url", &url, "--key", KEY, "--test-token"]);
     let contract = String::from_utf8(deployed.stdout).unwrap().lines().next().unwrap().to_string();
+    // With a vault on a node the config funds nothing: account 1's owner deposits on L1,
+    // and the new node credits it from the queue before it listens.
+    let vault = contract.parse().unwrap();
+    node.deposit(l2x_settlement::devnode::DEV_KEYS[1], vault, 1, 1_000_000_000_000).unwrap();
     let config = format!(
-        "[settlement]\nchain = \"rpc\"\n[settlement.rpc]\nurl = \"{url}\"\ncontract = \"{contract}\"\n\
-         key_env = \"L2X_TEST_SUBMITTER_KEY\"\npoll_ms = 50\n"
+        "[accounts]\ndeposit_usdc = 0\n[settlement]\nchain = \"rpc\"\n[settlement.rpc]\nurl = \"{url}\"\n\
+         contract = \"{contract}\"\nkey_env = \"L2X_TEST_SUBMITTER_KEY\"\npoll_ms = 50\n"
     );
     serve_settles_while_it_trades(&config, &[("L2X_TEST_SUBMITTER_KEY", KEY)], |_| {
         ["--rpc-url", &url, "--contract", &contract].iter().map(ToString::to_string).collect()
@@ -148,8 +152,9 @@ fn serve_settles_while_it_trades(settlement: &str, env: &[(&str, &str)], verify_
     let data = dir.path().join("node");
     let data = data.to_str().unwrap();
     let config = dir.path().join("l2x.toml");
+    let (accounts, settlement) = settlement.split_at(settlement.find("[settlement]").unwrap_or(0));
     let settlement = settlement.replace("[settlement]\n", "");
-    std::fs::write(&config, format!("[settlement]\nepoch_ms = 1\nevery_ms = 20\n{settlement}")).unwrap();
+    std::fs::write(&config, format!("{accounts}[settlement]\nepoch_ms = 1\nevery_ms = 20\n{settlement}")).unwrap();
     let mut serve = KillOnDrop(
         Command::new(env!("CARGO_BIN_EXE_l2x"))
             .args(["serve", "--config", config.to_str().unwrap(), "--data-dir", data])
@@ -176,7 +181,7 @@ fn serve_settles_while_it_trades(settlement: &str, env: &[(&str, &str)], verify_
     let order = WireOrder::limit(ClientOrderId(1), InstrumentId(0), Side::Buy, Price(99_000), Qty(1_000));
     client.send(&ClientMsg::NewOrder(order)).unwrap();
     assert!(matches!(client.recv().unwrap(), ServerMsg::Report { report: Report::Accepted { .. }, .. }));
-    // A new journal: 2 listings, 2 oracle prices, 4 deposits, then the order. The set-up's
+    // A new journal: 2 listings, 2 oracle prices, the binding and the deposits, then the order. The set-up's
     // epoch(s) close at the first command 1 ms (sequenced time) after them: the order, or —
     // when a busy machine sequenced the set-up and the order in one run, with one timestamp
     // — the node's first idle tick. How many depends on how the set-up's runs fell: the

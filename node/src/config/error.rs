@@ -223,6 +223,21 @@ pub enum ConfigError {
     /// `settlement.rpc.contract` that is not an address.
     #[error("settlement.rpc.contract")]
     Contract(#[source] AddressError),
+    /// A first deposit with `settlement.chain = "rpc"`: the node credits only what the
+    /// vault queued, so owners deposit on L1 themselves.
+    #[error(
+        "{key}{}: {usdc} USDC, but settlement.chain = \"rpc\" credits only deposits made to the vault on L1 \
+         (set it to 0; owners deposit with the contract's deposit(account, amount))",
+        .account.as_ref().map(|a| format!(".{a}")).unwrap_or_default()
+    )]
+    DepositOnRpc {
+        /// `accounts.deposit_usdc` or `accounts.deposits`.
+        key: &'static str,
+        /// The account, for `accounts.deposits`.
+        account: Option<String>,
+        /// What the config deposits.
+        usdc: u64,
+    },
     /// The environment variable that should hold the submitter's key.
     #[error("settlement.rpc.key_env: the environment variable {name} (the submitter's key) is not set")]
     KeyEnv {
@@ -252,6 +267,7 @@ impl ConfigError {
             | ConfigError::DepositListedTwice { .. }
             | ConfigError::DepositToReserved { .. }
             | ConfigError::DepositWithoutKey { .. } => Some("accounts.deposits"),
+            ConfigError::DepositOnRpc { key, .. } => Some(key),
             ConfigError::NoRpcTable => Some("settlement.chain"),
             ConfigError::Contract(_) => Some("settlement.rpc.contract"),
             ConfigError::KeyEnv { .. } => Some("settlement.rpc.key_env"),

@@ -29,7 +29,7 @@ pub const MAX_CONFIRMATIONS: u64 = 1_000;
 
 /// Every number of the config file and its range, inclusive (docs/OPERATIONS.md's table
 /// says the same: a test compares them). Out of range is an error naming the key.
-pub const LIMITS: [(&str, u64, u64); 24] = [
+pub const LIMITS: [(&str, u64, u64); 25] = [
     ("gateway.order_rate", 1, 10_000_000),
     ("gateway.order_burst", 1, 10_000_000),
     ("gateway.cancel_rate", 1, 10_000_000),
@@ -52,6 +52,7 @@ pub const LIMITS: [(&str, u64, u64); 24] = [
     ("settlement.epoch_ms", 1, MAX_EPOCH_MS),
     ("settlement.epoch_fills", 0, MAX_EPOCH_FILLS),
     ("settlement.every_ms", 1, 3_600_000),
+    ("settlement.l1_poll_ms", 1, 3_600_000),
     // 0 would be taken as 1 by the chain.
     ("settlement.rpc.confirmations", 1, MAX_CONFIRMATIONS),
     ("settlement.rpc.poll_ms", 1, 3_600_000),

@@ -199,6 +199,7 @@ impl Config {
                 if rpc.key_env.is_empty() {
                     return Err(ConfigError::Empty { key: "settlement.rpc.key_env", hint: "" });
                 }
+                self.check_no_first_deposits()?;
             }
             (_, _) => {}
         }
@@ -237,6 +238,22 @@ impl Config {
         Ok(())
     }
 
+    /// With `chain = "rpc"` the node credits only what the vault queued: owners deposit on
+    /// L1 themselves, so the config deposits nothing.
+    fn check_no_first_deposits(&self) -> Result<()> {
+        let a = &self.accounts;
+        if a.deposit_usdc != 0 {
+            let usdc = a.deposit_usdc;
+            return Err(ConfigError::DepositOnRpc { key: "accounts.deposit_usdc", account: None, usdc });
+        }
+        match a.deposits.iter().find(|(_, usdc)| **usdc != 0) {
+            Some((account, &usdc)) => {
+                Err(ConfigError::DepositOnRpc { key: "accounts.deposits", account: Some(account.clone()), usdc })
+            }
+            None => Ok(()),
+        }
+    }
+
     /// Every number against its range in [`LIMITS`].
     fn check_numbers(&self) -> Result<()> {
         let (g, p, a, s) = (&self.gateway, &self.pipeline, &self.accounts, &self.settlement);
@@ -259,6 +276,7 @@ impl Config {
             ("settlement.epoch_ms", Some(s.epoch_ms)),
             ("settlement.epoch_fills", Some(s.epoch_fills)),
             ("settlement.every_ms", Some(s.every_ms)),
+            ("settlement.l1_poll_ms", Some(s.l1_poll_ms)),
         ];
         values.extend(a.deposits.values().map(|&usdc| ("accounts.deposits", Some(usdc))));
         if let Some(rpc) = &s.rpc {
@@ -326,10 +344,35 @@ mod tests {
             .take_while(|l| l.starts_with('#'))
             .map(|l| format!("{}\n", l.trim_start_matches("# ").trim_start_matches('#')))
             .collect();
-        let uncommented = format!("{}\n{}", text.replace("chain = \"embedded\"", "chain = \"rpc\""), rpc);
+        // With rpc the config funds nothing: owners deposit on L1.
+        let rpc_text = text
+            .replace("chain = \"embedded\"", "chain = \"rpc\"")
+            .replace("deposit_usdc = 1000000", "deposit_usdc = 0");
+        let uncommented = format!("{rpc_text}\n{rpc}");
         let config = Config::parse(&uncommented).unwrap();
         let rpc = config.settlement.rpc.unwrap();
         assert_eq!(rpc.send_policy(), SendPolicy::default());
+    }
+
+    /// Issue 16: with `chain = "rpc"` only L1 deposits are credited, so a config that funds
+    /// accounts is refused, naming the key (and the account).
+    #[test]
+    fn rpc_configs_fund_nothing() {
+        let rpc = "[settlement]\nchain = \"rpc\"\n[settlement.rpc]\nurl = \"http://127.0.0.1:8545\"\n\
+                   contract = \"0x5FbDB2315678afecb367f032d93F642f64180aa3\"\n";
+        let refused = |accounts: &str| Config::parse(&format!("{accounts}\n{rpc}")).unwrap_err();
+        let e = refused("");
+        assert_eq!(e.key(), Some("accounts.deposit_usdc"));
+        assert!(
+            e.to_string().starts_with("accounts.deposit_usdc: 1000000 USDC, but settlement.chain = \"rpc\""),
+            "{e}"
+        );
+        let e = refused("[accounts]\ndeposit_usdc = 0\n[accounts.deposits]\n\"7\" = 0\n\"8\" = 5");
+        assert_eq!(e.key(), Some("accounts.deposits"));
+        assert!(e.to_string().starts_with("accounts.deposits.8: 5 USDC"), "{e}");
+        assert!(Config::parse(&format!("[accounts]\ndeposit_usdc = 0\n{rpc}")).is_ok());
+        // Embedded and none fund as they are told.
+        assert!(Config::parse("[settlement]\nchain = \"none\"").is_ok());
     }
 
     #[test]

@@ -186,9 +186,12 @@ pub struct Accounts {
     /// The accounts file (docs/PROTOCOL.md); relative to the config file's directory.
     /// Absent: four public demo keys, accepted on loopback addresses only.
     pub keys_file: Option<PathBuf>,
-    /// Whole USDC deposited to every key's account when the journal is new.
+    /// Whole USDC deposited to every key's account when the journal is new: by the operator
+    /// with `chain = "none"`, through the vault's L1 queue with `chain = "embedded"` (from
+    /// each account's test owner, `crate::funding`); must be 0 with `chain = "rpc"`.
     pub deposit_usdc: u64,
-    /// Other first deposits for some accounts: account id (a string, TOML keys are) → USDC.
+    /// Other first deposits for some accounts: account id (a string, TOML keys are) → USDC
+    /// (as `deposit_usdc`).
     pub deposits: BTreeMap<String, u64>,
 }
 
@@ -240,6 +243,8 @@ pub struct Settlement {
     pub epoch_fills: u64,
     /// How often the submitter looks for closed epochs, ms.
     pub every_ms: u64,
+    /// How often the L1 watcher reads the vault's queue, ms (`embedded` and `rpc`).
+    pub l1_poll_ms: u64,
     /// The embedded chain's directory (default: DATA_DIR/chain).
     pub chain_dir: Option<PathBuf>,
     /// The node, with `chain = "rpc"`.
@@ -254,6 +259,7 @@ impl Default for Settlement {
             epoch_ms: policy.max_ms,
             epoch_fills: policy.max_fills,
             every_ms: 1_000,
+            l1_poll_ms: 1_000,
             chain_dir: None,
             rpc: None,
         }
@@ -261,6 +267,21 @@ impl Default for Settlement {
 }
 
 impl Settlement {
+    /// Whether the chain is a vault the node must bind to and read deposits from (`embedded`
+    /// or `rpc`; `none` keeps operator deposits).
+    pub fn vault(&self) -> bool {
+        self.chain != ChainKind::None
+    }
+
+    /// The confirmations the L1 watcher waits for: the RPC table's, 1 on the embedded chain
+    /// (final at once).
+    pub fn l1_confirmations(&self) -> u64 {
+        match (self.chain, &self.rpc) {
+            (ChainKind::Rpc, Some(rpc)) => rpc.confirmations,
+            _ => 1,
+        }
+    }
+
     /// How epochs close.
     pub fn policy(&self) -> Policy {
         Policy { max_ms: self.epoch_ms, max_fills: self.epoch_fills }

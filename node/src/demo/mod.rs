@@ -4,8 +4,9 @@
 //!
 //! ```text
 //!  DATA_DIR (default ./l2x-demo, recreated each run) ─▶ Node::start
-//!     the default config on loopback ports (any free ones) · pipeline + journal ·
-//!     submitter on the embedded chain · metrics endpoint
+//!     the default config on loopback ports (any free ones) · pipeline + journal · the
+//!     accounts' first deposits made on the embedded chain's vault and credited by the L1
+//!     watcher (crate::funding) · submitter on the embedded chain · metrics endpoint
 //!  clients (protocol::client over TCP):  makers (keys 1, 2): a bid and an ask on each
 //!     instrument, cancelled and replaced every turn · takers (keys 3, 4): IOC orders
 //!     that cross · leveraged longs (keys 5-10, 5,000 USDC each): buy BTC-PERP with IOC

@@ -5,7 +5,7 @@
 //! paths keep anyway (the gateway's [`Counters`], the pipeline's [`StatsReader`]) and the
 //! submitter's status, read at the scrape. So a scrape costs the sequencer and the gateway
 //! nothing, and nothing on the hot path is counted twice. Each scrape builds the families
-//! afresh, in a fixed order (gateway, open interest, pipeline, rings, settlement), and the
+//! afresh, in a fixed order (gateway, open interest, pipeline, rings, settlement, L1 watcher), and the
 //! encoder writes `# HELP`, `# TYPE` and the samples.
 //!
 //! Values are the text format's floats: integers print as integers (`3`), seconds are
@@ -28,6 +28,7 @@ use prometheus::TextEncoder;
 use prometheus::proto::{self, MetricFamily, MetricType};
 
 use crate::settlement::SettleStatus;
+use crate::watcher::WatchStatus;
 
 /// Where the figures come from.
 pub struct Sources {
@@ -37,6 +38,8 @@ pub struct Sources {
     pub pipeline: StatsReader,
     /// The submitter's status, if the node settles.
     pub settlement: Option<Arc<Mutex<SettleStatus>>>,
+    /// The L1 watcher's status, if the node has a vault.
+    pub l1_watcher: Option<Arc<Mutex<WatchStatus>>>,
     /// Instruments whose open interest is shown (ids 0 .. this).
     pub instruments: usize,
 }
@@ -45,6 +48,7 @@ impl std::fmt::Debug for Sources {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Sources")
             .field("settlement", &self.settlement.is_some())
+            .field("l1_watcher", &self.l1_watcher.is_some())
             .field("instruments", &self.instruments)
             .finish_non_exhaustive()
     }
@@ -66,6 +70,9 @@ pub(crate) fn render(sources: &Sources) -> String {
     pipeline(&mut f, &sources.pipeline);
     if let Some(status) = &sources.settlement {
         settlement(&mut f, &status.lock().unwrap_or_else(PoisonError::into_inner).clone());
+    }
+    if let Some(status) = &sources.l1_watcher {
+        l1_watcher(&mut f, &status.lock().unwrap_or_else(PoisonError::into_inner).clone());
     }
     f.encode()
 }
@@ -170,6 +177,21 @@ fn settlement(f: &mut Families, s: &SettleStatus) {
         s.epochs.saturating_sub(s.committed) as f64,
     );
     f.gauge("l2x_settlement_failing", "1 if the submitter's last pass failed.", f64::from(u8::from(s.error.is_some())));
+}
+
+/// The L1 watcher's status as of its last pass.
+fn l1_watcher(f: &mut Families, s: &WatchStatus) {
+    f.counter(
+        "l2x_l1_entries_sequenced_total",
+        "L1 queue entries the watcher submitted since the node started.",
+        s.sequenced as f64,
+    );
+    f.gauge("l2x_l1_queue_next", "The next L1 queue index the watcher will sequence.", s.next as f64);
+    f.gauge(
+        "l2x_l1_watcher_failing",
+        "1 if the L1 watcher's last pass failed.",
+        f64::from(u8::from(s.error.is_some())),
+    );
 }
 
 /// Seconds from nanoseconds.

@@ -5,6 +5,8 @@
 //!   stream, never a reset.
 //! - `edges`: the corners docs/PROTOCOL.md documents (replay past the end, cid 0, market
 //!   orders, header flags, framing limits, snapshots' md_seq…), pinned.
+//! - `l1`: the L1 watcher: first deposits through the embedded vault, restarts, bindings
+//!   refused, confirmations and reorgs on anvil.
 //! - `logs`: sessions' logons, logouts and refusals as the gateway logs them.
 //! - `metrics`: the Prometheus endpoint: what it answers, and to what.
 //! - `server`: logon, every order type, throttles, cancel-on-disconnect, replay after a
@@ -15,6 +17,7 @@
 
 mod closing;
 mod edges;
+mod l1;
 mod logs;
 mod metrics;
 mod node;

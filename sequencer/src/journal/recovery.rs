@@ -17,7 +17,7 @@ use l2x_risk::Ledger;
 use super::read::{Journal, ScanReport, TornTail};
 use super::write::{JournalWriter, lock};
 use super::{JournalError, Point, snapshot};
-use l2x_engine::StateMachine;
+use l2x_engine::{L1State, StateMachine};
 
 /// What recovery did.
 #[derive(Debug, Default)]
@@ -35,6 +35,9 @@ pub struct RecoveryReport {
     pub last: Point,
     /// The torn tail that was found (and, by a writer, zeroed), if any.
     pub torn: Option<TornTail>,
+    /// The recovered state's L1 queue: the next index it will take and the vault it is
+    /// bound to (what the node's L1 watcher resumes from and checks its chain against).
+    pub l1: L1State,
 }
 
 /// The state a read of a journal starts from.
@@ -151,6 +154,7 @@ fn replay_journal(
         if cmd.seq.0 == limit { ControlFlow::Break(()) } else { ControlFlow::Continue(()) }
     })?;
     report.torn = scanned.torn.clone();
+    report.l1 = state.l1();
     Ok((state, report, scanned))
 }
 

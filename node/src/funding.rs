@@ -1,0 +1,93 @@
+//! The config's first deposits, made for real on the embedded chain: each funded account's
+//! test owner is minted the test token, approves the vault and deposits through its L1
+//! queue, and the node's L1 watcher credits what the queue holds.
+//!
+//! ```text
+//!  a new journal, settlement.chain = "embedded" (the chain opened for writing, before the
+//!  submitter takes it):
+//!    for each key's account, in the keys' order, once, if the config funds it
+//!      owner = owner_of(account)
+//!      token.mint(owner, usdc × 10⁶)            (the test token's open mint, by the deployer)
+//!      owner: token.approve(vault, usdc × 10⁶)
+//!      owner: vault.deposit(account, usdc × 10⁶)  ─▶ queue entry (binds the account to owner)
+//! ```
+//!
+//! # The owners
+//!
+//! An account's test owner is the last 20 bytes of
+//! `keccak256("l2x-embedded-owner" ‖ account as 8 bytes big-endian)`: deterministic, so a
+//! test or an operator can compute it, and no key exists for it (the embedded chain does not
+//! sign). The first deposit binds the account to it on L1, so the vault pays the account's
+//! withdrawals and claims to that address.
+//!
+//! With `chain = "rpc"` the config may not fund anything (`Config::check`): owners deposit on
+//! L1 themselves. With `chain = "none"` the node credits the config's deposits itself
+//! (`Command::Deposit`), as before the vault.
+//!
+//! # Known limitations
+//!
+//! The deposits are made before the journal records them, so a crash after the deposits and
+//! before the first command is journaled makes the next start (a new journal again) deposit
+//! a second time: the test token is free and the chain is the node's own.
+
+use std::collections::BTreeSet;
+
+use alloy_primitives::{Address, U256, keccak256};
+use alloy_sol_types::SolCall;
+use l2x_gateway::auth::Keys;
+use l2x_settlement::chain::abi::{L2xSettlement as Vault, L2xTestUSD as Token};
+use l2x_settlement::embedded::EmbeddedChain;
+use l2x_types::AccountId;
+
+use crate::config::Config;
+use crate::error::{NodeError, Result};
+
+/// Token base units per USDC (the test token has 6 decimals).
+const MICRO: u64 = 1_000_000;
+
+/// The test owner of `account` on the embedded chain (see the module docs).
+pub fn owner_of(account: AccountId) -> Address {
+    let mut seed = b"l2x-embedded-owner".to_vec();
+    seed.extend_from_slice(&account.0.to_be_bytes());
+    Address::from_slice(&keccak256(&seed)[12..])
+}
+
+/// The accounts a new journal funds and their first deposits in token base units: every
+/// key's account once, in the keys' order, if the config gives it more than 0.
+///
+/// # Errors
+/// [`NodeError::DepositTooLarge`] if a deposit's base units do not fit the ledger's `i64`.
+pub fn first_deposits(config: &Config, keys: &Keys) -> Result<Vec<(AccountId, i64)>> {
+    let mut seen = BTreeSet::new();
+    let mut out = Vec::new();
+    for key in keys.iter() {
+        let usdc = config.accounts.deposit_for(key.account.0);
+        if seen.insert(key.account) && usdc > 0 {
+            let micro = i64::try_from(usdc.saturating_mul(MICRO)).map_err(NodeError::DepositTooLarge)?;
+            out.push((key.account, micro));
+        }
+    }
+    Ok(out)
+}
+
+/// Makes the config's first deposits on `chain` through the vault (see the module docs);
+/// returns how many.
+///
+/// # Errors
+/// [`NodeError::Funding`] naming the account whose mint, approval or deposit the chain
+/// refused; as [`first_deposits`].
+pub fn deposit_on_embedded(chain: &mut EmbeddedChain, config: &Config, keys: &Keys) -> Result<usize> {
+    let (vault, token) = (chain.address(), chain.token());
+    let deposits = first_deposits(config, keys)?;
+    for &(account, micro) in &deposits {
+        let owner = owner_of(account);
+        let amount = micro.cast_unsigned();
+        let funding = |source| NodeError::Funding { account, owner, source };
+        chain.mint_test_usd(owner, U256::from(amount)).map_err(funding)?;
+        let approve = Token::approveCall { spender: vault, amount: U256::from(amount) };
+        chain.transact(owner, token, approve.abi_encode()).map_err(funding)?;
+        let deposit = Vault::depositCall { account: account.0, amount };
+        chain.transact(owner, vault, deposit.abi_encode()).map_err(funding)?;
+    }
+    Ok(deposits.len())
+}
