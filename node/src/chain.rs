@@ -103,6 +103,14 @@ pub enum Committer {
 }
 
 impl Committer {
+    /// The chain, to read before the submitter takes it.
+    pub fn as_chain(&mut self) -> &mut dyn Chain {
+        match self {
+            Committer::Embedded(chain) => chain,
+            Committer::Rpc(chain) => chain,
+        }
+    }
+
     /// The chain as the submitter takes it.
     pub fn into_chain(self) -> Box<dyn Chain + Send> {
         match self {

@@ -83,6 +83,19 @@ pub enum NodeError {
         /// The configured chain's.
         chain: L1Binding,
     },
+    /// A new journal on a vault that already has committed batches: they are another
+    /// journal's, and the queue's entries they consumed would be credited again.
+    #[error(
+        "the vault {contract} already has {batches} committed batches, so a new journal cannot settle on it \
+         (its queue's entries would be credited twice): recover the journal that committed them, or \
+         configure another chain (settlement.chain_dir or settlement.rpc.contract)"
+    )]
+    VaultHasHistory {
+        /// The vault.
+        contract: l2x_types::L1Address,
+        /// Its last committed batch.
+        batches: u64,
+    },
     /// A recovered journal that was never bound to a vault (written before the vault, or with
     /// `settlement.chain = "none"`), started with a vault configured.
     #[error(

@@ -24,11 +24,13 @@
 //! L1 themselves. With `chain = "none"` the node credits the config's deposits itself
 //! (`Command::Deposit`), as before the vault.
 //!
-//! # Known limitations
+//! # Once, whatever fails
 //!
-//! The deposits are made before the journal records them, so a crash after the deposits and
-//! before the first command is journaled makes the next start (a new journal again) deposit
-//! a second time: the test token is free and the chain is the node's own.
+//! The deposits are made before anything is journaled, and only for accounts the vault does
+//! not know yet (`owners(account)` is zero): a start that fails or crashes half-way (a
+//! deposit refused, the process killed) leaves a new journal, and the next start makes
+//! only the deposits still missing. An account someone else already owns on the embedded
+//! chain is skipped with a warning (its owner deposits for it).
 
 use std::collections::BTreeSet;
 
@@ -70,8 +72,8 @@ pub fn first_deposits(config: &Config, keys: &Keys) -> Result<Vec<(AccountId, i6
     Ok(out)
 }
 
-/// Makes the config's first deposits on `chain` through the vault (see the module docs);
-/// returns how many.
+/// Makes the config's first deposits not made yet on `chain` through the vault (see the
+/// module docs); returns how many it made.
 ///
 /// # Errors
 /// [`NodeError::Funding`] naming the account whose mint, approval or deposit the chain
@@ -79,8 +81,24 @@ pub fn first_deposits(config: &Config, keys: &Keys) -> Result<Vec<(AccountId, i6
 pub fn deposit_on_embedded(chain: &mut EmbeddedChain, config: &Config, keys: &Keys) -> Result<usize> {
     let (vault, token) = (chain.address(), chain.token());
     let deposits = first_deposits(config, keys)?;
+    let mut made = 0;
     for &(account, micro) in &deposits {
         let owner = owner_of(account);
+        let owned = Vault::ownersCall { account: account.0 };
+        let current = chain.call(vault, owned.abi_encode()).and_then(|out| {
+            Vault::ownersCall::abi_decode_returns(&out).map_err(|e| l2x_settlement::chain::ChainError::Decode {
+                what: "reading an account's owner",
+                source: Box::new(e),
+            })
+        });
+        match current.map_err(|source| NodeError::Funding { account, owner, source })? {
+            Address::ZERO => {}
+            already if already == owner => continue,
+            other => {
+                tracing::warn!(account = account.0, %other, "not funding an account another address owns on L1");
+                continue;
+            }
+        }
         let amount = micro.cast_unsigned();
         let funding = |source| NodeError::Funding { account, owner, source };
         chain.mint_test_usd(owner, U256::from(amount)).map_err(funding)?;
@@ -88,6 +106,7 @@ pub fn deposit_on_embedded(chain: &mut EmbeddedChain, config: &Config, keys: &Ke
         chain.transact(owner, token, approve.abi_encode()).map_err(funding)?;
         let deposit = Vault::depositCall { account: account.0, amount };
         chain.transact(owner, vault, deposit.abi_encode()).map_err(funding)?;
+        made += 1;
     }
-    Ok(deposits.len())
+    Ok(made)
 }

@@ -7,18 +7,19 @@
 //!      before anything is written (the trading ports are bound in step 3, after the
 //!      journal's recovery)
 //!   2. Pipeline::start: recover the journal (newest valid snapshot, then the records
-//!      after it; a torn tail truncated)
+//!      after it; a torn tail truncated); with a vault, before anything is journaled:
+//!        a recovered journal: bound to exactly the configured vault, or refused
+//!        a new journal: a vault with committed batches refused (another journal's); on
+//!        the embedded chain the first deposits not made yet made, for real, from each
+//!        account's test owner (crate::funding: a failed start retries them, never twice)
 //!   3. Server::start: the gateway over the pipeline, report streams rebuilt
-//!      a recovered journal with a vault: bound to exactly the configured one, or refused
-//!   4. a new journal: list the config's instruments, set their oracle prices — through the
-//!      server's Control, so the gateway announces them — then fund every key's account:
-//!        chain = "none"      operator deposits
-//!        chain = "embedded"  bound to the vault (l1_bind), then real L1 deposits from each
-//!                            account's test owner (crate::funding)
-//!        chain = "rpc"       bound to the vault; the config funds nothing (owners deposit)
-//!   5. with a vault: the L1 watcher (on a new journal one pass first, so the first deposits
-//!      are sequenced before start returns) and the submitter thread; the idle ticker, the
-//!      metrics endpoint
+//!   4. a new journal, through the server's Control (so the gateway announces it): with a
+//!      vault, l1_bind first; the config's instruments and their oracle prices; with
+//!      chain = "none", the operator's deposits (with a vault the watcher credits the
+//!      queue; with chain = "rpc" the config funds nothing: owners deposit)
+//!   5. with a vault: one pass of the L1 watcher on a new journal (the first deposits
+//!      submitted before start returns, ahead of any client's command) and the submitter
+//!      thread; the idle ticker, the metrics endpoint; last, the L1 watcher's thread
 //!  Node::stop
 //!   ticker and L1 watcher stopped ─▶ gateway stopped (sessions logged out, orders kept) ─▶ pipeline
 //!   drained and the journal synced ─▶ a snapshot of the final state ─▶ the submitter's
@@ -105,8 +106,13 @@ impl Node {
         let ledger = Ledger::default();
         let (mut pipeline, recovery) = Node::pipeline(config, &ledger)?;
         let new = recovery.last_seq == 0;
-        if let (Some(chain), false) = (&chain, new) {
-            check_binding(&recovery.l1, chain.binding)?;
+        match (chain.as_mut(), new) {
+            (Some(chain), false) => check_binding(&recovery.l1, chain.binding)?,
+            // Before anything is journaled: a vault with another journal's batches is
+            // refused, and the first deposits are made (only those not made yet: a start
+            // that failed or crashed here before journaling retries them, never twice).
+            (Some(chain), true) => Node::prepare_vault(config, &keys, chain)?,
+            (None, _) => {}
         }
         let server_config = ServerConfig {
             order_entry: config.ports.order_entry,
@@ -124,7 +130,7 @@ impl Node {
         }
         let (settlement, watcher) = match chain {
             Some(chain) => {
-                let watcher = Node::watch(config, &server, chain.source, recovery.l1.next, new)?;
+                let watcher = Node::first_pass(config, &server, chain.source, recovery.l1.next, new);
                 let submitter = live_submitter(config, &pipeline);
                 (Some(Settlement::start(config, chain.committer.into_chain(), submitter)?), Some(watcher))
             }
@@ -138,7 +144,7 @@ impl Node {
                     gateway: server.counters_handle(),
                     pipeline: pipeline.stats_reader(),
                     settlement: settlement.as_ref().map(Settlement::status_handle),
-                    l1_watcher: watcher.as_ref().map(|(_, status)| Arc::clone(status)),
+                    l1_watcher: watcher.as_ref().map(Watch::status_handle),
                     instruments: config.instruments.len(),
                 };
                 Some(Metrics::start(listener, sources)?)
@@ -147,6 +153,15 @@ impl Node {
         };
         let recovered_seq = recovery.last_seq;
         let data_dir = dir.clone();
+        // Last, so that no error after it leaves the thread running.
+        let every = std::time::Duration::from_millis(config.settlement.l1_poll_ms.max(1));
+        let watcher = match watcher {
+            Some(watch) => {
+                let status = watch.status_handle();
+                Some((Watcher::start(watch, every, server.control())?, status))
+            }
+            None => None,
+        };
         Ok(Node { server, pipeline, data_dir, recovered_seq, settlement, watcher, metrics, ticker })
     }
 
@@ -186,6 +201,20 @@ impl Node {
         Ok((pipeline, recovery))
     }
 
+    /// A new journal's vault, before anything is journaled: refused if it already has
+    /// committed batches; on the embedded chain, the config's first deposits made.
+    fn prepare_vault(config: &Config, keys: &Keys, chain: &mut NodeChain) -> Result<()> {
+        let (batches, _) = chain.committer.as_chain().last_committed()?;
+        if batches > 0 {
+            return Err(NodeError::VaultHasHistory { contract: chain.binding.contract, batches });
+        }
+        if let Committer::Embedded(embedded) = &mut chain.committer {
+            let made = funding::deposit_on_embedded(embedded, config, keys)?;
+            tracing::info!(deposits = made, "first deposits queued on the embedded chain's vault");
+        }
+        Ok(())
+    }
+
     /// Step 4, on a new journal: the listings, their first oracle prices, then the config's
     /// first deposits. With a vault (`chain`), the journal is bound to it before anything is
     /// credited, and the deposits are L1 deposits (made here on the embedded chain,
@@ -193,20 +222,20 @@ impl Node {
     /// credits them.
     fn set_up(config: &Config, server: &Server, keys: &Keys, chain: Option<&mut NodeChain>) -> Result<()> {
         let control = server.control();
+        // The binding is the journal's first command: a journal that holds anything is bound.
+        if let Some(chain) = &chain {
+            let L1Binding { chain_id, contract, token } = chain.binding;
+            control.submit(Command::L1Bind { chain_id, contract, token })?;
+        }
         for (i, (spec, price)) in config.listings()?.into_iter().enumerate() {
             control.submit(Command::ListInstrument(Box::new(spec)))?;
             let instrument = InstrumentId(u32::try_from(i).map_err(crate::config::ConfigError::from)?);
             control.submit(Command::Oracle { instrument, price })?;
         }
         match chain {
-            Some(chain) => {
-                let L1Binding { chain_id, contract, token } = chain.binding;
-                control.submit(Command::L1Bind { chain_id, contract, token })?;
-                if let Committer::Embedded(embedded) = &mut chain.committer {
-                    let made = funding::deposit_on_embedded(embedded, config, keys)?;
-                    tracing::info!(deposits = made, "first deposits queued on the embedded chain's vault");
-                }
-            }
+            // The watcher credits the vault's queue (the embedded chain's first deposits were
+            // made before anything was journaled).
+            Some(_) => {}
             None => {
                 for (account, micro) in funding::first_deposits(config, keys)? {
                     control.submit(Command::Deposit { to: Holder::Account(account), amount: Amount(micro) })?;
@@ -217,23 +246,16 @@ impl Node {
     }
 
     /// Step 5's watcher: started at the recovered queue index `next`; on a new journal, one
-    /// pass first, here, so that the first deposits are sequenced before `start` returns.
-    fn watch(
-        config: &Config,
-        server: &Server,
-        source: Source,
-        next: u64,
-        new: bool,
-    ) -> Result<(Watcher, Arc<Mutex<WatchStatus>>)> {
+    /// pass first, here, so that the first deposits are submitted before `start` returns (the
+    /// thread starts last).
+    fn first_pass(config: &Config, server: &Server, source: Source, next: u64, new: bool) -> Watch {
         let mut watch = Watch::new(source, config.settlement.l1_confirmations(), next);
-        let control = server.control();
         if new {
             // A failure is logged and kept in the status; the thread retries it.
+            let control = server.control();
             let _ = watch.pass(&mut |cmd| control.submit(cmd));
         }
-        let status = watch.status_handle();
-        let every = std::time::Duration::from_millis(config.settlement.l1_poll_ms.max(1));
-        Ok((Watcher::start(watch, every, control)?, status))
+        watch
     }
 
     /// The gateway (its addresses, its [`Control`](l2x_gateway::server::Control), its

@@ -31,8 +31,13 @@
 //! once the chain has built that many blocks on the one that holds it, so a deposit that a
 //! reorg removes before then is never seen. A reorg deeper than that can rewrite what was
 //! already credited; the watcher notices when the queue is shorter than what it sequenced
-//! or the hash after its last entry changed, and stops crediting (an error every pass)
-//! until an operator looks.
+//! or the hash after the last entry it sequenced changed (checked every pass, new entries or
+//! not), and then stops crediting — [`WatcherError::Halted`] every pass, the metric
+//! `l2x_l1_watcher_failing` at 1 — until the node restarts: an operator must look, since
+//! the L2 state may hold credits L1 no longer has. After a restart the watcher knows no hash
+//! (it resumes from the journal's next index); a rewrite while the node was down is then
+//! caught by the contract, which refuses the next batch's queue hash (`WrongQueueHash`: the
+//! submitter stops).
 //!
 //! # Failures
 //!
@@ -116,6 +121,10 @@ pub enum WatcherError {
     /// The pipeline is shutting down.
     #[error("submitting an L1 entry")]
     Closed(#[source] SubmitError),
+    /// An earlier pass found the queue shrunk or rewritten: the L2 state may hold credits
+    /// that L1 no longer has, and the watcher credits nothing more until the node restarts.
+    #[error("the L1 watcher stopped crediting: {0}; restart the node once an operator has looked")]
+    Halted(String),
 }
 
 /// What the watcher has done so far (shared with the metrics endpoint).
@@ -159,6 +168,8 @@ pub struct Watch {
     /// The queue's hash after `cursor − 1`, as it was when that entry was sequenced (unknown
     /// for the entries of an earlier run).
     known: Option<B256>,
+    /// Set by a shrunk or rewritten queue: every later pass fails with it.
+    halted: Option<String>,
     status: Arc<Mutex<WatchStatus>>,
 }
 
@@ -167,7 +178,7 @@ impl Watch {
     /// once an entry has `confirmations`.
     pub fn new(source: Source, confirmations: u64, next: u64) -> Watch {
         let status = WatchStatus { next, ..WatchStatus::default() };
-        Watch { source, confirmations, cursor: next, known: None, status: Arc::new(Mutex::new(status)) }
+        Watch { source, confirmations, cursor: next, known: None, halted: None, status: Arc::new(Mutex::new(status)) }
     }
 
     /// The status, shared.
@@ -183,21 +194,39 @@ impl Watch {
     /// [`WatcherError`]: the entries before the failure were submitted, none after.
     pub fn pass(&mut self, submit: &mut dyn FnMut(Command) -> Result<(), SubmitError>) -> Result<u64, WatcherError> {
         let mut submitted = 0;
-        let result = match &mut self.source {
-            Source::Embedded(dir) => match EmbeddedChain::read_only(dir) {
-                Ok(mut chain) => {
-                    read(&mut chain, self.confirmations, &mut self.cursor, &mut self.known, &mut submitted, submit)
-                }
-                Err(e) => Err(e.into()),
-            },
-            Source::Rpc(chain) => {
-                read(chain.as_mut(), self.confirmations, &mut self.cursor, &mut self.known, &mut submitted, submit)
-            }
+        let result = match &self.halted {
+            Some(why) => Err(WatcherError::Halted(why.clone())),
+            None => self.read_source(&mut submitted, submit),
         };
+        if let Err(e @ (WatcherError::Shrunk { .. } | WatcherError::Rewritten { .. })) = &result {
+            self.halted = Some(e.to_string());
+        }
+        self.report(&result, submitted);
+        result.map(|_| submitted)
+    }
+
+    /// One read of the source (the embedded chain reopened).
+    fn read_source(
+        &mut self,
+        submitted: &mut u64,
+        submit: &mut dyn FnMut(Command) -> Result<(), SubmitError>,
+    ) -> Result<Option<u64>, WatcherError> {
+        let (cursor, known) = (&mut self.cursor, &mut self.known);
+        match &mut self.source {
+            Source::Embedded(dir) => {
+                let mut chain = EmbeddedChain::read_only(dir)?;
+                read(&mut chain, self.confirmations, cursor, known, submitted, submit)
+            }
+            Source::Rpc(chain) => read(chain.as_mut(), self.confirmations, cursor, known, submitted, submit),
+        }
+    }
+
+    /// Updates the shared status after a pass; logs a new error once, and a recovery.
+    fn report(&self, result: &Result<Option<u64>, WatcherError>, submitted: u64) {
         let mut status = self.status.lock().unwrap_or_else(PoisonError::into_inner);
         status.next = self.cursor;
         status.sequenced += submitted;
-        match &result {
+        match result {
             Ok(block) => {
                 if status.error.take().is_some() {
                     tracing::info!(next = self.cursor, "the L1 watcher reads the queue again");
@@ -207,7 +236,7 @@ impl Watch {
             Err(e) => {
                 let text = crate::error_chain(e);
                 if status.error.as_ref() != Some(&text) {
-                    tracing::warn!(error = %text, next = self.cursor, "the L1 watcher's pass failed; retrying");
+                    tracing::warn!(error = %text, next = self.cursor, "the L1 watcher's pass failed");
                 }
                 status.error = Some(text);
             }
@@ -215,7 +244,6 @@ impl Watch {
         if submitted > 0 {
             tracing::debug!(submitted, next = self.cursor, "L1 queue entries sequenced");
         }
-        result.map(|_| submitted)
     }
 }
 
@@ -236,9 +264,11 @@ fn read(
     if length < sequenced {
         return Err(WatcherError::Shrunk { block, length, sequenced });
     }
-    if length == sequenced {
+    if length == sequenced && known.is_none() {
         return Ok(Some(block));
     }
+    // Checked even when nothing new is queued: a reorg can replace the last sequenced entry
+    // and keep the length.
     let mut prev = chain.queue_hash(sequenced, block)?;
     if let Some(was) = *known
         && was != prev
@@ -409,5 +439,26 @@ mod tests {
         let e = read(&mut other, 1, &mut cursor, &mut known, &mut submitted, &mut sink).unwrap_err();
         assert!(matches!(e, WatcherError::Rewritten { index: 1, .. }), "{e:?}");
         assert_eq!((cursor, submitted), (2, 1));
+    }
+
+    /// Review of issue 16: a reorg that replaces the last sequenced entry and keeps the
+    /// queue's length is caught too, and once caught the watcher stays halted — even when
+    /// the chain looks fine again — until the node restarts.
+    #[test]
+    fn a_same_length_rewrite_halts_the_watcher_for_good() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut watch = Watch::new(Source::Embedded(dir.path().join("none")), 1, 1);
+        let mut queue = Queue::of(vec![deposit(1, 5)]);
+        let mut sink = |_| Ok(());
+        let (mut cursor, mut known, mut submitted) = (1, None, 0);
+        read(&mut queue, 1, &mut cursor, &mut known, &mut submitted, &mut sink).unwrap();
+        let mut same_length = Queue::of(vec![deposit(1, 6)]);
+        let e = read(&mut same_length, 1, &mut cursor, &mut known, &mut submitted, &mut sink).unwrap_err();
+        assert!(matches!(e, WatcherError::Rewritten { index: 1, .. }), "{e:?}");
+        // The thread's view: a rewrite halts every later pass, whatever the chain says.
+        watch.halted = Some(e.to_string());
+        let again = watch.pass(&mut |_| panic!("nothing is submitted once halted")).unwrap_err();
+        assert!(matches!(again, WatcherError::Halted(_)), "{again:?}");
+        assert!(watch.status_handle().lock().unwrap().error.as_deref().unwrap().contains("stopped crediting"));
     }
 }

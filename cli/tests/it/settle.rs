@@ -118,7 +118,7 @@ fn serve_settles_on_a_node_while_it_trades() {
     let deployed = l2x(&["settle", "deploy", "--rpc-url", &url, "--key", KEY, "--test-token"]);
     let contract = String::from_utf8(deployed.stdout).unwrap().lines().next().unwrap().to_string();
     // With a vault on a node the config funds nothing: account 1's owner deposits on L1,
-    // and the new node credits it from the queue before it listens.
+    // and the new node submits it from the queue before its start returns.
     let vault = contract.parse().unwrap();
     node.deposit(l2x_settlement::devnode::DEV_KEYS[1], vault, 1, 1_000_000_000_000).unwrap();
     let config = format!(

@@ -191,6 +191,52 @@ fn a_journal_bound_elsewhere_or_never_bound_refuses_to_start() {
     }
 }
 
+/// Review of issue 16: a start that fails while making the first deposits (account 3's
+/// refused: the vault's holdings would pass 2^62) journals nothing; the next start, its
+/// config fixed, makes only the deposits still missing — accounts 1's and 2's, made by the
+/// failed start, are not made again — and every entry is credited once.
+#[test]
+fn a_start_that_failed_funding_retries_only_the_missing_deposits() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut config = embedded_config(dir.path());
+    // 2.3 × 10^12 USDC each: the third account's deposit passes the vault's 2^62 base units.
+    let big = 2_300_000_000_000;
+    config.accounts.deposit_usdc = big;
+    let refused = Node::start(&config, keys()).unwrap_err();
+    assert!(matches!(refused, NodeError::Funding { account: AccountId(3), .. }), "{refused:?}");
+    let NodeError::Funding { source, .. } = &refused else { unreachable!() };
+    assert!(source.to_string().contains("DepositCapReached"), "{source}");
+    assert!(l1_deposits(dir.path()).is_empty(), "nothing journaled");
+    config.accounts.deposit_usdc = 1_000_000;
+    let node = Node::start(&config, keys()).unwrap();
+    assert_eq!(node.l1_watcher().unwrap().next, 5, "four entries, two of them from the failed start");
+    let stopped = node.stop().unwrap();
+    let credited: Vec<i64> = (1..=4).map(|a| collateral(&stopped.state, a)).collect();
+    assert_eq!(credited, [big.cast_signed() * USD, big.cast_signed() * USD, 1_000_000 * USD, 500 * USD]);
+    assert_eq!(l1_deposits(dir.path()).len(), 4);
+}
+
+/// Review of issue 16: a new journal on a vault that already has committed batches (another
+/// journal's) is refused, naming the vault: its queue's entries would be credited again.
+#[test]
+fn a_new_journal_on_a_vault_with_batches_refuses_to_start() {
+    let dir = tempfile::tempdir().unwrap();
+    let config = embedded_config(dir.path());
+    let node = Node::start(&config, keys()).unwrap();
+    let chain_dir = config.chain_dir();
+    wait_for("a committed batch", || {
+        let chain = EmbeddedChain::read_only(&chain_dir).unwrap();
+        view(&chain, chain.address(), &Vault::lastIndexCall {}) > 0
+    });
+    node.stop().unwrap();
+    let other = tempfile::tempdir().unwrap();
+    let mut fresh = embedded_config(other.path());
+    fresh.settlement.chain_dir = Some(chain_dir);
+    let refused = Node::start(&fresh, keys()).unwrap_err();
+    assert!(matches!(refused, NodeError::VaultHasHistory { batches, .. } if batches > 0), "{refused:?}");
+    assert!(refused.to_string().contains("settlement.chain_dir"), "{refused}");
+}
+
 /// On anvil, with 3 confirmations: a deposit is credited only once two more blocks are
 /// built on its block; a deposit a reorg (a snapshot reverted) removes before its
 /// confirmations is never credited, and the queue entry that takes its index later is.

@@ -411,7 +411,8 @@ impl QueueReader for RpcChain {
         let head = self.block_on("reading the head", async move {
             provider.get_block_number().await.map_err(ChainError::rpc("reading the head"))
         })?;
-        Ok((head + 1).checked_sub(confirmations.max(1)))
+        // A head of u64::MAX (a bad answer) cannot overflow: head − (c − 1), if any.
+        Ok(head.checked_sub(confirmations.max(1) - 1))
     }
 
     fn queue_length(&mut self, block: u64) -> Result<u64> {
