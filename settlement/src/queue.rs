@@ -30,8 +30,9 @@
 //!
 //! Everything that leaves the ledger becomes a claim on L1, so a batch lists every one, in
 //! sequence order ([`withdrawal_of`]): a forced withdrawal honoured (`forced_withdrawn`) and
-//! an operator `withdraw` that succeeded (the engine reports it by the account's `balance`
-//! event alone; a refused one gives `rejected`).
+//! an operator `withdraw` or an account's own (asked over the wire: `WithdrawRequest`) that
+//! succeeded (the engine reports either by the account's `balance` event; a refused one gives
+//! `rejected`).
 
 use alloy_primitives::{B256, keccak256};
 use l2x_types::{Command, Event, Holder};
@@ -131,7 +132,8 @@ pub fn entry_of(cmd: &Command, events: &[Event]) -> Option<(Entry, bool)> {
 }
 
 /// The withdrawal a command made, if it made one: a forced withdrawal honoured, or an
-/// operator `withdraw` the ledger accepted (its `balance` event; a refused one has none).
+/// operator's or an account's own withdraw the ledger accepted (its `balance` event; a
+/// refused one has none).
 pub fn withdrawal_of(cmd: &Command, events: &[Event]) -> Option<Withdrawal> {
     events.iter().find_map(|ev| match (*ev, cmd) {
         (Event::ForcedWithdrawn { account, amount, .. }, _) => {
@@ -140,9 +142,10 @@ pub fn withdrawal_of(cmd: &Command, events: &[Event]) -> Option<Withdrawal> {
         // A withdraw the ledger accepted: its account's balance, and no reject (the engine
         // reports a refused one by its reject alone; the guard keeps a future balance event
         // of a refused withdraw from listing money that never left).
-        (Event::Balance { holder: Holder::Account(a), .. }, Command::Withdraw { account, amount })
-            if a == *account && !events.iter().any(|e| matches!(e, Event::Rejected { .. })) =>
-        {
+        (
+            Event::Balance { holder: Holder::Account(a), .. },
+            Command::Withdraw { account, amount } | Command::WithdrawRequest { account, amount, .. },
+        ) if a == *account && !events.iter().any(|e| matches!(e, Event::Rejected { .. })) => {
             Some(Withdrawal { account: account.0, amount: amount.0.cast_unsigned() })
         }
         _ => None,
@@ -233,5 +236,30 @@ mod tests {
         let op = Command::Withdraw { account, amount: Amount(3) };
         assert_eq!(withdrawal_of(&op, &withdrawn[1..]), Some(Withdrawal { account: 7, amount: 3 }));
         assert_eq!(withdrawal_of(&op, &[]), None);
+    }
+
+    /// An account's own withdrawal (over the wire) is listed exactly as the operator's: when
+    /// the state machine honoured it, and not when it refused it.
+    #[test]
+    fn a_wire_withdrawal_is_listed_only_when_honoured() {
+        use l2x_engine::StateMachine;
+        use l2x_types::{Seq, Sequenced, Timestamp};
+
+        let mut sm = StateMachine::new();
+        let mut apply = |seq: u64, cmd: Command| {
+            let mut events = Vec::new();
+            sm.apply(&Sequenced { seq: Seq(seq), ts: Timestamp(seq), cmd: cmd.clone() }, &mut events);
+            withdrawal_of(&cmd, &events)
+        };
+        let account = AccountId(7);
+        let request = |amount, request_id| Command::WithdrawRequest { account, amount: Amount(amount), request_id };
+        assert_eq!(apply(2, request(1, 1)), None, "no account yet: refused, not listed");
+        assert_eq!(apply(3, Command::Deposit { to: Holder::Account(account), amount: Amount(10) }), None);
+        assert_eq!(apply(4, request(4, 2)), Some(Withdrawal { account: 7, amount: 4 }));
+        assert_eq!(apply(5, request(7, 3)), None, "more than the collateral: refused, not listed");
+        assert_eq!(apply(6, request(0, 4)), None, "bad amount: refused, not listed");
+        assert_eq!(apply(7, request(-1, 5)), None, "bad amount: refused, not listed");
+        assert_eq!(apply(8, request(6, 6)), Some(Withdrawal { account: 7, amount: 6 }), "all that is left");
+        assert_eq!(sm.ledger().flows(), (10, 10), "everything listed left the ledger, nothing else");
     }
 }

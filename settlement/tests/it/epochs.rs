@@ -461,3 +461,46 @@ fn a_refund_alone_makes_a_batch() {
     assert_eq!((last.queue_count, last.rejected.clone(), last.withdrawals.len()), (1, vec![1], 0));
     assert_ne!(last.queue_hash, B256::ZERO);
 }
+
+/// Issue 16: an account's own withdrawal, asked over the wire, is listed in the batch that
+/// covers it exactly as an operator's; one the state machine refused (margin, a bad amount)
+/// is not, and changes no leaf.
+#[test]
+fn a_wire_withdrawal_is_in_its_batch_and_a_refused_one_is_not() {
+    use l2x_settlement::queue::Withdrawal;
+    use l2x_types::{AccountId, Amount, Command, Seq, Timestamp};
+    let mut cmds = stream(7, 0);
+    let policy = Policy { max_ms: 500, max_fills: 0 };
+    let mut ts = cmds.last().unwrap().ts.0;
+    let mut push = |cmds: &mut Vec<Sequenced>, cmd| {
+        ts += 600_000_000;
+        cmds.push(Sequenced { seq: Seq(cmds.len() as u64 + 1), ts: Timestamp(ts), cmd });
+    };
+    let request = |account, amount, request_id| Command::WithdrawRequest {
+        account: AccountId(account),
+        amount: Amount(amount),
+        request_id,
+    };
+    // Account 3 holds 2,000 USDC, account 1 a million.
+    push(&mut cmds, Command::Tick);
+    push(&mut cmds, request(3, 2_000_000_001, 1));
+    push(&mut cmds, request(1, 0, 2));
+    let honoured = cmds.len() as u64 + 1;
+    push(&mut cmds, request(3, 1_500_000_000, 3));
+    push(&mut cmds, request(1, -7, 4));
+    push(&mut cmds, request(99, 1, 5));
+    push(&mut cmds, request(3, 500_000_001, 6));
+    push(&mut cmds, Command::Tick);
+    let epochs = run(&cmds, policy);
+    let listed: Vec<Withdrawal> = epochs.iter().flat_map(|e| e.withdrawals.clone()).collect();
+    assert_eq!(listed, [Withdrawal { account: 3, amount: 1_500_000_000 }], "only the honoured one, once");
+    let covering = epochs.iter().position(|e| e.last_seq >= honoured).unwrap();
+    let batch = &epochs[covering];
+    assert!(covering == 0 || epochs[covering - 1].last_seq < honoured);
+    assert_eq!(batch.withdrawals, listed, "in the batch that covers it");
+    assert!(batch.changes.iter().any(|l| l.account == 3), "its leaf changed");
+    let contents = Batch::decode(&Batch::of(batch).encode()).unwrap().contents().unwrap();
+    assert_eq!(contents.withdrawals, listed, "the batch's data carries it");
+    // The refused ones after it changed nothing (no leaf, no withdrawal): no batch again.
+    assert_eq!(epochs.last().unwrap().last_seq, honoured);
+}
