@@ -286,11 +286,11 @@ fn chain_gas(
     let node = Anvil::start(&find_anvil(anvil)?, &[])?;
     out.chain_hardfork = Some(node.hardfork()?);
     let key = DEV_KEYS[0];
-    let address = l2x_settlement::chain::RpcChain::deploy(node.url(), key)?;
+    let (address, _) = l2x_settlement::chain::RpcChain::deploy_local(node.url(), key)?;
     let mut chain = l2x_settlement::chain::RpcChain::connect(node.url(), key, address, 1)?;
     for b in batches {
         out.chain_gas_per_batch.push(chain.commit_for_gas(b)?);
-        out.chain_floor_per_batch.push(l2x_settlement::chain::commit_floor_gas(b));
+        out.chain_floor_per_batch.push(l2x_settlement::chain::commit_floor_gas(b)?);
     }
     let figures = Committed::of(batches.iter().map(|b| &b.header).zip(&out.chain_gas_per_batch));
     out.chain_leaves_per_batch = Some(figures.leaves_per_batch);

@@ -2,7 +2,8 @@
 //! (docs/SETTLEMENT.md). The flags; the bodies are [`l2x_node::settle`].
 //!
 //! ```text
-//!  settle deploy --rpc-url U --key K                       → the contract's address
+//!  settle deploy --rpc-url U --key K (--token A | --test-token) [vault options]
+//!                  → the contract's address (and the test token's)
 //!  settle submit --journal J --batches B CHAIN [--key K]
 //!                  recompute the epochs, write/check batch files, commit what the chain lacks
 //!  settle verify --journal J [--batches B] [CHAIN]
@@ -25,10 +26,12 @@ use std::io;
 use std::path::PathBuf;
 use std::process::ExitCode;
 
+use alloy_primitives::Address;
 use anyhow::Result;
 use l2x_node::chain::ChainSpec;
 use l2x_node::config::{MAX_CONFIRMATIONS, MAX_EPOCH_FILLS, MAX_EPOCH_MS};
 use l2x_node::settle::{self, SubmitOptions, Verdict};
+use l2x_settlement::chain::WEEK;
 use l2x_settlement::epoch::Policy;
 
 use crate::args::{non_empty_path, ranged};
@@ -78,6 +81,52 @@ impl ChainArgs {
     }
 }
 
+/// The vault's parameters, fixed at deployment (docs/SETTLEMENT.md, "Contract").
+#[derive(Clone, Debug, clap::Args)]
+pub(crate) struct VaultArgs {
+    /// The collateral token's address (an ERC-20 with 6 decimals).
+    #[arg(long, required_unless_present = "test_token", conflicts_with = "test_token")]
+    token: Option<Address>,
+    /// Deploy l2x's test token (anyone may mint it: tests and demos only) and use it.
+    #[arg(long)]
+    test_token: bool,
+    /// The least a deposit may be, in token base units (at least 1).
+    #[arg(long, default_value_t = 1, value_parser = ranged(1, u64::MAX))]
+    min_deposit: u64,
+    /// Seconds from a claim's last credit until it can be paid.
+    #[arg(long, default_value_t = 0, value_parser = ranged(0, MAX_DELAY))]
+    claim_delay: u64,
+    /// Seconds a queue entry may wait before anyone may freeze the contract.
+    #[arg(long, default_value_t = WEEK, value_parser = ranged(1, MAX_DELAY))]
+    forced_deadline: u64,
+    /// Where the fee account is paid (default: the submitter).
+    #[arg(long)]
+    fee_recipient: Option<Address>,
+    /// Where the insurance fund is paid when it escapes (default: the submitter).
+    #[arg(long)]
+    insurance_recipient: Option<Address>,
+    /// Seconds after a freeze before the insurance fund may escape.
+    #[arg(long, default_value_t = WEEK, value_parser = ranged(0, MAX_DELAY))]
+    insurance_exit_delay: u64,
+}
+
+/// The longest delay the contract takes (2^32 − 1 seconds).
+const MAX_DELAY: u64 = u32::MAX as u64;
+
+impl VaultArgs {
+    fn deployment(&self) -> settle::Deployment {
+        settle::Deployment {
+            token: self.token,
+            min_deposit: self.min_deposit,
+            claim_delay: self.claim_delay,
+            forced_deadline: self.forced_deadline,
+            fee_recipient: self.fee_recipient,
+            insurance_recipient: self.insurance_recipient,
+            insurance_exit_delay: self.insurance_exit_delay,
+        }
+    }
+}
+
 /// `l2x settle` subcommands.
 #[derive(Debug, clap::Subcommand)]
 pub(crate) enum SettleCmd {
@@ -89,6 +138,8 @@ pub(crate) enum SettleCmd {
         /// The submitter's private key (hex); it becomes the contract's only submitter.
         #[arg(long)]
         key: String,
+        #[command(flatten)]
+        vault: VaultArgs,
     },
     /// Recompute the journal's epochs, write their batch files, commit what the chain lacks.
     Submit {
@@ -158,8 +209,8 @@ pub(crate) fn settle(cmd: SettleCmd) -> Result<ExitCode> {
     let stdout = io::stdout();
     let mut out = stdout.lock();
     let verdict = match cmd {
-        SettleCmd::Deploy { rpc_url, key } => {
-            settle::deploy(&mut out, &rpc_url, &key)?;
+        SettleCmd::Deploy { rpc_url, key, vault } => {
+            settle::deploy(&mut out, &rpc_url, &key, &vault.deployment())?;
             Verdict::Agrees
         }
         SettleCmd::Submit { journal, batches, chain, key, confirmations, epochs } => {

@@ -27,10 +27,11 @@
 use std::io::Write;
 use std::path::Path;
 
+use alloy_primitives::Address;
 use l2x_risk::Ledger;
 use l2x_settlement::audit;
 use l2x_settlement::batch_set::BatchSet;
-use l2x_settlement::chain::{Chain, RpcChain};
+use l2x_settlement::chain::{Chain, Config, RpcChain};
 use l2x_settlement::epoch::Policy;
 use l2x_settlement::submitter::Submitter;
 use serde_json::json;
@@ -58,14 +59,54 @@ impl Verdict {
     }
 }
 
+/// What `settle deploy` fixes in the contract besides its submitter (the contract's
+/// `Config`, docs/SETTLEMENT.md "Contract").
+#[derive(Clone, Copy, Debug)]
+pub struct Deployment {
+    /// The collateral token; `None`: deploy the test token first and use it.
+    pub token: Option<Address>,
+    /// The least deposit, in base units.
+    pub min_deposit: u64,
+    /// Seconds from a claim's last credit until it can be paid.
+    pub claim_delay: u64,
+    /// Seconds a queue entry may wait before anyone may freeze the contract.
+    pub forced_deadline: u64,
+    /// Where the fee account is paid (`None`: the submitter).
+    pub fee_recipient: Option<Address>,
+    /// Where the insurance fund escapes to (`None`: the submitter).
+    pub insurance_recipient: Option<Address>,
+    /// Seconds after a freeze before the insurance fund may escape.
+    pub insurance_exit_delay: u64,
+}
+
 /// `settle deploy`: deploys the settlement contract (the committed artifact) with `key`
-/// as its only submitter; writes its address.
+/// as its only submitter, over a fresh test token; writes the contract's address, then
+/// `token ADDRESS`.
 ///
 /// # Errors
-/// The node refused or could not be reached; writing failed.
-pub fn deploy(out: &mut dyn Write, rpc_url: &str, key: &str) -> Result<()> {
-    let address = RpcChain::deploy(rpc_url, key)?;
+/// [`NodeError::NoEscapeYet`] for `deployment.token` (a production token waits for the
+/// escape); the node refused or could not be reached; writing failed.
+pub fn deploy(out: &mut dyn Write, rpc_url: &str, key: &str, deployment: &Deployment) -> Result<()> {
+    let submitter = l2x_settlement::chain::submitter_of(key)?;
+    if let Some(token) = deployment.token {
+        // Money a freeze would lock: a frozen vault refunds queued deposits, but the escape
+        // against the last root (issue 16) is not built yet.
+        return Err(NodeError::NoEscapeYet { token });
+    }
+    let token = RpcChain::deploy_test_usd(rpc_url, key)?;
+    let config = Config {
+        submitter,
+        token,
+        minDeposit: deployment.min_deposit,
+        claimDelay: deployment.claim_delay,
+        forcedDeadline: deployment.forced_deadline,
+        feeRecipient: deployment.fee_recipient.unwrap_or(submitter),
+        insuranceRecipient: deployment.insurance_recipient.unwrap_or(submitter),
+        insuranceExitDelay: deployment.insurance_exit_delay,
+    };
+    let address = RpcChain::deploy(rpc_url, key, &config)?;
     writeln!(out, "{address}")?;
+    writeln!(out, "token {token}")?;
     Ok(())
 }
 
@@ -142,7 +183,7 @@ pub fn status(out: &mut dyn Write, batches: &Path, chain: Option<&ChainSpec>) ->
     match c.checked {
         Ok(0) => Ok(Verdict::Agrees),
         Ok(k) => {
-            writeln!(out, "batch {k}: the chain's root and data hash are the batch file's")?;
+            writeln!(out, "batch {k}: the chain's root and commitment are the batch file's")?;
             Ok(Verdict::Agrees)
         }
         Err(d) => {

@@ -5,9 +5,9 @@
 //!
 //! ```text
 //!  verify   journal ──epoch::from_journal──▶ batches ─┬─ compare ─▶ BatchSet (files, all checked)
-//!                                                     └─ compare ─▶ chain: every committed root and data hash
-//!  status   BatchSet ── the last batch both have: root and data hash ─▶ chain
-//!  prove    BatchSet ──state_at(K)──▶ tree, leaf, proof ──▶ chain: root and data hash of K,
+//!                                                     └─ compare ─▶ chain: every committed root and commitment
+//!  status   BatchSet ── the last batch both have: root and commitment ─▶ chain
+//!  prove    BatchSet ──state_at(K)──▶ tree, leaf, proof ──▶ chain: root and commitment of K,
 //!                                                            verifyLeaf (inclusion)
 //! ```
 //!
@@ -24,7 +24,7 @@ use l2x_sequencer::journal::JournalError;
 
 use crate::batch::{Batch, BatchError};
 use crate::batch_set::{BatchSet, State};
-use crate::chain::{Chain, ChainError};
+use crate::chain::{Chain, ChainError, commitment};
 use crate::epoch::{self, Policy};
 use crate::leaf::AccountLeaf;
 use crate::tree::Proof;
@@ -93,9 +93,9 @@ pub enum Disagreement {
         /// The expected root.
         expected: B256,
     },
-    /// A committed data hash that is not the batch's.
-    #[error("batch {index}: the chain has data hash {chain}, the batch data hashes to {ours}")]
-    DataHash {
+    /// A committed commitment that is not the batch's (its data or its queue fields differ).
+    #[error("batch {index}: the chain has commitment {chain}, the batch's commit gives {ours}")]
+    Commitment {
         /// The batch.
         index: u64,
         /// The chain's.
@@ -141,8 +141,9 @@ impl Verification {
 }
 
 /// Recomputes every batch of the journal in `journal` under `policy` and compares it with
-/// the batch files (by content) and with every batch committed on `chain` (root and data
-/// hash — that of the batch file when there is one: the bytes the batch was posted with).
+/// the batch files (by content) and with every batch committed on `chain` (root and
+/// commitment — that of the batch file when there is one: the bytes the batch was posted
+/// with).
 ///
 /// # Errors
 /// [`AuditError`] when an input cannot be read.
@@ -154,8 +155,8 @@ pub fn verify(
     chain: Option<&mut dyn Chain>,
 ) -> Result<Verification, AuditError> {
     let computed: Vec<Batch> = epoch::from_journal(journal, policy, ledger)?.iter().map(Batch::of).collect();
-    let mut posted: Vec<B256> = computed.iter().map(|b| b.header.data_hash).collect();
-    let files = files.map(|set| compare_files(set, &computed, &mut posted));
+    let mut posted = computed.iter().map(commitment).collect::<Result<Vec<B256>, _>>()?;
+    let files = files.map(|set| compare_files(set, &computed, &mut posted)).transpose()?;
     let chain = match chain {
         Some(chain) => Some(compare_chain(chain, &computed, &posted)?),
         None => None,
@@ -163,21 +164,27 @@ pub fn verify(
     Ok(Verification { batches: computed.len() as u64, files, chain })
 }
 
-fn compare_files(set: &BatchSet, computed: &[Batch], posted: &mut [B256]) -> Result<u64, Disagreement> {
+/// Compares the batch files with the journal's batches; where they agree, the commitment
+/// expected on chain is the file's (the bytes the batch was posted with).
+fn compare_files(
+    set: &BatchSet,
+    computed: &[Batch],
+    posted: &mut [B256],
+) -> Result<Result<u64, Disagreement>, AuditError> {
     for (file, (mine, posted)) in set.batches().iter().zip(computed.iter().zip(posted.iter_mut())) {
         if let Some(what) = difference(file, mine) {
-            return Err(Disagreement::File { index: file.header.index, what });
+            return Ok(Err(Disagreement::File { index: file.header.index, what }));
         }
-        *posted = file.header.data_hash;
+        *posted = commitment(file)?;
     }
-    match set.batches().get(computed.len()) {
+    Ok(match set.batches().get(computed.len()) {
         Some(extra) => Err(Disagreement::BeyondJournal {
             index: extra.header.index,
             what: "a batch file",
             batches: computed.len() as u64,
         }),
         None => Ok(set.batches().len() as u64),
-    }
+    })
 }
 
 fn compare_chain(
@@ -191,7 +198,7 @@ fn compare_chain(
         let Some(mine) = computed.get(i) else {
             return Ok(Err(Disagreement::BeyondJournal { index, what: "on chain", batches: computed.len() as u64 }));
         };
-        let (root, data_hash) = chain.committed(index)?;
+        let (root, committed) = chain.committed(index)?;
         if root != mine.header.new_root {
             return Ok(Err(Disagreement::Root {
                 index,
@@ -200,8 +207,8 @@ fn compare_chain(
                 expected: mine.header.new_root,
             }));
         }
-        if data_hash != posted[i] {
-            return Ok(Err(Disagreement::DataHash { index, chain: data_hash, ours: posted[i] }));
+        if committed != posted[i] {
+            return Ok(Err(Disagreement::Commitment { index, chain: committed, ours: posted[i] }));
         }
     }
     Ok(Ok(last))
@@ -273,13 +280,14 @@ pub struct ChainStatus {
     /// Its root.
     pub root: B256,
     /// The last batch both the files and the chain have (0: none), checked: its root and
-    /// data hash agree, or how they differ.
+    /// commitment agree, or how they differ.
     pub checked: Result<u64, Disagreement>,
 }
 
 /// The last batch file, and with a chain, the chain's last batch and whether the last
-/// batch both have agrees (root and data hash; the files' own chain of roots, checked by
-/// [`BatchSet::load`], carries the agreement to every batch before it).
+/// batch both have agrees (root and commitment). The files' own chain of roots, checked by
+/// [`BatchSet::load`], carries the roots' agreement to every batch before it, not that of
+/// their withdrawals and refused entries: `verify` compares every commitment.
 ///
 /// # Errors
 /// [`AuditError::Chain`].
@@ -295,10 +303,10 @@ pub fn status(set: &BatchSet, chain: Option<&mut dyn Chain>) -> Result<Status, A
     Ok(Status { local, chain: Some(ChainStatus { last, root, checked }) })
 }
 
-/// Whether the chain committed `batch` as it is: its root and its data hash.
+/// Whether the chain committed `batch` as it is: its root and its commitment.
 fn check_committed(chain: &mut dyn Chain, batch: &Batch) -> Result<Result<(), Disagreement>, AuditError> {
     let h = &batch.header;
-    let (root, data_hash) = chain.committed(h.index)?;
+    let (root, committed) = chain.committed(h.index)?;
     if root != h.new_root {
         return Ok(Err(Disagreement::Root {
             index: h.index,
@@ -307,8 +315,9 @@ fn check_committed(chain: &mut dyn Chain, batch: &Batch) -> Result<Result<(), Di
             expected: h.new_root,
         }));
     }
-    if data_hash != h.data_hash {
-        return Ok(Err(Disagreement::DataHash { index: h.index, chain: data_hash, ours: h.data_hash }));
+    let ours = commitment(batch)?;
+    if committed != ours {
+        return Ok(Err(Disagreement::Commitment { index: h.index, chain: committed, ours }));
     }
     Ok(Ok(()))
 }
@@ -336,7 +345,7 @@ pub struct OnChain {
     /// Inclusion: whether the contract's `verifyLeaf` accepts the leaf (`None`: an absence,
     /// which the contract cannot check; it is checked off chain against `root`).
     pub by_contract: Option<bool>,
-    /// Whether the chain agrees with the files: committed, the same root and data hash,
+    /// Whether the chain agrees with the files: committed, the same root and commitment,
     /// and the contract accepting an included leaf.
     pub agrees: Result<(), Disagreement>,
 }

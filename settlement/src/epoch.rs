@@ -7,8 +7,9 @@
 //!      holders the events touched ──▶ touched set         (balance, position, insurance, …)
 //!      fills += trades
 //!      an L1 queue entry taken ──▶ queue_count, queue_hash (refused: its index listed)
-//!      a withdrawal made ──▶ withdrawals               (forced_withdrawn, or withdraw's balance)
-//!      due? cmd.ts ≥ start + max_ms, or fills ≥ max_fills
+//!      a withdrawal asked on L2 ──▶ withdrawals        (withdraw's balance event)
+//!      due? cmd.ts ≥ start + max_ms, or fills ≥ max_fills,
+//!           or entries taken + withdrawals ≥ MAX_L1_OPS (256)
 //!        yes ──▶ leaves of the touched holders, read from the state ──▶ Tree::update
 //!                market state of every listed instrument (marks, funding indexes)
 //!                root, market state or queue_count differ from the last batch's,
@@ -44,8 +45,8 @@
 //!
 //! An epoch also says what it did with the L1 queue ([`crate::queue`]): how many entries
 //! the state machine has taken in all by its end (`l1_next − 1`) and the rolling hash at
-//! that count, the withdrawals that left the ledger in it (forced ones honoured and
-//! operator ones), and the entries it refused. A refunded deposit changes no leaf, but
+//! that count, the withdrawals asked on L2 that left the ledger in it (a forced one
+//! honoured is paid from its queue entry), and the entries it refused. A refunded deposit changes no leaf, but
 //! the contract must learn of it: an epoch whose queue count moved is a batch.
 
 use std::collections::BTreeSet;
@@ -59,6 +60,13 @@ use crate::leaf::{self, AccountLeaf};
 use crate::market::{self, Market};
 use crate::queue::{self, Withdrawal};
 use crate::tree::Tree;
+
+/// The most L1 work one epoch may give its batch: queue entries taken plus withdrawals. An
+/// epoch that reaches it is due, whatever the policy, so that its commit's gas stays far
+/// below a transaction's limit (2^24 since Osaka): each costs the contract some 3,000 (a
+/// deposit) to 30,000 gas (a payment to a new claim), so 256 of them stay under 8M
+/// (docs/SETTLEMENT.md, "Epochs"). Part of the epoch rule: a verifier must use the same.
+pub const MAX_L1_OPS: u64 = 256;
 
 /// When an epoch is due to close (it closes when it is due and has changed something).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -106,8 +114,9 @@ pub struct Epoch {
     pub queue_count: u64,
     /// The queue's rolling hash after entry `queue_count` (zero for none).
     pub queue_hash: B256,
-    /// What left the ledger in it, in sequence order: forced withdrawals honoured and
-    /// operator withdrawals.
+    /// What left the ledger in it at L2's request, in sequence order: the operator's
+    /// withdrawals and the accounts' own (a forced withdrawal honoured is paid from its
+    /// queue entry).
     pub withdrawals: Vec<Withdrawal>,
     /// The queue indexes it refused (deposits refunded, forced withdrawals rejected), in
     /// order.
@@ -174,7 +183,8 @@ impl Epochs {
         debug_assert_eq!(self.queue_count, state.l1().next - 1, "the queue count is l1_next − 1");
         let by_time = cmd.ts.0.saturating_sub(start_ts) >= self.policy.max_ms.saturating_mul(1_000_000);
         let by_fills = self.policy.max_fills > 0 && self.fills >= self.policy.max_fills;
-        if !(by_time || by_fills) {
+        let l1_ops = self.queue_count - self.closed_queue_count + self.withdrawals.len() as u64;
+        if !(by_time || by_fills || l1_ops >= MAX_L1_OPS) {
             return None;
         }
         let ledger = state.ledger();

@@ -19,7 +19,8 @@
 //!   contract's bindings.
 //! - `devnode` (feature `test-utils`): the tests' anvil, the pinned one installed from npm
 //!   into the source tree on first use.
-//! - [`embedded`]: the embedded chain: the contract's bytecode in revm, its state in a file.
+//! - [`embedded`]: the embedded chain: a small EVM chain in revm (the test token, the
+//!   settlement contract, users' transactions, a clock), its whole state in a file.
 //! - [`epoch`]: the sequenced stream cut into epochs by a rule on sequenced time and fills;
 //!   each closed epoch's changed leaves and root.
 //! - [`leaf`]: the canonical account leaf and its ABI encoding.

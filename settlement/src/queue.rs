@@ -28,14 +28,16 @@
 //!
 //! # Withdrawals
 //!
-//! Everything that leaves the ledger becomes a claim on L1, so a batch lists every one, in
-//! sequence order ([`withdrawal_of`]): a forced withdrawal honoured (`forced_withdrawn`) and
-//! an operator `withdraw` or an account's own (asked over the wire: `WithdrawRequest`) that
-//! succeeded (the engine reports either by the account's `balance` event; a refused one gives
+//! Everything that leaves the ledger becomes a claim on L1. A forced withdrawal is a queue
+//! entry: the contract pays its amount to the account's owner when a batch consumes it and
+//! does not list it among the refused (`forced_withdrawn`). Every other withdrawal was asked
+//! on L2, and the batch lists it, in sequence order ([`withdrawal_of`]): an operator
+//! `withdraw` or an account's own (asked over the wire: `WithdrawRequest`) that succeeded
+//! (the engine reports either by the account's `balance` event; a refused one gives
 //! `rejected`).
 
 use alloy_primitives::{B256, keccak256};
-use l2x_types::{Command, Event, Holder};
+use l2x_types::{AccountId, Amount, Command, Event, Holder, L1Address};
 
 use crate::leaf;
 
@@ -92,6 +94,38 @@ impl Entry {
     }
 }
 
+impl Kind {
+    /// The kind the contract numbers `n` (its `Kind` enum), if any.
+    pub fn from_u8(n: u8) -> Option<Kind> {
+        match n {
+            0 => Some(Kind::Deposit),
+            1 => Some(Kind::InsuranceDeposit),
+            2 => Some(Kind::ForcedWithdrawal),
+            _ => None,
+        }
+    }
+}
+
+impl Entry {
+    /// The command that sequences this entry: an `l1_deposit` (to the insurance fund for
+    /// [`Kind::InsuranceDeposit`]) or a `forced_withdrawal`, carrying every hashed field.
+    /// `None` if the amount does not fit the ledger's `i64` (the contract never queues
+    /// one: it bounds what it holds by 2^62).
+    pub fn command(&self) -> Option<Command> {
+        let amount = Amount(i64::try_from(self.amount).ok()?);
+        let (index, from, requested_at) = (self.index, L1Address(self.from), self.requested_at);
+        Some(match self.kind {
+            Kind::Deposit => {
+                Command::L1Deposit { index, to: Holder::Account(AccountId(self.account)), amount, from, requested_at }
+            }
+            Kind::InsuranceDeposit => Command::L1Deposit { index, to: Holder::Insurance, amount, from, requested_at },
+            Kind::ForcedWithdrawal => {
+                Command::ForcedWithdrawal { index, account: AccountId(self.account), amount, from, requested_at }
+            }
+        })
+    }
+}
+
 /// A withdrawal a batch lists: the amount left the account's collateral, to be paid on L1.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct Withdrawal {
@@ -131,14 +165,12 @@ pub fn entry_of(cmd: &Command, events: &[Event]) -> Option<(Entry, bool)> {
     Some((entry, refused))
 }
 
-/// The withdrawal a command made, if it made one: a forced withdrawal honoured, or an
-/// operator's or an account's own withdraw the ledger accepted (its `balance` event; a
-/// refused one has none).
+/// The withdrawal a command made on L2, if it made one: an operator's or an account's own
+/// withdraw the ledger accepted (its `balance` event; a refused one has none). A forced
+/// withdrawal honoured is not one: the contract pays it from its queue entry (see the module
+/// docs).
 pub fn withdrawal_of(cmd: &Command, events: &[Event]) -> Option<Withdrawal> {
     events.iter().find_map(|ev| match (*ev, cmd) {
-        (Event::ForcedWithdrawn { account, amount, .. }, _) => {
-            Some(Withdrawal { account: account.0, amount: amount.0.cast_unsigned() })
-        }
         // A withdraw the ledger accepted: its account's balance, and no reject (the engine
         // reports a refused one by its reject alone; the guard keeps a future balance event
         // of a refused withdraw from listing money that never left).
@@ -225,14 +257,21 @@ mod tests {
             Entry { kind: Kind::InsuranceDeposit, index: 4, account: u64::MAX, amount: 9, from: FROM, requested_at: 3 }
         );
         assert_eq!(entry_of(&dep, &[]), None, "out of turn: no entry");
+        assert_eq!(e.command(), Some(dep.clone()), "an entry's command is the one it was read from");
         let account = AccountId(7);
         let forced = Command::ForcedWithdrawal { index: 5, account, amount: Amount(2), from, requested_at: 3 };
         let withdrawn = [
             Event::ForcedWithdrawn { index: 5, account, amount: Amount(2) },
             Event::Balance { holder: Holder::Account(account), collateral: Amount(1) },
         ];
-        assert_eq!(entry_of(&forced, &withdrawn).map(|(e, r)| (e.kind, r)), Some((Kind::ForcedWithdrawal, false)));
-        assert_eq!(withdrawal_of(&forced, &withdrawn), Some(Withdrawal { account: 7, amount: 2 }));
+        let (e, refused) = entry_of(&forced, &withdrawn).unwrap_or_else(|| panic!("an entry"));
+        assert_eq!((e.kind, refused, e.command()), (Kind::ForcedWithdrawal, false, Some(forced.clone())));
+        assert_eq!(Entry { amount: 1 << 63, ..e }.command(), None, "past i64: no command");
+        assert_eq!(
+            (Kind::from_u8(0), Kind::from_u8(1), Kind::from_u8(2), Kind::from_u8(3)),
+            (Some(Kind::Deposit), Some(Kind::InsuranceDeposit), Some(Kind::ForcedWithdrawal), None)
+        );
+        assert_eq!(withdrawal_of(&forced, &withdrawn), None, "the contract pays it from its queue entry");
         let op = Command::Withdraw { account, amount: Amount(3) };
         assert_eq!(withdrawal_of(&op, &withdrawn[1..]), Some(Withdrawal { account: 7, amount: 3 }));
         assert_eq!(withdrawal_of(&op, &[]), None);

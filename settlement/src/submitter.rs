@@ -7,7 +7,7 @@
 //!            after the last one read)
 //!  chain.last_committed() = k
 //!     k > epochs                          ──▶ stop: ChainAhead
-//!     batches 1..=k not compared yet: root or data hash ≠ the journal's
+//!     batches 1..=k not compared yet: root or commitment ≠ the journal's
 //!                                         ──▶ stop: Mismatch { the first }  (nothing committed)
 //!     otherwise: check batch k+1 as the batch-set loader checks a file after batch k's
 //!                (batch_set::check_next on its encoded bytes)  ──▶ refused: stop, nothing sent
@@ -23,7 +23,7 @@
 //! never sent twice, and one whose transaction never landed is sent again. The contract
 //! refuses a wrong index or previous root as well, but the submitter does not rely on that:
 //! it reads the chain before every commit and stops on any disagreement. Every committed
-//! batch's root and data hash are compared with the journal's once per submitter (the
+//! batch's root and commitment are compared with the journal's once per submitter (the
 //! contract checks that each batch starts from the previous root, but a new root is the
 //! submitter's word: agreeing on the last one alone would not prove the earlier ones).
 //!
@@ -42,7 +42,7 @@ use l2x_sequencer::journal::JournalError;
 
 use crate::batch::{Batch, BatchError};
 use crate::batch_set::BatchSet;
-use crate::chain::{Chain, ChainError};
+use crate::chain::{Chain, ChainError, commitment};
 use crate::epoch::{Follower, Policy};
 
 /// Why the submitter stopped.
@@ -78,14 +78,14 @@ pub enum SubmitError {
         /// The journal's.
         journal: B256,
     },
-    /// The chain's data hash for a batch is not that of the batch's file (the roots agree:
+    /// The chain's commitment for a batch is not that of the batch's file (the roots agree:
     /// the batch was posted with other data — a lost file recompressed by another zstd, or
-    /// another encoding).
-    #[error("batch {index}: the chain has data hash {chain}, the batch file's data hashes to {ours}")]
-    DataMismatch {
+    /// another encoding — or other queue fields).
+    #[error("batch {index}: the chain has commitment {chain}, the batch file's commit gives {ours}")]
+    CommitmentMismatch {
         /// The first batch that differs.
         index: u64,
-        /// The chain's data hash.
+        /// The chain's commitment.
         chain: B256,
         /// The batch file's.
         ours: B256,
@@ -271,12 +271,13 @@ impl Submitter {
             while self.verified < k {
                 let index = self.verified + 1;
                 let mine = &batches[usize::try_from(index - 1).unwrap_or(usize::MAX)];
-                let (chain_root, data_hash) = chain.committed(index)?;
+                let (chain_root, chain_commitment) = chain.committed(index)?;
                 if chain_root != mine.header.new_root {
                     return Err(SubmitError::Mismatch { index, chain: chain_root, journal: mine.header.new_root });
                 }
-                if data_hash != mine.header.data_hash {
-                    return Err(SubmitError::DataMismatch { index, chain: data_hash, ours: mine.header.data_hash });
+                let ours = commitment(mine)?;
+                if chain_commitment != ours {
+                    return Err(SubmitError::CommitmentMismatch { index, chain: chain_commitment, ours });
                 }
                 self.verified = index;
             }
@@ -313,7 +314,7 @@ impl Submitter {
 
     /// Writes a batch file, or checks the one already there; returns the batch as stored.
     /// A file with the same content is kept as it is: it may be on chain already, and its
-    /// data (compressed by whatever zstd wrote it) is what the chain's data hash binds.
+    /// data (compressed by whatever zstd wrote it) is what the chain's commitment binds.
     fn store(&self, batch: &Batch) -> Result<Batch, SubmitError> {
         let path = self.batches.join(Batch::file_name(batch.header.index));
         if path.exists() {

@@ -20,9 +20,17 @@ fn text(o: &Output) -> String {
 fn settle_on_a_node_then_verify_and_catch_tampering() {
     let node = l2x_settlement::devnode::Anvil::spawn().unwrap();
     let url = node.url().to_string();
-    let deployed = l2x(&["settle", "deploy", "--rpc-url", &url, "--key", KEY]);
+    let deployed = l2x(&["settle", "deploy", "--rpc-url", &url, "--key", KEY, "--test-token"]);
     assert!(deployed.status.success(), "{}", text(&deployed));
-    let contract = String::from_utf8(deployed.stdout).unwrap().trim().to_string();
+    let printed = String::from_utf8(deployed.stdout).unwrap();
+    let lines: Vec<&str> = printed.lines().collect();
+    assert_eq!(lines.len(), 2, "the contract's address, then the test token's: {printed}");
+    assert!(lines[1].starts_with("token 0x"), "{printed}");
+    let contract = lines[0].to_string();
+    let real =
+        l2x(&["settle", "deploy", "--rpc-url", &url, "--key", KEY, "--token", lines[1].trim_start_matches("token ")]);
+    assert_eq!(real.status.code(), Some(1), "{}", text(&real));
+    assert!(text(&real).contains("escape"), "{}", text(&real));
     settle_then_verify_and_catch_tampering(&["--rpc-url", &url, "--contract", &contract], &["--key", KEY]);
 }
 
@@ -107,8 +115,8 @@ fn settle_then_verify_and_catch_tampering(chain: &[&str], submit_extra: &[&str])
 fn serve_settles_on_a_node_while_it_trades() {
     let node = l2x_settlement::devnode::Anvil::spawn().unwrap();
     let url = node.url().to_string();
-    let deployed = l2x(&["settle", "deploy", "--rpc-url", &url, "--key", KEY]);
-    let contract = String::from_utf8(deployed.stdout).unwrap().trim().to_string();
+    let deployed = l2x(&["settle", "deploy", "--rpc-url", &url, "--key", KEY, "--test-token"]);
+    let contract = String::from_utf8(deployed.stdout).unwrap().lines().next().unwrap().to_string();
     let config = format!(
         "[settlement]\nchain = \"rpc\"\n[settlement.rpc]\nurl = \"{url}\"\ncontract = \"{contract}\"\n\
          key_env = \"L2X_TEST_SUBMITTER_KEY\"\npoll_ms = 50\n"

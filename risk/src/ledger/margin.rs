@@ -290,6 +290,22 @@ impl Ledger {
 mod tests {
     use super::super::test_support::*;
 
+    /// Issue 16: withdrawals never exceed deposits in all, even when an account's collateral
+    /// allows it (its gain mirrors another's uncovered loss): a vault could not pay it.
+    #[test]
+    fn a_withdrawal_past_all_deposits_is_refused_even_with_the_collateral() {
+        let mut l = ledger();
+        let a = l.deposit(Holder::Account(AccountId(1)), usdc(100)).unwrap().0;
+        // Account 2's gain of 50 is account 1's loss, which account 1 cannot cover.
+        l.restore_account(Holder::Account(AccountId(2)), usdc(150).0, &[]);
+        l.restore_account(Holder::Account(AccountId(1)), usdc(-50).0, &[]);
+        assert_eq!(l.account(a).collateral, usdc(-50).0);
+        assert_eq!(l.withdraw(AccountId(2), usdc(101)), Err(RejectReason::InsufficientMargin));
+        assert_eq!(l.withdraw(AccountId(2), usdc(100)).map(|(_, c)| c), Ok(usdc(50).0));
+        assert_eq!(l.withdraw(AccountId(2), usdc(1)), Err(RejectReason::InsufficientMargin));
+        assert_eq!(l.flows(), (i128::from(usdc(100).0), i128::from(usdc(100).0)));
+    }
+
     #[test]
     fn initial_margin_check_with_worked_numbers() {
         let mut l = ledger();

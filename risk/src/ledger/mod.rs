@@ -217,7 +217,8 @@ impl Ledger {
     ///
     /// # Errors
     /// `bad_amount` if not positive; `insufficient_margin` if the account does not exist,
-    /// the collateral would go negative, or equity would fall below the initial requirement.
+    /// the collateral would go negative, equity would fall below the initial requirement,
+    /// or all withdrawals would exceed all deposits.
     pub fn withdraw(&mut self, account: AccountId, amount: Amount) -> Result<(AccountSlot, i64), RejectReason> {
         if amount.0 <= 0 {
             return Err(RejectReason::BadAmount);
@@ -226,6 +227,12 @@ impl Ledger {
         let h = self.scaled(slot);
         let a = i128::from(amount.0);
         if i128::from(self.account(slot).collateral) < a || PPM * (h.equity - a) < h.initial {
+            return Err(RejectReason::InsufficientMargin);
+        }
+        // Never more out than ever came in: only possible when some account holds a loss
+        // nobody covered, and a vault could not pay it (its books count deposits less
+        // withdrawals, and a batch paying more is refused for good).
+        if self.withdrawals + a > self.deposits {
             return Err(RejectReason::InsufficientMargin);
         }
         self.accounts[slot.index()].credit(-a);

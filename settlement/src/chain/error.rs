@@ -6,10 +6,12 @@
 //! | [`Rpc`](ChainError::Rpc), [`Call`](ChainError::Call), [`Receipt`](ChainError::Receipt), [`Incomplete`](ChainError::Incomplete) | a node: transport, JSON-RPC error, an answer that does not decode or lacks a field | yes |
 //! | [`Timeout`](ChainError::Timeout) | a node that does not answer in time, a commit not confirmed in time | yes |
 //! | [`Pending`](ChainError::Pending), [`NonceUsed`](ChainError::NonceUsed) | the submitter's key used elsewhere: wait, read the chain again | yes |
-//! | [`Refused`](ChainError::Refused) | the contract (a revert, decoded) | no |
+//! | [`Refused`](ChainError::Refused) | the contract refused a batch (a revert, decoded) | no |
+//! | [`Reverted`](ChainError::Reverted) | a contract refused a user's transaction or call on the embedded chain (decoded) | no |
 //! | [`WrongContract`](ChainError::WrongContract), [`Config`](ChainError::Config) | our configuration | no |
 //! | [`Evm`](ChainError::Evm), [`EvmFailed`](ChainError::EvmFailed), [`Decode`](ChainError::Decode), [`State`](ChainError::State) | the embedded chain (revm, its state file): not RPC errors | no |
 //! | [`Artifact`](ChainError::Artifact) | a committed contract artifact (a broken build) | no |
+//! | [`Batch`](ChainError::Batch) | a batch whose data does not decode | no |
 //!
 //! "Retryable" ([`ChainError::is_retryable`]) means the same call may succeed later with
 //! nothing changed on our side: a node that comes back, a transaction that lands or
@@ -93,6 +95,18 @@ pub enum ChainError {
         /// Why.
         reason: String,
     },
+    /// A transaction or call on the embedded chain that reverted or halted (the reason
+    /// decoded when it is one of the contracts' errors, a Solidity string or panic).
+    /// Nothing changed. A batch's commit that reverts is [`ChainError::Refused`].
+    #[error("transaction from {from} to {to} reverted: {reason}")]
+    Reverted {
+        /// The sender (the zero address for a call).
+        from: Address,
+        /// The contract called.
+        to: Address,
+        /// Why.
+        reason: String,
+    },
     /// The embedded chain's directory or state file.
     #[error("{path}: {detail}")]
     State {
@@ -103,8 +117,8 @@ pub enum ChainError {
         detail: Box<crate::embedded::StateError>,
     },
     /// revm could not execute a transaction of the embedded chain (it refused the
-    /// transaction itself; a revert is [`ChainError::Refused`] or
-    /// [`ChainError::EvmFailed`]).
+    /// transaction itself: a wrong nonce, a sender with code; a revert is
+    /// [`ChainError::Refused`], [`ChainError::Reverted`] or [`ChainError::EvmFailed`]).
     #[error("{what}: {source}")]
     Evm {
         /// What was being done.
@@ -113,8 +127,8 @@ pub enum ChainError {
         #[source]
         source: BoxError,
     },
-    /// A call on the embedded chain that must succeed (a view, the genesis deployment)
-    /// reverted or halted.
+    /// A deployment of the embedded chain's genesis reverted, halted or landed elsewhere
+    /// than its fixed address (a broken build).
     #[error("{what}: {outcome:?}")]
     EvmFailed {
         /// What was being done.
@@ -147,6 +161,16 @@ pub enum ChainError {
     /// commit).
     #[error("{0}")]
     Config(String),
+    /// A batch whose data does not decode, so the commit's arguments (its withdrawals and
+    /// refused entries) cannot be read from it.
+    #[error("batch {index}: {source}")]
+    Batch {
+        /// The batch.
+        index: u64,
+        /// What is wrong with its data.
+        #[source]
+        source: crate::batch::FormatError,
+    },
     /// More than one transaction of the submitter is pending: not the submitter's doing,
     /// and nothing is sent until they land or leave.
     #[error("{count} transactions of the submitter still pending; not sending another")]
@@ -179,13 +203,21 @@ impl ChainError {
             | ChainError::NonceUsed { .. } => true,
             ChainError::WrongContract { .. }
             | ChainError::Refused { .. }
+            | ChainError::Reverted { .. }
             | ChainError::State { .. }
             | ChainError::Evm { .. }
             | ChainError::EvmFailed { .. }
             | ChainError::Decode { .. }
             | ChainError::Artifact { .. }
+            | ChainError::Batch { .. }
             | ChainError::Config(_) => false,
         }
+    }
+
+    /// Whether a contract refused: a batch ([`ChainError::Refused`]) or a transaction or
+    /// call ([`ChainError::Reverted`]). Sending the same again gets the same answer.
+    pub fn is_refusal(&self) -> bool {
+        matches!(self, ChainError::Refused { .. } | ChainError::Reverted { .. })
     }
 
     /// A transport error while doing `what`.
@@ -209,7 +241,11 @@ mod tests {
         assert!(timeout.is_retryable());
         assert!(ChainError::NonceUsed { nonce: 3 }.is_retryable());
         assert!(ChainError::Pending { count: 2 }.is_retryable());
-        assert!(!ChainError::Refused { index: 1, reason: "WrongIndex".into() }.is_retryable());
+        let refused = ChainError::Refused { index: 1, reason: "WrongIndex".into() };
+        assert!(!refused.is_retryable() && refused.is_refusal());
+        let reverted = ChainError::Reverted { from: Address::ZERO, to: Address::ZERO, reason: "no".into() };
+        assert!(!reverted.is_retryable() && reverted.is_refusal());
+        assert!(!timeout.is_refusal());
         assert!(!ChainError::Config("bad key".into()).is_retryable());
         let artifact = ChainError::Artifact { contract: "L2xSettlement", what: "no bytecode".into(), source: None };
         assert!(!artifact.is_retryable());

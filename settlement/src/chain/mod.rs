@@ -40,18 +40,19 @@ mod error;
 mod fees;
 mod rpc;
 
-use alloy::primitives::B256;
+use alloy::primitives::{Address, B256};
 
 pub use artifact::Artifact;
 pub use binding::{
-    ARTIFACT, TEST_USD_ARTIFACT, abi, commit_call, commit_floor_gas, commit_input, creation_code, revert_reason,
-    runtime_code, test_usd_creation_code, test_usd_runtime_code,
+    ARTIFACT, Config, TEST_USD_ARTIFACT, WEEK, abi, commit_call, commit_floor_gas, commit_input, commitment,
+    creation_code, entry_of, revert_reason, runtime_code, test_usd_creation_code, test_usd_runtime_code,
 };
 pub use error::{BoxError, ChainError, Result};
 pub use fees::SendPolicy;
-pub use rpc::RpcChain;
+pub use rpc::{RpcChain, submitter_of};
 
 use crate::batch::Batch;
+use crate::queue::Entry;
 
 /// The base chain as settlement uses it.
 pub trait Chain {
@@ -61,7 +62,8 @@ pub trait Chain {
     /// [`ChainError`].
     fn last_committed(&mut self) -> Result<(u64, B256)>;
 
-    /// The root and the data hash committed by batch `index` (both `0x00…00` if none).
+    /// The root and the commitment stored for batch `index` (both `0x00…00` if none); the
+    /// commitment of a batch is [`commitment`].
     ///
     /// # Errors
     /// [`ChainError`].
@@ -80,4 +82,39 @@ pub trait Chain {
     /// # Errors
     /// The transport's.
     fn verify_leaf(&mut self, index: u64, leaf: &crate::leaf::AccountLeaf, siblings: &[B256]) -> Result<bool>;
+}
+
+/// The vault's L1 queue as the node's watcher reads it: every read at one block, so that the
+/// answers are consistent with each other (docs/SETTLEMENT.md, "The vault").
+pub trait QueueReader {
+    /// The chain id, the contract's address and its token's: what the journal binds to.
+    ///
+    /// # Errors
+    /// [`ChainError`].
+    fn binding(&mut self) -> Result<(u64, Address, Address)>;
+
+    /// The newest block with at least `confirmations` confirmations (the head has one).
+    /// `None` while the chain is shorter than that.
+    ///
+    /// # Errors
+    /// [`ChainError`].
+    fn confirmed_block(&mut self, confirmations: u64) -> Result<Option<u64>>;
+
+    /// The queue's length (its last index) at `block`.
+    ///
+    /// # Errors
+    /// [`ChainError`].
+    fn queue_length(&mut self, block: u64) -> Result<u64>;
+
+    /// The rolling hash after entry `index` at `block` (`0x00…00` for 0).
+    ///
+    /// # Errors
+    /// [`ChainError`].
+    fn queue_hash(&mut self, index: u64, block: u64) -> Result<B256>;
+
+    /// Entry `index` at `block`, as stored.
+    ///
+    /// # Errors
+    /// [`ChainError`]; [`ChainError::Incomplete`] for a kind the contract does not have.
+    fn entry(&mut self, index: u64, block: u64) -> Result<Entry>;
 }

@@ -24,10 +24,11 @@ use alloy::providers::{DynProvider, Provider, ProviderBuilder};
 use alloy::rpc::types::TransactionRequest;
 use alloy::signers::local::PrivateKeySigner;
 
-use super::binding::{abi, commit_call, creation_code, refusal};
+use super::binding::{Config, abi, commit_call, creation_code, refusal, test_usd_creation_code};
 use super::fees::{Fees, InFlight, SendPolicy, first_price};
-use super::{Chain, ChainError, Result};
+use super::{Chain, ChainError, QueueReader, Result, entry_of};
 use crate::batch::Batch;
+use crate::queue::Entry;
 
 mod wait;
 
@@ -85,6 +86,17 @@ fn provider(url: &str, key: &str) -> Result<(DynProvider, Address)> {
         .wallet(EthereumWallet::from(signer))
         .connect_http(url);
     Ok((provider.erased(), submitter))
+}
+
+/// The address of a private key given as hex (the submitter's, for a deployment's
+/// `Config`).
+///
+/// # Errors
+/// [`ChainError::Config`] if it is not a 32-byte hex private key.
+pub fn submitter_of(key: &str) -> Result<Address> {
+    let signer: PrivateKeySigner =
+        key.parse().map_err(|_| ChainError::Config("the submitter key is not a 32-byte hex private key".into()))?;
+    Ok(signer.address())
 }
 
 /// What a commit sent now should pay: the tip the node suggests, and twice the next
@@ -180,24 +192,58 @@ impl RpcChain {
         Ok(chain)
     }
 
-    /// Deploys the committed artifact with the key's address as submitter; returns the
-    /// contract's address.
+    /// Deploys the committed artifact with `config` (its submitter must be the key's
+    /// address: the deployment is refused otherwise); returns the contract's address.
+    ///
+    /// # Errors
+    /// As [`RpcChain::connect`]; [`ChainError::Config`] if `config.submitter` is not the key's
+    /// address.
+    pub fn deploy(url: &str, key: &str, config: &Config) -> Result<Address> {
+        let (provider, submitter) = provider(url, key)?;
+        if config.submitter != submitter {
+            return Err(ChainError::Config(format!(
+                "the deployment's submitter {} is not the key's address {submitter}",
+                config.submitter
+            )));
+        }
+        Self::deploy_code(&provider, "deploying", creation_code(config)?)
+    }
+
+    /// Deploys the committed test token (`L2xTestUSD`: anyone may mint it; tests and the
+    /// demo only) from `key`'s address; returns its address.
     ///
     /// # Errors
     /// As [`RpcChain::connect`].
-    pub fn deploy(url: &str, key: &str) -> Result<Address> {
-        let (provider, submitter) = provider(url, key)?;
+    pub fn deploy_test_usd(url: &str, key: &str) -> Result<Address> {
+        let (provider, _) = provider(url, key)?;
+        Self::deploy_code(&provider, "deploying the test token", test_usd_creation_code()?)
+    }
+
+    /// Deploys the test token, then the settlement contract over it with the local defaults
+    /// ([`Config::local`]: tests, benchmarks, demos); returns the contract's address and the
+    /// token's.
+    ///
+    /// # Errors
+    /// As [`RpcChain::deploy`].
+    pub fn deploy_local(url: &str, key: &str) -> Result<(Address, Address)> {
+        let token = Self::deploy_test_usd(url, key)?;
+        let contract = Self::deploy(url, key, &Config::local(submitter_of(key)?, token))?;
+        Ok((contract, token))
+    }
+
+    /// Sends a deployment of `code` and waits for its receipt; returns the new address.
+    fn deploy_code(provider: &DynProvider, what: &'static str, code: Vec<u8>) -> Result<Address> {
         let rt = runtime()?;
-        let tx = TransactionRequest::default().with_deploy_code(Bytes::from(creation_code(submitter)?));
-        within(&rt, "deploying", Self::CONFIRMATION_TIMEOUT, async {
-            let pending = provider.send_transaction(tx).await.map_err(ChainError::rpc("deploying"))?;
-            let receipt = pending
-                .get_receipt()
-                .await
-                .map_err(|e| ChainError::Receipt { what: "deploying", source: Box::new(e) })?;
+        let tx = TransactionRequest::default().with_deploy_code(Bytes::from(code));
+        within(&rt, what, Self::CONFIRMATION_TIMEOUT, async {
+            let pending = provider.send_transaction(tx).await.map_err(ChainError::rpc(what))?;
+            let receipt = pending.get_receipt().await.map_err(|e| ChainError::Receipt { what, source: Box::new(e) })?;
+            if !receipt.status() {
+                return Err(ChainError::Config(format!("{what}: the constructor reverted")));
+            }
             receipt
                 .contract_address
-                .ok_or(ChainError::Incomplete { what: "deploying", missing: "no contract address in the receipt" })
+                .ok_or(ChainError::Incomplete { what, missing: "no contract address in the receipt" })
         })
     }
 
@@ -286,15 +332,16 @@ impl Chain for RpcChain {
         let contract = abi::L2xSettlement::new(self.address, self.provider.clone());
         self.block_on("reading a committed batch", async move {
             let root = contract.roots(index).call().await.map_err(ChainError::call("reading roots"))?;
-            let data_hash = contract.dataHashes(index).call().await.map_err(ChainError::call("reading dataHashes"))?;
-            Ok((root, data_hash))
+            let commitment =
+                contract.commitments(index).call().await.map_err(ChainError::call("reading commitments"))?;
+            Ok((root, commitment))
         })
     }
 
     fn commit(&mut self, batch: &Batch) -> Result<B256> {
         let contract = abi::L2xSettlement::new(self.address, self.provider.clone());
         let index = batch.header.index;
-        let commit = commit_call(batch);
+        let commit = commit_call(batch)?;
         let call = contract.call_builder(&commit);
         // The nonces before the dry run: a commit of ours that lands in between then fails
         // the dry run, instead of this one going out at the next nonce only to revert.
@@ -345,5 +392,52 @@ impl Chain for RpcChain {
         self.block_on("verifying a leaf", async move {
             contract.verifyLeaf(index, sol_leaf, siblings).call().await.map_err(ChainError::call("verifyLeaf"))
         })
+    }
+}
+
+impl QueueReader for RpcChain {
+    fn binding(&mut self) -> Result<(u64, Address, Address)> {
+        let (provider, address) = (self.provider.clone(), self.address);
+        self.block_on("reading the binding", async move {
+            let chain_id = provider.get_chain_id().await.map_err(ChainError::rpc("reading the chain id"))?;
+            let contract = abi::L2xSettlement::new(address, provider);
+            let token = contract.token().call().await.map_err(ChainError::call("reading token"))?;
+            Ok((chain_id, address, token))
+        })
+    }
+
+    fn confirmed_block(&mut self, confirmations: u64) -> Result<Option<u64>> {
+        let provider = self.provider.clone();
+        let head = self.block_on("reading the head", async move {
+            provider.get_block_number().await.map_err(ChainError::rpc("reading the head"))
+        })?;
+        Ok((head + 1).checked_sub(confirmations.max(1)))
+    }
+
+    fn queue_length(&mut self, block: u64) -> Result<u64> {
+        let contract = abi::L2xSettlement::new(self.address, self.provider.clone());
+        self.block_on("reading queueLength", async move {
+            contract.queueLength().block(block.into()).call().await.map_err(ChainError::call("reading queueLength"))
+        })
+    }
+
+    fn queue_hash(&mut self, index: u64, block: u64) -> Result<B256> {
+        let contract = abi::L2xSettlement::new(self.address, self.provider.clone());
+        self.block_on("reading queueHashes", async move {
+            contract
+                .queueHashes(index)
+                .block(block.into())
+                .call()
+                .await
+                .map_err(ChainError::call("reading queueHashes"))
+        })
+    }
+
+    fn entry(&mut self, index: u64, block: u64) -> Result<Entry> {
+        let contract = abi::L2xSettlement::new(self.address, self.provider.clone());
+        let e = self.block_on("reading entries", async move {
+            contract.entries(index).block(block.into()).call().await.map_err(ChainError::call("reading entries"))
+        })?;
+        entry_of(index, &e)
     }
 }

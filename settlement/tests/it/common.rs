@@ -93,6 +93,19 @@ pub(crate) fn stream(seed: u64, n: usize) -> Vec<Sequenced> {
         .collect()
 }
 
+/// [`stream`] without its operator withdrawals, for the tests that commit batches: the
+/// vault pays a withdrawal only to an account's L1 owner, and the deposits of [`stream`] are
+/// the operator's, not L1's (so no account has one). The commit mechanics they test do not
+/// depend on withdrawals; the vault's own tests (`vault.rs`) fund accounts through L1.
+pub(crate) fn chain_stream(seed: u64, n: usize) -> Vec<Sequenced> {
+    let mut cmds: Vec<Sequenced> =
+        stream(seed, n).into_iter().filter(|c| !matches!(c.cmd, Command::Withdraw { .. })).collect();
+    for (k, c) in cmds.iter_mut().enumerate() {
+        c.seq = Seq(k as u64 + 1);
+    }
+    cmds
+}
+
 /// Anvil's development keys: the submitter's and another.
 pub(crate) const SUBMITTER_KEY: &str = l2x_settlement::devnode::DEV_KEYS[0];
 pub(crate) const OTHER_KEY: &str = l2x_settlement::devnode::DEV_KEYS[1];

@@ -23,14 +23,17 @@ async fn the_contract_commits_batches_refuses_bad_ones_and_verifies_rust_proofs(
     // The committed artifact, deployed as the submitter would (RpcChain blocks on a runtime
     // of its own: off this test's).
     let url = node.url().to_string();
-    let address = tokio::task::spawn_blocking(move || RpcChain::deploy(&url, SUBMITTER_KEY)).await.unwrap().unwrap();
+    let address = tokio::task::spawn_blocking(move || RpcChain::deploy_local(&url, SUBMITTER_KEY).map(|(c, _)| c))
+        .await
+        .unwrap()
+        .unwrap();
     let submitter: PrivateKeySigner = SUBMITTER_KEY.parse().unwrap();
     let provider =
         ProviderBuilder::new().wallet(EthereumWallet::from(submitter)).connect_http(node.url().parse().unwrap());
     let contract = L2xSettlement::new(address, &provider);
 
     // Real epochs of a seeded stream: commit the first five.
-    let cmds = crate::common::stream(4, 1_500);
+    let cmds = crate::common::chain_stream(4, 1_500);
     let mut state = StateMachine::with_ledger(Ledger::default());
     let mut epochs = Epochs::new(Policy { max_ms: 400, max_fills: 0 });
     let mut closed: Vec<Epoch> = Vec::new();
@@ -44,40 +47,37 @@ async fn the_contract_commits_batches_refuses_bad_ones_and_verifies_rust_proofs(
         }
     }
     assert_eq!(closed.len(), 5);
-    let commit = |b: &Batch| contract.call_builder(&commit_call(b));
+    let call_of = |b: &Batch| commit_call(b).unwrap();
     for e in &closed {
-        let batch = Batch::of(e);
-        let receipt = commit(&batch).send().await.unwrap().get_receipt().await.unwrap();
+        let receipt = contract.call_builder(&call_of(&Batch::of(e))).send().await.unwrap().get_receipt().await.unwrap();
         assert!(receipt.status(), "batch {} committed", e.index);
         assert_eq!(contract.lastRoot().call().await.unwrap(), e.root);
     }
     assert_eq!(contract.lastIndex().call().await.unwrap(), 5);
 
     // Refusals: the same batch again, a wrong previous root, data that is not what was
-    // hashed, and anyone but the submitter.
-    let again = Batch::of(&closed[4]);
-    let err = commit(&again).call().await.unwrap_err();
+    // hashed, and anyone but the submitter (calls made by hand: a batch file that says
+    // these things does not load).
+    let again = call_of(&Batch::of(&closed[4]));
+    let err = contract.call_builder(&again).call().await.unwrap_err();
     let e = err.as_decoded_error::<L2xSettlement::WrongIndex>().unwrap();
     assert_eq!((e.expected, e.got), (6, 5));
-    let mut next = Batch::of(&closed[4]);
-    next.header.index = 6;
-    let err = commit(&next).call().await.unwrap_err();
+    let mut next = again.clone();
+    next.h.index = 6;
+    let err = contract.call_builder(&next).call().await.unwrap_err();
     let e = err.as_decoded_error::<L2xSettlement::WrongPreviousRoot>().unwrap();
     assert_eq!(e.expected, closed[4].root);
-    let mut tampered = Batch::of(&closed[4]);
-    tampered.header.index = 6;
-    tampered.header.prev_root = closed[4].root;
-    tampered.data.push(0);
-    let err = commit(&tampered).call().await.unwrap_err();
+    let mut fine = next.clone();
+    fine.h.prevRoot = closed[4].root;
+    let mut tampered = fine.clone();
+    tampered.data = [&tampered.data[..], &[0]].concat().into();
+    let err = contract.call_builder(&tampered).call().await.unwrap_err();
     assert!(err.as_decoded_error::<L2xSettlement::WrongDataHash>().is_some(), "{err}");
     let other: PrivateKeySigner = OTHER_KEY.parse().unwrap();
     let other_provider =
         ProviderBuilder::new().wallet(EthereumWallet::from(other)).connect_http(node.url().parse().unwrap());
     let as_other = L2xSettlement::new(address, &other_provider);
-    let mut fine = Batch::of(&closed[4]);
-    fine.header.index = 6;
-    fine.header.prev_root = closed[4].root;
-    let err = as_other.call_builder(&commit_call(&fine)).call().await.unwrap_err();
+    let err = as_other.call_builder(&fine).call().await.unwrap_err();
     assert!(err.as_decoded_error::<L2xSettlement::NotSubmitter>().is_some(), "{err}");
     assert_eq!(contract.lastIndex().call().await.unwrap(), 5, "nothing was committed by the refusals");
 
@@ -100,43 +100,67 @@ async fn the_contract_commits_batches_refuses_bad_ones_and_verifies_rust_proofs(
 
 /// Issue 14: a verifier comparing deployed code with the artifact must know where the
 /// artifact's immutable references are. The code anvil holds after `RpcChain::deploy` is
-/// the artifact's `deployedBytecode` with the submitter's address written at each range of
-/// `immutableReferences.submitter`, and differs from it nowhere else. The artifact is read
-/// here as JSON, as a verifier reads it (docs/SETTLEMENT.md, "Contract").
+/// the artifact's `deployedBytecode` with each immutable's value written at each range of
+/// its `immutableReferences`, and differs from it nowhere else. The artifact is read here
+/// as JSON, as a verifier reads it (docs/SETTLEMENT.md, "Contract").
 #[tokio::test(flavor = "current_thread")]
 async fn deployed_code_differs_from_the_artifact_only_at_its_immutable_references() {
+    use alloy::primitives::{Address, U256};
     use alloy::providers::Provider;
+    use l2x_settlement::chain::Config;
     let node = anvil();
     let url = node.url().to_string();
-    let address = tokio::task::spawn_blocking(move || RpcChain::deploy(&url, SUBMITTER_KEY)).await.unwrap().unwrap();
+    let submitter = SUBMITTER_KEY.parse::<PrivateKeySigner>().unwrap().address();
+    let token = {
+        let url = url.clone();
+        tokio::task::spawn_blocking(move || RpcChain::deploy_test_usd(&url, SUBMITTER_KEY)).await.unwrap().unwrap()
+    };
+    // Every immutable a value of its own, so that a value written at another's place shows.
+    let config = Config {
+        submitter,
+        token,
+        minDeposit: 3,
+        claimDelay: 4,
+        forcedDeadline: 5,
+        feeRecipient: Address::repeat_byte(0x66),
+        insuranceRecipient: Address::repeat_byte(0x77),
+        insuranceExitDelay: 8,
+    };
+    let address = {
+        let config = config.clone();
+        tokio::task::spawn_blocking(move || RpcChain::deploy(&url, SUBMITTER_KEY, &config)).await.unwrap().unwrap()
+    };
     let provider = ProviderBuilder::new().connect_http(node.url().parse().unwrap());
     let on_chain = provider.get_code_at(address).await.unwrap().to_vec();
-    let submitter = SUBMITTER_KEY.parse::<PrivateKeySigner>().unwrap().address();
-    assert_eq!(on_chain, l2x_settlement::chain::runtime_code(submitter).unwrap());
+    assert_eq!(on_chain, l2x_settlement::chain::runtime_code(&config).unwrap());
     let artifact: serde_json::Value = serde_json::from_str(l2x_settlement::chain::ARTIFACT).unwrap();
     let plain = alloy::hex::decode(artifact["deployedBytecode"].as_str().unwrap()).unwrap();
     let by_name = artifact["immutableReferences"].as_object().unwrap();
-    assert_eq!(by_name.keys().collect::<Vec<_>>(), ["submitter"], "the contract's only immutable");
-    let refs: Vec<(usize, usize)> = by_name["submitter"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|r| {
+    let word = |v: u64| B256::from(U256::from(v));
+    let values = [
+        ("claimDelay", word(4)),
+        ("feeRecipient", config.feeRecipient.into_word()),
+        ("forcedDeadline", word(5)),
+        ("insuranceExitDelay", word(8)),
+        ("insuranceRecipient", config.insuranceRecipient.into_word()),
+        ("minDeposit", word(3)),
+        ("submitter", submitter.into_word()),
+        ("token", token.into_word()),
+    ];
+    assert_eq!(by_name.keys().collect::<Vec<_>>(), values.iter().map(|(n, _)| n).collect::<Vec<_>>());
+    let mut masked_plain = plain.clone();
+    let mut masked_chain = on_chain.clone();
+    for (name, value) in values {
+        for r in by_name[name].as_array().unwrap() {
             let n = |k: &str| usize::try_from(r[k].as_u64().unwrap()).unwrap();
-            (n("start"), n("length"))
-        })
-        .collect();
-    assert_eq!(refs, [(264, 32), (599, 32)], "docs/SETTLEMENT.md names these offsets");
-    let masked = |code: &[u8]| {
-        let mut code = code.to_vec();
-        for &(start, len) in &refs {
-            code[start..start + len].fill(0);
+            let (start, len) = (n("start"), n("length"));
+            assert_eq!(len, 32);
+            assert_eq!(plain[start..start + len], [0u8; 32], "{name}: zero in the artifact");
+            assert_eq!(on_chain[start..start + len], value[..], "{name} at {start}");
+            masked_plain[start..start + len].fill(0);
+            masked_chain[start..start + len].fill(0);
         }
-        code
-    };
-    assert_ne!(on_chain, plain, "the submitter is written into the code");
-    for &(start, len) in &refs {
-        assert_eq!(on_chain[start..start + len], submitter.into_word()[..], "at {start}");
     }
-    assert_eq!(masked(&on_chain), masked(&plain), "and nothing else differs");
+    assert_ne!(on_chain, plain, "the immutables are written into the code");
+    assert_eq!(masked_chain, masked_plain, "and nothing else differs");
 }

@@ -382,10 +382,8 @@ fn queue_reference(cmds: &[Sequenced], closed: &[Epoch]) -> [usize; 5] {
             let (index, refused, outcome) = match *ev {
                 Event::L1Credited { index, .. } => (index, false, 0),
                 Event::L1Refunded { index, .. } => (index, true, 1),
-                Event::ForcedWithdrawn { index, account, amount } => {
-                    withdrawals.push(Withdrawal { account: account.0, amount: amount.0.cast_unsigned() });
-                    (index, false, 2)
-                }
+                // Paid by the contract from its queue entry: not among the withdrawals.
+                Event::ForcedWithdrawn { index, .. } => (index, false, 2),
                 Event::ForcedRejected { index, .. } => (index, true, 3),
                 Event::Balance { holder: Holder::Account(a), .. } => {
                     if let Command::Withdraw { account, amount } = c.cmd
@@ -421,7 +419,7 @@ fn queue_reference(cmds: &[Sequenced], closed: &[Epoch]) -> [usize; 5] {
 }
 
 /// Issue 16: epochs state the L1 queue they consumed — the count, the rolling hash, the
-/// withdrawals (forced and operator), the refused entries — and a replay of the journal
+/// withdrawals asked on L2, the refused entries — and a replay of the journal
 /// gives the same epochs.
 #[test]
 fn epochs_carry_the_l1_queue_and_a_replay_gives_the_same() {
@@ -503,4 +501,45 @@ fn a_wire_withdrawal_is_in_its_batch_and_a_refused_one_is_not() {
     assert_eq!(contents.withdrawals, listed, "the batch's data carries it");
     // The refused ones after it changed nothing (no leaf, no withdrawal): no batch again.
     assert_eq!(epochs.last().unwrap().last_seq, honoured);
+}
+
+/// Issue 16: an epoch is due once its L1 work — queue entries taken plus withdrawals —
+/// reaches `MAX_L1_OPS`, however long its time limit: 600 deposits and withdrawals in one
+/// millisecond make three batches of 256, 256 and the rest (at the time limit).
+#[test]
+fn an_epoch_closes_at_256_l1_operations() {
+    use l2x_settlement::epoch::MAX_L1_OPS;
+    use l2x_types::{AccountId, Amount, Command, Holder, L1Address, Seq, Timestamp};
+    let mut cmds = stream(7, 0);
+    let ts = cmds.last().unwrap().ts.0;
+    let from = L1Address([1; 20]);
+    for i in 1..=600u64 {
+        let account = AccountId(i % 30 + 1);
+        let cmd = if i % 2 == 0 {
+            Command::Withdraw { account, amount: Amount(1) }
+        } else {
+            Command::L1Deposit {
+                index: i / 2 + 1,
+                to: Holder::Account(account),
+                amount: Amount(3),
+                from,
+                requested_at: 9,
+            }
+        };
+        cmds.push(Sequenced { seq: Seq(cmds.len() as u64 + 1), ts: Timestamp(ts + 1), cmd });
+    }
+    let end = cmds.last().unwrap().ts.0 + 3_600_000_000_000;
+    cmds.push(Sequenced { seq: Seq(cmds.len() as u64 + 1), ts: Timestamp(end), cmd: Command::Tick });
+    let epochs = run(&cmds, Policy { max_ms: 3_600_000, max_fills: 0 });
+    let l1: Vec<u64> = epochs
+        .iter()
+        .filter(|e| e.queue_count > 0)
+        .map(|e| e.withdrawals.len() as u64 + (e.queue_count - prev_count(&epochs, e)))
+        .collect();
+    assert_eq!(l1, [MAX_L1_OPS, MAX_L1_OPS, 600 - 2 * MAX_L1_OPS]);
+}
+
+/// The queue count of the batch before `e` (0 for the first).
+fn prev_count(epochs: &[Epoch], e: &Epoch) -> u64 {
+    epochs.iter().take_while(|x| x.index < e.index).last().map_or(0, |x| x.queue_count)
 }

@@ -1,6 +1,6 @@
 //! The settlement crate's integration tests, one binary (docs: STYLE.md, "a fixed test
 //! pyramid"): batch files and their damage, the contract on anvil, the embedded chain,
-//! epochs, sending under fee pressure, the submitter, and the test token on anvil.
+//! epochs, sending under fee pressure, the submitter, the test token and the vault on anvil.
 //!
 //! The anvil tests run the pinned anvil (`devnode`, feature `test-utils`), installed into
 //! the source tree with `npm ci` on first use.
@@ -15,3 +15,4 @@ mod epochs;
 mod sending;
 mod submitter;
 mod token;
+mod vault;

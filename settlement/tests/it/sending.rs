@@ -18,7 +18,7 @@ use l2x_settlement::chain::{Chain, ChainError, RpcChain, SendPolicy};
 use l2x_settlement::devnode::Anvil;
 use l2x_settlement::epoch::{Epochs, Policy};
 
-use crate::common::{SUBMITTER_KEY, stream};
+use crate::common::{SUBMITTER_KEY, chain_stream};
 
 const GWEI: u128 = 1_000_000_000;
 
@@ -27,7 +27,7 @@ fn batches(n: usize) -> Vec<Batch> {
     let mut state = l2x_engine::StateMachine::with_ledger(Ledger::default());
     let mut epochs = Epochs::new(Policy { max_ms: 400, max_fills: 0 });
     let (mut closed, mut events) = (Vec::new(), Vec::new());
-    for cmd in &stream(4, 1_500) {
+    for cmd in &chain_stream(4, 1_500) {
         events.clear();
         state.apply(cmd, &mut events);
         closed.extend(epochs.on_command(cmd, &events, &state).iter().map(Batch::of));
@@ -96,7 +96,7 @@ impl Node {
     }
 
     fn connect(&self, policy: SendPolicy, confirmations: u64) -> RpcChain {
-        let address = RpcChain::deploy(self.anvil.url(), SUBMITTER_KEY);
+        let address = RpcChain::deploy_local(self.anvil.url(), SUBMITTER_KEY).map(|(c, _)| c);
         let mut chain = RpcChain::connect(self.anvil.url(), SUBMITTER_KEY, address.unwrap(), confirmations).unwrap();
         chain.set_policy(policy);
         chain

@@ -15,7 +15,7 @@ use l2x_settlement::epoch::{self, Policy};
 use l2x_settlement::submitter::{SubmitError, Submitter};
 use l2x_types::Command;
 
-use crate::common::{OTHER_KEY, SUBMITTER_KEY, anvil, stream, write_journal as journal};
+use crate::common::{OTHER_KEY, SUBMITTER_KEY, anvil, chain_stream, write_journal as journal};
 
 const POLICY: Policy = Policy { max_ms: 400, max_fills: 0 };
 
@@ -26,9 +26,9 @@ fn submitter(journal: &Path, batches: &Path) -> Submitter {
 #[test]
 fn the_submitter_commits_resumes_and_never_builds_on_a_root_it_cannot_reproduce() {
     let node = anvil();
-    let address = RpcChain::deploy(node.url(), SUBMITTER_KEY).unwrap();
+    let address = RpcChain::deploy_local(node.url(), SUBMITTER_KEY).map(|(c, _)| c).unwrap();
     let mut chain = RpcChain::connect(node.url(), SUBMITTER_KEY, address, 1).unwrap();
-    let cmds = stream(4, 1_500);
+    let cmds = chain_stream(4, 1_500);
     let (dir, batches) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
     journal(dir.path(), &cmds[..700]);
     let mut sub = submitter(dir.path(), batches.path());
@@ -87,7 +87,7 @@ fn the_submitter_commits_resumes_and_never_builds_on_a_root_it_cannot_reproduce(
 #[test]
 fn a_wrong_contract_a_garbage_node_and_a_silent_node_are_clear_errors() {
     let node = anvil();
-    let address = RpcChain::deploy(node.url(), SUBMITTER_KEY).unwrap();
+    let address = RpcChain::deploy_local(node.url(), SUBMITTER_KEY).map(|(c, _)| c).unwrap();
     // Another submitter's key, an address with no code.
     let err = RpcChain::connect(node.url(), OTHER_KEY, address, 1).unwrap_err();
     assert!(matches!(err, ChainError::WrongContract { .. }), "{err}");
@@ -129,9 +129,9 @@ fn batches_a_reorg_removed_are_committed_again() {
     use alloy::providers::{Provider, ProviderBuilder};
 
     let node = anvil();
-    let address = RpcChain::deploy(node.url(), SUBMITTER_KEY).unwrap();
+    let address = RpcChain::deploy_local(node.url(), SUBMITTER_KEY).map(|(c, _)| c).unwrap();
     let mut chain = RpcChain::connect(node.url(), SUBMITTER_KEY, address, 1).unwrap();
-    let cmds = stream(6, 1_200);
+    let cmds = chain_stream(6, 1_200);
     let (dir, batches) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
     journal(dir.path(), &cmds[..400]);
     let mut sub = submitter(dir.path(), batches.path());

@@ -1,24 +1,29 @@
-//! The embedded chain: the contract's bytecode in revm, its state in a file. It commits and
+//! The embedded chain: the contracts' bytecode in revm, its state in a file. It commits and
 //! refuses exactly what the contract does, verifies the Rust tree's proofs, continues after a
-//! restart, refuses a damaged or foreign state file by name, keeps one writer per directory,
-//! and spends the gas a real node (anvil) spends on the same batches.
+//! restart, keeps one writer per directory, and spends the gas a real node (anvil) spends on
+//! the same batches. Its users and clock are in `users`, its state file's damage in
+//! `state_file`.
 
-use alloy::primitives::{B256, keccak256};
+mod state_file;
+mod users;
+mod vault;
+
+use alloy::primitives::B256;
 use l2x_engine::StateMachine;
 use l2x_risk::Ledger;
 use l2x_settlement::batch::Batch;
-use l2x_settlement::chain::{Chain, ChainError, RpcChain};
-use l2x_settlement::embedded::{EmbeddedChain, STATE_FILE};
+use l2x_settlement::chain::{Chain, ChainError, RpcChain, commitment};
+use l2x_settlement::embedded::{EmbeddedChain, STATE_FILE, SUBMITTER};
 use l2x_settlement::epoch::{self, Epoch, Epochs, Policy};
 use l2x_settlement::submitter::Submitter;
 
-use crate::common::{SUBMITTER_KEY, anvil, stream};
+use crate::common::{SUBMITTER_KEY, anvil, chain_stream};
 
 const POLICY: Policy = Policy { max_ms: 400, max_fills: 0 };
 
 /// The first `n` epochs of the seeded stream, and the state after the last of them.
 fn epochs(n: usize) -> (Vec<Epoch>, Epochs, StateMachine) {
-    let cmds = stream(4, 1_500);
+    let cmds = chain_stream(4, 1_500);
     let mut state = StateMachine::with_ledger(Ledger::default());
     let mut epochs = Epochs::new(POLICY);
     let mut closed = Vec::new();
@@ -37,7 +42,7 @@ fn epochs(n: usize) -> (Vec<Epoch>, Epochs, StateMachine) {
 
 /// Writes the seeded stream's first `n` commands as a journal in `dir`; returns its epochs.
 fn journal_of(dir: &std::path::Path, n: usize) -> Vec<Epoch> {
-    crate::common::write_journal(dir, &stream(4, n));
+    crate::common::write_journal(dir, &chain_stream(4, n));
     epoch::from_journal(dir, POLICY, &Ledger::default()).unwrap()
 }
 
@@ -67,21 +72,28 @@ fn the_embedded_chain_commits_refuses_verifies_and_continues_after_a_restart() {
         assert!(chain.last_gas() > 21_000);
     }
     for e in &closed[..5] {
-        assert_eq!(chain.committed(e.index).unwrap(), (e.root, Batch::of(e).header.data_hash));
+        assert_eq!(chain.committed(e.index).unwrap(), (e.root, commitment(&Batch::of(e)).unwrap()));
     }
     assert_eq!(chain.committed(6).unwrap(), (B256::ZERO, B256::ZERO));
     assert_eq!(chain.block(), 5);
 
-    // The contract's refusals, decoded: the same batch again, a wrong previous root, data
-    // that is not what was hashed. Nothing changes.
+    // The contract's refusals, decoded: the same batch again, a wrong previous root. A
+    // batch whose data does not decode is refused before anything is sent (its commit's
+    // arguments are read from the data). Nothing changes.
     let again = Batch::of(&closed[4]);
     assert_eq!(refused(chain.commit(&again).unwrap_err()), "WrongIndex(expected 6, got 5)");
-    let mut next = Batch::of(&closed[5]);
-    next.header.prev_root = closed[3].root;
+    let next = Batch::of(&Epoch { prev_root: closed[3].root, ..closed[5].clone() });
     assert!(refused(chain.commit(&next).unwrap_err()).starts_with("WrongPreviousRoot("));
     let mut tampered = Batch::of(&closed[5]);
     tampered.data.push(0);
-    assert!(refused(chain.commit(&tampered).unwrap_err()).starts_with("WrongDataHash("));
+    let err = chain.commit(&tampered).unwrap_err();
+    assert!(matches!(err, ChainError::Batch { index: 6, .. }), "{err}");
+    // The same sent by hand, as the submitter: the contract's own check.
+    let mut call = l2x_settlement::chain::commit_call(&Batch::of(&closed[5])).unwrap();
+    call.data = [&call.data[..], &[0]].concat().into();
+    let input = alloy::sol_types::SolCall::abi_encode(&call);
+    let err = chain.transact(SUBMITTER, chain.address(), input).unwrap_err();
+    assert!(err.to_string().contains("WrongDataHash("), "{err}");
     assert_eq!(chain.last_committed().unwrap(), (5, closed[4].root));
     assert_eq!(chain.block(), 5, "a refused commit makes no block");
 
@@ -119,9 +131,14 @@ fn the_embedded_chain_commits_refuses_verifies_and_continues_after_a_restart() {
     assert_eq!(chain.block(), 6);
     std::fs::remove_dir(&blocker).unwrap();
 
-    // A restart continues: same roots, same block, and the next commit is accepted.
+    // A restart continues: the same state (roots, block, the submitter's nonce), and the
+    // next commit is accepted.
+    chain.check_invariants().unwrap();
+    let before = chain.state();
+    assert_eq!(before.accounts[&SUBMITTER].nonce, 6, "refused commits use no nonce");
     drop(chain);
     let mut chain = EmbeddedChain::open(dir.path()).unwrap();
+    assert_eq!(chain.state(), before);
     assert_eq!(chain.last_committed().unwrap(), (6, closed[5].root));
     assert_eq!(chain.block(), 6);
     for e in &closed {
@@ -130,59 +147,13 @@ fn the_embedded_chain_commits_refuses_verifies_and_continues_after_a_restart() {
     chain.commit(&Batch::of(&seventh)).unwrap();
     assert_eq!(chain.last_committed().unwrap(), (7, seventh.root));
     assert_eq!(chain.block(), 7);
+    chain.check_invariants().unwrap();
 }
 
 /// Epoch `n + 1` of the seeded stream.
 fn epochs_after(n: usize) -> (Epoch, Epochs, StateMachine) {
     let (mut closed, epochs, state) = epochs(n + 1);
     (closed.pop().unwrap(), epochs, state)
-}
-
-#[test]
-fn a_damaged_missing_or_foreign_state_file_is_refused_by_name() {
-    let dir = tempfile::tempdir().unwrap();
-    let (closed, _, _) = epochs(2);
-    {
-        let mut chain = EmbeddedChain::open(dir.path()).unwrap();
-        for e in &closed {
-            chain.commit(&Batch::of(e)).unwrap();
-        }
-    }
-    let path = dir.path().join(STATE_FILE);
-    let good = std::fs::read(&path).unwrap();
-    let open_with = |bytes: &[u8]| {
-        std::fs::write(&path, bytes).unwrap();
-        state_error(EmbeddedChain::open(dir.path()).unwrap_err())
-    };
-    // A flipped byte anywhere: the checksum names it (the magic and version first).
-    for at in [20, 60, good.len() / 2, good.len() - 1] {
-        let mut bad = good.clone();
-        bad[at] ^= 0x40;
-        let why = open_with(&bad);
-        assert!(why.contains(STATE_FILE) && why.contains("checksum mismatch"), "byte {at}: {why}");
-    }
-    let mut bad = good.clone();
-    bad[0] = b'X';
-    assert!(open_with(&bad).contains("bad magic"));
-    let mut bad = good.clone();
-    bad[11] = 2;
-    assert!(open_with(&bad).contains("format version 2"));
-    assert!(open_with(&good[..good.len() - 40]).contains("checksum mismatch"));
-    assert!(open_with(&good[..30]).contains("too short"));
-    // A consistent file from another contract build (another code hash).
-    let mut foreign = good[..good.len() - 32].to_vec();
-    foreign[60] ^= 1;
-    let sum = keccak256(&foreign);
-    foreign.extend_from_slice(sum.as_slice());
-    assert!(open_with(&foreign).contains("another contract build"));
-    // Nothing was overwritten by the failed opens: the good file still opens.
-    std::fs::write(&path, &good).unwrap();
-    let mut chain = EmbeddedChain::open(dir.path()).unwrap();
-    assert_eq!(chain.last_committed().unwrap(), (2, closed[1].root));
-    drop(chain);
-    // A reader needs a chain to be there.
-    let empty = tempfile::tempdir().unwrap();
-    assert!(state_error(EmbeddedChain::read_only(empty.path()).unwrap_err()).contains("no embedded chain here"));
 }
 
 #[test]
@@ -211,7 +182,7 @@ fn commit_all(chain: &mut dyn Chain, batches: &[Batch]) {
 #[test]
 fn the_embedded_chain_spends_the_gas_a_node_spends_on_the_same_batches() {
     let node = anvil();
-    let address = RpcChain::deploy(node.url(), SUBMITTER_KEY).unwrap();
+    let address = RpcChain::deploy_local(node.url(), SUBMITTER_KEY).map(|(c, _)| c).unwrap();
     let mut rpc = RpcChain::connect(node.url(), SUBMITTER_KEY, address, 1).unwrap();
     let dir = tempfile::tempdir().unwrap();
     let mut embedded = EmbeddedChain::open(dir.path()).unwrap();
@@ -259,7 +230,7 @@ fn batch_files_compressed_by_another_zstd_are_committed_as_they_are() {
     let synced = sub.sync(&mut chain).unwrap();
     assert_eq!(synced.committed, expected.len() as u64);
     for f in &files {
-        assert_eq!(chain.committed(f.header.index).unwrap(), (f.header.new_root, f.header.data_hash));
+        assert_eq!(chain.committed(f.header.index).unwrap(), (f.header.new_root, commitment(f).unwrap()));
     }
 }
 
@@ -306,7 +277,7 @@ fn a_consistent_batch_set_of_another_journal_is_a_local_mismatch() {
     Submitter::new(journal_a.to_path_buf(), batches.to_path_buf(), POLICY, Ledger::default())
         .sync(&mut chain_a)
         .unwrap();
-    crate::common::write_journal(journal_b, &stream(5, 600));
+    crate::common::write_journal(journal_b, &chain_stream(5, 600));
     let mut chain_b = EmbeddedChain::open(dirs[4].path()).unwrap();
     let err = Submitter::new(journal_b.to_path_buf(), batches.to_path_buf(), POLICY, Ledger::default())
         .sync(&mut chain_b)
@@ -327,7 +298,7 @@ fn batches_pay_the_eip7623_calldata_floor_on_a_current_hardfork() {
     use rand::{RngExt, SeedableRng};
     let node = anvil();
     assert_eq!(node.hardfork().unwrap(), "Bpo1");
-    let address = RpcChain::deploy(node.url(), SUBMITTER_KEY).unwrap();
+    let address = RpcChain::deploy_local(node.url(), SUBMITTER_KEY).map(|(c, _)| c).unwrap();
     let mut rpc = RpcChain::connect(node.url(), SUBMITTER_KEY, address, 1).unwrap();
     let dir = tempfile::tempdir().unwrap();
     let mut embedded = EmbeddedChain::open(dir.path()).unwrap();
@@ -362,8 +333,8 @@ fn batches_pay_the_eip7623_calldata_floor_on_a_current_hardfork() {
     });
     let small_gas = rpc.commit_for_gas(&small).unwrap();
     let large_gas = rpc.commit_for_gas(&large).unwrap();
-    assert!(small_gas > commit_floor_gas(&small), "a small batch pays for its execution: {small_gas}");
-    assert_eq!(large_gas, commit_floor_gas(&large), "a large batch pays the floor");
+    assert!(small_gas > commit_floor_gas(&small).unwrap(), "a small batch pays for its execution: {small_gas}");
+    assert_eq!(large_gas, commit_floor_gas(&large).unwrap(), "a large batch pays the floor");
     assert!(large_gas > 21_000 + l2x_settlement::batch::calldata_gas(&large.data) * 2, "well above the EIP-2028 price");
     embedded.commit(&small).unwrap();
     assert_eq!(embedded.last_gas(), small_gas);
