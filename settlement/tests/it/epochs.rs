@@ -494,7 +494,9 @@ fn a_wire_withdrawal_is_in_its_batch_and_a_refused_one_is_not() {
     assert_eq!(listed, [Withdrawal { account: 3, amount: 1_500_000_000 }], "only the honoured one, once");
     let covering = epochs.iter().position(|e| e.last_seq >= honoured).unwrap();
     let batch = &epochs[covering];
-    assert!(covering == 0 || epochs[covering - 1].last_seq < honoured);
+    // The two refused before it changed nothing, so the 500 ms limit closed no batch at
+    // them: its batch runs from the first of them to it, and closes at it.
+    assert_eq!((batch.first_seq, batch.last_seq, batch.commands), (honoured - 2, honoured, 3));
     assert_eq!(batch.withdrawals, listed, "in the batch that covers it");
     assert!(batch.changes.iter().any(|l| l.account == 3), "its leaf changed");
     let contents = Batch::decode(&Batch::of(batch).encode()).unwrap().contents().unwrap();
