@@ -15,7 +15,7 @@
 //! | event | reports |
 //! |---|---|
 //! | `accepted` | `Accepted` to the order's account |
-//! | `rejected` (of a command a session sends: an order's, a withdraw request's) | `Rejected` (a withdraw request's carries its request id as cid) |
+//! | `rejected` (of an account's command: an order's, a withdraw request's, an operator `withdraw`'s) | `Rejected` (a withdraw request's carries its request id as cid; an operator withdraw's cid 0) |
 //! | `amended` | `Amended` |
 //! | `cancelled` | `Cancelled` |
 //! | `trade` | a `Fill` to the maker's account (liquidity maker) and one to the taker's (taker), each with its fee and the order's cumulative quantity |
@@ -27,7 +27,7 @@
 
 use std::collections::BTreeMap;
 
-use l2x_types::{AccountId, DetMap, Event, OrderId, Qty};
+use l2x_types::{AccountId, CommandKind, DetMap, Event, OrderId, Qty};
 
 use l2x_protocol::codec::{Liquidity, Report, ReportHeader};
 
@@ -117,12 +117,16 @@ impl Streams {
                     let report = Report::Accepted { cid, order_id, instrument, side, price, qty };
                     self.push(account, report, engine_in_ns, gateway_in_ns, engine_out_ns, out);
                 }
-                // Only a reject of a command a session sent answers a request of the account's.
-                // One no session sent — an L1 queue entry (`queue_out_of_order`: the node's
-                // watcher sent an entry twice or early), an operator's deposit (`l1_only`,
-                // `reserved_account`, `bad_amount`) or withdrawal — makes no report
-                // (PROTOCOL.md lists those codes as never sent for them).
-                Event::Rejected { account: Some(account), cid, reason, kind } if kind.is_session() => {
+                // A reject of a command no session sent — an L1 queue entry (`queue_out_of_order`:
+                // the node's watcher sent an entry twice or early), an operator's deposit
+                // (`l1_only`, `reserved_account`, `bad_amount`) — answers no request of the
+                // account's: no report (PROTOCOL.md lists those codes as never sent). An
+                // operator's `withdraw` refused does make one (cid 0), as it always has: the
+                // streams are rebuilt from the journal, and filtering it now would renumber
+                // every later report of an existing journal's account.
+                Event::Rejected { account: Some(account), cid, reason, kind }
+                    if !kind.is_l1() && kind != CommandKind::Deposit =>
+                {
                     let report =
                         Report::Rejected { cid: cid.unwrap_or_default(), reason: reason.code(), retry_after_ms: 0 };
                     self.push(account, report, engine_in_ns, gateway_in_ns, engine_out_ns, out);
@@ -195,7 +199,7 @@ impl Streams {
 #[cfg(test)]
 mod tests {
     use l2x_types::{
-        CancelReason, ClientOrderId, CommandKind, InstrumentId, Price, RejectReason, Side, Trade, TradeId,
+        Amount, CancelReason, ClientOrderId, CommandKind, InstrumentId, Price, RejectReason, Side, Trade, TradeId,
     };
 
     use super::*;
@@ -314,9 +318,8 @@ mod tests {
         );
     }
 
-    /// Rejects of commands no session sent (L1 queue entries, operator deposits and
-    /// withdrawals) make no report: they answer no request, and PROTOCOL.md lists their
-    /// codes as never sent for them.
+    /// Rejects of commands no session sent (L1 queue entries, operator deposits) make no
+    /// report: they answer no request, and PROTOCOL.md lists their codes as never sent.
     #[test]
     fn rejects_of_commands_no_session_sent_make_no_report() {
         let mut s = Streams::new();
@@ -327,17 +330,33 @@ mod tests {
             reject(CommandKind::ForcedWithdrawal, RejectReason::QueueOutOfOrder),
             reject(CommandKind::Deposit, RejectReason::L1Only),
             reject(CommandKind::Deposit, RejectReason::BadAmount),
-            reject(CommandKind::Withdraw, RejectReason::InsufficientMargin),
-            reject(CommandKind::Withdraw, RejectReason::BadAmount),
         ];
         s.on_batch(&events, 1, 0, 0, &mut out);
         assert_eq!(out, vec![]);
         assert_eq!(s.next_seq(A), 1, "nothing numbered");
     }
 
+    /// An operator `withdraw` refused makes a `Rejected` with cid 0 in the account's stream,
+    /// as it did before accounts could withdraw over the wire: an existing journal rebuilds
+    /// the same numbering (the report after it keeps its number).
+    #[test]
+    fn a_refused_operator_withdraw_still_makes_a_report() {
+        let mut s = Streams::new();
+        let mut out = Vec::new();
+        let reason = RejectReason::InsufficientMargin;
+        let events = [Event::Rejected { kind: CommandKind::Withdraw, account: Some(A), cid: None, reason }];
+        s.on_batch(&events, 1, 0, 0, &mut out);
+        assert_eq!(out, vec![(A, 1)]);
+        let report = Report::Rejected { cid: ClientOrderId(0), reason: reason.code(), retry_after_ms: 0 };
+        assert_eq!(s.get(A, 1).unwrap().report, report);
+        let events = [Event::Withdrawn { account: A, request_id: 9, amount: Amount(1), collateral: Amount(2) }];
+        s.on_batch(&events, 2, 0, 0, &mut out);
+        assert_eq!(out, vec![(A, 1), (A, 2)], "the next report is numbered after it");
+    }
+
     /// An account's own withdrawal is answered in its stream: `Withdrawn` with the
     /// collateral after it (the balance event that follows makes no report), or `Rejected`
-    /// with the request id as cid. An operator's or a forced one makes none.
+    /// with the request id as cid. An operator's honoured or a forced one makes none.
     #[test]
     fn a_withdraw_request_is_answered_in_the_accounts_stream() {
         let mut s = Streams::new();

@@ -254,13 +254,6 @@ impl CommandKind {
     pub const fn is_order(self) -> bool {
         matches!(self, CommandKind::New | CommandKind::Amend | CommandKind::Cancel | CommandKind::MassCancel)
     }
-
-    /// `true` for the commands a session sends on its account's behalf (the orders and
-    /// [`Command::WithdrawRequest`]): their rejects answer a request and reach the account's
-    /// report stream. Every other command comes from the operator or the chain.
-    pub const fn is_session(self) -> bool {
-        self.is_order() || matches!(self, CommandKind::WithdrawRequest)
-    }
 }
 
 impl Command {

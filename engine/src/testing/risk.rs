@@ -171,17 +171,10 @@ impl Stream {
                 Command::Oracle { instrument: instrument(i), price: Price(self.marks[i]) }
             }
             90..94 => Command::Funding { instrument: instrument(i) },
-            // An operator's withdrawal or, one time in three, an account's own (the wire's):
-            // the same effect, so the stream's states do not depend on which.
-            r @ 94..97 => {
-                let account = AccountId(rng.random_range(1..=ACCOUNTS));
-                let amount = Amount(rng.random_range(1..2_000) * Amount::ONE);
-                if r == 96 {
-                    Command::WithdrawRequest { account, amount, request_id: self.seq }
-                } else {
-                    Command::Withdraw { account, amount }
-                }
-            }
+            94..97 => Command::Withdraw {
+                account: AccountId(rng.random_range(1..=ACCOUNTS)),
+                amount: Amount(rng.random_range(1..2_000) * Amount::ONE),
+            },
             _ => Command::Deposit {
                 to: Holder::Account(AccountId(rng.random_range(1..=ACCOUNTS))),
                 amount: Amount(rng.random_range(1..5_000) * Amount::ONE),
