@@ -107,6 +107,9 @@ impl StateMachine {
 
     /// An account's own withdrawal: `withdraw`'s checks and `balance` event, answered by
     /// `withdrawn` (before the `balance`) or by a reject carrying the request id as its cid.
+    /// Refused `no_vault` first, before any other check, unless the journal is bound to a
+    /// vault: the batch would list it, and the vault refuses for good (`NoOwner`) to pay an
+    /// account no L1 deposit gave an owner, which stops settlement.
     pub(super) fn withdraw_request(
         &mut self,
         account: AccountId,
@@ -114,16 +117,17 @@ impl StateMachine {
         request_id: u64,
         out: &mut Vec<Event>,
     ) {
+        let cid = Some(ClientOrderId(request_id));
+        if !self.l1_only() {
+            return out.push(reject(CommandKind::WithdrawRequest, Some(account), cid, RejectReason::NoVault));
+        }
         match self.ledger.withdraw(account, amount) {
             Ok((_, collateral)) => {
                 let collateral = Amount(collateral);
                 out.push(Event::Withdrawn { account, request_id, amount, collateral });
                 out.push(Event::Balance { holder: Holder::Account(account), collateral });
             }
-            Err(reason) => {
-                let cid = Some(ClientOrderId(request_id));
-                out.push(reject(CommandKind::WithdrawRequest, Some(account), cid, reason));
-            }
+            Err(reason) => out.push(reject(CommandKind::WithdrawRequest, Some(account), cid, reason)),
         }
     }
 
@@ -177,6 +181,8 @@ impl StateMachine {
 
 #[cfg(test)]
 mod tests {
+    use l2x_types::L1Address;
+
     use super::super::test_support::*;
 
     #[test]
@@ -199,6 +205,36 @@ mod tests {
         assert_eq!(ex.apply(Command::Deposit { to: Holder::Account(last_trading), amount: Amount(1) }), vec![]);
     }
 
+    /// The vault binding of the engine's tests: any chain, contract and token.
+    fn bind() -> Command {
+        Command::L1Bind { chain_id: 31_337, contract: L1Address([0xc0; 20]), token: L1Address([0x70; 20]) }
+    }
+
+    /// Unbound, a wire withdrawal is refused `no_vault` before any other check (even a bad
+    /// amount, an unknown account) and changes nothing; the operator's is unchanged.
+    #[test]
+    fn a_withdraw_request_without_a_vault_is_refused_no_vault() {
+        let mut ex = Exchange::new();
+        const D: u64 = 20;
+        ex.apply(Command::Deposit { to: Holder::Account(AccountId(D)), amount: Amount(1_000_000_000) });
+        let before = ex.sm.canonical().hash();
+        for (i, (account, amount)) in [(D, 1), (D, 0), (99, 1)].into_iter().enumerate() {
+            let (account, request_id) = (AccountId(account), 7 + u64::try_from(i).unwrap());
+            let events = ex.apply_all(Command::WithdrawRequest { account, amount: Amount(amount), request_id });
+            let reject = Event::Rejected {
+                kind: CommandKind::WithdrawRequest,
+                account: Some(account),
+                cid: Some(ClientOrderId(request_id)),
+                reason: RejectReason::NoVault,
+            };
+            assert_eq!(events, vec![reject], "case {i}");
+        }
+        assert_eq!(ex.sm.canonical().hash(), before, "nothing moved");
+        let events = ex.apply_all(Command::Withdraw { account: AccountId(D), amount: Amount(1) });
+        let collateral = Amount(999_999_999);
+        assert_eq!(events, vec![Event::Balance { holder: Holder::Account(AccountId(D)), collateral }]);
+    }
+
     /// A wire withdrawal is an operator withdrawal with an answer: the same checks, the same
     /// `balance` event, the same state after it; a `withdrawn` event (with the request id and
     /// the collateral after) before the balance, or a reject whose cid is the request id.
@@ -210,6 +246,9 @@ mod tests {
             ex.apply(Command::Deposit { to: Holder::Account(AccountId(D)), amount: Amount(1_000_000_000) });
             // 1 lot bid at 1000: an initial requirement of 5 % of 1000 USDC.
             ex.rest(D, 1, Buy, 1000, 1);
+            // Bound after the operator's deposit (which a binding refuses): both, so that
+            // the states compare.
+            ex.apply(bind());
         }
         // (account, amount, the collateral after it or the reason it is refused)
         let cases = [

@@ -2,7 +2,8 @@
 //! pipeline and a real journal: `Withdraw` answered `Withdrawn` with the collateral after it
 //! or `Rejected` with the engine's reason and the request id, malformed frames answered as
 //! any other, and the answers replayed byte for byte after a reconnect and rebuilt after a
-//! restart. Every account starts with 1,000,000 USDC ([`crate::node`]).
+//! restart. The node is bound to a vault, every account funded with 1,000,000 USDC by an L1
+//! deposit ([`Node::start_bound`]): unbound, a wire withdrawal is refused `no_vault`.
 
 use std::io::{Read, Write};
 use std::net::TcpStream;
@@ -11,7 +12,7 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 use l2x_engine::StateMachine;
 use l2x_gateway::server::Config;
 use l2x_protocol::client::{Client, Options};
-use l2x_protocol::codec::{self, ClientMsg, FLAG_POSSIBLE_DUPLICATE, Logon, Report, ReportHeader, ServerMsg};
+use l2x_protocol::codec::{self, ClientMsg, FLAG_POSSIBLE_DUPLICATE, Limits, Logon, Report, ReportHeader, ServerMsg};
 use l2x_protocol::codes::LogoutReason;
 use l2x_protocol::logon::sign;
 use l2x_types::{AccountId, Amount, ClientOrderId, RejectReason, Side};
@@ -45,7 +46,7 @@ fn engine_reject(client: &mut Client) -> (u64, u64, u16) {
 #[test]
 fn a_withdrawal_is_answered_with_the_exact_collateral_after_it_on_every_session_of_the_account() {
     let dir = tempfile::tempdir().unwrap();
-    let node = Node::start(dir.path(), Config::default());
+    let node = Node::start_bound(dir.path(), Config::default());
     let mut a = node.connect(1);
     let mut drop_copy = node.connect(2);
     withdraw(&mut a, 41, 250 * USDC);
@@ -73,7 +74,7 @@ fn a_withdrawal_is_answered_with_the_exact_collateral_after_it_on_every_session_
 #[test]
 fn withdrawing_more_than_the_free_margin_is_refused_200_and_moves_nothing() {
     let dir = tempfile::tempdir().unwrap();
-    let node = Node::start(dir.path(), Config::default());
+    let node = Node::start_bound(dir.path(), Config::default());
     let mut a = node.connect(1);
     // More than the collateral.
     withdraw(&mut a, 7, START + 1);
@@ -100,7 +101,7 @@ fn withdrawing_more_than_the_free_margin_is_refused_200_and_moves_nothing() {
 #[test]
 fn a_withdrawal_of_zero_or_less_is_refused_109() {
     let dir = tempfile::tempdir().unwrap();
-    let node = Node::start(dir.path(), Config::default());
+    let node = Node::start_bound(dir.path(), Config::default());
     let mut a = node.connect(1);
     for (seq, (request_id, amount)) in [(0, 0), (u64::MAX, -1), (3, i64::MIN)].into_iter().enumerate() {
         withdraw(&mut a, request_id, amount);
@@ -149,7 +150,7 @@ fn gateway_reject(client: &mut Client) -> (u64, u16) {
 #[test]
 fn a_malformed_withdraw_frame_is_a_gateway_reject_and_withdraws_nothing() {
     let dir = tempfile::tempdir().unwrap();
-    let node = Node::start(dir.path(), Config::default());
+    let node = Node::start_bound(dir.path(), Config::default());
     let mut a = node.connect(1);
     let good = withdraw_frame(5, 10 * USDC);
     assert_eq!(good.len(), 2 + 4 + 16);
@@ -231,7 +232,7 @@ fn frame_of(header: ReportHeader, report: Report, possible_duplicate: bool) -> V
 #[test]
 fn a_replay_after_a_reconnect_sends_the_same_withdrawn_bytes_and_a_restart_rebuilds_them() {
     let dir = tempfile::tempdir().unwrap();
-    let node = Node::start(dir.path(), Config::default());
+    let node = Node::start_bound(dir.path(), Config::default());
     let mut a = node.connect(1);
     withdraw(&mut a, 77, 123 * USDC);
     let live_ok = report(&mut a);
@@ -255,7 +256,7 @@ fn a_replay_after_a_reconnect_sends_the_same_withdrawn_bytes_and_a_restart_rebui
 
     // After a restart the stream is rebuilt from the journal: the same reports at the same
     // numbers, without the gateway's two times (not in the journal).
-    let node = Node::start(dir.path(), Config::default());
+    let node = Node::start_bound(dir.path(), Config::default());
     let options = Options { heartbeat_ms: 60_000, read_timeout: Some(Duration::from_secs(20)), ..Options::default() };
     let mut a = Client::connect_from(node.server().order_entry_addr(), &key(1), options, 1).unwrap();
     assert_eq!(a.info().next_seq, 3);
@@ -272,4 +273,42 @@ fn a_replay_after_a_reconnect_sends_the_same_withdrawn_bytes_and_a_restart_rebui
         (3, Report::Withdrawn { request_id: 79, amount: Amount(USDC), collateral: Amount(START - 124 * USDC) })
     );
     node.stop();
+}
+
+/// Issue 16 review: a node bound to no vault refuses a wire withdrawal `no_vault` (before
+/// any other check: an amount of 0 too), in the account's stream with the request id, and
+/// moves nothing. The batch would list it, and a vault pays no account without an L1 owner.
+#[test]
+fn an_unbound_node_refuses_a_wire_withdrawal_117_and_moves_nothing() {
+    let dir = tempfile::tempdir().unwrap();
+    let node = Node::start(dir.path(), Config::default());
+    let mut a = node.connect(1);
+    withdraw(&mut a, 31, 250 * USDC);
+    assert_eq!(engine_reject(&mut a), (1, 31, RejectReason::NoVault.code()));
+    withdraw(&mut a, 32, 0);
+    assert_eq!(engine_reject(&mut a), (2, 32, 117));
+    let state = node.stop();
+    assert_eq!(collateral(&state, 1), START);
+    assert_eq!(state.ledger().flows().1, 0, "no withdrawal at all");
+}
+
+/// A `Withdraw` takes a token of the order bucket: with a burst of 1, the second at once is
+/// the gateway's `throttled` (seq 0) with its request id and a retry time, and withdraws
+/// nothing.
+#[test]
+fn a_withdraw_past_the_order_bucket_is_throttled_400_with_its_request_id() {
+    let dir = tempfile::tempdir().unwrap();
+    let limits = Limits { order_rate: 1, order_burst: 1, cancel_rate: 1, cancel_burst: 10 };
+    let node = Node::start_bound(dir.path(), Config { limits, ..Config::default() });
+    let mut a = node.connect(1);
+    withdraw(&mut a, 51, USDC);
+    assert!(matches!(report(&mut a), (h, Report::Withdrawn { request_id: 51, .. }) if h.seq == 1));
+    withdraw(&mut a, 52, USDC);
+    let (h, r) = report(&mut a);
+    assert_eq!(h.seq, 0, "a gateway reject is not part of the account's stream");
+    let Report::Rejected { cid, reason, retry_after_ms } = r else { panic!("{r:?}") };
+    assert_eq!((cid, reason), (ClientOrderId(52), RejectReason::Throttled.code()));
+    assert!((1..=1000).contains(&retry_after_ms), "{retry_after_ms}");
+    let state = node.stop();
+    assert_eq!(collateral(&state, 1), START - USDC);
 }
