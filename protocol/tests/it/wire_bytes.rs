@@ -4,7 +4,8 @@
 //! the pinned bytes decode back to the same messages.
 
 use l2x_protocol::codec::{
-    self, ClientMsg, Liquidity, Logon, MdMsg, Report, ReportHeader, ServerMsg, WireAmend, WireOrder,
+    self, ClientMsg, ClientTemplate, Liquidity, Logon, MdMsg, MdTemplate, Report, ReportHeader, ServerMsg,
+    ServerTemplate, WireAmend, WireOrder,
 };
 use l2x_types::{
     Amount, ClientOrderId, InstrumentId, OrderId, OrderType, Price, Qty, Side, StpMode, TimeInForce, Timestamp,
@@ -250,8 +251,15 @@ fn bytes(encode: impl FnOnce(&mut Vec<u8>)) -> String {
 #[test]
 fn every_template_keeps_its_bytes() {
     let (client, server, md) = samples();
-    // One sample and one pinned frame per template: a template added without both fails.
+    // One sample and one pinned frame per template, in code order: a template added without
+    // both fails, and so does a sample list that repeats one template and misses another.
     assert_eq!((client.len(), server.len(), md.len()), (CLIENT.len(), SERVER.len(), MARKET_DATA.len()));
+    let codes = |pinned: &[&str]| -> Vec<u16> {
+        pinned.iter().map(|f| u16::from_le_bytes(hex::decode(f).unwrap()[2..4].try_into().unwrap())).collect()
+    };
+    assert_eq!(codes(&CLIENT), ClientTemplate::ALL.iter().map(|t| t.code()).collect::<Vec<_>>());
+    assert_eq!(codes(&SERVER), ServerTemplate::ALL.iter().map(|t| t.code()).collect::<Vec<_>>());
+    assert_eq!(codes(&MARKET_DATA), MdTemplate::ALL.iter().map(|t| t.code()).collect::<Vec<_>>());
     for (msg, pinned) in client.iter().zip(CLIENT) {
         assert_eq!(bytes(|out| codec::encode_client(msg, out)), pinned, "{msg:?}");
         assert_eq!(codec::decode_client(&hex::decode(pinned).unwrap()[2..]).as_ref(), Ok(msg));
