@@ -294,6 +294,9 @@ mod tests {
         let request = |amount, request_id| Command::WithdrawRequest { account, amount: Amount(amount), request_id };
         assert_eq!(apply(2, request(1, 1)), None, "no account yet: refused, not listed");
         assert_eq!(apply(3, Command::Deposit { to: Holder::Account(account), amount: Amount(10) }), None);
+        assert_eq!(apply(4, request(4, 2)), None, "no vault: refused, not listed");
+        let (contract, token) = (L1Address([0xc0; 20]), L1Address([0x70; 20]));
+        assert_eq!(apply(4, Command::L1Bind { chain_id: 31_337, contract, token }), None);
         assert_eq!(apply(4, request(4, 2)), Some(Withdrawal { account: 7, amount: 4 }));
         assert_eq!(apply(5, request(7, 3)), None, "more than the collateral: refused, not listed");
         assert_eq!(apply(6, request(0, 4)), None, "bad amount: refused, not listed");

@@ -466,7 +466,7 @@ fn a_refund_alone_makes_a_batch() {
 #[test]
 fn a_wire_withdrawal_is_in_its_batch_and_a_refused_one_is_not() {
     use l2x_settlement::queue::Withdrawal;
-    use l2x_types::{AccountId, Amount, Command, Seq, Timestamp};
+    use l2x_types::{AccountId, Amount, Command, L1Address, Seq, Timestamp};
     let mut cmds = stream(7, 0);
     let policy = Policy { max_ms: 500, max_fills: 0 };
     let mut ts = cmds.last().unwrap().ts.0;
@@ -479,7 +479,10 @@ fn a_wire_withdrawal_is_in_its_batch_and_a_refused_one_is_not() {
         amount: Amount(amount),
         request_id,
     };
-    // Account 3 holds 2,000 USDC, account 1 a million.
+    // Account 3 holds 2,000 USDC, account 1 a million; the journal is bound to a vault
+    // after the stream's operator deposits (unbound, every request is refused `no_vault`).
+    let (contract, token) = (L1Address([0xc0; 20]), L1Address([0x70; 20]));
+    push(&mut cmds, Command::L1Bind { chain_id: 31_337, contract, token });
     push(&mut cmds, Command::Tick);
     push(&mut cmds, request(3, 2_000_000_001, 1));
     push(&mut cmds, request(1, 0, 2));
@@ -494,9 +497,9 @@ fn a_wire_withdrawal_is_in_its_batch_and_a_refused_one_is_not() {
     assert_eq!(listed, [Withdrawal { account: 3, amount: 1_500_000_000 }], "only the honoured one, once");
     let covering = epochs.iter().position(|e| e.last_seq >= honoured).unwrap();
     let batch = &epochs[covering];
-    // The two refused before it changed nothing, so the 500 ms limit closed no batch at
-    // them: its batch runs from the first of them to it, and closes at it.
-    assert_eq!((batch.first_seq, batch.last_seq, batch.commands), (honoured - 2, honoured, 3));
+    // The tick and the two refused after it changed nothing, so the 500 ms limit closed no
+    // batch at them: its batch runs from the tick to it, and closes at it.
+    assert_eq!((batch.first_seq, batch.last_seq, batch.commands), (honoured - 3, honoured, 4));
     assert_eq!(batch.withdrawals, listed, "in the batch that covers it");
     assert!(batch.changes.iter().any(|l| l.account == 3), "its leaf changed");
     let contents = Batch::decode(&Batch::of(batch).encode()).unwrap().contents().unwrap();
