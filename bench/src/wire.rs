@@ -447,7 +447,8 @@ impl Conn {
                 }
                 return Ok(false);
             }
-            Wired::Amended { .. } => return Ok(false),
+            // The load sends no withdrawals: nothing to acknowledge.
+            Wired::Amended { .. } | Wired::Withdrawn { .. } => return Ok(false),
         };
         let Some(&(due, is_new, record)) = self.pending.get(&cid) else { return Ok(false) };
         if (is_new && !acks_new) || (!is_new && !acks_cancel) {

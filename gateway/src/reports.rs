@@ -15,14 +15,15 @@
 //! | event | reports |
 //! |---|---|
 //! | `accepted` | `Accepted` to the order's account |
-//! | `rejected` (of an account's command) | `Rejected` |
+//! | `rejected` (of an account's command: an order's, a withdraw request's, an operator `withdraw`'s) | `Rejected` (a withdraw request's carries its request id as cid; an operator withdraw's cid 0) |
 //! | `amended` | `Amended` |
 //! | `cancelled` | `Cancelled` |
 //! | `trade` | a `Fill` to the maker's account (liquidity maker) and one to the taker's (taker), each with its fee and the order's cumulative quantity |
+//! | `withdrawn` (an account's own withdrawal honoured) | `Withdrawn`, with the collateral after it |
 //!
-//! Risk events (positions, balances, funding, liquidations) have no report of their own yet:
-//! a liquidation shows as the account's cancels and fills (a liquidation order's fills carry
-//! client order id 0).
+//! Other risk events (positions, balances, funding, liquidations) have no report of their
+//! own yet: a liquidation shows as the account's cancels and fills (a liquidation order's
+//! fills carry client order id 0).
 
 use std::collections::BTreeMap;
 
@@ -119,7 +120,10 @@ impl Streams {
                 // A reject of a command no session sent — an L1 queue entry (`queue_out_of_order`:
                 // the node's watcher sent an entry twice or early), an operator's deposit
                 // (`l1_only`, `reserved_account`, `bad_amount`) — answers no request of the
-                // account's: no report (PROTOCOL.md lists those codes as never sent).
+                // account's: no report (PROTOCOL.md lists those codes as never sent). An
+                // operator's `withdraw` refused does make one (cid 0), as it always has: the
+                // streams are rebuilt from the journal, and filtering it now would renumber
+                // every later report of an existing journal's account.
                 Event::Rejected { account: Some(account), cid, reason, kind }
                     if !kind.is_l1() && kind != CommandKind::Deposit =>
                 {
@@ -164,9 +168,13 @@ impl Streams {
                         self.push(account, report, engine_in_ns, gateway_in_ns, engine_out_ns, out);
                     }
                 }
+                Event::Withdrawn { account, request_id, amount, collateral } => {
+                    let report = Report::Withdrawn { request_id, amount, collateral };
+                    self.push(account, report, engine_in_ns, gateway_in_ns, engine_out_ns, out);
+                }
                 // The L1 queue's events (l1_credited, l1_refunded, forced_withdrawn,
-                // forced_rejected, l1_bound) have no report on the wire yet: issue 16 adds the
-                // withdrawal messages in a later step. Balances are not reported either.
+                // forced_rejected, l1_bound) have no report on the wire: they answer no
+                // request of a session. Balances are not reported either.
                 _ => {}
             }
         }
@@ -191,7 +199,7 @@ impl Streams {
 #[cfg(test)]
 mod tests {
     use l2x_types::{
-        CancelReason, ClientOrderId, CommandKind, InstrumentId, Price, RejectReason, Side, Trade, TradeId,
+        Amount, CancelReason, ClientOrderId, CommandKind, InstrumentId, Price, RejectReason, Side, Trade, TradeId,
     };
 
     use super::*;
@@ -326,6 +334,58 @@ mod tests {
         s.on_batch(&events, 1, 0, 0, &mut out);
         assert_eq!(out, vec![]);
         assert_eq!(s.next_seq(A), 1, "nothing numbered");
+    }
+
+    /// An operator `withdraw` refused makes a `Rejected` with cid 0 in the account's stream,
+    /// as it did before accounts could withdraw over the wire: an existing journal rebuilds
+    /// the same numbering (the report after it keeps its number).
+    #[test]
+    fn a_refused_operator_withdraw_still_makes_a_report() {
+        let mut s = Streams::new();
+        let mut out = Vec::new();
+        let reason = RejectReason::InsufficientMargin;
+        let events = [Event::Rejected { kind: CommandKind::Withdraw, account: Some(A), cid: None, reason }];
+        s.on_batch(&events, 1, 0, 0, &mut out);
+        assert_eq!(out, vec![(A, 1)]);
+        let report = Report::Rejected { cid: ClientOrderId(0), reason: reason.code(), retry_after_ms: 0 };
+        assert_eq!(s.get(A, 1).unwrap().report, report);
+        let events = [Event::Withdrawn { account: A, request_id: 9, amount: Amount(1), collateral: Amount(2) }];
+        s.on_batch(&events, 2, 0, 0, &mut out);
+        assert_eq!(out, vec![(A, 1), (A, 2)], "the next report is numbered after it");
+    }
+
+    /// An account's own withdrawal is answered in its stream: `Withdrawn` with the
+    /// collateral after it (the balance event that follows makes no report), or `Rejected`
+    /// with the request id as cid. An operator's honoured or a forced one makes none.
+    #[test]
+    fn a_withdraw_request_is_answered_in_the_accounts_stream() {
+        let mut s = Streams::new();
+        let mut out = Vec::new();
+        let balance = |collateral| Event::Balance { holder: l2x_types::Holder::Account(A), collateral };
+        let (amount, collateral) = (l2x_types::Amount(3), l2x_types::Amount(7));
+        let events = [
+            Event::Withdrawn { account: A, request_id: 11, amount, collateral },
+            balance(collateral),
+            Event::Rejected {
+                kind: CommandKind::WithdrawRequest,
+                account: Some(A),
+                cid: Some(ClientOrderId(12)),
+                reason: RejectReason::BadAmount,
+            },
+            Event::ForcedWithdrawn { index: 1, account: A, amount },
+            balance(collateral),
+        ];
+        s.on_batch(&events, 5, 4, 6, &mut out);
+        assert_eq!(out, vec![(A, 1), (A, 2)]);
+        assert_eq!(s.get(A, 1).unwrap().report, Report::Withdrawn { request_id: 11, amount, collateral });
+        assert_eq!(
+            s.get(A, 1).unwrap().header,
+            ReportHeader { seq: 1, gateway_in_ns: 4, engine_in_ns: 5, engine_out_ns: 6 }
+        );
+        assert_eq!(
+            s.get(A, 2).unwrap().report,
+            Report::Rejected { cid: ClientOrderId(12), reason: RejectReason::BadAmount.code(), retry_after_ms: 0 }
+        );
     }
 
     /// Streams longer than a storage chunk: every sequence number is found, in order.

@@ -5,6 +5,8 @@
 //! ```text
 //!  Client::connect(addr, key, options) ── Logon (HMAC over key, time, nonce) ──▶ LogonAck
 //!  client.send(&ClientMsg::NewOrder(…))  ──▶
+//!  client.send(&ClientMsg::Withdraw { request_id, amount }) ──▶ answered by a report too:
+//!                                          Withdrawn (collateral after) or Rejected (cid = request_id)
 //!  client.recv() ◀── reports (seq = last + 1; replays already seen are skipped), heartbeats,
 //!                    ReplayComplete, Logout (as an error)
 //!  client.reconnect() ── Logon with resume_from = last_seq + 1 ──▶ exactly what was missed

@@ -246,7 +246,7 @@ pub fn decode_md(frame: &[u8]) -> Result<(MdMsg, bool), WireError> {
 #[cfg(test)]
 mod tests {
     use l2x_types::{
-        ClientOrderId, InstrumentId, OrderId, OrderType, Price, Qty, Side, StpMode, TimeInForce, Timestamp,
+        Amount, ClientOrderId, InstrumentId, OrderId, OrderType, Price, Qty, Side, StpMode, TimeInForce, Timestamp,
     };
     use proptest::prelude::*;
 
@@ -317,17 +317,13 @@ mod tests {
             any::<u64>().prop_map(|cid| ClientMsg::Cancel { cid: ClientOrderId(cid) }),
             (proptest::option::of(any::<u32>()), proptest::option::of(side()))
                 .prop_map(|(i, side)| ClientMsg::MassCancel { instrument: i.map(InstrumentId), side }),
+            (any::<u64>(), any::<i64>())
+                .prop_map(|(request_id, amount)| ClientMsg::Withdraw { request_id, amount: Amount(amount) }),
         ]
     }
 
-    fn server_msg() -> impl Strategy<Value = ServerMsg> {
-        let header = (any::<u64>(), any::<u64>(), any::<u64>(), any::<u64>()).prop_map(|(seq, a, b, c)| ReportHeader {
-            seq,
-            gateway_in_ns: a,
-            engine_in_ns: b,
-            engine_out_ns: c,
-        });
-        let report = prop_oneof![
+    fn report() -> impl Strategy<Value = Report> {
+        prop_oneof![
             (any::<u64>(), any::<u64>(), any::<u32>(), side(), any::<i64>(), any::<i64>()).prop_map(
                 |(c, o, i, s, p, q)| {
                     Report::Accepted {
@@ -379,7 +375,22 @@ mod tests {
                     fee,
                     liquidity: if maker { Liquidity::Maker } else { Liquidity::Taker },
                 }),
-        ];
+            (any::<u64>(), any::<i64>(), any::<i64>()).prop_map(|(r, a, c)| Report::Withdrawn {
+                request_id: r,
+                amount: Amount(a),
+                collateral: Amount(c),
+            }),
+        ]
+    }
+
+    fn server_msg() -> impl Strategy<Value = ServerMsg> {
+        let header = (any::<u64>(), any::<u64>(), any::<u64>(), any::<u64>()).prop_map(|(seq, a, b, c)| ReportHeader {
+            seq,
+            gateway_in_ns: a,
+            engine_in_ns: b,
+            engine_out_ns: c,
+        });
+        let report = report();
         prop_oneof![
             (any::<u64>(), any::<u64>(), any::<[u32; 5]>()).prop_map(|(s, n, l)| ServerMsg::LogonAck {
                 session_id: s,
@@ -611,6 +622,17 @@ mod tests {
         order[2 + HEADER + 12] = 7; // side 7
         let e = decode_client(&order[2..]).unwrap_err();
         assert_eq!((e.reject_code(), e.cid()), (406, Some(42)));
+        // A withdrawal's request id is where an order's cid is: a 406 carries it, a 405 not.
+        let mut withdraw = Vec::new();
+        encode_client(&ClientMsg::Withdraw { request_id: 77, amount: Amount(5) }, &mut withdraw);
+        assert_eq!(withdraw.len(), 2 + HEADER + 16);
+        withdraw[2 + 3] = 1; // header flag bit 0
+        let e = decode_client(&withdraw[2..]).unwrap_err();
+        assert_eq!((e.reject_code(), e.cid()), (406, Some(77)));
+        withdraw[2 + 3] = 0;
+        withdraw.push(0);
+        let e = decode_client(&withdraw[2..]).unwrap_err();
+        assert_eq!((e.reject_code(), e.cid()), (405, None));
         let mut reader = FrameReader::new();
         reader.extend(&[2, 0, 1, 0]);
         assert_eq!(reader.next_frame(), Err(FramingError::TooShort(2)));

@@ -25,7 +25,9 @@
 use core::convert::Infallible;
 
 use l2x_types::bytes::{DecodeError, Reader};
-use l2x_types::{ClientOrderId, InstrumentId, OrderId, OrderType, Price, Qty, Side, StpMode, TimeInForce, Timestamp};
+use l2x_types::{
+    Amount, ClientOrderId, InstrumentId, OrderId, OrderType, Price, Qty, Side, StpMode, TimeInForce, Timestamp,
+};
 
 use crate::order_entry::Liquidity;
 
@@ -254,7 +256,7 @@ macro_rules! integer_fields {
 
 integer_fields!(u8 => u8, u16 => u16, u32 => u32, u64 => u64, i64 => i64);
 
-/// Ids, prices and quantities: newtypes over an integer field.
+/// Ids, prices, quantities and amounts: newtypes over an integer field.
 macro_rules! newtype_fields {
     ($($t:ident($inner:ty)),+ $(,)?) => {$(
         impl Field for $t {
@@ -274,7 +276,7 @@ macro_rules! newtype_fields {
     )+};
 }
 
-newtype_fields!(ClientOrderId(u64), OrderId(u64), InstrumentId(u32), Price(i64), Qty(i64), Timestamp(u64));
+newtype_fields!(ClientOrderId(u64), OrderId(u64), InstrumentId(u32), Price(i64), Qty(i64), Timestamp(u64), Amount(i64),);
 
 /// Enums with `u8` codes: a code the enum does not have is refused.
 macro_rules! code_fields {

@@ -6,10 +6,12 @@
 //!
 //! | direction | messages |
 //! |---|---|
-//! | client → server | [`ClientMsg`]: `Logon`, `Heartbeat`, `Logout`, `Replay`, `NewOrder`, `Amend`, `Cancel`, `MassCancel` |
+//! | client → server | [`ClientMsg`]: `Logon`, `Heartbeat`, `Logout`, `Replay`, `NewOrder`, `Amend`, `Cancel`, `MassCancel`, `Withdraw` |
 //! | server → client | [`ServerMsg`]: `LogonAck`, `LogonReject`, `Heartbeat`, `Logout`, `ReplayComplete`, and the execution [`Report`]s behind a [`ReportHeader`] |
 
-use l2x_types::{ClientOrderId, InstrumentId, OrderId, OrderType, Price, Qty, Side, StpMode, TimeInForce, Timestamp};
+use l2x_types::{
+    Amount, ClientOrderId, InstrumentId, OrderId, OrderType, Price, Qty, Side, StpMode, TimeInForce, Timestamp,
+};
 
 use crate::codes::wire_codes;
 use crate::layout::{Layout, Walk, zero};
@@ -127,6 +129,14 @@ pub enum ClientMsg {
         /// Only this side.
         side: Option<Side>,
     },
+    /// Withdraw collateral from the session's account: answered `Withdrawn` or `Rejected`
+    /// (cid = `request_id`); paid on L1 once the batch that lists it is committed.
+    Withdraw {
+        /// The client's id for the request, echoed in the answer.
+        request_id: u64,
+        /// The amount, micro-USDC (the engine refuses one that is not positive).
+        amount: Amount,
+    },
 }
 
 wire_codes! {
@@ -225,6 +235,15 @@ pub enum Report {
         fee: i64,
         /// Maker or taker.
         liquidity: Liquidity,
+    },
+    /// A withdrawal honoured: the amount left the account's collateral.
+    Withdrawn {
+        /// The request's id.
+        request_id: u64,
+        /// The amount, micro-USDC.
+        amount: Amount,
+        /// The account's collateral after it, micro-USDC.
+        collateral: Amount,
     },
 }
 
@@ -336,6 +355,10 @@ impl Layout for ClientMsg {
                 *side = known_side.filter(|_| has_side);
                 Ok(())
             }
+            ClientMsg::Withdraw { request_id, amount } => {
+                w.field(request_id, "request id")?;
+                w.field(amount, "amount")
+            }
         }
     }
 }
@@ -353,6 +376,7 @@ impl ClientMsg {
             ClientMsg::Amend(_) => ClientTemplate::Amend,
             ClientMsg::Cancel { .. } => ClientTemplate::Cancel,
             ClientMsg::MassCancel { .. } => ClientTemplate::MassCancel,
+            ClientMsg::Withdraw { .. } => ClientTemplate::Withdraw,
         }
     }
 
@@ -368,6 +392,7 @@ impl ClientMsg {
             ClientTemplate::Amend => ClientMsg::Amend(WireAmend::default()),
             ClientTemplate::Cancel => ClientMsg::Cancel { cid: zero() },
             ClientTemplate::MassCancel => ClientMsg::MassCancel { instrument: None, side: None },
+            ClientTemplate::Withdraw => ClientMsg::Withdraw { request_id: 0, amount: zero() },
         }
     }
 }
@@ -480,6 +505,12 @@ impl Layout for Report {
                 w.field(liquidity, "liquidity")?;
                 w.zeros(7, "padding")
             }
+            Report::Withdrawn { request_id, amount, collateral } => {
+                w.field(request_id, "request id")?;
+                w.field(amount, "amount")?;
+                w.field(collateral, "collateral")?;
+                w.zeros(8, "padding")
+            }
         }
     }
 }
@@ -494,6 +525,7 @@ impl Report {
             Report::Amended { .. } => ServerTemplate::Amended,
             Report::Cancelled { .. } => ServerTemplate::Cancelled,
             Report::Fill { .. } => ServerTemplate::Fill,
+            Report::Withdrawn { .. } => ServerTemplate::Withdrawn,
         }
     }
 }
@@ -604,6 +636,9 @@ impl ServerMsg {
                 fee: 0,
                 liquidity: zero(),
             }),
+            ServerTemplate::Withdrawn => {
+                report(Report::Withdrawn { request_id: 0, amount: zero(), collateral: zero() })
+            }
         }
     }
 }

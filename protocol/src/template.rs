@@ -29,6 +29,8 @@ wire_codes! {
         Cancel = 12 => "Cancel",
         /// Cancel the account's live orders (of an instrument, of a side).
         MassCancel = 13 => "MassCancel",
+        /// Withdraw collateral from the account (paid on L1 once its batch is committed).
+        Withdraw = 14 => "Withdraw",
     }
 }
 
@@ -55,6 +57,8 @@ wire_codes! {
         Cancelled = 113 => "Cancelled",
         /// Report: a fill.
         Fill = 114 => "Fill",
+        /// Report: a withdrawal honoured.
+        Withdrawn = 115 => "Withdrawn",
     }
 }
 
@@ -91,12 +95,14 @@ impl ClientTemplate {
         ClientMsg::blank(self).block_len()
     }
 
-    /// Whether its block starts with a client order id (what a `bad_field` reject of it
-    /// carries).
+    /// Whether its block starts with a client order id, or a withdrawal's request id (what a
+    /// `bad_field` reject of it carries).
     #[inline]
     pub const fn has_cid(self) -> bool {
         match self {
-            ClientTemplate::NewOrder | ClientTemplate::Amend | ClientTemplate::Cancel => true,
+            ClientTemplate::NewOrder | ClientTemplate::Amend | ClientTemplate::Cancel | ClientTemplate::Withdraw => {
+                true
+            }
             ClientTemplate::Logon
             | ClientTemplate::Heartbeat
             | ClientTemplate::Logout
@@ -121,7 +127,8 @@ impl ServerTemplate {
             | ServerTemplate::Rejected
             | ServerTemplate::Amended
             | ServerTemplate::Cancelled
-            | ServerTemplate::Fill => true,
+            | ServerTemplate::Fill
+            | ServerTemplate::Withdrawn => true,
             ServerTemplate::LogonAck
             | ServerTemplate::LogonReject
             | ServerTemplate::Heartbeat

@@ -114,8 +114,9 @@ pub struct Epoch {
     pub queue_count: u64,
     /// The queue's rolling hash after entry `queue_count` (zero for none).
     pub queue_hash: B256,
-    /// What left the ledger in it at L2's request, in sequence order: the operator
-    /// withdrawals (a forced withdrawal honoured is paid from its queue entry).
+    /// What left the ledger in it at L2's request, in sequence order: the operator's
+    /// withdrawals and the accounts' own (a forced withdrawal honoured is paid from its
+    /// queue entry).
     pub withdrawals: Vec<Withdrawal>,
     /// The queue indexes it refused (deposits refunded, forced withdrawals rejected), in
     /// order.

@@ -32,8 +32,9 @@
 //! entry: the contract pays its amount to the account's owner when a batch consumes it and
 //! does not list it among the refused (`forced_withdrawn`). Every other withdrawal was asked
 //! on L2, and the batch lists it, in sequence order ([`withdrawal_of`]): an operator
-//! `withdraw` that succeeded (the engine reports it by the account's `balance` event alone;
-//! a refused one gives `rejected`).
+//! `withdraw` or an account's own (asked over the wire: `WithdrawRequest`) that succeeded
+//! (the engine reports either by the account's `balance` event; a refused one gives
+//! `rejected`).
 
 use alloy_primitives::{B256, keccak256};
 use l2x_types::{AccountId, Amount, Command, Event, Holder, L1Address};
@@ -164,17 +165,19 @@ pub fn entry_of(cmd: &Command, events: &[Event]) -> Option<(Entry, bool)> {
     Some((entry, refused))
 }
 
-/// The withdrawal a command made on L2, if it made one: an operator `withdraw` the ledger
-/// accepted (its `balance` event; a refused one has none). A forced withdrawal honoured is
-/// not one: the contract pays it from its queue entry (see the module docs).
+/// The withdrawal a command made on L2, if it made one: an operator's or an account's own
+/// withdraw the ledger accepted (its `balance` event; a refused one has none). A forced
+/// withdrawal honoured is not one: the contract pays it from its queue entry (see the module
+/// docs).
 pub fn withdrawal_of(cmd: &Command, events: &[Event]) -> Option<Withdrawal> {
     events.iter().find_map(|ev| match (*ev, cmd) {
         // A withdraw the ledger accepted: its account's balance, and no reject (the engine
         // reports a refused one by its reject alone; the guard keeps a future balance event
         // of a refused withdraw from listing money that never left).
-        (Event::Balance { holder: Holder::Account(a), .. }, Command::Withdraw { account, amount })
-            if a == *account && !events.iter().any(|e| matches!(e, Event::Rejected { .. })) =>
-        {
+        (
+            Event::Balance { holder: Holder::Account(a), .. },
+            Command::Withdraw { account, amount } | Command::WithdrawRequest { account, amount, .. },
+        ) if a == *account && !events.iter().any(|e| matches!(e, Event::Rejected { .. })) => {
             Some(Withdrawal { account: account.0, amount: amount.0.cast_unsigned() })
         }
         _ => None,
@@ -272,5 +275,33 @@ mod tests {
         let op = Command::Withdraw { account, amount: Amount(3) };
         assert_eq!(withdrawal_of(&op, &withdrawn[1..]), Some(Withdrawal { account: 7, amount: 3 }));
         assert_eq!(withdrawal_of(&op, &[]), None);
+    }
+
+    /// An account's own withdrawal (over the wire) is listed exactly as the operator's: when
+    /// the state machine honoured it, and not when it refused it.
+    #[test]
+    fn a_wire_withdrawal_is_listed_only_when_honoured() {
+        use l2x_engine::StateMachine;
+        use l2x_types::{Seq, Sequenced, Timestamp};
+
+        let mut sm = StateMachine::new();
+        let mut apply = |seq: u64, cmd: Command| {
+            let mut events = Vec::new();
+            sm.apply(&Sequenced { seq: Seq(seq), ts: Timestamp(seq), cmd: cmd.clone() }, &mut events);
+            withdrawal_of(&cmd, &events)
+        };
+        let account = AccountId(7);
+        let request = |amount, request_id| Command::WithdrawRequest { account, amount: Amount(amount), request_id };
+        assert_eq!(apply(2, request(1, 1)), None, "no account yet: refused, not listed");
+        assert_eq!(apply(3, Command::Deposit { to: Holder::Account(account), amount: Amount(10) }), None);
+        assert_eq!(apply(4, request(4, 2)), None, "no vault: refused, not listed");
+        let (contract, token) = (L1Address([0xc0; 20]), L1Address([0x70; 20]));
+        assert_eq!(apply(4, Command::L1Bind { chain_id: 31_337, contract, token }), None);
+        assert_eq!(apply(4, request(4, 2)), Some(Withdrawal { account: 7, amount: 4 }));
+        assert_eq!(apply(5, request(7, 3)), None, "more than the collateral: refused, not listed");
+        assert_eq!(apply(6, request(0, 4)), None, "bad amount: refused, not listed");
+        assert_eq!(apply(7, request(-1, 5)), None, "bad amount: refused, not listed");
+        assert_eq!(apply(8, request(6, 6)), Some(Withdrawal { account: 7, amount: 6 }), "all that is left");
+        assert_eq!(sm.ledger().flows(), (10, 10), "everything listed left the ledger, nothing else");
     }
 }

@@ -40,6 +40,19 @@ pub enum Command {
         /// The amount, positive.
         amount: Amount,
     },
+    /// An account's own withdrawal, asked over the wire (`Withdraw`, docs/PROTOCOL.md):
+    /// applied exactly as [`Command::Withdraw`] (the same checks, the same `balance` event),
+    /// and answered with a `withdrawn` event carrying the request id, or a reject whose
+    /// client order id is the request id.
+    WithdrawRequest {
+        /// The account debited (the session's).
+        account: AccountId,
+        /// The amount, positive.
+        amount: Amount,
+        /// The client's id for the request, echoed in its answer (any value; not checked
+        /// for uniqueness).
+        request_id: u64,
+    },
     /// A funding tick: compute the instrument's funding rate now and add it to its index.
     Funding {
         /// The instrument.
@@ -204,6 +217,8 @@ pub enum CommandKind {
     ForcedWithdrawal = 12,
     /// [`Command::L1Bind`].
     L1Bind = 13,
+    /// [`Command::WithdrawRequest`].
+    WithdrawRequest = 14,
 }
 
 impl CommandKind {
@@ -223,6 +238,9 @@ impl CommandKind {
             CommandKind::L1Deposit => "l1_deposit",
             CommandKind::ForcedWithdrawal => "forced_withdrawal",
             CommandKind::L1Bind => "l1_bind",
+            // The operator's and the account's withdrawals share the scenario line, told apart
+            // by its `request_id` (as `cancel` and its `on_disconnect`).
+            CommandKind::WithdrawRequest => "withdraw",
         }
     }
 
@@ -250,6 +268,7 @@ impl Command {
             Command::Cancel(_) => CommandKind::Cancel,
             Command::MassCancel(_) => CommandKind::MassCancel,
             Command::Withdraw { .. } => CommandKind::Withdraw,
+            Command::WithdrawRequest { .. } => CommandKind::WithdrawRequest,
             Command::Funding { .. } => CommandKind::Funding,
             Command::Tick => CommandKind::Tick,
             Command::L1Deposit { .. } => CommandKind::L1Deposit,

@@ -39,7 +39,8 @@ pub enum Event {
         kind: CommandKind,
         /// The account, for commands that have one.
         account: Option<AccountId>,
-        /// The client order id, for commands that have one.
+        /// The client order id, for commands that have one (a withdraw request: its
+        /// request id).
         cid: Option<ClientOrderId>,
         /// Why.
         reason: RejectReason,
@@ -100,6 +101,19 @@ pub enum Event {
         /// Whose collateral.
         holder: Holder,
         /// Collateral after the change.
+        collateral: Amount,
+    },
+    /// An account's wire withdrawal ([`crate::Command::WithdrawRequest`]) was honoured: the
+    /// amount left its collateral (to be paid on L1); the `balance` event follows.
+    Withdrawn {
+        /// The account debited.
+        account: AccountId,
+        /// The request's id.
+        request_id: u64,
+        /// The amount.
+        amount: Amount,
+        /// The account's collateral after it (the `balance` event's, repeated so that the
+        /// answer to the request is one event).
         collateral: Amount,
     },
     /// A funding tick.
@@ -244,8 +258,8 @@ pub enum Event {
 impl Event {
     /// `true` for the events of the matching engine proper (listing, accepted, rejected,
     /// amended, trade, cancelled, book) as opposed to the risk engine's (position, balance,
-    /// funding, liquidation, takeover, insurance, adl, liquidation_incomplete, and the L1
-    /// queue's l1_credited, l1_refunded, forced_withdrawn, forced_rejected, l1_bound).
+    /// withdrawn, funding, liquidation, takeover, insurance, adl, liquidation_incomplete, and
+    /// the L1 queue's l1_credited, l1_refunded, forced_withdrawn, forced_rejected, l1_bound).
     pub const fn is_matching(&self) -> bool {
         matches!(
             self,

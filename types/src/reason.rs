@@ -175,6 +175,10 @@ coded_enum! {
         L1Only = 115 => "l1_only",
         /// A second L1 binding: a journal is bound to one vault, once.
         L1AlreadyBound = 116 => "l1_already_bound",
+        /// An account's own withdrawal (over the wire) in a journal bound to no L1 vault:
+        /// the vault pays a batch's withdrawals only to accounts with an L1 owner, so one
+        /// listed for an account funded without the vault would stop settlement for good.
+        NoVault = 117 => "no_vault",
         /// Equity would fall below the initial margin requirement.
         InsufficientMargin = 200 => "insufficient_margin",
         /// The position would exceed the instrument's maximum position.

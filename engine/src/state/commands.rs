@@ -3,8 +3,8 @@
 
 use l2x_risk::{MarketParams, ParamsError};
 use l2x_types::{
-    AccountId, Amount, CommandKind, Event, Holder, Instrument, InstrumentId, InstrumentSpec, Price, RejectReason, Side,
-    SpecError,
+    AccountId, Amount, ClientOrderId, CommandKind, Event, Holder, Instrument, InstrumentId, InstrumentSpec, Price,
+    RejectReason, Side, SpecError,
 };
 
 use super::{StateMachine, reject};
@@ -105,6 +105,32 @@ impl StateMachine {
         }
     }
 
+    /// An account's own withdrawal: `withdraw`'s checks and `balance` event, answered by
+    /// `withdrawn` (before the `balance`) or by a reject carrying the request id as its cid.
+    /// Refused `no_vault` first, before any other check, unless the journal is bound to a
+    /// vault: the batch would list it, and the vault refuses for good (`NoOwner`) to pay an
+    /// account no L1 deposit gave an owner, which stops settlement.
+    pub(super) fn withdraw_request(
+        &mut self,
+        account: AccountId,
+        amount: Amount,
+        request_id: u64,
+        out: &mut Vec<Event>,
+    ) {
+        let cid = Some(ClientOrderId(request_id));
+        if !self.l1_only() {
+            return out.push(reject(CommandKind::WithdrawRequest, Some(account), cid, RejectReason::NoVault));
+        }
+        match self.ledger.withdraw(account, amount) {
+            Ok((_, collateral)) => {
+                let collateral = Amount(collateral);
+                out.push(Event::Withdrawn { account, request_id, amount, collateral });
+                out.push(Event::Balance { holder: Holder::Account(account), collateral });
+            }
+            Err(reason) => out.push(reject(CommandKind::WithdrawRequest, Some(account), cid, reason)),
+        }
+    }
+
     pub(super) fn oracle(&mut self, instrument: InstrumentId, price: Price, out: &mut Vec<Event>) {
         let rej = |r| reject(CommandKind::Oracle, None, None, r);
         if self.instrument(instrument).is_none() {
@@ -155,6 +181,8 @@ impl StateMachine {
 
 #[cfg(test)]
 mod tests {
+    use l2x_types::L1Address;
+
     use super::super::test_support::*;
 
     #[test]
@@ -175,5 +203,85 @@ mod tests {
         let last_trading = AccountId(AccountId::RESERVED_FROM - 1);
         assert!(!last_trading.is_reserved());
         assert_eq!(ex.apply(Command::Deposit { to: Holder::Account(last_trading), amount: Amount(1) }), vec![]);
+    }
+
+    /// The vault binding of the engine's tests: any chain, contract and token.
+    fn bind() -> Command {
+        Command::L1Bind { chain_id: 31_337, contract: L1Address([0xc0; 20]), token: L1Address([0x70; 20]) }
+    }
+
+    /// Unbound, a wire withdrawal is refused `no_vault` before any other check (even a bad
+    /// amount, an unknown account) and changes nothing; the operator's is unchanged.
+    #[test]
+    fn a_withdraw_request_without_a_vault_is_refused_no_vault() {
+        let mut ex = Exchange::new();
+        const D: u64 = 20;
+        ex.apply(Command::Deposit { to: Holder::Account(AccountId(D)), amount: Amount(1_000_000_000) });
+        let before = ex.sm.canonical().hash();
+        for (i, (account, amount)) in [(D, 1), (D, 0), (99, 1)].into_iter().enumerate() {
+            let (account, request_id) = (AccountId(account), 7 + u64::try_from(i).unwrap());
+            let events = ex.apply_all(Command::WithdrawRequest { account, amount: Amount(amount), request_id });
+            let reject = Event::Rejected {
+                kind: CommandKind::WithdrawRequest,
+                account: Some(account),
+                cid: Some(ClientOrderId(request_id)),
+                reason: RejectReason::NoVault,
+            };
+            assert_eq!(events, vec![reject], "case {i}");
+        }
+        assert_eq!(ex.sm.canonical().hash(), before, "nothing moved");
+        let events = ex.apply_all(Command::Withdraw { account: AccountId(D), amount: Amount(1) });
+        let collateral = Amount(999_999_999);
+        assert_eq!(events, vec![Event::Balance { holder: Holder::Account(AccountId(D)), collateral }]);
+    }
+
+    /// A wire withdrawal is an operator withdrawal with an answer: the same checks, the same
+    /// `balance` event, the same state after it; a `withdrawn` event (with the request id and
+    /// the collateral after) before the balance, or a reject whose cid is the request id.
+    #[test]
+    fn a_withdraw_request_applies_exactly_as_a_withdraw() {
+        let (mut op, mut wire) = (Exchange::new(), Exchange::new());
+        const D: u64 = 20;
+        for ex in [&mut op, &mut wire] {
+            ex.apply(Command::Deposit { to: Holder::Account(AccountId(D)), amount: Amount(1_000_000_000) });
+            // 1 lot bid at 1000: an initial requirement of 5 % of 1000 USDC.
+            ex.rest(D, 1, Buy, 1000, 1);
+            // Bound after the operator's deposit (which a binding refuses): both, so that
+            // the states compare.
+            ex.apply(bind());
+        }
+        // (account, amount, the collateral after it or the reason it is refused)
+        let cases = [
+            (D, 0, Err(RejectReason::BadAmount)),
+            (D, -5, Err(RejectReason::BadAmount)),
+            (D, 950_000_001, Err(RejectReason::InsufficientMargin)),
+            (99, 1, Err(RejectReason::InsufficientMargin)),
+            (D, 900_000_000, Ok(100_000_000)),
+            (D, 50_000_000, Ok(50_000_000)),
+            (D, 1, Err(RejectReason::InsufficientMargin)),
+        ];
+        for (i, (account, amount, outcome)) in cases.into_iter().enumerate() {
+            let (account, amount) = (AccountId(account), Amount(amount));
+            let request_id = 1000 + u64::try_from(i).unwrap();
+            let by_operator = op.apply_all(Command::Withdraw { account, amount });
+            let by_wire = wire.apply_all(Command::WithdrawRequest { account, amount, request_id });
+            assert_eq!(op.sm.canonical().hash(), wire.sm.canonical().hash(), "case {i}: the same state");
+            match outcome {
+                Ok(collateral) => {
+                    let collateral = Amount(collateral);
+                    let balance = Event::Balance { holder: Holder::Account(account), collateral };
+                    assert_eq!(by_operator, vec![balance], "case {i}");
+                    let withdrawn = Event::Withdrawn { account, request_id, amount, collateral };
+                    assert_eq!(by_wire, vec![withdrawn, balance], "case {i}");
+                }
+                Err(reason) => {
+                    let rej = |kind, cid| Event::Rejected { kind, account: Some(account), cid, reason };
+                    assert_eq!(by_operator, vec![rej(CommandKind::Withdraw, None)], "case {i}");
+                    let cid = Some(ClientOrderId(request_id));
+                    assert_eq!(by_wire, vec![rej(CommandKind::WithdrawRequest, cid)], "case {i}");
+                }
+            }
+        }
+        assert_eq!(wire.sm.ledger().flows(), op.sm.ledger().flows());
     }
 }

@@ -126,6 +126,9 @@ impl StateMachine {
             Command::ListInstrument(spec) => self.list_instrument(spec, out),
             Command::Deposit { to, amount } => self.deposit(*to, *amount, out),
             Command::Withdraw { account, amount } => self.withdraw(*account, *amount, out),
+            Command::WithdrawRequest { account, amount, request_id } => {
+                self.withdraw_request(*account, *amount, *request_id, out);
+            }
             Command::Oracle { instrument, price } => self.oracle(*instrument, *price, out),
             Command::Funding { instrument } => self.funding(*instrument, out),
             Command::NewOrder(order) => self.new_order(order, out),

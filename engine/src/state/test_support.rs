@@ -72,13 +72,19 @@ impl Exchange {
     }
 
     pub(super) fn apply(&mut self, cmd: Command) -> Vec<Event> {
+        let mut out = self.apply_all(cmd);
+        // The matching events only; positions, balances and the rest are the risk
+        // tests' (engine/tests/it/risk.rs).
+        out.retain(Event::is_matching);
+        out
+    }
+
+    /// Applies a command and returns every event it made, the risk engine's included.
+    pub(super) fn apply_all(&mut self, cmd: Command) -> Vec<Event> {
         self.seq += 1;
         let mut out = Vec::new();
         self.sm.apply(&Sequenced { seq: Seq(self.seq), ts: Timestamp(self.ts), cmd }, &mut out);
         self.sm.check_invariants().unwrap();
-        // The matching events only; positions, balances and the rest are the risk
-        // tests' (engine/tests/it/risk.rs).
-        out.retain(Event::is_matching);
         out
     }
 

@@ -162,6 +162,7 @@ impl Reference {
             // use the L1 queue. Time passing is the expiries above.
             Command::Deposit { .. }
             | Command::Withdraw { .. }
+            | Command::WithdrawRequest { .. }
             | Command::Funding { .. }
             | Command::Tick
             | Command::L1Deposit { .. }

@@ -208,6 +208,12 @@ impl Ask {
                 Command::MassCancel(MassCancel { account, instrument, side }),
                 Bucket::Cancels,
             ),
+            // A withdrawal draws on the order bucket; its request id stands where a cid does.
+            ClientMsg::Withdraw { request_id, amount } => Ask::Command(
+                ClientOrderId(request_id),
+                Command::WithdrawRequest { account, amount, request_id },
+                Bucket::Orders,
+            ),
         }
     }
 }
@@ -400,7 +406,7 @@ impl EventLoop {
 #[cfg(test)]
 mod tests {
     use l2x_protocol::codec::{WireAmend, WireOrder};
-    use l2x_types::{InstrumentId, Price, Qty, Side};
+    use l2x_types::{Amount, InstrumentId, Price, Qty, Side};
 
     use super::*;
 
@@ -518,6 +524,14 @@ mod tests {
                 ClientOrderId(0),
                 Command::MassCancel(MassCancel { account: A, instrument: None, side: Some(Side::Buy) }),
                 Bucket::Cancels
+            )
+        );
+        assert_eq!(
+            Ask::of(ClientMsg::Withdraw { request_id: 9, amount: Amount(-4) }, A),
+            Ask::Command(
+                ClientOrderId(9),
+                Command::WithdrawRequest { account: A, amount: Amount(-4), request_id: 9 },
+                Bucket::Orders
             )
         );
         assert_eq!(Ask::of(ClientMsg::Replay { from_seq: 3 }, A), Ask::Replay(3));

@@ -12,6 +12,8 @@
 //! - `server`: logon, every order type, throttles, cancel-on-disconnect, replay after a
 //!   reconnect and after a restart, slow consumers, market data (`node` starts the node
 //!   these tests share).
+//! - `withdrawals`: `Withdraw` answered `Withdrawn` or `Rejected`, malformed withdrawals,
+//!   and the answers replayed after a reconnect and rebuilt after a restart.
 
 #![allow(clippy::unwrap_used, reason = "test code: a panic is the failure report")]
 
@@ -22,3 +24,4 @@ mod logs;
 mod metrics;
 mod node;
 mod server;
+mod withdrawals;

@@ -14,7 +14,7 @@ use l2x_node::config::{ChainKind, Config as NodeConfig, InstrumentEntry};
 use l2x_protocol::client::{Client, Options};
 use l2x_protocol::codec::{ClientMsg, ServerMsg, WireOrder};
 use l2x_protocol::logon::Key;
-use l2x_types::{AccountId, ClientOrderId, InstrumentId, Price, Qty, Side};
+use l2x_types::{AccountId, Amount, ClientOrderId, Command, Holder, InstrumentId, L1Address, Price, Qty, Side};
 
 /// (key id, account): keys 1 and 2 share account 1 (a drop copy), keys 3, 4, 5 have
 /// accounts 2, 3, 4.
@@ -78,6 +78,32 @@ impl Node {
     pub(crate) fn start(dir: &Path, server: Config) -> Node {
         let keys = Keys::from_keys(KEYS.iter().map(|&(k, _)| key(k))).unwrap();
         Node(l2x_node::Node::start(&config(dir, &server), keys).unwrap())
+    }
+
+    /// Starts the node on `dir` as [`Node::start`], but bound to a vault: on an empty journal
+    /// no operator deposit; an `l1_bind`, then an L1 deposit of 1,000,000 USDC to every key's
+    /// account, each from its own L1 address (which makes it the account's owner on a real
+    /// vault). The node has no chain: the commands go in through the gateway's control
+    /// handle, as the L1 watcher's would, and the engine takes them without one.
+    pub(crate) fn start_bound(dir: &Path, server: Config) -> Node {
+        let keys = Keys::from_keys(KEYS.iter().map(|&(k, _)| key(k))).unwrap();
+        let mut config = config(dir, &server);
+        config.accounts.deposit_usdc = 0;
+        let node = Node(l2x_node::Node::start(&config, keys).unwrap());
+        if node.0.recovered_seq() == 0 {
+            let control = node.server().control();
+            let (contract, token) = (L1Address([0xc0; 20]), L1Address([0x70; 20]));
+            control.submit(Command::L1Bind { chain_id: 31_337, contract, token }).unwrap();
+            let mut accounts: Vec<u64> = KEYS.iter().map(|&(_, a)| a).collect();
+            accounts.dedup();
+            for (index, account) in (1..).zip(accounts) {
+                let from = L1Address([u8::try_from(account).unwrap(); 20]);
+                let to = Holder::Account(AccountId(account));
+                let amount = Amount(1_000_000 * 1_000_000);
+                control.submit(Command::L1Deposit { index, to, amount, from, requested_at: 0 }).unwrap();
+            }
+        }
+        node
     }
 
     /// The gateway.

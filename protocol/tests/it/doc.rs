@@ -4,11 +4,14 @@
 
 use std::collections::BTreeMap;
 
-use l2x_protocol::codec::{self, ClientMsg, ClientTemplate, Liquidity, Logon, MdTemplate, ServerTemplate, WireOrder};
+use l2x_protocol::codec::{
+    self, ClientMsg, ClientTemplate, Liquidity, Logon, MdTemplate, Report, ReportHeader, ServerMsg, ServerTemplate,
+    WireOrder,
+};
 use l2x_protocol::codes::{LogoutReason, Refusal, SessionReject};
 use l2x_protocol::logon::sign;
 use l2x_types::{
-    CancelReason, ClientOrderId, InstrumentId, OrderType, Price, Qty, RejectReason, Side, StpMode, TimeInForce,
+    Amount, CancelReason, ClientOrderId, InstrumentId, OrderType, Price, Qty, RejectReason, Side, StpMode, TimeInForce,
 };
 
 const PROTOCOL: &str = include_str!("../../../docs/PROTOCOL.md");
@@ -161,4 +164,23 @@ fn the_signature_and_frame_examples_are_what_the_code_computes() {
     codec::encode_client(&ClientMsg::NewOrder(order), &mut frame);
     assert_eq!(frame.len(), 54);
     assert_lines_in_doc(&hex_lines(&frame), "the NewOrder frame");
+}
+
+#[test]
+fn the_withdrawal_examples_are_what_the_code_computes() {
+    let mut frame = Vec::new();
+    codec::encode_client(&ClientMsg::Withdraw { request_id: 9, amount: Amount(250_000_000) }, &mut frame);
+    assert_eq!(frame.len(), 22);
+    assert_lines_in_doc(&hex_lines(&frame), "the Withdraw frame");
+    let header = ReportHeader {
+        seq: 3,
+        gateway_in_ns: 1_700_000_000_000_000_000,
+        engine_in_ns: 1_700_000_000_000_004_000,
+        engine_out_ns: 1_700_000_000_000_009_000,
+    };
+    let report = Report::Withdrawn { request_id: 9, amount: Amount(250_000_000), collateral: Amount(750_000_000) };
+    let mut frame = Vec::new();
+    codec::encode_server(&ServerMsg::Report { header, report, possible_duplicate: false }, &mut frame);
+    assert_eq!(frame.len(), 70);
+    assert_lines_in_doc(&hex_lines(&frame), "the Withdrawn frame");
 }

@@ -4,9 +4,12 @@
 //! the pinned bytes decode back to the same messages.
 
 use l2x_protocol::codec::{
-    self, ClientMsg, Liquidity, Logon, MdMsg, Report, ReportHeader, ServerMsg, WireAmend, WireOrder,
+    self, ClientMsg, ClientTemplate, Liquidity, Logon, MdMsg, MdTemplate, Report, ReportHeader, ServerMsg,
+    ServerTemplate, WireAmend, WireOrder,
 };
-use l2x_types::{ClientOrderId, InstrumentId, OrderId, OrderType, Price, Qty, Side, StpMode, TimeInForce, Timestamp};
+use l2x_types::{
+    Amount, ClientOrderId, InstrumentId, OrderId, OrderType, Price, Qty, Side, StpMode, TimeInForce, Timestamp,
+};
 
 #[allow(clippy::too_many_lines, reason = "one literal message per template")]
 fn samples() -> (Vec<ClientMsg>, Vec<ServerMsg>, Vec<(MdMsg, bool)>) {
@@ -45,6 +48,7 @@ fn samples() -> (Vec<ClientMsg>, Vec<ServerMsg>, Vec<(MdMsg, bool)>) {
         }),
         ClientMsg::Cancel { cid: ClientOrderId(11) },
         ClientMsg::MassCancel { instrument: Some(InstrumentId(12)), side: Some(Side::Sell) },
+        ClientMsg::Withdraw { request_id: 13, amount: Amount(-14) },
     ];
     let server = vec![
         ServerMsg::LogonAck {
@@ -112,6 +116,11 @@ fn samples() -> (Vec<ClientMsg>, Vec<ServerMsg>, Vec<(MdMsg, bool)>) {
                 fee: -23,
                 liquidity: Liquidity::Taker,
             },
+            possible_duplicate: true,
+        },
+        ServerMsg::Report {
+            header: h,
+            report: Report::Withdrawn { request_id: 24, amount: Amount(25), collateral: Amount(-26) },
             possible_duplicate: true,
         },
     ];
@@ -194,7 +203,7 @@ fn samples() -> (Vec<ClientMsg>, Vec<ServerMsg>, Vec<(MdMsg, bool)>) {
     (client, server, md)
 }
 
-const CLIENT: [&str; 8] = [
+const CLIENT: [&str; 9] = [
     "4c0001000100010000000000000002000000000000000300000000000000abababababababababababababababababababababababababababababababab04000000010000000500000000000000",
     "040002000100",
     "0c00030001000100000000000000",
@@ -203,9 +212,10 @@ const CLIENT: [&str; 8] = [
     "24000b0001000800000000000000090000000200000000000000000000000a00000000000000",
     "0c000c0001000b00000000000000",
     "0c000d0001000c00000003010000",
+    "14000e0001000d00000000000000f2ffffffffffffff",
 ];
 
-const SERVER: [&str; 10] = [
+const SERVER: [&str; 11] = [
     "2c006500010001000000000000000200000000000000030000000400000005000000060000000700000000000000",
     "0c00660001001500000000000000",
     "040067000100",
@@ -216,6 +226,7 @@ const SERVER: [&str; 10] = [
     "4c00700001000201000000000000040300000000000006050000000000000807000000000000080000000000000009000000000000000a000000000000000b000000000000000100000000000000",
     "4c007100010002010000000000000403000000000000060500000000000008070000000000000c000000000000000d000000000000000e000000000000000f000000000000000900000000000000",
     "6c007200010102010000000000000403000000000000060500000000000008070000000000001000000000000000110000000000000012000000000000001300000000000000140000000000000015000000000000001600000000000000e9ffffffffffffff0100000000000000",
+    "440073000101020100000000000004030000000000000605000000000000080700000000000018000000000000001900000000000000e6ffffffffffffff0000000000000000",
 ];
 
 const MARKET_DATA: [&str; 10] = [
@@ -240,6 +251,15 @@ fn bytes(encode: impl FnOnce(&mut Vec<u8>)) -> String {
 #[test]
 fn every_template_keeps_its_bytes() {
     let (client, server, md) = samples();
+    // One sample and one pinned frame per template, in code order: a template added without
+    // both fails, and so does a sample list that repeats one template and misses another.
+    assert_eq!((client.len(), server.len(), md.len()), (CLIENT.len(), SERVER.len(), MARKET_DATA.len()));
+    let codes = |pinned: &[&str]| -> Vec<u16> {
+        pinned.iter().map(|f| u16::from_le_bytes(hex::decode(f).unwrap()[2..4].try_into().unwrap())).collect()
+    };
+    assert_eq!(codes(&CLIENT), ClientTemplate::ALL.iter().map(|t| t.code()).collect::<Vec<_>>());
+    assert_eq!(codes(&SERVER), ServerTemplate::ALL.iter().map(|t| t.code()).collect::<Vec<_>>());
+    assert_eq!(codes(&MARKET_DATA), MdTemplate::ALL.iter().map(|t| t.code()).collect::<Vec<_>>());
     for (msg, pinned) in client.iter().zip(CLIENT) {
         assert_eq!(bytes(|out| codec::encode_client(msg, out)), pinned, "{msg:?}");
         assert_eq!(codec::decode_client(&hex::decode(pinned).unwrap()[2..]).as_ref(), Ok(msg));

@@ -54,6 +54,8 @@ mod ty {
     pub(super) const FORCED_WITHDRAWAL: u8 = 13;
     /// The journal's binding to an L1 vault.
     pub(super) const L1_BIND: u8 = 14;
+    /// An account's withdrawal asked over the wire (type 3's fields, then its request id).
+    pub(super) const WITHDRAW_REQUEST: u8 = 15;
 }
 
 /// Payload length of each type.
@@ -72,6 +74,7 @@ fn payload_len(t: u8) -> Option<usize> {
         ty::L1_DEPOSIT => 64,
         ty::FORCED_WITHDRAWAL => 56,
         ty::L1_BIND => 48,
+        ty::WITHDRAW_REQUEST => 24,
         _ => return None,
     })
 }
@@ -99,6 +102,12 @@ pub(crate) fn encode(cmd: &Sequenced, prev_crc: u32, buf: &mut [u8; MAX_RECORD])
             p.u64(account.0);
             p.i64(amount.0);
             ty::WITHDRAW
+        }
+        Command::WithdrawRequest { account, amount, request_id } => {
+            p.u64(account.0);
+            p.i64(amount.0);
+            p.u64(*request_id);
+            ty::WITHDRAW_REQUEST
         }
         Command::Oracle { instrument, price } => {
             p.u32(instrument.0);
@@ -346,6 +355,11 @@ fn decode_command(rec: &[u8]) -> Result<Sequenced, DecodeError> {
         ty::INSTRUMENT => Command::ListInstrument(Box::new(InstrumentSpec::read(&mut r)?)),
         ty::DEPOSIT => read_deposit(&mut r)?,
         ty::WITHDRAW => Command::Withdraw { account: AccountId(r.u64("account")?), amount: Amount(r.i64("amount")?) },
+        ty::WITHDRAW_REQUEST => Command::WithdrawRequest {
+            account: AccountId(r.u64("account")?),
+            amount: Amount(r.i64("amount")?),
+            request_id: r.u64("request id")?,
+        },
         ty::ORACLE => {
             let instrument = InstrumentId(r.u32("instrument")?);
             r.zeros(4, "padding")?;
@@ -578,8 +592,25 @@ mod tests {
         }
         // A binding's payload is all fields; a type code past the last one is refused.
         let (_, mut rec) = record(Command::L1Bind { chain_id: 1, contract: a, token: a });
-        rec[24] = 15;
+        rec[24] = 16;
         reseal(&mut rec);
         assert_eq!(decode_block(&rec).unwrap_err().what, "unknown command type");
+    }
+
+    /// Type 15, a wire withdrawal: 24 payload bytes, every value of its fields round-trips,
+    /// and it is not type 3 (whose bytes stay what they were).
+    #[test]
+    fn withdraw_request_records_round_trip_and_leave_type_3_alone() {
+        for (amount, request_id) in [(1, 0), (0, u64::MAX), (-1, 7), (i64::MAX, 1), (i64::MIN, 2)] {
+            let cmd = Command::WithdrawRequest { account: AccountId(u64::MAX), amount: Amount(amount), request_id };
+            let (s, rec) = record(cmd);
+            assert_eq!((rec.len(), encoded_len(&s), rec[24]), (56, 56, 15), "{s:?}");
+            assert_eq!(rec[HEADER + 16..HEADER + 24], request_id.to_le_bytes());
+            let (block, _) = decode_block(&rec).unwrap();
+            assert_eq!(block, Block::Record(s, u32::from_le_bytes([rec[4], rec[5], rec[6], rec[7]]), 0xdead_beef));
+        }
+        let (_, rec) = record(Command::Withdraw { account: AccountId(5), amount: Amount(9) });
+        assert_eq!((rec.len(), rec[24]), (48, 3));
+        assert_eq!(rec[HEADER..HEADER + 16], [5, 0, 0, 0, 0, 0, 0, 0, 9, 0, 0, 0, 0, 0, 0, 0]);
     }
 }

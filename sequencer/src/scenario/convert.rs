@@ -31,6 +31,9 @@ pub enum Parsed {
         account: u64,
         /// Amount.
         amount: Decimal,
+        /// Given: the account's own withdrawal, as the gateway sequences a wire `Withdraw`
+        /// ([`Command::WithdrawRequest`]); absent: the operator's ([`Command::Withdraw`]).
+        request_id: Option<u64>,
     },
     /// `funding`.
     Funding {
@@ -163,11 +166,20 @@ pub fn convert(state: &StateMachine, parsed: Parsed) -> Result<Command, Event> {
             let reject = || rejected(CommandKind::Deposit, account, None, RejectReason::BadAmount);
             Command::Deposit { to, amount: Amount::from_decimal(amount).map_err(|_| reject())? }
         }
-        Parsed::Withdraw { account, amount } => {
+        Parsed::Withdraw { account, amount, request_id: None } => {
             let reject = || rejected(CommandKind::Withdraw, Some(account), None, RejectReason::BadAmount);
             Command::Withdraw {
                 account: AccountId(account),
                 amount: Amount::from_decimal(amount).map_err(|_| reject())?,
+            }
+        }
+        Parsed::Withdraw { account, amount, request_id: Some(request_id) } => {
+            let cid = Some(request_id);
+            let reject = || rejected(CommandKind::WithdrawRequest, Some(account), cid, RejectReason::BadAmount);
+            Command::WithdrawRequest {
+                account: AccountId(account),
+                amount: Amount::from_decimal(amount).map_err(|_| reject())?,
+                request_id,
             }
         }
         Parsed::Funding { symbol } => {

@@ -21,7 +21,6 @@ pub fn format_command(state: &StateMachine, cmd: &Sequenced) -> String {
     };
     let price = |id, p: l2x_types::Price| state.instrument(id).map_or_else(|| p.0.to_string(), |i| i.format_price(p));
     let qty = |id, q: Qty| state.instrument(id).map_or_else(|| q.0.to_string(), |i| i.format_qty(q));
-    let amount = |a: Amount| usdc(i128::from(a.0));
     let mut s = String::with_capacity(160);
     // Writing to a String cannot fail.
     let _ = match &cmd.cmd {
@@ -32,11 +31,8 @@ pub fn format_command(state: &StateMachine, cmd: &Sequenced) -> String {
             }
             Ok(())
         }
-        Command::Deposit { to, amount: a } => {
-            write!(s, r#"{{"cmd":"deposit","account":{},"amount":"{}""#, holder_json(*to), amount(*a))
-        }
-        Command::Withdraw { account, amount: a } => {
-            write!(s, r#"{{"cmd":"withdraw","account":{account},"amount":"{}""#, amount(*a))
+        flow @ (Command::Deposit { .. } | Command::Withdraw { .. } | Command::WithdrawRequest { .. }) => {
+            format_flow(flow, &mut s)
         }
         Command::Oracle { instrument, price: p } => {
             write!(s, r#"{{"cmd":"oracle","symbol":"{}","price":"{}""#, symbol(*instrument), price(*instrument, *p))
@@ -95,6 +91,25 @@ pub fn format_command(state: &StateMachine, cmd: &Sequenced) -> String {
     };
     let _ = write!(s, r#","ts":{}}}"#, cmd.ts.0);
     s
+}
+
+/// The scenario line of a deposit or a withdrawal (the operator's or an account's own),
+/// without its `ts` and closing brace.
+fn format_flow(cmd: &Command, s: &mut String) -> core::fmt::Result {
+    use core::fmt::Write as _;
+    let amount = |a: Amount| usdc(i128::from(a.0));
+    match *cmd {
+        Command::Deposit { to, amount: a } => {
+            write!(s, r#"{{"cmd":"deposit","account":{},"amount":"{}""#, holder_json(to), amount(a))
+        }
+        Command::Withdraw { account, amount: a } => {
+            write!(s, r#"{{"cmd":"withdraw","account":{account},"amount":"{}""#, amount(a))
+        }
+        Command::WithdrawRequest { account, amount: a, request_id } => {
+            write!(s, r#"{{"cmd":"withdraw","account":{account},"amount":"{}","request_id":{request_id}"#, amount(a))
+        }
+        _ => Ok(()),
+    }
 }
 
 /// The scenario line of an L1 command, without its `ts` and closing brace.

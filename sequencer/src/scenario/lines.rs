@@ -249,12 +249,14 @@ impl Command for DepositLine {
 struct WithdrawLine {
     account: Id,
     amount: Dec,
+    request_id: Option<Id>,
     ts: Option<Id>,
 }
 
 impl Command for WithdrawLine {
     fn parsed(self) -> (Parsed, Option<Id>) {
-        (Parsed::Withdraw { account: self.account.0, amount: self.amount.0 }, self.ts)
+        let request_id = self.request_id.map(|r| r.0);
+        (Parsed::Withdraw { account: self.account.0, amount: self.amount.0, request_id }, self.ts)
     }
 }
 
@@ -835,6 +837,24 @@ mod tests {
             r#"l1_deposit: unknown field "to" (fields: index, account, amount, from, requested_at, ts)"#
         );
         assert_eq!(err(r#"{"cmd":"l1_deposit","index":1}"#), r#"l1_deposit: missing field "account""#);
+    }
+
+    #[test]
+    fn a_withdraw_with_a_request_id_is_the_accounts_own() {
+        let line = r#"{"cmd":"withdraw","account":2,"amount":"-1.5","request_id":18446744073709551615}"#;
+        let parsed = Parsed::Withdraw { account: 2, amount: Decimal::new(-15, 1), request_id: Some(u64::MAX) };
+        assert_eq!(parse_line(line, 3).unwrap(), (parsed, 3));
+        let line = r#"{"cmd":"withdraw","account":2,"amount":"1","request_id":null}"#;
+        let parsed = Parsed::Withdraw { account: 2, amount: Decimal::ONE, request_id: None };
+        assert_eq!(parse_line(line, 0).unwrap(), (parsed, 0));
+        assert_eq!(
+            err(r#"{"cmd":"withdraw","account":2,"amount":"1","request_id":-1}"#),
+            r#"withdraw: field "request_id": -1 is not a non-negative integer"#
+        );
+        assert_eq!(
+            err(r#"{"cmd":"withdraw","account":2,"amount":"1","cid":1}"#),
+            r#"withdraw: unknown field "cid" (fields: account, amount, request_id, ts)"#
+        );
     }
 
     #[test]

@@ -2,7 +2,7 @@
 //! (docs/SCENARIOS.md, "Events").
 
 use l2x_engine::StateMachine;
-use l2x_types::{Amount, Decimal, Event, Holder, Instrument, Qty, Seq};
+use l2x_types::{Amount, CommandKind, Decimal, Event, Holder, Instrument, Qty, Seq};
 
 /// A quote amount in micro-units as an exact decimal string.
 pub(crate) fn usdc(micro: i128) -> String {
@@ -79,7 +79,9 @@ fn format_order_event(state: &StateMachine, seq: Seq, ev: &Event, out: &mut Stri
                 let _ = write!(out, r#","account":{a}"#);
             }
             if let Some(c) = cid {
-                let _ = write!(out, r#","cid":{c}"#);
+                // A withdraw request's reject carries its request id where orders carry a cid.
+                let name = if kind == CommandKind::WithdrawRequest { "request_id" } else { "cid" };
+                let _ = write!(out, r#","{name}":{c}"#);
             }
             write!(out, r#","reason":"{reason}"}}"#)
         }
@@ -151,6 +153,12 @@ fn format_risk_event(state: &StateMachine, seq: Seq, ev: &Event, out: &mut Strin
             out,
             r#"{{"ev":"balance","seq":{seq},"account":{},"collateral":"{}"}}"#,
             holder_json(holder),
+            usdc(i128::from(collateral.0))
+        ),
+        Event::Withdrawn { account, request_id, amount, collateral } => write!(
+            out,
+            r#"{{"ev":"withdrawn","seq":{seq},"account":{account},"request_id":{request_id},"amount":"{}","collateral":"{}"}}"#,
+            usdc(i128::from(amount.0)),
             usdc(i128::from(collateral.0))
         ),
         Event::Funding { instrument, rate, index } => write!(

@@ -460,6 +460,54 @@ fn a_refund_alone_makes_a_batch() {
     assert_ne!(last.queue_hash, B256::ZERO);
 }
 
+/// Issue 16: an account's own withdrawal, asked over the wire, is listed in the batch that
+/// covers it exactly as an operator's; one the state machine refused (margin, a bad amount)
+/// is not, and changes no leaf.
+#[test]
+fn a_wire_withdrawal_is_in_its_batch_and_a_refused_one_is_not() {
+    use l2x_settlement::queue::Withdrawal;
+    use l2x_types::{AccountId, Amount, Command, L1Address, Seq, Timestamp};
+    let mut cmds = stream(7, 0);
+    let policy = Policy { max_ms: 500, max_fills: 0 };
+    let mut ts = cmds.last().unwrap().ts.0;
+    let mut push = |cmds: &mut Vec<Sequenced>, cmd| {
+        ts += 600_000_000;
+        cmds.push(Sequenced { seq: Seq(cmds.len() as u64 + 1), ts: Timestamp(ts), cmd });
+    };
+    let request = |account, amount, request_id| Command::WithdrawRequest {
+        account: AccountId(account),
+        amount: Amount(amount),
+        request_id,
+    };
+    // Account 3 holds 2,000 USDC, account 1 a million; the journal is bound to a vault
+    // after the stream's operator deposits (unbound, every request is refused `no_vault`).
+    let (contract, token) = (L1Address([0xc0; 20]), L1Address([0x70; 20]));
+    push(&mut cmds, Command::L1Bind { chain_id: 31_337, contract, token });
+    push(&mut cmds, Command::Tick);
+    push(&mut cmds, request(3, 2_000_000_001, 1));
+    push(&mut cmds, request(1, 0, 2));
+    let honoured = cmds.len() as u64 + 1;
+    push(&mut cmds, request(3, 1_500_000_000, 3));
+    push(&mut cmds, request(1, -7, 4));
+    push(&mut cmds, request(99, 1, 5));
+    push(&mut cmds, request(3, 500_000_001, 6));
+    push(&mut cmds, Command::Tick);
+    let epochs = run(&cmds, policy);
+    let listed: Vec<Withdrawal> = epochs.iter().flat_map(|e| e.withdrawals.clone()).collect();
+    assert_eq!(listed, [Withdrawal { account: 3, amount: 1_500_000_000 }], "only the honoured one, once");
+    let covering = epochs.iter().position(|e| e.last_seq >= honoured).unwrap();
+    let batch = &epochs[covering];
+    // The tick and the two refused after it changed nothing, so the 500 ms limit closed no
+    // batch at them: its batch runs from the tick to it, and closes at it.
+    assert_eq!((batch.first_seq, batch.last_seq, batch.commands), (honoured - 3, honoured, 4));
+    assert_eq!(batch.withdrawals, listed, "in the batch that covers it");
+    assert!(batch.changes.iter().any(|l| l.account == 3), "its leaf changed");
+    let contents = Batch::decode(&Batch::of(batch).encode()).unwrap().contents().unwrap();
+    assert_eq!(contents.withdrawals, listed, "the batch's data carries it");
+    // The refused ones after it changed nothing (no leaf, no withdrawal): no batch again.
+    assert_eq!(epochs.last().unwrap().last_seq, honoured);
+}
+
 /// Issue 16: an epoch is due once its L1 work — queue entries taken plus withdrawals —
 /// reaches `MAX_L1_OPS`, however long its time limit: 600 deposits and withdrawals in one
 /// millisecond make three batches of 256, 256 and the rest (at the time limit).
