@@ -1,8 +1,10 @@
 //! Issue 16, item 2: the node's L1 watcher. On the embedded chain, a new node's accounts are
 //! funded by real deposits to the vault and credited from its queue, a restart credits
 //! nothing twice and credits what was deposited while the node was down, and a journal bound
-//! elsewhere (or never bound) refuses to start. On anvil, the watcher credits an entry only
-//! once it has its confirmations, and never one a reorg removed before then.
+//! elsewhere (or never bound) refuses to start, a failed funding start is retried without
+//! double deposits, a vault with another journal's batches is refused, and a forced
+//! withdrawal asked on L1 is sequenced, committed and claimed. On anvil, the watcher credits
+//! an entry only once it has its confirmations, and never one a reorg removed before then.
 
 use std::ops::ControlFlow;
 use std::path::Path;
@@ -189,6 +191,59 @@ fn a_journal_bound_elsewhere_or_never_bound_refuses_to_start() {
         assert_eq!(again.recovered_seq(), last_seq);
         again.stop().unwrap();
     }
+}
+
+/// Issue 16, items 4–5 end to end: owners ask forced withdrawals on L1 while the node is
+/// down; the restarted node's watcher sequences them, the one margin allows is paid and the
+/// one it does not is refused, the batch consumes both on chain, and the owner claims
+/// exactly the amount in tokens — the vault holding exactly what it owes throughout.
+#[test]
+fn a_forced_withdrawal_asked_on_l1_is_sequenced_committed_and_claimed() {
+    let dir = tempfile::tempdir().unwrap();
+    let config = embedded_config(dir.path());
+    let chain_dir = config.chain_dir();
+    let funded = 3 * 1_000_000 * USD + 500 * USD;
+    let l2_total = |chain: &EmbeddedChain| view(chain, chain.address(), &Vault::l2TotalCall {});
+    let node = Node::start(&config, keys()).unwrap();
+    wait_for("the first deposits committed", || {
+        l2_total(&EmbeddedChain::read_only(&chain_dir).unwrap()) == U256::from(funded)
+    });
+    node.stop().unwrap();
+
+    let (one, four) = (owner_of(AccountId(1)), owner_of(AccountId(4)));
+    {
+        let mut chain = EmbeddedChain::open(&chain_dir).unwrap();
+        let vault = chain.address();
+        let forced =
+            |account, usd: i64| Vault::requestForcedWithdrawalCall { account, amount: (usd * USD).cast_unsigned() };
+        chain.transact(one, vault, forced(1, 100).abi_encode()).unwrap();
+        chain.transact(four, vault, forced(4, 10_000).abi_encode()).unwrap();
+    }
+    let node = Node::start(&config, keys()).unwrap();
+    wait_for("both forced withdrawals consumed on chain", || {
+        let chain = EmbeddedChain::read_only(&chain_dir).unwrap();
+        view(&chain, chain.address(), &Vault::processedCall {}) == 6
+    });
+    let stopped = node.stop().unwrap();
+    assert_eq!(collateral(&stopped.state, 1), (1_000_000 - 100) * USD, "paid");
+    assert_eq!(collateral(&stopped.state, 4), 500 * USD, "refused for margin: nothing moved");
+
+    let mut chain = EmbeddedChain::open(&chain_dir).unwrap();
+    let (vault, token) = (chain.address(), chain.token());
+    let books = |chain: &EmbeddedChain| {
+        let held = view(chain, token, &Token::balanceOfCall { holder: vault });
+        let owed = l2_total(chain)
+            + view(chain, vault, &Vault::pendingDepositsCall {})
+            + view(chain, vault, &Vault::totalClaimableCall {});
+        assert_eq!(held, owed, "the vault holds exactly what it owes");
+        held
+    };
+    assert_eq!(books(&chain), U256::from(funded));
+    assert_eq!(view(&chain, vault, &Vault::claimsCall { holder: one }).amount, 100 * 1_000_000);
+    assert_eq!(view(&chain, vault, &Vault::claimsCall { holder: four }).amount, 0);
+    chain.transact(one, vault, Vault::claimCall {}.abi_encode()).unwrap();
+    assert_eq!(view(&chain, token, &Token::balanceOfCall { holder: one }), U256::from(100 * USD));
+    assert_eq!(books(&chain), U256::from(funded - 100 * USD));
 }
 
 /// Review of issue 16: a start that fails while making the first deposits (account 3's
