@@ -27,49 +27,51 @@ struct Settled {
 }
 
 impl Settled {
-    fn new(scenario: &str) -> Settled {
+    /// A scenario's journal, its commands 1 ms apart (epochs of 1 ms close every second
+    /// command), in a new directory; no batch files yet.
+    fn journal(scenario: &str) -> Settled {
         let dir = tempfile::tempdir().unwrap();
         let (journal, batches, chain) =
             (dir.path().join("journal"), dir.path().join("batches"), dir.path().join("chain"));
-        // Its commands 1 ms apart: epochs of 1 ms close every second command.
         let input = dir.path().join("timed.jsonl");
         std::fs::write(&input, crate::scenario_1ms_apart(scenario)).unwrap();
         let run = l2x(&["match", "--input", s(&input), "--journal", s(&journal)]);
         assert!(run.status.success(), "{}", stderr(&run));
+        Settled { dir, journal, batches, chain }
+    }
+
+    fn new(scenario: &str) -> Settled {
+        let set = Settled::journal(scenario);
+        let (journal, batches, chain) = (&set.journal, &set.batches, &set.chain);
         let submit = l2x(&[
             "settle",
             "submit",
             "--journal",
-            s(&journal),
+            s(journal),
             "--batches",
-            s(&batches),
+            s(batches),
             "--chain-dir",
-            s(&chain),
+            s(chain),
             "--epoch-ms",
             "1",
         ]);
         assert!(submit.status.success(), "{}", stderr(&submit));
-        Settled { dir, journal, batches, chain }
+        set
     }
 
     /// The batch files of a scenario's journal (epochs of 1 ms as [`Settled::new`]), written
     /// without a chain: for scenarios whose L1 queue entries are made up, which no vault
     /// holds (the contract refuses their batches).
     fn files_only(scenario: &str) -> Settled {
-        let dir = tempfile::tempdir().unwrap();
-        let (journal, batches, chain) =
-            (dir.path().join("journal"), dir.path().join("batches"), dir.path().join("chain"));
-        let input = dir.path().join("timed.jsonl");
-        std::fs::write(&input, crate::scenario_1ms_apart(scenario)).unwrap();
-        let run = l2x(&["match", "--input", s(&input), "--journal", s(&journal)]);
-        assert!(run.status.success(), "{}", stderr(&run));
+        let set = Settled::journal(scenario);
+        let (journal, batches) = (&set.journal, &set.batches);
         let policy = l2x_settlement::epoch::Policy { max_ms: 1, max_fills: 0 };
         let ledger = l2x_risk::Ledger::default();
-        std::fs::create_dir(&batches).unwrap();
-        for e in l2x_settlement::epoch::from_journal(&journal, policy, &ledger).unwrap() {
-            l2x_settlement::batch::Batch::of(&e).write(&batches).unwrap();
+        std::fs::create_dir(batches).unwrap();
+        for e in l2x_settlement::epoch::from_journal(journal, policy, &ledger).unwrap() {
+            l2x_settlement::batch::Batch::of(&e).write(batches).unwrap();
         }
-        Settled { dir, journal, batches, chain }
+        set
     }
 
     /// The number of batch files.

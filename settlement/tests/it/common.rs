@@ -110,6 +110,20 @@ pub(crate) fn chain_stream(seed: u64, n: usize) -> Vec<Sequenced> {
 pub(crate) const SUBMITTER_KEY: &str = l2x_settlement::devnode::DEV_KEYS[0];
 pub(crate) const OTHER_KEY: &str = l2x_settlement::devnode::DEV_KEYS[1];
 
+/// A provider on `node` that signs with `key`, and its address.
+pub(crate) fn wallet(
+    node: &l2x_settlement::devnode::Anvil,
+    key: &str,
+) -> (alloy::providers::DynProvider, alloy::primitives::Address) {
+    use alloy::providers::Provider as _;
+    let signer: alloy::signers::local::PrivateKeySigner = key.parse().unwrap();
+    let address = signer.address();
+    let provider = alloy::providers::ProviderBuilder::new()
+        .wallet(alloy::network::EthereumWallet::from(signer))
+        .connect_http(node.url().parse().unwrap());
+    (provider.erased(), address)
+}
+
 /// A local anvil (installed from npm on first use).
 pub(crate) fn anvil() -> l2x_settlement::devnode::Anvil {
     l2x_settlement::devnode::Anvil::spawn().unwrap()

@@ -3,29 +3,18 @@
 //! transferFrom with exact balances, allowances and events, and its refusals decoded as its
 //! custom errors.
 
-use alloy::network::{EthereumWallet, TransactionBuilder};
+use alloy::network::TransactionBuilder;
 use alloy::primitives::{Address, U256};
-use alloy::providers::{DynProvider, Provider, ProviderBuilder};
+use alloy::providers::{DynProvider, Provider};
 use alloy::rpc::types::{TransactionReceipt, TransactionRequest};
-use alloy::signers::local::PrivateKeySigner;
 use alloy::sol_types::SolEvent;
 use l2x_settlement::chain::abi::L2xTestUSD;
 use l2x_settlement::chain::{TEST_USD_ARTIFACT, test_usd_creation_code, test_usd_runtime_code};
-use l2x_settlement::devnode::Anvil;
 
-use crate::common::{OTHER_KEY, SUBMITTER_KEY, anvil};
+use crate::common::{OTHER_KEY, SUBMITTER_KEY, anvil, wallet};
 
 /// One token in base units (6 decimals).
 const TOKEN: u64 = 1_000_000;
-
-/// A provider on `node` that signs with `key`, and its address.
-fn wallet(node: &Anvil, key: &str) -> (DynProvider, Address) {
-    let signer: PrivateKeySigner = key.parse().unwrap();
-    let address = signer.address();
-    let provider =
-        ProviderBuilder::new().wallet(EthereumWallet::from(signer)).connect_http(node.url().parse().unwrap());
-    (provider.erased(), address)
-}
 
 /// Deploys the committed artifact as `provider`'s signer; returns the token's address.
 async fn deploy(provider: &DynProvider) -> Address {

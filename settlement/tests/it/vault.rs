@@ -3,10 +3,8 @@
 //! and what they pay out is claimed — with the token balances exact at every step and the
 //! vault always holding what it owes (docs/SETTLEMENT.md, "Contract").
 
-use alloy::network::EthereumWallet;
 use alloy::primitives::{Address, B256, U256};
-use alloy::providers::{DynProvider, Provider, ProviderBuilder};
-use alloy::signers::local::PrivateKeySigner;
+use alloy::providers::{DynProvider, Provider};
 use l2x_engine::StateMachine;
 use l2x_risk::Ledger;
 use l2x_settlement::batch::Batch;
@@ -17,19 +15,10 @@ use l2x_settlement::epoch::{Epoch, Epochs, Policy};
 use l2x_settlement::queue::{Entry, Kind};
 use l2x_types::{AccountId, Amount, Command, L1Address, Seq, Sequenced, Timestamp};
 
-use crate::common::{SUBMITTER_KEY, anvil};
+use crate::common::{SUBMITTER_KEY, anvil, wallet};
 
 /// One dollar in token base units (6 decimals).
 const USD: u64 = 1_000_000;
-
-/// A provider on `node` signing with `key`, and its address.
-fn wallet(node: &Anvil, key: &str) -> (DynProvider, Address) {
-    let signer: PrivateKeySigner = key.parse().unwrap();
-    let address = signer.address();
-    let provider =
-        ProviderBuilder::new().wallet(EthereumWallet::from(signer)).connect_http(node.url().parse().unwrap());
-    (provider.erased(), address)
-}
 
 /// The vault, its token and the RPC chain the submitter commits through.
 struct Vault {
