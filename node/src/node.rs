@@ -5,7 +5,8 @@
 //!   1. refuse early: keys against deposits, the metrics port bound, the data directory
 //!      made, the chain opened — a metrics port in use or a bad key stops the node
 //!      before anything is written (the trading ports are bound in step 3, after the
-//!      journal's recovery)
+//!      journal's recovery and, on a new embedded journal, the first L1 deposits: a port
+//!      in use then fails the start, and the next start makes no deposit twice)
 //!   2. Pipeline::start: recover the journal (newest valid snapshot, then the records
 //!      after it; a torn tail truncated); with a vault, before anything is journaled:
 //!        a recovered journal: bound to exactly the configured vault, or refused
@@ -18,7 +19,8 @@
 //!      chain = "none", the operator's deposits (with a vault the watcher credits the
 //!      queue; with chain = "rpc" the config funds nothing: owners deposit)
 //!   5. with a vault: one pass of the L1 watcher on a new journal (the first deposits
-//!      submitted before start returns, ahead of any client's command) and the submitter
+//!      submitted before start returns; a client that connects while start runs can get a
+//!      command in before them, and it is refused for margin) and the submitter
 //!      thread; the idle ticker, the metrics endpoint; last, the L1 watcher's thread
 //!  Node::stop
 //!   ticker and L1 watcher stopped ─▶ gateway stopped (sessions logged out, orders kept) ─▶ pipeline
@@ -215,19 +217,20 @@ impl Node {
         Ok(())
     }
 
-    /// Step 4, on a new journal: the listings, their first oracle prices, then the config's
-    /// first deposits. With a vault (`chain`), the journal is bound to it before anything is
-    /// credited, and the deposits are L1 deposits (made here on the embedded chain,
-    /// `crate::funding`; none with `rpc`) that the watcher credits; without, the operator
-    /// credits them.
+    /// Step 4, on a new journal: with a vault (`chain`), `l1_bind` first; the listings and
+    /// their first oracle prices; without a vault, the operator's first deposits (with one,
+    /// the watcher credits the L1 deposits `prepare_vault` made on the embedded chain, and
+    /// none with `rpc`).
     fn set_up(config: &Config, server: &Server, keys: &Keys, chain: Option<&mut NodeChain>) -> Result<()> {
         let control = server.control();
+        // Computed before anything is submitted: a config whose listings fail journals nothing.
+        let listings = config.listings()?;
         // The binding is the journal's first command: a journal that holds anything is bound.
         if let Some(chain) = &chain {
             let L1Binding { chain_id, contract, token } = chain.binding;
             control.submit(Command::L1Bind { chain_id, contract, token })?;
         }
-        for (i, (spec, price)) in config.listings()?.into_iter().enumerate() {
+        for (i, (spec, price)) in listings.into_iter().enumerate() {
             control.submit(Command::ListInstrument(Box::new(spec)))?;
             let instrument = InstrumentId(u32::try_from(i).map_err(crate::config::ConfigError::from)?);
             control.submit(Command::Oracle { instrument, price })?;

@@ -170,6 +170,9 @@ pub struct Watch {
     known: Option<B256>,
     /// Set by a shrunk or rewritten queue: every later pass fails with it.
     halted: Option<String>,
+    /// The newest confirmed block a pass read: a pass whose confirmed block is older (a
+    /// head that went back) reads nothing.
+    floor: u64,
     status: Arc<Mutex<WatchStatus>>,
 }
 
@@ -178,7 +181,15 @@ impl Watch {
     /// once an entry has `confirmations`.
     pub fn new(source: Source, confirmations: u64, next: u64) -> Watch {
         let status = WatchStatus { next, ..WatchStatus::default() };
-        Watch { source, confirmations, cursor: next, known: None, halted: None, status: Arc::new(Mutex::new(status)) }
+        Watch {
+            source,
+            confirmations,
+            cursor: next,
+            known: None,
+            halted: None,
+            floor: 0,
+            status: Arc::new(Mutex::new(status)),
+        }
     }
 
     /// The status, shared.
@@ -211,13 +222,13 @@ impl Watch {
         submitted: &mut u64,
         submit: &mut dyn FnMut(Command) -> Result<(), SubmitError>,
     ) -> Result<Option<u64>, WatcherError> {
-        let (cursor, known) = (&mut self.cursor, &mut self.known);
+        let (cursor, known, floor) = (&mut self.cursor, &mut self.known, &mut self.floor);
         match &mut self.source {
             Source::Embedded(dir) => {
                 let mut chain = EmbeddedChain::read_only(dir)?;
-                read(&mut chain, self.confirmations, cursor, known, submitted, submit)
+                read(&mut chain, self.confirmations, cursor, known, floor, submitted, submit)
             }
-            Source::Rpc(chain) => read(chain.as_mut(), self.confirmations, cursor, known, submitted, submit),
+            Source::Rpc(chain) => read(chain.as_mut(), self.confirmations, cursor, known, floor, submitted, submit),
         }
     }
 
@@ -255,10 +266,17 @@ fn read(
     confirmations: u64,
     cursor: &mut u64,
     known: &mut Option<B256>,
+    floor: &mut u64,
     submitted: &mut u64,
     submit: &mut dyn FnMut(Command) -> Result<(), SubmitError>,
 ) -> Result<Option<u64>, WatcherError> {
     let Some(block) = chain.confirmed_block(confirmations)? else { return Ok(None) };
+    // A head that went back (another node behind a load balancer, a resyncing one): that
+    // block may predate what was sequenced; skip the pass rather than call it a reorg.
+    if block < *floor {
+        return Ok(None);
+    }
+    *floor = block;
     let length = chain.queue_length(block)?;
     let sequenced = cursor.saturating_sub(1);
     if length < sequenced {
@@ -336,6 +354,8 @@ mod tests {
     struct Queue {
         entries: Vec<Entry>,
         hashes: Vec<B256>,
+        /// The confirmed block it answers.
+        block: u64,
     }
 
     impl Queue {
@@ -346,7 +366,7 @@ mod tests {
                 let prev = *hashes.last().unwrap_or(&B256::ZERO);
                 hashes.push(e.next_hash(prev));
             }
-            Queue { entries, hashes }
+            Queue { entries, hashes, block: 7 }
         }
     }
 
@@ -355,7 +375,7 @@ mod tests {
             Ok((1, Address::ZERO, Address::ZERO))
         }
         fn confirmed_block(&mut self, _: u64) -> Result<Option<u64>, ChainError> {
-            Ok(Some(7))
+            Ok(Some(self.block))
         }
         fn queue_length(&mut self, _: u64) -> Result<u64, ChainError> {
             Ok(self.entries.len() as u64)
@@ -375,7 +395,7 @@ mod tests {
     /// One pass over `queue` from `cursor`: what it submitted, and its result.
     fn pass(queue: &mut Queue, cursor: u64) -> (Vec<u64>, Result<Option<u64>, WatcherError>) {
         let (mut cursor, mut known, mut submitted, mut indexes) = (cursor, None, 0, Vec::new());
-        let result = read(queue, 1, &mut cursor, &mut known, &mut submitted, &mut |cmd| {
+        let result = read(queue, 1, &mut cursor, &mut known, &mut 0, &mut submitted, &mut |cmd| {
             if let Command::L1Deposit { index, .. } = cmd {
                 indexes.push(index);
             }
@@ -432,11 +452,11 @@ mod tests {
     #[test]
     fn a_rewritten_history_stops_the_watcher() {
         let mut queue = Queue::of(vec![deposit(1, 5)]);
-        let (mut cursor, mut known, mut submitted) = (1, None, 0);
+        let (mut cursor, mut known, mut floor, mut submitted) = (1, None, 0, 0);
         let mut sink = |_| Ok(());
-        read(&mut queue, 1, &mut cursor, &mut known, &mut submitted, &mut sink).unwrap();
+        read(&mut queue, 1, &mut cursor, &mut known, &mut floor, &mut submitted, &mut sink).unwrap();
         let mut other = Queue::of(vec![deposit(1, 6), deposit(2, 5)]);
-        let e = read(&mut other, 1, &mut cursor, &mut known, &mut submitted, &mut sink).unwrap_err();
+        let e = read(&mut other, 1, &mut cursor, &mut known, &mut floor, &mut submitted, &mut sink).unwrap_err();
         assert!(matches!(e, WatcherError::Rewritten { index: 1, .. }), "{e:?}");
         assert_eq!((cursor, submitted), (2, 1));
     }
@@ -450,15 +470,38 @@ mod tests {
         let mut watch = Watch::new(Source::Embedded(dir.path().join("none")), 1, 1);
         let mut queue = Queue::of(vec![deposit(1, 5)]);
         let mut sink = |_| Ok(());
-        let (mut cursor, mut known, mut submitted) = (1, None, 0);
-        read(&mut queue, 1, &mut cursor, &mut known, &mut submitted, &mut sink).unwrap();
+        let (mut cursor, mut known, mut floor, mut submitted) = (1, None, 0, 0);
+        read(&mut queue, 1, &mut cursor, &mut known, &mut floor, &mut submitted, &mut sink).unwrap();
         let mut same_length = Queue::of(vec![deposit(1, 6)]);
-        let e = read(&mut same_length, 1, &mut cursor, &mut known, &mut submitted, &mut sink).unwrap_err();
+        let e = read(&mut same_length, 1, &mut cursor, &mut known, &mut floor, &mut submitted, &mut sink).unwrap_err();
         assert!(matches!(e, WatcherError::Rewritten { index: 1, .. }), "{e:?}");
         // The thread's view: a rewrite halts every later pass, whatever the chain says.
         watch.halted = Some(e.to_string());
         let again = watch.pass(&mut |_| panic!("nothing is submitted once halted")).unwrap_err();
         assert!(matches!(again, WatcherError::Halted(_)), "{again:?}");
         assert!(watch.status_handle().lock().unwrap().error.as_deref().unwrap().contains("stopped crediting"));
+    }
+
+    /// Review of issue 16: a head that went back (a node behind a load balancer that lags)
+    /// shows an older block whose queue is shorter: that pass reads nothing, and it is
+    /// neither an error nor a halt; the next pass at the newer block goes on.
+    #[test]
+    fn a_head_that_went_back_is_skipped_not_a_reorg() {
+        let mut queue = Queue::of(vec![deposit(1, 5), deposit(2, 5)]);
+        let (mut cursor, mut known, mut floor, mut submitted) = (1, None, 0, 0);
+        let mut sink = |_| Ok(());
+        assert_eq!(
+            read(&mut queue, 1, &mut cursor, &mut known, &mut floor, &mut submitted, &mut sink).unwrap(),
+            Some(7)
+        );
+        let mut behind = Queue { block: 5, ..Queue::of(vec![deposit(1, 5)]) };
+        assert_eq!(read(&mut behind, 1, &mut cursor, &mut known, &mut floor, &mut submitted, &mut sink).unwrap(), None);
+        let mut ahead = Queue { block: 8, ..Queue::of(vec![deposit(1, 5), deposit(2, 5), deposit(3, 5)]) };
+        read(&mut ahead, 1, &mut cursor, &mut known, &mut floor, &mut submitted, &mut sink).unwrap();
+        assert_eq!((cursor, submitted, floor), (4, 3, 8));
+        // A shorter queue at a block not older than the last read is a reorg.
+        let mut shrunk = Queue { block: 8, ..Queue::of(vec![deposit(1, 5)]) };
+        let e = read(&mut shrunk, 1, &mut cursor, &mut known, &mut floor, &mut submitted, &mut sink).unwrap_err();
+        assert!(matches!(e, WatcherError::Shrunk { .. }), "{e:?}");
     }
 }
