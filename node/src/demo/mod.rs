@@ -16,11 +16,19 @@
 //!     more for them), BTC-PERP's oracle drops 6 % in one step: the 20x longs fall below
 //!     maintenance and are liquidated, the 5x ones are not. One status line a second
 //!     (orders/s, fills, ack p50/p99, open interest, liquidations, batches, last root)
-//!  after --seconds: clients log out · Node::stop (gateway, pipeline drained, final
-//!     snapshot, last settlement pass) · summary, with each long's position in the final
-//!     state · `l2x replay DIR --verify-roots --chain-dir DIR/chain` printed, and the
-//!     same verification run in process (settle::verify)
+//!  after --seconds: clients log out · account 1 (a maker) withdraws 1,000 USDC over the
+//!     wire and gets its Withdrawn; a tick a second later closes the epoch holding it ·
+//!     Node::stop (gateway, pipeline drained, final snapshot, last settlement pass, which
+//!     commits the withdrawal: the vault credits it to the account's L1 owner) · summary,
+//!     with each long's position in the final state · on the embedded chain (l1): the
+//!     deposits in the vault's queue, the vault's balance and books, the owner's claim()
+//!     and its token balance after it · `l2x replay DIR --verify-roots --chain-dir
+//!     DIR/chain` printed, and the same verification run in process (settle::verify)
 //! ```
+//!
+//! The verdict fails unless every closed epoch was committed, the vault holds exactly
+//! `l2Total + pendingDeposits + totalClaimable`, the claim pays the owner exactly the
+//! withdrawn amount, and every committed root re-derives from the journal.
 //!
 //! The workload is seeded; what the clients manage to send in the time given is not (it is
 //! a live system on a shared machine), so two runs trade the same way but not the same
@@ -53,6 +61,7 @@ use crate::settle::Verdict;
 use crate::settlement::Settlement;
 
 mod clients;
+mod l1;
 mod report;
 
 use clients::{Longs, Stats};
@@ -110,6 +119,15 @@ pub enum DemoError {
     /// The 5x position does not fit in lots.
     #[error("the 5x position in lots")]
     FiveX(#[source] <i64 as TryFrom<Decimal>>::Error),
+    /// The engine refused the demo's withdrawal (its reject reason).
+    #[error("the demo's withdrawal was refused with reason {reason}")]
+    WithdrawalRefused {
+        /// The reject reason's code.
+        reason: u16,
+    },
+    /// The embedded chain, opened after the stop to claim the withdrawal, failed.
+    #[error("claiming the withdrawal on the embedded chain")]
+    L1(#[source] l2x_settlement::chain::ChainError),
     /// A client thread panicked.
     #[error("a demo client panicked")]
     ClientPanicked,
@@ -146,11 +164,13 @@ const LEVERAGED_USDC: u64 = 5_000;
 const SHOCK_PER_MILLE: i64 = 60;
 
 /// Runs the demo, writing its progress and summary to `out` (its status line redrawn in
-/// place when `terminal`). [`Verdict::Agrees`] when every closed epoch was committed and
+/// place when `terminal`). [`Verdict::Agrees`] when every closed epoch was committed, the
+/// vault held exactly what it owes and the claim paid exactly the withdrawn amount, and
 /// every committed root re-derived from the journal.
 ///
 /// # Errors
-/// The directory is not the demo's; the node fails; a client fails.
+/// The directory is not the demo's; the node fails; a client fails; the withdrawal is
+/// refused; the embedded chain cannot be read or refuses the claim.
 pub fn run(opts: &Options, out: &mut dyn Write, terminal: bool) -> Result<Verdict, DemoError> {
     prepare(&opts.data_dir)?;
     let config = node_config(&opts.data_dir, opts.log_level);
@@ -178,12 +198,15 @@ pub fn run(opts: &Options, out: &mut dyn Write, terminal: bool) -> Result<Verdic
     let elapsed = started.elapsed();
     let trading = node.server().counters_handle();
     let (oi, liquidations) = (report::open_interest(&trading.trading, &market.lots), trading.trading.liquidations());
+    let withdrawal = l1::withdraw(addr, &node.server().control())?;
     let stopped = node.stop()?;
     let end = report::End { elapsed, open_interest: oi, liquidations, lot: market.btc.lot_size };
     let settled_all = report::summary(out, &shared, &end, &stopped)?;
+    let moved = l1::claim(out, &config.chain_dir(), &withdrawal)?;
     let verified = report::verify(out, &opts.data_dir)?;
-    // Every closed epoch committed and every committed root re-derived, or a failure.
-    Ok(if settled_all { verified } else { Verdict::Differs })
+    // Every closed epoch committed, the vault balanced and the claim exact, and every
+    // committed root re-derived, or a failure.
+    Ok(if settled_all && moved { verified } else { Verdict::Differs })
 }
 
 /// Empties (or creates) the demo directory; refuses one the demo did not make.
