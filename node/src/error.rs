@@ -143,15 +143,6 @@ pub enum NodeError {
     /// A command that commits, and no chain named.
     #[error("name a chain: --chain-dir DIR, or --rpc-url URL --contract ADDRESS")]
     NoChain,
-    /// `settle deploy --token`: a vault over real collateral before its escape exists.
-    #[error(
-        "not deploying over token {token}: the vault's escape against the last root is not built yet \
-         (issue 16), so a freeze would lock deposits already credited; deploy with --test-token"
-    )]
-    NoEscapeYet {
-        /// The token asked for.
-        token: alloy_primitives::Address,
-    },
     /// The submitter failed (`l2x settle submit`).
     #[error(transparent)]
     Settle(#[from] l2x_settlement::submitter::SubmitError),

@@ -80,20 +80,18 @@ pub struct Deployment {
 }
 
 /// `settle deploy`: deploys the settlement contract (the committed artifact) with `key`
-/// as its only submitter, over a fresh test token; writes the contract's address, then
-/// `token ADDRESS`.
+/// as its only submitter, over `deployment.token` or a fresh test token; writes the
+/// contract's address, then `token ADDRESS` for a test token it deployed.
 ///
 /// # Errors
-/// [`NodeError::NoEscapeYet`] for `deployment.token` (a production token waits for the
-/// escape); the node refused or could not be reached; writing failed.
+/// The node refused or could not be reached (a token without 6 decimals makes the
+/// constructor revert); writing failed.
 pub fn deploy(out: &mut dyn Write, rpc_url: &str, key: &str, deployment: &Deployment) -> Result<()> {
     let submitter = l2x_settlement::chain::submitter_of(key)?;
-    if let Some(token) = deployment.token {
-        // Money a freeze would lock: a frozen vault refunds queued deposits, but the escape
-        // against the last root (issue 16) is not built yet.
-        return Err(NodeError::NoEscapeYet { token });
-    }
-    let token = RpcChain::deploy_test_usd(rpc_url, key)?;
+    let (token, deployed_token) = match deployment.token {
+        Some(token) => (token, false),
+        None => (RpcChain::deploy_test_usd(rpc_url, key)?, true),
+    };
     let config = Config {
         submitter,
         token,
@@ -106,7 +104,9 @@ pub fn deploy(out: &mut dyn Write, rpc_url: &str, key: &str, deployment: &Deploy
     };
     let address = RpcChain::deploy(rpc_url, key, &config)?;
     writeln!(out, "{address}")?;
-    writeln!(out, "token {token}")?;
+    if deployed_token {
+        writeln!(out, "token {token}")?;
+    }
     Ok(())
 }
 

@@ -45,6 +45,15 @@ contract L2xSettlement {
         bytes32 queueHash;
     }
 
+    /// One instrument's market state, as a batch commits it (`h.marketHash` is
+    /// `keccak256(abi.encode(markets))`).
+    struct Market {
+        uint32 instrument;
+        int64 mark;
+        int128 fundingIndex;
+        int64 tickValue;
+    }
+
     /// An amount an account withdrew on L2, to be paid to its owner.
     struct Withdrawal {
         uint64 account;
@@ -145,6 +154,12 @@ contract L2xSettlement {
     bool public frozen;
     /// The last queue entry `refundQueued` went through (0: none).
     uint64 public refunded;
+    /// The market state committed with the last root (its `marketHash`).
+    bytes32 public lastMarketHash;
+    /// When the contract was frozen (0: not frozen).
+    uint64 public frozenAt;
+    /// Whether each account (leaf key) has escaped.
+    mapping(uint64 => bool) public escaped;
 
     event BatchCommitted(
         uint64 indexed index,
@@ -163,6 +178,7 @@ contract L2xSettlement {
     event Credited(address indexed to, uint64 amount, uint64 availableAt);
     event Claimed(address indexed to, uint256 amount);
     event Frozen(uint64 oldestWaiting, uint64 requestedAt);
+    event Escaped(uint64 indexed account, address indexed payee, int256 equity, uint256 paid);
 
     error NotSubmitter(address sender);
     error WrongIndex(uint64 expected, uint64 got);
@@ -186,6 +202,12 @@ contract L2xSettlement {
     error IsFrozen();
     error NotOverdue(uint64 oldestWaiting, uint64 dueAt);
     error NotFrozen();
+    error WrongMarketState(bytes32 expected, bytes32 got);
+    error BadProof(uint64 account);
+    error AlreadyEscaped(uint64 account);
+    error InsuranceNotYet(uint64 availableAt);
+    error Unlisted(uint64 account, uint32 instrument);
+    error NoMark(uint64 account, uint32 instrument);
     error BadConfig();
 
     constructor(Config memory c) {
@@ -301,6 +323,7 @@ contract L2xSettlement {
         processed = h.queueCount;
         lastIndex = h.index;
         lastRoot = h.newRoot;
+        lastMarketHash = h.marketHash;
         roots[h.index] = h.newRoot;
         bytes32 commitment = keccak256(abi.encode(h, withdrawals, rejected));
         commitments[h.index] = commitment;
@@ -381,6 +404,7 @@ contract L2xSettlement {
         uint64 dueAt = oldest <= queueLength ? entries[oldest].requestedAt + forcedDeadline : type(uint64).max;
         if (block.timestamp <= dueAt) revert NotOverdue(oldest, dueAt);
         frozen = true;
+        frozenAt = uint64(block.timestamp);
         emit Frozen(oldest, entries[oldest].requestedAt);
     }
 
@@ -400,6 +424,56 @@ contract L2xSettlement {
             }
         }
         refunded = i;
+    }
+
+    // ----- escape -----
+
+    /// Once frozen, an account leaves with its equity at the last committed root: the
+    /// owner (the fee account's `feeRecipient`, the insurance fund's `insuranceRecipient`
+    /// once `insuranceExitDelay` has passed since the freeze) proves its leaf against
+    /// `lastRoot` and gives the market state committed with it; it is credited
+    /// `min(max(equity, 0), l2Total)` as a claim, once. No division, no rounding: every term
+    /// is an integer number of base units (docs/SETTLEMENT.md, "Escape").
+    function escape(AccountLeaf calldata leaf, bytes32[] calldata siblings, Market[] calldata markets) external {
+        if (!frozen) revert NotFrozen();
+        bytes32 got = keccak256(abi.encode(markets));
+        if (got != lastMarketHash) revert WrongMarketState(lastMarketHash, got);
+        if (lastIndex == 0 || !_proves(lastRoot, leaf, siblings)) revert BadProof(leaf.account);
+        if (escaped[leaf.account]) revert AlreadyEscaped(leaf.account);
+        address payee;
+        if (leaf.account == INSURANCE_ACCOUNT) {
+            payee = insuranceRecipient;
+            uint64 availableAt = frozenAt + insuranceExitDelay;
+            if (block.timestamp < availableAt) revert InsuranceNotYet(availableAt);
+        } else {
+            payee = leaf.account == FEE_ACCOUNT ? feeRecipient : owners[leaf.account];
+        }
+        if (msg.sender != payee) revert NotOwner(leaf.account, payee, msg.sender);
+        int256 equity = equityOf(leaf, markets);
+        escaped[leaf.account] = true;
+        uint256 paid = equity > 0 ? uint256(equity) : 0;
+        if (paid > l2Total) paid = l2Total;
+        l2Total -= paid;
+        // paid ≤ l2Total ≤ 2^62: it fits a uint64.
+        if (paid > 0) _credit(payee, uint64(paid));
+        emit Escaped(leaf.account, payee, equity, paid);
+    }
+
+    /// A leaf's equity at `markets`: collateral + Σ (size × mark × tickValue − cost −
+    /// size × (fundingIndex − the position's)), base units, exact (int256 cannot overflow
+    /// for these widths). Reverts `Unlisted` or `NoMark` for a position it cannot value.
+    function equityOf(AccountLeaf calldata leaf, Market[] calldata markets) public pure returns (int256 equity) {
+        equity = leaf.collateral;
+        for (uint256 i = 0; i < leaf.positions.length; i++) {
+            Position calldata p = leaf.positions[i];
+            if (p.instrument >= markets.length || markets[p.instrument].instrument != p.instrument) {
+                revert Unlisted(leaf.account, p.instrument);
+            }
+            Market calldata m = markets[p.instrument];
+            if (m.mark == 0) revert NoMark(leaf.account, p.instrument);
+            int256 size = p.size;
+            equity += size * m.mark * m.tickValue - p.cost - size * (int256(m.fundingIndex) - p.fundingIndex);
+        }
     }
 
     /// Calls the token and requires success: no revert, and `true` or nothing returned (the
@@ -435,8 +509,13 @@ contract L2xSettlement {
         view
         returns (bool)
     {
-        bytes32 root = roots[index];
-        if (index == 0 || index > lastIndex || siblings.length > 64) return false;
+        if (index == 0 || index > lastIndex) return false;
+        return _proves(roots[index], leaf, siblings);
+    }
+
+    /// Whether `siblings` prove `leaf` in the tree of `root`.
+    function _proves(bytes32 root, AccountLeaf calldata leaf, bytes32[] calldata siblings) private pure returns (bool) {
+        if (siblings.length > 64) return false;
         bytes32 h = leafNode(leaf.account, leafHash(leaf));
         for (uint256 i = siblings.length; i > 0; i--) {
             uint256 depth = i - 1;

@@ -37,6 +37,7 @@ pub mod abi {
                 bytes32 dataHash; bytes32 marketHash; uint64 queueCount; bytes32 queueHash;
             }
             struct Withdrawal { uint64 account; uint64 amount; }
+            struct Market { uint32 instrument; int64 mark; int128 fundingIndex; int64 tickValue; }
             #[derive(PartialEq, Eq)]
             struct Config {
                 address submitter; address token; uint64 minDeposit; uint64 claimDelay; uint64 forcedDeadline;
@@ -57,6 +58,7 @@ pub mod abi {
             event Credited(address indexed to, uint64 amount, uint64 availableAt);
             event Claimed(address indexed to, uint256 amount);
             event Frozen(uint64 oldestWaiting, uint64 requestedAt);
+            event Escaped(uint64 indexed account, address indexed payee, int256 equity, uint256 paid);
 
             error NotSubmitter(address sender);
             error WrongIndex(uint64 expected, uint64 got);
@@ -80,6 +82,12 @@ pub mod abi {
             error IsFrozen();
             error NotOverdue(uint64 oldestWaiting, uint64 dueAt);
             error NotFrozen();
+            error WrongMarketState(bytes32 expected, bytes32 got);
+            error BadProof(uint64 account);
+            error AlreadyEscaped(uint64 account);
+            error InsuranceNotYet(uint64 availableAt);
+            error Unlisted(uint64 account, uint32 instrument);
+            error NoMark(uint64 account, uint32 instrument);
             error BadConfig();
 
             function submitter() external view returns (address);
@@ -106,6 +114,11 @@ pub mod abi {
             function frozen() external view returns (bool);
             function refunded() external view returns (uint64);
             function refundQueued(uint64 count) external;
+            function lastMarketHash() external view returns (bytes32);
+            function frozenAt() external view returns (uint64);
+            function escaped(uint64 account) external view returns (bool);
+            function escape(AccountLeaf calldata leaf, bytes32[] calldata siblings, Market[] calldata markets) external;
+            function equityOf(AccountLeaf calldata leaf, Market[] calldata markets) external pure returns (int256 equity);
             function deposit(uint64 account, uint64 amount) external;
             function depositInsurance(uint64 amount) external;
             function requestForcedWithdrawal(uint64 account, uint64 amount) external;
@@ -154,6 +167,18 @@ impl From<&crate::leaf::AccountLeaf> for abi::L2xSettlement::AccountLeaf {
                     fundingIndex: p.fundingIndex,
                 })
                 .collect(),
+        }
+    }
+}
+
+impl From<&crate::market::Market> for abi::L2xSettlement::Market {
+    /// The contract's view of an instrument's market state: the same ABI struct.
+    fn from(m: &crate::market::Market) -> Self {
+        abi::L2xSettlement::Market {
+            instrument: m.instrument,
+            mark: m.mark,
+            fundingIndex: m.fundingIndex,
+            tickValue: m.tickValue,
         }
     }
 }
@@ -369,6 +394,12 @@ pub fn revert_reason(data: &[u8]) -> Option<String> {
         E::IsFrozen(_) => "IsFrozen".to_owned(),
         E::NotOverdue(x) => format!("NotOverdue(oldestWaiting {}, dueAt {})", x.oldestWaiting, x.dueAt),
         E::NotFrozen(_) => "NotFrozen".to_owned(),
+        E::WrongMarketState(x) => format!("WrongMarketState(expected {}, got {})", x.expected, x.got),
+        E::BadProof(x) => format!("BadProof(account {})", x.account),
+        E::AlreadyEscaped(x) => format!("AlreadyEscaped(account {})", x.account),
+        E::InsuranceNotYet(x) => format!("InsuranceNotYet(availableAt {})", x.availableAt),
+        E::Unlisted(x) => format!("Unlisted(account {}, instrument {})", x.account, x.instrument),
+        E::NoMark(x) => format!("NoMark(account {}, instrument {})", x.account, x.instrument),
         E::BadConfig(_) => "BadConfig".to_owned(),
     })
 }

@@ -9,7 +9,7 @@ use l2x_types::{
 use rand::{RngExt, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 
-fn spec(symbol: &str) -> InstrumentSpec {
+pub(crate) fn spec(symbol: &str) -> InstrumentSpec {
     let d = |s: &str| Decimal::from_str(s).unwrap();
     InstrumentSpec {
         symbol: Symbol::try_new(symbol).unwrap(),

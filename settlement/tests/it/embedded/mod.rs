@@ -4,6 +4,7 @@
 //! the same batches. Its users and clock are in `users`, its state file's damage in
 //! `state_file`.
 
+mod escape;
 mod state_file;
 mod users;
 mod vault;
