@@ -117,7 +117,7 @@ contract L2xSettlement {
     address public immutable feeRecipient;
     /// Where the insurance fund's escape is paid.
     address public immutable insuranceRecipient;
-    /// Seconds after a freeze before the insurance fund may escape.
+    /// Seconds after a freeze before the insurance fund and the fee account may escape.
     uint64 public immutable insuranceExitDelay;
 
     /// The index of the last committed batch (0: none).
@@ -429,24 +429,30 @@ contract L2xSettlement {
     // ----- escape -----
 
     /// Once frozen, an account leaves with its equity at the last committed root: the
-    /// owner (the fee account's `feeRecipient`, the insurance fund's `insuranceRecipient`
-    /// once `insuranceExitDelay` has passed since the freeze) proves its leaf against
+    /// owner (the fee account's `feeRecipient` and the insurance fund's `insuranceRecipient`,
+    /// both once `insuranceExitDelay` has passed since the freeze) proves its leaf against
     /// `lastRoot` and gives the market state committed with it; it is credited
     /// `min(max(equity, 0), l2Total)` as a claim, once. No division, no rounding: every term
     /// is an integer number of base units (docs/SETTLEMENT.md, "Escape").
     function escape(AccountLeaf calldata leaf, bytes32[] calldata siblings, Market[] calldata markets) external {
         if (!frozen) revert NotFrozen();
-        bytes32 got = keccak256(abi.encode(markets));
-        if (got != lastMarketHash) revert WrongMarketState(lastMarketHash, got);
         if (lastIndex == 0 || !_proves(lastRoot, leaf, siblings)) revert BadProof(leaf.account);
+        // Only a leaf with positions needs the market state: collateral alone leaves even if
+        // the committed market hash matches nothing anyone can give.
+        if (leaf.positions.length > 0) {
+            bytes32 got = keccak256(abi.encode(markets));
+            if (got != lastMarketHash) revert WrongMarketState(lastMarketHash, got);
+        }
         if (escaped[leaf.account]) revert AlreadyEscaped(leaf.account);
         address payee;
-        if (leaf.account == INSURANCE_ACCOUNT) {
-            payee = insuranceRecipient;
+        if (leaf.account >= FEE_ACCOUNT) {
+            // The fee account and the fund leave last: the operator's own money must not go
+            // ahead of the traders' when there is a shortfall.
+            payee = leaf.account == FEE_ACCOUNT ? feeRecipient : insuranceRecipient;
             uint64 availableAt = frozenAt + insuranceExitDelay;
             if (block.timestamp < availableAt) revert InsuranceNotYet(availableAt);
         } else {
-            payee = leaf.account == FEE_ACCOUNT ? feeRecipient : owners[leaf.account];
+            payee = owners[leaf.account];
         }
         if (msg.sender != payee) revert NotOwner(leaf.account, payee, msg.sender);
         int256 equity = equityOf(leaf, markets);

@@ -134,6 +134,7 @@ fn trade_and_commit(chain: &mut EmbeddedChain) -> (StateMachine, Epochs, Vec<Mar
     let mut epochs = Epochs::new(Policy { max_ms: 0, max_fills: 0 });
     let mut events = Vec::new();
     let mut last: Option<Epoch> = None;
+    let n = cmds.len() as u64;
     for (k, cmd) in cmds.into_iter().enumerate() {
         let c = Sequenced { seq: Seq(k as u64 + 1), ts: Timestamp((k as u64 + 1) * 3_600_000_000_000), cmd };
         events.clear();
@@ -144,7 +145,7 @@ fn trade_and_commit(chain: &mut EmbeddedChain) -> (StateMachine, Epochs, Vec<Mar
         }
     }
     let last = last.unwrap();
-    assert_eq!(last.root, epochs.tree().root(), "the last command's changes are committed");
+    assert_eq!(last.last_seq, n, "the last command closed a committed batch");
     (state, epochs, last.markets)
 }
 
@@ -202,7 +203,9 @@ fn every_account_escapes_with_its_exact_equity_and_the_vault_ends_empty() {
             _ => SUBMITTER, // the fee account's and the fund's recipient (Config::local)
         };
         let before = view(&chain, vault, &S::claimsCall { holder: payee }).amount;
-        send(&mut chain, payee, vault, &escape(leaf, proof(leaf), &markets));
+        // A leaf of collateral alone needs no market state: a wrong one does not stop it.
+        let given = if leaf.positions.is_empty() { &moved } else { &markets };
+        send(&mut chain, payee, vault, &escape(leaf, proof(leaf), given));
         let credited = view(&chain, vault, &S::claimsCall { holder: payee }).amount - before;
         assert_eq!(i128::try_from(credited).unwrap(), equity.max(0), "account {}", leaf.account);
         paid_total += U256::from(credited);
