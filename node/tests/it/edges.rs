@@ -13,7 +13,7 @@ use l2x_protocol::codec::{
 use l2x_protocol::codes::LogoutReason;
 use l2x_types::{CancelReason, ClientOrderId, Command, OrderType, Price, Qty, RejectReason, Side, TimeInForce};
 
-use crate::node::{BTC, Node, key, limit, next, report, send};
+use crate::node::{BTC, Node, gateway_reject, key, limit, next, report, send};
 
 /// Limits no test of other things should hit.
 const UNTHROTTLED: Limits =
@@ -96,14 +96,6 @@ fn frame_of_len(len: u16) -> Vec<u8> {
     f.extend_from_slice(&[2, 0, 1, 0]);
     f.resize(2 + usize::from(len), 0);
     f
-}
-
-/// The next report the gateway made itself (seq 0): (cid, reason).
-fn gateway_reject(client: &mut Client) -> (u64, u16) {
-    let (h, r) = report(client);
-    assert_eq!(h.seq, 0, "{r:?}");
-    let Report::Rejected { cid, reason, .. } = r else { panic!("{r:?}") };
-    (cid.0, reason)
 }
 
 #[test]

@@ -156,6 +156,14 @@ pub(crate) fn report(client: &mut Client) -> (l2x_protocol::codec::ReportHeader,
     }
 }
 
+/// The next report the gateway made itself (seq 0): (cid, reason).
+pub(crate) fn gateway_reject(client: &mut Client) -> (u64, u16) {
+    let (h, r) = report(client);
+    assert_eq!(h.seq, 0, "{r:?}");
+    let l2x_protocol::codec::Report::Rejected { cid, reason, .. } = r else { panic!("{r:?}") };
+    (cid.0, reason)
+}
+
 /// Makes `loader` trade (post-only bids, then their cancels, reading all of its own
 /// reports, so it is never the one cut off) until the gateway has cut off a slow consumer
 /// — a session on the same account that does not read.

@@ -17,7 +17,7 @@ use l2x_protocol::codes::LogoutReason;
 use l2x_protocol::logon::sign;
 use l2x_types::{AccountId, Amount, ClientOrderId, RejectReason, Side};
 
-use crate::node::{Node, key, limit, next, report, send};
+use crate::node::{Node, gateway_reject, key, limit, next, report, send};
 
 /// Micro-USDC in one USDC.
 const USDC: i64 = 1_000_000;
@@ -137,14 +137,6 @@ fn withdraw_frame(request_id: u64, amount: i64) -> Vec<u8> {
     let mut f = Vec::new();
     codec::encode_client(&ClientMsg::Withdraw { request_id, amount: Amount(amount) }, &mut f);
     f
-}
-
-/// The next report the gateway made itself (seq 0): (cid, reason).
-fn gateway_reject(client: &mut Client) -> (u64, u16) {
-    let (h, r) = report(client);
-    assert_eq!(h.seq, 0, "{r:?}");
-    let Report::Rejected { cid, reason, .. } = r else { panic!("{r:?}") };
-    (cid.0, reason)
 }
 
 #[test]

@@ -106,6 +106,29 @@ pub(crate) fn chain_stream(seed: u64, n: usize) -> Vec<Sequenced> {
     cmds
 }
 
+/// Applies `cmds`, sequenced from `first_seq` at `t0` seconds a millisecond apart but the
+/// last, one second after `t0` (so that a policy of one second closes one epoch at the
+/// last); returns the epochs they closed.
+pub(crate) fn apply_closing(
+    state: &mut l2x_engine::StateMachine,
+    epochs: &mut l2x_settlement::epoch::Epochs,
+    first_seq: u64,
+    t0: u64,
+    cmds: &[Command],
+) -> Vec<l2x_settlement::epoch::Epoch> {
+    let mut closed = Vec::new();
+    let mut events = Vec::new();
+    for (k, cmd) in cmds.iter().enumerate() {
+        let seq = first_seq + k as u64;
+        let ms = if k + 1 == cmds.len() { 1_000 } else { k as u64 };
+        let c = Sequenced { seq: Seq(seq), ts: Timestamp(t0 * 1_000_000_000 + ms * 1_000_000), cmd: cmd.clone() };
+        events.clear();
+        state.apply(&c, &mut events);
+        closed.extend(epochs.on_command(&c, &events, state));
+    }
+    closed
+}
+
 /// Anvil's development keys: the submitter's and another.
 pub(crate) const SUBMITTER_KEY: &str = l2x_settlement::devnode::DEV_KEYS[0];
 pub(crate) const OTHER_KEY: &str = l2x_settlement::devnode::DEV_KEYS[1];

@@ -11,11 +11,11 @@ use l2x_settlement::batch::Batch;
 use l2x_settlement::chain::abi::{L2xSettlement, L2xTestUSD};
 use l2x_settlement::chain::{Chain, RpcChain, WEEK, commit_call};
 use l2x_settlement::devnode::{Anvil, DEV_KEYS};
-use l2x_settlement::epoch::{Epoch, Epochs, Policy};
+use l2x_settlement::epoch::{Epochs, Policy};
 use l2x_settlement::queue::{Entry, Kind};
-use l2x_types::{AccountId, Amount, Command, L1Address, Seq, Sequenced, Timestamp};
+use l2x_types::{AccountId, Amount, Command, L1Address};
 
-use crate::common::{SUBMITTER_KEY, anvil, wallet};
+use crate::common::{SUBMITTER_KEY, anvil, apply_closing, wallet};
 
 /// One dollar in token base units (6 decimals).
 const USD: u64 = 1_000_000;
@@ -112,23 +112,6 @@ async fn sent(
     assert!(receipt.status());
 }
 
-/// Applies `cmds`, sequenced from `first_seq` at `t0` seconds a millisecond apart but the
-/// last, one second after `t0` (so that a policy of one second closes one epoch at the
-/// last); returns the epochs they closed.
-fn run(state: &mut StateMachine, epochs: &mut Epochs, first_seq: u64, t0: u64, cmds: &[Command]) -> Vec<Epoch> {
-    let mut closed = Vec::new();
-    let mut events = Vec::new();
-    for (k, cmd) in cmds.iter().enumerate() {
-        let seq = first_seq + k as u64;
-        let ms = if k + 1 == cmds.len() { 1_000 } else { k as u64 };
-        let c = Sequenced { seq: Seq(seq), ts: Timestamp(t0 * 1_000_000_000 + ms * 1_000_000), cmd: cmd.clone() };
-        events.clear();
-        state.apply(&c, &mut events);
-        closed.extend(epochs.on_command(&c, &events, state));
-    }
-    closed
-}
-
 /// Issue 16: money moves through L1. Two owners deposit tokens (and one funds the insurance
 /// fund); the state machine takes those entries from the chain; a batch consumes them; a
 /// forced withdrawal is honoured and one too large is refused; an L2 withdrawal is paid;
@@ -169,7 +152,7 @@ async fn deposits_forced_and_l2_withdrawals_and_claims_move_exact_tokens() {
     for i in 1..=3 {
         cmds.push(v.entry(i).await.command().unwrap());
     }
-    let first = run(&mut state, &mut epochs, 1, 0, &cmds);
+    let first = apply_closing(&mut state, &mut epochs, 1, 0, &cmds);
     assert_eq!(first.len(), 1, "one batch takes the three deposits");
     assert_eq!((first[0].queue_count, first[0].queue_hash), (3, v.vault.queueHashes(3).call().await.unwrap()));
     v.commit(Batch::of(&first[0])).await;
@@ -185,7 +168,7 @@ async fn deposits_forced_and_l2_withdrawals_and_claims_move_exact_tokens() {
         v.entry(5).await.command().unwrap(),
         Command::Withdraw { account: AccountId(2), amount: Amount((500 * USD).cast_signed()) },
     ];
-    let second = run(&mut state, &mut epochs, 5, 10, &cmds);
+    let second = apply_closing(&mut state, &mut epochs, 5, 10, &cmds);
     assert_eq!(second.len(), 1);
     let b = &second[0];
     assert_eq!((b.queue_count, b.rejected.clone(), b.withdrawals.len()), (5, vec![5], 1));
@@ -226,7 +209,7 @@ async fn the_vault_refuses_what_it_cannot_honour_and_changes_nothing() {
     // A real batch taking entry 1, then hand-made commits on top of it.
     let mut state = StateMachine::with_ledger(Ledger::default());
     let mut epochs = Epochs::new(Policy { max_ms: 0, max_fills: 0 });
-    let first = run(&mut state, &mut epochs, 1, 0, &[v.entry(1).await.command().unwrap()]);
+    let first = apply_closing(&mut state, &mut epochs, 1, 0, &[v.entry(1).await.command().unwrap()]);
     v.commit(Batch::of(&first[0])).await;
     let mut next = commit_call(&Batch::of(&first[0])).unwrap();
     next.h.index = 2;
@@ -311,7 +294,7 @@ async fn an_entry_left_past_the_deadline_lets_anyone_freeze_the_vault() {
     sent(alice_vault.deposit(1, USD)).await;
     let mut state = StateMachine::with_ledger(Ledger::default());
     let mut epochs = Epochs::new(Policy { max_ms: 0, max_fills: 0 });
-    let first = run(&mut state, &mut epochs, 1, 0, &[v.entry(1).await.command().unwrap()]);
+    let first = apply_closing(&mut state, &mut epochs, 1, 0, &[v.entry(1).await.command().unwrap()]);
     v.commit(Batch::of(&first[0])).await;
     // Consumed entries never count: nothing waits, nothing to freeze for.
     let err = bob_vault.freeze().call().await.unwrap_err();
@@ -411,7 +394,7 @@ fn batch_one() -> Batch {
     let mut epochs = Epochs::new(Policy { max_ms: 0, max_fills: 0 });
     let bind = Command::L1Bind { chain_id: 1, contract: L1Address([1; 20]), token: L1Address([2; 20]) };
     let deposit = Command::Deposit { to: l2x_types::Holder::Account(AccountId(5)), amount: Amount(1) };
-    Batch::of(&run(&mut state, &mut epochs, 1, 0, &[deposit, bind])[0])
+    Batch::of(&apply_closing(&mut state, &mut epochs, 1, 0, &[deposit, bind])[0])
 }
 
 /// The refusals a user meets: a deposit not approved, to a reserved id, below the minimum;

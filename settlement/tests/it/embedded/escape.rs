@@ -21,18 +21,12 @@ use l2x_types::{
 use rand::{RngExt, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 
+use super::vault::{send, view};
+
 const ALICE: Address = Address::repeat_byte(0xa1);
 const BOB: Address = Address::repeat_byte(0xb0);
 const CAROL: Address = Address::repeat_byte(0xc0);
 const USD: u64 = 1_000_000;
-
-fn view<C: SolCall>(chain: &EmbeddedChain, to: Address, call: &C) -> C::Return {
-    C::abi_decode_returns(&chain.call(to, call.abi_encode()).unwrap()).unwrap()
-}
-
-fn send<C: SolCall>(chain: &mut EmbeddedChain, from: Address, to: Address, call: &C) {
-    chain.transact(from, to, call.abi_encode()).unwrap();
-}
 
 fn refusal<C: SolCall>(chain: &mut EmbeddedChain, from: Address, call: &C) -> String {
     let vault = chain.address();

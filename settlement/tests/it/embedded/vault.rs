@@ -11,19 +11,21 @@ use l2x_settlement::batch::Batch;
 use l2x_settlement::chain::abi::{L2xSettlement as S, L2xTestUSD as T};
 use l2x_settlement::chain::{Chain, QueueReader, WEEK};
 use l2x_settlement::embedded::{CHAIN_ID, EmbeddedChain, FixedClock};
-use l2x_settlement::epoch::{Epoch, Epochs, Policy};
-use l2x_types::{AccountId, Amount, Command, L1Address, Seq, Sequenced, Timestamp};
+use l2x_settlement::epoch::{Epochs, Policy};
+use l2x_types::{AccountId, Amount, Command, L1Address};
+
+use crate::common::apply_closing;
 
 const ALICE: Address = Address::repeat_byte(0xa1);
 const BOB: Address = Address::repeat_byte(0xb0);
 /// One dollar in token base units (6 decimals).
 const USD: u64 = 1_000_000;
 
-fn view<C: SolCall>(chain: &EmbeddedChain, to: Address, call: &C) -> C::Return {
+pub(super) fn view<C: SolCall>(chain: &EmbeddedChain, to: Address, call: &C) -> C::Return {
     C::abi_decode_returns(&chain.call(to, call.abi_encode()).unwrap()).unwrap()
 }
 
-fn send<C: SolCall>(chain: &mut EmbeddedChain, from: Address, to: Address, call: &C) {
+pub(super) fn send<C: SolCall>(chain: &mut EmbeddedChain, from: Address, to: Address, call: &C) {
     chain.transact(from, to, call.abi_encode()).unwrap();
 }
 
@@ -58,24 +60,6 @@ fn entries(chain: &mut EmbeddedChain, from: u64, to: u64) -> Vec<Command> {
         .collect()
 }
 
-/// Applies `cmds` a millisecond apart but the last, a second after the first (one epoch of
-/// a second closes at the last).
-fn run(state: &mut StateMachine, epochs: &mut Epochs, first_seq: u64, cmds: Vec<Command>) -> Vec<Epoch> {
-    let (n, mut out, mut events) = (cmds.len(), Vec::new(), Vec::new());
-    for (k, cmd) in cmds.into_iter().enumerate() {
-        let ms = if k + 1 == n { 1_000 } else { k as u64 };
-        let c = Sequenced {
-            seq: Seq(first_seq + k as u64),
-            ts: Timestamp(first_seq * 10_000_000_000 + ms * 1_000_000),
-            cmd,
-        };
-        events.clear();
-        state.apply(&c, &mut events);
-        out.extend(epochs.on_command(&c, &events, state));
-    }
-    out
-}
-
 /// Issue 16: money moves through the vault on the embedded chain exactly as on anvil, and
 /// the chain's file keeps it across a restart.
 #[test]
@@ -103,7 +87,7 @@ fn deposits_withdrawals_and_claims_on_the_embedded_chain_move_exact_tokens() {
     };
     let mut cmds = vec![bind];
     cmds.extend(entries(&mut chain, 1, 3));
-    let first = run(&mut state, &mut epochs, 1, cmds);
+    let first = apply_closing(&mut state, &mut epochs, 1, 10, &cmds);
     chain.commit(&Batch::of(&first[0])).unwrap();
     assert_eq!(books(&chain), (U256::from(9_000 * USD), U256::ZERO, U256::ZERO));
 
@@ -111,7 +95,7 @@ fn deposits_withdrawals_and_claims_on_the_embedded_chain_move_exact_tokens() {
     send(&mut chain, BOB, vault, &S::requestForcedWithdrawalCall { account: 2, amount: 4_000 * USD });
     let mut cmds = entries(&mut chain, 4, 5);
     cmds.push(Command::Withdraw { account: AccountId(2), amount: Amount((500 * USD).cast_signed()) });
-    let second = run(&mut state, &mut epochs, 5, cmds);
+    let second = apply_closing(&mut state, &mut epochs, 5, 50, &cmds);
     assert_eq!((second[0].queue_count, second[0].rejected.clone()), (5, vec![5]));
     chain.commit(&Batch::of(&second[0])).unwrap();
     assert_eq!(books(&chain), (U256::from(7_500 * USD), U256::ZERO, U256::from(1_500 * USD)));
