@@ -1,4 +1,5 @@
-//! Argument types shared by the subcommands: checked numbers and paths, and `--durability`.
+//! Argument types shared by the subcommands: checked numbers and paths, `--durability`,
+//! and private keys read from the environment (`--key-env`).
 //!
 //! clap refuses a bad value before anything runs, naming the flag and what it must be
 //! (exit 2); the ranges themselves are the node's (`l2x_node::config::limits`), so a flag
@@ -25,4 +26,27 @@ pub(crate) enum DurabilityName {
     Os,
     /// Once an fsync covers it (survives a failed machine).
     Fsync,
+}
+
+/// The environment variable that holds the submitter's key unless `--key-env` names another
+/// (the same default as the config's `settlement.rpc.key_env`).
+pub(crate) const SUBMITTER_KEY_ENV: &str = "L2X_SUBMITTER_KEY";
+
+/// A private key (hex) from the environment variable `var`. Keys never go on the command
+/// line, where process listings and shell histories would show them; `whose` says in the
+/// error which key was missing.
+///
+/// # Errors
+/// `var` is not set, is empty, or is not valid Unicode.
+pub(crate) fn key_from_env(var: &str, whose: &str) -> anyhow::Result<String> {
+    match std::env::var(var) {
+        Ok(key) if !key.trim().is_empty() => Ok(key.trim().to_string()),
+        Ok(_) => anyhow::bail!("the environment variable {var} ({whose}'s private key, hex) is empty"),
+        Err(std::env::VarError::NotPresent) => {
+            anyhow::bail!("the environment variable {var} ({whose}'s private key, hex) is not set")
+        }
+        Err(std::env::VarError::NotUnicode(_)) => {
+            anyhow::bail!("the environment variable {var} ({whose}'s private key, hex) is not valid UTF-8")
+        }
+    }
 }

@@ -2,9 +2,9 @@
 //! (docs/SETTLEMENT.md). The flags; the bodies are [`l2x_node::settle`].
 //!
 //! ```text
-//!  settle deploy --rpc-url U --key K (--token A | --test-token) [vault options]
+//!  settle deploy --rpc-url U [--key-env V] (--token A | --test-token) [vault options]
 //!                  → the contract's address (and the test token's)
-//!  settle submit --journal J --batches B CHAIN [--key K]
+//!  settle submit --journal J --batches B CHAIN [--key-env V]
 //!                  recompute the epochs, write/check batch files, commit what the chain lacks
 //!  settle verify --journal J [--batches B] [CHAIN]
 //!                  recompute every root; compare with the batch files and the chain;
@@ -20,6 +20,9 @@
 //!          DATA_DIR/chain)  |  --rpc-url U --contract A (a node)
 //! ```
 //!
+//! Keys come from the environment, never the command line: `--key-env V` names the variable
+//! (default `L2X_SUBMITTER_KEY` for the submitter).
+//!
 //! Exit codes: docs/SETTLEMENT.md, "Command line".
 
 use std::io;
@@ -34,7 +37,7 @@ use l2x_node::settle::{self, SubmitOptions, Verdict};
 use l2x_settlement::chain::WEEK;
 use l2x_settlement::epoch::Policy;
 
-use crate::args::{non_empty_path, ranged};
+use crate::args::{SUBMITTER_KEY_ENV, key_from_env, non_empty_path, ranged};
 
 /// How epochs close (must be what the submitter used).
 #[derive(Clone, Copy, Debug, clap::Args)]
@@ -135,9 +138,10 @@ pub(crate) enum SettleCmd {
         /// JSON-RPC endpoint.
         #[arg(long)]
         rpc_url: String,
-        /// The submitter's private key (hex); it becomes the contract's only submitter.
-        #[arg(long)]
-        key: String,
+        /// The environment variable holding the submitter's private key (hex); its address
+        /// becomes the contract's only submitter.
+        #[arg(long, default_value = SUBMITTER_KEY_ENV)]
+        key_env: String,
         #[command(flatten)]
         vault: VaultArgs,
     },
@@ -151,9 +155,9 @@ pub(crate) enum SettleCmd {
         batches: PathBuf,
         #[command(flatten)]
         chain: ChainArgs,
-        /// With --rpc-url: the submitter's private key (hex).
-        #[arg(long)]
-        key: Option<String>,
+        /// With --rpc-url: the environment variable holding the submitter's private key (hex).
+        #[arg(long, default_value = SUBMITTER_KEY_ENV)]
+        key_env: String,
         /// With --rpc-url: confirmations to wait for after each commit (1 to 1,000).
         #[arg(long, default_value_t = 1, value_parser = ranged(1, MAX_CONFIRMATIONS))]
         confirmations: u64,
@@ -209,11 +213,17 @@ pub(crate) fn settle(cmd: SettleCmd) -> Result<ExitCode> {
     let stdout = io::stdout();
     let mut out = stdout.lock();
     let verdict = match cmd {
-        SettleCmd::Deploy { rpc_url, key, vault } => {
+        SettleCmd::Deploy { rpc_url, key_env, vault } => {
+            let key = key_from_env(&key_env, "the submitter")?;
             settle::deploy(&mut out, &rpc_url, &key, &vault.deployment())?;
             Verdict::Agrees
         }
-        SettleCmd::Submit { journal, batches, chain, key, confirmations, epochs } => {
+        SettleCmd::Submit { journal, batches, chain, key_env, confirmations, epochs } => {
+            // Only a node needs a key: the embedded chain's transactions are not signed.
+            let key = match chain.spec() {
+                Some(ChainSpec::Rpc { .. }) => Some(key_from_env(&key_env, "the submitter")?),
+                _ => None,
+            };
             let options = SubmitOptions { key: key.as_deref(), confirmations, policy: epochs.policy() };
             settle::submit(&mut out, &journal, &batches, chain.spec().as_ref(), options)?;
             Verdict::Agrees

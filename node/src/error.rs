@@ -137,8 +137,8 @@ pub enum NodeError {
     /// A `--contract` that is not an address.
     #[error(transparent)]
     Address(#[from] AddressError),
-    /// `--rpc-url` without `--key` where something is committed.
-    #[error("--rpc-url needs --key: the submitter's private key")]
+    /// A node named where something is committed, without the submitter's key.
+    #[error("a node (--rpc-url) needs the submitter's private key (--key-env names its environment variable)")]
     NoKey,
     /// A command that commits, and no chain named.
     #[error("name a chain: --chain-dir DIR, or --rpc-url URL --contract ADDRESS")]

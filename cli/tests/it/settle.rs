@@ -8,8 +8,12 @@ use std::process::{Command, Output, Stdio};
 /// Anvil's first development key (public).
 const KEY: &str = l2x_settlement::devnode::DEV_KEYS[0];
 
+/// The variable the tests hand the submitter's key in (`--key-env`).
+const KEY_ENV: &str = "L2X_TEST_SUBMITTER_KEY";
+
+/// `l2x ARGS` with the submitter's key in [`KEY_ENV`] (and nowhere else).
 fn l2x(args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_l2x")).args(args).stdin(Stdio::null()).output().unwrap()
+    Command::new(env!("CARGO_BIN_EXE_l2x")).args(args).env(KEY_ENV, KEY).stdin(Stdio::null()).output().unwrap()
 }
 
 fn text(o: &Output) -> String {
@@ -20,7 +24,7 @@ fn text(o: &Output) -> String {
 fn settle_on_a_node_then_verify_and_catch_tampering() {
     let node = l2x_settlement::devnode::Anvil::spawn().unwrap();
     let url = node.url().to_string();
-    let deployed = l2x(&["settle", "deploy", "--rpc-url", &url, "--key", KEY, "--test-token"]);
+    let deployed = l2x(&["settle", "deploy", "--rpc-url", &url, "--key-env", KEY_ENV, "--test-token"]);
     assert!(deployed.status.success(), "{}", text(&deployed));
     let printed = String::from_utf8(deployed.stdout).unwrap();
     let lines: Vec<&str> = printed.lines().collect();
@@ -30,12 +34,22 @@ fn settle_on_a_node_then_verify_and_catch_tampering() {
     // Over a token given by address (here the one just deployed): the contract's address
     // alone; a token that is not an ERC-20 with 6 decimals (the contract itself) is refused.
     let token = lines[1].trim_start_matches("token ");
-    let over = l2x(&["settle", "deploy", "--rpc-url", &url, "--key", KEY, "--token", token]);
+    let over = l2x(&["settle", "deploy", "--rpc-url", &url, "--key-env", KEY_ENV, "--token", token]);
     assert!(over.status.success(), "{}", text(&over));
     assert_eq!(String::from_utf8(over.stdout).unwrap().lines().count(), 1);
-    let not_a_token = l2x(&["settle", "deploy", "--rpc-url", &url, "--key", KEY, "--token", &contract]);
+    let not_a_token = l2x(&["settle", "deploy", "--rpc-url", &url, "--key-env", KEY_ENV, "--token", &contract]);
     assert_eq!(not_a_token.status.code(), Some(1), "{}", text(&not_a_token));
-    settle_then_verify_and_catch_tampering(&["--rpc-url", &url, "--contract", &contract], &["--key", KEY]);
+    // The key comes from the environment only: a variable that is not set is named.
+    let no_key = l2x(&["settle", "deploy", "--rpc-url", &url, "--key-env", "L2X_TEST_UNSET_KEY", "--test-token"]);
+    assert_eq!(no_key.status.code(), Some(1), "{}", text(&no_key));
+    assert!(
+        text(&no_key).contains("L2X_TEST_UNSET_KEY (the submitter's private key, hex) is not set"),
+        "{}",
+        text(&no_key)
+    );
+    let on_the_line = l2x(&["settle", "deploy", "--rpc-url", &url, "--key", KEY, "--test-token"]);
+    assert_eq!(on_the_line.status.code(), Some(2), "no flag takes a key itself: {}", text(&on_the_line));
+    settle_then_verify_and_catch_tampering(&["--rpc-url", &url, "--contract", &contract], &["--key-env", KEY_ENV]);
 }
 
 #[test]
@@ -119,7 +133,7 @@ fn settle_then_verify_and_catch_tampering(chain: &[&str], submit_extra: &[&str])
 fn serve_settles_on_a_node_while_it_trades() {
     let node = l2x_settlement::devnode::Anvil::spawn().unwrap();
     let url = node.url().to_string();
-    let deployed = l2x(&["settle", "deploy", "--rpc-url", &url, "--key", KEY, "--test-token"]);
+    let deployed = l2x(&["settle", "deploy", "--rpc-url", &url, "--key-env", KEY_ENV, "--test-token"]);
     let contract = String::from_utf8(deployed.stdout).unwrap().lines().next().unwrap().to_string();
     // With a vault on a node the config funds nothing: account 1's owner deposits on L1,
     // and the new node submits it from the queue before its start returns.
