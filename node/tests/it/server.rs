@@ -760,17 +760,24 @@ fn cancel_on_disconnect_covers_orders_still_in_flight_and_a_shutdown_cancels_not
 #[allow(clippy::disallowed_methods, reason = "the test runs for a stretch of wall-clock time")]
 fn a_client_that_only_reads_sends_its_own_heartbeats() {
     let dir = tempfile::tempdir().unwrap();
-    let node = Node::start(dir.path(), Config::default());
+    // The trader goes as fast as the machine lets it: on a fast day past the default
+    // 5,000 orders/s, whose throttle is not what this test is about.
+    let limits =
+        Limits { order_rate: 1_000_000, order_burst: 1_000_000, cancel_rate: 1_000_000, cancel_burst: 1_000_000 };
+    let node = Node::start(dir.path(), Config { limits, ..Config::default() });
     // The watcher only reads; the account's reports never stop long enough for the server
-    // to send it a heartbeat. Ten server timeouts (3 × 100 ms) of that.
-    let mut watcher = node.connect_with(2, Options { heartbeat_ms: 100, ..Options::default() });
+    // to send it a heartbeat. Four server timeouts (3 × 400 ms) of that: an interval long
+    // enough that a loaded machine's scheduling pauses do not stand in for a missed beat
+    // (at 100 ms the test failed under load, with the client's code correct).
+    let mut watcher = node.connect_with(2, Options { heartbeat_ms: 400, ..Options::default() });
     let mut trader = node.connect(1);
     let start = std::time::Instant::now();
     let mut cid = 0;
-    while start.elapsed() < Duration::from_secs(3) {
+    while start.elapsed() < Duration::from_millis(4_800) {
         cid += 1;
         send(&mut trader, limit(cid, Side::Buy, 900, 1));
-        assert!(matches!(report(&mut trader).1, Report::Accepted { .. }));
+        let r = report(&mut trader).1;
+        assert!(matches!(r, Report::Accepted { .. }), "{r:?}");
         trader.send(&ClientMsg::Cancel { cid: ClientOrderId(cid) }).unwrap();
         assert!(matches!(report(&mut trader).1, Report::Cancelled { .. }));
         assert!(matches!(report(&mut watcher).1, Report::Accepted { .. }));
