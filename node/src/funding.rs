@@ -14,11 +14,14 @@
 //!
 //! # The owners
 //!
-//! An account's test owner is the last 20 bytes of
-//! `keccak256("l2x-embedded-owner" ‖ account as 8 bytes big-endian)`: deterministic, so a
-//! test or an operator can compute it, and no key exists for it (the embedded chain does not
-//! sign). The first deposit binds the account to it on L1, so the vault pays the account's
-//! withdrawals and claims to that address.
+//! An account's test owner is the address of a **public test key**,
+//! `keccak256("l2x-embedded-owner" ‖ account as 8 bytes big-endian)` ([`owner_key`]; hashed
+//! again in the negligible case that it is not a valid secp256k1 key): deterministic, so a
+//! test, an operator or the account's user can compute it and act as the owner with the
+//! `l2x settle` owner commands (which take a key from the environment), as the demo's public
+//! API keys let anyone trade. The first deposit binds the account to it on L1, so the vault
+//! pays the account's withdrawals, claims and escape to that address. These keys are public:
+//! an embedded chain is for tests, demos and a node that settles alone.
 //!
 //! With `chain = "rpc"` the config may not fund anything (`Config::check`): owners deposit on
 //! L1 themselves. With `chain = "none"` the node credits the config's deposits itself
@@ -38,6 +41,7 @@ use alloy_primitives::{Address, U256, keccak256};
 use alloy_sol_types::SolCall;
 use l2x_gateway::auth::Keys;
 use l2x_settlement::chain::abi::{L2xSettlement as Vault, L2xTestUSD as Token};
+use l2x_settlement::chain::submitter_of;
 use l2x_settlement::embedded::EmbeddedChain;
 use l2x_types::AccountId;
 
@@ -47,11 +51,25 @@ use crate::error::{NodeError, Result};
 /// Token base units per USDC (the test token has 6 decimals).
 const MICRO: u64 = 1_000_000;
 
-/// The test owner of `account` on the embedded chain (see the module docs).
-pub fn owner_of(account: AccountId) -> Address {
+/// The public test key (hex) of `account`'s owner on the embedded chain, and its address
+/// (see the module docs).
+pub fn owner_key(account: AccountId) -> (String, Address) {
     let mut seed = b"l2x-embedded-owner".to_vec();
     seed.extend_from_slice(&account.0.to_be_bytes());
-    Address::from_slice(&keccak256(&seed)[12..])
+    let mut secret = keccak256(&seed);
+    loop {
+        let key = secret.to_string();
+        // Zero or at least the curve's order: not a key (probability 2^-128).
+        match submitter_of(&key) {
+            Ok(address) => return (key, address),
+            Err(_) => secret = keccak256(secret),
+        }
+    }
+}
+
+/// The test owner of `account` on the embedded chain: the address of [`owner_key`].
+pub fn owner_of(account: AccountId) -> Address {
+    owner_key(account).1
 }
 
 /// The accounts a new journal funds and their first deposits in token base units: every
@@ -109,4 +127,21 @@ pub fn deposit_on_embedded(chain: &mut EmbeddedChain, config: &Config, keys: &Ke
         made += 1;
     }
     Ok(made)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The documented derivation: the key is the hash itself (a valid key for these
+    /// accounts), the owner its address, and each account has its own.
+    #[test]
+    fn an_owner_is_the_address_of_its_public_test_key() {
+        let (key, owner) = owner_key(AccountId(1));
+        let seed = [b"l2x-embedded-owner".as_slice(), &1u64.to_be_bytes()].concat();
+        assert_eq!(key, format!("{:#x}", keccak256(&seed)));
+        assert_eq!(submitter_of(&key).ok(), Some(owner));
+        assert_eq!(owner_of(AccountId(1)), owner);
+        assert_ne!(owner_of(AccountId(2)), owner);
+    }
 }
