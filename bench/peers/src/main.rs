@@ -25,9 +25,9 @@
 //! | commands | built before any round, in each engine's own types; the timed loop reads a prebuilt slice |
 //! | l2x | `StateMachine::apply` with risk on (margin checks, positions, fees, liquidation index, events) |
 //! | peers | their documented entry points with the configuration most favourable to them ([`lobster`], [`matchcore`], [`orderbook_rs`]); each consumes its result (counts the fills) as a caller must |
-//! | rounds | `--warmup-rounds` (default 1) untimed, then `--rounds` (default 11) timed; in round `r` the engines run in the order rotated by `r`, so that each runs first, second, third and last equally often and the machine's drift hits all alike |
+//! | rounds | `--warmup-rounds` (default 1) untimed, then `--rounds` (default 11) timed; in round `r` the engines run in the order rotated by `r`, so that each runs first, second, third and last equally often and the machine's drift hits all alike; `--engines` runs a subset, or one engine alone, in the order named |
 //! | figure | per engine and phase, the median over the timed rounds of the phase's time divided by its operations; the whole workload: the median of the rounds' total time |
-//! | ratio | l2x's speed against a peer = the peer's median ÷ l2x's median (above 1: l2x is faster); the per-round ratios' range is printed beside it |
+//! | ratio | the first engine's (l2x's by default) speed against each other = the other's median ÷ the first's (above 1: the first is faster); the per-round ratios' range is printed beside it |
 //! | checks | after every phase of every round (untimed) each engine's fills and resting orders equal the workload's; any refusal or mismatch stops the run |
 //!
 //! The clock is read only around a whole phase: at ~30 ns a read, per-operation timing
@@ -69,12 +69,28 @@ struct Options {
     /// Seed of the workload's price draws (ChaCha8).
     #[arg(long, default_value_t = 42)]
     seed: u64,
+    /// The engines to run, each once; the first is the ratios' reference.
+    #[arg(long, value_enum, value_delimiter = ',', default_value = "l2x,lobster,matchcore,orderbook-rs")]
+    engines: Vec<EngineName>,
     /// Pin the benchmark thread to this core (0 to 1,023).
     #[arg(long, value_name = "CORE", value_parser = l2x_bench::ranged::<usize>(0, 1_023))]
     pin: Option<usize>,
     /// Print one JSON object instead of the table.
     #[arg(long)]
     json: bool,
+}
+
+/// An engine of `--engines`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
+enum EngineName {
+    /// l2x's state machine with risk.
+    L2x,
+    /// lobster 0.7.
+    Lobster,
+    /// matchcore 0.4.
+    Matchcore,
+    /// orderbook-rs 0.15.
+    OrderbookRs,
 }
 
 fn main() -> ExitCode {
@@ -98,14 +114,19 @@ fn print(report: &Report, json: bool) -> anyhow::Result<()> {
     Ok(out.flush()?)
 }
 
-/// Every engine, l2x first (the ratios' reference), its commands built.
-fn contenders(w: &PeerWorkload) -> Vec<Box<dyn Contender>> {
-    vec![
-        Box::new(contender::L2x::new(w)),
-        Box::new(lobster::Lobster::new(w)),
-        Box::new(matchcore::Matchcore::new(w)),
-        Box::new(orderbook_rs::OrderbookRs::new(w)),
-    ]
+/// The engines named, in the order named, their commands built.
+fn contenders(w: &PeerWorkload, names: &[EngineName]) -> Vec<Box<dyn Contender>> {
+    names
+        .iter()
+        .map(|name| -> Box<dyn Contender> {
+            match name {
+                EngineName::L2x => Box::new(contender::L2x::new(w)),
+                EngineName::Lobster => Box::new(lobster::Lobster::new(w)),
+                EngineName::Matchcore => Box::new(matchcore::Matchcore::new(w)),
+                EngineName::OrderbookRs => Box::new(orderbook_rs::OrderbookRs::new(w)),
+            }
+        })
+        .collect()
 }
 
 fn run(opts: &Options) -> anyhow::Result<Report> {
@@ -113,8 +134,11 @@ fn run(opts: &Options) -> anyhow::Result<Report> {
     if let Some(core) = opts.pin {
         l2x_bench::engine::pin(core)?;
     }
+    for (i, e) in opts.engines.iter().enumerate() {
+        anyhow::ensure!(!opts.engines[..i].contains(e), "--engines: {e:?} named twice");
+    }
     let w = PeerWorkload::generate(&Shape::ISSUE_17, opts.seed);
-    let mut engines = contenders(&w);
+    let mut engines = contenders(&w, &opts.engines);
     let n = engines.len();
     let mut rounds = vec![Rounds::default(); n];
     let mut meter = None;
@@ -168,12 +192,14 @@ fn round(engine: &mut dyn Contender, w: &PeerWorkload) -> anyhow::Result<[Durati
 mod tests {
     use super::*;
 
+    const ALL: [EngineName; 4] = [EngineName::L2x, EngineName::Lobster, EngineName::Matchcore, EngineName::OrderbookRs];
+
     /// Each engine on the tiny workload: the fills of every phase and the orders resting
     /// after it are the workload's, twice in a row (a reset really starts afresh).
     #[test]
     fn every_engine_fills_and_rests_what_the_workload_says() {
         let w = PeerWorkload::generate(&Shape::TINY, 3);
-        for mut engine in contenders(&w) {
+        for mut engine in contenders(&w, &ALL) {
             for _ in 0..2 {
                 engine.reset();
                 assert_eq!(engine.resting_orders(), 0, "{}", engine.name());
@@ -190,7 +216,7 @@ mod tests {
     #[test]
     fn a_round_checks_fills_and_reports_every_engine() {
         let w = PeerWorkload::generate(&Shape::TINY, 3);
-        let mut engines = contenders(&w);
+        let mut engines = contenders(&w, &ALL);
         let mut rounds = vec![Rounds::default(); engines.len()];
         for (e, r) in engines.iter_mut().zip(&mut rounds) {
             r.push(round(e.as_mut(), &w).unwrap());

@@ -1,5 +1,6 @@
 //! What a run of `l2x-peers` measured: per engine and phase the median ns per operation,
-//! and l2x's speed against each peer as ratios, with their per-round range.
+//! and the first engine's (l2x's) speed against each other as ratios, with their per-round
+//! range.
 
 use l2x_bench::machine::Machine;
 use l2x_bench::peers::{PeerWorkload, Phase, Rounds, Shape, median};
@@ -18,9 +19,9 @@ pub(crate) struct Report {
     pub(crate) rounds: usize,
     /// Untimed rounds before them.
     pub(crate) warmup_rounds: usize,
-    /// One entry per engine, l2x first.
+    /// One entry per engine, in the order named (l2x first by default).
     pub(crate) engines: Vec<EngineReport>,
-    /// l2x's speed against each peer.
+    /// The first engine's speed against each other.
     pub(crate) ratios: Vec<Ratios>,
     /// Mean cores busy with other work during the timed rounds.
     pub(crate) other_load_cores: Option<f64>,
@@ -52,10 +53,13 @@ pub(crate) struct PhaseFigure {
     pub(crate) median_ns_per_op: f64,
 }
 
-/// l2x's speed against one peer: the peer's median time ÷ l2x's (above 1: l2x is faster).
+/// The first engine's speed against another: the other's median time ÷ the first's (above 1:
+/// the first is faster).
 #[derive(Clone, Debug, Serialize)]
 pub(crate) struct Ratios {
-    /// The peer.
+    /// The first engine (the reference).
+    pub(crate) of: &'static str,
+    /// The other engine.
     pub(crate) peer: &'static str,
     /// Per phase, in running order.
     pub(crate) phases: Vec<Ratio>,
@@ -66,7 +70,7 @@ pub(crate) struct Ratios {
 /// A ratio of medians, and the range of the same ratio taken round by round.
 #[derive(Clone, Copy, Debug, Serialize)]
 pub(crate) struct Ratio {
-    /// Peer median ÷ l2x median.
+    /// The other's median ÷ the first's.
     pub(crate) of_medians: f64,
     /// Smallest per-round ratio.
     pub(crate) round_min: f64,
@@ -87,13 +91,13 @@ impl EngineReport {
     }
 }
 
-/// `peer / l2x` over the rounds' values picked by `pick`.
-fn ratio(l2x: &Rounds, peer: &Rounds, pick: impl Fn(&[u64; 4]) -> u64) -> Ratio {
+/// `peer / first` over the rounds' values picked by `pick`.
+fn ratio(first: &Rounds, peer: &Rounds, pick: impl Fn(&[u64; 4]) -> u64) -> Ratio {
     let of = |r: &Rounds| median(r.ns.iter().map(&pick).collect()).unwrap_or(0.0);
     let per_round: Vec<f64> =
-        l2x.ns.iter().zip(&peer.ns).map(|(a, b)| pick(b) as f64 / (pick(a) as f64).max(1.0)).collect();
+        first.ns.iter().zip(&peer.ns).map(|(a, b)| pick(b) as f64 / (pick(a) as f64).max(1.0)).collect();
     Ratio {
-        of_medians: of(peer) / of(l2x).max(1.0),
+        of_medians: of(peer) / of(first).max(1.0),
         round_min: per_round.iter().copied().fold(f64::INFINITY, f64::min),
         round_max: per_round.iter().copied().fold(0.0, f64::max),
     }
@@ -109,12 +113,13 @@ impl Report {
         other_load_cores: Option<f64>,
     ) -> Report {
         let ratios = match engines.split_first() {
-            Some((l2x, peers)) => peers
+            Some((first, others)) => others
                 .iter()
                 .map(|p| Ratios {
+                    of: first.name,
                     peer: p.name,
-                    phases: Phase::ALL.iter().map(|&ph| ratio(&l2x.rounds, &p.rounds, |r| r[ph as usize])).collect(),
-                    overall: ratio(&l2x.rounds, &p.rounds, |r| r.iter().sum()),
+                    phases: Phase::ALL.iter().map(|&ph| ratio(&first.rounds, &p.rounds, |r| r[ph as usize])).collect(),
+                    overall: ratio(&first.rounds, &p.rounds, |r| r.iter().sum()),
                 })
                 .collect(),
             None => Vec::new(),
@@ -122,7 +127,7 @@ impl Report {
         Report { machine, seed, shape: Shape::ISSUE_17, rounds, warmup_rounds, engines, ratios, other_load_cores }
     }
 
-    /// Two tables: median ns per operation, then l2x's speed against each peer.
+    /// Two tables: median ns per operation, then the first engine's speed against each other.
     pub(crate) fn table(&self) -> String {
         use std::fmt::Write as _;
         let mut s = String::new();
@@ -153,7 +158,13 @@ impl Report {
             let _ = write!(s, " {:>20.2}", e.total_median_ns / 1e6);
         }
         let _ = writeln!(s);
-        let _ = writeln!(s, "\nl2x speed against each peer (peer time / l2x time; per-round range in brackets)");
+        if let Some(first) = self.engines.first().filter(|_| !self.ratios.is_empty()) {
+            let _ = writeln!(
+                s,
+                "\n{} speed against each other (their time / its time; per-round range in brackets)",
+                first.name
+            );
+        }
         let _ = write!(s, "{:<16}", "phase");
         for r in &self.ratios {
             let _ = write!(s, " {:>24}", r.peer);
