@@ -2,9 +2,11 @@
 //! indices; a `HashMap` from order id to arena slot). `execute` takes an `OrderType` by value
 //! and returns an `OrderEvent` whose fills are a freshly allocated `Vec`.
 //!
-//! Built with `OrderBook::new(100_200, 128, false)`: an arena preallocated for every order
-//! of phase A (and the takers, which never rest), a queue capacity above the ~100 orders a
-//! level holds, statistics off: the configuration most favourable to it.
+//! Built with `OrderBook::new(120_200, 128, false)`: an arena preallocated for every order
+//! of the workload (phase A's and the takers', which never rest), a queue capacity above
+//! the ~100 orders a level holds, statistics off: the configuration most favourable to it.
+//! Its arena is allocated and first touched in the untimed reset; l2x's pools grow inside
+//! the timed phase A.
 
 use l2x_bench::peers::{Op, PeerWorkload, Phase};
 use l2x_types::Side;
