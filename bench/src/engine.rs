@@ -33,8 +33,8 @@ use crate::workload::{Config, Mix, Op, Stats, Workload};
 #[derive(Clone, Debug, PartialEq, Eq, clap::Args)]
 pub struct Options {
     /// Command mix to run.
-    #[arg(long, value_enum, default_value_t = MixChoice::All)]
-    pub mix: MixChoice,
+    #[arg(long, value_enum, default_value_t = EngineMix::All)]
+    pub mix: EngineMix,
     /// Seed of the workload generator (ChaCha8): same seed, same commands.
     #[arg(long, default_value_t = 42)]
     pub seed: u64,
@@ -58,7 +58,8 @@ pub struct Options {
     /// Offered rates for the latency runs, commands per second (`k` and `M` suffixes allowed).
     #[arg(long, value_delimiter = ',', value_parser = parse_rate, default_value = "1M,3M,5M,10M")]
     pub rates: Vec<u64>,
-    /// Max-throughput runs per mix (the best is reported as the max) (1 to 100).
+    /// Max-throughput runs per mix (the best is reported as the max); with `--mix peers`, the
+    /// timed rounds of the four phases (the median is reported) (1 to 100).
     #[arg(long, default_value_t = 5, value_parser = crate::ranged::<usize>(1, 100))]
     pub throughput_runs: usize,
     /// Pin the benchmark thread to this core (core_affinity) (0 to 1,023).
@@ -72,7 +73,7 @@ pub struct Options {
 impl Default for Options {
     fn default() -> Options {
         Options {
-            mix: MixChoice::All,
+            mix: EngineMix::All,
             seed: 42,
             commands: 1_000_000,
             warmup: 200_000,
@@ -105,6 +106,33 @@ impl MixChoice {
             MixChoice::ExchangeCore => vec![Mix::EXCHANGE_CORE],
             MixChoice::TakerHeavy => vec![Mix::TAKER_HEAVY],
             MixChoice::All => vec![Mix::EXCHANGE_CORE, Mix::TAKER_HEAVY],
+        }
+    }
+}
+
+/// What `l2x bench engine --mix` runs: a generated command stream, or the peer comparison's
+/// four phases.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
+pub enum EngineMix {
+    /// exchange-core's mix: 9 % GTC, 3 % IOC, 6 % cancel, 82 % amend, ~1,000 resting.
+    ExchangeCore,
+    /// 40 % GTC, 20 % IOC, 3 % FOK, 2 % market, 15 % cancel, 20 % amend: more trades.
+    TakerHeavy,
+    /// Both, one after the other.
+    All,
+    /// Issue 17's four phases (add, cancel, one-fill takers, sweeps), the workload of the
+    /// peer comparison: median ns per operation per phase ([`crate::peers`]).
+    Peers,
+}
+
+impl EngineMix {
+    /// The generated streams it stands for (`None` for `Peers`).
+    pub fn streams(self) -> Option<MixChoice> {
+        match self {
+            EngineMix::ExchangeCore => Some(MixChoice::ExchangeCore),
+            EngineMix::TakerHeavy => Some(MixChoice::TakerHeavy),
+            EngineMix::All => Some(MixChoice::All),
+            EngineMix::Peers => None,
         }
     }
 }
@@ -291,9 +319,10 @@ pub struct TimerReport {
 /// Runs the benchmark.
 ///
 /// # Errors
-/// Bad options (no commands, no rates, no throughput run), or a `--pin` core that does not
-/// exist or cannot be pinned to.
+/// Bad options (no commands, no rates, no throughput run), `--mix peers` (run by
+/// [`crate::peers::run`]), or a `--pin` core that does not exist or cannot be pinned to.
 pub fn run(opts: &Options) -> anyhow::Result<Report> {
+    let Some(streams) = opts.mix.streams() else { anyhow::bail!("--mix peers is run by l2x_bench::peers::run") };
     ensure!(opts.commands > 0, "--commands must be positive");
     ensure!(opts.accounts > 0, "--accounts must be positive");
     ensure!(
@@ -309,7 +338,7 @@ pub fn run(opts: &Options) -> anyhow::Result<Report> {
     }
     let timer = measure_timer(opts.commands.min(1_000_000), &opts.rates);
     let mut mixes = Vec::new();
-    for mix in opts.mix.mixes() {
+    for mix in streams.mixes() {
         let config = Config {
             mix,
             seed: opts.seed,
@@ -346,7 +375,10 @@ pub fn run(opts: &Options) -> anyhow::Result<Report> {
 }
 
 /// Pins the benchmark's thread (`--pin`).
-pub(crate) fn pin(core: usize) -> anyhow::Result<()> {
+///
+/// # Errors
+/// A core that does not exist or cannot be pinned to.
+pub fn pin(core: usize) -> anyhow::Result<()> {
     l2x_sequencer::pin::pin_current_thread(core).with_context(|| format!("--pin {core}"))
 }
 

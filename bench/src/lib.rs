@@ -61,6 +61,7 @@
 
 pub mod engine;
 pub mod machine;
+pub mod peers;
 pub mod pipeline;
 pub mod replay;
 pub mod risk;

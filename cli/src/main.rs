@@ -97,7 +97,8 @@ enum JournalCmd {
 #[derive(Debug, Subcommand)]
 enum BenchCmd {
     /// The state machine alone, in process, on one instrument: max throughput and
-    /// coordinated-omission-corrected latency at fixed offered rates.
+    /// coordinated-omission-corrected latency at fixed offered rates; with `--mix peers`,
+    /// median ns per operation in each phase of the peer comparison's workload.
     Engine(l2x_bench::engine::Options),
     /// A liquidation cascade: leveraged accounts, one oracle shock, the engine time of the
     /// command that liquidates them all.
@@ -147,6 +148,10 @@ fn run(cli: Cli) -> Result<ExitCode> {
         Cmd::Serve(opts) => serve::serve(&opts),
         Cmd::Settle { which } => settle::settle(which),
         Cmd::Demo(opts) => demo::demo(&opts),
+        Cmd::Bench { which: BenchCmd::Engine(opts) } if opts.mix == l2x_bench::engine::EngineMix::Peers => {
+            let report = l2x_bench::peers::run(&opts)?;
+            print_bench(opts.json, || Ok(vec![report.json()?]), || report.table())
+        }
         Cmd::Bench { which: BenchCmd::Engine(opts) } => {
             let report = l2x_bench::engine::run(&opts)?;
             print_bench(opts.json, || Ok(report.json_lines()?), || report.table())
