@@ -30,6 +30,7 @@ use l2x_types::{Command, Event};
 use crate::common::{SUBMITTER_KEY, anvil, chain_stream};
 
 mod crafted;
+mod liar;
 mod queue;
 
 const POLICY: Policy = Policy { max_ms: 2_000, max_fills: 0 };
