@@ -16,6 +16,11 @@
 //!                  alone; checked against the chain's committed root and, for a leaf, by
 //!                  the contract; exit 1 if the chain disagrees
 //!
+//!  settle rebuild CHAIN
+//!                  every account's leaf and value, and the root, from the chain alone (no
+//!                  journal, no batch files), as JSON; exit 1 naming the batch that does
+//!                  not rebuild
+//!
 //!  CHAIN = --chain-dir D (the embedded chain kept in D: `l2x serve` keeps its own in
 //!          DATA_DIR/chain)  |  --rpc-url U --contract A (a node)
 //! ```
@@ -188,6 +193,13 @@ pub(crate) enum SettleCmd {
         #[command(flatten)]
         chain: ChainArgs,
     },
+    /// Every account's leaf and value, and the root, rebuilt from the chain alone, as JSON.
+    #[command(group(clap::ArgGroup::new("chain").args(["chain_dir", "rpc_url"]).required(true)))]
+    Rebuild {
+        /// The chain to rebuild from.
+        #[command(flatten)]
+        chain: ChainArgs,
+    },
     /// Recompute every root from the journal and compare with the batch files and the chain.
     Verify {
         /// The journal directory.
@@ -231,6 +243,10 @@ pub(crate) fn settle(cmd: SettleCmd) -> Result<ExitCode> {
         SettleCmd::Status { batches, chain } => settle::status(&mut out, &batches, chain.spec().as_ref())?,
         SettleCmd::Prove { batches, account, batch, chain } => {
             settle::prove(&mut out, &batches, account, batch, chain.spec().as_ref())?
+        }
+        SettleCmd::Rebuild { chain } => {
+            let spec = chain.spec().ok_or(l2x_node::NodeError::NoChain)?;
+            l2x_node::rebuild::rebuild(&mut out, &spec)?
         }
         SettleCmd::Verify { journal, batches, chain, epochs } => {
             settle::verify(&mut out, &journal, batches.as_deref(), chain.spec().as_ref(), epochs.policy())?

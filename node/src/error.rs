@@ -152,6 +152,9 @@ pub enum NodeError {
     /// The audit (status, proof) failed.
     #[error(transparent)]
     Audit(#[from] l2x_settlement::audit::AuditError),
+    /// Rebuilding from the chain failed (`l2x settle rebuild`).
+    #[error(transparent)]
+    Rebuild(#[from] l2x_settlement::rebuild::RebuildError),
     /// Recomputing a journal's roots failed.
     #[error("verifying {}", journal.display())]
     Verify {

@@ -36,6 +36,7 @@
 //! | [`metrics`] | the Prometheus endpoint |
 //! | [`chain`] | opening the chain a config or a command names |
 //! | [`settle`] | `l2x settle …` and root verification |
+//! | [`rebuild`] | `l2x settle rebuild`: every leaf and the root from the chain alone |
 //! | [`demo`] | `l2x demo` |
 //!
 //! # Errors
@@ -53,6 +54,7 @@ pub mod funding;
 pub mod keys;
 pub mod metrics;
 mod node;
+pub mod rebuild;
 pub mod settle;
 pub mod settlement;
 mod ticker;

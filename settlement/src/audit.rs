@@ -414,6 +414,25 @@ pub struct Value {
     pub equity: Option<i128>,
 }
 
+/// `leaf`'s value at `markets` (docs/SETTLEMENT.md, "Valuing an account"): a figure is
+/// `None` where a position's instrument is not listed (both) or has no mark (equity).
+///
+/// # Errors
+/// [`ValueError::Overflow`](crate::market::ValueError::Overflow): a figure that does not
+/// fit in 128 bits.
+pub fn value_of(leaf: &AccountLeaf, markets: &[crate::market::Market]) -> Result<Value, crate::market::ValueError> {
+    use crate::market::{self, ValueError};
+    let known = |r: Result<i128, ValueError>| match r {
+        Ok(v) => Ok(Some(v)),
+        Err(what @ ValueError::Overflow { .. }) => Err(what),
+        Err(ValueError::Unlisted { .. } | ValueError::NoMark { .. }) => Ok(None),
+    };
+    Ok(Value {
+        funding_owed: known(market::funding_owed(leaf, markets))?,
+        equity: known(market::equity(leaf, markets))?,
+    })
+}
+
 impl Proven {
     /// The leaf's value at the batch's market state (`None`: no leaf, a proof of absence).
     ///
@@ -421,18 +440,9 @@ impl Proven {
     /// [`AuditError::Value`] naming the batch, the account and the figure that does not fit
     /// in 128 bits.
     pub fn value(&self) -> Result<Option<Value>, AuditError> {
-        use crate::market::{self, ValueError};
         let Some(leaf) = &self.leaf else { return Ok(None) };
-        let markets = &self.state.markets;
-        let known = |r: Result<i128, ValueError>| match r {
-            Ok(v) => Ok(Some(v)),
-            Err(what @ ValueError::Overflow { .. }) => Err(AuditError::Value { index: self.state.index, what }),
-            Err(ValueError::Unlisted { .. } | ValueError::NoMark { .. }) => Ok(None),
-        };
-        Ok(Some(Value {
-            funding_owed: known(market::funding_owed(leaf, markets))?,
-            equity: known(market::equity(leaf, markets))?,
-        }))
+        let value = value_of(leaf, &self.state.markets);
+        value.map(Some).map_err(|what| AuditError::Value { index: self.state.index, what })
     }
 
     /// Whether the proof verifies against the root rebuilt from the batch files (it always

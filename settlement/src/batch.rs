@@ -395,6 +395,25 @@ impl Batch {
         Ok(batch)
     }
 
+    /// The batch whose data is `data`, as a chain holds it (the data posted by its commit):
+    /// the header is read from the data, which repeats the epoch fields; its counts,
+    /// lengths and hashes are the data's own. The data is decompressed with at most
+    /// [`MAX_RAW_LEN`] bytes, decoded as [`Batch::decode`] decodes a file's, and the rules
+    /// between the header's fields are checked. Whether the header is the one the batch
+    /// was committed with is the caller's to compare (the commit's arguments).
+    ///
+    /// # Errors
+    /// [`FormatError`] naming the field ([`FormatError::Data`] for data that does not
+    /// decompress).
+    pub fn from_data(data: Vec<u8>) -> Result<Batch, FormatError> {
+        let raw = decompress_bounded(&data)?;
+        let (mut header, _) = raw::read(&raw)?;
+        header.data_hash = keccak256(&data);
+        header.data_len = data.len() as u64;
+        check_ranges(&header)?;
+        Ok(Batch { header, data })
+    }
+
     /// The file name of batch `index`: `batch-00000000000000000001.l2xb`.
     pub fn file_name(index: u64) -> String {
         format!("batch-{index:020}.l2xb")
@@ -430,6 +449,22 @@ impl Batch {
         std::fs::File::open(dir).and_then(|d| d.sync_all()).map_err(io(dir))?;
         Ok(path)
     }
+}
+
+/// Data decompressed with no declared length to trust: at most [`MAX_RAW_LEN`] bytes.
+fn decompress_bounded(data: &[u8]) -> Result<Vec<u8>, FormatError> {
+    use std::io::Read as _;
+    let decoder =
+        zstd::stream::read::Decoder::new(data).map_err(|e| FormatError::Data { why: format!("zstd: {e}") })?;
+    let mut raw = Vec::new();
+    decoder
+        .take(MAX_RAW_LEN + 1)
+        .read_to_end(&mut raw)
+        .map_err(|e| FormatError::Data { why: format!("does not decompress: {e}") })?;
+    if raw.len() as u64 > MAX_RAW_LEN {
+        return Err(FormatError::Data { why: format!("decompresses to more than {MAX_RAW_LEN} bytes") });
+    }
+    Ok(raw)
 }
 
 /// The header of a file's bytes: magic, version, fields, padding.

@@ -9,6 +9,9 @@
 //! ```
 //!
 //! Tests need no environment: the pinned version is what their gas figures assume.
+//!
+//! [`Liar`] puts a lying node in front of it: every answer forwarded, rewritten by the
+//! test (answers no honest node gives).
 
 use std::fs::File;
 use std::path::{Path, PathBuf};
@@ -16,8 +19,11 @@ use std::process::{Command, Stdio};
 
 use alloy::primitives::Address;
 
+mod liar;
+
 pub use crate::anvil::{Anvil, AnvilError, DEV_KEYS};
 use crate::chain::ChainError;
+pub use liar::Liar;
 
 /// The directory of the contract, its package.json and node_modules.
 pub fn contracts_dir() -> PathBuf {

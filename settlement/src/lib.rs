@@ -28,6 +28,8 @@
 //!   a leaf is valued.
 //! - [`queue`]: the L1 queue as a batch sees it: the rolling hash of the entries taken,
 //!   the withdrawals, the refused entries.
+//! - [`rebuild`]: every leaf and the root from the chain alone (what each batch posted),
+//!   checked batch by batch against the contract's roots and commitments.
 //! - [`submitter`]: recomputes the epochs from the journal and commits the batches the
 //!   chain lacks, stopping on any disagreement.
 //! - [`tree`]: the sparse Merkle tree over account ids, its proofs, and the reference root
@@ -48,5 +50,6 @@ pub mod epoch;
 pub mod leaf;
 pub mod market;
 pub mod queue;
+pub mod rebuild;
 pub mod submitter;
 pub mod tree;

@@ -11,6 +11,7 @@ mod serve;
 mod settle;
 mod settle_files;
 mod settle_idle;
+mod settle_rebuild;
 
 /// A golden scenario's lines with the commands 1 ms apart (`"ts"` = line number × 1 ms), so
 /// that epochs of 1 ms close every second command. A line with its own `ts` keeps it, and

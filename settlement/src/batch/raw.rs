@@ -284,3 +284,43 @@ pub(super) fn decode(raw: &[u8], header: &Header) -> Result<Contents, FormatErro
     }
     Ok(Contents { markets, withdrawals, rejected, leaves })
 }
+
+/// Reads raw data alone, with no header to check it against (what a chain holds of a batch
+/// is its data, not a file's header): the epoch fields, then each section as [`decode`]
+/// decodes it. Returns the header the data describes — its epoch fields, the hash of its
+/// market state, its counts, `raw_len` its length; `data_hash` and `data_len` zero, for the
+/// caller that has the compressed bytes — and the contents.
+pub(super) fn read(raw: &[u8]) -> Result<(Header, Contents), FormatError> {
+    let mut c = Cursor { bytes: raw, at: 0 };
+    // The order of `epoch_fields` (and of `encode_raw`).
+    let (index, first_seq, last_seq) = (c.u64("index")?, c.u64("first_seq")?, c.u64("last_seq")?);
+    let (epoch_ts, commands, fills) = (c.u64("epoch_ts")?, c.u64("commands")?, c.u64("fills")?);
+    let (prev_root, new_root) = (c.b256("prev_root")?, c.b256("new_root")?);
+    let (queue_count, queue_hash) = (c.u64("queue_count")?, c.b256("queue_hash")?);
+    let markets = decode_markets(&mut c)?;
+    let withdrawals = decode_withdrawals(&mut c)?;
+    let rejected = decode_rejected(&mut c, queue_count)?;
+    let leaves = decode_leaves(&mut c)?;
+    // Counts of items of at least 8 bytes in at most 2^30 raw bytes: they fit.
+    let count = |n: usize| u32::try_from(n).unwrap_or(u32::MAX);
+    let header = Header {
+        index,
+        first_seq,
+        last_seq,
+        epoch_ts,
+        commands,
+        prev_root,
+        new_root,
+        data_hash: B256::ZERO,
+        fills,
+        data_len: 0,
+        leaves: count(leaves.len()),
+        raw_len: raw.len() as u64,
+        market_hash: market::hash(&markets),
+        queue_count,
+        queue_hash,
+        withdrawals: count(withdrawals.len()),
+        rejected: count(rejected.len()),
+    };
+    Ok((header, Contents { markets, withdrawals, rejected, leaves }))
+}

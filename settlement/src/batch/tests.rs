@@ -294,3 +294,35 @@ fn a_format_3_file_is_refused_by_its_version() {
     assert_eq!(err, FormatError::Version { found: 3 });
     assert_eq!(err.to_string(), "batch format version 3 (bytes 8-11); this l2x reads version 4");
 }
+
+/// What a chain holds of a batch is its data: the batch read from the data alone is the
+/// batch (every header field, counts and lengths included), however it was compressed;
+/// data that does not decompress, or whose raw data breaks a rule, is named.
+#[test]
+fn the_data_alone_is_the_whole_batch() {
+    let mut tree = Tree::new();
+    let b = Batch::of(&epoch(3, B256::repeat_byte(9), vec![leaf(3, 1), leaf(4, 0), leaf(u64::MAX, 2)], &mut tree));
+    assert_eq!(Batch::from_data(b.data.clone()), Ok(b.clone()));
+    let raw = b.raw().unwrap_or_default();
+    let other = Batch::from_data(zstd::bulk::compress(&raw, 1).unwrap_or_default()).unwrap_or_else(|e| panic!("{e}"));
+    assert!(other.same_content(&b) && other.header.data_hash != b.header.data_hash);
+    // Not zstd; zstd of nothing; a frame cut short.
+    for (data, expect) in
+        [(b"not zstd".to_vec(), "does not decompress"), (zstd::bulk::compress(&[], 3).unwrap_or_default(), "index")]
+    {
+        let err = Batch::from_data(data).unwrap_err();
+        assert!(err.to_string().contains(expect), "{err}");
+    }
+    assert!(matches!(Batch::from_data(b.data[..b.data.len() - 1].to_vec()), Err(FormatError::Data { .. })));
+    // A rule of the raw data (a zero withdrawal amount), and one between the epoch fields
+    // (last_seq before first_seq).
+    let at = EPOCH_LEN + 4 + 2 * 36 + 4 + 8;
+    let mut bad = raw.clone();
+    bad[at..at + 8].copy_from_slice(&0u64.to_be_bytes());
+    let err = Batch::from_data(zstd::bulk::compress(&bad, 1).unwrap_or_default()).unwrap_err();
+    assert!(matches!(err, FormatError::Raw { field: "withdrawal amount", .. }), "{err}");
+    let mut bad = raw;
+    bad[16..24].copy_from_slice(&1u64.to_be_bytes());
+    let err = Batch::from_data(zstd::bulk::compress(&bad, 1).unwrap_or_default()).unwrap_err();
+    assert!(matches!(err, FormatError::Header { field: "last_seq", .. }), "{err}");
+}

@@ -253,7 +253,38 @@ pub fn commit_input(batch: &Batch) -> Result<Vec<u8>, ChainError> {
 /// As [`commit_call`].
 pub fn commitment(batch: &Batch) -> Result<B256, ChainError> {
     let call = commit_call(batch)?;
-    Ok(keccak256((call.h, call.withdrawals, call.rejected).abi_encode_params()))
+    Ok(commitment_of(&call.h, &call.withdrawals, &call.rejected))
+}
+
+/// The commitment of a commit's arguments: `keccak256(abi.encode(h, withdrawals,
+/// rejected))`, what the contract stores as `commitments(h.index)` ([`commitment`] of a
+/// batch's call).
+pub fn commitment_of(
+    h: &abi::L2xSettlement::BatchHeader,
+    withdrawals: &[abi::L2xSettlement::Withdrawal],
+    rejected: &[u64],
+) -> B256 {
+    keccak256((h.clone(), withdrawals.to_vec(), rejected.to_vec()).abi_encode_params())
+}
+
+/// A transaction input read as the `commitBatch` call it must be: the selector checked,
+/// then the arguments decoded as the contract's decoder reads them (not re-encoded to
+/// compare: the contract accepts any encoding its decoder takes). `Err`: what it is
+/// instead, in words.
+pub(crate) fn decode_commit_input(input: &[u8]) -> Result<abi::L2xSettlement::commitBatchCall, String> {
+    use alloy::sol_types::SolCall as _;
+    type Commit = abi::L2xSettlement::commitBatchCall;
+    let Some((selector, args)) = input.split_first_chunk::<4>() else {
+        return Err(format!("{} bytes of input, too short for a selector", input.len()));
+    };
+    if *selector != Commit::SELECTOR {
+        return Err(format!(
+            "selector 0x{}, not commitBatch's 0x{}",
+            alloy::hex::encode(selector),
+            alloy::hex::encode(Commit::SELECTOR)
+        ));
+    }
+    Commit::abi_decode_raw(args).map_err(|e| format!("the arguments do not decode as commitBatch's: {e}"))
 }
 
 /// The least gas the commit of `batch` can cost on a chain with EIP-7623 (Prague and

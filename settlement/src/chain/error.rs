@@ -12,6 +12,7 @@
 //! | [`Evm`](ChainError::Evm), [`EvmFailed`](ChainError::EvmFailed), [`Decode`](ChainError::Decode), [`State`](ChainError::State) | the embedded chain (revm, its state file): not RPC errors | no |
 //! | [`Artifact`](ChainError::Artifact) | a committed contract artifact (a broken build) | no |
 //! | [`Batch`](ChainError::Batch) | a batch whose data does not decode | no |
+//! | [`Posted`](ChainError::Posted) | what a committed batch posted cannot be read back ([`PostedError`]: no log, two, a transaction that is not its commit, a damaged store) | no |
 //!
 //! "Retryable" ([`ChainError::is_retryable`]) means the same call may succeed later with
 //! nothing changed on our side: a node that comes back, a transaction that lands or
@@ -20,7 +21,7 @@
 use std::path::PathBuf;
 use std::time::Duration;
 
-use alloy::primitives::Address;
+use alloy::primitives::{Address, B256};
 
 /// A result whose error is, unless said otherwise, a [`ChainError`].
 pub type Result<T, E = ChainError> = std::result::Result<T, E>;
@@ -171,6 +172,15 @@ pub enum ChainError {
         #[source]
         source: crate::batch::FormatError,
     },
+    /// What committed batch `index` posted cannot be read back from the chain (`Chain::posted`).
+    /// (`why` is this error's detail, not a cause from below, so the message says it once.)
+    #[error("batch {index}: what it posted cannot be read back: {why}")]
+    Posted {
+        /// The batch.
+        index: u64,
+        /// What was wrong.
+        why: PostedError,
+    },
     /// More than one transaction of the submitter is pending: not the submitter's doing,
     /// and nothing is sent until they land or leave.
     #[error("{count} transactions of the submitter still pending; not sending another")]
@@ -184,6 +194,69 @@ pub enum ChainError {
     NonceUsed {
         /// The nonce.
         nonce: u64,
+    },
+}
+
+/// Why what a committed batch posted cannot be read back (the `why` of
+/// [`ChainError::Posted`]): the answers of a node, or the embedded chain's store, that are
+/// not the batch's commit.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+pub enum PostedError {
+    /// The batch is not committed (the chain's last is `last`).
+    #[error("not committed (the chain's last batch is {last})")]
+    NotCommitted {
+        /// The chain's last committed batch.
+        last: u64,
+    },
+    /// No `BatchCommitted` log with this index on the contract's address.
+    #[error("no BatchCommitted log with this index on the contract's address (eth_getLogs)")]
+    NoLog,
+    /// More than one such log (the contract emits one per batch).
+    #[error("{count} BatchCommitted logs with this index on the contract's address; the contract emits one")]
+    Logs {
+        /// How many.
+        count: usize,
+    },
+    /// A log without the hash of its transaction.
+    #[error("its BatchCommitted log has no transactionHash")]
+    NoTransactionHash,
+    /// The node does not have the log's transaction.
+    #[error("the node does not have transaction {transaction} of its BatchCommitted log")]
+    NoTransaction {
+        /// The transaction.
+        transaction: B256,
+    },
+    /// The commit's input, as found at `at` (a transaction, or a file of the embedded chain's
+    /// store), is not a `commitBatch` call to the contract.
+    #[error("{at}: not a commitBatch call to the contract: {why}")]
+    NotACommit {
+        /// The transaction or the file.
+        at: String,
+        /// What it is instead.
+        why: String,
+    },
+    /// The commit found at `at` is another batch's.
+    #[error("{at}: the commitBatch call is of batch {got}")]
+    WrongIndex {
+        /// The transaction or the file.
+        at: String,
+        /// The index its header argument has.
+        got: u64,
+    },
+    /// The embedded chain's store has no data file for a committed batch.
+    #[error("{}: missing (the embedded chain keeps every commit's input there)", path.display())]
+    Missing {
+        /// The file.
+        path: PathBuf,
+    },
+    /// A file of the embedded chain's store that is not the committed batch's input: it
+    /// decodes, but does not hash to what the contract stored (damaged).
+    #[error("{}: damaged: {why}", path.display())]
+    Damaged {
+        /// The file.
+        path: PathBuf,
+        /// What does not match.
+        why: String,
     },
 }
 
@@ -210,6 +283,7 @@ impl ChainError {
             | ChainError::Decode { .. }
             | ChainError::Artifact { .. }
             | ChainError::Batch { .. }
+            | ChainError::Posted { .. }
             | ChainError::Config(_) => false,
         }
     }

@@ -43,11 +43,12 @@ mod rpc;
 use alloy::primitives::{Address, B256};
 
 pub use artifact::Artifact;
+pub(crate) use binding::decode_commit_input;
 pub use binding::{
     ARTIFACT, Config, TEST_USD_ARTIFACT, WEEK, abi, commit_call, commit_floor_gas, commit_input, commitment,
-    creation_code, entry_of, revert_reason, runtime_code, test_usd_creation_code, test_usd_runtime_code,
+    commitment_of, creation_code, entry_of, revert_reason, runtime_code, test_usd_creation_code, test_usd_runtime_code,
 };
-pub use error::{BoxError, ChainError, Result};
+pub use error::{BoxError, ChainError, PostedError, Result};
 pub use fees::SendPolicy;
 pub use rpc::{RpcChain, submitter_of};
 
@@ -82,6 +83,65 @@ pub trait Chain {
     /// # Errors
     /// The transport's.
     fn verify_leaf(&mut self, index: u64, leaf: &crate::leaf::AccountLeaf, siblings: &[B256]) -> Result<bool>;
+
+    /// What committed batch `index` posted, read back from the chain: its commit's
+    /// arguments and its data (docs/SETTLEMENT.md, "Finding a batch on chain"). Nothing
+    /// here is checked against the contract's commitment: that is the reader's to do
+    /// ([`Posted::commitment`]).
+    ///
+    /// # Errors
+    /// [`ChainError::Posted`] naming the batch and what is wrong (not committed, no log or
+    /// two, a transaction that is not its commit, a missing or damaged store file); the
+    /// transport's.
+    fn posted(&mut self, index: u64) -> Result<Posted>;
+}
+
+/// What a committed batch posted, as the chain holds it: the arguments of its
+/// `commitBatch` and its data.
+#[derive(Clone, Debug)]
+pub struct Posted {
+    /// The header argument, `h`.
+    pub h: abi::L2xSettlement::BatchHeader,
+    /// The withdrawals argument.
+    pub withdrawals: Vec<abi::L2xSettlement::Withdrawal>,
+    /// The refused queue indexes argument.
+    pub rejected: Vec<u64>,
+    /// The batch's data: `zstd(raw)` (docs/SETTLEMENT.md, "Batches").
+    pub data: Vec<u8>,
+    /// Where the data was found.
+    pub carrier: Carrier,
+}
+
+impl Posted {
+    /// The arguments of a `commitBatch` call, its data from the call itself.
+    pub(crate) fn of_calldata(call: abi::L2xSettlement::commitBatchCall, transaction: Option<B256>) -> Posted {
+        Posted {
+            h: call.h,
+            withdrawals: call.withdrawals,
+            rejected: call.rejected,
+            data: call.data.to_vec(),
+            carrier: Carrier::Calldata { transaction },
+        }
+    }
+
+    /// The commitment of the arguments ([`commitment_of`]): what the contract stored for
+    /// the batch if these are its commit's arguments.
+    pub fn commitment(&self) -> B256 {
+        commitment_of(&self.h, &self.withdrawals, &self.rejected)
+    }
+}
+
+/// Where a posted batch's data was found. (Batch data in EIP-4844 blobs is to be another
+/// carrier.)
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum Carrier {
+    /// The `data` argument of the commit, in its transaction's input.
+    Calldata {
+        /// The commit's transaction (`None` on the embedded chain, which keeps each commit's
+        /// input and not its transaction).
+        transaction: Option<B256>,
+    },
 }
 
 /// The vault's L1 queue as the node's watcher reads it: every read at one block, so that the

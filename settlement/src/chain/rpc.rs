@@ -7,7 +7,14 @@
 //!               ──▶ first price (fees::first_price: outbid our own pending one)
 //!               ──▶ gas estimate on the latest state, +20 %
 //!               ──▶ wait::send_and_wait: the fees::Resender's rules, driven over RPC
+//!  posted(index) ──▶ eth_getLogs: BatchCommitted, topic 1 = index, on the contract's address,
+//!                    from the earliest block (not removed): exactly one
+//!               ──▶ eth_getTransactionByHash(its transactionHash): sent to the contract,
+//!                    input = commitBatch's selector ‖ arguments, h.index = index
 //! ```
+//!
+//! `posted` asks for the logs of the whole chain in one `eth_getLogs`: a node that limits
+//! the block range of a log query refuses it (an [`ChainError::Rpc`] naming the call).
 //!
 //! The runtime is a single-threaded tokio runtime owned by the chain; every call blocks
 //! on it with a timeout, so a node that hangs is an error ([`ChainError::Timeout`]) and
@@ -26,7 +33,7 @@ use alloy::signers::local::PrivateKeySigner;
 
 use super::binding::{Config, abi, commit_call, creation_code, refusal, test_usd_creation_code};
 use super::fees::{Fees, InFlight, SendPolicy, first_price};
-use super::{Chain, ChainError, QueueReader, Result, entry_of};
+use super::{Chain, ChainError, Posted, PostedError, QueueReader, Result, decode_commit_input, entry_of};
 use crate::batch::Batch;
 use crate::queue::Entry;
 
@@ -392,6 +399,54 @@ impl Chain for RpcChain {
         self.block_on("verifying a leaf", async move {
             contract.verifyLeaf(index, sol_leaf, siblings).call().await.map_err(ChainError::call("verifyLeaf"))
         })
+    }
+
+    fn posted(&mut self, index: u64) -> Result<Posted> {
+        let hash = self.commit_transaction(index)?;
+        let provider = self.provider.clone();
+        let tx = self.block_on("reading a commit's transaction", async move {
+            provider.get_transaction_by_hash(hash).await.map_err(ChainError::rpc("reading a commit's transaction"))
+        })?;
+        let posted = |why| ChainError::Posted { index, why };
+        let tx = tx.ok_or(posted(PostedError::NoTransaction { transaction: hash }))?;
+        let at = format!("transaction {hash}");
+        let to = alloy::consensus::Transaction::to(&tx);
+        if to != Some(self.address) {
+            let to = to.map_or_else(|| "a contract creation".to_owned(), |to| format!("sent to {to}"));
+            let why = format!("{to}, not to the contract (a commit through another contract is not read)");
+            return Err(posted(PostedError::NotACommit { at, why }));
+        }
+        let input = alloy::consensus::Transaction::input(&tx);
+        let call = decode_commit_input(input).map_err(|why| posted(PostedError::NotACommit { at: at.clone(), why }))?;
+        if call.h.index != index {
+            return Err(posted(PostedError::WrongIndex { at, got: call.h.index }));
+        }
+        Ok(Posted::of_calldata(call, Some(hash)))
+    }
+}
+
+impl RpcChain {
+    /// The transaction that emitted batch `index`'s `BatchCommitted` log on the canonical
+    /// chain: exactly one such log on the contract's address, not removed by a reorg.
+    fn commit_transaction(&self, index: u64) -> Result<B256> {
+        use alloy::sol_types::SolEvent as _;
+        let filter = alloy::rpc::types::Filter::new()
+            .address(self.address)
+            .event_signature(abi::L2xSettlement::BatchCommitted::SIGNATURE_HASH)
+            .topic1(B256::from(alloy::primitives::U256::from(index)))
+            .from_block(alloy::eips::BlockNumberOrTag::Earliest)
+            .to_block(alloy::eips::BlockNumberOrTag::Latest);
+        let provider = self.provider.clone();
+        let logs = self.block_on("reading BatchCommitted logs", async move {
+            provider.get_logs(&filter).await.map_err(ChainError::rpc("reading BatchCommitted logs"))
+        })?;
+        let posted = |why| ChainError::Posted { index, why };
+        let logs: Vec<_> = logs.into_iter().filter(|log| !log.removed).collect();
+        match logs.as_slice() {
+            [] => Err(posted(PostedError::NoLog)),
+            [log] => log.transaction_hash.ok_or(posted(PostedError::NoTransactionHash)),
+            more => Err(posted(PostedError::Logs { count: more.len() })),
+        }
     }
 }
 

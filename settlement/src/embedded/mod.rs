@@ -14,9 +14,12 @@
 //!  transact(from, to, data) ─┐  one transaction in a block of its own:
 //!  commit(batch) (SUBMITTER) ┘    number = block + 1, timestamp = max(time + 1, clock.now())
 //!                                 reverted or halted: Reverted / Refused (decoded); no block
-//!                                 succeeded: the new state written to chain.l2xc (temporary
-//!                                 file, fsync, rename, fsync the directory), then adopted
+//!                                 succeeded: a batch's commit (its BatchCommitted log) has
+//!                                 its input written to batches/<index> first; then the new
+//!                                 state written to chain.l2xc (temporary file, fsync,
+//!                                 rename, fsync the directory), then adopted
 //!  call(to, data), last_committed, committed, verify_leaf ─▶ at the latest block, never kept
+//!  posted(index) ─▶ batches/<index>, checked against the contract's commitment
 //!  advance_time(secs) ─▶ the chain's time moves on by secs (written to the file); no block
 //! ```
 //!
@@ -24,6 +27,7 @@
 //! |---|---|
 //! | `genesis` | the deployments, their fixed addresses, [`settlement_creation_code`]; code hashes to check a state against |
 //! | `state_file` | [`ChainState`] and `chain.l2xc` format 2: layout, canonical form, [`FormatError`], the atomic write |
+//! | `batch_data` | what each batch posted: its commit's input, one file per batch, written before the state that records it |
 //! | `clock` | [`Clock`]: [`WallClock`] for `serve` and the demo, [`FixedClock`] for tests |
 //! | `evm` | revm's block and transaction environments, revert reasons in words |
 //!
@@ -56,6 +60,10 @@
 //! ```text
 //!  DIR/LOCK        flock'ed by the one process that may write (open); readers take none
 //!  DIR/chain.l2xc  the state (format 2, `state_file`), only ever replaced whole
+//!  DIR/batches/    the input of each batch's commit, `<index, 20 digits>` (`batch_data`):
+//!                  written and synced before the state file that records the commit is
+//!                  renamed into place; a file for a batch the state does not have (a
+//!                  crash in between) is never read, and the next commit of it replaces it
 //!  DIR/blobs/      reserved for the blob store (issue 16, item 7: EIP-4844 batch data);
 //!                  not built yet. Its rule when it is: a block's blobs are written and
 //!                  synced before the state file that refers to them is renamed into place.
@@ -65,11 +73,14 @@
 //!
 //! - Only the genesis's contracts have code: a transaction that creates a contract is
 //!   refused (the file keeps no code).
-//! - No history: events are returned in the [`Receipt`] and not kept; old blocks, their
-//!   hashes and receipts are not kept.
+//! - No history but the batches': events are returned in the [`Receipt`] and not kept; old
+//!   blocks, their hashes, transactions and receipts are not kept. What each batch posted
+//!   (its commit's input) is kept in `DIR/batches/`, so that the batches can be read back
+//!   (`Chain::posted`) as from a node.
 //! - Each block rewrites the whole state file: O(accounts + slots) per transaction. Fine for
 //!   tests and a demo's thousands of accounts, not for a million.
 
+pub mod batch_data;
 mod clock;
 mod evm;
 mod genesis;
@@ -79,7 +90,7 @@ use std::fs::File;
 use std::path::{Path, PathBuf};
 
 use alloy::primitives::{Address, B256, Bytes, Log, U256, keccak256};
-use alloy::sol_types::SolCall;
+use alloy::sol_types::{SolCall, SolEvent as _};
 use revm::context::result::ExecutionResult;
 use revm::database::{CacheDB, DatabaseCommit};
 use revm::primitives::TxKind;
@@ -93,7 +104,7 @@ use self::evm::{Db, Header};
 use self::genesis::Genesis;
 use crate::batch::Batch;
 use crate::chain::abi::{L2xSettlement as C, L2xTestUSD};
-use crate::chain::{Chain, ChainError, QueueReader, Result, commit_call, entry_of};
+use crate::chain::{Chain, ChainError, Posted, PostedError, QueueReader, Result, commit_call, entry_of};
 use crate::leaf::AccountLeaf;
 use crate::queue::Entry;
 
@@ -360,15 +371,16 @@ impl EmbeddedChain {
     }
 
     /// One transaction from `from` to `to` in a new block: `Ok(Ok(receipt))` once the new
-    /// state is in the file, `Ok(Err(reason))` if the EVM reverted or halted it or it
-    /// created code (nothing changes).
+    /// state is in the file (and, for a batch's commit, its input in the batch data store
+    /// before it), `Ok(Err(reason))` if the EVM reverted or halted it or it created code
+    /// (nothing changes).
     fn send(&mut self, from: Address, to: Address, data: Bytes) -> Result<Result<Receipt, String>> {
         self.writable()?;
         let timestamp = self.timestamp.checked_add(1).ok_or_else(|| overflow(self.timestamp, 1))?;
         // A file's block is at most its time (its clock check), so this cannot fail first.
         let number = self.block.checked_add(1).ok_or_else(|| overflow(self.timestamp, 1))?;
         let header = Header { number, timestamp: timestamp.max(self.clock.now()) };
-        let tx = evm::tx(from, self.nonce(from), TxKind::Call(to), data)?;
+        let tx = evm::tx(from, self.nonce(from), TxKind::Call(to), data.clone())?;
         let run = evm::run(CacheDB::new(&self.db), header, tx)?;
         let (gas, logs, output) = match run.result {
             ExecutionResult::Success { gas, logs, output, .. } => (gas, logs, output.into_data()),
@@ -380,6 +392,12 @@ impl EmbeddedChain {
         let state = ChainState::of(&next, header.number, header.timestamp, self.genesis.timestamp);
         if let Err(f) = self.genesis.check(&state) {
             return Ok(Err(format!("created code at {} (only the genesis's contracts have code here)", f.address)));
+        }
+        // A batch's data before the state that records its commit (`batch_data`'s crash rule).
+        for log in logs.iter().filter(|log| log.address == self.address()) {
+            if let Ok(committed) = C::BatchCommitted::decode_log_data(&log.data) {
+                batch_data::write(&self.dir, committed.index, &data)?;
+            }
         }
         self.write(&state)?;
         self.db = self.genesis.restore(&state);
@@ -486,6 +504,17 @@ impl Chain for EmbeddedChain {
 
     fn verify_leaf(&mut self, index: u64, leaf: &AccountLeaf, siblings: &[B256]) -> Result<bool> {
         self.view(&C::verifyLeafCall { index, leaf: leaf.into(), siblings: siblings.to_vec() })
+    }
+
+    /// From the batch data store (`batch_data`), for a committed batch only, checked against
+    /// the commitment the contract stored.
+    fn posted(&mut self, index: u64) -> Result<Posted> {
+        let last = self.view(&C::lastIndexCall {})?;
+        if index == 0 || index > last {
+            return Err(ChainError::Posted { index, why: PostedError::NotCommitted { last } });
+        }
+        let commitment = self.view(&C::commitmentsCall { index })?;
+        batch_data::read(&self.dir, index, commitment)
     }
 }
 

@@ -13,7 +13,7 @@ use l2x_settlement::batch::Batch;
 use l2x_settlement::epoch::{self, Epoch, Epochs, Policy};
 
 use l2x_settlement::chain::abi::L2xSettlement;
-use l2x_settlement::chain::{RpcChain, commit_call};
+use l2x_settlement::chain::{Carrier, Chain, PostedError, RpcChain, commit_call};
 
 use crate::common::{OTHER_KEY, SUBMITTER_KEY, anvil};
 
@@ -48,12 +48,19 @@ async fn the_contract_commits_batches_refuses_bad_ones_and_verifies_rust_proofs(
     }
     assert_eq!(closed.len(), 5);
     let call_of = |b: &Batch| commit_call(b).unwrap();
+    let mut transactions = Vec::new();
     for e in &closed {
         let receipt = contract.call_builder(&call_of(&Batch::of(e))).send().await.unwrap().get_receipt().await.unwrap();
         assert!(receipt.status(), "batch {} committed", e.index);
         assert_eq!(contract.lastRoot().call().await.unwrap(), e.root);
+        transactions.push(receipt.transaction_hash);
     }
     assert_eq!(contract.lastIndex().call().await.unwrap(), 5);
+
+    // What each batch posted, read back from its log and its transaction's input; nothing
+    // for a batch not committed.
+    let (url, batches) = (node.url().to_string(), closed.iter().map(Batch::of).collect());
+    tokio::task::spawn_blocking(move || read_back(&url, address, batches, transactions)).await.unwrap();
 
     // Refusals: the same batch again, a wrong previous root, data that is not what was
     // hashed, and anyone but the submitter (calls made by hand: a batch file that says
@@ -96,6 +103,19 @@ async fn the_contract_commits_batches_refuses_bad_ones_and_verifies_rust_proofs(
         assert!(!contract.verifyLeaf(5, wrong, siblings.clone()).call().await.unwrap());
         assert!(!contract.verifyLeaf(0, sol_leaf, siblings).call().await.unwrap());
     }
+}
+
+/// Reads what `batches` posted back from the node (their commits in `transactions`), as
+/// sent; and nothing for the batch after them.
+fn read_back(url: &str, address: alloy::primitives::Address, batches: Vec<Batch>, transactions: Vec<B256>) {
+    let mut reader = RpcChain::read_only(url, address).unwrap();
+    for (b, tx) in batches.iter().zip(transactions) {
+        let posted = reader.posted(b.header.index).unwrap();
+        assert!(crate::embedded::is_posted(&posted, b), "batch {}", b.header.index);
+        assert_eq!(posted.carrier, Carrier::Calldata { transaction: Some(tx) });
+    }
+    let next = batches.len() as u64 + 1;
+    assert_eq!(crate::embedded::not_posted(reader.posted(next).unwrap_err(), next), PostedError::NoLog);
 }
 
 /// Issue 14: a verifier comparing deployed code with the artifact must know where the

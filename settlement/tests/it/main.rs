@@ -13,6 +13,7 @@ mod contract;
 mod embedded;
 mod epochs;
 mod escape_all;
+mod rebuild;
 mod sending;
 mod submitter;
 mod token;

@@ -13,8 +13,8 @@ use alloy::primitives::B256;
 use l2x_engine::StateMachine;
 use l2x_risk::Ledger;
 use l2x_settlement::batch::Batch;
-use l2x_settlement::chain::{Chain, ChainError, RpcChain, commitment};
-use l2x_settlement::embedded::{EmbeddedChain, STATE_FILE, SUBMITTER};
+use l2x_settlement::chain::{Carrier, Chain, ChainError, Posted, PostedError, RpcChain, commitment};
+use l2x_settlement::embedded::{EmbeddedChain, STATE_FILE, SUBMITTER, batch_data};
 use l2x_settlement::epoch::{self, Epoch, Epochs, Policy};
 use l2x_settlement::submitter::Submitter;
 
@@ -54,6 +54,20 @@ fn refused(err: ChainError) -> String {
     }
 }
 
+/// Whether `posted` is what committing `batch` sent: the same arguments (their commitment
+/// covers every byte of them) and the same data.
+pub(crate) fn is_posted(posted: &Posted, batch: &Batch) -> bool {
+    posted.commitment() == commitment(batch).unwrap() && posted.data == batch.data
+}
+
+/// The reason of a [`ChainError::Posted`] for batch `index`.
+pub(crate) fn not_posted(err: ChainError, index: u64) -> PostedError {
+    match err {
+        ChainError::Posted { index: i, why } if i == index => why,
+        other => panic!("expected batch {index}'s posted data to be unreadable, got {other}"),
+    }
+}
+
 fn state_error(err: ChainError) -> String {
     match err {
         ChainError::State { path, detail } => format!("{}: {detail}", path.display()),
@@ -77,6 +91,11 @@ fn the_embedded_chain_commits_refuses_verifies_and_continues_after_a_restart() {
     }
     assert_eq!(chain.committed(6).unwrap(), (B256::ZERO, B256::ZERO));
     assert_eq!(chain.block(), 5);
+    // What each batch posted reads back as sent; nothing for a batch not committed.
+    read_back(&mut chain, &closed[..5]);
+    for index in [0, 6] {
+        assert_eq!(not_posted(chain.posted(index).unwrap_err(), index), PostedError::NotCommitted { last: 5 });
+    }
 
     // The contract's refusals, decoded: the same batch again, a wrong previous root. A
     // batch whose data does not decode is refused before anything is sent (its commit's
@@ -97,6 +116,7 @@ fn the_embedded_chain_commits_refuses_verifies_and_continues_after_a_restart() {
     assert!(err.to_string().contains("WrongDataHash("), "{err}");
     assert_eq!(chain.last_committed().unwrap(), (5, closed[4].root));
     assert_eq!(chain.block(), 5, "a refused commit makes no block");
+    assert!(!batch_data::path(dir.path(), 6).exists(), "nor keeps its input");
 
     // The Rust tree's proofs (of the state after the sixth epoch) verify against the sixth
     // root; a changed leaf, a batch not committed and index 0 do not.
@@ -119,6 +139,7 @@ fn the_embedded_chain_commits_refuses_verifies_and_continues_after_a_restart() {
     assert!(busy.contains("held by another process"), "{busy}");
     let mut reader = EmbeddedChain::read_only(dir.path()).unwrap();
     assert_eq!(reader.last_committed().unwrap(), (6, closed[5].root));
+    read_back(&mut reader, &closed);
     assert!(matches!(reader.commit(&Batch::of(&closed[5])), Err(ChainError::Config(_))));
 
     // A commit whose state file cannot be written did not happen (here the temporary file's
@@ -131,6 +152,11 @@ fn the_embedded_chain_commits_refuses_verifies_and_continues_after_a_restart() {
     assert_eq!(chain.last_committed().unwrap(), (6, closed[5].root));
     assert_eq!(chain.block(), 6);
     std::fs::remove_dir(&blocker).unwrap();
+    // Its input was kept first (the crash rule's order): an orphan, never read, replaced by
+    // the next commit of batch 7.
+    assert!(batch_data::path(dir.path(), 7).exists());
+    assert_eq!(not_posted(chain.posted(7).unwrap_err(), 7), PostedError::NotCommitted { last: 6 });
+    std::fs::write(batch_data::path(dir.path(), 7), b"an orphan from before a crash").unwrap();
 
     // A restart continues: the same state (roots, block, the submitter's nonce), and the
     // next commit is accepted.
@@ -149,6 +175,16 @@ fn the_embedded_chain_commits_refuses_verifies_and_continues_after_a_restart() {
     assert_eq!(chain.last_committed().unwrap(), (7, seventh.root));
     assert_eq!(chain.block(), 7);
     chain.check_invariants().unwrap();
+    read_back(&mut chain, &[closed, vec![seventh]].concat());
+}
+
+/// Reads what `epochs`' batches posted back from the embedded chain: as sent.
+fn read_back(chain: &mut EmbeddedChain, epochs: &[Epoch]) {
+    for e in epochs {
+        let posted = chain.posted(e.index).unwrap();
+        assert!(is_posted(&posted, &Batch::of(e)), "batch {}", e.index);
+        assert_eq!(posted.carrier, Carrier::Calldata { transaction: None });
+    }
 }
 
 /// Epoch `n + 1` of the seeded stream.
@@ -341,4 +377,37 @@ fn batches_pay_the_eip7623_calldata_floor_on_a_current_hardfork() {
     assert_eq!(embedded.last_gas(), small_gas);
     embedded.commit(&large).unwrap();
     assert_eq!(embedded.last_gas(), large_gas, "the embedded chain applies the same floor");
+}
+
+/// What a batch posted is read from the embedded chain's store and checked against the
+/// contract's commitment: a file damaged anywhere (a flipped byte in its data, in its
+/// arguments, or in its selector), another batch's file, or no file is an error naming
+/// the batch and the file, never a wrong answer.
+#[test]
+fn a_damaged_swapped_or_missing_batch_data_file_is_named() {
+    let dir = tempfile::tempdir().unwrap();
+    let (closed, _, _) = epochs(3);
+    let mut chain = EmbeddedChain::open(dir.path()).unwrap();
+    for e in &closed {
+        chain.commit(&Batch::of(e)).unwrap();
+    }
+    let file = batch_data::path(dir.path(), 2);
+    let good = std::fs::read(&file).unwrap();
+    let named = |why: &PostedError| why.to_string().contains(&file.display().to_string());
+    // The last byte is the data's (the ABI pads `bytes` with zeros: flip a data byte).
+    let data_end = good.len() - good.iter().rev().position(|&b| b != 0).unwrap() - 1;
+    for (at, expect) in [(data_end, "its data hashes to"), (4 + 63, "its arguments give commitment"), (0, "selector")] {
+        let mut bytes = good.clone();
+        bytes[at] ^= 1;
+        std::fs::write(&file, &bytes).unwrap();
+        let why = not_posted(chain.posted(2).unwrap_err(), 2);
+        assert!(named(&why) && why.to_string().contains(expect), "byte {at}: {why}");
+    }
+    std::fs::copy(batch_data::path(dir.path(), 3), &file).unwrap();
+    let why = not_posted(chain.posted(2).unwrap_err(), 2);
+    assert!(matches!(why, PostedError::WrongIndex { got: 3, .. }) && named(&why), "{why}");
+    std::fs::remove_file(&file).unwrap();
+    assert_eq!(not_posted(chain.posted(2).unwrap_err(), 2), PostedError::Missing { path: file.clone() });
+    std::fs::write(&file, &good).unwrap();
+    assert!(is_posted(&chain.posted(2).unwrap(), &Batch::of(&closed[1])));
 }

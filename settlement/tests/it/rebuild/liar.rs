@@ -1,0 +1,159 @@
+//! What a node answers for a committed batch that is not the batch's commit: every such
+//! answer is an error naming the batch and what was wrong (no log, two, a log removed by a
+//! reorg, a transaction the node does not have, one that is another batch's commit, not a
+//! commit at all, or not sent to the contract), and a commit's input altered after the
+//! fact is a finding (its data no longer hashes to `h.dataHash`, its arguments no longer
+//! give the stored commitment, a root that is not the one stored). The answers come from a
+//! real anvil through a lying node (`devnode::Liar`) that rewrites one answer.
+
+use alloy::primitives::{B256, hex};
+use alloy::sol_types::SolCall as _;
+use l2x_settlement::batch::Batch;
+use l2x_settlement::chain::abi::L2xSettlement as S;
+use l2x_settlement::chain::{Chain, ChainError, PostedError, RpcChain};
+use l2x_settlement::devnode::{Anvil, DEV_KEYS, Liar};
+use l2x_settlement::rebuild::{Finding, RebuildError, rebuild};
+use serde_json::{Value, json};
+
+use super::scenario;
+use crate::common::{SUBMITTER_KEY, anvil};
+
+/// Anvil with the scenario's first three batches committed, and what tests point a lie at.
+struct Node {
+    anvil: Anvil,
+    address: alloy::primitives::Address,
+    /// The commits' transactions, batch 1 first.
+    commits: Vec<B256>,
+    /// A deposit to the contract (a transaction to it that is not a commit).
+    deposit: B256,
+    /// The test token's deployment (a transaction to no one).
+    creation: B256,
+}
+
+/// The hash of the first transaction of `block`.
+fn first_transaction(anvil: &Anvil, block: u64) -> B256 {
+    let block = anvil.request("eth_getBlockByNumber", json!([format!("0x{block:x}"), false])).unwrap();
+    block["transactions"][0].as_str().unwrap().parse().unwrap()
+}
+
+fn node() -> Node {
+    let s = scenario();
+    let anvil = anvil();
+    let (address, _) = RpcChain::deploy_local(anvil.url(), SUBMITTER_KEY).unwrap();
+    let creation = first_transaction(&anvil, 1);
+    let mut chain = RpcChain::connect(anvil.url(), SUBMITTER_KEY, address, 1).unwrap();
+    let commits = s.closed[..3].iter().map(|e| chain.commit(&Batch::of(e)).unwrap()).collect();
+    let block = anvil.deposit(DEV_KEYS[1], address, 1, 1_000_000).unwrap();
+    let deposit = first_transaction(&anvil, block);
+    Node { anvil, address, commits, deposit, creation }
+}
+
+/// Whether `params` of an `eth_getLogs` ask for batch 2's log.
+fn asks_for_batch_2(params: &Value) -> bool {
+    params[0]["topics"][1].as_str() == Some(&B256::with_last_byte(2).to_string())
+}
+
+/// A reader through a node that rewrites batch 2's `eth_getLogs` answer with `edit`.
+fn lying_logs(node: &Node, edit: impl Fn(&mut Vec<Value>) + Send + 'static) -> (Liar, RpcChain) {
+    let liar = Liar::spawn(node.anvil.url(), move |method, params, result| {
+        if method == "eth_getLogs" && asks_for_batch_2(params) {
+            let mut logs = result.as_array().cloned().unwrap_or_default();
+            edit(&mut logs);
+            *result = Value::Array(logs);
+        }
+    })
+    .unwrap();
+    let reader = RpcChain::read_only(liar.url(), node.address).unwrap();
+    (liar, reader)
+}
+
+/// Batch 2's log pointing at transaction `tx`.
+fn pointing_at(node: &Node, tx: B256) -> (Liar, RpcChain) {
+    lying_logs(node, move |logs| logs[0]["transactionHash"] = json!(tx.to_string()))
+}
+
+fn why(chain: &mut RpcChain) -> PostedError {
+    match chain.posted(2) {
+        Err(ChainError::Posted { index: 2, why }) => why,
+        other => panic!("expected batch 2 to be unreadable, got {other:?}"),
+    }
+}
+
+#[test]
+fn answers_that_are_not_the_batchs_commit_are_errors_naming_the_batch() {
+    let node = node();
+    assert_eq!(why(&mut lying_logs(&node, Vec::clear).1), PostedError::NoLog);
+    let (_liar, mut twice) = lying_logs(&node, |logs| logs.push(logs[0].clone()));
+    assert_eq!(why(&mut twice), PostedError::Logs { count: 2 });
+    let (_liar, mut removed) = lying_logs(&node, |logs| logs[0]["removed"] = json!(true));
+    assert_eq!(why(&mut removed), PostedError::NoLog, "a log a reorg removed is not the canonical chain's");
+    let (_liar, mut unknown) = pointing_at(&node, B256::repeat_byte(0x11));
+    assert_eq!(why(&mut unknown), PostedError::NoTransaction { transaction: B256::repeat_byte(0x11) });
+    let third = node.commits[2];
+    let (_liar, mut other) = pointing_at(&node, third);
+    assert_eq!(why(&mut other), PostedError::WrongIndex { at: format!("transaction {third}"), got: 3 });
+    let (_liar, mut deposit) = pointing_at(&node, node.deposit);
+    let w = why(&mut deposit);
+    assert!(matches!(&w, PostedError::NotACommit { why, .. } if why.starts_with("selector 0x")), "{w}");
+    let (_liar, mut creation) = pointing_at(&node, node.creation);
+    let w = why(&mut creation);
+    assert!(matches!(&w, PostedError::NotACommit { why, .. } if why.starts_with("a contract creation")), "{w}");
+    // The rebuild stops with the chain's error: batch 1 read, nothing claimed of batch 2.
+    let err = rebuild(&mut creation).unwrap_err();
+    assert!(matches!(err, RebuildError::Chain(ChainError::Posted { index: 2, .. })), "{err}");
+    assert!(err.to_string().starts_with("batch 2: what it posted cannot be read back: transaction 0x"), "{err}");
+    // The honest answers, through the same lying node: batch 2 reads as committed.
+    let (_liar, mut honest) = lying_logs(&node, |_| {});
+    assert_eq!(
+        honest.posted(2).unwrap().carrier,
+        l2x_settlement::chain::Carrier::Calldata { transaction: Some(node.commits[1]) }
+    );
+}
+
+/// A reader through a node that rewrites batch 2's commit input with `edit` (the bytes,
+/// selector first).
+fn lying_input(node: &Node, edit: impl Fn(&mut Vec<u8>) + Send + 'static) -> (Liar, RpcChain) {
+    let tx = node.commits[1].to_string();
+    let liar = Liar::spawn(node.anvil.url(), move |method, params, result| {
+        if method == "eth_getTransactionByHash" && params[0].as_str() == Some(tx.as_str()) {
+            let mut input = hex::decode(result["input"].as_str().unwrap()).unwrap();
+            edit(&mut input);
+            result["input"] = json!(hex::encode_prefixed(&input));
+        }
+    })
+    .unwrap();
+    let reader = RpcChain::read_only(liar.url(), node.address).unwrap();
+    (liar, reader)
+}
+
+fn finding(chain: &mut RpcChain) -> Finding {
+    super::finding(chain)
+}
+
+#[test]
+fn a_commit_altered_after_the_fact_is_a_finding_naming_the_batch() {
+    let node = node();
+    // The last byte of the input is data (the ABI pads `bytes` with zeros: the last one
+    // that is not).
+    let (_liar, mut data) = lying_input(&node, |input| {
+        let at = input.len() - 1 - input.iter().rev().position(|&b| b != 0).unwrap();
+        input[at] ^= 1;
+    });
+    assert!(matches!(finding(&mut data), Finding::DataHash { index: 2, .. }));
+    // h.epochTs (the fourth word of the arguments): the stored commitment no longer follows.
+    let (_liar, mut header) = lying_input(&node, |input| input[4 + 4 * 32 - 1] ^= 1);
+    assert!(matches!(finding(&mut header), Finding::Commitment { index: 2, .. }));
+    // roots(2) answered wrong: the leaves give the committed root, the node says another.
+    let roots_2 = hex::encode_prefixed(S::rootsCall { index: 2 }.abi_encode());
+    let liar = Liar::spawn(node.anvil.url(), move |method, params, result| {
+        if method == "eth_call" && params[0]["input"].as_str().or(params[0]["data"].as_str()) == Some(&roots_2) {
+            *result = json!(B256::repeat_byte(7).to_string());
+        }
+    })
+    .unwrap();
+    let f = finding(&mut RpcChain::read_only(liar.url(), node.address).unwrap());
+    assert!(
+        matches!(f, Finding::Root { index: 2, whose: "the chain's roots(index)", expected, .. } if expected == B256::repeat_byte(7)),
+        "{f}"
+    );
+}
