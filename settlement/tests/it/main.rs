@@ -12,6 +12,7 @@ mod common;
 mod contract;
 mod embedded;
 mod epochs;
+mod l1_user;
 mod sending;
 mod submitter;
 mod token;
