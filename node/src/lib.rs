@@ -36,6 +36,7 @@
 //! | [`metrics`] | the Prometheus endpoint |
 //! | [`chain`] | opening the chain a config or a command names |
 //! | [`settle`] | `l2x settle …` and root verification |
+//! | [`owner`] | `l2x settle deposit`, `escape`, `queue`, …: what owners and anyone do with the vault on L1 |
 //! | [`demo`] | `l2x demo` |
 //!
 //! # Errors
@@ -53,6 +54,7 @@ pub mod funding;
 pub mod keys;
 pub mod metrics;
 mod node;
+pub mod owner;
 pub mod settle;
 pub mod settlement;
 mod ticker;
