@@ -53,7 +53,7 @@ pub enum EscapeError {
     #[error("the chain has no committed batch, so there is no root to escape against")]
     NothingCommitted,
     /// The source does not have the chain's last batch.
-    #[error("the chain's last committed batch is {last}, but {source_name} has batches up to {files} only")]
+    #[error("the chain's last committed batch is {last}, but {source_name} go up to batch {files} only")]
     NotInFiles {
         /// The chain's last batch.
         last: u64,
