@@ -315,10 +315,8 @@ fn escape_and_claim(chain: &Chain, batches: &Path, dir: &Path) {
     }
     let last = files.len() + 1;
     let s = short.to_str().unwrap();
-    let wanted = format!(
-        "the chain's last committed batch is {last}, but the batch files in {s} go up to batch {} only",
-        last - 1
-    );
+    let wanted =
+        format!("the chain's last committed batch is {last}, but the batch files in {s} end at batch {}", last - 1);
     refused(chain, Some(BOB), &["escape", "--account", "2", "--batches", s], &wanted);
     assert!(last_file.ends_with(format!("batch-{last:020}.l2xb")));
 

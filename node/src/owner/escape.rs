@@ -52,27 +52,27 @@ pub enum EscapeError {
     /// The chain has no committed batch: there is no root to escape against.
     #[error("the chain has no committed batch, so there is no root to escape against")]
     NothingCommitted,
-    /// The source does not have the chain's last batch.
-    #[error("the chain's last committed batch is {last}, but {source_name} go up to batch {files} only")]
+    /// The batch files do not have the chain's last batch.
+    #[error("the chain's last committed batch is {last}, but the batch files in {} end at batch {files}", dir.display())]
     NotInFiles {
         /// The chain's last batch.
         last: u64,
-        /// The source's last batch (0: none).
+        /// The files' last batch (0: none).
         files: u64,
-        /// The source, in words.
-        source_name: String,
+        /// The batch directory.
+        dir: PathBuf,
     },
-    /// The source's root at the chain's last batch is not the chain's.
-    #[error("batch {index}: the chain has root {chain}, {source_name} gives {ours}")]
+    /// The batch files' root at the chain's last batch is not the chain's.
+    #[error("batch {index}: the chain has root {chain}, the batch files in {} give {ours}", dir.display())]
     RootDiffers {
         /// The batch.
         index: u64,
         /// The chain's root.
         chain: B256,
-        /// The source's.
+        /// The files'.
         ours: B256,
-        /// The source, in words.
-        source_name: String,
+        /// The batch directory.
+        dir: PathBuf,
     },
     /// The account has no leaf at that batch (nothing in it, ever): nothing to escape with.
     #[error("{holder} has no leaf at batch {index}: nothing to escape with")]
@@ -100,17 +100,15 @@ impl ProofSource {
 
 /// [`ProofSource::BatchFiles`] over a loaded set.
 fn from_batch_files(set: &BatchSet, account: u64, last: u64, root: B256) -> Result<EscapeProof> {
-    let source_name = format!("the batch files in {}", set.dir().display());
+    let dir = set.dir().to_path_buf();
     if last == 0 {
         return Err(escape(EscapeError::NothingCommitted));
     }
     let files = set.last().map_or(0, |b| b.header.index);
-    let state = set
-        .state_at(last)
-        .ok_or_else(|| escape(EscapeError::NotInFiles { last, files, source_name: source_name.clone() }))?;
+    let state = set.state_at(last).ok_or_else(|| escape(EscapeError::NotInFiles { last, files, dir: dir.clone() }))?;
     let ours = state.tree.root();
     if ours != root {
-        return Err(escape(EscapeError::RootDiffers { index: last, chain: root, ours, source_name }));
+        return Err(escape(EscapeError::RootDiffers { index: last, chain: root, ours, dir }));
     }
     let leaf = state
         .leaves
@@ -126,4 +124,70 @@ fn from_batch_files(set: &BatchSet, account: u64, last: u64, root: B256) -> Resu
 
 fn escape(e: EscapeError) -> NodeError {
     super::OwnerError::Escape(e).into()
+}
+
+#[cfg(test)]
+mod tests {
+    use l2x_engine::StateMachine;
+    use l2x_risk::Ledger;
+    use l2x_settlement::batch::Batch;
+    use l2x_settlement::epoch::{Epochs, Policy};
+    use l2x_types::{AccountId, Amount, Command, Holder, Seq, Sequenced, Timestamp};
+
+    use super::*;
+    use crate::owner::OwnerError;
+
+    /// Two batch files: account 1 deposits 5, then account 2 deposits 7 (each a batch).
+    fn two_batches(dir: &std::path::Path) -> BatchSet {
+        let mut state = StateMachine::with_ledger(Ledger::default());
+        let mut epochs = Epochs::new(Policy { max_ms: 0, max_fills: 0 });
+        let mut events = Vec::new();
+        for (seq, (account, micro)) in (1u64..).zip([(1, 5), (2, 7)]) {
+            let cmd = Command::Deposit { to: Holder::Account(AccountId(account)), amount: Amount(micro) };
+            let c = Sequenced { seq: Seq(seq), ts: Timestamp(seq * 1_000_000), cmd };
+            events.clear();
+            state.apply(&c, &mut events);
+            Batch::of(&epochs.on_command(&c, &events, &state).unwrap()).write(dir).unwrap();
+        }
+        BatchSet::load(dir).unwrap()
+    }
+
+    fn refusal(r: Result<EscapeProof>) -> EscapeError {
+        match r {
+            Err(NodeError::Owner(OwnerError::Escape(e))) => e,
+            other => panic!("not an escape error: {other:?}"),
+        }
+    }
+
+    /// The proof is against the chain's last batch, whatever later batches the files hold;
+    /// files that lack it, another root, no batch on chain or no leaf are named refusals.
+    #[test]
+    fn the_proof_is_against_the_chains_last_batch_or_a_named_refusal() {
+        let dir = tempfile::tempdir().unwrap();
+        let set = two_batches(dir.path());
+        let root = |k| set.state_at(k).unwrap().tree.root();
+        let proof = from_batch_files(&set, 1, 2, root(2)).unwrap();
+        assert_eq!((proof.batch, proof.leaf.collateral), (2, 5));
+        assert!(l2x_settlement::tree::Proof { siblings: proof.siblings.clone(), other: None }.verify(
+            root(2),
+            1,
+            Some(proof.leaf.hash())
+        ));
+        // The chain is a batch behind the files: the proof is at its batch, 1.
+        assert_eq!(from_batch_files(&set, 1, 1, root(1)).unwrap().root, root(1));
+        assert_eq!(
+            refusal(from_batch_files(&set, 2, 1, root(1))),
+            EscapeError::NoLeaf { holder: "account 2".into(), index: 1 }
+        );
+        let ahead = refusal(from_batch_files(&set, 1, 3, root(2)));
+        assert_eq!(ahead, EscapeError::NotInFiles { last: 3, files: 2, dir: dir.path().to_path_buf() });
+        let other = B256::repeat_byte(7);
+        let differs = refusal(from_batch_files(&set, 1, 2, other));
+        assert_eq!(
+            differs,
+            EscapeError::RootDiffers { index: 2, chain: other, ours: root(2), dir: dir.path().to_path_buf() }
+        );
+        assert!(differs.to_string().starts_with("batch 2: the chain has root 0x0707"), "{differs}");
+        assert_eq!(refusal(from_batch_files(&set, 1, 0, B256::ZERO)), EscapeError::NothingCommitted);
+    }
 }

@@ -45,7 +45,7 @@ use l2x_settlement::chain::{ChainError, L1User, Sent, address_of};
 use l2x_settlement::embedded::{EmbeddedChain, STATE_FILE};
 use l2x_types::Amount;
 
-pub use self::escape::{EscapeProof, ProofSource};
+pub use self::escape::{EscapeError, EscapeProof, ProofSource};
 pub use self::queue::{QueueOptions, queue};
 use crate::chain::ChainSpec;
 use crate::config::address;
@@ -117,7 +117,7 @@ pub enum OwnerError {
     },
     /// An escape whose proof cannot be made, or does not match the chain; nothing was sent.
     #[error("escape: {0}; nothing was sent")]
-    Escape(#[from] escape::EscapeError),
+    Escape(#[from] EscapeError),
 }
 
 /// What a command does with the chain it opens.
