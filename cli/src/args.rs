@@ -50,3 +50,50 @@ pub(crate) fn key_from_env(var: &str, whose: &str) -> anyhow::Result<String> {
         }
     }
 }
+
+/// The environment variable that holds the key of an owner, a depositor or anyone sending
+/// to the vault (`settle deposit`, `escape`, …) unless `--key-env` names another.
+pub(crate) const OWNER_KEY_ENV: &str = "L2X_KEY";
+
+/// `--amount`: a positive USDC amount as an exact decimal (`1000`, `0.5`, at most 6
+/// decimals), in token base units (micro-USDC). No float is involved.
+pub(crate) fn usdc(text: &str) -> Result<u64, String> {
+    let wrong = || format!("{text:?} is not a positive USDC amount with at most 6 decimals (e.g. 1000 or 0.25)");
+    let decimal = l2x_types::Decimal::from_str_exact(text.trim()).map_err(|_| wrong())?;
+    let amount = l2x_types::Amount::from_decimal(decimal).map_err(|_| wrong())?;
+    u64::try_from(amount.0).ok().filter(|&units| units > 0).ok_or_else(wrong)
+}
+
+/// `--account`: an account id, or `insurance` / `fees` (the fund's and the fee account's
+/// leaf keys, 2^64 − 1 and 2^64 − 2).
+pub(crate) fn holder(text: &str) -> Result<u64, String> {
+    match text {
+        "insurance" => Ok(u64::MAX),
+        "fees" => Ok(u64::MAX - 1),
+        _ => text.parse().map_err(|_| format!("{text:?} is not an account id (0 to 2^64 − 1), `insurance` or `fees`")),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn usdc_amounts_are_exact_positive_and_six_decimals_at_most() {
+        assert_eq!(usdc("1000"), Ok(1_000_000_000));
+        assert_eq!(usdc("0.000001"), Ok(1));
+        assert_eq!(usdc("12.5"), Ok(12_500_000));
+        for bad in ["0", "-1", "0.0000001", "1e3", "abc", "", "9223372036854.775808", "1.5 USDC"] {
+            assert!(usdc(bad).is_err(), "{bad:?}");
+        }
+        assert_eq!(usdc("9223372036854.775807"), Ok(i64::MAX.cast_unsigned()));
+    }
+
+    #[test]
+    fn holders_are_ids_or_the_two_reserved_names() {
+        assert_eq!(holder("7"), Ok(7));
+        assert_eq!(holder("insurance"), Ok(u64::MAX));
+        assert_eq!(holder("fees"), Ok(u64::MAX - 1));
+        assert!(holder("-1").is_err() && holder("alice").is_err());
+    }
+}

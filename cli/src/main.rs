@@ -11,6 +11,7 @@ use std::process::ExitCode;
 
 mod args;
 mod demo;
+mod owner;
 mod replay;
 mod serve;
 mod settle;

@@ -20,6 +20,9 @@
 //!                  every account's leaf and value, and the root, from the chain alone (no
 //!                  journal, no batch files), as JSON; exit 1 naming the batch that does
 //!                  not rebuild
+//!  settle deposit | force-withdraw | withdraw-claim | freeze | refund-queued | escape |
+//!         queue | mint-test-usd | advance-time
+//!                  what owners and anyone do with the vault on L1 (crate::owner)
 //!
 //!  CHAIN = --chain-dir D (the embedded chain kept in D: `l2x serve` keeps its own in
 //!          DATA_DIR/chain)  |  --rpc-url U --contract A (a node)
@@ -43,6 +46,7 @@ use l2x_settlement::chain::WEEK;
 use l2x_settlement::epoch::Policy;
 
 use crate::args::{SUBMITTER_KEY_ENV, key_from_env, non_empty_path, ranged};
+use crate::owner;
 
 /// How epochs close (must be what the submitter used).
 #[derive(Clone, Copy, Debug, clap::Args)]
@@ -214,6 +218,28 @@ pub(crate) enum SettleCmd {
         #[command(flatten)]
         epochs: EpochArgs,
     },
+    /// Deposit USDC from the key's address to an account (or the insurance fund) through
+    /// the vault's L1 queue, approving the vault first if needed.
+    Deposit(owner::Deposit),
+    /// As an account's owner, ask on L1 to withdraw USDC from it (the batches must honour
+    /// or refuse it by the deadline, else anyone may freeze the vault).
+    ForceWithdraw(owner::ForceWithdraw),
+    /// Pay the key's address everything the vault credited to it (withdrawals, refunds,
+    /// escapes).
+    WithdrawClaim(owner::Sender),
+    /// Freeze the vault (anyone, once a queue entry has waited past the deadline).
+    Freeze(owner::Sender),
+    /// Once frozen, credit the deposits no batch consumed back to their depositors.
+    RefundQueued(owner::RefundQueued),
+    /// Once frozen, leave with an account's equity at the last committed root, proven
+    /// from batch files.
+    Escape(owner::Escape),
+    /// The vault's L1 queue: its entries, what the batches consumed, the freeze's clock.
+    Queue(owner::Queue),
+    /// Mint the vault's token to an address, if it is l2x's test token (tests, demos).
+    MintTestUsd(owner::MintTestUsd),
+    /// Move the embedded chain's clock on (tests, the documented escape sequence).
+    AdvanceTime(owner::AdvanceTime),
 }
 
 /// Exit 0 when everything compared agrees, 1 when something differs.
@@ -251,6 +277,15 @@ pub(crate) fn settle(cmd: SettleCmd) -> Result<ExitCode> {
         SettleCmd::Verify { journal, batches, chain, epochs } => {
             settle::verify(&mut out, &journal, batches.as_deref(), chain.spec().as_ref(), epochs.policy())?
         }
+        SettleCmd::Deposit(a) => owner::deposit(&mut out, &a).map(|()| Verdict::Agrees)?,
+        SettleCmd::ForceWithdraw(a) => owner::force_withdraw(&mut out, &a).map(|()| Verdict::Agrees)?,
+        SettleCmd::WithdrawClaim(a) => owner::withdraw_claim(&mut out, &a).map(|()| Verdict::Agrees)?,
+        SettleCmd::Freeze(a) => owner::freeze(&mut out, &a).map(|()| Verdict::Agrees)?,
+        SettleCmd::RefundQueued(a) => owner::refund_queued(&mut out, &a).map(|()| Verdict::Agrees)?,
+        SettleCmd::Escape(a) => owner::escape(&mut out, &a).map(|()| Verdict::Agrees)?,
+        SettleCmd::Queue(a) => owner::queue(&mut out, &a).map(|()| Verdict::Agrees)?,
+        SettleCmd::MintTestUsd(a) => owner::mint_test_usd(&mut out, &a).map(|()| Verdict::Agrees)?,
+        SettleCmd::AdvanceTime(a) => owner::advance_time(&mut out, &a).map(|()| Verdict::Agrees)?,
     };
     Ok(exit(verdict))
 }

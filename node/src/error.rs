@@ -167,6 +167,9 @@ pub enum NodeError {
     /// A proof that does not verify against the root rebuilt from its own batch files.
     #[error("the proof does not verify against the rebuilt root (a bug)")]
     ProofDoesNotVerify,
+    /// An owner's command (`l2x settle deposit`, `escape`, …) refused or stopped.
+    #[error(transparent)]
+    Owner(#[from] crate::owner::OwnerError),
     /// A JSON answer that does not serialize.
     #[error(transparent)]
     Json(#[from] serde_json::Error),

@@ -37,6 +37,7 @@
 //! | [`chain`] | opening the chain a config or a command names |
 //! | [`settle`] | `l2x settle …` and root verification |
 //! | [`rebuild`] | `l2x settle rebuild`: every leaf and the root from the chain alone |
+//! | [`owner`] | `l2x settle deposit`, `escape`, `queue`, …: what owners and anyone do with the vault on L1 |
 //! | [`demo`] | `l2x demo` |
 //!
 //! # Errors
@@ -54,6 +55,7 @@ pub mod funding;
 pub mod keys;
 pub mod metrics;
 mod node;
+pub mod owner;
 pub mod rebuild;
 pub mod settle;
 pub mod settlement;

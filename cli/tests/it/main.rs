@@ -6,6 +6,7 @@ mod demo;
 mod flags;
 mod journal;
 mod l2x_match;
+mod owner;
 mod replay;
 mod serve;
 mod settle;

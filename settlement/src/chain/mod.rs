@@ -5,6 +5,7 @@
 //!  Submitter ──▶ dyn Chain ──▶ RpcChain: alloy over JSON-RPC (any node; anvil in tests)
 //!                          │      └─ fees::Resender: when to replace, at what price, when to stop
 //!                          └─▶ EmbeddedChain: the same bytecode in revm, state in a file
+//!  owners, depositors ──▶ L1User ──▶ a node (signed by their key) | the embedded chain
 //!                 binding: the ABIs, the committed artifacts, revert reasons (both use it)
 //! ```
 //!
@@ -15,6 +16,7 @@
 //! | `error` | [`ChainError`], what each failure keeps as its source, [`ChainError::is_retryable`] |
 //! | `fees` | [`SendPolicy`] and the pure send-and-replace state machine the RPC chain drives |
 //! | `rpc` | [`RpcChain`]: the provider, the commit's dry run, nonces, gas, and the wait |
+//! | `user` | [`L1User`]: a user's calls and transactions on either chain (owners, depositors, anyone who freezes) |
 //!
 //! # Design
 //!
@@ -39,6 +41,7 @@ mod binding;
 mod error;
 mod fees;
 mod rpc;
+mod user;
 
 use alloy::primitives::{Address, B256};
 
@@ -51,6 +54,7 @@ pub use binding::{
 pub use error::{BoxError, ChainError, PostedError, Result};
 pub use fees::SendPolicy;
 pub use rpc::{RpcChain, submitter_of};
+pub use user::{L1User, Sent, address_of};
 
 use crate::batch::Batch;
 use crate::queue::Entry;

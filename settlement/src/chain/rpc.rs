@@ -61,7 +61,7 @@ impl std::fmt::Debug for RpcChain {
 
 /// Runs `fut` on `runtime`, failing with [`ChainError::Timeout`] naming `what` after
 /// `timeout`.
-fn within<T>(
+pub(super) fn within<T>(
     runtime: &tokio::runtime::Runtime,
     what: &'static str,
     timeout: Duration,
@@ -72,7 +72,7 @@ fn within<T>(
     })
 }
 
-fn runtime() -> Result<tokio::runtime::Runtime> {
+pub(super) fn runtime() -> Result<tokio::runtime::Runtime> {
     tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
@@ -83,8 +83,17 @@ fn provider(url: &str, key: &str) -> Result<(DynProvider, Address)> {
     let signer: PrivateKeySigner =
         key.parse().map_err(|_| ChainError::Config("the submitter key is not a 32-byte hex private key".into()))?;
     let submitter = signer.address();
+    Ok((signed_provider(url, signer)?, submitter))
+}
+
+/// A provider for `url` that signs with `signer`, fills gas and fees by estimate, and asks
+/// the node for the nonce of every transaction (never cached: see the module docs). The
+/// submitter's and the users' ([`L1User`](super::L1User)) transactions go through one.
+///
+/// # Errors
+/// [`ChainError::Config`] if `url` is not a URL.
+pub(super) fn signed_provider(url: &str, signer: PrivateKeySigner) -> Result<DynProvider> {
     let url = url.parse().map_err(|_| ChainError::Config(format!("{url:?} is not a URL")))?;
-    // The nonce is asked of the node for every transaction (not cached): see the module docs.
     let provider = ProviderBuilder::new()
         .disable_recommended_fillers()
         .with_gas_estimation()
@@ -92,7 +101,29 @@ fn provider(url: &str, key: &str) -> Result<(DynProvider, Address)> {
         .fetch_chain_id()
         .wallet(EthereumWallet::from(signer))
         .connect_http(url);
-    Ok((provider.erased(), submitter))
+    Ok(provider.erased())
+}
+
+/// Checks that `address` holds code that answers the settlement contract's `lastIndex()`
+/// (what a reader can check without knowing the submitter).
+///
+/// # Errors
+/// [`ChainError::WrongContract`] saying what did not match; the transport's errors.
+pub(super) async fn check_vault(provider: &DynProvider, address: Address) -> Result<()> {
+    let wrong = |why: String, source: Option<ChainError>| ChainError::WrongContract {
+        address,
+        submitter: Address::ZERO,
+        why,
+        source: source.map(Box::new),
+    };
+    let code = provider.get_code_at(address).await.map_err(ChainError::rpc("reading the contract's code"))?;
+    if code.is_empty() {
+        return Err(wrong("no code at that address".into(), None));
+    }
+    match abi::L2xSettlement::new(address, provider.clone()).lastIndex().call().await {
+        Ok(_) => Ok(()),
+        Err(e) => Err(wrong(e.to_string(), Some(ChainError::call("reading lastIndex")(e)))),
+    }
 }
 
 /// The address of a private key given as hex (the submitter's, for a deployment's
@@ -178,24 +209,8 @@ impl RpcChain {
             policy: SendPolicy::default(),
             in_flight: None,
         };
-        let contract = abi::L2xSettlement::new(address, chain.provider.clone());
         let provider = chain.provider.clone();
-        let wrong = |why: String, source: Option<ChainError>| ChainError::WrongContract {
-            address,
-            submitter: Address::ZERO,
-            why,
-            source: source.map(Box::new),
-        };
-        chain.block_on("checking the contract", async move {
-            let code = provider.get_code_at(address).await.map_err(ChainError::rpc("reading the contract's code"))?;
-            if code.is_empty() {
-                return Err(wrong("no code at that address".into(), None));
-            }
-            match contract.lastIndex().call().await {
-                Ok(_) => Ok(()),
-                Err(e) => Err(wrong(e.to_string(), Some(ChainError::call("reading lastIndex")(e)))),
-            }
-        })?;
+        chain.block_on("checking the contract", async move { check_vault(&provider, address).await })?;
         Ok(chain)
     }
 

@@ -78,7 +78,7 @@ pub(super) fn run<D: Database<Error = Infallible>>(db: D, header: Header, tx: Tx
 
 /// The reason of a revert in words: one of the settlement contract's errors, one of the
 /// test token's, a Solidity `Error(string)` or `Panic(uint256)`, else its bytes in hex.
-pub(super) fn reason(data: &[u8]) -> String {
+pub(crate) fn reason(data: &[u8]) -> String {
     revert_reason(data)
         .or_else(|| token_reason(data))
         .or_else(|| GenericContractError::abi_decode(data).ok().map(|e| e.to_string()))

@@ -100,6 +100,8 @@ pub use clock::{Clock, FixedClock, WallClock};
 pub use genesis::{DEPLOYER, settlement_address, settlement_creation_code, token_address};
 pub use state_file::{AccountState, ChainState, FormatError, STATE_FILE, VERSION};
 
+/// A revert's reason in words, on either chain (the RPC users' transactions use it too).
+pub(crate) use self::evm::reason as revert_words;
 use self::evm::{Db, Header};
 use self::genesis::Genesis;
 use crate::batch::Batch;

@@ -13,6 +13,7 @@ mod contract;
 mod embedded;
 mod epochs;
 mod escape_all;
+mod l1_user;
 mod rebuild;
 mod sending;
 mod submitter;

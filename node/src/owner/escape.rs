@@ -1,0 +1,193 @@
+//! What an escape needs — the account's leaf, its proof against the chain's last root and
+//! the market state committed with that root — and where it comes from.
+//!
+//! ```text
+//!  ProofSource::BatchFiles(dir) ─▶ BatchSet::load (every file checked)
+//!      ─▶ state_at(the chain's last index): no such batch ─▶ NotInFiles (nothing sent)
+//!      ─▶ its root = the chain's last root?   no        ─▶ RootDiffers (nothing sent)
+//!      ─▶ the account's leaf (none: NoLeaf), tree.prove(account), the batch's markets
+//!      ─▶ EscapeProof, checked against the root before it is returned
+//! ```
+//!
+//! The proof is always against the chain's **last** committed batch (the contract's
+//! `escape` checks `lastRoot`), whatever later batches the files hold. Another source (the
+//! chain's own data) is one more [`ProofSource`] variant giving the same [`EscapeProof`].
+
+use std::path::PathBuf;
+
+use alloy_primitives::B256;
+use l2x_settlement::batch_set::BatchSet;
+use l2x_settlement::leaf::AccountLeaf;
+use l2x_settlement::market::Market;
+
+use crate::error::{NodeError, Result};
+
+/// An account's leaf, its proof against a committed root, and the market state committed
+/// with it: `escape`'s arguments.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct EscapeProof {
+    /// The batch whose root it proves against (the chain's last).
+    pub batch: u64,
+    /// That root.
+    pub root: B256,
+    /// The account's leaf.
+    pub leaf: AccountLeaf,
+    /// The proof: sibling hashes from the root's children down.
+    pub siblings: Vec<B256>,
+    /// The batch's market state.
+    pub markets: Vec<Market>,
+}
+
+/// Where an escape's proof comes from.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum ProofSource {
+    /// A directory of batch files (the operator's `DATA_DIR/batches`, or a copy): the
+    /// state at the chain's last batch rebuilt from them alone.
+    BatchFiles(PathBuf),
+}
+
+/// Why an escape's proof cannot be made, or does not match the chain.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+pub enum EscapeError {
+    /// The chain has no committed batch: there is no root to escape against.
+    #[error("the chain has no committed batch, so there is no root to escape against")]
+    NothingCommitted,
+    /// The batch files do not have the chain's last batch.
+    #[error("the chain's last committed batch is {last}, but the batch files in {} end at batch {files}", dir.display())]
+    NotInFiles {
+        /// The chain's last batch.
+        last: u64,
+        /// The files' last batch (0: none).
+        files: u64,
+        /// The batch directory.
+        dir: PathBuf,
+    },
+    /// The batch files' root at the chain's last batch is not the chain's.
+    #[error("batch {index}: the chain has root {chain}, the batch files in {} give {ours}", dir.display())]
+    RootDiffers {
+        /// The batch.
+        index: u64,
+        /// The chain's root.
+        chain: B256,
+        /// The files'.
+        ours: B256,
+        /// The batch directory.
+        dir: PathBuf,
+    },
+    /// The account has no leaf at that batch (nothing in it, ever): nothing to escape with.
+    #[error("{holder} has no leaf at batch {index}: nothing to escape with")]
+    NoLeaf {
+        /// The account, in words.
+        holder: String,
+        /// The batch.
+        index: u64,
+    },
+}
+
+impl ProofSource {
+    /// The proof of `account`'s leaf at batch `last`, whose root on chain is `root`.
+    ///
+    /// # Errors
+    /// [`EscapeError`] (as [`OwnerError::Escape`](super::OwnerError::Escape)); a set of
+    /// batch files that does not load; [`NodeError::ProofDoesNotVerify`] for a proof that
+    /// does not verify against its own root (a bug).
+    pub fn proof(&self, account: u64, last: u64, root: B256) -> Result<EscapeProof> {
+        match self {
+            ProofSource::BatchFiles(dir) => from_batch_files(&BatchSet::load(dir)?, account, last, root),
+        }
+    }
+}
+
+/// [`ProofSource::BatchFiles`] over a loaded set.
+fn from_batch_files(set: &BatchSet, account: u64, last: u64, root: B256) -> Result<EscapeProof> {
+    let dir = set.dir().to_path_buf();
+    if last == 0 {
+        return Err(escape(EscapeError::NothingCommitted));
+    }
+    let files = set.last().map_or(0, |b| b.header.index);
+    let state = set.state_at(last).ok_or_else(|| escape(EscapeError::NotInFiles { last, files, dir: dir.clone() }))?;
+    let ours = state.tree.root();
+    if ours != root {
+        return Err(escape(EscapeError::RootDiffers { index: last, chain: root, ours, dir }));
+    }
+    let leaf = state
+        .leaves
+        .get(&account)
+        .cloned()
+        .ok_or_else(|| escape(EscapeError::NoLeaf { holder: super::holder_name(account), index: last }))?;
+    let proof = state.tree.prove(account);
+    if !proof.verify(root, account, Some(leaf.hash())) {
+        return Err(NodeError::ProofDoesNotVerify);
+    }
+    Ok(EscapeProof { batch: last, root, leaf, siblings: proof.siblings, markets: state.markets })
+}
+
+fn escape(e: EscapeError) -> NodeError {
+    super::OwnerError::Escape(e).into()
+}
+
+#[cfg(test)]
+mod tests {
+    use l2x_engine::StateMachine;
+    use l2x_risk::Ledger;
+    use l2x_settlement::batch::Batch;
+    use l2x_settlement::epoch::{Epochs, Policy};
+    use l2x_types::{AccountId, Amount, Command, Holder, Seq, Sequenced, Timestamp};
+
+    use super::*;
+    use crate::owner::OwnerError;
+
+    /// Two batch files: account 1 deposits 5, then account 2 deposits 7 (each a batch).
+    fn two_batches(dir: &std::path::Path) -> BatchSet {
+        let mut state = StateMachine::with_ledger(Ledger::default());
+        let mut epochs = Epochs::new(Policy { max_ms: 0, max_fills: 0 });
+        let mut events = Vec::new();
+        for (seq, (account, micro)) in (1u64..).zip([(1, 5), (2, 7)]) {
+            let cmd = Command::Deposit { to: Holder::Account(AccountId(account)), amount: Amount(micro) };
+            let c = Sequenced { seq: Seq(seq), ts: Timestamp(seq * 1_000_000), cmd };
+            events.clear();
+            state.apply(&c, &mut events);
+            Batch::of(&epochs.on_command(&c, &events, &state).unwrap()).write(dir).unwrap();
+        }
+        BatchSet::load(dir).unwrap()
+    }
+
+    fn refusal(r: Result<EscapeProof>) -> EscapeError {
+        match r {
+            Err(NodeError::Owner(OwnerError::Escape(e))) => e,
+            other => panic!("not an escape error: {other:?}"),
+        }
+    }
+
+    /// The proof is against the chain's last batch, whatever later batches the files hold;
+    /// files that lack it, another root, no batch on chain or no leaf are named refusals.
+    #[test]
+    fn the_proof_is_against_the_chains_last_batch_or_a_named_refusal() {
+        let dir = tempfile::tempdir().unwrap();
+        let set = two_batches(dir.path());
+        let root = |k| set.state_at(k).unwrap().tree.root();
+        let proof = from_batch_files(&set, 1, 2, root(2)).unwrap();
+        assert_eq!((proof.batch, proof.leaf.collateral), (2, 5));
+        assert!(l2x_settlement::tree::Proof { siblings: proof.siblings.clone(), other: None }.verify(
+            root(2),
+            1,
+            Some(proof.leaf.hash())
+        ));
+        // The chain is a batch behind the files: the proof is at its batch, 1.
+        assert_eq!(from_batch_files(&set, 1, 1, root(1)).unwrap().root, root(1));
+        assert_eq!(
+            refusal(from_batch_files(&set, 2, 1, root(1))),
+            EscapeError::NoLeaf { holder: "account 2".into(), index: 1 }
+        );
+        let ahead = refusal(from_batch_files(&set, 1, 3, root(2)));
+        assert_eq!(ahead, EscapeError::NotInFiles { last: 3, files: 2, dir: dir.path().to_path_buf() });
+        let other = B256::repeat_byte(7);
+        let differs = refusal(from_batch_files(&set, 1, 2, other));
+        assert_eq!(
+            differs,
+            EscapeError::RootDiffers { index: 2, chain: other, ours: root(2), dir: dir.path().to_path_buf() }
+        );
+        assert!(differs.to_string().starts_with("batch 2: the chain has root 0x0707"), "{differs}");
+        assert_eq!(refusal(from_batch_files(&set, 1, 0, B256::ZERO)), EscapeError::NothingCommitted);
+    }
+}

@@ -1,0 +1,81 @@
+//! `L1User`, a user of the vault on either chain: the key's address sends on anvil (signed)
+//! and on the embedded chain (unsigned) alike, every refusal comes back in the contract's or
+//! the token's words and changes nothing, and a user without a key only reads.
+
+use alloy::primitives::{Address, U256};
+use alloy::sol_types::SolEvent;
+use l2x_settlement::chain::abi::{L2xSettlement as S, L2xTestUSD as T};
+use l2x_settlement::chain::{ChainError, L1User, RpcChain, Sent, address_of};
+use l2x_settlement::devnode::DEV_KEYS;
+use l2x_settlement::embedded::{CHAIN_ID, EmbeddedChain, FixedClock};
+
+use crate::common::{SUBMITTER_KEY, anvil};
+
+const USD: u64 = 1_000_000;
+
+/// The same user's life on either chain: mint (the test token's open mint), approve, deposit
+/// (which binds the account to the key's address), and the refusals.
+fn a_users_life(user: &mut L1User) -> Sent {
+    let (vault, alice) = (user.vault(), user.sender().unwrap());
+    assert_eq!(alice, address_of(DEV_KEYS[1]).unwrap());
+    let token = user.view(vault, &S::tokenCall {}).unwrap();
+    assert!(user.is_test_token(token).unwrap());
+    assert!(!user.is_test_token(vault).unwrap());
+    user.send(token, &T::mintCall { to: alice, amount: U256::from(100 * USD) }).unwrap();
+    user.send(token, &T::approveCall { spender: vault, amount: U256::from(60 * USD) }).unwrap();
+    let sent = user.send(vault, &S::depositCall { account: 7, amount: 60 * USD }).unwrap();
+    let queued = sent.logs.iter().find_map(|l| S::Queued::decode_log(l).ok()).unwrap();
+    assert_eq!((queued.index, queued.account, queued.amount, queued.from), (1, 7, 60 * USD, alice));
+    assert_eq!(user.view(vault, &S::ownersCall { account: 7 }).unwrap(), alice, "the key's address owns it");
+    assert_eq!(user.view(token, &T::balanceOfCall { holder: alice }).unwrap(), U256::from(40 * USD));
+
+    // Refusals in words, changing nothing: the contract's, and the token's.
+    let err = user.send(vault, &S::claimCall {}).unwrap_err();
+    assert!(matches!(&err, ChainError::Reverted { reason, .. } if reason == "NothingToClaim"), "{err}");
+    let err = user.send(vault, &S::depositCall { account: 7, amount: 1 }).unwrap_err();
+    assert!(err.to_string().contains("TokenTransferFailed"), "the allowance is spent: {err}");
+    let too_much = T::transferCall { to: vault, amount: U256::from(41 * USD) };
+    let err = user.send(token, &too_much).unwrap_err();
+    assert!(err.to_string().contains("ERC20InsufficientBalance(sender"), "{err}");
+    assert_eq!(user.view(vault, &S::queueLengthCall {}).unwrap(), 1);
+    assert_eq!(user.view(token, &T::balanceOfCall { holder: alice }).unwrap(), U256::from(40 * USD));
+    assert!(user.chain_time().unwrap() > 0);
+    sent
+}
+
+#[test]
+fn an_l1_user_sends_as_its_keys_address_on_the_embedded_chain() {
+    let dir = tempfile::tempdir().unwrap();
+    let chain = EmbeddedChain::open_with_clock(dir.path(), FixedClock::TESTS).unwrap();
+    let mut user = L1User::embedded(chain, Some(address_of(DEV_KEYS[1]).unwrap()));
+    assert_eq!(user.chain_id().unwrap(), CHAIN_ID);
+    let deposit = a_users_life(&mut user);
+    assert_eq!((deposit.tx_hash, deposit.block), (None, 3), "unsigned: no hash; a block per transaction");
+    // Read-only: no key, or a chain opened read-only.
+    drop(user);
+    let reader = EmbeddedChain::read_only(dir.path()).unwrap();
+    let mut user = L1User::embedded(reader, Some(Address::repeat_byte(1)));
+    assert_eq!(user.view(user.vault(), &S::queueLengthCall {}).unwrap(), 1);
+    assert!(matches!(user.send(user.vault(), &S::claimCall {}), Err(ChainError::Config(_))));
+}
+
+#[test]
+fn an_l1_user_signs_with_its_key_on_a_node() {
+    let node = anvil();
+    let (vault, _) = RpcChain::deploy_local(node.url(), SUBMITTER_KEY).unwrap();
+    let mut user = L1User::rpc(node.url(), vault, Some(DEV_KEYS[1])).unwrap();
+    assert_eq!(user.chain_id().unwrap(), 31_337);
+    let deposit = a_users_life(&mut user);
+    assert!(deposit.tx_hash.is_some() && deposit.gas_used > 21_000);
+    let sent = user.send(vault, &S::depositCall { account: 8, amount: 0 }).unwrap_err();
+    assert!(sent.to_string().contains("DepositTooSmall(minimum 1, got 0)"), "{sent}");
+    // Refusals were dry runs: the key sent exactly its three transactions.
+    let nonce = node.request("eth_getTransactionCount", serde_json::json!([user.sender(), "latest"])).unwrap();
+    assert_eq!(nonce, serde_json::json!("0x3"));
+    let mut reader = L1User::rpc(node.url(), vault, None).unwrap();
+    assert_eq!(reader.sender(), None);
+    assert_eq!(reader.view(vault, &S::queueLengthCall {}).unwrap(), 1);
+    assert!(matches!(reader.send(vault, &S::claimCall {}), Err(ChainError::Config(_))));
+    let not_a_vault = L1User::rpc(node.url(), Address::repeat_byte(9), None).unwrap_err();
+    assert!(matches!(not_a_vault, ChainError::WrongContract { .. }), "{not_a_vault}");
+}
