@@ -12,6 +12,7 @@
 //! | [`Evm`](ChainError::Evm), [`EvmFailed`](ChainError::EvmFailed), [`Decode`](ChainError::Decode), [`State`](ChainError::State) | the embedded chain (revm, its state file): not RPC errors | no |
 //! | [`Artifact`](ChainError::Artifact) | a committed contract artifact (a broken build) | no |
 //! | [`Batch`](ChainError::Batch) | a batch whose data does not decode | no |
+//! | [`Blobs`](ChainError::Blobs) | a batch's data that does not fit in a transaction's blobs, or blobs read back that do not decode | no |
 //!
 //! "Retryable" ([`ChainError::is_retryable`]) means the same call may succeed later with
 //! nothing changed on our side: a node that comes back, a transaction that lands or
@@ -171,6 +172,17 @@ pub enum ChainError {
         #[source]
         source: crate::batch::FormatError,
     },
+    /// A batch whose data does not fit in the blobs of one transaction (refused before
+    /// anything is sent), or the blobs of a batch read back from a chain that are not what
+    /// `blob::encode` makes.
+    #[error("batch {index}: blobs: {source}")]
+    Blobs {
+        /// The batch (0 where it is not known: blobs read by transaction or hash).
+        index: u64,
+        /// What is wrong.
+        #[source]
+        source: Box<crate::blob::BlobError>,
+    },
     /// More than one transaction of the submitter is pending: not the submitter's doing,
     /// and nothing is sent until they land or leave.
     #[error("{count} transactions of the submitter still pending; not sending another")]
@@ -210,6 +222,7 @@ impl ChainError {
             | ChainError::Decode { .. }
             | ChainError::Artifact { .. }
             | ChainError::Batch { .. }
+            | ChainError::Blobs { .. }
             | ChainError::Config(_) => false,
         }
     }
@@ -223,6 +236,11 @@ impl ChainError {
     /// A transport error while doing `what`.
     pub(crate) fn rpc(what: &'static str) -> impl FnOnce(alloy::transports::TransportError) -> ChainError {
         move |source| ChainError::Rpc { what, source: Box::new(source) }
+    }
+
+    /// A blob error of batch `index` (0: not known).
+    pub(crate) fn blobs(index: u64) -> impl FnOnce(crate::blob::BlobError) -> ChainError {
+        move |source| ChainError::Blobs { index, source: Box::new(source) }
     }
 
     /// A contract client's error while doing `what`.

@@ -12,7 +12,9 @@
 //!        │             has the code hash the genesis gives it, restore every account
 //!        ▼
 //!  transact(from, to, data) ─┐  one transaction in a block of its own:
-//!  commit(batch) (SUBMITTER) ┘    number = block + 1, timestamp = max(time + 1, clock.now())
+//!  commit(batch) (SUBMITTER) ┤    number = block + 1, timestamp = max(time + 1, clock.now())
+//!  commit_blobs(batch)       ┘    (type 3: the blobs' versioned hashes for BLOBHASH; the
+//!                                 blobs written to DIR/blobs/ before the state file)
 //!                                 reverted or halted: Reverted / Refused (decoded); no block
 //!                                 succeeded: the new state written to chain.l2xc (temporary
 //!                                 file, fsync, rename, fsync the directory), then adopted
@@ -26,6 +28,7 @@
 //! | `state_file` | [`ChainState`] and `chain.l2xc` format 2: layout, canonical form, [`FormatError`], the atomic write |
 //! | `clock` | [`Clock`]: [`WallClock`] for `serve` and the demo, [`FixedClock`] for tests |
 //! | `evm` | revm's block and transaction environments, revert reasons in words |
+//! | `blob_store` | `DIR/blobs/`: the blobs of blob commits, named by versioned hash, checked when read |
 //!
 //! # Design
 //!
@@ -56,9 +59,9 @@
 //! ```text
 //!  DIR/LOCK        flock'ed by the one process that may write (open); readers take none
 //!  DIR/chain.l2xc  the state (format 2, `state_file`), only ever replaced whole
-//!  DIR/blobs/      reserved for the blob store (issue 16, item 7: EIP-4844 batch data);
-//!                  not built yet. Its rule when it is: a block's blobs are written and
-//!                  synced before the state file that refers to them is renamed into place.
+//!  DIR/blobs/      the blob store (`blob_store`): each blob of a blob commit, named by
+//!                  its versioned hash; a block's blobs are written and synced before the
+//!                  state file that commits them is renamed into place
 //! ```
 //!
 //! # Known limitations
@@ -70,6 +73,7 @@
 //! - Each block rewrites the whole state file: O(accounts + slots) per transaction. Fine for
 //!   tests and a demo's thousands of accounts, not for a million.
 
+mod blob_store;
 mod clock;
 mod evm;
 mod genesis;
@@ -85,6 +89,7 @@ use revm::database::{CacheDB, DatabaseCommit};
 use revm::primitives::TxKind;
 
 pub use self::evm::CHAIN_ID;
+pub use blob_store::{BLOBS_DIR, blob_path};
 pub use clock::{Clock, FixedClock, WallClock};
 pub use genesis::{DEPLOYER, settlement_address, settlement_creation_code, token_address};
 pub use state_file::{AccountState, ChainState, FormatError, STATE_FILE, VERSION};
@@ -93,7 +98,7 @@ use self::evm::{Db, Header};
 use self::genesis::Genesis;
 use crate::batch::Batch;
 use crate::chain::abi::{L2xSettlement as C, L2xTestUSD};
-use crate::chain::{Chain, ChainError, QueueReader, Result, commit_call, entry_of};
+use crate::chain::{Chain, ChainError, QueueReader, Result, batch_blobs, commit_blobs_call, commit_call, entry_of};
 use crate::leaf::AccountLeaf;
 use crate::queue::Entry;
 
@@ -160,6 +165,16 @@ pub enum StateError {
     /// A state file that does not parse.
     #[error(transparent)]
     Format(#[from] FormatError),
+    /// A file of the blob store that is not a blob (another size, an element c-kzg
+    /// refuses).
+    #[error("a damaged blob: {0}")]
+    Blob(crate::blob::BlobError),
+    /// A file of the blob store whose KZG commitment does not hash to its name.
+    #[error("a damaged blob: its KZG commitment's versioned hash is {got}, not the one it is named by")]
+    BlobHash {
+        /// The versioned hash of what the file holds.
+        got: B256,
+    },
     /// A state file written by another build of the contracts: an account's code is not
     /// the code this build's genesis gives it.
     #[error(
@@ -282,6 +297,28 @@ impl EmbeddedChain {
         ChainState::of(&self.db, self.block, self.timestamp, self.genesis.timestamp)
     }
 
+    /// The blob whose versioned hash is `hash`, from the blob store (`DIR/blobs/`), checked
+    /// against its name.
+    ///
+    /// # Errors
+    /// [`ChainError::State`] naming the file: missing, unreadable, or damaged (not a blob, or
+    /// a blob whose KZG commitment does not hash to its name).
+    pub fn blob(&self, hash: B256) -> Result<Vec<u8>> {
+        blob_store::read(&self.dir, hash)
+    }
+
+    /// The batch data the blobs of versioned hashes `hashes` carry, in order (a blob
+    /// commit's, from its `BatchBlobs` event): each read as [`EmbeddedChain::blob`], then
+    /// [`blob::decode`](crate::blob::decode)d.
+    ///
+    /// # Errors
+    /// As [`EmbeddedChain::blob`]; [`ChainError::Blobs`] (index 0) for blobs that do not
+    /// decode.
+    pub fn blob_data(&self, hashes: &[B256]) -> Result<Vec<u8>> {
+        let blobs = hashes.iter().map(|h| self.blob(*h)).collect::<Result<Vec<_>>>()?;
+        crate::blob::decode(&blobs).map_err(ChainError::blobs(0))
+    }
+
     /// Sends a transaction from `from` to `to` with `calldata`, in a block of its own;
     /// returns once the new state is in the file. Unsigned, and free: `from` needs no ether.
     ///
@@ -363,12 +400,30 @@ impl EmbeddedChain {
     /// state is in the file, `Ok(Err(reason))` if the EVM reverted or halted it or it
     /// created code (nothing changes).
     fn send(&mut self, from: Address, to: Address, data: Bytes) -> Result<Result<Receipt, String>> {
+        self.send_with_blobs(from, to, data, &[], &[])
+    }
+
+    /// [`EmbeddedChain::send`] of a transaction carrying `blobs` (whose versioned hashes are
+    /// `hashes`; none: an ordinary transaction): a type-3 transaction, its blobs written to
+    /// the blob store before the state file.
+    fn send_with_blobs(
+        &mut self,
+        from: Address,
+        to: Address,
+        data: Bytes,
+        hashes: &[B256],
+        blobs: &[alloy::eips::eip4844::Blob],
+    ) -> Result<Result<Receipt, String>> {
         self.writable()?;
         let timestamp = self.timestamp.checked_add(1).ok_or_else(|| overflow(self.timestamp, 1))?;
         // A file's block is at most its time (its clock check), so this cannot fail first.
         let number = self.block.checked_add(1).ok_or_else(|| overflow(self.timestamp, 1))?;
         let header = Header { number, timestamp: timestamp.max(self.clock.now()) };
-        let tx = evm::tx(from, self.nonce(from), TxKind::Call(to), data)?;
+        let tx = if hashes.is_empty() {
+            evm::tx(from, self.nonce(from), TxKind::Call(to), data)?
+        } else {
+            evm::blob_tx(from, self.nonce(from), to, data, hashes.to_vec())?
+        };
         let run = evm::run(CacheDB::new(&self.db), header, tx)?;
         let (gas, logs, output) = match run.result {
             ExecutionResult::Success { gas, logs, output, .. } => (gas, logs, output.into_data()),
@@ -380,6 +435,9 @@ impl EmbeddedChain {
         let state = ChainState::of(&next, header.number, header.timestamp, self.genesis.timestamp);
         if let Err(f) = self.genesis.check(&state) {
             return Ok(Err(format!("created code at {} (only the genesis's contracts have code here)", f.address)));
+        }
+        if !blobs.is_empty() {
+            blob_store::write(&self.dir, hashes, blobs)?;
         }
         self.write(&state)?;
         self.db = self.genesis.restore(&state);
@@ -481,6 +539,26 @@ impl Chain for EmbeddedChain {
                 Ok(tx_hash)
             }
             Err(reason) => Err(ChainError::Refused { index: batch.header.index, reason }),
+        }
+    }
+
+    fn commit_blobs(&mut self, batch: &Batch) -> Result<B256> {
+        let index = batch.header.index;
+        let blobs = batch_blobs(batch)?;
+        let hashes = crate::blob::versioned_hashes(&blobs).map_err(ChainError::blobs(index))?;
+        let data = Bytes::from(commit_blobs_call(batch)?.abi_encode());
+        let tx_hash = {
+            let mut preimage = self.block.wrapping_add(1).to_be_bytes().to_vec();
+            preimage.extend_from_slice(&data);
+            hashes.iter().for_each(|h| preimage.extend_from_slice(h.as_slice()));
+            keccak256(preimage)
+        };
+        match self.send_with_blobs(SUBMITTER, self.address(), data, &hashes, &blobs)? {
+            Ok(receipt) => {
+                self.last_gas = receipt.gas_used;
+                Ok(tx_hash)
+            }
+            Err(reason) => Err(ChainError::Refused { index, reason }),
         }
     }
 
