@@ -11,6 +11,9 @@
 //!                                                            verifyLeaf (inclusion)
 //! ```
 //!
+//! A commitment agrees when it is the batch's in either data mode, calldata or blobs
+//! ([`committed_as`]): a chain may hold batches of both.
+//!
 //! A disagreement is a finding ([`Disagreement`], with the first batch that differs), not
 //! an error: the caller reports it and exits 1. Errors ([`AuditError`]) are inputs that
 //! cannot be read — a damaged batch file, a journal that does not replay, a chain that does

@@ -11,8 +11,12 @@
 //!                                         ──▶ stop: Mismatch { the first }  (nothing committed)
 //!     otherwise: check batch k+1 as the batch-set loader checks a file after batch k's
 //!                (batch_set::check_next on its encoded bytes)  ──▶ refused: stop, nothing sent
-//!                commit batch k+1, read the chain again, until it has every epoch
+//!                commit batch k+1 (calldata or blobs: `posting`), read the chain again,
+//!                until it has every epoch
 //! ```
+//!
+//! A committed batch's commitment is compared in either data mode (`chain::committed_as`):
+//! the mode may change between restarts, and a chain may hold batches of both.
 //!
 //! The first pass loads the batch directory as it finds it, whole
 //! ([`BatchSet::load`], as `status`, `prove` and `verify` do): a stray, misnamed, damaged or

@@ -288,6 +288,7 @@ impl Config {
                 ("settlement.rpc.replace_after_ms", rpc.replace_after_ms),
                 ("settlement.rpc.bump_percent", rpc.bump_percent),
                 ("settlement.rpc.max_fee_gwei", rpc.max_fee_gwei),
+                ("settlement.rpc.max_blob_fee_gwei", rpc.max_blob_fee_gwei),
                 ("settlement.rpc.give_up_after_ms", rpc.give_up_after_ms),
             ]);
         }

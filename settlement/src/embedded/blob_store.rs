@@ -1,6 +1,8 @@
-//! `DIR/blobs/`: the blobs of the embedded chain's blob commits, one file per blob, named by
-//! its versioned hash, so that batch data posted in blobs can be read back like a node's
-//! (docs/SETTLEMENT.md, "Batch data in blobs").
+//! Blob commits on the embedded chain ([`EmbeddedChain::commit_in_blobs`], behind
+//! `Chain::commit_blobs`) and `DIR/blobs/`, where their blobs are kept, one file per blob
+//! named by its versioned hash, so that batch data posted in blobs can be read back like a
+//! node's ([`EmbeddedChain::blob`], [`EmbeddedChain::blob_data`]; docs/SETTLEMENT.md,
+//! "Batch data in blobs").
 //!
 //! ```text
 //!  DIR/blobs/<versioned hash: 64 hex digits, lowercase, no 0x>.blob   the blob's 131,072 bytes
@@ -21,9 +23,13 @@ use std::path::{Path, PathBuf};
 use alloy::eips::eip4844::Blob;
 use alloy::primitives::B256;
 
-use super::{StateError, state_error};
+use alloy::primitives::{Bytes, keccak256};
+use alloy::sol_types::SolCall as _;
+
+use super::{EmbeddedChain, SUBMITTER, StateError, state_error};
+use crate::batch::Batch;
 use crate::blob;
-use crate::chain::Result;
+use crate::chain::{ChainError, Result, batch_blobs, commit_blobs_call};
 
 /// The blob store's directory under the chain's.
 pub const BLOBS_DIR: &str = "blobs";
@@ -72,4 +78,51 @@ pub(super) fn read(dir: &Path, hash: B256) -> Result<Vec<u8>> {
         return Err(state_error(&path, StateError::BlobHash { got }));
     }
     Ok(bytes)
+}
+
+impl EmbeddedChain {
+    /// The blob whose versioned hash is `hash`, from the blob store (`DIR/blobs/`), checked
+    /// against its name.
+    ///
+    /// # Errors
+    /// [`ChainError::State`] naming the file: missing, unreadable, or damaged (not a blob, or
+    /// a blob whose KZG commitment does not hash to its name).
+    pub fn blob(&self, hash: B256) -> Result<Vec<u8>> {
+        read(&self.dir, hash)
+    }
+
+    /// The batch data the blobs of versioned hashes `hashes` carry, in order (a blob
+    /// commit's, from its `BatchBlobs` event): each read as [`EmbeddedChain::blob`], then
+    /// decoded ([`blob::decode`]).
+    ///
+    /// # Errors
+    /// As [`EmbeddedChain::blob`]; [`ChainError::Blobs`] (index 0) for blobs that do not
+    /// decode.
+    pub fn blob_data(&self, hashes: &[B256]) -> Result<Vec<u8>> {
+        let blobs = hashes.iter().map(|h| self.blob(*h)).collect::<Result<Vec<_>>>()?;
+        crate::blob::decode(&blobs).map_err(ChainError::blobs(0))
+    }
+
+    /// [`Chain::commit_blobs`](crate::chain::Chain::commit_blobs): the batch's blobs, their
+    /// versioned hashes, and `commitBatchBlobs` from [`SUBMITTER`] in a type-3 transaction;
+    /// the blobs are stored before the state file.
+    pub(super) fn commit_in_blobs(&mut self, batch: &Batch) -> Result<B256> {
+        let index = batch.header.index;
+        let blobs = batch_blobs(batch)?;
+        let hashes = crate::blob::versioned_hashes(&blobs).map_err(ChainError::blobs(index))?;
+        let data = Bytes::from(commit_blobs_call(batch)?.abi_encode());
+        let tx_hash = {
+            let mut preimage = self.block.wrapping_add(1).to_be_bytes().to_vec();
+            preimage.extend_from_slice(&data);
+            hashes.iter().for_each(|h| preimage.extend_from_slice(h.as_slice()));
+            keccak256(preimage)
+        };
+        match self.send_with_blobs(SUBMITTER, self.address(), data, &hashes, &blobs)? {
+            Ok(receipt) => {
+                self.last_gas = receipt.gas_used;
+                Ok(tx_hash)
+            }
+            Err(reason) => Err(ChainError::Refused { index, reason }),
+        }
+    }
 }

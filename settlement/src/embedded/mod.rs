@@ -28,7 +28,7 @@
 //! | `state_file` | [`ChainState`] and `chain.l2xc` format 2: layout, canonical form, [`FormatError`], the atomic write |
 //! | `clock` | [`Clock`]: [`WallClock`] for `serve` and the demo, [`FixedClock`] for tests |
 //! | `evm` | revm's block and transaction environments, revert reasons in words |
-//! | `blob_store` | `DIR/blobs/`: the blobs of blob commits, named by versioned hash, checked when read |
+//! | `blob_store` | blob commits, and `DIR/blobs/`: their blobs, named by versioned hash, checked when read |
 //!
 //! # Design
 //!
@@ -98,7 +98,7 @@ use self::evm::{Db, Header};
 use self::genesis::Genesis;
 use crate::batch::Batch;
 use crate::chain::abi::{L2xSettlement as C, L2xTestUSD};
-use crate::chain::{Chain, ChainError, QueueReader, Result, batch_blobs, commit_blobs_call, commit_call, entry_of};
+use crate::chain::{Chain, ChainError, QueueReader, Result, commit_call, entry_of};
 use crate::leaf::AccountLeaf;
 use crate::queue::Entry;
 
@@ -297,28 +297,6 @@ impl EmbeddedChain {
         ChainState::of(&self.db, self.block, self.timestamp, self.genesis.timestamp)
     }
 
-    /// The blob whose versioned hash is `hash`, from the blob store (`DIR/blobs/`), checked
-    /// against its name.
-    ///
-    /// # Errors
-    /// [`ChainError::State`] naming the file: missing, unreadable, or damaged (not a blob, or
-    /// a blob whose KZG commitment does not hash to its name).
-    pub fn blob(&self, hash: B256) -> Result<Vec<u8>> {
-        blob_store::read(&self.dir, hash)
-    }
-
-    /// The batch data the blobs of versioned hashes `hashes` carry, in order (a blob
-    /// commit's, from its `BatchBlobs` event): each read as [`EmbeddedChain::blob`], then
-    /// [`blob::decode`](crate::blob::decode)d.
-    ///
-    /// # Errors
-    /// As [`EmbeddedChain::blob`]; [`ChainError::Blobs`] (index 0) for blobs that do not
-    /// decode.
-    pub fn blob_data(&self, hashes: &[B256]) -> Result<Vec<u8>> {
-        let blobs = hashes.iter().map(|h| self.blob(*h)).collect::<Result<Vec<_>>>()?;
-        crate::blob::decode(&blobs).map_err(ChainError::blobs(0))
-    }
-
     /// Sends a transaction from `from` to `to` with `calldata`, in a block of its own;
     /// returns once the new state is in the file. Unsigned, and free: `from` needs no ether.
     ///
@@ -406,7 +384,7 @@ impl EmbeddedChain {
     /// [`EmbeddedChain::send`] of a transaction carrying `blobs` (whose versioned hashes are
     /// `hashes`; none: an ordinary transaction): a type-3 transaction, its blobs written to
     /// the blob store before the state file.
-    fn send_with_blobs(
+    pub(super) fn send_with_blobs(
         &mut self,
         from: Address,
         to: Address,
@@ -543,23 +521,7 @@ impl Chain for EmbeddedChain {
     }
 
     fn commit_blobs(&mut self, batch: &Batch) -> Result<B256> {
-        let index = batch.header.index;
-        let blobs = batch_blobs(batch)?;
-        let hashes = crate::blob::versioned_hashes(&blobs).map_err(ChainError::blobs(index))?;
-        let data = Bytes::from(commit_blobs_call(batch)?.abi_encode());
-        let tx_hash = {
-            let mut preimage = self.block.wrapping_add(1).to_be_bytes().to_vec();
-            preimage.extend_from_slice(&data);
-            hashes.iter().for_each(|h| preimage.extend_from_slice(h.as_slice()));
-            keccak256(preimage)
-        };
-        match self.send_with_blobs(SUBMITTER, self.address(), data, &hashes, &blobs)? {
-            Ok(receipt) => {
-                self.last_gas = receipt.gas_used;
-                Ok(tx_hash)
-            }
-            Err(reason) => Err(ChainError::Refused { index, reason }),
-        }
+        self.commit_in_blobs(batch)
     }
 
     fn verify_leaf(&mut self, index: u64, leaf: &AccountLeaf, siblings: &[B256]) -> Result<bool> {
