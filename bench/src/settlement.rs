@@ -24,6 +24,11 @@
 //!    non-zero byte, Prague and later): a data-heavy commit pays the floor. Every per-batch,
 //!    per-leaf and per-trade figure of this step is over the committed batches alone (the
 //!    first ones of the stream, which may be larger than its average batch).
+//! 6. Data in blobs (`--da blobs` or `--da both`): the same batches committed with their
+//!    data in EIP-4844 blobs (`commitBatchBlobs`, a type-3 transaction) on a contract of
+//!    their own on the same anvil; per batch the receipts' execution gas (`gasUsed`) and blob
+//!    gas (`blobGasUsed`: 131,072 per blob), and each per changed leaf. With `both`, the
+//!    calldata figures of step 5 come from the same run and the same batches.
 
 use std::time::Instant;
 
@@ -65,9 +70,40 @@ pub struct Options {
     /// settlement/contracts/node_modules/@foundry-rs/anvil-linux-amd64/bin/anvil.
     #[arg(long, value_name = "PATH")]
     pub anvil: Option<std::path::PathBuf>,
+    /// Where the --chain-batches commits put the batch data: calldata, EIP-4844 blobs, or
+    /// both (the same batches, each mode on a contract of its own).
+    #[arg(long, value_enum, default_value_t = DaChoice::Calldata)]
+    pub da: DaChoice,
     /// Print one JSON object instead of the table.
     #[arg(long)]
     pub json: bool,
+}
+
+/// `--da`'s values.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, clap::ValueEnum)]
+#[serde(rename_all = "lowercase")]
+pub enum DaChoice {
+    /// `commitBatch` with the data as its last argument.
+    Calldata,
+    /// `commitBatchBlobs` with the data in blobs.
+    Blobs,
+    /// Both, on the same batches.
+    Both,
+}
+
+/// Gas of the batches committed with their data in blobs.
+#[derive(Clone, Debug, Default, Serialize)]
+pub struct BlobGas {
+    /// Execution gas used by each commit (`gasUsed`).
+    pub gas_per_batch: Vec<u64>,
+    /// Blob gas used by each commit (`blobGasUsed`).
+    pub blob_gas_per_batch: Vec<u64>,
+    /// Execution gas per changed leaf of those batches.
+    pub gas_per_leaf: f64,
+    /// Blob gas per changed leaf of those batches.
+    pub blob_gas_per_leaf: f64,
+    /// Data bytes per blob byte used: how full the blobs are.
+    pub blob_fill: f64,
 }
 
 /// Sizes and gas of the batches of a real stream.
@@ -107,6 +143,8 @@ pub struct BatchSizes {
     pub chain_gas_per_batch: Vec<u64>,
     /// Gas used on anvil per trade of those batches.
     pub chain_gas_per_trade: Option<f64>,
+    /// The same batches committed with their data in blobs (`--da blobs` or `both`).
+    pub chain_blobs: Option<BlobGas>,
 }
 
 /// What `l2x bench settlement` measured.
@@ -269,33 +307,59 @@ fn stream_batches(opts: &Options) -> anyhow::Result<BatchSizes> {
     out.floor_gas_per_leaf_raw = per(floor_raw, out.leaves);
     out.floor_gas_per_leaf_zstd = per(floor_zst, out.leaves);
     if opts.chain_batches > 0 && !batches.is_empty() {
-        chain_gas(&batches[..opts.chain_batches.min(batches.len())], opts.anvil.as_deref(), &mut out)?;
+        chain_gas(&batches[..opts.chain_batches.min(batches.len())], opts.anvil.as_deref(), opts.da, &mut out)?;
     }
     Ok(out)
 }
 
-/// Commits `batches` on a local anvil: gas per batch from the receipts, next to the
-/// EIP-7623 floor of each transaction's input.
+/// Commits `batches` on a local anvil, in calldata, in blobs or both (`da`), each mode on a
+/// contract of its own: gas per batch from the receipts, next to the EIP-7623 floor of each
+/// calldata transaction's input; for blobs the blob gas too.
 #[allow(clippy::cast_precision_loss, reason = "ratios for a report")]
 fn chain_gas(
     batches: &[l2x_settlement::batch::Batch],
     anvil: Option<&std::path::Path>,
+    da: DaChoice,
     out: &mut BatchSizes,
 ) -> anyhow::Result<()> {
     use l2x_settlement::anvil::{Anvil, DEV_KEYS, find_anvil};
+    use l2x_settlement::chain::{Da, RpcChain};
     let node = Anvil::start(&find_anvil(anvil)?, &[])?;
     out.chain_hardfork = Some(node.hardfork()?);
     let key = DEV_KEYS[0];
-    let (address, _) = l2x_settlement::chain::RpcChain::deploy_local(node.url(), key)?;
-    let mut chain = l2x_settlement::chain::RpcChain::connect(node.url(), key, address, 1)?;
-    for b in batches {
-        out.chain_gas_per_batch.push(chain.commit_for_gas(b)?);
-        out.chain_floor_per_batch.push(l2x_settlement::chain::commit_floor_gas(b)?);
+    let connect = || -> anyhow::Result<RpcChain> {
+        let (address, _) = RpcChain::deploy_local(node.url(), key)?;
+        Ok(RpcChain::connect(node.url(), key, address, 1)?)
+    };
+    if da != DaChoice::Blobs {
+        let mut chain = connect()?;
+        for b in batches {
+            out.chain_gas_per_batch.push(chain.commit_for_gas(b, Da::Calldata)?.0);
+            out.chain_floor_per_batch.push(l2x_settlement::chain::commit_floor_gas(b)?);
+        }
+        let figures = Committed::of(batches.iter().map(|b| &b.header).zip(&out.chain_gas_per_batch));
+        out.chain_leaves_per_batch = Some(figures.leaves_per_batch);
+        out.chain_gas_per_leaf = Some(figures.gas_per_leaf);
+        out.chain_gas_per_trade = Some(figures.gas_per_trade);
     }
-    let figures = Committed::of(batches.iter().map(|b| &b.header).zip(&out.chain_gas_per_batch));
-    out.chain_leaves_per_batch = Some(figures.leaves_per_batch);
-    out.chain_gas_per_leaf = Some(figures.gas_per_leaf);
-    out.chain_gas_per_trade = Some(figures.gas_per_trade);
+    if da != DaChoice::Calldata {
+        let mut chain = connect()?;
+        let mut blobs = BlobGas::default();
+        for b in batches {
+            let (gas, blob_gas) = chain.commit_for_gas(b, Da::Blobs)?;
+            blobs.gas_per_batch.push(gas);
+            blobs.blob_gas_per_batch.push(blob_gas);
+        }
+        let figures = Committed::of(batches.iter().map(|b| &b.header).zip(&blobs.gas_per_batch));
+        let leaves: u64 = batches.iter().map(|b| u64::from(b.header.leaves)).sum();
+        let blob_gas: u64 = blobs.blob_gas_per_batch.iter().sum();
+        let data: u64 = batches.iter().map(|b| b.data.len() as u64).sum();
+        blobs.gas_per_leaf = figures.gas_per_leaf;
+        blobs.blob_gas_per_leaf = blob_gas as f64 / leaves.max(1) as f64;
+        blobs.blob_fill = data as f64 / blob_gas.max(1) as f64;
+        out.chain_leaves_per_batch = Some(figures.leaves_per_batch);
+        out.chain_blobs = Some(blobs);
+    }
     Ok(())
 }
 
@@ -388,6 +452,18 @@ impl Report {
                 b.chain_gas_per_batch.len(),
                 b.chain_gas_per_batch,
                 b.chain_floor_per_batch
+            );
+        }
+        if let (Some(blobs), Some(leaves)) = (&b.chain_blobs, b.chain_leaves_per_batch) {
+            let _ = writeln!(
+                s,
+                "on anvil, data in blobs: {} batches, {leaves:.1} changed leaves per batch; receipts' gas per batch {:?}, blob gas per batch {:?}; {:.0} gas and {:.0} blob gas per changed leaf; blobs {:.1} % full",
+                blobs.gas_per_batch.len(),
+                blobs.gas_per_batch,
+                blobs.blob_gas_per_batch,
+                blobs.gas_per_leaf,
+                blobs.blob_gas_per_leaf,
+                blobs.blob_fill * 100.0
             );
         }
         s

@@ -42,7 +42,7 @@ use anyhow::Result;
 use l2x_node::chain::ChainSpec;
 use l2x_node::config::{MAX_CONFIRMATIONS, MAX_EPOCH_FILLS, MAX_EPOCH_MS};
 use l2x_node::settle::{self, SubmitOptions, Verdict};
-use l2x_settlement::chain::WEEK;
+use l2x_settlement::chain::{Da, WEEK};
 use l2x_settlement::epoch::Policy;
 
 use crate::args::{SUBMITTER_KEY_ENV, key_from_env, non_empty_path, ranged};
@@ -170,6 +170,9 @@ pub(crate) enum SettleCmd {
         /// With --rpc-url: confirmations to wait for after each commit (1 to 1,000).
         #[arg(long, default_value_t = 1, value_parser = ranged(1, MAX_CONFIRMATIONS))]
         confirmations: u64,
+        /// Where each batch's data is posted: `calldata` or `blobs` (EIP-4844).
+        #[arg(long, default_value = "calldata", value_parser = str::parse::<Da>)]
+        da: Da,
         #[command(flatten)]
         epochs: EpochArgs,
     },
@@ -256,13 +259,13 @@ pub(crate) fn settle(cmd: SettleCmd) -> Result<ExitCode> {
             settle::deploy(&mut out, &rpc_url, &key, &vault.deployment())?;
             Verdict::Agrees
         }
-        SettleCmd::Submit { journal, batches, chain, key_env, confirmations, epochs } => {
+        SettleCmd::Submit { journal, batches, chain, key_env, confirmations, da, epochs } => {
             // Only a node needs a key: the embedded chain's transactions are not signed.
             let key = match chain.spec() {
                 Some(ChainSpec::Rpc { .. }) => Some(key_from_env(&key_env, "the submitter")?),
                 _ => None,
             };
-            let options = SubmitOptions { key: key.as_deref(), confirmations, policy: epochs.policy() };
+            let options = SubmitOptions { key: key.as_deref(), confirmations, policy: epochs.policy(), da };
             settle::submit(&mut out, &journal, &batches, chain.spec().as_ref(), options)?;
             Verdict::Agrees
         }

@@ -31,7 +31,7 @@ use alloy_primitives::Address;
 use l2x_risk::Ledger;
 use l2x_settlement::audit;
 use l2x_settlement::batch_set::BatchSet;
-use l2x_settlement::chain::{Chain, Config, RpcChain};
+use l2x_settlement::chain::{Chain, Config, Da, RpcChain};
 use l2x_settlement::epoch::Policy;
 use l2x_settlement::submitter::Submitter;
 use serde_json::json;
@@ -119,6 +119,8 @@ pub struct SubmitOptions<'a> {
     pub confirmations: u64,
     /// How epochs close.
     pub policy: Policy,
+    /// Where each batch's data is posted (`--da`).
+    pub da: Da,
 }
 
 /// `settle submit`: recomputes the journal's epochs, writes their batch files into
@@ -135,7 +137,8 @@ pub fn submit(
     options: SubmitOptions<'_>,
 ) -> Result<()> {
     let mut chain = chain.ok_or(NodeError::NoChain)?.writer(options.key, options.confirmations)?;
-    let mut sub = Submitter::new(journal.to_path_buf(), batches.to_path_buf(), options.policy, Ledger::default());
+    let mut sub = Submitter::new(journal.to_path_buf(), batches.to_path_buf(), options.policy, Ledger::default())
+        .posting(options.da);
     let synced = sub.sync(chain.as_mut())?;
     writeln!(
         out,

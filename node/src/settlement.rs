@@ -201,6 +201,7 @@ pub(crate) fn live_submitter(config: &Config, pipeline: &Pipeline) -> Submitter 
         config.settlement.policy(),
         Ledger::default(),
     )
+    .posting(config.settlement.da.into())
     .reading_up_to(published);
     if durable {
         return submitter;

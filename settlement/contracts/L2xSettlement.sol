@@ -127,7 +127,8 @@ contract L2xSettlement {
     /// The root after each committed batch.
     mapping(uint64 => bytes32) public roots;
     /// Each committed batch's commitment: `keccak256(abi.encode(h, withdrawals, rejected))`
-    /// of its `commitBatch` arguments (the data is bound through `h.dataHash`).
+    /// of its `commitBatch` arguments (the data is bound through `h.dataHash`), or for a batch
+    /// in blobs `keccak256(abi.encode(h, withdrawals, rejected, versionedHashes))`.
     mapping(uint64 => bytes32) public commitments;
 
     /// Entries queued (the last index; entries are numbered from 1).
@@ -171,6 +172,8 @@ contract L2xSettlement {
         uint64 queueCount,
         bytes32 commitment
     );
+    /// A batch committed by `commitBatchBlobs`: the versioned hashes of its blobs, in order.
+    event BatchBlobs(uint64 indexed index, bytes32[] versionedHashes);
     event Queued(
         uint64 indexed index, Kind kind, uint64 indexed account, uint64 amount, address indexed from, bytes32 queueHash
     );
@@ -184,6 +187,7 @@ contract L2xSettlement {
     error WrongIndex(uint64 expected, uint64 got);
     error WrongPreviousRoot(bytes32 expected, bytes32 got);
     error WrongDataHash(bytes32 expected, bytes32 got);
+    error NoBlobs();
     error QueueCountOutOfRange(uint64 processed, uint64 queueLength, uint64 got);
     error WrongQueueHash(uint64 count, bytes32 expected, bytes32 got);
     error BadRejected(uint256 position);
@@ -287,23 +291,63 @@ contract L2xSettlement {
 
     // ----- batches -----
 
-    /// Commits a batch: its header's fields, the withdrawals it lists, the queue entries it
-    /// refused (increasing) and its data. Consumes the queue from `processed + 1` to
-    /// `h.queueCount`: a deposit is backed (or refunded to its depositor if refused), a
-    /// forced withdrawal is paid to the owner (or nothing if refused); then each withdrawal is
-    /// paid to its account's owner.
+    /// Commits a batch whose data is posted as calldata: its header's fields, the withdrawals
+    /// it lists, the queue entries it refused (increasing) and its data, which must hash to
+    /// `h.dataHash`. Consumes the queue from `processed + 1` to `h.queueCount`: a deposit is
+    /// backed (or refunded to its depositor if refused), a forced withdrawal is paid to the
+    /// owner (or nothing if refused); then each withdrawal is paid to its account's owner.
+    /// Its commitment is `keccak256(abi.encode(h, withdrawals, rejected))`.
     function commitBatch(
         BatchHeader calldata h,
         Withdrawal[] calldata withdrawals,
         uint64[] calldata rejected,
         bytes calldata data
     ) external {
+        _checkHeader(h);
+        bytes32 got = keccak256(data);
+        if (got != h.dataHash) revert WrongDataHash(h.dataHash, got);
+        _commit(h, withdrawals, rejected, keccak256(abi.encode(h, withdrawals, rejected)));
+    }
+
+    /// Commits a batch whose data is posted as EIP-4844 blobs of this transaction
+    /// (docs/SETTLEMENT.md, "Batch data in blobs"): as `commitBatch`, except that the data is
+    /// not an argument. The contract cannot read the blobs, so it cannot check `h.dataHash`
+    /// against them (a verifier does); it binds their versioned hashes, `blobhash(0)`,
+    /// `blobhash(1)`, … up to the first zero, in the commitment
+    /// `keccak256(abi.encode(h, withdrawals, rejected, versionedHashes))` and emits them
+    /// (`BatchBlobs`). A transaction without blobs is refused (`NoBlobs`).
+    function commitBatchBlobs(BatchHeader calldata h, Withdrawal[] calldata withdrawals, uint64[] calldata rejected)
+        external
+    {
+        _checkHeader(h);
+        uint256 n = 0;
+        while (blobhash(n) != bytes32(0)) n++;
+        if (n == 0) revert NoBlobs();
+        bytes32[] memory hashes = new bytes32[](n);
+        for (uint256 i = 0; i < n; i++) {
+            hashes[i] = blobhash(i);
+        }
+        _commit(h, withdrawals, rejected, keccak256(abi.encode(h, withdrawals, rejected, hashes)));
+        emit BatchBlobs(h.index, hashes);
+    }
+
+    /// The checks of a commit that read the header alone (docs/SETTLEMENT.md, "Committing a
+    /// batch": the first four).
+    function _checkHeader(BatchHeader calldata h) private view {
         if (msg.sender != submitter) revert NotSubmitter(msg.sender);
         if (frozen) revert IsFrozen();
         if (h.index != lastIndex + 1) revert WrongIndex(lastIndex + 1, h.index);
         if (h.prevRoot != lastRoot) revert WrongPreviousRoot(lastRoot, h.prevRoot);
-        bytes32 got = keccak256(data);
-        if (got != h.dataHash) revert WrongDataHash(h.dataHash, got);
+    }
+
+    /// The rest of a commit, whatever carries its data: the queue's checks, consuming it,
+    /// paying the withdrawals, and recording the batch with `commitment`.
+    function _commit(
+        BatchHeader calldata h,
+        Withdrawal[] calldata withdrawals,
+        uint64[] calldata rejected,
+        bytes32 commitment
+    ) private {
         uint64 from = processed;
         if (h.queueCount < from || h.queueCount > queueLength) {
             revert QueueCountOutOfRange(from, queueLength, h.queueCount);
@@ -314,18 +358,11 @@ contract L2xSettlement {
         _consume(from, h.queueCount, rejected);
         _payWithdrawals(withdrawals);
 
-        _record(h, withdrawals, rejected);
-    }
-
-    /// Stores what batch `h` committed: the queue it consumed, its root and its commitment
-    /// (`keccak256(abi.encode(h, withdrawals, rejected))`: the data is bound by `h.dataHash`).
-    function _record(BatchHeader calldata h, Withdrawal[] calldata withdrawals, uint64[] calldata rejected) private {
         processed = h.queueCount;
         lastIndex = h.index;
         lastRoot = h.newRoot;
         lastMarketHash = h.marketHash;
         roots[h.index] = h.newRoot;
-        bytes32 commitment = keccak256(abi.encode(h, withdrawals, rejected));
         commitments[h.index] = commitment;
         emit BatchCommitted(h.index, h.newRoot, h.dataHash, h.firstSeq, h.lastSeq, h.epochTs, h.queueCount, commitment);
     }

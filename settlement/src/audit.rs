@@ -11,6 +11,9 @@
 //!                                                            verifyLeaf (inclusion)
 //! ```
 //!
+//! A commitment agrees when it is the batch's in either data mode, calldata or blobs
+//! ([`committed_as`]): a chain may hold batches of both.
+//!
 //! A disagreement is a finding ([`Disagreement`], with the first batch that differs), not
 //! an error: the caller reports it and exits 1. Errors ([`AuditError`]) are inputs that
 //! cannot be read — a damaged batch file, a journal that does not replay, a chain that does
@@ -24,7 +27,7 @@ use l2x_sequencer::journal::JournalError;
 
 use crate::batch::{Batch, BatchError};
 use crate::batch_set::{BatchSet, State};
-use crate::chain::{Chain, ChainError, commitment};
+use crate::chain::{Chain, ChainError, Da, commitment, committed_as};
 use crate::epoch::{self, Policy};
 use crate::leaf::AccountLeaf;
 use crate::tree::Proof;
@@ -93,14 +96,17 @@ pub enum Disagreement {
         /// The expected root.
         expected: B256,
     },
-    /// A committed commitment that is not the batch's (its data or its queue fields differ).
-    #[error("batch {index}: the chain has commitment {chain}, the batch's commit gives {ours}")]
+    /// A committed commitment that is not the batch's in either data mode (its data or its
+    /// queue fields differ).
+    #[error(
+        "batch {index}: the chain has commitment {chain}, the batch's commit gives {ours} (data in calldata; in blobs another, which differs too)"
+    )]
     Commitment {
         /// The batch.
         index: u64,
         /// The chain's.
         chain: B256,
-        /// The batch's.
+        /// The batch's, with its data in calldata.
         ours: B256,
     },
     /// A batch the chain does not have.
@@ -155,7 +161,7 @@ pub fn verify(
     chain: Option<&mut dyn Chain>,
 ) -> Result<Verification, AuditError> {
     let computed: Vec<Batch> = epoch::from_journal(journal, policy, ledger)?.iter().map(Batch::of).collect();
-    let mut posted = computed.iter().map(commitment).collect::<Result<Vec<B256>, _>>()?;
+    let mut posted: Vec<&Batch> = computed.iter().collect();
     let files = files.map(|set| compare_files(set, &computed, &mut posted)).transpose()?;
     let chain = match chain {
         Some(chain) => Some(compare_chain(chain, &computed, &posted)?),
@@ -166,16 +172,16 @@ pub fn verify(
 
 /// Compares the batch files with the journal's batches; where they agree, the commitment
 /// expected on chain is the file's (the bytes the batch was posted with).
-fn compare_files(
-    set: &BatchSet,
+fn compare_files<'a>(
+    set: &'a BatchSet,
     computed: &[Batch],
-    posted: &mut [B256],
+    posted: &mut [&'a Batch],
 ) -> Result<Result<u64, Disagreement>, AuditError> {
     for (file, (mine, posted)) in set.batches().iter().zip(computed.iter().zip(posted.iter_mut())) {
         if let Some(what) = difference(file, mine) {
             return Ok(Err(Disagreement::File { index: file.header.index, what }));
         }
-        *posted = commitment(file)?;
+        *posted = file;
     }
     Ok(match set.batches().get(computed.len()) {
         Some(extra) => Err(Disagreement::BeyondJournal {
@@ -190,7 +196,7 @@ fn compare_files(
 fn compare_chain(
     chain: &mut dyn Chain,
     computed: &[Batch],
-    posted: &[B256],
+    posted: &[&Batch],
 ) -> Result<Result<u64, Disagreement>, AuditError> {
     let (last, _) = chain.last_committed()?;
     for index in 1..=last {
@@ -207,8 +213,9 @@ fn compare_chain(
                 expected: mine.header.new_root,
             }));
         }
-        if committed != posted[i] {
-            return Ok(Err(Disagreement::Commitment { index, chain: committed, ours: posted[i] }));
+        if committed_as(posted[i], committed)?.is_none() {
+            let ours = commitment(posted[i], Da::Calldata)?;
+            return Ok(Err(Disagreement::Commitment { index, chain: committed, ours }));
         }
     }
     Ok(Ok(last))
@@ -315,8 +322,8 @@ fn check_committed(chain: &mut dyn Chain, batch: &Batch) -> Result<Result<(), Di
             expected: h.new_root,
         }));
     }
-    let ours = commitment(batch)?;
-    if committed != ours {
+    if committed_as(batch, committed)?.is_none() {
+        let ours = commitment(batch, Da::Calldata)?;
         return Ok(Err(Disagreement::Commitment { index: h.index, chain: committed, ours }));
     }
     Ok(Ok(()))

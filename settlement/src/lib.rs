@@ -15,6 +15,8 @@
 //!   and compact leaves, data hash.
 //! - [`batch_set`]: a directory of batch files, every file and their sequence checked in
 //!   one place; applying the batches alone rebuilds the tree.
+//! - [`blob`]: batch data packed into EIP-4844 blobs and unpacked with every byte checked;
+//!   versioned hashes and the sidecar (KZG).
 //! - [`chain`]: the base chain behind one trait; the JSON-RPC backend (alloy) with the
 //!   contract's bindings.
 //! - `devnode` (feature `test-utils`): the tests' anvil, the pinned one installed from npm
@@ -42,6 +44,7 @@ pub mod anvil;
 pub mod audit;
 pub mod batch;
 pub mod batch_set;
+pub mod blob;
 pub mod chain;
 #[cfg(feature = "test-utils")]
 pub mod devnode;

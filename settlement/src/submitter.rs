@@ -11,8 +11,12 @@
 //!                                         ──▶ stop: Mismatch { the first }  (nothing committed)
 //!     otherwise: check batch k+1 as the batch-set loader checks a file after batch k's
 //!                (batch_set::check_next on its encoded bytes)  ──▶ refused: stop, nothing sent
-//!                commit batch k+1, read the chain again, until it has every epoch
+//!                commit batch k+1 (calldata or blobs: `posting`), read the chain again,
+//!                until it has every epoch
 //! ```
+//!
+//! A committed batch's commitment is compared in either data mode (`chain::committed_as`):
+//! the mode may change between restarts, and a chain may hold batches of both.
 //!
 //! The first pass loads the batch directory as it finds it, whole
 //! ([`BatchSet::load`], as `status`, `prove` and `verify` do): a stray, misnamed, damaged or
@@ -42,7 +46,7 @@ use l2x_sequencer::journal::JournalError;
 
 use crate::batch::{Batch, BatchError};
 use crate::batch_set::BatchSet;
-use crate::chain::{Chain, ChainError, commitment};
+use crate::chain::{Chain, ChainError, Da, commitment, committed_as};
 use crate::epoch::{Follower, Policy};
 
 /// Why the submitter stopped.
@@ -78,16 +82,18 @@ pub enum SubmitError {
         /// The journal's.
         journal: B256,
     },
-    /// The chain's commitment for a batch is not that of the batch's file (the roots agree:
-    /// the batch was posted with other data — a lost file recompressed by another zstd, or
-    /// another encoding — or other queue fields).
-    #[error("batch {index}: the chain has commitment {chain}, the batch file's commit gives {ours}")]
+    /// The chain's commitment for a batch is that of the batch's file in neither data mode
+    /// (the roots agree: the batch was posted with other data — a lost file recompressed by
+    /// another zstd, or another encoding — or other queue fields).
+    #[error(
+        "batch {index}: the chain has commitment {chain}, the batch file's commit gives {ours} (data in calldata; in blobs another, which differs too)"
+    )]
     CommitmentMismatch {
         /// The first batch that differs.
         index: u64,
         /// The chain's commitment.
         chain: B256,
-        /// The batch file's.
+        /// The batch file's, with its data in calldata.
         ours: B256,
     },
     /// A batch the batch-set loader would refuse after the one before it (a bug in what the
@@ -146,6 +152,8 @@ pub struct Submitter {
     /// Whether the batch directory as found was loaded and checked whole (the first pass
     /// does it; later files are this submitter's own, each checked as it is stored).
     dir_checked: bool,
+    /// How each batch's data is posted.
+    da: Da,
 }
 
 /// Makes a journal durable up to what a pass is about to read (see
@@ -189,7 +197,15 @@ impl Submitter {
             until: None,
             sync_first: None,
             dir_checked: false,
+            da: Da::Calldata,
         }
+    }
+
+    /// Posts each batch's data as `da` says (default: calldata). Batches already on chain
+    /// are compared whatever mode committed them: a chain may hold both.
+    pub fn posting(mut self, da: Da) -> Submitter {
+        self.da = da;
+        self
     }
 
     /// Reads the journal only up to the sequence number `published` gives at each pass: for
@@ -275,8 +291,8 @@ impl Submitter {
                 if chain_root != mine.header.new_root {
                     return Err(SubmitError::Mismatch { index, chain: chain_root, journal: mine.header.new_root });
                 }
-                let ours = commitment(mine)?;
-                if chain_commitment != ours {
+                if committed_as(mine, chain_commitment)?.is_none() {
+                    let ours = commitment(mine, Da::Calldata)?;
                     return Err(SubmitError::CommitmentMismatch { index, chain: chain_commitment, ours });
                 }
                 self.verified = index;
@@ -285,7 +301,7 @@ impl Submitter {
                 return Ok(Synced { epochs: batches.len() as u64, committed_before: before, committed, root });
             };
             self.check_before_commit(batches, k)?;
-            chain.commit(next)?;
+            chain.commit_as(next, self.da)?;
             committed += 1;
         }
     }

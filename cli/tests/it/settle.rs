@@ -59,6 +59,29 @@ fn settle_on_the_embedded_chain_then_verify_and_catch_tampering() {
     settle_then_verify_and_catch_tampering(&["--chain-dir", chain.to_str().unwrap()], &[]);
 }
 
+/// `settle submit --da blobs` on anvil and on the embedded chain: the same flow, and
+/// `verify`, `status` and `prove` accept the blob commitments; `--da` takes nothing else.
+#[test]
+fn settle_with_the_data_in_blobs_then_verify_and_catch_tampering() {
+    let dir = tempfile::tempdir().unwrap();
+    let chain = dir.path().join("chain");
+    settle_then_verify_and_catch_tampering(&["--chain-dir", chain.to_str().unwrap()], &["--da", "blobs"]);
+    let blobs = std::fs::read_dir(chain.join("blobs")).unwrap().count();
+    assert!(blobs >= 5, "one blob per batch in the embedded blob store: {blobs}");
+
+    let node = l2x_settlement::devnode::Anvil::spawn().unwrap();
+    let url = node.url().to_string();
+    let deployed = l2x(&["settle", "deploy", "--rpc-url", &url, "--key-env", KEY_ENV, "--test-token"]);
+    assert!(deployed.status.success(), "{}", text(&deployed));
+    let contract = String::from_utf8(deployed.stdout).unwrap().lines().next().unwrap().to_string();
+    let on_node = ["--rpc-url", url.as_str(), "--contract", contract.as_str()];
+    settle_then_verify_and_catch_tampering(&on_node, &["--key-env", KEY_ENV, "--da", "blobs"]);
+
+    let bogus = l2x(&["settle", "submit", "--journal", "j", "--batches", "b", "--chain-dir", "c", "--da", "bogus"]);
+    assert_eq!(bogus.status.code(), Some(2), "{}", text(&bogus));
+    assert!(text(&bogus).contains("\"bogus\" is not a data mode: \"calldata\" or \"blobs\""), "{}", text(&bogus));
+}
+
 /// A scenario's journal settled with `l2x settle submit` on `chain`, then verified, proved,
 /// and checked against a missing and a tampered batch file.
 fn settle_then_verify_and_catch_tampering(chain: &[&str], submit_extra: &[&str]) {

@@ -29,7 +29,7 @@ pub const MAX_CONFIRMATIONS: u64 = 1_000;
 
 /// Every number of the config file and its range, inclusive (docs/OPERATIONS.md's table
 /// says the same: a test compares them). Out of range is an error naming the key.
-pub const LIMITS: [(&str, u64, u64); 25] = [
+pub const LIMITS: [(&str, u64, u64); 26] = [
     ("gateway.order_rate", 1, 10_000_000),
     ("gateway.order_burst", 1, 10_000_000),
     ("gateway.cancel_rate", 1, 10_000_000),
@@ -60,6 +60,7 @@ pub const LIMITS: [(&str, u64, u64); 25] = [
     // Nodes refuse a replacement that pays less than 10 % more.
     ("settlement.rpc.bump_percent", 10, 1_000),
     ("settlement.rpc.max_fee_gwei", 1, 1_000_000),
+    ("settlement.rpc.max_blob_fee_gwei", 1, 1_000_000),
     ("settlement.rpc.give_up_after_ms", 1, 86_400_000),
 ];
 

@@ -41,7 +41,9 @@ pub use limits::{
     LIMITS, MAX_CONFIRMATIONS, MAX_DEPOSIT_USDC, MAX_EPOCH_FILLS, MAX_EPOCH_MS, MAX_SNAPSHOT_EVERY, RESERVED_ACCOUNTS,
     read_small_file, within,
 };
-pub use sections::{Accounts, ChainKind, DurabilityName, Gateway, PipelineSection, Ports, Rpc, Settlement, WaitName};
+pub use sections::{
+    Accounts, ChainKind, DaName, DurabilityName, Gateway, PipelineSection, Ports, Rpc, Settlement, WaitName,
+};
 
 /// Everything `l2x serve` runs by.
 #[derive(Clone, Debug, PartialEq, Eq, Deserialize)]
@@ -286,6 +288,7 @@ impl Config {
                 ("settlement.rpc.replace_after_ms", rpc.replace_after_ms),
                 ("settlement.rpc.bump_percent", rpc.bump_percent),
                 ("settlement.rpc.max_fee_gwei", rpc.max_fee_gwei),
+                ("settlement.rpc.max_blob_fee_gwei", rpc.max_blob_fee_gwei),
                 ("settlement.rpc.give_up_after_ms", rpc.give_up_after_ms),
             ]);
         }
@@ -391,6 +394,11 @@ mod tests {
         assert!(err("[pipeline]\nwait = \"spin\"").contains("spin"));
         assert!(err("[pipeline]\nidle_tick_ms = 0").contains("pipeline.idle_tick_ms"));
         assert!(err("[settlement]\nchain = \"rpc\"").contains("[settlement.rpc]"));
+        let da = err("[settlement]\nda = \"bogus\"");
+        assert!(da.contains("da = \"bogus\"") && da.contains("line 2"), "{da}");
+        assert!(da.contains("unknown variant `bogus`, expected `calldata` or `blobs`"), "{da}");
+        let blobs = Config::parse("[settlement]\nda = \"blobs\"").unwrap();
+        assert_eq!(l2x_settlement::chain::Da::from(blobs.settlement.da), l2x_settlement::chain::Da::Blobs);
         assert!(
             err("[settlement.rpc]\nurl = \"x\"\ncontract = \"0x12\"\n[settlement]\nchain = \"rpc\"")
                 .contains("contract")

@@ -13,7 +13,7 @@ use std::time::Duration;
 
 use l2x_protocol::codec::Limits;
 use l2x_sequencer::pipeline::{Cores, Durability, WaitStrategy};
-use l2x_settlement::chain::SendPolicy;
+use l2x_settlement::chain::{Da, SendPolicy};
 use l2x_settlement::epoch::Policy;
 use serde::Deserialize;
 
@@ -230,12 +230,34 @@ pub enum ChainKind {
     None,
 }
 
+/// `settlement.da`'s values: where a batch's data is posted.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum DaName {
+    /// As the last argument of `commitBatch`.
+    #[default]
+    Calldata,
+    /// As EIP-4844 blobs of a type-3 transaction calling `commitBatchBlobs`.
+    Blobs,
+}
+
+impl From<DaName> for Da {
+    fn from(name: DaName) -> Da {
+        match name {
+            DaName::Calldata => Da::Calldata,
+            DaName::Blobs => Da::Blobs,
+        }
+    }
+}
+
 /// Epochs, the chain and the submitter.
 #[derive(Clone, Debug, PartialEq, Eq, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct Settlement {
     /// `embedded`, `rpc` or `none`.
     pub chain: ChainKind,
+    /// Where each batch's data is posted: `calldata` or `blobs` (EIP-4844).
+    pub da: DaName,
     /// An epoch is due at the first command this many ms (sequenced time) after its first …
     pub epoch_ms: u64,
     /// … or at the command whose trades bring it to this many or more (0: no limit); a due
@@ -256,6 +278,7 @@ impl Default for Settlement {
         let policy = Policy::default();
         Settlement {
             chain: ChainKind::Embedded,
+            da: DaName::Calldata,
             epoch_ms: policy.max_ms,
             epoch_fills: policy.max_fills,
             every_ms: 1_000,
@@ -314,6 +337,9 @@ pub struct Rpc {
     /// The most the submitter pays per gas, gwei.
     #[serde(default)]
     pub max_fee_gwei: Option<u64>,
+    /// The most the submitter pays per blob gas, gwei (`settlement.da = "blobs"`).
+    #[serde(default)]
+    pub max_blob_fee_gwei: Option<u64>,
     /// A commit not confirmed this long after it was first sent fails (and is retried), ms.
     #[serde(default)]
     pub give_up_after_ms: Option<u64>,
@@ -337,6 +363,9 @@ impl Rpc {
             replace_after: ms(self.replace_after_ms, d.replace_after),
             bump_percent: self.bump_percent.map_or(d.bump_percent, u128::from),
             max_fee_per_gas: self.max_fee_gwei.map_or(d.max_fee_per_gas, |g| u128::from(g) * 1_000_000_000),
+            max_fee_per_blob_gas: self
+                .max_blob_fee_gwei
+                .map_or(d.max_fee_per_blob_gas, |g| u128::from(g) * 1_000_000_000),
             give_up_after: ms(self.give_up_after_ms, d.give_up_after),
         }
     }

@@ -53,6 +53,7 @@ pub mod abi {
             }
 
             event BatchCommitted(uint64 indexed index, bytes32 newRoot, bytes32 dataHash, uint64 firstSeq, uint64 lastSeq, uint64 epochTs, uint64 queueCount, bytes32 commitment);
+            event BatchBlobs(uint64 indexed index, bytes32[] versionedHashes);
             event Queued(uint64 indexed index, Kind kind, uint64 indexed account, uint64 amount, address indexed from, bytes32 queueHash);
             event OwnerBound(uint64 indexed account, address indexed owner);
             event Credited(address indexed to, uint64 amount, uint64 availableAt);
@@ -64,6 +65,7 @@ pub mod abi {
             error WrongIndex(uint64 expected, uint64 got);
             error WrongPreviousRoot(bytes32 expected, bytes32 got);
             error WrongDataHash(bytes32 expected, bytes32 got);
+            error NoBlobs();
             error QueueCountOutOfRange(uint64 processed, uint64 queueLength, uint64 got);
             error WrongQueueHash(uint64 count, bytes32 expected, bytes32 got);
             error BadRejected(uint256 position);
@@ -123,6 +125,7 @@ pub mod abi {
             function depositInsurance(uint64 amount) external;
             function requestForcedWithdrawal(uint64 account, uint64 amount) external;
             function commitBatch(BatchHeader calldata h, Withdrawal[] calldata withdrawals, uint64[] calldata rejected, bytes calldata data) external;
+            function commitBatchBlobs(BatchHeader calldata h, Withdrawal[] calldata withdrawals, uint64[] calldata rejected) external;
             function claim() external;
             function freeze() external;
             function leafHash(AccountLeaf calldata leaf) external pure returns (bytes32);
@@ -241,19 +244,6 @@ pub fn commit_call(batch: &Batch) -> Result<abi::L2xSettlement::commitBatchCall,
 pub fn commit_input(batch: &Batch) -> Result<Vec<u8>, ChainError> {
     use alloy::sol_types::SolCall as _;
     Ok(commit_call(batch)?.abi_encode())
-}
-
-/// What the contract stores as batch `index`'s commitment once it is committed
-/// (`commitments(index)`): `keccak256(abi.encode(h, withdrawals, rejected))` of the commit's
-/// arguments — the header fields, the withdrawals and the refused entries; the data is bound
-/// through the header's data hash. Canonical: the same arguments give the same commitment
-/// whatever bytes carried them.
-///
-/// # Errors
-/// As [`commit_call`].
-pub fn commitment(batch: &Batch) -> Result<B256, ChainError> {
-    let call = commit_call(batch)?;
-    Ok(commitment_of(&call.h, &call.withdrawals, &call.rejected))
 }
 
 /// The commitment of a commit's arguments: `keccak256(abi.encode(h, withdrawals,
@@ -405,6 +395,7 @@ pub fn revert_reason(data: &[u8]) -> Option<String> {
         E::WrongIndex(x) => format!("WrongIndex(expected {}, got {})", x.expected, x.got),
         E::WrongPreviousRoot(x) => format!("WrongPreviousRoot(expected {}, got {})", x.expected, x.got),
         E::WrongDataHash(x) => format!("WrongDataHash(expected {}, got {})", x.expected, x.got),
+        E::NoBlobs(_) => "NoBlobs".to_owned(),
         E::QueueCountOutOfRange(x) => {
             format!("QueueCountOutOfRange(processed {}, queueLength {}, got {})", x.processed, x.queueLength, x.got)
         }
@@ -433,12 +424,6 @@ pub fn revert_reason(data: &[u8]) -> Option<String> {
         E::NoMark(x) => format!("NoMark(account {}, instrument {})", x.account, x.instrument),
         E::BadConfig(_) => "BadConfig".to_owned(),
     })
-}
-
-/// The contract's reason for a refusal a node reported, decoded when it is one of its
-/// errors (else the client's words for it).
-pub(super) fn refusal(e: &alloy::contract::Error) -> String {
-    e.as_revert_data().and_then(|data| revert_reason(&data)).unwrap_or_else(|| e.to_string())
 }
 
 #[cfg(test)]

@@ -13,6 +13,7 @@
 //! | [`Artifact`](ChainError::Artifact) | a committed contract artifact (a broken build) | no |
 //! | [`Batch`](ChainError::Batch) | a batch whose data does not decode | no |
 //! | [`Posted`](ChainError::Posted) | what a committed batch posted cannot be read back ([`PostedError`]: no log, two, a transaction that is not its commit, a damaged store) | no |
+//! | [`Blobs`](ChainError::Blobs) | a batch's data that does not fit in a transaction's blobs, or blobs read back that do not decode | no |
 //!
 //! "Retryable" ([`ChainError::is_retryable`]) means the same call may succeed later with
 //! nothing changed on our side: a node that comes back, a transaction that lands or
@@ -181,6 +182,17 @@ pub enum ChainError {
         /// What was wrong.
         why: PostedError,
     },
+    /// A batch whose data does not fit in the blobs of one transaction (refused before
+    /// anything is sent), or the blobs of a batch read back from a chain that are not what
+    /// `blob::encode` makes.
+    #[error("batch {index}: blobs: {source}")]
+    Blobs {
+        /// The batch (0 where it is not known: blobs read by transaction or hash).
+        index: u64,
+        /// What is wrong.
+        #[source]
+        source: Box<crate::blob::BlobError>,
+    },
     /// More than one transaction of the submitter is pending: not the submitter's doing,
     /// and nothing is sent until they land or leave.
     #[error("{count} transactions of the submitter still pending; not sending another")]
@@ -284,6 +296,7 @@ impl ChainError {
             | ChainError::Artifact { .. }
             | ChainError::Batch { .. }
             | ChainError::Posted { .. }
+            | ChainError::Blobs { .. }
             | ChainError::Config(_) => false,
         }
     }
@@ -297,6 +310,11 @@ impl ChainError {
     /// A transport error while doing `what`.
     pub(crate) fn rpc(what: &'static str) -> impl FnOnce(alloy::transports::TransportError) -> ChainError {
         move |source| ChainError::Rpc { what, source: Box::new(source) }
+    }
+
+    /// A blob error of batch `index` (0: not known).
+    pub(crate) fn blobs(index: u64) -> impl FnOnce(crate::blob::BlobError) -> ChainError {
+        move |source| ChainError::Blobs { index, source: Box::new(source) }
     }
 
     /// A contract client's error while doing `what`.

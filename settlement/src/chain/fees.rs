@@ -5,8 +5,8 @@
 //! ```text
 //!          ┌──────────── wants_price() = Some(why) ─────────────┐
 //!          ▼                                                    │
-//!  price(now, base) ── None: base fee above the cap, or         │
-//!          │            no outbidding within it: wait           │
+//!  price(now, base, blob_base) ── None: a base fee above its    │
+//!          │            cap, or no outbidding within it: wait   │
 //!          ▼ Some(fees)                                         │
 //!  driver sends ──▶ sent(Accepted | Underpriced | Failed)       │
 //!          ▼                                                    │
@@ -19,6 +19,14 @@
 //!          ▼
 //!  pause() ── 10 ms after a send, doubling up to `poll`
 //! ```
+//!
+//! Blob transactions (batch data in EIP-4844 blobs) carry a third fee, the blob fee cap
+//! (`max_fee_per_blob_gas`): priced at twice the blob base fee, never above
+//! `max_fee_per_blob_gas`, and while the blob base fee alone is above that cap nothing is
+//! sent. Pools hold blob transactions to a stricter replacement rule — geth's and reth's
+//! blob pools take a replacement only at twice each of the three fees of the one it
+//! replaces — so every bump of a blob transaction is at least [`BLOB_BUMP_PERCENT`], on all
+//! three fees.
 //!
 //! Pricing: the first version pays the caller's price ([`first_price`], which already
 //! outbids a pending transaction of ours) or the moment's, whichever is higher; a
@@ -48,6 +56,9 @@ pub struct SendPolicy {
     pub bump_percent: u128,
     /// The most the submitter pays per gas (wei): a spike above it waits instead of paying.
     pub max_fee_per_gas: u128,
+    /// The most the submitter pays per blob gas (wei), for batch data in blobs: a spike of
+    /// the blob base fee above it waits instead of paying.
+    pub max_fee_per_blob_gas: u128,
     /// A commit not confirmed this long after it was first sent fails with
     /// [`ChainError::Timeout`](super::ChainError::Timeout) (its transaction may still
     /// land: the next commit replaces it or finds the batch on chain).
@@ -56,43 +67,63 @@ pub struct SendPolicy {
 
 impl Default for SendPolicy {
     /// For Ethereum mainnet: look every second, replace after three slots unmined, bump by
-    /// 12.5 %, never above 500 gwei, give up (for now) after ten minutes.
+    /// 12.5 % (100 % for a blob transaction), never above 500 gwei per gas nor 500 gwei per
+    /// blob gas, give up (for now) after ten minutes.
     fn default() -> SendPolicy {
         SendPolicy {
             poll: Duration::from_secs(1),
             replace_after: Duration::from_secs(36),
             bump_percent: 25 / 2,
             max_fee_per_gas: 500_000_000_000,
+            max_fee_per_blob_gas: 500_000_000_000,
             give_up_after: super::RpcChain::CONFIRMATION_TIMEOUT,
         }
     }
 }
 
-/// EIP-1559 fees of a transaction, wei per gas.
+/// The least bump of a blob transaction's replacement, on each of its three fees: blob
+/// pools (geth's, reth's) take nothing less.
+pub(super) const BLOB_BUMP_PERCENT: u128 = 100;
+
+/// EIP-1559 fees of a transaction, wei per gas, and for a blob transaction its blob fee
+/// cap, wei per blob gas.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub(super) struct Fees {
     /// The fee cap.
     pub(super) max_fee: u128,
     /// The priority fee.
     pub(super) tip: u128,
+    /// The blob fee cap (`max_fee_per_blob_gas`); `None` for a transaction without blobs.
+    pub(super) blob: Option<u128>,
 }
 
 impl Fees {
     /// The larger of each.
     pub(super) fn max(self, other: Fees) -> Fees {
-        Fees { max_fee: self.max_fee.max(other.max_fee), tip: self.tip.max(other.tip) }
+        let blob = match (self.blob, other.blob) {
+            (Some(a), Some(b)) => Some(a.max(b)),
+            (a, b) => a.or(b),
+        };
+        Fees { max_fee: self.max_fee.max(other.max_fee), tip: self.tip.max(other.tip), blob }
     }
 
-    /// Both raised by `percent` (and by at least 1 wei).
+    /// Each raised by `percent` (and by at least 1 wei).
     pub(super) fn bumped(self, percent: u128) -> Fees {
         let up = |x: u128| x.saturating_add((x.saturating_mul(percent) / 100).max(1));
-        Fees { max_fee: up(self.max_fee), tip: up(self.tip) }
+        Fees { max_fee: up(self.max_fee), tip: up(self.tip), blob: self.blob.map(up) }
     }
 
-    /// Whether these fees replace `previous` in a pool: both at least `percent` higher.
+    /// Whether these fees replace `previous` in a pool: each at least `percent` higher.
     fn outbid(self, previous: Fees, percent: u128) -> bool {
         let needed = previous.bumped(percent);
-        self.max_fee >= needed.max_fee && self.tip >= needed.tip
+        let blob = needed.blob.is_none_or(|n| self.blob.is_some_and(|b| b >= n));
+        self.max_fee >= needed.max_fee && self.tip >= needed.tip && blob
+    }
+
+    /// The least bump that replaces a transaction with these fees: `percent`, or
+    /// [`BLOB_BUMP_PERCENT`] for a blob transaction if that is more.
+    fn bump(self, percent: u128) -> u128 {
+        if self.blob.is_some() { percent.max(BLOB_BUMP_PERCENT) } else { percent }
     }
 }
 
@@ -121,7 +152,7 @@ pub(super) fn first_price(
         return now;
     }
     match in_flight.filter(|f| f.nonce == nonce) {
-        Some(previous) => now.max(previous.fees.bumped(policy.bump_percent)),
+        Some(previous) => now.max(previous.fees.bumped(now.bump(policy.bump_percent))),
         None => now.bumped(100),
     }
 }
@@ -257,23 +288,29 @@ impl Resender {
         !self.sent_any
     }
 
-    /// The price to send the due version at, given the moment's fees and next base fee;
-    /// `None` when nothing is to be sent this turn (not due, the base fee above the cap,
-    /// or no price within the cap outbids the version in the pool).
-    pub(super) fn price(&self, now: Fees, base: u128) -> Option<Fees> {
+    /// The price to send the due version at, given the moment's fees, next base fee and
+    /// blob base fee (ignored for a transaction without blobs); `None` when nothing is to
+    /// be sent this turn (not due, a base fee above its cap, or no price within the caps
+    /// outbids the version in the pool).
+    pub(super) fn price(&self, now: Fees, base: u128, blob_base: u128) -> Option<Fees> {
         let why = self.want?;
         let policy = &self.policy;
+        let bump = self.first.bump(policy.bump_percent);
         let wanted = match (self.last, why) {
             (None, _) => self.first.max(now),
             (Some(previous), Resend::Dropped) => now.max(previous),
-            (Some(previous), Resend::Replace) => now.max(previous.bumped(policy.bump_percent)),
+            (Some(previous), Resend::Replace) => now.max(previous.bumped(bump)),
         };
-        let price =
-            Fees { max_fee: wanted.max_fee.min(policy.max_fee_per_gas), tip: wanted.tip.min(policy.max_fee_per_gas) };
+        let price = Fees {
+            max_fee: wanted.max_fee.min(policy.max_fee_per_gas),
+            tip: wanted.tip.min(policy.max_fee_per_gas),
+            blob: wanted.blob.map(|b| b.min(policy.max_fee_per_blob_gas)),
+        };
         // A replacement must beat the version the pool holds; a re-sent dropped version has
         // nothing to beat.
-        let outbids = why == Resend::Dropped || self.last.is_none_or(|p| price.outbid(p, policy.bump_percent));
-        (base <= price.max_fee && outbids).then_some(price)
+        let outbids = why == Resend::Dropped || self.last.is_none_or(|p| price.outbid(p, bump));
+        let affordable = base <= price.max_fee && price.blob.is_none_or(|b| blob_base <= b);
+        (affordable && outbids).then_some(price)
     }
 
     /// What became of sending a version at `price` at time `at`.

@@ -12,6 +12,7 @@
 //! | module | job |
 //! |---|---|
 //! | `artifact` | [`Artifact`]: build.js's format, creation code, runtime code with immutables filled by name |
+//! | `da` | [`Da`]: calldata or blobs; the blob commit's call, its versioned hashes, [`commitment`] in either mode |
 //! | `binding` | the contracts' ABIs (`sol!`), the committed artifacts, creation and runtime code, revert decoding; no I/O |
 //! | `error` | [`ChainError`], what each failure keeps as its source, [`ChainError::is_retryable`] |
 //! | `fees` | [`SendPolicy`] and the pure send-and-replace state machine the RPC chain drives |
@@ -38,6 +39,7 @@
 
 mod artifact;
 mod binding;
+mod da;
 mod error;
 mod fees;
 mod rpc;
@@ -48,9 +50,10 @@ use alloy::primitives::{Address, B256};
 pub use artifact::Artifact;
 pub(crate) use binding::decode_commit_input;
 pub use binding::{
-    ARTIFACT, Config, TEST_USD_ARTIFACT, WEEK, abi, commit_call, commit_floor_gas, commit_input, commitment,
-    commitment_of, creation_code, entry_of, revert_reason, runtime_code, test_usd_creation_code, test_usd_runtime_code,
+    ARTIFACT, Config, TEST_USD_ARTIFACT, WEEK, abi, commit_call, commit_floor_gas, commit_input, commitment_of,
+    creation_code, entry_of, revert_reason, runtime_code, test_usd_creation_code, test_usd_runtime_code,
 };
+pub use da::{Da, batch_blobs, blob_hashes, commit_blobs_call, commitment, committed_as};
 pub use error::{BoxError, ChainError, PostedError, Result};
 pub use fees::SendPolicy;
 pub use rpc::{RpcChain, submitter_of};
@@ -80,6 +83,25 @@ pub trait Chain {
     /// # Errors
     /// [`ChainError::Refused`] with the contract's reason, or the transport's errors.
     fn commit(&mut self, batch: &Batch) -> Result<B256>;
+
+    /// Commits a batch with its data in EIP-4844 blobs (`commitBatchBlobs`, [`Da::Blobs`])
+    /// and waits as [`Chain::commit`] does; returns the transaction hash.
+    ///
+    /// # Errors
+    /// As [`Chain::commit`]; [`ChainError::Blobs`] for data that does not fit in one
+    /// transaction's blobs (nothing is sent).
+    fn commit_blobs(&mut self, batch: &Batch) -> Result<B256>;
+
+    /// Commits a batch with its data posted as `da` says.
+    ///
+    /// # Errors
+    /// As [`Chain::commit`] and [`Chain::commit_blobs`].
+    fn commit_as(&mut self, batch: &Batch, da: Da) -> Result<B256> {
+        match da {
+            Da::Calldata => self.commit(batch),
+            Da::Blobs => self.commit_blobs(batch),
+        }
+    }
 
     /// Asks the contract whether `leaf` is in batch `index`'s root by `siblings` (its
     /// `verifyLeaf`).

@@ -2,11 +2,18 @@
 //!
 //! ```text
 //!  RpcChain::connect ──▶ code at the address? its submitter() = our key's address?
-//!  commit(batch) ──▶ nonces (latest, pending) ──▶ dry run (a refusal comes back decoded,
-//!                    nothing spent) ──▶ more than one of ours pending: Pending, nothing sent
-//!               ──▶ first price (fees::first_price: outbid our own pending one)
-//!               ──▶ gas estimate on the latest state, +20 %
-//!               ──▶ wait::send_and_wait: the fees::Resender's rules, driven over RPC
+//!  commit(batch)       ──▶ commitBatch(h, withdrawals, rejected, data)         ┐
+//!  commit_blobs(batch) ──▶ commitBatchBlobs(h, withdrawals, rejected)          │
+//!                          + blobs::sidecar (blobs, KZG commitments, cell proofs)
+//!       ┌──────────────────────────────────────────────────────────────────────┘
+//!       ▼
+//!  nonces (latest, pending) ──▶ the moment's price (and blob base fee, for blobs)
+//!       ──▶ dry run with the blobs' versioned hashes (a refusal comes back decoded,
+//!           nothing spent) ──▶ more than one of ours pending: Pending, nothing sent
+//!       ──▶ first price (fees::first_price: outbid our own pending one)
+//!       ──▶ gas estimate on the latest state, +20 %
+//!       ──▶ wait::send_and_wait: the fees::Resender's rules, driven over RPC
+//!  blobs_of_transaction(tx) ──▶ anvil_getBlobsByTransactionHash (blobs module)
 //!  posted(index) ──▶ eth_getLogs: BatchCommitted, topic 1 = index, on the contract's address,
 //!                    from the earliest block (not removed): exactly one
 //!               ──▶ eth_getTransactionByHash(its transactionHash): sent to the contract,
@@ -25,18 +32,22 @@
 use std::time::Duration;
 
 use alloy::eips::BlockId;
+use alloy::eips::eip7594::{BlobTransactionSidecarEip7594, BlobTransactionSidecarVariant};
 use alloy::network::{EthereumWallet, TransactionBuilder};
 use alloy::primitives::{Address, B256, Bytes};
 use alloy::providers::{DynProvider, Provider, ProviderBuilder};
 use alloy::rpc::types::TransactionRequest;
 use alloy::signers::local::PrivateKeySigner;
 
-use super::binding::{Config, abi, commit_call, creation_code, refusal, test_usd_creation_code};
+use super::binding::{Config, abi, commit_call, creation_code, test_usd_creation_code};
 use super::fees::{Fees, InFlight, SendPolicy, first_price};
-use super::{Chain, ChainError, Posted, PostedError, QueueReader, Result, decode_commit_input, entry_of};
+use super::{
+    Chain, ChainError, Posted, PostedError, QueueReader, Result, decode_commit_input, entry_of, revert_reason,
+};
 use crate::batch::Batch;
 use crate::queue::Entry;
 
+mod blobs;
 mod wait;
 
 /// A chain reached over JSON-RPC (alloy).
@@ -137,16 +148,38 @@ pub fn submitter_of(key: &str) -> Result<Address> {
     Ok(signer.address())
 }
 
+/// The moment's price, as [`fees_now`] reads it.
+#[derive(Clone, Copy, Debug)]
+struct Moment {
+    /// What a commit sent now should pay.
+    fees: Fees,
+    /// The next block's base fee.
+    base: u128,
+    /// The blob base fee (0 when not asked: a commit without blobs).
+    blob_base: u128,
+}
+
 /// What a commit sent now should pay: the tip the node suggests, and twice the next
-/// block's base fee on top (room for six full blocks in a row); and that base fee.
-async fn fees_now(provider: &DynProvider) -> Result<(Fees, u128)> {
+/// block's base fee on top (room for six full blocks in a row); for a commit with blobs
+/// (`blobs`) also twice the blob base fee as its blob fee cap.
+async fn fees_now(provider: &DynProvider, blobs: bool) -> Result<Moment> {
     let history = provider
         .get_fee_history(1, alloy::eips::BlockNumberOrTag::Latest, &[])
         .await
         .map_err(ChainError::rpc("reading the base fee"))?;
     let base = history.next_block_base_fee().unwrap_or(0);
     let tip = provider.get_max_priority_fee_per_gas().await.map_err(ChainError::rpc("reading the tip"))?;
-    Ok((Fees { max_fee: base.saturating_mul(2).saturating_add(tip), tip }, base))
+    let blob_base = if blobs {
+        provider.get_blob_base_fee().await.map_err(ChainError::rpc("reading the blob base fee"))?
+    } else {
+        0
+    };
+    let fees = Fees {
+        max_fee: base.saturating_mul(2).saturating_add(tip),
+        tip,
+        blob: blobs.then(|| blob_base.saturating_mul(2).max(1)),
+    };
+    Ok(Moment { fees, base, blob_base })
 }
 
 impl RpcChain {
@@ -283,17 +316,20 @@ impl RpcChain {
         within(&self.runtime, what, self.timeout, fut)
     }
 
-    /// Commits a batch and returns the gas its transaction used (benchmarks).
+    /// Commits a batch with its data posted as `da` says and returns the gas its
+    /// transaction used and the blob gas (0 for calldata), from its receipt (benchmarks).
     ///
     /// # Errors
     /// As [`Chain::commit`].
-    pub fn commit_for_gas(&mut self, batch: &Batch) -> Result<u64> {
-        let tx = self.commit(batch)?;
+    pub fn commit_for_gas(&mut self, batch: &Batch, da: super::Da) -> Result<(u64, u64)> {
+        let tx = self.commit_as(batch, da)?;
         let provider = self.provider.clone();
         let receipt = self.block_on("reading a receipt", async move {
             provider.get_transaction_receipt(tx).await.map_err(ChainError::rpc("reading a receipt"))
         })?;
-        receipt.map(|r| r.gas_used).ok_or(ChainError::Incomplete { what: "reading a receipt", missing: "no receipt" })
+        receipt
+            .map(|r| (r.gas_used, r.blob_gas_used.unwrap_or(0)))
+            .ok_or(ChainError::Incomplete { what: "reading a receipt", missing: "no receipt" })
     }
 
     fn check_contract(&mut self) -> Result<()> {
@@ -332,6 +368,69 @@ impl RpcChain {
             Ok((latest, pending))
         })
     }
+
+    /// Sends a commit of batch `index` whose transaction input is `input` (and, for its
+    /// data in blobs, `sidecar`) and waits for it (see the module docs).
+    fn send_commit(
+        &mut self,
+        index: u64,
+        input: Bytes,
+        sidecar: Option<BlobTransactionSidecarEip7594>,
+    ) -> Result<B256> {
+        let provider = self.provider.clone();
+        let mut request = TransactionRequest::default().from(self.submitter).to(self.address).input(input.into());
+        if let Some(car) = &sidecar {
+            request.blob_versioned_hashes = Some(car.versioned_hashes().collect());
+        }
+        // The nonces before the dry run: a commit of ours that lands in between then fails
+        // the dry run, instead of this one going out at the next nonce only to revert.
+        let (latest, pending) = self.nonces()?;
+        let now = self.block_on("pricing the commit", fees_now(&provider, sidecar.is_some()))?.fees;
+        if let Some(blob_fee) = now.blob {
+            request.max_fee_per_blob_gas = Some(blob_fee);
+        }
+        // A dry run: a refusal comes back decoded, and nothing is spent on it; a transport
+        // failure is not a refusal. A blob commit runs with its blobs' versioned hashes, so
+        // that BLOBHASH answers as it will in the block.
+        // On the latest state: the pending one may hold our own stuck commit of this batch.
+        let dry = request.clone();
+        let refused = self.block_on("simulating the commit", async {
+            match provider.call(dry).block(BlockId::latest()).await {
+                Ok(_) => Ok(None),
+                Err(e) => match e.as_error_resp().and_then(|r| r.as_revert_data()) {
+                    Some(data) => Ok(Some(revert_reason(&data).unwrap_or_else(|| e.to_string()))),
+                    None => Err(ChainError::rpc("simulating the commit")(e)),
+                },
+            }
+        })?;
+        if let Some(reason) = refused {
+            return Err(ChainError::Refused { index, reason });
+        }
+        // One transaction of ours pending (a commit whose wait timed out, or one sent before
+        // a restart) is replaced: same nonce, higher fee, so that at most one lands. More
+        // than one is not the submitter's doing; nothing is sent.
+        if pending > latest.saturating_add(1) {
+            return Err(ChainError::Pending { count: pending.saturating_sub(latest) });
+        }
+        let nonce = latest;
+        let fees = first_price(now, pending > latest, self.in_flight, nonce, &self.policy);
+        request = request.nonce(nonce);
+        // Estimated on the latest state: the pending one may hold our own stuck commit.
+        let gas = self.block_on("estimating the commit's gas", async {
+            provider
+                .estimate_gas(request.clone())
+                .block(BlockId::latest())
+                .await
+                .map_err(ChainError::rpc("estimating the commit's gas"))
+        })?;
+        request.set_gas_limit(gas.saturating_add(gas / 5));
+        request.sidecar = sidecar.map(BlobTransactionSidecarVariant::Eip7594);
+        let receipt = self.send_and_wait(request, nonce, fees)?;
+        if !receipt.status() {
+            return Err(ChainError::Refused { index, reason: "the transaction reverted".into() });
+        }
+        Ok(receipt.transaction_hash)
+    }
 }
 
 impl Chain for RpcChain {
@@ -361,50 +460,14 @@ impl Chain for RpcChain {
     }
 
     fn commit(&mut self, batch: &Batch) -> Result<B256> {
-        let contract = abi::L2xSettlement::new(self.address, self.provider.clone());
-        let index = batch.header.index;
-        let commit = commit_call(batch)?;
-        let call = contract.call_builder(&commit);
-        // The nonces before the dry run: a commit of ours that lands in between then fails
-        // the dry run, instead of this one going out at the next nonce only to revert.
-        let (latest, pending) = self.nonces()?;
-        // A dry run: a refusal comes back decoded, and nothing is spent on it; a transport
-        // failure is not a refusal.
-        let refused = self.block_on("simulating the commit", async {
-            match call.call().await {
-                Ok(_) => Ok(None),
-                Err(e) if e.as_revert_data().is_some() => Ok(Some(refusal(&e))),
-                Err(e) => Err(ChainError::call("simulating the commit")(e)),
-            }
-        })?;
-        if let Some(reason) = refused {
-            return Err(ChainError::Refused { index, reason });
-        }
-        // One transaction of ours pending (a commit whose wait timed out, or one sent before
-        // a restart) is replaced: same nonce, higher fee, so that at most one lands. More
-        // than one is not the submitter's doing; nothing is sent.
-        if pending > latest.saturating_add(1) {
-            return Err(ChainError::Pending { count: pending.saturating_sub(latest) });
-        }
-        let nonce = latest;
-        let provider = self.provider.clone();
-        let (now, _) = self.block_on("pricing the commit", fees_now(&provider))?;
-        let fees = first_price(now, pending > latest, self.in_flight, nonce, &self.policy);
-        let mut request = call.into_transaction_request().with_nonce(nonce);
-        // Estimated on the latest state: the pending one may hold our own stuck commit.
-        let gas = self.block_on("estimating the commit's gas", async {
-            provider
-                .estimate_gas(request.clone())
-                .block(BlockId::latest())
-                .await
-                .map_err(ChainError::rpc("estimating the commit's gas"))
-        })?;
-        request.set_gas_limit(gas.saturating_add(gas / 5));
-        let receipt = self.send_and_wait(request, nonce, fees)?;
-        if !receipt.status() {
-            return Err(ChainError::Refused { index, reason: "the transaction reverted".into() });
-        }
-        Ok(receipt.transaction_hash)
+        use alloy::sol_types::SolCall as _;
+        let input = commit_call(batch)?.abi_encode();
+        self.send_commit(batch.header.index, Bytes::from(input), None)
+    }
+
+    fn commit_blobs(&mut self, batch: &Batch) -> Result<B256> {
+        let (input, sidecar) = blobs::commit_parts(batch)?;
+        self.send_commit(batch.header.index, input, Some(sidecar))
     }
 
     fn verify_leaf(&mut self, index: u64, leaf: &crate::leaf::AccountLeaf, siblings: &[B256]) -> Result<bool> {

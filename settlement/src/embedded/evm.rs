@@ -7,10 +7,11 @@
 
 use std::convert::Infallible;
 
-use alloy::primitives::{Address, Bytes, U256};
+use alloy::primitives::{Address, B256, Bytes, U256};
 use alloy::sol_types::{GenericContractError, SolInterface};
 use revm::context::result::ResultAndState;
 use revm::context::{BlockEnv, TxEnv};
+use revm::context_interface::block::BlobExcessGasAndPrice;
 use revm::database::{CacheDB, EmptyDB};
 use revm::primitives::TxKind;
 use revm::{Context, Database, ExecuteEvm, MainBuilder, MainContext};
@@ -32,12 +33,14 @@ pub(super) struct Header {
 }
 
 impl Header {
-    /// revm's block environment for this block: its number and timestamp, base fee 0.
+    /// revm's block environment for this block: its number and timestamp, base fee 0 and
+    /// blob base fee 0 (no excess blob gas, and nobody pays for blob gas either).
     fn env(self) -> BlockEnv {
         BlockEnv {
             number: U256::from(self.number),
             timestamp: U256::from(self.timestamp),
             basefee: 0,
+            blob_excess_gas_and_price: Some(BlobExcessGasAndPrice { excess_blob_gas: 0, blob_gasprice: 0 }),
             ..BlockEnv::default()
         }
     }
@@ -61,6 +64,25 @@ pub(super) fn tx(caller: Address, nonce: u64, kind: TxKind, data: Bytes) -> Resu
         .map_err(|e| ChainError::Evm { what: "building an embedded-chain transaction", source: Box::new(e) })
 }
 
+/// An unsigned blob transaction (type 3) from `caller` at `nonce` to `to`, carrying blobs
+/// whose versioned hashes are `blob_hashes` (what `BLOBHASH` answers), every fee 0.
+pub(super) fn blob_tx(caller: Address, nonce: u64, to: Address, data: Bytes, blob_hashes: Vec<B256>) -> Result<TxEnv> {
+    TxEnv::builder()
+        .tx_type(Some(3))
+        .caller(caller)
+        .nonce(nonce)
+        .kind(TxKind::Call(to))
+        .data(data)
+        .gas_limit(TX_GAS_LIMIT)
+        .gas_price(0)
+        .gas_priority_fee(Some(0))
+        .blob_hashes(blob_hashes)
+        .max_fee_per_blob_gas(0)
+        .chain_id(Some(CHAIN_ID))
+        .build()
+        .map_err(|e| ChainError::Evm { what: "building an embedded-chain blob transaction", source: Box::new(e) })
+}
+
 /// Executes `tx` in block `header` against `db`; commits nothing (the caller commits the
 /// returned state if it keeps it).
 ///
@@ -71,7 +93,10 @@ pub(super) fn run<D: Database<Error = Infallible>>(db: D, header: Header, tx: Tx
     let mut evm = Context::mainnet()
         .with_db(db)
         .with_block(header.env())
-        .modify_cfg_chained(|cfg| cfg.chain_id = CHAIN_ID)
+        .modify_cfg_chained(|cfg| {
+            cfg.chain_id = CHAIN_ID;
+            cfg.max_blobs_per_tx = Some(crate::blob::MAX_BLOBS as u64);
+        })
         .build_mainnet();
     evm.transact(tx).map_err(|e| ChainError::Evm { what: "executing on the embedded chain", source: Box::new(e) })
 }

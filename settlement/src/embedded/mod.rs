@@ -12,7 +12,9 @@
 //!        │             has the code hash the genesis gives it, restore every account
 //!        ▼
 //!  transact(from, to, data) ─┐  one transaction in a block of its own:
-//!  commit(batch) (SUBMITTER) ┘    number = block + 1, timestamp = max(time + 1, clock.now())
+//!  commit(batch) (SUBMITTER) ┤    number = block + 1, timestamp = max(time + 1, clock.now())
+//!  commit_blobs(batch)       ┘    (type 3: the blobs' versioned hashes for BLOBHASH; the
+//!                                 blobs written to DIR/blobs/ before the state file)
 //!                                 reverted or halted: Reverted / Refused (decoded); no block
 //!                                 succeeded: a batch's commit (its BatchCommitted log) has
 //!                                 its input written to batches/<index> first; then the new
@@ -30,6 +32,7 @@
 //! | `batch_data` | what each batch posted: its commit's input, one file per batch, written before the state that records it |
 //! | `clock` | [`Clock`]: [`WallClock`] for `serve` and the demo, [`FixedClock`] for tests |
 //! | `evm` | revm's block and transaction environments, revert reasons in words |
+//! | `blob_store` | blob commits, and `DIR/blobs/`: their blobs, named by versioned hash, checked when read |
 //!
 //! # Design
 //!
@@ -64,9 +67,9 @@
 //!                  written and synced before the state file that records the commit is
 //!                  renamed into place; a file for a batch the state does not have (a
 //!                  crash in between) is never read, and the next commit of it replaces it
-//!  DIR/blobs/      reserved for the blob store (issue 16, item 7: EIP-4844 batch data);
-//!                  not built yet. Its rule when it is: a block's blobs are written and
-//!                  synced before the state file that refers to them is renamed into place.
+//!  DIR/blobs/      the blob store (`blob_store`): each blob of a blob commit, named by
+//!                  its versioned hash; a block's blobs are written and synced before the
+//!                  state file that commits them is renamed into place
 //! ```
 //!
 //! # Known limitations
@@ -81,6 +84,7 @@
 //!   tests and a demo's thousands of accounts, not for a million.
 
 pub mod batch_data;
+mod blob_store;
 mod clock;
 mod evm;
 mod genesis;
@@ -96,6 +100,7 @@ use revm::database::{CacheDB, DatabaseCommit};
 use revm::primitives::TxKind;
 
 pub use self::evm::CHAIN_ID;
+pub use blob_store::{BLOBS_DIR, blob_path};
 pub use clock::{Clock, FixedClock, WallClock};
 pub use genesis::{DEPLOYER, settlement_address, settlement_creation_code, token_address};
 pub use state_file::{AccountState, ChainState, FormatError, STATE_FILE, VERSION};
@@ -173,6 +178,16 @@ pub enum StateError {
     /// A state file that does not parse.
     #[error(transparent)]
     Format(#[from] FormatError),
+    /// A file of the blob store that is not a blob (another size, an element c-kzg
+    /// refuses).
+    #[error("a damaged blob: {0}")]
+    Blob(crate::blob::BlobError),
+    /// A file of the blob store whose KZG commitment does not hash to its name.
+    #[error("a damaged blob: its KZG commitment's versioned hash is {got}, not the one it is named by")]
+    BlobHash {
+        /// The versioned hash of what the file holds.
+        got: B256,
+    },
     /// A state file written by another build of the contracts: an account's code is not
     /// the code this build's genesis gives it.
     #[error(
@@ -377,12 +392,30 @@ impl EmbeddedChain {
     /// before it), `Ok(Err(reason))` if the EVM reverted or halted it or it created code
     /// (nothing changes).
     fn send(&mut self, from: Address, to: Address, data: Bytes) -> Result<Result<Receipt, String>> {
+        self.send_with_blobs(from, to, data, &[], &[])
+    }
+
+    /// [`EmbeddedChain::send`] of a transaction carrying `blobs` (whose versioned hashes are
+    /// `hashes`; none: an ordinary transaction): a type-3 transaction, its blobs written to
+    /// the blob store before the state file.
+    pub(super) fn send_with_blobs(
+        &mut self,
+        from: Address,
+        to: Address,
+        data: Bytes,
+        hashes: &[B256],
+        blobs: &[alloy::eips::eip4844::Blob],
+    ) -> Result<Result<Receipt, String>> {
         self.writable()?;
         let timestamp = self.timestamp.checked_add(1).ok_or_else(|| overflow(self.timestamp, 1))?;
         // A file's block is at most its time (its clock check), so this cannot fail first.
         let number = self.block.checked_add(1).ok_or_else(|| overflow(self.timestamp, 1))?;
         let header = Header { number, timestamp: timestamp.max(self.clock.now()) };
-        let tx = evm::tx(from, self.nonce(from), TxKind::Call(to), data.clone())?;
+        let tx = if hashes.is_empty() {
+            evm::tx(from, self.nonce(from), TxKind::Call(to), data.clone())?
+        } else {
+            evm::blob_tx(from, self.nonce(from), to, data.clone(), hashes.to_vec())?
+        };
         let run = evm::run(CacheDB::new(&self.db), header, tx)?;
         let (gas, logs, output) = match run.result {
             ExecutionResult::Success { gas, logs, output, .. } => (gas, logs, output.into_data()),
@@ -394,6 +427,9 @@ impl EmbeddedChain {
         let state = ChainState::of(&next, header.number, header.timestamp, self.genesis.timestamp);
         if let Err(f) = self.genesis.check(&state) {
             return Ok(Err(format!("created code at {} (only the genesis's contracts have code here)", f.address)));
+        }
+        if !blobs.is_empty() {
+            blob_store::write(&self.dir, hashes, blobs)?;
         }
         // A batch's data before the state that records its commit (`batch_data`'s crash rule).
         for log in logs.iter().filter(|log| log.address == self.address()) {
@@ -502,6 +538,10 @@ impl Chain for EmbeddedChain {
             }
             Err(reason) => Err(ChainError::Refused { index: batch.header.index, reason }),
         }
+    }
+
+    fn commit_blobs(&mut self, batch: &Batch) -> Result<B256> {
+        self.commit_in_blobs(batch)
     }
 
     fn verify_leaf(&mut self, index: u64, leaf: &AccountLeaf, siblings: &[B256]) -> Result<bool> {

@@ -8,6 +8,7 @@
 #![allow(clippy::unwrap_used, reason = "test code: a panic is the failure report")]
 
 mod batch_set;
+mod blobs;
 mod common;
 mod contract;
 mod embedded;

@@ -115,14 +115,16 @@ impl Waiter<'_> {
         in_flight: &mut Option<InFlight>,
         start: tokio::time::Instant,
     ) -> Result<()> {
-        let (now, base) = match self.ask("pricing the commit", fees_now(self.provider)).await {
+        let blobs = request.sidecar.is_some();
+        let moment = match self.ask("pricing the commit", fees_now(self.provider, blobs)).await {
             Ok(priced) => priced,
             Err(e) if resender.failure_ends_wait() => return Err(e),
             // A version already sent may still land; price again next turn.
             Err(_) => return Ok(()),
         };
-        let Some(price) = resender.price(now, base) else { return Ok(()) };
-        let tx = request.clone().max_fee_per_gas(price.max_fee).max_priority_fee_per_gas(price.tip);
+        let Some(price) = resender.price(moment.fees, moment.base, moment.blob_base) else { return Ok(()) };
+        let mut tx = request.clone().max_fee_per_gas(price.max_fee).max_priority_fee_per_gas(price.tip);
+        tx.max_fee_per_blob_gas = price.blob;
         let (outcome, error) = match tokio::time::timeout(self.timeout, self.provider.send_transaction(tx)).await {
             Ok(Ok(pending)) => {
                 let hash = *pending.tx_hash();

@@ -13,7 +13,7 @@ use alloy::primitives::B256;
 use l2x_engine::StateMachine;
 use l2x_risk::Ledger;
 use l2x_settlement::batch::Batch;
-use l2x_settlement::chain::{Carrier, Chain, ChainError, Posted, PostedError, RpcChain, commitment};
+use l2x_settlement::chain::{Carrier, Chain, ChainError, Da, Posted, PostedError, RpcChain, commitment};
 use l2x_settlement::embedded::{EmbeddedChain, STATE_FILE, SUBMITTER, batch_data};
 use l2x_settlement::epoch::{self, Epoch, Epochs, Policy};
 use l2x_settlement::submitter::Submitter;
@@ -57,7 +57,7 @@ fn refused(err: ChainError) -> String {
 /// Whether `posted` is what committing `batch` sent: the same arguments (their commitment
 /// covers every byte of them) and the same data.
 pub(crate) fn is_posted(posted: &Posted, batch: &Batch) -> bool {
-    posted.commitment() == commitment(batch).unwrap() && posted.data == batch.data
+    posted.commitment() == commitment(batch, Da::Calldata).unwrap() && posted.data == batch.data
 }
 
 /// The reason of a [`ChainError::Posted`] for batch `index`.
@@ -87,7 +87,7 @@ fn the_embedded_chain_commits_refuses_verifies_and_continues_after_a_restart() {
         assert!(chain.last_gas() > 21_000);
     }
     for e in &closed[..5] {
-        assert_eq!(chain.committed(e.index).unwrap(), (e.root, commitment(&Batch::of(e)).unwrap()));
+        assert_eq!(chain.committed(e.index).unwrap(), (e.root, commitment(&Batch::of(e), Da::Calldata).unwrap()));
     }
     assert_eq!(chain.committed(6).unwrap(), (B256::ZERO, B256::ZERO));
     assert_eq!(chain.block(), 5);
@@ -228,7 +228,7 @@ fn the_embedded_chain_spends_the_gas_a_node_spends_on_the_same_batches() {
     commit_all(&mut embedded, &batches[..1]);
     commit_all(&mut rpc, &batches[..1]);
     for b in &batches[1..] {
-        let on_node = rpc.commit_for_gas(b).unwrap();
+        let on_node = rpc.commit_for_gas(b, Da::Calldata).unwrap().0;
         embedded.commit(b).unwrap();
         assert_eq!(embedded.last_gas(), on_node, "batch {}", b.header.index);
     }
@@ -267,7 +267,7 @@ fn batch_files_compressed_by_another_zstd_are_committed_as_they_are() {
     let synced = sub.sync(&mut chain).unwrap();
     assert_eq!(synced.committed, expected.len() as u64);
     for f in &files {
-        assert_eq!(chain.committed(f.header.index).unwrap(), (f.header.new_root, commitment(f).unwrap()));
+        assert_eq!(chain.committed(f.header.index).unwrap(), (f.header.new_root, commitment(f, Da::Calldata).unwrap()));
     }
 }
 
@@ -368,8 +368,8 @@ fn batches_pay_the_eip7623_calldata_floor_on_a_current_hardfork() {
         changes: leaves,
         ..closed[0].clone()
     });
-    let small_gas = rpc.commit_for_gas(&small).unwrap();
-    let large_gas = rpc.commit_for_gas(&large).unwrap();
+    let small_gas = rpc.commit_for_gas(&small, Da::Calldata).unwrap().0;
+    let large_gas = rpc.commit_for_gas(&large, Da::Calldata).unwrap().0;
     assert!(small_gas > commit_floor_gas(&small).unwrap(), "a small batch pays for its execution: {small_gas}");
     assert_eq!(large_gas, commit_floor_gas(&large).unwrap(), "a large batch pays the floor");
     assert!(large_gas > 21_000 + l2x_settlement::batch::calldata_gas(&large.data) * 2, "well above the EIP-2028 price");
