@@ -232,7 +232,7 @@ pub(crate) enum SettleCmd {
     /// Once frozen, credit the deposits no batch consumed back to their depositors.
     RefundQueued(owner::RefundQueued),
     /// Once frozen, leave with an account's equity at the last committed root, proven
-    /// from batch files.
+    /// from the chain alone (or from batch files with --batches).
     Escape(owner::Escape),
     /// The vault's L1 queue: its entries, what the batches consumed, the freeze's clock.
     Queue(owner::Queue),
