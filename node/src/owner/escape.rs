@@ -252,4 +252,34 @@ mod tests {
         assert!(differs.to_string().starts_with("batch 2: the chain has root 0x0707"), "{differs}");
         assert_eq!(refusal(from_batch_files(&set, 1, 0, B256::ZERO)), EscapeError::NothingCommitted);
     }
+
+    /// The chain's rebuild gives the same proof as the batch files; a chain that does not
+    /// rebuild, one that moved on, no batch or no leaf are named refusals.
+    #[test]
+    fn the_chains_rebuild_gives_the_files_proof_or_a_named_refusal() {
+        let dir = tempfile::tempdir().unwrap();
+        let set = two_batches(dir.path());
+        let state = set.state_at(2).unwrap();
+        let root = state.tree.root();
+        let rebuilt =
+            Rebuild { chain_last: 2, chain_root: root, state: state.clone(), batches: Vec::new(), finding: None };
+        assert_eq!(from_rebuild(&rebuilt, 2, 2, root).unwrap(), from_batch_files(&set, 2, 2, root).unwrap());
+        assert_eq!(
+            refusal(from_rebuild(&rebuilt, 3, 2, root)),
+            EscapeError::NoLeaf { holder: "account 3".into(), index: 2 }
+        );
+        let moved = refusal(from_rebuild(&rebuilt, 1, 3, B256::repeat_byte(3)));
+        assert_eq!(moved, EscapeError::ChainMoved { last: 3, rebuilt: 2 });
+        assert_eq!(refusal(from_rebuild(&rebuilt, 1, 0, B256::ZERO)), EscapeError::NothingCommitted);
+        let finding = l2x_settlement::rebuild::Finding::Root {
+            index: 2,
+            rebuilt: root,
+            whose: "the chain's lastRoot",
+            expected: B256::repeat_byte(9),
+        };
+        let differs = Rebuild { finding: Some(finding.clone()), ..rebuilt };
+        let refused = refusal(from_rebuild(&differs, 1, 2, root));
+        assert_eq!(refused, EscapeError::DoesNotRebuild { finding: finding.to_string() });
+        assert!(refused.to_string().contains("`l2x settle rebuild` shows where"), "{refused}");
+    }
 }
