@@ -9,7 +9,8 @@
 //!  withdraw-claim CHAIN [--key-env V]                                (pays the key's address)
 //!  freeze         CHAIN [--key-env V]                                (anyone, once overdue)
 //!  refund-queued  [--count N] CHAIN [--key-env V]                    (anyone, once frozen)
-//!  escape         --account N|insurance|fees --batches DIR CHAIN [--key-env V]
+//!  escape         --account N|insurance|fees [--batches DIR] CHAIN [--key-env V]
+//!                                       (proof from the chain alone, or from batch files)
 //!  queue          CHAIN [--from I] [--limit N] [--json]              (read only, no key)
 //!  mint-test-usd  --to ADDR --amount USDC CHAIN [--key-env V]        (the test token only)
 //!  advance-time   --chain-dir DIR --seconds S                        (the embedded chain only)
@@ -86,9 +87,10 @@ pub(crate) struct Escape {
     /// insurance exit delay).
     #[arg(long, value_parser = holder)]
     account: u64,
-    /// The batch files the proof is rebuilt from (they must hold the chain's last batch).
+    /// The batch files the proof is rebuilt from (they must hold the chain's last batch);
+    /// without it, the proof is rebuilt from the chain alone.
     #[arg(long, value_parser = non_empty_path)]
-    batches: PathBuf,
+    batches: Option<PathBuf>,
     #[command(flatten)]
     sender: Sender,
 }
@@ -182,8 +184,12 @@ pub(crate) fn refund_queued(out: &mut dyn Write, a: &RefundQueued) -> Result<()>
 }
 
 pub(crate) fn escape(out: &mut dyn Write, a: &Escape) -> Result<()> {
+    let source = match &a.batches {
+        Some(dir) => ProofSource::BatchFiles(dir.clone()),
+        None => ProofSource::Chain(chain(&a.sender.chain)),
+    };
     let mut user = user(&a.sender, "the owner", Access::Send)?;
-    Ok(owner::escape(out, &mut user, a.account, &ProofSource::BatchFiles(a.batches.clone()))?)
+    Ok(owner::escape(out, &mut user, a.account, &source)?)
 }
 
 pub(crate) fn queue(out: &mut dyn Write, a: &Queue) -> Result<()> {

@@ -23,6 +23,9 @@
 //!  settle deposit | force-withdraw | withdraw-claim | freeze | refund-queued | escape |
 //!         queue | mint-test-usd | advance-time
 //!                  what owners and anyone do with the vault on L1 (crate::owner)
+//!  settle test-owner --account N
+//!                  the public test key and address owning account N on embedded demo
+//!                  chains (computed; reads nothing)
 //!
 //!  CHAIN = --chain-dir D (the embedded chain kept in D: `l2x serve` keeps its own in
 //!          DATA_DIR/chain)  |  --rpc-url U --contract A (a node)
@@ -33,7 +36,7 @@
 //!
 //! Exit codes: docs/SETTLEMENT.md, "Command line".
 
-use std::io;
+use std::io::{self, Write};
 use std::path::PathBuf;
 use std::process::ExitCode;
 
@@ -235,7 +238,7 @@ pub(crate) enum SettleCmd {
     /// Once frozen, credit the deposits no batch consumed back to their depositors.
     RefundQueued(owner::RefundQueued),
     /// Once frozen, leave with an account's equity at the last committed root, proven
-    /// from batch files.
+    /// from the chain alone (or from batch files with --batches).
     Escape(owner::Escape),
     /// The vault's L1 queue: its entries, what the batches consumed, the freeze's clock.
     Queue(owner::Queue),
@@ -243,6 +246,13 @@ pub(crate) enum SettleCmd {
     MintTestUsd(owner::MintTestUsd),
     /// Move the embedded chain's clock on (tests, the documented escape sequence).
     AdvanceTime(owner::AdvanceTime),
+    /// The public test key and address that own an account on an embedded demo chain
+    /// (demos and tests only: anyone can compute it).
+    TestOwner {
+        /// The account.
+        #[arg(long)]
+        account: u64,
+    },
 }
 
 /// Exit 0 when everything compared agrees, 1 when something differs.
@@ -289,6 +299,16 @@ pub(crate) fn settle(cmd: SettleCmd) -> Result<ExitCode> {
         SettleCmd::Queue(a) => owner::queue(&mut out, &a).map(|()| Verdict::Agrees)?,
         SettleCmd::MintTestUsd(a) => owner::mint_test_usd(&mut out, &a).map(|()| Verdict::Agrees)?,
         SettleCmd::AdvanceTime(a) => owner::advance_time(&mut out, &a).map(|()| Verdict::Agrees)?,
+        SettleCmd::TestOwner { account } => {
+            let (key, address) = l2x_node::funding::owner_key(l2x_types::AccountId(account));
+            writeln!(out, "owner {address} key {key}")?;
+            writeln!(
+                out,
+                "a public test key (keccak256(\"l2x-embedded-owner\" || account as 8 bytes big-endian)): it owns \
+                 account {account} on the embedded chain of l2x demos and tests only; never send real funds to it"
+            )?;
+            Verdict::Agrees
+        }
     };
     Ok(exit(verdict))
 }

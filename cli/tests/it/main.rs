@@ -3,6 +3,7 @@
 #![allow(clippy::unwrap_used, reason = "test code: a panic is the failure report")]
 
 mod demo;
+mod escape_sequence;
 mod flags;
 mod journal;
 mod l2x_match;

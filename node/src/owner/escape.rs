@@ -9,9 +9,22 @@
 //!      ─▶ EscapeProof, checked against the root before it is returned
 //! ```
 //!
+//! ```text
+//!  ProofSource::Chain(spec) ─▶ l2x_settlement::rebuild (every batch read back and checked)
+//!      ─▶ a finding (a batch does not rebuild)     ─▶ DoesNotRebuild (nothing sent)
+//!      ─▶ read at another batch than the escape's  ─▶ ChainMoved (nothing sent)
+//!      ─▶ Rebuild::escape(account) (none: NoLeaf) ─▶ EscapeProof, checked against the root
+//! ```
+//!
+//! | source | what it needs | used by |
+//! |---|---|---|
+//! | [`ProofSource::Chain`] | the chain alone: its commits and posted batch data | `settle escape` (default) |
+//! | [`ProofSource::BatchFiles`] | a directory of batch files holding the chain's last batch | `settle escape --batches DIR` |
+//!
 //! The proof is always against the chain's **last** committed batch (the contract's
-//! `escape` checks `lastRoot`), whatever later batches the files hold. Another source (the
-//! chain's own data) is one more [`ProofSource`] variant giving the same [`EscapeProof`].
+//! `escape` checks `lastRoot`), whatever later batches the files hold. Either source gives
+//! the same [`EscapeProof`], and either is checked against the chain's root before anything
+//! is sent.
 
 use std::path::PathBuf;
 
@@ -19,7 +32,10 @@ use alloy_primitives::B256;
 use l2x_settlement::batch_set::BatchSet;
 use l2x_settlement::leaf::AccountLeaf;
 use l2x_settlement::market::Market;
+use l2x_settlement::rebuild::{self, Rebuild};
+use l2x_settlement::tree::Proof;
 
+use crate::chain::ChainSpec;
 use crate::error::{NodeError, Result};
 
 /// An account's leaf, its proof against a committed root, and the market state committed
@@ -44,6 +60,9 @@ pub enum ProofSource {
     /// A directory of batch files (the operator's `DATA_DIR/batches`, or a copy): the
     /// state at the chain's last batch rebuilt from them alone.
     BatchFiles(PathBuf),
+    /// The chain itself: every batch read back from it and rebuilt
+    /// ([`l2x_settlement::rebuild`]), no file of the operator's needed.
+    Chain(ChainSpec),
 }
 
 /// Why an escape's proof cannot be made, or does not match the chain.
@@ -74,6 +93,24 @@ pub enum EscapeError {
         /// The batch directory.
         dir: PathBuf,
     },
+    /// The chain's batches do not rebuild to its last root (the operator posted data that
+    /// is not its commitments'): the escape cannot be proven from the chain alone.
+    #[error(
+        "the chain's batches do not rebuild to its last root ({finding}); \
+         `l2x settle rebuild` shows where, and --batches DIR proves from batch files instead"
+    )]
+    DoesNotRebuild {
+        /// The first disagreement, in words.
+        finding: String,
+    },
+    /// The chain committed another batch between reading its last root and rebuilding.
+    #[error("the chain's last batch was {last} when the escape began and {rebuilt} when it was rebuilt; run it again")]
+    ChainMoved {
+        /// The batch the escape is against.
+        last: u64,
+        /// The batch the rebuild read to.
+        rebuilt: u64,
+    },
     /// The account has no leaf at that batch (nothing in it, ever): nothing to escape with.
     #[error("{holder} has no leaf at batch {index}: nothing to escape with")]
     NoLeaf {
@@ -94,8 +131,33 @@ impl ProofSource {
     pub fn proof(&self, account: u64, last: u64, root: B256) -> Result<EscapeProof> {
         match self {
             ProofSource::BatchFiles(dir) => from_batch_files(&BatchSet::load(dir)?, account, last, root),
+            ProofSource::Chain(spec) => {
+                let mut reader = spec.reader()?;
+                from_rebuild(&rebuild::rebuild(reader.as_mut())?, account, last, root)
+            }
         }
     }
+}
+
+/// [`ProofSource::Chain`] over what the chain rebuilt to.
+fn from_rebuild(r: &Rebuild, account: u64, last: u64, root: B256) -> Result<EscapeProof> {
+    if last == 0 {
+        return Err(escape(EscapeError::NothingCommitted));
+    }
+    if let Some(finding) = &r.finding {
+        return Err(escape(EscapeError::DoesNotRebuild { finding: finding.to_string() }));
+    }
+    if r.chain_last != last || r.chain_root != root {
+        return Err(escape(EscapeError::ChainMoved { last, rebuilt: r.chain_last }));
+    }
+    let found = r
+        .escape(account)
+        .ok_or_else(|| escape(EscapeError::NoLeaf { holder: super::holder_name(account), index: last }))?;
+    let proof = Proof { siblings: found.siblings, other: None };
+    if !proof.verify(root, account, Some(found.leaf.hash())) {
+        return Err(NodeError::ProofDoesNotVerify);
+    }
+    Ok(EscapeProof { batch: last, root, leaf: found.leaf, siblings: proof.siblings, markets: found.markets })
 }
 
 /// [`ProofSource::BatchFiles`] over a loaded set.
@@ -189,5 +251,35 @@ mod tests {
         );
         assert!(differs.to_string().starts_with("batch 2: the chain has root 0x0707"), "{differs}");
         assert_eq!(refusal(from_batch_files(&set, 1, 0, B256::ZERO)), EscapeError::NothingCommitted);
+    }
+
+    /// The chain's rebuild gives the same proof as the batch files; a chain that does not
+    /// rebuild, one that moved on, no batch or no leaf are named refusals.
+    #[test]
+    fn the_chains_rebuild_gives_the_files_proof_or_a_named_refusal() {
+        let dir = tempfile::tempdir().unwrap();
+        let set = two_batches(dir.path());
+        let state = set.state_at(2).unwrap();
+        let root = state.tree.root();
+        let rebuilt =
+            Rebuild { chain_last: 2, chain_root: root, state: state.clone(), batches: Vec::new(), finding: None };
+        assert_eq!(from_rebuild(&rebuilt, 2, 2, root).unwrap(), from_batch_files(&set, 2, 2, root).unwrap());
+        assert_eq!(
+            refusal(from_rebuild(&rebuilt, 3, 2, root)),
+            EscapeError::NoLeaf { holder: "account 3".into(), index: 2 }
+        );
+        let moved = refusal(from_rebuild(&rebuilt, 1, 3, B256::repeat_byte(3)));
+        assert_eq!(moved, EscapeError::ChainMoved { last: 3, rebuilt: 2 });
+        assert_eq!(refusal(from_rebuild(&rebuilt, 1, 0, B256::ZERO)), EscapeError::NothingCommitted);
+        let finding = l2x_settlement::rebuild::Finding::Root {
+            index: 2,
+            rebuilt: root,
+            whose: "the chain's lastRoot",
+            expected: B256::repeat_byte(9),
+        };
+        let differs = Rebuild { finding: Some(finding.clone()), ..rebuilt };
+        let refused = refusal(from_rebuild(&differs, 1, 2, root));
+        assert_eq!(refused, EscapeError::DoesNotRebuild { finding: finding.to_string() });
+        assert!(refused.to_string().contains("`l2x settle rebuild` shows where"), "{refused}");
     }
 }
