@@ -54,7 +54,7 @@ pub use binding::{
 pub use error::{BoxError, ChainError, PostedError, Result};
 pub use fees::SendPolicy;
 pub use rpc::{RpcChain, submitter_of};
-pub use user::{L1User, Sent, address_of};
+pub use user::{Head, L1User, Sent, address_of};
 
 use crate::batch::Batch;
 use crate::queue::Entry;
