@@ -57,9 +57,19 @@ pub(crate) const OWNER_KEY_ENV: &str = "L2X_KEY";
 
 /// `--amount`: a positive USDC amount as an exact decimal (`1000`, `0.5`, at most 6
 /// decimals), in token base units (micro-USDC). No float is involved.
+/// Only `DIGITS` or `DIGITS.DIGITS` with 1 to 6 decimals (no sign, `_`, exponent, spaces,
+/// nor a leading or trailing point).
 pub(crate) fn usdc(text: &str) -> Result<u64, String> {
     let wrong = || format!("{text:?} is not a positive USDC amount with at most 6 decimals (e.g. 1000 or 0.25)");
-    let decimal = l2x_types::Decimal::from_str_exact(text.trim()).map_err(|_| wrong())?;
+    let digits = |part: &str| !part.is_empty() && part.bytes().all(|b| b.is_ascii_digit());
+    let well_formed = match text.split_once('.') {
+        Some((whole, fraction)) => digits(whole) && digits(fraction) && fraction.len() <= 6,
+        None => digits(text),
+    };
+    if !well_formed {
+        return Err(wrong());
+    }
+    let decimal = l2x_types::Decimal::from_str_exact(text).map_err(|_| wrong())?;
     let amount = l2x_types::Amount::from_decimal(decimal).map_err(|_| wrong())?;
     u64::try_from(amount.0).ok().filter(|&units| units > 0).ok_or_else(wrong)
 }
@@ -87,6 +97,14 @@ mod tests {
             assert!(usdc(bad).is_err(), "{bad:?}");
         }
         assert_eq!(usdc("9223372036854.775807"), Ok(i64::MAX.cast_unsigned()));
+    }
+
+    #[test]
+    fn usdc_parser_refuses_underscores_signs_and_bare_points() {
+        for bad in ["1_000", "1__0", "+5", ".5", "5.", " 5", "5 ", "1.2.3", "0x10", "5.0000000", "١"] {
+            assert!(usdc(bad).is_err(), "{bad:?}");
+        }
+        assert_eq!(usdc("007.100000"), Ok(7_100_000));
     }
 
     #[test]
