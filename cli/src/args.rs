@@ -84,9 +84,49 @@ pub(crate) fn holder(text: &str) -> Result<u64, String> {
     }
 }
 
+/// `text` with every URL in it (`http://`, `https://`, `ws://`, `wss://`) cut to its scheme
+/// and host: an RPC URL often carries an API key in its user, path or query, and the
+/// transport's errors repeat the whole URL (`error sending request for url (…)`). Every
+/// error l2x prints goes through this.
+pub(crate) fn without_url_secrets(text: &str) -> String {
+    const SCHEMES: [&str; 4] = ["https://", "http://", "wss://", "ws://"];
+    let ends_token = |c: char| c.is_whitespace() || matches!(c, ')' | '"' | '\'' | ',' | '>' | ']');
+    let mut out = String::with_capacity(text.len());
+    let mut rest = text;
+    while let Some((at, scheme)) =
+        SCHEMES.iter().filter_map(|s| rest.find(s).map(|at| (at, *s))).min_by_key(|&(at, s)| (at, usize::MAX - s.len()))
+    {
+        out.push_str(&rest[..at]);
+        out.push_str(scheme);
+        let url = &rest[at + scheme.len()..];
+        let token_end = url.find(ends_token).unwrap_or(url.len());
+        let token = &url[..token_end];
+        let authority = &token[..token.find(['/', '?', '#']).unwrap_or(token.len())];
+        out.push_str(authority.rsplit('@').next().unwrap_or_default());
+        rest = &url[token_end..];
+    }
+    out.push_str(rest);
+    out
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// Regression (errors printed the whole RPC URL, API key included).
+    #[test]
+    fn urls_in_errors_keep_only_scheme_and_host() {
+        let error = "reading the contract's code: error sending request for url \
+                     (https://user:SECRET@node.example:8545/v3/SECRET?apikey=SECRET#SECRET): refused, \
+                     ws://h/SECRET and http://plain";
+        let shown = without_url_secrets(error);
+        assert_eq!(
+            shown,
+            "reading the contract's code: error sending request for url (https://node.example:8545): refused, \
+             ws://h and http://plain"
+        );
+        assert_eq!(without_url_secrets("no url here: 0x12"), "no url here: 0x12");
+    }
 
     #[test]
     fn usdc_amounts_are_exact_positive_and_six_decimals_at_most() {

@@ -536,3 +536,19 @@ fn queue_freeze_possible_is_what_the_contract_does_at_the_due_time() {
     assert!(text.contains("not frozen; a freeze is possible now"), "{text}");
     ok(&chain, Some(BOB), &["freeze"]);
 }
+
+/// Regression (errors printed the whole RPC URL): an RPC URL's user, path and query, where
+/// providers put API keys, are never printed, whether the URL does not parse or the node
+/// does not answer.
+#[test]
+fn an_rpc_urls_secrets_are_never_printed() {
+    for url in ["http://127.0.0.1:1/v3/SECRET?apikey=SECRET", "http://user:SECRET@exa mple.com/SECRET"] {
+        let vault = "0x0000000000000000000000000000000000000001";
+        for (cmd, key) in [(&["settle", "queue"][..], None), (&["settle", "freeze"][..], Some(ALICE))] {
+            let out = run(&[cmd, &["--rpc-url", url, "--contract", vault][..]].concat(), key);
+            assert_eq!(out.status.code(), Some(1), "{}", text(&out));
+            assert!(!text(&out).contains("SECRET"), "{}", text(&out));
+            assert!(text(&out).contains("127.0.0.1:1") || text(&out).contains("exa mple.com"), "{}", text(&out));
+        }
+    }
+}
