@@ -32,7 +32,8 @@
 //! # Known limitations
 //!
 //! - A transaction is waited for until it is in a block (one confirmation), for at most
-//!   [`RpcChain::CONFIRMATION_TIMEOUT`](super::RpcChain::CONFIRMATION_TIMEOUT); it is never
+//!   [`RpcChain::CONFIRMATION_TIMEOUT`](super::RpcChain::CONFIRMATION_TIMEOUT) (or what
+//!   [`L1User::set_receipt_timeout`] says); it is never
 //!   replaced or re-priced (the submitter's sending rules are for its commits only).
 //! - Once a node accepted a transaction, a failed wait for its receipt (a timeout, the
 //!   node gone) is [`ChainError::Unconfirmed`] with the hash: the transaction may still
@@ -80,6 +81,8 @@ pub struct L1User {
     backend: Backend,
     /// Told each transaction's hash as soon as a node accepted it, before its receipt.
     on_broadcast: Option<Box<dyn FnMut(B256) + Send>>,
+    /// How long a transaction's receipt is waited for.
+    receipt_timeout: Duration,
 }
 
 /// The latest block, as read once: its number and time. Reads made "at" it
@@ -148,13 +151,25 @@ impl L1User {
         let runtime = runtime()?;
         let checking = provider.clone();
         within(&runtime, "checking the contract", Self::TIMEOUT, async move { check_vault(&checking, vault).await })?;
-        Ok(L1User { vault, sender, backend: Backend::Rpc { runtime, provider }, on_broadcast: None })
+        Ok(L1User {
+            vault,
+            sender,
+            backend: Backend::Rpc { runtime, provider },
+            on_broadcast: None,
+            receipt_timeout: RpcChain::CONFIRMATION_TIMEOUT,
+        })
     }
 
     /// The embedded chain's vault, as `sender` (`None`: read only; a chain opened
     /// read-only can only be read whatever the sender).
     pub fn embedded(chain: EmbeddedChain, sender: Option<Address>) -> L1User {
-        L1User { vault: chain.address(), sender, backend: Backend::Embedded(Box::new(chain)), on_broadcast: None }
+        L1User {
+            vault: chain.address(),
+            sender,
+            backend: Backend::Embedded(Box::new(chain)),
+            on_broadcast: None,
+            receipt_timeout: RpcChain::CONFIRMATION_TIMEOUT,
+        }
     }
 
     /// Calls `tell` with each transaction's hash as soon as the node accepted it, before
@@ -163,6 +178,12 @@ impl L1User {
     /// on the embedded chain, whose transactions have no hash and no wait.
     pub fn on_broadcast(&mut self, tell: impl FnMut(B256) + Send + 'static) {
         self.on_broadcast = Some(Box::new(tell));
+    }
+
+    /// Waits at most `timeout` for each transaction's receipt from now on (default
+    /// [`RpcChain::CONFIRMATION_TIMEOUT`]); past it, [`ChainError::Unconfirmed`].
+    pub fn set_receipt_timeout(&mut self, timeout: Duration) {
+        self.receipt_timeout = timeout;
     }
 
     /// The settlement contract (the vault).
@@ -309,7 +330,7 @@ impl L1User {
                 within(
                     runtime,
                     "waiting for the transaction's receipt",
-                    RpcChain::CONFIRMATION_TIMEOUT,
+                    self.receipt_timeout,
                     receipt(pending, from, to),
                 )
                 .map_err(|e| match e {

@@ -133,3 +133,29 @@ fn an_rpc_urls_secret_parts_are_never_in_an_error() {
         }
     }
 }
+
+/// Regression (a timeout after the broadcast looked like nothing done, and a retry
+/// deposited twice): a transaction the node accepted but did not mine in time is
+/// `Unconfirmed`, naming the hash told when it was sent; it is still in the node's pool
+/// and is mined later — exactly why it must not be sent again blindly.
+#[test]
+fn an_l1_users_unmined_transaction_is_unconfirmed_with_its_hash() {
+    let node = anvil();
+    let (vault, token) = RpcChain::deploy_local(node.url(), SUBMITTER_KEY).unwrap();
+    let mut user = L1User::rpc(node.url(), vault, Some(DEV_KEYS[1])).unwrap();
+    let told = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
+    let tell = told.clone();
+    user.on_broadcast(move |tx| tell.lock().unwrap().push(tx));
+    user.set_receipt_timeout(std::time::Duration::from_millis(300));
+    node.request("evm_setAutomine", serde_json::json!([false])).unwrap();
+    let alice = user.sender().unwrap();
+    let err = user.send(token, &T::mintCall { to: alice, amount: U256::from(USD) }).unwrap_err();
+    let sent = told.lock().unwrap().clone();
+    assert_eq!(sent.len(), 1);
+    assert!(matches!(&err, ChainError::Unconfirmed { tx, .. } if *tx == sent[0]), "{err}");
+    assert!(err.to_string().contains(&sent[0].to_string()) && !err.is_retryable(), "{err}");
+    node.request("evm_mine", serde_json::json!([])).unwrap();
+    let receipt = node.request("eth_getTransactionReceipt", serde_json::json!([sent[0]])).unwrap();
+    assert_eq!(receipt["status"], serde_json::json!("0x1"), "it was mined after all: {receipt}");
+    assert_eq!(user.view(token, &T::balanceOfCall { holder: alice }).unwrap(), U256::from(USD));
+}
