@@ -18,13 +18,13 @@
 
 use std::io::Write;
 
-use alloy_primitives::Address;
+use alloy_primitives::{Address, U256};
 use l2x_settlement::chain::abi::L2xSettlement as Vault;
 use l2x_settlement::chain::{Head, L1User, entry_of};
 use l2x_settlement::queue::{Entry, Kind};
 use serde_json::{Value, json};
 
-use super::{holder_name, lower};
+use super::{holder_name, lower, usdc};
 use crate::error::Result;
 
 /// What `settle queue` shows.
@@ -133,11 +133,6 @@ fn kind_name(kind: Kind) -> &'static str {
     }
 }
 
-/// An amount of base units as USDC.
-fn usdc(units: u64) -> String {
-    super::usdc(alloy_primitives::U256::from(units))
-}
-
 fn as_json(user: &L1User, books: &Books, entries: &[Entry], more: Option<u64>) -> Value {
     let oldest = books.oldest.map(|(index, at)| {
         json!({
@@ -164,7 +159,7 @@ fn as_json(user: &L1User, books: &Books, entries: &[Entry], more: Option<u64>) -
             "index": e.index,
             "kind": kind_name(e.kind),
             "account": if e.kind == Kind::InsuranceDeposit { json!("insurance") } else { json!(e.account) },
-            "amount": usdc(e.amount),
+            "amount": usdc(U256::from(e.amount)),
             "from": lower(Address::from(e.from)),
             "requested_at": e.requested_at,
             "state": books.state(e),
@@ -213,7 +208,7 @@ fn as_text(out: &mut dyn Write, user: &L1User, books: &Books, entries: &[Entry],
             "entry {}: {} {to}, {} USDC, from {}, queued at {}: {}",
             e.index,
             kind_name(e.kind),
-            usdc(e.amount),
+            usdc(U256::from(e.amount)),
             Address::from(e.from),
             e.requested_at,
             books.state(e)
