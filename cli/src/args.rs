@@ -57,9 +57,19 @@ pub(crate) const OWNER_KEY_ENV: &str = "L2X_KEY";
 
 /// `--amount`: a positive USDC amount as an exact decimal (`1000`, `0.5`, at most 6
 /// decimals), in token base units (micro-USDC). No float is involved.
+/// Only `DIGITS` or `DIGITS.DIGITS` with 1 to 6 decimals (no sign, `_`, exponent, spaces,
+/// nor a leading or trailing point).
 pub(crate) fn usdc(text: &str) -> Result<u64, String> {
     let wrong = || format!("{text:?} is not a positive USDC amount with at most 6 decimals (e.g. 1000 or 0.25)");
-    let decimal = l2x_types::Decimal::from_str_exact(text.trim()).map_err(|_| wrong())?;
+    let digits = |part: &str| !part.is_empty() && part.bytes().all(|b| b.is_ascii_digit());
+    let well_formed = match text.split_once('.') {
+        Some((whole, fraction)) => digits(whole) && digits(fraction) && fraction.len() <= 6,
+        None => digits(text),
+    };
+    if !well_formed {
+        return Err(wrong());
+    }
+    let decimal = l2x_types::Decimal::from_str_exact(text).map_err(|_| wrong())?;
     let amount = l2x_types::Amount::from_decimal(decimal).map_err(|_| wrong())?;
     u64::try_from(amount.0).ok().filter(|&units| units > 0).ok_or_else(wrong)
 }
@@ -74,9 +84,49 @@ pub(crate) fn holder(text: &str) -> Result<u64, String> {
     }
 }
 
+/// `text` with every URL in it (`http://`, `https://`, `ws://`, `wss://`) cut to its scheme
+/// and host: an RPC URL often carries an API key in its user, path or query, and the
+/// transport's errors repeat the whole URL (`error sending request for url (…)`). Every
+/// error l2x prints goes through this.
+pub(crate) fn without_url_secrets(text: &str) -> String {
+    const SCHEMES: [&str; 4] = ["https://", "http://", "wss://", "ws://"];
+    let ends_token = |c: char| c.is_whitespace() || matches!(c, ')' | '"' | '\'' | ',' | '>' | ']');
+    let mut out = String::with_capacity(text.len());
+    let mut rest = text;
+    while let Some((at, scheme)) =
+        SCHEMES.iter().filter_map(|s| rest.find(s).map(|at| (at, *s))).min_by_key(|&(at, s)| (at, usize::MAX - s.len()))
+    {
+        out.push_str(&rest[..at]);
+        out.push_str(scheme);
+        let url = &rest[at + scheme.len()..];
+        let token_end = url.find(ends_token).unwrap_or(url.len());
+        let token = &url[..token_end];
+        let authority = &token[..token.find(['/', '?', '#']).unwrap_or(token.len())];
+        out.push_str(authority.rsplit('@').next().unwrap_or_default());
+        rest = &url[token_end..];
+    }
+    out.push_str(rest);
+    out
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// Regression (errors printed the whole RPC URL, API key included).
+    #[test]
+    fn urls_in_errors_keep_only_scheme_and_host() {
+        let error = "reading the contract's code: error sending request for url \
+                     (https://user:SECRET@node.example:8545/v3/SECRET?apikey=SECRET#SECRET): refused, \
+                     ws://h/SECRET and http://plain";
+        let shown = without_url_secrets(error);
+        assert_eq!(
+            shown,
+            "reading the contract's code: error sending request for url (https://node.example:8545): refused, \
+             ws://h and http://plain"
+        );
+        assert_eq!(without_url_secrets("no url here: 0x12"), "no url here: 0x12");
+    }
 
     #[test]
     fn usdc_amounts_are_exact_positive_and_six_decimals_at_most() {
@@ -87,6 +137,14 @@ mod tests {
             assert!(usdc(bad).is_err(), "{bad:?}");
         }
         assert_eq!(usdc("9223372036854.775807"), Ok(i64::MAX.cast_unsigned()));
+    }
+
+    #[test]
+    fn usdc_parser_refuses_underscores_signs_and_bare_points() {
+        for bad in ["1_000", "1__0", "+5", ".5", "5.", " 5", "5 ", "1.2.3", "0x10", "5.0000000", "١"] {
+            assert!(usdc(bad).is_err(), "{bad:?}");
+        }
+        assert_eq!(usdc("007.100000"), Ok(7_100_000));
     }
 
     #[test]

@@ -122,7 +122,7 @@ fn main() -> ExitCode {
     match run(Cli::parse()) {
         Ok(code) => code,
         Err(e) => {
-            eprintln!("l2x: {e:#}");
+            eprintln!("l2x: {}", args::without_url_secrets(&format!("{e:#}")));
             ExitCode::FAILURE
         }
     }

@@ -4,7 +4,7 @@
 //! bodies are [`l2x_node::owner`].
 //!
 //! ```text
-//!  deposit        --account N|insurance --amount USDC CHAIN [--key-env V]
+//!  deposit        --account N|insurance --amount USDC [--gift] CHAIN [--key-env V]
 //!  force-withdraw --account N --amount USDC CHAIN [--key-env V]      (the owner)
 //!  withdraw-claim CHAIN [--key-env V]                                (pays the key's address)
 //!  freeze         CHAIN [--key-env V]                                (anyone, once overdue)
@@ -12,13 +12,15 @@
 //!  escape         --account N|insurance|fees [--batches DIR] CHAIN [--key-env V]
 //!                                       (proof from the chain alone, or from batch files)
 //!  queue          CHAIN [--from I] [--limit N] [--json]              (read only, no key)
+//!  owner          --account N CHAIN                                  (read only, no key)
 //!  mint-test-usd  --to ADDR --amount USDC CHAIN [--key-env V]        (the test token only)
 //!  advance-time   --chain-dir DIR --seconds S                        (the embedded chain only)
 //! ```
 //!
 //! The key is read from the environment variable `--key-env` names (default `L2X_KEY`);
 //! its address is who sends, on a node (it signs) and on the embedded chain (which signs
-//! nothing) alike. Amounts are USDC as exact decimals, turned into token base units
+//! nothing) alike. A node's transaction's hash is printed on stderr as soon as it is sent
+//! (`sent tx 0x… (waiting for its receipt)`). Amounts are USDC as exact decimals, turned into token base units
 //! (micro-USDC) here.
 
 use std::io::Write;
@@ -53,8 +55,22 @@ pub(crate) struct Deposit {
     /// USDC, an exact decimal with at most 6 decimals (`1000`, `0.5`).
     #[arg(long, value_parser = usdc)]
     amount: u64,
+    /// Deposit even if the account is owned by another address (the deposit is then a
+    /// gift to that owner).
+    #[arg(long)]
+    gift: bool,
     #[command(flatten)]
     sender: Sender,
+}
+
+/// `settle owner`'s flags.
+#[derive(Clone, Debug, clap::Args)]
+pub(crate) struct OwnerOf {
+    /// The account.
+    #[arg(long)]
+    account: u64,
+    #[command(flatten)]
+    chain: ChainArgs,
 }
 
 /// `settle force-withdraw`'s flags.
@@ -155,12 +171,20 @@ fn user(sender: &Sender, whose: &str, access: Access) -> Result<L1User> {
     let spec = chain(&sender.chain);
     let key = key_from_env(&sender.key_env, whose)?;
     address_of(&key).with_context(|| format!("the environment variable {}", sender.key_env))?;
-    Ok(owner::open(&spec, Some(&key), access)?)
+    let mut user = owner::open(&spec, Some(&key), access)?;
+    tell_broadcasts(&mut user);
+    Ok(user)
+}
+
+/// Each transaction's hash on stderr as soon as the node accepted it: if its receipt is
+/// then not seen (exit 1), the transaction may still be mined, and this says which.
+fn tell_broadcasts(user: &mut L1User) {
+    user.on_broadcast(|tx| eprintln!("sent tx {tx} (waiting for its receipt)"));
 }
 
 pub(crate) fn deposit(out: &mut dyn Write, a: &Deposit) -> Result<()> {
     let mut user = user(&a.sender, "the depositor", Access::Send)?;
-    Ok(owner::deposit(out, &mut user, a.account, a.amount)?)
+    Ok(owner::deposit(out, &mut std::io::stderr(), &mut user, a.account, a.amount, a.gift)?)
 }
 
 pub(crate) fn force_withdraw(out: &mut dyn Write, a: &ForceWithdraw) -> Result<()> {
@@ -197,6 +221,11 @@ pub(crate) fn queue(out: &mut dyn Write, a: &Queue) -> Result<()> {
     Ok(owner::queue(out, &user, QueueOptions { from: a.from, limit: a.limit, json: a.json })?)
 }
 
+pub(crate) fn owner(out: &mut dyn Write, a: &OwnerOf) -> Result<()> {
+    let user = owner::open(&chain(&a.chain), None, Access::Read)?;
+    Ok(owner::owner(out, &user, a.account)?)
+}
+
 pub(crate) fn mint_test_usd(out: &mut dyn Write, a: &MintTestUsd) -> Result<()> {
     let spec = chain(&a.chain);
     // Only a node needs a key: on the embedded chain the deployer mints.
@@ -208,6 +237,7 @@ pub(crate) fn mint_test_usd(out: &mut dyn Write, a: &MintTestUsd) -> Result<()> 
         address_of(key).with_context(|| format!("the environment variable {}", a.key_env))?;
     }
     let mut user = owner::open(&spec, key.as_deref(), Access::Test)?;
+    tell_broadcasts(&mut user);
     Ok(owner::mint_test_usd(out, &mut user, a.to, a.amount)?)
 }
 

@@ -242,6 +242,8 @@ pub(crate) enum SettleCmd {
     Escape(owner::Escape),
     /// The vault's L1 queue: its entries, what the batches consumed, the freeze's clock.
     Queue(owner::Queue),
+    /// Who owns an account on L1 (`owners(account)`): check before a first deposit.
+    Owner(owner::OwnerOf),
     /// Mint the vault's token to an address, if it is l2x's test token (tests, demos).
     MintTestUsd(owner::MintTestUsd),
     /// Move the embedded chain's clock on (tests, the documented escape sequence).
@@ -297,6 +299,7 @@ pub(crate) fn settle(cmd: SettleCmd) -> Result<ExitCode> {
         SettleCmd::RefundQueued(a) => owner::refund_queued(&mut out, &a).map(|()| Verdict::Agrees)?,
         SettleCmd::Escape(a) => owner::escape(&mut out, &a).map(|()| Verdict::Agrees)?,
         SettleCmd::Queue(a) => owner::queue(&mut out, &a).map(|()| Verdict::Agrees)?,
+        SettleCmd::Owner(a) => owner::owner(&mut out, &a).map(|()| Verdict::Agrees)?,
         SettleCmd::MintTestUsd(a) => owner::mint_test_usd(&mut out, &a).map(|()| Verdict::Agrees)?,
         SettleCmd::AdvanceTime(a) => owner::advance_time(&mut out, &a).map(|()| Verdict::Agrees)?,
         SettleCmd::TestOwner { account } => {

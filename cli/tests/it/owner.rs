@@ -80,6 +80,27 @@ impl Chain {
         let token = reader.view(reader.vault(), &Vault::tokenCall {}).unwrap();
         reader.view(token, &Token::balanceOfCall { holder }).unwrap()
     }
+
+    /// What `owner` allowed the vault to take of its tokens, base units.
+    fn allowance(&self, owner: Address) -> U256 {
+        let reader = self.reader();
+        let (vault, token) = (reader.vault(), reader.view(reader.vault(), &Vault::tokenCall {}).unwrap());
+        reader.view(token, &Token::allowanceCall { owner, spender: vault }).unwrap()
+    }
+
+    /// The vault's own balance of its token, base units.
+    fn vault_balance(&self) -> U256 {
+        self.balance(self.reader().vault())
+    }
+
+    /// The vault as the holder of `key`, through the library (drop it before running l2x on
+    /// an embedded chain: it holds the directory).
+    fn user(&self, key: &str) -> L1User {
+        match self {
+            Chain::Node { node, contract } => L1User::rpc(node.url(), contract.parse().unwrap(), Some(key)).unwrap(),
+            Chain::Embedded { dir } => L1User::embedded(EmbeddedChain::open(dir).unwrap(), Some(addr(key))),
+        }
+    }
 }
 
 /// `l2x ARGS` with `key` in `L2X_KEY` (and the submitter's in `L2X_SUBMITTER_KEY`), and no
@@ -117,13 +138,16 @@ fn settle(chain: &Chain, key: Option<&str>, cmd: &[&str]) -> Output {
 }
 
 /// `settle CMD` must exit 1 with `reason` (the contract's, or ours) on stderr, and print
-/// nothing on stdout.
+/// nothing on stdout (the one exception, a deposit refused after its approval, is not
+/// tested here: the checks before the approval refuse what the contract would).
 fn refused(chain: &Chain, key: Option<&str>, cmd: &[&str], reason: &str) {
     let out = settle(chain, key, cmd);
     assert_eq!(out.status.code(), Some(1), "{cmd:?}: {}", text(&out));
     let err = String::from_utf8_lossy(&out.stderr);
-    assert!(err.starts_with("l2x: ") && err.contains(reason), "{cmd:?}: {err}");
+    let last = err.lines().last().unwrap_or_default();
+    assert!(last.starts_with("l2x: ") && err.contains(reason), "{cmd:?}: {err}");
     assert!(!err.contains("panicked"), "{err}");
+    assert!(out.stdout.is_empty(), "{cmd:?}: nothing on stdout: {}", String::from_utf8_lossy(&out.stdout));
 }
 
 fn queue(chain: &Chain) -> Value {
@@ -165,6 +189,10 @@ fn owners_deposit_claim_freeze_and_escape(chain: &Chain) {
     assert!(fund.contains("deposited 1000.5 USDC to the insurance fund") && fund.contains("queue entry 3"), "{fund}");
     assert_eq!(chain.balance(addr(ALICE)), U256::from(10_000 * USD));
     assert_eq!(chain.balance(addr(CAROL)), U256::from(999_500_000u64));
+    for key in [ALICE, BOB, CAROL] {
+        assert_eq!(chain.allowance(addr(key)), U256::ZERO, "the approval was exactly the amount, and spent");
+    }
+    assert_eq!(chain.vault_balance(), U256::from(71_000_500_000u64));
     refused(
         chain,
         Some(BOB),
@@ -214,6 +242,7 @@ fn owners_deposit_claim_freeze_and_escape(chain: &Chain) {
     // Carol's deposit waits: the freeze is refused until it is overdue, then anyone freezes.
     let late = ok(chain, Some(CAROL), &["deposit", "--account", "3", "--amount", "500"]);
     assert!(late.contains("queue entry 4"), "{late}");
+    assert_eq!(chain.allowance(addr(CAROL)), U256::ZERO);
     refused(chain, Some(BOB), &["freeze"], "freeze: the contract refused: NotOverdue(oldestWaiting 4, dueAt ");
     // Alice, censored (say), asks on L1 for 100 USDC: her owner's request joins the queue.
     let forced = ok(chain, Some(ALICE), &["force-withdraw", "--account", "1", "--amount", "100"]);
@@ -376,7 +405,7 @@ fn bad_flags_are_usage_errors_and_a_missing_chain_moves_nothing() {
         assert_eq!(out.status.code(), Some(2), "{args:?}: {}", text(&out));
         assert!(text(&out).contains(says), "{args:?}: {}", text(&out));
     };
-    for amount in ["0", "-5", "0.0000001", "1e6", "ten"] {
+    for amount in ["0", "-5", "0.0000001", "1e6", "ten", "1_000", "1__0", "+5", ".5", "5."] {
         let flag = format!("--amount={amount}");
         usage(&["settle", "deposit", "--account", "1", &flag, "--chain-dir", d], "for '--amount <AMOUNT>'");
     }
@@ -394,4 +423,132 @@ fn bad_flags_are_usage_errors_and_a_missing_chain_moves_nothing() {
     assert!(!text(&bad_key).contains("0x1234"), "the key is never printed");
     let queue = run(&["settle", "queue", "--chain-dir", d], None);
     assert_eq!(queue.status.code(), Some(1), "{}", text(&queue));
+}
+
+/// Regressions of `settle deposit`: a deposit to an account another address owns is refused
+/// before anything is sent unless `--gift` (it would be that owner's); `settle owner` says
+/// who owns one; a first deposit says beforehand that it binds the account; an allowance
+/// already enough sends no approval; a deposit past the cap (DepositCapReached) or after the
+/// freeze sends nothing, not even the approval; each approval is exactly the amount and
+/// spent (allowance 0), and the vault holds exactly what was deposited; on a node every
+/// transaction's hash is on stderr as soon as it is sent.
+fn deposits_check_the_owner_the_cap_and_the_approval(chain: &Chain) {
+    let (alice, bob) = (addr(ALICE), addr(BOB));
+    ok(chain, Some(SUBMITTER), &["mint-test-usd", "--to", &lower(ALICE), "--amount", "5000000000000"]);
+    ok(chain, Some(SUBMITTER), &["mint-test-usd", "--to", &lower(BOB), "--amount", "100"]);
+    assert_eq!(
+        ok(chain, None, &["owner", "--account", "1"]),
+        "account 1 has no owner on L1: the next deposit to it binds it to its sender\n"
+    );
+
+    let first = settle(chain, Some(ALICE), &["deposit", "--account", "1", "--amount", "100"]);
+    assert!(first.status.success(), "{}", text(&first));
+    let (stdout, stderr) = (String::from_utf8_lossy(&first.stdout), String::from_utf8_lossy(&first.stderr));
+    assert!(
+        stderr.contains(&format!("account 1 has no owner on L1 yet: this deposit binds it to {alice}")),
+        "{stderr}"
+    );
+    assert!(stdout.contains(&format!("deposited 100 USDC to account 1 from {alice}: queue entry 1")), "{stdout}");
+    if let Chain::Node { .. } = chain {
+        // The approval's and the deposit's hashes, told when sent, are those printed after.
+        let sent: Vec<_> = stderr.lines().filter_map(|l| l.strip_prefix("sent tx ")).collect();
+        assert_eq!(sent.len(), 2, "{stderr}");
+        for line in sent {
+            let hash = line.strip_suffix(" (waiting for its receipt)").unwrap();
+            assert!(stdout.contains(&format!("(tx {hash}, block")), "{hash}: {stdout}");
+        }
+    }
+    assert_eq!((chain.allowance(alice), chain.vault_balance()), (U256::ZERO, U256::from(100 * USD)));
+    assert_eq!(ok(chain, None, &["owner", "--account", "1"]), format!("account 1 is owned on L1 by {alice}\n"));
+
+    // Bob to Alice's account: refused before anything is sent, then sent as a gift.
+    let gift = format!(
+        "deposit: account 1 is owned by {alice}; a deposit to it is a gift to that owner: pass --gift to send it \
+         anyway; nothing was sent"
+    );
+    refused(chain, Some(BOB), &["deposit", "--account", "1", "--amount", "50"], &gift);
+    assert_eq!((chain.allowance(bob), chain.balance(bob)), (U256::ZERO, U256::from(100 * USD)), "nothing sent");
+    let given = ok(chain, Some(BOB), &["deposit", "--account", "1", "--amount", "50", "--gift"]);
+    assert!(given.contains(&format!("deposited 50 USDC to account 1 from {bob}: queue entry 2")), "{given}");
+    assert!(!given.contains("now owned"), "{given}");
+    assert_eq!((chain.allowance(bob), chain.vault_balance()), (U256::ZERO, U256::from(150 * USD)));
+
+    // An allowance already enough: no approval.
+    let mut user = chain.user(ALICE);
+    let token = user.view(user.vault(), &Vault::tokenCall {}).unwrap();
+    let spender = user.vault();
+    user.send(token, &Token::approveCall { spender, amount: U256::from(300 * USD) }).unwrap();
+    drop(user);
+    let second = ok(chain, Some(ALICE), &["deposit", "--account", "1", "--amount", "200"]);
+    assert!(!second.contains("approved") && second.contains("queue entry 3"), "{second}");
+    assert_eq!((chain.allowance(alice), chain.vault_balance()), (U256::from(100 * USD), U256::from(350 * USD)));
+
+    // The cap: l2Total + pendingDeposits + amount ≤ 2^62. One base unit past it sends
+    // nothing (the allowance stays 100, not the amount); exactly to it is taken.
+    let past = "4611686018077.387905";
+    let reason = "deposit: the contract would refuse it: DepositCapReached(held 350000000, amount 4611686018077387905); nothing was sent";
+    refused(chain, Some(ALICE), &["deposit", "--account", "1", "--amount", past], reason);
+    assert_eq!(chain.allowance(alice), U256::from(100 * USD), "not even the approval");
+    ok(chain, Some(ALICE), &["deposit", "--account", "1", "--amount", "4611686018077.387904"]);
+    assert_eq!((chain.allowance(alice), chain.vault_balance()), (U256::ZERO, U256::from(1u64 << 62)));
+
+    // Frozen: IsFrozen before anything is sent.
+    chain.pass_the_deadline();
+    ok(chain, Some(BOB), &["freeze"]);
+    refused(
+        chain,
+        Some(BOB),
+        &["deposit", "--account", "2", "--amount", "1"],
+        "the contract would refuse it: IsFrozen",
+    );
+    assert_eq!((chain.allowance(bob), chain.balance(bob)), (U256::ZERO, U256::from(50 * USD)), "nothing sent");
+}
+
+#[test]
+fn deposit_checks_the_owner_the_cap_and_the_approval_on_a_node() {
+    deposits_check_the_owner_the_cap_and_the_approval(&Chain::node());
+}
+
+#[test]
+fn deposit_checks_the_owner_the_cap_and_the_approval_on_the_embedded_chain() {
+    let dir = tempfile::tempdir().unwrap();
+    deposits_check_the_owner_the_cap_and_the_approval(&Chain::Embedded { dir: dir.path().join("chain") });
+}
+
+/// Regression (`freeze_possible` was `time ≥ due`): at exactly the due time the contract
+/// (`block.timestamp > dueAt`) refuses `settle freeze`'s try at the latest block, and the
+/// queue says so; a second later both agree the freeze is taken.
+#[test]
+fn queue_freeze_possible_is_what_the_contract_does_at_the_due_time() {
+    let chain = Chain::node();
+    let Chain::Node { node, .. } = &chain else { unreachable!() };
+    ok(&chain, Some(SUBMITTER), &["mint-test-usd", "--to", &lower(ALICE), "--amount", "10"]);
+    ok(&chain, Some(ALICE), &["deposit", "--account", "1", "--amount", "10"]);
+    let due = queue(&chain)["oldest_waiting"]["due_at"].as_u64().unwrap();
+    node.request("evm_mine", json!([due])).unwrap();
+    let q = queue(&chain);
+    assert_eq!((q["chain_time"].clone(), q["freeze_possible"].clone()), (json!(due), json!(false)), "{q}");
+    refused(&chain, Some(BOB), &["freeze"], &format!("NotOverdue(oldestWaiting 1, dueAt {due})"));
+    node.request("evm_mine", json!([due + 1])).unwrap();
+    let q = queue(&chain);
+    assert_eq!((q["chain_time"].clone(), q["freeze_possible"].clone()), (json!(due + 1), json!(true)), "{q}");
+    let text = ok(&chain, None, &["queue"]);
+    assert!(text.contains("not frozen; a freeze is possible now"), "{text}");
+    ok(&chain, Some(BOB), &["freeze"]);
+}
+
+/// Regression (errors printed the whole RPC URL): an RPC URL's user, path and query, where
+/// providers put API keys, are never printed, whether the URL does not parse or the node
+/// does not answer.
+#[test]
+fn an_rpc_urls_secrets_are_never_printed() {
+    for url in ["http://127.0.0.1:1/v3/SECRET?apikey=SECRET", "http://user:SECRET@exa mple.com/SECRET"] {
+        let vault = "0x0000000000000000000000000000000000000001";
+        for (cmd, key) in [(&["settle", "queue"][..], None), (&["settle", "freeze"][..], Some(ALICE))] {
+            let out = run(&[cmd, &["--rpc-url", url, "--contract", vault][..]].concat(), key);
+            assert_eq!(out.status.code(), Some(1), "{}", text(&out));
+            assert!(!text(&out).contains("SECRET"), "{}", text(&out));
+            assert!(text(&out).contains("127.0.0.1:1") || text(&out).contains("exa mple.com"), "{}", text(&out));
+        }
+    }
 }

@@ -6,8 +6,10 @@
 //! ```text
 //!  open(chain, key, access) ─▶ L1User (settlement::chain): the key's address sends, on a node
 //!                              signed by it, on the embedded chain unsigned
-//!  deposit         balance ≥ amount? the contract would take it? ─▶ approve if the allowance
-//!                  is short ─▶ deposit / depositInsurance ─▶ its queue entry (Queued)
+//!  deposit         balance ≥ amount? the contract would take it (minimum, frozen, cap)?
+//!                  owned by another address (a gift: only with --gift)? ─▶ approve if the
+//!                  allowance is short ─▶ deposit / depositInsurance ─▶ its queue entry
+//!                  (Queued, checked against what was sent)
 //!  force_withdraw  requestForcedWithdrawal ─▶ its queue entry and the deadline
 //!  withdraw_claim  claim() ─▶ what was paid (Claimed) and the token balance after it
 //!  freeze          freeze() ─▶ the entry that waited too long (Frozen)
@@ -15,6 +17,7 @@
 //!  escape          proof (escape::ProofSource) against the chain's last root ─▶ escape()
 //!                  ─▶ equity and what was credited (Escaped)
 //!  queue           the queue, its entries and the freeze's clock (queue module), read only
+//!  owner           owners(account), read only
 //! ```
 //!
 //! | module | job |
@@ -74,6 +77,27 @@ pub enum OwnerError {
     WouldRefuse {
         /// The contract's reason, as it would give it.
         reason: String,
+    },
+    /// A deposit to an account bound to another address (it would be credited to that
+    /// owner), without `--gift`; nothing was sent.
+    #[error(
+        "deposit: account {account} is owned by {owner}; a deposit to it is a gift to that owner: pass --gift to \
+         send it anyway; nothing was sent"
+    )]
+    Gift {
+        /// The account.
+        account: u64,
+        /// Its owner on L1.
+        owner: Address,
+    },
+    /// A transaction whose event says something else than what was sent (not the l2x
+    /// contract, or a bug).
+    #[error("{what}: the transaction's event is not what was sent: {got}")]
+    WrongEvent {
+        /// The transaction.
+        what: &'static str,
+        /// What the event said.
+        got: String,
     },
     /// The sender holds fewer tokens than it deposits; nothing was sent.
     #[error(
@@ -158,7 +182,7 @@ pub fn open(chain: &ChainSpec, key: Option<&str>, access: Access) -> Result<L1Us
 
 /// A chain's refusal as [`OwnerError::Refused`] naming the transaction; other errors as
 /// they are.
-fn refused(user: &L1User, what: &'static str) -> impl FnOnce(ChainError) -> NodeError {
+fn refused(user: &L1User, what: &'static str) -> impl FnOnce(ChainError) -> NodeError + use<> {
     let vault = user.vault();
     move |e| match e {
         ChainError::Reverted { to, reason, .. } => {
@@ -170,7 +194,7 @@ fn refused(user: &L1User, what: &'static str) -> impl FnOnce(ChainError) -> Node
 }
 
 /// Base units as USDC, exactly (`1000.5`); a figure past `i128` (no vault holds one) as
-/// base units.
+/// base units. The one formatter of the owners' commands (the queue's too).
 fn usdc(units: U256) -> String {
     i128::try_from(units).map_or_else(|_| format!("{units} base units of"), Amount::format_micro)
 }
@@ -219,13 +243,24 @@ pub fn holder_name(account: u64) -> String {
 
 /// `settle deposit`: deposits `amount` base units to `account` ([`INSURANCE_ACCOUNT`]: the
 /// insurance fund, `depositInsurance`) from the sender, approving the vault first for the
-/// amount if its allowance is short; writes the approval, the queue entry and a first
-/// deposit's binding.
+/// amount if its allowance is short; writes the approval, the queue entry (from its
+/// `Queued` event) and a first deposit's binding. An account bound to another address is
+/// refused unless `gift` (the deposit would be credited to that owner); for an account not
+/// bound yet, `notes` is told that this deposit binds it to the sender, before anything is
+/// sent.
 ///
 /// # Errors
-/// [`OwnerError::ShortBalance`] or [`OwnerError::WouldRefuse`] before anything is sent;
-/// [`OwnerError::Refused`]; the chain's errors.
-pub fn deposit(out: &mut dyn Write, user: &mut L1User, account: u64, amount: u64) -> Result<()> {
+/// [`OwnerError::ShortBalance`], [`OwnerError::WouldRefuse`] or [`OwnerError::Gift`] before
+/// anything is sent; [`OwnerError::Refused`]; [`OwnerError::WrongEvent`] for a `Queued`
+/// event that is not this deposit; the chain's errors.
+pub fn deposit(
+    out: &mut dyn Write,
+    notes: &mut dyn Write,
+    user: &mut L1User,
+    account: u64,
+    amount: u64,
+    gift: bool,
+) -> Result<()> {
     let (from, vault) = (sender(user)?, user.vault());
     let token = user.view(vault, &Vault::tokenCall {})?;
     let needed = U256::from(amount);
@@ -235,6 +270,18 @@ pub fn deposit(out: &mut dyn Write, user: &mut L1User, account: u64, amount: u64
         return Err(OwnerError::ShortBalance { holder: from, token, balance, amount }.into());
     }
     check_deposit(user, account, amount)?;
+    if account != INSURANCE_ACCOUNT {
+        let owner = user.view(vault, &Vault::ownersCall { account })?;
+        if owner == Address::ZERO {
+            writeln!(
+                notes,
+                "account {account} has no owner on L1 yet: this deposit binds it to {from} (only it may ask a forced \
+                 withdrawal for it, and its withdrawals and escape are paid to it)"
+            )?;
+        } else if owner != from && !gift {
+            return Err(OwnerError::Gift { account, owner }.into());
+        }
+    }
     if user.view(token, &Token::allowanceCall { owner: from, spender: vault })? < needed {
         let sent = user
             .send(token, &Token::approveCall { spender: vault, amount: needed })
@@ -252,11 +299,23 @@ pub fn deposit(out: &mut dyn Write, user: &mut L1User, account: u64, amount: u64
         user.send(vault, &Vault::depositCall { account, amount }).map_err(refused(user, "deposit"))?
     };
     let queued: Vault::Queued = event(user, &sent, "deposit")?;
+    let kind = if account == INSURANCE_ACCOUNT { Vault::Kind::InsuranceDeposit } else { Vault::Kind::Deposit };
+    if (u8::from(queued.kind), queued.account, queued.amount, queued.from) != (u8::from(kind), account, amount, from) {
+        return Err(OwnerError::WrongEvent {
+            what: "deposit",
+            got: format!(
+                "{:?} of {} base units to leaf {} from {}",
+                queued.kind, queued.amount, queued.account, queued.from
+            ),
+        }
+        .into());
+    }
     writeln!(
         out,
-        "deposited {} USDC to {} from {from}: queue entry {}, queued at {} ({})",
-        usdc(needed),
-        holder_name(account),
+        "deposited {} USDC to {} from {}: queue entry {}, queued at {} ({})",
+        usdc(U256::from(queued.amount)),
+        holder_name(queued.account),
+        queued.from,
         queued.index,
         queued_at(user, queued.index)?,
         place(&sent)
@@ -267,8 +326,12 @@ pub fn deposit(out: &mut dyn Write, user: &mut L1User, account: u64, amount: u64
     Ok(())
 }
 
+/// The contract's cap on what the vault holds for the exchange (`MAX_HELD`, 2^62 base
+/// units): `l2Total + pendingDeposits + amount` may not pass it.
+pub const MAX_HELD: u64 = 1 << 62;
+
 /// What the contract would refuse of a deposit before it pulls the tokens: a reserved
-/// account, an amount below the minimum, a frozen vault (its own words).
+/// account, a frozen vault, an amount below the minimum, the cap (its own words).
 fn check_deposit(user: &L1User, account: u64, amount: u64) -> Result<()> {
     let vault = user.vault();
     let reason = if account == FEE_ACCOUNT {
@@ -277,9 +340,32 @@ fn check_deposit(user: &L1User, account: u64, amount: u64) -> Result<()> {
         Some("IsFrozen".to_owned())
     } else {
         let minimum = user.view(vault, &Vault::minDepositCall {})?;
-        (amount < minimum).then(|| format!("DepositTooSmall(minimum {minimum}, got {amount})"))
+        if amount < minimum {
+            Some(format!("DepositTooSmall(minimum {minimum}, got {amount})"))
+        } else {
+            let held = user
+                .view(vault, &Vault::l2TotalCall {})?
+                .saturating_add(user.view(vault, &Vault::pendingDepositsCall {})?);
+            (held.saturating_add(U256::from(amount)) > U256::from(MAX_HELD))
+                .then(|| format!("DepositCapReached(held {held}, amount {amount})"))
+        }
     };
     reason.map_or(Ok(()), |reason| Err(OwnerError::WouldRefuse { reason }.into()))
+}
+
+/// `settle owner`: who owns `account` on L1 (`owners(account)`), read only: the address
+/// paid for it, or that the next deposit to it binds it.
+///
+/// # Errors
+/// The chain's errors.
+pub fn owner(out: &mut dyn Write, user: &L1User, account: u64) -> Result<()> {
+    let owner = user.view(user.vault(), &Vault::ownersCall { account })?;
+    if owner == Address::ZERO {
+        writeln!(out, "account {account} has no owner on L1: the next deposit to it binds it to its sender")?;
+    } else {
+        writeln!(out, "account {account} is owned on L1 by {owner}")?;
+    }
+    Ok(())
 }
 
 /// When entry `index` was queued (its `requestedAt`).
@@ -433,12 +519,13 @@ pub fn mint_test_usd(out: &mut dyn Write, user: &mut L1User, to: Address, amount
         return Err(OwnerError::NotTestToken { token }.into());
     }
     let value = U256::from(amount);
+    let refuse = refused(user, "mint");
     let sent = match user.embedded_chain() {
         Some(chain) => {
-            let receipt = chain.mint_test_usd(to, value).map_err(|e| refused_by_token(e, "mint"))?;
+            let receipt = chain.mint_test_usd(to, value).map_err(refuse)?;
             Sent { tx_hash: None, block: receipt.block, gas_used: receipt.gas_used, logs: receipt.logs }
         }
-        None => user.send(token, &Token::mintCall { to, amount: value }).map_err(refused(user, "mint"))?,
+        None => user.send(token, &Token::mintCall { to, amount: value }).map_err(refuse)?,
     };
     let balance = user.view(token, &Token::balanceOfCall { holder: to })?;
     writeln!(
@@ -449,13 +536,6 @@ pub fn mint_test_usd(out: &mut dyn Write, user: &mut L1User, to: Address, amount
         place(&sent)
     )?;
     Ok(())
-}
-
-fn refused_by_token(e: ChainError, what: &'static str) -> NodeError {
-    match e {
-        ChainError::Reverted { reason, .. } => OwnerError::Refused { what, by: "token", reason }.into(),
-        other => other.into(),
-    }
 }
 
 /// `settle advance-time`: moves the embedded chain in `dir` on by `seconds` (tests and

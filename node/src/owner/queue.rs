@@ -2,11 +2,12 @@
 //! committed batches consumed it, and the freeze's clock — read only, no key.
 //!
 //! ```text
-//!  views: token, queueLength, processed, refunded, frozen, frozenAt, forcedDeadline,
-//!         the latest block's time, entries(from ..= from + limit − 1)
+//!  the latest block (number, time), read once; at that block: token, queueLength,
+//!         processed, refunded, frozen, frozenAt, forcedDeadline, entries(from ..= from + limit − 1)
 //!  oldest waiting = entry processed + 1, if any:  due at requestedAt + forcedDeadline
-//!  freeze possible now ⇔ not frozen ∧ an entry waits ∧ latest block time ≥ due
-//!                        (the next block is later, so after due: the contract's rule)
+//!  freeze possible now ⇔ not frozen ∧ an entry waits ∧ latest block time > due
+//!                        (the contract's rule, block.timestamp > dueAt, at the time
+//!                        `settle freeze`'s try runs: the latest block's)
 //! ```
 //!
 //! Each entry's state: `consumed` (a committed batch took it: credited, paid or refused
@@ -17,14 +18,13 @@
 
 use std::io::Write;
 
-use alloy_primitives::Address;
+use alloy_primitives::{Address, U256};
 use l2x_settlement::chain::abi::L2xSettlement as Vault;
-use l2x_settlement::chain::{L1User, entry_of};
+use l2x_settlement::chain::{Head, L1User, entry_of};
 use l2x_settlement::queue::{Entry, Kind};
-use l2x_types::Amount;
 use serde_json::{Value, json};
 
-use super::{holder_name, lower};
+use super::{holder_name, lower, usdc};
 use crate::error::Result;
 
 /// What `settle queue` shows.
@@ -54,26 +54,27 @@ struct Books {
 }
 
 impl Books {
-    fn read(user: &L1User) -> Result<Books> {
+    /// The books at `head` (every read at that one block).
+    fn read(user: &L1User, head: Head) -> Result<Books> {
         let vault = user.vault();
-        let processed = user.view(vault, &Vault::processedCall {})?;
-        let length = user.view(vault, &Vault::queueLengthCall {})?;
+        let processed = user.view_at(head, vault, &Vault::processedCall {})?;
+        let length = user.view_at(head, vault, &Vault::queueLengthCall {})?;
         let oldest = if processed < length {
             let index = processed.saturating_add(1);
-            Some((index, user.view(vault, &Vault::entriesCall { index })?.requestedAt))
+            Some((index, user.view_at(head, vault, &Vault::entriesCall { index })?.requestedAt))
         } else {
             None
         };
         Ok(Books {
             chain_id: user.chain_id()?,
-            token: user.view(vault, &Vault::tokenCall {})?,
-            time: user.chain_time()?,
+            token: user.view_at(head, vault, &Vault::tokenCall {})?,
+            time: head.time,
             length,
             processed,
-            refunded: user.view(vault, &Vault::refundedCall {})?,
-            frozen: user.view(vault, &Vault::frozenCall {})?,
-            frozen_at: user.view(vault, &Vault::frozenAtCall {})?,
-            deadline: user.view(vault, &Vault::forcedDeadlineCall {})?,
+            refunded: user.view_at(head, vault, &Vault::refundedCall {})?,
+            frozen: user.view_at(head, vault, &Vault::frozenCall {})?,
+            frozen_at: user.view_at(head, vault, &Vault::frozenAtCall {})?,
+            deadline: user.view_at(head, vault, &Vault::forcedDeadlineCall {})?,
             oldest,
         })
     }
@@ -83,8 +84,10 @@ impl Books {
         self.oldest.map(|(_, at)| at.saturating_add(self.deadline))
     }
 
+    /// What `settle freeze` sent now does: its try runs at the latest block's time, and the
+    /// contract freezes only when `block.timestamp > dueAt`.
     fn freeze_possible(&self) -> bool {
-        !self.frozen && self.due().is_some_and(|due| self.time >= due)
+        !self.frozen && self.due().is_some_and(|due| self.time > due)
     }
 
     fn state(&self, e: &Entry) -> &'static str {
@@ -105,12 +108,13 @@ impl Books {
 /// # Errors
 /// The chain cannot be read; an entry of a kind the contract does not have; writing failed.
 pub fn queue(out: &mut dyn Write, user: &L1User, options: QueueOptions) -> Result<()> {
-    let books = Books::read(user)?;
+    let head = user.head()?;
+    let books = Books::read(user, head)?;
     let from = options.from.max(1);
     let last = books.length.min(from.saturating_add(options.limit).saturating_sub(1));
     let mut entries = Vec::new();
     for index in from..=last {
-        entries.push(entry_of(index, &user.view(user.vault(), &Vault::entriesCall { index })?)?);
+        entries.push(entry_of(index, &user.view_at(head, user.vault(), &Vault::entriesCall { index })?)?);
     }
     let more = (last < books.length).then(|| last.saturating_add(1));
     if options.json {
@@ -127,11 +131,6 @@ fn kind_name(kind: Kind) -> &'static str {
         Kind::InsuranceDeposit => "insurance_deposit",
         Kind::ForcedWithdrawal => "forced_withdrawal",
     }
-}
-
-/// An amount of base units as USDC (queued amounts are at most 2^62: they fit).
-fn usdc(units: u64) -> String {
-    Amount::format_micro(i128::from(units))
 }
 
 fn as_json(user: &L1User, books: &Books, entries: &[Entry], more: Option<u64>) -> Value {
@@ -160,7 +159,7 @@ fn as_json(user: &L1User, books: &Books, entries: &[Entry], more: Option<u64>) -
             "index": e.index,
             "kind": kind_name(e.kind),
             "account": if e.kind == Kind::InsuranceDeposit { json!("insurance") } else { json!(e.account) },
-            "amount": usdc(e.amount),
+            "amount": usdc(U256::from(e.amount)),
             "from": lower(Address::from(e.from)),
             "requested_at": e.requested_at,
             "state": books.state(e),
@@ -209,7 +208,7 @@ fn as_text(out: &mut dyn Write, user: &L1User, books: &Books, entries: &[Entry],
             "entry {}: {} {to}, {} USDC, from {}, queued at {}: {}",
             e.index,
             kind_name(e.kind),
-            usdc(e.amount),
+            usdc(U256::from(e.amount)),
             Address::from(e.from),
             e.requested_at,
             books.state(e)

@@ -6,6 +6,7 @@
 //! | [`Rpc`](ChainError::Rpc), [`Call`](ChainError::Call), [`Receipt`](ChainError::Receipt), [`Incomplete`](ChainError::Incomplete) | a node: transport, JSON-RPC error, an answer that does not decode or lacks a field | yes |
 //! | [`Timeout`](ChainError::Timeout) | a node that does not answer in time, a commit not confirmed in time | yes |
 //! | [`Pending`](ChainError::Pending), [`NonceUsed`](ChainError::NonceUsed) | the submitter's key used elsewhere: wait, read the chain again | yes |
+//! | [`Unconfirmed`](ChainError::Unconfirmed) | a user's transaction sent, its receipt not seen: it may still be mined | no (it may be done twice) |
 //! | [`Refused`](ChainError::Refused) | the contract refused a batch (a revert, decoded) | no |
 //! | [`Reverted`](ChainError::Reverted) | a contract refused a user's transaction or call on the embedded chain (decoded) | no |
 //! | [`WrongContract`](ChainError::WrongContract), [`Config`](ChainError::Config) | our configuration | no |
@@ -75,6 +76,20 @@ pub enum ChainError {
         what: &'static str,
         /// The limit.
         timeout: Duration,
+    },
+    /// A user's transaction the node accepted, whose receipt was then not seen (a
+    /// timeout, the node gone): it may still be mined. Not retryable: sending it again may
+    /// do it twice; look its hash up first.
+    #[error(
+        "transaction {tx} was sent, but its receipt was not seen ({source}): it may still be mined; check it on the \
+         chain before sending again"
+    )]
+    Unconfirmed {
+        /// Its hash.
+        tx: B256,
+        /// Why the wait failed.
+        #[source]
+        source: Box<ChainError>,
     },
     /// The address does not hold the settlement contract this submitter may use.
     #[error("{address} is not the l2x settlement contract for submitter {submitter}: {why}")]
@@ -287,6 +302,7 @@ impl ChainError {
             | ChainError::Pending { .. }
             | ChainError::NonceUsed { .. } => true,
             ChainError::WrongContract { .. }
+            | ChainError::Unconfirmed { .. }
             | ChainError::Refused { .. }
             | ChainError::Reverted { .. }
             | ChainError::State { .. }
@@ -344,5 +360,21 @@ mod tests {
         let evm = ChainError::Evm { what: "executing", source: "nonce too low".into() };
         assert!(!evm.is_retryable());
         assert!(evm.to_string().starts_with("executing: "), "{evm}");
+    }
+
+    /// Regression (a timeout after the broadcast looked like nothing done): the error names
+    /// the transaction, says it may be mined, and is not retried blindly.
+    #[test]
+    fn an_unconfirmed_transaction_is_named_and_not_retryable() {
+        let tx = B256::repeat_byte(0xab);
+        let timeout =
+            ChainError::Timeout { what: "waiting for the transaction's receipt", timeout: Duration::from_secs(600) };
+        let unseen = ChainError::Unconfirmed { tx, source: Box::new(timeout) };
+        assert!(!unseen.is_retryable() && !unseen.is_refusal());
+        let text = unseen.to_string();
+        assert!(
+            text.contains(&tx.to_string()) && text.contains("check it on the chain before sending again"),
+            "{text}"
+        );
     }
 }

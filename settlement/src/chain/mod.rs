@@ -57,7 +57,7 @@ pub use da::{Da, batch_blobs, blob_hashes, commit_blobs_call, commitment, commit
 pub use error::{BoxError, ChainError, PostedError, Result};
 pub use fees::SendPolicy;
 pub use rpc::{RpcChain, submitter_of};
-pub use user::{L1User, Sent, address_of};
+pub use user::{Head, L1User, Sent, address_of};
 
 use crate::batch::Batch;
 use crate::queue::Entry;

@@ -41,6 +41,7 @@ use alloy::signers::local::PrivateKeySigner;
 
 use super::binding::{Config, abi, commit_call, creation_code, test_usd_creation_code};
 use super::fees::{Fees, InFlight, SendPolicy, first_price};
+use super::user::signer;
 use super::{
     Chain, ChainError, Posted, PostedError, QueueReader, Result, decode_commit_input, entry_of, revert_reason,
 };
@@ -91,8 +92,7 @@ pub(super) fn runtime() -> Result<tokio::runtime::Runtime> {
 }
 
 fn provider(url: &str, key: &str) -> Result<(DynProvider, Address)> {
-    let signer: PrivateKeySigner =
-        key.parse().map_err(|_| ChainError::Config("the submitter key is not a 32-byte hex private key".into()))?;
+    let signer = signer(key)?;
     let submitter = signer.address();
     Ok((signed_provider(url, signer)?, submitter))
 }
@@ -104,7 +104,7 @@ fn provider(url: &str, key: &str) -> Result<(DynProvider, Address)> {
 /// # Errors
 /// [`ChainError::Config`] if `url` is not a URL.
 pub(super) fn signed_provider(url: &str, signer: PrivateKeySigner) -> Result<DynProvider> {
-    let url = url.parse().map_err(|_| ChainError::Config(format!("{url:?} is not a URL")))?;
+    let url = parse_url(url)?;
     let provider = ProviderBuilder::new()
         .disable_recommended_fillers()
         .with_gas_estimation()
@@ -113,6 +113,28 @@ pub(super) fn signed_provider(url: &str, signer: PrivateKeySigner) -> Result<Dyn
         .wallet(EthereumWallet::from(signer))
         .connect_http(url);
     Ok(provider.erased())
+}
+
+/// `url` parsed. The error shows its scheme and host only: an RPC URL often carries an API
+/// key in its path or query, and errors end up in logs.
+///
+/// # Errors
+/// [`ChainError::Config`] if `url` is not a URL.
+pub(super) fn parse_url(url: &str) -> Result<alloy::transports::http::reqwest::Url> {
+    url.parse().map_err(|_| ChainError::Config(format!("the RPC URL {} is not a URL", scheme_and_host(url))))
+}
+
+/// `scheme://host[:port]` of `url`, without a user, path, query or fragment (what may hold
+/// a secret); `(no scheme://)` if it has no scheme.
+pub(super) fn scheme_and_host(url: &str) -> String {
+    match url.split_once("://") {
+        Some((scheme, rest)) => {
+            let authority = rest.split(['/', '?', '#']).next().unwrap_or_default();
+            let host = authority.rsplit('@').next().unwrap_or_default();
+            format!("{scheme}://{host}")
+        }
+        None => "(no scheme://)".to_owned(),
+    }
 }
 
 /// Checks that `address` holds code that answers the settlement contract's `lastIndex()`
@@ -143,9 +165,7 @@ pub(super) async fn check_vault(provider: &DynProvider, address: Address) -> Res
 /// # Errors
 /// [`ChainError::Config`] if it is not a 32-byte hex private key.
 pub fn submitter_of(key: &str) -> Result<Address> {
-    let signer: PrivateKeySigner =
-        key.parse().map_err(|_| ChainError::Config("the submitter key is not a 32-byte hex private key".into()))?;
-    Ok(signer.address())
+    Ok(signer(key)?.address())
 }
 
 /// The moment's price, as [`fees_now`] reads it.
@@ -230,8 +250,7 @@ impl RpcChain {
     /// # Errors
     /// [`ChainError::Config`], [`ChainError::WrongContract`], the transport's errors.
     pub fn read_only(url: &str, address: Address) -> Result<RpcChain> {
-        let parsed = url.parse().map_err(|_| ChainError::Config(format!("{url:?} is not a URL")))?;
-        let provider = ProviderBuilder::new().connect_http(parsed).erased();
+        let provider = ProviderBuilder::new().connect_http(parse_url(url)?).erased();
         let chain = RpcChain {
             runtime: runtime()?,
             provider,

@@ -10,10 +10,12 @@
 //!
 //!  view(to, call)   ─▶ the answer at the latest block; a revert decoded
 //!  send(to, call)   ─▶ rpc:      dry run as the sender (a revert comes back decoded and
-//!                                costs nothing) ─▶ send ─▶ wait for the receipt
+//!                                costs nothing) ─▶ send ─▶ on_broadcast(its hash)
+//!                                ─▶ wait for the receipt (failing: Unconfirmed, the hash)
 //!                      embedded: transact(sender, to, data): a block of its own
 //!                   ─▶ Sent { tx hash (a node's), block, gas, logs }
-//!  chain_time()     ─▶ the latest block's time (embedded: the chain's time)
+//!  head()           ─▶ the latest block's number and time (embedded: the chain's time)
+//!  view_at(head, …) ─▶ the answer at that block: several reads of one state
 //! ```
 //!
 //! # Design
@@ -30,22 +32,26 @@
 //! # Known limitations
 //!
 //! - A transaction is waited for until it is in a block (one confirmation), for at most
-//!   [`RpcChain::CONFIRMATION_TIMEOUT`](super::RpcChain::CONFIRMATION_TIMEOUT); it is never
+//!   [`RpcChain::CONFIRMATION_TIMEOUT`](super::RpcChain::CONFIRMATION_TIMEOUT) (or what
+//!   [`L1User::set_receipt_timeout`] says); it is never
 //!   replaced or re-priced (the submitter's sending rules are for its commits only).
+//! - Once a node accepted a transaction, a failed wait for its receipt (a timeout, the
+//!   node gone) is [`ChainError::Unconfirmed`] with the hash: the transaction may still
+//!   be mined, so sending it again may do it twice. Check the hash first.
 //! - A transaction that passed its dry run but reverted when mined (the chain changed in
 //!   between) is reported as such, without a reason: a mined revert carries none.
 
 use std::time::Duration;
 
-use alloy::eips::BlockNumberOrTag;
-use alloy::network::TransactionBuilder;
+use alloy::eips::{BlockId, BlockNumberOrTag};
+use alloy::network::{Ethereum, TransactionBuilder};
 use alloy::primitives::{Address, B256, Bytes, Log};
-use alloy::providers::{DynProvider, Provider, ProviderBuilder};
+use alloy::providers::{DynProvider, PendingTransactionBuilder, Provider, ProviderBuilder};
 use alloy::rpc::types::TransactionRequest;
 use alloy::signers::local::PrivateKeySigner;
 use alloy::sol_types::SolCall;
 
-use super::rpc::{check_vault, runtime, signed_provider, within};
+use super::rpc::{check_vault, parse_url, runtime, signed_provider, within};
 use super::{ChainError, Result, RpcChain};
 use crate::embedded::{CHAIN_ID, EmbeddedChain, revert_words, token_address};
 
@@ -58,7 +64,13 @@ pub fn address_of(key: &str) -> Result<Address> {
     signer(key).map(|s| s.address())
 }
 
-fn signer(key: &str) -> Result<PrivateKeySigner> {
+/// The signer of a private key given as hex (with or without `0x`): the one parser of keys
+/// for the submitter's chain and the users'.
+///
+/// # Errors
+/// [`ChainError::Config`] if it is not a 32-byte hex private key (the error does not repeat
+/// it).
+pub(super) fn signer(key: &str) -> Result<PrivateKeySigner> {
     key.parse().map_err(|_| ChainError::Config("the key is not a 32-byte hex private key".into()))
 }
 
@@ -67,6 +79,21 @@ pub struct L1User {
     vault: Address,
     sender: Option<Address>,
     backend: Backend,
+    /// Told each transaction's hash as soon as a node accepted it, before its receipt.
+    on_broadcast: Option<Box<dyn FnMut(B256) + Send>>,
+    /// How long a transaction's receipt is waited for.
+    receipt_timeout: Duration,
+}
+
+/// The latest block, as read once: its number and time. Reads made "at" it
+/// ([`L1User::view_at`]) all see the same state.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Head {
+    /// Its number.
+    pub block: u64,
+    /// Its timestamp (on the embedded chain, the chain's time: moved on by
+    /// `advance_time` since).
+    pub time: u64,
 }
 
 enum Backend {
@@ -119,21 +146,44 @@ impl L1User {
                 let sender = signer.address();
                 (signed_provider(url, signer)?, Some(sender))
             }
-            None => {
-                let parsed = url.parse().map_err(|_| ChainError::Config(format!("{url:?} is not a URL")))?;
-                (ProviderBuilder::new().connect_http(parsed).erased(), None)
-            }
+            None => (ProviderBuilder::new().connect_http(parse_url(url)?).erased(), None),
         };
         let runtime = runtime()?;
         let checking = provider.clone();
         within(&runtime, "checking the contract", Self::TIMEOUT, async move { check_vault(&checking, vault).await })?;
-        Ok(L1User { vault, sender, backend: Backend::Rpc { runtime, provider } })
+        Ok(L1User {
+            vault,
+            sender,
+            backend: Backend::Rpc { runtime, provider },
+            on_broadcast: None,
+            receipt_timeout: RpcChain::CONFIRMATION_TIMEOUT,
+        })
     }
 
     /// The embedded chain's vault, as `sender` (`None`: read only; a chain opened
     /// read-only can only be read whatever the sender).
     pub fn embedded(chain: EmbeddedChain, sender: Option<Address>) -> L1User {
-        L1User { vault: chain.address(), sender, backend: Backend::Embedded(Box::new(chain)) }
+        L1User {
+            vault: chain.address(),
+            sender,
+            backend: Backend::Embedded(Box::new(chain)),
+            on_broadcast: None,
+            receipt_timeout: RpcChain::CONFIRMATION_TIMEOUT,
+        }
+    }
+
+    /// Calls `tell` with each transaction's hash as soon as the node accepted it, before
+    /// its receipt is waited for (a command prints it: if the wait then fails, the
+    /// transaction may still be mined, and its hash says which to look for). Never called
+    /// on the embedded chain, whose transactions have no hash and no wait.
+    pub fn on_broadcast(&mut self, tell: impl FnMut(B256) + Send + 'static) {
+        self.on_broadcast = Some(Box::new(tell));
+    }
+
+    /// Waits at most `timeout` for each transaction's receipt from now on (default
+    /// [`RpcChain::CONFIRMATION_TIMEOUT`]); past it, [`ChainError::Unconfirmed`].
+    pub fn set_receipt_timeout(&mut self, timeout: Duration) {
+        self.receipt_timeout = timeout;
     }
 
     /// The settlement contract (the vault).
@@ -172,17 +222,25 @@ impl L1User {
     /// by `advance_time` since). The next block's time is later.
     ///
     /// # Errors
-    /// The transport's; [`ChainError::Incomplete`] for a node without a latest block.
+    /// As [`L1User::head`].
     pub fn chain_time(&self) -> Result<u64> {
+        self.head().map(|head| head.time)
+    }
+
+    /// The latest block: its number and time, read together.
+    ///
+    /// # Errors
+    /// The transport's; [`ChainError::Incomplete`] for a node without a latest block.
+    pub fn head(&self) -> Result<Head> {
         match &self.backend {
-            Backend::Embedded(chain) => Ok(chain.timestamp()),
+            Backend::Embedded(chain) => Ok(Head { block: chain.block(), time: chain.timestamp() }),
             Backend::Rpc { runtime, provider } => within(runtime, "reading the latest block", Self::TIMEOUT, async {
                 let block = provider
                     .get_block_by_number(BlockNumberOrTag::Latest)
                     .await
                     .map_err(ChainError::rpc("reading the latest block"))?;
                 block
-                    .map(|b| b.header.timestamp)
+                    .map(|b| Head { block: b.header.number, time: b.header.timestamp })
                     .ok_or(ChainError::Incomplete { what: "reading the latest block", missing: "no latest block" })
             }),
         }
@@ -213,13 +271,26 @@ impl L1User {
     /// [`ChainError::Reverted`] with the reason in words; [`ChainError::Decode`] for an
     /// answer that does not decode; the transport's.
     pub fn view<C: SolCall>(&self, to: Address, call: &C) -> Result<C::Return> {
+        self.call_at(BlockId::latest(), to, call)
+    }
+
+    /// [`L1User::view`] at the block `head` (on the embedded chain, whose reads are of
+    /// its one state, the same as [`L1User::view`]).
+    ///
+    /// # Errors
+    /// As [`L1User::view`].
+    pub fn view_at<C: SolCall>(&self, head: Head, to: Address, call: &C) -> Result<C::Return> {
+        self.call_at(BlockId::number(head.block), to, call)
+    }
+
+    fn call_at<C: SolCall>(&self, block: BlockId, to: Address, call: &C) -> Result<C::Return> {
         let data = Bytes::from(call.abi_encode());
         let from = self.sender.unwrap_or(Address::ZERO);
         let output = match &self.backend {
             Backend::Embedded(chain) => chain.call(to, data)?,
             Backend::Rpc { runtime, provider } => {
                 let request = TransactionRequest::default().with_from(from).with_to(to).with_input(data);
-                within(runtime, "calling the contract", Self::TIMEOUT, dry_run(provider, request, from, to))?
+                within(runtime, "calling the contract", Self::TIMEOUT, dry_run(provider, request, block, from, to))?
             }
         };
         C::abi_decode_returns(&output)
@@ -242,26 +313,44 @@ impl L1User {
             }
             Backend::Rpc { runtime, provider } => {
                 let request = TransactionRequest::default().with_from(from).with_to(to).with_input(data);
+                let latest = BlockId::latest();
                 within(
                     runtime,
                     "dry-running the transaction",
                     Self::TIMEOUT,
-                    dry_run(provider, request.clone(), from, to),
+                    dry_run(provider, request.clone(), latest, from, to),
                 )?;
+                let pending = within(runtime, "sending the transaction", Self::TIMEOUT, async {
+                    provider.send_transaction(request).await.map_err(ChainError::rpc("sending the transaction"))
+                })?;
+                let tx = *pending.tx_hash();
+                if let Some(tell) = &mut self.on_broadcast {
+                    tell(tx);
+                }
                 within(
                     runtime,
-                    "sending the transaction",
-                    RpcChain::CONFIRMATION_TIMEOUT,
-                    send(provider, request, from, to),
+                    "waiting for the transaction's receipt",
+                    self.receipt_timeout,
+                    receipt(pending, from, to),
                 )
+                .map_err(|e| match e {
+                    mined @ ChainError::Reverted { .. } => mined,
+                    unseen => ChainError::Unconfirmed { tx, source: Box::new(unseen) },
+                })
             }
         }
     }
 }
 
-/// `eth_call` of `request` at the latest block; a revert decoded.
-async fn dry_run(provider: &DynProvider, request: TransactionRequest, from: Address, to: Address) -> Result<Bytes> {
-    match provider.call(request).await {
+/// `eth_call` of `request` at `block`; a revert decoded.
+async fn dry_run(
+    provider: &DynProvider,
+    request: TransactionRequest,
+    block: BlockId,
+    from: Address,
+    to: Address,
+) -> Result<Bytes> {
+    match provider.call(request).block(block).await {
         Ok(output) => Ok(output),
         Err(e) => match e.as_error_resp().and_then(|payload| payload.as_revert_data()) {
             Some(data) => Err(ChainError::Reverted { from, to, reason: revert_words(&data) }),
@@ -270,9 +359,8 @@ async fn dry_run(provider: &DynProvider, request: TransactionRequest, from: Addr
     }
 }
 
-/// Sends `request` and waits for its receipt.
-async fn send(provider: &DynProvider, request: TransactionRequest, from: Address, to: Address) -> Result<Sent> {
-    let pending = provider.send_transaction(request).await.map_err(ChainError::rpc("sending the transaction"))?;
+/// Waits for the receipt of a transaction sent.
+async fn receipt(pending: PendingTransactionBuilder<Ethereum>, from: Address, to: Address) -> Result<Sent> {
     let receipt = pending
         .get_receipt()
         .await

@@ -79,3 +79,83 @@ fn an_l1_user_signs_with_its_key_on_a_node() {
     let not_a_vault = L1User::rpc(node.url(), Address::repeat_byte(9), None).unwrap_err();
     assert!(matches!(not_a_vault, ChainError::WrongContract { .. }), "{not_a_vault}");
 }
+
+/// Regression (the tx hash was dropped): a node's transaction's hash is told as soon as the
+/// node accepted it, before its receipt, and is the receipt's; a dry run refused tells
+/// nothing (nothing was sent).
+#[test]
+fn an_l1_users_tx_hash_is_told_as_soon_as_it_is_sent() {
+    let node = anvil();
+    let (vault, token) = RpcChain::deploy_local(node.url(), SUBMITTER_KEY).unwrap();
+    let mut user = L1User::rpc(node.url(), vault, Some(DEV_KEYS[1])).unwrap();
+    let told = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
+    let tell = told.clone();
+    user.on_broadcast(move |tx| tell.lock().unwrap().push(tx));
+    let alice = user.sender().unwrap();
+    let sent = user.send(token, &T::mintCall { to: alice, amount: U256::from(USD) }).unwrap();
+    assert_eq!(*told.lock().unwrap(), vec![sent.tx_hash.unwrap()]);
+    user.send(vault, &S::claimCall {}).unwrap_err();
+    assert_eq!(told.lock().unwrap().len(), 1, "a refused dry run sends nothing and tells nothing");
+}
+
+/// Regression (reads at "latest" one by one): `view_at` reads the state of the one block
+/// `head` names, whatever was mined since.
+#[test]
+fn an_l1_users_reads_at_one_head_see_one_block() {
+    let node = anvil();
+    let (vault, token) = RpcChain::deploy_local(node.url(), SUBMITTER_KEY).unwrap();
+    let mut user = L1User::rpc(node.url(), vault, Some(DEV_KEYS[1])).unwrap();
+    let head = user.head().unwrap();
+    assert_eq!(head.time, user.chain_time().unwrap());
+    let alice = user.sender().unwrap();
+    user.send(token, &T::mintCall { to: alice, amount: U256::from(USD) }).unwrap();
+    user.send(token, &T::approveCall { spender: vault, amount: U256::from(USD) }).unwrap();
+    user.send(vault, &S::depositCall { account: 7, amount: USD }).unwrap();
+    assert_eq!(user.view(vault, &S::queueLengthCall {}).unwrap(), 1);
+    assert_eq!(user.view_at(head, vault, &S::queueLengthCall {}).unwrap(), 0, "the state at head");
+    assert!(user.head().unwrap().block > head.block);
+}
+
+/// Regression (errors printed the whole RPC URL): a URL that does not parse is named by its
+/// scheme and host only; its path, query and user (where API keys go) are not printed.
+#[test]
+fn an_rpc_urls_secret_parts_are_never_in_an_error() {
+    for url in ["http://exa mple.com/v3/SECRET", "https://user:SECRET@[::1/v3/SECRET?key=SECRET", "SECRET"] {
+        let errors = [
+            L1User::rpc(url, Address::ZERO, None).unwrap_err().to_string(),
+            L1User::rpc(url, Address::ZERO, Some(DEV_KEYS[1])).unwrap_err().to_string(),
+            RpcChain::read_only(url, Address::ZERO).unwrap_err().to_string(),
+            RpcChain::connect(url, SUBMITTER_KEY, Address::ZERO, 1).unwrap_err().to_string(),
+        ];
+        for err in errors {
+            assert!(err.starts_with("the RPC URL ") && err.ends_with(" is not a URL"), "{err}");
+            assert!(!err.contains("SECRET"), "{err}");
+        }
+    }
+}
+
+/// Regression (a timeout after the broadcast looked like nothing done, and a retry
+/// deposited twice): a transaction the node accepted but did not mine in time is
+/// `Unconfirmed`, naming the hash told when it was sent; it is still in the node's pool
+/// and is mined later — exactly why it must not be sent again blindly.
+#[test]
+fn an_l1_users_unmined_transaction_is_unconfirmed_with_its_hash() {
+    let node = anvil();
+    let (vault, token) = RpcChain::deploy_local(node.url(), SUBMITTER_KEY).unwrap();
+    let mut user = L1User::rpc(node.url(), vault, Some(DEV_KEYS[1])).unwrap();
+    let told = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
+    let tell = told.clone();
+    user.on_broadcast(move |tx| tell.lock().unwrap().push(tx));
+    user.set_receipt_timeout(std::time::Duration::from_millis(300));
+    node.request("evm_setAutomine", serde_json::json!([false])).unwrap();
+    let alice = user.sender().unwrap();
+    let err = user.send(token, &T::mintCall { to: alice, amount: U256::from(USD) }).unwrap_err();
+    let sent = told.lock().unwrap().clone();
+    assert_eq!(sent.len(), 1);
+    assert!(matches!(&err, ChainError::Unconfirmed { tx, .. } if *tx == sent[0]), "{err}");
+    assert!(err.to_string().contains(&sent[0].to_string()) && !err.is_retryable(), "{err}");
+    node.request("evm_mine", serde_json::json!([])).unwrap();
+    let receipt = node.request("eth_getTransactionReceipt", serde_json::json!([sent[0]])).unwrap();
+    assert_eq!(receipt["status"], serde_json::json!("0x1"), "it was mined after all: {receipt}");
+    assert_eq!(user.view(token, &T::balanceOfCall { holder: alice }).unwrap(), U256::from(USD));
+}
