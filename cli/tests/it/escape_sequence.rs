@@ -25,7 +25,7 @@ use l2x_settlement::chain::abi::{L2xSettlement as Vault, L2xTestUSD as Token};
 use l2x_settlement::chain::{L1User, address_of};
 use l2x_settlement::embedded::EmbeddedChain;
 use l2x_types::Amount;
-use serde_json::Value;
+use serde_json::{Value, json};
 
 /// A week and a second: past `Config::local`'s forced deadline and its insurance exit delay.
 const PAST_A_WEEK: &str = "604801";
@@ -178,6 +178,14 @@ fn the_operator_stops_anyone_freezes_every_account_escapes_and_the_dust_is_exact
     let queue: Value = serde_json::from_str(&ok(&chain, None, &["queue", "--json"])).unwrap();
     assert_eq!(queue["frozen"], true, "{queue}");
     assert_eq!(queue["refunded"], queue["queue_length"], "{queue}");
+    // What the documented sequence's last `settle queue` shows, and the chain's own reads.
+    let dust_usdc = Amount::format_micro(dust);
+    assert_eq!((&queue["balance"], &queue["held_for_l2"]), (&json!(dust_usdc), &json!(dust_usdc)), "{queue}");
+    assert_eq!(
+        (&queue["pending_deposits"], &queue["claimable"]),
+        (&json!(Amount::format_micro(0)), &json!(Amount::format_micro(0))),
+        "{queue}"
+    );
     let reader = reader(&chain);
     let vault = reader.vault();
     assert_eq!(balance(&chain, vault), units(dust));

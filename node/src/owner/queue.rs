@@ -19,7 +19,7 @@
 use std::io::Write;
 
 use alloy_primitives::{Address, U256};
-use l2x_settlement::chain::abi::L2xSettlement as Vault;
+use l2x_settlement::chain::abi::{L2xSettlement as Vault, L2xTestUSD as Token};
 use l2x_settlement::chain::{Head, L1User, entry_of};
 use l2x_settlement::queue::{Entry, Kind};
 use serde_json::{Value, json};
@@ -51,6 +51,12 @@ struct Books {
     deadline: u64,
     /// The oldest entry not consumed and when it was queued.
     oldest: Option<(u64, u64)>,
+    /// What the vault holds for L2 (`l2Total`), for queued deposits (`pendingDeposits`) and
+    /// for claims (`totalClaimable`), and its token balance.
+    held: U256,
+    pending: U256,
+    claimable: U256,
+    balance: U256,
 }
 
 impl Books {
@@ -58,6 +64,7 @@ impl Books {
     fn read(user: &L1User, head: Head) -> Result<Books> {
         let vault = user.vault();
         let processed = user.view_at(head, vault, &Vault::processedCall {})?;
+        let token = user.view_at(head, vault, &Vault::tokenCall {})?;
         let length = user.view_at(head, vault, &Vault::queueLengthCall {})?;
         let oldest = if processed < length {
             let index = processed.saturating_add(1);
@@ -67,7 +74,7 @@ impl Books {
         };
         Ok(Books {
             chain_id: user.chain_id()?,
-            token: user.view_at(head, vault, &Vault::tokenCall {})?,
+            token,
             time: head.time,
             length,
             processed,
@@ -76,6 +83,10 @@ impl Books {
             frozen_at: user.view_at(head, vault, &Vault::frozenAtCall {})?,
             deadline: user.view_at(head, vault, &Vault::forcedDeadlineCall {})?,
             oldest,
+            held: user.view_at(head, vault, &Vault::l2TotalCall {})?,
+            pending: user.view_at(head, vault, &Vault::pendingDepositsCall {})?,
+            claimable: user.view_at(head, vault, &Vault::totalClaimableCall {})?,
+            balance: user.view_at(head, token, &Token::balanceOfCall { holder: vault })?,
         })
     }
 
@@ -155,6 +166,10 @@ fn as_json(user: &L1User, books: &Books, entries: &[Entry], more: Option<u64>) -
         "frozen": books.frozen,
         "frozen_at": books.frozen.then_some(books.frozen_at),
         "refunded": books.refunded,
+        "held_for_l2": usdc(books.held),
+        "pending_deposits": usdc(books.pending),
+        "claimable": usdc(books.claimable),
+        "balance": usdc(books.balance),
         "entries": entries.iter().map(|e| json!({
             "index": e.index,
             "kind": kind_name(e.kind),
@@ -181,6 +196,14 @@ fn as_text(out: &mut dyn Write, user: &L1User, books: &Books, entries: &[Entry],
         out,
         "queue: {} entries; the committed batches consumed {}; deadline {} s",
         books.length, books.processed, books.deadline
+    )?;
+    writeln!(
+        out,
+        "vault balance {} USDC: held for L2 {}, pending deposits {}, claimable {}",
+        usdc(books.balance),
+        usdc(books.held),
+        usdc(books.pending),
+        usdc(books.claimable)
     )?;
     match (books.oldest, books.due()) {
         (Some((index, at)), Some(due)) => writeln!(
