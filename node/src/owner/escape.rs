@@ -103,13 +103,30 @@ pub enum EscapeError {
         /// The first disagreement, in words.
         finding: String,
     },
+    /// The chain's data could not be read for the proof (a node that does not answer, a
+    /// damaged store file): nothing was sent.
+    #[error(
+        "the chain's data could not be read for the proof ({why}); nothing was sent; \
+         --batches DIR proves from batch files instead"
+    )]
+    Unreadable {
+        /// What could not be read, in words.
+        why: String,
+    },
     /// The chain committed another batch between reading its last root and rebuilding.
-    #[error("the chain's last batch was {last} when the escape began and {rebuilt} when it was rebuilt; run it again")]
+    #[error(
+        "the chain's last batch was {last} with root {root} when the escape began, and {rebuilt} with root \
+         {rebuilt_root} when it was rebuilt; run it again"
+    )]
     ChainMoved {
         /// The batch the escape is against.
         last: u64,
+        /// Its root.
+        root: B256,
         /// The batch the rebuild read to.
         rebuilt: u64,
+        /// The root the rebuild read.
+        rebuilt_root: B256,
     },
     /// The account has no leaf at that batch (nothing in it, ever): nothing to escape with.
     #[error("{holder} has no leaf at batch {index}: nothing to escape with")]
@@ -132,8 +149,10 @@ impl ProofSource {
         match self {
             ProofSource::BatchFiles(dir) => from_batch_files(&BatchSet::load(dir)?, account, last, root),
             ProofSource::Chain(spec) => {
-                let mut reader = spec.reader()?;
-                from_rebuild(&rebuild::rebuild(reader.as_mut())?, account, last, root)
+                let unreadable = |e: &dyn std::fmt::Display| escape(EscapeError::Unreadable { why: e.to_string() });
+                let mut reader = spec.reader().map_err(|e| unreadable(&e))?;
+                let rebuilt = rebuild::rebuild(reader.as_mut()).map_err(|e| unreadable(&e))?;
+                from_rebuild(&rebuilt, account, last, root)
             }
         }
     }
@@ -148,7 +167,7 @@ fn from_rebuild(r: &Rebuild, account: u64, last: u64, root: B256) -> Result<Esca
         return Err(escape(EscapeError::DoesNotRebuild { finding: finding.to_string() }));
     }
     if r.chain_last != last || r.chain_root != root {
-        return Err(escape(EscapeError::ChainMoved { last, rebuilt: r.chain_last }));
+        return Err(escape(EscapeError::ChainMoved { last, root, rebuilt: r.chain_last, rebuilt_root: r.chain_root }));
     }
     let found = r
         .escape(account)
@@ -269,7 +288,12 @@ mod tests {
             EscapeError::NoLeaf { holder: "account 3".into(), index: 2 }
         );
         let moved = refusal(from_rebuild(&rebuilt, 1, 3, B256::repeat_byte(3)));
-        assert_eq!(moved, EscapeError::ChainMoved { last: 3, rebuilt: 2 });
+        let expected = EscapeError::ChainMoved { last: 3, root: B256::repeat_byte(3), rebuilt: 2, rebuilt_root: root };
+        assert_eq!(moved, expected);
+        // The same batch with another root (a reorg of the last commit) is moved too.
+        let other_root = refusal(from_rebuild(&rebuilt, 1, 2, B256::repeat_byte(4)));
+        let expected = EscapeError::ChainMoved { last: 2, root: B256::repeat_byte(4), rebuilt: 2, rebuilt_root: root };
+        assert_eq!(other_root, expected);
         assert_eq!(refusal(from_rebuild(&rebuilt, 1, 0, B256::ZERO)), EscapeError::NothingCommitted);
         let finding = l2x_settlement::rebuild::Finding::Root {
             index: 2,
