@@ -248,11 +248,12 @@ pub(crate) enum SettleCmd {
     MintTestUsd(owner::MintTestUsd),
     /// Move the embedded chain's clock on (tests, the documented escape sequence).
     AdvanceTime(owner::AdvanceTime),
-    /// The public test key and address that own an account on an embedded demo chain
-    /// (demos and tests only: anyone can compute it).
+    /// The public test key and address that own an account on an embedded demo chain, or
+    /// that the fee account and the insurance fund escape to (demos and tests only: anyone
+    /// can compute them).
     TestOwner {
-        /// The account.
-        #[arg(long)]
+        /// The account, or `fees` / `insurance` (their recipient).
+        #[arg(long, value_parser = crate::args::holder)]
         account: u64,
     },
 }
@@ -302,6 +303,16 @@ pub(crate) fn settle(cmd: SettleCmd) -> Result<ExitCode> {
         SettleCmd::Owner(a) => owner::owner(&mut out, &a).map(|()| Verdict::Agrees)?,
         SettleCmd::MintTestUsd(a) => owner::mint_test_usd(&mut out, &a).map(|()| Verdict::Agrees)?,
         SettleCmd::AdvanceTime(a) => owner::advance_time(&mut out, &a).map(|()| Verdict::Agrees)?,
+        SettleCmd::TestOwner { account } if account >= u64::MAX - 1 => {
+            let (key, address) = l2x_settlement::embedded::recipient_key();
+            writeln!(out, "owner {address} key {key}")?;
+            writeln!(
+                out,
+                "a public test key (keccak256(\"l2x-embedded-recipient\")): the fee account and the insurance fund \
+                 escape to it on the embedded chain of l2x demos and tests only; never send real funds to it"
+            )?;
+            Verdict::Agrees
+        }
         SettleCmd::TestOwner { account } => {
             let (key, address) = l2x_node::funding::owner_key(l2x_types::AccountId(account));
             writeln!(out, "owner {address} key {key}")?;

@@ -9,13 +9,15 @@
 //!   ─▶ freeze refused (NotOverdue) ─▶ advance-time past the deadline ─▶ freeze (anyone)
 //!   ─▶ each owner: escape (proof from the chain, no batch files) ─▶ withdraw-claim
 //!   ─▶ refund-queued ─▶ the depositor's withdraw-claim
-//!   ─▶ fees: InsuranceNotYet, then NotOwner (its recipient is the keyless submitter)
-//!   ─▶ the vault holds exactly the fee account's and the fund's equity: the dust
+//!   ─▶ fees and fund: InsuranceNotYet ─▶ advance-time past the delay ─▶ another key NotOwner
+//!   ─▶ their recipient's public test key escapes both and claims
+//!   ─▶ the vault holds exactly 0: the dust of docs/SETTLEMENT.md, "The dust"
 //! ```
 //!
 //! Each owner is credited and paid exactly its equity as `settle rebuild` computed it, to the
-//! token base unit; the vault's books end at exactly what docs/SETTLEMENT.md, "The dust",
-//! says stays.
+//! token base unit (the last escapes at most what the vault still holds for L2); the
+//! equities sum to what it holds (conservation), so after every escape and claim it is
+//! empty.
 
 use std::path::Path;
 use std::process::{Command, Output, Stdio};
@@ -106,8 +108,33 @@ fn units(micro: i128) -> U256 {
     U256::from(u128::try_from(micro).unwrap())
 }
 
+/// The fee account and the fund escape last, to their recipient (a public test key on the
+/// embedded chain), only after the delay; they are credited what remains of `l2Total`
+/// (`remaining`), the fee account first (its equity or what remains), the fund the rest.
+fn fees_and_fund_escape(chain: &Path, all: &[Value], remaining: i128, anyone: &str) {
+    let (recipient, recipient_key) = test_owner("fees");
+    assert_eq!(test_owner("insurance"), (recipient, recipient_key.clone()));
+    refused(chain, Some(&recipient_key), &["escape", "--account", "fees"], "InsuranceNotYet");
+    advance_a_week(chain);
+    refused(chain, Some(anyone), &["escape", "--account", "fees"], "NotOwner");
+    let holder = |h: &str| all.iter().find(|a| a["holder"] == h).map_or(0, equity);
+    let fees = holder("fees").max(0).min(remaining);
+    let fund = holder("insurance").max(0).min(remaining - fees);
+    let before = balance(chain, recipient);
+    for h in ["fees", "insurance"] {
+        if all.iter().any(|a| a["holder"] == h) {
+            ok(chain, Some(&recipient_key), &["escape", "--account", h]);
+        }
+    }
+    if fees + fund > 0 {
+        ok(chain, Some(&recipient_key), &["withdraw-claim"]);
+    }
+    assert_eq!(balance(chain, recipient) - before, units(fees + fund));
+    assert_eq!(fees + fund, remaining, "conservation: the two leaves' equities are what remains");
+}
+
 /// The whole documented sequence; every account leaves with exactly its equity, and the
-/// vault ends holding exactly the fee account's and the insurance fund's equity.
+/// vault ends empty.
 #[test]
 fn the_operator_stops_anyone_freezes_every_account_escapes_and_the_dust_is_exact() {
     let dir = tempfile::tempdir().unwrap();
@@ -127,12 +154,11 @@ fn the_operator_stops_anyone_freezes_every_account_escapes_and_the_dust_is_exact
     assert!(open >= 2, "the demo left {open} accounts with positions");
     let total: i128 = rebuilt["totals"]["equity"].as_str().unwrap().parse().unwrap();
     assert_eq!(all.iter().map(equity).sum::<i128>(), total);
-    // What the escapes pay (a negative equity pays nothing), and what the rule says stays:
-    // every equity but the traders' paid ones — the fee account's and the fund's (which may
-    // be negative: a loss the fund took on is short from what the fee account is owed).
+    // What the traders' escapes pay (a negative equity pays nothing); the fee account and
+    // the fund, escaping last, share what remains of `total` (the vault's `l2Total`).
     let paid: i128 = traders.iter().map(|a| equity(a).max(0)).sum();
     assert!(paid <= total, "the traders are owed more than the vault holds for them");
-    let dust = total - paid;
+    let remaining = total - paid;
 
     // The operator is gone; account 1's owner deposits, and no batch will take it.
     let (owner1, key1) = test_owner("1");
@@ -178,13 +204,11 @@ fn the_operator_stops_anyone_freezes_every_account_escapes_and_the_dust_is_exact
     ok(&chain, Some(&key1), &["withdraw-claim"]);
     assert_eq!(balance(&chain, owner1) - before, U256::from(STRANDED_MICRO));
 
-    // The fee account escapes only to its recipient, the embedded chain's submitter, which
-    // has no key: the CLI cannot move it out, before the delay or after.
-    refused(&chain, Some(&anyone), &["escape", "--account", "fees"], "InsuranceNotYet");
-    advance_a_week(&chain);
-    refused(&chain, Some(&anyone), &["escape", "--account", "fees"], "NotOwner");
+    // The fee account and the fund escape last, to their recipient, after the delay.
+    fees_and_fund_escape(&chain, all, remaining, &anyone);
+    let dust = 0;
 
-    // The books: exactly the fee account's and the fund's equity stays; nothing is owed.
+    // The books: nothing stays, nothing is owed.
     let queue: Value = serde_json::from_str(&ok(&chain, None, &["queue", "--json"])).unwrap();
     assert_eq!(queue["frozen"], true, "{queue}");
     assert_eq!(queue["refunded"], queue["queue_length"], "{queue}");

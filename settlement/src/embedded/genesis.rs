@@ -7,6 +7,12 @@
 //! | 0 | `L2xTestUSD` | [`test_usd_creation_code`] | [`token_address`] = `DEPLOYER.create(0)` |
 //! | 1 | `L2xSettlement` | [`settlement_creation_code`]`(SUBMITTER, token)` | [`settlement_address`] = `DEPLOYER.create(1)` |
 //!
+//! The settlement contract's parameters are `Config::local`'s but for the fee account's and
+//! the insurance fund's recipient: the address of a **public test key**, [`recipient_key`]
+//! (`keccak256("l2x-embedded-recipient")`), so that after a freeze those two leaves can
+//! escape from the command line too and an embedded vault can end empty. (The submitter has
+//! no key: embedded transactions are not signed.)
+//!
 //! The token comes first so that the settlement contract's constructor can be given its
 //! address (contract v2 holds it as its collateral).
 //!
@@ -26,7 +32,7 @@
 
 use std::collections::BTreeMap;
 
-use alloy::primitives::{Address, B256, Bytes};
+use alloy::primitives::{Address, B256, Bytes, keccak256};
 use revm::bytecode::Bytecode;
 use revm::context::result::{ExecutionResult, Output};
 use revm::database::DatabaseCommit;
@@ -36,7 +42,7 @@ use revm::state::AccountInfo;
 use super::evm::{self, Db, Header};
 use super::state_file::ChainState;
 use super::{SUBMITTER, StateError};
-use crate::chain::{ChainError, Config, Result, creation_code, test_usd_creation_code};
+use crate::chain::{ChainError, Config, Result, address_of, creation_code, test_usd_creation_code};
 
 /// The address that deploys the genesis's contracts. No key exists for it, and nothing
 /// after the genesis depends on its nonce.
@@ -48,7 +54,18 @@ pub const DEPLOYER: Address = Address::new(*b"l2x-embedded-deploy\x01");
 /// # Errors
 /// [`ChainError::Artifact`] if the artifact is broken (a broken build).
 pub fn settlement_creation_code(submitter: Address, token: Address) -> Result<Vec<u8>> {
-    creation_code(&Config::local(submitter, token))
+    let (_, recipient) = recipient_key();
+    creation_code(&Config { feeRecipient: recipient, insuranceRecipient: recipient, ..Config::local(submitter, token) })
+}
+
+/// The public test key (hex) of the embedded vault's fee and insurance recipient,
+/// `keccak256("l2x-embedded-recipient")`, and its address. Public: for the embedded chain of
+/// tests and demos only.
+pub fn recipient_key() -> (String, Address) {
+    let key = keccak256(b"l2x-embedded-recipient").to_string();
+    // A valid secp256k1 key (checked by `the_recipient_key_is_a_key`).
+    let address = address_of(&key).unwrap_or(Address::ZERO);
+    (key, address)
 }
 
 /// The test token's address on every embedded chain (the deployer's nonce 0).
@@ -186,5 +203,17 @@ impl Genesis {
         self.code_hashes.insert(address, hash);
         self.code.insert(hash, code);
         hash
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_recipient_key_is_a_key() {
+        let (key, address) = recipient_key();
+        assert_eq!(address_of(&key).ok(), Some(address));
+        assert_ne!(address, Address::ZERO);
     }
 }

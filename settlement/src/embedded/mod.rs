@@ -102,7 +102,7 @@ use revm::primitives::TxKind;
 pub use self::evm::CHAIN_ID;
 pub use blob_store::{BLOBS_DIR, blob_path};
 pub use clock::{Clock, FixedClock, WallClock};
-pub use genesis::{DEPLOYER, settlement_address, settlement_creation_code, token_address};
+pub use genesis::{DEPLOYER, recipient_key, settlement_address, settlement_creation_code, token_address};
 pub use state_file::{AccountState, ChainState, FormatError, STATE_FILE, VERSION};
 
 /// A revert's reason in words, on either chain (the RPC users' transactions use it too).

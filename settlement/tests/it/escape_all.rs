@@ -22,7 +22,7 @@ use l2x_settlement::batch::Batch;
 use l2x_settlement::chain::abi::{L2xSettlement as S, L2xTestUSD as T};
 use l2x_settlement::chain::{Chain, QueueReader, RpcChain, WEEK, submitter_of};
 use l2x_settlement::devnode::Anvil;
-use l2x_settlement::embedded::{EmbeddedChain, FixedClock, SUBMITTER};
+use l2x_settlement::embedded::{EmbeddedChain, FixedClock, recipient_key};
 use l2x_settlement::epoch::{self, Epoch, Epochs, Policy};
 use l2x_settlement::leaf::AccountLeaf;
 use l2x_settlement::market::{self, Market};
@@ -48,7 +48,7 @@ fn owner(a: u64) -> Address {
 trait Base {
     fn vault(&self) -> Address;
     fn token(&self) -> Address;
-    /// Where the fee account and the fund escape to (`Config::local`: the submitter).
+    /// Where the fee account and the fund escape to.
     fn recipient(&self) -> Address;
     fn send(&mut self, from: Address, to: Address, data: Vec<u8>);
     fn call(&mut self, to: Address, data: Vec<u8>) -> Bytes;
@@ -77,7 +77,7 @@ impl Base for EmbeddedChain {
         EmbeddedChain::token(self)
     }
     fn recipient(&self) -> Address {
-        SUBMITTER
+        recipient_key().1
     }
     fn send(&mut self, from: Address, to: Address, data: Vec<u8>) {
         self.transact(from, to, data).unwrap();

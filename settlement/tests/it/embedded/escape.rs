@@ -10,7 +10,7 @@ use l2x_risk::Ledger;
 use l2x_settlement::batch::Batch;
 use l2x_settlement::chain::abi::{L2xSettlement as S, L2xTestUSD as T};
 use l2x_settlement::chain::{Chain, QueueReader, WEEK};
-use l2x_settlement::embedded::{EmbeddedChain, FixedClock, SUBMITTER};
+use l2x_settlement::embedded::{EmbeddedChain, FixedClock, recipient_key};
 use l2x_settlement::epoch::{self, Epoch, Epochs, Policy};
 use l2x_settlement::leaf::{AccountLeaf, Position};
 use l2x_settlement::market::{self, Market};
@@ -181,7 +181,8 @@ fn every_account_escapes_with_its_exact_equity_and_the_vault_ends_empty() {
     assert!(refusal(&mut chain, ALICE, &escape(&richer, proof(alice), &markets)).contains("BadProof(account 1)"));
     assert!(refusal(&mut chain, BOB, &escape(alice, proof(alice), &markets)).contains("NotOwner(account 1"));
     let fund = leaves.iter().find(|l| l.account == u64::MAX).unwrap();
-    assert!(refusal(&mut chain, SUBMITTER, &escape(fund, proof(fund), &markets)).contains("InsuranceNotYet"));
+    let recipient = recipient_key().1;
+    assert!(refusal(&mut chain, recipient, &escape(fund, proof(fund), &markets)).contains("InsuranceNotYet"));
 
     // Every leaf with anything in it escapes, paid its exact equity.
     chain.advance_time(WEEK).unwrap();
@@ -194,7 +195,7 @@ fn every_account_escapes_with_its_exact_equity_and_the_vault_ends_empty() {
         let payee = match leaf.account {
             1 => ALICE,
             2 => BOB,
-            _ => SUBMITTER, // the fee account's and the fund's recipient (Config::local)
+            _ => recipient, // the fee account's and the fund's recipient (the genesis's)
         };
         let before = view(&chain, vault, &S::claimsCall { holder: payee }).amount;
         // A leaf of collateral alone needs no market state: a wrong one does not stop it.
@@ -210,7 +211,7 @@ fn every_account_escapes_with_its_exact_equity_and_the_vault_ends_empty() {
 
     // Carol's queued deposit comes back; everyone claims; the vault is empty, to the unit.
     send(&mut chain, CAROL, vault, &S::refundQueuedCall { count: 10 });
-    for who in [ALICE, BOB, CAROL, SUBMITTER] {
+    for who in [ALICE, BOB, CAROL, recipient] {
         send(&mut chain, who, vault, &S::claimCall {});
     }
     assert_eq!(view(&chain, chain.token(), &T::balanceOfCall { holder: vault }), U256::ZERO);

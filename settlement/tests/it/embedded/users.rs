@@ -9,7 +9,7 @@ use l2x_settlement::batch::Batch;
 use l2x_settlement::chain::abi::L2xTestUSD as T;
 use l2x_settlement::chain::{Chain, ChainError, runtime_code, test_usd_runtime_code};
 use l2x_settlement::embedded::{
-    DEPLOYER, EmbeddedChain, FixedClock, Receipt, SUBMITTER, settlement_address, token_address,
+    DEPLOYER, EmbeddedChain, FixedClock, Receipt, SUBMITTER, recipient_key, settlement_address, token_address,
 };
 
 use super::{epochs, state_error};
@@ -54,7 +54,12 @@ fn the_genesis_puts_the_token_and_the_contract_at_fixed_addresses_with_the_artif
     assert_eq!(
         code_hash(chain.address()),
         alloy::primitives::keccak256(
-            runtime_code(&l2x_settlement::chain::Config::local(SUBMITTER, chain.token())).unwrap()
+            runtime_code(&l2x_settlement::chain::Config {
+                feeRecipient: recipient_key().1,
+                insuranceRecipient: recipient_key().1,
+                ..l2x_settlement::chain::Config::local(SUBMITTER, chain.token())
+            })
+            .unwrap()
         )
     );
     assert_eq!(state.accounts[&DEPLOYER].nonce, 2, "two deployments");
