@@ -19,8 +19,10 @@
 //! A disagreement is a [`Finding`] (the first batch that differs and the field), not an
 //! error: the caller reports it and exits 1, as `audit` does. Errors ([`RebuildError`]) are
 //! a chain that cannot be read — one that does not answer, or answers something that is
-//! not a batch's commit (`ChainError::Posted`) — and a leaf whose value does not fit in
-//! 128 bits.
+//! not a batch's commit (`ChainError::Posted`). A leaf whose value does not fit in 128 bits
+//! (the submitter's key can commit one: the contract never reads leaves) is neither: that
+//! leaf's figures are unknown, with the reason, and every other leaf is valued as usual
+//! ([`Rebuild::valued`], [`Totals`]).
 //!
 //! The checks are the file loader's, reused (`Batch::from_data`, `batch_set::check_next`):
 //! a chain that rebuilds is one whose batches would load as batch files. A batch is named by
@@ -41,29 +43,12 @@ use crate::leaf::AccountLeaf;
 use crate::market::{Market, ValueError};
 use crate::tree::{Proof, Tree};
 
-/// A chain that cannot be read, or a value that cannot be computed.
+/// A chain that cannot be read.
 #[derive(Debug, thiserror::Error)]
 pub enum RebuildError {
     /// The chain: it does not answer, or answers something that is not a batch's commit.
     #[error(transparent)]
     Chain(#[from] ChainError),
-    /// A leaf whose value at the market state does not fit in 128 bits (chain data the
-    /// exchange never produces).
-    #[error("batch {index}: {what}")]
-    Value {
-        /// The batch the state is at.
-        index: u64,
-        /// The account, the position and the figure.
-        what: ValueError,
-    },
-    /// A total over every leaf that does not fit in 128 bits.
-    #[error("batch {index}: the total {what} of every leaf does not fit in 128 bits")]
-    Total {
-        /// The batch the state is at.
-        index: u64,
-        /// The figure.
-        what: &'static str,
-    },
 }
 
 /// The first place where what the chain holds does not rebuild (each names the batch and
@@ -188,16 +173,22 @@ pub struct Escape {
 }
 
 /// Totals over every leaf (trading accounts, the insurance fund, the fee account).
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Totals {
     /// Leaves.
     pub leaves: usize,
     /// Σ collateral.
     pub collateral: i128,
-    /// Σ funding owed (`None`: a leaf's cannot be computed).
+    /// Σ funding owed (`None`: a leaf's cannot be computed, or the sum does not fit in 128
+    /// bits).
     pub funding_owed: Option<i128>,
-    /// Σ equity (`None`: a leaf's cannot be computed).
+    /// Σ equity (`None`: as for `funding_owed`).
     pub equity: Option<i128>,
+    /// Leaves whose value does not fit in 128 bits (their figures are `None`).
+    pub unvalued: usize,
+    /// The sums that do not fit in 128 bits although every leaf's does (`"funding_owed"`,
+    /// `"equity"`).
+    pub overflow: Vec<&'static str>,
 }
 
 impl Rebuild {
@@ -211,42 +202,48 @@ impl Rebuild {
         self.state.tree.root()
     }
 
-    /// Every leaf, in key order, with its value at the state's market state.
-    ///
-    /// # Errors
-    /// [`RebuildError::Value`] for a figure that does not fit in 128 bits.
-    pub fn valued(&self) -> Result<Vec<(&AccountLeaf, Value)>, RebuildError> {
-        let index = self.state.index;
-        self.state
-            .leaves
-            .values()
-            .map(|leaf| {
-                let value = audit::value_of(leaf, &self.state.markets);
-                value.map(|v| (leaf, v)).map_err(|what| RebuildError::Value { index, what })
-            })
-            .collect()
+    /// Every leaf, in key order, with its value at the state's market state: `Err` for a
+    /// leaf with a figure that does not fit in 128 bits (the account, the position, the
+    /// figure), which leaves every other leaf's value as it is.
+    pub fn valued(&self) -> Vec<(&AccountLeaf, Result<Value, ValueError>)> {
+        self.state.leaves.values().map(|leaf| (leaf, audit::value_of(leaf, &self.state.markets))).collect()
     }
 
-    /// The totals over every leaf.
-    ///
-    /// # Errors
-    /// As [`Rebuild::valued`]; [`RebuildError::Total`] for a total that does not fit.
-    pub fn totals(&self) -> Result<Totals, RebuildError> {
-        let index = self.state.index;
-        let overflow = |what| RebuildError::Total { index, what };
-        let mut totals = Totals { leaves: 0, collateral: 0, funding_owed: Some(0), equity: Some(0) };
-        let add = |sum: Option<i128>, v: Option<i128>, what| match (sum, v) {
-            (Some(s), Some(v)) => s.checked_add(v).map(Some).ok_or_else(|| overflow(what)),
-            _ => Ok(None),
+    /// The totals over every leaf: a sum is `None` if a leaf's figure is unknown (an
+    /// instrument not listed or without a mark, or a value that does not fit: counted in
+    /// `unvalued`) or if the sum itself does not fit (named in `overflow`).
+    pub fn totals(&self) -> Totals {
+        let mut totals = Totals {
+            leaves: 0,
+            collateral: 0,
+            funding_owed: Some(0),
+            equity: Some(0),
+            unvalued: 0,
+            overflow: Vec::new(),
         };
-        for (leaf, value) in self.valued()? {
+        let mut over = [false, false];
+        let mut add = |sum: Option<i128>, v: Option<i128>, slot: usize| match (sum, v) {
+            (Some(s), Some(v)) => {
+                let total = s.checked_add(v);
+                over[slot] |= total.is_none();
+                total
+            }
+            _ => None,
+        };
+        for (leaf, value) in self.valued() {
             totals.leaves += 1;
             // At most 2^64 leaves of 63-bit collateral: it fits.
             totals.collateral = totals.collateral.saturating_add(i128::from(leaf.collateral));
-            totals.funding_owed = add(totals.funding_owed, value.funding_owed, "funding owed")?;
-            totals.equity = add(totals.equity, value.equity, "equity")?;
+            let value = value.unwrap_or_else(|_| {
+                totals.unvalued += 1;
+                Value { funding_owed: None, equity: None }
+            });
+            totals.funding_owed = add(totals.funding_owed, value.funding_owed, 0);
+            totals.equity = add(totals.equity, value.equity, 1);
         }
-        Ok(totals)
+        totals.overflow =
+            ["funding_owed", "equity"].into_iter().zip(over).filter(|(_, o)| *o).map(|(n, _)| n).collect();
+        totals
     }
 
     /// `account`'s proof (of inclusion or absence) against the rebuilt root.
@@ -382,7 +379,8 @@ fn first_difference<T: PartialEq>(
     show: impl Fn(&T) -> String,
 ) -> Option<(String, String)> {
     if call.len() != data.len() {
-        return Some((format!("{} items", call.len()), format!("{} items", data.len())));
+        let items = |n: usize| format!("{n} item{}", if n == 1 { "" } else { "s" });
+        return Some((items(call.len()), items(data.len())));
     }
     let i = call.iter().zip(data).position(|(c, d)| c != d)?;
     Some((format!("{item} {i}: {}", show(&call[i])), show(&data[i])))

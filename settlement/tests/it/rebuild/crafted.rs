@@ -62,7 +62,7 @@ fn arguments_that_are_not_what_the_data_says_are_findings_naming_the_argument() 
     call.withdrawals.clear();
     let (_dir, mut chain) = embedded_with(&call);
     let f = finding(&mut chain);
-    let expected = Finding::Argument { index: 2, field: "withdrawals", call: "0 items".into(), data: "1 items".into() };
+    let expected = Finding::Argument { index: 2, field: "withdrawals", call: "0 items".into(), data: "1 item".into() };
     assert_eq!(f, expected);
     // A header argument: the epoch's time.
     let mut call = second(|_| {});
