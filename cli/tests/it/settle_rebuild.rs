@@ -217,8 +217,11 @@ fn lying_nodes(node: &Anvil, contract: &str, last: u64) {
 
     let creation = node.request("eth_getBlockByNumber", json!(["0x1", false])).unwrap()["transactions"][0].clone();
     let pointing = Liar::spawn(node.url(), move |method, params, result| {
-        if method == "eth_getLogs" && params[0]["topics"][1] == json!(B256::with_last_byte(2).to_string()) {
-            result[0]["transactionHash"] = creation.clone();
+        let batch_2 = json!(B256::with_last_byte(2).to_string());
+        if method == "eth_getLogs" {
+            for log in result.as_array_mut().into_iter().flatten().filter(|l| l["topics"][1] == batch_2) {
+                log["transactionHash"] = creation.clone();
+            }
         }
     })
     .unwrap();

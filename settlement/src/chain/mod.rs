@@ -53,7 +53,7 @@ pub use binding::{
 };
 pub use error::{BoxError, ChainError, PostedError, Result};
 pub use fees::SendPolicy;
-pub use rpc::{RpcChain, submitter_of};
+pub use rpc::{LOG_RANGE, RpcChain, submitter_of};
 pub use user::{L1User, Sent, address_of};
 
 use crate::batch::Batch;

@@ -7,14 +7,16 @@
 //!               ──▶ first price (fees::first_price: outbid our own pending one)
 //!               ──▶ gas estimate on the latest state, +20 %
 //!               ──▶ wait::send_and_wait: the fees::Resender's rules, driven over RPC
-//!  posted(index) ──▶ eth_getLogs: BatchCommitted, topic 1 = index, on the contract's address,
-//!                    from the earliest block (not removed): exactly one
+//!  posted(index) ──▶ BatchCommitted logs of the contract, read once per run in ranges of
+//!                    LOG_RANGE blocks from block 0 (logs.rs): topic 1 = index, exactly one
 //!               ──▶ eth_getTransactionByHash(its transactionHash): sent to the contract,
 //!                    input = commitBatch's selector ‖ arguments, h.index = index
 //! ```
 //!
-//! `posted` asks for the logs of the whole chain in one `eth_getLogs`: a node that limits
-//! the block range of a log query refuses it (an [`ChainError::Rpc`] naming the call).
+//! `posted` reads the contract's logs once and keeps them (`logs`): one `eth_blockNumber`
+//! and one `eth_getLogs` per [`LOG_RANGE`] blocks for the whole run, not a query per batch;
+//! a node that limits a log query's range below that refuses it (an [`ChainError::Rpc`]
+//! naming the call).
 //!
 //! The runtime is a single-threaded tokio runtime owned by the chain; every call blocks
 //! on it with a timeout, so a node that hangs is an error ([`ChainError::Timeout`]) and
@@ -37,7 +39,10 @@ use super::{Chain, ChainError, Posted, PostedError, QueueReader, Result, decode_
 use crate::batch::Batch;
 use crate::queue::Entry;
 
+mod logs;
 mod wait;
+
+pub use logs::LOG_RANGE;
 
 /// A chain reached over JSON-RPC (alloy).
 pub struct RpcChain {
@@ -51,6 +56,8 @@ pub struct RpcChain {
     policy: SendPolicy,
     /// The last commit transaction this process sent (to price a replacement above it).
     in_flight: Option<InFlight>,
+    /// The contract's `BatchCommitted` logs read so far (`posted`).
+    commit_logs: logs::CommitLogs,
 }
 
 impl std::fmt::Debug for RpcChain {
@@ -185,6 +192,7 @@ impl RpcChain {
             timeout,
             policy: SendPolicy::default(),
             in_flight: None,
+            commit_logs: logs::CommitLogs::default(),
         };
         chain.check_contract()?;
         Ok(chain)
@@ -208,6 +216,7 @@ impl RpcChain {
             timeout: Self::TIMEOUT,
             policy: SendPolicy::default(),
             in_flight: None,
+            commit_logs: logs::CommitLogs::default(),
         };
         let provider = chain.provider.clone();
         chain.block_on("checking the contract", async move { check_vault(&provider, address).await })?;
@@ -442,26 +451,10 @@ impl Chain for RpcChain {
 
 impl RpcChain {
     /// The transaction that emitted batch `index`'s `BatchCommitted` log on the canonical
-    /// chain: exactly one such log on the contract's address, not removed by a reorg.
-    fn commit_transaction(&self, index: u64) -> Result<B256> {
-        use alloy::sol_types::SolEvent as _;
-        let filter = alloy::rpc::types::Filter::new()
-            .address(self.address)
-            .event_signature(abi::L2xSettlement::BatchCommitted::SIGNATURE_HASH)
-            .topic1(B256::from(alloy::primitives::U256::from(index)))
-            .from_block(alloy::eips::BlockNumberOrTag::Earliest)
-            .to_block(alloy::eips::BlockNumberOrTag::Latest);
-        let provider = self.provider.clone();
-        let logs = self.block_on("reading BatchCommitted logs", async move {
-            provider.get_logs(&filter).await.map_err(ChainError::rpc("reading BatchCommitted logs"))
-        })?;
-        let posted = |why| ChainError::Posted { index, why };
-        let logs: Vec<_> = logs.into_iter().filter(|log| !log.removed).collect();
-        match logs.as_slice() {
-            [] => Err(posted(PostedError::NoLog)),
-            [log] => log.transaction_hash.ok_or(posted(PostedError::NoTransactionHash)),
-            more => Err(posted(PostedError::Logs { count: more.len() })),
-        }
+    /// chain: exactly one such log on the contract's address, not removed by a reorg (the
+    /// logs read once, in ranges, and kept: `logs`).
+    fn commit_transaction(&mut self, index: u64) -> Result<B256> {
+        self.commit_logs.transaction(&self.runtime, self.timeout, &self.provider, self.address, index)
     }
 }
 
