@@ -143,6 +143,9 @@ fn summary(r: &Rebuild) -> String {
             batches(last),
             r.chain_root
         ),
+        (Some(f), last) if r.state.index == last => {
+            format!("{} read from the chain and checked, but the chain's last root is not theirs: {f}", batches(last))
+        }
         (Some(f), _) if r.state.index == 0 => {
             format!("the chain's first batch does not rebuild: {f}")
         }

@@ -12,6 +12,7 @@
 //!    arguments    h's fields, withdrawals, rejected = the data's                     → Argument
 //!    sequence     batch_set::check_next after batch k − 1                            → Sequence (or Data)
 //!    root         the leaves applied to the tree give h.newRoot, and roots(k)        → Root
+//!  after batch K: the rebuilt root is lastRoot() (last_committed)                     → LastRoot
 //!  ──▶ Rebuild: the state at the last batch that checked (every leaf, the tree, the
 //!      market state), the batches read, the first Finding if any
 //! ```
@@ -108,6 +109,17 @@ pub enum Finding {
         /// What it should have been.
         why: String,
     },
+    /// Every batch checked, but the chain's `lastRoot()` is not the root they give (the
+    /// state is at batch `index`, the chain's last, which checked against `roots(index)`).
+    #[error("after batch {index}: the batches give root {rebuilt}, but the chain's lastRoot is {last_root}")]
+    LastRoot {
+        /// The chain's last batch (`lastIndex()`).
+        index: u64,
+        /// The rebuilt root.
+        rebuilt: B256,
+        /// `lastRoot()`.
+        last_root: B256,
+    },
     /// The leaves, applied to the tree of the batches before, give another root.
     #[error("batch {index}: its leaves give root {rebuilt}, {whose} is {expected}")]
     Root {
@@ -131,7 +143,8 @@ impl Finding {
             | Finding::Data { index, .. }
             | Finding::Argument { index, .. }
             | Finding::Sequence { index, .. }
-            | Finding::Root { index, .. } => *index,
+            | Finding::Root { index, .. }
+            | Finding::LastRoot { index, .. } => *index,
         }
     }
 }
@@ -153,7 +166,8 @@ pub struct Rebuild {
     /// Its root (`0x00…00` for none).
     pub chain_root: B256,
     /// Every leaf, the tree and the market state as of the last batch that checked: batch
-    /// `chain_last` unless there is a finding, the batch before it if there is.
+    /// `chain_last` unless there is a finding, the batch before it if there is (a
+    /// [`Finding::LastRoot`] is after batch `chain_last`: the state is at it).
     pub state: State,
     /// The batches that checked, from batch 1.
     pub batches: Vec<Read>,
@@ -285,11 +299,10 @@ pub fn rebuild(chain: &mut dyn Chain) -> Result<Rebuild, RebuildError> {
             Err(finding) => return Ok(Rebuild { chain_last, chain_root, state, batches, finding: Some(finding) }),
         }
     }
-    let finding = (state.tree.root() != chain_root).then(|| Finding::Root {
+    let finding = (state.tree.root() != chain_root).then(|| Finding::LastRoot {
         index: chain_last,
         rebuilt: state.tree.root(),
-        whose: "the chain's lastRoot",
-        expected: chain_root,
+        last_root: chain_root,
     });
     Ok(Rebuild { chain_last, chain_root, state, batches, finding })
 }

@@ -61,7 +61,8 @@ use crate::queue::Entry;
 
 /// The base chain as settlement uses it.
 pub trait Chain {
-    /// The last committed batch's index and root (0 and `0x00…00` before the first).
+    /// The last committed batch's index and root (0 and `0x00…00` before the first): the
+    /// contract's `lastIndex()` and `lastRoot()`, read at one block.
     ///
     /// # Errors
     /// [`ChainError`].

@@ -346,15 +346,15 @@ impl RpcChain {
 impl Chain for RpcChain {
     fn last_committed(&mut self) -> Result<(u64, B256)> {
         let contract = abi::L2xSettlement::new(self.address, self.provider.clone());
+        let provider = self.provider.clone();
         self.block_on("reading the last committed batch", async move {
-            let index = contract.lastIndex().call().await.map_err(ChainError::call("reading lastIndex"))?;
-            // A batch's root never changes once committed: (index, roots(index)) is one
-            // consistent reading even if a block lands between the two calls.
-            let root = if index == 0 {
-                B256::ZERO
-            } else {
-                contract.roots(index).call().await.map_err(ChainError::call("reading roots"))?
-            };
+            // lastIndex() and lastRoot() at one block: one consistent reading even if a
+            // commit lands between the two calls.
+            let block = provider.get_block_number().await.map_err(ChainError::rpc("reading the head"))?;
+            let index =
+                contract.lastIndex().block(block.into()).call().await.map_err(ChainError::call("reading lastIndex"))?;
+            let root =
+                contract.lastRoot().block(block.into()).call().await.map_err(ChainError::call("reading lastRoot"))?;
             Ok((index, root))
         })
     }

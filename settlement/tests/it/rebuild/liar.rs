@@ -202,3 +202,26 @@ fn a_commit_altered_after_the_fact_is_a_finding_naming_the_batch() {
         "{f}"
     );
 }
+
+/// The root the chain's last batch is checked against at the end is `lastRoot()`, not
+/// `roots(lastIndex)`: a node answering `lastRoot()` with another root is a `LastRoot`
+/// finding after the last batch, the state at that batch (every batch checked).
+#[test]
+fn a_last_root_that_is_not_the_batches_is_a_finding_after_the_last_batch() {
+    let node = node();
+    let last_root = hex::encode_prefixed(S::lastRootCall {}.abi_encode());
+    let liar = Liar::spawn(node.anvil.url(), move |method, params, result| {
+        if method == "eth_call" && params[0]["input"].as_str().or(params[0]["data"].as_str()) == Some(&last_root) {
+            *result = json!(B256::repeat_byte(9).to_string());
+        }
+    })
+    .unwrap();
+    let mut reader = RpcChain::read_only(liar.url(), node.address).unwrap();
+    assert_eq!(reader.last_committed().unwrap(), (3, B256::repeat_byte(9)), "lastRoot(), as the node answers it");
+    let r = rebuild(&mut reader).unwrap();
+    let rebuilt = scenario().closed[2].root;
+    let expected = Finding::LastRoot { index: 3, rebuilt, last_root: B256::repeat_byte(9) };
+    assert_eq!(r.finding, Some(expected));
+    assert_eq!((r.state.index, r.batches.len(), r.root()), (3, 3, rebuilt), "every batch checked and applied");
+    assert!(r.escape(1).is_none(), "no escape against a root that is not the chain's");
+}
