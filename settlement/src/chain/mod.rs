@@ -95,9 +95,11 @@ pub trait Chain {
     /// ([`Posted::commitment`]).
     ///
     /// # Errors
-    /// [`ChainError::Posted`] naming the batch and what is wrong (not committed, no log or
-    /// two, a transaction that is not its commit, a missing or damaged store file); the
-    /// transport's.
+    /// [`ChainError::Posted`] naming the batch and what is wrong: for an index that is not
+    /// committed, [`PostedError::NoLog`] from [`RpcChain`] (it looks for the log only) and
+    /// [`PostedError::NotCommitted`] from the embedded chain (it checks `lastIndex()`); no
+    /// log or two, a transaction that is not its commit (a node); a missing or damaged
+    /// store file (the embedded chain); the transport's.
     fn posted(&mut self, index: u64) -> Result<Posted>;
 }
 
