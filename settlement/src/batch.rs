@@ -404,14 +404,16 @@ impl Batch {
     ///
     /// # Errors
     /// [`FormatError`] naming the field ([`FormatError::Data`] for data that does not
-    /// decompress).
-    pub fn from_data(data: Vec<u8>) -> Result<Batch, FormatError> {
+    /// decompress). Returns the batch and its decoded contents ([`Batch::contents`], from
+    /// the one decompression).
+    pub fn from_data(data: Vec<u8>) -> Result<(Batch, Contents), FormatError> {
         let raw = decompress_bounded(&data)?;
         let (mut header, _) = raw::read(&raw)?;
         header.data_hash = keccak256(&data);
         header.data_len = data.len() as u64;
         check_ranges(&header)?;
-        Ok(Batch { header, data })
+        let contents = raw::decode(&raw, &header)?;
+        Ok((Batch { header, data }, contents))
     }
 
     /// The file name of batch `index`: `batch-00000000000000000001.l2xb`.

@@ -8,7 +8,8 @@
 //!                   chain.committed(k) ─▶ roots(k), commitments(k)
 //!    commitment   keccak256(abi.encode(h, withdrawals, rejected)) = commitments(k)  → Commitment
 //!    data hash    keccak256(data) = h.dataHash                                       → DataHash
-//!    data         Batch::from_data: decompresses and decodes (format rules)          → Data
+//!    data         Batch::from_data: decompresses and decodes (format rules): the     → Data
+//!                 header and the contents the arguments are compared with
 //!    arguments    h's fields, withdrawals, rejected = the data's                     → Argument
 //!    sequence     batch_set::check_next after batch k − 1                            → Sequence (or Data)
 //!    root         the leaves applied to the tree give h.newRoot, and roots(k)        → Root
@@ -31,18 +32,17 @@
 //! (`batch-<index, 20 digits>.l2xb`). The chain is read as it stood at the first read
 //! (`last_committed`); batches committed after it are not read.
 
-use std::collections::BTreeMap;
 use std::path::PathBuf;
 
 use alloy_primitives::{B256, keccak256};
 
 use crate::audit::{self, Value};
-use crate::batch::{Batch, BatchError, FormatError, Header};
+use crate::batch::{Batch, BatchError, Contents, FormatError, Header};
 use crate::batch_set::{State, check_next};
 use crate::chain::{Carrier, Chain, ChainError, Posted};
 use crate::leaf::AccountLeaf;
 use crate::market::{Market, ValueError};
-use crate::tree::{Proof, Tree};
+use crate::tree::Proof;
 
 /// A chain that cannot be read.
 #[derive(Debug, thiserror::Error)]
@@ -285,7 +285,7 @@ impl Rebuild {
 /// batch's commit.
 pub fn rebuild(chain: &mut dyn Chain) -> Result<Rebuild, RebuildError> {
     let (chain_last, chain_root) = chain.last_committed()?;
-    let mut state = State { index: 0, tree: Tree::new(), leaves: BTreeMap::new(), markets: Vec::new() };
+    let mut state = State::empty();
     let mut prev: Option<Batch> = None;
     let mut batches = Vec::new();
     for index in 1..=chain_last {
@@ -323,8 +323,8 @@ fn next(
     if data_hash != posted.h.dataHash {
         return Err(Finding::DataHash { index, header: posted.h.dataHash, data: data_hash });
     }
-    let batch = Batch::from_data(posted.data.clone()).map_err(|e| data_finding(index, &e))?;
-    arguments(index, posted, &batch)?;
+    let (batch, decoded) = Batch::from_data(posted.data.clone()).map_err(|e| data_finding(index, &e))?;
+    arguments(index, posted, &batch, &decoded)?;
     let name = PathBuf::from(Batch::file_name(index));
     let previous = prev.map(|b| (b, state.markets.as_slice()));
     let (batch, contents) =
@@ -338,15 +338,13 @@ fn next(
         return Err(Finding::Root { index, rebuilt, whose: "the chain's roots(index)", expected: root });
     }
     state.tree = tree;
-    state.leaves.extend(contents.leaves.into_iter().map(|l| (l.account, l)));
-    state.markets = contents.markets;
-    state.index = index;
+    state.take(index, contents);
     Ok(batch)
 }
 
 /// The commit's arguments against the data: each header field, the withdrawals, the
 /// refused entries.
-fn arguments(index: u64, posted: &Posted, batch: &Batch) -> Result<(), Finding> {
+fn arguments(index: u64, posted: &Posted, batch: &Batch, contents: &Contents) -> Result<(), Finding> {
     let (h, d) = (&posted.h, &batch.header);
     let numbers = [
         ("h.index", h.index, d.index),
@@ -368,8 +366,6 @@ fn arguments(index: u64, posted: &Posted, batch: &Batch) -> Result<(), Finding> 
     if let Some((field, call, data)) = roots.into_iter().find(|(_, c, d)| c != d) {
         return differ(field, call.to_string(), data.to_string());
     }
-    // The data decoded once already (`from_data`): this cannot fail.
-    let Ok(contents) = batch.contents() else { return Ok(()) };
     let call: Vec<(u64, u64)> = posted.withdrawals.iter().map(|w| (w.account, w.amount)).collect();
     let data: Vec<(u64, u64)> = contents.withdrawals.iter().map(|w| (w.account, w.amount)).collect();
     if let Some((call, data)) =

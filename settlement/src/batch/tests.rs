@@ -302,9 +302,11 @@ fn a_format_3_file_is_refused_by_its_version() {
 fn the_data_alone_is_the_whole_batch() {
     let mut tree = Tree::new();
     let b = Batch::of(&epoch(3, B256::repeat_byte(9), vec![leaf(3, 1), leaf(4, 0), leaf(u64::MAX, 2)], &mut tree));
-    assert_eq!(Batch::from_data(b.data.clone()), Ok(b.clone()));
+    assert_eq!(Batch::from_data(b.data.clone()).map(|(b, _)| b), Ok(b.clone()));
+    assert_eq!(Batch::from_data(b.data.clone()).map(|(_, c)| c), b.contents());
     let raw = b.raw().unwrap_or_default();
-    let other = Batch::from_data(zstd::bulk::compress(&raw, 1).unwrap_or_default()).unwrap_or_else(|e| panic!("{e}"));
+    let (other, _) =
+        Batch::from_data(zstd::bulk::compress(&raw, 1).unwrap_or_default()).unwrap_or_else(|e| panic!("{e}"));
     assert!(other.same_content(&b) && other.header.data_hash != b.header.data_hash);
     // Not zstd; zstd of nothing; a frame cut short.
     for (data, expect) in
