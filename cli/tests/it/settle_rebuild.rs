@@ -309,3 +309,20 @@ fn a_leaf_whose_value_overflows_is_null_with_the_reason_and_the_rest_are_valued(
     assert_eq!((&t["equity"], &t["funding_owed"]), (&Value::Null, &json!("0")));
     assert_eq!((&t["unvalued"], &t["overflow"]), (&json!(0), &json!(["equity"])));
 }
+
+/// A chain with no batch: the JSON the docs promise (no account, no batch, agrees), exit 0.
+#[test]
+fn an_empty_chain_rebuilds_to_no_account_through_the_binary() {
+    let dir = tempfile::tempdir().unwrap();
+    let chain_dir = dir.path().join("chain");
+    drop(EmbeddedChain::open_with_clock(&chain_dir, FixedClock::TESTS).unwrap());
+    let out = rebuild(&["--chain-dir", s(&chain_dir)]);
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out));
+    let r: Value = serde_json::from_slice(&out.stdout).unwrap();
+    let zero = B256::ZERO.to_string();
+    assert_eq!((&r["accounts"], &r["batches"], &r["markets"]), (&json!([]), &json!([]), &json!([])));
+    assert_eq!((&r["agrees"], &r["disagreement"], &r["batch"]), (&json!(true), &Value::Null, &json!(0)));
+    assert_eq!(r["chain"], json!({ "last_batch": 0, "root": zero }));
+    assert_eq!(r["totals"]["leaves"], json!(0));
+    assert_eq!(r["summary"], json!("the chain has no committed batch: nothing to rebuild"));
+}

@@ -96,3 +96,18 @@ fn a_root_the_leaves_do_not_give_is_a_finding_on_a_node() {
     let rebuilt = s.closed[1].root;
     assert_eq!(f, Finding::Root { index: 2, rebuilt, whose: "h.newRoot", expected: forged });
 }
+
+/// `h.marketHash`, which the contract does not check, is compared with the data: a finding
+/// naming it. (`h.queueHash` and `rejected` cannot differ from the data's on a chain
+/// without queue entries: the contract checks the call's and the format the data's.)
+#[test]
+fn a_market_hash_that_is_not_the_datas_is_an_argument_finding() {
+    let mut call = second(|_| {});
+    call.h.marketHash = B256::repeat_byte(3);
+    let (_dir, mut chain) = embedded_with(&call);
+    let f = finding(&mut chain);
+    assert!(
+        matches!(&f, Finding::Argument { index: 2, field: "h.marketHash", call, .. } if *call == B256::repeat_byte(3).to_string()),
+        "{f}"
+    );
+}
