@@ -216,7 +216,7 @@ fn lying_nodes(node: &Anvil, contract: &str, last: u64) {
     assert_eq!((r["batch"].as_u64(), r["chain"]["last_batch"].as_u64()), (Some(1), Some(last)));
 
     let creation = node.request("eth_getBlockByNumber", json!(["0x1", false])).unwrap()["transactions"][0].clone();
-    let pointing = Liar::spawn(node.url(), move |method, params, result| {
+    let pointing = Liar::spawn(node.url(), move |method, _params, result| {
         let batch_2 = json!(B256::with_last_byte(2).to_string());
         if method == "eth_getLogs" {
             for log in result.as_array_mut().into_iter().flatten().filter(|l| l["topics"][1] == batch_2) {
