@@ -229,12 +229,7 @@ fn prove_json(p: &audit::Proven, value: Option<audit::Value>) -> serde_json::Val
     let leaf = p.leaf.as_ref().map(|l| {
         json!({
             "collateral": l.collateral,
-            "positions": l.positions.iter().map(|p| json!({
-                "instrument": p.instrument,
-                "size": p.size,
-                "cost": p.cost.to_string(),
-                "funding_index": p.fundingIndex.to_string(),
-            })).collect::<Vec<_>>(),
+            "positions": positions_json(l),
             "abi": format!("0x{}", alloy_primitives::hex::encode(l.encode())),
             "hash": l.hash().to_string(),
             "funding_owed": value.and_then(|v| v.funding_owed).map(|v| v.to_string()),
@@ -247,12 +242,7 @@ fn prove_json(p: &audit::Proven, value: Option<audit::Value>) -> serde_json::Val
         "account": p.account,
         "proof": if p.leaf.is_some() { "inclusion" } else { "absence" },
         "leaf": leaf,
-        "markets": markets.iter().map(|m| json!({
-            "instrument": m.instrument,
-            "mark": m.mark,
-            "funding_index": m.fundingIndex.to_string(),
-            "tick_value": m.tickValue,
-        })).collect::<Vec<_>>(),
+        "markets": markets_json(markets),
         "siblings": p.proof.siblings.iter().map(ToString::to_string).collect::<Vec<_>>(),
         "absent_other_leaf": p.proof.other.map(|(k, v)| json!({"key": k, "value": v.to_string()})),
         "verified": p.verified(),
@@ -261,6 +251,34 @@ fn prove_json(p: &audit::Proven, value: Option<audit::Value>) -> serde_json::Val
         "disagreement": p.chain.as_ref().and_then(|c| c.agrees.as_ref().err()).map(ToString::to_string),
         "summary": prove_summary(p),
     })
+}
+
+/// A leaf's positions as JSON (`instrument`, `size`, `cost`, `funding_index`): the same in
+/// `prove` and `rebuild` (docs/SETTLEMENT.md, "Command line").
+pub(crate) fn positions_json(leaf: &l2x_settlement::leaf::AccountLeaf) -> serde_json::Value {
+    let positions = leaf.positions.iter().map(|p| {
+        json!({
+            "instrument": p.instrument,
+            "size": p.size,
+            "cost": p.cost.to_string(),
+            "funding_index": p.fundingIndex.to_string(),
+        })
+    });
+    serde_json::Value::Array(positions.collect())
+}
+
+/// A market state as JSON (`instrument`, `mark`, `funding_index`, `tick_value`), as
+/// `prove` and `rebuild` print it.
+pub(crate) fn markets_json(markets: &[l2x_settlement::market::Market]) -> serde_json::Value {
+    let markets = markets.iter().map(|m| {
+        json!({
+            "instrument": m.instrument,
+            "mark": m.mark,
+            "funding_index": m.fundingIndex.to_string(),
+            "tick_value": m.tickValue,
+        })
+    });
+    serde_json::Value::Array(markets.collect())
 }
 
 /// One sentence saying what was proven, and against what.

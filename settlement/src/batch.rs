@@ -307,11 +307,15 @@ impl Batch {
                 why: format!("{declared} raw bytes declared, at most {MAX_RAW_LEN}"),
             });
         }
-        let capacity = usize::try_from(declared).unwrap_or(usize::MAX);
-        let raw = zstd::bulk::decompress(&self.data, capacity).map_err(|e| FormatError::Data {
-            why: format!("does not decompress to raw_len = {declared} bytes: {e}"),
-        })?;
-        if raw.len() != capacity {
+        let raw = decompress_one_frame(&self.data, declared)?;
+        if raw.len() as u64 > declared {
+            return Err(FormatError::Data {
+                why: format!(
+                    "decompresses to more than {declared} bytes, header field raw_len (byte 168) says {declared}"
+                ),
+            });
+        }
+        if raw.len() as u64 != declared {
             return Err(FormatError::Data {
                 why: format!("decompresses to {} bytes, header field raw_len (byte 168) says {declared}", raw.len()),
             });
@@ -404,14 +408,16 @@ impl Batch {
     ///
     /// # Errors
     /// [`FormatError`] naming the field ([`FormatError::Data`] for data that does not
-    /// decompress).
-    pub fn from_data(data: Vec<u8>) -> Result<Batch, FormatError> {
+    /// decompress). Returns the batch and its decoded contents ([`Batch::contents`], from
+    /// the one decompression).
+    pub fn from_data(data: Vec<u8>) -> Result<(Batch, Contents), FormatError> {
         let raw = decompress_bounded(&data)?;
         let (mut header, _) = raw::read(&raw)?;
         header.data_hash = keccak256(&data);
         header.data_len = data.len() as u64;
         check_ranges(&header)?;
-        Ok(Batch { header, data })
+        let contents = raw::decode(&raw, &header)?;
+        Ok((Batch { header, data }, contents))
     }
 
     /// The file name of batch `index`: `batch-00000000000000000001.l2xb`.
@@ -453,17 +459,34 @@ impl Batch {
 
 /// Data decompressed with no declared length to trust: at most [`MAX_RAW_LEN`] bytes.
 fn decompress_bounded(data: &[u8]) -> Result<Vec<u8>, FormatError> {
-    use std::io::Read as _;
-    let decoder =
-        zstd::stream::read::Decoder::new(data).map_err(|e| FormatError::Data { why: format!("zstd: {e}") })?;
-    let mut raw = Vec::new();
-    decoder
-        .take(MAX_RAW_LEN + 1)
-        .read_to_end(&mut raw)
-        .map_err(|e| FormatError::Data { why: format!("does not decompress: {e}") })?;
+    let raw = decompress_one_frame(data, MAX_RAW_LEN)?;
     if raw.len() as u64 > MAX_RAW_LEN {
         return Err(FormatError::Data { why: format!("decompresses to more than {MAX_RAW_LEN} bytes") });
     }
+    Ok(raw)
+}
+
+/// The largest zstd window a batch's data may ask for, as a log: 2²⁷ bytes (zstd's own
+/// default for streaming decoders; level 9 uses far less).
+pub const WINDOW_LOG_MAX: u32 = 27;
+
+/// The one decompressor of a batch's data, for a file's ([`Batch::raw`]) as for a chain's
+/// ([`Batch::from_data`]): the data must be exactly one zstd frame (not two concatenated,
+/// not one followed by a skippable frame or other bytes), with a window of at most
+/// 2^[`WINDOW_LOG_MAX`] bytes; at most `limit` + 1 bytes are produced (the caller compares).
+fn decompress_one_frame(data: &[u8], limit: u64) -> Result<Vec<u8>, FormatError> {
+    use std::io::Read as _;
+    let bad = |why: String| FormatError::Data { why: format!("does not decompress: {why}") };
+    match zstd::zstd_safe::find_frame_compressed_size(data) {
+        Ok(n) if n == data.len() => {}
+        Ok(n) => return Err(bad(format!("not one zstd frame: the first ends at byte {n} of {}", data.len()))),
+        Err(code) => return Err(bad(format!("not a zstd frame: {}", zstd::zstd_safe::get_error_name(code)))),
+    }
+    let mut decoder =
+        zstd::stream::read::Decoder::with_buffer(data).map_err(|e| bad(format!("zstd: {e}")))?.single_frame();
+    decoder.window_log_max(WINDOW_LOG_MAX).map_err(|e| bad(format!("zstd: {e}")))?;
+    let mut raw = Vec::new();
+    decoder.take(limit.saturating_add(1)).read_to_end(&mut raw).map_err(|e| bad(e.to_string()))?;
     Ok(raw)
 }
 

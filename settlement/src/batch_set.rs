@@ -50,8 +50,17 @@ pub struct State {
 }
 
 impl State {
-    fn empty() -> State {
+    /// The state before batch 1: no leaf, the empty tree, no market.
+    pub(crate) fn empty() -> State {
         State { index: 0, tree: Tree::new(), leaves: BTreeMap::new(), markets: Vec::new() }
+    }
+
+    /// Takes batch `index`'s leaves and market state, its leaves already applied to
+    /// `self.tree` (by the caller, which checked the root they give).
+    pub(crate) fn take(&mut self, index: u64, contents: Contents) {
+        self.leaves.extend(contents.leaves.into_iter().map(|l| (l.account, l)));
+        self.index = index;
+        self.markets = contents.markets;
     }
 
     /// Applies the next batch (already checked to follow): its leaves must give its root.
@@ -64,9 +73,7 @@ impl State {
                 format!("the header says {}, but its leaves give {root}", batch.header.new_root),
             ));
         }
-        self.leaves.extend(contents.leaves.into_iter().map(|l| (l.account, l)));
-        self.index = batch.header.index;
-        self.markets = contents.markets;
+        self.take(batch.header.index, contents);
         Ok(())
     }
 }

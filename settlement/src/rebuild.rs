@@ -8,10 +8,12 @@
 //!                   chain.committed(k) ─▶ roots(k), commitments(k)
 //!    commitment   keccak256(abi.encode(h, withdrawals, rejected)) = commitments(k)  → Commitment
 //!    data hash    keccak256(data) = h.dataHash                                       → DataHash
-//!    data         Batch::from_data: decompresses and decodes (format rules)          → Data
+//!    data         Batch::from_data: decompresses and decodes (format rules): the     → Data
+//!                 header and the contents the arguments are compared with
 //!    arguments    h's fields, withdrawals, rejected = the data's                     → Argument
 //!    sequence     batch_set::check_next after batch k − 1                            → Sequence (or Data)
 //!    root         the leaves applied to the tree give h.newRoot, and roots(k)        → Root
+//!  after batch K: the rebuilt root is lastRoot() (last_committed)                     → LastRoot
 //!  ──▶ Rebuild: the state at the last batch that checked (every leaf, the tree, the
 //!      market state), the batches read, the first Finding if any
 //! ```
@@ -19,8 +21,10 @@
 //! A disagreement is a [`Finding`] (the first batch that differs and the field), not an
 //! error: the caller reports it and exits 1, as `audit` does. Errors ([`RebuildError`]) are
 //! a chain that cannot be read — one that does not answer, or answers something that is
-//! not a batch's commit (`ChainError::Posted`) — and a leaf whose value does not fit in
-//! 128 bits.
+//! not a batch's commit (`ChainError::Posted`). A leaf whose value does not fit in 128 bits
+//! (the submitter's key can commit one: the contract never reads leaves) is neither: that
+//! leaf's figures are unknown, with the reason, and every other leaf is valued as usual
+//! ([`Rebuild::valued`], [`Totals`]).
 //!
 //! The checks are the file loader's, reused (`Batch::from_data`, `batch_set::check_next`):
 //! a chain that rebuilds is one whose batches would load as batch files. A batch is named by
@@ -28,42 +32,24 @@
 //! (`batch-<index, 20 digits>.l2xb`). The chain is read as it stood at the first read
 //! (`last_committed`); batches committed after it are not read.
 
-use std::collections::BTreeMap;
 use std::path::PathBuf;
 
 use alloy_primitives::{B256, keccak256};
 
 use crate::audit::{self, Value};
-use crate::batch::{Batch, BatchError, FormatError, Header};
+use crate::batch::{Batch, BatchError, Contents, FormatError, Header};
 use crate::batch_set::{State, check_next};
 use crate::chain::{Carrier, Chain, ChainError, Posted};
 use crate::leaf::AccountLeaf;
 use crate::market::{Market, ValueError};
-use crate::tree::{Proof, Tree};
+use crate::tree::Proof;
 
-/// A chain that cannot be read, or a value that cannot be computed.
+/// A chain that cannot be read.
 #[derive(Debug, thiserror::Error)]
 pub enum RebuildError {
     /// The chain: it does not answer, or answers something that is not a batch's commit.
     #[error(transparent)]
     Chain(#[from] ChainError),
-    /// A leaf whose value at the market state does not fit in 128 bits (chain data the
-    /// exchange never produces).
-    #[error("batch {index}: {what}")]
-    Value {
-        /// The batch the state is at.
-        index: u64,
-        /// The account, the position and the figure.
-        what: ValueError,
-    },
-    /// A total over every leaf that does not fit in 128 bits.
-    #[error("batch {index}: the total {what} of every leaf does not fit in 128 bits")]
-    Total {
-        /// The batch the state is at.
-        index: u64,
-        /// The figure.
-        what: &'static str,
-    },
 }
 
 /// The first place where what the chain holds does not rebuild (each names the batch and
@@ -123,6 +109,17 @@ pub enum Finding {
         /// What it should have been.
         why: String,
     },
+    /// Every batch checked, but the chain's `lastRoot()` is not the root they give (the
+    /// state is at batch `index`, the chain's last, which checked against `roots(index)`).
+    #[error("after batch {index}: the batches give root {rebuilt}, but the chain's lastRoot is {last_root}")]
+    LastRoot {
+        /// The chain's last batch (`lastIndex()`).
+        index: u64,
+        /// The rebuilt root.
+        rebuilt: B256,
+        /// `lastRoot()`.
+        last_root: B256,
+    },
     /// The leaves, applied to the tree of the batches before, give another root.
     #[error("batch {index}: its leaves give root {rebuilt}, {whose} is {expected}")]
     Root {
@@ -146,7 +143,8 @@ impl Finding {
             | Finding::Data { index, .. }
             | Finding::Argument { index, .. }
             | Finding::Sequence { index, .. }
-            | Finding::Root { index, .. } => *index,
+            | Finding::Root { index, .. }
+            | Finding::LastRoot { index, .. } => *index,
         }
     }
 }
@@ -168,7 +166,8 @@ pub struct Rebuild {
     /// Its root (`0x00…00` for none).
     pub chain_root: B256,
     /// Every leaf, the tree and the market state as of the last batch that checked: batch
-    /// `chain_last` unless there is a finding, the batch before it if there is.
+    /// `chain_last` unless there is a finding, the batch before it if there is (a
+    /// [`Finding::LastRoot`] is after batch `chain_last`: the state is at it).
     pub state: State,
     /// The batches that checked, from batch 1.
     pub batches: Vec<Read>,
@@ -188,16 +187,22 @@ pub struct Escape {
 }
 
 /// Totals over every leaf (trading accounts, the insurance fund, the fee account).
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Totals {
     /// Leaves.
     pub leaves: usize,
     /// Σ collateral.
     pub collateral: i128,
-    /// Σ funding owed (`None`: a leaf's cannot be computed).
+    /// Σ funding owed (`None`: a leaf's cannot be computed, or the sum does not fit in 128
+    /// bits).
     pub funding_owed: Option<i128>,
-    /// Σ equity (`None`: a leaf's cannot be computed).
+    /// Σ equity (`None`: as for `funding_owed`).
     pub equity: Option<i128>,
+    /// Leaves whose value does not fit in 128 bits (their figures are `None`).
+    pub unvalued: usize,
+    /// The sums that do not fit in 128 bits although every leaf's does (`"funding_owed"`,
+    /// `"equity"`).
+    pub overflow: Vec<&'static str>,
 }
 
 impl Rebuild {
@@ -211,42 +216,48 @@ impl Rebuild {
         self.state.tree.root()
     }
 
-    /// Every leaf, in key order, with its value at the state's market state.
-    ///
-    /// # Errors
-    /// [`RebuildError::Value`] for a figure that does not fit in 128 bits.
-    pub fn valued(&self) -> Result<Vec<(&AccountLeaf, Value)>, RebuildError> {
-        let index = self.state.index;
-        self.state
-            .leaves
-            .values()
-            .map(|leaf| {
-                let value = audit::value_of(leaf, &self.state.markets);
-                value.map(|v| (leaf, v)).map_err(|what| RebuildError::Value { index, what })
-            })
-            .collect()
+    /// Every leaf, in key order, with its value at the state's market state: `Err` for a
+    /// leaf with a figure that does not fit in 128 bits (the account, the position, the
+    /// figure), which leaves every other leaf's value as it is.
+    pub fn valued(&self) -> Vec<(&AccountLeaf, Result<Value, ValueError>)> {
+        self.state.leaves.values().map(|leaf| (leaf, audit::value_of(leaf, &self.state.markets))).collect()
     }
 
-    /// The totals over every leaf.
-    ///
-    /// # Errors
-    /// As [`Rebuild::valued`]; [`RebuildError::Total`] for a total that does not fit.
-    pub fn totals(&self) -> Result<Totals, RebuildError> {
-        let index = self.state.index;
-        let overflow = |what| RebuildError::Total { index, what };
-        let mut totals = Totals { leaves: 0, collateral: 0, funding_owed: Some(0), equity: Some(0) };
-        let add = |sum: Option<i128>, v: Option<i128>, what| match (sum, v) {
-            (Some(s), Some(v)) => s.checked_add(v).map(Some).ok_or_else(|| overflow(what)),
-            _ => Ok(None),
+    /// The totals over every leaf: a sum is `None` if a leaf's figure is unknown (an
+    /// instrument not listed or without a mark, or a value that does not fit: counted in
+    /// `unvalued`) or if the sum itself does not fit (named in `overflow`).
+    pub fn totals(&self) -> Totals {
+        let mut totals = Totals {
+            leaves: 0,
+            collateral: 0,
+            funding_owed: Some(0),
+            equity: Some(0),
+            unvalued: 0,
+            overflow: Vec::new(),
         };
-        for (leaf, value) in self.valued()? {
+        let mut over = [false, false];
+        let mut add = |sum: Option<i128>, v: Option<i128>, slot: usize| match (sum, v) {
+            (Some(s), Some(v)) => {
+                let total = s.checked_add(v);
+                over[slot] |= total.is_none();
+                total
+            }
+            _ => None,
+        };
+        for (leaf, value) in self.valued() {
             totals.leaves += 1;
             // At most 2^64 leaves of 63-bit collateral: it fits.
             totals.collateral = totals.collateral.saturating_add(i128::from(leaf.collateral));
-            totals.funding_owed = add(totals.funding_owed, value.funding_owed, "funding owed")?;
-            totals.equity = add(totals.equity, value.equity, "equity")?;
+            let value = value.unwrap_or_else(|_| {
+                totals.unvalued += 1;
+                Value { funding_owed: None, equity: None }
+            });
+            totals.funding_owed = add(totals.funding_owed, value.funding_owed, 0);
+            totals.equity = add(totals.equity, value.equity, 1);
         }
-        Ok(totals)
+        totals.overflow =
+            ["funding_owed", "equity"].into_iter().zip(over).filter(|(_, o)| *o).map(|(n, _)| n).collect();
+        totals
     }
 
     /// `account`'s proof (of inclusion or absence) against the rebuilt root.
@@ -274,7 +285,7 @@ impl Rebuild {
 /// batch's commit.
 pub fn rebuild(chain: &mut dyn Chain) -> Result<Rebuild, RebuildError> {
     let (chain_last, chain_root) = chain.last_committed()?;
-    let mut state = State { index: 0, tree: Tree::new(), leaves: BTreeMap::new(), markets: Vec::new() };
+    let mut state = State::empty();
     let mut prev: Option<Batch> = None;
     let mut batches = Vec::new();
     for index in 1..=chain_last {
@@ -288,11 +299,10 @@ pub fn rebuild(chain: &mut dyn Chain) -> Result<Rebuild, RebuildError> {
             Err(finding) => return Ok(Rebuild { chain_last, chain_root, state, batches, finding: Some(finding) }),
         }
     }
-    let finding = (state.tree.root() != chain_root).then(|| Finding::Root {
+    let finding = (state.tree.root() != chain_root).then(|| Finding::LastRoot {
         index: chain_last,
         rebuilt: state.tree.root(),
-        whose: "the chain's lastRoot",
-        expected: chain_root,
+        last_root: chain_root,
     });
     Ok(Rebuild { chain_last, chain_root, state, batches, finding })
 }
@@ -313,8 +323,8 @@ fn next(
     if data_hash != posted.h.dataHash {
         return Err(Finding::DataHash { index, header: posted.h.dataHash, data: data_hash });
     }
-    let batch = Batch::from_data(posted.data.clone()).map_err(|e| data_finding(index, &e))?;
-    arguments(index, posted, &batch)?;
+    let (batch, decoded) = Batch::from_data(posted.data.clone()).map_err(|e| data_finding(index, &e))?;
+    arguments(index, posted, &batch, &decoded)?;
     let name = PathBuf::from(Batch::file_name(index));
     let previous = prev.map(|b| (b, state.markets.as_slice()));
     let (batch, contents) =
@@ -328,15 +338,13 @@ fn next(
         return Err(Finding::Root { index, rebuilt, whose: "the chain's roots(index)", expected: root });
     }
     state.tree = tree;
-    state.leaves.extend(contents.leaves.into_iter().map(|l| (l.account, l)));
-    state.markets = contents.markets;
-    state.index = index;
+    state.take(index, contents);
     Ok(batch)
 }
 
 /// The commit's arguments against the data: each header field, the withdrawals, the
 /// refused entries.
-fn arguments(index: u64, posted: &Posted, batch: &Batch) -> Result<(), Finding> {
+fn arguments(index: u64, posted: &Posted, batch: &Batch, contents: &Contents) -> Result<(), Finding> {
     let (h, d) = (&posted.h, &batch.header);
     let numbers = [
         ("h.index", h.index, d.index),
@@ -358,8 +366,6 @@ fn arguments(index: u64, posted: &Posted, batch: &Batch) -> Result<(), Finding> 
     if let Some((field, call, data)) = roots.into_iter().find(|(_, c, d)| c != d) {
         return differ(field, call.to_string(), data.to_string());
     }
-    // The data decoded once already (`from_data`): this cannot fail.
-    let Ok(contents) = batch.contents() else { return Ok(()) };
     let call: Vec<(u64, u64)> = posted.withdrawals.iter().map(|w| (w.account, w.amount)).collect();
     let data: Vec<(u64, u64)> = contents.withdrawals.iter().map(|w| (w.account, w.amount)).collect();
     if let Some((call, data)) =
@@ -382,7 +388,8 @@ fn first_difference<T: PartialEq>(
     show: impl Fn(&T) -> String,
 ) -> Option<(String, String)> {
     if call.len() != data.len() {
-        return Some((format!("{} items", call.len()), format!("{} items", data.len())));
+        let items = |n: usize| format!("{n} item{}", if n == 1 { "" } else { "s" });
+        return Some((items(call.len()), items(data.len())));
     }
     let i = call.iter().zip(data).position(|(c, d)| c != d)?;
     Some((format!("{item} {i}: {}", show(&call[i])), show(&data[i])))

@@ -16,7 +16,11 @@ use alloy::primitives::B256;
 use l2x_settlement::batch::Batch;
 use l2x_settlement::chain::{Chain, RpcChain};
 use l2x_settlement::devnode::{Anvil, DEV_KEYS, Liar};
+use l2x_settlement::embedded::{EmbeddedChain, FixedClock};
 use l2x_settlement::epoch::Epoch;
+use l2x_settlement::leaf::{AccountLeaf, Position};
+use l2x_settlement::market::Market;
+use l2x_settlement::tree::Tree;
 use serde_json::{Value, json};
 
 const KEY_ENV: &str = "L2X_TEST_SUBMITTER_KEY";
@@ -212,9 +216,12 @@ fn lying_nodes(node: &Anvil, contract: &str, last: u64) {
     assert_eq!((r["batch"].as_u64(), r["chain"]["last_batch"].as_u64()), (Some(1), Some(last)));
 
     let creation = node.request("eth_getBlockByNumber", json!(["0x1", false])).unwrap()["transactions"][0].clone();
-    let pointing = Liar::spawn(node.url(), move |method, params, result| {
-        if method == "eth_getLogs" && params[0]["topics"][1] == json!(B256::with_last_byte(2).to_string()) {
-            result[0]["transactionHash"] = creation.clone();
+    let pointing = Liar::spawn(node.url(), move |method, _params, result| {
+        let batch_2 = json!(B256::with_last_byte(2).to_string());
+        if method == "eth_getLogs" {
+            for log in result.as_array_mut().into_iter().flatten().filter(|l| l["topics"][1] == batch_2) {
+                log["transactionHash"] = creation.clone();
+            }
         }
     })
     .unwrap();
@@ -224,4 +231,98 @@ fn lying_nodes(node: &Anvil, contract: &str, last: u64) {
     let said = String::from_utf8_lossy(&out.stderr);
     assert!(said.contains("batch 2: what it posted cannot be read back: transaction 0x"), "{said}");
     assert!(said.contains("not a commitBatch call to the contract: a contract creation"), "{said}");
+}
+
+/// An embedded chain in `dir` holding one batch whose leaves are `leaves` (instrument 0 at
+/// mark 1, one micro-USDC a tick), committed by the submitter's key; the contract never
+/// reads leaves, so it takes any.
+fn one_batch_of(dir: &Path, leaves: Vec<AccountLeaf>) -> PathBuf {
+    let chain_dir = dir.join("chain");
+    let mut chain = EmbeddedChain::open_with_clock(&chain_dir, FixedClock::TESTS).unwrap();
+    let mut tree = Tree::new();
+    let root = tree.update(leaves.iter().map(|l| (l.account, Some(l.hash()))));
+    let epoch = Epoch {
+        index: 1,
+        first_seq: 1,
+        last_seq: 1,
+        ts: 1,
+        commands: 1,
+        fills: 0,
+        prev_root: B256::ZERO,
+        root,
+        markets: vec![Market { instrument: 0, mark: 1, fundingIndex: 0, tickValue: 1 }],
+        changes: leaves,
+        queue_count: 0,
+        queue_hash: B256::ZERO,
+        withdrawals: Vec::new(),
+        rejected: Vec::new(),
+    };
+    chain.commit(&Batch::of(&epoch)).unwrap();
+    chain_dir
+}
+
+/// A leaf of `account` with `collateral` and, if `cost` is given, one lot of instrument 0
+/// at that cost.
+fn leaf(account: u64, collateral: i64, cost: Option<i128>) -> AccountLeaf {
+    let positions = cost.map(|cost| Position { instrument: 0, size: 1, cost, fundingIndex: 0 });
+    AccountLeaf { account, collateral, positions: positions.into_iter().collect() }
+}
+
+/// A leaf whose equity does not fit in 128 bits (the submitter's key committed it): that
+/// leaf's figures are `null` with the reason, every other leaf is valued, and the rebuild
+/// agrees (exit 0) — one hostile leaf does not keep every user from theirs.
+#[test]
+fn a_leaf_whose_value_overflows_is_null_with_the_reason_and_the_rest_are_valued() {
+    let dir = tempfile::tempdir().unwrap();
+    let chain_dir = one_batch_of(dir.path(), vec![leaf(1, 100, None), leaf(2, 0, Some(i128::MIN)), leaf(3, 50, None)]);
+    let out = rebuild(&["--chain-dir", s(&chain_dir)]);
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out));
+    let r: Value = serde_json::from_slice(&out.stdout).unwrap();
+    let accounts = r["accounts"].as_array().unwrap();
+    assert_eq!(accounts.len(), 3);
+    assert_eq!((&accounts[0]["equity"], &accounts[0]["unvalued"]), (&json!("100"), &Value::Null));
+    assert_eq!((&accounts[2]["equity"], &accounts[2]["funding_owed"]), (&json!("50"), &json!("0")));
+    let bad = &accounts[1];
+    assert_eq!((&bad["equity"], &bad["funding_owed"]), (&Value::Null, &Value::Null));
+    let why = bad["unvalued"].as_str().unwrap();
+    assert!(why.starts_with("account 2: the position in instrument 0: ") && why.ends_with("does not fit in 128 bits"));
+    let t = &r["totals"];
+    assert_eq!((&t["leaves"], &t["collateral"], &t["funding_owed"]), (&json!(3), &json!("150"), &Value::Null));
+    assert_eq!((&t["equity"], &t["unvalued"], &t["overflow"]), (&Value::Null, &json!(1), &json!([])));
+    assert_eq!(
+        r["summary"],
+        json!(format!(
+            "batch 1 read from the chain and checked; the rebuilt root is the chain's last root {}",
+            r["root"].as_str().unwrap()
+        ))
+    );
+
+    // Every leaf's equity fits, their sum does not: the total is null and named.
+    let dir = tempfile::tempdir().unwrap();
+    let half = -(1i128 << 126);
+    let chain_dir = one_batch_of(dir.path(), vec![leaf(1, 0, Some(half)), leaf(2, 0, Some(half))]);
+    let out = rebuild(&["--chain-dir", s(&chain_dir)]);
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out));
+    let r: Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(r["accounts"][1]["equity"], json!(((1i128 << 126) + 1).to_string()));
+    let t = &r["totals"];
+    assert_eq!((&t["equity"], &t["funding_owed"]), (&Value::Null, &json!("0")));
+    assert_eq!((&t["unvalued"], &t["overflow"]), (&json!(0), &json!(["equity"])));
+}
+
+/// A chain with no batch: the JSON the docs promise (no account, no batch, agrees), exit 0.
+#[test]
+fn an_empty_chain_rebuilds_to_no_account_through_the_binary() {
+    let dir = tempfile::tempdir().unwrap();
+    let chain_dir = dir.path().join("chain");
+    drop(EmbeddedChain::open_with_clock(&chain_dir, FixedClock::TESTS).unwrap());
+    let out = rebuild(&["--chain-dir", s(&chain_dir)]);
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out));
+    let r: Value = serde_json::from_slice(&out.stdout).unwrap();
+    let zero = B256::ZERO.to_string();
+    assert_eq!((&r["accounts"], &r["batches"], &r["markets"]), (&json!([]), &json!([]), &json!([])));
+    assert_eq!((&r["agrees"], &r["disagreement"], &r["batch"]), (&json!(true), &Value::Null, &json!(0)));
+    assert_eq!(r["chain"], json!({ "last_batch": 0, "root": zero }));
+    assert_eq!(r["totals"]["leaves"], json!(0));
+    assert_eq!(r["summary"], json!("the chain has no committed batch: nothing to rebuild"));
 }

@@ -302,9 +302,11 @@ fn a_format_3_file_is_refused_by_its_version() {
 fn the_data_alone_is_the_whole_batch() {
     let mut tree = Tree::new();
     let b = Batch::of(&epoch(3, B256::repeat_byte(9), vec![leaf(3, 1), leaf(4, 0), leaf(u64::MAX, 2)], &mut tree));
-    assert_eq!(Batch::from_data(b.data.clone()), Ok(b.clone()));
+    assert_eq!(Batch::from_data(b.data.clone()).map(|(b, _)| b), Ok(b.clone()));
+    assert_eq!(Batch::from_data(b.data.clone()).map(|(_, c)| c), b.contents());
     let raw = b.raw().unwrap_or_default();
-    let other = Batch::from_data(zstd::bulk::compress(&raw, 1).unwrap_or_default()).unwrap_or_else(|e| panic!("{e}"));
+    let (other, _) =
+        Batch::from_data(zstd::bulk::compress(&raw, 1).unwrap_or_default()).unwrap_or_else(|e| panic!("{e}"));
     assert!(other.same_content(&b) && other.header.data_hash != b.header.data_hash);
     // Not zstd; zstd of nothing; a frame cut short.
     for (data, expect) in
@@ -325,4 +327,32 @@ fn the_data_alone_is_the_whole_batch() {
     bad[16..24].copy_from_slice(&1u64.to_be_bytes());
     let err = Batch::from_data(zstd::bulk::compress(&bad, 1).unwrap_or_default()).unwrap_err();
     assert!(matches!(err, FormatError::Header { field: "last_seq", .. }), "{err}");
+}
+
+/// Data that is not exactly one zstd frame — two frames concatenated, or one followed by a
+/// skippable frame — is refused alike by the file path (`Batch::raw`, bulk before) and the
+/// chain path (`Batch::from_data`, streaming before): both once took more than one frame,
+/// differently.
+#[test]
+fn data_with_two_frames_is_refused_on_both_paths() {
+    let mut tree = Tree::new();
+    let b = Batch::of(&epoch(3, B256::repeat_byte(9), vec![leaf(3, 1), leaf(4, 0)], &mut tree));
+    let raw = b.raw().unwrap_or_default();
+    let (first, second) = raw.split_at(raw.len() / 2);
+    let mut two = zstd::bulk::compress(first, 9).unwrap_or_default();
+    two.extend(zstd::bulk::compress(second, 9).unwrap_or_default());
+    let mut skippable = b.data.clone();
+    skippable.extend(0x184D_2A50u32.to_le_bytes());
+    skippable.extend(4u32.to_le_bytes());
+    skippable.extend([0u8; 4]);
+    for data in [two, skippable] {
+        let err = Batch::from_data(data.clone()).unwrap_err();
+        assert!(err.to_string().contains("not one zstd frame"), "chain path: {err}");
+        let file =
+            Batch { header: Header { data_len: data.len() as u64, data_hash: keccak256(&data), ..b.header }, data };
+        let err = file.raw().unwrap_err();
+        assert!(err.to_string().contains("not one zstd frame"), "file path: {err}");
+    }
+    // The one frame itself reads on both.
+    assert_eq!(Batch::from_data(b.data.clone()).map(|(c, _)| c.raw()), Ok(Ok(raw)));
 }

@@ -56,7 +56,7 @@ pub use binding::{
 pub use da::{Da, batch_blobs, blob_hashes, commit_blobs_call, commitment, committed_as};
 pub use error::{BoxError, ChainError, PostedError, Result};
 pub use fees::SendPolicy;
-pub use rpc::{RpcChain, submitter_of};
+pub use rpc::{LOG_RANGE, RpcChain, submitter_of};
 pub use user::{Head, L1User, Sent, address_of};
 
 use crate::batch::Batch;
@@ -64,7 +64,8 @@ use crate::queue::Entry;
 
 /// The base chain as settlement uses it.
 pub trait Chain {
-    /// The last committed batch's index and root (0 and `0x00…00` before the first).
+    /// The last committed batch's index and root (0 and `0x00…00` before the first): the
+    /// contract's `lastIndex()` and `lastRoot()`, read at one block.
     ///
     /// # Errors
     /// [`ChainError`].
@@ -116,9 +117,11 @@ pub trait Chain {
     /// ([`Posted::commitment`]).
     ///
     /// # Errors
-    /// [`ChainError::Posted`] naming the batch and what is wrong (not committed, no log or
-    /// two, a transaction that is not its commit, a missing or damaged store file); the
-    /// transport's.
+    /// [`ChainError::Posted`] naming the batch and what is wrong: for an index that is not
+    /// committed, [`PostedError::NoLog`] from [`RpcChain`] (it looks for the log only) and
+    /// [`PostedError::NotCommitted`] from the embedded chain (it checks `lastIndex()`); no
+    /// log or two, a transaction that is not its commit (a node); a missing or damaged
+    /// store file (the embedded chain); the transport's.
     fn posted(&mut self, index: u64) -> Result<Posted>;
 }
 

@@ -14,14 +14,16 @@
 //!       ──▶ gas estimate on the latest state, +20 %
 //!       ──▶ wait::send_and_wait: the fees::Resender's rules, driven over RPC
 //!  blobs_of_transaction(tx) ──▶ anvil_getBlobsByTransactionHash (blobs module)
-//!  posted(index) ──▶ eth_getLogs: BatchCommitted, topic 1 = index, on the contract's address,
-//!                    from the earliest block (not removed): exactly one
+//!  posted(index) ──▶ BatchCommitted logs of the contract, read once per run in ranges of
+//!                    LOG_RANGE blocks from block 0 (logs.rs): topic 1 = index, exactly one
 //!               ──▶ eth_getTransactionByHash(its transactionHash): sent to the contract,
 //!                    input = commitBatch's selector ‖ arguments, h.index = index
 //! ```
 //!
-//! `posted` asks for the logs of the whole chain in one `eth_getLogs`: a node that limits
-//! the block range of a log query refuses it (an [`ChainError::Rpc`] naming the call).
+//! `posted` reads the contract's logs once and keeps them (`logs`): one `eth_blockNumber`
+//! and one `eth_getLogs` per [`LOG_RANGE`] blocks for the whole run, not a query per batch;
+//! a node that limits a log query's range below that refuses it (an [`ChainError::Rpc`]
+//! naming the call).
 //!
 //! The runtime is a single-threaded tokio runtime owned by the chain; every call blocks
 //! on it with a timeout, so a node that hangs is an error ([`ChainError::Timeout`]) and
@@ -49,7 +51,10 @@ use crate::batch::Batch;
 use crate::queue::Entry;
 
 mod blobs;
+mod logs;
 mod wait;
+
+pub use logs::LOG_RANGE;
 
 /// A chain reached over JSON-RPC (alloy).
 pub struct RpcChain {
@@ -63,6 +68,8 @@ pub struct RpcChain {
     policy: SendPolicy,
     /// The last commit transaction this process sent (to price a replacement above it).
     in_flight: Option<InFlight>,
+    /// The contract's `BatchCommitted` logs read so far (`posted`).
+    commit_logs: logs::CommitLogs,
 }
 
 impl std::fmt::Debug for RpcChain {
@@ -238,6 +245,7 @@ impl RpcChain {
             timeout,
             policy: SendPolicy::default(),
             in_flight: None,
+            commit_logs: logs::CommitLogs::default(),
         };
         chain.check_contract()?;
         Ok(chain)
@@ -260,6 +268,7 @@ impl RpcChain {
             timeout: Self::TIMEOUT,
             policy: SendPolicy::default(),
             in_flight: None,
+            commit_logs: logs::CommitLogs::default(),
         };
         let provider = chain.provider.clone();
         chain.block_on("checking the contract", async move { check_vault(&provider, address).await })?;
@@ -455,15 +464,15 @@ impl RpcChain {
 impl Chain for RpcChain {
     fn last_committed(&mut self) -> Result<(u64, B256)> {
         let contract = abi::L2xSettlement::new(self.address, self.provider.clone());
+        let provider = self.provider.clone();
         self.block_on("reading the last committed batch", async move {
-            let index = contract.lastIndex().call().await.map_err(ChainError::call("reading lastIndex"))?;
-            // A batch's root never changes once committed: (index, roots(index)) is one
-            // consistent reading even if a block lands between the two calls.
-            let root = if index == 0 {
-                B256::ZERO
-            } else {
-                contract.roots(index).call().await.map_err(ChainError::call("reading roots"))?
-            };
+            // lastIndex() and lastRoot() at one block: one consistent reading even if a
+            // commit lands between the two calls.
+            let block = provider.get_block_number().await.map_err(ChainError::rpc("reading the head"))?;
+            let index =
+                contract.lastIndex().block(block.into()).call().await.map_err(ChainError::call("reading lastIndex"))?;
+            let root =
+                contract.lastRoot().block(block.into()).call().await.map_err(ChainError::call("reading lastRoot"))?;
             Ok((index, root))
         })
     }
@@ -524,26 +533,10 @@ impl Chain for RpcChain {
 
 impl RpcChain {
     /// The transaction that emitted batch `index`'s `BatchCommitted` log on the canonical
-    /// chain: exactly one such log on the contract's address, not removed by a reorg.
-    fn commit_transaction(&self, index: u64) -> Result<B256> {
-        use alloy::sol_types::SolEvent as _;
-        let filter = alloy::rpc::types::Filter::new()
-            .address(self.address)
-            .event_signature(abi::L2xSettlement::BatchCommitted::SIGNATURE_HASH)
-            .topic1(B256::from(alloy::primitives::U256::from(index)))
-            .from_block(alloy::eips::BlockNumberOrTag::Earliest)
-            .to_block(alloy::eips::BlockNumberOrTag::Latest);
-        let provider = self.provider.clone();
-        let logs = self.block_on("reading BatchCommitted logs", async move {
-            provider.get_logs(&filter).await.map_err(ChainError::rpc("reading BatchCommitted logs"))
-        })?;
-        let posted = |why| ChainError::Posted { index, why };
-        let logs: Vec<_> = logs.into_iter().filter(|log| !log.removed).collect();
-        match logs.as_slice() {
-            [] => Err(posted(PostedError::NoLog)),
-            [log] => log.transaction_hash.ok_or(posted(PostedError::NoTransactionHash)),
-            more => Err(posted(PostedError::Logs { count: more.len() })),
-        }
+    /// chain: exactly one such log on the contract's address, not removed by a reorg (the
+    /// logs read once, in ranges, and kept: `logs`).
+    fn commit_transaction(&mut self, index: u64) -> Result<B256> {
+        self.commit_logs.transaction(&self.runtime, self.timeout, &self.provider, self.address, index)
     }
 }
 

@@ -10,6 +10,7 @@
 //!  a transaction whose BatchCommitted log says batch k ──▶ its input written to <k>.tmp,
 //!      synced, renamed to <k>, DIR/batches synced ──▶ then the state file is renamed
 //!      into place (the state that records batch k)
+//!  DIR/batches/ created (if it is not there) and DIR synced at every writable open
 //! ```
 //!
 //! # Crash rule
@@ -29,12 +30,12 @@
 //! commit, so a file that disagrees was damaged since.
 
 use std::fs::File;
-use std::io::Write;
 use std::path::{Path, PathBuf};
 
 use alloy::primitives::{B256, keccak256};
 
 use super::state_error;
+use super::state_file::atomic_write;
 use crate::chain::{ChainError, Posted, PostedError, Result, decode_commit_input};
 
 /// The store's directory inside the chain directory.
@@ -45,23 +46,26 @@ pub fn path(dir: &Path, index: u64) -> PathBuf {
     dir.join(BATCHES_DIR).join(format!("{index:020}"))
 }
 
-/// Writes `input` as batch `index`'s file (temporary file, sync, rename, sync of the
-/// store's directory; the store created, and the chain directory synced, on first use).
+/// Creates the store's directory if it is not there and syncs the chain directory, so
+/// that the store's entry is durable before any file in it is relied on: called at every
+/// writable open, before anything is committed.
+///
+/// # Errors
+/// [`ChainError::State`] naming the directory that could not be created or synced.
+pub(super) fn create_store(dir: &Path) -> Result<()> {
+    let store = dir.join(BATCHES_DIR);
+    std::fs::create_dir_all(&store).map_err(|e| state_error(&store, e))?;
+    File::open(dir).and_then(|d| d.sync_all()).map_err(|e| state_error(dir, e))
+}
+
+/// Writes `input` as batch `index`'s file (`state_file::atomic_write`: temporary file,
+/// sync, rename, sync of the store's directory; the store exists since the open,
+/// [`create_store`]).
 ///
 /// # Errors
 /// [`ChainError::State`] naming the file or directory that could not be written.
 pub(super) fn write(dir: &Path, index: u64, input: &[u8]) -> Result<()> {
-    let store = dir.join(BATCHES_DIR);
-    if !store.is_dir() {
-        std::fs::create_dir_all(&store).map_err(|e| state_error(&store, e))?;
-        File::open(dir).and_then(|d| d.sync_all()).map_err(|e| state_error(dir, e))?;
-    }
-    let file = path(dir, index);
-    let tmp = file.with_extension("tmp");
-    let mut f = File::create(&tmp).map_err(|e| state_error(&tmp, e))?;
-    f.write_all(input).and_then(|()| f.sync_all()).map_err(|e| state_error(&tmp, e))?;
-    std::fs::rename(&tmp, &file).map_err(|e| state_error(&file, e))?;
-    File::open(&store).and_then(|d| d.sync_all()).map_err(|e| state_error(&store, e))
+    atomic_write(&dir.join(BATCHES_DIR), &format!("{index:020}"), input)
 }
 
 /// Batch `index`'s file read back and checked against `commitment`, what the contract

@@ -235,6 +235,7 @@ impl EmbeddedChain {
         let lock = File::create(&lock_path).map_err(|e| state_error(&lock_path, e))?;
         lock.try_lock().map_err(|e| state_error(dir, StateError::Locked(e)))?;
         let (mut chain, found) = EmbeddedChain::load(dir, Box::new(clock), true)?;
+        batch_data::create_store(dir)?;
         chain.lock = Some(lock);
         if !found {
             chain.write(&chain.state())?;
@@ -432,9 +433,9 @@ impl EmbeddedChain {
             blob_store::write(&self.dir, hashes, blobs)?;
         }
         // A batch's data before the state that records its commit (`batch_data`'s crash rule).
-        for log in logs.iter().filter(|log| log.address == self.address()) {
-            if let Ok(committed) = C::BatchCommitted::decode_log_data(&log.data) {
-                batch_data::write(&self.dir, committed.index, &data)?;
+        for log in &logs {
+            if let Some(index) = committed_index(self.address(), log)? {
+                batch_data::write(&self.dir, index, &data)?;
             }
         }
         self.write(&state)?;
@@ -558,6 +559,22 @@ impl Chain for EmbeddedChain {
         let commitment = self.view(&C::commitmentsCall { index })?;
         batch_data::read(&self.dir, index, commitment)
     }
+}
+
+/// The batch a log of a transaction says was committed: `Some` for a `BatchCommitted` log
+/// of the settlement contract at `contract` (topic 0 its signature hash), `None` for any
+/// other log.
+///
+/// # Errors
+/// [`ChainError::Decode`] for a log of the contract with `BatchCommitted`'s topic 0 that
+/// does not decode as it: its batch would be committed with no store file.
+fn committed_index(contract: Address, log: &Log) -> Result<Option<u64>> {
+    if log.address != contract || log.topics().first() != Some(&C::BatchCommitted::SIGNATURE_HASH) {
+        return Ok(None);
+    }
+    let committed = C::BatchCommitted::decode_log_data(&log.data)
+        .map_err(|e| ChainError::Decode { what: "decoding the contract's BatchCommitted log", source: Box::new(e) })?;
+    Ok(Some(committed.index))
 }
 
 #[cfg(test)]

@@ -346,16 +346,25 @@ impl Reader<'_> {
     }
 }
 
-/// Writes `bytes` as the state file in `dir`: a temporary file, synced, renamed over the
-/// old one, the directory synced. Either the old file or the new one is there after a
-/// crash, never a mix.
+/// Writes `bytes` as the state file in `dir` ([`atomic_write`]).
 ///
 /// # Errors
 /// [`ChainError::State`](crate::chain::ChainError::State) naming the file that could not
 /// be written.
 pub(super) fn write(dir: &Path, bytes: &[u8]) -> Result<()> {
-    let path = dir.join(STATE_FILE);
-    let tmp = dir.join(format!("{STATE_FILE}.tmp"));
+    atomic_write(dir, STATE_FILE, bytes)
+}
+
+/// Writes `bytes` as `dir/name`: to `dir/name.tmp`, synced, renamed over the old file, `dir`
+/// synced. Either the old file or the new one is there after a crash, never a mix (the
+/// state file and each batch data file are written so).
+///
+/// # Errors
+/// [`ChainError::State`](crate::chain::ChainError::State) naming the file or directory
+/// that could not be written.
+pub(super) fn atomic_write(dir: &Path, name: &str, bytes: &[u8]) -> Result<()> {
+    let path = dir.join(name);
+    let tmp = dir.join(format!("{name}.tmp"));
     let mut f = File::create(&tmp).map_err(|e| state_error(&tmp, e))?;
     f.write_all(bytes).and_then(|()| f.sync_all()).map_err(|e| state_error(&tmp, e))?;
     std::fs::rename(&tmp, &path).map_err(|e| state_error(&path, e))?;

@@ -74,3 +74,37 @@ fn a_transaction_that_creates_code_is_refused_and_changes_nothing() {
 fn the_wall_clock_is_past_the_tests_start() {
     assert!(WallClock.now() > FixedClock::TESTS.0);
 }
+
+/// A log of the contract with `BatchCommitted`'s topic 0 that does not decode is an error
+/// (its batch would be committed with no store file), not a log skipped; other logs, of the
+/// contract or not, are not batches.
+#[test]
+fn a_batch_committed_log_that_does_not_decode_is_an_error_not_skipped() {
+    let contract = Address::repeat_byte(0xc0);
+    let topic0 = C::BatchCommitted::SIGNATURE_HASH;
+    let log = |address, topics: Vec<B256>, data: &[u8]| {
+        Log::new(address, topics, Bytes::copy_from_slice(data)).expect("at most 4 topics")
+    };
+    // Topic 1 (the index) missing: BatchCommitted's topics do not decode.
+    let broken = log(contract, vec![topic0], &[]);
+    assert!(matches!(committed_index(contract, &broken), Err(ChainError::Decode { .. })));
+    let index = B256::with_last_byte(7);
+    let other_event = log(contract, vec![B256::repeat_byte(1), index], &[]);
+    assert_eq!(committed_index(contract, &other_event).unwrap(), None);
+    let elsewhere = log(Address::repeat_byte(0xee), vec![topic0, index], &[]);
+    assert_eq!(committed_index(contract, &elsewhere).unwrap(), None);
+}
+
+/// The batch data store is created, and the chain directory synced, at every writable
+/// open — not only when the first batch is written — so a directory made before it had a
+/// store gets one at once.
+#[test]
+fn the_batch_store_is_created_at_open_not_at_the_first_commit() {
+    let dir = tempfile::tempdir().unwrap();
+    drop(EmbeddedChain::open_with_clock(dir.path(), FixedClock::TESTS).unwrap());
+    let store = dir.path().join(batch_data::BATCHES_DIR);
+    assert!(store.is_dir(), "created at open");
+    std::fs::remove_dir(&store).unwrap();
+    drop(EmbeddedChain::open_with_clock(dir.path(), FixedClock::TESTS).unwrap());
+    assert!(store.is_dir(), "created again at the next open");
+}

@@ -62,7 +62,7 @@ fn arguments_that_are_not_what_the_data_says_are_findings_naming_the_argument() 
     call.withdrawals.clear();
     let (_dir, mut chain) = embedded_with(&call);
     let f = finding(&mut chain);
-    let expected = Finding::Argument { index: 2, field: "withdrawals", call: "0 items".into(), data: "1 items".into() };
+    let expected = Finding::Argument { index: 2, field: "withdrawals", call: "0 items".into(), data: "1 item".into() };
     assert_eq!(f, expected);
     // A header argument: the epoch's time.
     let mut call = second(|_| {});
@@ -95,4 +95,19 @@ fn a_root_the_leaves_do_not_give_is_a_finding_on_a_node() {
     let f = finding(&mut RpcChain::read_only(node.url(), address).unwrap());
     let rebuilt = s.closed[1].root;
     assert_eq!(f, Finding::Root { index: 2, rebuilt, whose: "h.newRoot", expected: forged });
+}
+
+/// `h.marketHash`, which the contract does not check, is compared with the data: a finding
+/// naming it. (`h.queueHash` and `rejected` cannot differ from the data's on a chain
+/// without queue entries: the contract checks the call's and the format the data's.)
+#[test]
+fn a_market_hash_that_is_not_the_datas_is_an_argument_finding() {
+    let mut call = second(|_| {});
+    call.h.marketHash = B256::repeat_byte(3);
+    let (_dir, mut chain) = embedded_with(&call);
+    let f = finding(&mut chain);
+    assert!(
+        matches!(&f, Finding::Argument { index: 2, field: "h.marketHash", call, .. } if *call == B256::repeat_byte(3).to_string()),
+        "{f}"
+    );
 }

@@ -10,7 +10,7 @@ use alloy::primitives::{B256, hex};
 use alloy::sol_types::SolCall as _;
 use l2x_settlement::batch::Batch;
 use l2x_settlement::chain::abi::L2xSettlement as S;
-use l2x_settlement::chain::{Chain, ChainError, PostedError, RpcChain};
+use l2x_settlement::chain::{Chain, ChainError, LOG_RANGE, PostedError, RpcChain};
 use l2x_settlement::devnode::{Anvil, DEV_KEYS, Liar};
 use l2x_settlement::rebuild::{Finding, RebuildError, rebuild};
 use serde_json::{Value, json};
@@ -48,18 +48,23 @@ fn node() -> Node {
     Node { anvil, address, commits, deposit, creation }
 }
 
-/// Whether `params` of an `eth_getLogs` ask for batch 2's log.
-fn asks_for_batch_2(params: &Value) -> bool {
-    params[0]["topics"][1].as_str() == Some(&B256::with_last_byte(2).to_string())
+/// Whether a log is batch 2's (topic 1).
+fn of_batch_2(log: &Value) -> bool {
+    log["topics"][1].as_str() == Some(&B256::with_last_byte(2).to_string())
 }
 
-/// A reader through a node that rewrites batch 2's `eth_getLogs` answer with `edit`.
+/// A reader through a node that rewrites batch 2's logs in each `eth_getLogs` answer with
+/// `edit` (the reader asks for every batch's logs at once: the others are left as they are).
 fn lying_logs(node: &Node, edit: impl Fn(&mut Vec<Value>) + Send + 'static) -> (Liar, RpcChain) {
-    let liar = Liar::spawn(node.anvil.url(), move |method, params, result| {
-        if method == "eth_getLogs" && asks_for_batch_2(params) {
-            let mut logs = result.as_array().cloned().unwrap_or_default();
-            edit(&mut logs);
-            *result = Value::Array(logs);
+    let liar = Liar::spawn(node.anvil.url(), move |method, _params, result| {
+        if method == "eth_getLogs" {
+            let (mut batch_2, mut logs): (Vec<Value>, Vec<Value>) =
+                result.as_array().cloned().unwrap_or_default().into_iter().partition(of_batch_2);
+            if !batch_2.is_empty() {
+                edit(&mut batch_2);
+                logs.extend(batch_2);
+                *result = Value::Array(logs);
+            }
         }
     })
     .unwrap();
@@ -77,6 +82,46 @@ fn why(chain: &mut RpcChain) -> PostedError {
         Err(ChainError::Posted { index: 2, why }) => why,
         other => panic!("expected batch 2 to be unreadable, got {other:?}"),
     }
+}
+
+/// The logs are read once per run, in ranges of `LOG_RANGE` blocks (a provider that caps a
+/// log query's range answers each), and not once per batch: a chain of 12,000 blocks with
+/// three batches takes one `eth_getLogs` per range for the whole rebuild.
+#[test]
+fn commit_logs_are_read_once_in_ranges_not_once_per_batch() {
+    use std::sync::atomic::{AtomicU64, Ordering};
+    use std::sync::{Arc, Mutex};
+    let node = node();
+    node.anvil.request("anvil_mine", json!([format!("0x{:x}", 12_000)])).unwrap();
+    let ranges = Arc::new(Mutex::new(Vec::new()));
+    let widest = Arc::new(AtomicU64::new(0));
+    let (seen, wide) = (Arc::clone(&ranges), Arc::clone(&widest));
+    let capped = Liar::spawn(node.anvil.url(), move |method, params, result| {
+        if method == "eth_getLogs" {
+            let block =
+                |k: &str| u64::from_str_radix(params[0][k].as_str().unwrap().trim_start_matches("0x"), 16).unwrap();
+            let (from, to) = (block("fromBlock"), block("toBlock"));
+            wide.fetch_max(to - from + 1, Ordering::Relaxed);
+            seen.lock().unwrap().push((from, to));
+            if to - from + 1 > LOG_RANGE {
+                // What a capped provider does: no logs for a range that wide.
+                *result = json!("block range too wide");
+            }
+        }
+    })
+    .unwrap();
+    let r = rebuild(&mut RpcChain::read_only(capped.url(), node.address).unwrap()).unwrap();
+    assert!(r.agrees(), "{:?}", r.finding);
+    assert_eq!(r.batches.len(), 3);
+    let head = u64::from_str_radix(
+        node.anvil.request("eth_blockNumber", json!([])).unwrap().as_str().unwrap().trim_start_matches("0x"),
+        16,
+    )
+    .unwrap();
+    let expected: Vec<(u64, u64)> =
+        (0..=head).step_by(10_000).map(|from| (from, (from + LOG_RANGE - 1).min(head))).collect();
+    assert_eq!(*ranges.lock().unwrap(), expected, "every block once, in ranges, for the whole run");
+    assert_eq!((expected.len(), widest.load(Ordering::Relaxed)), (2, LOG_RANGE));
 }
 
 #[test]
@@ -156,4 +201,27 @@ fn a_commit_altered_after_the_fact_is_a_finding_naming_the_batch() {
         matches!(f, Finding::Root { index: 2, whose: "the chain's roots(index)", expected, .. } if expected == B256::repeat_byte(7)),
         "{f}"
     );
+}
+
+/// The root the chain's last batch is checked against at the end is `lastRoot()`, not
+/// `roots(lastIndex)`: a node answering `lastRoot()` with another root is a `LastRoot`
+/// finding after the last batch, the state at that batch (every batch checked).
+#[test]
+fn a_last_root_that_is_not_the_batches_is_a_finding_after_the_last_batch() {
+    let node = node();
+    let last_root = hex::encode_prefixed(S::lastRootCall {}.abi_encode());
+    let liar = Liar::spawn(node.anvil.url(), move |method, params, result| {
+        if method == "eth_call" && params[0]["input"].as_str().or(params[0]["data"].as_str()) == Some(&last_root) {
+            *result = json!(B256::repeat_byte(9).to_string());
+        }
+    })
+    .unwrap();
+    let mut reader = RpcChain::read_only(liar.url(), node.address).unwrap();
+    assert_eq!(reader.last_committed().unwrap(), (3, B256::repeat_byte(9)), "lastRoot(), as the node answers it");
+    let r = rebuild(&mut reader).unwrap();
+    let rebuilt = scenario().closed[2].root;
+    let expected = Finding::LastRoot { index: 3, rebuilt, last_root: B256::repeat_byte(9) };
+    assert_eq!(r.finding, Some(expected));
+    assert_eq!((r.state.index, r.batches.len(), r.root()), (3, 3, rebuilt), "every batch checked and applied");
+    assert!(r.escape(1).is_none(), "no escape against a root that is not the chain's");
 }

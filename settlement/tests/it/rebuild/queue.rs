@@ -3,16 +3,16 @@
 //! withdrawals and refused entries are commit arguments, and the rebuild checks them
 //! against the data and gets every leaf.
 
-use alloy::primitives::{Address, U256};
+use alloy::primitives::{Address, B256, U256};
 use alloy::sol_types::SolCall;
 use l2x_engine::StateMachine;
 use l2x_risk::Ledger;
 use l2x_settlement::batch::Batch;
 use l2x_settlement::chain::abi::{L2xSettlement as S, L2xTestUSD as T};
-use l2x_settlement::chain::{Chain, QueueReader};
-use l2x_settlement::embedded::{EmbeddedChain, FixedClock};
-use l2x_settlement::epoch::{self, Epochs, Policy};
-use l2x_settlement::rebuild::rebuild;
+use l2x_settlement::chain::{Chain, QueueReader, commit_call};
+use l2x_settlement::embedded::{EmbeddedChain, FixedClock, SUBMITTER};
+use l2x_settlement::epoch::{self, Epoch, Epochs, Policy};
+use l2x_settlement::rebuild::{Finding, rebuild};
 use l2x_types::{
     AccountId, Amount, ClientOrderId, Command, InstrumentId, L1Address, NewOrder, OrderType, Price, Qty, Side, StpMode,
     TimeInForce,
@@ -51,8 +51,9 @@ fn order(account: u64, side: Side, qty: i64) -> Command {
     })
 }
 
-#[test]
-fn withdrawals_and_refused_entries_are_checked_against_the_data_and_every_leaf_rebuilds() {
+/// The embedded chain with the owners' deposits and queue entries, and the epochs that
+/// settle them (not committed yet), the state after them.
+fn queued() -> (tempfile::TempDir, EmbeddedChain, Vec<Epoch>, StateMachine) {
     let dir = tempfile::tempdir().unwrap();
     let mut chain = EmbeddedChain::open_with_clock(dir.path(), FixedClock::TESTS).unwrap();
     let (vault, token) = (chain.address(), chain.token());
@@ -85,7 +86,12 @@ fn withdrawals_and_refused_entries_are_checked_against_the_data_and_every_leaf_r
         Command::Funding { instrument: InstrumentId(0) },
     ]);
     let second = apply_closing(&mut state, &mut epochs, next_seq, 50, &cmds);
-    let closed = [first, second].concat();
+    (dir, chain, [first, second].concat(), state)
+}
+
+#[test]
+fn withdrawals_and_refused_entries_are_checked_against_the_data_and_every_leaf_rebuilds() {
+    let (dir, mut chain, closed, state) = queued();
     for e in &closed {
         chain.commit(&Batch::of(e)).unwrap();
     }
@@ -101,4 +107,33 @@ fn withdrawals_and_refused_entries_are_checked_against_the_data_and_every_leaf_r
     let h = r.batches.last().unwrap().header;
     assert_eq!((h.queue_count, h.withdrawals, h.rejected), (5, 1, 1));
     assert!(leaves.iter().any(|l| !l.positions.is_empty()));
+}
+
+/// Arguments the contract checks against its queue (`h.queueHash`, `rejected`) are compared
+/// with the data too: data that says another queue hash, or refuses no entry where the call
+/// refuses one, is an `Argument` finding naming it.
+#[test]
+fn a_queue_hash_or_rejected_that_is_not_the_datas_is_an_argument_finding() {
+    for (field, edit) in [
+        ("h.queueHash", (|e: &mut Epoch| e.queue_hash = B256::repeat_byte(4)) as fn(&mut Epoch)),
+        ("rejected", |e: &mut Epoch| e.rejected.clear()),
+    ] {
+        let (_dir, mut chain, closed, _) = queued();
+        let (last, before) = closed.split_last().unwrap();
+        for e in before {
+            chain.commit(&Batch::of(e)).unwrap();
+        }
+        let real = commit_call(&Batch::of(last)).unwrap();
+        let mut crafted = last.clone();
+        edit(&mut crafted);
+        let mut call = commit_call(&Batch::of(&crafted)).unwrap();
+        (call.h.queueHash, call.rejected) = (real.h.queueHash, real.rejected.clone());
+        chain.transact(SUBMITTER, chain.address(), call.abi_encode()).unwrap();
+        assert_eq!(chain.last_committed().unwrap().0, last.index, "the contract accepted it");
+        let f = rebuild(&mut chain).unwrap().finding.unwrap();
+        assert!(
+            matches!(&f, Finding::Argument { index, field: named, .. } if *index == last.index && *named == field),
+            "{f}"
+        );
+    }
 }
