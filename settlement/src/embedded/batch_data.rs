@@ -35,7 +35,7 @@ use std::path::{Path, PathBuf};
 use alloy::primitives::{B256, keccak256};
 
 use super::state_error;
-use crate::chain::{ChainError, Posted, PostedError, Result, decode_commit_input};
+use crate::chain::{ChainError, CommitInput, Posted, PostedError, Result, decode_commit_input};
 
 /// The store's directory inside the chain directory.
 pub const BATCHES_DIR: &str = "batches";
@@ -82,10 +82,21 @@ pub(super) fn read(dir: &Path, index: u64, commitment: B256) -> Result<Posted> {
     };
     let at = file.display().to_string();
     let call = decode_commit_input(&input).map_err(|why| posted(PostedError::NotACommit { at: at.clone(), why }))?;
-    if call.h.index != index {
-        return Err(posted(PostedError::WrongIndex { at, got: call.h.index }));
+    if call.index() != index {
+        return Err(posted(PostedError::WrongIndex { at, got: call.index() }));
     }
-    let found = Posted::of_calldata(call, None);
+    let found = match call {
+        CommitInput::Calldata(call) => Posted::of_calldata(call, None),
+        CommitInput::Blobs(call) => {
+            let hashes = read_hashes(dir, index)?;
+            let blobs = hashes.iter().map(|h| super::blob_store::read(dir, *h)).collect::<Result<Vec<_>>>()?;
+            let data = crate::blob::decode(&blobs).map_err(|e| {
+                let at = format!("the blobs of {}", hashes_path(dir, index).display());
+                posted(PostedError::Blobs { at, why: e.to_string() })
+            })?;
+            Posted::of_blobs(call, data, None, hashes)
+        }
+    };
     let damaged = |why| posted(PostedError::Damaged { path: file.clone(), why });
     let data_hash = keccak256(&found.data);
     if data_hash != found.h.dataHash {
@@ -96,4 +107,54 @@ pub(super) fn read(dir: &Path, index: u64, commitment: B256) -> Result<Posted> {
         return Err(damaged(format!("its arguments give commitment {ours}, the contract stored {commitment}")));
     }
     Ok(found)
+}
+
+/// The file of batch `index`'s versioned hashes in chain directory `dir`, for a blob
+/// commit: `<index, 20 digits>.blobs`.
+pub fn hashes_path(dir: &Path, index: u64) -> PathBuf {
+    path(dir, index).with_extension("blobs")
+}
+
+/// Writes `hashes` (a blob commit's versioned hashes, in order, 32 bytes each) as batch
+/// `index`'s hashes file, as [`write`] does its input: temporary file, sync, rename, sync
+/// of the store's directory (created, and the chain directory synced, on first use).
+///
+/// # Errors
+/// [`ChainError::State`] naming the file or directory that could not be written.
+pub(super) fn write_hashes(dir: &Path, index: u64, hashes: &[B256]) -> Result<()> {
+    let store = dir.join(BATCHES_DIR);
+    if !store.is_dir() {
+        std::fs::create_dir_all(&store).map_err(|e| state_error(&store, e))?;
+        File::open(dir).and_then(|d| d.sync_all()).map_err(|e| state_error(dir, e))?;
+    }
+    let file = hashes_path(dir, index);
+    let tmp = file.with_extension("blobs.tmp");
+    let bytes: Vec<u8> = hashes.iter().flat_map(|h| h.0).collect();
+    let mut f = File::create(&tmp).map_err(|e| state_error(&tmp, e))?;
+    f.write_all(&bytes).and_then(|()| f.sync_all()).map_err(|e| state_error(&tmp, e))?;
+    std::fs::rename(&tmp, &file).map_err(|e| state_error(&file, e))?;
+    File::open(&store).and_then(|d| d.sync_all()).map_err(|e| state_error(&store, e))
+}
+
+/// Batch `index`'s hashes file read back: at least one hash, 32 bytes each.
+///
+/// # Errors
+/// [`ChainError::Posted`] naming the file: missing ([`PostedError::Missing`]), or not a
+/// whole, non-empty list of hashes ([`PostedError::Damaged`]); [`ChainError::State`] if it
+/// cannot be read.
+fn read_hashes(dir: &Path, index: u64) -> Result<Vec<B256>> {
+    let file = hashes_path(dir, index);
+    let posted = |why| ChainError::Posted { index, why };
+    let bytes = match std::fs::read(&file) {
+        Ok(bytes) => bytes,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+            return Err(posted(PostedError::Missing { path: file }));
+        }
+        Err(e) => return Err(state_error(&file, e)),
+    };
+    if bytes.is_empty() || bytes.len() % 32 != 0 {
+        let why = format!("{} bytes, not a list of 32-byte versioned hashes", bytes.len());
+        return Err(posted(PostedError::Damaged { path: file, why }));
+    }
+    Ok(bytes.chunks_exact(32).map(B256::from_slice).collect())
 }

@@ -434,6 +434,9 @@ impl EmbeddedChain {
         // A batch's data before the state that records its commit (`batch_data`'s crash rule).
         for log in logs.iter().filter(|log| log.address == self.address()) {
             if let Ok(committed) = C::BatchCommitted::decode_log_data(&log.data) {
+                if !hashes.is_empty() {
+                    batch_data::write_hashes(&self.dir, committed.index, hashes)?;
+                }
                 batch_data::write(&self.dir, committed.index, &data)?;
             }
         }
