@@ -20,13 +20,30 @@
 //! committed indexes) and the next commit of that index overwrites it (the rename
 //! replaces it whole).
 //!
+//! # Blob commits
+//!
+//! For a `commitBatchBlobs` the input has no data; the commit's versioned hashes are kept
+//! beside it, written and synced the same way, before the input and the state file:
+//!
+//! ```text
+//!  DIR/batches/<index, 20 digits>.blobs   the commit's versioned hashes, in order,
+//!                                         32 bytes each (nothing else)
+//! ```
+//!
+//! and the data is the blobs of those hashes in the blob store (`blob_store`), decoded. A
+//! `.blobs` file beside a `commitBatch` input (a crash orphan) is never read.
+//!
 //! # Reading
 //!
-//! A file is checked against the chain when read: it must decode as a `commitBatch` call of
-//! its batch, its data must hash to its header's `dataHash`, and its arguments must give
-//! the commitment the contract stored. Anything else is [`PostedError`] naming the file
-//! (missing, not a commit, another batch's, damaged): the contract checked all of it at
-//! commit, so a file that disagrees was damaged since.
+//! A file is checked against the chain when read: it must decode as a `commitBatch` or
+//! `commitBatchBlobs` call of its batch, a `commitBatch`'s data must hash to its header's
+//! `dataHash`, and its arguments (with a blob commit's hashes) must give the commitment
+//! the contract stored. Anything else is [`PostedError`] naming the file (missing, not a
+//! commit, another batch's, damaged), or [`ChainError::State`] naming a blob file that is
+//! missing or not its hash's: the contract checked all of it at commit, so a file that
+//! disagrees was damaged since. A blob commit's data hash is not checked here: the
+//! contract cannot check it either, so a mismatch is on the chain itself — a finding of
+//! `rebuild`, not damage.
 
 use std::fs::File;
 use std::io::Write;
@@ -35,7 +52,7 @@ use std::path::{Path, PathBuf};
 use alloy::primitives::{B256, keccak256};
 
 use super::state_error;
-use crate::chain::{ChainError, CommitInput, Posted, PostedError, Result, decode_commit_input};
+use crate::chain::{Carrier, ChainError, CommitInput, Posted, PostedError, Result, decode_commit_input};
 
 /// The store's directory inside the chain directory.
 pub const BATCHES_DIR: &str = "batches";
@@ -99,7 +116,9 @@ pub(super) fn read(dir: &Path, index: u64, commitment: B256) -> Result<Posted> {
     };
     let damaged = |why| posted(PostedError::Damaged { path: file.clone(), why });
     let data_hash = keccak256(&found.data);
-    if data_hash != found.h.dataHash {
+    // The contract checked a calldata commit's data hash; it cannot read blobs, so a blob
+    // commit's data may not hash to its header on the chain itself: the reader's finding.
+    if matches!(found.carrier, Carrier::Calldata { .. }) && data_hash != found.h.dataHash {
         return Err(damaged(format!("its data hashes to {data_hash}, its header argument says {}", found.h.dataHash)));
     }
     let ours = found.commitment();
