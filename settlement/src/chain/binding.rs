@@ -247,7 +247,7 @@ pub fn commit_input(batch: &Batch) -> Result<Vec<u8>, ChainError> {
 }
 
 /// The commitment of a commit's arguments, what the contract stores as
-/// `commitments(h.index)` ([`commitment`] of a batch's call): for a `commitBatch` (`blobs`
+/// `commitments(h.index)` ([`commitment`](crate::chain::commitment) of a batch's call): for a `commitBatch` (`blobs`
 /// `None`) `keccak256(abi.encode(h, withdrawals, rejected))`; for a `commitBatchBlobs`
 /// (`blobs`: the transaction's versioned hashes, in order)
 /// `keccak256(abi.encode(h, withdrawals, rejected, versionedHashes))`.
