@@ -82,8 +82,11 @@ fn to_json(r: &Rebuild) -> Value {
         .iter()
         .map(|b| {
             let h = &b.header;
-            let transaction = match b.carrier {
-                Carrier::Calldata { transaction } => transaction.map(|t| t.to_string()),
+            let transaction = b.carrier.transaction().map(|t| t.to_string());
+            let versioned_hashes: Option<Vec<String>> = match &b.carrier {
+                Carrier::Blobs { versioned_hashes, .. } => {
+                    Some(versioned_hashes.iter().map(ToString::to_string).collect())
+                }
                 _ => None,
             };
             json!({
@@ -100,8 +103,9 @@ fn to_json(r: &Rebuild) -> Value {
                 "new_root": h.new_root.to_string(),
                 "data_hash": h.data_hash.to_string(),
                 "data_bytes": h.data_len,
-                "carrier": carrier(b.carrier),
+                "carrier": carrier(&b.carrier),
                 "transaction": transaction,
+                "versioned_hashes": versioned_hashes,
             })
         })
         .collect();
@@ -126,9 +130,10 @@ fn to_json(r: &Rebuild) -> Value {
     })
 }
 
-fn carrier(c: Carrier) -> &'static str {
+fn carrier(c: &Carrier) -> &'static str {
     match c {
         Carrier::Calldata { .. } => "calldata",
+        Carrier::Blobs { .. } => "blobs",
         _ => "unknown",
     }
 }

@@ -6,8 +6,10 @@
 //!  chain.last_committed() ──▶ K, the chain's root
 //!  for k in 1..=K:  chain.posted(k) ─▶ h, withdrawals, rejected, data (Chain::posted)
 //!                   chain.committed(k) ─▶ roots(k), commitments(k)
-//!    commitment   keccak256(abi.encode(h, withdrawals, rejected)) = commitments(k)  → Commitment
+//!    commitment   Posted::commitment() = commitments(k)                              → Commitment
+//!                 (keccak256(abi.encode(h, withdrawals, rejected[, versionedHashes])))
 //!    data hash    keccak256(data) = h.dataHash                                       → DataHash
+//!                 (for blobs the only check: the contract cannot read them)
 //!    data         Batch::from_data: decompresses and decodes (format rules): the     → Data
 //!                 header and the contents the arguments are compared with
 //!    arguments    h's fields, withdrawals, rejected = the data's                     → Argument

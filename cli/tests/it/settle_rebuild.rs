@@ -49,6 +49,11 @@ const LIQUIDATION: &str = r#"{"cmd":"deposit","account":4,"amount":"1000","ts":1
 /// The scenario's journal in `dir/journal`, settled on `chain` in epochs of 1 ms; returns
 /// the batch directory and the last root the submitter committed.
 fn settle(dir: &Path, chain: &[&str]) -> (PathBuf, String) {
+    settle_as(dir, chain, &[])
+}
+
+/// As [`settle`], `extra` added to `settle submit` (`--da blobs`).
+fn settle_as(dir: &Path, chain: &[&str], extra: &[&str]) -> (PathBuf, String) {
     let scenario = dir.join("scenario.jsonl");
     let funding: String =
         crate::scenario_1ms_apart("funding.jsonl").lines().take(18).map(|l| format!("{l}\n")).collect();
@@ -59,7 +64,7 @@ fn settle(dir: &Path, chain: &[&str]) -> (PathBuf, String) {
     let events = String::from_utf8_lossy(&run.stdout);
     assert!(events.contains(r#""ev":"takeover""#) && events.contains(r#""ev":"funding""#), "{events}");
     let submit = ["settle", "submit", "--journal", s(&journal), "--batches", s(&batches), "--epoch-ms", "1"];
-    let submitted = l2x(&[&submit[..], chain, &["--key-env", KEY_ENV]].concat());
+    let submitted = l2x(&[&submit[..], chain, &["--key-env", KEY_ENV], extra].concat());
     assert!(submitted.status.success(), "{}", text(&submitted));
     let root = text(&submitted).trim().rsplit(' ').next().unwrap().to_string();
     (batches, root)
@@ -140,6 +145,72 @@ fn rebuild_from_the_embedded_chain_alone_and_name_a_damaged_batch_data_file() {
     assert!(String::from_utf8_lossy(&missing.stderr).contains("missing"), "{}", text(&missing));
     std::fs::write(&file, &good).unwrap();
     assert_eq!(rebuild(&chain).status.code(), Some(0));
+}
+
+/// `settle submit --da blobs`, then `settle rebuild` from the chain alone: on the embedded
+/// chain (its batch store's inputs and hashes files, its blob store) the same accounts as
+/// the same journal settled in calldata, each batch's carrier `blobs` with its versioned
+/// hashes; a hashes file or a blob file damaged or gone exits 1 naming the file. On anvil
+/// the same, the blobs read back by their transaction.
+#[test]
+fn rebuild_after_submit_with_the_data_in_blobs_on_both_chains_and_name_damaged_blob_files() {
+    let dir = tempfile::tempdir().unwrap();
+    let (calldata_dir, blobs_dir) = (dir.path().join("c"), dir.path().join("b"));
+    let (calldata_chain, blobs_chain) = (calldata_dir.join("chain"), blobs_dir.join("chain"));
+    std::fs::create_dir_all(&calldata_dir).unwrap();
+    std::fs::create_dir_all(&blobs_dir).unwrap();
+    let (c_batches, c_root) = settle(&calldata_dir, &["--chain-dir", s(&calldata_chain)]);
+    let chain = ["--chain-dir", s(&blobs_chain)];
+    let (batches, root) = settle_as(&blobs_dir, &chain, &["--da", "blobs"]);
+    assert_eq!(root, c_root, "the same roots whatever carries the data");
+    let by_calldata = rebuilds_what_prove_gives(&["--chain-dir", s(&calldata_chain)], &c_batches, &c_root);
+    let r = rebuilds_what_prove_gives(&chain, &batches, &root);
+    assert_eq!(r["accounts"], by_calldata["accounts"], "the same leaves and values");
+    assert_eq!(r["markets"], by_calldata["markets"]);
+    for b in r["batches"].as_array().unwrap() {
+        assert_eq!((&b["carrier"], &b["transaction"]), (&json!("blobs"), &Value::Null), "{b}");
+        let hashes = b["versioned_hashes"].as_array().unwrap();
+        assert!(!hashes.is_empty() && hashes.iter().all(|h| h.as_str().is_some_and(|h| h.len() == 66)), "{b}");
+    }
+    assert!(by_calldata["batches"].as_array().unwrap().iter().all(|b| b["versioned_hashes"].is_null()));
+
+    // Batch 3's hashes file gone; one of its blobs flipped: exit 1 naming the file.
+    let hashes_file = blobs_chain.join("batches").join(format!("{:020}.blobs", 3));
+    let good = std::fs::read(&hashes_file).unwrap();
+    std::fs::remove_file(&hashes_file).unwrap();
+    let missing = rebuild(&chain);
+    assert_eq!(missing.status.code(), Some(1), "{}", text(&missing));
+    let said = String::from_utf8_lossy(&missing.stderr);
+    assert!(said.contains("batch 3: ") && said.contains(s(&hashes_file)) && said.contains("missing"), "{said}");
+    std::fs::write(&hashes_file, &good).unwrap();
+    let hash = r["batches"][2]["versioned_hashes"][0].as_str().unwrap().trim_start_matches("0x").to_string();
+    let blob = blobs_chain.join("blobs").join(format!("{hash}.blob"));
+    let bytes = std::fs::read(&blob).unwrap();
+    let mut flipped = bytes.clone();
+    flipped[40] ^= 1;
+    std::fs::write(&blob, &flipped).unwrap();
+    let damaged = rebuild(&chain);
+    assert_eq!(damaged.status.code(), Some(1), "{}", text(&damaged));
+    assert!(damaged.stdout.is_empty());
+    assert!(String::from_utf8_lossy(&damaged.stderr).contains(s(&blob)), "{}", text(&damaged));
+    std::fs::write(&blob, &bytes).unwrap();
+    assert_eq!(rebuild(&chain).status.code(), Some(0));
+
+    let node = Anvil::spawn().unwrap();
+    let url = node.url().to_string();
+    let deployed = l2x(&["settle", "deploy", "--rpc-url", &url, "--key-env", KEY_ENV, "--test-token"]);
+    assert!(deployed.status.success(), "{}", text(&deployed));
+    let contract = String::from_utf8(deployed.stdout).unwrap().lines().next().unwrap().to_string();
+    let on_node = ["--rpc-url", url.as_str(), "--contract", contract.as_str()];
+    let node_dir = dir.path().join("n");
+    std::fs::create_dir_all(&node_dir).unwrap();
+    let (batches, root) = settle_as(&node_dir, &on_node, &["--da", "blobs"]);
+    let r = rebuilds_what_prove_gives(&on_node, &batches, &root);
+    assert_eq!(r["accounts"], by_calldata["accounts"]);
+    for b in r["batches"].as_array().unwrap() {
+        assert_eq!(b["carrier"], json!("blobs"), "{b}");
+        assert!(b["transaction"].as_str().is_some_and(|t| t.len() == 66) && b["versioned_hashes"].is_array(), "{b}");
+    }
 }
 
 #[test]

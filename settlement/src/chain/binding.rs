@@ -246,35 +246,71 @@ pub fn commit_input(batch: &Batch) -> Result<Vec<u8>, ChainError> {
     Ok(commit_call(batch)?.abi_encode())
 }
 
-/// The commitment of a commit's arguments: `keccak256(abi.encode(h, withdrawals,
-/// rejected))`, what the contract stores as `commitments(h.index)` ([`commitment`] of a
-/// batch's call).
+/// The commitment of a commit's arguments, what the contract stores as
+/// `commitments(h.index)` ([`commitment`](crate::chain::commitment) of a batch's call): for a `commitBatch` (`blobs`
+/// `None`) `keccak256(abi.encode(h, withdrawals, rejected))`; for a `commitBatchBlobs`
+/// (`blobs`: the transaction's versioned hashes, in order)
+/// `keccak256(abi.encode(h, withdrawals, rejected, versionedHashes))`.
 pub fn commitment_of(
     h: &abi::L2xSettlement::BatchHeader,
     withdrawals: &[abi::L2xSettlement::Withdrawal],
     rejected: &[u64],
+    blobs: Option<&[B256]>,
 ) -> B256 {
-    keccak256((h.clone(), withdrawals.to_vec(), rejected.to_vec()).abi_encode_params())
+    let (h, withdrawals, rejected) = (h.clone(), withdrawals.to_vec(), rejected.to_vec());
+    match blobs {
+        None => keccak256((h, withdrawals, rejected).abi_encode_params()),
+        Some(hashes) => keccak256((h, withdrawals, rejected, hashes.to_vec()).abi_encode_params()),
+    }
 }
 
-/// A transaction input read as the `commitBatch` call it must be: the selector checked,
-/// then the arguments decoded as the contract's decoder reads them (not re-encoded to
-/// compare: the contract accepts any encoding its decoder takes). `Err`: what it is
-/// instead, in words.
-pub(crate) fn decode_commit_input(input: &[u8]) -> Result<abi::L2xSettlement::commitBatchCall, String> {
+/// A commit's input decoded ([`decode_commit_input`]): which of the contract's two commit
+/// functions it calls, and its arguments.
+#[derive(Clone, Debug)]
+pub(crate) enum CommitInput {
+    /// `commitBatch(h, withdrawals, rejected, data)`: the data in the input.
+    Calldata(abi::L2xSettlement::commitBatchCall),
+    /// `commitBatchBlobs(h, withdrawals, rejected)`: the data in the transaction's blobs.
+    Blobs(abi::L2xSettlement::commitBatchBlobsCall),
+}
+
+impl CommitInput {
+    /// The batch index of its header argument.
+    pub(crate) fn index(&self) -> u64 {
+        match self {
+            CommitInput::Calldata(call) => call.h.index,
+            CommitInput::Blobs(call) => call.h.index,
+        }
+    }
+}
+
+/// A transaction input read as the commit it must be, `commitBatch` or `commitBatchBlobs`:
+/// the selector checked, then the arguments decoded as the contract's decoder reads them
+/// (not re-encoded to compare: the contract accepts any encoding its decoder takes).
+/// `Err`: what it is instead, in words.
+pub(crate) fn decode_commit_input(input: &[u8]) -> Result<CommitInput, String> {
     use alloy::sol_types::SolCall as _;
     type Commit = abi::L2xSettlement::commitBatchCall;
+    type CommitBlobs = abi::L2xSettlement::commitBatchBlobsCall;
     let Some((selector, args)) = input.split_first_chunk::<4>() else {
         return Err(format!("{} bytes of input, too short for a selector", input.len()));
     };
-    if *selector != Commit::SELECTOR {
-        return Err(format!(
-            "selector 0x{}, not commitBatch's 0x{}",
+    if *selector == Commit::SELECTOR {
+        Commit::abi_decode_raw(args)
+            .map(CommitInput::Calldata)
+            .map_err(|e| format!("the arguments do not decode as commitBatch's: {e}"))
+    } else if *selector == CommitBlobs::SELECTOR {
+        CommitBlobs::abi_decode_raw(args)
+            .map(CommitInput::Blobs)
+            .map_err(|e| format!("the arguments do not decode as commitBatchBlobs's: {e}"))
+    } else {
+        Err(format!(
+            "selector 0x{}, neither commitBatch's 0x{} nor commitBatchBlobs's 0x{}",
             alloy::hex::encode(selector),
-            alloy::hex::encode(Commit::SELECTOR)
-        ));
+            alloy::hex::encode(Commit::SELECTOR),
+            alloy::hex::encode(CommitBlobs::SELECTOR)
+        ))
     }
-    Commit::abi_decode_raw(args).map_err(|e| format!("the arguments do not decode as commitBatch's: {e}"))
 }
 
 /// The least gas the commit of `batch` can cost on a chain with EIP-7623 (Prague and

@@ -10,8 +10,7 @@
 //! bytes carried it (the versioned hashes follow from the data by `blob::encode` and KZG).
 
 use alloy::eips::eip4844::Blob;
-use alloy::primitives::{B256, keccak256};
-use alloy::sol_types::SolValue;
+use alloy::primitives::B256;
 
 use super::ChainError;
 use super::binding::{abi, commit_call, commitment_of};
@@ -97,8 +96,8 @@ pub fn commit_blobs_call(batch: &Batch) -> Result<abi::L2xSettlement::commitBatc
 pub fn commitment(batch: &Batch, da: Da) -> Result<B256, ChainError> {
     let call = commit_call(batch)?;
     Ok(match da {
-        Da::Calldata => commitment_of(&call.h, &call.withdrawals, &call.rejected),
-        Da::Blobs => keccak256((call.h, call.withdrawals, call.rejected, blob_hashes(batch)?).abi_encode_params()),
+        Da::Calldata => commitment_of(&call.h, &call.withdrawals, &call.rejected, None),
+        Da::Blobs => commitment_of(&call.h, &call.withdrawals, &call.rejected, Some(&blob_hashes(batch)?)),
     })
 }
 

@@ -270,6 +270,23 @@ pub enum PostedError {
         /// The index its header argument has.
         got: u64,
     },
+    /// A `commitBatchBlobs` transaction that carries no versioned hash (the contract
+    /// refuses one, so this is not the commit).
+    #[error("{at}: a commitBatchBlobs transaction without blobVersionedHashes")]
+    NoBlobHashes {
+        /// The transaction.
+        at: String,
+    },
+    /// The blobs of a blob commit, as found at `at` (a transaction's, or files of the
+    /// embedded chain's blob store), that are not its data: they do not decode, or are not
+    /// the blobs of its versioned hashes.
+    #[error("{at}: its blobs are not the batch's data: {why}")]
+    Blobs {
+        /// The transaction or the file.
+        at: String,
+        /// What is wrong.
+        why: String,
+    },
     /// The embedded chain's store has no data file for a committed batch.
     #[error("{}: missing (the embedded chain keeps every commit's input there)", path.display())]
     Missing {

@@ -48,11 +48,11 @@ mod user;
 use alloy::primitives::{Address, B256};
 
 pub use artifact::Artifact;
-pub(crate) use binding::decode_commit_input;
 pub use binding::{
     ARTIFACT, Config, TEST_USD_ARTIFACT, WEEK, abi, commit_call, commit_floor_gas, commit_input, commitment_of,
     creation_code, entry_of, revert_reason, runtime_code, test_usd_creation_code, test_usd_runtime_code,
 };
+pub(crate) use binding::{CommitInput, decode_commit_input};
 pub use da::{Da, batch_blobs, blob_hashes, commit_blobs_call, commitment, committed_as};
 pub use error::{BoxError, ChainError, PostedError, Result};
 pub use fees::SendPolicy;
@@ -125,8 +125,8 @@ pub trait Chain {
     fn posted(&mut self, index: u64) -> Result<Posted>;
 }
 
-/// What a committed batch posted, as the chain holds it: the arguments of its
-/// `commitBatch` and its data.
+/// What a committed batch posted, as the chain holds it: the arguments of its commit
+/// (`commitBatch` or `commitBatchBlobs`) and its data.
 #[derive(Clone, Debug)]
 pub struct Posted {
     /// The header argument, `h`.
@@ -135,7 +135,9 @@ pub struct Posted {
     pub withdrawals: Vec<abi::L2xSettlement::Withdrawal>,
     /// The refused queue indexes argument.
     pub rejected: Vec<u64>,
-    /// The batch's data: `zstd(raw)` (docs/SETTLEMENT.md, "Batches").
+    /// The batch's data: `zstd(raw)` (docs/SETTLEMENT.md, "Batches"); for a blob carrier,
+    /// the blobs decoded ([`blob::decode`](crate::blob::decode)). Not checked against `h.dataHash` here (the
+    /// contract checks it for calldata, nobody on chain for blobs): the reader's to do.
     pub data: Vec<u8>,
     /// Where the data was found.
     pub carrier: Carrier,
@@ -153,24 +155,63 @@ impl Posted {
         }
     }
 
+    /// The arguments of a `commitBatchBlobs` call, `data` decoded from the blobs of
+    /// `versioned_hashes`.
+    pub(crate) fn of_blobs(
+        call: abi::L2xSettlement::commitBatchBlobsCall,
+        data: Vec<u8>,
+        transaction: Option<B256>,
+        versioned_hashes: Vec<B256>,
+    ) -> Posted {
+        Posted {
+            h: call.h,
+            withdrawals: call.withdrawals,
+            rejected: call.rejected,
+            data,
+            carrier: Carrier::Blobs { transaction, versioned_hashes },
+        }
+    }
+
     /// The commitment of the arguments ([`commitment_of`]): what the contract stored for
-    /// the batch if these are its commit's arguments.
+    /// the batch if these are its commit's arguments — for a blob carrier with its
+    /// versioned hashes bound.
     pub fn commitment(&self) -> B256 {
-        commitment_of(&self.h, &self.withdrawals, &self.rejected)
+        let blobs = match &self.carrier {
+            Carrier::Calldata { .. } => None,
+            Carrier::Blobs { versioned_hashes, .. } => Some(versioned_hashes.as_slice()),
+        };
+        commitment_of(&self.h, &self.withdrawals, &self.rejected, blobs)
     }
 }
 
-/// Where a posted batch's data was found. (Batch data in EIP-4844 blobs is to be another
-/// carrier.)
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+/// Where a posted batch's data was found.
+#[derive(Clone, Debug, PartialEq, Eq)]
 #[non_exhaustive]
 pub enum Carrier {
-    /// The `data` argument of the commit, in its transaction's input.
+    /// The `data` argument of a `commitBatch`, in its transaction's input.
     Calldata {
         /// The commit's transaction (`None` on the embedded chain, which keeps each commit's
         /// input and not its transaction).
         transaction: Option<B256>,
     },
+    /// The EIP-4844 blobs of a `commitBatchBlobs` transaction (docs/SETTLEMENT.md, "Batch
+    /// data in blobs").
+    Blobs {
+        /// The commit's transaction (`None` on the embedded chain).
+        transaction: Option<B256>,
+        /// The transaction's versioned hashes, in order: the blobs the data was decoded
+        /// from, and what the contract's commitment binds.
+        versioned_hashes: Vec<B256>,
+    },
+}
+
+impl Carrier {
+    /// The commit's transaction, if the chain keeps it.
+    pub fn transaction(&self) -> Option<B256> {
+        match self {
+            Carrier::Calldata { transaction } | Carrier::Blobs { transaction, .. } => *transaction,
+        }
+    }
 }
 
 /// The vault's L1 queue as the node's watcher reads it: every read at one block, so that the

@@ -45,7 +45,8 @@ use super::binding::{Config, abi, commit_call, creation_code, test_usd_creation_
 use super::fees::{Fees, InFlight, SendPolicy, first_price};
 use super::user::signer;
 use super::{
-    Chain, ChainError, Posted, PostedError, QueueReader, Result, decode_commit_input, entry_of, revert_reason,
+    Chain, ChainError, CommitInput, Posted, PostedError, QueueReader, Result, decode_commit_input, entry_of,
+    revert_reason,
 };
 use crate::batch::Batch;
 use crate::queue::Entry;
@@ -524,10 +525,25 @@ impl Chain for RpcChain {
         }
         let input = alloy::consensus::Transaction::input(&tx);
         let call = decode_commit_input(input).map_err(|why| posted(PostedError::NotACommit { at: at.clone(), why }))?;
-        if call.h.index != index {
-            return Err(posted(PostedError::WrongIndex { at, got: call.h.index }));
+        if call.index() != index {
+            return Err(posted(PostedError::WrongIndex { at, got: call.index() }));
         }
-        Ok(Posted::of_calldata(call, Some(hash)))
+        match call {
+            CommitInput::Calldata(call) => Ok(Posted::of_calldata(call, Some(hash))),
+            CommitInput::Blobs(call) => {
+                let hashes = alloy::consensus::Transaction::blob_versioned_hashes(&tx)
+                    .filter(|h| !h.is_empty())
+                    .ok_or_else(|| posted(PostedError::NoBlobHashes { at: at.clone() }))?
+                    .to_vec();
+                // Fetched by the same transaction and checked against its versioned hashes,
+                // so the data is the blobs' that `hashes` name.
+                let data = self.blob_data_of_transaction(hash).map_err(|e| match e {
+                    ChainError::Blobs { source, .. } => posted(PostedError::Blobs { at, why: source.to_string() }),
+                    other => other,
+                })?;
+                Ok(Posted::of_blobs(call, data, Some(hash), hashes))
+            }
+        }
     }
 }
 

@@ -21,13 +21,30 @@
 //! committed indexes) and the next commit of that index overwrites it (the rename
 //! replaces it whole).
 //!
+//! # Blob commits
+//!
+//! For a `commitBatchBlobs` the input has no data; the commit's versioned hashes are kept
+//! beside it, written and synced the same way, before the input and the state file:
+//!
+//! ```text
+//!  DIR/batches/<index, 20 digits>.blobs   the commit's versioned hashes, in order,
+//!                                         32 bytes each (nothing else)
+//! ```
+//!
+//! and the data is the blobs of those hashes in the blob store (`blob_store`), decoded. A
+//! `.blobs` file beside a `commitBatch` input (a crash orphan) is never read.
+//!
 //! # Reading
 //!
-//! A file is checked against the chain when read: it must decode as a `commitBatch` call of
-//! its batch, its data must hash to its header's `dataHash`, and its arguments must give
-//! the commitment the contract stored. Anything else is [`PostedError`] naming the file
-//! (missing, not a commit, another batch's, damaged): the contract checked all of it at
-//! commit, so a file that disagrees was damaged since.
+//! A file is checked against the chain when read: it must decode as a `commitBatch` or
+//! `commitBatchBlobs` call of its batch, a `commitBatch`'s data must hash to its header's
+//! `dataHash`, and its arguments (with a blob commit's hashes) must give the commitment
+//! the contract stored. Anything else is [`PostedError`] naming the file (missing, not a
+//! commit, another batch's, damaged), or [`ChainError::State`] naming a blob file that is
+//! missing or not its hash's: the contract checked all of it at commit, so a file that
+//! disagrees was damaged since. A blob commit's data hash is not checked here: the
+//! contract cannot check it either, so a mismatch is on the chain itself — a finding of
+//! `rebuild`, not damage.
 
 use std::fs::File;
 use std::path::{Path, PathBuf};
@@ -36,7 +53,7 @@ use alloy::primitives::{B256, keccak256};
 
 use super::state_error;
 use super::state_file::atomic_write;
-use crate::chain::{ChainError, Posted, PostedError, Result, decode_commit_input};
+use crate::chain::{Carrier, ChainError, CommitInput, Posted, PostedError, Result, decode_commit_input};
 
 /// The store's directory inside the chain directory.
 pub const BATCHES_DIR: &str = "batches";
@@ -86,13 +103,26 @@ pub(super) fn read(dir: &Path, index: u64, commitment: B256) -> Result<Posted> {
     };
     let at = file.display().to_string();
     let call = decode_commit_input(&input).map_err(|why| posted(PostedError::NotACommit { at: at.clone(), why }))?;
-    if call.h.index != index {
-        return Err(posted(PostedError::WrongIndex { at, got: call.h.index }));
+    if call.index() != index {
+        return Err(posted(PostedError::WrongIndex { at, got: call.index() }));
     }
-    let found = Posted::of_calldata(call, None);
+    let found = match call {
+        CommitInput::Calldata(call) => Posted::of_calldata(call, None),
+        CommitInput::Blobs(call) => {
+            let hashes = read_hashes(dir, index)?;
+            let blobs = hashes.iter().map(|h| super::blob_store::read(dir, *h)).collect::<Result<Vec<_>>>()?;
+            let data = crate::blob::decode(&blobs).map_err(|e| {
+                let at = format!("the blobs of {}", hashes_path(dir, index).display());
+                posted(PostedError::Blobs { at, why: e.to_string() })
+            })?;
+            Posted::of_blobs(call, data, None, hashes)
+        }
+    };
     let damaged = |why| posted(PostedError::Damaged { path: file.clone(), why });
     let data_hash = keccak256(&found.data);
-    if data_hash != found.h.dataHash {
+    // The contract checked a calldata commit's data hash; it cannot read blobs, so a blob
+    // commit's data may not hash to its header on the chain itself: the reader's finding.
+    if matches!(found.carrier, Carrier::Calldata { .. }) && data_hash != found.h.dataHash {
         return Err(damaged(format!("its data hashes to {data_hash}, its header argument says {}", found.h.dataHash)));
     }
     let ours = found.commitment();
@@ -100,4 +130,44 @@ pub(super) fn read(dir: &Path, index: u64, commitment: B256) -> Result<Posted> {
         return Err(damaged(format!("its arguments give commitment {ours}, the contract stored {commitment}")));
     }
     Ok(found)
+}
+
+/// The file of batch `index`'s versioned hashes in chain directory `dir`, for a blob
+/// commit: `<index, 20 digits>.blobs`.
+pub fn hashes_path(dir: &Path, index: u64) -> PathBuf {
+    path(dir, index).with_extension("blobs")
+}
+
+/// Writes `hashes` (a blob commit's versioned hashes, in order, 32 bytes each) as batch
+/// `index`'s hashes file, as [`write`] does its input: temporary file, sync, rename, sync
+/// of the store's directory (created, and the chain directory synced, at every open).
+///
+/// # Errors
+/// [`ChainError::State`] naming the file or directory that could not be written.
+pub(super) fn write_hashes(dir: &Path, index: u64, hashes: &[B256]) -> Result<()> {
+    let bytes: Vec<u8> = hashes.iter().flat_map(|h| h.0).collect();
+    atomic_write(&dir.join(BATCHES_DIR), &format!("{index:020}.blobs"), &bytes)
+}
+
+/// Batch `index`'s hashes file read back: at least one hash, 32 bytes each.
+///
+/// # Errors
+/// [`ChainError::Posted`] naming the file: missing ([`PostedError::Missing`]), or not a
+/// whole, non-empty list of hashes ([`PostedError::Damaged`]); [`ChainError::State`] if it
+/// cannot be read.
+fn read_hashes(dir: &Path, index: u64) -> Result<Vec<B256>> {
+    let file = hashes_path(dir, index);
+    let posted = |why| ChainError::Posted { index, why };
+    let bytes = match std::fs::read(&file) {
+        Ok(bytes) => bytes,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+            return Err(posted(PostedError::Missing { path: file }));
+        }
+        Err(e) => return Err(state_error(&file, e)),
+    };
+    if bytes.is_empty() || bytes.len() % 32 != 0 {
+        let why = format!("{} bytes, not a list of 32-byte versioned hashes", bytes.len());
+        return Err(posted(PostedError::Damaged { path: file, why }));
+    }
+    Ok(bytes.chunks_exact(32).map(B256::from_slice).collect())
 }

@@ -435,6 +435,9 @@ impl EmbeddedChain {
         // A batch's data before the state that records its commit (`batch_data`'s crash rule).
         for log in &logs {
             if let Some(index) = committed_index(self.address(), log)? {
+                if !hashes.is_empty() {
+                    batch_data::write_hashes(&self.dir, index, hashes)?;
+                }
                 batch_data::write(&self.dir, index, &data)?;
             }
         }

@@ -15,8 +15,10 @@ use l2x_settlement::batch::Batch;
 use l2x_settlement::batch_set::BatchSet;
 use l2x_settlement::blob::BlobError;
 use l2x_settlement::chain::abi::L2xSettlement;
-use l2x_settlement::chain::{Chain, ChainError, Da, RpcChain, blob_hashes, commit_blobs_call, commitment};
-use l2x_settlement::embedded::{EmbeddedChain, FixedClock, SUBMITTER, StateError, blob_path};
+use l2x_settlement::chain::{
+    Carrier, Chain, ChainError, Da, PostedError, RpcChain, blob_hashes, commit_blobs_call, commitment,
+};
+use l2x_settlement::embedded::{EmbeddedChain, FixedClock, SUBMITTER, StateError, batch_data, blob_path};
 use l2x_settlement::epoch::Policy;
 use l2x_settlement::submitter::Submitter;
 
@@ -218,6 +220,59 @@ fn a_damaged_blob_store_is_a_named_error() {
     // Put back, it reads again.
     std::fs::write(&path, &good).unwrap();
     assert_eq!(chain.blob_data(&hashes).unwrap(), first.data);
+}
+
+/// A blob commit read back from the embedded chain (`Chain::posted`): its input, its
+/// hashes file and its blobs; each of them damaged or gone is an error naming the file.
+#[test]
+fn a_blob_commit_reads_back_from_the_embedded_chain_and_damage_names_the_file() {
+    let journal = tempfile::tempdir().unwrap();
+    write_journal(journal.path(), &chain_stream(4, 300));
+    let first = Batch::of(&l2x_settlement::epoch::from_journal(journal.path(), POLICY, &Ledger::default()).unwrap()[0]);
+    let dir = tempfile::tempdir().unwrap();
+    let mut chain = EmbeddedChain::open_with_clock(dir.path(), FixedClock::TESTS).unwrap();
+    chain.commit_blobs(&first).unwrap();
+    let hashes = blob_hashes(&first).unwrap();
+    let posted = chain.posted(1).unwrap();
+    assert_eq!(posted.carrier, Carrier::Blobs { transaction: None, versioned_hashes: hashes.clone() });
+    assert_eq!(posted.data, first.data);
+    assert_eq!(posted.commitment(), commitment(&first, Da::Blobs).unwrap());
+    assert_eq!(chain.committed(1).unwrap().1, posted.commitment());
+
+    let hashes_file = batch_data::hashes_path(dir.path(), 1);
+    let good = std::fs::read(&hashes_file).unwrap();
+    assert_eq!(good, hashes.iter().flat_map(|h| h.0).collect::<Vec<u8>>(), "32 bytes per hash, in order");
+    let why = |err: ChainError| match err {
+        ChainError::Posted { index: 1, why } => why,
+        other => panic!("expected a Posted error of batch 1, got {other}"),
+    };
+    // The hashes file cut short, another hash, gone.
+    std::fs::write(&hashes_file, &good[..31]).unwrap();
+    let w = why(chain.posted(1).unwrap_err());
+    assert!(matches!(&w, PostedError::Damaged { path, .. } if *path == hashes_file), "{w}");
+    std::fs::write(&hashes_file, B256::repeat_byte(1).0).unwrap();
+    let err = chain.posted(1).unwrap_err();
+    assert!(
+        matches!(&err, ChainError::State { path, .. } if *path == blob_path(dir.path(), B256::repeat_byte(1))),
+        "a hash with no blob: {err}"
+    );
+    std::fs::remove_file(&hashes_file).unwrap();
+    let w = why(chain.posted(1).unwrap_err());
+    assert!(matches!(&w, PostedError::Missing { path } if *path == hashes_file), "{w}");
+    assert!(w.to_string().contains(&hashes_file.display().to_string()), "{w}");
+    std::fs::write(&hashes_file, &good).unwrap();
+    assert_eq!(chain.posted(1).unwrap().data, first.data, "put back, it reads again");
+
+    // A blob flipped: an error naming the blob's file.
+    let blob = blob_path(dir.path(), hashes[0]);
+    let bytes = std::fs::read(&blob).unwrap();
+    let mut flipped = bytes.clone();
+    flipped[40] ^= 1;
+    std::fs::write(&blob, &flipped).unwrap();
+    let err = chain.posted(1).unwrap_err();
+    assert!(matches!(&err, ChainError::State { path, .. } if *path == blob), "{err}");
+    std::fs::write(&blob, &bytes).unwrap();
+    assert_eq!(chain.posted(1).unwrap().data, first.data);
 }
 
 /// A batch whose data needs more than six blobs is refused before anything is sent.

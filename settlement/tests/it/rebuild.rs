@@ -20,7 +20,7 @@ use alloy::primitives::B256;
 use l2x_engine::StateMachine;
 use l2x_risk::Ledger;
 use l2x_settlement::batch::Batch;
-use l2x_settlement::chain::{Carrier, Chain, RpcChain};
+use l2x_settlement::chain::{Carrier, Chain, Da, RpcChain, blob_hashes};
 use l2x_settlement::embedded::{EmbeddedChain, FixedClock};
 use l2x_settlement::epoch::{self, Epoch, Epochs, Policy};
 use l2x_settlement::market;
@@ -76,7 +76,7 @@ fn committed_leaves(s: &Scenario) -> BTreeMap<u64, l2x_settlement::leaf::Account
 /// Rebuilds from `reader` what `s` committed on the chain behind it, and checks everything
 /// against the exchange's own: the root, every leaf, the market state, the batches' headers,
 /// each leaf's value, and each leaf's proof, by the contract (`verify_leaf`).
-fn rebuilds_to_the_scenario(reader: &mut dyn Chain, s: &Scenario, transactions: bool) {
+fn rebuilds_to_the_scenario(reader: &mut dyn Chain, s: &Scenario, transactions: bool, da: Da) {
     let last = s.closed.last().unwrap();
     assert_eq!(last.root, s.epochs.tree().root(), "nothing changed after the last batch");
     let r = rebuild(reader).unwrap();
@@ -87,11 +87,17 @@ fn rebuilds_to_the_scenario(reader: &mut dyn Chain, s: &Scenario, transactions: 
     assert_eq!(r.state.markets, last.markets);
     let headers: Vec<_> = r.batches.iter().map(|b| b.header).collect();
     assert_eq!(headers, s.closed.iter().map(|e| Batch::of(e).header).collect::<Vec<_>>());
-    assert!(
-        r.batches
-            .iter()
-            .all(|b| matches!(b.carrier, Carrier::Calldata { transaction } if transaction.is_some() == transactions))
-    );
+    for (b, e) in r.batches.iter().zip(&s.closed) {
+        assert_eq!(b.carrier.transaction().is_some(), transactions, "batch {}", b.header.index);
+        match (&b.carrier, da) {
+            (Carrier::Calldata { .. }, Da::Calldata) => {}
+            // The versioned hashes the data was read from: the batch's blobs.
+            (Carrier::Blobs { versioned_hashes, .. }, Da::Blobs) => {
+                assert_eq!(*versioned_hashes, blob_hashes(&Batch::of(e)).unwrap(), "batch {}", b.header.index);
+            }
+            (other, _) => panic!("batch {}: carrier {other:?}, posted as {da}", b.header.index),
+        }
+    }
     let valued: Vec<_> = r.valued().into_iter().map(|(leaf, v)| (leaf, v.unwrap())).collect();
     assert_eq!(valued.len(), r.state.leaves.len());
     let mut equity = 0i128;
@@ -125,7 +131,7 @@ fn every_leaf_and_the_root_rebuild_from_the_embedded_chain_alone() {
     }
     drop(chain);
     // The user's view: the directory alone, read-only.
-    rebuilds_to_the_scenario(&mut EmbeddedChain::read_only(dir.path()).unwrap(), &s, false);
+    rebuilds_to_the_scenario(&mut EmbeddedChain::read_only(dir.path()).unwrap(), &s, false, Da::Calldata);
 }
 
 #[test]
@@ -138,7 +144,30 @@ fn every_leaf_and_the_root_rebuild_from_a_node_alone() {
         chain.commit(&Batch::of(e)).unwrap();
     }
     // The user's view: no key, the contract's address alone.
-    rebuilds_to_the_scenario(&mut RpcChain::read_only(node.url(), address).unwrap(), &s, true);
+    rebuilds_to_the_scenario(&mut RpcChain::read_only(node.url(), address).unwrap(), &s, true, Da::Calldata);
+}
+
+/// The scenario committed with its data in blobs (`commitBatchBlobs`): the chain alone
+/// (the embedded chain's batch and blob stores; a node's transactions and anvil's blobs)
+/// rebuilds the same root, leaves and values as from calldata.
+#[test]
+fn every_leaf_and_the_root_rebuild_from_blob_commits_on_the_embedded_chain_and_a_node() {
+    let s = scenario();
+    let dir = tempfile::tempdir().unwrap();
+    let mut chain = EmbeddedChain::open_with_clock(dir.path(), FixedClock::TESTS).unwrap();
+    for e in &s.closed {
+        chain.commit_blobs(&Batch::of(e)).unwrap();
+    }
+    drop(chain);
+    rebuilds_to_the_scenario(&mut EmbeddedChain::read_only(dir.path()).unwrap(), &s, false, Da::Blobs);
+
+    let node = anvil();
+    let (address, _) = RpcChain::deploy_local(node.url(), SUBMITTER_KEY).unwrap();
+    let mut chain = RpcChain::connect(node.url(), SUBMITTER_KEY, address, 1).unwrap();
+    for e in &s.closed {
+        chain.commit_blobs(&Batch::of(e)).unwrap();
+    }
+    rebuilds_to_the_scenario(&mut RpcChain::read_only(node.url(), address).unwrap(), &s, true, Da::Blobs);
 }
 
 /// The first finding of a rebuild of `chain`, checked to stop the state at the batch

@@ -111,3 +111,38 @@ fn a_market_hash_that_is_not_the_datas_is_an_argument_finding() {
         "{f}"
     );
 }
+
+/// The contract cannot read blobs, so it does not check that a blob commit's data hashes
+/// to `h.dataHash`: rebuild does, and a mismatch is a finding naming the batch, on the
+/// embedded chain and on a node.
+#[test]
+fn blob_data_that_does_not_hash_to_the_header_is_a_finding_on_both_chains() {
+    let s = scenario();
+    let first = Batch::of(&s.closed[0]);
+    // Batch 2's own contents compressed at another level: other bytes, the same raw data,
+    // the header's dataHash still the original's.
+    let mut second = Batch::of(&s.closed[1]);
+    let other = zstd::bulk::compress(&second.raw().unwrap(), 1).unwrap();
+    assert_ne!(other, second.data, "another compression gives other bytes");
+    second.data = other;
+    let check = |chain: &mut dyn Chain| {
+        let f = finding(chain);
+        let expected = Finding::DataHash { index: 2, header: second.header.data_hash, data: keccak256(&second.data) };
+        assert_eq!(f, expected);
+    };
+
+    let dir = tempfile::tempdir().unwrap();
+    let mut chain = EmbeddedChain::open_with_clock(dir.path(), FixedClock::TESTS).unwrap();
+    chain.commit_blobs(&first).unwrap();
+    chain.commit_blobs(&second).unwrap();
+    assert_eq!(chain.last_committed().unwrap().0, 2, "the contract accepted it");
+    check(&mut chain);
+
+    let node = anvil();
+    let (address, _) = RpcChain::deploy_local(node.url(), SUBMITTER_KEY).unwrap();
+    let mut chain = RpcChain::connect(node.url(), SUBMITTER_KEY, address, 1).unwrap();
+    chain.commit_blobs(&first).unwrap();
+    chain.commit_blobs(&second).unwrap();
+    assert_eq!(chain.last_committed().unwrap().0, 2, "the contract accepted it");
+    check(&mut RpcChain::read_only(node.url(), address).unwrap());
+}

@@ -225,3 +225,45 @@ fn a_last_root_that_is_not_the_batches_is_a_finding_after_the_last_batch() {
     assert_eq!((r.state.index, r.batches.len(), r.root()), (3, 3, rebuilt), "every batch checked and applied");
     assert!(r.escape(1).is_none(), "no escape against a root that is not the chain's");
 }
+
+/// A blob commit's transaction as a node might misreport it: without versioned hashes, or
+/// with blobs that are not the ones they name. Each is an error naming the batch and the
+/// transaction.
+#[test]
+fn a_blob_commit_without_hashes_or_with_other_blobs_is_an_error_naming_the_batch() {
+    let s = scenario();
+    let anvil = anvil();
+    let (address, _) = RpcChain::deploy_local(anvil.url(), SUBMITTER_KEY).unwrap();
+    let mut chain = RpcChain::connect(anvil.url(), SUBMITTER_KEY, address, 1).unwrap();
+    let tx = chain.commit_blobs(&Batch::of(&s.closed[0])).unwrap();
+    let honest = RpcChain::read_only(anvil.url(), address).unwrap().posted(1).unwrap();
+    assert_eq!(honest.data, Batch::of(&s.closed[0]).data);
+    let why = |liar: &Liar| match RpcChain::read_only(liar.url(), address).unwrap().posted(1).unwrap_err() {
+        ChainError::Posted { index: 1, why } => why,
+        other => panic!("expected a Posted error of batch 1, got {other}"),
+    };
+
+    let hex_tx = tx.to_string();
+    let no_hashes = Liar::spawn(anvil.url(), move |method, params, result| {
+        if method == "eth_getTransactionByHash" && params[0].as_str() == Some(hex_tx.as_str()) {
+            result["blobVersionedHashes"] = json!([]);
+        }
+    })
+    .unwrap();
+    assert_eq!(why(&no_hashes), PostedError::NoBlobHashes { at: format!("transaction {tx}") });
+
+    let other_blob = Liar::spawn(anvil.url(), move |method, _, result| {
+        if method == "anvil_getBlobsByTransactionHash" {
+            let mut blob = result[0].as_str().unwrap().to_string();
+            let flipped = if &blob[82..83] == "0" { "1" } else { "0" };
+            blob.replace_range(82..83, flipped);
+            result[0] = json!(blob);
+        }
+    })
+    .unwrap();
+    let w = why(&other_blob);
+    assert!(
+        matches!(&w, PostedError::Blobs { at, why } if *at == format!("transaction {tx}") && why.contains("versioned hash")),
+        "{w}"
+    );
+}
