@@ -38,13 +38,14 @@
 //!
 //! A file is checked against the chain when read: it must decode as a `commitBatch` or
 //! `commitBatchBlobs` call of its batch, a `commitBatch`'s data must hash to its header's
-//! `dataHash`, and its arguments (with a blob commit's hashes) must give the commitment
-//! the contract stored. Anything else is [`PostedError`] naming the file (missing, not a
-//! commit, another batch's, damaged), or [`ChainError::State`] naming a blob file that is
-//! missing or not its hash's: the contract checked all of it at commit, so a file that
-//! disagrees was damaged since. A blob commit's data hash is not checked here: the
-//! contract cannot check it either, so a mismatch is on the chain itself — a finding of
-//! `rebuild`, not damage.
+//! `dataHash`, and its arguments (with a blob commit's hashes) must give the commitment the
+//! contract stored — compared before any blob is read. Anything else is [`PostedError`]
+//! naming the file (missing, not a commit, another batch's, damaged), or
+//! [`ChainError::State`] naming a blob file that is missing or not its hash's: the contract
+//! checked all of it at commit, so a file that disagrees was damaged since. What the
+//! contract cannot check is not checked here either, since a mismatch is on the chain
+//! itself — a finding of `rebuild`, not damage: a blob commit's data hash, and blobs that
+//! are their hashes' but do not decode ([`Posted::undecodable`]).
 
 use std::fs::File;
 use std::path::{Path, PathBuf};
@@ -106,17 +107,10 @@ pub(super) fn read(dir: &Path, index: u64, commitment: B256) -> Result<Posted> {
     if call.index() != index {
         return Err(posted(PostedError::WrongIndex { at, got: call.index() }));
     }
-    let found = match call {
+    let mut found = match call {
         CommitInput::Calldata(call) => Posted::of_calldata(call, None),
-        CommitInput::Blobs(call) => {
-            let hashes = read_hashes(dir, index)?;
-            let blobs = hashes.iter().map(|h| super::blob_store::read(dir, *h)).collect::<Result<Vec<_>>>()?;
-            let data = crate::blob::decode(&blobs).map_err(|e| {
-                let at = format!("the blobs of {}", hashes_path(dir, index).display());
-                posted(PostedError::Blobs { at, why: e.to_string() })
-            })?;
-            Posted::of_blobs(call, data, None, hashes)
-        }
+        // The hashes only: no blob is read before the commitment is checked.
+        CommitInput::Blobs(call) => Posted::of_blobs(call, Ok(Vec::new()), None, read_hashes(dir, index)?),
     };
     let damaged = |why| posted(PostedError::Damaged { path: file.clone(), why });
     let data_hash = keccak256(&found.data);
@@ -128,6 +122,15 @@ pub(super) fn read(dir: &Path, index: u64, commitment: B256) -> Result<Posted> {
     let ours = found.commitment();
     if ours != commitment {
         return Err(damaged(format!("its arguments give commitment {ours}, the contract stored {commitment}")));
+    }
+    if let Carrier::Blobs { versioned_hashes, .. } = &found.carrier {
+        let blobs = versioned_hashes.iter().map(|h| super::blob_store::read(dir, *h)).collect::<Result<Vec<_>>>()?;
+        // Blobs that are their hashes' but do not decode are on chain as committed (the
+        // contract never reads them): the reader's finding (`Posted::undecodable`).
+        match crate::blob::decode(&blobs) {
+            Ok(data) => found.data = data,
+            Err(e) => found.undecodable = Some(e.to_string()),
+        }
     }
     Ok(found)
 }
