@@ -38,7 +38,8 @@
 //!
 //! A file is checked against the chain when read: it must decode as a `commitBatch` or
 //! `commitBatchBlobs` call of its batch, a `commitBatch`'s data must hash to its header's
-//! `dataHash`, and its arguments (with a blob commit's hashes) must give the commitment the
+//! `dataHash`, and its arguments (with a blob commit's hashes: a `.blobs` file of one to
+//! six hashes, read no further than one byte past six) must give the commitment the
 //! contract stored — compared before any blob is read. Anything else is [`PostedError`]
 //! naming the file (missing, not a commit, another batch's, damaged), or
 //! [`ChainError::State`] naming a blob file that is missing or not its hash's: the contract
@@ -48,6 +49,7 @@
 //! are their hashes' but do not decode ([`Posted::undecodable`]).
 
 use std::fs::File;
+use std::io::Read as _;
 use std::path::{Path, PathBuf};
 
 use alloy::primitives::{B256, keccak256};
@@ -152,22 +154,34 @@ pub(super) fn write_hashes(dir: &Path, index: u64, hashes: &[B256]) -> Result<()
     atomic_write(&dir.join(BATCHES_DIR), &format!("{index:020}.blobs"), &bytes)
 }
 
-/// Batch `index`'s hashes file read back: at least one hash, 32 bytes each.
+/// The longest hashes file: one transaction's most blobs ([`crate::blob::MAX_BLOBS`]),
+/// 32 bytes each.
+const MAX_HASHES_BYTES: usize = crate::blob::MAX_BLOBS * 32;
+
+/// Batch `index`'s hashes file read back: one to [`crate::blob::MAX_BLOBS`] hashes, 32
+/// bytes each; a longer file is refused after reading one byte past the limit.
 ///
 /// # Errors
 /// [`ChainError::Posted`] naming the file: missing ([`PostedError::Missing`]), or not a
-/// whole, non-empty list of hashes ([`PostedError::Damaged`]); [`ChainError::State`] if it
+/// whole list of one to six hashes ([`PostedError::Damaged`]); [`ChainError::State`] if it
 /// cannot be read.
 fn read_hashes(dir: &Path, index: u64) -> Result<Vec<B256>> {
     let file = hashes_path(dir, index);
     let posted = |why| ChainError::Posted { index, why };
-    let bytes = match std::fs::read(&file) {
-        Ok(bytes) => bytes,
+    let opened = match File::open(&file) {
+        Ok(opened) => opened,
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
             return Err(posted(PostedError::Missing { path: file }));
         }
         Err(e) => return Err(state_error(&file, e)),
     };
+    // At most one byte past the longest list: a longer file is damaged, and never read whole.
+    let mut bytes = Vec::new();
+    opened.take(MAX_HASHES_BYTES as u64 + 1).read_to_end(&mut bytes).map_err(|e| state_error(&file, e))?;
+    if bytes.len() > MAX_HASHES_BYTES {
+        let why = format!("more than {MAX_HASHES_BYTES} bytes: more than {} versioned hashes", crate::blob::MAX_BLOBS);
+        return Err(posted(PostedError::Damaged { path: file, why }));
+    }
     if bytes.is_empty() || bytes.len() % 32 != 0 {
         let why = format!("{} bytes, not a list of 32-byte versioned hashes", bytes.len());
         return Err(posted(PostedError::Damaged { path: file, why }));
