@@ -84,7 +84,8 @@ pub enum Finding {
     Data {
         /// The batch.
         index: u64,
-        /// The field of the format (`data` for data that does not decompress).
+        /// The field of the format (`data` for data that does not decompress, `blobs` for
+        /// a blob commit's blobs that do not decode: [`Posted::undecodable`]).
         field: &'static str,
         /// The rule it breaks.
         why: String,
@@ -320,6 +321,9 @@ fn next(
     let ours = posted.commitment();
     if ours != commitment {
         return Err(Finding::Commitment { index, chain: commitment, posted: ours });
+    }
+    if let Some(why) = &posted.undecodable {
+        return Err(Finding::Data { index, field: "blobs", why: why.clone() });
     }
     let data_hash = keccak256(&posted.data);
     if data_hash != posted.h.dataHash {

@@ -120,8 +120,11 @@ pub trait Chain {
     /// [`ChainError::Posted`] naming the batch and what is wrong: for an index that is not
     /// committed, [`PostedError::NoLog`] from [`RpcChain`] (it looks for the log only) and
     /// [`PostedError::NotCommitted`] from the embedded chain (it checks `lastIndex()`); no
-    /// log or two, a transaction that is not its commit (a node); a missing or damaged
-    /// store file (the embedded chain); the transport's.
+    /// log or two, a transaction that is not its commit, a blob commit's transaction
+    /// without versioned hashes or blobs that are not its hashes' (a node); a missing or
+    /// damaged store file (the embedded chain); [`ChainError::Incomplete`] for a node with
+    /// no blobs for a blob commit; the transport's. Blobs that are the commit's but do not
+    /// decode are not an error ([`Posted::undecodable`]).
     fn posted(&mut self, index: u64) -> Result<Posted>;
 }
 
@@ -141,6 +144,13 @@ pub struct Posted {
     pub data: Vec<u8>,
     /// Where the data was found.
     pub carrier: Carrier,
+    /// For a blob carrier whose blobs are the commit's (each matches its versioned hash)
+    /// but do not decode ([`blob::decode`](crate::blob::decode) refuses them: padding,
+    /// length prefix, blob count, trailing bytes): why, and `data` is then empty. Such
+    /// blobs are on chain (the contract never reads blobs): a finding of the reader
+    /// (`rebuild`'s [`Finding::Data`](crate::rebuild::Finding::Data), field `blobs`), not
+    /// an error. Always `None` for calldata.
+    pub undecodable: Option<String>,
 }
 
 impl Posted {
@@ -152,23 +162,29 @@ impl Posted {
             rejected: call.rejected,
             data: call.data.to_vec(),
             carrier: Carrier::Calldata { transaction },
+            undecodable: None,
         }
     }
 
     /// The arguments of a `commitBatchBlobs` call, `data` decoded from the blobs of
-    /// `versioned_hashes`.
+    /// `versioned_hashes` (or why those blobs do not decode: [`Posted::undecodable`]).
     pub(crate) fn of_blobs(
         call: abi::L2xSettlement::commitBatchBlobsCall,
-        data: Vec<u8>,
+        data: std::result::Result<Vec<u8>, String>,
         transaction: Option<B256>,
         versioned_hashes: Vec<B256>,
     ) -> Posted {
+        let (data, undecodable) = match data {
+            Ok(data) => (data, None),
+            Err(why) => (Vec::new(), Some(why)),
+        };
         Posted {
             h: call.h,
             withdrawals: call.withdrawals,
             rejected: call.rejected,
             data,
             carrier: Carrier::Blobs { transaction, versioned_hashes },
+            undecodable,
         }
     }
 

@@ -18,6 +18,10 @@
 //!                    LOG_RANGE blocks from block 0 (logs.rs): topic 1 = index, exactly one
 //!               ──▶ eth_getTransactionByHash(its transactionHash): sent to the contract,
 //!                    input = commitBatch's selector ‖ arguments, h.index = index
+//!                    (or commitBatchBlobs's, its blobVersionedHashes non-empty)
+//!               ──▶ for blobs: anvil_getBlobsByTransactionHash only, each blob checked
+//!                    against that one answer's hashes (never a second read of the
+//!                    transaction); blobs that then do not decode: Posted::undecodable
 //! ```
 //!
 //! `posted` reads the contract's logs once and keeps them (`logs`): one `eth_blockNumber`
@@ -535,12 +539,15 @@ impl Chain for RpcChain {
                     .filter(|h| !h.is_empty())
                     .ok_or_else(|| posted(PostedError::NoBlobHashes { at: at.clone() }))?
                     .to_vec();
-                // Fetched by the same transaction and checked against its versioned hashes,
-                // so the data is the blobs' that `hashes` name.
-                let data = self.blob_data_of_transaction(hash).map_err(|e| match e {
-                    ChainError::Blobs { source, .. } => posted(PostedError::Blobs { at, why: source.to_string() }),
-                    other => other,
-                })?;
+                // Only the blobs are fetched, and checked against the hashes read above (the
+                // ones the commitment binds): a second answer about the transaction could
+                // name other hashes.
+                let blobs = self.fetch_blobs(hash)?;
+                crate::blob::check_hashes(&blobs, &hashes)
+                    .map_err(|e| posted(PostedError::Blobs { at, why: e.to_string() }))?;
+                // Blobs that are the commit's but do not decode are a fact on chain (the
+                // contract never reads them): the reader's finding, not an error.
+                let data = crate::blob::decode(&blobs).map_err(|e| e.to_string());
                 Ok(Posted::of_blobs(call, data, Some(hash), hashes))
             }
         }

@@ -38,15 +38,18 @@
 //!
 //! A file is checked against the chain when read: it must decode as a `commitBatch` or
 //! `commitBatchBlobs` call of its batch, a `commitBatch`'s data must hash to its header's
-//! `dataHash`, and its arguments (with a blob commit's hashes) must give the commitment
-//! the contract stored. Anything else is [`PostedError`] naming the file (missing, not a
-//! commit, another batch's, damaged), or [`ChainError::State`] naming a blob file that is
-//! missing or not its hash's: the contract checked all of it at commit, so a file that
-//! disagrees was damaged since. A blob commit's data hash is not checked here: the
-//! contract cannot check it either, so a mismatch is on the chain itself — a finding of
-//! `rebuild`, not damage.
+//! `dataHash`, and its arguments (with a blob commit's hashes: a `.blobs` file of one to
+//! six hashes, read no further than one byte past six) must give the commitment the
+//! contract stored — compared before any blob is read. Anything else is [`PostedError`]
+//! naming the file (missing, not a commit, another batch's, damaged), or
+//! [`ChainError::State`] naming a blob file that is missing or not its hash's: the contract
+//! checked all of it at commit, so a file that disagrees was damaged since. What the
+//! contract cannot check is not checked here either, since a mismatch is on the chain
+//! itself — a finding of `rebuild`, not damage: a blob commit's data hash, and blobs that
+//! are their hashes' but do not decode ([`Posted::undecodable`]).
 
 use std::fs::File;
+use std::io::Read as _;
 use std::path::{Path, PathBuf};
 
 use alloy::primitives::{B256, keccak256};
@@ -106,17 +109,10 @@ pub(super) fn read(dir: &Path, index: u64, commitment: B256) -> Result<Posted> {
     if call.index() != index {
         return Err(posted(PostedError::WrongIndex { at, got: call.index() }));
     }
-    let found = match call {
+    let mut found = match call {
         CommitInput::Calldata(call) => Posted::of_calldata(call, None),
-        CommitInput::Blobs(call) => {
-            let hashes = read_hashes(dir, index)?;
-            let blobs = hashes.iter().map(|h| super::blob_store::read(dir, *h)).collect::<Result<Vec<_>>>()?;
-            let data = crate::blob::decode(&blobs).map_err(|e| {
-                let at = format!("the blobs of {}", hashes_path(dir, index).display());
-                posted(PostedError::Blobs { at, why: e.to_string() })
-            })?;
-            Posted::of_blobs(call, data, None, hashes)
-        }
+        // The hashes only: no blob is read before the commitment is checked.
+        CommitInput::Blobs(call) => Posted::of_blobs(call, Ok(Vec::new()), None, read_hashes(dir, index)?),
     };
     let damaged = |why| posted(PostedError::Damaged { path: file.clone(), why });
     let data_hash = keccak256(&found.data);
@@ -128,6 +124,15 @@ pub(super) fn read(dir: &Path, index: u64, commitment: B256) -> Result<Posted> {
     let ours = found.commitment();
     if ours != commitment {
         return Err(damaged(format!("its arguments give commitment {ours}, the contract stored {commitment}")));
+    }
+    if let Carrier::Blobs { versioned_hashes, .. } = &found.carrier {
+        let blobs = versioned_hashes.iter().map(|h| super::blob_store::read(dir, *h)).collect::<Result<Vec<_>>>()?;
+        // Blobs that are their hashes' but do not decode are on chain as committed (the
+        // contract never reads them): the reader's finding (`Posted::undecodable`).
+        match crate::blob::decode(&blobs) {
+            Ok(data) => found.data = data,
+            Err(e) => found.undecodable = Some(e.to_string()),
+        }
     }
     Ok(found)
 }
@@ -149,22 +154,34 @@ pub(super) fn write_hashes(dir: &Path, index: u64, hashes: &[B256]) -> Result<()
     atomic_write(&dir.join(BATCHES_DIR), &format!("{index:020}.blobs"), &bytes)
 }
 
-/// Batch `index`'s hashes file read back: at least one hash, 32 bytes each.
+/// The longest hashes file: one transaction's most blobs ([`crate::blob::MAX_BLOBS`]),
+/// 32 bytes each.
+const MAX_HASHES_BYTES: usize = crate::blob::MAX_BLOBS * 32;
+
+/// Batch `index`'s hashes file read back: one to [`crate::blob::MAX_BLOBS`] hashes, 32
+/// bytes each; a longer file is refused after reading one byte past the limit.
 ///
 /// # Errors
 /// [`ChainError::Posted`] naming the file: missing ([`PostedError::Missing`]), or not a
-/// whole, non-empty list of hashes ([`PostedError::Damaged`]); [`ChainError::State`] if it
+/// whole list of one to six hashes ([`PostedError::Damaged`]); [`ChainError::State`] if it
 /// cannot be read.
 fn read_hashes(dir: &Path, index: u64) -> Result<Vec<B256>> {
     let file = hashes_path(dir, index);
     let posted = |why| ChainError::Posted { index, why };
-    let bytes = match std::fs::read(&file) {
-        Ok(bytes) => bytes,
+    let opened = match File::open(&file) {
+        Ok(opened) => opened,
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
             return Err(posted(PostedError::Missing { path: file }));
         }
         Err(e) => return Err(state_error(&file, e)),
     };
+    // At most one byte past the longest list: a longer file is damaged, and never read whole.
+    let mut bytes = Vec::new();
+    opened.take(MAX_HASHES_BYTES as u64 + 1).read_to_end(&mut bytes).map_err(|e| state_error(&file, e))?;
+    if bytes.len() > MAX_HASHES_BYTES {
+        let why = format!("more than {MAX_HASHES_BYTES} bytes: more than {} versioned hashes", crate::blob::MAX_BLOBS);
+        return Err(posted(PostedError::Damaged { path: file, why }));
+    }
     if bytes.is_empty() || bytes.len() % 32 != 0 {
         let why = format!("{} bytes, not a list of 32-byte versioned hashes", bytes.len());
         return Err(posted(PostedError::Damaged { path: file, why }));

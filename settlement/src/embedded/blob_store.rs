@@ -103,6 +103,33 @@ impl EmbeddedChain {
         crate::blob::decode(&blobs).map_err(ChainError::blobs(0))
     }
 
+    /// [`EmbeddedChain::transact`] of a type-3 transaction carrying `blobs` as they are
+    /// (their versioned hashes computed here, the blobs kept in the store as a commit's
+    /// are): what any key can send, whatever the blobs hold — for tests and tools that
+    /// craft what the contract accepts but a submitter never sends.
+    ///
+    /// # Errors
+    /// As [`EmbeddedChain::transact`]; [`ChainError::Config`] for no blob or more than
+    /// [`blob::MAX_BLOBS`]; [`ChainError::Blobs`] (index 0) for a blob KZG refuses.
+    pub fn transact_with_blobs(
+        &mut self,
+        from: alloy::primitives::Address,
+        to: alloy::primitives::Address,
+        calldata: impl Into<Bytes>,
+        blobs: &[Blob],
+    ) -> Result<super::Receipt> {
+        if blobs.is_empty() || blobs.len() > blob::MAX_BLOBS {
+            let n = blobs.len();
+            return Err(ChainError::Config(format!("{n} blobs: a blob transaction carries 1 to {}", blob::MAX_BLOBS)));
+        }
+        let hashes = blob::versioned_hashes(blobs).map_err(ChainError::blobs(0))?;
+        self.send_with_blobs(from, to, calldata.into(), &hashes, blobs)?.map_err(|reason| ChainError::Reverted {
+            from,
+            to,
+            reason,
+        })
+    }
+
     /// [`Chain::commit_blobs`](crate::chain::Chain::commit_blobs): the batch's blobs, their
     /// versioned hashes, and `commitBatchBlobs` from [`SUBMITTER`] in a type-3 transaction;
     /// the blobs are stored before the state file.

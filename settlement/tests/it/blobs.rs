@@ -251,11 +251,9 @@ fn a_blob_commit_reads_back_from_the_embedded_chain_and_damage_names_the_file() 
     let w = why(chain.posted(1).unwrap_err());
     assert!(matches!(&w, PostedError::Damaged { path, .. } if *path == hashes_file), "{w}");
     std::fs::write(&hashes_file, B256::repeat_byte(1).0).unwrap();
-    let err = chain.posted(1).unwrap_err();
-    assert!(
-        matches!(&err, ChainError::State { path, .. } if *path == blob_path(dir.path(), B256::repeat_byte(1))),
-        "a hash with no blob: {err}"
-    );
+    let w = why(chain.posted(1).unwrap_err());
+    let input = batch_data::path(dir.path(), 1);
+    assert!(matches!(&w, PostedError::Damaged { path, .. } if *path == input), "another hash: {w}");
     std::fs::remove_file(&hashes_file).unwrap();
     let w = why(chain.posted(1).unwrap_err());
     assert!(matches!(&w, PostedError::Missing { path } if *path == hashes_file), "{w}");
@@ -292,4 +290,50 @@ fn data_past_six_blobs_is_refused_before_sending() {
     );
     assert_eq!(chain.block(), 0, "nothing sent");
     assert!(!dir.path().join(l2x_settlement::embedded::BLOBS_DIR).exists());
+}
+
+/// The embedded store's hashes file is checked before any blob is read: longer than six
+/// hashes (one transaction's most blobs) it is damaged, read no further than one byte past
+/// that; another list of hashes is a commitment mismatch naming the input file, with no
+/// blob read (its blobs need not exist).
+#[test]
+fn a_long_or_foreign_hashes_file_is_damaged_before_any_blob_is_read() {
+    let journal = tempfile::tempdir().unwrap();
+    write_journal(journal.path(), &chain_stream(4, 300));
+    let first = Batch::of(&l2x_settlement::epoch::from_journal(journal.path(), POLICY, &Ledger::default()).unwrap()[0]);
+    let dir = tempfile::tempdir().unwrap();
+    let mut chain = EmbeddedChain::open_with_clock(dir.path(), FixedClock::TESTS).unwrap();
+    chain.commit_blobs(&first).unwrap();
+    let hashes_file = batch_data::hashes_path(dir.path(), 1);
+    let input = batch_data::path(dir.path(), 1);
+    let good = std::fs::read(&hashes_file).unwrap();
+    let why = |err: ChainError| match err {
+        ChainError::Posted { index: 1, why } => why,
+        other => panic!("expected a Posted error of batch 1, got {other}"),
+    };
+    // Seven hashes, and a large file: damaged, named.
+    for len in [7 * 32, 64 << 20] {
+        let mut long = good.clone();
+        long.resize(len, 0);
+        std::fs::write(&hashes_file, &long).unwrap();
+        let w = why(chain.posted(1).unwrap_err());
+        let named = matches!(&w, PostedError::Damaged { path, why } if *path == hashes_file && why.contains("more than 192 bytes"));
+        assert!(named, "{len} bytes: {w}");
+    }
+    // Six hashes is a list (of other blobs: the commitment says so, before any is read).
+    std::fs::write(&hashes_file, [good.clone(), vec![0; 5 * 32]].concat()).unwrap();
+    let w = why(chain.posted(1).unwrap_err());
+    let commitment = |w: &PostedError| matches!(w, PostedError::Damaged { path, why } if *path == input && why.contains("commitment"));
+    assert!(commitment(&w), "{w}");
+    // Another hash, its blob nowhere: the commitment first, so no blob is looked for.
+    std::fs::write(&hashes_file, B256::repeat_byte(1).0).unwrap();
+    assert!(!blob_path(dir.path(), B256::repeat_byte(1)).exists());
+    let w = why(chain.posted(1).unwrap_err());
+    assert!(commitment(&w), "{w}");
+    // The commit's own hashes, a blob gone: the blob's file is named.
+    std::fs::write(&hashes_file, &good).unwrap();
+    let blob = blob_path(dir.path(), B256::from_slice(&good[..32]));
+    std::fs::remove_file(&blob).unwrap();
+    let err = chain.posted(1).unwrap_err();
+    assert!(matches!(&err, ChainError::State { path, .. } if *path == blob), "{err}");
 }

@@ -43,22 +43,15 @@ impl RpcChain {
     pub fn blobs_of_transaction(&self, tx: B256) -> Result<Vec<Bytes>> {
         let what = "reading a transaction's blobs";
         let provider = self.provider.clone();
-        let (hashes, blobs) = self.block_on(what, async move {
+        let hashes = self.block_on(what, async move {
             let found = provider.get_transaction_by_hash(tx).await.map_err(ChainError::rpc(what))?;
             let t = found.ok_or(ChainError::Incomplete { what, missing: "the node does not know the transaction" })?;
-            let hashes = alloy::consensus::Transaction::blob_versioned_hashes(&t)
+            alloy::consensus::Transaction::blob_versioned_hashes(&t)
                 .filter(|h| !h.is_empty())
-                .ok_or(ChainError::Incomplete { what, missing: "the transaction carries no blob" })?
-                .to_vec();
-            // As bytes on the heap: a 128 KiB `Blob` passed by value through serde's frames
-            // can overflow a small thread stack.
-            let blobs: Option<Vec<Bytes>> = provider
-                .raw_request("anvil_getBlobsByTransactionHash".into(), (tx,))
-                .await
-                .map_err(ChainError::rpc(what))?;
-            let blobs = blobs.ok_or(ChainError::Incomplete { what, missing: "the node has no blobs for it" })?;
-            Ok((hashes, blobs))
+                .map(<[B256]>::to_vec)
+                .ok_or(ChainError::Incomplete { what, missing: "the transaction carries no blob" })
         })?;
+        let blobs = self.fetch_blobs(tx)?;
         blob::check_hashes(&blobs, &hashes).map_err(ChainError::blobs(0))?;
         Ok(blobs)
     }
@@ -72,5 +65,26 @@ impl RpcChain {
     pub fn blob_data_of_transaction(&self, tx: B256) -> Result<Vec<u8>> {
         let blobs = self.blobs_of_transaction(tx)?;
         blob::decode(&blobs).map_err(ChainError::blobs(0))
+    }
+
+    /// The blobs the node answers for transaction `tx` (`anvil_getBlobsByTransactionHash`),
+    /// **unchecked**: the caller checks them against the versioned hashes it holds
+    /// ([`blob::check_hashes`]), so that the hashes and the blobs come from one answer
+    /// about the transaction each, never a second answer about its hashes.
+    ///
+    /// # Errors
+    /// [`ChainError::Incomplete`] if the node has no blobs for it; the transport's.
+    pub(super) fn fetch_blobs(&self, tx: B256) -> Result<Vec<Bytes>> {
+        let what = "reading a transaction's blobs";
+        let provider = self.provider.clone();
+        self.block_on(what, async move {
+            // As bytes on the heap: a 128 KiB `Blob` passed by value through serde's frames
+            // can overflow a small thread stack.
+            let blobs: Option<Vec<Bytes>> = provider
+                .raw_request("anvil_getBlobsByTransactionHash".into(), (tx,))
+                .await
+                .map_err(ChainError::rpc(what))?;
+            blobs.ok_or(ChainError::Incomplete { what, missing: "the node has no blobs for it" })
+        })
     }
 }

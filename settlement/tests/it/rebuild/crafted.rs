@@ -5,8 +5,9 @@
 use alloy::primitives::{B256, Bytes, keccak256};
 use alloy::sol_types::SolCall as _;
 use l2x_settlement::batch::{Batch, ZSTD_LEVEL};
+use l2x_settlement::blob::BYTES_PER_BLOB;
 use l2x_settlement::chain::abi::L2xSettlement::commitBatchCall;
-use l2x_settlement::chain::{Chain, RpcChain, commit_call};
+use l2x_settlement::chain::{Chain, RpcChain, commit_blobs_call, commit_call};
 use l2x_settlement::embedded::{EmbeddedChain, FixedClock, SUBMITTER};
 use l2x_settlement::epoch::Epoch;
 use l2x_settlement::queue::Withdrawal;
@@ -145,4 +146,36 @@ fn blob_data_that_does_not_hash_to_the_header_is_a_finding_on_both_chains() {
     chain.commit_blobs(&second).unwrap();
     assert_eq!(chain.last_committed().unwrap().0, 2, "the contract accepted it");
     check(&mut RpcChain::read_only(node.url(), address).unwrap());
+}
+
+/// Blobs that are the commit's (each matches its versioned hash, so the contract's
+/// commitment binds them) but do not decode are on chain as committed — the contract never
+/// reads blobs — so they are a finding naming the batch (field `blobs`), not an error:
+/// one blob too many, a padding byte set, a byte after the data.
+#[test]
+fn undecodable_blobs_are_a_finding_naming_the_batch() {
+    let s = scenario();
+    let (first, second) = (Batch::of(&s.closed[0]), Batch::of(&s.closed[1]));
+    let good = l2x_settlement::blob::encode(&second.data).unwrap();
+    let mut extra = good.clone();
+    extra.push(alloy::eips::eip4844::Blob::ZERO);
+    let mut padding = good.clone();
+    padding[0][32] = 1; // element 1's top byte: a field element, not l2x's padding
+    let mut trailing = good.clone();
+    let last = trailing.len() - 1;
+    trailing[last][BYTES_PER_BLOB - 1] = 1;
+    let call = commit_blobs_call(&second).unwrap().abi_encode();
+    for (blobs, rule) in [(extra, "blobs for"), (padding, "the first of field element 1"), (trailing, "after the data")]
+    {
+        let dir = tempfile::tempdir().unwrap();
+        let mut chain = EmbeddedChain::open_with_clock(dir.path(), FixedClock::TESTS).unwrap();
+        chain.commit_blobs(&first).unwrap();
+        chain.transact_with_blobs(SUBMITTER, chain.address(), call.clone(), &blobs).unwrap();
+        assert_eq!(chain.last_committed().unwrap().0, 2, "the contract accepted it");
+        let posted = chain.posted(2).unwrap();
+        assert!(posted.data.is_empty(), "{rule}");
+        assert_eq!(posted.commitment(), chain.committed(2).unwrap().1, "the commit's own blobs");
+        let f = finding(&mut chain);
+        assert!(matches!(&f, Finding::Data { index: 2, field: "blobs", why } if why.contains(rule)), "{rule}: {f}");
+    }
 }

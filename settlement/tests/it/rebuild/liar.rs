@@ -267,3 +267,44 @@ fn a_blob_commit_without_hashes_or_with_other_blobs_is_an_error_naming_the_batch
         "{w}"
     );
 }
+
+/// A node that answers a blob commit's transaction with its true versioned hashes once and
+/// with other hashes after, serving the other hashes' blobs (another batch's, valid blobs):
+/// the blobs are checked against the hashes of the one transaction read — those the
+/// commitment binds — so the other blobs are an error naming the transaction, and the
+/// transaction is read once per blob batch (the defect: a second read checked the blobs
+/// against its own answer).
+#[test]
+fn blobs_are_checked_against_the_hashes_of_the_one_transaction_read() {
+    use std::sync::Arc;
+    use std::sync::atomic::{AtomicUsize, Ordering};
+
+    let s = scenario();
+    let anvil = anvil();
+    let (address, _) = RpcChain::deploy_local(anvil.url(), SUBMITTER_KEY).unwrap();
+    let mut chain = RpcChain::connect(anvil.url(), SUBMITTER_KEY, address, 1).unwrap();
+    let tx = chain.commit_blobs(&Batch::of(&s.closed[0])).unwrap();
+    let other = l2x_settlement::blob::encode(&Batch::of(&s.closed[1]).data).unwrap();
+    let other_hashes: Vec<String> =
+        l2x_settlement::blob::versioned_hashes(&other).unwrap().iter().map(ToString::to_string).collect();
+    let other_blobs: Vec<String> = other.iter().map(hex::encode_prefixed).collect();
+    let reads = Arc::new(AtomicUsize::new(0));
+    let (hex_tx, counted) = (tx.to_string(), Arc::clone(&reads));
+    let liar = Liar::spawn(anvil.url(), move |method, params, result| {
+        if method == "eth_getTransactionByHash" && params[0].as_str() == Some(hex_tx.as_str()) {
+            if counted.fetch_add(1, Ordering::SeqCst) > 0 {
+                result["blobVersionedHashes"] = json!(other_hashes);
+            }
+        } else if method == "anvil_getBlobsByTransactionHash" {
+            *result = json!(other_blobs);
+        }
+    })
+    .unwrap();
+    let err = RpcChain::read_only(liar.url(), address).unwrap().posted(1).unwrap_err();
+    assert!(
+        matches!(&err, ChainError::Posted { index: 1, why: PostedError::Blobs { at, why } }
+            if *at == format!("transaction {tx}") && why.contains("versioned hash")),
+        "{err}"
+    );
+    assert_eq!(reads.load(Ordering::SeqCst), 1, "the transaction read once");
+}
