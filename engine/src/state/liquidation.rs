@@ -65,11 +65,18 @@ impl StateMachine {
             return false;
         }
         // The common case: nobody is below maintenance, and the loop below would skip every
-        // account. Checked without building the work set.
+        // account. Checked without building the work set; the touched accounts were all
+        // filled by a match of this command, which re-keyed them at its end and said whether
+        // any was below maintenance (nothing since changed their health: cancels and resting
+        // orders move only the initial requirement).
         let ledger = &self.ledger;
         let liquidatable =
             |s: AccountSlot| matches!(ledger.account(s).holder, Holder::Account(_)) && ledger.below_maintenance(s);
-        if !self.touched.iter().any(|&(s, _)| liquidatable(s)) && !self.suspects.iter().any(|&s| liquidatable(s)) {
+        debug_assert!(
+            self.fills_below || !self.touched.iter().any(|&(s, _)| liquidatable(s)),
+            "a touched account below maintenance that its match did not report"
+        );
+        if !self.fills_below && !self.suspects.iter().any(|&s| liquidatable(s)) {
             self.touched.clear();
             return false;
         }
