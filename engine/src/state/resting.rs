@@ -59,9 +59,13 @@ impl StateMachine {
         self.resize(h, leaves);
     }
 
+    /// Removes a resting order (cancelled, or filled: a filled maker's open quantity left
+    /// the ledger with its fills, so there is nothing to record).
     pub(super) fn remove_resting(&mut self, h: OrderHandle) {
         let o = *self.books.order(h);
-        self.ledger.open_order_delta(o.slot, o.instrument, o.side, Qty::change(o.leaves, Qty::ZERO));
+        if o.leaves != Qty::ZERO {
+            self.ledger.open_order_delta(o.slot, o.instrument, o.side, Qty::change(o.leaves, Qty::ZERO));
+        }
         self.forget_counts(&o);
         self.books.remove(h);
     }
