@@ -254,7 +254,9 @@ impl StateMachine {
     }
 
     /// `position` and (when collateral moved) `balance` events of one side of a fill or
-    /// transfer; records the account as touched.
+    /// transfer; records the account as touched. Inlined: twice per fill, where the call
+    /// itself cost a third of its work.
+    #[inline(always)]
     pub(super) fn position_events(
         &mut self,
         slot: AccountSlot,
