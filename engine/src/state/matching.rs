@@ -249,7 +249,7 @@ impl StateMachine {
             out.push(Event::Balance { holder: Holder::Fees, collateral: Amount(fees) });
         }
         if maker_left == Qty::ZERO {
-            self.remove_resting(h);
+            self.remove_filled(h);
         }
     }
 

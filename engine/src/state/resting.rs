@@ -70,6 +70,16 @@ impl StateMachine {
         self.books.remove(h);
     }
 
+    /// Removes a filled maker (its open quantity left the ledger with its fills): inlined
+    /// into the fill path, once per filled maker.
+    #[inline(always)]
+    pub(super) fn remove_filled(&mut self, h: OrderHandle) {
+        let o = *self.books.order(h);
+        debug_assert_eq!(o.leaves, Qty::ZERO, "only a filled order leaves without a ledger update");
+        self.forget_counts(&o);
+        self.books.remove(h);
+    }
+
     /// Frees an order already out of its level (an amend that ended without resting).
     pub(super) fn forget(&mut self, h: OrderHandle) {
         let o = *self.books.order(h);
