@@ -179,6 +179,15 @@ impl Account {
     /// uses the closed share of the cost rounded up (`⌈cost · closed / |size|⌉`), which is
     /// against the account for longs and shorts alike. Returns the effect; the fee is
     /// the caller's to credit to the fee account.
+    ///
+    /// # Performance
+    ///
+    /// Every figure is exact in `i128`. When one tick-lot's value `price · k` and the
+    /// position's cost fit `i64` (realistic positions always do), each product is one
+    /// widening 64-bit multiplication and the fee divides in 64 bits; otherwise the same
+    /// formulas run in `i128` throughout. The results are the same (tested against the
+    /// all-`i128` form). Funding is settled only when the index moved since the last
+    /// settlement (settling nothing changes nothing).
     #[allow(clippy::too_many_arguments, reason = "internal: one fill, fully described")]
     #[inline]
     pub(crate) fn apply_fill(
@@ -194,43 +203,108 @@ impl Account {
         // One lookup for the funding settlement and the fill (a new record starts at the
         // current index, so it owes no funding).
         let i = self.position_index(instrument, funding_index);
-        let funding_paid = {
-            let p = &mut self.positions[i];
+        let p = &mut self.positions[i];
+        let funding_paid = if p.funding_index == funding_index {
+            0
+        } else {
             let paid = i128::from(p.size) * (funding_index - p.funding_index);
             p.funding_index = funding_index;
             paid
         };
-        self.credit(-funding_paid);
-        let notional = i128::from(price) * i128::from(qty) * i128::from(k);
-        let fee_ppm = i128::from(fee);
-        let fee = if fee_ppm == 0 { 0 } else { ceil_div(notional * fee_ppm, 1_000_000) };
-        let p = &mut self.positions[i];
-        let d = match side {
-            Side::Buy => i128::from(qty),
-            Side::Sell => -i128::from(qty),
+        let unit = price.0.checked_mul(k);
+        let (realised, fee) = match (unit, i64::try_from(p.cost)) {
+            (Some(unit), Ok(cost)) => book_fill_64(p, cost, side, qty.0, unit, fee.0),
+            _ => book_fill_128(p, side, price, qty, k, fee),
         };
-        let s = i128::from(p.size);
-        let mut realised = 0;
-        let mut d_open = d;
-        if s != 0 && (s > 0) != (d > 0) {
-            let closed = d.abs().min(s.abs());
-            let d_closed = if d > 0 { closed } else { -closed };
-            let closed_cost = ceil_div(p.cost * closed, s.abs());
-            realised = -d_closed * i128::from(price) * i128::from(k) - closed_cost;
-            p.cost -= closed_cost;
-            d_open = d - d_closed;
+        if funding_paid != 0 {
+            self.credit(-funding_paid);
         }
-        p.cost += d_open * i128::from(price) * i128::from(k);
-        p.size = crate::math::saturate(s + d);
-        p.realised += realised;
         self.credit(realised - fee);
         FillEffect { funding_paid, realised, fee }
     }
 }
 
+/// `a · b` exactly: one widening multiplication.
+#[inline(always)]
+fn wide(a: i64, b: i64) -> i128 {
+    i128::from(a) * i128::from(b)
+}
+
+/// ⌈a / 10⁶⌉ in 64 bits.
+#[inline(always)]
+fn ceil_ppm(a: i64) -> i64 {
+    let (q, r) = (a / 1_000_000, a % 1_000_000);
+    if r > 0 { q + 1 } else { q }
+}
+
+/// [`Account::apply_fill`]'s booking on the position when one tick-lot is worth `unit`
+/// (`price · k`) and the cost is `cost`, both `i64`: returns (realised, fee).
+#[inline(always)]
+fn book_fill_64(p: &mut Position, cost: i64, side: Side, qty: i64, unit: i64, fee_ppm: i64) -> (i128, i128) {
+    let notional = wide(unit, qty);
+    let fee = if fee_ppm == 0 {
+        0
+    } else {
+        match i64::try_from(notional).ok().and_then(|n| n.checked_mul(fee_ppm)) {
+            Some(x) => i128::from(ceil_ppm(x)),
+            None => ceil_div(notional * i128::from(fee_ppm), 1_000_000),
+        }
+    };
+    let d = match side {
+        Side::Buy => qty,
+        Side::Sell => -qty,
+    };
+    let s = p.size;
+    let mut realised = 0;
+    let mut d_open = d;
+    let mut new_cost = i128::from(cost);
+    if s != 0 && (s > 0) != (d > 0) {
+        // |size| as i128: size may be i64::MIN. `closed` ≤ qty fits i64.
+        let s_abs = i128::from(s).abs();
+        let closed = i64::try_from(i128::from(qty).min(s_abs)).unwrap_or(qty);
+        let d_closed = if d > 0 { closed } else { -closed };
+        let closed_cost = ceil_div(wide(cost, closed), s_abs);
+        realised = -wide(d_closed, unit) - closed_cost;
+        new_cost -= closed_cost;
+        d_open = d - d_closed;
+    }
+    p.cost = new_cost + wide(d_open, unit);
+    p.size = s.saturating_add(d);
+    p.realised += realised;
+    (realised, fee)
+}
+
+/// [`Account::apply_fill`]'s booking in `i128` throughout: returns (realised, fee).
+#[cold]
+fn book_fill_128(p: &mut Position, side: Side, price: Price, qty: Qty, k: i64, fee: Fraction) -> (i128, i128) {
+    let notional = i128::from(price) * i128::from(qty) * i128::from(k);
+    let fee_ppm = i128::from(fee);
+    let fee = if fee_ppm == 0 { 0 } else { ceil_div(notional * fee_ppm, 1_000_000) };
+    let d = match side {
+        Side::Buy => i128::from(qty),
+        Side::Sell => -i128::from(qty),
+    };
+    let s = i128::from(p.size);
+    let mut realised = 0;
+    let mut d_open = d;
+    if s != 0 && (s > 0) != (d > 0) {
+        let closed = d.abs().min(s.abs());
+        let d_closed = if d > 0 { closed } else { -closed };
+        let closed_cost = ceil_div(p.cost * closed, s.abs());
+        realised = -d_closed * i128::from(price) * i128::from(k) - closed_cost;
+        p.cost -= closed_cost;
+        d_open = d - d_closed;
+    }
+    p.cost += d_open * i128::from(price) * i128::from(k);
+    p.size = crate::math::saturate(s + d);
+    p.realised += realised;
+    (realised, fee)
+}
+
 #[cfg(test)]
 pub(crate) mod tests {
     use l2x_types::AccountId;
+    use proptest::prelude::Just;
 
     use super::*;
 
@@ -342,6 +416,71 @@ pub(crate) mod tests {
         assert_eq!(settle_funding(&mut a, I, 1_025), 2_500);
         assert_eq!(a.collateral, 10_000_000_000 - 2_500);
         assert_eq!(settle_funding(&mut a, I, 1_025), 0);
+    }
+
+    /// `apply_fill` before its 64-bit fast path (issue 17): every figure in `i128`.
+    fn apply_fill_reference(a: &mut Account, side: Side, price: Price, qty: Qty, k: i64, fee: Fraction) -> FillEffect {
+        let i = a.position_index(I, 0);
+        let funding_paid = 0;
+        a.credit(-funding_paid);
+        let notional = i128::from(price) * i128::from(qty) * i128::from(k);
+        let fee_ppm = i128::from(fee);
+        let fee = if fee_ppm == 0 { 0 } else { ceil_div(notional * fee_ppm, 1_000_000) };
+        let p = &mut a.positions[i];
+        let d = match side {
+            Side::Buy => i128::from(qty),
+            Side::Sell => -i128::from(qty),
+        };
+        let s = i128::from(p.size);
+        let mut realised = 0;
+        let mut d_open = d;
+        if s != 0 && (s > 0) != (d > 0) {
+            let closed = d.abs().min(s.abs());
+            let d_closed = if d > 0 { closed } else { -closed };
+            let closed_cost = ceil_div(p.cost * closed, s.abs());
+            realised = -d_closed * i128::from(price) * i128::from(k) - closed_cost;
+            p.cost -= closed_cost;
+            d_open = d - d_closed;
+        }
+        p.cost += d_open * i128::from(price) * i128::from(k);
+        p.size = crate::math::saturate(s + d);
+        p.realised += realised;
+        a.credit(realised - fee);
+        FillEffect { funding_paid, realised, fee }
+    }
+
+    proptest::proptest! {
+        #![proptest_config(proptest::prelude::ProptestConfig {
+            cases: 2_000,
+            rng_seed: proptest::test_runner::RngSeed::Fixed(17),
+            ..proptest::prelude::ProptestConfig::default()
+        })]
+
+        /// Issue 17: the 64-bit fast path and its `i128` fallback book exactly what the
+        /// all-`i128` form booked, across sizes, costs and prices on both sides of `i64`.
+        #[test]
+        fn apply_fill_matches_the_i128_reference(
+            fills in proptest::collection::vec(
+                (proptest::bool::ANY, 0u32..2, 1i64..1_000_000, 0u32..2, 1i64..100_000, -2_000i64..2_000),
+                1..12,
+            ),
+            k in proptest::prop_oneof![Just(1i64), Just(500), Just(1_000_000), Just(1i64 << 24), Just(1i64 << 37)],
+        ) {
+            let mut a = acct();
+            let mut b = acct();
+            for (buy, price_scale, price, qty_scale, qty, fee) in fills {
+                let side = if buy { Side::Buy } else { Side::Sell };
+                // Scales reach costs and tick-lot values beyond i64 (the fallback) and back,
+                // within what the all-i128 form computes without overflow.
+                let price = Price(price << (price_scale * 7));
+                let qty = Qty(qty << (qty_scale * 8));
+                let fee = Fraction(fee);
+                let got = a.apply_fill(I, side, price, qty, k, fee, 0);
+                let want = apply_fill_reference(&mut b, side, price, qty, k, fee);
+                proptest::prop_assert_eq!(got, want);
+                proptest::prop_assert_eq!(&a, &b);
+            }
+        }
     }
 
     #[test]

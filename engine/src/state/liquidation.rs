@@ -65,11 +65,18 @@ impl StateMachine {
             return false;
         }
         // The common case: nobody is below maintenance, and the loop below would skip every
-        // account. Checked without building the work set.
+        // account. Checked without building the work set; the touched accounts were all
+        // filled by a match of this command, which re-keyed them at its end and said whether
+        // any was below maintenance (nothing since changed their health: cancels and resting
+        // orders move only the initial requirement).
         let ledger = &self.ledger;
         let liquidatable =
             |s: AccountSlot| matches!(ledger.account(s).holder, Holder::Account(_)) && ledger.below_maintenance(s);
-        if !self.touched.iter().any(|&(s, _)| liquidatable(s)) && !self.suspects.iter().any(|&s| liquidatable(s)) {
+        debug_assert!(
+            self.fills_below || !self.touched.iter().any(|&(s, _)| liquidatable(s)),
+            "a touched account below maintenance that its match did not report"
+        );
+        if !self.fills_below && !self.suspects.iter().any(|&s| liquidatable(s)) {
             self.touched.clear();
             return false;
         }
@@ -192,5 +199,57 @@ impl StateMachine {
             }
         }
         rest
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use sha2::{Digest, Sha256};
+
+    use super::super::test_support::*;
+
+    /// Issue 17 (re-keying deferred to the end of a match): an account that only a maker
+    /// fill in the middle of a sweep puts below maintenance is liquidated in that command,
+    /// with the events and the state the per-fill re-keying produced (hash pinned from it).
+    #[test]
+    fn a_maker_fill_inside_a_sweep_liquidates_in_the_same_command() {
+        const M: u64 = 20;
+        let mut ex = Exchange::new();
+        // M: 100 USDC, a bid of 2 lots at the mark (initial requirement 100: accepted).
+        ex.apply(Command::Deposit { to: Holder::Account(AccountId(M)), amount: Amount(100 * Amount::ONE) });
+        ex.rest(B, 1, Buy, 1001, 1);
+        ex.rest(M, 1, Buy, 1000, 2);
+        ex.rest(C, 1, Buy, 999, 1);
+        ex.rest(C, 2, Buy, 950, 10);
+        // The mark falls: M holds no position, so nothing happens to it.
+        let events = ex.apply_all(Command::Oracle { instrument: BTC, price: Price(960) });
+        assert!(!events.iter().any(|e| matches!(e, Event::Liquidation { .. })), "{events:?}");
+        // A sweep of B, M (2 lots at 1000 with the mark at 960: 80 lost of 100, maintenance
+        // 57.6) and C: M is liquidated in the same command, against C's deeper bid.
+        let events = ex.apply_all(Command::NewOrder(limit(A, 1, Sell, 990, 4)));
+        let trades: Vec<(u64, u64, i64, i64, bool)> = events
+            .iter()
+            .filter_map(|e| match e {
+                Event::Trade(t) => Some((t.maker_account.0, t.taker_account.0, t.price.0, t.qty.0, t.liquidation)),
+                _ => None,
+            })
+            .collect();
+        assert_eq!(
+            trades,
+            vec![(B, A, 1001, 1, false), (M, A, 1000, 2, false), (C, A, 999, 1, false), (C, M, 950, 2, true)]
+        );
+        assert!(events.iter().any(|e| matches!(e, Event::Liquidation { account, .. } if account.0 == M)), "{events:?}");
+        assert_eq!(ex.sm.ledger().account(ex.sm.ledger().slot(AccountId(M)).unwrap()).position(BTC).unwrap().size, 0);
+        assert_eq!(
+            ex.sm.canonical().hash().to_string(),
+            "0xc0ff6f03bfdd57e00958f63f8b68dd323be51285b1f1f75958fee5ab459ab554"
+        );
+        // Every event of the command, positions and balances included, as they were.
+        let digest = events.iter().fold(Sha256::new(), |h, e| h.chain_update(format!("{e:?}\n")));
+        let hex: String = digest.finalize().iter().map(|b| format!("{b:02x}")).collect();
+        assert_eq!(
+            format!("{} {hex}", events.len()),
+            "19 bd9864afb1099c92f839e51475edea9db6ef78863f0efabcaf8c88df7f553493"
+        );
     }
 }

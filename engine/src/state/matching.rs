@@ -95,7 +95,19 @@ impl StateMachine {
     /// from the best while the level's price crosses the taker's limit, oldest order first.
     /// A maker of the taker's own account is handled by self-trade prevention, a reduce-only
     /// maker is first held to its position, and every other match is a fill.
+    ///
+    /// The accounts filled are re-keyed in the liquidation index once each, at the end
+    /// (nothing reads the index while matching), which also says whether any of them is now
+    /// below maintenance (`fills_below`).
     pub(super) fn match_taker(&mut self, t: &mut Taker, out: &mut Vec<Event>) -> MatchEnd {
+        let end = self.match_levels(t, out);
+        self.fills_below |= self.ledger.rekey_pending();
+        end
+    }
+
+    /// [`StateMachine::match_taker`] before the re-keying.
+    #[inline(always)]
+    fn match_levels(&mut self, t: &mut Taker, out: &mut Vec<Event>) -> MatchEnd {
         let opposite = t.side.opposite();
         loop {
             let Some((price, lv)) = self.books.best(t.instrument, opposite) else {
@@ -237,12 +249,14 @@ impl StateMachine {
             out.push(Event::Balance { holder: Holder::Fees, collateral: Amount(fees) });
         }
         if maker_left == Qty::ZERO {
-            self.remove_resting(h);
+            self.remove_filled(h);
         }
     }
 
     /// `position` and (when collateral moved) `balance` events of one side of a fill or
-    /// transfer; records the account as touched.
+    /// transfer; records the account as touched. Inlined: twice per fill, where the call
+    /// itself cost a third of its work.
+    #[inline(always)]
     pub(super) fn position_events(
         &mut self,
         slot: AccountSlot,

@@ -100,6 +100,9 @@ pub struct StateMachine {
     touched: Vec<(AccountSlot, InstrumentId)>,
     /// Accounts an oracle or funding tick may have put below maintenance.
     suspects: Vec<AccountSlot>,
+    /// Some account a match of this command filled was below maintenance when re-keyed at
+    /// the match's end (`liquidate_all`'s quick check of the touched accounts).
+    fills_below: bool,
     /// The L1 queue's next index and the vault binding.
     l1: L1State,
 }
@@ -120,6 +123,7 @@ impl StateMachine {
         self.books.begin_command();
         self.touched.clear();
         self.suspects.clear();
+        self.fills_below = false;
         self.now = self.now.max(cmd.ts);
         self.expire(out);
         match &cmd.cmd {

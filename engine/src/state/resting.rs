@@ -59,9 +59,23 @@ impl StateMachine {
         self.resize(h, leaves);
     }
 
+    /// Removes a resting order (cancelled, or filled: a filled maker's open quantity left
+    /// the ledger with its fills, so there is nothing to record).
     pub(super) fn remove_resting(&mut self, h: OrderHandle) {
         let o = *self.books.order(h);
-        self.ledger.open_order_delta(o.slot, o.instrument, o.side, Qty::change(o.leaves, Qty::ZERO));
+        if o.leaves != Qty::ZERO {
+            self.ledger.open_order_delta(o.slot, o.instrument, o.side, Qty::change(o.leaves, Qty::ZERO));
+        }
+        self.forget_counts(&o);
+        self.books.remove(h);
+    }
+
+    /// Removes a filled maker (its open quantity left the ledger with its fills): inlined
+    /// into the fill path, once per filled maker.
+    #[inline(always)]
+    pub(super) fn remove_filled(&mut self, h: OrderHandle) {
+        let o = *self.books.order(h);
+        debug_assert_eq!(o.leaves, Qty::ZERO, "only a filled order leaves without a ledger update");
         self.forget_counts(&o);
         self.books.remove(h);
     }

@@ -35,6 +35,9 @@ impl Ledger {
     /// but the liquidation fee (to the insurance fund, capped by the bankruptcy price).
     ///
     /// Returns the taker's and the maker's effects and the liquidation fee.
+    ///
+    /// Both accounts' liquidation-index keys are left for [`Ledger::rekey_pending`] (the
+    /// module doc, "Re-keying after fills"), which must run before the index is read.
     pub fn fill(&mut self, fill: Fill) -> (FillEffect, FillEffect, i128) {
         let Fill { instrument, price, qty, taker_side, taker, maker, liquidation } = fill;
         let m = &self.markets[instrument.index()];
@@ -56,8 +59,8 @@ impl Ledger {
             }
             None => 0,
         };
-        self.reindex(taker);
-        self.reindex(maker);
+        self.defer_rekey(taker);
+        self.defer_rekey(maker);
         (t, mk, lfee)
     }
 
@@ -112,6 +115,7 @@ mod tests {
             maker: b,
             liquidation: None,
         });
+        l.rekey_pending();
         // Notional 5,000 USDC: taker pays 2.5, maker earns 0.5.
         assert_eq!((t.fee, m.fee), (2_500_000, -500_000));
         assert_eq!(l.account(Ledger::FEES).collateral, 2_000_000);

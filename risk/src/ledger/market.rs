@@ -239,10 +239,39 @@ impl Ledger {
         Some((rate, index))
     }
 
-    /// Recomputes an account's liquidation-index keys (see the module doc).
-    pub(super) fn reindex(&mut self, slot: AccountSlot) {
+    /// Lists an account a fill changed for [`Ledger::rekey_pending`], once.
+    #[inline]
+    pub(super) fn defer_rekey(&mut self, slot: AccountSlot) {
+        let i = slot.index();
+        if i >= self.pending_mark.len() {
+            self.pending_mark.resize(self.accounts.len().max(i + 1), false);
+        }
+        if !self.pending_mark[i] {
+            self.pending_mark[i] = true;
+            self.pending.push(slot);
+        }
+    }
+
+    /// Re-keys, once each, the accounts fills changed since the last call (the module doc,
+    /// "Re-keying after fills"). Returns `true` if any of them (a trading account) is now
+    /// below maintenance.
+    pub fn rekey_pending(&mut self) -> bool {
+        let mut pending = core::mem::take(&mut self.pending);
+        let mut below = false;
+        for &slot in &pending {
+            self.pending_mark[slot.index()] = false;
+            below |= self.reindex(slot);
+        }
+        pending.clear();
+        self.pending = pending;
+        below
+    }
+
+    /// Recomputes an account's liquidation-index keys (see the module doc). Returns `true`
+    /// if it is a trading account below maintenance.
+    pub(super) fn reindex(&mut self, slot: AccountSlot) -> bool {
         if slot == Self::INSURANCE || slot == Self::FEES {
-            return;
+            return false;
         }
         let h = self.scaled(slot);
         let hscaled = PPM * h.equity - h.maintenance;
@@ -289,6 +318,7 @@ impl Ledger {
                 m.multi.remove(&slot.0);
             }
         }
+        hscaled < 0
     }
 }
 

@@ -13,8 +13,9 @@
 //! accounts by walking the buckets past the new mark — cost proportional to the accounts
 //! that crossed, plus the occupied buckets passed — and re-keys the accounts that hold j
 //! **and** another instrument (their thresholds elsewhere moved). An account is re-keyed
-//! whenever its collateral or positions change; a funding tick re-keys every holder of the
-//! instrument (its unsettled funding changed). Each market also keeps the set of accounts
+//! whenever its collateral or positions change — after a fill, once per account when the
+//! caller asks ([`Ledger::rekey_pending`], below) —; a funding tick re-keys every holder of
+//! the instrument (its unsettled funding changed). Each market also keeps the set of accounts
 //! holding a long and holding a short, for funding ticks and auto-deleveraging.
 //!
 //! # The window: re-keying accounts that no price near the mark can liquidate
@@ -33,6 +34,16 @@
 //! re-keyed and re-bucketed (O(holders), once per halving or doubling of the price) before
 //! the queries, so the queries stay exact. Before the first oracle price there is no
 //! window: every account is keyed exactly and sits in the overflow bucket.
+//!
+//! # Re-keying after fills
+//!
+//! A sweep fills one taker against many makers, often against one maker several times.
+//! [`Ledger::fill`] only lists the two accounts; [`Ledger::rekey_pending`] re-keys each
+//! listed account once and says whether any of them is below maintenance (the re-key
+//! computes its health anyway). Between a fill and that call the listed accounts' keys are
+//! stale: the caller calls it before anything reads the index ([`Ledger::below_maintenance`],
+//! oracle prices, funding ticks, the ADL queue's holder sets) — the engine, at the end of
+//! every match. [`Ledger::check_invariants`] fails while any account waits.
 //!
 //! # Performance
 //!
@@ -82,6 +93,10 @@ pub struct Ledger {
     liquidation: LiquidationParams,
     deposits: i128,
     withdrawals: i128,
+    /// Accounts a [`Ledger::fill`] changed whose liquidation-index keys wait for
+    /// [`Ledger::rekey_pending`] (each once: `pending_mark[slot]` says it is listed).
+    pending: Vec<AccountSlot>,
+    pending_mark: Vec<bool>,
 }
 
 impl Default for Ledger {
@@ -105,6 +120,8 @@ impl Ledger {
             liquidation,
             deposits: 0,
             withdrawals: 0,
+            pending: Vec::new(),
+            pending_mark: Vec::new(),
         }
     }
 
@@ -280,6 +297,9 @@ impl Ledger {
     /// A description of the first broken invariant.
     #[allow(clippy::cast_possible_truncation, reason = "slots and instrument ids fit u32 by construction")]
     pub fn check_invariants(&self) -> Result<(), String> {
+        if !self.pending.is_empty() {
+            return Err(format!("{} accounts wait to be re-keyed", self.pending.len()));
+        }
         let total: i128 = (0..self.accounts.len()).map(|i| self.scaled(AccountSlot(i as u32)).equity).sum();
         for i in 0..self.accounts.len() {
             let slot = AccountSlot(i as u32);

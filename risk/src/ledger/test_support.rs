@@ -39,6 +39,7 @@ pub(super) fn trade(l: &mut Ledger, inst: InstrumentId, price: i64, qty: i64, bu
         maker: seller,
         liquidation: None,
     });
+    l.rekey_pending();
 }
 
 /// The pre-trade check of a new order of `account` (the examples' form).
