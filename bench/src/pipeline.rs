@@ -415,6 +415,7 @@ fn measure_mode(
         segment_bytes: DEFAULT_SEGMENT_BYTES,
         ledger: Ledger::default(),
         cores: Cores { sequencer: opts.pin_sequencer, group_commit: opts.pin_group_commit, snapshot: None },
+        ..PipelineConfig::default()
     };
     let meter = CpuMeter::start();
     let mut runs = Vec::new();

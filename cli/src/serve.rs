@@ -38,6 +38,10 @@ pub(crate) struct Options {
     /// Overrides `ports.metrics`.
     #[arg(long)]
     metrics: Option<SocketAddr>,
+    /// Sets `pipeline.mode = "single-thread"`: one thread, pinned to `gateway.core`, polls
+    /// the sockets, sequences, journals and applies (`durability = "os"` only).
+    #[arg(long)]
+    single_thread: bool,
 }
 
 impl Options {
@@ -48,6 +52,7 @@ impl Options {
             order_entry: self.order_entry,
             market_data: self.market_data,
             metrics: self.metrics,
+            single_thread: self.single_thread,
         };
         Ok(Config::with_overrides(self.config.as_deref(), &overrides)?)
     }

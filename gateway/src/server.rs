@@ -32,6 +32,18 @@
 //! output is not used: the feed needs the order-level events, which the report output
 //! carries.
 //!
+//! # One thread for everything (the pipeline's inline mode)
+//!
+//! When the pipeline was started in [`Mode::Inline`](l2x_sequencer::pipeline::Mode) the
+//! server takes its sequencer ([`Pipeline::inline`]) and the gateway thread runs it: each
+//! loop turn sequences, journals and applies what the input ring holds, one run at a time,
+//! and routes each run's reports before the next; the loop never sleeps (every poll has a
+//! zero timeout: busy-polling, a core kept busy). An order is read, sequenced, journaled,
+//! applied and answered on one thread, without a hop. Everything else is as above:
+//! commands from other threads ([`Control`]: the operator, the L1 watcher, the idle ticker)
+//! enter the same input ring and are taken by the next turn; replay, throttles, logon and
+//! market data are the same code.
+//!
 //! # Sequencing and replay
 //!
 //! Report streams are a pure function of the journal: at start the server replays the whole
@@ -314,6 +326,7 @@ impl Server {
             sessions: Sessions::new(keys, config.limits),
             ownership: Ownership::default(),
             submitter: Submitter::new(pipeline.input()),
+            inline: pipeline.inline(),
             output: Output::new(rx, recovered),
             router,
             config,

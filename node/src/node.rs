@@ -192,6 +192,7 @@ impl Node {
             snapshot_every: p.snapshot_every,
             ledger: ledger.clone(),
             cores: p.cores(),
+            mode: p.mode(),
             ..PipelineConfig::default()
         };
         let dir = &config.data_dir;

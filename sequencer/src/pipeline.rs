@@ -48,6 +48,20 @@
 //!
 //! Each of these threads can be pinned to a core ([`Cores`]).
 //!
+//! # Modes: who runs the sequencer
+//!
+//! [`Mode::Threads`] (the default) is the shape above. In [`Mode::Inline`] there is no
+//! sequencer thread: [`Pipeline::inline`] hands the sequencer out once, as an [`Inline`],
+//! and the one thread that holds it (the gateway's event loop, on a small machine) calls
+//! [`Inline::step`] between its own work: one run of the input ring, journaled, applied and
+//! pushed on the output rings, which the same thread then drains. The code of a run is the
+//! sequencer thread's (`Sequencer::run_once`), so both modes journal the same records for
+//! the same inputs. The snapshot thread stays; the group-commit thread cannot be waited on
+//! by a thread that also serves sockets, so the inline mode refuses [`Durability::Fsync`]
+//! ([`PipelineError::InlineFsync`]). When the holder drops the handle the sequencer goes
+//! back to the pipeline, and [`Pipeline::shutdown`] drains what is left on its caller's
+//! thread.
+//!
 //! # Runs: what travels on the output rings
 //!
 //! The sequencer takes whatever the input ring holds, up to 64 inputs, and handles them as a
@@ -155,6 +169,7 @@
 //!   write-protects the pages it cleaned and the sequencer's next write to them faults again.
 
 mod commit;
+mod inline;
 mod input;
 mod receiver;
 mod ring;
@@ -166,12 +181,14 @@ mod stats;
 use std::fmt;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::Ordering;
-use std::sync::{Arc, mpsc};
+use std::sync::{Arc, Mutex, PoisonError, mpsc};
 use std::thread::JoinHandle;
 
 use l2x_engine::{CanonicalState, StateHash, StateMachine};
 use l2x_risk::Ledger;
 
+use self::inline::Home;
+pub use self::inline::Inline;
 pub use self::input::{InputHandle, SubmitError};
 pub use self::receiver::{CommandEvents, Received, Receiver, TryRecvError};
 use self::ring::Ring;
@@ -193,6 +210,19 @@ pub enum Durability {
     /// Once an `fsync` that covers its command has returned (group commit, off the sequencer
     /// thread): survives the machine failing.
     Fsync,
+}
+
+/// Who runs the sequencer.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum Mode {
+    /// A thread of its own, fed through the input ring (the default; any durability).
+    #[default]
+    Threads,
+    /// No thread: whoever takes [`Pipeline::inline`] runs it between its own work
+    /// ([`Inline::step`]), so a command is sequenced on the thread that read it. With
+    /// [`Durability::Os`] only: [`Pipeline::start`] refuses [`Durability::Fsync`]
+    /// ([`PipelineError::InlineFsync`]).
+    Inline,
 }
 
 /// Cores to pin the pipeline's threads to (core_affinity ids, as `nproc` counts them).
@@ -228,6 +258,11 @@ pub struct Config {
     pub ledger: Ledger,
     /// Thread pinning.
     pub cores: Cores,
+    /// Who runs the sequencer.
+    pub mode: Mode,
+    /// The sequenced time's source, nanoseconds since the Unix epoch, read once per run
+    /// ([`crate::clock::wall_clock_ns`]; a test that compares journals fixes it).
+    pub clock: fn() -> u64,
 }
 
 impl Config {
@@ -241,6 +276,9 @@ impl Config {
             if cap == 0 {
                 return Err(PipelineError::Capacity(name));
             }
+        }
+        if self.mode == Mode::Inline && self.durability == Durability::Fsync {
+            return Err(PipelineError::InlineFsync);
         }
         Ok(())
     }
@@ -258,6 +296,8 @@ impl Default for Config {
             segment_bytes: DEFAULT_SEGMENT_BYTES,
             ledger: Ledger::default(),
             cores: Cores::default(),
+            mode: Mode::Threads,
+            clock: crate::clock::wall_clock_ns,
         }
     }
 }
@@ -281,6 +321,12 @@ pub enum PipelineError {
     /// A ring capacity of zero.
     #[error("{0} capacity must be positive")]
     Capacity(&'static str),
+    /// [`Mode::Inline`] with [`Durability::Fsync`]: the one thread would wait for the disk.
+    #[error("the inline mode runs with durability = os only (fsync needs the group-commit thread)")]
+    InlineFsync,
+    /// The [`Inline`] handle was still held at the shutdown (drop it first).
+    #[error("the inline sequencer is still held: drop it before the shutdown")]
+    InlineHeld,
     /// A core to pin to that does not exist, or pinning failed.
     #[error("the {thread} thread: {source}")]
     Pin {
@@ -309,6 +355,10 @@ pub struct Pipeline {
     snapshot_ring: Arc<Ring<(Point, CanonicalState)>>,
     /// The syncer [`Pipeline::journal_syncer`] hands out copies of.
     syncer: JournalSyncer,
+    /// [`Mode::Inline`]: the handle until [`Pipeline::inline`] hands it out.
+    inline: Option<Inline>,
+    /// [`Mode::Inline`]: where the sequencer goes back when the handle is dropped.
+    home: Option<Home>,
 }
 
 impl fmt::Debug for Pipeline {
@@ -389,11 +439,19 @@ impl Pipeline {
         } else {
             Some(commit_syncer)
         };
-        // 8. The sequencer thread, owning the state and the writer.
-        let sequencer = Sequencer::new(state, writer, final_syncer, &shared, snapshot_ring, config.snapshot_every);
-        pipeline.sequencer = Some(spawn("sequencer", config.cores.sequencer, pinned_tx, move || sequencer.run())?);
+        // 8. The sequencer thread, owning the state and the writer; inline, a handle.
+        let sequencer =
+            Sequencer::new(state, writer, final_syncer, &shared, snapshot_ring, config.snapshot_every, config.clock);
+        if config.mode == Mode::Inline {
+            let home: Home = Arc::new(Mutex::new(None));
+            pipeline.inline = Some(Inline { sequencer: Some(sequencer), home: Arc::clone(&home) });
+            pipeline.home = Some(home);
+            drop(pinned_tx);
+        } else {
+            pipeline.sequencer = Some(spawn("sequencer", config.cores.sequencer, pinned_tx, move || sequencer.run())?);
+        }
         // 9. Every thread pinned as asked, or none left running.
-        let threads = 2 + usize::from(pipeline.group_commit.is_some());
+        let threads = 1 + usize::from(pipeline.group_commit.is_some()) + usize::from(pipeline.sequencer.is_some());
         for _ in 0..threads {
             if let Ok(Err(e)) = pinned_rx.recv() {
                 drop(pipeline);
@@ -421,7 +479,16 @@ impl Pipeline {
             snapshot: None,
             snapshot_ring: Arc::clone(snapshot_ring),
             syncer,
+            inline: None,
+            home: None,
         }
+    }
+
+    /// [`Mode::Inline`]: the sequencer, for the one thread that will run it (see
+    /// [`Inline`]); `None` in [`Mode::Threads`] or once taken. Untaken, it runs at the
+    /// shutdown only.
+    pub fn inline(&mut self) -> Option<Inline> {
+        self.inline.take()
     }
 
     /// A syncer of the pipeline's journal, for another thread that must make what it read
@@ -487,7 +554,15 @@ impl Pipeline {
         self.reports = None;
         self.market = None;
         self.shared.close_input();
-        let exit = self.sequencer.take().map(|h| h.join().map_err(|_| PipelineError::Panicked("sequencer")));
+        let exit = match self.home.take() {
+            // Inline: the rest drained here, on the caller's thread.
+            Some(home) => {
+                let untaken = self.inline.take().and_then(|mut handle| handle.sequencer.take());
+                let sequencer = untaken.or_else(|| home.lock().unwrap_or_else(PoisonError::into_inner).take());
+                Some(sequencer.map(Sequencer::run).ok_or(PipelineError::InlineHeld))
+            }
+            None => self.sequencer.take().map(|h| h.join().map_err(|_| PipelineError::Panicked("sequencer"))),
+        };
         let commit = self.group_commit.take().map(|h| h.join().map_err(|_| PipelineError::Panicked("group-commit")));
         self.snapshot_ring.closed.store(true, Ordering::SeqCst);
         self.snapshot_ring.not_empty.notify();
@@ -517,7 +592,7 @@ impl Pipeline {
 impl Drop for Pipeline {
     /// Shuts down if [`Pipeline::shutdown`] was not called (errors are lost then).
     fn drop(&mut self) {
-        if self.sequencer.is_some() {
+        if self.sequencer.is_some() || self.home.is_some() {
             let _ = self.stop();
         }
     }

@@ -2,11 +2,13 @@
 //! the pipeline's waker, and the turn of work between polls.
 //!
 //! ```text
-//!  loop turn: submit the backlog ─ drain released batches (route them) ─ pump catch-ups
+//!  loop turn: submit the backlog ─ inline mode: sequence what the input holds, a run at a
+//!             time, routing each ─ drain released batches (route them) ─ pump catch-ups
 //!             ─ write what is queued ─ free the slots closed
 //!             every 10 ms: timers (logon timeout, heartbeats, closing grace), accept retries
 //!             poll: spin (timeout 0, yielding) for SPIN after the last work, else arm the
-//!                   pipeline's waker and sleep until a socket, the waker or the next timers
+//!                   pipeline's waker and sleep until a socket, the waker or the next timers;
+//!                   inline mode: always timeout 0, never sleeping (busy-polling)
 //!             each event: write (writable), read (readable, closed, error), accept (listener)
 //! ```
 
@@ -16,6 +18,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
 use l2x_sequencer::clock;
+use l2x_sequencer::pipeline::Inline;
 
 use l2x_protocol::codec::{self, MdMsg, ServerMsg};
 use l2x_protocol::codes::LogoutReason;
@@ -48,6 +51,8 @@ pub(super) struct EventLoop {
     pub(super) sessions: Sessions,
     pub(super) ownership: Ownership,
     pub(super) submitter: Submitter,
+    /// Inline mode: the pipeline's sequencer, run here between polls (see `pipe`).
+    pub(super) inline: Option<Inline>,
     pub(super) output: Output,
     pub(super) router: Router,
     pub(super) config: Config,
@@ -100,6 +105,7 @@ impl EventLoop {
     /// The pipeline stopped: nothing more can be traded.
     fn turn(&mut self) -> Result<bool, super::pipe::OutputEnded> {
         let mut worked = self.submitter.flush();
+        worked |= self.sequence_inline()? > 0;
         worked |= self.drain_reports()? > 0;
         worked |= self.pump_catch_ups();
         self.flush_dirty();
@@ -107,10 +113,14 @@ impl EventLoop {
         Ok(worked)
     }
 
-    /// How long the next poll may wait: not at all while work came recently or commands
-    /// wait for room; otherwise until the next timers, once the pipeline's waker is armed.
+    /// How long the next poll may wait: not at all inline (busy-polling: this thread is the
+    /// sequencer too, and other threads' commands wake nobody), nor while work came recently
+    /// or commands wait for room; otherwise until the next timers, once the pipeline's waker
+    /// is armed.
     fn timeout(&mut self, now: Instant, last_work: Instant, next_timers: Instant, worked: bool) -> Duration {
-        if now.duration_since(last_work) < SPIN || self.submitter.is_backlogged() {
+        if self.inline.is_some() {
+            Duration::ZERO
+        } else if now.duration_since(last_work) < SPIN || self.submitter.is_backlogged() {
             if !worked {
                 // Idle but about to poll again: let a thread that shares this core (the
                 // sequencer, on a small machine) run first.

@@ -5,6 +5,7 @@
 //!  submit(tag, cmd) ──▶ input ring            ring full: held in the backlog, in order;
 //!                       (never waits)          submitted again at the start of each loop turn
 //!  drain_reports ◀── report receiver ◀── sequencer (released at the durable watermark)
+//!  inline mode: sequence_inline ── Inline::step (this thread) ── drain_reports, per run
 //! ```
 //!
 //! A blocking submit could deadlock: the sequencer may be waiting for this very thread to
@@ -133,6 +134,25 @@ impl EventLoop {
         self.counters.commands.fetch_add(1, Ordering::Relaxed);
         self.ownership.submitted(tag.session);
         self.submitter.submit(tag, cmd);
+    }
+
+    /// Inline mode: sequences what the pipeline's input holds, one run at a time, and routes
+    /// each run's batches before the next (a run waits for room on the report ring, and
+    /// only this thread makes room); the batches routed. Nothing in the threaded mode.
+    ///
+    /// # Errors
+    /// [`OutputEnded`] when the pipeline's output has ended (a journal error halted it).
+    pub(super) fn sequence_inline(&mut self) -> Result<usize, OutputEnded> {
+        let mut n = 0;
+        while let Some(inline) = self.inline.as_mut() {
+            if inline.step() == 0 {
+                break;
+            }
+            n += self.drain_reports()?;
+            // The input has room again for what waited.
+            self.submitter.flush();
+        }
+        Ok(n)
     }
 
     /// Hands every released batch to the router and routes the results; the number of

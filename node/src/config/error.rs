@@ -217,6 +217,12 @@ pub enum ConfigError {
         /// The first port that is not on loopback.
         addr: SocketAddr,
     },
+    /// `mode = "single-thread"` with `durability = "fsync"`.
+    #[error(
+        "pipeline.mode = \"single-thread\" runs with pipeline.durability = \"os\" only: with \"fsync\" \
+         the one thread would wait for the disk; use pipeline.mode = \"threads\" (group commit)"
+    )]
+    SingleThreadFsync,
     /// `chain = "rpc"` without its table.
     #[error("settlement.chain = \"rpc\" needs a [settlement.rpc] table")]
     NoRpcTable,
@@ -269,6 +275,7 @@ impl ConfigError {
             | ConfigError::DepositWithoutKey { .. } => Some("accounts.deposits"),
             ConfigError::DepositOnRpc { key, .. } => Some(key),
             ConfigError::NoRpcTable => Some("settlement.chain"),
+            ConfigError::SingleThreadFsync => Some("pipeline.mode"),
             ConfigError::Contract(_) => Some("settlement.rpc.contract"),
             ConfigError::KeyEnv { .. } => Some("settlement.rpc.key_env"),
             _ => None,

@@ -42,7 +42,7 @@ pub use limits::{
     read_small_file, within,
 };
 pub use sections::{
-    Accounts, ChainKind, DaName, DurabilityName, Gateway, PipelineSection, Ports, Rpc, Settlement, WaitName,
+    Accounts, ChainKind, DaName, DurabilityName, Gateway, ModeName, PipelineSection, Ports, Rpc, Settlement, WaitName,
 };
 
 /// Everything `l2x serve` runs by.
@@ -122,6 +122,8 @@ pub struct Overrides {
     pub market_data: Option<SocketAddr>,
     /// `ports.metrics`.
     pub metrics: Option<SocketAddr>,
+    /// `pipeline.mode = "single-thread"` (`--single-thread`).
+    pub single_thread: bool,
 }
 
 impl Config {
@@ -173,6 +175,9 @@ impl Config {
         ports.order_entry = overrides.order_entry.unwrap_or(ports.order_entry);
         ports.market_data = overrides.market_data.unwrap_or(ports.market_data);
         ports.metrics = overrides.metrics.unwrap_or(ports.metrics);
+        if overrides.single_thread {
+            config.pipeline.mode = ModeName::SingleThread;
+        }
         // The overrides are settings too.
         config.check()?;
         Ok(config)
@@ -191,6 +196,9 @@ impl Config {
         self.check_paths()?;
         self.check_instruments()?;
         self.check_deposits()?;
+        if self.pipeline.mode == ModeName::SingleThread && self.pipeline.durability == DurabilityName::Fsync {
+            return Err(ConfigError::SingleThreadFsync);
+        }
         match (self.settlement.chain, &self.settlement.rpc) {
             (ChainKind::Rpc, None) => return Err(ConfigError::NoRpcTable),
             (ChainKind::Rpc, Some(rpc)) => {
@@ -391,6 +399,9 @@ mod tests {
         assert!(err("data_dri = \"x\"").contains("unknown field `data_dri`"));
         assert!(err("[ports]\norder_entry = \"localhost\"").contains("order_entry"));
         assert!(err("[pipeline]\ndurability = \"sometimes\"").contains("sometimes"));
+        let fsync = err("[pipeline]\nmode = \"single-thread\"\ndurability = \"fsync\"");
+        assert!(fsync.contains("pipeline.mode") && fsync.contains("durability"), "{fsync}");
+        assert!(err("[pipeline]\nmode = \"one\"").contains("one"));
         assert!(err("[pipeline]\nwait = \"spin\"").contains("spin"));
         assert!(err("[pipeline]\nidle_tick_ms = 0").contains("pipeline.idle_tick_ms"));
         assert!(err("[settlement]\nchain = \"rpc\"").contains("[settlement.rpc]"));

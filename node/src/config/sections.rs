@@ -12,7 +12,7 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 use l2x_protocol::codec::Limits;
-use l2x_sequencer::pipeline::{Cores, Durability, WaitStrategy};
+use l2x_sequencer::pipeline::{Cores, Durability, Mode, WaitStrategy};
 use l2x_settlement::chain::{Da, SendPolicy};
 use l2x_settlement::epoch::Policy;
 use serde::Deserialize;
@@ -105,6 +105,19 @@ pub enum DurabilityName {
     Fsync,
 }
 
+/// `mode`'s values: who runs the sequencer.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum ModeName {
+    /// The multi-thread pipeline: gateway, sequencer, snapshot (and group-commit) threads
+    /// (the default: many cores, any durability).
+    #[default]
+    Threads,
+    /// One thread, pinned to `gateway.core`, busy-polls the sockets, sequences, journals
+    /// and applies inline, then writes the reports (small machines; `durability = "os"`).
+    SingleThread,
+}
+
 /// `wait`'s values.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Deserialize)]
 #[serde(rename_all = "kebab-case")]
@@ -121,6 +134,8 @@ pub enum WaitName {
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct PipelineSection {
+    /// Who runs the sequencer: `threads` or `single-thread`.
+    pub mode: ModeName,
     /// When a result may leave: `os` or `fsync`.
     pub durability: DurabilityName,
     /// How the pipeline's threads wait: `park`, `spin-then-yield`, `busy-spin`.
@@ -143,6 +158,7 @@ pub struct PipelineSection {
 impl Default for PipelineSection {
     fn default() -> PipelineSection {
         PipelineSection {
+            mode: ModeName::Threads,
             durability: DurabilityName::Os,
             wait: WaitName::Park,
             snapshot_every: 1_000_000,
@@ -161,6 +177,14 @@ impl PipelineSection {
         match self.durability {
             DurabilityName::Os => Durability::Os,
             DurabilityName::Fsync => Durability::Fsync,
+        }
+    }
+
+    /// Who runs the pipeline's sequencer.
+    pub fn mode(&self) -> Mode {
+        match self.mode {
+            ModeName::Threads => Mode::Threads,
+            ModeName::SingleThread => Mode::Inline,
         }
     }
 

@@ -209,3 +209,18 @@ fn reports_after_a_client_logout_wait_in_the_stream() {
     assert!(matches!(r, Report::Accepted { cid: ClientOrderId(1), .. }), "{r:?}");
     node.stop();
 }
+
+/// The same tests with the node in `pipeline.mode = "single-thread"`.
+mod single_thread {
+    use crate::node::single_thread;
+
+    #[test]
+    fn flooding_client_reads_throttle_logout_not_reset() {
+        single_thread(super::flooding_client_reads_throttle_logout_not_reset);
+    }
+
+    #[test]
+    fn reports_after_a_client_logout_wait_in_the_stream() {
+        single_thread(super::reports_after_a_client_logout_wait_in_the_stream);
+    }
+}

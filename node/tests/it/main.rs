@@ -12,6 +12,9 @@
 //! - `server`: logon, every order type, throttles, cancel-on-disconnect, replay after a
 //!   reconnect and after a restart, slow consumers, market data (`node` starts the node
 //!   these tests share).
+//! - `single_thread`: `pipeline.mode = "single-thread"` journals the same records and state
+//!   as the multi-thread pipeline for the same orders over TCP (the socket tests of
+//!   `server` also run in that mode, through [`node::single_thread`]).
 //! - `withdrawals`: `Withdraw` answered `Withdrawn` or `Rejected`, malformed withdrawals,
 //!   and the answers replayed after a reconnect and rebuilt after a restart.
 
@@ -24,4 +27,5 @@ mod logs;
 mod metrics;
 mod node;
 mod server;
+mod single_thread;
 mod withdrawals;

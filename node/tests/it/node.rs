@@ -3,14 +3,19 @@
 //! 1000), funded accounts, one key per entry of [`KEYS`]; no settlement, no metrics
 //! endpoint, and no idle ticks within a test's time (sequenced time passes only with the
 //! tests' own commands).
+//!
+//! The node runs the multi-thread pipeline unless the test runs inside [`single_thread`]:
+//! then every node it starts runs `pipeline.mode = "single-thread"`, the gateway thread
+//! sequencing inline. The tests that matter for both run twice, once through it.
 
+use std::cell::Cell;
 use std::path::Path;
 use std::time::Duration;
 
 use l2x_engine::StateMachine;
 use l2x_gateway::auth::Keys;
 use l2x_gateway::server::{Config, Server};
-use l2x_node::config::{ChainKind, Config as NodeConfig, InstrumentEntry};
+use l2x_node::config::{ChainKind, Config as NodeConfig, InstrumentEntry, ModeName};
 use l2x_protocol::client::{Client, Options};
 use l2x_protocol::codec::{ClientMsg, ServerMsg, WireOrder};
 use l2x_protocol::logon::Key;
@@ -51,9 +56,21 @@ pub(crate) fn instrument() -> InstrumentEntry {
     }
 }
 
+thread_local! {
+    /// The mode of the nodes this test thread starts.
+    static MODE: Cell<ModeName> = const { Cell::new(ModeName::Threads) };
+}
+
+/// Runs `test` with every node it starts in `pipeline.mode = "single-thread"`.
+pub(crate) fn single_thread(test: fn()) {
+    MODE.with(|m| m.set(ModeName::SingleThread));
+    test();
+    MODE.with(|m| m.set(ModeName::Threads));
+}
+
 /// The node's config: the journal in `dir`, the gateway as `server` says, every key's
 /// account funded with 1,000,000 USDC.
-fn config(dir: &Path, server: &Config) -> NodeConfig {
+pub(crate) fn config(dir: &Path, server: &Config) -> NodeConfig {
     let mut config = NodeConfig { data_dir: dir.to_path_buf(), ..NodeConfig::default() };
     (config.ports.order_entry, config.ports.market_data) = (server.order_entry, server.market_data);
     config.ports.metrics_enabled = false;
@@ -66,6 +83,7 @@ fn config(dir: &Path, server: &Config) -> NodeConfig {
     config.accounts.deposit_usdc = 1_000_000;
     config.instruments = vec![instrument()];
     config.settlement.chain = ChainKind::None;
+    config.pipeline.mode = MODE.with(Cell::get);
     config
 }
 

@@ -787,3 +787,64 @@ fn a_client_that_only_reads_sends_its_own_heartbeats() {
     assert!(matches!(report(&mut watcher).1, Report::Accepted { .. }), "still logged on");
     node.stop();
 }
+
+/// The same tests with the node in `pipeline.mode = "single-thread"`: one thread polls the
+/// sockets, sequences, journals and applies.
+mod single_thread {
+    use crate::node::single_thread;
+
+    #[test]
+    fn order_lifecycle_of_every_order_type_over_loopback() {
+        single_thread(super::order_lifecycle_of_every_order_type_over_loopback);
+    }
+
+    #[test]
+    fn logons_are_refused_with_a_reason() {
+        single_thread(super::logons_are_refused_with_a_reason);
+    }
+
+    #[test]
+    fn heartbeats_keep_a_reading_session_alive_and_silence_times_it_out() {
+        single_thread(super::heartbeats_keep_a_reading_session_alive_and_silence_times_it_out);
+    }
+
+    #[test]
+    fn throttles_reject_with_retry_after_then_disconnect_and_cancels_have_their_own_bucket() {
+        single_thread(super::throttles_reject_with_retry_after_then_disconnect_and_cancels_have_their_own_bucket);
+    }
+
+    #[test]
+    fn cancel_on_disconnect_cancels_only_that_sessions_live_orders() {
+        single_thread(super::cancel_on_disconnect_cancels_only_that_sessions_live_orders);
+    }
+
+    #[test]
+    fn a_reconnecting_client_gets_exactly_the_reports_it_missed() {
+        single_thread(super::a_reconnecting_client_gets_exactly_the_reports_it_missed);
+    }
+
+    #[test]
+    fn after_a_restart_the_streams_continue_and_replay_from_the_journal() {
+        single_thread(super::after_a_restart_the_streams_continue_and_replay_from_the_journal);
+    }
+
+    #[test]
+    fn malformed_frames_get_typed_rejects_and_the_session_goes_on() {
+        single_thread(super::malformed_frames_get_typed_rejects_and_the_session_goes_on);
+    }
+
+    #[test]
+    fn a_slow_reader_is_cut_off_without_stalling_anyone_and_loses_nothing_on_replay() {
+        single_thread(super::a_slow_reader_is_cut_off_without_stalling_anyone_and_loses_nothing_on_replay);
+    }
+
+    #[test]
+    fn market_data_snapshot_and_updates_rebuild_the_engines_book() {
+        single_thread(super::market_data_snapshot_and_updates_rebuild_the_engines_book);
+    }
+
+    #[test]
+    fn cancel_on_disconnect_covers_orders_still_in_flight_and_a_shutdown_cancels_nothing() {
+        single_thread(super::cancel_on_disconnect_covers_orders_still_in_flight_and_a_shutdown_cancels_nothing);
+    }
+}

@@ -304,3 +304,13 @@ fn a_withdraw_past_the_order_bucket_is_throttled_400_with_its_request_id() {
     let state = node.stop();
     assert_eq!(collateral(&state, 1), START - USDC);
 }
+
+/// The same test with the node in `pipeline.mode = "single-thread"`.
+mod single_thread {
+    #[test]
+    fn a_replay_after_a_reconnect_sends_the_same_withdrawn_bytes_and_a_restart_rebuilds_them() {
+        crate::node::single_thread(
+            super::a_replay_after_a_reconnect_sends_the_same_withdrawn_bytes_and_a_restart_rebuilds_them,
+        );
+    }
+}

@@ -28,6 +28,10 @@ pub(crate) struct Sequencer {
     pub(crate) pauses: Vec<u64>,
     /// The runs being filled for each output: `[reports, market data]`.
     pub(crate) runs: [Run; 2],
+    /// The sequenced time's source ([`super::Config::clock`]).
+    pub(crate) clock: fn() -> u64,
+    /// An inline step's journal error, returned when the pipeline drains at its shutdown.
+    pub(crate) failed: Option<JournalError>,
 }
 
 /// What the sequencer thread returns.
@@ -50,6 +54,7 @@ impl Sequencer {
         shared: &Arc<Shared>,
         snapshot_ring: Arc<Ring<(Point, CanonicalState)>>,
         snapshot_every: u64,
+        clock: fn() -> u64,
     ) -> Sequencer {
         Sequencer {
             last_ts: state.now().0,
@@ -63,6 +68,8 @@ impl Sequencer {
             since_snapshot: 0,
             pauses: Vec::new(),
             runs: [shared.fresh_run(), shared.fresh_run()],
+            clock,
+            failed: None,
         }
     }
 
@@ -100,29 +107,14 @@ impl Sequencer {
 
     /// Sequences inputs until the input is closed and drained.
     pub(crate) fn drain(&mut self) -> Result<(), JournalError> {
+        // An error met by an inline step (the pipeline halted then) ends the drain.
+        if let Some(e) = self.failed.take() {
+            return Err(e);
+        }
         let shared = Arc::clone(&self.shared);
         let input = &shared.input;
         loop {
-            let mut taken = 0;
-            let now = clock::wall_clock_ns();
-            let started = clock::now();
-            let mut failed = Ok(());
-            while taken < DRAIN_BATCH {
-                let Some(next) = input.queue.pop() else { break };
-                taken += 1;
-                failed = self.process(next, now);
-                if failed.is_err() {
-                    break;
-                }
-            }
-            if taken > 0 {
-                input.not_full.notify();
-                // What was applied is published, even when a later append failed.
-                self.end_run();
-                failed?;
-                let busy = u64::try_from(started.elapsed().as_nanos()).unwrap_or(u64::MAX);
-                let c = &shared.counters;
-                c.busy_ns.store(c.busy_ns.load(Ordering::Relaxed) + busy, Ordering::Relaxed);
+            if self.run_once()? > 0 {
                 continue;
             }
             if shared.halted.load(Ordering::Relaxed) {
@@ -137,6 +129,42 @@ impl Sequencer {
             }
             input.not_empty.wait_until(|| !input.queue.is_empty() || input.closed.load(Ordering::SeqCst));
         }
+    }
+
+    /// One run: takes what the input ring holds (up to [`DRAIN_BATCH`]), sequences it with
+    /// one clock reading and publishes it; the number of inputs taken (0: the ring was
+    /// empty, nothing was done). The threaded sequencer's loop and the inline mode's step
+    /// are this, so both write the same journal for the same inputs.
+    pub(crate) fn run_once(&mut self) -> Result<usize, JournalError> {
+        let shared = Arc::clone(&self.shared);
+        let input = &shared.input;
+        if input.queue.is_empty() {
+            return Ok(0);
+        }
+        let mut taken = 0;
+        let mut now = None;
+        let started = clock::now();
+        let mut failed = Ok(());
+        while taken < DRAIN_BATCH {
+            let Some(next) = input.queue.pop() else { break };
+            taken += 1;
+            let now = *now.get_or_insert_with(|| (self.clock)());
+            failed = self.process(next, now);
+            if failed.is_err() {
+                break;
+            }
+        }
+        if taken == 0 {
+            return Ok(0);
+        }
+        input.not_full.notify();
+        // What was applied is published, even when a later append failed.
+        self.end_run();
+        failed?;
+        let busy = u64::try_from(started.elapsed().as_nanos()).unwrap_or(u64::MAX);
+        let c = &shared.counters;
+        c.busy_ns.store(c.busy_ns.load(Ordering::Relaxed) + busy, Ordering::Relaxed);
+        Ok(taken)
     }
 
     /// Pushes the run's batches onto the output rings (waiting while one is full), and wakes

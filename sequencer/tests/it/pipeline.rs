@@ -14,8 +14,8 @@ use l2x_engine::{StateHash, StateMachine};
 use l2x_risk::Ledger;
 use l2x_sequencer::journal::{self, snapshot};
 use l2x_sequencer::pipeline::{
-    CommandEvents, Config, Cores, Durability, InputHandle, Pipeline, PipelineError, Receiver, SubmitError, Summary,
-    Tag, TryRecvError, WaitStrategy,
+    CommandEvents, Config, Cores, Durability, InputHandle, Mode, Pipeline, PipelineError, Receiver, SubmitError,
+    Summary, Tag, TryRecvError, WaitStrategy,
 };
 use l2x_types::{Command, Event, Sequenced};
 use rand::SeedableRng;
@@ -419,4 +419,91 @@ fn pipeline_receiver_waker_wakes_a_consumer_that_sleeps_elsewhere() {
         let summary = pipeline.shutdown().unwrap();
         assert_eq!(summary.sequenced, cmds.len() as u64 + 1);
     }
+}
+
+/// `Mode::Inline`: the holder of the handle sequences on its own thread, draining the
+/// reports after each step; other threads' commands go through the same input; the result
+/// equals applying the commands directly, and the journal replays to the same state.
+#[test]
+fn inline_mode_sequences_on_the_holders_thread_and_matches_direct_application() {
+    let all = Arc::new(commands(400, 400));
+    let dir = tempfile::tempdir().unwrap();
+    let config = Config { mode: Mode::Inline, snapshot_every: 97, ..Config::default() };
+    let (mut pipeline, _) = Pipeline::start(config, dir.path()).unwrap();
+    let mut inline = pipeline.inline().expect("the inline handle");
+    assert!(pipeline.inline().is_none(), "handed out once");
+    let mut reports = pipeline.reports().unwrap();
+    let mut market = pipeline.market_data().unwrap();
+    // Half from this thread, half from another producer while this one steps.
+    let (mine, theirs) = all.split_at(all.len() / 2);
+    let input = pipeline.input();
+    let other = {
+        let input = pipeline.input();
+        let theirs: Vec<Command> = theirs.to_vec();
+        let offset = mine.len();
+        thread::spawn(move || {
+            for (i, cmd) in theirs.into_iter().enumerate() {
+                input.submit_wait(Tag { session: 2, correlation: (offset + i) as u64 }, cmd).unwrap();
+            }
+        })
+    };
+    let (mut got, mut md) = (Vec::new(), Vec::new());
+    let mut drain = |reports: &mut Receiver, market: &mut Receiver, got: &mut Vec<CommandEvents>| {
+        while let Ok(b) = reports.try_recv() {
+            got.push(b.to_command_events());
+        }
+        while let Ok(b) = market.try_recv() {
+            md.push(b.to_command_events());
+        }
+    };
+    for (i, cmd) in mine.iter().enumerate() {
+        // Never waits: a full input is stepped empty first.
+        let mut cmd = cmd.clone();
+        while let Err(SubmitError::Full(back)) = input.submit(Tag { session: 1, correlation: i as u64 }, cmd) {
+            cmd = back;
+            inline.step();
+            drain(&mut reports, &mut market, &mut got);
+        }
+        inline.step();
+        drain(&mut reports, &mut market, &mut got);
+    }
+    while got.len() < all.len() {
+        inline.step();
+        drain(&mut reports, &mut market, &mut got);
+    }
+    other.join().unwrap();
+    drop((input, reports, market));
+    drop(inline);
+    let summary = pipeline.shutdown().unwrap();
+    assert_eq!(summary.last_seq, all.len() as u64);
+    assert!(!summary.snapshots.is_empty(), "the snapshot thread runs in the inline mode too");
+    let mut direct = StateMachine::new();
+    check_against_direct(&mut direct, &all, &got, &md);
+    assert_eq!(summary.state_hash, direct.canonical().hash());
+    assert_eq!(journal_hash(dir.path()), summary.state_hash);
+}
+
+/// `Mode::Inline` runs with `durability = os` only; an untaken handle runs at the shutdown,
+/// and a handle still held then is an error, not a hang.
+#[test]
+fn inline_mode_refuses_fsync_and_drains_at_the_shutdown_without_a_holder() {
+    let dir = tempfile::tempdir().unwrap();
+    let fsync = Config { mode: Mode::Inline, durability: Durability::Fsync, ..Config::default() };
+    assert!(matches!(Pipeline::start(fsync, dir.path()), Err(PipelineError::InlineFsync)));
+    let all = commands(50, 0);
+    let (pipeline, _) = Pipeline::start(Config { mode: Mode::Inline, ..Config::default() }, dir.path()).unwrap();
+    let input = pipeline.input();
+    for (i, cmd) in all.iter().enumerate() {
+        input.submit(Tag { session: 1, correlation: i as u64 }, cmd.clone()).unwrap();
+    }
+    drop(input);
+    let summary = pipeline.shutdown().unwrap();
+    assert_eq!(summary.last_seq, all.len() as u64);
+    assert_eq!(journal_hash(dir.path()), summary.state_hash);
+
+    let dir = tempfile::tempdir().unwrap();
+    let (mut pipeline, _) = Pipeline::start(Config { mode: Mode::Inline, ..Config::default() }, dir.path()).unwrap();
+    let held = pipeline.inline();
+    assert!(matches!(pipeline.shutdown(), Err(PipelineError::InlineHeld)));
+    drop(held);
 }
