@@ -288,7 +288,7 @@ fn node_config(opts: &Options, mode: NodeMode, dir: &std::path::Path) -> Config 
 /// Setup failures (sockets, journal) and a run that does not complete.
 pub fn run(opts: &Options) -> anyhow::Result<Report> {
     ensure!(opts.sessions > 0 && opts.rate > 0 && opts.requests > 0, "sessions, rate and requests must be positive");
-    // Before the load thread (this one) is pinned: the machine as a whole.
+    // The machine as a whole (the load thread, pinned or not, is its own).
     let machine = Machine::detect(opts.pin_client);
     let floor = pingpong(opts.pingpong, true)?;
     let blocking_floor = pingpong(opts.pingpong, false)?;
@@ -318,7 +318,12 @@ fn run_mode(opts: &Options, mode: NodeMode, floor: &Percentiles) -> anyhow::Resu
             .map(|i| Key::new(i, AccountId(i), [u8::try_from(i % 251).unwrap_or(1); 32]))
             .collect();
         let node = Node::start(&node_config(opts, mode, &dir), Keys::from_keys(keys.clone())?)?;
-        let measured = load(opts, node.server().order_entry_addr(), &keys);
+        // On a thread of its own: the load pins its thread, and threads inherit their
+        // parent's affinity, so a pinned caller would confine the next mode's node to the
+        // client's core (and `--pin-gateway` elsewhere would then be refused).
+        let addr = node.server().order_entry_addr();
+        let measured = std::thread::scope(|s| s.spawn(|| load(opts, addr, &keys)).join())
+            .map_err(|_| anyhow::anyhow!("the load thread panicked"))?;
         node.stop()?;
         measured
     })();
