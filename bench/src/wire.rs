@@ -719,3 +719,39 @@ impl Report {
         s
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Regression (`bench wire: the load on its own thread`): the load pinned the calling
+    /// thread, the next mode's node threads inherited that one core, and `--pin-gateway`
+    /// to the other core was refused. Both modes run here, the load pinned to one core
+    /// and the node to another, and each mode answers every measured request.
+    #[test]
+    fn a_pinned_load_does_not_confine_the_next_modes_node() -> anyhow::Result<()> {
+        let cores = std::thread::available_parallelism().map_or(1, std::num::NonZeroUsize::get);
+        // One core: nothing to confine.
+        let (client, node) = if cores >= 2 { (Some(0), Some(1)) } else { (None, None) };
+        let opts = Options {
+            sessions: 2,
+            rate: 2_000,
+            requests: 200,
+            warmup: 20,
+            pingpong: 20,
+            seed: 7,
+            pin_client: client,
+            pin_gateway: node,
+            pin_sequencer: node,
+            mode: vec![NodeMode::Threads, NodeMode::SingleThread],
+            json: true,
+        };
+        let report = run(&opts)?;
+        let modes: Vec<NodeMode> = report.modes.iter().map(|m| m.mode).collect();
+        assert_eq!(modes, [NodeMode::Threads, NodeMode::SingleThread]);
+        for m in &report.modes {
+            assert!(m.order_to_ack_ns.p50 > 0 && m.order_to_ack_ns.p50 <= m.order_to_ack_ns.p99, "{m:?}");
+        }
+        Ok(())
+    }
+}
