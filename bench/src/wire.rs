@@ -34,9 +34,22 @@
 //!    to compare with). The same with blocking reads is reported too: there every message
 //!    wakes a sleeping thread, which costs a virtual machine far more than the network path.
 //!
-//! The load thread, the gateway thread and the sequencer share the machine's cores; each
-//! yields between empty polls, so that on the 2-core development VM none of them keeps a
-//! core from the others for a whole scheduler slice.
+//! 5. Each node mode of `--mode` in turn, on a fresh journal, with the same seed and the same
+//!    schedule: `threads` (the multi-thread pipeline: a gateway thread and a sequencer
+//!    thread) and `single-thread` (`pipeline.mode = "single-thread"`: the gateway thread
+//!    sequences, journals and applies inline, busy-polling). Each mode's figures are also
+//!    given as ratios to the floor of the same run.
+//! 6. **Saturation**: a node that acknowledges more slowly than requests are offered builds a
+//!    queue, and its latencies then measure the queue. A mode is reported *saturated* when
+//!    the measured requests were sent or acknowledged at less than [`SATURATED_BELOW`] of the
+//!    offered rate (acknowledged: measured requests over the time from the first measured
+//!    request's due time to the last measured ack); the table says so on the mode's line.
+//!
+//! In the `threads` mode the load thread, the gateway thread and the sequencer share the
+//! machine's cores; each yields between empty polls, so that on the 2-core development VM
+//! none of them keeps a core from the others for a whole scheduler slice. In the
+//! `single-thread` mode the node's thread never yields: pin it (`--pin-gateway`) to a core
+//! the load thread (`--pin-client`) is not on.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::io::{self, Read, Write};
@@ -47,7 +60,7 @@ use anyhow::{bail, ensure};
 use hdrhistogram::Histogram;
 use l2x_gateway::auth::Keys;
 use l2x_node::Node;
-use l2x_node::config::{ChainKind, Config, InstrumentEntry};
+use l2x_node::config::{ChainKind, Config, InstrumentEntry, ModeName};
 use l2x_protocol::client::Client;
 use l2x_protocol::codec::{self, ClientMsg, FrameReader, Limits, Report as Wired, ServerMsg, WireOrder};
 use l2x_protocol::logon::Key;
@@ -87,12 +100,38 @@ pub struct Options {
     /// Pin the gateway thread to this core (0 to 1,023).
     #[arg(long, value_parser = crate::ranged::<usize>(0, 1_023))]
     pub pin_gateway: Option<usize>,
-    /// Pin the sequencer thread to this core (0 to 1,023).
+    /// Pin the sequencer thread to this core, in the `threads` mode (0 to 1,023).
     #[arg(long, value_parser = crate::ranged::<usize>(0, 1_023))]
     pub pin_sequencer: Option<usize>,
+    /// The node's modes to measure, in this order, each on a fresh journal.
+    #[arg(long, value_enum, value_delimiter = ',', default_value = "threads,single-thread")]
+    pub mode: Vec<NodeMode>,
     /// Print one JSON object instead of the table.
     #[arg(long)]
     pub json: bool,
+}
+
+/// A mode acknowledging (or the load sending) below this share of the offered rate is
+/// saturated.
+pub const SATURATED_BELOW: f64 = 0.97;
+
+/// `--mode` values: the node's `pipeline.mode`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, clap::ValueEnum)]
+#[serde(rename_all = "kebab-case")]
+pub enum NodeMode {
+    /// The multi-thread pipeline (`pipeline.mode = "threads"`).
+    Threads,
+    /// One thread polls, sequences, journals and applies (`pipeline.mode = "single-thread"`).
+    SingleThread,
+}
+
+impl NodeMode {
+    fn name(self) -> &'static str {
+        match self {
+            NodeMode::Threads => "threads",
+            NodeMode::SingleThread => "single-thread",
+        }
+    }
 }
 
 /// Latency percentiles, nanoseconds.
@@ -132,7 +171,7 @@ impl Percentiles {
     }
 }
 
-/// What `l2x bench wire` measured.
+/// What `l2x bench wire` measured: the floor, then each mode.
 #[derive(Clone, Debug, Serialize)]
 pub struct Report {
     /// Where it ran.
@@ -141,27 +180,43 @@ pub struct Report {
     pub offered_rate: u64,
     /// Sessions.
     pub sessions: usize,
-    /// Requests sent per second over the measured part.
+    /// Measured requests per mode.
+    pub requests: usize,
+    /// Unrecorded requests first.
+    pub warmup: usize,
+    /// Seed of the mix.
+    pub seed: u64,
+    /// The raw loopback TCP round trip of the same sizes, both ends polling (as the gateway
+    /// and the load thread wait): the floor.
+    pub tcp_pingpong_ns: Percentiles,
+    /// The same with blocking reads (each message wakes a sleeping thread).
+    pub tcp_pingpong_blocking_ns: Percentiles,
+    /// Each mode measured, in `--mode` order.
+    pub modes: Vec<ModeReport>,
+}
+
+/// One mode's run.
+#[derive(Clone, Debug, Serialize)]
+pub struct ModeReport {
+    /// `threads` or `single-thread`.
+    pub mode: NodeMode,
+    /// Measured requests sent per second.
     pub achieved_rate: u64,
+    /// Measured requests acknowledged per second (to the last measured ack).
+    pub acked_rate: u64,
+    /// The sent or acknowledged rate was below [`SATURATED_BELOW`] of the offered rate: the
+    /// latencies measure a queue.
+    pub saturated: bool,
     /// Order-to-ack latency (ack received − due), every request kind.
     pub order_to_ack_ns: Percentiles,
     /// The same for new orders only.
     pub new_order_to_ack_ns: Percentiles,
     /// The same for cancels only.
     pub cancel_to_ack_ns: Percentiles,
-    /// The raw loopback TCP round trip of the same sizes, both ends polling (as the gateway
-    /// and the load thread wait): the floor.
-    pub tcp_pingpong_ns: Percentiles,
-    /// The same with blocking reads (each message wakes a sleeping thread).
-    pub tcp_pingpong_blocking_ns: Percentiles,
     /// p50 order-to-ack over p50 ping-pong.
     pub p50_over_pingpong: f64,
-    /// Measured requests, warm-up requests, seed.
-    pub requests: usize,
-    /// Unrecorded requests first.
-    pub warmup: usize,
-    /// Seed of the mix.
-    pub seed: u64,
+    /// p99 order-to-ack over p99 ping-pong.
+    pub p99_over_pingpong: f64,
     /// Fills reported during the run (both sides).
     pub fills: u64,
     /// Rejects during the run (engine and gateway).
@@ -200,10 +255,10 @@ fn instrument() -> InstrumentEntry {
 /// The mark, in ticks of 0.5: 50,000 USDC.
 const MARK: i64 = 100_000;
 
-/// The node under test: a fresh journal in `dir` (durability `os`, no snapshots but the
-/// last), loopback ports, throttles out of the way, one instrument at [`MARK`], every
+/// The node under test in `mode`: a fresh journal in `dir` (durability `os`, no snapshots
+/// but the last), loopback ports, throttles out of the way, one instrument at [`MARK`], every
 /// session's account funded; no settlement, no metrics endpoint.
-fn node_config(opts: &Options, dir: &std::path::Path) -> Config {
+fn node_config(opts: &Options, mode: NodeMode, dir: &std::path::Path) -> Config {
     let mut config = Config { data_dir: dir.to_path_buf(), ..Config::default() };
     let any = SocketAddr::from(([127, 0, 0, 1], 0));
     (config.ports.order_entry, config.ports.market_data, config.ports.metrics_enabled) = (any, any, false);
@@ -217,6 +272,10 @@ fn node_config(opts: &Options, dir: &std::path::Path) -> Config {
     config.gateway.core = opts.pin_gateway;
     config.pipeline.snapshot_every = 0;
     config.pipeline.sequencer_core = opts.pin_sequencer;
+    config.pipeline.mode = match mode {
+        NodeMode::Threads => ModeName::Threads,
+        NodeMode::SingleThread => ModeName::SingleThread,
+    };
     config.accounts.deposit_usdc = 1_000_000_000;
     config.instruments = vec![instrument()];
     config.settlement.chain = ChainKind::None;
@@ -229,43 +288,67 @@ fn node_config(opts: &Options, dir: &std::path::Path) -> Config {
 /// Setup failures (sockets, journal) and a run that does not complete.
 pub fn run(opts: &Options) -> anyhow::Result<Report> {
     ensure!(opts.sessions > 0 && opts.rate > 0 && opts.requests > 0, "sessions, rate and requests must be positive");
-    // Before the load thread (this one) is pinned: the machine as a whole.
+    // The machine as a whole (the load thread, pinned or not, is its own).
     let machine = Machine::detect(opts.pin_client);
     let floor = pingpong(opts.pingpong, true)?;
     let blocking_floor = pingpong(opts.pingpong, false)?;
+    let tcp_pingpong_ns = Percentiles::of(&floor);
+    let mut modes = Vec::new();
+    for &mode in &opts.mode {
+        modes.push(run_mode(opts, mode, &tcp_pingpong_ns)?);
+    }
+    Ok(Report {
+        machine,
+        offered_rate: opts.rate,
+        sessions: opts.sessions,
+        requests: opts.requests,
+        warmup: opts.warmup,
+        seed: opts.seed,
+        tcp_pingpong_ns,
+        tcp_pingpong_blocking_ns: Percentiles::of(&blocking_floor),
+        modes,
+    })
+}
+
+/// One mode: a node on a fresh journal, the load, the node stopped.
+fn run_mode(opts: &Options, mode: NodeMode, floor: &Percentiles) -> anyhow::Result<ModeReport> {
     let dir = crate::pipeline::temp_dir(&std::env::temp_dir(), "wire")?;
     let result = (|| {
         let keys: Vec<Key> = (1..=opts.sessions as u64)
             .map(|i| Key::new(i, AccountId(i), [u8::try_from(i % 251).unwrap_or(1); 32]))
             .collect();
-        let node = Node::start(&node_config(opts, &dir), Keys::from_keys(keys.clone())?)?;
-        let measured = load(opts, node.server().order_entry_addr(), &keys);
+        let node = Node::start(&node_config(opts, mode, &dir), Keys::from_keys(keys.clone())?)?;
+        // On a thread of its own: the load pins its thread, and threads inherit their
+        // parent's affinity, so a pinned caller would confine the next mode's node to the
+        // client's core (and `--pin-gateway` elsewhere would then be refused).
+        let addr = node.server().order_entry_addr();
+        let measured = std::thread::scope(|s| s.spawn(|| load(opts, addr, &keys)).join())
+            .map_err(|_| anyhow::anyhow!("the load thread panicked"))?;
         node.stop()?;
         measured
     })();
     crate::pipeline::remove(&dir);
-    let (all, new, cancel, achieved_rate, fills, rejects, other_load_cores) = result?;
-    let order_to_ack_ns = Percentiles::of(&all);
-    let tcp_pingpong_ns = Percentiles::of(&floor);
-    #[allow(clippy::cast_precision_loss, reason = "a ratio of two latencies")]
-    let p50_over_pingpong = order_to_ack_ns.p50 as f64 / tcp_pingpong_ns.p50.max(1) as f64;
-    Ok(Report {
-        machine,
-        offered_rate: opts.rate,
-        sessions: opts.sessions,
-        achieved_rate,
+    let m = result?;
+    let order_to_ack_ns = Percentiles::of(&m.all);
+    #[allow(clippy::cast_precision_loss, reason = "ratios of latencies and rates")]
+    let (p50_over_pingpong, p99_over_pingpong, saturated) = (
+        order_to_ack_ns.p50 as f64 / floor.p50.max(1) as f64,
+        order_to_ack_ns.p99 as f64 / floor.p99.max(1) as f64,
+        (m.achieved_rate.min(m.acked_rate) as f64) < SATURATED_BELOW * opts.rate as f64,
+    );
+    Ok(ModeReport {
+        mode,
+        achieved_rate: m.achieved_rate,
+        acked_rate: m.acked_rate,
+        saturated,
         order_to_ack_ns,
-        new_order_to_ack_ns: Percentiles::of(&new),
-        cancel_to_ack_ns: Percentiles::of(&cancel),
-        tcp_pingpong_ns,
-        tcp_pingpong_blocking_ns: Percentiles::of(&blocking_floor),
+        new_order_to_ack_ns: Percentiles::of(&m.new),
+        cancel_to_ack_ns: Percentiles::of(&m.cancel),
         p50_over_pingpong,
-        requests: opts.requests,
-        warmup: opts.warmup,
-        seed: opts.seed,
-        fills,
-        rejects,
-        other_load_cores,
+        p99_over_pingpong,
+        fills: m.fills,
+        rejects: m.rejects,
+        other_load_cores: m.other_load_cores,
     })
 }
 
@@ -357,9 +440,21 @@ struct Conn {
     next_cid: u64,
 }
 
-/// What the load thread measured: order-to-ack of every request, of new orders and of
-/// cancels; the rate achieved; fills and rejects seen; the other cores' load.
-type Measured = (Histogram<u64>, Histogram<u64>, Histogram<u64>, u64, u64, u64, Option<f64>);
+/// What the load thread measured.
+struct Measured {
+    /// Order-to-ack of every request, of new orders, of cancels.
+    all: Histogram<u64>,
+    new: Histogram<u64>,
+    cancel: Histogram<u64>,
+    /// Measured requests sent per second.
+    achieved_rate: u64,
+    /// Measured requests acknowledged per second.
+    acked_rate: u64,
+    fills: u64,
+    rejects: u64,
+    /// The other cores' load.
+    other_load_cores: Option<f64>,
+}
 
 /// The acks counted so far.
 struct Tally {
@@ -368,6 +463,8 @@ struct Tally {
     cancel: Histogram<u64>,
     fills: u64,
     rejects: u64,
+    /// When the last measured request was acknowledged.
+    last_ack: Option<Instant>,
 }
 
 impl Conn {
@@ -459,6 +556,7 @@ impl Conn {
             self.live.insert(cid);
         }
         if record {
+            tally.last_ack = Some(received);
             let ns = u64::try_from(received.duration_since(due).as_nanos()).unwrap_or(u64::MAX).max(1);
             tally.all.record(ns)?;
             if is_new { tally.new.record(ns)? } else { tally.cancel.record(ns)? }
@@ -480,7 +578,8 @@ fn load(opts: &Options, addr: SocketAddr, keys: &[Key]) -> anyhow::Result<Measur
         .map(|(i, key)| Conn::log_on(&poll, i, addr, key))
         .collect::<anyhow::Result<Vec<_>>>()?;
     let mut rng = ChaCha8Rng::seed_from_u64(opts.seed);
-    let mut tally = Tally { all: histogram(), new: histogram(), cancel: histogram(), fills: 0, rejects: 0 };
+    let mut tally =
+        Tally { all: histogram(), new: histogram(), cancel: histogram(), fills: 0, rejects: 0, last_ack: None };
     let total = opts.warmup + opts.requests;
     let interval_ns = 1_000_000_000u128 / u128::from(opts.rate);
     let mut events = Events::with_capacity(256);
@@ -518,10 +617,27 @@ fn load(opts: &Options, addr: SocketAddr, keys: &[Key]) -> anyhow::Result<Measur
         }
     }
     let other = meter.and_then(|m| m.other_cores());
-    let secs = last_send.duration_since(measured_start).as_secs_f64().max(1e-9);
-    #[allow(clippy::cast_possible_truncation, clippy::cast_sign_loss, clippy::cast_precision_loss, reason = "a rate")]
-    let achieved = (opts.requests as f64 / secs) as u64;
-    Ok((tally.all, tally.new, tally.cancel, achieved, tally.fills, tally.rejects, other))
+    let rate = |until: Instant| {
+        let secs = until.duration_since(measured_start).as_secs_f64().max(1e-9);
+        #[allow(
+            clippy::cast_possible_truncation,
+            clippy::cast_sign_loss,
+            clippy::cast_precision_loss,
+            reason = "a rate"
+        )]
+        let rate = (opts.requests as f64 / secs) as u64;
+        rate
+    };
+    Ok(Measured {
+        achieved_rate: rate(last_send),
+        acked_rate: rate(tally.last_ack.unwrap_or(last_send)),
+        all: tally.all,
+        new: tally.new,
+        cancel: tally.cancel,
+        fills: tally.fills,
+        rejects: tally.rejects,
+        other_load_cores: other,
+    })
 }
 
 /// Writes a whole request on a non-blocking socket (a request is tiny: the socket takes it
@@ -556,36 +672,86 @@ impl Report {
         let _ = writeln!(s, "{}", self.machine.summary("client pinned"));
         let _ = writeln!(
             s,
-            "{} sessions, offered {} requests/s (achieved {}), {} measured after {} warm-up, seed {}; {} fills, {} rejects; other load {}",
-            self.sessions,
-            self.offered_rate,
-            self.achieved_rate,
-            self.requests,
-            self.warmup,
-            self.seed,
-            self.fills,
-            self.rejects,
-            self.other_load_cores.map_or("unknown".into(), |c| format!("{c:.2} cores")),
+            "{} sessions, offered {} requests/s, {} measured after {} warm-up per mode, seed {}",
+            self.sessions, self.offered_rate, self.requests, self.warmup, self.seed,
         );
-        let _ = writeln!(
-            s,
-            "{:<22} {:>9} {:>9} {:>9} {:>9} {:>9} {:>9}",
-            "ns", "p50", "p90", "p99", "p99.9", "p99.99", "max"
-        );
-        for (name, p) in [
-            ("order-to-ack (all)", &self.order_to_ack_ns),
-            ("  new orders", &self.new_order_to_ack_ns),
-            ("  cancels", &self.cancel_to_ack_ns),
-            ("raw TCP ping-pong", &self.tcp_pingpong_ns),
-            ("  blocking reads", &self.tcp_pingpong_blocking_ns),
-        ] {
+        let line = |s: &mut String, name: &str, p: &Percentiles| {
             let _ = writeln!(
                 s,
                 "{:<22} {:>9} {:>9} {:>9} {:>9} {:>9} {:>9}",
                 name, p.p50, p.p90, p.p99, p.p999, p.p9999, p.max
             );
+        };
+        let _ = writeln!(
+            s,
+            "{:<22} {:>9} {:>9} {:>9} {:>9} {:>9} {:>9}",
+            "ns", "p50", "p90", "p99", "p99.9", "p99.99", "max"
+        );
+        line(&mut s, "raw TCP ping-pong", &self.tcp_pingpong_ns);
+        line(&mut s, "  blocking reads", &self.tcp_pingpong_blocking_ns);
+        for m in &self.modes {
+            let _ = writeln!(
+                s,
+                "mode {}: sent {}/s, acknowledged {}/s; {} fills, {} rejects; other load {}",
+                m.mode.name(),
+                m.achieved_rate,
+                m.acked_rate,
+                m.fills,
+                m.rejects,
+                m.other_load_cores.map_or("unknown".into(), |c| format!("{c:.2} cores")),
+            );
+            if m.saturated {
+                let _ = writeln!(
+                    s,
+                    "  SATURATED: below {:.0} % of the offered rate; the latencies below measure a queue",
+                    SATURATED_BELOW * 100.0
+                );
+            }
+            line(&mut s, "  order-to-ack (all)", &m.order_to_ack_ns);
+            line(&mut s, "    new orders", &m.new_order_to_ack_ns);
+            line(&mut s, "    cancels", &m.cancel_to_ack_ns);
+            let _ = writeln!(
+                s,
+                "  order-to-ack / ping-pong: p50 {:.2}, p99 {:.2}",
+                m.p50_over_pingpong, m.p99_over_pingpong
+            );
         }
-        let _ = writeln!(s, "p50 order-to-ack / p50 ping-pong: {:.2}", self.p50_over_pingpong);
         s
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Regression (`bench wire: the load on its own thread`): the load pinned the calling
+    /// thread, the next mode's node threads inherited that one core, and `--pin-gateway`
+    /// to the other core was refused. Both modes run here, the load pinned to one core
+    /// and the node to another, and each mode answers every measured request.
+    #[test]
+    fn a_pinned_load_does_not_confine_the_next_modes_node() -> anyhow::Result<()> {
+        let cores = std::thread::available_parallelism().map_or(1, std::num::NonZeroUsize::get);
+        // One core: nothing to confine.
+        let (client, node) = if cores >= 2 { (Some(0), Some(1)) } else { (None, None) };
+        let opts = Options {
+            sessions: 2,
+            rate: 2_000,
+            requests: 200,
+            warmup: 20,
+            pingpong: 20,
+            seed: 7,
+            pin_client: client,
+            pin_gateway: node,
+            pin_sequencer: node,
+            mode: vec![NodeMode::Threads, NodeMode::SingleThread],
+            json: true,
+        };
+        let report = run(&opts)?;
+        let modes: Vec<NodeMode> = report.modes.iter().map(|m| m.mode).collect();
+        assert_eq!(modes, [NodeMode::Threads, NodeMode::SingleThread]);
+        for m in &report.modes {
+            assert!(m.order_to_ack_ns.p50 > 0 && m.order_to_ack_ns.p50 <= m.order_to_ack_ns.p99, "{m:?}");
+        }
+        Ok(())
     }
 }
