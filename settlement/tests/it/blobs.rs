@@ -40,6 +40,18 @@ fn settle(journal: &std::path::Path, chain: &mut dyn Chain, da: Da) -> (tempfile
     (batches, files)
 }
 
+/// The first batch of a 4-account, 300-command stream, committed in blobs to a fresh
+/// embedded chain: the chain's directory, the chain, the batch.
+fn first_batch_committed_in_blobs() -> (tempfile::TempDir, EmbeddedChain, Batch) {
+    let journal = tempfile::tempdir().unwrap();
+    write_journal(journal.path(), &chain_stream(4, 300));
+    let first = Batch::of(&l2x_settlement::epoch::from_journal(journal.path(), POLICY, &Ledger::default()).unwrap()[0]);
+    let dir = tempfile::tempdir().unwrap();
+    let mut chain = EmbeddedChain::open_with_clock(dir.path(), FixedClock::TESTS).unwrap();
+    chain.commit_blobs(&first).unwrap();
+    (dir, chain, first)
+}
+
 /// Every `BatchBlobs` log of the contract at `address`: (index, versioned hashes, transaction).
 fn blob_logs(node: &l2x_settlement::devnode::Anvil, address: Address) -> Vec<(u64, Vec<B256>, B256)> {
     let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
@@ -176,12 +188,7 @@ fn blob_commits_spend_the_same_gas_on_anvil_and_the_embedded_chain() {
 /// The blob store's files, damaged: each read is an error naming the file.
 #[test]
 fn a_damaged_blob_store_is_a_named_error() {
-    let journal = tempfile::tempdir().unwrap();
-    write_journal(journal.path(), &chain_stream(4, 300));
-    let first = Batch::of(&l2x_settlement::epoch::from_journal(journal.path(), POLICY, &Ledger::default()).unwrap()[0]);
-    let dir = tempfile::tempdir().unwrap();
-    let mut chain = EmbeddedChain::open_with_clock(dir.path(), FixedClock::TESTS).unwrap();
-    chain.commit_blobs(&first).unwrap();
+    let (dir, chain, first) = first_batch_committed_in_blobs();
     let hashes = blob_hashes(&first).unwrap();
     assert_eq!(hashes.len(), 1);
     let hash = hashes[0];
@@ -226,12 +233,7 @@ fn a_damaged_blob_store_is_a_named_error() {
 /// hashes file and its blobs; each of them damaged or gone is an error naming the file.
 #[test]
 fn a_blob_commit_reads_back_from_the_embedded_chain_and_damage_names_the_file() {
-    let journal = tempfile::tempdir().unwrap();
-    write_journal(journal.path(), &chain_stream(4, 300));
-    let first = Batch::of(&l2x_settlement::epoch::from_journal(journal.path(), POLICY, &Ledger::default()).unwrap()[0]);
-    let dir = tempfile::tempdir().unwrap();
-    let mut chain = EmbeddedChain::open_with_clock(dir.path(), FixedClock::TESTS).unwrap();
-    chain.commit_blobs(&first).unwrap();
+    let (dir, mut chain, first) = first_batch_committed_in_blobs();
     let hashes = blob_hashes(&first).unwrap();
     let posted = chain.posted(1).unwrap();
     assert_eq!(posted.carrier, Carrier::Blobs { transaction: None, versioned_hashes: hashes.clone() });
@@ -298,12 +300,7 @@ fn data_past_six_blobs_is_refused_before_sending() {
 /// blob read (its blobs need not exist).
 #[test]
 fn a_long_or_foreign_hashes_file_is_damaged_before_any_blob_is_read() {
-    let journal = tempfile::tempdir().unwrap();
-    write_journal(journal.path(), &chain_stream(4, 300));
-    let first = Batch::of(&l2x_settlement::epoch::from_journal(journal.path(), POLICY, &Ledger::default()).unwrap()[0]);
-    let dir = tempfile::tempdir().unwrap();
-    let mut chain = EmbeddedChain::open_with_clock(dir.path(), FixedClock::TESTS).unwrap();
-    chain.commit_blobs(&first).unwrap();
+    let (dir, mut chain, _) = first_batch_committed_in_blobs();
     let hashes_file = batch_data::hashes_path(dir.path(), 1);
     let input = batch_data::path(dir.path(), 1);
     let good = std::fs::read(&hashes_file).unwrap();
